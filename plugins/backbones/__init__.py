@@ -1,0 +1,1 @@
+"""Built-in backbones plugins, registered through this project's entry points."""

@@ -1,0 +1,27 @@
+"""``resnet50``: torchvision's ImageNet ResNet-50 (IMAGENET1K_V2, downloaded on first use), 2048-d."""
+
+from __future__ import annotations
+
+from textclf.plugin_types import ImageBackbonePlugin
+
+
+def build(pretrained: bool = True):
+    """ResNet-50 with the classifier replaced by identity; ``pretrained=False`` gives random weights."""
+    from torch import nn
+    from torchvision.models import ResNet50_Weights, resnet50
+
+    net = resnet50(weights=ResNet50_Weights.IMAGENET1K_V2 if pretrained else None)
+    net.fc = nn.Identity()
+    return net
+
+
+def last_layer(net):
+    """The paper's trainable 'last layer': ResNet-50's final stage."""
+    return net.layer4
+
+
+PLUGIN = ImageBackbonePlugin(
+    name="resnet50", summary="torchvision ResNet-50 IMAGENET1K_V2 (downloads), 2048-d", dim=2048,
+    input_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), build=build,
+    weights_id="torchvision-resnet50-IMAGENET1K_V2", needs_download=True,
+)

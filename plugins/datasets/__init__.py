@@ -1,0 +1,1 @@
+"""Built-in datasets plugins, registered through this project's entry points."""

@@ -1,0 +1,64 @@
+"""Fashion-MNIST: the Debian package's files when present, else torchvision's download."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from textclf.plugin_types import DatasetPlugin
+
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def read_idx(path: Path):
+    """Read an IDX file (optionally gzipped) into a numpy array."""
+    import numpy as np
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if data[0] != 0 or data[1] != 0 or data[2] != 8:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _find_dir() -> Path:
+    from textclf.data import cache_root
+
+    candidates = [DEBIAN_DIR, cache_root() / "datasets" / "FashionMNIST" / "raw"]
+    for folder in candidates:
+        if all((folder / f).exists() for pair in FILES.values() for f in pair):
+            return folder
+    # Only reached when the user asked for fashion-mnist and no local copy exists.
+    from torchvision.datasets import FashionMNIST
+
+    root = cache_root() / "datasets"
+    FashionMNIST(str(root), train=True, download=True)
+    FashionMNIST(str(root), train=False, download=True)
+    return root / "FashionMNIST" / "raw"
+
+
+def load():
+    """Load Fashion-MNIST's official train (60k) and test (10k) splits as RGB uint8."""
+    import numpy as np
+
+    from textclf.data import Dataset, Split
+
+    folder = _find_dir()
+    splits = {}
+    for split, (img_file, lbl_file) in FILES.items():
+        images = read_idx(folder / img_file)
+        labels = read_idx(folder / lbl_file).astype(np.int64)
+        splits[split] = Split(labels, np.repeat(images[..., None], 3, axis=-1))
+    return Dataset("fashion-mnist", list(CLASS_NAMES), splits["train"], splits["test"])
+
+
+PLUGIN = DatasetPlugin("fashion-mnist", "Zalando Fashion-MNIST (Debian dataset-fashion-mnist, else download)", load)

@@ -1,0 +1,59 @@
+"""``imagefolder:PATH``: ``PATH/train/<class>/*`` and ``PATH/test/<class>/*`` (or ``val/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textclf.plugin_types import DatasetPlugin
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _scan(folder: Path, classes: list[str], warnings: list[str]):
+    import numpy as np
+    from PIL import Image
+
+    from textclf.data import Split
+
+    paths, labels = [], []
+    for ci, cls in enumerate(classes):
+        cdir = folder / cls
+        if not cdir.is_dir():
+            continue
+        for p in sorted(cdir.iterdir()):
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(p) as im:
+                    im.verify()
+            except Exception as exc:
+                warnings.append(f"skipped unreadable image {p}: {type(exc).__name__}")
+                continue
+            paths.append(str(p))
+            labels.append(ci)
+    return Split(np.asarray(labels, dtype=np.int64), paths=paths)
+
+
+def load(path: str):
+    """Load an image folder; unreadable images are skipped and listed in ``warnings``."""
+    from textclf.data import Dataset
+    from textclf.errors import TextclfError
+
+    root = Path(path).expanduser()
+    train_dir = root / "train"
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    if not train_dir.is_dir() or test_dir is None:
+        raise TextclfError(f"imagefolder '{path}' needs 'train/' and 'test/' (or 'val/') class folders")
+    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    if not classes:
+        raise TextclfError(f"imagefolder '{path}': no class folders under train/")
+    warnings: list[str] = []
+    train = _scan(train_dir, classes, warnings)
+    test = _scan(test_dir, classes, warnings)
+    if len(train) == 0:
+        raise TextclfError(f"imagefolder '{path}': no readable images under train/")
+    return Dataset(f"imagefolder-{root.name}", classes, train, test, warnings)
+
+
+PLUGIN = DatasetPlugin("imagefolder", "your images: PATH/train/<class>/*, PATH/test/<class>/*", load,
+                       takes_argument=True)

@@ -1,0 +1,1 @@
+"""Built-in describers plugins, registered through this project's entry points."""

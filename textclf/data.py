@@ -1,0 +1,126 @@
+"""Dataset objects shared by the dataset plugins, and their resolution by name.
+
+A split holds either decoded uint8 images in memory (N, H, W, 3) or a list of file paths
+(image folders). Both hand out PIL images, so preprocessing follows from the backbone alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def cache_root() -> Path:
+    """The cache folder: ``$TEXTCLF_CACHE`` or ``~/.cache/textclf``."""
+    return Path(os.environ.get("TEXTCLF_CACHE", Path.home() / ".cache" / "textclf"))
+
+
+@dataclass
+class Split:
+    """One split of a dataset: images (array or paths) and integer labels."""
+
+    labels: np.ndarray
+    images: Optional[np.ndarray] = None  # uint8 (N, H, W, 3)
+    paths: Optional[list[str]] = None
+    _fingerprint: Optional[str] = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def pil(self, index: int):
+        """Image ``index`` as an RGB PIL image."""
+        from PIL import Image
+
+        if self.images is not None:
+            return Image.fromarray(self.images[index])
+        with Image.open(self.paths[index]) as im:
+            return im.convert("RGB")
+
+    def subset(self, indices: Sequence[int]) -> "Split":
+        """A new split with only ``indices`` (order kept)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return Split(
+            labels=self.labels[idx],
+            images=None if self.images is None else self.images[idx],
+            paths=None if self.paths is None else [self.paths[i] for i in idx],
+        )
+
+    def fingerprint(self) -> str:
+        """A content hash of the images and labels (cache key part)."""
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+            if self.images is not None:
+                h.update(str(self.images.shape).encode())
+                h.update(np.ascontiguousarray(self.images).tobytes())
+            else:
+                for p in self.paths or []:
+                    st = os.stat(p)
+                    h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+@dataclass
+class Dataset:
+    """A named dataset: class names plus train and test splits."""
+
+    name: str
+    class_names: list[str]
+    train: Split
+    test: Split
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes."""
+        return len(self.class_names)
+
+    def split(self, name: str) -> Split:
+        """The split called ``name`` (train or test)."""
+        if name not in ("train", "test"):
+            from textclf.errors import unknown_choice
+
+            raise unknown_choice("split", name, ["train", "test"])
+        return getattr(self, name)
+
+
+def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices per class: (kept ``fraction``, rest), seeded and sorted.
+
+    Every class keeps at least one example when it has one.
+    """
+    rng = np.random.default_rng(seed)
+    keep, rest = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        k = max(1, int(round(fraction * len(idx)))) if len(idx) else 0
+        k = min(k, len(idx))
+        keep.append(idx[:k])
+        rest.append(idx[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(rest))
+
+
+def load_dataset(name: str, *, max_train: Optional[int] = None, max_test: Optional[int] = None,
+                 seed: int = 0) -> Dataset:
+    """Resolve a dataset by registry name (``imagefolder:PATH`` included) and load it.
+
+    ``max_train``/``max_test`` keep a stratified, seeded subset (fast experiments, CI).
+    """
+    from textclf.registry import registry
+
+    plugin, arg = registry("datasets").get(name)
+    ds = plugin.load(arg) if plugin.takes_argument else plugin.load()
+    if max_train is not None and max_train < len(ds.train):
+        keep, _ = stratified_indices(ds.train.labels, max_train / len(ds.train), seed)
+        ds.train = ds.train.subset(keep)
+    if max_test is not None and max_test < len(ds.test):
+        keep, _ = stratified_indices(ds.test.labels, max_test / len(ds.test), seed)
+        ds.test = ds.test.subset(keep)
+    return ds

@@ -1,0 +1,208 @@
+"""Plugin registry over entry-point groups (the built-ins use the same groups as third parties).
+
+A name maps to an entry point and is loaded on first use. Two distributions that register one
+name make that name an error naming both; a plugin whose import fails is reported and skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Optional
+
+from textclf.errors import TextclfError, unknown_choice
+
+GROUPS = {
+    "prompts": "textclf.prompts",
+    "backbones": "textclf.backbones",
+    "describers": "textclf.describers",
+    "datasets": "textclf.datasets",
+}
+
+
+@dataclass
+class PluginEntry:
+    """One registered plugin: where it comes from and, once loaded, the object or the error."""
+
+    name: str
+    group: str
+    value: str
+    package: str
+    obj: Any = None
+    error: Optional[str] = None
+    conflict: Optional[str] = None
+    loaded: bool = False
+
+    @property
+    def status(self) -> str:
+        """'ok', 'not loaded', or the error that makes this plugin unusable."""
+        if self.conflict:
+            return f"conflict: {self.conflict}"
+        if self.error:
+            return f"broken: {self.error}"
+        return "ok" if self.loaded else "not loaded"
+
+
+def _package_of(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else "?"
+
+
+class Registry:
+    """Entry points of one group by name, loaded lazily."""
+
+    def __init__(self, kind: str):
+        if kind not in GROUPS:
+            raise ValueError(kind)
+        self.kind = kind
+        self.group = GROUPS[kind]
+        self._entries: Optional[dict[str, PluginEntry]] = None
+
+    def entries(self) -> dict[str, PluginEntry]:
+        """All entries of the group by name (duplicates marked as conflicts)."""
+        if self._entries is None:
+            found: dict[str, PluginEntry] = {}
+            seen: set[tuple[str, str]] = set()
+            for ep in metadata.entry_points(group=self.group):
+                key = (ep.name, ep.value)
+                if key in seen:  # the same distribution seen twice on sys.path
+                    continue
+                seen.add(key)
+                entry = PluginEntry(ep.name, self.group, ep.value, _package_of(ep))
+                entry._ep = ep  # type: ignore[attr-defined]
+                if ep.name in found:
+                    other = found[ep.name]
+                    msg = (f"{self.kind[:-1]} name '{ep.name}' is registered by both "
+                           f"'{other.package}' and '{entry.package}'")
+                    other.conflict = entry.conflict = msg
+                    found[f"{ep.name}@{entry.package}"] = entry
+                    continue
+                found[ep.name] = entry
+            self._entries = found
+        return self._entries
+
+    def load(self, entry: PluginEntry) -> Any:
+        """Import one entry's object, recording (not raising) an import failure."""
+        if not entry.loaded and entry.error is None:
+            try:
+                entry.obj = entry._ep.load()  # type: ignore[attr-defined]
+                entry.loaded = True
+            except Exception as exc:  # a third-party plugin may raise anything
+                entry.error = f"{type(exc).__name__}: {exc}"
+        return entry.obj
+
+    def load_all(self) -> list[PluginEntry]:
+        """Load every entry (for listing); broken ones keep their error."""
+        entries = list(self.entries().values())
+        for entry in entries:
+            if not entry.conflict:
+                self.load(entry)
+        return entries
+
+    def names(self) -> list[str]:
+        """Usable names (aliases included where a plugin declares them)."""
+        names = []
+        for name, entry in self.entries().items():
+            if "@" in name:
+                continue
+            names.append(name)
+        return names
+
+    def get(self, name: str) -> tuple[Any, Optional[str]]:
+        """Resolve ``name`` (or ``name:ARG``) to ``(plugin, argument)``; exit-2 errors otherwise."""
+        entries = self.entries()
+        base, sep, arg = name.partition(":")
+        entry = entries.get(name) or entries.get(base)
+        if entry is None:
+            alias = self._find_alias(name)
+            if alias is not None:
+                return alias, None
+            raise unknown_choice(self.kind[:-1].replace("backbone", "backbone"), name,
+                                 self._display_names())
+        if entry.conflict:
+            raise TextclfError(entry.conflict)
+        obj = self.load(entry)
+        if entry.error:
+            raise TextclfError(f"{self.kind[:-1]} plugin '{entry.name}' from '{entry.package}' "
+                               f"failed to load: {entry.error}")
+        takes = getattr(obj, "takes_argument", False)
+        if entry.name == name and not sep:
+            if takes:
+                raise TextclfError(f"{self.kind[:-1]} '{name}' needs an argument: '{name}:...'")
+            return obj, None
+        if not takes:
+            raise unknown_choice(self.kind[:-1], name, self._display_names())
+        if not arg:
+            raise TextclfError(f"{self.kind[:-1]} '{name}' needs an argument after ':'")
+        return obj, arg
+
+    def _find_alias(self, name: str) -> Any:
+        for entry in self.entries().values():
+            if entry.conflict:
+                continue
+            obj = self.load(entry)
+            if obj is not None and name in getattr(obj, "aliases", ()):
+                return obj
+        return None
+
+    def _display_names(self) -> list[str]:
+        out = []
+        for name, entry in self.entries().items():
+            if "@" in name:
+                continue
+            obj = self.load(entry) if not entry.conflict else None
+            out.append(f"{name}:..." if getattr(obj, "takes_argument", False) else name)
+        return out
+
+
+_REGISTRIES: dict[str, Registry] = {}
+
+
+def registry(kind: str) -> Registry:
+    """The process-wide registry for ``kind`` (prompts, backbones, describers, datasets)."""
+    if kind not in _REGISTRIES:
+        _REGISTRIES[kind] = Registry(kind)
+    return _REGISTRIES[kind]
+
+
+def reset() -> None:
+    """Forget loaded registries (tests that install plugins at run time call this)."""
+    _REGISTRIES.clear()
+
+
+def get_image_backbone(name: str):
+    """Resolve an image backbone by name; text backbones are refused with the valid choices."""
+    obj, _arg = registry("backbones").get(name)
+    if getattr(obj, "modality", None) != "image":
+        raise unknown_choice("image backbone", name, image_backbone_names())
+    return obj
+
+
+def get_text_backbone(name: str):
+    """Resolve a text backbone by name (``hf:<id>`` included); returns ``(plugin, argument)``."""
+    obj, arg = registry("backbones").get(name)
+    if getattr(obj, "modality", None) != "text":
+        raise unknown_choice("text backbone", name, text_backbone_names())
+    return obj, arg
+
+
+def _backbone_names(modality: str) -> list[str]:
+    reg = registry("backbones")
+    out = []
+    for name, entry in reg.entries().items():
+        if "@" in name or entry.conflict:
+            continue
+        obj = reg.load(entry)
+        if getattr(obj, "modality", None) == modality:
+            out.append(f"{name}:<id>" if getattr(obj, "takes_argument", False) else name)
+    return out
+
+
+def image_backbone_names() -> list[str]:
+    """Names of the installed image backbones."""
+    return _backbone_names("image")
+
+
+def text_backbone_names() -> list[str]:
+    """Names of the installed text backbones."""
+    return _backbone_names("text")
