@@ -17,6 +17,10 @@ CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
+    # Protocol-5 pickles of contiguous arrays (Python 3 re-saves) rebuild through _frombuffer.
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    # Protocol-2 pickles written by Python 3 encode bytes (keys such as b"data") this way.
+    ("_codecs", "encode"),
 }
 
 
@@ -31,8 +35,17 @@ def read_batch(path: Path) -> tuple:
     """Read one CIFAR batch file: (uint8 images (N, 32, 32, 3), int64 labels)."""
     import numpy as np
 
-    with open(path, "rb") as fh:
-        d = _SafeUnpickler(fh, encoding="latin1").load()
+    from textclf.errors import TextclfError
+
+    try:
+        with open(path, "rb") as fh:
+            d = _SafeUnpickler(fh, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise TextclfError(f"{path} is not a CIFAR-10 python batch: {exc}") from None
+    if not isinstance(d, dict):
+        raise TextclfError(f"{path} is not a CIFAR-10 python batch (no dict inside)")
+    # The official batches (Python 2 pickles) give str keys; Python 3 re-saves may give bytes.
+    d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
     data = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     labels = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
     return np.ascontiguousarray(data), labels
