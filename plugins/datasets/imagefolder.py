@@ -24,8 +24,11 @@ def _scan(folder: Path, classes: list[str], warnings: list[str]):
             if p.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
+                # verify() checks little for JPEG (a truncated file passes), so decode for real;
+                # draft() lets JPEG decode at a reduced scale, which keeps the scan cheap.
                 with Image.open(p) as im:
-                    im.verify()
+                    im.draft("RGB", (64, 64))
+                    im.load()
             except Exception as exc:
                 warnings.append(f"skipped unreadable image {p}: {type(exc).__name__}")
                 continue
