@@ -19,10 +19,11 @@ def collect() -> list[dict]:
         reg = registry(kind)
         for entry in reg.load_all():
             obj = entry.obj
-            summary = getattr(obj, "summary", None) or getattr(obj, "text", "") or ""
+            summary = str(getattr(obj, "summary", None) or getattr(obj, "text", "") or "")
             detail = kind[:-1]
             if kind == "backbones" and obj is not None:
-                detail = f"{obj.modality} backbone, {obj.dim}-d"
+                # getattr: a third-party entry point may resolve to something that is no plugin.
+                detail = f"{getattr(obj, 'modality', '?')} backbone, {getattr(obj, 'dim', '?')}-d"
             rows.append({
                 "name": entry.name + (":..." if getattr(obj, "takes_argument", False) else ""),
                 "kind": detail,
@@ -36,6 +37,7 @@ def collect() -> list[dict]:
 @handle_errors
 def command(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List plugins."""
+    from rich.markup import escape
     from rich.table import Table
 
     rows = collect()
@@ -47,5 +49,7 @@ def command(json_out: bool = typer.Option(False, "--json", help="Print JSON inst
         table.add_column(col, overflow="fold")
     for r in rows:
         style = None if r["status"] == "ok" else "red"
-        table.add_row(r["name"], r["kind"], r["package"], r["status"], r["summary"], style=style)
+        # escape: plugin summaries and error messages are not Rich markup.
+        table.add_row(*(escape(r[c]) for c in ("name", "kind", "package", "status", "summary")),
+                      style=style)
     console.print(table)
