@@ -39,6 +39,8 @@ def _scan(folder: Path, classes: list[str], warnings: list[str]):
 
 def load(path: str):
     """Load an image folder; unreadable images are skipped and listed in ``warnings``."""
+    import numpy as np
+
     from textclf.data import Dataset
     from textclf.errors import TextclfError
 
@@ -55,6 +57,8 @@ def load(path: str):
     test = _scan(test_dir, classes, warnings)
     if len(train) == 0:
         raise TextclfError(f"imagefolder '{path}': no readable images under train/")
+    counts = np.bincount(train.labels, minlength=len(classes))
+    warnings += [f"class '{c}' has no readable images under train/" for c, n in zip(classes, counts) if n == 0]
     return Dataset(f"imagefolder-{root.name}", classes, train, test, warnings)
 
 
