@@ -21,8 +21,12 @@ demo: $(STAMP)
 	$(BIN)/textclf export onnx runs/demo
 	$(BIN)/textclf predict runs/demo/model.onnx demo_images/*.png
 
+# pytest exits 5 when it collects no test; that is not a failure of the code under test.
+# (make reports any failing recipe as exit 2, so the mapping has to happen here, not in .ci/run.)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@rc=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): treated as success"; rc=0; fi; \
+	exit $$rc
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f; done
