@@ -1,0 +1,337 @@
+"""The describing engine: ask a describer for every (class, sample), persist as results arrive.
+
+Library code: no printing, no Typer. Progress is reported through a callback that receives
+:class:`DescribeEvent` objects. Requests run concurrently (``asyncio`` with a semaphore);
+every finished description is written at once (atomic rewrite of the whole file, marked
+``complete: false`` until the last one), so a crash or a kill loses at most the requests in
+flight, and a rerun asks only for what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from textclf.errors import TextclfError
+
+OFFLINE_CHOICES = "builtin, classname, random-words, file:PATH"
+
+
+# --------------------------------------------------------------------------- prompts
+
+def resolve_prompt(name: str):
+    """A registered prompt template by name or alias (``"3"``, ``"type3"``)."""
+    from textclf.registry import registry
+
+    obj, _arg = registry("prompts").get(str(name))
+    return obj
+
+
+def custom_prompt(text: str):
+    """A prompt template from inline text containing ``{class_name}`` (or the paper's ``{}``)."""
+    from textclf.plugin_types import PromptTemplate
+    from textclf.plugins.prompts import TYPE2
+
+    if "{class_name}" not in text and "{}" in text:
+        text = text.replace("{}", "{class_name}")
+    if "{class_name}" not in text:
+        raise TextclfError(f"--prompt-template '{text}' must contain {{class_name}}, "
+                           f"e.g. 'Describe the shape of a {{class_name}} in one sentence.'")
+    try:
+        text.format(class_name="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise TextclfError(f"--prompt-template '{text}' has a placeholder other than {{class_name}} "
+                           f"({type(exc).__name__}: {exc}); write literal braces as {{{{ and }}}}") from None
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return PromptTemplate(f"custom-{digest}", text, TYPE2.system, max_tokens=TYPE2.max_tokens)
+
+
+def prompts_for(prompt_type: Optional[str], prompt_template: Optional[str] = None) -> list:
+    """The templates a ``describe`` run covers: one, ``all`` four paper prompts, or a custom one."""
+    if prompt_template is not None:
+        if prompt_type is not None:
+            raise TextclfError("use either --prompt-type or --prompt-template, not both")
+        return [custom_prompt(prompt_template)]
+    spec = (prompt_type or "1").strip()
+    if spec.lower() == "all":
+        return [resolve_prompt(f"type{i}") for i in range(1, 5)]
+    try:
+        return [resolve_prompt(spec)]
+    except TextclfError:
+        from textclf.registry import registry
+
+        names = registry("prompts").names()
+        aliases = [a for n in names for a in getattr(resolve_prompt(n), "aliases", ())]
+        raise TextclfError(f"unknown --prompt-type '{spec}'; valid choices: "
+                           f"{', '.join(sorted(aliases) + ['all'] + sorted(names))}") from None
+
+
+# --------------------------------------------------------------------------- datasets
+
+def dataset_class_names(dataset: str) -> list[str]:
+    """Class names of a dataset, without loading its images when the plugin lists them."""
+    from textclf.registry import registry
+
+    plugin, _arg = registry("datasets").get(dataset)
+    if not getattr(plugin, "takes_argument", False):
+        module = sys.modules.get(getattr(plugin.load, "__module__", ""), None)
+        names = getattr(module, "CLASS_NAMES", None)
+        if names:
+            return list(names)
+    from textclf.data import load_dataset
+
+    return list(load_dataset(dataset).class_names)
+
+
+# --------------------------------------------------------------------------- describers
+
+def make_describer(name: str, **options) -> tuple[Any, Any]:
+    """Resolve a describer name (``file:PATH`` included) and build it: ``(plugin, describer)``."""
+    from textclf.registry import registry
+
+    plugin, arg = registry("describers").get(name)
+    if arg is not None:
+        options["argument"] = arg
+    return plugin, plugin.make(**options)
+
+
+def default_describer(dataset: str, prompt_names: list[str]) -> tuple[str, Optional[str]]:
+    """The describer to use when none is named, and a one-line note when it is not ``openai``."""
+    if os.environ.get("OPENAI_API_KEY"):
+        return "openai", None
+    from textclf.plugins.describers.builtin import builtin_datasets, builtin_path
+
+    if all(builtin_path(dataset, p) is not None for p in prompt_names):
+        return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {dataset} descriptions "
+                           f"(--describer openai with a key, or another --describer, to change)")
+    if dataset in builtin_datasets():
+        why = f"there are built-in descriptions for {dataset} only for prompts type1..type4"
+    else:
+        why = f"there are no built-in descriptions for dataset '{dataset}' (only for {', '.join(builtin_datasets())})"
+    raise TextclfError(f"no describer available: OPENAI_API_KEY is not set and {why}; set OPENAI_API_KEY "
+                       f"(any value for a local server given with --base-url) or pick one with "
+                       f"--describer {OFFLINE_CHOICES}")
+
+
+# --------------------------------------------------------------------------- engine
+
+@dataclass
+class DescribeEvent:
+    """Progress report. ``kind`` is ``plan`` (``total`` requests to make, ``kept`` texts already
+    on disk), ``done`` (one description arrived for ``class_name``/``sample``), ``retry``
+    (``attempt``, ``delay`` seconds, ``reason``) or ``finished``."""
+
+    kind: str
+    prompt: str = ""
+    class_name: Optional[str] = None
+    sample: Optional[int] = None
+    total: int = 0
+    kept: int = 0
+    attempt: int = 0
+    delay: float = 0.0
+    reason: str = ""
+    text: str = ""
+
+
+@dataclass
+class DescribeOptions:
+    """One ``describe`` run: one dataset, one prompt, one output file."""
+
+    dataset: str
+    class_names: list[str]
+    prompt: Any  # PromptTemplate
+    describer: str
+    out: Path
+    samples: int = 1
+    model: Optional[str] = None
+    base_url: Optional[str] = None
+    temperature: Optional[float] = None
+    seed: Optional[int] = None
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_retries: int = 5
+    backoff_base: Optional[float] = None
+    force: bool = False
+
+
+@dataclass
+class DescribeResult:
+    """What a run wrote: the validated file, and per class whether texts were kept or fetched."""
+
+    path: Path
+    file: Any  # DescriptionFile
+    kept: dict[str, int] = field(default_factory=dict)
+    fetched: dict[str, int] = field(default_factory=dict)
+    source_label: str = ""
+    seconds: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        """Descriptions fetched by this run."""
+        return sum(self.fetched.values())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _identity(prov: dict, prompt) -> dict:
+    return {"describer": prov.get("describer"), "model": prov.get("model"),
+            "temperature": prov.get("temperature"), "seed": prov.get("seed"),
+            "prompt_text": prompt.text, "prompt_system": prompt.system}
+
+
+def _check_resumable(existing, prov: dict, prompt, out: Path) -> None:
+    mine = _identity(prov, prompt)
+    theirs = {"describer": existing.describer, "model": existing.model,
+              "temperature": existing.temperature, "seed": existing.seed,
+              "prompt_text": existing.prompt_text,
+              "prompt_system": existing.prompt_system}
+    for key, value in mine.items():
+        if theirs[key] != value:
+            raise TextclfError(f"{out} was written with {key} {theirs[key]!r}, this run uses {value!r}; "
+                               f"use --force to replace it or --out to write elsewhere")
+
+
+def _n_samples(desc, class_name: str, samples: int) -> int:
+    limit_fn = getattr(desc, "max_samples", None)
+    limit = limit_fn(class_name) if limit_fn is not None else None
+    return samples if limit is None else max(1, min(samples, limit))
+
+
+async def _call(fn, *args):
+    out = fn(*args)
+    if inspect.isawaitable(out):
+        out = await out
+    return out
+
+
+async def describe_async(opts: DescribeOptions,
+                         on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
+    """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
+    from textclf import __version__
+    from textclf.atomic import write_json
+    from textclf.descriptions import DescriptionFile, load_descriptions
+
+    started = time.perf_counter()
+    emit = on_event or (lambda _e: None)
+    prompt = opts.prompt
+    if opts.samples < 1:
+        raise TextclfError(f"--samples must be at least 1, got {opts.samples}")
+    if opts.concurrency < 1:
+        raise TextclfError(f"--concurrency must be at least 1, got {opts.concurrency}")
+    class_names = list(opts.class_names)
+    out = Path(opts.out)
+
+    existing = None
+    if out.exists() and not opts.force:
+        try:
+            existing = load_descriptions(out, class_names, partial=True)
+        except TextclfError as exc:
+            raise TextclfError(f"{exc}; use --force to overwrite it") from None
+
+    def retry_hook(class_name: str, attempt: int, delay: float, reason: str) -> None:
+        emit(DescribeEvent("retry", prompt.name, class_name, attempt=attempt, delay=delay, reason=reason))
+
+    plugin, desc = make_describer(
+        opts.describer, dataset=opts.dataset, class_names=class_names, model=opts.model,
+        base_url=opts.base_url, temperature=opts.temperature, seed=opts.seed, samples=opts.samples,
+        concurrency=opts.concurrency, timeout=opts.timeout, max_retries=opts.max_retries,
+        backoff_base=opts.backoff_base, on_retry=retry_hook)
+    try:
+        prov = dict(desc.provenance())
+        if existing is not None:
+            _check_resumable(existing, prov, prompt, out)
+        texts: dict[str, list[str]] = {c: list(existing.descriptions.get(c, [])) if existing else []
+                                       for c in class_names}
+        kept = {c: len(texts[c]) for c in class_names}
+        wanted = {c: _n_samples(desc, c, opts.samples) for c in class_names}
+        plan = [(c, i) for c in class_names for i in range(len(texts[c]), wanted[c])]
+        created = existing.created_at if existing is not None else _now()
+        samples_field = max(max(wanted.values(), default=1), existing.samples if existing is not None else 1)
+        emit(DescribeEvent("plan", prompt.name, total=len(plan), kept=sum(kept.values())))
+
+        new_texts: dict[str, dict[int, str]] = {c: {} for c in class_names}
+
+        def build(complete: bool) -> DescriptionFile:
+            desc_map = {}
+            for c in class_names:
+                merged = texts[c] + [new_texts[c][i] for i in sorted(new_texts[c])]
+                if merged:
+                    desc_map[c] = merged
+            return DescriptionFile(
+                dataset=opts.dataset, class_names=class_names, prompt_name=prompt.name,
+                prompt_text=prompt.text, prompt_system=prompt.system,
+                describer=prov.get("describer", opts.describer), model=prov.get("model"),
+                base_url=prov.get("base_url"), temperature=prov.get("temperature"),
+                seed=prov.get("seed"), samples=samples_field, created_at=created, updated_at=_now(),
+                textclf_version=__version__, complete=complete, descriptions=desc_map)
+
+        if not plan and existing is not None and existing.complete:
+            return DescribeResult(out, existing, kept, {c: 0 for c in class_names},
+                                  prov.get("label", prov.get("describer", "")),
+                                  time.perf_counter() - started)
+
+        sem = asyncio.Semaphore(opts.concurrency)
+        fetched = {c: 0 for c in class_names}
+
+        failed: list[BaseException] = []
+
+        async def one(class_name: str, index: int) -> None:
+            async with sem:
+                if failed:  # another request failed for good: start nothing new
+                    return
+                try:
+                    text = await _call(desc.describe, class_name, prompt, index)
+                except BaseException as exc:
+                    failed.append(exc)
+                    raise
+            text = str(text or "").strip()
+            if not text:
+                raise TextclfError(f"describer '{opts.describer}' returned an empty description "
+                                   f"for class '{class_name}'")
+            new_texts[class_name][index] = text
+            fetched[class_name] += 1
+            # Persist at once; the write is small, synchronous and atomic (temp file + rename).
+            write_json(out, build(complete=False).to_json())
+            emit(DescribeEvent("done", prompt.name, class_name, sample=index, text=text))
+
+        tasks = [asyncio.ensure_future(one(c, i)) for c, i in plan]
+        try:
+            for fut in asyncio.as_completed(tasks):
+                await fut
+        except BaseException as exc:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            done = sum(fetched.values())
+            if isinstance(exc, TextclfError) and done:
+                raise TextclfError(f"{exc} ({done} of {len(plan)} descriptions saved to {out}; "
+                                   f"rerun to fetch the rest)") from None
+            raise
+        final = build(complete=True)
+        write_json(out, final.to_json())
+        emit(DescribeEvent("finished", prompt.name, total=len(plan)))
+        return DescribeResult(out, final, kept, fetched, prov.get("label", prov.get("describer", "")),
+                              time.perf_counter() - started)
+    finally:
+        closer = getattr(desc, "aclose", None)
+        if closer is not None:
+            try:
+                await closer()
+            except Exception:  # closing a client must not hide the real outcome
+                pass
+
+
+def run_describe(opts: DescribeOptions,
+                 on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
+    """Synchronous wrapper around :func:`describe_async`."""
+    return asyncio.run(describe_async(opts, on_event))

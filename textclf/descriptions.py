@@ -1,0 +1,278 @@
+"""Class-description files: schema, validation on read, lookup, and offline generation.
+
+A description file holds the texts that describe each class of one dataset for one prompt,
+plus the provenance needed to trust and reproduce them (who wrote them, with which prompt,
+model and settings). ``textclf describe`` writes them; ``train`` and ``ablate`` read them
+through :func:`resolve_descriptions`, which validates the schema and the exact class set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Optional
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from textclf.errors import TextclfError
+
+SCHEMA_VERSION = 1
+DEFAULT_ROOT = "descriptions"
+
+
+class DescriptionFile(BaseModel):
+    """One ``descriptions/<dataset>/<prompt>.json``: provenance plus ``{class: [texts]}``.
+
+    ``complete`` is false while ``describe`` is still filling the file (or was killed);
+    :func:`load_descriptions` refuses an incomplete file unless asked for a partial read.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    dataset: str
+    class_names: list[str]
+    prompt_name: str
+    prompt_text: str
+    prompt_system: Optional[str] = None
+    describer: str
+    model: Optional[str] = None
+    base_url: Optional[str] = None
+    temperature: Optional[float] = None
+    seed: Optional[int] = None
+    samples: int = Field(default=1, ge=1)
+    created_at: str
+    updated_at: str
+    textclf_version: str
+    complete: bool = True
+    descriptions: dict[str, list[str]]
+
+    @pydantic.field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"unsupported schema_version {v} (this textclf reads {SCHEMA_VERSION})")
+        return v
+
+    @pydantic.field_validator("class_names")
+    @classmethod
+    def _unique_classes(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("class_names is empty")
+        seen: set[str] = set()
+        for name in v:
+            if name in seen:
+                raise ValueError(f"class '{name}' is listed twice")
+            seen.add(name)
+        return v
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> "DescriptionFile":
+        known = set(self.class_names)
+        for cls_name, texts in self.descriptions.items():
+            if cls_name not in known:
+                raise ValueError(f"descriptions has class '{cls_name}' that is not in class_names")
+            if not texts:
+                raise ValueError(f"class '{cls_name}' has no descriptions")
+            for i, text in enumerate(texts):
+                if not text.strip():
+                    raise ValueError(f"description {i + 1} of class '{cls_name}' is empty")
+        if self.complete:
+            missing = [c for c in self.class_names if c not in self.descriptions]
+            if missing:
+                raise ValueError(f"file is marked complete but misses class '{missing[0]}'")
+        return self
+
+    def missing_classes(self) -> list[str]:
+        """Classes of ``class_names`` that have no description yet."""
+        return [c for c in self.class_names if c not in self.descriptions]
+
+    def to_json(self) -> dict:
+        """The JSON object written to disk (descriptions in class order)."""
+        data = self.model_dump()
+        data["descriptions"] = {c: list(self.descriptions[c]) for c in self.class_names
+                                if c in self.descriptions}
+        return data
+
+
+def _format_validation_error(path: str, exc: pydantic.ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    msg = err.get("msg", "invalid")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+    where = f"field '{loc}': " if loc else ""
+    return f"invalid description file {path}: {where}{msg}{more}"
+
+
+def parse_descriptions(data, source: str = "<data>", *, partial: bool = False) -> DescriptionFile:
+    """Validate an already-parsed JSON object; ``partial`` admits incomplete files."""
+    if not isinstance(data, dict):
+        raise TextclfError(f"invalid description file {source}: expected a JSON object, "
+                           f"got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version is None:
+        raise TextclfError(f"invalid description file {source}: field 'schema_version' is missing")
+    if version != SCHEMA_VERSION:
+        raise TextclfError(f"invalid description file {source}: field 'schema_version' is {version!r}; "
+                           f"this textclf reads schema_version {SCHEMA_VERSION}")
+    try:
+        file = DescriptionFile.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise TextclfError(_format_validation_error(source, exc)) from None
+    if not file.complete and not partial:
+        missing = file.missing_classes()
+        first = f" (missing class '{missing[0]}'" + (f" and {len(missing) - 1} more)" if len(missing) > 1 else ")") \
+            if missing else ""
+        raise TextclfError(f"description file {source} is incomplete{first}; rerun "
+                           f"'textclf describe --dataset {file.dataset} --prompt-type {file.prompt_name}' "
+                           f"to finish it")
+    return file
+
+
+def load_descriptions(path, class_names: list[str] | None = None, *, partial: bool = False) -> DescriptionFile:
+    """Read and validate a description file.
+
+    With ``class_names`` the file must describe exactly those classes (any order); the returned
+    file lists them in the order given. Every problem is a :class:`TextclfError` naming the
+    class or field. ``partial=True`` (used by ``describe`` to resume) admits incomplete files.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TextclfError(f"description file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TextclfError(f"cannot read description file {p}: {type(exc).__name__}: {exc}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise TextclfError(f"description file {p} is not valid JSON: {exc.msg} "
+                           f"(line {exc.lineno}, column {exc.colno})") from None
+    file = parse_descriptions(data, str(p), partial=partial)
+    if class_names is not None:
+        file = _match_classes(file, list(class_names), str(p), partial=partial)
+    return file
+
+
+def _match_classes(file: DescriptionFile, class_names: list[str], source: str,
+                   *, partial: bool = False) -> DescriptionFile:
+    wanted = set(class_names)
+    extra = [c for c in file.class_names if c not in wanted]
+    if extra:
+        raise TextclfError(f"description file {source} has class '{extra[0]}' that the dataset does not "
+                           f"have (dataset classes: {', '.join(class_names)})")
+    if not partial:
+        missing = [c for c in class_names if c not in file.descriptions]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise TextclfError(f"description file {source} has no description for class "
+                               f"'{missing[0]}'{more}")
+    ordered = {c: file.descriptions[c] for c in class_names if c in file.descriptions}
+    return file.model_copy(update={"descriptions": ordered, "class_names": list(class_names)})
+
+
+def descriptions_hash(descriptions: dict[str, list[str]]) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``descriptions`` (sorted keys, compact)."""
+    canon = json.dumps(descriptions, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe form of a dataset or prompt name."""
+    if ":" in name:
+        base, _, arg = name.partition(":")
+        tail = Path(arg.rstrip("/\\")).name or arg
+        name = f"{base}-{tail}"
+    cleaned = _UNSAFE.sub("-", name).strip("-.")
+    return cleaned or "unnamed"
+
+
+def default_path(dataset: str, prompt_name: str, root: str = DEFAULT_ROOT) -> Path:
+    """``<root>/<dataset>/<prompt>.json`` with names made safe (``imagefolder:/a/x`` -> ``imagefolder-x``)."""
+    return Path(root) / safe_name(dataset) / f"{safe_name(prompt_name)}.json"
+
+
+def normalize_prompt(prompt: str) -> str:
+    """The registry name of a prompt given by name or alias (``"3"`` -> ``"type3"``)."""
+    from textclf.registry import registry
+
+    obj, _arg = registry("prompts").get(prompt)
+    return obj.name
+
+
+def _prompt_name_or_raw(prompt: str, dataset: str, root: str) -> str:
+    try:
+        return normalize_prompt(prompt)
+    except TextclfError:
+        # A name that is not a registered prompt may still be a file written with a custom
+        # template (``custom-<hash>``); otherwise the registry's error lists the choices.
+        if default_path(dataset, prompt, root).exists():
+            return prompt
+        raise
+
+
+def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "type1",
+                         path: str | None = None, root: str = DEFAULT_ROOT) -> tuple[dict[str, list[str]], str]:
+    """Find and validate the descriptions for ``dataset`` and ``prompt``.
+
+    Order: ``path`` when given; else ``<root>/<dataset>/<prompt>.json`` when it exists; else the
+    built-in descriptions. Returns ``(descriptions ordered by class_names, source)`` where
+    ``source`` is the file path or ``builtin:<dataset>/<prompt>``.
+    """
+    class_names = list(class_names)
+    if path is not None:
+        file = load_descriptions(path, class_names)
+        return {c: list(file.descriptions[c]) for c in class_names}, str(path)
+    name = _prompt_name_or_raw(prompt, dataset, root)
+    candidate = default_path(dataset, name, root)
+    if candidate.exists():
+        file = load_descriptions(candidate, class_names)
+        return {c: list(file.descriptions[c]) for c in class_names}, str(candidate)
+    from textclf.plugins.describers.builtin import builtin_path
+
+    bpath = builtin_path(dataset, name)
+    if bpath is not None:
+        file = load_descriptions(bpath, class_names)
+        return {c: list(file.descriptions[c]) for c in class_names}, f"builtin:{safe_name(dataset)}/{name}"
+    short = name[4:] if re.fullmatch(r"type\d+", name) else name
+    raise TextclfError(f"no descriptions for dataset '{dataset}' prompt '{name}'; "
+                       f"run: textclf describe --dataset {dataset} --prompt-type {short}")
+
+
+def offline_descriptions(describer: str, dataset: str, class_names: list[str], prompt: str = "type1",
+                         seed: int = 0, samples: int = 1) -> dict[str, list[str]]:
+    """Generate descriptions synchronously with an offline describer.
+
+    ``describer`` is ``builtin``, ``classname``, ``random-words`` or ``file:PATH`` (or any
+    installed plugin that declares itself offline). Used by ``textclf ablate`` for controls.
+    """
+    from textclf.describe import make_describer, resolve_prompt
+
+    template = resolve_prompt(prompt)
+    plugin, desc = make_describer(describer, dataset=dataset, class_names=list(class_names),
+                                  seed=seed, samples=samples)
+    if not plugin.offline:
+        raise TextclfError(f"describer '{describer}' needs a network service; offline choices: "
+                           f"builtin, classname, random-words, file:PATH")
+    out: dict[str, list[str]] = {}
+    for cls_name in class_names:
+        limit = getattr(desc, "max_samples", lambda _c: None)(cls_name)
+        n = samples if limit is None else max(1, min(samples, limit))
+        texts = []
+        for i in range(n):
+            text = desc.describe(cls_name, template, i)
+            if hasattr(text, "__await__"):
+                raise TextclfError(f"describer '{describer}' is asynchronous; use textclf describe")
+            texts.append(str(text).strip())
+        out[cls_name] = texts
+    return out
