@@ -59,6 +59,8 @@ class ImageBackbonePlugin:
     weights_id: str
     needs_download: bool = False
     interpolation: str = "bilinear"
+    # ``last_layer(module) -> nn.Module``: what ``--train-backbone last`` unfreezes.
+    last_layer: Optional[Callable[..., Any]] = None
     modality: str = "image"
     kind: str = "backbone"
 

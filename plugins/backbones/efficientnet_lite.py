@@ -132,5 +132,5 @@ PLUGIN = ImageBackbonePlugin(
     dim=1280, input_size=224,
     # Lite models were trained on (x - 127) / 128 (TF-Lite's uint8 convention).
     mean=(127.0 / 255, 127.0 / 255, 127.0 / 255), std=(128.0 / 255, 128.0 / 255, 128.0 / 255),
-    build=build, weights_id="efficientnet-lite0-57934424",
+    build=build, weights_id="efficientnet-lite0-57934424", last_layer=last_layer,
 )

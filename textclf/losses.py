@@ -1,0 +1,37 @@
+"""The training loss: ``w_clf * CrossEntropy + w_cont * InfoNCE(image, own-class text, other-class text)``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce(image_emb: torch.Tensor, class_text_emb: torch.Tensor, labels: torch.Tensor,
+             temperature: float = 0.1, negatives: str = "one",
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """InfoNCE on L2-normalised embeddings; the positive is each image's class text.
+
+    ``negatives="one"`` samples one random other class per image (the paper);
+    ``"all"`` contrasts against every other class.
+    """
+    logits = F.normalize(image_emb, dim=-1) @ F.normalize(class_text_emb, dim=-1).T / temperature
+    if negatives == "all":
+        return F.cross_entropy(logits, labels)
+    num_classes = class_text_emb.shape[0]
+    # A uniform draw among the C-1 other classes: offset the label by 1..C-1 modulo C.
+    offset = torch.randint(1, num_classes, labels.shape, generator=generator, device="cpu").to(labels.device)
+    neg = (labels + offset) % num_classes
+    pair = torch.stack([logits.gather(1, labels[:, None])[:, 0], logits.gather(1, neg[:, None])[:, 0]], dim=1)
+    return F.cross_entropy(pair, torch.zeros_like(labels))
+
+
+def combined_loss(logits: torch.Tensor, image_emb: torch.Tensor, class_text_emb: torch.Tensor | None,
+                  labels: torch.Tensor, clf_weight: float, temperature: float, negatives: str,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, float, float]:
+    """Return ``(loss, ce value, infonce value)``; with ``clf_weight == 1`` the text is not used."""
+    ce = F.cross_entropy(logits, labels)
+    if clf_weight >= 1.0 or class_text_emb is None:
+        return ce, float(ce.detach()), 0.0
+    cont = info_nce(image_emb, class_text_emb, labels, temperature, negatives, generator)
+    loss = clf_weight * ce + (1.0 - clf_weight) * cont
+    return loss, float(ce.detach()), float(cont.detach())
