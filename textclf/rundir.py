@@ -73,7 +73,10 @@ class RunFiles:
         all_tensors = dict(tensors)
         all_tensors["class_text_features"] = text_features.float().contiguous()
         all_tensors["class_text_features_init"] = text_features_init.float().clone().contiguous()
-        meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "classes": json.dumps(list(class_names))}
+        # One metadata key: safetensors stores metadata in a hash map whose order varies between
+        # processes, and the file must be byte-identical for identical runs.
+        meta = {"textclf": json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                       "classes": list(class_names)}, sort_keys=True)}
         with atomic_path(self.model) as tmp:
             save_file(all_tensors, str(tmp), metadata=meta)
 
@@ -202,7 +205,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise TextclfError(f"'{run_dir}' is not a finished textclf run: no model.safetensors{hint}")
     try:
         with safe_open(str(files.model), framework="pt") as fh:
-            meta = fh.metadata() or {}
+            meta = json.loads((fh.metadata() or {}).get("textclf", "{}"))
             if meta.get("format") != FORMAT:
                 raise TextclfError(f"'{files.model}' was not written by textclf")
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
