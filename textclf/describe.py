@@ -2,9 +2,10 @@
 
 Library code: no printing, no Typer. Progress is reported through a callback that receives
 :class:`DescribeEvent` objects. Requests run concurrently (``asyncio`` with a semaphore);
-every finished description is written at once (atomic rewrite of the whole file, marked
-``complete: false`` until the last one), so a crash or a kill loses at most the requests in
-flight, and a rerun asks only for what is missing.
+every finished description is handed at once to a writer thread that rewrites the whole file
+atomically (temp file + rename; marked ``complete: false`` until the last one), so a kill
+loses at most the requests in flight (and any result that arrived during the last write),
+never leaves an unreadable file, and a rerun asks only for what is missing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import inspect
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -179,6 +181,55 @@ class DescribeResult:
         return sum(self.fetched.values())
 
 
+class _Writer:
+    """Persists snapshots of the output file from one background thread, newest first.
+
+    The event loop hands over a snapshot and goes on serving requests; the thread writes it
+    atomically (temp file + fsync + rename). Snapshots that arrive during a write are
+    coalesced: only the newest is written next. ``close`` writes what is pending and waits,
+    so every description that arrived before it is on disk afterwards.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._cond = threading.Condition()
+        self._pending: Optional[dict] = None
+        self._closed = False
+        self.error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name="textclf-describe-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, data: dict) -> None:
+        if self.error is not None:
+            raise TextclfError(f"cannot write {self.path}: {self.error}")
+        with self._cond:
+            self._pending = data
+            self._cond.notify()
+
+    def _run(self) -> None:
+        from textclf.atomic import write_json
+
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                data, self._pending = self._pending, None
+            try:
+                write_json(self.path, data)
+            except Exception as exc:  # reported on the next submit / close
+                self.error = exc
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        if self.error is not None:
+            raise TextclfError(f"cannot write {self.path}: {self.error}")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -218,7 +269,6 @@ async def describe_async(opts: DescribeOptions,
                          on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
     """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
     from textclf import __version__
-    from textclf.atomic import write_json
     from textclf.descriptions import DescriptionFile, load_descriptions
 
     started = time.perf_counter()
@@ -300,10 +350,10 @@ async def describe_async(opts: DescribeOptions,
                                    f"for class '{class_name}'")
             new_texts[class_name][index] = text
             fetched[class_name] += 1
-            # Persist at once; the write is small, synchronous and atomic (temp file + rename).
-            write_json(out, build(complete=False).to_json())
+            writer.submit(build(complete=False).to_json())  # persisted at once, off the event loop
             emit(DescribeEvent("done", prompt.name, class_name, sample=index, text=text))
 
+        writer = _Writer(out)
         tasks = [asyncio.ensure_future(one(c, i)) for c, i in plan]
         try:
             for fut in asyncio.as_completed(tasks):
@@ -312,13 +362,15 @@ async def describe_async(opts: DescribeOptions,
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()  # everything that arrived is on disk before the error propagates
             done = sum(fetched.values())
             if isinstance(exc, TextclfError) and done:
                 raise TextclfError(f"{exc} ({done} of {len(plan)} descriptions saved to {out}; "
                                    f"rerun to fetch the rest)") from None
             raise
         final = build(complete=True)
-        write_json(out, final.to_json())
+        writer.submit(final.to_json())
+        writer.close()
         emit(DescribeEvent("finished", prompt.name, total=len(plan)))
         return DescribeResult(out, final, kept, fetched, prov.get("label", prov.get("describer", "")),
                               time.perf_counter() - started)

@@ -1,0 +1,196 @@
+"""`textclf describe` offline: built-in descriptions, controls, options and user errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from textclf.cli.main import app
+from textclf.descriptions import load_descriptions
+from textclf.registry import registry
+
+NO_KEY = {"OPENAI_API_KEY": None, "TEXTCLF_LLM_MODEL": None}
+BUILTIN = {
+    "digits": "textclf.plugins.datasets.digits",
+    "fashion-mnist": "textclf.plugins.datasets.fashion_mnist",
+    "cifar10": "textclf.plugins.datasets.cifar10",
+}
+
+
+def _classes(dataset: str) -> list[str]:
+    import importlib
+
+    return list(importlib.import_module(BUILTIN[dataset]).CLASS_NAMES)
+
+
+def _invoke(args, cwd: Path):
+    """Run ``textclf describe ARGS`` in-process with no API key (``cwd`` is the test's folder)."""
+    assert Path.cwd() == cwd
+    return CliRunner().invoke(app, ["describe", *args], env=NO_KEY)
+
+
+@pytest.fixture()
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_builtin_cifar10_all_prompts_offline(in_tmp):
+    res = _invoke(["--describer", "builtin", "--dataset", "cifar10", "--prompt-type", "all"], in_tmp)
+    assert res.exit_code == 0, res.output
+    classes = _classes("cifar10")
+    for i in range(1, 5):
+        path = in_tmp / "descriptions" / "cifar10" / f"type{i}.json"
+        f = load_descriptions(path, classes)
+        assert f.describer == "builtin" and f.prompt_name == f"type{i}" and f.complete
+        assert f.model is None and f.base_url is None and f.textclf_version
+        assert f.class_names == classes
+    assert "airplane" in res.stdout and "words" in res.stdout and "source" in res.stdout
+
+
+def test_default_describer_is_builtin_without_a_key_and_says_so(in_tmp):
+    res = _invoke(["--dataset", "fashion-mnist", "--prompt-type", "4"], in_tmp)
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.stderr.splitlines() if "OPENAI_API_KEY" in ln]
+    assert len(notes) == 1 and "built-in" in notes[0]
+    f = load_descriptions(in_tmp / "descriptions" / "fashion-mnist" / "type4.json", _classes("fashion-mnist"))
+    assert f.describer == "builtin" and "strap" in f.descriptions["Sandal"][0]
+
+
+def test_no_key_and_no_builtin_is_an_error_that_tells_what_to_do(in_tmp):
+    res = _invoke(["--dataset", "synthetic"], in_tmp)
+    assert res.exit_code == 2
+    line = res.output.strip()
+    assert "\n" not in line and "OPENAI_API_KEY" in line and "--describer" in line
+
+
+def test_rerun_keeps_and_force_rewrites(in_tmp):
+    args = ["--describer", "random-words", "--dataset", "digits", "--seed", "4", "--json"]
+    first = json.loads(_invoke(args, in_tmp).stdout)["files"][0]
+    assert first["fetched"] == 10 and first["kept"] == 0
+    again = json.loads(_invoke(args, in_tmp).stdout)["files"][0]
+    assert again["fetched"] == 0 and again["kept"] == 10
+    assert again["descriptions_hash"] == first["descriptions_hash"]
+    res = _invoke(args[:-3] + ["--seed", "5"], in_tmp)
+    assert res.exit_code == 2 and "seed 4" in res.output and "--force" in res.output
+    forced = json.loads(_invoke(args[:-3] + ["--seed", "5", "--force", "--json"], in_tmp).stdout)["files"][0]
+    assert forced["fetched"] == 10 and forced["descriptions_hash"] != first["descriptions_hash"]
+
+
+def test_corrupt_existing_file_is_not_overwritten_without_force(in_tmp):
+    path = in_tmp / "descriptions" / "digits" / "type1.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{ half a file")
+    res = _invoke(["--describer", "classname"], in_tmp)
+    assert res.exit_code == 2 and "not valid JSON" in res.output and "--force" in res.output
+    assert path.read_text() == "{ half a file"
+    assert _invoke(["--describer", "classname", "--force"], in_tmp).exit_code == 0
+    assert load_descriptions(path, _classes("digits")).descriptions["two"] == ["a photo of a two."]
+
+
+def test_out_file_and_out_folder(in_tmp):
+    res = _invoke(["--describer", "classname", "--out", "x/mine.json"], in_tmp)
+    assert res.exit_code == 0 and (in_tmp / "x" / "mine.json").exists()
+    res = _invoke(["--describer", "classname", "-p", "all", "--out", "folder"], in_tmp)
+    assert res.exit_code == 0
+    assert sorted(p.name for p in (in_tmp / "folder").iterdir()) == [f"type{i}.json" for i in range(1, 5)]
+    res = _invoke(["--describer", "classname", "-p", "all", "--out", "one.json"], in_tmp)
+    assert res.exit_code == 2 and "give a folder" in res.output
+
+
+def test_custom_prompt_template(in_tmp):
+    res = _invoke(["--describer", "random-words", "--prompt-template", "Draw a {class_name} in words.",
+                   "--json"], in_tmp)
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)["files"][0]
+    assert re.fullmatch(r"custom-[0-9a-f]{8}", info["prompt"])
+    f = load_descriptions(info["path"], _classes("digits"))
+    assert f.prompt_text == "Draw a {class_name} in words."
+    bad = _invoke(["--describer", "classname", "--prompt-template", "no placeholder"], in_tmp)
+    assert bad.exit_code == 2 and "{class_name}" in bad.output
+    both = _invoke(["--describer", "classname", "-p", "2", "--prompt-template", "a {class_name}"], in_tmp)
+    assert both.exit_code == 2 and "either" in both.output
+    builtin = _invoke(["--describer", "builtin", "--prompt-template", "a {class_name}"], in_tmp)
+    assert builtin.exit_code == 2 and "custom" in builtin.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--describer", "gpt"], "unknown describer 'gpt'; valid choices: builtin, classname, file:..."),
+    (["--describer", "classname", "--prompt-type", "9"], "unknown --prompt-type '9'; valid choices: 1, 2, 3, 4, all"),
+    (["--describer", "file:missing.csv"], "missing.csv"),
+    (["--describer", "builtin", "--dataset", "synthetic"], "no built-in descriptions for dataset 'synthetic'"),
+    (["--describer", "openai"], "OPENAI_API_KEY"),
+])
+def test_user_errors_exit_2_with_one_line(in_tmp, args, needle):
+    res = _invoke(args, in_tmp)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], res.output
+    assert not (in_tmp / "descriptions").exists()
+
+
+def test_file_describer_via_cli(in_tmp):
+    src = in_tmp / "mine.csv"
+    src.write_text("class,description\n" + "".join(f"{c},the digit {c} drawn by hand\n" for c in _classes("digits")))
+    res = _invoke(["--describer", f"file:{src}", "--prompt-type", "type2"], in_tmp)
+    assert res.exit_code == 0, res.output
+    f = load_descriptions(in_tmp / "descriptions" / "digits" / "type2.json", _classes("digits"))
+    assert f.describer == f"file:{src}" and f.descriptions["nine"] == ["the digit nine drawn by hand"]
+
+
+def test_help_has_an_example_and_the_cli_module_is_light():
+    res = CliRunner().invoke(app, ["describe", "--help"])
+    assert res.exit_code == 0 and "Example" in res.output and "--prompt-type" in res.output
+    code = ("import sys, textclf.cli.describe; "
+            "print(sorted(m for m in ('openai', 'torch', 'sklearn', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_describer_plugins_all_load():
+    entries = {e.name: e for e in registry("describers").load_all()}
+    assert {"openai", "builtin", "classname", "random-words", "file"} <= set(entries)
+    assert all(entries[n].status == "ok" for n in ("openai", "builtin", "classname", "random-words", "file"))
+    assert entries["file"].obj.takes_argument and not entries["openai"].obj.offline
+
+
+# ----------------------------------------------------------------- the built-in descriptions themselves
+
+def _sentences(text: str) -> int:
+    return len(re.findall(r"[.!?](?:\s|$)", text))
+
+
+@pytest.mark.parametrize("dataset", sorted(BUILTIN))
+@pytest.mark.parametrize("prompt", ["type1", "type2", "type3", "type4"])
+def test_builtin_descriptions_are_complete_and_shaped_as_the_prompt_asks(dataset, prompt):
+    from textclf.describe import resolve_prompt
+    from textclf.plugins.describers.builtin import builtin_path
+
+    path = builtin_path(dataset, prompt)
+    assert path is not None and path.parent.parent.name == "builtin_descriptions"
+    f = load_descriptions(path, _classes(dataset))
+    template = resolve_prompt(prompt)
+    assert f.describer == "builtin" and f.prompt_name == prompt and f.prompt_text == template.text
+    texts = [f.descriptions[c][0] for c in f.class_names]
+    assert all(len(f.descriptions[c]) == 1 for c in f.class_names)
+    assert len(set(texts)) == len(texts)
+    for text in texts:
+        n = _sentences(text)
+        if prompt in ("type1", "type3"):
+            assert n == 1, text
+            assert 8 <= len(text.split()) <= 45, text
+        else:
+            assert 3 <= n <= 5, text
+            assert 45 <= len(text.split()) <= 130, text
+
+
+def test_builtin_package_data_is_declared():
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"builtin_descriptions/*/*.json"' in pyproject
