@@ -1,0 +1,342 @@
+"""Evaluation: metrics from predictions, ``metrics.json``, and the quality gates that CI uses.
+
+The metric code is a pure function of arrays (:func:`compute_metrics`), so any producer of
+logits (a run dir through PyTorch, an exported ONNX model through ONNX Runtime) is scored the
+same way. :func:`evaluate_run` is the run-dir producer; :func:`check_gates` turns metrics into
+pass/fail lines; :func:`write_metrics` / :func:`read_metrics` own the file format.
+
+``metrics.json`` (``format: "textclf-metrics"``, ``schema_version: 1``), all rates are
+fractions in [0, 1]:
+
+```
+format, schema_version, textclf_version, created_at
+source           {"kind": "run" | "onnx", "path": ..., "run_id": ...}
+dataset, split   what was evaluated; n: number of images
+class_names      label order of every per-class list and of the confusion matrix
+accuracy         classification head (argmax of its logits)
+macro_precision, macro_recall, macro_f1, weighted_f1
+ece              expected calibration error of softmax(logits), ece_bins equal-width bins
+per_class        {class: {precision, recall, f1, support}}
+confusion_matrix rows = true class, columns = predicted class (counts)
+heads            {"classifier": {...}, "text": {...} | null, "ensemble": {...} | null}
+                 each {accuracy, macro_f1, ece}; text/ensemble need text similarities
+ensemble         {"method", "temperature"}: how the ensemble was formed (null without text)
+```
+
+The text-similarity head predicts ``argmax_c cos(image_embedding, text_embedding_c)``. Its
+probabilities (for ECE and the ensemble) are ``softmax(cos / T)`` with ``T`` the run's InfoNCE
+temperature, the scale the contrastive loss trained those cosines at. The **ensemble** is the
+mean of the two heads' probability vectors, ``(softmax(logits) + softmax(cos / T)) / 2``: both
+terms are calibrated-ish distributions on the same classes, so averaging them needs no extra
+weight to tune and cannot be dominated by the raw scale of either head's logits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from textclf.errors import GateFailed, TextclfError
+from textclf.progress import NULL, Reporter
+
+METRICS_FORMAT = "textclf-metrics"
+METRICS_SCHEMA_VERSION = 1
+ECE_BINS = 15
+ENSEMBLE_METHOD = "mean of softmax(classifier logits) and softmax(text cosine / temperature)"
+GATED_METRICS = ("accuracy", "macro_f1")
+
+
+# --------------------------------------------------------------------------------------------
+# Pure metric functions
+# --------------------------------------------------------------------------------------------
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, stable for large logits."""
+    z = np.asarray(x, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Top-label ECE: ``sum_b |B_b|/N * |accuracy(B_b) - mean confidence(B_b)|``.
+
+    Confidence is the largest probability of each row; bin ``b`` holds confidences in
+    ``(b/n_bins, (b+1)/n_bins]`` (a confidence of exactly 0 falls in the first bin).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return float("nan")
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def ensemble_probabilities(logits: np.ndarray, text_logits: np.ndarray, temperature: float) -> np.ndarray:
+    """The ensemble of the two heads: ``(softmax(logits) + softmax(text_logits / T)) / 2``."""
+    return 0.5 * (softmax(logits) + softmax(np.asarray(text_logits, dtype=np.float64) / temperature))
+
+
+def _head_summary(labels: np.ndarray, probs: np.ndarray, n_classes: int, n_bins: int) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    pred = probs.argmax(axis=1)
+    return {"accuracy": _r(accuracy_score(labels, pred)),
+            "macro_f1": _r(f1_score(labels, pred, labels=list(range(n_classes)), average="macro", zero_division=0)),
+            "ece": _r(expected_calibration_error(probs, labels, n_bins))}
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+def compute_metrics(labels: Sequence[int], logits: np.ndarray, class_names: Sequence[str],
+                    text_logits: Optional[np.ndarray] = None, temperature: float = 0.1,
+                    n_bins: int = ECE_BINS) -> dict:
+    """Every metric of ``metrics.json`` (without provenance) from predictions.
+
+    ``labels`` (N,) are true class indices, ``logits`` (N, C) the classification head's scores,
+    ``text_logits`` (N, C) the cosine of each image embedding to each class text embedding (None:
+    no text head, e.g. an ONNX model without one). ``temperature`` scales the cosines into
+    probabilities for the text head's ECE and the ensemble.
+    """
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    logits = np.asarray(logits, dtype=np.float64)
+    n_classes = len(class_names)
+    if logits.ndim != 2 or logits.shape != (len(labels), n_classes):
+        raise TextclfError(f"logits have shape {tuple(logits.shape)}; expected ({len(labels)}, {n_classes}) "
+                           f"for {len(labels)} labels and {n_classes} classes")
+    if len(labels) == 0:
+        raise TextclfError("nothing to evaluate: the split has no images")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise TextclfError(f"labels outside 0..{n_classes - 1} for {n_classes} class names")
+    if not temperature > 0:
+        raise TextclfError(f"temperature {temperature} must be > 0")
+    ids = list(range(n_classes))
+    probs = softmax(logits)
+    pred = probs.argmax(axis=1)
+    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=ids, zero_division=0)
+    mp, mr, mf, _ = precision_recall_fscore_support(labels, pred, labels=ids, average="macro", zero_division=0)
+    classifier = _head_summary(labels, probs, n_classes, n_bins)
+    heads: dict = {"classifier": classifier, "text": None, "ensemble": None}
+    ensemble_info = None
+    if text_logits is not None:
+        text_logits = np.asarray(text_logits, dtype=np.float64)
+        if text_logits.shape != logits.shape:
+            raise TextclfError(f"text logits have shape {tuple(text_logits.shape)}; expected {tuple(logits.shape)}")
+        heads["text"] = _head_summary(labels, softmax(text_logits / temperature), n_classes, n_bins)
+        heads["ensemble"] = _head_summary(labels, ensemble_probabilities(logits, text_logits, temperature),
+                                          n_classes, n_bins)
+        ensemble_info = {"method": ENSEMBLE_METHOD, "temperature": float(temperature)}
+    return {
+        "n": int(len(labels)),
+        "class_names": list(class_names),
+        "accuracy": _r(accuracy_score(labels, pred)),
+        "macro_precision": _r(mp),
+        "macro_recall": _r(mr),
+        "macro_f1": _r(mf),
+        "weighted_f1": _r(f1_score(labels, pred, labels=ids, average="weighted", zero_division=0)),
+        "ece": classifier["ece"],
+        "ece_bins": int(n_bins),
+        "per_class": {name: {"precision": _r(p[i]), "recall": _r(r[i]), "f1": _r(f[i]), "support": int(s[i])}
+                      for i, name in enumerate(class_names)},
+        "confusion_matrix": confusion_matrix(labels, pred, labels=ids).astype(int).tolist(),
+        "heads": heads,
+        "ensemble": ensemble_info,
+    }
+
+
+def metrics_document(metrics: dict, *, source: dict, dataset: str, split: str) -> dict:
+    """Wrap :func:`compute_metrics` output with the format header and provenance."""
+    from textclf import __version__
+
+    return {"format": METRICS_FORMAT, "schema_version": METRICS_SCHEMA_VERSION, "textclf_version": __version__,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source": source, "dataset": dataset, "split": split, **metrics}
+
+
+# --------------------------------------------------------------------------------------------
+# Run-dir evaluation
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class RunEvaluation:
+    """The outcome of evaluating a run dir: the metrics document and where files should go."""
+
+    metrics: dict
+    run: object            # textclf.rundir.LoadedRun
+    own_split: bool        # the run's own dataset and the test split (-> RUN_DIR/metrics.json)
+
+    @property
+    def metrics_path(self) -> Path:
+        """``RUN_DIR/metrics.json``, or ``RUN_DIR/metrics-<dataset>-<split>.json`` for another split."""
+        return self.run.root / self.metrics_name
+
+    @property
+    def metrics_name(self) -> str:
+        """File name of the metrics for this dataset/split."""
+        if self.own_split:
+            return "metrics.json"
+        return f"metrics-{_safe(self.metrics['dataset'])}-{self.metrics['split']}.json"
+
+    @property
+    def plot_suffix(self) -> str:
+        """'' for the run's own test split, else '-<dataset>-<split>' (confusion matrix only)."""
+        return "" if self.own_split else f"-{_safe(self.metrics['dataset'])}-{self.metrics['split']}"
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name).strip("-") or "dataset"
+
+
+def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: str = "test",
+                 device: str = "cpu", reporter: Reporter = NULL) -> RunEvaluation:
+    """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
+    from textclf.inference import split_outputs
+    from textclf.rundir import load_run
+    from textclf.train import resolve_device
+
+    if split not in ("train", "test"):
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("split", split, ["train", "test"])
+    run = load_run(run_dir)
+    dev = str(resolve_device(device))
+    out = split_outputs(run, split, dataset, dev, reporter)
+    name = dataset or run.config.dataset
+    metrics = compute_metrics(out.labels, out.logits, out.class_names, out.text_logits, run.config.temperature)
+    source = {"kind": "run", "path": str(run.root), "run_id": run.run_info.get("run_id"),
+              "image_backbone": run.config.image_backbone, "text_backbone": run.config.text_backbone}
+    doc = metrics_document(metrics, source=source, dataset=name, split=split)
+    own = name == run.config.dataset and split == "test"
+    return RunEvaluation(doc, run, own)
+
+
+# --------------------------------------------------------------------------------------------
+# metrics.json
+# --------------------------------------------------------------------------------------------
+
+def write_metrics(path: str | Path, metrics: dict) -> Path:
+    """Write a metrics document atomically (temp file + rename)."""
+    from textclf.atomic import write_json
+
+    write_json(path, metrics)
+    return Path(path)
+
+
+def read_metrics(path: str | Path) -> dict:
+    """Read a ``metrics.json`` (e.g. a baseline); anything else is a one-line error."""
+    p = Path(path)
+    if not p.is_file():
+        raise TextclfError(f"metrics file '{path}' does not exist")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TextclfError(f"metrics file '{path}' is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != METRICS_FORMAT:
+        raise TextclfError(f"'{path}' is not a textclf metrics file (no format '{METRICS_FORMAT}')")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or version > METRICS_SCHEMA_VERSION:
+        raise TextclfError(f"metrics file '{path}' has schema_version {version!r}; this textclf reads "
+                           f"versions up to {METRICS_SCHEMA_VERSION}")
+    for key in GATED_METRICS:
+        if not isinstance(doc.get(key), (int, float)) or isinstance(doc.get(key), bool):
+            raise TextclfError(f"metrics file '{path}' has no numeric '{key}'")
+    return doc
+
+
+# --------------------------------------------------------------------------------------------
+# Gates
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class GateResult:
+    """One gate check: a metric against a bound."""
+
+    gate: str          # the option that set it: "--min-accuracy" or "--max-drop"
+    metric: str
+    value: float
+    bound: float
+    passed: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        """One human line: 'gate passed: accuracy 0.9130 >= 0.8800 (--min-accuracy)'."""
+        op = ">=" if self.passed else "<"
+        extra = f", {self.detail}" if self.detail else ""
+        return (f"gate {'passed' if self.passed else 'failed'}: {self.metric} {self.value:.4f} {op} "
+                f"{self.bound:.4f} ({self.gate}{extra})")
+
+    def to_dict(self) -> dict:
+        """JSON form."""
+        return {"gate": self.gate, "metric": self.metric, "value": self.value, "bound": self.bound,
+                "passed": self.passed, "line": self.line()}
+
+
+def _fraction(name: str, value: float) -> float:
+    if value is None or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        hint = f" (did you mean {value / 100:g}?)" if value is not None and 1.0 < value <= 100.0 else ""
+        raise TextclfError(f"{name} {value} is outside [0, 1]: metrics are fractions, 0.02 = 2 points{hint}")
+    return float(value)
+
+
+def validate_gates(min_accuracy: Optional[float] = None, baseline: Optional[dict] = None,
+                   max_drop: Optional[float] = None) -> None:
+    """Check gate options before any work is done (a usage error is exit 2)."""
+    if min_accuracy is not None:
+        _fraction("--min-accuracy", min_accuracy)
+    if max_drop is not None:
+        if baseline is None:
+            raise TextclfError("--max-drop needs --baseline OTHER_metrics.json (the metrics to compare against)")
+        _fraction("--max-drop", max_drop)
+
+
+def check_gates(metrics: dict, *, min_accuracy: Optional[float] = None, baseline: Optional[dict] = None,
+                max_drop: Optional[float] = None) -> list[GateResult]:
+    """Evaluate the gates; returns every result (use :func:`enforce_gates` to fail on any).
+
+    ``--max-drop D`` (default 0 with a baseline) is an absolute drop in the metric's own units:
+    accuracy 0.91 against a baseline 0.93 is a drop of 0.02 (2 points). It is checked on
+    accuracy and macro-F1, and a baseline whose class names differ is a usage error.
+    """
+    validate_gates(min_accuracy, baseline, max_drop)
+    results: list[GateResult] = []
+    eps = 1e-9  # metrics are rounded to 6 decimals; equality passes
+    if min_accuracy is not None:
+        acc = float(metrics["accuracy"])
+        results.append(GateResult("--min-accuracy", "accuracy", acc, float(min_accuracy),
+                                  acc + eps >= min_accuracy))
+    if baseline is not None:
+        drop = 0.0 if max_drop is None else float(max_drop)
+        base_classes = baseline.get("class_names")
+        if base_classes is not None and list(base_classes) != list(metrics["class_names"]):
+            raise TextclfError(f"baseline has classes {base_classes}, but these metrics have "
+                               f"{metrics['class_names']}; compare runs on the same classes")
+        for key in GATED_METRICS:
+            value, base = float(metrics[key]), float(baseline[key])
+            bound = round(base - drop, 6)
+            results.append(GateResult("--max-drop", key, value, bound, value + eps >= bound,
+                                      f"baseline {base:.4f} - max drop {drop:g}"))
+    return results
+
+
+def enforce_gates(results: list[GateResult]) -> None:
+    """Raise :class:`GateFailed` (exit 1) naming every failed gate, on one line."""
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise GateFailed("; ".join(r.line() for r in failed))
