@@ -1,15 +1,172 @@
-"""`textclf evaluate` (not implemented yet)."""
+"""``textclf eval``: score a run on a test split, write metrics.json and figures, gate for CI."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from textclf.cli._common import err_console
+from textclf.cli._common import console, err_console, handle_errors, print_json
 
-HELP = "Not implemented yet."
+HELP = ("Evaluate a run on its test split: accuracy, per-class precision/recall/F1, macro-F1, confusion "
+        "matrix, calibration (ECE), text-similarity head and ensemble. Writes RUN_DIR/metrics.json and "
+        "RUN_DIR/plots/*.png; gates exit 1 when a bound is missed.\n\n"
+        "Example: textclf eval runs/latest --min-accuracy 0.90 --baseline main_metrics.json --max-drop 0.01")
 
 
-def command() -> None:
-    """Not implemented yet."""
-    err_console.print("textclf evaluate: not implemented yet")
-    raise typer.Exit(2)
+@handle_errors
+def command(
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="A finished run dir (from textclf train).", show_default=False),
+    dataset: Optional[str] = typer.Option(None, "--dataset",
+                                          help="Evaluate on another dataset with the same class names (default: the run's)."),
+    split: str = typer.Option("test", "--split", help="train | test"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", metavar="X",
+                                                 help="Gate: fail (exit 1) when accuracy < X (a fraction, e.g. 0.9)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", metavar="OTHER_metrics.json",
+                                            help="Gate: compare accuracy and macro-F1 with another metrics.json."),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", metavar="D",
+                                             help="Largest allowed absolute drop below --baseline (0.01 = 1 point; default 0)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the figures to RUN_DIR/plots/."),
+    onnx: Optional[Path] = typer.Option(None, "--onnx", metavar="MODEL.onnx",
+                                        help="Evaluate an exported ONNX model instead of a run dir (needs --dataset)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics (and gate results) as JSON."),
+) -> None:
+    """Evaluate a run (or an ONNX model) and apply the CI gates."""
+    from textclf.errors import TextclfError
+    from textclf.evaluate import check_gates, enforce_gates, read_metrics, validate_gates
+
+    if split not in ("train", "test"):
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("split", split, ["train", "test"])
+    if device not in ("auto", "cpu", "cuda"):
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("device", device, ["auto", "cpu", "cuda"])
+    base = read_metrics(baseline) if baseline is not None else None
+    validate_gates(min_accuracy, base, max_drop)
+
+    if onnx is not None:
+        if run_dir is not None:
+            raise TextclfError("give either RUN_DIR or --onnx MODEL.onnx, not both")
+        doc, written = _evaluate_onnx(onnx, dataset, split, device, plots, json_out)
+    elif run_dir is None:
+        raise TextclfError("missing RUN_DIR (a finished run dir, e.g. runs/latest) or --onnx MODEL.onnx")
+    else:
+        doc, written = _evaluate_run(run_dir, dataset, split, device, plots, json_out)
+
+    results = check_gates(doc, min_accuracy=min_accuracy, baseline=base, max_drop=max_drop)
+    if json_out:
+        print_json({**doc, "gates": [r.to_dict() for r in results],
+                    "files": {k: str(v) for k, v in written.items()}})
+    else:
+        _show(doc, written)
+    out = err_console if json_out else console
+    for r in results:
+        if r.passed:
+            out.print(f"[green]{r.line()}[/]", highlight=False, soft_wrap=True)
+    enforce_gates(results)
+
+
+def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out) -> tuple[dict, dict]:
+    from textclf.cli._progress import RichReporter
+    from textclf.evaluate import evaluate_run, write_metrics
+
+    with RichReporter(enabled=not json_out) as reporter:
+        ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=reporter)
+    written = {"metrics": write_metrics(ev.metrics_path, ev.metrics)}
+    if plots:
+        from textclf.plots import write_run_plots
+
+        written.update(write_run_plots(ev.run, ev.metrics, ev.run.root / "plots", ev.plot_suffix))
+    return ev.metrics, written
+
+
+def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out) -> tuple[dict, dict]:
+    """ONNX Runtime evaluation, once ``textclf.exports.onnx_runtime`` provides ``split_outputs``.
+
+    Contract: ``split_outputs(model_path, dataset=..., split=..., device=..., reporter=...)``
+    returns an object with ``labels``, ``logits``, ``class_names`` and optionally ``text_logits``
+    and ``temperature``; the metrics are then computed exactly as for a run dir.
+    """
+    import importlib
+    import importlib.util
+
+    from textclf.errors import TextclfError
+    from textclf.evaluate import compute_metrics, metrics_document, write_metrics
+
+    try:
+        found = importlib.util.find_spec("textclf.exports.onnx_runtime") is not None
+    except (ImportError, ValueError):
+        found = False
+    runtime = importlib.import_module("textclf.exports.onnx_runtime") if found else None
+    if runtime is None or not hasattr(runtime, "split_outputs"):
+        raise TextclfError("textclf eval --onnx is not available yet (ONNX Runtime evaluation is not built); "
+                           "evaluate the run dir instead: textclf eval RUN_DIR")
+    if dataset is None:
+        raise TextclfError("--onnx needs --dataset NAME (the dataset to evaluate the model on)")
+    if not model.is_file():
+        raise TextclfError(f"ONNX model '{model}' does not exist")
+    from textclf.cli._progress import RichReporter
+
+    with RichReporter(enabled=not json_out) as reporter:
+        out = runtime.split_outputs(model, dataset=dataset, split=split, device=device, reporter=reporter)
+    metrics = compute_metrics(out.labels, out.logits, out.class_names, getattr(out, "text_logits", None),
+                              getattr(out, "temperature", None) or 0.1)
+    doc = metrics_document(metrics, source={"kind": "onnx", "path": str(model)}, dataset=dataset, split=split)
+    stem = model.with_suffix("")
+    written = {"metrics": write_metrics(f"{stem}.metrics-{split}.json", doc)}
+    if plots:
+        import numpy as np
+
+        from textclf.plots import plot_confusion_matrix
+
+        written["confusion_matrix"] = plot_confusion_matrix(
+            np.asarray(doc["confusion_matrix"]), doc["class_names"], f"{stem}.confusion_matrix-{split}.png",
+            title=f"Confusion matrix, {dataset} {split}")
+    return doc, written
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _show(doc: dict, written: dict) -> None:
+    from rich.table import Table
+
+    heads = doc["heads"]
+    summary = Table(title="textclf eval", show_header=False)
+    rows = [("model", doc["source"]["path"]), ("dataset / split", f"{doc['dataset']} / {doc['split']} ({doc['n']} images)"),
+            ("accuracy", _fmt(doc["accuracy"])), ("macro-F1", _fmt(doc["macro_f1"])),
+            ("macro precision / recall", f"{_fmt(doc['macro_precision'])} / {_fmt(doc['macro_recall'])}"),
+            ("ECE", f"{_fmt(doc['ece'])} ({doc['ece_bins']} bins)")]
+    if heads.get("text"):
+        rows.append(("text-similarity head accuracy", _fmt(heads["text"]["accuracy"])))
+    if heads.get("ensemble"):
+        rows.append(("ensemble accuracy", f"{_fmt(heads['ensemble']['accuracy'])} (mean of both heads' softmax, "
+                                          f"T={doc['ensemble']['temperature']:g})"))
+    for k, v in rows:
+        summary.add_row(k, v)
+    console.print(summary)
+
+    per_class = Table(title="per class")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        per_class.add_column(col, justify="left" if col == "class" else "right")
+    for name, m in doc["per_class"].items():
+        per_class.add_row(name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"]))
+    console.print(per_class)
+
+    names = doc["class_names"]
+    if len(names) <= 12:
+        cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+        cm.add_column("")
+        for name in names:
+            cm.add_column(name[:10], justify="right")
+        for name, row in zip(names, doc["confusion_matrix"]):
+            cm.add_row(name[:14], *[f"[bold]{v}[/]" if i == names.index(name) else (str(v) if v else "[dim]0[/]")
+                                     for i, v in enumerate(row)])
+        console.print(cm)
+    for label, path in written.items():
+        console.print(f"[dim]{label}:[/] {path}", highlight=False)
