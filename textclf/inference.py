@@ -60,7 +60,7 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
                                    run.preprocess, dev, on_batch=on_batch)
     reporter.done("features")
     heads = run.heads()
-    x = torch.from_numpy(np.asarray(feats, dtype=np.float32))
+    x = torch.from_numpy(np.array(feats, dtype=np.float32))  # a copy: cached features are read-only
     logits, emb = [], []
     for start in range(0, len(x), 1024):
         lg, em = heads(x[start:start + 1024])
