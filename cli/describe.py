@@ -56,21 +56,21 @@ def command(
                                      "imagefolder:PATH, ...)."),
     prompt_type: Optional[str] = typer.Option(None, "--prompt-type", "-p",
                                               help="1|2|3|4|all, or a prompt name such as type3 "
-                                                   "[default: 1]."),
+                                                   "(default: 1)."),
     prompt_template: Optional[str] = typer.Option(None, "--prompt-template",
                                                   help="A custom prompt containing {class_name}, e.g. "
                                                        "'Describe the shape of a {class_name}.'"),
     describer: Optional[str] = typer.Option(None, "--describer",
                                             help="openai|builtin|classname|random-words|file:PATH "
-                                                 "[default: openai when OPENAI_API_KEY is set, else builtin]."),
+                                                 "(default: openai when OPENAI_API_KEY is set, else builtin)."),
     model: Optional[str] = typer.Option(None, "--model",
-                                        help="Chat model [default: $TEXTCLF_LLM_MODEL or gpt-4o-mini]."),
+                                        help="Chat model (default: $TEXTCLF_LLM_MODEL or gpt-4o-mini)."),
     base_url: Optional[str] = typer.Option(None, "--base-url",
                                            help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
                                                 "(vLLM) or http://localhost:11434/v1 (Ollama)."),
     samples: int = typer.Option(1, "--samples", min=1, help="Descriptions per class."),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0,
-                                                help="Sampling temperature [default: 0.7]."),
+                                                help="Sampling temperature (default: 0.7)."),
     seed: Optional[int] = typer.Option(None, "--seed",
                                        help="Seed sent to the LLM (sample i uses seed+i); random-words' seed."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests in flight."),
@@ -79,11 +79,12 @@ def command(
                                     help="Retries per request on 429, 5xx, timeouts (exponential backoff)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Output .json file, or a folder for <prompt>.json files "
-                                            "[default: descriptions/<dataset>/<prompt>.json]."),
+                                            "(default: descriptions/<dataset>/<prompt>.json)."),
     force: bool = typer.Option(False, "--force", help="Regenerate everything, replacing an existing file."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write class descriptions."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -93,10 +94,12 @@ def command(
 
     prompts = prompts_for(prompt_type, prompt_template)
     class_names = dataset_class_names(dataset)
+    if describer is None and (base_url or model):
+        describer = "openai"  # --base-url/--model only make sense for an LLM; say so if no key
     if describer is None:
         describer, note = default_describer(dataset, [p.name for p in prompts])
         if note:
-            err_console.print(f"[cyan]note:[/] {note}", highlight=False, soft_wrap=True)
+            err_console.print(f"[cyan]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     paths = [_out_path(out, dataset, p.name, len(prompts)) for p in prompts]
 
     summaries = []
@@ -104,7 +107,7 @@ def command(
         # The bar starts when the plan is known, so a describer that fails to start shows none.
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=err_console, transient=False)
-        task = progress.add_task(f"{dataset} {prompt.name}", total=None)
+        task = progress.add_task(escape(f"{dataset} {prompt.name}"), total=None)
         try:
             def on_event(ev, progress=progress, task=task):
                 if ev.kind == "plan":
@@ -115,7 +118,8 @@ def command(
                     progress.advance(task)
                 elif ev.kind == "retry":
                     progress.console.print(
-                        f"[yellow]retry {ev.attempt}[/] for '{ev.class_name}' in {ev.delay:.1f} s: {ev.reason}",
+                        f"[yellow]retry {ev.attempt}[/] for '{escape(str(ev.class_name))}' in "
+                        f"{ev.delay:.1f} s: {escape(ev.reason)}",
                         highlight=False)
 
             opts = DescribeOptions(dataset=dataset, class_names=class_names, prompt=prompt,
@@ -141,17 +145,17 @@ def command(
         } for p, r, f in summaries]})
         return
     for prompt, result, checked in summaries:
-        table = Table(title=f"{dataset} / {prompt.name}: {result.path}", title_justify="left")
+        table = Table(title=escape(f"{dataset} / {prompt.name}: {result.path}"), title_justify="left")
         table.add_column("class")
         table.add_column("words", justify="right")
         table.add_column("source")
         for c in class_names:
-            table.add_row(c, _words(checked.descriptions[c]),
-                          _source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0)))
+            table.add_row(escape(c), _words(checked.descriptions[c]),
+                          escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
         console.print(table)
         if result.requests:
             console.print(f"wrote {result.path} ({result.requests} new, "
-                          f"{sum(result.kept.values())} kept)", highlight=False)
+                          f"{sum(result.kept.values())} kept)", highlight=False, markup=False)
         else:
             console.print(f"{result.path} is already complete (use --force to regenerate)",
-                          highlight=False)
+                          highlight=False, markup=False)

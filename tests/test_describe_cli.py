@@ -194,3 +194,19 @@ def test_builtin_descriptions_are_complete_and_shaped_as_the_prompt_asks(dataset
 def test_builtin_package_data_is_declared():
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"builtin_descriptions/*/*.json"' in pyproject
+
+
+def test_imagefolder_classes_come_from_the_folder_and_names_are_safe(in_tmp):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls in ("cat", "[dog]"):
+            folder = in_tmp / "pets" / split / cls
+            folder.mkdir(parents=True)
+            Image.new("RGB", (4, 4), (10, 20, 30)).save(folder / "a.png")
+    res = _invoke(["--dataset", f"imagefolder:{in_tmp / 'pets'}", "--describer", "classname"], in_tmp)
+    assert res.exit_code == 0, res.output
+    path = in_tmp / "descriptions" / "imagefolder-pets" / "type1.json"
+    f = load_descriptions(path, ["[dog]", "cat"])
+    assert f.descriptions["[dog]"] == ["a photo of a [dog]."]
+    assert "[dog]" in res.stdout  # table cells are not read as Rich markup

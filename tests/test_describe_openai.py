@@ -27,7 +27,6 @@ from textclf.errors import TextclfError
 
 KEY = "sk-test-SECRETKEY-0123456789abcdef"
 CLASSES = ["red", "green", "blue", "gray"]
-REPO = Path(__file__).resolve().parents[1]
 
 
 class FakeLLM:
@@ -235,6 +234,22 @@ def test_key_never_reaches_files_logs_or_errors(tmp_path, caplog):
     out = json.loads(res.stdout)
     assert [f["prompt"] for f in out["files"]] == ["type1", "type2", "type3", "type4"]
     assert all(f["describer"] == "openai" for f in out["files"])  # the default when a key is set
+
+
+def test_timeouts_are_retried_then_reported(tmp_path):
+    events = []
+    with FakeLLM(delay=0.6) as server:
+        with pytest.raises(TextclfError, match=r"timed out after 0.1 s after 2 attempts"):
+            run_describe(_opts(tmp_path, server, class_names=["red"], timeout=0.1, max_retries=1),
+                         events.append)
+    assert [e.kind for e in events if e.kind == "retry"] == ["retry"]
+
+
+def test_base_url_without_a_key_asks_for_the_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    res = CliRunner().invoke(app, ["describe", "--base-url", "http://127.0.0.1:9/v1",
+                                   "--out", str(tmp_path / "d.json")])
+    assert res.exit_code == 2 and "OPENAI_API_KEY" in res.output and "describer 'openai'" in res.output
 
 
 def test_concurrency_limits_requests_in_flight(tmp_path):

@@ -6,6 +6,15 @@ every finished description is handed at once to a writer thread that rewrites th
 atomically (temp file + rename; marked ``complete: false`` until the last one), so a kill
 loses at most the requests in flight (and any result that arrived during the last write),
 never leaves an unreadable file, and a rerun asks only for what is missing.
+
+A describer (what a :class:`~textclf.plugin_types.DescriberPlugin`'s ``make(**options)``
+returns) has ``describe(class_name, prompt, sample_index) -> str``, sync or async, and
+``provenance() -> dict`` (keys among ``describer``, ``model``, ``base_url``, ``temperature``,
+``seed``, and ``label`` for display). Optional: ``max_samples(class_name) -> int | None`` (a
+cap on distinct samples, e.g. 1 for fixed texts) and ``async aclose()``. ``make`` receives
+``dataset``, ``class_names``, ``model``, ``base_url``, ``temperature``, ``seed``, ``samples``,
+``concurrency``, ``timeout``, ``max_retries``, ``backoff_base``, ``on_retry`` and, for
+``name:ARG`` describers, ``argument``; it should accept and ignore options it does not use.
 """
 
 from __future__ import annotations
@@ -234,15 +243,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _identity(prov: dict, prompt) -> dict:
-    return {"describer": prov.get("describer"), "model": prov.get("model"),
+def _identity(prov: dict, prompt, dataset: str) -> dict:
+    return {"dataset": dataset, "describer": prov.get("describer"), "model": prov.get("model"),
             "temperature": prov.get("temperature"), "seed": prov.get("seed"),
             "prompt_text": prompt.text, "prompt_system": prompt.system}
 
 
-def _check_resumable(existing, prov: dict, prompt, out: Path) -> None:
-    mine = _identity(prov, prompt)
-    theirs = {"describer": existing.describer, "model": existing.model,
+def _check_resumable(existing, prov: dict, prompt, dataset: str, out: Path) -> None:
+    mine = _identity(prov, prompt, dataset)
+    theirs = {"dataset": existing.dataset, "describer": existing.describer, "model": existing.model,
               "temperature": existing.temperature, "seed": existing.seed,
               "prompt_text": existing.prompt_text,
               "prompt_system": existing.prompt_system}
@@ -299,7 +308,7 @@ async def describe_async(opts: DescribeOptions,
     try:
         prov = dict(desc.provenance())
         if existing is not None:
-            _check_resumable(existing, prov, prompt, out)
+            _check_resumable(existing, prov, prompt, opts.dataset, out)
         texts: dict[str, list[str]] = {c: list(existing.descriptions.get(c, [])) if existing else []
                                        for c in class_names}
         kept = {c: len(texts[c]) for c in class_names}
