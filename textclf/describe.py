@@ -371,7 +371,10 @@ async def describe_async(opts: DescribeOptions,
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            writer.close()  # everything that arrived is on disk before the error propagates
+            try:
+                writer.close()  # everything that arrived is on disk before the error propagates
+            except TextclfError:
+                pass  # the original error is the one to report
             done = sum(fetched.values())
             if isinstance(exc, TextclfError) and done:
                 raise TextclfError(f"{exc} ({done} of {len(plan)} descriptions saved to {out}; "

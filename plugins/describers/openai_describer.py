@@ -46,9 +46,7 @@ def scrub(text: str, secret: Optional[str]) -> str:
     text = str(text)
     if secret:
         text = text.replace(secret, "***")
-        if len(secret) >= 12:  # servers often echo a masked key: sk-abc***wxyz
-            text = text.replace(secret[:8], "***").replace(secret[-4:], "***")
-    text = _KEYLIKE.sub("***", text)
+    text = _KEYLIKE.sub("***", text)  # also masked echoes such as sk-proj-****abcd
     text = " ".join(text.split())
     return text[:300] + ("..." if len(text) > 300 else "")
 
