@@ -1,0 +1,151 @@
+"""textclf ablate: grid rows, mean/std and paired-interval arithmetic, resume, and the text controls."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from textclf import ablate
+from textclf.cli.main import app
+
+runner = CliRunner()
+BASE = {"text_control": "none", "epochs": 2}
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    """A cwd with descriptions/synthetic/type1.json, and a private feature cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = runner.invoke(app, ["describe", "--dataset", "synthetic", "--describer", "classname",
+                                 "--prompt-type", "1"])
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_two_by_two_grid_rows_and_statistics(workdir):
+    cells = ablate.grid_cells({"clf_weight": [0.8, 0.5], "negatives": ["one", "all"]})
+    summary = ablate.run_grid(cells, [0, 1], workdir / "out", base=BASE, preset="tiny")
+    rows = _read_csv(workdir / "out" / "results.csv")
+    names = {r["cell"] for r in rows}
+    assert len(names) == 5 and "no-text" in names  # 4 grid cells + the reference added automatically
+    assert len(rows) == 10 and {r["seed"] for r in rows} == {"0", "1"}
+    acc = {(r["cell"], int(r["seed"])): float(r["accuracy"]) for r in rows}
+    for cell in summary["cells"]:
+        a, b = acc[(cell["cell"], 0)], acc[(cell["cell"], 1)]
+        assert cell["mean"] == pytest.approx((a + b) / 2)
+        assert cell["std"] == pytest.approx(abs(a - b) / math.sqrt(2))  # sample std of two values
+        if cell["cell"] == "no-text":
+            assert cell["diff_vs_no_text"] is None
+            continue
+        d0, d1 = a - acc[("no-text", 0)], b - acc[("no-text", 1)]
+        mean = (d0 + d1) / 2
+        half = 12.706204736 * (abs(d0 - d1) / math.sqrt(2)) / math.sqrt(2)  # t(0.975, df=1)
+        diff = cell["diff_vs_no_text"]
+        assert diff["mean"] == pytest.approx(mean)
+        assert diff["low"] == pytest.approx(mean - half, abs=1e-6)
+        assert diff["high"] == pytest.approx(mean + half, abs=1e-6)
+    md = (workdir / "out" / "summary.md").read_text()
+    assert "| no-text |" in md and summary["verdict"] in md
+    data = json.loads((workdir / "out" / "results.json").read_text())
+    assert len(data["rows"]) == 10
+    # each cell is an ordinary run dir
+    assert (workdir / "out" / "cells" / "no-text" / "seed0" / "model.safetensors").exists()
+
+
+def test_paired_difference_hand_computation():
+    diff = ablate.paired_difference({0: 0.9, 1: 0.92, 2: 0.95}, {0: 0.88, 1: 0.91, 2: 0.9})
+    ds = [0.02, 0.01, 0.05]
+    mean = sum(ds) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in ds) / 2)
+    half = 4.302652730 * sd / math.sqrt(3)
+    assert diff["mean"] == pytest.approx(mean)
+    assert diff["low"] == pytest.approx(mean - half)
+    assert diff["high"] == pytest.approx(mean + half)
+    assert ablate.paired_difference({0: 0.9}, {0: 0.8})["low"] is None
+
+
+def test_verdict_names_cells_beyond_their_interval():
+    rows = [{"cell": c, "group": "g", "seed": s, "accuracy": a} for c, s, a in [
+        ("no-text", 0, 0.80), ("no-text", 1, 0.81), ("no-text", 2, 0.79),
+        ("good", 0, 0.90), ("good", 1, 0.91), ("good", 2, 0.90),
+        ("same", 0, 0.81), ("same", 1, 0.80), ("same", 2, 0.80)]]
+    summary = ablate.summarize(rows, ["no-text", "good", "same"])
+    assert summary["beat_reference"] == ["good"]
+    assert "good" in summary["verdict"] and "same" not in summary["verdict"]
+
+
+def test_text_controls_change_the_text_the_model_sees(workdir):
+    cells = [ablate.Cell("text", "grid", {"clf_weight": 0.8})] + ablate.control_cells(
+        ["shuffled", "random-words", "classname"], {"clf_weight": 0.8})
+    ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
+    hashes, texts = {}, {}
+    for name in ("text", "shuffled", "random-words", "classname", "no-text"):
+        d = json.loads((workdir / "out" / "cells" / name / "seed0" / "descriptions.json").read_text())
+        hashes[name], texts[name] = d["sha256"], d["descriptions"]
+    assert hashes["shuffled"] != hashes["text"] and hashes["random-words"] != hashes["text"]
+    # shuffled: the same texts, each under another class
+    assert sorted(map(tuple, texts["shuffled"].values())) == sorted(map(tuple, texts["text"].values()))
+    assert all(texts["shuffled"][c] != texts["text"][c] for c in texts["text"])
+    assert all("red" not in " ".join(v) for v in [texts["random-words"]["red"]])
+
+
+def test_killed_grid_resumes_without_rerunning_finished_cells(workdir):
+    out = workdir / "out"
+    env = dict(os.environ, TEXTCLF_EPOCH_DELAY="0.7")
+    cmd = [sys.executable, "-m", "textclf.cli.main", "ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5",
+           "--seeds", "1", "--epochs", "2", "--out", str(out), "--json"]
+    proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(out.glob("cells/*/seed0/result.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/seed0/result.json")}
+    assert 1 <= len(finished) < 3
+    result = runner.invoke(app, ["ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5", "--seeds", "1",
+                                 "--epochs", "2", "--out", str(out), "--json"])
+    assert result.exit_code == 2 and "--resume" in result.output  # refuses to silently overwrite
+    result = runner.invoke(app, ["ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5", "--seeds", "1",
+                                 "--epochs", "2", "--out", str(out), "--resume", "--json"])
+    assert result.exit_code == 0, result.output
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime  # not rerun
+    assert len(list(out.glob("cells/*/seed0/result.json"))) == 3
+    assert len(_read_csv(out / "results.csv")) == 3
+
+
+def test_paper_grid_cells():
+    cells = ablate.paper_cells()
+    names = [c.name for c in cells]
+    assert names[:4] == ["I.type1.w0.8", "I.type2.w0.8", "I.type3.w0.8", "I.type4.w0.8"]
+    assert [c.overrides["clf_weight"] for c in cells if c.group.startswith("III")] == [0.8, 0.5, 0.2]
+    assert all(c.overrides["freeze_text"] for c in cells if c.group.startswith("III"))
+    assert {"no-text", "classname", "random-words", "shuffled", "baseline"} <= set(names)
+    assert ablate.CONTROLS["baseline"] == {"head_input": "features", "clf_weight": 1.0}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--controls", "nope"], "valid choices"),
+    ([], "nothing to run"),
+    (["--paper", "--clf-weights", "0.5"], "--paper defines its own grid"),
+])
+def test_cli_errors_exit_2(args, needle):
+    result = runner.invoke(app, ["ablate", "--preset", "tiny", *args])
+    assert result.exit_code == 2 and needle in result.output

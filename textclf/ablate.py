@@ -1,0 +1,331 @@
+"""Ablation grids: many train+eval cells, several seeds, paired comparisons to the no-text control.
+
+Every cell and seed is an ordinary run dir under ``OUT/cells/<cell>/seed<k>/`` plus a
+``result.json`` written atomically once the cell is evaluated, so a killed grid loses at most
+the cell in flight and ``resume`` skips finished ones. All cells share the feature cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from textclf.atomic import write_json, write_text
+from textclf.errors import TextclfError
+from textclf.progress import NULL, Reporter
+
+CONTROLS: dict[str, dict] = {
+    # identical architecture, no contrastive term
+    "no-text": {"clf_weight": 1.0},
+    # "a photo of a {class}." instead of an LLM description
+    "classname": {"text_control": "classname"},
+    # seeded random words: text that carries no class knowledge
+    "random-words": {"text_control": "random-words"},
+    # each class gets another class's description
+    "shuffled": {"text_control": "shuffled"},
+    # backbone + one linear layer on the raw features, CE only (the paper's baseline)
+    "baseline": {"head_input": "features", "clf_weight": 1.0},
+}
+REFERENCE = "no-text"
+AXES = ("prompt_type", "clf_weight", "freeze_text", "negatives", "train_fraction", "image_backbone",
+        "text_backbone", "temperature", "head_input")
+
+
+@dataclass
+class Cell:
+    """One grid cell: a name, the experiment it belongs to, and its config overrides."""
+
+    name: str
+    group: str
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        """A folder-safe name."""
+        return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.name)
+
+
+def paper_cells(controls: tuple[str, ...] = tuple(CONTROLS)) -> list[Cell]:
+    """The paper's Table 1 plus controls.
+
+    Experiment I: prompt types 1-4 at w_clf/w_cont 0.8/0.2 (text encoder fine-tuned, as in the paper);
+    II: type 1 at 0.8/0.2, 0.5/0.5, 0.2/0.8; III: the same weights with a frozen text encoder.
+    Controls use Experiment III's best-known setting (type 1, 0.8/0.2, frozen text).
+    """
+    cells = [Cell(f"I.type{p}.w0.8", "I: prompt type", {"prompt_type": f"type{p}", "clf_weight": 0.8,
+                                                      "freeze_text": False}) for p in range(1, 5)]
+    for w in (0.8, 0.5, 0.2):
+        cells.append(Cell(f"II.type1.w{w}", "II: loss weights", {"prompt_type": "type1", "clf_weight": w,
+                                                                "freeze_text": False}))
+    for w in (0.8, 0.5, 0.2):
+        cells.append(Cell(f"III.type1.w{w}.frozen", "III: frozen text", {"prompt_type": "type1", "clf_weight": w,
+                                                                        "freeze_text": True}))
+    return cells + control_cells(controls, {"prompt_type": "type1", "clf_weight": 0.8, "freeze_text": True})
+
+
+def control_cells(names, text_setting: dict) -> list[Cell]:
+    """Control cells; text controls keep ``text_setting`` (weights, freezing) and swap the text only."""
+    out = []
+    for name in names:
+        if name not in CONTROLS:
+            from textclf.errors import unknown_choice
+
+            raise unknown_choice("control", name, CONTROLS)
+        extra = CONTROLS[name]
+        base = {} if "clf_weight" in extra else dict(text_setting)
+        out.append(Cell(name, "control", {**base, **extra}))
+    return out
+
+
+def grid_cells(axes: dict[str, list], controls=(), text_setting: Optional[dict] = None) -> list[Cell]:
+    """The cartesian product of the given axes, plus controls."""
+    for key in axes:
+        if key not in AXES:
+            from textclf.errors import unknown_choice
+
+            raise unknown_choice("grid axis", key, AXES)
+    keys = [k for k in AXES if axes.get(k)]
+    cells = []
+    for values in itertools.product(*(axes[k] for k in keys)):
+        ov = dict(zip(keys, values))
+        name = ".".join(f"{k.replace('_', '-')}={v}" for k, v in ov.items()) or "base"
+        cells.append(Cell(name, "grid", ov))
+    return cells + control_cells(controls, text_setting or {})
+
+
+def read_grid_file(path: str | Path) -> tuple[dict, list, dict]:
+    """A TOML grid: ``[grid]`` axis lists, ``controls = [...]``, ``[base]`` overrides."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TextclfError(f"grid file '{path}' does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TextclfError(f"grid file '{path}' is not valid TOML: {exc}") from None
+    axes = {k.replace("-", "_"): (v if isinstance(v, list) else [v]) for k, v in data.get("grid", {}).items()}
+    base = {k.replace("-", "_"): v for k, v in data.get("base", {}).items()}
+    return axes, list(data.get("controls", [])), base
+
+
+def with_reference(cells: list[Cell]) -> list[Cell]:
+    """Add the no-text control when missing (every comparison is paired against it)."""
+    if any(c.name == REFERENCE for c in cells):
+        return cells
+    return cells + control_cells([REFERENCE], {})
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+def _cell_config(cell: Cell, base: dict, preset: str, seed: int):
+    from textclf.config import build_config
+
+    return build_config(preset, None, {**base, **cell.overrides, "seed": seed})
+
+
+def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool) -> dict:
+    """Train and evaluate one cell for one seed (or reuse its finished result)."""
+    from textclf.inference import split_outputs
+    from textclf.rundir import RunFiles, load_run
+    from textclf.train import train
+
+    run_dir = out / "cells" / cell.slug / f"seed{seed}"
+    result_path = run_dir / "result.json"
+    if resume and result_path.exists():
+        return json.loads(result_path.read_text())
+    files = RunFiles(run_dir)
+    t0 = time.perf_counter()
+    config = _cell_config(cell, base, preset, seed)
+    if not files.model.exists():
+        can_resume = resume and files.checkpoint.exists() and files.config.exists()
+        if run_dir.exists() and not can_resume:
+            shutil.rmtree(run_dir)  # a half-made cell from a killed grid: start it over
+        train(config, run_dir, resume=can_resume)
+    run = load_run(run_dir)
+    outputs = split_outputs(run, "test")
+    from sklearn.metrics import accuracy_score, f1_score
+
+    pred = outputs.logits.argmax(1)
+    metrics = json.loads(files.train_metrics.read_text())
+    desc = json.loads(files.descriptions.read_text())
+    result = {
+        "cell": cell.name, "group": cell.group, "seed": seed,
+        "accuracy": round(float(accuracy_score(outputs.labels, pred)), 6),
+        "macro_f1": round(float(f1_score(outputs.labels, pred, average="macro")), 6),
+        "text_accuracy": round(float((outputs.text_logits.argmax(1) == outputs.labels).mean()), 6),
+        "val_accuracy": metrics["best_val_accuracy"], "descriptions_sha256": desc["sha256"],
+        "descriptions_source": desc["source"], "seconds": round(time.perf_counter() - t0, 3),
+        "run_dir": str(run_dir), "overrides": json.dumps(cell.overrides, sort_keys=True),
+    }
+    write_json(result_path, result)
+    return result
+
+
+def _run_cell_in_worker(args) -> dict:
+    import torch
+
+    threads = args[-1]
+    torch.set_num_threads(threads)
+    return run_cell(*args[:-1])
+
+
+def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Optional[dict] = None,
+             preset: str = "default", resume: bool = False, force: bool = False, jobs: int = 1,
+             reporter: Reporter = NULL) -> dict:
+    """Run every (cell, seed), write results.csv/json and summary.md, and return the summary."""
+    out = Path(out)
+    base = dict(base or {})
+    cells = with_reference(cells)
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise TextclfError("two grid cells have the same name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
+    if out.exists() and any((out / "cells").glob("*/seed*/result.json")) and not (resume or force):
+        raise TextclfError(f"'{out}' already holds ablation results; use --resume to continue or --force to start over")
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for cell in cells:  # fail fast on a bad value before hours of training
+        _cell_config(cell, base, preset, seeds[0])
+    write_json(out / "grid.json", {"preset": preset, "base": base, "seeds": seeds,
+                                   "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides} for c in cells]})
+    work = [(cell, seed) for seed in seeds for cell in cells]
+    reporter.task("cells", len(work), f"ablation ({len(cells)} cells x {len(seeds)} seeds)")
+    rows = []
+    if jobs <= 1:
+        for cell, seed in work:
+            rows.append(run_cell(cell, seed, base, preset, out, resume or force))
+            reporter.advance("cells", 1, last=f"{cell.name}/seed{seed}")
+    else:
+        import multiprocessing as mp
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume or force, threads))
+                       for cell, seed in work]
+            for fut in futures:
+                rows.append(fut.result())
+                reporter.advance("cells", 1, last=f"{rows[-1]['cell']}/seed{rows[-1]['seed']}")
+    reporter.done("cells")
+    summary = summarize(rows, [c.name for c in cells])
+    write_outputs(out, rows, summary)
+    return summary
+
+
+# ---- statistics and outputs ---------------------------------------------------------------------
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def paired_difference(cell: dict[int, float], reference: dict[int, float]) -> dict:
+    """Mean paired difference over shared seeds with a 95% t-interval (None when fewer than 2 pairs)."""
+    from scipy import stats
+
+    seeds = sorted(set(cell) & set(reference))
+    diffs = [cell[s] - reference[s] for s in seeds]
+    if not diffs:
+        return {"n": 0, "mean": None, "low": None, "high": None}
+    mean, sd = _mean_std(diffs)
+    if len(diffs) < 2:
+        return {"n": 1, "mean": mean, "low": None, "high": None}
+    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * sd / math.sqrt(len(diffs))
+    return {"n": len(diffs), "mean": mean, "low": mean - half, "high": mean + half}
+
+
+def summarize(rows: list[dict], order: list[str], metric: str = "accuracy") -> dict:
+    """One entry per cell: mean +- std over seeds and the paired difference to no-text."""
+    by_cell: dict[str, dict[int, float]] = {}
+    groups = {}
+    for r in rows:
+        by_cell.setdefault(r["cell"], {})[r["seed"]] = r[metric]
+        groups[r["cell"]] = r["group"]
+    reference = by_cell.get(REFERENCE, {})
+    cells = []
+    for name in order:
+        if name not in by_cell:
+            continue
+        mean, std = _mean_std(list(by_cell[name].values()))
+        diff = paired_difference(by_cell[name], reference) if name != REFERENCE else None
+        cells.append({"cell": name, "group": groups[name], "n": len(by_cell[name]), "mean": mean, "std": std,
+                      "diff_vs_no_text": diff})
+    winners = [c["cell"] for c in cells if c["diff_vs_no_text"] and c["diff_vs_no_text"]["low"] is not None
+               and c["diff_vs_no_text"]["low"] > 0]
+    losers = [c["cell"] for c in cells if c["diff_vs_no_text"] and c["diff_vs_no_text"]["high"] is not None
+              and c["diff_vs_no_text"]["high"] < 0]
+    return {"metric": metric, "reference": REFERENCE, "cells": cells, "beat_reference": winners,
+            "below_reference": losers, "verdict": verdict(winners, losers, cells)}
+
+
+def verdict(winners: list[str], losers: list[str], cells: list[dict]) -> str:
+    """The sentence under the table."""
+    if not any(c["diff_vs_no_text"] and c["diff_vs_no_text"]["low"] is not None for c in cells):
+        return "Too few seeds for confidence intervals (use --seeds 2 or more)."
+    parts = []
+    if winners:
+        parts.append("Beat the no-text control beyond their 95% interval: " + ", ".join(winners) + ".")
+    else:
+        parts.append("No cell beats the no-text control beyond its 95% interval.")
+    if losers:
+        parts.append("Below it beyond their interval: " + ", ".join(losers) + ".")
+    return " ".join(parts)
+
+
+def _pct(x: Optional[float], signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+
+
+def summary_rows(summary: dict) -> list[list[str]]:
+    """Table rows (cell, group, n, mean +- std, diff [CI]) in percent, shared by Markdown and Rich."""
+    out = []
+    for c in summary["cells"]:
+        d = c["diff_vs_no_text"]
+        if d is None:
+            diff = "reference"
+        elif d["low"] is None:
+            diff = f"{_pct(d['mean'], True)} (CI n/a)"
+        else:
+            diff = f"{_pct(d['mean'], True)} [{_pct(d['low'], True)}, {_pct(d['high'], True)}]"
+        out.append([c["cell"], c["group"], str(c["n"]), f"{_pct(c['mean'])} ± {_pct(c['std'])}", diff])
+    return out
+
+
+HEADERS = ["cell", "experiment", "seeds", "test accuracy % (mean ± std)", "Δ vs no-text, points [95% CI]"]
+
+
+def markdown(summary: dict) -> str:
+    """``summary.md``: the table and the verdict sentence."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
+    return "\n".join(lines) + "\n\n" + summary["verdict"] + "\n"
+
+
+RESULT_FIELDS = ["cell", "group", "seed", "accuracy", "macro_f1", "text_accuracy", "val_accuracy",
+                 "descriptions_sha256", "descriptions_source", "seconds", "run_dir", "overrides"]
+
+
+def write_outputs(out: Path, rows: list[dict], summary: dict) -> None:
+    """results.csv, results.json and summary.md, each atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "results.csv", buf.getvalue())
+    write_json(out / "results.json", {"rows": rows, "summary": summary})
+    write_text(out / "summary.md", markdown(summary))
+
+
