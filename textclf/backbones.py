@@ -71,3 +71,29 @@ def build_text_encoder(name: str, pretrained: bool = True) -> TextEncoder:
     tokenizer, model = plugin.build(arg, pretrained)
     model.eval()
     return TextEncoder(plugin, tokenizer, model)
+
+
+_SHARED: dict = {}
+
+
+def shared_image_backbone(name: str, pretrained: bool = True):
+    """``(plugin, module, weights_hash)`` built once per process, for read-only use.
+
+    Feature extraction and evaluation of many runs (an ablation grid) reuse one module instead of
+    rebuilding and re-hashing it per run. Never train or modify the returned module.
+    """
+    key = ("image", name, pretrained)
+    if key not in _SHARED:
+        from textclf.features import weights_hash
+
+        plugin, module = build_image_backbone(name, pretrained)
+        _SHARED[key] = (plugin, module, weights_hash(module))
+    return _SHARED[key]
+
+
+def shared_text_encoder(name: str, pretrained: bool = True) -> TextEncoder:
+    """A :class:`TextEncoder` built once per process, for frozen (read-only) use."""
+    key = ("text", name, pretrained)
+    if key not in _SHARED:
+        _SHARED[key] = build_text_encoder(name, pretrained)
+    return _SHARED[key]

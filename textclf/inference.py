@@ -49,15 +49,18 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
 
     ds = load_eval_dataset(run, dataset)
     data = ds.split(split)
-    plugin, backbone = run.backbone()
     dev = torch.device(device)
     reporter.task("features", len(data), f"features {run.config.image_backbone} ({split}, {len(data)} images)")
     on_batch = lambda n: reporter.advance("features", n)  # noqa: E731
-    if any(k.startswith("image_backbone.") for k in run.tensors):
+    if run.trained_backbone:
+        _, backbone = run.backbone()
         feats = extract_features(backbone, data, run.preprocess, dev, on_batch=on_batch)
     else:
+        from textclf.backbones import shared_image_backbone
+
+        plugin, backbone, wh = shared_image_backbone(run.config.image_backbone, run.config.pretrained)
         feats, _ = cached_features(plugin, backbone, run.config.image_backbone, data, split, ds.name,
-                                   run.preprocess, dev, on_batch=on_batch)
+                                   run.preprocess, dev, on_batch=on_batch, wh=wh)
     reporter.done("features")
     heads = run.heads()
     x = torch.from_numpy(np.array(feats, dtype=np.float32))  # a copy: cached features are read-only

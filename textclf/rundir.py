@@ -159,10 +159,22 @@ class LoadedRun:
         heads.load_state_dict({k[6:]: v for k, v in self.tensors.items() if k.startswith("heads.")}, strict=True)
         return heads.eval()
 
-    def backbone(self):
-        """The image backbone: the plugin's weights, or the run's own when it trained them."""
-        from textclf.backbones import build_image_backbone
+    @property
+    def trained_backbone(self) -> bool:
+        """Whether the run fine-tuned (and saved) image backbone weights."""
+        return any(k.startswith("image_backbone.") for k in self.tensors)
 
+    def backbone(self, shared: bool = False):
+        """The image backbone: the plugin's weights, or the run's own when it trained them.
+
+        ``shared=True`` returns the process-wide read-only module for an untrained backbone
+        (fast when evaluating many runs); callers that modify the module must not ask for it.
+        """
+        from textclf.backbones import build_image_backbone, shared_image_backbone
+
+        if shared and not self.trained_backbone:
+            plugin, net, _ = shared_image_backbone(self.config.image_backbone, self.config.pretrained)
+            return plugin, net
         plugin, net = build_image_backbone(self.config.image_backbone, self.config.pretrained)
         trained = {k[len("image_backbone."):]: v for k, v in self.tensors.items() if k.startswith("image_backbone.")}
         if trained:

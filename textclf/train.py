@@ -72,6 +72,19 @@ def encode_descriptions(text_encoder, descriptions: dict, class_names: list[str]
     return out
 
 
+_TEXT_FEATURES: dict = {}
+
+
+def _frozen_text_features(config: TrainConfig, text_encoder, descriptions: dict, class_names: list[str], device):
+    """Raw text features of the descriptions, memoised per process for pretrained (unchanged) encoders."""
+    from textclf.descriptions import descriptions_hash
+
+    key = (config.text_backbone, config.pretrained, descriptions_hash(descriptions), tuple(class_names))
+    if key not in _TEXT_FEATURES:
+        _TEXT_FEATURES[key] = encode_descriptions(text_encoder, descriptions, class_names, device)
+    return [t.clone() for t in _TEXT_FEATURES[key]]
+
+
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices into the dataset's train split: a stratified seeded val carve-out, then ``train_fraction``."""
     from textclf.data import stratified_indices
@@ -191,7 +204,7 @@ def _val_accuracy(st: _State) -> float:
 
 
 def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
-    from textclf.backbones import build_image_backbone, build_text_encoder
+    from textclf.backbones import build_image_backbone, build_text_encoder, shared_image_backbone, shared_text_encoder
     from textclf.data import load_dataset
     from textclf.features import cached_features, preprocess_spec
     from textclf.model import TextEnhancedHeads
@@ -203,30 +216,37 @@ def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
     descriptions, source = class_descriptions(config, config.dataset, ds.class_names)
     info.update(dataset=ds, descriptions=descriptions, descriptions_source=source)
 
-    plugin, backbone = build_image_backbone(config.image_backbone, config.pretrained)
+    streaming = config.train_backbone != "none"
+    fine_tune_text = not config.freeze_text and config.clf_weight < 1.0
+    # Frozen encoders are shared within the process (a grid builds them once); trained ones are fresh.
+    wh = None
+    if streaming:
+        plugin, backbone = build_image_backbone(config.image_backbone, config.pretrained)
+    else:
+        plugin, backbone, wh = shared_image_backbone(config.image_backbone, config.pretrained)
     spec = preprocess_spec(plugin, config.image_size)
-    text_encoder = build_text_encoder(config.text_backbone, config.pretrained)
+    text_encoder = (build_text_encoder if fine_tune_text else shared_text_encoder)(config.text_backbone,
+                                                                                  config.pretrained)
     text_encoder.model.to(device)
     desc_lists = [list(descriptions[c]) for c in ds.class_names]
-    text_feats = encode_descriptions(text_encoder, descriptions, ds.class_names, device)
+    text_feats = _frozen_text_features(config, text_encoder, descriptions, ds.class_names, device)
     info["text_features_init"] = torch.stack([f.mean(0) for f in text_feats])
 
     train_idx, val_idx = split_indices(ds.train.labels, config)
     labels = torch.from_numpy(ds.train.labels.astype(np.int64))
-    streaming = config.train_backbone != "none"
     train_x = val_x = None
     if not streaming:
         t0 = time.perf_counter()
         reporter.task("features", len(ds.train), f"features {config.image_backbone} ({len(ds.train)} images)")
         feats, hit = cached_features(plugin, backbone, config.image_backbone, ds.train, "train", ds.name, spec,
-                                     device, on_batch=lambda n: reporter.advance("features", n))
+                                     device, on_batch=lambda n: reporter.advance("features", n), wh=wh)
         reporter.done("features")
         info.update(feature_cache_hit=hit, feature_seconds=round(time.perf_counter() - t0, 3))
         reporter.message("feature cache: hit (reused cached image features)" if hit
                          else "feature cache: miss (features computed and cached)")
         # Fancy indexing copies the rows out of the read-only memory map.
         train_x, val_x = torch.from_numpy(feats[train_idx]), torch.from_numpy(feats[val_idx])
-        backbone = None  # not needed any more: free it
+        backbone = None  # heads train on the cached features
     else:
         backbone.to(device)
         info.update(feature_cache_hit=None, feature_seconds=0.0)
