@@ -154,19 +154,20 @@ def _show(doc: dict, written: dict) -> None:
     per_class = Table(title="per class")
     for col in ("class", "precision", "recall", "F1", "support"):
         per_class.add_column(col, justify="left" if col == "class" else "right")
-    for name, m in doc["per_class"].items():
-        per_class.add_row(name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"]))
+    for i, (name, m) in enumerate(doc["per_class"].items()):
+        per_class.add_row(f"{i} {name}", _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"]))
     console.print(per_class)
 
     names = doc["class_names"]
     if len(names) <= 12:
+        # Columns by index so the table fits 80 columns whatever the class names.
         cm = Table(title="confusion matrix (rows: true, columns: predicted)")
-        cm.add_column("")
-        for name in names:
-            cm.add_column(name[:10], justify="right")
-        for name, row in zip(names, doc["confusion_matrix"]):
-            cm.add_row(name[:14], *[f"[bold]{v}[/]" if i == names.index(name) else (str(v) if v else "[dim]0[/]")
-                                     for i, v in enumerate(row)])
+        cm.add_column("true \\ predicted")
+        for i in range(len(names)):
+            cm.add_column(str(i), justify="right")
+        for i, (name, row) in enumerate(zip(names, doc["confusion_matrix"])):
+            cells = [f"[bold]{v}[/]" if j == i else (str(v) if v else "[dim]0[/]") for j, v in enumerate(row)]
+            cm.add_row(f"{i} {name[:14]}", *cells)
         console.print(cm)
     for label, path in written.items():
         console.print(f"[dim]{label}:[/] {path}", highlight=False)
