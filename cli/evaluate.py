@@ -63,10 +63,12 @@ def command(
                     "files": {k: str(v) for k, v in written.items()}})
     else:
         _show(doc, written)
+    from rich.markup import escape
+
     out = err_console if json_out else console
     for r in results:
         if r.passed:
-            out.print(f"[green]{r.line()}[/]", highlight=False, soft_wrap=True)
+            out.print(f"[green]{escape(r.line())}[/]", highlight=False, soft_wrap=True)
     enforce_gates(results)
 
 
@@ -134,11 +136,13 @@ def _fmt(x) -> str:
 
 
 def _show(doc: dict, written: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     heads = doc["heads"]
     summary = Table(title="textclf eval", show_header=False)
-    rows = [("model", doc["source"]["path"]), ("dataset / split", f"{doc['dataset']} / {doc['split']} ({doc['n']} images)"),
+    rows = [("model", escape(doc["source"]["path"])),
+            ("dataset / split", escape(f"{doc['dataset']} / {doc['split']} ({doc['n']} images)")),
             ("accuracy", _fmt(doc["accuracy"])), ("macro-F1", _fmt(doc["macro_f1"])),
             ("macro precision / recall", f"{_fmt(doc['macro_precision'])} / {_fmt(doc['macro_recall'])}"),
             ("ECE", f"{_fmt(doc['ece'])} ({doc['ece_bins']} bins)")]
@@ -155,7 +159,8 @@ def _show(doc: dict, written: dict) -> None:
     for col in ("class", "precision", "recall", "F1", "support"):
         per_class.add_column(col, justify="left" if col == "class" else "right")
     for i, (name, m) in enumerate(doc["per_class"].items()):
-        per_class.add_row(f"{i} {name}", _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"]))
+        per_class.add_row(escape(f"{i} {name}"), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
+                          str(m["support"]))
     console.print(per_class)
 
     names = doc["class_names"]
@@ -167,7 +172,7 @@ def _show(doc: dict, written: dict) -> None:
             cm.add_column(str(i), justify="right")
         for i, (name, row) in enumerate(zip(names, doc["confusion_matrix"])):
             cells = [f"[bold]{v}[/]" if j == i else (str(v) if v else "[dim]0[/]") for j, v in enumerate(row)]
-            cm.add_row(f"{i} {name[:14]}", *cells)
+            cm.add_row(escape(f"{i} {name[:14]}"), *cells)
         console.print(cm)
     for label, path in written.items():
-        console.print(f"[dim]{label}:[/] {path}", highlight=False)
+        console.print(f"[dim]{label}:[/] {escape(str(path))}", highlight=False)
