@@ -317,6 +317,24 @@ def test_onnx_is_not_available_yet(tmp_path):
     assert res.exit_code == 2 and "not available yet" in _one_error_line(res)
 
 
+def test_an_untrained_run_still_evaluates_and_its_text_embeddings_are_the_initial_ones(tmp_path, monkeypatch):
+    """--epochs 0: no history to plot, and 'before training' (Figure 3) equals 'after'."""
+    import torch
+
+    from textclf.rundir import load_run
+
+    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    train(build_config("tiny", None, {"device": "cpu", "epochs": 0}), run)
+    loaded = load_run(run)
+    assert torch.allclose(loaded.class_text_embeddings(initial=True), loaded.class_text_embeddings(initial=False))
+    res = _invoke(run, "--device", "cpu", "--min-accuracy", "0.99")
+    assert res.exit_code == 1 and "gate failed: accuracy" in _one_error_line(res)
+    for name in PLOT_NAMES:
+        with Image.open(run / "plots" / f"{name}.png") as im:
+            assert im.format == "PNG"
+
+
 def test_another_split_and_another_compatible_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     a = _write_colour_folder(tmp_path / "colours_a", seed=1)
