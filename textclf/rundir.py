@@ -195,10 +195,12 @@ class LoadedRun:
             # The text projection as initialised: rebuild it with the run's seed.
             from textclf.model import TextEnhancedHeads
 
-            torch.manual_seed(self.config.seed)
             dims = self.run_info["dims"]
-            heads = TextEnhancedHeads(dims["image"], dims["text"], len(self.class_names), self.config.proj_dim,
-                                      self.config.dropout, self.config.head_input).eval()
+            with torch.random.fork_rng(devices=[]):  # leave the caller's RNG alone
+                torch.manual_seed(self.config.seed)
+                heads = TextEnhancedHeads(dims["image"], dims["text"], len(self.class_names),
+                                          self.config.proj_dim, self.config.dropout,
+                                          self.config.head_input).eval()
         with torch.no_grad():
             return heads.text_embeddings(feats.float())
 
