@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
 def probe(config, run_dir: Path) -> dict:

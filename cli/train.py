@@ -23,6 +23,8 @@ def command(
     prompt_type: Optional[str] = typer.Option(None, "--prompt-type", help="1-4 or a prompt name"),
     descriptions: Optional[str] = typer.Option(None, "--descriptions", help="descriptions JSON to use"),
     freeze_text: Optional[bool] = typer.Option(None, "--freeze-text/--no-freeze-text"),
+    text_trainable_layers: Optional[int] = typer.Option(
+        None, "--text-trainable-layers", help="with --no-freeze-text: train only the top N text layers"),
     clf_weight: Optional[float] = typer.Option(None, "--clf-weight", help="w_clf in [0,1]; w_cont = 1 - w_clf"),
     negatives: Optional[str] = typer.Option(None, "--negatives", help="one | all"),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
@@ -52,7 +54,8 @@ def command(
 
     overrides = {k: v for k, v in dict(
         dataset=dataset, image_backbone=image_backbone, text_backbone=text_backbone, prompt_type=prompt_type,
-        descriptions=descriptions, freeze_text=freeze_text, clf_weight=clf_weight, negatives=negatives,
+        descriptions=descriptions, freeze_text=freeze_text, text_trainable_layers=text_trainable_layers,
+        clf_weight=clf_weight, negatives=negatives,
         temperature=temperature, head_input=head_input, train_backbone=train_backbone, image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
         train_fraction=train_fraction, val_fraction=val_fraction, max_train=max_train, max_test=max_test,

@@ -324,3 +324,27 @@ def test_default_preset_reaches_094_on_digits(tmp_path):
     out = split_outputs(load_run(run))
     accuracy = float((out.logits.argmax(1) == out.labels).mean())
     assert accuracy >= 0.94, accuracy
+
+
+def test_top_layer_text_finetuning_changes_only_the_top_layer(tmp_path):
+    """--text-trainable-layers 1 replays cached lower-layer states and trains the top layer only."""
+    run = tmp_path / "run"
+    train(tiny(epochs=2, freeze_text=False, text_trainable_layers=1), run)
+    tensors = load_run(run).tensors
+    top = {k for k in tensors if k.startswith("text_top.")}
+    assert top and not any(k.startswith("text_backbone.") for k in tensors)
+    from textclf.backbones import build_text_encoder, transformer_layers
+
+    fresh = transformer_layers(build_text_encoder("tiny-bert").model)[-1].state_dict()
+    assert any(not torch.equal(tensors[k], fresh[k[len("text_top.0."):]]) for k in top)
+    assert not torch.equal(tensors["class_text_features"], tensors["class_text_features_init"])
+
+
+def test_top_layer_replay_reproduces_the_full_encoder():
+    from textclf.backbones import TopLayerFineTuner, build_text_encoder
+
+    for name in ("tiny-bert", "distilbert-base-uncased"):
+        enc = build_text_encoder(name, pretrained=False)
+        tuner = TopLayerFineTuner(enc, ["a red car", "a small cat sitting on a mat"], 1)
+        assert len(tuner.parameters()) > 0
+        assert all(not p.requires_grad for p in enc.model.embeddings.parameters())

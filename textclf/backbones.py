@@ -58,11 +58,98 @@ class TextEncoder:
             batch = {k: v.to(device) for k, v in batch.items()}
         # A tokenizer may emit inputs (token_type_ids) that some encoders (DistilBERT) do not take.
         batch = {k: v for k, v in batch.items() if k in self._accepted}
-        out = self.model(**batch).last_hidden_state
+        return self.pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
+
+    def pool(self, hidden, attention_mask):
+        """The backbone's pooling of a last hidden state: CLS token or masked mean."""
         if self.plugin.pooling == "cls":
-            return out[:, 0]
-        mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
-        return (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class _Captured(Exception):
+    """Stops a forward pass once the first trainable layer's inputs are captured."""
+
+
+def transformer_layers(model):
+    """The model's stack of transformer layers (the longest ``ModuleList`` named ``layer``/``layers``)."""
+    import torch
+
+    stacks = [m for n, m in model.named_modules()
+              if isinstance(m, torch.nn.ModuleList) and n.split(".")[-1] in ("layer", "layers")]
+    return max(stacks, key=len) if stacks else None
+
+
+class TopLayerFineTuner:
+    """Fine-tune only the top ``k`` transformer layers of a text encoder on fixed texts.
+
+    The texts never change during training, so the frozen lower layers' output is computed once
+    (eval mode, no gradients) and cached; each step runs only the top layers and the pooling.
+    Construction verifies that the cached path reproduces the full model's embeddings, so a
+    model whose layers cannot be replayed this way is refused rather than trained wrongly.
+    """
+
+    def __init__(self, encoder: TextEncoder, texts: Sequence[str], k: int, device=None):
+        import torch
+
+        layers = transformer_layers(encoder.model)
+        if layers is None or not 1 <= k <= len(layers):
+            raise ValueError(f"cannot fine-tune the top {k} layers of {type(encoder.model).__name__}")
+        self.encoder, self.top = encoder, list(layers)[-k:]
+        for p in encoder.model.parameters():
+            p.requires_grad_(False)
+        for layer in self.top:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        batch = encoder.tokenize(texts)
+        batch = {k_: v.to(device) if device is not None else v for k_, v in batch.items()
+                 if k_ in encoder._accepted}
+        captured = {}
+
+        def grab(module, args, kwargs):
+            captured["args"], captured["kwargs"] = args, kwargs
+            raise _Captured
+
+        encoder.model.eval()
+        handle = self.top[0].register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                encoder.model(**batch)
+        except _Captured:
+            pass
+        finally:
+            handle.remove()
+        if "args" not in captured:
+            raise ValueError(f"{type(encoder.model).__name__}: could not capture the top layers' inputs")
+        detach = lambda v: v.detach() if torch.is_tensor(v) else v  # noqa: E731
+        self.hidden = detach(captured["args"][0])
+        self.args = tuple(detach(a) for a in captured["args"][1:])
+        self.kwargs = {k_: detach(v) for k_, v in captured["kwargs"].items()}
+        self.attention_mask = batch["attention_mask"]
+        with torch.no_grad():
+            full = encoder.pool(encoder.model(**batch).last_hidden_state, self.attention_mask)
+            cached = self.encode()
+        if not torch.allclose(full, cached, atol=1e-4, rtol=1e-3):
+            raise ValueError(f"{type(encoder.model).__name__}: replaying the top layers does not reproduce "
+                             "the model's output")
+
+    def parameters(self):
+        """The trainable parameters (the top layers')."""
+        return [p for layer in self.top for p in layer.parameters()]
+
+    def train(self, mode: bool = True) -> None:
+        """Dropout on in the trained layers only; the cached lower layers ran in eval mode."""
+        for layer in self.top:
+            layer.train(mode)
+
+    def encode(self):
+        """Pooled embeddings of every text, with gradients through the top layers."""
+        x = self.hidden
+        for layer in self.top:
+            out = layer(x, *self.args, **self.kwargs)
+            x = out[0] if isinstance(out, tuple) else out
+        return self.encoder.pool(x, self.attention_mask)
 
 
 def build_text_encoder(name: str, pretrained: bool = True) -> TextEncoder:

@@ -34,6 +34,8 @@ class TrainConfig:
     descriptions: Optional[str] = None  # an explicit descriptions JSON (overrides prompt_type)
     text_control: str = "none"  # ablation controls: classname, random-words, shuffled
     freeze_text: bool = True
+    # With --no-freeze-text: fine-tune only the top N transformer layers (None: all, as the paper).
+    text_trainable_layers: Optional[int] = None
     clf_weight: float = 0.8  # w_cont = 1 - clf_weight; 1.0 is the no-text control
     negatives: str = "one"
     temperature: float = 0.1
@@ -78,6 +80,8 @@ class TrainConfig:
             raise TextclfError(f"temperature {self.temperature} must be > 0")
         if self.epochs < 0 or self.batch_size < 1:
             raise TextclfError("epochs must be >= 0 and batch-size >= 1")
+        if self.text_trainable_layers is not None and self.text_trainable_layers < 1:
+            raise TextclfError(f"text-trainable-layers {self.text_trainable_layers} must be >= 1")
         if self.image_size is not None and self.image_size < 8:
             raise TextclfError(f"image-size {self.image_size} is too small (>= 8)")
         return self
@@ -89,7 +93,9 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Offline: digits, EfficientNet-Lite0, MiniLM-L6; about a minute on a laptop CPU.
-    "default": {},
+    # A fine-tuned MiniLM trains its top layer only (its lower layers' output is cached): full
+    # fine-tuning costs ~0.5 s a step on 2 CPU cores, 5 minutes a run.
+    "default": {"text_trainable_layers": 1},
     # The paper: CIFAR-10, ResNet-50, DistilBERT fine-tuned, 224 px, batch 32, AdamW,
     # w_clf 0.8 / w_cont 0.2, InfoNCE with one negative; frozen backbone (see README).
     "paper": {

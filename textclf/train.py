@@ -132,6 +132,7 @@ class _State:
     text_encoder: object
     text_feats: list  # per class raw features (frozen text)
     desc_lists: list  # per class description strings (fine-tuned text)
+    text_tuner: object  # TopLayerFineTuner when only the top text layers train, else None
     train_x: Optional[torch.Tensor]
     val_x: Optional[torch.Tensor]
     train_y: torch.Tensor
@@ -145,7 +146,9 @@ class _State:
 
 def _trainable_modules(st: _State) -> dict:
     mods = {"heads": st.heads}
-    if not st.config.freeze_text and st.config.clf_weight < 1.0:
+    if st.text_tuner is not None:
+        mods["text_top"] = torch.nn.ModuleList(st.text_tuner.top)
+    elif not st.config.freeze_text and st.config.clf_weight < 1.0:
         mods["text_backbone"] = st.text_encoder.model
     if st.streaming and st.config.train_backbone != "none":
         mods["image_backbone"] = st.backbone
@@ -175,6 +178,9 @@ def _class_text_embedding(st: _State, gen: torch.Generator) -> Optional[torch.Te
     choice = [int(torch.randint(n, (1,), generator=gen)) if n > 1 else 0 for n in counts]
     if cfg.freeze_text:
         raw = torch.stack([st.text_feats[c][i] for c, i in enumerate(choice)]).to(st.device)
+    elif st.text_tuner is not None:
+        offsets = np.cumsum([0] + counts[:-1])
+        raw = st.text_tuner.encode()[torch.as_tensor(offsets + np.asarray(choice))].float()
     else:
         raw = st.text_encoder.encode([st.desc_lists[c][i] for c, i in enumerate(choice)], device=st.device).float()
     return st.heads.text_embeddings(raw)
@@ -230,6 +236,15 @@ def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
     text_encoder.model.to(device)
     desc_lists = [list(descriptions[c]) for c in ds.class_names]
     text_feats = _frozen_text_features(config, text_encoder, descriptions, ds.class_names, device)
+    tuner = None
+    if fine_tune_text and config.text_trainable_layers:
+        from textclf.backbones import TopLayerFineTuner
+
+        try:
+            tuner = TopLayerFineTuner(text_encoder, [t for d in desc_lists for t in d],
+                                      config.text_trainable_layers, device)
+        except ValueError as exc:
+            reporter.message(f"{exc}; fine-tuning the whole text encoder instead")
     info["text_features_init"] = torch.stack([f.mean(0) for f in text_feats])
 
     train_idx, val_idx = split_indices(ds.train.labels, config)
@@ -256,7 +271,7 @@ def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
                               config.dropout, config.head_input).to(device)
     info.update(image_dim=plugin.dim, text_dim=text_encoder.dim, preprocess=spec,
                 n_train=int(len(train_idx)), n_val=int(len(val_idx)))
-    return _State(config, device, list(ds.class_names), heads, backbone, text_encoder, text_feats, desc_lists,
+    return _State(config, device, list(ds.class_names), heads, backbone, text_encoder, text_feats, desc_lists, tuner,
                   train_x, val_x, labels[torch.from_numpy(train_idx)], labels[torch.from_numpy(val_idx)],
                   streaming, ds.train, train_idx, val_idx, spec)
 
@@ -279,7 +294,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         save_config(config, files.config)
 
     params = [{"params": list(st.heads.parameters()), "lr": config.lr}]
-    if "text_backbone" in _trainable_modules(st):
+    if st.text_tuner is not None:
+        params.append({"params": st.text_tuner.parameters(), "lr": config.text_lr})
+    elif "text_backbone" in _trainable_modules(st):
         params.append({"params": list(st.text_encoder.model.parameters()), "lr": config.text_lr})
     if st.streaming:
         bb = _trainable_backbone_params(_plugin(config), st.backbone, config.train_backbone)
@@ -298,8 +315,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         best_state, history = ckpt["best"], ckpt["meta"]["history"]
         reporter.message(f"resuming {run_dir} after epoch {start_epoch}")
 
-    # Head training on cached features is a stream of tiny matrix products: one thread avoids
-    # OpenMP hand-off costs that make them many times slower on a busy 2-core machine.
+    # Head training on cached features (and a cached top text layer) is a stream of small matrix
+    # products: one thread avoids OpenMP hand-off costs that make them many times slower on a
+    # busy 2-core machine.
     threads = torch.get_num_threads()
     if not st.streaming and "text_backbone" not in _trainable_modules(st):
         torch.set_num_threads(1)
@@ -319,7 +337,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         _load_state_tensors(st, best_state)
     st.heads.eval()
     final_text = info["text_features_init"]
-    if "text_backbone" in _trainable_modules(st):
+    if set(_trainable_modules(st)) & {"text_backbone", "text_top"}:
         st.text_encoder.model.eval()
         final_text = torch.stack([f.mean(0) for f in encode_descriptions(
             st.text_encoder, info["descriptions"], st.class_names, st.device)])
@@ -351,7 +369,9 @@ def _run_epochs(st: _State, files: RunFiles, optimizer, scheduler, start_epoch: 
         torch.manual_seed(config.seed * 7919 + epoch)  # dropout
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         st.heads.train()
-        if "text_backbone" in _trainable_modules(st):
+        if st.text_tuner is not None:
+            st.text_tuner.train()
+        elif "text_backbone" in _trainable_modules(st):
             st.text_encoder.model.train()
         perm = torch.randperm(len(st.train_y), generator=gen).numpy()
         sums = np.zeros(3)
