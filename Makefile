@@ -15,7 +15,7 @@ install: $(STAMP)
 
 # The whole offline default pipeline: describe, train, eval, export, predict.
 demo: $(STAMP)
-	$(BIN)/textclf describe --dataset digits --prompt-type 3 --describer builtin
+	$(BIN)/textclf describe --dataset digits --prompt-type 1 --describer builtin
 	$(BIN)/textclf train --run-dir runs/demo
 	$(BIN)/textclf eval runs/demo
 	$(BIN)/textclf export onnx runs/demo
