@@ -103,14 +103,9 @@ def grid_cells(axes: dict[str, list], controls=(), text_setting: Optional[dict] 
 
 def read_grid_file(path: str | Path) -> tuple[dict, list, dict]:
     """A TOML grid: ``[grid]`` axis lists, ``controls = [...]``, ``[base]`` overrides."""
-    import tomllib
+    from textclf.config import load_toml
 
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TextclfError(f"grid file '{path}' does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TextclfError(f"grid file '{path}' is not valid TOML: {exc}") from None
+    data = load_toml(path, "grid file")
     axes = {k.replace("-", "_"): (v if isinstance(v, list) else [v]) for k, v in data.get("grid", {}).items()}
     base = {k.replace("-", "_"): v for k, v in data.get("base", {}).items()}
     return axes, list(data.get("controls", [])), base

@@ -111,15 +111,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def read_toml(path: str | Path) -> dict:
-    """Read a TOML config file; a malformed file or unknown key is a one-line error."""
+def load_toml(path: str | Path, what: str = "config file") -> dict:
+    """Parse a TOML file; a missing or malformed file is a one-line error naming ``what``."""
     p = Path(path)
     if not p.is_file():
-        raise TextclfError(f"config file '{path}' does not exist")
+        raise TextclfError(f"{what} '{path}' does not exist")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise TextclfError(f"config file '{path}' is not valid TOML: {exc}") from None
+        raise TextclfError(f"{what} '{path}' is not valid TOML: {exc}") from None
+
+
+def read_toml(path: str | Path) -> dict:
+    """Read a TOML config file (top-level keys or a ``[train]`` table), keys normalised to snake_case."""
+    data = load_toml(path)
     data = data.get("train", data)  # accept a [train] table or top-level keys
     return {k.replace("-", "_"): v for k, v in data.items()}
 
