@@ -1,16 +1,151 @@
-"""`textclf export onnx` (not implemented yet)."""
+"""``textclf export``: ``onnx`` (the image branch to ONNX, checked) and ``samples`` (demo images)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from textclf.cli._common import err_console
+from textclf.cli._common import console, err_console, handle_errors, print_json
 
-app = typer.Typer(help="Export a trained run.", no_args_is_help=True)
+app = typer.Typer(help="Export a trained run (ONNX model, sample images).\n\n"
+                       "Example: textclf export onnx runs/demo --with-preprocessing",
+                  no_args_is_help=True)
+
+ONNX_HELP = """Export the image branch (backbone + projection + classification head) to ONNX.
+
+Writes RUN_DIR/model.onnx (or --out) and a sidecar model.onnx.json with the same metadata.
+Outputs: logits, probabilities, embedding; dynamic batch axis. The file is checked with
+onnx.checker and against PyTorch on the run's test images before it is renamed into place;
+a failed check exits 1 and leaves nothing behind.
+
+Examples:
+
+  textclf export onnx runs/demo
+
+  textclf export onnx runs/demo --with-preprocessing --out demo.onnx   # uint8 images in, any size
+
+  textclf export onnx runs/demo --int8 --benchmark --out runs/demo/model-int8.onnx
+
+  textclf export onnx runs/demo --fp16 --provider cuda
+"""
 
 
-@app.command("onnx")
-def onnx() -> None:
-    """Not implemented yet."""
-    err_console.print("textclf export onnx: not implemented yet")
-    raise typer.Exit(2)
+@app.command("onnx", help=ONNX_HELP)
+@handle_errors
+def onnx(
+    run_dir: Path = typer.Argument(..., help="A finished run dir (textclf train --run-dir ...)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default RUN_DIR/model.onnx)."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset, 13-20 (--with-preprocessing needs >= 18)."),
+    with_preprocessing: bool = typer.Option(False, "--with-preprocessing",
+                                            help="Input uint8 images (N, H, W, 3) of any size; resize and "
+                                                 "normalise inside the graph as training did."),
+    fp16: bool = typer.Option(False, "--fp16", help="float16 weights and activations (for GPUs); float32/uint8 I/O."),
+    int8: bool = typer.Option(False, "--int8", help="int8 (onnxruntime static QDQ quantization, calibrated on "
+                                                    "train images; dynamic when none can be read)."),
+    atol: Optional[float] = typer.Option(None, "--atol", help="fp32 parity: max |logit difference| allowed "
+                                         "(default 1e-4; 5e-4 with --with-preprocessing)."),
+    max_accuracy_drop: float = typer.Option(0.01, "--max-accuracy-drop",
+                                            help="fp16/int8 parity: test accuracy drop allowed (fraction; 0.01 = 1 point)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Run the parity check on real test images."),
+    check_images: int = typer.Option(1000, "--check-images", help="Test images for the check (0 = the whole split)."),
+    provider: str = typer.Option("cpu", "--provider", help="cpu | cuda | tensorrt | auto: ONNX Runtime provider "
+                                                           "for the check and benchmark; never a silent fallback."),
+    benchmark: bool = typer.Option(False, "--benchmark", help="img/s at batch 1 and 64, PyTorch eager vs ONNX Runtime."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Export a run to ONNX."""
+    from textclf.errors import TextclfError
+
+    if fp16 and int8:
+        raise TextclfError("--fp16 and --int8 exclude each other; pick one precision")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    if atol is None:
+        atol = 5e-4 if with_preprocessing else 1e-4
+
+    from textclf.cli._progress import RichReporter
+    from textclf.exports.onnx_export import export_run
+
+    with RichReporter(enabled=not json_out) as reporter:
+        report = export_run(run_dir, out=out, opset=opset, with_preprocessing=with_preprocessing,
+                            precision=precision, atol=atol, max_accuracy_drop=max_accuracy_drop, provider=provider,
+                            check=check, check_images=check_images or None, benchmark=benchmark,
+                            reporter=reporter)
+    if json_out:
+        print_json(report)
+        return
+    _print_report(report)
+
+
+def _print_report(report: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    meta = report["metadata"]
+    table = Table(title="textclf export onnx", show_header=False)
+    inp = report["input"]
+    rows = [("model", report["model"]), ("sidecar", report["sidecar"]),
+            ("size", f"{report['bytes'] / 1e6:.2f} MB"),
+            ("precision / opset", f"{report['precision']} / {report['opset']}"),
+            ("input", f"{inp['name']}: {inp['dtype']} {inp['layout']} {inp['shape']}"),
+            ("outputs", "logits, probabilities, embedding"),
+            ("classes", f"{len(meta['class_names'])}: {', '.join(meta['class_names'][:6])}"
+                        f"{', ...' if len(meta['class_names']) > 6 else ''}"),
+            ("run id", str(meta.get("run_id"))),
+            ("provider", f"{report['provider']} ({', '.join(report['providers'])})")]
+    q = report.get("quantization")
+    if q:
+        desc = f"{q['method']}"
+        if q["method"] == "static":
+            desc += (f" {q['format']}, {q['weights']}, calibrated on {q['calibration_images']} train images; "
+                     f"{q['convs_float']}/{q['convs_total']} convs kept float ({', '.join(q['float_stages'])})")
+        table_q = desc
+        rows.append(("quantization", table_q))
+    p = report.get("parity")
+    rows.append(("parity", ("[green]passed[/]: " if p["passed"] else "[red]failed[/]: ") + escape(p["reason"])
+                 if p else "[yellow]not checked[/] (--no-check)"))
+    for k, v in rows:
+        table.add_row(k, v if k == "parity" else escape(str(v)))
+    console.print(table)
+    for note in report.get("notes") or []:
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
+    if report.get("benchmark"):
+        print_benchmark(report["benchmark"])
+    console.print(f"next: textclf predict {escape(report['model'])} IMAGE...")
+
+
+def print_benchmark(bench: dict) -> None:
+    """The benchmark as a Rich table."""
+    from rich.table import Table
+
+    table = Table(title=f"img/s ({bench['provider']}, {bench['precision']}, {bench['image_size']} px, "
+                        f"{bench['cpus']} CPUs, median of {bench['rounds']} rounds)")
+    for col in ("batch", "PyTorch eager", "PyTorch channels-last", "ONNX Runtime", "ORT / best PyTorch"):
+        table.add_column(col, justify="right")
+    for bs, row in bench["batches"].items():
+        ips = row["img_per_s"]
+        table.add_row(bs, f"{ips['pytorch_eager']:.1f}", f"{ips['pytorch_channels_last']:.1f}",
+                      f"{ips['onnxruntime']:.1f}", f"{row['onnx_vs_best_pytorch']:.2f}x")
+    console.print(table)
+
+
+@app.command("samples", help="Write a few test images of a run's dataset as PNG files (for demos).\n\n"
+                             "Example: textclf export samples runs/demo --out demo_images -n 8")
+@handle_errors
+def samples(
+    run_dir: Path = typer.Argument(..., help="A finished run dir."),
+    out: Path = typer.Option(Path("demo_images"), "--out", "-o", help="Folder for the PNG files."),
+    n: int = typer.Option(8, "-n", "--count", help="How many images (one class after another)."),
+    split: str = typer.Option("test", "--split", help="train | test"),
+    json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
+) -> None:
+    """Write sample images."""
+    from textclf.exports.predict import write_samples
+
+    paths = write_samples(run_dir, out, n=n, split=split)
+    if json_out:
+        print_json({"files": [str(p) for p in paths]})
+        return
+    console.print(f"wrote {len(paths)} images to {out}/ ({', '.join(p.name for p in paths[:4])}"
+                  f"{', ...' if len(paths) > 4 else ''})", highlight=False)

@@ -1,0 +1,139 @@
+"""Does the exported graph compute what the PyTorch image branch computes, on real images?
+
+The reference is the run's own pipeline: uint8 images -> :func:`textclf.features.preprocess_uint8`
+-> the image branch in float32. The ONNX model gets the same images: the normalised float tensor,
+or the raw uint8 NHWC images when it resizes and normalises in the graph.
+
+- fp32: the maximum absolute logit difference must be <= ``atol``; top-1 agreement is reported.
+- fp16 / int8: judged by the accuracy difference on the test split (PyTorch minus ONNX), which
+  must be <= ``max_accuracy_drop``; the logit difference and agreement are reported too.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from textclf.errors import TextclfError
+from textclf.progress import NULL, Reporter
+
+BATCH = 64
+
+
+def load_run_dataset(run, what: str = "the parity check"):
+    """The run's dataset (with the run's subset sizes); unavailable data is a one-line error."""
+    from textclf.inference import load_eval_dataset
+
+    try:
+        return load_eval_dataset(run)
+    except TextclfError as exc:
+        raise TextclfError(f"{what} needs the run's dataset '{run.config.dataset}': {exc}") from None
+    except Exception as exc:  # e.g. a download that cannot happen offline
+        raise TextclfError(f"{what} needs the run's dataset '{run.config.dataset}', which cannot be loaded "
+                           f"here ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def pick_indices(n: int, limit: Optional[int], labels: Optional[np.ndarray] = None, seed: int = 0) -> np.ndarray:
+    """All indices, or a stratified seeded subset of ``limit`` (sorted) when the split is larger."""
+    if not limit or limit >= n:
+        return np.arange(n)
+    if labels is None:
+        return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+    from textclf.data import stratified_indices
+
+    keep, _ = stratified_indices(labels, limit / n, seed)
+    return keep[:limit]
+
+
+def uint8_batches(split, indices, batch: int = BATCH):
+    """Yield uint8 (n, 3, H, W) torch batches of ``split`` in order."""
+    from textclf.features import uint8_batch
+
+    for start in range(0, len(indices), batch):
+        yield uint8_batch(split, indices[start:start + batch])
+
+
+def onnx_feed(input_meta: dict, batch_nchw_uint8, spec: dict) -> np.ndarray:
+    """The array an exported model takes for a uint8 (n, 3, H, W) torch batch."""
+    if input_meta["dtype"] == "uint8":
+        return np.ascontiguousarray(batch_nchw_uint8.permute(0, 2, 3, 1).numpy())
+    from textclf.features import preprocess_uint8
+
+    return preprocess_uint8(batch_nchw_uint8, spec).numpy()
+
+
+def pytorch_logits(branch, spec: dict, split, indices, reporter: Reporter = NULL, task: Optional[str] = None) -> np.ndarray:
+    """Logits of the PyTorch image branch over ``indices`` of ``split`` (float32, CPU)."""
+    import torch
+
+    from textclf.features import preprocess_uint8
+
+    out = []
+    with torch.inference_mode():
+        for batch in uint8_batches(split, indices):
+            out.append(branch(preprocess_uint8(batch, spec))[0].float().numpy())
+            if task:
+                reporter.advance(task, len(batch))
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def onnx_logits(session, input_meta: dict, spec: dict, split, indices, reporter: Reporter = NULL,
+                task: Optional[str] = None) -> np.ndarray:
+    """Logits of an ONNX Runtime session over ``indices`` of ``split``."""
+    out = []
+    for batch in uint8_batches(split, indices):
+        out.append(session.run(["logits"], {input_meta["name"]: onnx_feed(input_meta, batch, spec)})[0])
+        if task:
+            reporter.advance(task, len(batch))
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict:
+    """Logit difference, top-1 agreement and both accuracies."""
+    diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    ref_top, cand_top = reference.argmax(1), candidate.argmax(1)
+    acc_ref = float((ref_top == labels).mean())
+    acc_onnx = float((cand_top == labels).mean())
+    return {"images": int(len(labels)), "max_abs_logit_diff": float(diff.max()) if diff.size else 0.0,
+            "mean_abs_logit_diff": float(diff.mean()) if diff.size else 0.0,
+            "top1_agreement": float((ref_top == cand_top).mean()),
+            "accuracy_pytorch": acc_ref, "accuracy_onnx": acc_onnx,
+            "accuracy_drop": acc_ref - acc_onnx}
+
+
+def check_parity(run, session, input_meta: dict, precision: str, *, atol: float = 1e-4,
+                 max_accuracy_drop: float = 0.01, limit: Optional[int] = 1000, dataset=None,
+                 reporter: Reporter = NULL) -> dict:
+    """Run the PyTorch branch and the ONNX session on the run's test images and judge the match.
+
+    Returns a report with ``passed`` and a one-line ``reason``; it does not raise on a mismatch
+    (the caller decides what a failure means), only when the data cannot be read.
+    """
+    ds = dataset or load_run_dataset(run)
+    split = ds.test
+    idx = pick_indices(len(split), limit, split.labels)
+    if len(idx) == 0:
+        raise TextclfError(f"the test split of '{run.config.dataset}' is empty: nothing to check parity on")
+    spec = run.preprocess
+    reporter.task("parity", 2 * len(idx), f"parity check ({precision}, {len(idx)} test images)")
+    ref = pytorch_logits(run.image_branch(), spec, split, idx, reporter, "parity")
+    got = onnx_logits(session, input_meta, spec, split, idx, reporter, "parity")
+    reporter.done("parity")
+    report = compare(ref, got, split.labels[idx])
+    report.update(precision=precision, split="test", dataset=ds.name)
+    if precision == "fp32":
+        report.update(criterion="max_abs_logit_diff", atol=float(atol))
+        ok = report["max_abs_logit_diff"] <= atol
+        report["reason"] = (f"max |logit difference| {report['max_abs_logit_diff']:.3g} "
+                            f"{'<=' if ok else '>'} atol {atol:g} on {len(idx)} test images; "
+                            f"top-1 agreement {report['top1_agreement']:.2%}")
+    else:
+        report.update(criterion="accuracy_drop", max_accuracy_drop=float(max_accuracy_drop))
+        ok = report["accuracy_drop"] <= max_accuracy_drop + 1e-12
+        report["reason"] = (f"test accuracy {report['accuracy_onnx']:.4f} vs PyTorch {report['accuracy_pytorch']:.4f} "
+                            f"(drop {report['accuracy_drop'] * 100:+.2f} points, allowed "
+                            f"{max_accuracy_drop * 100:.2f}) on {len(idx)} test images; "
+                            f"top-1 agreement {report['top1_agreement']:.2%}")
+    report["passed"] = bool(ok)
+    return report
