@@ -149,3 +149,24 @@ def test_paper_grid_cells():
 def test_cli_errors_exit_2(args, needle):
     result = runner.invoke(app, ["ablate", "--preset", "tiny", *args])
     assert result.exit_code == 2 and needle in result.output
+
+
+def test_identical_cells_train_once(workdir):
+    cells = [ablate.Cell("a", "g", {"clf_weight": 0.8}), ablate.Cell("b", "g", {"clf_weight": 0.8})]
+    summary = ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
+    assert not (workdir / "out" / "cells" / "b").exists()
+    rows = _read_csv(workdir / "out" / "results.csv")
+    assert [r["cell"] for r in rows] == ["a", "b", "no-text"]
+    assert rows[0]["accuracy"] == rows[1]["accuracy"] and rows[0]["run_dir"] == rows[1]["run_dir"]
+    assert [c["cell"] for c in summary["cells"]] == ["a", "b", "no-text"]
+
+
+def test_grid_file(workdir):
+    grid = workdir / "grid.toml"
+    grid.write_text('controls = ["shuffled"]\n[grid]\nclf-weight = [0.8, 0.5]\n[base]\nepochs = 1\n')
+    axes, controls, base = ablate.read_grid_file(grid)
+    assert axes == {"clf_weight": [0.8, 0.5]} and controls == ["shuffled"] and base == {"epochs": 1}
+    bad = workdir / "bad.toml"
+    bad.write_text("[grid\n")
+    result = runner.invoke(app, ["ablate", "--grid", str(bad)])
+    assert result.exit_code == 2 and "not valid TOML" in result.output

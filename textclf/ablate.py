@@ -191,8 +191,13 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         _cell_config(cell, base, preset, seeds[0])
     write_json(out / "grid.json", {"preset": preset, "base": base, "seeds": seeds,
                                    "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides} for c in cells]})
-    work = [(cell, seed) for seed in seeds for cell in cells]
-    reporter.task("cells", len(work), f"ablation ({len(cells)} cells x {len(seeds)} seeds)")
+    # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
+    canonical: dict[str, Cell] = {}
+    for cell in cells:
+        canonical.setdefault(json.dumps(cell.overrides, sort_keys=True), cell)
+    unique = [c for c in cells if canonical[json.dumps(c.overrides, sort_keys=True)] is c]
+    work = [(cell, seed) for seed in seeds for cell in unique]
+    reporter.task("cells", len(work), f"ablation ({len(unique)} distinct cells x {len(seeds)} seeds)")
     rows = []
     if jobs <= 1:
         for cell, seed in work:
@@ -211,6 +216,9 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
                 rows.append(fut.result())
                 reporter.advance("cells", 1, last=f"{rows[-1]['cell']}/seed{rows[-1]['seed']}")
     reporter.done("cells")
+    by_key = {(r["cell"], r["seed"]): r for r in rows}
+    rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
+            for seed in seeds for c in cells]
     summary = summarize(rows, [c.name for c in cells])
     write_outputs(out, rows, summary)
     return summary
