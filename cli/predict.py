@@ -47,7 +47,7 @@ def _print(results: list, predictor) -> None:
     from rich.table import Table
 
     table = Table(title=f"textclf predict ({predictor.kind}, {predictor.provider})")
-    table.add_column("image")
+    table.add_column("image", overflow="fold")
     table.add_column("class")
     table.add_column("probability", justify="right")
     table.add_column("next", style="dim")

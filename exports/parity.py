@@ -60,7 +60,7 @@ def onnx_feed(input_meta: dict, batch_nchw_uint8, spec: dict) -> np.ndarray:
         return np.ascontiguousarray(batch_nchw_uint8.permute(0, 2, 3, 1).numpy())
     from textclf.features import preprocess_uint8
 
-    return preprocess_uint8(batch_nchw_uint8, spec).numpy()
+    return np.ascontiguousarray(preprocess_uint8(batch_nchw_uint8, spec).numpy())
 
 
 def pytorch_logits(branch, spec: dict, split, indices, reporter: Reporter = NULL, task: Optional[str] = None) -> np.ndarray:

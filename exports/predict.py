@@ -38,7 +38,7 @@ def read_image(path) -> np.ndarray:
     try:
         with Image.open(p) as im:
             im.load()
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            arr = np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
     except UnidentifiedImageError:
         raise TextclfError("not an image PIL can read") from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -1,0 +1,191 @@
+"""`textclf predict` with an exported model or a run dir: top-k, --json, per-file errors for
+unreadable images, refusal of ONNX files without textclf metadata; `onnx_split_logits` for
+`textclf eval --onnx`; `textclf export samples` for the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+
+from textclf.cli.main import app  # noqa: E402
+
+CLASSES = ["red", "green", "blue", "gray"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny run, its float-input and uint8-input exports, and sample PNGs of its test split."""
+    from textclf.config import build_config
+    from textclf.train import train
+
+    root = tmp_path_factory.mktemp("predict")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
+        run_dir = root / "run"
+        train(build_config("tiny", None, {}), run_dir)
+        runner = CliRunner()
+        for extra, name in [([], "model.onnx"), (["--with-preprocessing"], "pre.onnx")]:
+            res = runner.invoke(app, ["export", "onnx", str(run_dir), "--out", str(root / name), *extra])
+            assert res.exit_code == 0, res.stderr
+        res = runner.invoke(app, ["export", "samples", str(run_dir), "--out", str(root / "images"), "-n", "6"])
+        assert res.exit_code == 0, res.stderr
+        yield {"run": run_dir, "float": root / "model.onnx", "uint8": root / "pre.onnx",
+               "images": sorted((root / "images").glob("*.png")), "root": root}
+
+
+def _predict(*args):
+    return CliRunner().invoke(app, ["predict", *map(str, args)])
+
+
+def _predict_json(*args) -> dict:
+    res = _predict(*args, "--json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    return json.loads(res.stdout)
+
+
+def test_samples_are_pngs_one_class_after_another(exported):
+    from PIL import Image
+
+    names = [p.name for p in exported["images"]]
+    assert names == ["000_red.png", "001_green.png", "002_blue.png", "003_gray.png", "004_red.png", "005_green.png"]
+    with Image.open(exported["images"][0]) as im:
+        assert im.size == (16, 16) and im.mode == "RGB"
+
+
+@pytest.mark.parametrize("model", ["float", "uint8", "run"])
+def test_predict_top_k_json_matches_pytorch(exported, model):
+    from textclf.exports.predict import load_run_predictor, read_image
+
+    out = _predict_json(exported[model], *exported["images"], "--top-k", "2")
+    assert out["classes"] == CLASSES and out["kind"] == ("run" if model == "run" else "onnx")
+    preds = out["predictions"]
+    assert [p["file"] for p in preds] == [str(p) for p in exported["images"]]
+    ref = load_run_predictor(exported["run"]).probabilities([read_image(p) for p in exported["images"]])
+    for p, r in zip(preds, ref):
+        assert len(p["top"]) == 2 and p["top"][0]["probability"] >= p["top"][1]["probability"]
+        assert p["top"][0]["class"] == CLASSES[int(r.argmax())]
+        assert abs(p["top"][0]["probability"] - float(r.max())) < 1e-4
+
+
+def test_predict_table_and_default_top_k(exported):
+    res = _predict(exported["uint8"], *exported["images"][:2])
+    assert res.exit_code == 0, res.stderr
+    assert "000_red.png" in res.stdout and "probability" in res.stdout
+    out = _predict_json(exported["float"], exported["images"][0])
+    assert len(out["predictions"][0]["top"]) == 3
+    out = _predict_json(exported["float"], exported["images"][0], "--top-k", "10")
+    assert len(out["predictions"][0]["top"]) == 4  # capped at the number of classes
+
+
+def test_predict_any_image_size_and_mode(exported, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i, (size, mode) in enumerate([((40, 23), "RGB"), ((7, 9), "L"), ((16, 16), "RGBA"), ((30, 30), "P")]):
+        im = Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+        files.append(tmp_path / f"x{i}.png")
+        im.save(files[-1])
+    jpg = tmp_path / "x.jpg"
+    Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(jpg)
+    files.append(jpg)
+    a = _predict_json(exported["uint8"], *files)["predictions"]
+    b = _predict_json(exported["run"], *files)["predictions"]
+    assert [p["top"][0]["class"] for p in a] == [p["top"][0]["class"] for p in b]
+
+
+def test_unreadable_images_are_reported_per_file(exported, tmp_path):
+    good = exported["images"][0]
+    truncated = tmp_path / "trunc.png"
+    truncated.write_bytes(good.read_bytes()[:40])
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    missing = tmp_path / "missing.png"
+    res = _predict(exported["float"], good, truncated, text, missing, tmp_path, "--json")
+    assert res.exit_code == 2
+    preds = json.loads(res.stdout)["predictions"]
+    assert "top" in preds[0] and preds[0]["file"] == str(good)
+    errors = {Path(p["file"]).name: p["error"] for p in preds[1:]}
+    assert set(errors) == {"trunc.png", "notes.png", "missing.png", tmp_path.name}
+    assert "no such file" in errors["missing.png"] and "directory" in errors[tmp_path.name]
+    assert "4 of 5 images could not be read" in " ".join(res.stderr.split())
+    assert "Traceback" not in res.stderr
+
+
+def test_onnx_without_textclf_metadata_is_a_clear_error(exported, tmp_path):
+    model = onnx.load(str(exported["float"]))
+    del model.metadata_props[:]
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(model, str(foreign))
+    res = _predict(foreign, exported["images"][0])
+    assert res.exit_code == 2
+    err = " ".join(res.stderr.split())
+    assert "no textclf metadata" in err and "foreign.onnx" in err and "Traceback" not in res.stderr
+
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
+              str(tmp_path / "relu.onnx"))
+    res = _predict(tmp_path / "relu.onnx", exported["images"][0])
+    assert res.exit_code == 2 and "no textclf metadata" in " ".join(res.stderr.split())
+
+
+def test_model_that_is_not_onnx_or_missing(exported, tmp_path):
+    bogus = tmp_path / "model.onnx"
+    bogus.write_text("hello")
+    res = _predict(bogus, exported["images"][0])
+    assert res.exit_code == 2 and "cannot load" in res.stderr and "Traceback" not in res.stderr
+    res = _predict(tmp_path / "absent.onnx", exported["images"][0])
+    assert res.exit_code == 2 and "does not exist" in res.stderr
+    res = _predict(tmp_path, exported["images"][0])  # a folder that is not a run dir
+    assert res.exit_code == 2 and "model.safetensors" in res.stderr
+
+
+def test_predict_bad_options(exported):
+    res = _predict(exported["float"], exported["images"][0], "--top-k", "0")
+    assert res.exit_code == 2 and "--top-k" in res.stderr
+    res = _predict(exported["float"], exported["images"][0], "--provider", "npu")
+    assert res.exit_code == 2 and "valid choices" in res.stderr
+    res = _predict(exported["run"], exported["images"][0], "--provider", "cuda")
+    assert res.exit_code == 2 and "run dir predicts with PyTorch" in " ".join(res.stderr.split())
+
+
+def test_predict_help_has_an_example():
+    res = CliRunner().invoke(app, ["predict", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "Example: textclf predict" in res.stdout
+
+
+def test_onnx_split_logits_for_eval(exported):
+    from textclf.exports.parity import load_run_dataset
+    from textclf.exports.predict import onnx_split_logits
+    from textclf.rundir import load_run
+
+    run = load_run(exported["run"])
+    test = load_run_dataset(run).test
+    for key in ("float", "uint8"):
+        labels, logits, names = onnx_split_logits(exported[key], "synthetic", "test")
+        assert names == CLASSES and logits.shape == (len(test), 4) and logits.dtype == np.float32
+        np.testing.assert_array_equal(labels, test.labels)
+    sidecar = json.loads(Path(str(exported["float"]) + ".json").read_text())
+    assert float((logits.argmax(1) == labels).mean()) == pytest.approx(sidecar["parity"]["accuracy_onnx"])
+    labels, logits, _ = onnx_split_logits(exported["float"], "synthetic", "train")
+    assert len(labels) == len(logits) == 96
+
+
+def test_onnx_split_logits_refuses_other_classes(exported):
+    from textclf.errors import TextclfError
+    from textclf.exports.predict import onnx_split_logits
+
+    with pytest.raises(TextclfError, match="same class names"):
+        onnx_split_logits(exported["float"], "digits")
