@@ -5,8 +5,11 @@ for a float-input model both get the normalised tensor; for a model with in-grap
 both get uint8 images and PyTorch runs :func:`textclf.features.preprocess_uint8` inside the timed
 region. PyTorch is measured twice, in the default NCHW layout and channels-last (what textclf's
 feature extraction uses; usually much faster on CPU), and speedups are given against both and
-against the faster one. Rounds alternate between engines, so a noisy, shared machine slows
-them alike; the figure per engine is the median over rounds.
+against the faster one. Each engine (PyTorch, each ONNX Runtime CPU session) runs at the
+better of its default thread count and one thread, chosen by a short trial per batch size: on a
+busy machine multi-threaded runs can thrash (see :func:`_best_torch_threads`). Rounds alternate
+between engines, so a noisy, shared machine slows them alike; the figure per engine is the
+median over rounds.
 """
 
 from __future__ import annotations
@@ -75,6 +78,26 @@ def _best_torch_threads(fn: Callable[[], object], default: int, budget: float) -
     return min(timings, key=timings.get)
 
 
+def _best_ort_session(path, info, feed: dict, budget: float):
+    """The given CPU session (default threads) or a 1-thread one, whichever is faster here.
+
+    The same choice as for PyTorch (:func:`_best_torch_threads`), so neither engine is timed
+    in a setting that a busy machine makes pathological. GPU sessions are used as they are.
+    """
+    from textclf.exports.sessions import create_session
+
+    if info.provider != "cpu" or (os.cpu_count() or 1) <= 1:
+        return info.session, "default"
+    single = create_session(str(path), "cpu", threads=1).session
+    timings = {}
+    for label, session in (("default", info.session), ("1", single), ("default", info.session), ("1", single)):
+        session.run(None, feed)
+        t = _time(lambda: session.run(None, feed), budget / 2)
+        timings[label] = min(t, timings.get(label, float("inf")))
+    best = min(timings, key=timings.get)
+    return (info.session if best == "default" else single), best
+
+
 def benchmark(run, model_path, provider: str = "cpu", batch_sizes: Sequence[int] = (1, 64), rounds: int = 5,
               seconds_per_round: float = 0.6, dataset=None, session_info=None, reporter: Reporter = NULL) -> dict:
     """img/s of PyTorch eager (NCHW and channels-last) and ONNX Runtime for each batch size."""
@@ -134,9 +157,11 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
         torch_in = batch if in_graph else preprocess_uint8(batch, spec)
         engines = {"pytorch_eager": torch_fn(branch, torch_in, False),
                    "pytorch_channels_last": torch_fn(branch_cl, torch_in, True)}
-        for name, (_, info) in models.items():
+        ort_threads = {}
+        for name, (path, info) in models.items():
             feed = {metas[name]["input"]["name"]: onnx_feed(metas[name]["input"], batch, spec)}
-            engines[name] = lambda feed=feed, session=info.session: session.run(None, feed)
+            session, ort_threads[name] = _best_ort_session(path, info, feed, seconds_per_round)
+            engines[name] = lambda feed=feed, session=session: session.run(None, feed)
         for fn in engines.values():  # warm up: allocator, kernels, ORT's first-run planning
             fn()
             fn()
@@ -152,7 +177,8 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
             torch.set_num_threads(default_threads)
         ips = {k: statistics.median(v) for k, v in samples.items()}
         best_torch = max(ips["pytorch_eager"], ips["pytorch_channels_last"])
-        row = {"img_per_s": {k: round(v, 2) for k, v in ips.items()}, "torch_threads": threads}
+        row = {"img_per_s": {k: round(v, 2) for k, v in ips.items()}, "torch_threads": threads,
+               "ort_threads": ort_threads if len(models) > 1 else next(iter(ort_threads.values()))}
         for name in models:
             suffix = "" if len(models) == 1 else f"_{name}"
             row[f"onnx_vs_pytorch_eager{suffix}"] = round(ips[name] / ips["pytorch_eager"], 3)
