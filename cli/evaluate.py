@@ -87,26 +87,11 @@ def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out) -> tup
 
 
 def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out) -> tuple[dict, dict]:
-    """ONNX Runtime evaluation, once ``textclf.exports.onnx_runtime`` provides ``split_outputs``.
-
-    Contract: ``split_outputs(model_path, dataset=..., split=..., device=..., reporter=...)``
-    returns an object with ``labels``, ``logits``, ``class_names`` and optionally ``text_logits``
-    and ``temperature``; the metrics are then computed exactly as for a run dir.
-    """
-    import importlib
-    import importlib.util
-
+    """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run dir."""
     from textclf.errors import TextclfError
     from textclf.evaluate import compute_metrics, metrics_document, write_metrics
+    from textclf.exports.predict import onnx_split_logits
 
-    try:
-        found = importlib.util.find_spec("textclf.exports.onnx_runtime") is not None
-    except (ImportError, ValueError):
-        found = False
-    runtime = importlib.import_module("textclf.exports.onnx_runtime") if found else None
-    if runtime is None or not hasattr(runtime, "split_outputs"):
-        raise TextclfError("textclf eval --onnx is not available yet (ONNX Runtime evaluation is not built); "
-                           "evaluate the run dir instead: textclf eval RUN_DIR")
     if dataset is None:
         raise TextclfError("--onnx needs --dataset NAME (the dataset to evaluate the model on)")
     if not model.is_file():
@@ -114,9 +99,9 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out) -> tupl
     from textclf.cli._progress import RichReporter
 
     with RichReporter(enabled=not json_out) as reporter:
-        out = runtime.split_outputs(model, dataset=dataset, split=split, device=device, reporter=reporter)
-    metrics = compute_metrics(out.labels, out.logits, out.class_names, getattr(out, "text_logits", None),
-                              getattr(out, "temperature", None) or 0.1)
+        labels, logits, class_names = onnx_split_logits(model, dataset, split, provider=device, reporter=reporter)
+    # The exported branch has no text head: classification-head metrics only.
+    metrics = compute_metrics(labels, logits, class_names)
     doc = metrics_document(metrics, source={"kind": "onnx", "path": str(model)}, dataset=dataset, split=split)
     stem = model.with_suffix("")
     written = {"metrics": write_metrics(f"{stem}.metrics-{split}.json", doc)}

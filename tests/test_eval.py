@@ -308,13 +308,20 @@ def test_usage_errors_exit_2(run, tmp_path):
         assert res.exit_code == 2 and needle in _one_error_line(res), (args, res.output)
 
 
-def test_onnx_is_not_available_yet(tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("textclf.exports.onnx_runtime") is not None:
-        pytest.skip("textclf.exports.onnx_runtime exists: ONNX evaluation is wired by the export tests")
-    res = _invoke("--onnx", tmp_path / "model.onnx", "--dataset", "digits")
-    assert res.exit_code == 2 and "not available yet" in _one_error_line(res)
+def test_eval_onnx_matches_the_run_dir(run, tmp_path):
+    """An exported model evaluated with --onnx gives the run dir's classification metrics."""
+    onnx_path = tmp_path / "model.onnx"
+    res = runner.invoke(app, ["export", "onnx", str(run), "--out", str(onnx_path)])
+    assert res.exit_code == 0, res.output
+    res = _invoke(run, "--device", "cpu", "--no-plots", "--json")
+    assert res.exit_code == 0, res.output
+    ref = json.loads(res.stdout)
+    res = _invoke("--onnx", onnx_path, "--dataset", "synthetic", "--device", "cpu", "--no-plots", "--json")
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    assert got["accuracy"] == ref["accuracy"] and got["confusion_matrix"] == ref["confusion_matrix"]
+    res = _invoke("--onnx", onnx_path)
+    assert res.exit_code == 2 and "--dataset" in _one_error_line(res)
 
 
 def test_an_untrained_run_still_evaluates_and_its_text_embeddings_are_the_initial_ones(tmp_path, monkeypatch):
