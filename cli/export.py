@@ -93,15 +93,15 @@ def _print_report(report: dict) -> None:
             ("classes", f"{len(meta['class_names'])}: {', '.join(meta['class_names'][:6])}"
                         f"{', ...' if len(meta['class_names']) > 6 else ''}"),
             ("run id", str(meta.get("run_id"))),
-            ("provider", f"{report['provider']} ({', '.join(report['providers'])})")]
+            ("provider", ("auto -> " if report["provider_requested"] == "auto" else "")
+             + f"{report['provider']} ({', '.join(report['providers'])})")]
     q = report.get("quantization")
     if q:
         desc = f"{q['method']}"
         if q["method"] == "static":
             desc += (f" {q['format']}, {q['weights']}, calibrated on {q['calibration_images']} train images; "
                      f"{q['convs_float']}/{q['convs_total']} convs kept float ({', '.join(q['float_stages'])})")
-        table_q = desc
-        rows.append(("quantization", table_q))
+        rows.append(("quantization", desc))
     p = report.get("parity")
     rows.append(("parity", ("[green]passed[/]: " if p["passed"] else "[red]failed[/]: ") + escape(p["reason"])
                  if p else "[yellow]not checked[/] (--no-check)"))

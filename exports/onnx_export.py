@@ -432,7 +432,8 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     write_json(sidecar_path(out), sidecar)
     report = {"model": str(out), "sidecar": str(sidecar_path(out)), "bytes": out.stat().st_size, "sha256": sha,
               "precision": precision, "opset": opset, "with_preprocessing": bool(with_preprocessing),
-              "input": in_meta, "provider": info.provider, "providers": info.providers, "notes": notes,
+              "input": in_meta, "provider_requested": provider, "provider": info.provider,
+              "providers": info.providers, "notes": notes,
               "parity": parity, "quantization": quant_report, "metadata": meta, "benchmark": None}
     if benchmark:
         from textclf.exports.bench import benchmark as run_benchmark

@@ -307,7 +307,7 @@ def test_provider_tensorrt_without_tensorrt_exits_2(tiny_run, tmp_path):
 
 def test_provider_auto_says_which_provider_ran(tiny_run, tmp_path):
     report = _export_json(tiny_run, "--provider", "auto", "--out", tmp_path / "a.onnx")
-    assert report["provider"] in ("cpu", "cuda")
+    assert report["provider"] in ("cpu", "cuda") and report["provider_requested"] == "auto"
     if report["provider"] == "cpu":
         assert report["providers"] == ["CPUExecutionProvider"]
         assert any("CUDA not used" in n for n in report["notes"])
