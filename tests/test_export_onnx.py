@@ -377,3 +377,22 @@ def test_default_efficientnet_lite0_run_exports_within_atol(tmp_path_factory, ca
     session = ort.InferenceSession(str(tmp_path / "dp.onnx"), providers=["CPUExecutionProvider"])
     got = np.concatenate([session.run(["probabilities"], {"images": im[None]})[0] for im in images])
     assert (got.argmax(1) == _pytorch_probs(run_dir, images).argmax(1)).all()
+
+
+def test_int8_without_readable_training_images_falls_back_to_dynamic(tiny_run, tmp_path, monkeypatch):
+    from textclf.errors import TextclfError
+    from textclf.exports import parity
+    from textclf.exports.onnx_export import export_run
+
+    def unavailable(run, what="x"):
+        raise TextclfError(f"{what} needs the run's dataset 'synthetic', which cannot be loaded here")
+
+    monkeypatch.setattr(parity, "load_run_dataset", unavailable)
+    with pytest.raises(TextclfError, match="cannot be loaded"):  # the parity check needs the data
+        export_run(tiny_run, out=tmp_path / "q.onnx", precision="int8")
+    assert not (tmp_path / "q.onnx").exists()
+    report = export_run(tiny_run, out=tmp_path / "q.onnx", precision="int8", check=False)
+    assert report["quantization"]["method"] == "dynamic" and report["parity"] is None
+    assert any("dynamic" in n for n in report["notes"])
+    onnx.checker.check_model(str(tmp_path / "q.onnx"), full_check=True)
+    assert "DynamicQuantizeLinear" in {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
