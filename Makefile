@@ -13,13 +13,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The whole offline default pipeline: describe, train, eval, export, predict.
+# The whole offline default pipeline: describe, train, eval, export, predict (a fresh run each time).
 demo: $(STAMP)
+	rm -rf runs/demo demo_images
 	$(BIN)/textclf describe --dataset digits --prompt-type 1 --describer builtin
 	$(BIN)/textclf train --run-dir runs/demo
 	$(BIN)/textclf eval runs/demo
 	$(BIN)/textclf export onnx runs/demo
-	$(BIN)/textclf predict runs/demo/model.onnx demo_images/*.png
+	$(BIN)/textclf export samples runs/demo --out demo_images -n 6
+	$(BIN)/textclf predict runs/demo/model.onnx demo_images/*.png --top-k 3
 
 # pytest exits 5 when it collects no test; that is not a failure of the code under test.
 # (make reports any failing recipe as exit 2, so the mapping has to happen here, not in .ci/run.)
