@@ -170,3 +170,11 @@ def test_grid_file(workdir):
     bad.write_text("[grid\n")
     result = runner.invoke(app, ["ablate", "--grid", str(bad)])
     assert result.exit_code == 2 and "not valid TOML" in result.output
+
+
+@pytest.mark.slow
+def test_jobs_run_cells_in_parallel_processes_with_the_same_results(workdir):
+    cells = ablate.grid_cells({"clf_weight": [0.8]})
+    serial = ablate.run_grid(cells, [0], workdir / "serial", base=BASE, preset="tiny")
+    parallel = ablate.run_grid(cells, [0], workdir / "parallel", base=BASE, preset="tiny", jobs=2)
+    assert [(c["cell"], c["mean"]) for c in serial["cells"]] == [(c["cell"], c["mean"]) for c in parallel["cells"]]
