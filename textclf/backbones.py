@@ -17,22 +17,24 @@ def build_image_backbone(name: str, pretrained: bool = True):
 
 
 def image_transform(plugin, image_size: int | None = None):
-    """The eval preprocessing for ``plugin``: resize (square), to float, normalise with its mean/std.
+    """A callable mapping one PIL image to the normalised float (3, S, S) tensor the backbone expects.
 
-    Images are resized straight to ``image_size`` (no crop): dataset images are small and
-    centred, and a crop would cut digits and garments.
+    The same preprocessing as training and export (:func:`textclf.features.preprocess_uint8`):
+    resize straight to a square (no crop: dataset images are small and centred, and a crop would
+    cut digits and garments), scale to [0, 1], normalise with the backbone's mean/std.
     """
-    from torchvision.transforms import v2
-
-    size = image_size or plugin.input_size
+    import numpy as np
     import torch
 
-    return v2.Compose([
-        v2.PILToTensor(),
-        v2.Resize((size, size), antialias=True),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(plugin.mean), list(plugin.std)),
-    ])
+    from textclf.features import preprocess_spec, preprocess_uint8
+
+    spec = preprocess_spec(plugin, image_size)
+
+    def transform(image):
+        arr = np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+        return preprocess_uint8(torch.from_numpy(arr).permute(2, 0, 1)[None], spec)[0]
+
+    return transform
 
 
 class TextEncoder:

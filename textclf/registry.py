@@ -117,8 +117,7 @@ class Registry:
             alias = self._find_alias(name)
             if alias is not None:
                 return alias, None
-            raise unknown_choice(self.kind[:-1].replace("backbone", "backbone"), name,
-                                 self._display_names())
+            raise unknown_choice(self.kind[:-1], name, self._display_names())
         if entry.conflict:
             raise TextclfError(entry.conflict)
         obj = self.load(entry)
