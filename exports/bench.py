@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 

@@ -206,8 +206,6 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
     For demos and smoke tests of ``textclf predict``: the images are written at their stored
     size (8x8 for digits), each file atomically.
     """
-    from PIL import Image
-
     from textclf.atomic import atomic_path
     from textclf.exports.parity import load_run_dataset
     from textclf.inference import load_eval_dataset

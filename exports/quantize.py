@@ -29,8 +29,6 @@ import logging
 import os
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 import numpy as np
 

@@ -174,7 +174,7 @@ def write_run_plots(run, metrics: dict, out_dir: str | Path, confusion_suffix: s
     """
     import json
 
-    from textclf.train import history_of
+    from textclf.rundir import RunFiles
 
     out = Path(out_dir)
     paths: dict[str, Path] = {}
@@ -196,5 +196,5 @@ def write_run_plots(run, metrics: dict, out_dir: str | Path, confusion_suffix: s
             best_epoch = json.loads(tm.read_text()).get("best_epoch")
         except (OSError, ValueError):
             best_epoch = None
-    paths["training_curves"] = plot_training_curves(history_of(run.root), out / "training_curves.png", best_epoch)
+    paths["training_curves"] = plot_training_curves(RunFiles(run.root).read_history(), out / "training_curves.png", best_epoch)
     return paths

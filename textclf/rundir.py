@@ -50,6 +50,12 @@ class RunFiles:
     metrics = property(lambda self: self.root / "metrics.json")
     plots = property(lambda self: self.root / "plots")
 
+    def read_history(self) -> list[dict]:
+        """The per-epoch rows of ``history.jsonl`` (empty when the run has none yet)."""
+        if not self.history.exists():
+            return []
+        return [json.loads(line) for line in self.history.read_text().splitlines() if line.strip()]
+
     def write_history(self, rows: list[dict]) -> None:
         """Rewrite ``history.jsonl`` atomically."""
         write_text(self.history, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)

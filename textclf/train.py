@@ -8,7 +8,6 @@ checkpoint that holds weights, optimizer and scheduler state; the per-epoch RNG 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -412,11 +411,3 @@ def _plugin(config: TrainConfig):
     from textclf.registry import get_image_backbone
 
     return get_image_backbone(config.image_backbone)
-
-
-def history_of(run_dir: str | Path) -> list[dict]:
-    """The per-epoch rows of a run's ``history.jsonl``."""
-    path = RunFiles(Path(run_dir)).history
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
