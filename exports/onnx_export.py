@@ -356,6 +356,8 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     sidecar ``<out>.json`` is written. Returns the report (paths, metadata, parity, quantization,
     provider, benchmark).
     """
+    import time
+
     import onnx
 
     from textclf.atomic import atomic_path, write_json
@@ -428,7 +430,7 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
                                  f"(see --atol / --max-accuracy-drop)")
     sha = _sha256(out)
     sidecar = dict(meta, onnx_file=out.name, onnx_sha256=sha, parity=parity,
-                   exported_at=__import__("time").strftime("%Y-%m-%dT%H:%M:%SZ", __import__("time").gmtime()))
+                   exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_json(sidecar_path(out), sidecar)
     report = {"model": str(out), "sidecar": str(sidecar_path(out)), "bytes": out.stat().st_size, "sha256": sha,
               "precision": precision, "opset": opset, "with_preprocessing": bool(with_preprocessing),
