@@ -11,10 +11,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from plugin_dist import write_dist
 
 
 def textclf_cmd() -> list[str]:
@@ -30,21 +30,6 @@ def run_cli(args: list[str], pythonpath: Path | None = None, cwd: Path | None = 
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     return subprocess.run(textclf_cmd() + args, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)
-
-
-def write_dist(root: Path, dist_name: str, module: str, source: str,
-               entry_points: dict[str, dict[str, str]]) -> None:
-    """Write a minimal installed distribution (dist-info + one module) under ``root``."""
-    info = root / f"{dist_name.replace('-', '_')}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
-    lines = []
-    for group, eps in entry_points.items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {module}:{attr}" for name, attr in eps.items()]
-        lines.append("")
-    (info / "entry_points.txt").write_text("\n".join(lines))
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
 def plugin_rows(result) -> dict[str, list[dict]]:

@@ -7,7 +7,6 @@ Third-party plugins are simulated with a temporary distribution (a ``*.dist-info
 from __future__ import annotations
 
 import sys
-import textwrap
 import uuid
 
 import pytest
@@ -16,6 +15,7 @@ from textclf import registry as reg
 from textclf.data import load_dataset
 from textclf.errors import TextclfError
 from textclf.plugin_types import ImageBackbonePlugin, PromptTemplate, TextBackbonePlugin
+from plugin_dist import write_dist
 
 BUILTIN = {
     "prompts": {"type1", "type2", "type3", "type4"},
@@ -32,20 +32,6 @@ def fresh_registry():
     reg.reset()
     yield
     reg.reset()
-
-
-def write_dist(root, dist_name: str, module: str, source: str, entry_points: dict[str, dict[str, str]]):
-    """Write a minimal installed distribution (dist-info + one module) under ``root``."""
-    info = root / f"{dist_name.replace('-', '_')}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
-    lines = []
-    for group, eps in entry_points.items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {module}:{attr}" for name, attr in eps.items()]
-        lines.append("")
-    (info / "entry_points.txt").write_text("\n".join(lines))
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
 @pytest.fixture
