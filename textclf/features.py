@@ -65,7 +65,6 @@ def extract_features(backbone: torch.nn.Module, split: Split, spec: dict, device
                      batch_size: int = 128, on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
     """Run a frozen backbone over a split (inference mode, channels-last, bf16 autocast on CUDA)."""
     backbone = backbone.to(device).eval().to(memory_format=torch.channels_last)
-    out = np.empty((len(split), 0), dtype=np.float32)
     chunks = []
     for _, x in iter_batches(split, spec, batch_size):
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -74,9 +73,7 @@ def extract_features(backbone: torch.nn.Module, split: Split, spec: dict, device
         chunks.append(f.float().cpu().numpy())
         if on_batch:
             on_batch(len(x))
-    if chunks:
-        out = np.concatenate(chunks)
-    return out
+    return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
 
 
 def cached_features(plugin, backbone, backbone_name: str, split: Split, split_name: str, dataset_name: str,

@@ -127,6 +127,7 @@ class _State:
     device: torch.device
     class_names: list[str]
     heads: torch.nn.Module
+    plugin: object  # the image backbone plugin
     backbone: Optional[torch.nn.Module]
     text_encoder: object
     text_feats: list  # per class raw features (frozen text)
@@ -270,7 +271,7 @@ def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
                               config.dropout, config.head_input).to(device)
     info.update(image_dim=plugin.dim, text_dim=text_encoder.dim, preprocess=spec,
                 n_train=int(len(train_idx)), n_val=int(len(val_idx)))
-    return _State(config, device, list(ds.class_names), heads, backbone, text_encoder, text_feats, desc_lists, tuner,
+    return _State(config, device, list(ds.class_names), heads, plugin, backbone, text_encoder, text_feats, desc_lists, tuner,
                   train_x, val_x, labels[torch.from_numpy(train_idx)], labels[torch.from_numpy(val_idx)],
                   streaming, ds.train, train_idx, val_idx, spec)
 
@@ -298,7 +299,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     elif "text_backbone" in _trainable_modules(st):
         params.append({"params": list(st.text_encoder.model.parameters()), "lr": config.text_lr})
     if st.streaming:
-        bb = _trainable_backbone_params(_plugin(config), st.backbone, config.train_backbone)
+        bb = _trainable_backbone_params(st.plugin, st.backbone, config.train_backbone)
         params.append({"params": bb, "lr": config.backbone_lr})
     # fused: one kernel per step instead of ~10 small ops per tensor (the loop is overhead-bound)
     optimizer = torch.optim.AdamW(params, weight_decay=config.weight_decay, fused=True)
@@ -405,9 +406,3 @@ def _run_epochs(st: _State, files: RunFiles, optimizer, scheduler, start_epoch: 
         if delay:
             time.sleep(delay)
     return best_val, best_epoch, best_state
-
-
-def _plugin(config: TrainConfig):
-    from textclf.registry import get_image_backbone
-
-    return get_image_backbone(config.image_backbone)
