@@ -15,6 +15,7 @@ checkpoint.safetensors resumable state (weights, optimizer, scheduler, best-so-f
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -94,10 +95,8 @@ class _Checkpoint:
     optimizer state of another.
     """
 
-    def save(self, path: Path, current: dict, best: dict | None, optimizer, meta: dict) -> None:
-        """Write the checkpoint atomically."""
-        from safetensors.torch import save_file
-
+    def snapshot(self, current: dict, best: dict | None, optimizer, meta: dict) -> tuple[dict, dict]:
+        """Copy everything a checkpoint holds, so training may go on while it is written."""
         tensors = {f"current.{k}": v for k, v in current.items()}
         tensors.update({f"best.{k}": v for k, v in (best or {}).items()})
         state = optimizer.state_dict()
@@ -105,12 +104,24 @@ class _Checkpoint:
         for pid, pstate in state["state"].items():
             for name, value in pstate.items():
                 if torch.is_tensor(value):
-                    tensors[f"optim.{pid}.{name}"] = value.detach().cpu().contiguous()
+                    # a copy: the optimizer updates its moments in place on the next step
+                    tensors[f"optim.{pid}.{name}"] = value.detach().cpu().clone().contiguous()
                 else:
                     scalars[f"{pid}.{name}"] = value
         meta = dict(meta, param_groups=state["param_groups"], optim_scalars=scalars, has_best=best is not None)
+        return tensors, {"meta": json.dumps(meta)}
+
+    def write(self, path: Path, snapshot: tuple[dict, dict]) -> None:
+        """Write a :meth:`snapshot` atomically."""
+        from safetensors.torch import save_file
+
+        tensors, metadata = snapshot
         with atomic_path(path, fsync=False) as tmp:
-            save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)})
+            save_file(tensors, str(tmp), metadata=metadata)
+
+    def save(self, path: Path, current: dict, best: dict | None, optimizer, meta: dict) -> None:
+        """Write the checkpoint atomically (``current`` and ``best`` must not change meanwhile)."""
+        self.write(path, self.snapshot(current, best, optimizer, meta))
 
     def load(self, path: Path, optimizer) -> dict:
         """Read a checkpoint and restore the optimizer; returns current/best tensors and meta."""
@@ -137,6 +148,44 @@ class _Checkpoint:
 
 
 CHECKPOINT = _Checkpoint()
+
+
+class CheckpointWriter:
+    """Writes each epoch's checkpoint, then ``history.jsonl``, on a background thread.
+
+    Serialising a checkpoint costs about as much as a small model's epoch, so the next epoch
+    trains meanwhile. One write is in flight at a time, and the history is rewritten only after
+    its checkpoint has landed: the last epoch in ``history.jsonl`` can always be resumed from.
+    """
+
+    def __init__(self, files: RunFiles):
+        self.files = files
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, current: dict, best: dict | None, optimizer, meta: dict, history: list[dict]) -> None:
+        """Snapshot the state now and write it in the background (after any earlier write)."""
+        self.wait()
+        snapshot = CHECKPOINT.snapshot(current, best, optimizer, meta)
+        rows = list(history)
+        self._thread = threading.Thread(target=self._write, args=(snapshot, rows), name="textclf-checkpoint")
+        self._thread.start()
+
+    def _write(self, snapshot, rows) -> None:
+        try:
+            CHECKPOINT.write(self.files.checkpoint, snapshot)
+            self.files.write_history(rows)
+        except BaseException as exc:  # re-raised in the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the write in flight has landed; raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 @dataclass
