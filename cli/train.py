@@ -39,6 +39,8 @@ def command(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
     train_fraction: Optional[float] = typer.Option(None, "--train-fraction"),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction"),
+    select: Optional[str] = typer.Option(None, "--select",
+                                         help="weights to keep: last (epoch) | best (validation accuracy)"),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="stratified subset of the train split"),
     max_test: Optional[int] = typer.Option(None, "--max-test", help="stratified subset of the test split"),
     text_control: Optional[str] = typer.Option(None, "--text-control", help="none | classname | random-words | shuffled"),
@@ -58,7 +60,7 @@ def command(
         clf_weight=clf_weight, negatives=negatives,
         temperature=temperature, head_input=head_input, train_backbone=train_backbone, image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
-        train_fraction=train_fraction, val_fraction=val_fraction, max_train=max_train, max_test=max_test,
+        train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
         text_control=text_control, preset=preset).items() if v is not None}
     cfg = build_config("default", read_toml(config) if config else None, overrides)
     if resume and run_dir is None:
@@ -85,6 +87,8 @@ def command(
             ("train / val images", f"{metrics['n_train']} / {metrics['n_val']}"),
             ("best val accuracy", f"{metrics['best_val_accuracy']:.4f} (epoch {metrics['best_epoch']})"
              if metrics["best_val_accuracy"] is not None else "-"),
+            ("kept weights", f"epoch {metrics['selected_epoch']} ({metrics['select']}), val accuracy "
+                             f"{metrics['selected_val_accuracy']:.4f}" if metrics["selected_val_accuracy"] is not None else "-"),
             ("feature cache", {True: "hit", False: "miss (filled)", None: "not used (streaming)"}[metrics["feature_cache_hit"]]),
             ("time", f"features {metrics['feature_seconds']:.1f}s, training {metrics['train_seconds']:.1f}s, "
                      f"total {metrics['total_seconds']:.1f}s")]

@@ -116,6 +116,28 @@ def test_same_seed_gives_bit_identical_weights_and_metrics(tmp_path):
     assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
 
 
+def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
+    """--select last keeps the final epoch's weights, --select best the best validation epoch's."""
+    from textclf.inference import split_outputs
+    from textclf.train import split_indices
+
+    runs = {}
+    for select in ("last", "best"):
+        cfg = tiny(epochs=6, select=select)
+        metrics = train(cfg, tmp_path / select)
+        history = _history_without_times(tmp_path / select)
+        out = split_outputs(load_run(tmp_path / select), "train")
+        _, val_idx = split_indices(out.labels, cfg)
+        val_accuracy = round(float((out.logits[val_idx].argmax(1) == out.labels[val_idx]).mean()), 6)
+        runs[select] = (metrics, history, val_accuracy)
+    last, best = runs["last"][0], runs["best"][0]
+    assert last["best_epoch"] == best["best_epoch"] < 6  # same run; the best epoch is not the last
+    assert last["selected_epoch"] == 6 and best["selected_epoch"] == best["best_epoch"]
+    for metrics, history, val_accuracy in runs.values():
+        assert metrics["selected_val_accuracy"] == history[metrics["selected_epoch"] - 1]["val_accuracy"] == val_accuracy
+    assert (tmp_path / "last" / "model.safetensors").read_bytes() != (tmp_path / "best" / "model.safetensors").read_bytes()
+
+
 def test_a_second_run_reuses_the_feature_cache(tmp_path):
     first = train(tiny(), tmp_path / "a")
     second = train(tiny(), tmp_path / "b")

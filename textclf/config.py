@@ -19,6 +19,7 @@ CHOICES = {
     "train_backbone": ("none", "last", "all"),
     "device": ("auto", "cpu", "cuda"),
     "text_control": ("none", "classname", "random-words", "shuffled"),
+    "select": ("last", "best"),
 }
 
 
@@ -42,8 +43,8 @@ class TrainConfig:
     head_input: str = "projection"
     train_backbone: str = "none"
     image_size: Optional[int] = 96  # None: the backbone's own input size
-    epochs: int = 30
-    batch_size: int = 64
+    epochs: int = 15
+    batch_size: int = 128
     lr: float = 3e-3
     text_lr: float = 2e-5  # learning rate of a fine-tuned text encoder
     backbone_lr: float = 1e-4  # learning rate of backbone layers with --train-backbone last|all
@@ -52,6 +53,9 @@ class TrainConfig:
     device: str = "auto"
     train_fraction: float = 1.0
     val_fraction: float = 0.1
+    # Which weights the run keeps: the last epoch's (the cosine schedule has annealed them) or the
+    # epoch with the best validation accuracy (noisy on a small validation split; see README).
+    select: str = "last"
     max_train: Optional[int] = None  # stratified subset of the train split (CI, quick runs)
     max_test: Optional[int] = None
     proj_dim: int = 256

@@ -132,8 +132,12 @@ def plot_text_embeddings(before: np.ndarray, after: np.ndarray, class_names: Seq
     return _save(fig, path)
 
 
-def plot_training_curves(history: list[dict], path: str | Path, best_epoch: Optional[int] = None) -> Path:
-    """Losses (total, classification, contrastive) and validation accuracy per epoch."""
+def plot_training_curves(history: list[dict], path: str | Path, best_epoch: Optional[int] = None,
+                         kept_epoch: Optional[int] = None) -> Path:
+    """Losses (total, classification, contrastive) and validation accuracy per epoch.
+
+    ``best_epoch`` (best validation accuracy) and ``kept_epoch`` (the weights the run kept) are marked.
+    """
     fig = _figure(11.0, 4.0)
     ax_loss, ax_acc = fig.subplots(1, 2)
     if not history:
@@ -154,8 +158,11 @@ def plot_training_curves(history: list[dict], path: str | Path, best_epoch: Opti
         ax_loss.legend(fontsize=8)
         acc = [row.get("val_accuracy") for row in history]
         ax_acc.plot(epochs, [np.nan if v is None else v for v in acc], marker=".", color="tab:green")
-        if best_epoch is not None and best_epoch > 0:
-            ax_acc.axvline(best_epoch, color="gray", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
+        marks = [(best_epoch, "best validation epoch", "--"), (kept_epoch, "kept weights", ":")]
+        for epoch, label, style in marks:
+            if epoch is not None and epoch > 0:
+                ax_acc.axvline(epoch, color="gray", linestyle=style, linewidth=1, label=f"{label} ({epoch})")
+        if any(e is not None and e > 0 for e, _, _ in marks):
             ax_acc.legend(fontsize=8)
         ax_acc.set_xlabel("epoch")
         ax_acc.set_ylabel("validation accuracy")
@@ -189,12 +196,14 @@ def write_run_plots(run, metrics: dict, out_dir: str | Path, confusion_suffix: s
     before = run.class_text_embeddings(initial=True).cpu().numpy()
     after = run.class_text_embeddings(initial=False).cpu().numpy()
     paths["text_embeddings"] = plot_text_embeddings(before, after, run.class_names, out / "text_embeddings.png")
-    best_epoch = None
+    train_metrics: dict = {}
     tm = run.root / "train_metrics.json"
     if tm.exists():
         try:
-            best_epoch = json.loads(tm.read_text()).get("best_epoch")
+            train_metrics = json.loads(tm.read_text())
         except (OSError, ValueError):
-            best_epoch = None
-    paths["training_curves"] = plot_training_curves(RunFiles(run.root).read_history(), out / "training_curves.png", best_epoch)
+            train_metrics = {}
+    paths["training_curves"] = plot_training_curves(
+        RunFiles(run.root).read_history(), out / "training_curves.png", train_metrics.get("best_epoch"),
+        train_metrics.get("selected_epoch"))
     return paths

@@ -21,7 +21,7 @@ import torch
 from textclf.config import TrainConfig, load_run_config, save_config
 from textclf.errors import TextclfError
 from textclf.progress import NULL, Reporter
-from textclf.rundir import CHECKPOINT, RunFiles
+from textclf.rundir import CHECKPOINT, CheckpointWriter, RunFiles
 
 TEXT_FEATURE_BATCH = 64
 
@@ -325,17 +325,22 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     reporter.task("epochs", config.epochs, "training")
     reporter.advance("epochs", start_epoch)
     t_train = time.perf_counter()
+    writer = CheckpointWriter(files)
     try:
-        best = _run_epochs(st, files, optimizer, scheduler, start_epoch, history,
+        best = _run_epochs(st, writer, optimizer, scheduler, start_epoch, history,
                            (best_val, best_epoch, best_state), reporter)
     finally:
         torch.set_num_threads(threads)
+        writer.wait()
     best_val, best_epoch, best_state = best
     reporter.done("epochs")
     train_seconds = time.perf_counter() - t_train
 
-    if best_state is not None:
+    if config.select == "best" and best_state is not None:
         _load_state_tensors(st, best_state)
+    selected_epoch = best_epoch if config.select == "best" else len(history)
+    selected_val = (round(best_val, 6) if best_val >= 0 else None) if config.select == "best" else \
+        (history[-1]["val_accuracy"] if history else None)
     st.heads.eval()
     final_text = info["text_features_init"]
     if set(_trainable_modules(st)) & {"text_backbone", "text_top"}:
@@ -344,7 +349,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
             st.text_encoder, info["descriptions"], st.class_names, st.device)])
     metrics = {
         "best_val_accuracy": round(best_val, 6) if best_val >= 0 else None,
-        "best_epoch": best_epoch, "epochs": config.epochs, "n_train": info["n_train"], "n_val": info["n_val"],
+        "best_epoch": best_epoch, "select": config.select, "selected_epoch": selected_epoch,
+        "selected_val_accuracy": selected_val, "epochs": config.epochs, "n_train": info["n_train"], "n_val": info["n_val"],
         "feature_cache_hit": info["feature_cache_hit"], "feature_seconds": info["feature_seconds"],
         "train_seconds": round(train_seconds, 3), "total_seconds": round(time.perf_counter() - t_start, 3),
         "device": str(st.device),
@@ -357,7 +363,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     return metrics
 
 
-def _run_epochs(st: _State, files: RunFiles, optimizer, scheduler, start_epoch: int, history: list,
+def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, start_epoch: int, history: list,
                 best: tuple, reporter: Reporter) -> tuple:
     """The explicit epoch loop; checkpoints after every epoch. Returns ``(best_val, best_epoch, best_state)``."""
     from textclf.losses import combined_loss
@@ -365,6 +371,7 @@ def _run_epochs(st: _State, files: RunFiles, optimizer, scheduler, start_epoch: 
     config = st.config
     best_val, best_epoch, best_state = best
     delay = float(os.environ.get("TEXTCLF_EPOCH_DELAY", "0") or 0)  # test hook: widens a kill window
+    text_trains = bool(set(_trainable_modules(st)) & {"text_backbone", "text_top"})
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(config.seed * 7919 + epoch)  # dropout
@@ -372,14 +379,21 @@ def _run_epochs(st: _State, files: RunFiles, optimizer, scheduler, start_epoch: 
         st.heads.train()
         if st.text_tuner is not None:
             st.text_tuner.train()
-        elif "text_backbone" in _trainable_modules(st):
+        elif text_trains:
             st.text_encoder.model.train()
-        perm = torch.randperm(len(st.train_y), generator=gen).numpy()
+        perm_t = torch.randperm(len(st.train_y), generator=gen)
+        perm = perm_t.numpy()
+        if not st.streaming:  # one gather per epoch; the batches are views of it
+            epoch_x, epoch_y = st.train_x[perm_t], st.train_y[perm_t]
         sums = np.zeros(3)
         for start in range(0, len(perm), config.batch_size):
             idx = perm[start:start + config.batch_size]
-            y = st.train_y[torch.from_numpy(idx)].to(st.device)
-            logits, emb = st.heads(_image_batch(st, idx, train=True))
+            if st.streaming:
+                x, y = _image_batch(st, idx, train=True), st.train_y[torch.from_numpy(idx)].to(st.device)
+            else:
+                x = epoch_x[start:start + config.batch_size].to(st.device)
+                y = epoch_y[start:start + config.batch_size].to(st.device)
+            logits, emb = st.heads(x)
             text_emb = _class_text_embedding(st, gen)
             loss, ce, cont = combined_loss(logits, emb, text_emb, y, config.clf_weight, config.temperature,
                                            config.negatives, gen)
@@ -388,7 +402,7 @@ def _run_epochs(st: _State, files: RunFiles, optimizer, scheduler, start_epoch: 
             optimizer.step()
             scheduler.step()
             sums += np.array([float(loss.detach()), ce, cont]) * len(idx)
-        if st.text_encoder is not None:
+        if text_trains:
             st.text_encoder.model.eval()
         val_acc = _val_accuracy(st)
         n = max(1, len(perm))
@@ -397,11 +411,12 @@ def _run_epochs(st: _State, files: RunFiles, optimizer, scheduler, start_epoch: 
                "lr": round(scheduler.get_last_lr()[0], 8), "seconds": round(time.perf_counter() - t0, 4)}
         history.append(row)
         if val_acc > best_val:
-            best_val, best_epoch, best_state = val_acc, epoch + 1, _state_tensors(st)
-        CHECKPOINT.save(files.checkpoint, _state_tensors(st), best_state, optimizer, {
+            # Only --select best needs the best epoch's weights; otherwise track the figure alone.
+            best_val, best_epoch = val_acc, epoch + 1
+            best_state = _state_tensors(st) if config.select == "best" else None
+        writer.submit(_state_tensors(st), best_state, optimizer, {
             "epoch": epoch, "scheduler": scheduler.state_dict(), "best_val": best_val,
-            "best_epoch": best_epoch, "history": history})
-        files.write_history(history)
+            "best_epoch": best_epoch, "history": history}, history)
         reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc)
         if delay:
             time.sleep(delay)
