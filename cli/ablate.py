@@ -63,7 +63,8 @@ def command(
     name: Optional[str] = typer.Option(None, "--name", help="default: paper or grid"),
     resume: bool = typer.Option(False, "--resume", help="Skip finished cells of an earlier run."),
     force: bool = typer.Option(False, "--force", help="Delete earlier results and start over."),
-    jobs: int = typer.Option(1, "--jobs", min=1, help="Cells in parallel processes."),
+    jobs: int = typer.Option(0, "--jobs", min=0,
+                             help="Cells in parallel processes; 0 = one per CPU core (1 with CUDA)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run an ablation grid."""

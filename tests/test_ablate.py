@@ -110,7 +110,7 @@ def test_killed_grid_resumes_without_rerunning_finished_cells(workdir):
     out = workdir / "out"
     env = dict(os.environ, TEXTCLF_EPOCH_DELAY="0.7")
     cmd = [sys.executable, "-m", "textclf.cli.main", "ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5",
-           "--seeds", "1", "--epochs", "2", "--out", str(out), "--json"]
+           "--seeds", "1", "--epochs", "2", "--jobs", "1", "--out", str(out), "--json"]
     proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
     while time.time() < deadline and not list(out.glob("cells/*/seed0/result.json")):
@@ -120,10 +120,10 @@ def test_killed_grid_resumes_without_rerunning_finished_cells(workdir):
     finished = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/seed0/result.json")}
     assert 1 <= len(finished) < 3
     result = runner.invoke(app, ["ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5", "--seeds", "1",
-                                 "--epochs", "2", "--out", str(out), "--json"])
+                                 "--epochs", "2", "--jobs", "1", "--out", str(out), "--json"])
     assert result.exit_code == 2 and "--resume" in result.output  # refuses to silently overwrite
     result = runner.invoke(app, ["ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5", "--seeds", "1",
-                                 "--epochs", "2", "--out", str(out), "--resume", "--json"])
+                                 "--epochs", "2", "--jobs", "1", "--out", str(out), "--resume", "--json"])
     assert result.exit_code == 0, result.output
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime  # not rerun
@@ -178,3 +178,15 @@ def test_jobs_run_cells_in_parallel_processes_with_the_same_results(workdir):
     serial = ablate.run_grid(cells, [0], workdir / "serial", base=BASE, preset="tiny")
     parallel = ablate.run_grid(cells, [0], workdir / "parallel", base=BASE, preset="tiny", jobs=2)
     assert [(c["cell"], c["mean"]) for c in serial["cells"]] == [(c["cell"], c["mean"]) for c in parallel["cells"]]
+
+
+def test_auto_jobs_is_one_per_core_capped_and_one_with_cuda(monkeypatch):
+    import torch
+
+    assert ablate.resolve_jobs(3, 10) == 3  # explicit wins
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert ablate.resolve_jobs(0, 100) == ablate.MAX_AUTO_JOBS
+    assert ablate.resolve_jobs(0, 3) == 3  # never more workers than runs
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert ablate.resolve_jobs(0, 100) == 1

@@ -35,6 +35,7 @@ CONTROLS: dict[str, dict] = {
     "baseline": {"head_input": "features", "clf_weight": 1.0},
 }
 REFERENCE = "no-text"
+MAX_AUTO_JOBS = 8  # each worker holds both backbones and a dataset in memory
 AXES = ("prompt_type", "clf_weight", "freeze_text", "negatives", "train_fraction", "image_backbone",
         "text_backbone", "temperature", "head_input")
 
@@ -156,7 +157,7 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
         "accuracy": round(float(accuracy_score(outputs.labels, pred)), 6),
         "macro_f1": round(float(f1_score(outputs.labels, pred, average="macro")), 6),
         "text_accuracy": round(float((outputs.text_logits.argmax(1) == outputs.labels).mean()), 6),
-        "val_accuracy": metrics["best_val_accuracy"], "descriptions_sha256": desc["sha256"],
+        "val_accuracy": metrics.get("selected_val_accuracy", metrics["best_val_accuracy"]), "descriptions_sha256": desc["sha256"],
         "descriptions_source": desc["source"], "seconds": round(time.perf_counter() - t0, 3),
         "run_dir": str(run_dir), "overrides": json.dumps(cell.overrides, sort_keys=True),
     }
@@ -170,6 +171,28 @@ def _run_cell_in_worker(args) -> dict:
     threads = args[-1]
     torch.set_num_threads(threads)
     return run_cell(*args[:-1])
+
+
+def resolve_jobs(jobs: int, n_work: int) -> int:
+    """Worker processes for a grid: ``jobs`` itself, or for ``0`` (auto) one per CPU core.
+
+    Auto is capped at ``MAX_AUTO_JOBS`` and at the number of runs, and is 1 where CUDA is
+    available (the cells would share one GPU).
+    """
+    if jobs > 0:
+        return jobs
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_JOBS, n_work))
+
+
+def _relative_cost(config) -> int:
+    """A coarse cost rank of one cell: fine-tuned text and streamed images dominate a run's time."""
+    return (config.train_backbone != "none") * 10 + (not config.freeze_text and config.clf_weight < 1.0) * 5
 
 
 def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Optional[dict] = None,
@@ -199,6 +222,7 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     work = [(cell, seed) for seed in seeds for cell in unique]
     reporter.task("cells", len(work), f"ablation ({len(unique)} distinct cells x {len(seeds)} seeds)")
     rows = []
+    jobs = resolve_jobs(jobs, len(work))
     if jobs <= 1:
         for cell, seed in work:
             rows.append(run_cell(cell, seed, base, preset, out, resume or force))
@@ -206,13 +230,16 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     else:
         import multiprocessing as mp
         import os
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
+        # Longest first: cells that fine-tune the text encoder cost ~10-50x a frozen-text cell, and
+        # starting them last would leave one worker busy while the others idle.
+        work.sort(key=lambda cs: -_relative_cost(_cell_config(cs[0], base, preset, cs[1])))
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume or force, threads))
                        for cell, seed in work]
-            for fut in futures:
+            for fut in as_completed(futures):
                 rows.append(fut.result())
                 reporter.advance("cells", 1, last=f"{rows[-1]['cell']}/seed{rows[-1]['seed']}")
     reporter.done("cells")
