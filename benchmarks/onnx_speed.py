@@ -7,7 +7,7 @@ images. Prints one JSON object. The quality bars (SPEC section 7): at batch 64, 
 fp32 >= 1.0x PyTorch eager and int8 >= 1.5x with <= 1 point test-accuracy loss. Speedups are
 judged against the faster of the two PyTorch layouts.
 
-    python benchmarks/onnx_speed.py [--run-dir RUN] [--rounds 7] [--epochs 30]
+    python benchmarks/onnx_speed.py [--run-dir RUN] [--rounds 7] [--epochs N]
 """
 
 from __future__ import annotations
