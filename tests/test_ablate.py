@@ -190,3 +190,38 @@ def test_auto_jobs_is_one_per_core_capped_and_one_with_cuda(monkeypatch):
     assert ablate.resolve_jobs(0, 3) == 3  # never more workers than runs
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert ablate.resolve_jobs(0, 100) == 1
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_killed_parallel_grid_leaves_no_workers_behind(workdir):
+    """SIGKILL on the grid process ends its worker processes too (no orphans racing a --resume)."""
+    out = workdir / "out"
+    env = dict(os.environ, TEXTCLF_EPOCH_DELAY="2")
+    cmd = [sys.executable, "-m", "textclf.cli.main", "ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5",
+           "--seeds", "1", "--epochs", "3", "--jobs", "2", "--out", str(out), "--json"]
+    proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("cells/*/seed0/history.jsonl")):
+        time.sleep(0.05)  # a worker is inside a cell
+    workers = _children(proc.pid)
+    assert workers, "no worker processes found"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)
+    assert not list(out.glob("cells/*/seed0/result.json"))  # the cells in flight were lost, not finished

@@ -165,6 +165,24 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     return result
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit as soon as the grid process is gone.
+
+    A SIGKILLed grid would otherwise leave its workers training their cells as orphans, racing
+    a ``--resume`` for the same run dirs. Every file a worker writes is atomic, so dying mid-cell
+    loses only that cell.
+    """
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="textclf-parent-watch", daemon=True).start()
+
+
 def _run_cell_in_worker(args) -> dict:
     import torch
 
@@ -236,7 +254,8 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         # Longest first: cells that fine-tune the text encoder cost ~10-50x a frozen-text cell, and
         # starting them last would leave one worker busy while the others idle.
         work.sort(key=lambda cs: -_relative_cost(_cell_config(cs[0], base, preset, cs[1])))
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume or force, threads))
                        for cell, seed in work]
             for fut in as_completed(futures):
