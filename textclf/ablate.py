@@ -2,7 +2,8 @@
 
 Every cell and seed is an ordinary run dir under ``OUT/cells/<cell>/seed<k>/`` plus a
 ``result.json`` written atomically once the cell is evaluated, so a killed grid loses at most
-the cell in flight and ``resume`` skips finished ones. All cells share the feature cache.
+the cells in flight; ``resume`` skips finished cells and continues interrupted ones from their
+checkpoints. All cells share the feature cache.
 """
 
 from __future__ import annotations
