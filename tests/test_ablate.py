@@ -106,15 +106,21 @@ def test_text_controls_change_the_text_the_model_sees(workdir):
     assert all("red" not in " ".join(v) for v in [texts["random-words"]["red"]])
 
 
-def test_killed_grid_resumes_without_rerunning_finished_cells(workdir):
-    out = workdir / "out"
-    env = dict(os.environ, TEXTCLF_EPOCH_DELAY="0.7")
+def _start_grid(workdir: Path, out: Path, *, epochs: int, jobs: int, delay: str, wait_for: str) -> subprocess.Popen:
+    """A tiny two-cell grid in a subprocess, returned once a file matching ``wait_for`` exists under ``out``."""
+    env = dict(os.environ, TEXTCLF_EPOCH_DELAY=delay)
     cmd = [sys.executable, "-m", "textclf.cli.main", "ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5",
-           "--seeds", "1", "--epochs", "2", "--jobs", "1", "--out", str(out), "--json"]
+           "--seeds", "1", "--epochs", str(epochs), "--jobs", str(jobs), "--out", str(out), "--json"]
     proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
-    while time.time() < deadline and not list(out.glob("cells/*/seed0/result.json")):
+    while time.time() < deadline and not list(out.glob(wait_for)):
         time.sleep(0.05)
+    return proc
+
+
+def test_killed_grid_resumes_without_rerunning_finished_cells(workdir):
+    out = workdir / "out"
+    proc = _start_grid(workdir, out, epochs=2, jobs=1, delay="0.7", wait_for="cells/*/seed0/result.json")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     finished = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/seed0/result.json")}
@@ -209,13 +215,8 @@ def _alive(pid: int) -> bool:
 def test_killed_parallel_grid_leaves_no_workers_behind(workdir):
     """SIGKILL on the grid process ends its worker processes too (no orphans racing a --resume)."""
     out = workdir / "out"
-    env = dict(os.environ, TEXTCLF_EPOCH_DELAY="2")
-    cmd = [sys.executable, "-m", "textclf.cli.main", "ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5",
-           "--seeds", "1", "--epochs", "3", "--jobs", "2", "--out", str(out), "--json"]
-    proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("cells/*/seed0/history.jsonl")):
-        time.sleep(0.05)  # a worker is inside a cell
+    # a history file: a worker is inside a cell
+    proc = _start_grid(workdir, out, epochs=3, jobs=2, delay="2", wait_for="cells/*/seed0/history.jsonl")
     workers = _children(proc.pid)
     assert workers, "no worker processes found"
     proc.send_signal(signal.SIGKILL)
