@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from textclf import ablate
 from textclf.cli.main import app
+from textclf.errors import TextclfError
 
 runner = CliRunner()
 BASE = {"text_control": "none", "epochs": 2}
@@ -196,6 +197,7 @@ def test_auto_jobs_is_one_per_core_capped_and_one_with_cuda(monkeypatch):
     assert ablate.resolve_jobs(0, 3) == 3  # never more workers than runs
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert ablate.resolve_jobs(0, 100) == 1
+    assert ablate.resolve_jobs(0, 100, ("cpu",)) == ablate.MAX_AUTO_JOBS  # --device cpu cells
 
 
 def _children(pid: int) -> list[int]:
@@ -211,7 +213,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+                    reason="needs Linux /proc/PID/task/PID/children")
 def test_killed_parallel_grid_leaves_no_workers_behind(workdir):
     """SIGKILL on the grid process ends its worker processes too (no orphans racing a --resume)."""
     out = workdir / "out"
@@ -226,3 +229,13 @@ def test_killed_parallel_grid_leaves_no_workers_behind(workdir):
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers)
     assert not list(out.glob("cells/*/seed0/result.json"))  # the cells in flight were lost, not finished
+
+
+def test_resume_refuses_finished_cells_trained_with_another_config(workdir):
+    """A resumed grid must not mix results trained under two sets of settings."""
+    cells = ablate.grid_cells({"clf_weight": [0.8]})
+    ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
+    with pytest.raises(TextclfError, match=r"epochs 2 -> 3.*--force"):
+        ablate.run_grid(cells, [0], workdir / "out", base={**BASE, "epochs": 3}, preset="tiny", resume=True)
+    again = ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny", resume=True)
+    assert [c["cell"] for c in again["cells"]] == ["clf-weight=0.8", "no-text"]

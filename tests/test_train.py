@@ -138,6 +138,18 @@ def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
     assert (tmp_path / "last" / "model.safetensors").read_bytes() != (tmp_path / "best" / "model.safetensors").read_bytes()
 
 
+def test_zero_epochs_select_nothing_and_old_run_configs_kept_the_best_epoch(tmp_path):
+    from textclf.config import load_run_config, save_config
+
+    metrics = train(tiny(epochs=0, select="best"), tmp_path / "zero")
+    assert metrics["best_epoch"] is metrics["selected_epoch"] is metrics["selected_val_accuracy"] is None
+    # a config.toml written before `select` existed: those runs kept their best-validation epoch
+    save_config(tiny(), tmp_path / "config.toml")
+    text = (tmp_path / "config.toml").read_text()
+    (tmp_path / "config.toml").write_text("\n".join(l for l in text.splitlines() if not l.startswith("select")))
+    assert load_run_config(tmp_path / "config.toml").select == "best"
+
+
 def test_a_second_run_reuses_the_feature_cache(tmp_path):
     first = train(tiny(), tmp_path / "a")
     second = train(tiny(), tmp_path / "b")

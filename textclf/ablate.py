@@ -128,6 +128,20 @@ def _cell_config(cell: Cell, base: dict, preset: str, seed: int):
     return build_config(preset, None, {**base, **cell.overrides, "seed": seed})
 
 
+def _check_same_config(cell: Cell, seed: int, files, config) -> None:
+    """A finished cell is reused only if it was trained with the config the grid asks for now
+    (a resumed grid must not mix results of two sets of defaults)."""
+    from textclf.config import load_run_config
+
+    done = load_run_config(files.config).to_dict()
+    wanted = config.to_dict()
+    diff = sorted(k for k in set(done) | set(wanted) if done.get(k) != wanted.get(k))
+    if diff:
+        shown = ", ".join(f"{k} {done.get(k)!r} -> {wanted.get(k)!r}" for k in diff[:3])
+        raise TextclfError(f"cell '{cell.name}' seed {seed} was trained with another config ({shown}); "
+                           "use --force to start the grid over")
+
+
 def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool) -> dict:
     """Train and evaluate one cell for one seed (or reuse its finished result)."""
     from textclf.inference import split_outputs
@@ -136,11 +150,13 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
     result_path = run_dir / "result.json"
+    files = RunFiles(run_dir)
+    config = _cell_config(cell, base, preset, seed)
+    if resume and files.config.exists() and (result_path.exists() or files.checkpoint.exists()):
+        _check_same_config(cell, seed, files, config)  # about to reuse it, finished or half-trained
     if resume and result_path.exists():
         return json.loads(result_path.read_text())
-    files = RunFiles(run_dir)
     t0 = time.perf_counter()
-    config = _cell_config(cell, base, preset, seed)
     if not files.model.exists():
         can_resume = resume and files.checkpoint.exists() and files.config.exists()
         if run_dir.exists() and not can_resume:
@@ -192,11 +208,11 @@ def _run_cell_in_worker(args) -> dict:
     return run_cell(*args[:-1])
 
 
-def resolve_jobs(jobs: int, n_work: int) -> int:
+def resolve_jobs(jobs: int, n_work: int, devices: tuple[str, ...] = ("auto",)) -> int:
     """Worker processes for a grid: ``jobs`` itself, or for ``0`` (auto) one per CPU core.
 
-    Auto is capped at ``MAX_AUTO_JOBS`` and at the number of runs, and is 1 where CUDA is
-    available (the cells would share one GPU).
+    Auto is capped at ``MAX_AUTO_JOBS`` and at the number of runs, and is 1 where the cells
+    (their ``devices`` settings) would run on CUDA: they would share one GPU.
     """
     if jobs > 0:
         return jobs
@@ -204,7 +220,7 @@ def resolve_jobs(jobs: int, n_work: int) -> int:
 
     import torch
 
-    if torch.cuda.is_available():
+    if any(d != "cpu" for d in devices) and torch.cuda.is_available():
         return 1
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_JOBS, n_work))
 
@@ -241,7 +257,8 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     work = [(cell, seed) for seed in seeds for cell in unique]
     reporter.task("cells", len(work), f"ablation ({len(unique)} distinct cells x {len(seeds)} seeds)")
     rows = []
-    jobs = resolve_jobs(jobs, len(work))
+    configs = {(cell.name, seed): _cell_config(cell, base, preset, seed) for cell, seed in work}
+    jobs = resolve_jobs(jobs, len(work), tuple({c.device for c in configs.values()}))
     if jobs <= 1:
         for cell, seed in work:
             rows.append(run_cell(cell, seed, base, preset, out, resume or force))
@@ -254,14 +271,19 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         threads = max(1, (os.cpu_count() or 1) // jobs)
         # Longest first: cells that fine-tune the text encoder cost ~10-50x a frozen-text cell, and
         # starting them last would leave one worker busy while the others idle.
-        work.sort(key=lambda cs: -_relative_cost(_cell_config(cs[0], base, preset, cs[1])))
+        work.sort(key=lambda cs: -_relative_cost(configs[(cs[0].name, cs[1])]))
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume or force, threads))
                        for cell, seed in work]
-            for fut in as_completed(futures):
-                rows.append(fut.result())
-                reporter.advance("cells", 1, last=f"{rows[-1]['cell']}/seed{rows[-1]['seed']}")
+            try:
+                for fut in as_completed(futures):
+                    rows.append(fut.result())
+                    reporter.advance("cells", 1, last=f"{rows[-1]['cell']}/seed{rows[-1]['seed']}")
+            except BaseException:
+                # A failed cell fails the grid now, not after every queued cell has run.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     reporter.done("cells")
     by_key = {(r["cell"], r["seed"]): r for r in rows}
     rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)

@@ -163,5 +163,7 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 def load_run_config(path: str | Path) -> TrainConfig:
     """Read a run dir's saved config (no preset re-application: it is already resolved)."""
     values = read_toml(path)
+    # Runs saved before `select` existed kept their best-validation epoch.
+    values.setdefault("select", "best")
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in values.items() if k in known}).validate()

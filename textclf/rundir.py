@@ -7,8 +7,8 @@ descriptions.json      the descriptions trained with, their source and sha256
 model.safetensors      trained weights + class text features (no pickle)
 run.json               run id, textclf version, preprocessing, dims, weights ids
 history.jsonl          one row per epoch
-train_metrics.json     best validation accuracy, timings, cache use
-checkpoint.safetensors resumable state (weights, optimizer, scheduler, best-so-far)
+train_metrics.json     best and kept epoch with their validation accuracy, timings, cache use
+checkpoint.safetensors resumable state (weights, optimizer, scheduler; best-so-far with --select best)
 ```
 """
 

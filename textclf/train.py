@@ -329,18 +329,27 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     try:
         best = _run_epochs(st, writer, optimizer, scheduler, start_epoch, history,
                            (best_val, best_epoch, best_state), reporter)
-    finally:
+    except BaseException:
         torch.set_num_threads(threads)
-        writer.wait()
+        try:
+            writer.wait()  # let the write in flight land (it is atomic either way)
+        except Exception:
+            pass  # the loop's own error is the one to report
+        raise
+    torch.set_num_threads(threads)
+    writer.wait()
     best_val, best_epoch, best_state = best
     reporter.done("epochs")
     train_seconds = time.perf_counter() - t_train
 
     if config.select == "best" and best_state is not None:
         _load_state_tensors(st, best_state)
-    selected_epoch = best_epoch if config.select == "best" else len(history)
-    selected_val = (round(best_val, 6) if best_val >= 0 else None) if config.select == "best" else \
-        (history[-1]["val_accuracy"] if history else None)
+    if not history:  # --epochs 0: nothing was selected
+        best_epoch = selected_epoch = selected_val = None
+    elif config.select == "best":
+        selected_epoch, selected_val = best_epoch, round(best_val, 6)
+    else:
+        selected_epoch, selected_val = len(history), history[-1]["val_accuracy"]
     st.heads.eval()
     final_text = info["text_features_init"]
     if set(_trainable_modules(st)) & {"text_backbone", "text_top"}:
@@ -402,6 +411,8 @@ def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, star
             optimizer.step()
             scheduler.step()
             sums += np.array([float(loss.detach()), ce, cont]) * len(idx)
+        if not st.streaming:
+            del epoch_x, epoch_y  # a full copy of the features; not kept past the epoch
         if text_trains:
             st.text_encoder.model.eval()
         val_acc = _val_accuracy(st)
