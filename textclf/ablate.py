@@ -245,8 +245,8 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     if force and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    for cell in cells:  # fail fast on a bad value before hours of training
-        _cell_config(cell, base, preset, seeds[0])
+    # Resolved up front: a bad value fails fast, before hours of training.
+    configs = {(cell.name, seed): _cell_config(cell, base, preset, seed) for cell in cells for seed in seeds}
     write_json(out / "grid.json", {"preset": preset, "base": base, "seeds": seeds,
                                    "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides} for c in cells]})
     # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
@@ -257,7 +257,6 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     work = [(cell, seed) for seed in seeds for cell in unique]
     reporter.task("cells", len(work), f"ablation ({len(unique)} distinct cells x {len(seeds)} seeds)")
     rows = []
-    configs = {(cell.name, seed): _cell_config(cell, base, preset, seed) for cell, seed in work}
     jobs = resolve_jobs(jobs, len(work), tuple({c.device for c in configs.values()}))
     if jobs <= 1:
         for cell, seed in work:

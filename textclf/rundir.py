@@ -119,10 +119,6 @@ class _Checkpoint:
         with atomic_path(path, fsync=False) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
 
-    def save(self, path: Path, current: dict, best: dict | None, optimizer, meta: dict) -> None:
-        """Write the checkpoint atomically (``current`` and ``best`` must not change meanwhile)."""
-        self.write(path, self.snapshot(current, best, optimizer, meta))
-
     def load(self, path: Path, optimizer) -> dict:
         """Read a checkpoint and restore the optimizer; returns current/best tensors and meta."""
         from safetensors import safe_open
@@ -178,13 +174,13 @@ class CheckpointWriter:
         except BaseException as exc:  # re-raised in the training thread by wait()
             self._error = exc
 
-    def wait(self) -> None:
-        """Block until the write in flight has landed; raise its error, if any."""
+    def wait(self, raise_error: bool = True) -> None:
+        """Block until the write in flight has landed; raise its error, if any and if asked."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._error is not None:
-            error, self._error = self._error, None
+        error, self._error = self._error, None
+        if error is not None and raise_error:
             raise error
 
 

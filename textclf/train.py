@@ -330,13 +330,10 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         best = _run_epochs(st, writer, optimizer, scheduler, start_epoch, history,
                            (best_val, best_epoch, best_state), reporter)
     except BaseException:
-        torch.set_num_threads(threads)
-        try:
-            writer.wait()  # let the write in flight land (it is atomic either way)
-        except Exception:
-            pass  # the loop's own error is the one to report
+        writer.wait(raise_error=False)  # let the write in flight land; the loop's error is the one to report
         raise
-    torch.set_num_threads(threads)
+    finally:
+        torch.set_num_threads(threads)
     writer.wait()
     best_val, best_epoch, best_state = best
     reporter.done("epochs")
