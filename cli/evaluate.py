@@ -51,11 +51,11 @@ def command(
     if onnx is not None:
         if run_dir is not None:
             raise TextclfError("give either RUN_DIR or --onnx MODEL.onnx, not both")
-        doc, written = _evaluate_onnx(onnx, dataset, split, device, plots, json_out)
+        doc, written = _evaluate_onnx(onnx, dataset, split, device, plots, json_out, baseline)
     elif run_dir is None:
         raise TextclfError("missing RUN_DIR (a finished run dir, e.g. runs/latest) or --onnx MODEL.onnx")
     else:
-        doc, written = _evaluate_run(run_dir, dataset, split, device, plots, json_out)
+        doc, written = _evaluate_run(run_dir, dataset, split, device, plots, json_out, baseline)
 
     results = check_gates(doc, min_accuracy=min_accuracy, baseline=base, max_drop=max_drop)
     if json_out:
@@ -72,13 +72,26 @@ def command(
     enforce_gates(results)
 
 
-def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out) -> tuple[dict, dict]:
+def _note_kept_baseline(path, json_out: bool) -> None:
+    from rich.markup import escape
+
+    (err_console if json_out else console).print(
+        f"[yellow]note:[/] metrics not written: {escape(str(path))} is the --baseline of this comparison "
+        "and is kept as it is", highlight=False, soft_wrap=True)
+
+
+def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     from textclf.cli._progress import RichReporter
     from textclf.evaluate import evaluate_run, write_metrics
 
     with RichReporter(enabled=not json_out) as reporter:
         ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=reporter)
-    written = {"metrics": write_metrics(ev.metrics_path, ev.metrics)}
+    written = {}
+    path = write_metrics(ev.metrics_path, ev.metrics, baseline=baseline)
+    if path is None:
+        _note_kept_baseline(ev.metrics_path, json_out)
+    else:
+        written["metrics"] = path
     if plots:
         from textclf.plots import write_run_plots
 
@@ -86,7 +99,7 @@ def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out) -> tup
     return ev.metrics, written
 
 
-def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out) -> tuple[dict, dict]:
+def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run dir."""
     from textclf.errors import TextclfError
     from textclf.evaluate import compute_metrics, metrics_document, write_metrics
@@ -104,7 +117,12 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out) -> tupl
     metrics = compute_metrics(labels, logits, class_names)
     doc = metrics_document(metrics, source={"kind": "onnx", "path": str(model)}, dataset=dataset, split=split)
     stem = model.with_suffix("")
-    written = {"metrics": write_metrics(f"{stem}.metrics-{split}.json", doc)}
+    written = {}
+    path = write_metrics(f"{stem}.metrics-{split}.json", doc, baseline=baseline)
+    if path is None:
+        _note_kept_baseline(f"{stem}.metrics-{split}.json", json_out)
+    else:
+        written["metrics"] = path
     if plots:
         import numpy as np
 

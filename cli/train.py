@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from textclf.cli._common import console, handle_errors, print_json
+from textclf.cli._common import console, err_console, handle_errors, print_json
 
 HELP = ("Train one run (image heads with a contrastive loss towards class descriptions).\n\n"
         "Example: textclf train --dataset digits --clf-weight 0.8 --epochs 40 --run-dir runs/demo")
@@ -99,16 +99,12 @@ def command(
 
 
 def _link_latest(run_dir: Path) -> None:
-    """Point runs/latest at the newest run (best effort; atomic replace)."""
-    import os
+    """Point <parent>/latest at the newest run, unless that link is the user's own."""
+    from textclf.ownership import link_latest
+    from textclf.rundir import RunFiles
 
-    parent = Path(run_dir).parent
-    link = parent / "latest"
-    if link.exists() and not link.is_symlink():
-        return
-    tmp = parent / f".latest.{os.getpid()}"
-    try:
-        os.symlink(Path(run_dir).name, tmp)
-        os.replace(tmp, link)
-    except OSError:
-        pass
+    note = link_latest(run_dir, lambda path: RunFiles(path).is_run_dir())
+    if note:
+        from rich.markup import escape
+
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)

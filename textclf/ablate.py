@@ -13,7 +13,6 @@ import io
 import itertools
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,8 @@ CONTROLS: dict[str, dict] = {
     "baseline": {"head_input": "features", "clf_weight": 1.0},
 }
 REFERENCE = "no-text"
+FORMAT = "textclf-ablation"  # the marker: grid.json's format
+GRID_FILE = "grid.json"
 MAX_AUTO_JOBS = 8  # each worker holds both backbones and a dataset in memory
 AXES = ("prompt_type", "clf_weight", "freeze_text", "negatives", "train_fraction", "image_backbone",
         "text_backbone", "temperature", "head_input")
@@ -160,7 +161,10 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     if not files.model.exists():
         can_resume = resume and files.checkpoint.exists() and files.config.exists()
         if run_dir.exists() and not can_resume:
-            shutil.rmtree(run_dir)  # a half-made cell from a killed grid: start it over
+            from textclf.ownership import remove_own_files
+            from textclf.rundir import OWN_FILES
+
+            remove_own_files(run_dir, OWN_FILES)  # a half-made cell from a killed grid: start it over
         train(config, run_dir, resume=can_resume)
     run = load_run(run_dir)
     outputs = split_outputs(run, "test")
@@ -240,15 +244,34 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise TextclfError("two grid cells have the same name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
-    if out.exists() and any((out / "cells").glob("*/seed*/result.json")) and not (resume or force):
-        raise TextclfError(f"'{out}' already holds ablation results; use --resume to continue or --force to start over")
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    # Resolved up front: a bad value fails fast, before hours of training.
+    # Resolved up front: a bad value fails fast, before hours of training and before any file is touched.
     configs = {(cell.name, seed): _cell_config(cell, base, preset, seed) for cell in cells for seed in seeds}
-    write_json(out / "grid.json", {"preset": preset, "base": base, "seeds": seeds,
-                                   "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides} for c in cells]})
+    from textclf.ownership import FolderLock, claim_folder, remove_own_files
+
+    claim_folder(out, GRID_FILE, FORMAT, "ablation folder", "--out")
+    with FolderLock(out, "ablation folder"):
+        if any((out / "cells").glob("*/seed*/result.json")) and not (resume or force):
+            raise TextclfError(f"'{out}' already holds ablation results; use --resume to continue or --force to "
+                               "start over")
+        if force:
+            remove_own_files(out, own_files())
+        write_json(out / GRID_FILE, {"format": FORMAT, "preset": preset, "base": base, "seeds": seeds,
+                                     "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides}
+                                               for c in cells]})
+        return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter)
+
+
+def own_files() -> list[str]:
+    """What textclf writes in an ablation folder (``--force`` removes these and nothing else)."""
+    from textclf.rundir import OWN_FILES
+
+    cell_files = [f"cells/*/seed*/{name}" for name in OWN_FILES]
+    return [GRID_FILE, "results.csv", "results.json", "summary.md", "forest.png", ".*.tmp"] + cell_files
+
+
+def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
+               resume: bool, jobs: int, reporter: Reporter) -> dict:
+    """Train and evaluate every distinct (cell, seed), then write the results (the folder is locked)."""
     # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
     canonical: dict[str, Cell] = {}
     for cell in cells:
@@ -260,7 +283,7 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     jobs = resolve_jobs(jobs, len(work), tuple({c.device for c in configs.values()}))
     if jobs <= 1:
         for cell, seed in work:
-            rows.append(run_cell(cell, seed, base, preset, out, resume or force))
+            rows.append(run_cell(cell, seed, base, preset, out, resume))
             reporter.advance("cells", 1, last=f"{cell.name}/seed{seed}")
     else:
         import multiprocessing as mp
@@ -273,7 +296,7 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         work.sort(key=lambda cs: -_relative_cost(configs[(cs[0].name, cs[1])]))
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
                                  initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume or force, threads))
+            futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume, threads))
                        for cell, seed in work]
             try:
                 for fut in as_completed(futures):

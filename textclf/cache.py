@@ -35,6 +35,13 @@ def file_checksum(path: Path) -> str:
     return h.hexdigest()
 
 
+def _valid_sidecar(info) -> bool:
+    """Whether a sidecar is the JSON object this module writes (size, checksum, shape of the array)."""
+    return (isinstance(info, dict) and isinstance(info.get("size"), int) and not isinstance(info["size"], bool)
+            and isinstance(info.get("checksum"), str) and isinstance(info.get("shape"), list)
+            and all(isinstance(d, int) and not isinstance(d, bool) for d in info["shape"]))
+
+
 class FeatureCache:
     """Feature arrays under ``root/features/<key>.npy`` with verification on read."""
 
@@ -52,13 +59,15 @@ class FeatureCache:
             return None
         try:
             info = json.loads(meta.read_text())
+            if not _valid_sidecar(info):
+                return None  # damaged or foreign: rebuilt like a corrupt array
             if data.stat().st_size != info["size"] or file_checksum(data) != info["checksum"]:
                 return None
             arr = np.load(data, mmap_mode="r", allow_pickle=False)
             if list(arr.shape) != info["shape"]:
                 return None
             return arr
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        except (OSError, ValueError, KeyError, RecursionError):
             return None
 
     def get_or_compute(self, key: str, compute: Callable[[], np.ndarray], describe: dict) -> tuple[np.ndarray, bool]:

@@ -51,7 +51,7 @@ class Split:
         )
 
     def fingerprint(self) -> str:
-        """A content hash of the images and labels (cache key part)."""
+        """A content hash of the images (pixels, or file bytes) and labels (a feature-cache key part)."""
         if self._fingerprint is None:
             h = hashlib.blake2b(digest_size=16)
             h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
@@ -59,9 +59,14 @@ class Split:
                 h.update(str(self.images.shape).encode())
                 h.update(np.ascontiguousarray(self.images).tobytes())
             else:
+                # The bytes of every file, not its size and mtime: `cp -p` and `rsync -t` replace
+                # contents but keep both, and stale features would then be served silently.
                 for p in self.paths or []:
-                    st = os.stat(p)
-                    h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                    h.update(f"{p}\0".encode())
+                    with open(p, "rb") as fh:
+                        for chunk in iter(lambda: fh.read(1 << 20), b""):
+                            h.update(chunk)
+                    h.update(b"\n")
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 

@@ -231,12 +231,25 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
 # metrics.json
 # --------------------------------------------------------------------------------------------
 
-def write_metrics(path: str | Path, metrics: dict) -> Path:
-    """Write a metrics document atomically (temp file + rename)."""
+def write_metrics(path: str | Path, metrics: dict, *, baseline: Optional[str | Path] = None) -> Optional[Path]:
+    """Write a metrics document atomically (temp file + rename); returns the path, or None when skipped.
+
+    A gate never writes over its own baseline: when ``path`` is the ``baseline`` file (through any
+    path or link), nothing is written, so a failed comparison cannot replace what it failed against.
+    """
     from textclf.atomic import write_json
 
+    if baseline is not None and _same_file(path, baseline):
+        return None
     write_json(path, metrics)
     return Path(path)
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).exists() and Path(b).exists() and Path(a).samefile(b)
+    except OSError:
+        return False
 
 
 def read_metrics(path: str | Path) -> dict:

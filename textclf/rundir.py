@@ -29,6 +29,11 @@ from textclf.errors import TextclfError
 
 FORMAT = "textclf-run"
 FORMAT_VERSION = 1
+# What textclf writes in a run dir (``--force`` and half-made ablation cells remove only these).
+OWN_FILES = ("config.toml", "classes.json", "descriptions.json", "model.safetensors", "run.json",
+             "history.jsonl", "history.csv", "train_metrics.json", "checkpoint.safetensors", "metrics.json",
+             "metrics-*.json", "plots/*.png", "result.json", "model*.onnx", "model*.onnx.json",
+             "tensorboard/events.out.tfevents.*", ".textclf.lock", ".*.tmp")
 
 
 @dataclass
@@ -51,6 +56,26 @@ class RunFiles:
     metrics = property(lambda self: self.root / "metrics.json")
     plots = property(lambda self: self.root / "plots")
 
+    def is_run_dir(self) -> bool:
+        """Whether this folder carries the run-dir marker (``run.json`` with textclf's format)."""
+        from textclf.ownership import is_owned
+
+        return is_owned(self.root, self.run.name, FORMAT)
+
+    def run_id(self) -> str:
+        """The run id from the marker (a new one when there is none yet)."""
+        try:
+            value = json.loads(self.run.read_text(encoding="utf-8")).get("run_id")
+        except (OSError, ValueError, AttributeError):
+            value = None
+        return value if isinstance(value, str) and value else uuid.uuid4().hex[:12]
+
+    def write_marker(self) -> None:
+        """Mark the folder as a textclf run dir before anything else is written into it."""
+        write_json(self.run, {"format": FORMAT, "format_version": FORMAT_VERSION, "run_id": self.run_id(),
+                              "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              "textclf_version": __version__, "status": "training"})
+
     def read_history(self) -> list[dict]:
         """The per-epoch rows of ``history.jsonl`` (empty when the run has none yet)."""
         if not self.history.exists():
@@ -71,7 +96,7 @@ class RunFiles:
         write_json(self.classes, {"classes": list(class_names)})
         write_json(self.descriptions, {"source": descriptions_source, "sha256": descriptions_hash(descriptions),
                                        "descriptions": descriptions})
-        run_info = {"format": FORMAT, "format_version": FORMAT_VERSION, "run_id": uuid.uuid4().hex[:12],
+        run_info = {"format": FORMAT, "format_version": FORMAT_VERSION, "run_id": self.run_id(), "status": "complete",
                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "textclf_version": __version__, "preprocess": preprocess, "dims": dims,
                     "image_backbone": config.image_backbone, "text_backbone": config.text_backbone}

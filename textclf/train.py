@@ -8,6 +8,7 @@ checkpoint that holds weights, optimizer and scheduler state; the per-epoch RNG 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -278,19 +279,43 @@ def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
           reporter: Reporter = NULL) -> dict:
-    """Train one run into ``run_dir`` and return its ``train_metrics`` dict."""
+    """Train one run into ``run_dir`` and return its ``train_metrics`` dict.
+
+    The run dir must be missing, empty or a textclf run dir; it is locked for the whole run, so a
+    second writer fails at once instead of mixing two runs' files.
+    """
+    from textclf.ownership import FolderLock, claim_folder, remove_own_files
+    from textclf.rundir import FORMAT, OWN_FILES
+
     files = RunFiles(Path(run_dir))
-    if resume:
-        if not files.config.exists():
-            raise TextclfError(f"cannot resume: '{run_dir}' has no config.toml")
-        config = load_run_config(files.config)
-    elif files.model.exists() or files.checkpoint.exists():
-        raise TextclfError(f"run dir '{run_dir}' already holds a run; use --resume or another --run-dir")
+    claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")
+    created = not files.root.exists()
+    with FolderLock(files.root, "run dir"):
+        claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")  # again, now that we hold it
+        if resume:
+            if not files.config.exists():
+                raise TextclfError(f"cannot resume: '{run_dir}' has no config.toml")
+            config = load_run_config(files.config)
+        elif files.model.exists() or files.checkpoint.exists():
+            raise TextclfError(f"run dir '{run_dir}' already holds a run; use --resume or another --run-dir")
+        else:
+            files.write_marker()
+        try:
+            return _train_locked(config, files, resume, reporter)
+        except BaseException:
+            if created and not files.checkpoint.exists():
+                remove_own_files(files.root, OWN_FILES)  # nothing worth keeping: leave no empty run dir behind
+                with contextlib.suppress(OSError):
+                    files.root.rmdir()
+            raise
+
+
+def _train_locked(config: TrainConfig, files: RunFiles, resume: bool, reporter: Reporter) -> dict:
+    run_dir = files.root
     t_start = time.perf_counter()
     info: dict = {}
     st = _build_state(config, reporter, info)
     if not resume:
-        files.root.mkdir(parents=True, exist_ok=True)
         save_config(config, files.config)
 
     params = [{"params": list(st.heads.parameters()), "lr": config.lr}]
