@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_s = None
         if run_dir is None:
             from textclf.config import build_config
-            from textclf.train import train
+            from textclf.training.recipe import train
 
             overrides = {"text_control": "classname", "device": "cpu"}
             if args.epochs is not None:

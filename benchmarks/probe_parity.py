@@ -27,12 +27,12 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from textclf.backbones import shared_image_backbone
+    from textclf.models.encoders import shared_image_backbone
     from textclf.data import load_dataset
-    from textclf.features import cached_features, preprocess_spec
-    from textclf.inference import split_outputs
+    from textclf.data.features import cached_features, preprocess_spec
+    from textclf.evaluation.outputs import split_outputs
     from textclf.rundir import load_run
-    from textclf.train import split_indices, train
+    from textclf.training.recipe import split_indices, train
 
     import torch
 

@@ -28,11 +28,11 @@ def naive_run(config, epochs: int) -> float:
     """The notebook-style loop; returns wall seconds."""
     import torch
 
-    from textclf.backbones import build_image_backbone, build_text_encoder
+    from textclf.models.encoders import build_image_backbone, build_text_encoder
     from textclf.data import load_dataset
-    from textclf.features import preprocess_spec, preprocess_uint8, uint8_batch
-    from textclf.model import TextEnhancedHeads
-    from textclf.train import class_descriptions, split_indices
+    from textclf.data.features import preprocess_spec, preprocess_uint8, uint8_batch
+    from textclf.models.classifier import TextEnhancedHeads
+    from textclf.training.recipe import class_descriptions, split_indices
 
     t0 = time.perf_counter()
     ds = load_dataset(config.dataset, max_train=config.max_train)
@@ -80,7 +80,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from textclf import ablate
     from textclf.config import build_config
-    from textclf.train import train
+    from textclf.training.recipe import train
 
     overrides = {"epochs": args.epochs, "max_train": args.max_train}
     config = build_config("default", None, {k: v for k, v in overrides.items() if v is not None})

@@ -70,7 +70,7 @@ def command(
         run_dir = Path("runs") / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     from textclf.cli._progress import RichReporter
-    from textclf.train import train
+    from textclf.training.recipe import train
 
     with RichReporter(enabled=not json_out) as reporter:
         metrics = train(cfg, run_dir, resume=resume, reporter=reporter)

@@ -2,7 +2,7 @@
 
 Each engine is timed on identical input (the run's test images, repeated to fill a batch):
 for a float-input model both get the normalised tensor; for a model with in-graph preprocessing
-both get uint8 images and PyTorch runs :func:`textclf.features.preprocess_uint8` inside the timed
+both get uint8 images and PyTorch runs :func:`textclf.data.features.preprocess_uint8` inside the timed
 region. PyTorch is measured twice, in the default NCHW layout and channels-last (what textclf's
 feature extraction uses; usually much faster on CPU), and speedups are given against both and
 against the faster one. Each engine (PyTorch, each ONNX Runtime CPU session) runs at the
@@ -28,7 +28,7 @@ def _bench_images(run, dataset=None, n: int = 64):
     """A uint8 (n, 3, H, W) torch batch of real test images (random ones when the data is unavailable)."""
     import torch
 
-    from textclf.features import uint8_batch
+    from textclf.data.features import uint8_batch
 
     try:
         if dataset is None:
@@ -120,7 +120,7 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
 
     from textclf.exports.onnx_export import read_metadata
     from textclf.exports.parity import onnx_feed
-    from textclf.features import preprocess_uint8
+    from textclf.data.features import preprocess_uint8
 
     metas = {name: read_metadata(path) for name, (path, _) in models.items()}
     kinds = {m["input"]["dtype"] for m in metas.values()}

@@ -6,7 +6,7 @@ The graph has three outputs, ``logits`` (N, C), ``probabilities`` (N, C, softmax
 - ``pixel_values``: float32 (N, 3, S, S), the normalised tensor the backbone expects, or
 - ``images`` (``with_preprocessing``): uint8 (N, H, W, 3) RGB images of any size; the graph
   casts, scales to [0, 1], resizes to S x S and normalises exactly as training did
-  (:func:`textclf.features.preprocess_uint8`), so a deployer needs nothing but onnxruntime.
+  (:func:`textclf.data.features.preprocess_uint8`), so a deployer needs nothing but onnxruntime.
 
 The resize is bilinear, ``align_corners=False``, with antialiasing. PyTorch's TorchScript
 exporter cannot export ``antialias=True``, so this module maps it to ONNX ``Resize`` (opset 18)

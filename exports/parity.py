@@ -1,6 +1,6 @@
 """Does the exported graph compute what the PyTorch image branch computes, on real images?
 
-The reference is the run's own pipeline: uint8 images -> :func:`textclf.features.preprocess_uint8`
+The reference is the run's own pipeline: uint8 images -> :func:`textclf.data.features.preprocess_uint8`
 -> the image branch in float32. The ONNX model gets the same images: the normalised float tensor,
 or the raw uint8 NHWC images when it resizes and normalises in the graph.
 
@@ -23,7 +23,7 @@ BATCH = 64
 
 def load_run_dataset(run, what: str = "the parity check"):
     """The run's dataset (with the run's subset sizes); unavailable data is a one-line error."""
-    from textclf.inference import load_eval_dataset
+    from textclf.evaluation.outputs import load_eval_dataset
 
     try:
         return load_eval_dataset(run)
@@ -48,7 +48,7 @@ def pick_indices(n: int, limit: Optional[int], labels: Optional[np.ndarray] = No
 
 def uint8_batches(split, indices, batch: int = BATCH):
     """Yield uint8 (n, 3, H, W) torch batches of ``split`` in order."""
-    from textclf.features import uint8_batch
+    from textclf.data.features import uint8_batch
 
     for start in range(0, len(indices), batch):
         yield uint8_batch(split, indices[start:start + batch])
@@ -58,7 +58,7 @@ def onnx_feed(input_meta: dict, batch_nchw_uint8, spec: dict) -> np.ndarray:
     """The array an exported model takes for a uint8 (n, 3, H, W) torch batch."""
     if input_meta["dtype"] == "uint8":
         return np.ascontiguousarray(batch_nchw_uint8.permute(0, 2, 3, 1).numpy())
-    from textclf.features import preprocess_uint8
+    from textclf.data.features import preprocess_uint8
 
     return np.ascontiguousarray(preprocess_uint8(batch_nchw_uint8, spec).numpy())
 
@@ -67,7 +67,7 @@ def pytorch_logits(branch, spec: dict, split, indices, reporter: Reporter = NULL
     """Logits of the PyTorch image branch over ``indices`` of ``split`` (float32, CPU)."""
     import torch
 
-    from textclf.features import preprocess_uint8
+    from textclf.data.features import preprocess_uint8
 
     out = []
     with torch.inference_mode():

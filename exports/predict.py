@@ -4,7 +4,7 @@ An exported model must carry textclf's metadata (class names, input spec, prepro
 ONNX file from elsewhere is refused with a one-line error, because without the run's exact
 preprocessing its outputs would be meaningless. A model that resizes and normalises in its
 graph (``--with-preprocessing``) gets the decoded uint8 images as they are (grouped by size);
-a float-input model gets them preprocessed by :func:`textclf.features.preprocess_uint8`, the
+a float-input model gets them preprocessed by :func:`textclf.data.features.preprocess_uint8`, the
 function training used.
 
 Also here: :func:`onnx_split_logits` (an exported model over a dataset split, for
@@ -81,7 +81,7 @@ class Predictor:
             return out
         import torch
 
-        from textclf.features import preprocess_uint8
+        from textclf.data.features import preprocess_uint8
 
         spec = self.preprocess
         for start in range(0, n, BATCH):
@@ -208,7 +208,7 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
     """
     from textclf.atomic import atomic_path
     from textclf.exports.parity import load_run_dataset
-    from textclf.inference import load_eval_dataset
+    from textclf.evaluation.outputs import load_eval_dataset
     from textclf.rundir import load_run
 
     if n < 1:

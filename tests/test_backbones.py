@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
-from textclf.backbones import build_image_backbone, build_text_encoder, image_transform  # noqa: E402
+from textclf.models.encoders import build_image_backbone, build_text_encoder, image_transform  # noqa: E402
 
 # ImageNet's building classes (china.jpg is a Chinese palace/temple by a lake).
 BUILDING_CLASSES = {

@@ -20,7 +20,7 @@ from textclf.evaluate import (ENSEMBLE_METHOD, METRICS_FORMAT, METRICS_SCHEMA_VE
                               compute_metrics, enforce_gates, ensemble_probabilities,
                               expected_calibration_error, read_metrics, softmax)
 from textclf.plots import PLOT_NAMES
-from textclf.train import train
+from textclf.training.recipe import train
 
 runner = CliRunner()
 
@@ -225,7 +225,7 @@ def test_eval_writes_metrics_figures_and_a_table(run):
 
 
 def test_metrics_agree_with_the_run_outputs_and_are_deterministic(run):
-    from textclf.inference import split_outputs
+    from textclf.evaluation.outputs import split_outputs
     from textclf.rundir import load_run
 
     assert _invoke(run, "--device", "cpu", "--no-plots").exit_code == 0

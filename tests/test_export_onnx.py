@@ -20,7 +20,7 @@ from textclf.cli.main import app  # noqa: E402
 
 def _train(root: Path, preset: str = "tiny", **overrides) -> Path:
     from textclf.config import build_config
-    from textclf.train import train
+    from textclf.training.recipe import train
 
     run_dir = root / "run"
     train(build_config(preset, None, overrides), run_dir)
@@ -56,7 +56,7 @@ def _export_json(*args) -> dict:
 
 
 def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
-    from textclf.features import preprocess_uint8
+    from textclf.data.features import preprocess_uint8
     from textclf.rundir import load_run
 
     run = load_run(run_dir)

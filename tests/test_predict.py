@@ -24,7 +24,7 @@ CLASSES = ["red", "green", "blue", "gray"]
 def exported(tmp_path_factory):
     """A tiny run, its float-input and uint8-input exports, and sample PNGs of its test split."""
     from textclf.config import build_config
-    from textclf.train import train
+    from textclf.training.recipe import train
 
     root = tmp_path_factory.mktemp("predict")
     with pytest.MonkeyPatch.context() as mp:

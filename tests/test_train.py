@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
-from textclf.losses import info_nce
-from textclf.model import ProjectionHead, TextEnhancedHeads
+from textclf.training.losses import info_nce
+from textclf.models.classifier import ProjectionHead, TextEnhancedHeads
 from textclf.rundir import load_run
-from textclf.train import train
+from textclf.training.recipe import train
 
 runner = CliRunner()
 
@@ -118,8 +118,8 @@ def test_same_seed_gives_bit_identical_weights_and_metrics(tmp_path):
 
 def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
     """--select last keeps the final epoch's weights, --select best the best validation epoch's."""
-    from textclf.inference import split_outputs
-    from textclf.train import split_indices
+    from textclf.evaluation.outputs import split_outputs
+    from textclf.training.recipe import split_indices
 
     runs = {}
     for select in ("last", "best"):
@@ -189,7 +189,7 @@ def test_two_processes_filling_one_cache_entry(tmp_path, cache_dir):
         "import sys, time\n"
         "import numpy as np\n"
         "from pathlib import Path\n"
-        "from textclf.cache import FeatureCache\n"
+        "from textclf.data.feature_cache import FeatureCache\n"
         "def slow():\n"
         "    time.sleep(1.0)\n"
         "    Path(sys.argv[2]).touch()\n"
@@ -298,7 +298,7 @@ def test_paper_preset_builds_without_downloads(monkeypatch, tmp_path):
     cfg = build_config("paper", None, {"pretrained": False})
     assert (cfg.dataset, cfg.image_backbone, cfg.text_backbone, cfg.image_size, cfg.batch_size) == \
         ("cifar10", "resnet50", "distilbert-base-uncased", 224, 32)
-    from textclf.backbones import build_image_backbone, build_text_encoder
+    from textclf.models.encoders import build_image_backbone, build_text_encoder
 
     plugin, net = build_image_backbone(cfg.image_backbone, pretrained=False)
     enc = build_text_encoder(cfg.text_backbone, pretrained=False)
@@ -351,7 +351,7 @@ def test_cli_config_file_and_flag_override(tmp_path):
 @pytest.mark.slow
 def test_default_preset_reaches_094_on_digits(tmp_path):
     """The offline default (digits, efficientnet-lite0, minilm-l6) trains to >= 0.94 test accuracy."""
-    from textclf.inference import split_outputs
+    from textclf.evaluation.outputs import split_outputs
 
     run = tmp_path / "default"
     train(build_config("default"), run)
@@ -367,7 +367,7 @@ def test_top_layer_text_finetuning_changes_only_the_top_layer(tmp_path):
     tensors = load_run(run).tensors
     top = {k for k in tensors if k.startswith("text_top.")}
     assert top and not any(k.startswith("text_backbone.") for k in tensors)
-    from textclf.backbones import build_text_encoder, transformer_layers
+    from textclf.models.encoders import build_text_encoder, transformer_layers
 
     fresh = transformer_layers(build_text_encoder("tiny-bert").model)[-1].state_dict()
     assert any(not torch.equal(tensors[k], fresh[k[len("text_top.0."):]]) for k in top)
@@ -375,7 +375,7 @@ def test_top_layer_text_finetuning_changes_only_the_top_layer(tmp_path):
 
 
 def test_top_layer_replay_reproduces_the_full_encoder():
-    from textclf.backbones import TopLayerFineTuner, build_text_encoder
+    from textclf.models.encoders import TopLayerFineTuner, build_text_encoder
 
     for name in ("tiny-bert", "distilbert-base-uncased"):
         enc = build_text_encoder(name, pretrained=False)

@@ -145,9 +145,9 @@ def _check_same_config(cell: Cell, seed: int, files, config) -> None:
 
 def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool) -> dict:
     """Train and evaluate one cell for one seed (or reuse its finished result)."""
-    from textclf.inference import split_outputs
+    from textclf.evaluation.outputs import split_outputs
     from textclf.rundir import RunFiles, load_run
-    from textclf.train import train
+    from textclf.training.recipe import train
 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
     result_path = run_dir / "result.json"

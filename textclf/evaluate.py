@@ -207,9 +207,9 @@ def _safe(name: str) -> str:
 def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: str = "test",
                  device: str = "cpu", reporter: Reporter = NULL) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
-    from textclf.inference import split_outputs
+    from textclf.evaluation.outputs import split_outputs
     from textclf.rundir import load_run
-    from textclf.train import resolve_device
+    from textclf.training.recipe import resolve_device
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice

@@ -226,7 +226,7 @@ class LoadedRun:
 
     def heads(self):
         """The trained heads (eval mode)."""
-        from textclf.model import TextEnhancedHeads
+        from textclf.models.classifier import TextEnhancedHeads
 
         cfg = self.config
         dims = self.run_info["dims"]
@@ -246,7 +246,7 @@ class LoadedRun:
         ``shared=True`` returns the process-wide read-only module for an untrained backbone
         (fast when evaluating many runs); callers that modify the module must not ask for it.
         """
-        from textclf.backbones import build_image_backbone, shared_image_backbone
+        from textclf.models.encoders import build_image_backbone, shared_image_backbone
 
         if shared and not self.trained_backbone:
             plugin, net, _ = shared_image_backbone(self.config.image_backbone, self.config.pretrained)
@@ -259,7 +259,7 @@ class LoadedRun:
 
     def image_branch(self):
         """Backbone + projection + head as one module (eval mode)."""
-        from textclf.model import ImageBranch
+        from textclf.models.classifier import ImageBranch
 
         return ImageBranch(self.backbone()[1], self.heads()).eval()
 
@@ -269,7 +269,7 @@ class LoadedRun:
         feats = self.tensors["class_text_features_init" if initial else "class_text_features"]
         if initial:
             # The text projection as initialised: rebuild it with the run's seed.
-            from textclf.model import TextEnhancedHeads
+            from textclf.models.classifier import TextEnhancedHeads
 
             dims = self.run_info["dims"]
             with torch.random.fork_rng(devices=[]):  # leave the caller's RNG alone

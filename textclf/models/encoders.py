@@ -19,14 +19,14 @@ def build_image_backbone(name: str, pretrained: bool = True):
 def image_transform(plugin, image_size: int | None = None):
     """A callable mapping one PIL image to the normalised float (3, S, S) tensor the backbone expects.
 
-    The same preprocessing as training and export (:func:`textclf.features.preprocess_uint8`):
+    The same preprocessing as training and export (:func:`textclf.data.features.preprocess_uint8`):
     resize straight to a square (no crop: dataset images are small and centred, and a crop would
     cut digits and garments), scale to [0, 1], normalise with the backbone's mean/std.
     """
     import numpy as np
     import torch
 
-    from textclf.features import preprocess_spec, preprocess_uint8
+    from textclf.data.features import preprocess_spec, preprocess_uint8
 
     spec = preprocess_spec(plugin, image_size)
 
@@ -173,7 +173,7 @@ def shared_image_backbone(name: str, pretrained: bool = True):
     """
     key = ("image", name, pretrained)
     if key not in _SHARED:
-        from textclf.features import weights_hash
+        from textclf.data.features import weights_hash
 
         plugin, module = build_image_backbone(name, pretrained)
         _SHARED[key] = (plugin, module, weights_hash(module))

@@ -1,6 +1,6 @@
 """One training run: an explicit loop over cached features (or streamed images), resumable.
 
-The frozen-backbone path computes image features once (``textclf.features``) and trains the
+The frozen-backbone path computes image features once (``textclf.data.features``) and trains the
 heads on them, so an epoch costs a few matrix products. Every epoch ends with an atomic
 checkpoint that holds weights, optimizer and scheduler state; the per-epoch RNG is derived from
 (seed, epoch), so a resumed run ends bit-identical to an uninterrupted one.
@@ -192,7 +192,7 @@ def _image_batch(st: _State, idx: np.ndarray, train: bool) -> torch.Tensor:
     if not st.streaming:
         src = st.train_x if train else st.val_x
         return src[torch.from_numpy(idx)].to(st.device)
-    from textclf.features import preprocess_uint8, uint8_batch
+    from textclf.data.features import preprocess_uint8, uint8_batch
 
     base = st.train_idx if train else st.val_idx
     x = preprocess_uint8(uint8_batch(st.split, base[idx]), st.spec).to(st.device)
@@ -211,10 +211,10 @@ def _val_accuracy(st: _State) -> float:
 
 
 def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
-    from textclf.backbones import build_image_backbone, build_text_encoder, shared_image_backbone, shared_text_encoder
+    from textclf.models.encoders import build_image_backbone, build_text_encoder, shared_image_backbone, shared_text_encoder
     from textclf.data import load_dataset
-    from textclf.features import cached_features, preprocess_spec
-    from textclf.model import TextEnhancedHeads
+    from textclf.data.features import cached_features, preprocess_spec
+    from textclf.models.classifier import TextEnhancedHeads
 
     device = resolve_device(config.device)
     ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
@@ -239,7 +239,7 @@ def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
     text_feats = _frozen_text_features(config, text_encoder, descriptions, ds.class_names, device)
     tuner = None
     if fine_tune_text and config.text_trainable_layers:
-        from textclf.backbones import TopLayerFineTuner
+        from textclf.models.encoders import TopLayerFineTuner
 
         try:
             tuner = TopLayerFineTuner(text_encoder, [t for d in desc_lists for t in d],
@@ -397,7 +397,7 @@ def _train_locked(config: TrainConfig, files: RunFiles, resume: bool, reporter: 
 def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, start_epoch: int, history: list,
                 best: tuple, reporter: Reporter) -> tuple:
     """The explicit epoch loop; checkpoints after every epoch. Returns ``(best_val, best_epoch, best_state)``."""
-    from textclf.losses import combined_loss
+    from textclf.training.losses import combined_loss
 
     config = st.config
     best_val, best_epoch, best_state = best

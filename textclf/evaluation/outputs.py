@@ -44,8 +44,8 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
 
     A frozen backbone's features come from (and fill) the shared feature cache.
     """
-    from textclf.features import cached_features, extract_features
-    from textclf.model import text_similarity_logits
+    from textclf.data.features import cached_features, extract_features
+    from textclf.models.classifier import text_similarity_logits
 
     ds = load_eval_dataset(run, dataset)
     data = ds.split(split)
@@ -56,7 +56,7 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
         _, backbone = run.backbone()
         feats = extract_features(backbone, data, run.preprocess, dev, on_batch=on_batch)
     else:
-        from textclf.backbones import shared_image_backbone
+        from textclf.models.encoders import shared_image_backbone
 
         plugin, backbone, wh = shared_image_backbone(run.config.image_backbone, run.config.pretrained)
         feats, _ = cached_features(plugin, backbone, run.config.image_backbone, data, split, ds.name,

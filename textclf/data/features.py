@@ -79,7 +79,7 @@ def extract_features(backbone: torch.nn.Module, split: Split, spec: dict, device
 def cached_features(plugin, backbone, backbone_name: str, split: Split, split_name: str, dataset_name: str,
                     spec: dict, device: torch.device, on_batch=None, wh: Optional[str] = None) -> tuple[np.ndarray, bool]:
     """Features of a split from the cache, computing them on a miss. Returns ``(features, cache_hit)``."""
-    from textclf.cache import FeatureCache, cache_key
+    from textclf.data.feature_cache import FeatureCache, cache_key
 
     key_parts = {"backbone": backbone_name, "weights_id": plugin.weights_id,
                  "weights_hash": wh or weights_hash(backbone), "dataset": dataset_name,

@@ -1,0 +1,1 @@
+"""Evaluation: model outputs on a dataset split, metrics, quality gates, figures."""
