@@ -2,7 +2,7 @@
 
 Each engine is timed on identical input (the run's test images, repeated to fill a batch):
 for a float-input model both get the normalised tensor; for a model with in-graph preprocessing
-both get uint8 images and PyTorch runs :func:`textclf.data.features.preprocess_uint8` inside the timed
+both get uint8 images and PyTorch runs the run's preprocessing module inside the timed
 region. PyTorch is measured twice, in the default NCHW layout and channels-last (what textclf's
 feature extraction uses; usually much faster on CPU), and speedups are given against both and
 against the faster one. Each engine (PyTorch, each ONNX Runtime CPU session) runs at the
@@ -24,24 +24,21 @@ import numpy as np
 from textclf.progress import NULL, Reporter
 
 
-def _bench_images(run, dataset=None, n: int = 64):
-    """A uint8 (n, 3, H, W) torch batch of real test images (random ones when the data is unavailable)."""
-    import torch
-
-    from textclf.data.features import uint8_batch
-
+def _bench_images(run, dataset=None, n: int = 64) -> tuple[np.ndarray, str]:
+    """A uint8 (n, H, W, 3) batch of real test images of one size (random ones when there are none)."""
     try:
         if dataset is None:
             from textclf.exports.parity import load_run_dataset
 
             dataset = load_run_dataset(run, "the benchmark")
         split = dataset.test if len(dataset.test) else dataset.train
-        idx = np.arange(n) % len(split)
-        return uint8_batch(split, idx), "test images"
+        images = split.read(np.arange(n) % len(split))
+        if not isinstance(images, np.ndarray):
+            images = np.stack(images)  # raises for mixed sizes: then random images of the input size
+        return images, "test images"
     except Exception:
-        size = int(run.preprocess["image_size"])
-        gen = torch.Generator().manual_seed(0)
-        return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen), "random images"
+        size = run.preprocessing.input_size
+        return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8), "random images"
 
 
 def _time(fn: Callable[[], object], budget: float) -> float:
@@ -118,9 +115,9 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
     """
     import torch
 
+    from textclf.data.preprocessing import preprocess_images, preprocess_module
+    from textclf.exports.feeding import feeds
     from textclf.exports.onnx_export import read_metadata
-    from textclf.exports.parity import onnx_feed
-    from textclf.data.features import preprocess_uint8
 
     metas = {name: read_metadata(path) for name, (path, _) in models.items()}
     kinds = {m["input"]["dtype"] for m in metas.values()}
@@ -130,7 +127,8 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
         raise TextclfError("models compared in one benchmark must take the same input (float or uint8)")
     first = next(iter(models.values()))[1]
     input_meta = next(iter(metas.values()))["input"]
-    spec = run.preprocess
+    prep = run.preprocessing
+    pmod = preprocess_module(prep)
     in_graph = input_meta["dtype"] == "uint8"
     device = torch.device("cuda" if first.provider in ("cuda", "tensorrt") and torch.cuda.is_available() else "cpu")
     branch = run.image_branch().to(device).eval()
@@ -141,7 +139,7 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
     def torch_fn(module, batch, channels_last: bool):
         def fn():
             with torch.inference_mode():
-                x = preprocess_uint8(batch, spec) if in_graph else batch
+                x = preprocess_images(batch, prep, pmod) if in_graph else batch
                 x = x.to(device).contiguous(memory_format=torch.channels_last if channels_last
                                             else torch.contiguous_format)
                 out = module(x)
@@ -154,12 +152,12 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
     reporter.task("bench", len(batch_sizes) * rounds, f"benchmark ({first.provider})")
     for bs in batch_sizes:
         batch = images[:bs]
-        torch_in = batch if in_graph else preprocess_uint8(batch, spec)
+        torch_in = batch if in_graph else preprocess_images(batch, prep, pmod)
         engines = {"pytorch_eager": torch_fn(branch, torch_in, False),
                    "pytorch_channels_last": torch_fn(branch_cl, torch_in, True)}
         ort_threads = {}
         for name, (path, info) in models.items():
-            feed = {metas[name]["input"]["name"]: onnx_feed(metas[name]["input"], batch, spec)}
+            feed = next(feeds(metas[name]["input"], batch, prep, pmod))[1]
             session, ort_threads[name] = _best_ort_session(path, info, feed, seconds_per_round)
             engines[name] = lambda feed=feed, session=session: session.run(None, feed)
         for fn in engines.values():  # warm up: allocator, kernels, ORT's first-run planning
@@ -189,6 +187,6 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
     return {"provider": first.provider, "torch_device": device.type,
             "precision": {name: m.get("precision") for name, m in metas.items()} if len(models) > 1
             else next(iter(metas.values())).get("precision"),
-            "input": input_meta["dtype"], "image_size": int(spec["image_size"]), "images": source,
+            "input": input_meta["dtype"], "image_size": prep.input_size, "images": source,
             "rounds": rounds, "seconds_per_round": seconds_per_round, "torch_default_threads": default_threads,
             "cpus": os.cpu_count(), "batches": results}

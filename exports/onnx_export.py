@@ -5,20 +5,20 @@ The graph has three outputs, ``logits`` (N, C), ``probabilities`` (N, C, softmax
 
 - ``pixel_values``: float32 (N, 3, S, S), the normalised tensor the backbone expects, or
 - ``images`` (``with_preprocessing``): uint8 (N, H, W, 3) RGB images of any size; the graph
-  casts, scales to [0, 1], resizes to S x S and normalises exactly as training did
-  (:func:`textclf.data.features.preprocess_uint8`), so a deployer needs nothing but onnxruntime.
+  casts, scales to [0, 1], resizes to S x S and normalises with the run's own
+  :class:`~textclf.data.preprocessing.PreprocessModule` (the module training used, traced), so
+  a deployer needs nothing but onnxruntime.
 
-The resize is bilinear, ``align_corners=False``, with antialiasing. PyTorch's TorchScript
+The resize is antialiased, ``align_corners=False``, as the run's preprocessing says. PyTorch's TorchScript
 exporter cannot export ``antialias=True``, so this module maps it to ONNX ``Resize`` (opset 18)
 with ``antialias=1`` and ``exclude_outside=1``: with ``exclude_outside=1`` the weights of
 taps outside the image are dropped and the rest renormalised, which is what PyTorch (and PIL)
 do; without it ONNX Runtime's edge rows differ by up to 0.09 when downsampling. Upsampling
 (8x8 digits, 28x28 garments -> 96 px) is plain bilinear either way.
 
-EfficientNet-Lite's TF-"same" padding is computed from the input shape in Python; before
-tracing, each such convolution is replaced by one with the padding it computes for the fixed
-S x S input (symmetric padding goes into the Conv, asymmetric into one constant Pad), so the
-graph has no shape arithmetic and ONNX Runtime can fuse it.
+Before tracing, the backbone plugin's ``prepare_for_export`` hook may replace modules that do
+not trace cleanly (EfficientNet-Lite freezes its TF-"same" padding to constants for the input
+size); this module knows no particular backbone.
 
 ``fp16``: weights and activations in float16, inputs and outputs kept as in the fp32 model
 (float32, or uint8 images) with casts at the graph boundary, so callers feed the same arrays;
@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -54,88 +53,22 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 # --- the module that is traced ---------------------------------------------------------------
 
-def _static_pad_conv_class():
-    import torch.nn.functional as F
-    from torch import nn
-
-    class StaticPadConv(nn.Module):
-        """A TF-'same' convolution with its padding fixed for one input size."""
-
-        def __init__(self, conv, pads):
-            super().__init__()
-            self.conv = conv
-            self.pads = tuple(int(p) for p in pads)  # left, right, top, bottom
-
-        def forward(self, x):
-            c = self.conv
-            left, right, top, bottom = self.pads
-            if left == right and top == bottom:
-                return F.conv2d(x, c.weight, c.bias, c.stride, (top, left), c.dilation, c.groups)
-            return F.conv2d(F.pad(x, [left, right, top, bottom]), c.weight, c.bias, c.stride, 0, c.dilation,
-                            c.groups)
-
-    return StaticPadConv
-
-
-def static_same_padding(module, example):
-    """A copy of ``module`` whose shape-dependent 'same'-padding convolutions use constant padding.
-
-    Finds ``SameConv2d`` modules (Conv2d subclasses that pad from the input shape, as in
-    EfficientNet-Lite), records each one's input size on a forward pass of ``example`` and
-    replaces it with a convolution that pads by the amount computed for that size.
-    """
-    import torch
-
-    module = copy.deepcopy(module)
-    shapes: dict[str, tuple[int, int]] = {}
-    hooks = []
-    for name, m in module.named_modules():
-        if type(m).__name__ == "SameConv2d" and isinstance(m, torch.nn.Conv2d):
-            hooks.append(m.register_forward_pre_hook(
-                lambda mod, inp, name=name: shapes.__setitem__(name, tuple(int(s) for s in inp[0].shape[-2:]))))
-    if not hooks:
-        return module
-    with torch.no_grad():
-        module(example)
-    for h in hooks:
-        h.remove()
-    cls = _static_pad_conv_class()
-    for name, (ih, iw) in shapes.items():
-        parent_name, _, attr = name.rpartition(".")
-        parent = module.get_submodule(parent_name) if parent_name else module
-        conv = getattr(parent, attr)
-        kh, kw = conv.weight.shape[-2:]
-        sh, sw = conv.stride
-        dh, dw = conv.dilation
-        pad_h = max((math.ceil(ih / sh) - 1) * sh + (kh - 1) * dh + 1 - ih, 0)
-        pad_w = max((math.ceil(iw / sw) - 1) * sw + (kw - 1) * dw + 1 - iw, 0)
-        setattr(parent, attr, cls(conv, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)))
-    return module
-
-
 def _export_module_class():
-    import torch
     import torch.nn.functional as F
     from torch import nn
 
     class ExportModule(nn.Module):
-        """Optional uint8 NHWC preprocessing + the image branch (+ fp16 casts)."""
+        """Optional uint8 NHWC preprocessing (the run's own PreprocessModule) + the image branch (+ fp16 casts)."""
 
-        def __init__(self, branch, spec: dict, with_preprocessing: bool, fp16: bool):
+        def __init__(self, branch, preprocess: nn.Module | None, fp16: bool):
             super().__init__()
             self.branch = branch
-            self.with_preprocessing = with_preprocessing
+            self.preprocess = preprocess
             self.fp16 = fp16
-            self.size = int(spec["image_size"])
-            self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32).view(1, 3, 1, 1))
 
         def forward(self, x):
-            if self.with_preprocessing:
-                x = x.permute(0, 3, 1, 2).float() / 255.0
-                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                                  antialias=True)
-                x = (x - self.mean) / self.std
+            if self.preprocess is not None:
+                x = self.preprocess(x)
             if self.fp16:
                 logits, _, embedding = self.branch(x.half())
                 logits, embedding = logits.float(), embedding.float()
@@ -146,35 +79,40 @@ def _export_module_class():
 
 
 def _register_antialias_resize() -> None:
-    """Map ``aten::_upsample_bilinear2d_aa`` to ONNX Resize(antialias=1, exclude_outside=1)."""
+    """Map PyTorch's antialiased resizes to ONNX Resize(antialias=1, exclude_outside=1)."""
     import torch
     from torch.onnx import register_custom_op_symbolic, symbolic_helper as sh
 
-    @sh.parse_args("v", "is", "b", "none")
-    def upsample_bilinear2d_aa(g, x, output_size, align_corners, scale_factors):
-        if align_corners:
-            raise TextclfError("antialiased resize with align_corners=True cannot be exported")
-        sizes = g.op("Constant", value_t=torch.tensor(list(output_size), dtype=torch.int64))
-        return g.op("Resize", x, sh._optional_input_placeholder_tensor(g), sh._optional_input_placeholder_tensor(g),
-                    sizes, axes_i=[2, 3], antialias_i=1, exclude_outside_i=1, mode_s="linear",
-                    coordinate_transformation_mode_s="half_pixel")
+    def make(mode: str):
+        @sh.parse_args("v", "is", "b", "none")
+        def resize_aa(g, x, output_size, align_corners, scale_factors):
+            if align_corners:
+                raise TextclfError("antialiased resize with align_corners=True cannot be exported")
+            sizes = g.op("Constant", value_t=torch.tensor(list(output_size), dtype=torch.int64))
+            extra = {"cubic_coeff_a_f": -0.5} if mode == "cubic" else {}  # PyTorch's antialiased bicubic (PIL's)
+            return g.op("Resize", x, sh._optional_input_placeholder_tensor(g), sh._optional_input_placeholder_tensor(g),
+                        sizes, axes_i=[2, 3], antialias_i=1, exclude_outside_i=1, mode_s=mode,
+                        coordinate_transformation_mode_s="half_pixel", **extra)
+        return resize_aa
 
     for opset in range(PREPROCESS_MIN_OPSET, MAX_OPSET + 1):
-        register_custom_op_symbolic("aten::_upsample_bilinear2d_aa", upsample_bilinear2d_aa, opset)
+        register_custom_op_symbolic("aten::_upsample_bilinear2d_aa", make("linear"), opset)
+        register_custom_op_symbolic("aten::_upsample_bicubic2d_aa", make("cubic"), opset)
 
 
-def input_spec(spec: dict, with_preprocessing: bool) -> dict:
+def input_spec(prep, with_preprocessing: bool) -> dict:
     """What the graph's input is (stored in the metadata)."""
-    size = int(spec["image_size"])
+    size = prep.input_size
     if with_preprocessing:
         return {"name": "images", "dtype": "uint8", "layout": "NHWC", "shape": ["batch", "height", "width", 3],
                 "channels": "RGB", "description": "RGB images of any size, 0-255; resized and normalised in the graph"}
     return {"name": "pixel_values", "dtype": "float32", "layout": "NCHW", "shape": ["batch", 3, size, size],
             "channels": "RGB",
-            "description": "RGB / 255, bilinear antialiased resize (squash) to image_size, then (x - mean) / std"}
+            "description": f"RGB / 255, {prep.interpolation} antialiased resize ({prep.resize}) to {size}, "
+                           "then (x - mean) / std"}
 
 
-def check_options(opset: int, with_preprocessing: bool, precision: str) -> None:
+def check_options(opset: int, with_preprocessing: bool, precision: str, prep=None) -> None:
     """Validate export options (one-line errors naming the valid range)."""
     if precision not in PRECISIONS:
         from textclf.errors import unknown_choice
@@ -186,29 +124,40 @@ def check_options(opset: int, with_preprocessing: bool, precision: str) -> None:
     if with_preprocessing and opset < PREPROCESS_MIN_OPSET:
         raise TextclfError(f"--with-preprocessing needs opset >= {PREPROCESS_MIN_OPSET} (Resize with antialias); "
                            f"got {opset}")
+    if with_preprocessing and prep is not None and prep.resize != "squash":
+        raise TextclfError(f"--with-preprocessing supports the 'squash' resize; this run's backbone uses "
+                           f"'{prep.resize}' (export without it and preprocess with the metadata's settings)")
 
 
 def export_model(run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = False, fp16: bool = False):
-    """Trace the run's image branch to an ``onnx.ModelProto`` (no metadata yet)."""
+    """Trace the run's image branch to an ``onnx.ModelProto`` (no metadata yet).
+
+    The backbone plugin's ``prepare_for_export`` hook gets the backbone first (e.g. EfficientNet-Lite
+    freezes its TF-"same" padding to constants for the input size); the exporter knows no backbone.
+    """
     import onnx
     import torch
 
-    spec = run.preprocess
-    size = int(spec["image_size"])
-    branch = run.image_branch().eval()
-    example_float = torch.zeros(2, 3, size, size)
-    branch = static_same_padding(branch, example_float)
+    from textclf.data.preprocessing import preprocess_module
+    from textclf.models.classifier import ImageBranch
+
+    prep = run.preprocessing
+    size = prep.input_size
+    encoder = run.image_encoder()
+    backbone = encoder.plugin.prepare_for_export(encoder.module, prep)
+    # A copy: tracing and fp16 conversion must not touch the run's modules (parity compares with them).
+    branch = copy.deepcopy(ImageBranch(backbone, run.model())).eval()
     if fp16:
         branch = branch.half()
-    module = _export_module_class()(branch, spec, with_preprocessing, fp16).eval()
-    in_name = input_spec(spec, with_preprocessing)["name"]
+    module = _export_module_class()(branch, preprocess_module(prep) if with_preprocessing else None, fp16).eval()
+    in_name = input_spec(prep, with_preprocessing)["name"]
     if with_preprocessing:
         _register_antialias_resize()
         # Any size other than S x S, so the resize is traced as a real resize.
         example = torch.randint(0, 256, (2, size + 3, size + 5, 3), dtype=torch.uint8)
         axes = {in_name: {0: "batch", 1: "height", 2: "width"}}
     else:
-        example = example_float
+        example = torch.zeros(2, 3, size, size)
         axes = {in_name: {0: "batch"}}
     axes.update({name: {0: "batch"} for name in OUTPUTS})
     buffer = io.BytesIO()
@@ -241,13 +190,13 @@ def build_metadata(run, *, with_preprocessing: bool, precision: str, opset: int,
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "textclf_version": __version__,
-        "run_id": run.run_info.get("run_id"),
+        "run_id": run.run_id,
         "run_textclf_version": run.run_info.get("textclf_version"),
         "class_names": list(run.class_names),
-        "input": input_spec(run.preprocess, with_preprocessing),
+        "input": input_spec(run.preprocessing, with_preprocessing),
         "outputs": {"logits": "float32 (batch, classes)", "probabilities": "float32 (batch, classes), softmax",
                     "embedding": f"float32 (batch, {run.config.proj_dim}), projected image embedding"},
-        "preprocessing": dict(run.preprocess, in_graph=bool(with_preprocessing)),
+        "preprocessing": dict(run.preprocessing.to_dict(), in_graph=bool(with_preprocessing)),
         "precision": precision,
         "opset": int(opset),
         "image_backbone": run.config.image_backbone,
@@ -356,16 +305,9 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     sidecar ``<out>.json`` is written. Returns the report (paths, metadata, parity, quantization,
     provider, benchmark).
     """
-    import time
-
-    import onnx
-
-    from textclf.atomic import atomic_path, write_json
-    from textclf.errors import GateFailed
-    from textclf.exports import parity as parity_mod
     from textclf.exports.sessions import check_choice, create_session, probe_provider
     from textclf.progress import NULL
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     reporter = reporter or NULL
     check_options(opset, with_preprocessing, precision)
@@ -373,48 +315,93 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     if atol <= 0 or not 0 <= max_accuracy_drop <= 1:
         raise TextclfError("--atol must be > 0 and --max-accuracy-drop within [0, 1]")
     run = load_run(run_dir)
+    check_options(opset, with_preprocessing, precision, run.preprocessing)
     out = Path(out) if out else run.root / "model.onnx"
     if out.is_dir():
         raise TextclfError(f"--out '{out}' is a directory; give a file name such as {out / 'model.onnx'}")
     probe = probe_provider(provider)  # a missing CUDA/TensorRT library fails here, before the export work
     notes = [probe.note] if probe.note else []
-
-    dataset = None
-    if check or precision == "int8":
-        try:
-            dataset = parity_mod.load_run_dataset(run, "the parity check" if check else "int8 calibration")
-        except TextclfError:
-            if check:
-                raise
-            notes.append(f"dataset '{run.config.dataset}' unavailable: int8 falls back to dynamic quantization")
+    dataset = _check_dataset(run, check, precision, notes)
 
     reporter.task("export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {opset}, {precision})")
     model = export_model(run, opset=opset, with_preprocessing=with_preprocessing, fp16=precision == "fp16")
     reporter.advance("export", 1)
-    in_meta = input_spec(run.preprocess, with_preprocessing)
+    in_meta = input_spec(run.preprocessing, with_preprocessing)
     quant_report = None
     if precision == "int8":
-        import tempfile
-
-        from textclf.exports import quantize
-
-        with tempfile.TemporaryDirectory(prefix="textclf-export-") as tmp:
-            fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-            onnx.save(model, str(fp32_path))
-            if dataset is not None and len(dataset.train):
-                cal, hold = quantize.calibration_indices(len(dataset.train))
-                calib = quantize.feeds_from_split(dataset.train, cal, in_meta, run.preprocess)
-                holdout = quantize.feeds_from_split(dataset.train, hold, in_meta, run.preprocess)
-                quant_report = quantize.quantize_static_int8(fp32_path, int8_path, calib, holdout, reporter=reporter)
-            else:
-                quant_report = quantize.quantize_dynamic_int8(fp32_path, int8_path)
-            model = onnx.load(str(int8_path))
-            # Shape annotations from the quantizer's symbolic shape inference are optional and can
-            # be wrong (it mis-ranks Resize with an ``axes`` attribute); the checker re-infers them.
-            del model.graph.value_info[:]
+        model, quant_report = _quantize(run, model, in_meta, dataset, reporter)
     meta = build_metadata(run, with_preprocessing=with_preprocessing, precision=precision, opset=opset,
                           quantization=quant_report)
     apply_metadata(model, meta)
+    info, parity = _write_checked(run, model, out, in_meta, precision, provider, check, atol, max_accuracy_drop,
+                                  check_images, dataset, reporter)
+    report = {"model": str(out), "sidecar": str(sidecar_path(out)), "bytes": out.stat().st_size,
+              "sha256": _sha256(out), "precision": precision, "opset": opset,
+              "with_preprocessing": bool(with_preprocessing), "input": in_meta, "provider_requested": provider,
+              "provider": info.provider, "providers": info.providers, "notes": notes, "parity": parity,
+              "quantization": quant_report, "metadata": meta, "benchmark": None}
+    if benchmark:
+        from textclf.exports.bench import benchmark as run_benchmark
+
+        info = create_session(str(out), provider)
+        report["benchmark"] = run_benchmark(run, out, provider, dataset=dataset, session_info=info, reporter=reporter)
+    return report
+
+
+def _check_dataset(run, check: bool, precision: str, notes: list):
+    """The run's dataset for the parity check and int8 calibration (None when int8 can do without)."""
+    from textclf.exports import parity as parity_mod
+
+    if not (check or precision == "int8"):
+        return None
+    try:
+        return parity_mod.load_run_dataset(run, "the parity check" if check else "int8 calibration")
+    except TextclfError:
+        if check:
+            raise
+        notes.append(f"dataset '{run.config.dataset}' unavailable: int8 falls back to dynamic quantization")
+        return None
+
+
+def _quantize(run, model, in_meta: dict, dataset, reporter):
+    """int8: static (calibrated on train images, stages from the backbone plugin) or dynamic without data."""
+    import tempfile
+
+    import onnx
+
+    from textclf.exports import quantize
+
+    with tempfile.TemporaryDirectory(prefix="textclf-export-") as tmp:
+        fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(fp32_path))
+        if dataset is not None and len(dataset.train):
+            cal, hold = quantize.calibration_indices(len(dataset.train))
+            calib = quantize.feeds_from_split(dataset.train, cal, in_meta, run.preprocessing)
+            holdout = quantize.feeds_from_split(dataset.train, hold, in_meta, run.preprocessing)
+            encoder = run.image_encoder()
+            stages = encoder.plugin.quantization_stages(encoder.module)
+            report = quantize.quantize_static_int8(fp32_path, int8_path, calib, holdout, stages=stages,
+                                                   reporter=reporter)
+        else:
+            report = quantize.quantize_dynamic_int8(fp32_path, int8_path)
+        model = onnx.load(str(int8_path))
+    # Shape annotations from the quantizer's symbolic shape inference are optional and can be
+    # wrong (it mis-ranks Resize with an ``axes`` attribute); the checker re-infers them.
+    del model.graph.value_info[:]
+    return model, report
+
+
+def _write_checked(run, model, out: Path, in_meta: dict, precision: str, provider: str, check: bool, atol: float,
+                   max_accuracy_drop: float, check_images, dataset, reporter):
+    """Save to a temp file, check it (checker, parity), rename it into place, then write the sidecar."""
+    import time
+
+    import onnx
+
+    from textclf.atomic import atomic_path, write_json
+    from textclf.errors import GateFailed
+    from textclf.exports import parity as parity_mod
+    from textclf.exports.sessions import create_session
 
     parity = None
     with atomic_path(out) as tmp_path:
@@ -428,18 +415,9 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
             if not parity["passed"]:
                 raise GateFailed(f"parity check failed: {parity['reason']}; '{out}' was not written "
                                  f"(see --atol / --max-accuracy-drop)")
-    sha = _sha256(out)
-    sidecar = dict(meta, onnx_file=out.name, onnx_sha256=sha, parity=parity,
+    meta = {p.key[len(META_PREFIX):]: json.loads(p.value) for p in model.metadata_props
+            if p.key.startswith(META_PREFIX)}
+    sidecar = dict(meta, onnx_file=out.name, onnx_sha256=_sha256(out), parity=parity,
                    exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_json(sidecar_path(out), sidecar)
-    report = {"model": str(out), "sidecar": str(sidecar_path(out)), "bytes": out.stat().st_size, "sha256": sha,
-              "precision": precision, "opset": opset, "with_preprocessing": bool(with_preprocessing),
-              "input": in_meta, "provider_requested": provider, "provider": info.provider,
-              "providers": info.providers, "notes": notes,
-              "parity": parity, "quantization": quant_report, "metadata": meta, "benchmark": None}
-    if benchmark:
-        from textclf.exports.bench import benchmark as run_benchmark
-
-        info = create_session(str(out), provider)
-        report["benchmark"] = run_benchmark(run, out, provider, dataset=dataset, session_info=info, reporter=reporter)
-    return report
+    return info, parity

@@ -1,7 +1,7 @@
 """Does the exported graph compute what the PyTorch image branch computes, on real images?
 
-The reference is the run's own pipeline: uint8 images -> :func:`textclf.data.features.preprocess_uint8`
--> the image branch in float32. The ONNX model gets the same images: the normalised float tensor,
+The reference is the run's own pipeline: uint8 images -> the run's preprocessing (each image on its
+own) -> the image branch in float32. The ONNX model gets the same images: the normalised float tensor,
 or the raw uint8 NHWC images when it resizes and normalises in the graph.
 
 - fp32: the maximum absolute logit difference must be <= ``atol``; top-1 agreement is reported.
@@ -46,46 +46,33 @@ def pick_indices(n: int, limit: Optional[int], labels: Optional[np.ndarray] = No
     return keep[:limit]
 
 
-def uint8_batches(split, indices, batch: int = BATCH):
-    """Yield uint8 (n, 3, H, W) torch batches of ``split`` in order."""
-    from textclf.data.features import uint8_batch
-
-    for start in range(0, len(indices), batch):
-        yield uint8_batch(split, indices[start:start + batch])
-
-
-def onnx_feed(input_meta: dict, batch_nchw_uint8, spec: dict) -> np.ndarray:
-    """The array an exported model takes for a uint8 (n, 3, H, W) torch batch."""
-    if input_meta["dtype"] == "uint8":
-        return np.ascontiguousarray(batch_nchw_uint8.permute(0, 2, 3, 1).numpy())
-    from textclf.data.features import preprocess_uint8
-
-    return np.ascontiguousarray(preprocess_uint8(batch_nchw_uint8, spec).numpy())
-
-
-def pytorch_logits(branch, spec: dict, split, indices, reporter: Reporter = NULL, task: Optional[str] = None) -> np.ndarray:
+def pytorch_logits(branch, prep, split, indices, reporter: Reporter = NULL, task: Optional[str] = None) -> np.ndarray:
     """Logits of the PyTorch image branch over ``indices`` of ``split`` (float32, CPU)."""
     import torch
 
-    from textclf.data.features import preprocess_uint8
+    from textclf.data.preprocessing import preprocess_images, preprocess_module
+    from textclf.exports.feeding import batches
 
+    module = preprocess_module(prep)
     out = []
     with torch.inference_mode():
-        for batch in uint8_batches(split, indices):
-            out.append(branch(preprocess_uint8(batch, spec))[0].float().numpy())
+        for _, images in batches(split, indices, BATCH):
+            out.append(branch(preprocess_images(images, prep, module))[0].float().numpy())
             if task:
-                reporter.advance(task, len(batch))
+                reporter.advance(task, len(images))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def onnx_logits(session, input_meta: dict, spec: dict, split, indices, reporter: Reporter = NULL,
+def onnx_logits(session, input_meta: dict, prep, split, indices, reporter: Reporter = NULL,
                 task: Optional[str] = None) -> np.ndarray:
     """Logits of an ONNX Runtime session over ``indices`` of ``split``."""
+    from textclf.exports.feeding import batches, run_session
+
     out = []
-    for batch in uint8_batches(split, indices):
-        out.append(session.run(["logits"], {input_meta["name"]: onnx_feed(input_meta, batch, spec)})[0])
+    for _, images in batches(split, indices, BATCH):
+        out.append(run_session(session, input_meta, images, prep))
         if task:
-            reporter.advance(task, len(batch))
+            reporter.advance(task, len(images))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
@@ -115,10 +102,10 @@ def check_parity(run, session, input_meta: dict, precision: str, *, atol: float 
     idx = pick_indices(len(split), limit, split.labels)
     if len(idx) == 0:
         raise TextclfError(f"the test split of '{run.config.dataset}' is empty: nothing to check parity on")
-    spec = run.preprocess
+    prep = run.preprocessing
     reporter.task("parity", 2 * len(idx), f"parity check ({precision}, {len(idx)} test images)")
-    ref = pytorch_logits(run.image_branch(), spec, split, idx, reporter, "parity")
-    got = onnx_logits(session, input_meta, spec, split, idx, reporter, "parity")
+    ref = pytorch_logits(run.image_branch(), prep, split, idx, reporter, "parity")
+    got = onnx_logits(session, input_meta, prep, split, idx, reporter, "parity")
     reporter.done("parity")
     report = compare(ref, got, split.labels[idx])
     report.update(precision=precision, split="test", dataset=ds.name)

@@ -4,8 +4,8 @@ An exported model must carry textclf's metadata (class names, input spec, prepro
 ONNX file from elsewhere is refused with a one-line error, because without the run's exact
 preprocessing its outputs would be meaningless. A model that resizes and normalises in its
 graph (``--with-preprocessing``) gets the decoded uint8 images as they are (grouped by size);
-a float-input model gets them preprocessed by :func:`textclf.data.features.preprocess_uint8`, the
-function training used.
+a float-input model gets them preprocessed by the run's own preprocessing, each image on its own,
+as in training (:mod:`textclf.exports.feeding`).
 
 Also here: :func:`onnx_split_logits` (an exported model over a dataset split, for
 ``textclf eval --onnx``) and :func:`write_samples` (a few test images as PNG files, for demos).
@@ -64,36 +64,28 @@ class Predictor:
     note: Optional[str] = None
 
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order."""
-        n = len(images)
-        out = np.zeros((n, len(self.class_names)), dtype=np.float32)
-        if not n:
-            return out
-        if self.kind == "onnx" and self.input["dtype"] == "uint8":
-            by_size: dict[tuple, list[int]] = {}
-            for i, im in enumerate(images):
-                by_size.setdefault(im.shape, []).append(i)
-            for idx in by_size.values():
-                for start in range(0, len(idx), BATCH):
-                    part = idx[start:start + BATCH]
-                    batch = np.ascontiguousarray(np.stack([images[i] for i in part]))
-                    out[part] = self.session.run(["probabilities"], {self.input["name"]: batch})[0]
-            return out
+        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order (each resized on its own)."""
+        if not len(images):
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        from textclf.data.preprocessing import Preprocessing
+
+        prep = Preprocessing.from_dict(self.preprocess, f"the preprocessing of {self.source}")
+        if self.kind == "onnx":
+            from textclf.exports.feeding import run_session
+
+            return np.concatenate([run_session(self.session, self.input, list(images[i:i + BATCH]), prep,
+                                               "probabilities") for i in range(0, len(images), BATCH)])
         import torch
 
-        from textclf.data.features import preprocess_uint8
+        from textclf.data.preprocessing import preprocess_images, preprocess_module
 
-        spec = self.preprocess
-        for start in range(0, n, BATCH):
-            chunk = images[start:start + BATCH]
-            x = torch.cat([preprocess_uint8(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None], spec)
-                           for im in chunk])
-            if self.kind == "onnx":
-                out[start:start + len(chunk)] = self.session.run(["probabilities"], {self.input["name"]: x.numpy()})[0]
-            else:
-                with torch.inference_mode():
-                    out[start:start + len(chunk)] = self.branch(x)[1].float().numpy()
-        return out
+        module = preprocess_module(prep)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), BATCH):
+                out.append(self.branch(preprocess_images(list(images[start:start + BATCH]), prep, module))[1]
+                           .float().numpy())
+        return np.concatenate(out)
 
 
 def load_onnx_predictor(model_path, provider: str = "cpu") -> Predictor:
@@ -118,12 +110,12 @@ def load_onnx_predictor(model_path, provider: str = "cpu") -> Predictor:
 
 def load_run_predictor(run_dir) -> Predictor:
     """A run dir's image branch in PyTorch (CPU)."""
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     run = load_run(run_dir)
     return Predictor("run", str(run_dir), list(run.class_names), "torch-cpu",
-                     meta={"run_id": run.run_info.get("run_id"), "image_backbone": run.config.image_backbone},
-                     preprocess=run.preprocess, branch=run.image_branch())
+                     meta={"run_id": run.run_id, "image_backbone": run.config.image_backbone},
+                     preprocess=run.preprocessing.to_dict(), branch=run.image_branch())
 
 
 def load_predictor(model, provider: str = "cpu") -> Predictor:
@@ -177,7 +169,8 @@ def onnx_split_logits(model_path, dataset: str, split: str = "test", provider: s
     preprocessing recorded in the model's metadata.
     """
     from textclf.data import load_dataset
-    from textclf.exports.parity import onnx_feed, uint8_batches
+    from textclf.data.preprocessing import Preprocessing
+    from textclf.exports.feeding import batches, run_session
 
     predictor = load_onnx_predictor(model_path, provider)
     ds = load_dataset(dataset)
@@ -185,12 +178,12 @@ def onnx_split_logits(model_path, dataset: str, split: str = "test", provider: s
         raise TextclfError(f"dataset '{dataset}' has classes {ds.class_names}, but '{model_path}' predicts "
                            f"{predictor.class_names}; evaluate on a dataset with the same class names")
     data = ds.split(split)
+    prep = Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {model_path}")
     reporter.task("onnx", len(data), f"{Path(model_path).name} on {dataset} {split} ({len(data)} images)")
     logits = []
-    for batch in uint8_batches(data, np.arange(len(data)), batch_size):
-        feed = {predictor.input["name"]: onnx_feed(predictor.input, batch, predictor.preprocess)}
-        logits.append(predictor.session.run(["logits"], feed)[0].astype(np.float32))
-        reporter.advance("onnx", len(batch))
+    for _, images in batches(data, np.arange(len(data)), batch_size):
+        logits.append(run_session(predictor.session, predictor.input, images, prep))
+        reporter.advance("onnx", len(images))
     reporter.done("onnx")
     out = np.concatenate(logits) if logits else np.zeros((0, len(ds.class_names)), np.float32)
     return data.labels.copy(), out, list(predictor.class_names)
@@ -209,7 +202,7 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
     from textclf.atomic import atomic_path
     from textclf.exports.parity import load_run_dataset
     from textclf.evaluation.outputs import load_eval_dataset
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     if n < 1:
         raise TextclfError(f"-n must be >= 1, got {n}")

@@ -55,25 +55,25 @@ def _quiet():
         root.setLevel(level)
 
 
-def conv_groups(model) -> list[tuple[str, list[str]]]:
-    """``(stage, conv node names)`` in graph order.
+def conv_groups(model, stages: list[str]) -> list[tuple[str, list[str]]]:
+    """``(stage, conv node names)`` in the order of ``stages`` (the backbone plugin's quantization stages).
 
-    A stage is the first module path component under ``backbone`` in the node name
-    (``/branch/backbone/_blocks.3/_expand_conv/Conv`` -> ``_blocks.3``); convs outside the
-    backbone are their own group.
+    A Conv node belongs to the first stage whose module name is one of the components of its
+    node name (the exporter names nodes by module path: ``/branch/backbone/_blocks.3/_expand_conv/Conv``
+    is in stage ``_blocks.3``). Convs outside every stage come last, one group per module path.
     """
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {stage: [] for stage in stages}
+    rest: dict[str, list[str]] = {}
     for node in model.graph.node:
         if node.op_type != "Conv":
             continue
         parts = [p for p in node.name.split("/") if p]
-        key = "/".join(parts[:-1]) or node.name
-        if "backbone" in parts:
-            i = parts.index("backbone")
-            if i + 1 < len(parts) - 1:
-                key = parts[i + 1]
-        groups.setdefault(key, []).append(node.name)
-    return list(groups.items())
+        stage = next((st for st in stages if st in parts or any(p.endswith("." + st) for p in parts)), None)
+        if stage is not None:
+            groups[stage].append(node.name)
+        else:
+            rest.setdefault("/".join(parts[:-1]) or node.name, []).append(node.name)
+    return [(k, v) for k, v in groups.items() if v] + list(rest.items())
 
 
 class _Reader:
@@ -111,11 +111,13 @@ def _logits(path: str, feeds: list[dict]) -> np.ndarray:
 
 
 def quantize_static_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: list[dict],
-                         holdout: list[dict], *, reduce_range: bool = True, max_rel_error: float = MAX_REL_ERROR,
-                         max_float_groups: int = MAX_FLOAT_GROUPS, reporter: Reporter = NULL) -> dict:
+                         holdout: list[dict], *, stages: list[str], reduce_range: bool = True,
+                         max_rel_error: float = MAX_REL_ERROR, max_float_groups: int = MAX_FLOAT_GROUPS,
+                         reporter: Reporter = NULL) -> dict:
     """Quantize ``fp32_path`` to ``out_path`` (QDQ, per-channel), keeping early stages float as needed.
 
-    ``calibration``/``holdout``: lists of input feeds (``{input_name: array}``) from the train split.
+    ``calibration``/``holdout``: lists of input feeds (``{input_name: array}``) from the train split;
+    ``stages``: the backbone's module names in order of int8 sensitivity (its plugin's hook).
     Returns the quantization report (method, settings, stages kept float, relative logit error).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -134,7 +136,7 @@ def quantize_static_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLi
                 quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
             except Exception:  # symbolic shape inference is optional; ONNX shape inference suffices
                 quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=True)
-        groups = conv_groups(onnx.load(pre, load_external_data=False))
+        groups = conv_groups(onnx.load(pre, load_external_data=False), stages)
         if not groups:
             raise TextclfError("the model has no convolution to quantize")
         reference = _logits(pre, holdout) if holdout else None
@@ -192,11 +194,11 @@ def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathL
             "note": "no calibration images could be read; static quantization is faster and usually more accurate"}
 
 
-def feeds_from_split(split, indices, input_meta: dict, spec: dict, batch: int = 32) -> list[dict]:
+def feeds_from_split(split, indices, input_meta: dict, prep, batch: int = 32) -> list[dict]:
     """Input feeds for ``indices`` of a split, in batches, for calibration or evaluation."""
-    from textclf.exports.parity import onnx_feed, uint8_batches
+    from textclf.exports.feeding import batches, feeds
 
-    return [{input_meta["name"]: onnx_feed(input_meta, b, spec)} for b in uint8_batches(split, indices, batch)]
+    return [feed for _, images in batches(split, indices, batch) for _, feed in feeds(input_meta, images, prep)]
 
 
 def calibration_indices(n: int, n_calibration: int = 256, n_holdout: int = 256, seed: int = 0):

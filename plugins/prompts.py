@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textclf.plugin_types import PromptTemplate
+from textclf.plugin_api import PromptTemplate
 
 _SYSTEM = "You describe categories of images precisely and concisely."
 

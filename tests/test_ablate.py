@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import slow_runs
 from textclf import ablate
 from textclf.cli.main import app
 from textclf.errors import TextclfError
@@ -109,10 +110,9 @@ def test_text_controls_change_the_text_the_model_sees(workdir):
 
 def _start_grid(workdir: Path, out: Path, *, epochs: int, jobs: int, delay: str, wait_for: str) -> subprocess.Popen:
     """A tiny two-cell grid in a subprocess, returned once a file matching ``wait_for`` exists under ``out``."""
-    env = dict(os.environ, TEXTCLF_EPOCH_DELAY=delay)
-    cmd = [sys.executable, "-m", "textclf.cli.main", "ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5",
-           "--seeds", "1", "--epochs", str(epochs), "--jobs", str(jobs), "--out", str(out), "--json"]
-    proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = slow_runs.command(float(delay), ["ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5", "--seeds", "1",
+                                           "--epochs", str(epochs), "--jobs", str(jobs), "--out", str(out), "--json"])
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
     while time.time() < deadline and not list(out.glob(wait_for)):
         time.sleep(0.05)

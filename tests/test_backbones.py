@@ -13,7 +13,8 @@ import pytest  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
-from textclf.models.encoders import build_image_backbone, build_text_encoder, image_transform  # noqa: E402
+from textclf.models.encoders import build_image_encoder, build_text_encoder  # noqa: E402
+from textclf.models.text_tower import encode_texts  # noqa: E402
 
 # ImageNet's building classes (china.jpg is a Chinese palace/temple by a lake).
 BUILDING_CLASSES = {
@@ -25,8 +26,8 @@ BUILDING_CLASSES = {
 
 @pytest.fixture(scope="module")
 def effnet():
-    plugin, model = build_image_backbone("efficientnet-lite0")
-    return plugin, model
+    encoder = build_image_encoder("efficientnet-lite0")
+    return encoder.spec, encoder.module
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +61,13 @@ def test_efficientnet_recognises_a_building_in_china_jpg(effnet):
     from torchvision.models import ResNet50_Weights
     from torchvision.transforms import v2
 
-    plugin, model = effnet
+    spec, model = effnet
     categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # offline metadata
     assert len(categories) == 1000
     image = Image.fromarray(load_sample_image("china.jpg"))
     transform = v2.Compose([
         v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(plugin.mean), list(plugin.std)),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(spec.preprocessing.mean), list(spec.preprocessing.std)),
     ])
     with torch.no_grad():
         logits = model.classify(transform(image)[None])
@@ -77,71 +78,67 @@ def test_efficientnet_recognises_a_building_in_china_jpg(effnet):
 
 def test_efficientnet_features_follow_the_plugin(effnet):
     import numpy as np
-    from PIL import Image
 
-    plugin, model = effnet
-    assert plugin.dim == 1280 and plugin.input_size == 224
-    transform = image_transform(plugin)
+    from textclf.data.preprocessing import preprocess_images
+
+    spec, model = effnet
+    assert spec.dim == 1280 and spec.preprocessing.input_size == 224
     rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(2)]
-    batch = torch.stack([transform(im) for im in images])
+    images = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    batch = preprocess_images(images, spec.preprocessing)
     assert batch.shape == (2, 3, 224, 224) and batch.dtype == torch.float32
     with torch.no_grad():
         feats = model(batch)
-    assert feats.shape == (2, plugin.dim) and torch.isfinite(feats).all()
+    assert feats.shape == (2, spec.dim) and torch.isfinite(feats).all()
     # Smaller inputs work too (TF-"same" padding), e.g. --image-size 64.
     with torch.no_grad():
-        assert model(torch.stack([image_transform(plugin, 64)(im) for im in images])).shape == (2, 1280)
+        assert model(preprocess_images(images, spec.preprocessing.with_size(64))).shape == (2, 1280)
 
 
 # --- minilm-l6 -------------------------------------------------------------------------------
 
 def test_minilm_ranks_meaning_not_just_loads(minilm):
-    assert minilm.dim == 384 == minilm.plugin.dim and minilm.plugin.pooling == "mean"
-    with torch.no_grad():
-        kitten, cat, truck = minilm.encode(["a small kitten", "a photo of a cat", "a red truck"])
+    assert minilm.dim == 384 == minilm.spec.dim and minilm.tower.pooling == "mean"
+    kitten, cat, truck = encode_texts(minilm.tower, ["a small kitten", "a photo of a cat", "a red truck"])
     assert kitten.shape == (384,)
     assert _cos(kitten, cat) > _cos(kitten, truck) + 0.2
 
 
 def test_minilm_pooling_ignores_padding(minilm):
-    with torch.no_grad():
-        alone = minilm.encode(["a dog"])[0]
-        padded = minilm.encode(["a dog", "a much longer sentence about many other different things"])[0]
+    alone = encode_texts(minilm.tower, ["a dog"])[0]
+    padded = encode_texts(minilm.tower, ["a dog", "a much longer sentence about many other different things"])[0]
     assert torch.allclose(alone, padded, atol=1e-5)
 
 
 # --- test backbones and download-free builds -------------------------------------------------
 
 def test_tiny_cnn_builds_deterministically():
-    plugin, a = build_image_backbone("tiny-cnn", pretrained=False)
-    _, b = build_image_backbone("tiny-cnn")
-    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
-        assert ka == kb and torch.equal(va, vb)
+    a = build_image_encoder("tiny-cnn", pretrained=False)
+    b = build_image_encoder("tiny-cnn")
+    assert a.weights_hash == b.weights_hash
+    size = a.spec.preprocessing.input_size
     with torch.no_grad():
-        out = a(torch.randn(3, 3, plugin.input_size, plugin.input_size))
-    assert out.shape == (3, plugin.dim) == (3, 64)
+        out = a.module(torch.randn(3, 3, size, size))
+    assert out.shape == (3, a.spec.dim) == (3, 64)
 
 
 def test_tiny_bert_builds_deterministically():
     a, b = build_text_encoder("tiny-bert"), build_text_encoder("tiny-bert")
-    with torch.no_grad():
-        ea, eb = a.encode(["a cat", "a dog"]), b.encode(["a cat", "a dog"])
+    ea, eb = encode_texts(a.tower, ["a cat", "a dog"]), encode_texts(b.tower, ["a cat", "a dog"])
     assert ea.shape == (2, 64) and torch.equal(ea, eb)
 
 
 @pytest.mark.slow
 def test_distilbert_without_pretrained_weights_builds_offline():
     enc = build_text_encoder("distilbert-base-uncased", pretrained=False)
-    assert enc.plugin.pooling == "cls" and enc.dim == 768
-    with torch.no_grad():
-        out = enc.encode(["a cat", "a truck with wheels"])  # token_type_ids are dropped
+    assert enc.tower.pooling == "cls" and enc.dim == 768
+    out = encode_texts(enc.tower, ["a cat", "a truck with wheels"])  # token_type_ids are dropped
     assert out.shape == (2, 768) and torch.isfinite(out).all()
 
 
 def test_resnet50_without_pretrained_weights_builds_offline():
-    plugin, model = build_image_backbone("resnet50", pretrained=False)
-    assert plugin.needs_download and plugin.dim == 2048
+    encoder = build_image_encoder("resnet50", pretrained=False)
+    assert encoder.plugin.needs_download and encoder.spec.dim == 2048
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
+        out = encoder.module(torch.randn(1, 3, 64, 64))
     assert out.shape == (1, 2048)

@@ -56,21 +56,20 @@ def _export_json(*args) -> dict:
 
 
 def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
-    from textclf.data.features import preprocess_uint8
-    from textclf.rundir import load_run
+    from textclf.data.preprocessing import preprocess_images
+    from textclf.run import load_run
 
     run = load_run(run_dir)
     branch = run.image_branch()
     with torch.inference_mode():
-        return np.concatenate([branch(preprocess_uint8(torch.from_numpy(im).permute(2, 0, 1)[None],
-                                                       run.preprocess))[1].numpy() for im in images_hwc])
+        return np.concatenate([branch(preprocess_images([im], run.preprocessing))[1].numpy() for im in images_hwc])
 
 
 # --- fp32: checker, parity, outputs, dynamic batch, metadata ------------------------------------
 
 def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     from textclf.exports.onnx_export import read_metadata
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     out = tmp_path / "tiny.onnx"
     report = _export_json(tiny_run, "--out", out)
@@ -102,7 +101,7 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     meta = read_metadata(out)
     assert meta["class_names"] == run.class_names == ["red", "green", "blue", "gray"]
     assert meta["run_id"] == run.run_info["run_id"] and meta["precision"] == "fp32"
-    assert meta["input"]["dtype"] == "float32" and meta["preprocessing"]["image_size"] == 16
+    assert meta["input"]["dtype"] == "float32" and meta["preprocessing"]["input_size"] == 16
     assert meta["preprocessing"]["in_graph"] is False and meta["test_accuracy"] is None
 
 
@@ -168,7 +167,7 @@ def test_graph_resize_matches_pytorch_antialias_up_and_down():
 
 def test_with_preprocessing_same_top1_as_pytorch_on_raw_uint8_images(tiny_run_8px, tmp_path):
     from textclf.exports.parity import load_run_dataset
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     out = tmp_path / "pre.onnx"
     report = _export_json(tiny_run_8px, "--with-preprocessing", "--out", out)
@@ -340,7 +339,7 @@ def test_cpu_session_uses_only_the_cpu_provider(tiny_run, tmp_path):
 
 def test_benchmark_reports_img_per_s_for_both_engines(tiny_run, tmp_path):
     from textclf.exports.bench import benchmark
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     out = tmp_path / "b.onnx"
     _export_json(tiny_run, "--out", out)
@@ -370,7 +369,7 @@ def test_default_efficientnet_lite0_run_exports_within_atol(tmp_path_factory, ca
     assert p["passed"] and p["max_abs_logit_diff"] <= 5e-4 and p["top1_agreement"] == 1.0
     # Raw 8x8 digits (upsampled to 96 in the graph) and an odd-sized image.
     from textclf.exports.parity import load_run_dataset
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     test = load_run_dataset(load_run(run_dir)).test
     images = [test.images[i] for i in range(10)] + [np.full((50, 31, 3), 200, np.uint8)]

@@ -43,7 +43,7 @@ def plugin_rows(result) -> dict[str, list[dict]]:
 
 
 GOOD_PLUGIN = """
-    from textclf.plugin_types import ImageBackbonePlugin, PromptTemplate
+    from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate
 
     HAIKU = PromptTemplate("haiku", "Write a haiku about a {class_name}.")
 
@@ -130,7 +130,7 @@ def test_broken_plugin_is_listed_and_the_cli_still_works(site, tmp_path):
 def test_two_plugins_with_one_name_show_a_conflict_naming_both(site, tmp_path):
     for dist, module in (("textclf-dup-a", "textclf_dup_a"), ("textclf-dup-b", "textclf_dup_b")):
         write_dist(site, dist, module, f"""
-            from textclf.plugin_types import PromptTemplate
+            from textclf.plugin_api import PromptTemplate
             P = PromptTemplate("twice", "{dist}: describe a {{class_name}}.")
         """, {"textclf.prompts": {"twice": "P"}})
 

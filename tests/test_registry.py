@@ -14,7 +14,7 @@ import pytest
 from textclf import registry as reg
 from textclf.data import load_dataset
 from textclf.errors import TextclfError
-from textclf.plugin_types import ImageBackbonePlugin, PromptTemplate, TextBackbonePlugin
+from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate, TextBackbonePlugin
 from plugin_dist import write_dist
 
 BUILTIN = {
@@ -60,7 +60,7 @@ def test_builtins_are_registered_through_entry_points_and_load(kind):
         entry = by_name[name]
         assert entry.package == "textclf", entry
         assert entry.status == "ok", entry.status
-        assert entry.obj.kind == kind[:-1]
+        assert reg.contract_problem(kind, entry.obj) is None
 
 
 def test_describer_group_is_registered_and_listing_never_raises():
@@ -81,15 +81,18 @@ def test_prompt_aliases_resolve_to_the_paper_prompts():
 
 
 def test_backbones_declare_preprocessing_or_pooling():
+    from textclf.data.preprocessing import Preprocessing
+
     for name in reg.image_backbone_names():
-        plugin = reg.get_image_backbone(name)
-        assert isinstance(plugin, ImageBackbonePlugin)
-        assert plugin.dim > 0 and plugin.input_size > 0
-        assert len(plugin.mean) == 3 and len(plugin.std) == 3 and min(plugin.std) > 0
+        if name.endswith(":<id>"):
+            continue
+        plugin, arg = reg.get_image_backbone(name)
+        spec = plugin.spec(arg, False)
+        assert spec.dim > 0 and isinstance(spec.preprocessing, Preprocessing)
     for name in ("minilm-l6", "distilbert-base-uncased", "tiny-bert"):
         plugin, arg = reg.get_text_backbone(name)
         assert isinstance(plugin, TextBackbonePlugin) and arg is None
-        assert plugin.pooling in {"mean", "cls"} and plugin.dim > 0
+        assert plugin.pooling in {"mean", "cls"} and plugin.spec().dim > 0
     assert reg.get_text_backbone("distilbert-base-uncased")[0].pooling == "cls"  # the paper's
 
 
@@ -150,7 +153,7 @@ def test_argument_taking_plugins():
 def test_third_party_plugins_resolve_next_to_the_builtins(on_path):
     mod = _module_name()
     write_dist(on_path, "textclf-extra", mod, """
-        from textclf.plugin_types import ImageBackbonePlugin, PromptTemplate
+        from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate
         HAIKU = PromptTemplate("haiku", "Write a haiku about a {class_name}.")
         CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8, input_size=16,
                                   mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
@@ -159,7 +162,7 @@ def test_third_party_plugins_resolve_next_to_the_builtins(on_path):
 
     prompt, _ = reg.registry("prompts").get("haiku")
     assert prompt.render("cat") == "Write a haiku about a cat."
-    assert reg.get_image_backbone("extra-cnn").dim == 8
+    assert reg.get_image_backbone("extra-cnn")[0].spec().dim == 8
     assert "extra-cnn" in reg.image_backbone_names()
     entries = reg.registry("backbones").entries()
     assert entries["extra-cnn"].package == "textclf-extra"
@@ -177,7 +180,7 @@ def test_broken_plugin_is_reported_and_skipped(on_path):
     assert broken.status.startswith("broken: RuntimeError: this plugin is broken on purpose")
     assert broken.package == "textclf-broken"
     # The built-ins still resolve; the broken one is a clear error naming its package.
-    assert reg.get_image_backbone("tiny-cnn").name == "tiny-cnn"
+    assert reg.get_image_backbone("tiny-cnn")[0].name == "tiny-cnn"
     with pytest.raises(TextclfError) as exc_info:
         reg.get_image_backbone("broken-net")
     msg = str(exc_info.value)
@@ -188,7 +191,7 @@ def test_duplicate_names_are_an_error_naming_both_packages(on_path):
     for dist in ("textclf-dup-a", "textclf-dup-b"):
         mod = _module_name()
         write_dist(on_path, dist, mod, f"""
-            from textclf.plugin_types import PromptTemplate
+            from textclf.plugin_api import PromptTemplate
             P = PromptTemplate("twice", "{dist}: describe a {{class_name}}.")
         """, {"textclf.prompts": {"twice": "P"}})
 
@@ -207,8 +210,8 @@ def test_duplicate_names_are_an_error_naming_both_packages(on_path):
 def test_a_third_party_plugin_cannot_silently_replace_a_builtin(on_path):
     mod = _module_name()
     write_dist(on_path, "textclf-shadow", mod, """
-        from textclf.plugin_types import DatasetPlugin
-        PLUGIN = DatasetPlugin("digits", "not the real digits", load=lambda: None)
+        from textclf.plugin_api import DatasetPlugin
+        PLUGIN = DatasetPlugin("digits", "not the real digits", load_fn=lambda: None)
     """, {"textclf.datasets": {"digits": "PLUGIN"}})
 
     with pytest.raises(TextclfError) as exc_info:

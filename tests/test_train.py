@@ -15,12 +15,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import slow_runs
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
 from textclf.training.losses import info_nce
-from textclf.models.classifier import ProjectionHead, TextEnhancedHeads
-from textclf.rundir import load_run
+from textclf.models.classifier import ProjectionHead, TextEnhancedClassifier
+from textclf.run import load_run
 from textclf.training.recipe import train
 
 runner = CliRunner()
@@ -61,9 +62,11 @@ def test_projection_head_matches_the_spec_shape():
 
 
 def test_head_input_features_classifies_raw_features():
-    heads = TextEnhancedHeads(32, 16, 5, head_input="features")
-    assert heads.head.in_features == 32
-    assert TextEnhancedHeads(32, 16, 5).head.in_features == 256
+    model = TextEnhancedClassifier(32, 16, 5, head_input="features")
+    assert model.head.in_features == 32
+    assert TextEnhancedClassifier(32, 16, 5).head.in_features == 256
+    out = model(torch.randn(3, 32))
+    assert out.logits.shape == (3, 5) and out.image_embedding.shape == (3, 256) and out.class_text_embedding is None
 
 
 def test_info_nce_all_is_cross_entropy_over_scaled_cosines():
@@ -119,7 +122,7 @@ def test_same_seed_gives_bit_identical_weights_and_metrics(tmp_path):
 def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
     """--select last keeps the final epoch's weights, --select best the best validation epoch's."""
     from textclf.evaluation.outputs import split_outputs
-    from textclf.training.recipe import split_indices
+    from textclf.training.data import split_indices
 
     runs = {}
     for select in ("last", "best"):
@@ -212,9 +215,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, cache_dir):
     ref = tmp_path / "ref"
     train(tiny(epochs=4), ref)
     run = tmp_path / "killed"
-    env = dict(os.environ, TEXTCLF_EPOCH_DELAY="1.5", TEXTCLF_CACHE=str(cache_dir))
-    cmd = [sys.executable, "-m", "textclf.cli.main", "train", "--preset", "tiny", "--epochs", "4",
-           "--run-dir", str(run), "--json"]
+    env = dict(os.environ, TEXTCLF_CACHE=str(cache_dir))
+    cmd = slow_runs.command(1.5, ["train", "--preset", "tiny", "--epochs", "4", "--run-dir", str(run), "--json"])
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run / "history.jsonl"
     deadline = time.time() + 120
@@ -250,10 +252,9 @@ def test_variants_train_and_load(tmp_path, overrides):
     run = tmp_path / "run"
     metrics = train(tiny(epochs=2, **overrides), run)
     loaded = load_run(run)
-    heads = loaded.heads()
-    assert heads.head.out_features == 4
+    assert loaded.model().head.out_features == 4
     if overrides.get("freeze_text") is False:
-        assert any(k.startswith("text_backbone.") for k in loaded.tensors)
+        assert any(k.startswith("class_text.tower.") for k in loaded.tensors)
     if overrides.get("train_backbone") == "last":
         assert any(k.startswith("image_backbone.") for k in loaded.tensors)
         assert metrics["feature_cache_hit"] is None
@@ -288,7 +289,7 @@ def test_minilm_text_finetuning_one_short_epoch(tmp_path):
     run = tmp_path / "run"
     train(tiny(epochs=1, text_backbone="minilm-l6", freeze_text=False), run)
     tensors = load_run(run).tensors
-    assert any(k.startswith("text_backbone.") for k in tensors)
+    assert any(k.startswith("class_text.tower.") for k in tensors)
     assert tensors["class_text_features"].shape == (4, 384)
     assert not torch.equal(tensors["class_text_features"], tensors["class_text_features_init"])
 
@@ -298,17 +299,19 @@ def test_paper_preset_builds_without_downloads(monkeypatch, tmp_path):
     cfg = build_config("paper", None, {"pretrained": False})
     assert (cfg.dataset, cfg.image_backbone, cfg.text_backbone, cfg.image_size, cfg.batch_size) == \
         ("cifar10", "resnet50", "distilbert-base-uncased", 224, 32)
-    from textclf.models.encoders import build_image_backbone, build_text_encoder
+    from textclf.models.classifier import build_model
+    from textclf.models.encoders import build_image_encoder, build_text_encoder
+    from textclf.models.text_tower import encode_texts
 
-    plugin, net = build_image_backbone(cfg.image_backbone, pretrained=False)
-    enc = build_text_encoder(cfg.text_backbone, pretrained=False)
-    heads = TextEnhancedHeads(plugin.dim, enc.dim, 10, cfg.proj_dim)
+    image = build_image_encoder(cfg.image_backbone, pretrained=False)
+    text = build_text_encoder(cfg.text_backbone, pretrained=False)
+    model = build_model(cfg, image.spec.dim, text.dim, 10)
     with torch.no_grad():
-        feats = net(torch.randn(2, 3, 64, 64))
-        text = enc.encode(["a small airplane", "a red truck"])
-    assert feats.shape == (2, 2048) and text.shape == (2, 768)
-    logits, emb = heads(feats)
-    assert logits.shape == (2, 10) and emb.shape == (2, 256)
+        feats = image.module(torch.randn(2, 3, 64, 64))
+        texts = encode_texts(text.tower, ["a small airplane", "a red truck"])
+    assert feats.shape == (2, 2048) and texts.shape == (2, 768)
+    out = model(feats)
+    assert out.logits.shape == (2, 10) and out.image_embedding.shape == (2, 256)
     assert not any((tmp_path / "torch").rglob("*.pth"))
 
 
@@ -365,20 +368,22 @@ def test_top_layer_text_finetuning_changes_only_the_top_layer(tmp_path):
     run = tmp_path / "run"
     train(tiny(epochs=2, freeze_text=False, text_trainable_layers=1), run)
     tensors = load_run(run).tensors
-    top = {k for k in tensors if k.startswith("text_top.")}
-    assert top and not any(k.startswith("text_backbone.") for k in tensors)
-    from textclf.models.encoders import build_text_encoder, transformer_layers
+    top = {k for k in tensors if k.startswith("class_text.top.")}
+    assert top and not any(k.startswith("class_text.tower.") for k in tensors)
+    from textclf.models.encoders import build_text_encoder
 
-    fresh = transformer_layers(build_text_encoder("tiny-bert").model)[-1].state_dict()
-    assert any(not torch.equal(tensors[k], fresh[k[len("text_top.0."):]]) for k in top)
+    fresh = build_text_encoder("tiny-bert").tower.layers()[-1].state_dict()
+    assert any(not torch.equal(tensors[k], fresh[k[len("class_text.top.0."):]]) for k in top)
     assert not torch.equal(tensors["class_text_features"], tensors["class_text_features_init"])
 
 
 def test_top_layer_replay_reproduces_the_full_encoder():
-    from textclf.models.encoders import TopLayerFineTuner, build_text_encoder
+    from textclf.models.encoders import build_text_encoder
+    from textclf.models.text_tower import TopLayersClassText
 
+    texts = ["a red car", "a small cat sitting on a mat"]
     for name in ("tiny-bert", "distilbert-base-uncased"):
         enc = build_text_encoder(name, pretrained=False)
-        tuner = TopLayerFineTuner(enc, ["a red car", "a small cat sitting on a mat"], 1)
-        assert len(tuner.parameters()) > 0
-        assert all(not p.requires_grad for p in enc.model.embeddings.parameters())
+        top = TopLayersClassText(enc.tower, texts, [1, 1], 1)
+        assert any(p.requires_grad for p in top.parameters())
+        assert all(not p.requires_grad for p in enc.tower.model.embeddings.parameters())

@@ -143,10 +143,14 @@ def _check_same_config(cell: Cell, seed: int, files, config) -> None:
                            "use --force to start the grid over")
 
 
-def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool) -> dict:
-    """Train and evaluate one cell for one seed (or reuse its finished result)."""
+def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool, callbacks=()) -> dict:
+    """Train and evaluate one cell for one seed (or reuse its finished result).
+
+    ``callbacks`` are passed to :func:`textclf.training.recipe.train` (called after every epoch).
+    """
     from textclf.evaluation.outputs import split_outputs
-    from textclf.rundir import RunFiles, load_run
+    from textclf.rundir import RunFiles
+    from textclf.run import load_run
     from textclf.training.recipe import train
 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
@@ -165,29 +169,30 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
             from textclf.rundir import OWN_FILES
 
             remove_own_files(run_dir, OWN_FILES)  # a half-made cell from a killed grid: start it over
-        train(config, run_dir, resume=can_resume)
+        train(config, run_dir, resume=can_resume, callbacks=callbacks)
     run = load_run(run_dir)
-    outputs = split_outputs(run, "test")
-    from sklearn.metrics import accuracy_score, f1_score
+    outputs = split_outputs(run, "test", shared=True)
+    from textclf.evaluate import compute_metrics
 
-    pred = outputs.logits.argmax(1)
+    scores = compute_metrics(outputs.labels, outputs.logits, outputs.class_names, outputs.text_logits,
+                             run.config.temperature)
     metrics = json.loads(files.train_metrics.read_text())
     desc = json.loads(files.descriptions.read_text())
     result = {
         "cell": cell.name, "group": cell.group, "seed": seed,
-        "accuracy": round(float(accuracy_score(outputs.labels, pred)), 6),
-        "macro_f1": round(float(f1_score(outputs.labels, pred, average="macro")), 6),
-        "text_accuracy": round(float((outputs.text_logits.argmax(1) == outputs.labels).mean()), 6),
-        "val_accuracy": metrics.get("selected_val_accuracy", metrics["best_val_accuracy"]), "descriptions_sha256": desc["sha256"],
-        "descriptions_source": desc["source"], "seconds": round(time.perf_counter() - t0, 3),
+        "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
+        "text_accuracy": scores["heads"]["text"]["accuracy"],
+        "val_accuracy": metrics.get("selected_val_accuracy", metrics["best_val_accuracy"]),
+        "descriptions_sha256": desc["sha256"], "descriptions_source": desc["source"],
+        "seconds": round(time.perf_counter() - t0, 3),
         "run_dir": str(run_dir), "overrides": json.dumps(cell.overrides, sort_keys=True),
     }
     write_json(result_path, result)
     return result
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: exit as soon as the grid process is gone.
+def _init_worker(parent_pid: int) -> None:
+    """Worker initializer: share frozen encoders for the worker's life (one grid), and exit with the grid.
 
     A SIGKILLed grid would otherwise leave its workers training their cells as orphans, racing
     a ``--resume`` for the same run dirs. Every file a worker writes is atomic, so dying mid-cell
@@ -195,6 +200,10 @@ def _exit_with_parent(parent_pid: int) -> None:
     """
     import os
     import threading
+
+    from textclf.models.encoders import shared_encoders
+
+    shared_encoders().__enter__()  # the worker process is the scope: it serves one grid and ends
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -205,11 +214,11 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _run_cell_in_worker(args) -> dict:
-    import torch
+    from textclf.training.recipe import torch_threads
 
     threads = args[-1]
-    torch.set_num_threads(threads)
-    return run_cell(*args[:-1])
+    with torch_threads(threads):
+        return run_cell(*args[:-1])
 
 
 def resolve_jobs(jobs: int, n_work: int, devices: tuple[str, ...] = ("auto",)) -> int:
@@ -231,13 +240,16 @@ def resolve_jobs(jobs: int, n_work: int, devices: tuple[str, ...] = ("auto",)) -
 
 def _relative_cost(config) -> int:
     """A coarse cost rank of one cell: fine-tuned text and streamed images dominate a run's time."""
-    return (config.train_backbone != "none") * 10 + (not config.freeze_text and config.clf_weight < 1.0) * 5
+    return config.streams_images * 10 + config.text_trained * 5
 
 
 def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Optional[dict] = None,
              preset: str = "default", resume: bool = False, force: bool = False, jobs: int = 1,
-             reporter: Reporter = NULL) -> dict:
-    """Run every (cell, seed), write results.csv/json and summary.md, and return the summary."""
+             reporter: Reporter = NULL, callbacks=()) -> dict:
+    """Run every (cell, seed), write results.csv/json and summary.md, and return the summary.
+
+    ``callbacks`` go to every cell's training (they must be picklable when ``jobs > 1``).
+    """
     out = Path(out)
     base = dict(base or {})
     cells = with_reference(cells)
@@ -258,7 +270,11 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         write_json(out / GRID_FILE, {"format": FORMAT, "preset": preset, "base": base, "seeds": seeds,
                                      "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides}
                                                for c in cells]})
-        return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter)
+        from textclf.models.encoders import shared_encoders
+
+        with shared_encoders():  # frozen backbones and text features built once for the whole grid
+            return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
+                              tuple(callbacks))
 
 
 def own_files() -> list[str]:
@@ -270,7 +286,7 @@ def own_files() -> list[str]:
 
 
 def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
-               resume: bool, jobs: int, reporter: Reporter) -> dict:
+               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple) -> dict:
     """Train and evaluate every distinct (cell, seed), then write the results (the folder is locked)."""
     # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
     canonical: dict[str, Cell] = {}
@@ -283,7 +299,7 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
     jobs = resolve_jobs(jobs, len(work), tuple({c.device for c in configs.values()}))
     if jobs <= 1:
         for cell, seed in work:
-            rows.append(run_cell(cell, seed, base, preset, out, resume))
+            rows.append(run_cell(cell, seed, base, preset, out, resume, callbacks))
             reporter.advance("cells", 1, last=f"{cell.name}/seed{seed}")
     else:
         import multiprocessing as mp
@@ -294,9 +310,9 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
         # Longest first: cells that fine-tune the text encoder cost ~10-50x a frozen-text cell, and
         # starting them last would leave one worker busy while the others idle.
         work.sort(key=lambda cs: -_relative_cost(configs[(cs[0].name, cs[1])]))
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                  initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume, threads))
+            futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume, callbacks, threads))
                        for cell, seed in work]
             try:
                 for fut in as_completed(futures):

@@ -68,6 +68,21 @@ class TrainConfig:
         """The contrastive loss weight, ``1 - clf_weight``."""
         return round(1.0 - self.clf_weight, 10)
 
+    @property
+    def text_used(self) -> bool:
+        """Whether the loss uses the class descriptions (False for the no-text control, w_clf = 1)."""
+        return self.cont_weight > 0
+
+    @property
+    def text_trained(self) -> bool:
+        """Whether the text encoder (or its top layers) trains: the text is used and not frozen."""
+        return self.text_used and not self.freeze_text
+
+    @property
+    def streams_images(self) -> bool:
+        """Whether images go through the backbone every step (it trains) instead of the feature cache."""
+        return self.train_backbone != "none"
+
     def validate(self) -> "TrainConfig":
         """Check ranges and choices; raise a one-line :class:`TextclfError` on a bad value."""
         for name, choices in CHOICES.items():

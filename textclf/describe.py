@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import inspect
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ def resolve_prompt(name: str):
 
 def custom_prompt(text: str):
     """A prompt template from inline text containing ``{class_name}`` (or the paper's ``{}``)."""
-    from textclf.plugin_types import PromptTemplate
+    from textclf.plugin_api import PromptTemplate
     from textclf.plugins.prompts import TYPE2
 
     if "{class_name}" not in text and "{}" in text:
@@ -88,15 +87,13 @@ def prompts_for(prompt_type: Optional[str], prompt_template: Optional[str] = Non
 # --------------------------------------------------------------------------- datasets
 
 def dataset_class_names(dataset: str) -> list[str]:
-    """Class names of a dataset, without loading its images when the plugin lists them."""
+    """Class names of a dataset, without loading its images when the plugin declares them."""
     from textclf.registry import registry
 
-    plugin, _arg = registry("datasets").get(dataset)
-    if not getattr(plugin, "takes_argument", False):
-        module = sys.modules.get(getattr(plugin.load, "__module__", ""), None)
-        names = getattr(module, "CLASS_NAMES", None)
-        if names:
-            return list(names)
+    plugin, arg = registry("datasets").get(dataset)
+    names = plugin.class_names(arg)
+    if names:
+        return list(names)
     from textclf.data import load_dataset
 
     return list(load_dataset(dataset).class_names)

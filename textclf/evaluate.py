@@ -179,7 +179,7 @@ class RunEvaluation:
     """The outcome of evaluating a run dir: the metrics document and where files should go."""
 
     metrics: dict
-    run: object            # textclf.rundir.LoadedRun
+    run: object            # textclf.run.Run
     own_split: bool        # the run's own dataset and the test split (-> RUN_DIR/metrics.json)
 
     @property
@@ -208,8 +208,8 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
                  device: str = "cpu", reporter: Reporter = NULL) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
     from textclf.evaluation.outputs import split_outputs
-    from textclf.rundir import load_run
-    from textclf.training.recipe import resolve_device
+    from textclf.devices import resolve_device
+    from textclf.run import load_run
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice
@@ -220,7 +220,7 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset
     metrics = compute_metrics(out.labels, out.logits, out.class_names, out.text_logits, run.config.temperature)
-    source = {"kind": "run", "path": str(run.root), "run_id": run.run_info.get("run_id"),
+    source = {"kind": "run", "path": str(run.root), "run_id": run.run_id,
               "image_backbone": run.config.image_backbone, "text_backbone": run.config.text_backbone}
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
     own = name == run.config.dataset and split == "test"

@@ -189,8 +189,7 @@ def write_run_plots(run, metrics: dict, out_dir: str | Path, confusion_suffix: s
     paths["confusion_matrix"] = plot_confusion_matrix(
         np.asarray(metrics["confusion_matrix"]), metrics["class_names"],
         out / f"confusion_matrix{confusion_suffix}.png", title=f"Confusion matrix, {title}" if title else "Confusion matrix")
-    heads = run.heads()
-    weights = heads.head.weight.detach().cpu().numpy()
+    weights = run.model().head.weight.detach().cpu().numpy()
     input_name = "projected image embedding" if run.config.head_input == "projection" else "backbone feature"
     paths["head_weights"] = plot_head_weights(weights, run.class_names, out / "head_weights.png", input_name)
     before = run.class_text_embeddings(initial=True).cpu().numpy()

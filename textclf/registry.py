@@ -43,6 +43,26 @@ class PluginEntry:
         return "ok" if self.loaded else "not loaded"
 
 
+def contract_problem(kind: str, obj: Any) -> Optional[str]:
+    """Why ``obj`` does not satisfy the plugin contract of ``kind`` (see :mod:`textclf.plugin_api`), or None."""
+    from textclf.plugin_api import PROTOCOLS
+
+    protocols = PROTOCOLS[kind]
+    if any(isinstance(obj, p) for p in protocols):
+        if kind == "backbones" and getattr(obj, "modality", None) not in ("image", "text", "paired"):
+            return f"its modality {getattr(obj, 'modality', None)!r} is not 'image', 'text' or 'paired'"
+        return None
+    wanted = " or ".join(f"textclf.plugin_api.{p.__name__}" for p in protocols)
+    missing = sorted({name for p in protocols for name in _members(p) if not hasattr(obj, name)})
+    return f"{type(obj).__name__} is not a {wanted} (missing: {', '.join(missing) or '?'})"
+
+
+def _members(protocol) -> set[str]:
+    names = set(protocol.__dict__.get("__annotations__", {})) | {
+        name for name, value in vars(protocol).items() if callable(value)}
+    return {name for name in names if not name.startswith("_")}
+
+
 def _package_of(ep: metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     return dist.name if dist is not None else "?"
@@ -82,13 +102,18 @@ class Registry:
         return self._entries
 
     def load(self, entry: PluginEntry) -> Any:
-        """Import one entry's object, recording (not raising) an import failure."""
+        """Import one entry's object and check it against the plugin contract, recording (not raising) failures."""
         if not entry.loaded and entry.error is None:
             try:
-                entry.obj = entry._ep.load()  # type: ignore[attr-defined]
-                entry.loaded = True
+                obj = entry._ep.load()  # type: ignore[attr-defined]
             except Exception as exc:  # a third-party plugin may raise anything
                 entry.error = f"{type(exc).__name__}: {exc}"
+                return None
+            problem = contract_problem(self.kind, obj)
+            if problem:
+                entry.error = problem
+                return None
+            entry.obj, entry.loaded = obj, True
         return entry.obj
 
     def load_all(self) -> list[PluginEntry]:
@@ -124,7 +149,7 @@ class Registry:
         if entry.error:
             raise TextclfError(f"{self.kind[:-1]} plugin '{entry.name}' from '{entry.package}' "
                                f"failed to load: {entry.error}")
-        takes = getattr(obj, "takes_argument", False)
+        takes = obj.takes_argument
         if entry.name == name and not sep:
             if takes:
                 raise TextclfError(f"{self.kind[:-1]} '{name}' needs an argument: '{name}:...'")
@@ -136,11 +161,13 @@ class Registry:
         return obj, arg
 
     def _find_alias(self, name: str) -> Any:
+        if self.kind != "prompts":  # only prompts declare aliases ("1" for "type1")
+            return None
         for entry in self.entries().values():
             if entry.conflict:
                 continue
             obj = self.load(entry)
-            if obj is not None and name in getattr(obj, "aliases", ()):
+            if obj is not None and name in obj.aliases:
                 return obj
         return None
 
@@ -150,7 +177,7 @@ class Registry:
             if "@" in name:
                 continue
             obj = self.load(entry) if not entry.conflict else None
-            out.append(f"{name}:..." if getattr(obj, "takes_argument", False) else name)
+            out.append(f"{name}:..." if obj is not None and obj.takes_argument else name)
         return out
 
 
@@ -169,18 +196,22 @@ def reset() -> None:
     _REGISTRIES.clear()
 
 
-def get_image_backbone(name: str):
-    """Resolve an image backbone by name; text backbones are refused with the valid choices."""
-    obj, _arg = registry("backbones").get(name)
-    if getattr(obj, "modality", None) != "image":
-        raise unknown_choice("image backbone", name, image_backbone_names())
-    return obj
-
-
-def get_text_backbone(name: str):
-    """Resolve a text backbone by name (``hf:<id>`` included); returns ``(plugin, argument)``."""
+def get_image_backbone(name: str) -> tuple[Any, Optional[str]]:
+    """Resolve an image backbone by name: ``(plugin, argument)``; text backbones are refused with the choices."""
     obj, arg = registry("backbones").get(name)
-    if getattr(obj, "modality", None) != "text":
+    if obj.modality == "paired":
+        return obj.image, arg
+    if obj.modality != "image":
+        raise unknown_choice("image backbone", name, image_backbone_names())
+    return obj, arg
+
+
+def get_text_backbone(name: str) -> tuple[Any, Optional[str]]:
+    """Resolve a text backbone by name (``hf:<id>`` included): ``(plugin, argument)``."""
+    obj, arg = registry("backbones").get(name)
+    if obj.modality == "paired":
+        return obj.text, arg
+    if obj.modality != "text":
         raise unknown_choice("text backbone", name, text_backbone_names())
     return obj, arg
 
@@ -192,8 +223,8 @@ def _backbone_names(modality: str) -> list[str]:
         if "@" in name or entry.conflict:
             continue
         obj = reg.load(entry)
-        if getattr(obj, "modality", None) == modality:
-            out.append(f"{name}:<id>" if getattr(obj, "takes_argument", False) else name)
+        if obj is not None and obj.modality in (modality, "paired"):
+            out.append(f"{name}:<id>" if obj.takes_argument else name)
     return out
 
 

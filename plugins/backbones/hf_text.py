@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from textclf.plugin_types import TextBackbonePlugin
+from textclf.plugin_api import TextBackbonePlugin
 
 
 def minilm_folder() -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textclf.plugin_types import ImageBackbonePlugin
+from textclf.plugin_api import ImageBackbonePlugin
 
 
 def build(pretrained: bool = True):
@@ -24,5 +24,5 @@ PLUGIN = ImageBackbonePlugin(
     name="resnet50", summary="torchvision ResNet-50 IMAGENET1K_V2 (downloads), 2048-d", dim=2048,
     input_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), build=build,
     weights_id="torchvision-resnet50-IMAGENET1K_V2", needs_download=True,
-    last_layer=last_layer,
+    last_layer_fn=last_layer,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textclf.plugin_types import ImageBackbonePlugin
+from textclf.plugin_api import ImageBackbonePlugin
 
 
 def build(pretrained: bool = True):

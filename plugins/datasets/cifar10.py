@@ -10,7 +10,7 @@ import os
 import pickle
 from pathlib import Path
 
-from textclf.plugin_types import DatasetPlugin
+from textclf.plugin_api import DatasetPlugin
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
@@ -81,4 +81,4 @@ def load(folder: str | None = None):
     return Dataset("cifar10", list(CLASS_NAMES), Split(y, x), Split(test_y, test_x))
 
 
-PLUGIN = DatasetPlugin("cifar10", "CIFAR-10 (torchvision download or $TEXTCLF_CIFAR10 folder)", load)
+PLUGIN = DatasetPlugin("cifar10", "CIFAR-10 (torchvision download or $TEXTCLF_CIFAR10 folder)", load, names=tuple(CLASS_NAMES))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textclf.plugin_types import DatasetPlugin
+from textclf.plugin_api import DatasetPlugin
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -25,4 +25,4 @@ def load():
     return Dataset("digits", list(CLASS_NAMES), Split(labels[tr], rgb[tr]), Split(labels[te], rgb[te]))
 
 
-PLUGIN = DatasetPlugin("digits", "scikit-learn's 8x8 handwritten digits (1,797 images, offline)", load)
+PLUGIN = DatasetPlugin("digits", "scikit-learn's 8x8 handwritten digits (1,797 images, offline)", load, names=tuple(CLASS_NAMES))

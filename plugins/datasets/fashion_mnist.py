@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from textclf.plugin_types import DatasetPlugin
+from textclf.plugin_api import DatasetPlugin
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -61,4 +61,4 @@ def load():
     return Dataset("fashion-mnist", list(CLASS_NAMES), splits["train"], splits["test"])
 
 
-PLUGIN = DatasetPlugin("fashion-mnist", "Zalando Fashion-MNIST (Debian dataset-fashion-mnist, else download)", load)
+PLUGIN = DatasetPlugin("fashion-mnist", "Zalando Fashion-MNIST (Debian dataset-fashion-mnist, else download)", load, names=tuple(CLASS_NAMES))

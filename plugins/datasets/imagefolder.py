@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textclf.plugin_types import DatasetPlugin
+from textclf.plugin_api import DatasetPlugin
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

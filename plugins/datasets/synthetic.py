@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textclf.plugin_types import DatasetPlugin
+from textclf.plugin_api import DatasetPlugin
 
 CLASS_NAMES = ["red", "green", "blue", "gray"]
 _COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (128, 128, 128)]
@@ -28,4 +28,4 @@ def load(train_per_class: int = 24, test_per_class: int = 8, seed: int = 0):
     return Dataset("synthetic", list(CLASS_NAMES), make(train_per_class), make(test_per_class))
 
 
-PLUGIN = DatasetPlugin("synthetic", "tiny generated colour classes (for tests)", load)
+PLUGIN = DatasetPlugin("synthetic", "tiny generated colour classes (for tests)", load, names=tuple(CLASS_NAMES))

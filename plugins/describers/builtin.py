@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.errors import TextclfError
-from textclf.plugin_types import DescriberPlugin
+from textclf.plugin_api import DescriberBase, DescriberPlugin
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin_descriptions"
 
@@ -33,7 +33,7 @@ def builtin_path(dataset: str, prompt_name: str) -> Optional[Path]:
     return path if path.is_file() else None
 
 
-class BuiltinDescriber:
+class BuiltinDescriber(DescriberBase):
     """Reads the shipped description of a class for the requested prompt type."""
 
     def __init__(self, dataset: str, class_names: Optional[list[str]] = None, **_options):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.errors import TextclfError
-from textclf.plugin_types import DescriberPlugin
+from textclf.plugin_api import DescriberBase, DescriberPlugin
 
 
 def _read_json(path: Path) -> dict[str, list[str]]:
@@ -76,7 +76,7 @@ def read_description_table(path: str | Path) -> dict[str, list[str]]:
     return _read_json(p)
 
 
-class FileDescriber:
+class FileDescriber(DescriberBase):
     """Hands out the imported texts, checked against the dataset's classes."""
 
     def __init__(self, argument: str, class_names: Optional[list[str]] = None, **_options):

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from textclf.errors import TextclfError
-from textclf.plugin_types import DescriberPlugin
+from textclf.plugin_api import DescriberBase, DescriberPlugin
 
 DEFAULT_MODEL = "gpt-4o-mini"  # a current small chat model; the paper used gpt-3.5-turbo
 DEFAULT_TEMPERATURE = 0.7
@@ -88,7 +88,7 @@ def _retry_after(exc) -> Optional[float]:
     return None
 
 
-class OpenAIDescriber:
+class OpenAIDescriber(DescriberBase):
     """Asynchronous describer over ``openai.AsyncOpenAI`` (one request per sample)."""
 
     def __init__(self, model: Optional[str] = None, base_url: Optional[str] = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from textclf.plugin_types import DescriberPlugin
+from textclf.plugin_api import DescriberBase, DescriberPlugin
 
 # Plain, visually neutral English words (no class names of the built-in datasets).
 WORDS = (
@@ -37,7 +37,7 @@ WORDS = (
 ).split()
 
 
-class ClassnameDescriber:
+class ClassnameDescriber(DescriberBase):
     """``a photo of a {class}.``: the label only (CLIP's prompt), a control for description content."""
 
     def max_samples(self, class_name: str) -> int:
@@ -53,7 +53,7 @@ class ClassnameDescriber:
         return {"describer": "classname", "label": "classname"}
 
 
-class RandomWordsDescriber:
+class RandomWordsDescriber(DescriberBase):
     """Seeded random words, as long as the prompt asks (a sentence or a paragraph)."""
 
     def __init__(self, seed: int | None = 0, class_names: list[str] | None = None, **_options):

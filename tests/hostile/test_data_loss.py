@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import slow_runs
 from textclf.cli.main import app
 
 runner = CliRunner()
@@ -146,10 +147,9 @@ def test_train_repoints_the_latest_symlink_it_made(private_env):
 
 def test_a_second_writer_into_one_run_dir_exits_2_naming_the_holder(private_env):
     run = private_env / "run"
-    env = dict(os.environ, TEXTCLF_EPOCH_DELAY="0.5")
-    procs = {seed: subprocess.Popen([sys.executable, "-m", "textclf.cli.main", "train", "--preset", "tiny",
-                                     "--epochs", "3", "--seed", str(seed), "--run-dir", str(run)],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    procs = {seed: subprocess.Popen(slow_runs.command(0.5, ["train", "--preset", "tiny", "--epochs", "3", "--seed",
+                                                            str(seed), "--run-dir", str(run)]),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for seed in (0, 7)}
     codes = {seed: p.wait(timeout=180) for seed, p in procs.items()}
     errors = {seed: p.stderr.read() for seed, p in procs.items()}

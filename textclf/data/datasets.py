@@ -41,6 +41,18 @@ class Split:
         with Image.open(self.paths[index]) as im:
             return im.convert("RGB")
 
+    def read(self, indices: Sequence[int]):
+        """uint8 RGB images ``indices``: an (N, H, W, 3) array, or a list of (H, W, 3) arrays for files.
+
+        File images keep their own sizes: preprocessing resizes each one on its own.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        if self.images is not None:
+            return np.ascontiguousarray(self.images[idx])
+        from textclf.data.preprocessing import as_rgb_array
+
+        return [as_rgb_array(self.pil(int(i))) for i in idx]
+
     def subset(self, indices: Sequence[int]) -> "Split":
         """A new split with only ``indices`` (order kept)."""
         idx = np.asarray(indices, dtype=np.int64)

@@ -17,7 +17,7 @@ import numpy as np
 
 from textclf.atomic import atomic_path, write_json
 
-FEATURE_VERSION = 1  # bump when extraction changes in a way that alters features
+FEATURE_VERSION = 2  # bump when extraction changes in a way that alters features (2: each image resized alone)
 
 
 def cache_key(parts: dict) -> str:

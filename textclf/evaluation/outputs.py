@@ -39,10 +39,11 @@ def load_eval_dataset(run, dataset: Optional[str] = None):
 
 @torch.no_grad()
 def split_outputs(run, split: str = "test", dataset: Optional[str] = None, device: str = "cpu",
-                  reporter: Reporter = NULL) -> SplitOutputs:
+                  reporter: Reporter = NULL, shared: bool = False) -> SplitOutputs:
     """Logits, embeddings and text-head scores of ``run`` on a dataset split.
 
-    A frozen backbone's features come from (and fill) the shared feature cache.
+    A frozen backbone's features come from (and fill) the shared feature cache; a trained one
+    runs over the images. ``shared`` reuses read-only backbones within a grid.
     """
     from textclf.data.features import cached_features, extract_features
     from textclf.models.classifier import text_similarity_logits
@@ -50,25 +51,21 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
     ds = load_eval_dataset(run, dataset)
     data = ds.split(split)
     dev = torch.device(device)
+    encoder = run.image_encoder(shared=shared)
+    prep = run.preprocessing
     reporter.task("features", len(data), f"features {run.config.image_backbone} ({split}, {len(data)} images)")
     on_batch = lambda n: reporter.advance("features", n)  # noqa: E731
     if run.trained_backbone:
-        _, backbone = run.backbone()
-        feats = extract_features(backbone, data, run.preprocess, dev, on_batch=on_batch)
+        feats = extract_features(encoder.module, data, prep, dev, on_batch=on_batch)
     else:
-        from textclf.models.encoders import shared_image_backbone
-
-        plugin, backbone, wh = shared_image_backbone(run.config.image_backbone, run.config.pretrained)
-        feats, _ = cached_features(plugin, backbone, run.config.image_backbone, data, split, ds.name,
-                                   run.preprocess, dev, on_batch=on_batch, wh=wh)
+        feats, _ = cached_features(encoder, data, split, ds.name, prep, dev, on_batch=on_batch)
     reporter.done("features")
-    heads = run.heads()
-    x = torch.from_numpy(np.array(feats, dtype=np.float32))  # a copy: cached features are read-only
+    model = run.model()
     logits, emb = [], []
-    for start in range(0, len(x), 1024):
-        lg, em = heads(x[start:start + 1024])
-        logits.append(lg)
-        emb.append(em)
+    for start in range(0, len(feats), 1024):
+        out = model(torch.from_numpy(np.array(feats[start:start + 1024], dtype=np.float32)))
+        logits.append(out.logits)
+        emb.append(out.image_embedding)
     logits_t = torch.cat(logits) if logits else torch.empty(0, len(run.class_names))
     emb_t = torch.cat(emb) if emb else torch.empty(0, run.config.proj_dim)
     text = text_similarity_logits(emb_t, run.class_text_embeddings())

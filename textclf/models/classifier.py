@@ -1,11 +1,16 @@
-"""The text-enhanced classifier's heads (SPEC section 4).
+"""The text-enhanced classifier (SPEC section 4): one module that owns everything that trains.
 
-Backbones live outside these modules: a frozen image backbone runs once into the feature cache,
-so the heads train on cached features; ``ImageBranch`` puts backbone, projection and head back
-together for streaming training, evaluation on images, and ONNX export.
+:class:`TextEnhancedClassifier` holds the image projection, the text projection, the
+classification head and, when they train, the image backbone and the class-text provider (a
+frozen feature table, the top text layers, or the whole text tower). Its ``forward`` returns the
+logits, the image embedding and the projected class text embeddings of the step, so a single
+wrapper (DistributedDataParallel) sees every trained parameter. :class:`ImageBranch` is the
+served part (backbone, image projection, head), built from the same modules.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,30 +34,69 @@ class ProjectionHead(nn.Module):
         return self.layer_norm(x + projected)
 
 
-class TextEnhancedHeads(nn.Module):
-    """Image and text projection heads plus the classification head.
+class ClassifierOutput(NamedTuple):
+    """What one forward pass gives: logits (N, C), image embedding (N, P), class text embedding (C, P) or None."""
+
+    logits: torch.Tensor
+    image_embedding: torch.Tensor
+    class_text_embedding: Optional[torch.Tensor]
+
+
+class TextEnhancedClassifier(nn.Module):
+    """Image projection + text projection + classification head (+ trained backbone / text parts).
 
     ``head_input="projection"`` classifies the projected image embedding (the paper's text);
     ``"features"`` classifies the raw backbone features (the authors' notebook).
+    ``image_backbone``: when set, inputs are normalised images, else backbone features.
+    ``class_text``: a class-text provider (see :mod:`textclf.models.text_tower`), or None when the
+    text is not used (the no-text control) or not needed (evaluation).
     """
 
     def __init__(self, image_dim: int, text_dim: int, num_classes: int, proj_dim: int = 256,
-                 dropout: float = 0.1, head_input: str = "projection"):
+                 dropout: float = 0.1, head_input: str = "projection", *,
+                 image_backbone: Optional[nn.Module] = None, class_text: Optional[nn.Module] = None):
         super().__init__()
         self.head_input = head_input
+        # Construction order fixes the initial weights for a seed: image, text, head.
         self.image_proj = ProjectionHead(image_dim, proj_dim, dropout)
         self.text_proj = ProjectionHead(text_dim, proj_dim, dropout)
         self.head = nn.Linear(proj_dim if head_input == "projection" else image_dim, num_classes)
+        self.image_backbone = image_backbone
+        self.class_text = class_text
 
-    def forward(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(logits, image_embedding)`` for a batch of backbone features."""
-        embedding = self.image_proj(image_features)
-        logits = self.head(embedding if self.head_input == "projection" else image_features)
-        return logits, embedding
+    def forward(self, x: torch.Tensor, text_choice: Optional[torch.Tensor] = None) -> ClassifierOutput:
+        """Logits and embeddings for a batch; ``text_choice`` (C,) picks each class's description this step."""
+        features = self.image_backbone(x) if self.image_backbone is not None else x
+        embedding = self.image_proj(features)
+        logits = self.head(embedding if self.head_input == "projection" else features)
+        text = None
+        if text_choice is not None and self.class_text is not None:
+            text = self.text_proj(self.class_text(text_choice))
+        return ClassifierOutput(logits, embedding, text)
 
-    def text_embeddings(self, text_features: torch.Tensor) -> torch.Tensor:
+    def train(self, mode: bool = True) -> "TextEnhancedClassifier":
+        """Train mode for the heads and text parts; a trained image backbone keeps its BatchNorm statistics."""
+        super().train(mode)
+        if self.image_backbone is not None:
+            self.image_backbone.eval()
+        return self
+
+    def project_text(self, text_features: torch.Tensor) -> torch.Tensor:
         """Project (C, text_dim) class text features to (C, proj_dim)."""
         return self.text_proj(text_features)
+
+
+def build_model(config, image_dim: int, text_dim: int, num_classes: int, *, image_backbone=None,
+                class_text=None) -> TextEnhancedClassifier:
+    """The classifier for a config: its initial weights follow from ``config.seed`` (seeded here)."""
+    torch.manual_seed(config.seed)
+    return TextEnhancedClassifier(image_dim, text_dim, num_classes, config.proj_dim, config.dropout,
+                                  config.head_input, image_backbone=image_backbone, class_text=class_text)
+
+
+def text_similarity_logits(image_embedding: torch.Tensor, class_text_embedding: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each image embedding to each class text embedding, (N, C)."""
+    return F.normalize(image_embedding, dim=-1) @ F.normalize(class_text_embedding, dim=-1).T
 
 
 class ImageBranch(nn.Module):
@@ -61,20 +105,15 @@ class ImageBranch(nn.Module):
     Input: a normalised float batch (N, 3, H, W). Output: logits, probabilities, embedding.
     """
 
-    def __init__(self, backbone: nn.Module, heads: TextEnhancedHeads):
+    def __init__(self, backbone: nn.Module, model: TextEnhancedClassifier):
         super().__init__()
         self.backbone = backbone
-        self.image_proj = heads.image_proj
-        self.head = heads.head
-        self.head_input = heads.head_input
+        self.image_proj = model.image_proj
+        self.head = model.head
+        self.head_input = model.head_input
 
     def forward(self, x: torch.Tensor):
         features = self.backbone(x)
         embedding = self.image_proj(features)
         logits = self.head(embedding if self.head_input == "projection" else features)
         return logits, F.softmax(logits, dim=-1), embedding
-
-
-def text_similarity_logits(image_embedding: torch.Tensor, class_text_embedding: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of each image embedding to each class text embedding, (N, C)."""
-    return F.normalize(image_embedding, dim=-1) @ F.normalize(class_text_embedding, dim=-1).T

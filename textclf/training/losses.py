@@ -25,13 +25,16 @@ def info_nce(image_emb: torch.Tensor, class_text_emb: torch.Tensor, labels: torc
     return F.cross_entropy(pair, torch.zeros_like(labels))
 
 
-def combined_loss(logits: torch.Tensor, image_emb: torch.Tensor, class_text_emb: torch.Tensor | None,
-                  labels: torch.Tensor, clf_weight: float, temperature: float, negatives: str,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, float, float]:
-    """Return ``(loss, ce value, infonce value)``; with ``clf_weight == 1`` the text is not used."""
-    ce = F.cross_entropy(logits, labels)
-    if clf_weight >= 1.0 or class_text_emb is None:
+def combined_loss(output, labels: torch.Tensor, config, generator: torch.Generator | None = None
+                  ) -> tuple[torch.Tensor, float, float]:
+    """Return ``(loss, ce value, infonce value)`` for a :class:`~textclf.models.classifier.ClassifierOutput`.
+
+    Without class text embeddings in ``output`` (the text is not used) the loss is the cross-entropy.
+    """
+    ce = F.cross_entropy(output.logits, labels)
+    if output.class_text_embedding is None:
         return ce, float(ce.detach()), 0.0
-    cont = info_nce(image_emb, class_text_emb, labels, temperature, negatives, generator)
-    loss = clf_weight * ce + (1.0 - clf_weight) * cont
+    cont = info_nce(output.image_embedding, output.class_text_embedding, labels, config.temperature,
+                    config.negatives, generator)
+    loss = config.clf_weight * ce + config.cont_weight * cont
     return loss, float(ce.detach()), float(cont.detach())

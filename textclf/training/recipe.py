@@ -1,288 +1,41 @@
-"""One training run: an explicit loop over cached features (or streamed images), resumable.
+"""One training run as a recipe: small setup steps, then an explicit epoch loop (torchtune style).
 
-The frozen-backbone path computes image features once (``textclf.data.features``) and trains the
-heads on them, so an epoch costs a few matrix products. Every epoch ends with an atomic
-checkpoint that holds weights, optimizer and scheduler state; the per-epoch RNG is derived from
-(seed, epoch), so a resumed run ends bit-identical to an uninterrupted one.
+``TrainingRecipe.setup()`` runs ``_setup_data`` (dataset, descriptions, train/validation split,
+cached features), ``_setup_model`` (encoders and the one :class:`TextEnhancedClassifier`),
+``_setup_optimizer``, ``_setup_schedule`` and ``_resume``; ``train()`` is the loop: every epoch
+trains, validates and checkpoints, then ``_finish`` writes the run. With a frozen backbone the
+image features come from the cache, so an epoch costs a few matrix products. The per-epoch RNG
+is derived from (seed, epoch), so a resumed run ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from textclf.config import TrainConfig, load_run_config, save_config
+from textclf.devices import resolve_device
 from textclf.errors import TextclfError
 from textclf.progress import NULL, Reporter
-from textclf.rundir import CHECKPOINT, CheckpointWriter, RunFiles
+from textclf.rundir import RunFiles
+from textclf.training.checkpoint import CHECKPOINT, CheckpointWriter
 
-TEXT_FEATURE_BATCH = 64
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without CUDA is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TextclfError("device 'cuda' requested but torch sees no CUDA device; use --device cpu or auto")
-    return torch.device(name)
+EpochCallback = Callable[[dict], None]
 
 
-def class_descriptions(config: TrainConfig, dataset_name: str, class_names: list[str]) -> tuple[dict, str]:
-    """The descriptions this run trains with, after any ablation control. Returns ``(descriptions, source)``."""
-    from textclf.descriptions import offline_descriptions, resolve_descriptions
-
-    if config.text_control in ("classname", "random-words"):
-        desc = offline_descriptions(config.text_control, dataset_name, class_names, config.prompt_type,
-                                    seed=config.seed)
-        return {c: list(desc[c]) for c in class_names}, f"control:{config.text_control}"
-    desc, source = resolve_descriptions(dataset_name, class_names, config.prompt_type, config.descriptions)
-    if config.text_control == "shuffled":
-        # A seeded derangement: every class gets another class's descriptions.
-        rng = np.random.default_rng(config.seed)
-        n = len(class_names)
-        perm = np.arange(n)
-        while n > 1 and np.any(perm == np.arange(n)):
-            perm = rng.permutation(n)
-        desc = {class_names[i]: list(desc[class_names[perm[i]]]) for i in range(n)}
-        source = f"{source} (shuffled)"
-    return desc, source
-
-
-@torch.no_grad()
-def encode_descriptions(text_encoder, descriptions: dict, class_names: list[str], device) -> list[torch.Tensor]:
-    """Raw text features per class: a list of (n_descriptions, text_dim) tensors."""
-    flat = [t for c in class_names for t in descriptions[c]]
-    chunks = [text_encoder.encode(flat[i:i + TEXT_FEATURE_BATCH], device=device)
-              for i in range(0, len(flat), TEXT_FEATURE_BATCH)]
-    feats = torch.cat(chunks).float().cpu()
-    out, start = [], 0
-    for c in class_names:
-        n = len(descriptions[c])
-        out.append(feats[start:start + n])
-        start += n
-    return out
-
-
-_TEXT_FEATURES: dict = {}
-
-
-def _frozen_text_features(config: TrainConfig, text_encoder, descriptions: dict, class_names: list[str], device):
-    """Raw text features of the descriptions, memoised per process for pretrained (unchanged) encoders."""
-    from textclf.descriptions import descriptions_hash
-
-    key = (config.text_backbone, config.pretrained, descriptions_hash(descriptions), tuple(class_names))
-    if key not in _TEXT_FEATURES:
-        _TEXT_FEATURES[key] = encode_descriptions(text_encoder, descriptions, class_names, device)
-    return [t.clone() for t in _TEXT_FEATURES[key]]
-
-
-def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) indices into the dataset's train split: a stratified seeded val carve-out, then ``train_fraction``."""
-    from textclf.data import stratified_indices
-
-    val_idx, train_idx = stratified_indices(labels, config.val_fraction, config.seed)
-    if config.train_fraction < 1.0:
-        keep, _ = stratified_indices(labels[train_idx], config.train_fraction, config.seed + 1)
-        train_idx = train_idx[keep]
-    return train_idx, val_idx
-
-
-def _trainable_backbone_params(plugin, backbone, mode: str) -> list:
-    if mode == "none":
-        return []
-    for p in backbone.parameters():
-        p.requires_grad_(mode == "all")
-    if mode == "last":
-        part = plugin.last_layer(backbone) if plugin.last_layer else \
-            [m for m in backbone.children() if any(True for _ in m.parameters())][-1]
-        for p in part.parameters():
-            p.requires_grad_(True)
-    return [p for p in backbone.parameters() if p.requires_grad]
-
-
-def _cosine_schedule(total_steps: int):
-    def factor(step: int) -> float:
-        if total_steps <= 0:
-            return 1.0
-        warmup = max(1, total_steps // 20)
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
-    return factor
-
-
-@dataclass
-class _State:
-    """Everything the loop needs, built once per run."""
-
-    config: TrainConfig
-    device: torch.device
-    class_names: list[str]
-    heads: torch.nn.Module
-    plugin: object  # the image backbone plugin
-    backbone: Optional[torch.nn.Module]
-    text_encoder: object
-    text_feats: list  # per class raw features (frozen text)
-    desc_lists: list  # per class description strings (fine-tuned text)
-    text_tuner: object  # TopLayerFineTuner when only the top text layers train, else None
-    train_x: Optional[torch.Tensor]
-    val_x: Optional[torch.Tensor]
-    train_y: torch.Tensor
-    val_y: torch.Tensor
-    streaming: bool
-    split: object  # the dataset's train split (streaming)
-    train_idx: np.ndarray
-    val_idx: np.ndarray
-    spec: dict
-
-
-def _trainable_modules(st: _State) -> dict:
-    mods = {"heads": st.heads}
-    if st.text_tuner is not None:
-        mods["text_top"] = torch.nn.ModuleList(st.text_tuner.top)
-    elif not st.config.freeze_text and st.config.clf_weight < 1.0:
-        mods["text_backbone"] = st.text_encoder.model
-    if st.streaming and st.config.train_backbone != "none":
-        mods["image_backbone"] = st.backbone
-    return mods
-
-
-def _state_tensors(st: _State) -> dict:
-    out = {}
-    for prefix, mod in _trainable_modules(st).items():
-        for k, v in mod.state_dict().items():
-            out[f"{prefix}.{k}"] = v.detach().cpu().clone().contiguous()
-    return out
-
-
-def _load_state_tensors(st: _State, tensors: dict) -> None:
-    for prefix, mod in _trainable_modules(st).items():
-        sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-        mod.load_state_dict(sub, strict=True)
-
-
-def _class_text_embedding(st: _State, gen: torch.Generator) -> Optional[torch.Tensor]:
-    """(C, proj) class text embeddings for one step: one random description per class."""
-    cfg = st.config
-    if cfg.clf_weight >= 1.0:
-        return None
-    counts = [len(d) for d in st.desc_lists]
-    choice = [int(torch.randint(n, (1,), generator=gen)) if n > 1 else 0 for n in counts]
-    if cfg.freeze_text:
-        raw = torch.stack([st.text_feats[c][i] for c, i in enumerate(choice)]).to(st.device)
-    elif st.text_tuner is not None:
-        offsets = np.cumsum([0] + counts[:-1])
-        raw = st.text_tuner.encode()[torch.as_tensor(offsets + np.asarray(choice))].float()
-    else:
-        raw = st.text_encoder.encode([st.desc_lists[c][i] for c, i in enumerate(choice)], device=st.device).float()
-    return st.heads.text_embeddings(raw)
-
-
-def _image_batch(st: _State, idx: np.ndarray, train: bool) -> torch.Tensor:
-    """Backbone features for a batch: cached rows, or a forward pass when streaming."""
-    if not st.streaming:
-        src = st.train_x if train else st.val_x
-        return src[torch.from_numpy(idx)].to(st.device)
-    from textclf.data.features import preprocess_uint8, uint8_batch
-
-    base = st.train_idx if train else st.val_idx
-    x = preprocess_uint8(uint8_batch(st.split, base[idx]), st.spec).to(st.device)
-    return st.backbone(x)
-
-
-@torch.no_grad()
-def _val_accuracy(st: _State) -> float:
-    st.heads.eval()
-    correct, n = 0, len(st.val_y)
-    for start in range(0, n, 512):
-        idx = np.arange(start, min(n, start + 512))
-        logits, _ = st.heads(_image_batch(st, idx, train=False))
-        correct += int((logits.argmax(1).cpu() == st.val_y[start:start + len(idx)]).sum())
-    return correct / max(1, n)
-
-
-def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
-    from textclf.models.encoders import build_image_backbone, build_text_encoder, shared_image_backbone, shared_text_encoder
-    from textclf.data import load_dataset
-    from textclf.data.features import cached_features, preprocess_spec
-    from textclf.models.classifier import TextEnhancedHeads
-
-    device = resolve_device(config.device)
-    ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
-    for w in ds.warnings:
-        reporter.message(w)
-    descriptions, source = class_descriptions(config, config.dataset, ds.class_names)
-    info.update(dataset=ds, descriptions=descriptions, descriptions_source=source)
-
-    streaming = config.train_backbone != "none"
-    fine_tune_text = not config.freeze_text and config.clf_weight < 1.0
-    # Frozen encoders are shared within the process (a grid builds them once); trained ones are fresh.
-    wh = None
-    if streaming:
-        plugin, backbone = build_image_backbone(config.image_backbone, config.pretrained)
-    else:
-        plugin, backbone, wh = shared_image_backbone(config.image_backbone, config.pretrained)
-    spec = preprocess_spec(plugin, config.image_size)
-    text_encoder = (build_text_encoder if fine_tune_text else shared_text_encoder)(config.text_backbone,
-                                                                                  config.pretrained)
-    text_encoder.model.to(device)
-    desc_lists = [list(descriptions[c]) for c in ds.class_names]
-    text_feats = _frozen_text_features(config, text_encoder, descriptions, ds.class_names, device)
-    tuner = None
-    if fine_tune_text and config.text_trainable_layers:
-        from textclf.models.encoders import TopLayerFineTuner
-
-        try:
-            tuner = TopLayerFineTuner(text_encoder, [t for d in desc_lists for t in d],
-                                      config.text_trainable_layers, device)
-        except ValueError as exc:
-            reporter.message(f"{exc}; fine-tuning the whole text encoder instead")
-    info["text_features_init"] = torch.stack([f.mean(0) for f in text_feats])
-
-    train_idx, val_idx = split_indices(ds.train.labels, config)
-    labels = torch.from_numpy(ds.train.labels.astype(np.int64))
-    train_x = val_x = None
-    if not streaming:
-        t0 = time.perf_counter()
-        reporter.task("features", len(ds.train), f"features {config.image_backbone} ({len(ds.train)} images)")
-        feats, hit = cached_features(plugin, backbone, config.image_backbone, ds.train, "train", ds.name, spec,
-                                     device, on_batch=lambda n: reporter.advance("features", n), wh=wh)
-        reporter.done("features")
-        info.update(feature_cache_hit=hit, feature_seconds=round(time.perf_counter() - t0, 3))
-        reporter.message("feature cache: hit (reused cached image features)" if hit
-                         else "feature cache: miss (features computed and cached)")
-        # Fancy indexing copies the rows out of the read-only memory map.
-        train_x, val_x = torch.from_numpy(feats[train_idx]), torch.from_numpy(feats[val_idx])
-        backbone = None  # heads train on the cached features
-    else:
-        backbone.to(device)
-        info.update(feature_cache_hit=None, feature_seconds=0.0)
-
-    torch.manual_seed(config.seed)
-    heads = TextEnhancedHeads(plugin.dim, text_encoder.dim, len(ds.class_names), config.proj_dim,
-                              config.dropout, config.head_input).to(device)
-    info.update(image_dim=plugin.dim, text_dim=text_encoder.dim, preprocess=spec,
-                n_train=int(len(train_idx)), n_val=int(len(val_idx)))
-    return _State(config, device, list(ds.class_names), heads, plugin, backbone, text_encoder, text_feats, desc_lists, tuner,
-                  train_x, val_x, labels[torch.from_numpy(train_idx)], labels[torch.from_numpy(val_idx)],
-                  streaming, ds.train, train_idx, val_idx, spec)
-
-
-def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
-          reporter: Reporter = NULL) -> dict:
+def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, reporter: Reporter = NULL,
+          callbacks: Sequence[EpochCallback] = ()) -> dict:
     """Train one run into ``run_dir`` and return its ``train_metrics`` dict.
 
     The run dir must be missing, empty or a textclf run dir; it is locked for the whole run, so a
-    second writer fails at once instead of mixing two runs' files.
+    second writer fails at once instead of mixing two runs' files. ``callbacks`` are called with
+    each epoch's history row once its checkpoint is submitted.
     """
     from textclf.ownership import FolderLock, claim_folder, remove_own_files
     from textclf.rundir import FORMAT, OWN_FILES
@@ -301,7 +54,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         else:
             files.write_marker()
         try:
-            return _train_locked(config, files, resume, reporter)
+            recipe = TrainingRecipe(config, files, resume=resume, reporter=reporter, callbacks=callbacks)
+            recipe.setup()
+            return recipe.train()
         except BaseException:
             if created and not files.checkpoint.exists():
                 remove_own_files(files.root, OWN_FILES)  # nothing worth keeping: leave no empty run dir behind
@@ -310,147 +65,279 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
             raise
 
 
-def _train_locked(config: TrainConfig, files: RunFiles, resume: bool, reporter: Reporter) -> dict:
-    run_dir = files.root
-    t_start = time.perf_counter()
-    info: dict = {}
-    st = _build_state(config, reporter, info)
-    if not resume:
-        save_config(config, files.config)
+def cosine_schedule(total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warm-up over 5% of the steps, then cosine to 0."""
+    def factor(step: int) -> float:
+        if total_steps <= 0:
+            return 1.0
+        warmup = max(1, total_steps // 20)
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+    return factor
 
-    params = [{"params": list(st.heads.parameters()), "lr": config.lr}]
-    if st.text_tuner is not None:
-        params.append({"params": st.text_tuner.parameters(), "lr": config.text_lr})
-    elif "text_backbone" in _trainable_modules(st):
-        params.append({"params": list(st.text_encoder.model.parameters()), "lr": config.text_lr})
-    if st.streaming:
-        bb = _trainable_backbone_params(st.plugin, st.backbone, config.train_backbone)
-        params.append({"params": bb, "lr": config.backbone_lr})
-    # fused: one kernel per step instead of ~10 small ops per tensor (the loop is overhead-bound)
-    optimizer = torch.optim.AdamW(params, weight_decay=config.weight_decay, fused=True)
-    steps_per_epoch = max(1, math.ceil(len(st.train_y) / config.batch_size))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_schedule(config.epochs * steps_per_epoch))
 
-    start_epoch, best_val, best_epoch, best_state, history = 0, -1.0, -1, None, []
-    if resume and files.checkpoint.exists():
-        ckpt = CHECKPOINT.load(files.checkpoint, optimizer)
-        _load_state_tensors(st, ckpt["current"])
-        scheduler.load_state_dict(ckpt["meta"]["scheduler"])
-        start_epoch = ckpt["meta"]["epoch"] + 1
-        best_val, best_epoch = ckpt["meta"]["best_val"], ckpt["meta"]["best_epoch"]
-        best_state, history = ckpt["best"], ckpt["meta"]["history"]
-        reporter.message(f"resuming {run_dir} after epoch {start_epoch}")
-
-    # Head training on cached features (and a cached top text layer) is a stream of small matrix
-    # products: one thread avoids OpenMP hand-off costs that make them many times slower on a
-    # busy 2-core machine.
-    threads = torch.get_num_threads()
-    if not st.streaming and "text_backbone" not in _trainable_modules(st):
-        torch.set_num_threads(1)
-    reporter.task("epochs", config.epochs, "training")
-    reporter.advance("epochs", start_epoch)
-    t_train = time.perf_counter()
-    writer = CheckpointWriter(files)
+@contextlib.contextmanager
+def torch_threads(n: Optional[int]):
+    """Run the block with ``n`` intra-op threads (None: unchanged), restoring the setting afterwards."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
     try:
-        best = _run_epochs(st, writer, optimizer, scheduler, start_epoch, history,
-                           (best_val, best_epoch, best_state), reporter)
-    except BaseException:
-        writer.wait(raise_error=False)  # let the write in flight land; the loop's error is the one to report
-        raise
+        yield
     finally:
-        torch.set_num_threads(threads)
-    writer.wait()
-    best_val, best_epoch, best_state = best
-    reporter.done("epochs")
-    train_seconds = time.perf_counter() - t_train
-
-    if config.select == "best" and best_state is not None:
-        _load_state_tensors(st, best_state)
-    if not history:  # --epochs 0: nothing was selected
-        best_epoch = selected_epoch = selected_val = None
-    elif config.select == "best":
-        selected_epoch, selected_val = best_epoch, round(best_val, 6)
-    else:
-        selected_epoch, selected_val = len(history), history[-1]["val_accuracy"]
-    st.heads.eval()
-    final_text = info["text_features_init"]
-    if set(_trainable_modules(st)) & {"text_backbone", "text_top"}:
-        st.text_encoder.model.eval()
-        final_text = torch.stack([f.mean(0) for f in encode_descriptions(
-            st.text_encoder, info["descriptions"], st.class_names, st.device)])
-    metrics = {
-        "best_val_accuracy": round(best_val, 6) if best_val >= 0 else None,
-        "best_epoch": best_epoch, "select": config.select, "selected_epoch": selected_epoch,
-        "selected_val_accuracy": selected_val, "epochs": config.epochs, "n_train": info["n_train"], "n_val": info["n_val"],
-        "feature_cache_hit": info["feature_cache_hit"], "feature_seconds": info["feature_seconds"],
-        "train_seconds": round(train_seconds, 3), "total_seconds": round(time.perf_counter() - t_start, 3),
-        "device": str(st.device),
-    }
-    files.write_final(config=config, class_names=st.class_names, tensors=_state_tensors(st),
-                      text_features=final_text, text_features_init=info["text_features_init"],
-                      descriptions=info["descriptions"], descriptions_source=info["descriptions_source"],
-                      preprocess=info["preprocess"], dims={"image": info["image_dim"], "text": info["text_dim"]},
-                      metrics=metrics)
-    return metrics
+        torch.set_num_threads(before)
 
 
-def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, start_epoch: int, history: list,
-                best: tuple, reporter: Reporter) -> tuple:
-    """The explicit epoch loop; checkpoints after every epoch. Returns ``(best_val, best_epoch, best_state)``."""
-    from textclf.training.losses import combined_loss
+class TrainingRecipe:
+    """Setup steps and the epoch loop of one run; see the module docstring for the order."""
 
-    config = st.config
-    best_val, best_epoch, best_state = best
-    delay = float(os.environ.get("TEXTCLF_EPOCH_DELAY", "0") or 0)  # test hook: widens a kill window
-    text_trains = bool(set(_trainable_modules(st)) & {"text_backbone", "text_top"})
-    for epoch in range(start_epoch, config.epochs):
+    def __init__(self, config: TrainConfig, files: RunFiles, *, resume: bool = False, reporter: Reporter = NULL,
+                 callbacks: Sequence[EpochCallback] = ()):
+        self.config = config
+        self.files = files
+        self.resume = resume
+        self.reporter = reporter
+        self.callbacks = list(callbacks)
+        self.t_start = time.perf_counter()
+
+    # ---- setup ------------------------------------------------------------------------------
+
+    def setup(self) -> "TrainingRecipe":
+        """Build everything the loop needs; writes the config of a new run."""
+        self.device = resolve_device(self.config.device)
+        self._setup_data()
+        self._setup_model()
+        self._setup_optimizer()
+        self._setup_schedule()
+        if not self.resume:
+            save_config(self.config, self.files.config)
+        self._resume()
+        return self
+
+    def _setup_data(self) -> None:
+        from textclf.data import load_dataset
+        from textclf.models.encoders import build_image_encoder
+        from textclf.training.class_text import run_descriptions
+        from textclf.training.data import TrainData, split_indices
+
+        cfg = self.config
+        ds = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
+        for warning in ds.warnings:
+            self.reporter.message(warning)
+        self.dataset = ds
+        self.class_names = list(ds.class_names)
+        self.descriptions, self.descriptions_source = run_descriptions(cfg, cfg.dataset, self.class_names)
+        # A frozen backbone is read-only, so a grid may share one; a trained one is this run's own.
+        self.image_encoder = build_image_encoder(cfg.image_backbone, cfg.pretrained, input_size=cfg.image_size,
+                                                 shared=not cfg.streams_images)
+        self.preprocessing = self.image_encoder.spec.preprocessing.with_size(cfg.image_size)
+        train_idx, val_idx = split_indices(ds.train.labels, cfg)
+        self.data = TrainData(train_idx, val_idx, ds.train.labels)
+        self.feature_cache_hit, self.feature_seconds = None, 0.0
+        if cfg.streams_images:
+            self.data.split, self.data.preprocessing = ds.train, self.preprocessing
+        else:
+            self.data.features = self._cached_train_features()
+
+    def _cached_train_features(self) -> np.ndarray:
+        from textclf.data.features import cached_features
+
+        ds, name = self.dataset, self.config.image_backbone
         t0 = time.perf_counter()
-        torch.manual_seed(config.seed * 7919 + epoch)  # dropout
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        st.heads.train()
-        if st.text_tuner is not None:
-            st.text_tuner.train()
-        elif text_trains:
-            st.text_encoder.model.train()
-        perm_t = torch.randperm(len(st.train_y), generator=gen)
-        perm = perm_t.numpy()
-        if not st.streaming:  # one gather per epoch; the batches are views of it
-            epoch_x, epoch_y = st.train_x[perm_t], st.train_y[perm_t]
+        self.reporter.task("features", len(ds.train), f"features {name} ({len(ds.train)} images)")
+        feats, hit = cached_features(self.image_encoder, ds.train, "train", ds.name, self.preprocessing, self.device,
+                                     on_batch=lambda n: self.reporter.advance("features", n))
+        self.reporter.done("features")
+        self.feature_cache_hit, self.feature_seconds = hit, round(time.perf_counter() - t0, 3)
+        self.reporter.message("feature cache: hit (reused cached image features)" if hit
+                              else "feature cache: miss (features computed and cached)")
+        return feats
+
+    def _setup_model(self) -> None:
+        from textclf.models.classifier import build_model
+        from textclf.models.encoders import build_text_encoder
+        from textclf.training.class_text import class_text_provider, initial_text_features
+
+        cfg = self.config
+        self.text_encoder = build_text_encoder(cfg.text_backbone, cfg.pretrained, shared=not cfg.text_trained)
+        self.text_encoder.tower.to(self.device)
+        self.initial_text = initial_text_features(cfg, self.text_encoder, self.descriptions, self.class_names,
+                                                  self.device)
+        class_text = class_text_provider(cfg, self.text_encoder, self.descriptions, self.class_names,
+                                         self.initial_text, self.device, self.reporter)
+        backbone = None
+        if cfg.streams_images:
+            backbone = self.image_encoder.module.to(self.device)
+        self.model = build_model(cfg, self.image_encoder.spec.dim, self.text_encoder.dim, len(self.class_names),
+                                 image_backbone=backbone, class_text=class_text).to(self.device)
+        self.description_counts = [len(self.descriptions[c]) for c in self.class_names]
+
+    def _backbone_parameters(self) -> list:
+        """What ``--train-backbone last|all`` trains (nothing with a frozen backbone)."""
+        mode, net = self.config.train_backbone, self.model.image_backbone
+        if mode == "none":
+            return []
+        for p in net.parameters():
+            p.requires_grad_(mode == "all")
+        if mode == "last":
+            for p in self.image_encoder.plugin.last_layer(net).parameters():
+                p.requires_grad_(True)
+        return [p for p in net.parameters() if p.requires_grad]
+
+    def _setup_optimizer(self) -> None:
+        cfg, model = self.config, self.model
+        heads = [*model.image_proj.parameters(), *model.text_proj.parameters(), *model.head.parameters()]
+        groups = [{"params": heads, "lr": cfg.lr}]
+        if model.class_text is not None:
+            text = [p for p in model.class_text.parameters() if p.requires_grad]
+            if text:
+                groups.append({"params": text, "lr": cfg.text_lr})
+        backbone = self._backbone_parameters()
+        if backbone:
+            groups.append({"params": backbone, "lr": cfg.backbone_lr})
+        # fused: one kernel per step instead of ~10 small ops per tensor (the loop is overhead-bound)
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, fused=True)
+
+    def _setup_schedule(self) -> None:
+        self.steps_per_epoch = max(1, math.ceil(self.data.n_train / self.config.batch_size))
+        total = self.config.epochs * self.steps_per_epoch
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_schedule(total))
+
+    def _resume(self) -> None:
+        self.start_epoch, self.best_val, self.best_epoch, self.best_state, self.history = 0, -1.0, -1, None, []
+        if not (self.resume and self.files.checkpoint.exists()):
+            return
+        ckpt = CHECKPOINT.load(self.files.checkpoint, self.optimizer)
+        self.model.load_state_dict(ckpt["current"], strict=True)
+        meta = ckpt["meta"]
+        self.scheduler.load_state_dict(meta["scheduler"])
+        self.start_epoch = meta["epoch"] + 1
+        self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
+        self.best_state, self.history = ckpt["best"], meta["history"]
+        self.reporter.message(f"resuming {self.files.root} after epoch {self.start_epoch}")
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def _state(self) -> dict:
+        """Everything that trains, as CPU tensors (a copy: training goes on while it is written)."""
+        return {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}
+
+    def train(self) -> dict:
+        """The epoch loop (train, validate, checkpoint), then the run's files; returns ``train_metrics``."""
+        cfg = self.config
+        # Head training on cached features (and replayed top text layers) is a stream of small matrix
+        # products: one thread avoids OpenMP hand-off costs that make them many times slower on a
+        # busy 2-core machine.
+        from textclf.models.text_tower import TunedClassText
+
+        one_thread = not cfg.streams_images and not isinstance(self.model.class_text, TunedClassText)
+        self.reporter.task("epochs", cfg.epochs, "training")
+        self.reporter.advance("epochs", self.start_epoch)
+        t_train = time.perf_counter()
+        writer = CheckpointWriter(self.files)
+        try:
+            with torch_threads(1 if one_thread else None):
+                for epoch in range(self.start_epoch, cfg.epochs):
+                    row = self._train_epoch(epoch)
+                    self._end_epoch(epoch, row, writer)
+        except BaseException:
+            writer.wait(raise_error=False)  # let the write in flight land; the loop's error is the one to report
+            raise
+        writer.wait()
+        self.reporter.done("epochs")
+        return self._finish(time.perf_counter() - t_train)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        """One pass over the training images; returns the epoch's history row (without validation)."""
+        from textclf.training.class_text import draw_choice
+        from textclf.training.losses import combined_loss
+
+        cfg, model = self.config, self.model
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        model.train()
+        perm = torch.randperm(self.data.n_train, generator=gen).numpy()
         sums = np.zeros(3)
-        for start in range(0, len(perm), config.batch_size):
-            idx = perm[start:start + config.batch_size]
-            if st.streaming:
-                x, y = _image_batch(st, idx, train=True), st.train_y[torch.from_numpy(idx)].to(st.device)
-            else:
-                x = epoch_x[start:start + config.batch_size].to(st.device)
-                y = epoch_y[start:start + config.batch_size].to(st.device)
-            logits, emb = st.heads(x)
-            text_emb = _class_text_embedding(st, gen)
-            loss, ce, cont = combined_loss(logits, emb, text_emb, y, config.clf_weight, config.temperature,
-                                           config.negatives, gen)
-            optimizer.zero_grad(set_to_none=True)
+        for step, start in enumerate(range(0, len(perm), cfg.batch_size)):
+            x, y = self.data.batch(perm[start:start + cfg.batch_size])
+            x, y = x.to(self.device), y.to(self.device)
+            choice = draw_choice(self.description_counts, gen) if cfg.text_used else None
+            out = model(x, choice)
+            loss, ce, cont = combined_loss(out, y, cfg, gen)
+            if not torch.isfinite(loss):
+                raise TextclfError(f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: the "
+                                   f"settings diverge (lr {cfg.lr:g}, temperature {cfg.temperature:g}); lower the "
+                                   "learning rate or check the config")
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            scheduler.step()
-            sums += np.array([float(loss.detach()), ce, cont]) * len(idx)
-        if not st.streaming:
-            del epoch_x, epoch_y  # a full copy of the features; not kept past the epoch
-        if text_trains:
-            st.text_encoder.model.eval()
-        val_acc = _val_accuracy(st)
+            self.optimizer.step()
+            self.scheduler.step()
+            sums += np.array([float(loss.detach()), ce, cont]) * len(y)
         n = max(1, len(perm))
-        row = {"epoch": epoch + 1, "loss": round(sums[0] / n, 6), "loss_clf": round(sums[1] / n, 6),
-               "loss_cont": round(sums[2] / n, 6), "val_accuracy": round(val_acc, 6),
-               "lr": round(scheduler.get_last_lr()[0], 8), "seconds": round(time.perf_counter() - t0, 4)}
-        history.append(row)
-        if val_acc > best_val:
+        return {"epoch": epoch + 1, "loss": round(sums[0] / n, 6), "loss_clf": round(sums[1] / n, 6),
+                "loss_cont": round(sums[2] / n, 6), "t0": t0}
+
+    @torch.no_grad()
+    def _validate(self) -> float:
+        self.model.eval()
+        correct = 0
+        for x, y in self.data.val_batches():
+            logits = self.model(x.to(self.device)).logits
+            correct += int((logits.argmax(1).cpu() == y).sum())
+        return correct / max(1, self.data.n_val)
+
+    def _end_epoch(self, epoch: int, row: dict, writer: CheckpointWriter) -> None:
+        """Validate, record the row, checkpoint (in the background), report and call the callbacks."""
+        val_acc = self._validate()
+        t0 = row.pop("t0")
+        row.update(val_accuracy=round(val_acc, 6), lr=round(self.scheduler.get_last_lr()[0], 8),
+                   seconds=round(time.perf_counter() - t0, 4))
+        self.history.append(row)
+        if val_acc > self.best_val:
             # Only --select best needs the best epoch's weights; otherwise track the figure alone.
-            best_val, best_epoch = val_acc, epoch + 1
-            best_state = _state_tensors(st) if config.select == "best" else None
-        writer.submit(_state_tensors(st), best_state, optimizer, {
-            "epoch": epoch, "scheduler": scheduler.state_dict(), "best_val": best_val,
-            "best_epoch": best_epoch, "history": history}, history)
-        reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc)
-        if delay:
-            time.sleep(delay)
-    return best_val, best_epoch, best_state
+            self.best_val, self.best_epoch = val_acc, epoch + 1
+            self.best_state = self._state() if self.config.select == "best" else None
+        writer.submit(self._state(), self.best_state, self.optimizer, {
+            "epoch": epoch, "scheduler": self.scheduler.state_dict(), "best_val": self.best_val,
+            "best_epoch": self.best_epoch, "history": self.history}, self.history)
+        self.reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc)
+        for callback in self.callbacks:
+            callback(dict(row))
+
+    # ---- the run's files --------------------------------------------------------------------
+
+    def _finish(self, train_seconds: float) -> dict:
+        from textclf.training.class_text import final_text_features
+
+        cfg = self.config
+        if cfg.select == "best" and self.best_state is not None:
+            self.model.load_state_dict(self.best_state, strict=True)
+        history = self.history
+        if not history:  # --epochs 0: nothing was selected
+            best_epoch = selected_epoch = selected_val = None
+        elif cfg.select == "best":
+            best_epoch, selected_epoch, selected_val = self.best_epoch, self.best_epoch, round(self.best_val, 6)
+        else:
+            best_epoch, selected_epoch, selected_val = self.best_epoch, len(history), history[-1]["val_accuracy"]
+        self.model.eval()
+        initial = torch.stack([f.mean(0) for f in self.initial_text])
+        final = final_text_features(cfg, self.text_encoder, self.descriptions, self.class_names, self.initial_text,
+                                    self.device)
+        metrics = {
+            "best_val_accuracy": round(self.best_val, 6) if self.best_val >= 0 else None,
+            "best_epoch": best_epoch, "select": cfg.select, "selected_epoch": selected_epoch,
+            "selected_val_accuracy": selected_val, "epochs": cfg.epochs, "n_train": self.data.n_train,
+            "n_val": self.data.n_val, "feature_cache_hit": self.feature_cache_hit,
+            "feature_seconds": self.feature_seconds, "train_seconds": round(train_seconds, 3),
+            "total_seconds": round(time.perf_counter() - self.t_start, 3), "device": str(self.device),
+        }
+        self.files.write_final(
+            config=cfg, class_names=self.class_names, tensors=self._state(), text_features=final,
+            text_features_init=initial, descriptions=self.descriptions,
+            descriptions_source=self.descriptions_source, preprocessing=self.preprocessing,
+            identity={"image_backbone": dict(self.image_encoder.identity(), trained=cfg.streams_images),
+                      "text_backbone": dict(self.text_encoder.identity(), trained=cfg.text_trained)},
+            metrics=metrics)
+        return metrics

@@ -1,0 +1,51 @@
+"""How images reach an exported model: the feeds for a graph's input, and running a session over images.
+
+A float-input graph gets the images preprocessed by the run's own
+:class:`~textclf.data.preprocessing.PreprocessModule` (each image resized on its own); a graph
+with preprocessing inside takes uint8 NHWC arrays of one size, so images are grouped by size
+and the outputs put back in order. Parity checks, calibration, benchmarks, ``eval --onnx`` and
+``predict`` all feed models through here.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from textclf.data.preprocessing import group_by_shape, preprocess_images
+
+
+def feeds(input_meta: dict, images, prep, module=None) -> Iterator[tuple[list[int], dict]]:
+    """``(positions, {input name: array})`` for uint8 RGB images (an (N, H, W, 3) array or a list)."""
+    name = input_meta["name"]
+    if input_meta["dtype"] != "uint8":
+        x = preprocess_images(images, prep, module).numpy()
+        yield list(range(len(x))), {name: np.ascontiguousarray(x)}
+        return
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        yield list(range(len(images))), {name: np.ascontiguousarray(images)}
+        return
+    images = list(images)
+    for idx in group_by_shape(images).values():
+        yield idx, {name: np.ascontiguousarray(np.stack([images[i] for i in idx]))}
+
+
+def run_session(session, input_meta: dict, images, prep, output: str = "logits", module=None) -> np.ndarray:
+    """One output of ``session`` for every image, in the images' order (float32)."""
+    n = len(images)
+    out = None
+    for idx, feed in feeds(input_meta, images, prep, module):
+        values = session.run([output], feed)[0]
+        if out is None:
+            out = np.zeros((n,) + values.shape[1:], dtype=np.float32)
+        out[idx] = values
+    return out if out is not None else np.zeros((0,), dtype=np.float32)
+
+
+def batches(split, indices: Sequence[int], size: int = 64) -> Iterator[tuple[np.ndarray, object]]:
+    """``(indices, images)`` chunks of a dataset split (images as :meth:`textclf.data.Split.read` gives them)."""
+    indices = np.asarray(indices)
+    for start in range(0, len(indices), size):
+        idx = indices[start:start + size]
+        yield idx, split.read(idx)

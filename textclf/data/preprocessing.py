@@ -1,0 +1,183 @@
+"""The typed image preprocessing every image goes through, implemented once.
+
+An image backbone declares a :class:`Preprocessing` (timm's pretrained config is the model: input
+size, interpolation, resize mode, crop, mean, std); a run saves it; training, evaluation, predict
+and the exported ONNX graph all apply it through :class:`PreprocessModule`, so one image gives
+the same input tensor everywhere. Every image is resized to the model's input **on its own**
+(images of one size are batched, never resized to a batch's largest side first).
+
+Resize modes:
+- ``squash``: straight to ``input_size x input_size`` (no crop; dataset images are small and
+  centred, and a crop would cut digits and garments);
+- ``shortest-side``: the short side to ``round(input_size / crop_pct)``, keeping the aspect
+  ratio, then a centre crop of ``input_size x input_size`` (timm's and open_clip's eval transform).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Sequence, Union
+
+import numpy as np
+
+from textclf.errors import TextclfError
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+RESIZE_MODES = ("squash", "shortest-side")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a backbone expects of an image (saved with every run and exported model)."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+    resize: str = "squash"
+    crop_pct: float = 1.0
+    channels: str = "RGB"
+
+    def __post_init__(self):
+        if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) or self.input_size < 1:
+            raise TextclfError(f"preprocessing input_size {self.input_size!r} must be a positive integer")
+        if self.interpolation not in INTERPOLATIONS:
+            raise TextclfError(f"unknown interpolation '{self.interpolation}'; valid choices: {', '.join(INTERPOLATIONS)}")
+        if self.resize not in RESIZE_MODES:
+            raise TextclfError(f"unknown resize mode '{self.resize}'; valid choices: {', '.join(RESIZE_MODES)}")
+        if not (isinstance(self.crop_pct, (int, float)) and 0 < self.crop_pct <= 1):
+            raise TextclfError(f"preprocessing crop_pct {self.crop_pct!r} must be in (0, 1]")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if len(value) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
+                raise TextclfError(f"preprocessing {name} {value!r} must be three finite numbers")
+        if any(v <= 0 for v in self.std):
+            raise TextclfError(f"preprocessing std {self.std!r} must be positive")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "crop_pct", float(self.crop_pct))
+
+    def with_size(self, input_size: int | None) -> "Preprocessing":
+        """The same preprocessing at another input size (``None``: unchanged)."""
+        return self if input_size is None else replace(self, input_size=int(input_size))
+
+    @property
+    def resize_size(self) -> int:
+        """The short side before the centre crop (``shortest-side``), or the input size (``squash``)."""
+        if self.resize == "squash":
+            return self.input_size
+        return int(math.floor(self.input_size / self.crop_pct))
+
+    def to_dict(self) -> dict:
+        """Plain JSON values (for run.json and ONNX metadata)."""
+        out = asdict(self)
+        out["mean"], out["std"] = list(self.mean), list(self.std)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "preprocessing") -> "Preprocessing":
+        """Read :meth:`to_dict` output back; anything else is a one-line error naming ``source``."""
+        if not isinstance(data, dict):
+            raise TextclfError(f"{source} is not a preprocessing record")
+        known = {"input_size", "mean", "std", "interpolation", "resize", "crop_pct", "channels"}
+        try:
+            return cls(**{k: (tuple(v) if k in ("mean", "std") else v) for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise TextclfError(f"{source} is incomplete: {exc}") from None
+
+
+ImageBatch = Union[np.ndarray, Sequence[np.ndarray]]  # uint8 (N, H, W, 3), or a list of (H, W, 3)
+
+
+def _module_class():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class PreprocessModule(nn.Module):
+        """uint8 RGB images of one size (N, H, W, 3) -> normalised float (N, 3, S, S).
+
+        The one implementation: eager for training, evaluation and predict, traced for the
+        ``--with-preprocessing`` ONNX graph (where H and W are dynamic).
+        """
+
+        def __init__(self, prep: Preprocessing):
+            super().__init__()
+            self.prep = prep
+            self.register_buffer("mean", torch.tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+        def _resize(self, x, size):
+            mode = self.prep.interpolation
+            if mode == "nearest":
+                return F.interpolate(x, size=size, mode="nearest")
+            return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+
+        def forward(self, images):
+            prep = self.prep
+            x = images.permute(0, 3, 1, 2).float() / 255.0
+            s = prep.input_size
+            if prep.resize == "squash":
+                if torch.jit.is_tracing() or tuple(x.shape[-2:]) != (s, s):
+                    x = self._resize(x, (s, s))
+            else:
+                x = self._resize(x, shortest_side_size(x.shape[-2], x.shape[-1], prep.resize_size))
+                top = (x.shape[-2] - s) // 2
+                left = (x.shape[-1] - s) // 2
+                x = x[:, :, top:top + s, left:left + s]
+            if prep.interpolation == "bicubic":
+                x = x.clamp(0.0, 1.0)  # bicubic overshoots; timm/PIL clip to the pixel range
+            return (x - self.mean) / self.std
+
+    return PreprocessModule
+
+
+def shortest_side_size(height, width, short: int):
+    """(h, w) with the shorter side ``short`` and the aspect ratio kept (timm's rounding)."""
+    if height <= width:
+        return short, int(short * width / height)
+    return int(short * height / width), short
+
+
+def preprocess_module(prep: Preprocessing):
+    """A fresh :class:`PreprocessModule` for ``prep`` (an ``nn.Module``, so it can be traced)."""
+    return _module_class()(prep)
+
+
+def preprocess_images(images: ImageBatch, prep: Preprocessing, module=None):
+    """Normalised float (N, 3, S, S) for uint8 RGB images: an (N, H, W, 3) array or a list of any sizes.
+
+    Images of one size go through the module together (the same arithmetic as one by one);
+    differently sized images are never resized to a common size first.
+    """
+    import torch
+
+    module = module or preprocess_module(prep)
+    s = prep.input_size
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return module(torch.from_numpy(np.ascontiguousarray(images)))
+    images = list(images)
+    out = torch.empty((len(images), 3, s, s), dtype=torch.float32)
+    for shape, idx in group_by_shape(images).items():
+        batch = np.stack([images[i] for i in idx])
+        out[torch.as_tensor(idx)] = module(torch.from_numpy(batch))
+    return out
+
+
+def group_by_shape(images: Sequence[np.ndarray]) -> dict[tuple, list[int]]:
+    """Indices of ``images`` grouped by their shape, in first-seen order."""
+    groups: dict[tuple, list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(tuple(im.shape), []).append(i)
+    return groups
+
+
+def as_rgb_array(image) -> np.ndarray:
+    """A PIL image (or an array) as a writable uint8 (H, W, 3) RGB array."""
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=-1)
+        return np.array(arr, dtype=np.uint8)
+    return np.array(image.convert("RGB"), dtype=np.uint8)

@@ -1,0 +1,374 @@
+"""The plugin contract: what prompts, datasets, image backbones, text backbones and describers provide.
+
+A package extends textclf by registering objects under these entry-point groups (textclf's own
+built-ins use the same groups, in its ``pyproject.toml``)::
+
+    [project.entry-points."textclf.prompts"]     my-prompt = "my_pkg:PROMPT"        # a Prompt
+    [project.entry-points."textclf.datasets"]    my-data = "my_pkg:DATA"            # a DatasetSource
+    [project.entry-points."textclf.backbones"]   my-vit = "my_pkg:VIT"              # an Image-, Text- or PairedBackbone
+    [project.entry-points."textclf.describers"]  my-llm = "my_pkg:LLM"              # a DescriberSource
+
+Each kind is a :class:`typing.Protocol` below; the registry checks an entry point's object
+against its protocol when it loads, and reports a plugin that does not satisfy it as broken
+(``textclf plugins`` lists it with the reason). The dataclasses at the end implement the
+protocols for the common case (a fixed prompt, a dataset loader, a fixed backbone architecture,
+a Hugging Face encoder, a describer factory): most plugins are one of them. Optional behaviour
+is a method with a default in the dataclasses (``last_layer``, ``prepare_for_export``,
+``quantization_stages``, ``class_names``), so generic code calls it without asking whether it exists.
+
+Names: a plugin whose ``takes_argument`` is true is used as ``name:ARGUMENT`` (``imagefolder:PATH``,
+``hf:bert-base-uncased``, ``timm:resnet18``); its methods receive the argument (else ``None``).
+
+Image backbones: ``create(argument, pretrained)`` returns an ``nn.Module`` mapping a normalised
+float (N, 3, S, S) batch to (N, dim) pooled features; ``spec(argument, pretrained)`` says its
+output dimension, its :class:`~textclf.data.preprocessing.Preprocessing` (from which every
+image's input follows) and a ``weights_id`` naming the weights (with a hash of the weights it is
+recorded in every run, so a run is never used with other weights). Text backbones: ``create``
+returns a :class:`TextTower` (an ``nn.Module`` with ``tokenize(texts)`` and ``forward(**batch)``
+giving (N, dim) pooled embeddings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Protocol, Sequence, runtime_checkable
+
+from textclf.data.preprocessing import Preprocessing
+
+__all__ = [
+    "Prompt", "DatasetSource", "ImageBackbone", "ImageSpec", "TextBackbone", "TextSpec", "TextTower", "PairedBackbone",
+    "Describer", "DescriberSource", "Preprocessing", "PromptTemplate", "DatasetPlugin",
+    "ImageBackbonePlugin", "TextBackbonePlugin", "DescriberPlugin", "DescriberBase", "PROTOCOLS",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The protocols
+# --------------------------------------------------------------------------------------------
+
+@runtime_checkable
+class Prompt(Protocol):
+    """A prompt for describing a class (entry-point group ``textclf.prompts``)."""
+
+    name: str
+    text: str                      # contains {class_name}
+    system: Optional[str]          # the system message for chat models
+    max_tokens: int
+    aliases: tuple[str, ...]       # other names, e.g. "1" for "type1"
+    takes_argument: bool           # False: prompts are used by name
+
+    def render(self, class_name: str) -> str:
+        """The prompt text for one class."""
+
+
+@runtime_checkable
+class DatasetSource(Protocol):
+    """A dataset (entry-point group ``textclf.datasets``)."""
+
+    name: str
+    summary: str
+    takes_argument: bool
+
+    def class_names(self, argument: Optional[str]) -> Optional[list[str]]:
+        """The class names in label order without loading images, or None when only loading tells."""
+
+    def load(self, argument: Optional[str]) -> Any:
+        """A :class:`textclf.data.Dataset` (class names, train and test splits)."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What one concrete image backbone declares."""
+
+    name: str
+    dim: int
+    preprocessing: Preprocessing
+    weights_id: str                # names the weights (feature-cache key, run identity)
+    needs_download: bool = False
+
+
+@runtime_checkable
+class ImageBackbone(Protocol):
+    """An image encoder (entry-point group ``textclf.backbones``, ``modality == "image"``)."""
+
+    name: str
+    summary: str
+    modality: Literal["image"]
+    takes_argument: bool
+
+    def spec(self, argument: Optional[str], pretrained: bool) -> ImageSpec:
+        """Output dimension, preprocessing and weights id (cheap: no weights are loaded)."""
+
+    def create(self, argument: Optional[str], pretrained: bool, input_size: Optional[int] = None) -> Any:
+        """A fresh ``nn.Module``: normalised float (N, 3, S, S) -> (N, dim) features.
+
+        ``input_size`` is the S the run uses (None: the spec's); models built for one size (ViT) need it.
+        """
+
+    def last_layer(self, module: Any) -> Any:
+        """The submodule that ``--train-backbone last`` unfreezes."""
+
+    def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
+        """A copy of ``module`` that traces to a clean ONNX graph at this input size (or ``module``)."""
+
+    def quantization_stages(self, module: Any) -> list[str]:
+        """Module names in order of sensitivity to int8 (the exporter keeps the first ones float as needed)."""
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """What one concrete text backbone declares."""
+
+    name: str
+    dim: Optional[int]             # None when only building the model tells (hf:<any id>)
+    weights_id: str
+    needs_download: bool = False
+
+
+@runtime_checkable
+class TextTower(Protocol):
+    """A text encoder module: ``tokenize`` on the CPU, ``forward`` on tokenized tensors."""
+
+    dim: int
+
+    def tokenize(self, texts: Sequence[str]) -> dict:
+        """Padded tensors for ``texts``."""
+
+    def forward(self, **batch) -> Any:
+        """(N, dim) pooled embeddings."""
+
+
+@runtime_checkable
+class TextBackbone(Protocol):
+    """A text encoder (entry-point group ``textclf.backbones``, ``modality == "text"``)."""
+
+    name: str
+    summary: str
+    modality: Literal["text"]
+    takes_argument: bool
+
+    def spec(self, argument: Optional[str], pretrained: bool) -> TextSpec:
+        """Dimension (if known without loading) and weights id."""
+
+    def create(self, argument: Optional[str], pretrained: bool) -> TextTower:
+        """A fresh text tower (eval mode)."""
+
+
+@runtime_checkable
+class Describer(Protocol):
+    """Writes descriptions: what a :class:`DescriberSource` makes for one ``describe`` run."""
+
+    def describe(self, class_name: str, prompt: Prompt, sample_index: int) -> Any:
+        """One description (a string, or an awaitable of one for network describers)."""
+
+    def provenance(self) -> dict:
+        """Fields for the description file (``describer``, ``model``, ``base_url``, ``temperature``, ...)."""
+
+    def max_samples(self, class_name: str) -> Optional[int]:
+        """A cap on distinct samples per class (1 for fixed texts), or None."""
+
+    async def aclose(self) -> None:
+        """Release network clients."""
+
+
+@runtime_checkable
+class DescriberSource(Protocol):
+    """A describer (entry-point group ``textclf.describers``)."""
+
+    name: str
+    summary: str
+    takes_argument: bool
+    offline: bool
+
+    def make(self, **options) -> Describer:
+        """Build a describer; options: dataset, class_names, model, base_url, temperature, seed, samples,
+        concurrency, timeout, max_retries, backoff_base, on_retry, and ``argument`` for ``name:ARG``."""
+
+
+@runtime_checkable
+class PairedBackbone(Protocol):
+    """Image and text towers trained together (CLIP-style), from one checkpoint (``modality == "paired"``).
+
+    The same name works as ``--image-backbone`` (its ``image`` tower) and ``--text-backbone`` (its ``text``).
+    """
+
+    name: str
+    summary: str
+    modality: Literal["paired"]
+    takes_argument: bool
+    image: ImageBackbone
+    text: TextBackbone
+
+
+PROTOCOLS = {"prompts": (Prompt,), "datasets": (DatasetSource,),
+             "backbones": (ImageBackbone, TextBackbone, PairedBackbone), "describers": (DescriberSource,)}
+
+
+# --------------------------------------------------------------------------------------------
+# Implementations for the common cases
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A fixed prompt; ``text`` contains ``{class_name}``."""
+
+    name: str
+    text: str
+    system: Optional[str] = None
+    max_tokens: int = 120
+    aliases: tuple[str, ...] = ()
+    takes_argument: bool = False
+
+    def render(self, class_name: str) -> str:
+        """Return the prompt for one class."""
+        return self.text.format(class_name=class_name)
+
+
+@dataclass(frozen=True)
+class DatasetPlugin:
+    """A dataset: ``load()`` (or ``load(argument)`` when ``takes_argument``) returns a Dataset.
+
+    ``names`` lists the class names when they are known without loading.
+    """
+
+    name: str
+    summary: str
+    load_fn: Callable[..., Any]
+    takes_argument: bool = False
+    names: Optional[tuple[str, ...]] = None
+
+    def class_names(self, argument: Optional[str]) -> Optional[list[str]]:
+        """The declared class names, or None (image folders: known after scanning)."""
+        return list(self.names) if self.names is not None else None
+
+    def load(self, argument: Optional[str] = None) -> Any:
+        """Load the dataset."""
+        return self.load_fn(argument) if self.takes_argument else self.load_fn()
+
+
+@dataclass(frozen=True)
+class ImageBackbonePlugin:
+    """A fixed image architecture: ``build(pretrained) -> nn.Module`` and its preprocessing.
+
+    ``last_layer_fn(module)``, ``export_fn(module, preprocessing)`` and ``stages_fn(module)`` are
+    the optional hooks; without them: the last child with parameters, the module unchanged, and
+    the module's children in order (containers such as ``ModuleList`` expanded one level).
+    """
+
+    name: str
+    summary: str
+    dim: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    build: Callable[..., Any]
+    weights_id: str
+    needs_download: bool = False
+    interpolation: str = "bilinear"
+    resize: str = "squash"
+    crop_pct: float = 1.0
+    last_layer_fn: Optional[Callable[[Any], Any]] = None
+    export_fn: Optional[Callable[[Any, Preprocessing], Any]] = None
+    stages_fn: Optional[Callable[[Any], list[str]]] = None
+    takes_argument: bool = False
+    modality: str = "image"
+
+    def spec(self, argument: Optional[str] = None, pretrained: bool = True) -> ImageSpec:
+        """The declared dimension, preprocessing and weights id."""
+        prep = Preprocessing(self.input_size, tuple(self.mean), tuple(self.std), self.interpolation, self.resize,
+                             self.crop_pct)
+        weights = self.weights_id if pretrained else f"{self.weights_id}:random-init"
+        return ImageSpec(self.name, self.dim, prep, weights, self.needs_download and pretrained)
+
+    def create(self, argument: Optional[str] = None, pretrained: bool = True, input_size: Optional[int] = None) -> Any:
+        """A fresh module in eval mode (a fixed architecture takes any input size)."""
+        return self.build(pretrained).eval()
+
+    def last_layer(self, module: Any) -> Any:
+        """What ``--train-backbone last`` unfreezes."""
+        if self.last_layer_fn is not None:
+            return self.last_layer_fn(module)
+        return [m for m in module.children() if any(True for _ in m.parameters())][-1]
+
+    def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
+        """The export hook, or the module unchanged."""
+        return self.export_fn(module, preprocessing) if self.export_fn is not None else module
+
+    def quantization_stages(self, module: Any) -> list[str]:
+        """The stages hook, or the module's children in order."""
+        if self.stages_fn is not None:
+            return list(self.stages_fn(module))
+        return default_stages(module)
+
+
+def default_stages(module: Any) -> list[str]:
+    """Top-level children in order, with containers (``ModuleList``/``Sequential``) expanded one level."""
+    from torch import nn
+
+    stages = []
+    for name, child in module.named_children():
+        if isinstance(child, (nn.ModuleList, nn.Sequential)) and len(child) > 1:
+            stages += [f"{name}.{sub}" for sub, _ in child.named_children()]
+        else:
+            stages.append(name)
+    return stages
+
+
+@dataclass(frozen=True)
+class TextBackbonePlugin:
+    """A Hugging Face style encoder: ``build(argument, pretrained) -> (tokenizer, model)`` plus pooling.
+
+    ``pooling`` is ``mean`` (masked mean of the last hidden state) or ``cls``.
+    """
+
+    name: str
+    summary: str
+    dim: int
+    pooling: str
+    tokenizer: str
+    build: Callable[..., Any]
+    weights_id: str
+    needs_download: bool = False
+    takes_argument: bool = False
+    max_length: int = 128
+    modality: str = "text"
+
+    def spec(self, argument: Optional[str] = None, pretrained: bool = True) -> TextSpec:
+        """The declared dimension (None when it depends on the argument) and weights id."""
+        weights = f"{self.weights_id}:{argument}" if argument else self.weights_id
+        return TextSpec(self.name if not argument else f"{self.name}:{argument}", self.dim or None,
+                        weights if pretrained else f"{weights}:random-init", self.needs_download and pretrained)
+
+    def create(self, argument: Optional[str] = None, pretrained: bool = True) -> Any:
+        """The tokenizer and model wrapped as a text tower."""
+        from textclf.models.text_tower import HFTextTower
+
+        tokenizer, model = self.build(argument, pretrained)
+        return HFTextTower(tokenizer, model, self.pooling, self.max_length).eval()
+
+
+class DescriberBase:
+    """Defaults for a describer's optional methods (subclass it, or define them yourself)."""
+
+    def max_samples(self, class_name: str) -> Optional[int]:
+        """No cap on samples."""
+        return None
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(frozen=True)
+class DescriberPlugin:
+    """A describer factory: ``make(**options)`` returns a :class:`Describer`."""
+
+    name: str
+    summary: str
+    make_fn: Callable[..., Any]
+    takes_argument: bool = False
+    offline: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def make(self, **options) -> Any:
+        """Build the describer."""
+        return self.make_fn(**options)

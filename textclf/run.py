@@ -1,0 +1,145 @@
+"""A finished run, opened for evaluation, export and prediction: :func:`load_run` -> :class:`Run`.
+
+Everything is rebuilt from the run dir: the config, the preprocessing it trained with, the one
+model module (:func:`textclf.models.classifier.build_model`) with its trained weights, and the
+image backbone, whose installed weights must be those the run recorded (same weights hash)
+unless the run trained and saved its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from textclf.errors import TextclfError
+from textclf.rundir import FORMAT, FORMAT_VERSION, RunFiles
+
+
+@dataclass
+class Run:
+    """A finished run dir: config, class names, run record (``run.json``) and trained tensors."""
+
+    root: Path
+    config: Any                # textclf.config.TrainConfig
+    class_names: list[str]
+    run_info: dict
+    tensors: dict
+    _encoder: Any = field(default=None, repr=False)
+
+    @property
+    def files(self) -> RunFiles:
+        """Paths inside the run dir."""
+        return RunFiles(self.root)
+
+    @property
+    def preprocessing(self):
+        """The :class:`~textclf.data.preprocessing.Preprocessing` the run trained with."""
+        from textclf.data.preprocessing import Preprocessing
+
+        return Preprocessing.from_dict(self.run_info.get("preprocessing"), f"{self.files.run}: preprocessing")
+
+    @property
+    def run_id(self) -> Optional[str]:
+        """The run's id."""
+        return self.run_info.get("run_id")
+
+    @property
+    def trained_backbone(self) -> bool:
+        """Whether the run fine-tuned (and saved) image backbone weights."""
+        return any(k.startswith("image_backbone.") for k in self.tensors)
+
+    def _dims(self) -> tuple[int, int]:
+        try:
+            return int(self.run_info["image_backbone"]["dim"]), int(self.run_info["text_backbone"]["dim"])
+        except (KeyError, TypeError, ValueError):
+            raise TextclfError(f"{self.files.run} has no backbone dimensions; the run dir is damaged") from None
+
+    def model(self, *, initial: bool = False):
+        """The classifier (eval mode) with the run's trained heads, or (``initial``) as initialised."""
+        import torch
+
+        from textclf.models.classifier import build_model
+
+        image_dim, text_dim = self._dims()
+        with torch.random.fork_rng(devices=[]):  # building seeds the RNG: leave the caller's alone
+            model = build_model(self.config, image_dim, text_dim, len(self.class_names))
+        if not initial:
+            heads = {k: v for k, v in self.tensors.items() if k.split(".", 1)[0] in ("image_proj", "text_proj", "head")}
+            model.load_state_dict(heads, strict=True)
+        return model.eval()
+
+    def image_encoder(self, *, shared: bool = False):
+        """The image backbone (an :class:`~textclf.models.encoders.ImageEncoder`), checked against the run.
+
+        A run that trained its backbone gets its own weights; otherwise the installed weights must
+        hash to what the run recorded (exit 2 naming both hashes). ``shared`` reuses a read-only
+        backbone inside :func:`textclf.models.encoders.shared_encoders` (never for a trained one).
+        """
+        from textclf.models.encoders import build_image_encoder
+
+        if self._encoder is not None:
+            return self._encoder
+        recorded = self.run_info.get("image_backbone") or {}
+        encoder = build_image_encoder(self.config.image_backbone, self.config.pretrained,
+                                      input_size=self.config.image_size, shared=shared and not self.trained_backbone)
+        if self.trained_backbone:
+            own = {k[len("image_backbone."):]: v for k, v in self.tensors.items() if k.startswith("image_backbone.")}
+            encoder.module.load_state_dict(own, strict=True)
+        elif recorded.get("weights_hash") != encoder.weights_hash:
+            raise TextclfError(
+                f"the installed weights of image backbone '{self.config.image_backbone}' (hash "
+                f"{encoder.weights_hash}) differ from those run '{self.root}' was trained with (hash "
+                f"{recorded.get('weights_hash')}, {recorded.get('weights_id')}); reinstall those weights or "
+                "train the run again")
+        self._encoder = encoder
+        return encoder
+
+    def image_branch(self):
+        """Backbone + projection + head as one module (eval mode): what export and predict serve."""
+        from textclf.models.classifier import ImageBranch
+
+        return ImageBranch(self.image_encoder().module, self.model()).eval()
+
+    def class_text_features(self, initial: bool = False):
+        """Raw (C, text_dim) class text features (mean over each class's descriptions)."""
+        return self.tensors["class_text_features_init" if initial else "class_text_features"].float()
+
+    def class_text_embeddings(self, initial: bool = False):
+        """Projected class text embeddings (C, proj), after training or (``initial``) before it."""
+        import torch
+
+        with torch.no_grad():
+            return self.model(initial=initial).project_text(self.class_text_features(initial))
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Open a finished run dir; a missing, unfinished, foreign or damaged dir is a one-line error."""
+    from safetensors import safe_open
+
+    from textclf.config import load_run_config
+
+    files = RunFiles(Path(run_dir))
+    if not files.root.is_dir():
+        raise TextclfError(f"run dir '{run_dir}' does not exist")
+    if not files.model.exists():
+        hint = " (training did not finish; use textclf train --resume)" if files.checkpoint.exists() else ""
+        raise TextclfError(f"'{run_dir}' is not a finished textclf run: no model.safetensors{hint}")
+    try:
+        with safe_open(str(files.model), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get("textclf", "{}"))
+            if meta.get("format") != FORMAT:
+                raise TextclfError(f"'{files.model}' was not written by textclf")
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        run_info = json.loads(files.run.read_text(encoding="utf-8"))
+        classes = json.loads(files.classes.read_text(encoding="utf-8"))["classes"]
+    except TextclfError:
+        raise
+    except Exception as exc:
+        raise TextclfError(f"run dir '{run_dir}' is damaged: {type(exc).__name__}: {exc}") from None
+    version = run_info.get("format_version") if isinstance(run_info, dict) else None
+    if version != FORMAT_VERSION:
+        raise TextclfError(f"run dir '{run_dir}' has format version {version!r}; this textclf reads version "
+                           f"{FORMAT_VERSION} (train the run again with this version)")
+    return Run(files.root, load_run_config(files.config), classes, run_info, tensors)

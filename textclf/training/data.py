@@ -1,0 +1,75 @@
+"""What the training loop reads: the train/validation split of the images, as cached features or streamed images.
+
+Cached features stay memory-mapped: each batch gathers its rows from the cache file, so memory
+does not grow with the dataset and no epoch copies the whole feature table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from textclf.config import TrainConfig
+
+
+def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into the dataset's train split: a stratified seeded val carve-out, then ``train_fraction``."""
+    from textclf.data import stratified_indices
+
+    val_idx, train_idx = stratified_indices(labels, config.val_fraction, config.seed)
+    if config.train_fraction < 1.0:
+        keep, _ = stratified_indices(labels[train_idx], config.train_fraction, config.seed + 1)
+        train_idx = train_idx[keep]
+    return train_idx, val_idx
+
+
+@dataclass
+class TrainData:
+    """Indices and labels of the train and validation parts, and where their inputs come from.
+
+    ``features``: the (memory-mapped) feature table of the dataset's train split, or None when
+    images are streamed through a training backbone (then ``split`` and ``preprocessing`` are used).
+    """
+
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    labels: np.ndarray                 # of the whole train split
+    features: Optional[np.ndarray] = None
+    split: object = None               # textclf.data.Split
+    preprocessing: object = None       # textclf.data.preprocessing.Preprocessing
+
+    @property
+    def n_train(self) -> int:
+        """Training images."""
+        return len(self.train_idx)
+
+    @property
+    def n_val(self) -> int:
+        """Validation images."""
+        return len(self.val_idx)
+
+    def train_labels(self) -> torch.Tensor:
+        """Labels of the training images, in ``train_idx`` order."""
+        return torch.from_numpy(self.labels[self.train_idx].astype(np.int64))
+
+    def inputs(self, rows: np.ndarray) -> torch.Tensor:
+        """Model inputs for rows of the train split: cached features, or normalised images."""
+        if self.features is not None:
+            return torch.from_numpy(np.ascontiguousarray(self.features[rows], dtype=np.float32))
+        from textclf.data.preprocessing import preprocess_images
+
+        return preprocess_images(self.split.read(rows), self.preprocessing)
+
+    def batch(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(inputs, labels)`` for positions into ``train_idx`` (a shuffled slice of an epoch)."""
+        rows = self.train_idx[positions]
+        return self.inputs(rows), torch.from_numpy(self.labels[rows].astype(np.int64))
+
+    def val_batches(self, size: int = 512):
+        """``(inputs, labels)`` over the validation images in order."""
+        for start in range(0, len(self.val_idx), size):
+            rows = self.val_idx[start:start + size]
+            yield self.inputs(rows), torch.from_numpy(self.labels[rows].astype(np.int64))
