@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "test_images": p8["images"]},
         "fp32_parity": {"max_abs_logit_diff": p32["max_abs_logit_diff"], "top1_agreement": p32["top1_agreement"]},
         "int8_quantization": {k: int8["quantization"].get(k) for k in
-                              ("method", "format", "weights", "convs_total", "convs_float", "float_stages",
+                              ("method", "format", "weights", "layers_total", "layers_float", "float_stages",
                                "rel_logit_error")},
         "seconds": {"train": None if train_s is None else round(train_s, 1), "export_fp32": round(fp32_s, 1),
                     "export_int8": round(int8_s, 1)},

@@ -100,7 +100,7 @@ def _print_report(report: dict) -> None:
         desc = f"{q['method']}"
         if q["method"] == "static":
             desc += (f" {q['format']}, {q['weights']}, calibrated on {q['calibration_images']} train images; "
-                     f"{q['convs_float']}/{q['convs_total']} convs kept float ({', '.join(q['float_stages'])})")
+                     f"{q['layers_float']}/{q['layers_total']} layers kept float ({', '.join(q['float_stages'])})")
         rows.append(("quantization", desc))
     p = report.get("parity")
     rows.append(("parity", ("[green]passed[/]: " if p["passed"] else "[red]failed[/]: ") + escape(p["reason"])

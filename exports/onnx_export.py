@@ -316,6 +316,7 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
         raise TextclfError("--atol must be > 0 and --max-accuracy-drop within [0, 1]")
     run = load_run(run_dir)
     check_options(opset, with_preprocessing, precision, run.preprocessing)
+    run.image_encoder()  # other installed backbone weights than the run's are refused before any work
     out = Path(out) if out else run.root / "model.onnx"
     if out.is_dir():
         raise TextclfError(f"--out '{out}' is a directory; give a file name such as {out / 'model.onnx'}")

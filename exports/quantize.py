@@ -4,20 +4,21 @@ Static (the default when the run's training images can be read):
 
 - QDQ format, weights int8 per output channel, activations uint8 (per tensor), calibrated with
   MinMax on images from the **train** split (never the test split the parity check uses).
-- Operators: Conv plus the Clip/Relu after it, so the quantizer folds each ReLU6 into its
-  convolution's output range. Quantizing Conv alone puts the range on the pre-activation output
-  and cost EfficientNet-Lite0 on digits 22 points of accuracy.
+- Operators: the backbone's weight layers (Conv, and MatMul/Gemm for MLP- or attention-style
+  backbones) plus the Clip/Relu after them, so the quantizer folds each ReLU6 into its layer's
+  output range. Quantizing Conv alone puts the range on the pre-activation output and cost
+  EfficientNet-Lite0 on digits 22 points of accuracy.
 - ``reduce_range`` (7-bit weights): x86 CPUs without VNNI multiply uint8 x int8 pairs with a
   saturating 16-bit add (VPMADDUBSW); full 8-bit weights lost 6-8 points on such a CPU.
   7-bit weights cannot saturate and cost little elsewhere.
-- The projection and classification heads (Gemm/MatMul), LayerNorm, softmax and in-graph
-  preprocessing stay float32.
-- Accuracy-aware fallback: the first layers of a depthwise-separable net are the most sensitive
-  (measured per block on EfficientNet-Lite0: the stem, block 0 and block 1 dominate the error).
-  The first convolution always stays float; if the quantized logits still differ from the fp32
-  logits by more than ``max_rel_error`` (mean squared difference / mean square of the fp32
-  logits, on held-out train images not used for calibration), the next backbone stage is kept
-  float too, up to ``max_float_groups`` stages. The report lists what stayed float.
+- The projection and classification heads (Gemm/MatMul outside the backbone), LayerNorm, softmax
+  and in-graph preprocessing stay float32.
+- Accuracy-aware fallback over the backbone plugin's ``quantization_stages`` (its module names,
+  most sensitive first; e.g. the stem and first blocks of a depthwise-separable net). The first
+  stage always stays float; if the quantized logits still differ from the fp32 logits by more
+  than ``max_rel_error`` (mean squared difference / mean square of the fp32 logits, on held-out
+  train images not used for calibration), the next stage is kept float too, up to
+  ``max_float_groups`` stages. The report lists what stayed float.
 
 Dynamic (when no calibration images exist, e.g. the dataset cannot be loaded): weights int8,
 activations quantized at run time; much slower for convolutions than static, reported as such.
@@ -35,7 +36,8 @@ import numpy as np
 from textclf.errors import TextclfError
 from textclf.progress import NULL, Reporter
 
-OP_TYPES = ["Conv", "Clip", "Relu"]
+WEIGHT_OPS = ("Conv", "MatMul", "Gemm")
+OP_TYPES = [*WEIGHT_OPS, "Clip", "Relu"]
 MAX_REL_ERROR = 0.02
 MAX_FLOAT_GROUPS = 6
 
@@ -55,25 +57,30 @@ def _quiet():
         root.setLevel(level)
 
 
-def conv_groups(model, stages: list[str]) -> list[tuple[str, list[str]]]:
-    """``(stage, conv node names)`` in the order of ``stages`` (the backbone plugin's quantization stages).
+def layer_groups(model, stages: list[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """The backbone's weight-layer nodes by stage, and the nodes outside the backbone (kept float).
 
-    A Conv node belongs to the first stage whose module name is one of the components of its
-    node name (the exporter names nodes by module path: ``/branch/backbone/_blocks.3/_expand_conv/Conv``
-    is in stage ``_blocks.3``). Convs outside every stage come last, one group per module path.
+    ``stages`` are the backbone plugin's module names in order of int8 sensitivity. The exporter
+    names nodes by module path (``/branch/backbone/_blocks.3/_expand_conv/Conv`` is in stage
+    ``_blocks.3``); a backbone node in no stage gets a group of its own, after the stages.
     """
     groups: dict[str, list[str]] = {stage: [] for stage in stages}
     rest: dict[str, list[str]] = {}
+    outside = []
     for node in model.graph.node:
-        if node.op_type != "Conv":
+        if node.op_type not in WEIGHT_OPS:
             continue
         parts = [p for p in node.name.split("/") if p]
-        stage = next((st for st in stages if st in parts or any(p.endswith("." + st) for p in parts)), None)
+        if "backbone" not in parts:
+            outside.append(node.name)
+            continue
+        inner = parts[parts.index("backbone") + 1:-1]
+        stage = next((st for st in stages if st in inner or any(p.endswith("." + st) for p in inner)), None)
         if stage is not None:
             groups[stage].append(node.name)
         else:
-            rest.setdefault("/".join(parts[:-1]) or node.name, []).append(node.name)
-    return [(k, v) for k, v in groups.items() if v] + list(rest.items())
+            rest.setdefault("/".join(inner) or node.name, []).append(node.name)
+    return [(k, v) for k, v in groups.items() if v] + list(rest.items()), outside
 
 
 class _Reader:
@@ -120,60 +127,63 @@ def quantize_static_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLi
     ``stages``: the backbone's module names in order of int8 sensitivity (its plugin's hook).
     Returns the quantization report (method, settings, stages kept float, relative logit error).
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calibration:
         raise TextclfError("static int8 quantization needs calibration images")
     with tempfile.TemporaryDirectory(prefix="textclf-int8-") as tmp:
         pre = os.path.join(tmp, "pre.onnx")
-        cache = os.path.join(tmp, "calibration.json")
-        trial = os.path.join(tmp, "trial.onnx")
         with _quiet():
             try:
                 quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
             except Exception:  # symbolic shape inference is optional; ONNX shape inference suffices
                 quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=True)
-        groups = conv_groups(onnx.load(pre, load_external_data=False), stages)
+        groups, outside = layer_groups(onnx.load(pre, load_external_data=False), stages)
         if not groups:
-            raise TextclfError("the model has no convolution to quantize")
-        reference = _logits(pre, holdout) if holdout else None
-        scale = float(np.mean(reference ** 2)) if reference is not None else 1.0
+            raise TextclfError("the backbone has no Conv, MatMul or Gemm layer to quantize")
         limit = max(1, min(max_float_groups, len(groups) - 1)) if len(groups) > 1 else 1
         n_cal = sum(len(next(iter(f.values()))) for f in calibration)
         reporter.task("int8", limit, f"int8 quantization (calibrated on {n_cal} train images)")
-        trials = []
-        n_float = 1
-        while True:
-            excluded = [name for _, g in groups[:n_float] for name in g]
-            with _quiet():
-                quantize_static(pre, trial, _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                                reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                                weight_type=QuantType.QInt8, op_types_to_quantize=OP_TYPES,
-                                nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
-                                calibration_cache_path=cache)
-            rel = None
-            if reference is not None:
-                got = _logits(trial, holdout)
-                rel = float(np.mean((got - reference) ** 2) / max(scale, 1e-12))
-            trials.append({"float_groups": n_float, "rel_logit_error": rel})
-            reporter.advance("int8", 1, float_stages=n_float, rel_error=rel if rel is not None else float("nan"))
-            if rel is None or rel <= max_rel_error or n_float >= limit:
-                break
-            n_float += 1
+        trials, n_float = _float_stage_search(pre, tmp, groups, outside, calibration, holdout, reduce_range,
+                                              max_rel_error, limit, reporter)
         reporter.done("int8")
-        os.replace(trial, out_path)
-    n_conv = sum(len(g) for _, g in groups)
+        os.replace(os.path.join(tmp, "trial.onnx"), out_path)
     kept = [name for _, g in groups[:n_float] for name in g]
     return {"method": "static", "format": "QDQ", "weights": "int8 per-channel" + (" (7-bit range)" if reduce_range else ""),
             "activations": "uint8 per-tensor", "calibration": "MinMax",
             "calibration_images": int(n_cal),
             "holdout_images": int(sum(len(next(iter(f.values()))) for f in holdout)),
-            "op_types": OP_TYPES, "convs_total": n_conv, "convs_float": len(kept),
+            "op_types": OP_TYPES, "layers_total": sum(len(g) for _, g in groups), "layers_float": len(kept),
             "float_stages": [key for key, _ in groups[:n_float]],
             "rel_logit_error": trials[-1]["rel_logit_error"], "max_rel_error": max_rel_error, "trials": trials}
+
+
+def _float_stage_search(pre: str, tmp: str, groups, outside, calibration, holdout, reduce_range: bool,
+                        max_rel_error: float, limit: int, reporter: Reporter) -> tuple[list[dict], int]:
+    """Quantize with the first 1, 2, ... stages kept float until the logit error is small enough."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    trial, cache = os.path.join(tmp, "trial.onnx"), os.path.join(tmp, "calibration.json")
+    reference = _logits(pre, holdout) if holdout else None
+    scale = float(np.mean(reference ** 2)) if reference is not None else 1.0
+    trials, n_float = [], 1
+    while True:
+        excluded = outside + [name for _, g in groups[:n_float] for name in g]
+        with _quiet():
+            quantize_static(pre, trial, _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, op_types_to_quantize=OP_TYPES,
+                            nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
+                            calibration_cache_path=cache)
+        rel = None
+        if reference is not None:
+            rel = float(np.mean((_logits(trial, holdout) - reference) ** 2) / max(scale, 1e-12))
+        trials.append({"float_groups": n_float, "rel_logit_error": rel})
+        reporter.advance("int8", 1, float_stages=n_float, rel_error=rel if rel is not None else float("nan"))
+        if rel is None or rel <= max_rel_error or n_float >= limit:
+            return trials, n_float
+        n_float += 1
 
 
 def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> dict:

@@ -251,7 +251,7 @@ def test_int8_static_qdq_calibrated_on_train_images(tiny_run, tmp_path):
     report = _export_json(tiny_run, "--int8", "--out", out, "--max-accuracy-drop", "0.25")
     q = report["quantization"]
     assert q["method"] == "static" and q["format"] == "QDQ" and q["calibration_images"] > 0
-    assert q["convs_float"] >= 1 and q["convs_float"] < q["convs_total"]  # the first conv stays float
+    assert q["layers_float"] >= 1 and q["layers_float"] < q["layers_total"]  # the first stage stays float
     p = report["parity"]
     assert p["criterion"] == "accuracy_drop" and "accuracy_onnx" in p and p["images"] == 32
     onnx.checker.check_model(str(out), full_check=True)

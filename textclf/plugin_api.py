@@ -103,6 +103,7 @@ class ImageBackbone(Protocol):
         """A fresh ``nn.Module``: normalised float (N, 3, S, S) -> (N, dim) features.
 
         ``input_size`` is the S the run uses (None: the spec's); models built for one size (ViT) need it.
+        Random weights (``pretrained=False``) must be the same for every build (a fixed seed).
         """
 
     def last_layer(self, module: Any) -> Any:
@@ -281,8 +282,18 @@ class ImageBackbonePlugin:
         return ImageSpec(self.name, self.dim, prep, weights, self.needs_download and pretrained)
 
     def create(self, argument: Optional[str] = None, pretrained: bool = True, input_size: Optional[int] = None) -> Any:
-        """A fresh module in eval mode (a fixed architecture takes any input size)."""
-        return self.build(pretrained).eval()
+        """A fresh module in eval mode (a fixed architecture takes any input size).
+
+        Random weights (``pretrained=False``) are drawn from a fixed seed: every build gives the same
+        module, so a run's recorded weights hash and its cached features stay valid.
+        """
+        if pretrained:
+            return self.build(pretrained).eval()
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return self.build(pretrained).eval()
 
     def last_layer(self, module: Any) -> Any:
         """What ``--train-backbone last`` unfreezes."""

@@ -1,0 +1,125 @@
+"""Typed preprocessing: validated, saved and read back, and one image gives one input everywhere.
+
+The same image file must give the same normalised input alone, inside a batch of images of other
+sizes, through ``predict``, and inside the ``--with-preprocessing`` ONNX graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from textclf.data.preprocessing import Preprocessing, preprocess_images
+from textclf.errors import TextclfError
+
+PREP = Preprocessing(16, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
+SIZES = [(8, 8), (13, 20), (50, 33), (96, 96), (16, 16), (5, 40)]  # (height, width)
+
+
+def _images(seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in SIZES]
+
+
+def test_preprocessing_validates_and_round_trips():
+    assert Preprocessing.from_dict(PREP.to_dict()) == PREP
+    assert PREP.with_size(32).input_size == 32 and PREP.with_size(None) is PREP
+    for bad in ({"interpolation": "lanczos"}, {"resize": "crop"}, {"crop_pct": 1.5}, {"input_size": 0},
+                {"std": (0.1, 0.0, 0.1)}, {"mean": (0.1, float("nan"), 0.1)}):
+        with pytest.raises(TextclfError):
+            Preprocessing(**{**PREP.to_dict(), **bad})
+    with pytest.raises(TextclfError, match="incomplete"):
+        Preprocessing.from_dict({"mean": [0.5] * 3})
+
+
+def test_an_image_gives_the_same_input_alone_and_among_other_sizes():
+    images = _images()
+    together = preprocess_images(images, PREP)
+    assert together.shape == (len(images), 3, 16, 16)
+    for i, image in enumerate(images):
+        alone = preprocess_images([image], PREP)[0]
+        assert float((alone - together[i]).abs().max()) <= 1e-6
+
+
+def test_training_reads_a_folder_of_mixed_sizes_image_by_image(tmp_path):
+    """Feature extraction and streaming training batch files of many sizes: each keeps its own input."""
+    from textclf.data import Split
+    from textclf.data.features import iter_inputs
+
+    images = _images(2)
+    paths = _folder(tmp_path, images)
+    split = Split(np.zeros(len(paths), dtype=np.int64), paths=[str(p) for p in paths])
+    (_, batch), = list(iter_inputs(split, PREP, batch_size=len(paths)))
+    for i, image in enumerate(images):
+        assert float((batch[i] - preprocess_images([image], PREP)[0]).abs().max()) <= 1e-6
+
+
+def test_squash_and_shortest_side_resize_modes():
+    wide = np.zeros((10, 40, 3), dtype=np.uint8)
+    wide[:, 15:25] = 255  # a bright centre stripe
+    crop = Preprocessing(8, (0, 0, 0), (1, 1, 1), resize="shortest-side", crop_pct=1.0)
+    x = preprocess_images([wide], crop)[0]
+    assert x.shape == (3, 8, 8) and float(x.min()) > 0.5  # the centre crop keeps only the stripe
+    squash = Preprocessing(8, (0, 0, 0), (1, 1, 1))
+    y = preprocess_images([wide], squash)[0]
+    assert float(y[:, :, 0].max()) < 0.1  # squashed: the dark sides stay in the picture
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    """A tiny trained run (16 px) and its --with-preprocessing export."""
+    from typer.testing import CliRunner
+
+    from textclf.cli.main import app
+    from textclf.config import build_config
+    from textclf.training.recipe import train
+
+    root = tmp_path_factory.mktemp("same-input")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
+        train(build_config("tiny", None, {"epochs": 1}), root / "run")
+        res = CliRunner().invoke(app, ["export", "onnx", str(root / "run"), "--with-preprocessing",
+                                       "--out", str(root / "pre.onnx")])
+        assert res.exit_code == 0, res.output
+    return root
+
+
+def _folder(root, images) -> list:
+    paths = []
+    for i, image in enumerate(images):
+        path = root / f"img{i}.png"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(tiny_export, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from textclf.exports.predict import load_predictor, predict_files
+    from textclf.exports.predict import read_image
+    from textclf.run import load_run
+
+    paths = _folder(tmp_path, _images(1))
+    target = 1  # a 13 x 20 image among other sizes
+    prep = load_run(tiny_export / "run").preprocessing
+    alone = preprocess_images([read_image(paths[target])], prep)[0]
+
+    predictor = load_predictor(tiny_export / "run")
+    seen = []
+    predictor.branch.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    predict_files(predictor, paths, 1)
+    through_predict = torch.cat(seen)[target]
+    assert float((through_predict - alone).abs().max()) <= 1e-6
+
+    # The exported graph's own preprocessing output, read by exposing it as an extra graph output.
+    model = onnx.load(str(tiny_export / "pre.onnx"))
+    pre_nodes = [n for n in model.graph.node if n.name.startswith("/preprocess/")]
+    normalised = pre_nodes[-1].output[0]
+    model.graph.output.append(onnx.helper.make_tensor_value_info(normalised, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    in_graph = session.run([normalised], {"images": read_image(paths[target])[None]})[0][0]
+    assert float(np.abs(in_graph - alone.numpy()).max()) <= 2e-3

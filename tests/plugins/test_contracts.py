@@ -1,0 +1,133 @@
+"""Every registered plugin keeps the contract of :mod:`textclf.plugin_api` (parametrized over the registries).
+
+Image backbones (random weights, so nothing downloads): build, output dimension, one tiny epoch
+on cached features, eval, and an ONNX export whose parity check passes. Datasets: declared
+class names, splits, a sample image. Offline describers: a description and provenance. Prompts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textclf import registry as reg
+from textclf.data.preprocessing import Preprocessing
+
+IMAGE_BACKBONES = [n for n in reg.image_backbone_names() if not n.endswith(":<id>")]
+DATASETS = sorted(reg.registry("datasets").names())
+DESCRIBERS = sorted(reg.registry("describers").names())
+PROMPTS = sorted(reg.registry("prompts").names())
+SMALL = 32  # input size of the contract runs: fast, and every built-in backbone takes it
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.parametrize("name", IMAGE_BACKBONES)
+def test_image_backbone_contract(name, tmp_path):
+    from textclf.config import build_config
+    from textclf.exports.onnx_export import export_run
+    from textclf.models.encoders import build_image_encoder
+    from textclf.run import load_run
+    from textclf.training.recipe import train
+
+    plugin, argument = reg.get_image_backbone(name)
+    spec = plugin.spec(argument, False)
+    assert spec.dim > 0 and isinstance(spec.preprocessing, Preprocessing) and spec.weights_id
+    encoder = build_image_encoder(name, pretrained=False, input_size=SMALL)
+    with torch.no_grad():
+        assert encoder.module(torch.randn(2, 3, SMALL, SMALL)).shape == (2, spec.dim)
+    assert len(plugin.quantization_stages(encoder.module)) >= 1
+    assert any(True for _ in plugin.last_layer(encoder.module).parameters())
+
+    config = build_config("tiny", None, {"image_backbone": name, "pretrained": False, "epochs": 1,
+                                         "image_size": SMALL})
+    metrics = train(config, tmp_path / "run")
+    assert metrics["feature_cache_hit"] is False and metrics["epochs"] == 1
+    run = load_run(tmp_path / "run")
+    assert run.run_info["image_backbone"]["weights_hash"] == encoder.weights_hash
+    report = export_run(tmp_path / "run", check_images=16)
+    assert report["parity"]["passed"], report["parity"]["reason"]
+
+
+def _fake_cifar(root: Path) -> Path:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(pickle.dumps({"data": data, "labels": [0, 1, 2, 3]}, protocol=2))
+    return folder
+
+
+def _image_folder(root: Path) -> Path:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))):
+            (root / split / cls).mkdir(parents=True)
+            Image.new("RGB", (12, 10), colour).save(root / split / cls / "0.png")
+    return root
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_dataset_contract(name, tmp_path, monkeypatch):
+    from textclf.data import load_dataset
+
+    plugin, _ = reg.registry("datasets").get(name + (":x" if name == "imagefolder" else ""))
+    argument = None
+    if name == "imagefolder":
+        argument = str(_image_folder(tmp_path / "pets"))
+    if name == "cifar10":
+        monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "empty-cache"))
+        monkeypatch.setenv("TEXTCLF_CIFAR10", str(_fake_cifar(tmp_path)))
+    if name == "fashion-mnist" and not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
+    declared = plugin.class_names(argument)
+    ds = load_dataset(f"{name}:{argument}" if argument else name)
+    if declared is not None:
+        assert declared == ds.class_names
+    assert len(set(ds.class_names)) == len(ds.class_names) >= 2
+    for split in (ds.train, ds.test):
+        assert len(split) > 0 and split.labels.min() >= 0 and split.labels.max() < len(ds.class_names)
+        image = split.read([0])[0]
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+@pytest.mark.parametrize("name", DESCRIBERS)
+def test_offline_describer_contract(name, tmp_path):
+    from textclf.describe import make_describer, resolve_prompt
+
+    plugin, _ = reg.registry("describers").get(name + (":x" if name == "file" else ""))
+    if not plugin.offline:
+        pytest.skip(f"describer '{name}' needs a network service (tested against a local server elsewhere)")
+    classes = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    spec = name
+    if name == "file":
+        path = tmp_path / "d.json"
+        path.write_text(json.dumps({c: f"the digit {c}" for c in classes}))
+        spec = f"file:{path}"
+    _, describer = make_describer(spec, dataset="digits", class_names=classes, seed=0, samples=1)
+    text = describer.describe("three", resolve_prompt("type1"), 0)
+    assert isinstance(text, str) and text.strip()
+    limit = describer.max_samples("three")
+    assert limit is None or limit >= 1
+    assert "describer" in describer.provenance()
+    asyncio.run(describer.aclose())
+
+
+@pytest.mark.parametrize("name", PROMPTS)
+def test_prompt_contract(name):
+    prompt, _ = reg.registry("prompts").get(name)
+    rendered = prompt.render("hot-air balloon")
+    assert "hot-air balloon" in rendered and "{" not in rendered
+    assert prompt.max_tokens > 0 and all(reg.registry("prompts").get(a)[0] is prompt for a in prompt.aliases)
