@@ -277,8 +277,8 @@ def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
-          reporter: Reporter = NULL) -> dict:
-    """Train one run into ``run_dir`` and return its ``train_metrics`` dict."""
+          reporter: Reporter = NULL, tracker=None) -> dict:
+    """Train one run into ``run_dir`` and return its ``train_metrics`` dict (``tracker``: textclf.tracking)."""
     files = RunFiles(Path(run_dir))
     if resume:
         if not files.config.exists():
@@ -328,7 +328,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     writer = CheckpointWriter(files)
     try:
         best = _run_epochs(st, writer, optimizer, scheduler, start_epoch, history,
-                           (best_val, best_epoch, best_state), reporter)
+                           (best_val, best_epoch, best_state), reporter, tracker)
     except BaseException:
         writer.wait(raise_error=False)  # let the write in flight land; the loop's error is the one to report
         raise
@@ -370,7 +370,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
 
 
 def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, start_epoch: int, history: list,
-                best: tuple, reporter: Reporter) -> tuple:
+                best: tuple, reporter: Reporter, tracker=None) -> tuple:
     """The explicit epoch loop; checkpoints after every epoch. Returns ``(best_val, best_epoch, best_state)``."""
     from textclf.losses import combined_loss
 
@@ -418,6 +418,8 @@ def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, star
                "loss_cont": round(sums[2] / n, 6), "val_accuracy": round(val_acc, 6),
                "lr": round(scheduler.get_last_lr()[0], 8), "seconds": round(time.perf_counter() - t0, 4)}
         history.append(row)
+        if tracker is not None:
+            tracker.log_epoch(row)
         if val_acc > best_val:
             # Only --select best needs the best epoch's weights; otherwise track the figure alone.
             best_val, best_epoch = val_acc, epoch + 1
@@ -425,7 +427,7 @@ def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, star
         writer.submit(_state_tensors(st), best_state, optimizer, {
             "epoch": epoch, "scheduler": scheduler.state_dict(), "best_val": best_val,
             "best_epoch": best_epoch, "history": history}, history)
-        reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc)
+        reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc, lr=row["lr"], seconds=row["seconds"])
         if delay:
             time.sleep(delay)
     return best_val, best_epoch, best_state
