@@ -63,8 +63,8 @@ class Predictor:
     branch: object = None
     note: Optional[str] = None
 
-    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order."""
+    def probabilities(self, images: Sequence[np.ndarray], batch_size: int = BATCH) -> np.ndarray:
+        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order, ``batch_size`` at a time."""
         n = len(images)
         out = np.zeros((n, len(self.class_names)), dtype=np.float32)
         if not n:
@@ -74,8 +74,8 @@ class Predictor:
             for i, im in enumerate(images):
                 by_size.setdefault(im.shape, []).append(i)
             for idx in by_size.values():
-                for start in range(0, len(idx), BATCH):
-                    part = idx[start:start + BATCH]
+                for start in range(0, len(idx), batch_size):
+                    part = idx[start:start + batch_size]
                     batch = np.ascontiguousarray(np.stack([images[i] for i in part]))
                     out[part] = self.session.run(["probabilities"], {self.input["name"]: batch})[0]
             return out
@@ -84,8 +84,8 @@ class Predictor:
         from textclf.features import preprocess_uint8
 
         spec = self.preprocess
-        for start in range(0, n, BATCH):
-            chunk = images[start:start + BATCH]
+        for start in range(0, n, batch_size):
+            chunk = images[start:start + batch_size]
             x = torch.cat([preprocess_uint8(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None], spec)
                            for im in chunk])
             if self.kind == "onnx":
@@ -146,25 +146,39 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict]:
     return [{"class": class_names[i], "index": int(i), "probability": float(probs[i])} for i in order]
 
 
-def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter: Reporter = NULL) -> list[dict]:
-    """One result per file, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``."""
+def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter: Reporter = NULL,
+                  batch_size: int = BATCH) -> list[dict]:
+    """One result per input, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``.
+
+    ``paths`` are files (or :class:`textclf.image_files.Missing` entries, reported as errors);
+    images are read and predicted ``batch_size`` at a time, so memory stays flat for any count.
+    """
     if top < 1:
         raise TextclfError(f"--top-k must be >= 1, got {top}")
+    if batch_size < 1:
+        raise TextclfError(f"--batch-size must be >= 1, got {batch_size}")
+    from textclf.image_files import Missing
+
     results: list[dict] = []
-    images, where = [], []
-    reporter.task("read", len(paths), f"reading {len(paths)} images")
-    for p in paths:
-        try:
-            images.append(read_image(p))
-            where.append(len(results))
-            results.append({"file": str(p)})
-        except TextclfError as exc:
-            results.append({"file": str(p), "error": str(exc)})
-        reporter.advance("read", 1)
-    reporter.done("read")
-    probs = predictor.probabilities(images)
-    for i, row in zip(where, probs):
-        results[i]["top"] = top_k(row, predictor.class_names, top)
+    reporter.task("predict", len(paths), f"predicting {len(paths)} images")
+    for start in range(0, len(paths), batch_size):
+        images, where = [], []
+        for p in paths[start:start + batch_size]:
+            missing = isinstance(p, Missing)
+            name, error = (p.name, p.error) if missing else (str(p), None)
+            if not missing:
+                try:
+                    images.append(read_image(p))
+                    where.append(len(results))
+                    results.append({"file": name})
+                    continue
+                except TextclfError as exc:
+                    error = str(exc)
+            results.append({"file": name, "error": error})
+        for i, row in zip(where, predictor.probabilities(images, batch_size)):
+            results[i]["top"] = top_k(row, predictor.class_names, top)
+        reporter.advance("predict", len(paths[start:start + batch_size]))
+    reporter.done("predict")
     return results
 
 
