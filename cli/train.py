@@ -132,9 +132,10 @@ def command(
 
     from textclf.cli._progress import is_quiet, reporter
     from textclf.tracking import make_tracker
+
+    tracker = make_tracker(log, Path(run_dir) / "tensorboard")  # a missing extra fails before torch loads
     from textclf.train import train
 
-    tracker = make_tracker(log, Path(run_dir) / "tensorboard")  # a missing extra fails before any work
     try:
         with reporter(enabled=not json_out) as progress:
             metrics = train(cfg, run_dir, resume=resume, reporter=progress, tracker=tracker)
