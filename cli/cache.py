@@ -72,7 +72,7 @@ def _report(result, verb: str, json_out: bool) -> None:
     if json_out:
         print_json(result.to_dict())
         return
-    action = f"would remove" if result.dry_run else verb
+    action = "would remove" if result.dry_run else verb
     console.print(f"{action} {len(result.removed)} entries ({human_bytes(result.bytes)})", highlight=False)
     for e in result.removed:
         what = f"{e.info.get('backbone')} {e.info.get('dataset')}/{e.info.get('split')}" if e.info else e.status
