@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/textclf train --run-dir runs/demo
 	$(BIN)/textclf eval runs/demo
 	$(BIN)/textclf export onnx runs/demo
-	$(BIN)/textclf export samples runs/demo --out demo_images -n 6
+	$(BIN)/textclf export samples runs/demo --output demo_images -n 6
 	$(BIN)/textclf predict runs/demo/model.onnx demo_images/*.png --top-k 3
 
 # pytest exits 5 when it collects no test; that is not a failure of the code under test.

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, handle_errors, print_json
+from textclf.cli._help import default_note, merge_alias, preset_note
 
 HELP = ("Run a grid of train+eval cells over several seeds and compare each to the no-text control "
         "(paired difference, 95% CI).\n\n"
@@ -40,27 +41,64 @@ def _float(v: str) -> float:
         raise TextclfError(f"'{v}' is not a number") from None
 
 
+def _seeds(value: str) -> list[int]:
+    """``"3"`` -> seeds 0, 1, 2; ``"0,5,7"`` -> those seeds."""
+    from textclf.errors import TextclfError
+
+    try:
+        if "," in value:
+            seeds = [int(v) for v in _split(value)]
+        else:
+            seeds = list(range(int(value)))
+    except ValueError:
+        raise TextclfError(f"--seeds '{value}' is neither a count (3) nor a list of seeds (0,5,7)") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise TextclfError(f"--seeds '{value}' must be a count >= 1 or distinct seeds >= 0")
+    return seeds
+
+
 @handle_errors
 def command(
     paper: bool = typer.Option(False, "--paper", help="The paper's experiments I-III plus baseline and controls."),
-    grid: Optional[Path] = typer.Option(None, "--grid", help="TOML grid file ([grid] axes, controls, [base])."),
-    preset: str = typer.Option("default", "--preset", help="default (offline) | paper | tiny"),
-    prompt_types: Optional[str] = typer.Option(None, "--prompt-types", help="e.g. 1,2,3,4"),
-    clf_weights: Optional[str] = typer.Option(None, "--clf-weights", help="e.g. 0.8,0.5,0.2"),
-    freeze_text: Optional[str] = typer.Option(None, "--freeze-text", help="e.g. true,false"),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="e.g. one,all"),
-    train_fractions: Optional[str] = typer.Option(None, "--train-fractions", help="e.g. 0.1,0.5,1.0"),
-    image_backbones: Optional[str] = typer.Option(None, "--image-backbones"),
-    text_backbones: Optional[str] = typer.Option(None, "--text-backbones"),
+    grid: Optional[Path] = typer.Option(None, "--grid", metavar="FILE.toml",
+                                        help="TOML grid file: \\[grid] axes, controls = \\[...], \\[base] settings."
+                                             + default_note("none")),
+    preset: str = typer.Option("default", "--preset", help="Settings every cell starts from: default (offline) | "
+                                                           "paper | tiny."),
+    prompt_types: Optional[str] = typer.Option(None, "--prompt-types", help="Axis: prompt types, e.g. 1,2,3,4."
+                                               + default_note("not varied")),
+    clf_weights: Optional[str] = typer.Option(None, "--clf-weights", help="Axis: w_clf values, e.g. 0.8,0.5,0.2."
+                                              + default_note("not varied")),
+    freeze_text: Optional[str] = typer.Option(None, "--freeze-text", help="Axis: text encoder frozen, e.g. true,false."
+                                              + default_note("not varied")),
+    negatives: Optional[str] = typer.Option(None, "--negatives", help="Axis: InfoNCE negatives, e.g. one,all."
+                                            + default_note("not varied")),
+    train_fractions: Optional[str] = typer.Option(None, "--train-fractions",
+                                                  help="Axis: fractions of the train images, e.g. 0.1,0.5,1.0."
+                                                  + default_note("not varied")),
+    image_backbones: Optional[str] = typer.Option(None, "--image-backbones",
+                                                  help="Axis: image backbones, e.g. efficientnet-lite0,resnet50."
+                                                  + default_note("not varied")),
+    text_backbones: Optional[str] = typer.Option(None, "--text-backbones",
+                                                 help="Axis: text backbones, e.g. minilm-l6,distilbert-base-uncased."
+                                                 + default_note("not varied")),
     controls: Optional[str] = typer.Option(None, "--controls",
-                                           help="no-text,classname,random-words,shuffled,baseline (no-text is always run)"),
-    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per cell (0..N-1)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    max_train: Optional[int] = typer.Option(None, "--max-train"),
-    max_test: Optional[int] = typer.Option(None, "--max-test"),
-    out: Optional[Path] = typer.Option(None, "--out", help="default: ablations/<name>"),
-    name: Optional[str] = typer.Option(None, "--name", help="default: paper or grid"),
+                                           help="Controls: no-text,classname,random-words,shuffled,baseline "
+                                                "(no-text is always run)." + default_note("no-text")),
+    seeds: str = typer.Option("3", "--seeds", help="Seeds per cell: a count N (seeds 0..N-1) or a list, e.g. 0,5,7."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset of every cell." + preset_note("dataset")),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs of every cell." + preset_note("epochs")),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Stratified subset of N train images."
+                                            + preset_note("max_train", none="all")),
+    max_test: Optional[int] = typer.Option(None, "--max-test", help="Stratified subset of N test images."
+                                           + preset_note("max_test", none="all")),
+    device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when available) | cpu | cuda."
+                                         + preset_note("device")),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the cells and results."
+                                          + default_note("ablations/<name>")),
+    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the default --output folder."
+                                       + default_note("paper or grid")),
     resume: bool = typer.Option(False, "--resume", help="Skip finished cells of an earlier run."),
     force: bool = typer.Option(False, "--force", help="Delete earlier results and start over."),
     jobs: int = typer.Option(0, "--jobs", min=0,
@@ -82,7 +120,9 @@ def command(
     }.items() if v}
     control_names = _split(controls)
     base = {k: v for k, v in {"dataset": dataset, "epochs": epochs, "max_train": max_train,
-                              "max_test": max_test}.items() if v is not None}
+                              "max_test": max_test, "device": device}.items() if v is not None}
+    seed_list = _seeds(seeds)
+    out = merge_alias(output, out_alias, "--output", "--out")
     if paper:
         if axes or grid:
             raise TextclfError("--paper defines its own grid; drop the axis flags or --grid")
@@ -98,21 +138,24 @@ def command(
         cells = ablate.grid_cells(axes, control_names)
     out = out or Path("ablations") / (name or ("paper" if paper else "grid"))
 
-    from textclf.cli._progress import RichReporter
+    from textclf.cli._progress import reporter
 
-    with RichReporter(enabled=not json_out) as reporter:
-        summary = ablate.run_grid(cells, list(range(seeds)), out, base=base, preset=preset, resume=resume,
-                                  force=force, jobs=jobs, reporter=reporter)
+    with reporter(enabled=not json_out) as progress:
+        summary = ablate.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
+                                  force=force, jobs=jobs, reporter=progress)
     if json_out:
         print_json({"out": str(out), **summary})
         return
     from rich.table import Table
 
-    table = Table(title=f"textclf ablate: {out}")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"textclf ablate: {out}"))
     for h in ablate.HEADERS:
-        table.add_column(h)
+        # fold: long cell names (prompt-type=type1.clf-weight=0.8...) wrap instead of being cut
+        table.add_column(h, overflow="fold")
     for row in ablate.summary_rows(summary):
-        table.add_row(*row)
+        table.add_row(*(escape(c) for c in row))
     console.print(table)
-    console.print(summary["verdict"])
-    console.print(f"wrote {out}/results.csv, results.json, summary.md")
+    console.print(summary["verdict"], highlight=False, markup=False)
+    console.print(f"wrote {out}/results.csv, results.json, summary.md, forest.png", highlight=False, markup=False)

@@ -7,15 +7,18 @@ from typing import Optional
 
 import typer
 
-from textclf.cli._common import console, err_console, handle_errors, print_json
+from textclf.cli._common import console, handle_errors, print_json
+from textclf.cli._help import default_note, merge_alias
 
 HELP = (
-    "Write class descriptions for a dataset: one JSON per prompt type, with provenance, in "
-    "descriptions/<dataset>/<prompt>.json. Describers: openai (key from OPENAI_API_KEY; "
+    "Write class descriptions for a dataset (one JSON per prompt, with provenance).\n\n"
+    "Files go to descriptions/<dataset>/<prompt>.json. Describers: openai (key from OPENAI_API_KEY; "
     "--base-url for any OpenAI-compatible server such as vLLM or Ollama), builtin (shipped, "
     "offline: digits, fashion-mnist, cifar10), classname, random-words, file:PATH (JSON or CSV). "
-    "A rerun fetches only what is missing; --force starts over.\n\n"
-    "Example: textclf describe --dataset cifar10 --prompt-type all --describer builtin"
+    "A rerun fetches only what is missing; --force starts over. Token usage is summed per class and "
+    "per file. 'textclf describe show FILE' prints a file's texts.\n\n"
+    "Example: textclf describe --dataset cifar10 --prompt-type all --describer builtin\n\n"
+    "Example: textclf describe --base-url http://localhost:11434/v1 --model llama3.1   # no key needed"
 )
 
 
@@ -27,7 +30,7 @@ def _out_path(out: Optional[Path], dataset: str, prompt_name: str, n_prompts: in
         return default_path(dataset, prompt_name)
     if out.suffix.lower() == ".json":
         if n_prompts > 1:
-            raise TextclfError(f"--out {out} names one file but {n_prompts} prompts are described; "
+            raise TextclfError(f"--output {out} names one file but {n_prompts} prompts are described; "
                                f"give a folder instead")
         return out
     return out / f"{safe_name(prompt_name)}.json"
@@ -49,90 +52,97 @@ def _source(label: str, kept: int, fetched: int) -> str:
     return "kept (already in file)"
 
 
+app = typer.Typer(help=HELP, invoke_without_command=True, no_args_is_help=False, rich_markup_mode="rich",
+                  subcommand_metavar="[show FILE]")
+
+
+@app.callback(invoke_without_command=True)
 @handle_errors
 def command(
+    ctx: typer.Context,
     dataset: str = typer.Option("digits", "--dataset", "-d",
                                 help="Dataset whose classes to describe (digits, fashion-mnist, cifar10, "
                                      "imagefolder:PATH, ...)."),
     prompt_type: Optional[str] = typer.Option(None, "--prompt-type", "-p",
-                                              help="1|2|3|4|all, or a prompt name such as type3 "
-                                                   "(default: 1)."),
+                                              help="1|2|3|4|all, or a prompt name such as type3."
+                                                   + default_note("1")),
     prompt_template: Optional[str] = typer.Option(None, "--prompt-template",
                                                   help="A custom prompt containing {class_name}, e.g. "
-                                                       "'Describe the shape of a {class_name}.'"),
+                                                       "'Describe the shape of a {class_name}.'"
+                                                       + default_note("none")),
     describer: Optional[str] = typer.Option(None, "--describer",
-                                            help="openai|builtin|classname|random-words|file:PATH "
-                                                 "(default: openai when OPENAI_API_KEY is set, else builtin)."),
-    model: Optional[str] = typer.Option(None, "--model",
-                                        help="Chat model (default: $TEXTCLF_LLM_MODEL or gpt-4o-mini)."),
+                                            help="openai | builtin | classname | random-words | file:PATH."
+                                                 + default_note("openai with a key or a local --base-url, "
+                                                                "else builtin")),
+    model: Optional[str] = typer.Option(None, "--model", help="Chat model."
+                                        + default_note("$TEXTCLF_LLM_MODEL or gpt-4o-mini")),
     base_url: Optional[str] = typer.Option(None, "--base-url",
                                            help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
-                                                "(vLLM) or http://localhost:11434/v1 (Ollama)."),
+                                                "(vLLM) or http://localhost:11434/v1 (Ollama); a local one "
+                                                "needs no key." + default_note("OpenAI's")),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY",
+                                          help="API key (prefer OPENAI_API_KEY: a flag is visible to other "
+                                               "users of the machine); never written anywhere."
+                                               + default_note("$OPENAI_API_KEY")),
     samples: int = typer.Option(1, "--samples", min=1, help="Descriptions per class."),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0,
-                                                help="Sampling temperature (default: 0.7)."),
+                                                help="Sampling temperature." + default_note("0.7")),
     seed: Optional[int] = typer.Option(None, "--seed",
-                                       help="Seed sent to the LLM (sample i uses seed+i); random-words' seed."),
+                                       help="Seed sent to the LLM (sample i uses seed+i); random-words' seed."
+                                            + default_note("none")),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests in flight."),
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per request."),
     max_retries: int = typer.Option(5, "--max-retries", min=0,
                                     help="Retries per request on 429, 5xx, timeouts (exponential backoff)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Output .json file, or a folder for <prompt>.json files "
-                                            "(default: descriptions/<dataset>/<prompt>.json)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Output .json file, or a folder for <prompt>.json files."
+                                               + default_note("descriptions/<dataset>/<prompt>.json")),
+    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
     force: bool = typer.Option(False, "--force", help="Regenerate everything, replacing an existing file."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write class descriptions."""
+    if ctx.invoked_subcommand is not None:  # `textclf describe show FILE`
+        return
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from textclf.cli._progress import note, reporter
     from textclf.describe import (DescribeOptions, dataset_class_names, default_describer, prompts_for,
                                   run_describe)
     from textclf.descriptions import descriptions_hash, load_descriptions
 
+    out = merge_alias(output, out_alias, "--output", "--out")
     prompts = prompts_for(prompt_type, prompt_template)
     class_names = dataset_class_names(dataset)
-    if describer is None and (base_url or model):
-        describer = "openai"  # --base-url/--model only make sense for an LLM; say so if no key
+    if describer is None and (base_url or model or api_key):
+        describer = "openai"  # these only make sense for an LLM; say so if no key
     if describer is None:
-        describer, note = default_describer(dataset, [p.name for p in prompts])
-        if note:
-            err_console.print(f"[cyan]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        describer, why = default_describer(dataset, [p.name for p in prompts], class_names)
+        if why:
+            note(why)
     paths = [_out_path(out, dataset, p.name, len(prompts)) for p in prompts]
 
     summaries = []
     for prompt, path in zip(prompts, paths):
-        # The bar starts when the plan is known, so a describer that fails to start shows none.
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=err_console, transient=False)
-        task = progress.add_task(escape(f"{dataset} {prompt.name}"), total=None)
-        try:
-            def on_event(ev, progress=progress, task=task):
-                if ev.kind == "plan":
-                    progress.update(task, total=ev.total)
-                    if ev.total:
-                        progress.start()
+        # Bars vanish on an error, so the error line stands alone.
+        with reporter(enabled=not json_out, transient_on_error=True) as progress:
+            def on_event(ev, progress=progress, label=f"{dataset} {prompt.name}"):
+                if ev.kind == "plan" and ev.total:
+                    progress.task("describe", ev.total, label)
                 elif ev.kind == "done":
-                    progress.advance(task)
+                    progress.advance("describe", 1)
                 elif ev.kind == "retry":
-                    progress.console.print(
-                        f"[yellow]retry {ev.attempt}[/] for '{escape(str(ev.class_name))}' in "
-                        f"{ev.delay:.1f} s: {escape(ev.reason)}",
-                        highlight=False)
+                    progress.message(f"retry {ev.attempt} for '{ev.class_name}' in {ev.delay:.1f} s: {ev.reason}")
+                elif ev.kind == "finished":
+                    progress.done("describe")
 
             opts = DescribeOptions(dataset=dataset, class_names=class_names, prompt=prompt,
                                    describer=describer, out=path, samples=samples, model=model,
                                    base_url=base_url, temperature=temperature, seed=seed,
                                    concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-                                   force=force)
+                                   force=force, api_key=api_key)
             result = run_describe(opts, on_event)
-        except BaseException:
-            progress.live.transient = True  # the error line alone, no half-filled bar
-            raise
-        finally:
-            progress.stop()
         checked = load_descriptions(result.path, class_names)
         summaries.append((prompt, result, checked))
 
@@ -142,16 +152,29 @@ def command(
             "describer": f.describer, "model": f.model, "base_url": f.base_url,
             "classes": len(class_names), "fetched": r.requests, "kept": sum(r.kept.values()),
             "seconds": round(r.seconds, 3), "descriptions_hash": descriptions_hash(f.descriptions),
+            "usage": r.usage or None, "usage_total": f.usage,
         } for p, r, f in summaries]})
         return
     for prompt, result, checked in summaries:
+        with_tokens = "total_tokens" in result.usage  # servers that report no usage get no column
         table = Table(title=escape(f"{dataset} / {prompt.name}: {result.path}"), title_justify="left")
-        table.add_column("class")
+        table.add_column("class", overflow="fold")
         table.add_column("words", justify="right")
-        table.add_column("source")
+        if with_tokens:
+            table.add_column("tokens", justify="right")
+        table.add_column("source", overflow="fold")
         for c in class_names:
-            table.add_row(escape(c), _words(checked.descriptions[c]),
-                          escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
+            cells = [escape(c), _words(checked.descriptions[c])]
+            if with_tokens:
+                cells.append(_tokens(result.usage_by_class.get(c)))
+            cells.append(escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
+            table.add_row(*cells)
+        if with_tokens:
+            u = result.usage
+            table.caption = (f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + "
+                             f"{u.get('completion_tokens', 0):,} completion = {u.get('total_tokens', 0):,} "
+                             f"in {u.get('requests', 0)} requests")
+            table.caption_justify = "left"
         console.print(table)
         if result.requests:
             console.print(f"wrote {result.path} ({result.requests} new, "
@@ -159,3 +182,46 @@ def command(
         else:
             console.print(f"{result.path} is already complete (use --force to regenerate)",
                           highlight=False, markup=False)
+
+
+def _tokens(usage) -> str:
+    return f"{usage['total_tokens']:,}" if usage and "total_tokens" in usage else "-"
+
+
+@app.command("show", help="Print the texts of a description file as a table (class, text), with its "
+                          "provenance.\n\nExample: textclf describe show descriptions/digits/type1.json")
+@handle_errors
+def show(
+    file: Path = typer.Argument(..., metavar="FILE", help="A description file (textclf describe writes them)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the file's provenance and texts as JSON."),
+) -> None:
+    """Show a description file."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from textclf.descriptions import load_descriptions
+
+    f = load_descriptions(file, partial=True)
+    if json_out:
+        print_json(f.to_json())
+        return
+    made_by = " ".join(x for x in (f.describer, f.model, f.base_url) if x)
+    title = f"{f.dataset} / {f.prompt_name}: {file}"
+    table = Table(title=escape(title), title_justify="left", show_lines=True)
+    table.add_column("class", overflow="fold", ratio=1)
+    table.add_column("text", overflow="fold", ratio=4)
+    several = any(len(t) > 1 for t in f.descriptions.values())
+    for c in f.class_names:
+        for i, text in enumerate(f.descriptions.get(c, [])):
+            label = f"{c} ({i + 1})" if several else c
+            table.add_row(escape(label), escape(text))
+    lines = [f"prompt: {f.prompt_text}", f"by: {made_by} (textclf {f.textclf_version}, {f.updated_at})"]
+    if f.usage:
+        lines.append(f"tokens: {f.usage.get('total_tokens', 0):,} in {f.usage.get('requests', 0)} requests")
+    missing = f.missing_classes()
+    if missing:
+        lines.append(f"incomplete: {len(missing)} classes not described yet ({', '.join(missing[:5])}"
+                     f"{', ...' if len(missing) > 5 else ''})")
+    table.caption = "\n".join(lines)
+    table.caption_justify = "left"
+    console.print(table)

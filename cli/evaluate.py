@@ -8,29 +8,37 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
+from textclf.cli._help import default_note
 
-HELP = ("Evaluate a run on its test split: accuracy, per-class precision/recall/F1, macro-F1, confusion "
-        "matrix, calibration (ECE), text-similarity head and ensemble. Writes RUN_DIR/metrics.json and "
-        "RUN_DIR/plots/*.png; gates exit 1 when a bound is missed.\n\n"
+HELP = ("Evaluate a run on its test split, with CI gates (exit 1 when a bound is missed).\n\n"
+        "Accuracy, per-class precision/recall/F1, macro-F1, confusion matrix, calibration (ECE), "
+        "text-similarity head and ensemble. Writes RUN_DIR/metrics.json and RUN_DIR/plots/*.png "
+        "(with --onnx: MODEL.metrics-<dataset>-<split>.json beside the model).\n\n"
         "Example: textclf eval runs/latest --min-accuracy 0.90 --baseline main_metrics.json --max-drop 0.01")
 
 
 @handle_errors
 def command(
-    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="A finished run dir (from textclf train).", show_default=False),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="A finished run dir (from textclf train).",
+                                             show_default=False),
     dataset: Optional[str] = typer.Option(None, "--dataset",
-                                          help="Evaluate on another dataset with the same class names (default: the run's)."),
+                                          help="Evaluate on another dataset with the same class names."
+                                               + default_note("the run's")),
     split: str = typer.Option("test", "--split", help="train | test"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (with --onnx: the ONNX Runtime provider)."),
     min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", metavar="X",
-                                                 help="Gate: fail (exit 1) when accuracy < X (a fraction, e.g. 0.9)."),
+                                                 help="Gate: fail (exit 1) when accuracy < X (a fraction, e.g. 0.9)."
+                                                      + default_note("no gate")),
     baseline: Optional[Path] = typer.Option(None, "--baseline", metavar="OTHER_metrics.json",
-                                            help="Gate: compare accuracy and macro-F1 with another metrics.json."),
+                                            help="Gate: compare accuracy and macro-F1 with another metrics.json."
+                                                 + default_note("no gate")),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", metavar="D",
-                                             help="Largest allowed absolute drop below --baseline (0.01 = 1 point; default 0)."),
+                                             help="Largest allowed absolute drop below --baseline (0.01 = 1 point)."
+                                                  + default_note("0")),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the figures to RUN_DIR/plots/."),
     onnx: Optional[Path] = typer.Option(None, "--onnx", metavar="MODEL.onnx",
-                                        help="Evaluate an exported ONNX model instead of a run dir (needs --dataset)."),
+                                        help="Evaluate an exported ONNX model instead of a run dir (needs --dataset)."
+                                             + default_note("none")),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics (and gate results) as JSON."),
 ) -> None:
     """Evaluate a run (or an ONNX model) and apply the CI gates."""
@@ -81,11 +89,11 @@ def _note_kept_baseline(path, json_out: bool) -> None:
 
 
 def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
-    from textclf.cli._progress import RichReporter
+    from textclf.cli._progress import reporter
     from textclf.evaluate import evaluate_run, write_metrics
 
-    with RichReporter(enabled=not json_out) as reporter:
-        ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=reporter)
+    with reporter(enabled=not json_out) as progress:
+        ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
     written = {}
     path = write_metrics(ev.metrics_path, ev.metrics, baseline=baseline)
     if path is None:
@@ -109,18 +117,21 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baselin
         raise TextclfError("--onnx needs --dataset NAME (the dataset to evaluate the model on)")
     if not model.is_file():
         raise TextclfError(f"ONNX model '{model}' does not exist")
-    from textclf.cli._progress import RichReporter
+    from textclf.cli._progress import reporter
 
-    with RichReporter(enabled=not json_out) as reporter:
-        labels, logits, class_names = onnx_split_logits(model, dataset, split, provider=device, reporter=reporter)
+    with reporter(enabled=not json_out) as progress:
+        labels, logits, class_names = onnx_split_logits(model, dataset, split, provider=device, reporter=progress)
     # The exported branch has no text head: classification-head metrics only.
     metrics = compute_metrics(labels, logits, class_names)
     doc = metrics_document(metrics, source={"kind": "onnx", "path": str(model)}, dataset=dataset, split=split)
-    stem = model.with_suffix("")
+    from textclf.descriptions import safe_name
+
+    # The dataset is in the name: a second dataset's metrics never overwrite the first's.
+    stem = f"{model.with_suffix('')}.metrics-{safe_name(dataset)}-{split}"
     written = {}
-    path = write_metrics(f"{stem}.metrics-{split}.json", doc, baseline=baseline)
+    path = write_metrics(f"{stem}.json", doc, baseline=baseline)
     if path is None:
-        _note_kept_baseline(f"{stem}.metrics-{split}.json", json_out)
+        _note_kept_baseline(f"{stem}.json", json_out)
     else:
         written["metrics"] = path
     if plots:
@@ -129,7 +140,8 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baselin
         from textclf.plots import plot_confusion_matrix
 
         written["confusion_matrix"] = plot_confusion_matrix(
-            np.asarray(doc["confusion_matrix"]), doc["class_names"], f"{stem}.confusion_matrix-{split}.png",
+            np.asarray(doc["confusion_matrix"]), doc["class_names"],
+            f"{model.with_suffix('')}.confusion_matrix-{safe_name(dataset)}-{split}.png",
             title=f"Confusion matrix, {dataset} {split}")
     return doc, written
 

@@ -7,15 +7,16 @@ from typing import Optional
 
 import typer
 
-from textclf.cli._common import console, err_console, handle_errors, print_json
+from textclf.cli._common import console, handle_errors, print_json
+from textclf.cli._help import default_note, merge_alias
 
 app = typer.Typer(help="Export a trained run (ONNX model, sample images).\n\n"
                        "Example: textclf export onnx runs/demo --with-preprocessing",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode="rich")
 
 ONNX_HELP = """Export the image branch (backbone + projection + classification head) to ONNX.
 
-Writes RUN_DIR/model.onnx (or --out) and a sidecar model.onnx.json with the same metadata.
+Writes RUN_DIR/model.onnx (or --output) and a sidecar model.onnx.json with the same metadata.
 Outputs: logits, probabilities, embedding; dynamic batch axis. The file is checked with
 onnx.checker and against PyTorch on the run's test images before it is renamed into place;
 a failed check exits 1 and leaves nothing behind.
@@ -24,19 +25,21 @@ Examples:
 
   textclf export onnx runs/demo
 
-  textclf export onnx runs/demo --with-preprocessing --out demo.onnx   # uint8 images in, any size
+  textclf export onnx runs/demo --with-preprocessing --output demo.onnx   # uint8 images in, any size
 
-  textclf export onnx runs/demo --int8 --benchmark --out runs/demo/model-int8.onnx
+  textclf export onnx runs/demo --int8 --benchmark --output runs/demo/model-int8.onnx
 
-  textclf export onnx runs/demo --fp16 --provider cuda
+  textclf export onnx runs/demo --fp16 --device cuda
 """
 
 
 @app.command("onnx", help=ONNX_HELP)
 @handle_errors
 def onnx(
-    run_dir: Path = typer.Argument(..., help="A finished run dir (textclf train --run-dir ...)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default RUN_DIR/model.onnx)."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run dir (textclf train --run-dir ...)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx file."
+                                          + default_note("RUN_DIR/model.onnx")),
+    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset, 13-20 (--with-preprocessing needs >= 18)."),
     with_preprocessing: bool = typer.Option(False, "--with-preprocessing",
                                             help="Input uint8 images (N, H, W, 3) of any size; resize and "
@@ -44,34 +47,37 @@ def onnx(
     fp16: bool = typer.Option(False, "--fp16", help="float16 weights and activations (for GPUs); float32/uint8 I/O."),
     int8: bool = typer.Option(False, "--int8", help="int8 (onnxruntime static QDQ quantization, calibrated on "
                                                     "train images; dynamic when none can be read)."),
-    atol: Optional[float] = typer.Option(None, "--atol", help="fp32 parity: max |logit difference| allowed "
-                                         "(default 1e-4; 5e-4 with --with-preprocessing)."),
+    atol: Optional[float] = typer.Option(None, "--atol", help="fp32 parity: max |logit difference| allowed."
+                                         + default_note("1e-4; 5e-4 with --with-preprocessing")),
     max_accuracy_drop: float = typer.Option(0.01, "--max-accuracy-drop",
                                             help="fp16/int8 parity: test accuracy drop allowed (fraction; 0.01 = 1 point)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the parity check on real test images."),
     check_images: int = typer.Option(1000, "--check-images", help="Test images for the check (0 = the whole split)."),
-    provider: str = typer.Option("cpu", "--provider", help="cpu | cuda | tensorrt | auto: ONNX Runtime provider "
-                                                           "for the check and benchmark; never a silent fallback."),
+    device: Optional[str] = typer.Option(None, "--device", help="ONNX Runtime provider for the check and benchmark: "
+                                         "cpu | cuda | tensorrt | auto; never a silent fallback." + default_note("cpu")),
+    provider_alias: Optional[str] = typer.Option(None, "--provider", hidden=True, help="Old spelling of --device."),
     benchmark: bool = typer.Option(False, "--benchmark", help="img/s at batch 1 and 64, PyTorch eager vs ONNX Runtime."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Export a run to ONNX."""
     from textclf.errors import TextclfError
 
+    out = merge_alias(output, out_alias, "--output", "--out")
+    provider = merge_alias(device, provider_alias, "--device", "--provider") or "cpu"
     if fp16 and int8:
         raise TextclfError("--fp16 and --int8 exclude each other; pick one precision")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     if atol is None:
         atol = 5e-4 if with_preprocessing else 1e-4
 
-    from textclf.cli._progress import RichReporter
+    from textclf.cli._progress import reporter
     from textclf.exports.onnx_export import export_run
 
-    with RichReporter(enabled=not json_out) as reporter:
+    with reporter(enabled=not json_out) as progress:
         report = export_run(run_dir, out=out, opset=opset, with_preprocessing=with_preprocessing,
                             precision=precision, atol=atol, max_accuracy_drop=max_accuracy_drop, provider=provider,
                             check=check, check_images=check_images or None, benchmark=benchmark,
-                            reporter=reporter)
+                            reporter=progress)
     if json_out:
         print_json(report)
         return
@@ -108,11 +114,14 @@ def _print_report(report: dict) -> None:
     for k, v in rows:
         table.add_row(k, v if k == "parity" else escape(str(v)))
     console.print(table)
-    for note in report.get("notes") or []:
-        err_console.print(f"[yellow]note:[/] {escape(note)}")
+    from textclf.cli._progress import is_quiet, note
+
+    for text in report.get("notes") or []:
+        note(text, style="yellow")
     if report.get("benchmark"):
         print_benchmark(report["benchmark"])
-    console.print(f"next: textclf predict {escape(report['model'])} IMAGE...")
+    if not is_quiet():
+        console.print(f"next: textclf predict {escape(report['model'])} IMAGE...")
 
 
 def print_benchmark(bench: dict) -> None:
@@ -131,11 +140,12 @@ def print_benchmark(bench: dict) -> None:
 
 
 @app.command("samples", help="Write a few test images of a run's dataset as PNG files (for demos).\n\n"
-                             "Example: textclf export samples runs/demo --out demo_images -n 8")
+                             "Example: textclf export samples runs/demo --output demo_images -n 8")
 @handle_errors
 def samples(
-    run_dir: Path = typer.Argument(..., help="A finished run dir."),
-    out: Path = typer.Option(Path("demo_images"), "--out", "-o", help="Folder for the PNG files."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run dir."),
+    output: Path = typer.Option(Path("demo_images"), "--output", "-o", help="Folder for the PNG files."),
+    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
     n: int = typer.Option(8, "-n", "--count", help="How many images (one class after another)."),
     split: str = typer.Option("test", "--split", help="train | test"),
     json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
@@ -143,6 +153,7 @@ def samples(
     """Write sample images."""
     from textclf.exports.predict import write_samples
 
+    out = merge_alias(None, out_alias, "--output", "--out") or output
     paths = write_samples(run_dir, out, n=n, split=split)
     if json_out:
         print_json({"files": [str(p) for p in paths]})

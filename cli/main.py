@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from textclf import __version__
-from textclf.cli import ablate, describe, evaluate, export, plugins, predict, train
+from textclf.cli import ablate, cache, describe, evaluate, export, plugins, predict, train
 from textclf.cli._common import set_debug
+from textclf.cli._help import CONTEXT_SETTINGS, install_plain_metavars
+from textclf.cli._progress import set_verbosity
+
+install_plain_metavars()
+
+# The order of the pipeline, not Typer's (commands before command groups).
+ORDER = ("describe", "train", "eval", "ablate", "export", "predict", "plugins", "cache")
+
+
+class _Group(typer.core.TyperGroup):
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+
 
 app = typer.Typer(
+    cls=_Group,
     name="textclf",
     help="Text-enhanced image classification: describe classes with an LLM, train with a "
     "contrastive text loss, evaluate, ablate, and export to ONNX.\n\n"
-    "Example: textclf describe --dataset digits && textclf train && textclf eval runs/latest",
+    "Example: textclf describe --dataset digits && textclf train && textclf eval runs/latest\n\n"
+    "Environment: NO_COLOR=1 turns colours off; TEXTCLF_DEBUG=1 shows tracebacks (as --debug); "
+    "TEXTCLF_CACHE moves the feature cache (default ~/.cache/textclf); OPENAI_API_KEY and "
+    "TEXTCLF_LLM_MODEL configure textclf describe. Progress goes to stderr: bars on a terminal, "
+    "plain log lines when piped.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -28,21 +49,33 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="Print errors and the final result only (no progress, no notes)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Print more: each epoch as a log line above the progress bars."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors (or TEXTCLF_DEBUG=1)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     """Text-enhanced image classification toolkit."""
+    if quiet and verbose:
+        from textclf.cli._common import err_console
+
+        err_console.print("[bold red]error:[/] -q/--quiet and -v/--verbose exclude each other; pick one",
+                          highlight=False)
+        raise typer.Exit(2)
     set_debug(debug)
+    set_verbosity(quiet, verbose)
 
 
-app.command("describe", help=describe.HELP)(describe.command)
+app.add_typer(describe.app, name="describe")
 app.command("train", help=train.HELP)(train.command)
 app.command("eval", help=evaluate.HELP)(evaluate.command)
 app.command("ablate", help=ablate.HELP)(ablate.command)
 app.add_typer(export.app, name="export")
 app.command("predict", help=predict.HELP)(predict.command)
 app.command("plugins", help=plugins.HELP)(plugins.command)
+app.add_typer(cache.app, name="cache")
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    app(prog_name="textclf")

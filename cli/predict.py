@@ -3,42 +3,97 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
+from textclf.cli._help import default_note, merge_alias
 
-HELP = ("Top-k classes for image files, with an exported ONNX model (ONNX Runtime) or a run dir (PyTorch).\n\n"
-        "Unreadable images are reported per file (exit 2 after the others are predicted).\n\n"
-        "Example: textclf predict runs/demo/model.onnx demo_images/*.png --top-k 3")
+HELP = ("Top-k classes for images, with an exported ONNX model (ONNX Runtime) or a run dir (PyTorch).\n\n"
+        "Images: files, folders (searched recursively for image files), quoted globs ('data/**/*.jpg'), "
+        "- (paths on stdin) or --files-from FILE. Unreadable images are reported per file (exit 2 after "
+        "the others are predicted). --output writes one row per image to .csv or .jsonl.\n\n"
+        "Example: textclf predict runs/demo/model.onnx demo_images/ --top-k 3\n\n"
+        "Example: find photos -name '*.jpg' | textclf predict model.onnx - --output preds.csv")
+
+PROGRESS_FROM = 64  # images: fewer are predicted before a bar would be worth drawing
 
 
 @handle_errors
 def command(
-    model: Path = typer.Argument(..., help="An exported .onnx file (textclf export onnx) or a run dir."),
-    images: List[Path] = typer.Argument(..., help="Image files (PNG, JPEG, ...)."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="An exported .onnx file (textclf export onnx) or a run dir."),
+    images: Optional[List[str]] = typer.Argument(None, metavar="IMAGE...",
+                                                 help="Image files, folders, quoted globs, or - for paths on stdin.",
+                                                 show_default=False),
+    files_from: Optional[str] = typer.Option(None, "--files-from", metavar="FILE",
+                                             help="Read image paths from FILE, one per line (- for stdin)."
+                                                  + default_note("none")),
     top_k: int = typer.Option(3, "--top-k", "-k", help="How many classes to show per image."),
-    provider: str = typer.Option("cpu", "--provider", help="cpu | cuda | tensorrt | auto (ONNX models)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images read and predicted at a time."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | tensorrt | auto (ONNX Runtime "
+                                                                "provider; a run dir predicts on the CPU)."
+                                         + default_note("cpu")),
+    provider_alias: Optional[str] = typer.Option(None, "--provider", hidden=True, help="Old spelling of --device."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE.csv|FILE.jsonl",
+                                          help="Write one row per image (unreadable ones with their error)."
+                                               + default_note("none: print a table")),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
     json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
     """Predict classes for images."""
+    import sys
+
+    from textclf.cli._progress import QuietReporter, is_quiet, reporter
     from textclf.errors import TextclfError
-    from textclf.exports.predict import load_predictor, predict_files
+    from textclf.image_files import expand_inputs
 
     if top_k < 1:
         raise TextclfError(f"--top-k must be >= 1, got {top_k}")
+    if batch_size < 1:
+        raise TextclfError(f"--batch-size must be >= 1, got {batch_size}")
+    provider = merge_alias(device, provider_alias, "--device", "--provider") or "cpu"
+    if output is not None:
+        from textclf.exports.prediction_files import check_output
+
+        check_output(output, force)  # a bad name fails before the model loads
+    items = list(images or [])
+    reads_stdin = "-" in items or files_from == "-"
+    paths = expand_inputs(items, sys.stdin.read() if reads_stdin else None, files_from)
+    if not paths:
+        raise TextclfError("no images: give image files, folders, globs, - (paths on stdin) or --files-from FILE"
+                           if not items and files_from is None else "no image files found in the inputs given")
+
+    from textclf.exports.predict import load_predictor, predict_files
+
     predictor = load_predictor(model, provider)
-    results = predict_files(predictor, images, top_k)
+    progress = reporter(enabled=not json_out) if len(paths) >= PROGRESS_FROM else QuietReporter()
+    with progress:
+        results = predict_files(predictor, paths, top_k, reporter=progress, batch_size=batch_size)
     failed = [r for r in results if "error" in r]
+    if output is not None:
+        from textclf.exports.prediction_files import write_predictions
+
+        write_predictions(output, results)
     if json_out:
         print_json({"model": str(model), "kind": predictor.kind, "provider": predictor.provider,
-                    "classes": predictor.class_names, "predictions": results})
+                    "classes": predictor.class_names, "predictions": results,
+                    **({"output": str(output)} if output is not None else {})})
+    elif output is not None:
+        console.print(f"wrote {output}: {len(results)} rows ({len(results) - len(failed)} predicted, "
+                      f"{len(failed)} unreadable)", highlight=False, markup=False)
     else:
         _print(results, predictor)
+    if predictor.note and not json_out and not is_quiet():
+        from rich.markup import escape
+
+        err_console.print(f"[yellow]note:[/] {escape(predictor.note)}")
     if failed:
+        from rich.markup import escape
+
         err_console.print(f"[bold red]error:[/] {len(failed)} of {len(results)} images could not be read "
-                          f"(first: {failed[0]['file']}: {failed[0]['error']})", highlight=False, soft_wrap=True)
+                          f"(first: {escape(failed[0]['file'])}: {escape(failed[0]['error'])})",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -59,5 +114,3 @@ def _print(results: list, predictor) -> None:
         table.add_row(escape(r["file"]), escape(first["class"]), f"{first['probability']:.3f}",
                       escape(", ".join(f"{t['class']} {t['probability']:.3f}" for t in rest)))
     console.print(table)
-    if predictor.note:
-        err_console.print(f"[yellow]note:[/] {escape(predictor.note)}")

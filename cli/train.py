@@ -8,47 +8,98 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
+from textclf.cli._help import default_note, preset_note
 
-HELP = ("Train one run (image heads with a contrastive loss towards class descriptions).\n\n"
+HELP = ("Train one run: image heads with a contrastive loss towards class descriptions.\n\n"
+        "Settings come from a preset (--preset), then a TOML file (--config), then flags; "
+        "--print-config shows the result without training.\n\n"
         "Example: textclf train --dataset digits --clf-weight 0.8 --epochs 40 --run-dir runs/demo")
 
 
 @handle_errors
 def command(
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file; flags override it."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="default | paper | tiny"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="digits, fashion-mnist, cifar10, imagefolder:PATH, synthetic"),
-    image_backbone: Optional[str] = typer.Option(None, "--image-backbone"),
-    text_backbone: Optional[str] = typer.Option(None, "--text-backbone"),
-    prompt_type: Optional[str] = typer.Option(None, "--prompt-type", help="1-4 or a prompt name"),
-    descriptions: Optional[str] = typer.Option(None, "--descriptions", help="descriptions JSON to use"),
-    freeze_text: Optional[bool] = typer.Option(None, "--freeze-text/--no-freeze-text"),
+    config: Optional[Path] = typer.Option(
+        None, "--config", metavar="FILE.toml",
+        help="TOML file of settings (top-level keys or a \\[train] table); flags override it."
+             + default_note("none")),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="Starting settings: default (digits, offline) | paper (CIFAR-10, ResNet-50, "
+                               "DistilBERT) | tiny (tests)." + default_note("default")),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="digits | fashion-mnist | cifar10 | imagefolder:PATH | synthetic | a plugin."
+                                + preset_note("dataset")),
+    image_backbone: Optional[str] = typer.Option(
+        None, "--image-backbone", help="Image encoder (textclf plugins): efficientnet-lite0 | resnet50 | "
+                                       "tiny-cnn | ..." + preset_note("image_backbone")),
+    text_backbone: Optional[str] = typer.Option(
+        None, "--text-backbone", help="Text encoder (textclf plugins): minilm-l6 | distilbert-base-uncased | "
+                                      "hf:MODEL | tiny-bert." + preset_note("text_backbone")),
+    prompt_type: Optional[str] = typer.Option(
+        None, "--prompt-type", help="Descriptions of prompt type 1-4 (or a prompt name), from "
+                                    "descriptions/<dataset>/ or the built-in ones." + preset_note("prompt_type")),
+    descriptions: Optional[str] = typer.Option(
+        None, "--descriptions", metavar="FILE.json",
+        help="A descriptions JSON to train with (instead of --prompt-type)." + default_note("none")),
+    freeze_text: Optional[bool] = typer.Option(
+        None, "--freeze-text/--no-freeze-text", help="Keep the text encoder frozen, or fine-tune it."
+        + preset_note("freeze_text", true="freeze-text", false="no-freeze-text")),
     text_trainable_layers: Optional[int] = typer.Option(
-        None, "--text-trainable-layers", help="with --no-freeze-text: train only the top N text layers"),
-    clf_weight: Optional[float] = typer.Option(None, "--clf-weight", help="w_clf in [0,1]; w_cont = 1 - w_clf"),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="one | all"),
-    temperature: Optional[float] = typer.Option(None, "--temperature"),
-    head_input: Optional[str] = typer.Option(None, "--head-input", help="projection | features"),
-    train_backbone: Optional[str] = typer.Option(None, "--train-backbone", help="none | last | all"),
-    image_size: Optional[int] = typer.Option(None, "--image-size"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
-    train_fraction: Optional[float] = typer.Option(None, "--train-fraction"),
-    val_fraction: Optional[float] = typer.Option(None, "--val-fraction"),
-    select: Optional[str] = typer.Option(None, "--select",
-                                         help="weights to keep: last (epoch) | best (validation accuracy)"),
-    max_train: Optional[int] = typer.Option(None, "--max-train", help="stratified subset of the train split"),
-    max_test: Optional[int] = typer.Option(None, "--max-test", help="stratified subset of the test split"),
-    text_control: Optional[str] = typer.Option(None, "--text-control", help="none | classname | random-words | shuffled"),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="default: runs/<dataset>-<time>"),
-    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --run-dir"),
-    json_out: bool = typer.Option(False, "--json", help="print train metrics as JSON"),
+        None, "--text-trainable-layers", help="With --no-freeze-text: fine-tune only the top N text layers."
+        + preset_note("text_trainable_layers", none="all")),
+    clf_weight: Optional[float] = typer.Option(
+        None, "--clf-weight", help="w_clf in [0, 1]; w_cont = 1 - w_clf (1 is the no-text control)."
+        + preset_note("clf_weight")),
+    negatives: Optional[str] = typer.Option(
+        None, "--negatives", help="InfoNCE negatives: one (a random other class, the paper) | all."
+        + preset_note("negatives")),
+    temperature: Optional[float] = typer.Option(
+        None, "--temperature", help="InfoNCE temperature (> 0)." + preset_note("temperature")),
+    head_input: Optional[str] = typer.Option(
+        None, "--head-input", help="Classification head on: projection (256-d embedding) | features (raw)."
+        + preset_note("head_input")),
+    train_backbone: Optional[str] = typer.Option(
+        None, "--train-backbone", help="Image backbone: none (frozen, cached features) | last (block) | all."
+        + preset_note("train_backbone")),
+    image_size: Optional[int] = typer.Option(
+        None, "--image-size", help="Pixels images are resized to." + preset_note("image_size", none="the backbone's")),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs." + preset_note("epochs")),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="Images per optimisation step." + preset_note("batch_size")),
+    lr: Optional[float] = typer.Option(
+        None, "--lr", help="AdamW learning rate of the heads (cosine schedule, 5% warm-up)." + preset_note("lr")),
+    weight_decay: Optional[float] = typer.Option(
+        None, "--weight-decay", help="AdamW weight decay." + preset_note("weight_decay")),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Random seed (validation split, initialisation, batches)." + preset_note("seed")),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="auto (CUDA when available) | cpu | cuda." + preset_note("device")),
+    train_fraction: Optional[float] = typer.Option(
+        None, "--train-fraction", help="Fraction of the training images used, stratified, in (0, 1]."
+        + preset_note("train_fraction")),
+    val_fraction: Optional[float] = typer.Option(
+        None, "--val-fraction", help="Fraction of the train split held out for validation, in (0, 1)."
+        + preset_note("val_fraction")),
+    select: Optional[str] = typer.Option(
+        None, "--select", help="Weights to keep: last (epoch) | best (validation accuracy)." + preset_note("select")),
+    max_train: Optional[int] = typer.Option(
+        None, "--max-train", help="Stratified subset of N train images." + preset_note("max_train", none="all")),
+    max_test: Optional[int] = typer.Option(
+        None, "--max-test", help="Stratified subset of N test images." + preset_note("max_test", none="all")),
+    text_control: Optional[str] = typer.Option(
+        None, "--text-control", help="Ablation control: none | classname | random-words | shuffled."
+        + preset_note("text_control")),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Folder the run is written to (runs/latest points at the newest)."
+        + default_note("runs/<dataset>-<time>")),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --run-dir."),
+    log: str = typer.Option("none", "--log", help="Also log every epoch to: none | tensorboard "
+                                                  "(RUN_DIR/tensorboard/; pip install 'textclf\\[tensorboard]')."),
+    print_config: bool = typer.Option(False, "--print-config",
+                                      help="Print the resolved config as TOML and exit (trains nothing)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the training metrics as JSON."),
 ) -> None:
     """Train one run."""
+    import sys
     import time
 
     from textclf.config import build_config, read_toml
@@ -62,18 +113,34 @@ def command(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
         train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
         text_control=text_control, preset=preset).items() if v is not None}
-    cfg = build_config("default", read_toml(config) if config else None, overrides)
     if resume and run_dir is None:
         raise TextclfError("--resume needs --run-dir (the run to continue)")
+    if resume and print_config:
+        from textclf.config import load_run_config
+
+        cfg = load_run_config(Path(run_dir) / "config.toml")  # a resumed run keeps its own settings
+    else:
+        cfg = build_config("default", read_toml(config) if config else None, overrides)
+    if print_config:
+        import tomli_w
+
+        sys.stdout.write(tomli_w.dumps(cfg.to_dict()))
+        return
     if run_dir is None:
         safe = cfg.dataset.replace(":", "-").replace("/", "-")
         run_dir = Path("runs") / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    from textclf.cli._progress import RichReporter
+    from textclf.cli._progress import is_quiet, reporter
+    from textclf.tracking import make_tracker
+
+    tracker = make_tracker(log, Path(run_dir) / "tensorboard")  # a missing extra fails before torch loads
     from textclf.training.recipe import train
 
-    with RichReporter(enabled=not json_out) as reporter:
-        metrics = train(cfg, run_dir, resume=resume, reporter=reporter)
+    try:
+        with reporter(enabled=not json_out) as progress:
+            metrics = train(cfg, run_dir, resume=resume, reporter=progress, callbacks=[tracker.log_epoch])
+    finally:
+        tracker.close()
     _link_latest(run_dir)
     if json_out:
         print_json({"run_dir": str(run_dir), **metrics})
@@ -94,8 +161,11 @@ def command(
                      f"total {metrics['total_seconds']:.1f}s")]
     for k, v in rows:
         table.add_row(k, v)
+    if tracker.log_dir is not None:
+        table.add_row("tensorboard", f"tensorboard --logdir {tracker.log_dir}")
     console.print(table)
-    console.print(f"next: textclf eval {run_dir}")
+    if not is_quiet():
+        console.print(f"next: textclf eval {run_dir}", highlight=False, markup=False)
 
 
 def _link_latest(run_dir: Path) -> None:

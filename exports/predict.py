@@ -63,29 +63,30 @@ class Predictor:
     branch: object = None
     note: Optional[str] = None
 
-    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order (each resized on its own)."""
+    def probabilities(self, images: Sequence[np.ndarray], batch_size: int = BATCH) -> np.ndarray:
+        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order, ``batch_size`` at a time.
+
+        Each image is resized on its own (the run's preprocessing, or the graph's own).
+        """
         if not len(images):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         from textclf.data.preprocessing import Preprocessing
 
         prep = Preprocessing.from_dict(self.preprocess, f"the preprocessing of {self.source}")
+        chunks = [list(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
         if self.kind == "onnx":
             from textclf.exports.feeding import run_session
 
-            return np.concatenate([run_session(self.session, self.input, list(images[i:i + BATCH]), prep,
-                                               "probabilities") for i in range(0, len(images), BATCH)])
+            return np.concatenate([run_session(self.session, self.input, chunk, prep, "probabilities")
+                                   for chunk in chunks])
         import torch
 
         from textclf.data.preprocessing import preprocess_images, preprocess_module
 
         module = preprocess_module(prep)
-        out = []
         with torch.inference_mode():
-            for start in range(0, len(images), BATCH):
-                out.append(self.branch(preprocess_images(list(images[start:start + BATCH]), prep, module))[1]
-                           .float().numpy())
-        return np.concatenate(out)
+            return np.concatenate([self.branch(preprocess_images(chunk, prep, module))[1].float().numpy()
+                                   for chunk in chunks])
 
 
 def load_onnx_predictor(model_path, provider: str = "cpu") -> Predictor:
@@ -138,25 +139,39 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict]:
     return [{"class": class_names[i], "index": int(i), "probability": float(probs[i])} for i in order]
 
 
-def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter: Reporter = NULL) -> list[dict]:
-    """One result per file, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``."""
+def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter: Reporter = NULL,
+                  batch_size: int = BATCH) -> list[dict]:
+    """One result per input, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``.
+
+    ``paths`` are files (or :class:`textclf.image_files.Missing` entries, reported as errors);
+    images are read and predicted ``batch_size`` at a time, so memory stays flat for any count.
+    """
     if top < 1:
         raise TextclfError(f"--top-k must be >= 1, got {top}")
+    if batch_size < 1:
+        raise TextclfError(f"--batch-size must be >= 1, got {batch_size}")
+    from textclf.image_files import Missing
+
     results: list[dict] = []
-    images, where = [], []
-    reporter.task("read", len(paths), f"reading {len(paths)} images")
-    for p in paths:
-        try:
-            images.append(read_image(p))
-            where.append(len(results))
-            results.append({"file": str(p)})
-        except TextclfError as exc:
-            results.append({"file": str(p), "error": str(exc)})
-        reporter.advance("read", 1)
-    reporter.done("read")
-    probs = predictor.probabilities(images)
-    for i, row in zip(where, probs):
-        results[i]["top"] = top_k(row, predictor.class_names, top)
+    reporter.task("predict", len(paths), f"predicting {len(paths)} images")
+    for start in range(0, len(paths), batch_size):
+        images, where = [], []
+        for p in paths[start:start + batch_size]:
+            missing = isinstance(p, Missing)
+            name, error = (p.name, p.error) if missing else (str(p), None)
+            if not missing:
+                try:
+                    images.append(read_image(p))
+                    where.append(len(results))
+                    results.append({"file": name})
+                    continue
+                except TextclfError as exc:
+                    error = str(exc)
+            results.append({"file": name, "error": error})
+        for i, row in zip(where, predictor.probabilities(images, batch_size)):
+            results[i]["top"] = top_k(row, predictor.class_names, top)
+        reporter.advance("predict", len(paths[start:start + batch_size]))
+    reporter.done("predict")
     return results
 
 

@@ -67,6 +67,10 @@ def test_two_by_two_grid_rows_and_statistics(workdir):
     assert "| no-text |" in md and summary["verdict"] in md
     data = json.loads((workdir / "out" / "results.json").read_text())
     assert len(data["rows"]) == 10
+    from PIL import Image
+
+    with Image.open(workdir / "out" / "forest.png") as im:  # the forest plot of this summary
+        assert im.format == "PNG" and im.size[0] >= 600
     # each cell is an ordinary run dir
     assert (workdir / "out" / "cells" / "no-text" / "seed0" / "model.safetensors").exists()
 

@@ -210,3 +210,58 @@ def test_imagefolder_classes_come_from_the_folder_and_names_are_safe(in_tmp):
     f = load_descriptions(path, ["[dog]", "cat"])
     assert f.descriptions["[dog]"] == ["a photo of a [dog]."]
     assert "[dog]" in res.stdout  # table cells are not read as Rich markup
+
+
+def test_describe_show_prints_the_texts(in_tmp):
+    assert _invoke(["--describer", "builtin", "--dataset", "digits", "--prompt-type", "3"], in_tmp).exit_code == 0
+    path = in_tmp / "descriptions" / "digits" / "type3.json"
+    res = CliRunner().invoke(app, ["describe", "show", str(path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    f = load_descriptions(path)
+    for c in f.class_names:  # every class and its text, on one line at 200 columns
+        assert any(c in line and f.descriptions[c][0][:60] in line for line in res.stdout.splitlines()), c
+    assert "by: builtin" in res.stdout and f.prompt_text in res.stdout
+    as_json = json.loads(CliRunner().invoke(app, ["describe", "show", str(path), "--json"]).stdout)
+    assert as_json["descriptions"] == f.descriptions
+    bad = in_tmp / "bad.json"
+    bad.write_text("{")
+    res = CliRunner().invoke(app, ["describe", "show", str(bad)])
+    assert res.exit_code == 2 and "not valid JSON" in res.output
+
+
+def _cifar_folder(root: Path) -> Path:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls in _classes("cifar10"):
+            folder = root / "cifar-like" / split / cls
+            folder.mkdir(parents=True)
+            Image.new("RGB", (4, 4), (10, 20, 30)).save(folder / "a.png")
+    return root / "cifar-like"
+
+
+def test_builtin_descriptions_are_found_by_class_names(in_tmp):
+    from textclf.descriptions import resolve_descriptions
+    from textclf.plugins.describers.builtin import builtin_dataset_for, builtin_path
+
+    folder = _cifar_folder(in_tmp)
+    dataset = f"imagefolder:{folder}"
+    res = _invoke(["--dataset", dataset, "--prompt-type", "2"], in_tmp)
+    assert res.exit_code == 0, res.output
+    assert "cifar10 (same class names" in " ".join(res.stderr.split())
+    written = load_descriptions(in_tmp / "descriptions" / "imagefolder-cifar-like" / "type2.json")
+    shipped = load_descriptions(builtin_path("cifar10", "type2"))
+    assert written.descriptions == shipped.descriptions and written.dataset == dataset
+    assert "builtin (cifar10)" in res.stdout
+    # train's lookup: no file of its own, so the built-in set with the same classes
+    descs, source = resolve_descriptions("imagefolder:elsewhere", list(reversed(_classes("cifar10"))), "type4",
+                                         root=str(in_tmp / "none"))
+    assert source == "builtin:cifar10/type4" and descs["truck"] == shipped_type4_truck()
+    assert builtin_dataset_for(_classes("cifar10")[:-1]) is None  # a subset is not CIFAR-10
+    assert builtin_dataset_for(["cat", "cat"]) is None
+
+
+def shipped_type4_truck() -> list[str]:
+    from textclf.plugins.describers.builtin import builtin_path
+
+    return load_descriptions(builtin_path("cifar10", "type4")).descriptions["truck"]

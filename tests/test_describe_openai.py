@@ -245,11 +245,85 @@ def test_timeouts_are_retried_then_reported(tmp_path):
     assert [e.kind for e in events if e.kind == "retry"] == ["retry"]
 
 
-def test_base_url_without_a_key_asks_for_the_key(tmp_path, monkeypatch):
+def test_remote_base_url_without_a_key_asks_for_the_key(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
-    res = CliRunner().invoke(app, ["describe", "--base-url", "http://127.0.0.1:9/v1",
+    # Refused before any request: nothing is sent to the (unreachable) host.
+    res = CliRunner().invoke(app, ["describe", "--base-url", "https://llm.example.com/v1",
                                    "--out", str(tmp_path / "d.json")])
     assert res.exit_code == 2 and "OPENAI_API_KEY" in res.output and "describer 'openai'" in res.output
+    assert "--api-key" in res.output and not (tmp_path / "d.json").exists()
+
+
+def test_a_local_server_needs_no_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with FakeLLM() as server:  # 127.0.0.1: no --describer, no key, no dummy variable
+        res = CliRunner().invoke(app, ["describe", "--dataset", "synthetic", "--base-url", server.url,
+                                       "--output", str(tmp_path / "d.json")])
+    assert res.exit_code == 0, res.output
+    assert len(server.requests) == 4
+    assert all(r["auth"] == "Bearer no-key-needed" for r in server.requests)
+    assert load_descriptions(tmp_path / "d.json", CLASSES).describer == "openai"
+
+
+@pytest.mark.parametrize("url, local", [
+    ("http://localhost:8000/v1", True), ("http://127.0.0.1:11434/v1", True), ("http://[::1]:8000/v1", True),
+    ("http://192.168.1.20:8000/v1", True), ("http://10.0.0.5/v1", True), ("http://gpu-box.local:8000/v1", True),
+    ("https://api.openai.com/v1", False), ("https://llm.example.com/v1", False), ("http://8.8.8.8/v1", False),
+    (None, False), ("", False),
+])
+def test_which_base_urls_count_as_local(url, local):
+    from textclf.plugins.describers.openai_describer import is_local_url
+
+    assert is_local_url(url) is local
+
+
+def test_api_key_flag_is_sent_and_never_written(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    flag_key = "sk-flag-SECRETKEY-fedcba9876543210"
+    with FakeLLM(script=[401]) as server:
+        bad = CliRunner().invoke(app, ["describe", "--dataset", "synthetic", "--base-url", server.url,
+                                       "--api-key", flag_key, "--output", str(tmp_path / "d.json")])
+    assert bad.exit_code == 2 and "--api-key" in bad.output and "SECRETKEY" not in bad.output
+    with FakeLLM() as server:
+        res = CliRunner().invoke(app, ["describe", "--dataset", "synthetic", "--base-url", server.url,
+                                       "--api-key", flag_key, "--output", str(tmp_path / "d.json"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert {r["auth"] for r in server.requests} == {f"Bearer {flag_key}"}
+    assert "SECRETKEY" not in res.output and "SECRETKEY" not in (tmp_path / "d.json").read_text()
+    assert all("SECRETKEY" not in r.getMessage() for r in caplog.records)
+
+
+def test_token_usage_is_summed_per_class_per_run_and_in_the_file(tmp_path):
+    # The fake server reports 1 prompt + 1 completion token per response.
+    with FakeLLM(script=[200, 429]) as server:
+        res = CliRunner().invoke(app, ["describe", "--dataset", "synthetic", "--base-url", server.url,
+                                       "--samples", "2", "--concurrency", "1", "--output", str(tmp_path / "d.json"),
+                                       "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)["files"][0]
+    expected = {"prompt_tokens": 8, "completion_tokens": 8, "total_tokens": 16, "requests": 8}
+    assert summary["usage"] == expected and summary["usage_total"] == expected  # the 429 used no tokens
+    assert load_descriptions(tmp_path / "d.json").usage == expected
+    # A rerun for a third sample adds its requests to the file's sum and reports only its own.
+    with FakeLLM() as server:
+        res = CliRunner().invoke(app, ["describe", "--dataset", "synthetic", "--base-url", server.url,
+                                       "--samples", "3", "--output", str(tmp_path / "d.json")],
+                                 env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    assert load_descriptions(tmp_path / "d.json").usage == {"prompt_tokens": 12, "completion_tokens": 12,
+                                                            "total_tokens": 24, "requests": 12}
+    assert "tokens" in res.stdout and "4 prompt + 4 completion = 8 in 4 requests" in res.stdout
+    rows = [ln for ln in res.stdout.splitlines() if ln.startswith("│ red ")]
+    assert rows and " 2 " in rows[0]  # red's one new sample: 2 tokens
+
+
+def test_files_without_usage_stay_as_they_were(tmp_path):
+    res = CliRunner().invoke(app, ["describe", "--dataset", "digits", "--describer", "classname",
+                                   "--output", str(tmp_path / "d.json")])
+    assert res.exit_code == 0, res.output
+    assert "usage" not in json.loads((tmp_path / "d.json").read_text())
+    assert "tokens" not in res.stdout
 
 
 def test_concurrency_limits_requests_in_flight(tmp_path):

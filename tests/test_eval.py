@@ -362,6 +362,23 @@ def test_another_split_and_another_compatible_dataset(tmp_path, monkeypatch):
     assert len(names) == 3 and "metrics.json" in names and any(n.endswith("-train.json") for n in names)
     assert (run / "metrics.json").read_text() == own  # the run's own metrics are not overwritten
 
+    # --onnx: the metrics of each dataset (and split) get their own file beside the model
+    model = tmp_path / "model.onnx"
+    assert runner.invoke(app, ["export", "onnx", str(run), "--output", str(model), "--no-check"]).exit_code == 0
+    for folder in (a, b):
+        res = _invoke("--onnx", model, "--dataset", f"imagefolder:{folder}", "--device", "cpu", "--json")
+        assert res.exit_code == 0, res.output
+    res = _invoke("--onnx", model, "--dataset", f"imagefolder:{a}", "--device", "cpu", "--split", "train",
+                  "--no-plots")
+    assert res.exit_code == 0, res.output
+    written = sorted(p.name for p in tmp_path.glob("model.*"))
+    assert written == ["model.confusion_matrix-imagefolder-colours_a-test.png",
+                       "model.confusion_matrix-imagefolder-colours_b-test.png",
+                       "model.metrics-imagefolder-colours_a-test.json", "model.metrics-imagefolder-colours_a-train.json",
+                       "model.metrics-imagefolder-colours_b-test.json", "model.onnx", "model.onnx.json"]
+    docs = {n: json.loads((tmp_path / n).read_text()) for n in written if n.startswith("model.metrics")}
+    assert {d["dataset"] for d in docs.values()} == {f"imagefolder:{a}", f"imagefolder:{b}"}
+
 
 # ---- the default run's figures ------------------------------------------------------------------
 

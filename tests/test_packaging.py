@@ -1,10 +1,14 @@
 """The wheel installs one top-level import name, ``textclf`` (the cli/, plugins/ and exports/
 folders are mapped to textclf.cli, textclf.plugins and textclf.exports), and the folder guards
-refuse bare top-level imports."""
+refuse bare top-level imports. Building it prints no setuptools warning; its metadata carries
+the SPDX license and LICENSE file, tomli for Python 3.10, and exactly one ONNX Runtime package
+on every platform."""
 
 from __future__ import annotations
 
 import configparser
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,11 +29,21 @@ def _setuptools_is_new_enough() -> bool:
         import setuptools
     except ImportError:
         return False
-    return int(setuptools.__version__.split(".")[0]) >= 68
+    return int(setuptools.__version__.split(".")[0]) >= 77  # SPDX license strings (PEP 639)
 
 
-def build_wheel(tmp_path: Path) -> Path:
-    """Build the project's wheel from a copy of the working tree (never in the tree itself)."""
+# What setuptools/distutils print when something is wrong with the configuration:
+# "SetuptoolsDeprecationWarning: ...", "_Warning: Package ... is absent from `packages`",
+# "warning: build_py: ...". (pip's own upper-case "WARNING:" lines about index locations are
+# about this machine's pip configuration, not the project.)
+BUILD_WARNING = re.compile(r"\w*Warning\b|^\s*warning:", re.M)
+
+
+def build_wheel(tmp_path: Path) -> tuple[Path, str]:
+    """Build the project's wheel from a copy of the working tree (never in the tree itself).
+
+    Returns the wheel and the verbose build log (pip -v shows the build backend's output).
+    """
     src = tmp_path / "src"
     src.mkdir()
     for name in BUILD_FILES:
@@ -38,18 +52,25 @@ def build_wheel(tmp_path: Path) -> Path:
     for name in BUILD_DIRS:
         shutil.copytree(ROOT / name, src / name, ignore=IGNORE)
     out = tmp_path / "dist"
-    cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(out)]
+    cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-v", "-w", str(out)]
     if _setuptools_is_new_enough():
         cmd.insert(5, "--no-build-isolation")  # offline: build with this environment's setuptools
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # PYTHONDONTWRITEBYTECODE makes distutils warn that it skips byte-compiling: not the project's doing.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = out.glob("textclf-*.whl")
-    return wheel
+    return wheel, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def built(tmp_path_factory) -> tuple[Path, str]:
     return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="module")
+def wheel(built) -> Path:
+    return built[0]
 
 
 @pytest.mark.slow
@@ -101,3 +122,51 @@ def test_folders_refuse_a_bare_top_level_import(folder, tmp_path):
                             timeout=60)
     assert result.returncode != 0
     assert f"textclf.{folder}" in result.stderr and "ImportError" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_build_prints_no_setuptools_warning(built):
+    _, log = built
+    assert "Building wheel for textclf" in log or "Created wheel for textclf" in log, log[-2000:]
+    warnings = [ln.strip() for ln in log.splitlines() if BUILD_WARNING.search(ln)]
+    assert not warnings, "\n".join(warnings)
+
+
+def _metadata(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        return zf.read(name).decode()
+
+
+@pytest.mark.slow
+def test_license_and_package_data_are_in_the_wheel(wheel):
+    meta = _metadata(wheel)
+    assert "License-Expression: MIT" in meta and "License-File: LICENSE" in meta
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        (license_file,) = [n for n in names if n.endswith("/licenses/LICENSE")]
+        text = zf.read(license_file).decode()
+    assert text.startswith("MIT License") and "textclf developers" in text
+    data = [n for n in names if n.startswith("textclf/plugins/describers/builtin_descriptions/")]
+    assert len(data) == 12 and all(n.endswith(".json") for n in data)
+
+
+@pytest.mark.slow
+def test_python_310_gets_tomli_and_every_platform_one_onnxruntime(wheel):
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(line.split(":", 1)[1].strip()) for line in _metadata(wheel).splitlines()
+            if line.startswith("Requires-Dist:")]
+    by_name = {r.name: r for r in reqs if r.marker is None or "extra" not in str(r.marker)}
+    assert by_name["tomli"].marker.evaluate({"python_version": "3.10"})
+    assert not by_name["tomli"].marker.evaluate({"python_version": "3.11"})
+    gpu, cpu = by_name["onnxruntime-gpu"], by_name["onnxruntime"]
+    # onnxruntime-gpu publishes wheels for Linux x86_64 and Windows AMD64 only
+    expected_gpu = {("linux", "x86_64"): True, ("win32", "AMD64"): True, ("linux", "aarch64"): False,
+                    ("win32", "ARM64"): False, ("darwin", "arm64"): False, ("darwin", "x86_64"): False,
+                    ("freebsd14", "amd64"): False}
+    for (plat, machine), wants_gpu in expected_gpu.items():
+        env = {"sys_platform": plat, "platform_machine": machine}
+        assert gpu.marker.evaluate(env) is wants_gpu, (plat, machine)
+        assert cpu.marker.evaluate(env) is not wants_gpu, (plat, machine)  # exactly one of the two
+

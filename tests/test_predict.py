@@ -109,13 +109,13 @@ def test_unreadable_images_are_reported_per_file(exported, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     missing = tmp_path / "missing.png"
-    res = _predict(exported["float"], good, truncated, text, missing, tmp_path, "--json")
+    res = _predict(exported["float"], good, truncated, text, missing, str(tmp_path / "none*.png"), "--json")
     assert res.exit_code == 2
     preds = json.loads(res.stdout)["predictions"]
     assert "top" in preds[0] and preds[0]["file"] == str(good)
     errors = {Path(p["file"]).name: p["error"] for p in preds[1:]}
-    assert set(errors) == {"trunc.png", "notes.png", "missing.png", tmp_path.name}
-    assert "no such file" in errors["missing.png"] and "directory" in errors[tmp_path.name]
+    assert set(errors) == {"trunc.png", "notes.png", "missing.png", "none*.png"}
+    assert "no such file" in errors["missing.png"] and "no files match" in errors["none*.png"]
     assert "4 of 5 images could not be read" in " ".join(res.stderr.split())
     assert "Traceback" not in res.stderr
 
@@ -189,3 +189,107 @@ def test_onnx_split_logits_refuses_other_classes(exported):
 
     with pytest.raises(TextclfError, match="same class names"):
         onnx_split_logits(exported["float"], "digits")
+
+
+# ---- inputs: folders, globs, stdin, lists; --output CSV / JSONL ---------------------------------------
+
+@pytest.fixture()
+def image_tree(exported, tmp_path):
+    """``tree/`` with 4 images in two levels, one unreadable image, a text file and a hidden file."""
+    import shutil
+
+    tree = tmp_path / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    imgs = exported["images"]
+    shutil.copy(imgs[0], tree / "a.png")
+    shutil.copy(imgs[1], tree / "B.PNG")
+    shutil.copy(imgs[2], tree / "sub" / "c.png")
+    shutil.copy(imgs[3], tree / "sub" / "deeper" / "d.png")
+    (tree / "sub" / "broken.jpg").write_bytes(b"not really a jpeg")
+    (tree / "notes.txt").write_text("not an image, not listed")
+    shutil.copy(imgs[0], tree / ".hidden.png")
+    return tree
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_predict_a_folder_writes_one_csv_row_per_image(exported, image_tree, tmp_path):
+    out = tmp_path / "p.csv"
+    res = _predict(exported["float"], f"{image_tree}/", "--output", out)
+    assert res.exit_code == 2  # one unreadable image: reported, the rest predicted and written
+    rows = _csv_rows(out)
+    names = sorted(Path(r["file"]).name for r in rows)
+    assert names == ["B.PNG", "a.png", "broken.jpg", "c.png", "d.png"]  # recursive; no .txt, no hidden file
+    assert list(rows[0]) == ["file", "class", "probability", "top_k", "error"]
+    good = [r for r in rows if not r["error"]]
+    assert len(good) == 4 and all(r["class"] in CLASSES and 0 < float(r["probability"]) <= 1 for r in good)
+    assert all(len(r["top_k"].split(";")) == 3 for r in good)
+    (bad,) = [r for r in rows if r["error"]]
+    assert Path(bad["file"]).name == "broken.jpg" and bad["class"] == "" and "image" in bad["error"]
+    assert f"wrote {out}: 5 rows (4 predicted, 1 unreadable)" in " ".join(res.stdout.split())
+    # the same predictions as naming the files one by one
+    direct = _predict_json(exported["float"], image_tree / "a.png")["predictions"][0]["top"][0]
+    row_a = next(r for r in rows if r["file"].endswith("a.png"))
+    assert row_a["class"] == direct["class"] and float(row_a["probability"]) == pytest.approx(direct["probability"], abs=1e-6)
+
+
+def test_predict_globs_stdin_and_files_from_give_the_same_rows(exported, image_tree, tmp_path):
+    def jsonl(*args, stdin=None):
+        out = tmp_path / f"p{len(list(tmp_path.glob('*.jsonl')))}.jsonl"
+        res = CliRunner().invoke(app, ["predict", str(exported["uint8"]), *map(str, args), "--output", str(out)],
+                                 input=stdin)
+        assert res.exit_code == 0, res.stdout + res.stderr
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    files = [image_tree / "a.png", image_tree / "sub" / "c.png", image_tree / "sub" / "deeper" / "d.png"]
+    by_glob = jsonl(str(image_tree / "**" / "[acd].png"))  # quoted: textclf expands it
+    assert sorted(Path(r["file"]).name for r in by_glob) == ["a.png", "c.png", "d.png"]
+    by_stdin = jsonl("-", stdin="".join(f"{f}\n" for f in files))
+    listing = tmp_path / "list.txt"
+    listing.write_text("# my images\n" + "".join(f"{f}\n\n" for f in files))
+    by_list = jsonl("--files-from", listing)
+    key = lambda rows: sorted((Path(r["file"]).name, r["top"][0]["class"]) for r in rows)  # noqa: E731
+    assert key(by_glob) == key(by_stdin) == key(by_list)
+    assert [r["file"] for r in by_stdin] == [str(f) for f in files]  # order kept
+    assert all(len(r["top"]) == 3 for r in by_list)
+
+
+def test_predict_batch_size_does_not_change_results(exported, image_tree):
+    def run(batch):
+        res = _predict(exported["float"], image_tree / "a.png", image_tree / "B.PNG", image_tree / "sub",
+                       "--batch-size", batch, "--json")
+        assert res.exit_code == 2  # sub/broken.jpg
+        return json.loads(res.stdout)["predictions"]
+
+    small, large = run(1), run(64)
+    assert [p["file"] for p in small] == [p["file"] for p in large] and len(small) == 5
+    for a, b in zip(small, large):
+        assert ("error" in a) == ("error" in b)
+        if "top" in a:
+            assert a["top"][0]["class"] == b["top"][0]["class"]
+            assert a["top"][0]["probability"] == pytest.approx(b["top"][0]["probability"], abs=1e-5)
+
+
+def test_predict_output_errors(exported, image_tree, tmp_path):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("someone else's file\n")
+    res = _predict(exported["float"], image_tree, "--output", mine)
+    assert res.exit_code == 2 and "already exists" in res.stderr and "--force" in res.stderr
+    assert mine.read_text() == "someone else's file\n"
+    res = _predict(exported["float"], image_tree / "a.png", "--output", mine, "--force")
+    assert res.exit_code == 0 and len(_csv_rows(mine)) == 1
+    res = _predict(exported["float"], image_tree, "--output", tmp_path / "p.xlsx")
+    assert res.exit_code == 2 and "valid choices: .csv, .jsonl" in res.stderr
+    res = _predict(exported["float"])
+    assert res.exit_code == 2 and "no images" in res.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _predict(exported["float"], empty)
+    assert res.exit_code == 2 and "no image files found" in res.stderr
+    res = _predict(exported["float"], image_tree / "a.png", "--batch-size", "0")
+    assert res.exit_code == 2 and "--batch-size" in res.stderr

@@ -429,7 +429,7 @@ RESULT_FIELDS = ["cell", "group", "seed", "accuracy", "macro_f1", "text_accuracy
 
 
 def write_outputs(out: Path, rows: list[dict], summary: dict) -> None:
-    """results.csv, results.json and summary.md, each atomically."""
+    """results.csv, results.json, summary.md and forest.png, each atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, extrasaction="ignore")
     writer.writeheader()
@@ -437,5 +437,8 @@ def write_outputs(out: Path, rows: list[dict], summary: dict) -> None:
     write_text(out / "results.csv", buf.getvalue())
     write_json(out / "results.json", {"rows": rows, "summary": summary})
     write_text(out / "summary.md", markdown(summary))
+    from textclf.plots import plot_forest
+
+    plot_forest(summary, out / "forest.png")
 
 

@@ -1,13 +1,38 @@
-"""Atomic file writes: a temp file in the same folder, fsync, then rename."""
+"""Atomic file writes: a temp file in the same folder, fsync, then rename.
+
+Files get the mode a plain ``open(path, "w")`` would give them (``0o666`` minus the umask, so
+0644 under the usual umask 022): ``mkstemp`` creates its temp files 0600, which would leave every
+run unreadable to colleagues on a shared machine.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere the only way is to set it and set it back; the lock keeps our own threads from
+    # reading the transient value.
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -24,6 +49,10 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if os.name == "posix":
+            # Set after writing: some writers replace the file they are given (safetensors
+            # creates its own, 0600), so a mode set on the temp file at creation may be gone.
+            os.chmod(tmp_path, 0o666 & ~current_umask())
         if fsync:
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -6,12 +6,17 @@ The resolved config is saved in every run dir and is enough to reproduce the run
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
 from textclf.errors import TextclfError, unknown_choice
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 CHOICES = {
     "negatives": ("one", "all"),

@@ -7,14 +7,15 @@ atomically (temp file + rename; marked ``complete: false`` until the last one), 
 loses at most the requests in flight (and any result that arrived during the last write),
 never leaves an unreadable file, and a rerun asks only for what is missing.
 
-A describer (what a :class:`~textclf.plugin_types.DescriberPlugin`'s ``make(**options)``
+A describer (what a :class:`~textclf.plugin_api.DescriberPlugin`'s ``make(**options)``
 returns) has ``describe(class_name, prompt, sample_index) -> str``, sync or async, and
 ``provenance() -> dict`` (keys among ``describer``, ``model``, ``base_url``, ``temperature``,
 ``seed``, and ``label`` for display). Optional: ``max_samples(class_name) -> int | None`` (a
-cap on distinct samples, e.g. 1 for fixed texts) and ``async aclose()``. ``make`` receives
+cap on distinct samples, e.g. 1 for fixed texts), ``async aclose()``, and a ``usage`` dict
+attribute on the returned text (tokens the server reported; summed per class and per file). ``make`` receives
 ``dataset``, ``class_names``, ``model``, ``base_url``, ``temperature``, ``seed``, ``samples``,
-``concurrency``, ``timeout``, ``max_retries``, ``backoff_base``, ``on_retry`` and, for
-``name:ARG`` describers, ``argument``; it should accept and ignore options it does not use.
+``concurrency``, ``timeout``, ``max_retries``, ``backoff_base``, ``on_retry``, ``api_key`` and,
+for ``name:ARG`` describers, ``argument``; it should accept and ignore options it does not use.
 """
 
 from __future__ import annotations
@@ -111,22 +112,43 @@ def make_describer(name: str, **options) -> tuple[Any, Any]:
     return plugin, plugin.make(**options)
 
 
-def default_describer(dataset: str, prompt_names: list[str]) -> tuple[str, Optional[str]]:
-    """The describer to use when none is named, and a one-line note when it is not ``openai``."""
+def default_describer(dataset: str, prompt_names: list[str],
+                      class_names: Optional[list[str]] = None) -> tuple[str, Optional[str]]:
+    """The describer to use when none is named, and a one-line note when it is not ``openai``.
+
+    Built-in descriptions are found by dataset name or, with ``class_names``, by a built-in
+    dataset with exactly these class names (an image folder of CIFAR-10's classes).
+    """
     if os.environ.get("OPENAI_API_KEY"):
         return "openai", None
-    from textclf.plugins.describers.builtin import builtin_datasets, builtin_path
+    from textclf.plugins.describers.builtin import builtin_dataset_for, builtin_datasets, builtin_path
 
-    if all(builtin_path(dataset, p) is not None for p in prompt_names):
-        return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {dataset} descriptions "
-                           f"(--describer openai with a key, or another --describer, to change)")
+    if all(builtin_path(dataset, p, class_names) is not None for p in prompt_names):
+        source = dataset if builtin_path(dataset, prompt_names[0]) is not None else builtin_dataset_for(class_names)
+        whose = f"{dataset}" if source == dataset else f"{source} (same class names as {dataset})"
+        return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {whose} descriptions "
+                           f"(--describer openai with a key, --base-url for a local server, or another "
+                           f"--describer, to change)")
     if dataset in builtin_datasets():
         why = f"there are built-in descriptions for {dataset} only for prompts type1..type4"
     else:
-        why = f"there are no built-in descriptions for dataset '{dataset}' (only for {', '.join(builtin_datasets())})"
+        why = (f"there are no built-in descriptions for dataset '{dataset}' or its class names "
+               f"(only for {', '.join(builtin_datasets())})")
     raise TextclfError(f"no describer available: OPENAI_API_KEY is not set and {why}; set OPENAI_API_KEY "
-                       f"(any value for a local server given with --base-url) or pick one with "
-                       f"--describer {OFFLINE_CHOICES}")
+                       f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
+                       f"with --describer {OFFLINE_CHOICES}")
+
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
+
+
+def add_usage(total: dict, usage: Optional[dict]) -> dict:
+    """Add one request's (or one file's) token usage to ``total`` in place; returns ``total``."""
+    for key in USAGE_KEYS:
+        value = (usage or {}).get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 # --------------------------------------------------------------------------- engine
@@ -147,6 +169,7 @@ class DescribeEvent:
     delay: float = 0.0
     reason: str = ""
     text: str = ""
+    usage: Optional[dict] = None  # ``done``: tokens the server reported for this description
 
 
 @dataclass
@@ -168,6 +191,7 @@ class DescribeOptions:
     max_retries: int = 5
     backoff_base: Optional[float] = None
     force: bool = False
+    api_key: Optional[str] = field(default=None, repr=False)  # never shown, never written
 
 
 @dataclass
@@ -180,6 +204,8 @@ class DescribeResult:
     fetched: dict[str, int] = field(default_factory=dict)
     source_label: str = ""
     seconds: float = 0.0
+    usage: dict[str, int] = field(default_factory=dict)  # tokens this run's requests used (empty: none reported)
+    usage_by_class: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -301,7 +327,7 @@ async def describe_async(opts: DescribeOptions,
         opts.describer, dataset=opts.dataset, class_names=class_names, model=opts.model,
         base_url=opts.base_url, temperature=opts.temperature, seed=opts.seed, samples=opts.samples,
         concurrency=opts.concurrency, timeout=opts.timeout, max_retries=opts.max_retries,
-        backoff_base=opts.backoff_base, on_retry=retry_hook)
+        backoff_base=opts.backoff_base, on_retry=retry_hook, api_key=opts.api_key)
     try:
         prov = dict(desc.provenance())
         if existing is not None:
@@ -316,6 +342,10 @@ async def describe_async(opts: DescribeOptions,
         emit(DescribeEvent("plan", prompt.name, total=len(plan), kept=sum(kept.values())))
 
         new_texts: dict[str, dict[int, str]] = {c: {} for c in class_names}
+        # Token usage: the file keeps the sum over every run that filled it (--force starts over).
+        usage_run: dict[str, int] = {}
+        usage_by_class: dict[str, dict[str, int]] = {}
+        usage_before = dict(existing.usage or {}) if existing is not None else {}
 
         def build(complete: bool) -> DescriptionFile:
             desc_map = {}
@@ -329,7 +359,8 @@ async def describe_async(opts: DescribeOptions,
                 describer=prov.get("describer", opts.describer), model=prov.get("model"),
                 base_url=prov.get("base_url"), temperature=prov.get("temperature"),
                 seed=prov.get("seed"), samples=samples_field, created_at=created, updated_at=_now(),
-                textclf_version=__version__, complete=complete, descriptions=desc_map)
+                textclf_version=__version__, complete=complete,
+                usage=add_usage(dict(usage_before), usage_run) or None, descriptions=desc_map)
 
         if not plan and existing is not None and existing.complete:
             return DescribeResult(out, existing, kept, {c: 0 for c in class_names},
@@ -350,14 +381,18 @@ async def describe_async(opts: DescribeOptions,
                 except BaseException as exc:
                     failed.append(exc)
                     raise
+            usage = getattr(text, "usage", None)
             text = str(text or "").strip()
             if not text:
                 raise TextclfError(f"describer '{opts.describer}' returned an empty description "
                                    f"for class '{class_name}'")
             new_texts[class_name][index] = text
             fetched[class_name] += 1
+            if usage:
+                add_usage(usage_run, usage)
+                add_usage(usage_by_class.setdefault(class_name, {}), usage)
             writer.submit(build(complete=False).to_json())  # persisted at once, off the event loop
-            emit(DescribeEvent("done", prompt.name, class_name, sample=index, text=text))
+            emit(DescribeEvent("done", prompt.name, class_name, sample=index, text=text, usage=usage))
 
         writer = _Writer(out)
         tasks = [asyncio.ensure_future(one(c, i)) for c, i in plan]
@@ -382,7 +417,7 @@ async def describe_async(opts: DescribeOptions,
         writer.close()
         emit(DescribeEvent("finished", prompt.name, total=len(plan)))
         return DescribeResult(out, final, kept, fetched, prov.get("label", prov.get("describer", "")),
-                              time.perf_counter() - started)
+                              time.perf_counter() - started, usage_run, usage_by_class)
     finally:
         closer = getattr(desc, "aclose", None)
         if closer is not None:

@@ -48,6 +48,10 @@ class DescriptionFile(BaseModel):
     updated_at: str
     textclf_version: str
     complete: bool = True
+    # Tokens the LLM server reported for the requests behind these texts, summed over every run
+    # that filled the file: {prompt_tokens, completion_tokens, total_tokens, requests}. Optional
+    # (offline describers report none, and files written before it existed stay valid).
+    usage: Optional[dict[str, int]] = None
     descriptions: dict[str, list[str]]
 
     @pydantic.field_validator("schema_version")
@@ -91,8 +95,10 @@ class DescriptionFile(BaseModel):
         return [c for c in self.class_names if c not in self.descriptions]
 
     def to_json(self) -> dict:
-        """The JSON object written to disk (descriptions in class order)."""
+        """The JSON object written to disk (descriptions in class order; no ``usage`` when none)."""
         data = self.model_dump()
+        if data.get("usage") is None:
+            data.pop("usage", None)  # offline describers' files stay as they were
         data["descriptions"] = {c: list(self.descriptions[c]) for c in self.class_names
                                 if c in self.descriptions}
         return data
@@ -226,7 +232,7 @@ def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "ty
     """Find and validate the descriptions for ``dataset`` and ``prompt``.
 
     Order: ``path`` when given; else ``<root>/<dataset>/<prompt>.json`` when it exists; else the
-    built-in descriptions. Returns ``(descriptions ordered by class_names, source)`` where
+    built-in descriptions of the dataset, or of the built-in dataset with the same class names. Returns ``(descriptions ordered by class_names, source)`` where
     ``source`` is the file path or ``builtin:<dataset>/<prompt>``.
     """
     class_names = list(class_names)
@@ -240,10 +246,10 @@ def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "ty
         return {c: list(file.descriptions[c]) for c in class_names}, str(candidate)
     from textclf.plugins.describers.builtin import builtin_path
 
-    bpath = builtin_path(dataset, name)
+    bpath = builtin_path(dataset, name, class_names)  # by dataset name, else by its class names
     if bpath is not None:
         file = load_descriptions(bpath, class_names)
-        return {c: list(file.descriptions[c]) for c in class_names}, f"builtin:{safe_name(dataset)}/{name}"
+        return {c: list(file.descriptions[c]) for c in class_names}, f"builtin:{bpath.parent.name}/{name}"
     short = name[4:] if re.fullmatch(r"type\d+", name) else name
     raise TextclfError(f"no descriptions for dataset '{dataset}' prompt '{name}'; "
                        f"run: textclf describe --dataset {dataset} --prompt-type {short}")

@@ -8,7 +8,12 @@ a temp path beside its target and renamed over it, so a killed process never lea
 - ``head_weights.png``: the classification head's weight matrix as a heatmap (the paper's Figure 2);
 - ``text_embeddings.png``: every class's projected text embedding before and after training,
   with the class-to-class cosine similarity of each (the paper's Figure 3);
-- ``training_curves.png``: losses and validation accuracy per epoch from ``history.jsonl``.
+- ``training_curves.png``: losses (log axis), validation accuracy and learning rate per epoch;
+- ``forest.png`` (``textclf ablate``): each cell's paired difference to the no-text control
+  with its 95% interval.
+
+Signed values (weights, embeddings, cosines) use a diverging colour map centred on 0, so the
+sign is the hue and the magnitude the depth; counts and fractions use a sequential one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 PLOT_NAMES = ("confusion_matrix", "head_weights", "text_embeddings", "training_curves")
 DPI = 110
+DIVERGING = "RdBu_r"  # blue negative, white 0, red positive
 
 
 def _figure(width: float, height: float):
@@ -86,7 +92,7 @@ def plot_head_weights(weights: np.ndarray, class_names: Sequence[str], path: str
     fig = _figure(11.0, 1.6 + 0.3 * len(class_names))
     ax = fig.add_subplot()
     lim = float(np.abs(w).max()) or 1.0
-    im = ax.imshow(w, aspect="auto", cmap="viridis", vmin=-lim, vmax=lim, interpolation="nearest")
+    im = ax.imshow(w, aspect="auto", cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
     fig.colorbar(im, ax=ax, label="weight", pad=0.01)
     _class_ticks(ax, "y", class_names)
     ax.set_xlabel(f"{input_name} dimension (0..{w.shape[1] - 1})")
@@ -100,76 +106,186 @@ def _cosine(x: np.ndarray) -> np.ndarray:
     return x @ x.T
 
 
+def plot_similarity(ax, sim: np.ndarray, class_names: Sequence[str], title: str):
+    """A class-by-class cosine-similarity matrix: labels on both axes, diverging colours on [-1, 1]."""
+    n = len(class_names)
+    im = ax.imshow(sim, cmap=DIVERGING, vmin=-1, vmax=1, interpolation="nearest")
+    if n <= 12:  # small enough to print every value
+        for i in range(n):
+            for j in range(n):
+                value = float(np.round(sim[i, j], 2)) + 0.0  # + 0.0: no "-.00"
+                ax.text(j, i, f"{value:.2f}".replace("0.", ".", 1), ha="center", va="center", fontsize=6,
+                        color="white" if abs(sim[i, j]) > 0.6 else "black")
+    _class_ticks(ax, "x", class_names)
+    _class_ticks(ax, "y", class_names)
+    ax.set_title(title, fontsize=9)
+    return im
+
+
 def plot_text_embeddings(before: np.ndarray, after: np.ndarray, class_names: Sequence[str],
                          path: str | Path) -> Path:
-    """Projected class text embeddings before and after training (the paper's Figure 3).
+    """Projected class text embeddings before and after training (the paper's Figure 3), as PNG."""
+    return _save(text_embeddings_figure(before, after, class_names), path)
+
+
+def text_embeddings_figure(before: np.ndarray, after: np.ndarray, class_names: Sequence[str]):
+    """The figure of :func:`plot_text_embeddings`.
 
     Left: the (C, proj) embeddings as heatmaps on one colour scale. Right: cosine similarity
     between classes, which shows whether training pushed the class texts apart.
     """
     before = np.asarray(before, dtype=np.float64)
     after = np.asarray(after, dtype=np.float64)
-    fig = _figure(13.0, 2.4 + 0.55 * len(class_names))
-    grid = fig.add_gridspec(2, 2, width_ratios=[3.2, 1])
+    n = len(class_names)
+    fig = _figure(14.0, 2.0 + 2 * max(2.6, 0.36 * n))
+    grid = fig.add_gridspec(2, 2, width_ratios=[2.4, 1.25])
     lim = float(max(np.abs(before).max(), np.abs(after).max())) or 1.0
     for row, (emb, label) in enumerate(((before, "before training"), (after, "after training"))):
         ax = fig.add_subplot(grid[row, 0])
-        im = ax.imshow(emb, aspect="auto", cmap="viridis", vmin=-lim, vmax=lim, interpolation="nearest")
+        im = ax.imshow(emb, aspect="auto", cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
         _class_ticks(ax, "y", class_names)
         ax.set_title(f"Projected text embeddings {label}", fontsize=10)
-        if row == 1:
-            ax.set_xlabel("projection dimension")
-        fig.colorbar(im, ax=ax, pad=0.01)
+        ax.set_xlabel("projection dimension")
+        fig.colorbar(im, ax=ax, pad=0.01, label="value")
         sim_ax = fig.add_subplot(grid[row, 1])
         sim = _cosine(emb)
-        sim_im = sim_ax.imshow(sim, cmap="magma", vmin=-1, vmax=1)
         off = sim[~np.eye(len(sim), dtype=bool)]
         mean_off = float(off.mean()) if off.size else float("nan")
-        sim_ax.set_title(f"class cosine ({label.split()[0]})\nmean off-diagonal {mean_off:.2f}", fontsize=9)
-        sim_ax.set_xticks([])
-        _class_ticks(sim_ax, "y", class_names)
-        fig.colorbar(sim_im, ax=sim_ax, pad=0.02)
-    return _save(fig, path)
+        sim_im = plot_similarity(sim_ax, sim, class_names,
+                                 f"Cosine between classes, {label}\n(mean off-diagonal {mean_off:.2f})")
+        fig.colorbar(sim_im, ax=sim_ax, pad=0.02, label="cosine similarity")
+    return fig
+
+
+def _positive(values) -> list:
+    """Values for a log axis: None and non-positive entries become gaps."""
+    return [v if v is not None and v > 0 else np.nan for v in values]
 
 
 def plot_training_curves(history: list[dict], path: str | Path, best_epoch: Optional[int] = None,
                          kept_epoch: Optional[int] = None) -> Path:
-    """Losses (total, classification, contrastive) and validation accuracy per epoch.
+    """Losses (log axis), validation accuracy and learning rate per epoch, as PNG."""
+    return _save(training_curves_figure(history, best_epoch, kept_epoch), path)
 
-    ``best_epoch`` (best validation accuracy) and ``kept_epoch`` (the weights the run kept) are marked.
+
+def training_curves_figure(history: list[dict], best_epoch: Optional[int] = None,
+                           kept_epoch: Optional[int] = None):
+    """The figure of :func:`plot_training_curves`: three panels side by side.
+
+    Losses (total, classification, contrastive) on a log axis, validation accuracy with the
+    best validation epoch and the kept epoch marked, and the heads' learning rate.
     """
-    fig = _figure(11.0, 4.0)
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    fig = _figure(14.0, 4.0)
+    ax_loss, ax_acc, ax_lr = fig.subplots(1, 3, width_ratios=[1.15, 1.15, 0.9])
     if not history:
-        for ax in (ax_loss, ax_acc):
+        for ax in (ax_loss, ax_acc, ax_lr):
             ax.text(0.5, 0.5, "no training epochs recorded", ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
+        return fig
+    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+    for key, label in (("loss", "total"), ("loss_clf", "classification (CE)"),
+                       ("loss_cont", "contrastive (InfoNCE)")):
+        values = _positive(row.get(key) for row in history)
+        if any(not np.isnan(v) for v in values):  # a no-text run has no contrastive term to draw
+            ax_loss.plot(epochs, values, marker=".", label=label)
+    # Log scale: the losses fall by orders of magnitude, and a linear axis flattens every epoch
+    # after the first few into one line.
+    ax_loss.set_yscale("log")
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    # label some minor ticks too: a 1-2 decade range otherwise shows only one or two numbers
+    ax_loss.yaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax_loss.tick_params(axis="y", which="minor", labelsize=7)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("training loss (log scale)")
+    ax_loss.set_title("Training loss")
+    ax_loss.legend(fontsize=8)
+    acc = [row.get("val_accuracy") for row in history]
+    ax_acc.plot(epochs, [np.nan if v is None else v for v in acc], marker=".", color="tab:green")
+    marks = [(best_epoch, "best validation epoch", "--"), (kept_epoch, "kept weights", ":")]
+    for epoch, label, style in marks:
+        if epoch is not None and epoch > 0:
+            ax_acc.axvline(epoch, color="gray", linestyle=style, linewidth=1, label=f"{label} ({epoch})")
+    if any(e is not None and e > 0 for e, _, _ in marks):
+        ax_acc.legend(fontsize=8)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("validation accuracy")
+    ax_acc.set_title("Validation accuracy")
+    lrs = [row.get("lr") for row in history]
+    if any(v is not None for v in lrs):
+        ax_lr.plot(epochs, [np.nan if v is None else v for v in lrs], marker=".", color="tab:purple")
+        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     else:
-        epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
-        for key, label in (("loss", "total"), ("loss_clf", "classification (CE)"),
-                           ("loss_cont", "contrastive (InfoNCE)")):
-            values = [row.get(key) for row in history]
-            if any(v is not None for v in values):
-                ax_loss.plot(epochs, [np.nan if v is None else v for v in values], marker=".", label=label)
-        ax_loss.set_xlabel("epoch")
-        ax_loss.set_ylabel("training loss")
-        ax_loss.set_title("Training loss")
-        ax_loss.legend(fontsize=8)
-        acc = [row.get("val_accuracy") for row in history]
-        ax_acc.plot(epochs, [np.nan if v is None else v for v in acc], marker=".", color="tab:green")
-        marks = [(best_epoch, "best validation epoch", "--"), (kept_epoch, "kept weights", ":")]
-        for epoch, label, style in marks:
-            if epoch is not None and epoch > 0:
-                ax_acc.axvline(epoch, color="gray", linestyle=style, linewidth=1, label=f"{label} ({epoch})")
-        if any(e is not None and e > 0 for e, _, _ in marks):
-            ax_acc.legend(fontsize=8)
-        ax_acc.set_xlabel("epoch")
-        ax_acc.set_ylabel("validation accuracy")
-        ax_acc.set_title("Validation accuracy")
-        for ax in (ax_loss, ax_acc):
-            ax.grid(alpha=0.3)
-    return _save(fig, path)
+        ax_lr.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax_lr.transAxes)
+    ax_lr.set_xlabel("epoch")
+    ax_lr.set_ylabel("learning rate (end of epoch)")
+    ax_lr.set_title("Learning rate (heads)")
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.15, which="minor")
+    return fig
+
+
+def plot_forest(summary: dict, path: str | Path, metric_label: str = "test accuracy") -> Path:
+    """Each ablation cell's paired difference to the no-text control with its 95% interval, as PNG."""
+    return _save(forest_figure(summary, metric_label), path)
+
+
+def forest_figure(summary: dict, metric_label: str = "test accuracy"):
+    """The figure of :func:`plot_forest`, in percentage points, one row per cell in table order.
+
+    ``summary`` is :func:`textclf.ablate.summarize`'s result. Green: the interval lies above 0
+    (the cell beats no-text); red: below; grey: it contains 0. Cells with one seed have no
+    interval and are drawn as hollow points.
+    """
+    from matplotlib.transforms import blended_transform_factory
+
+    cells = [c for c in summary.get("cells", []) if c.get("diff_vs_no_text")]
+    n = len(cells)
+    longest = max((len(c["cell"]) for c in cells), default=10)
+    fig = _figure(min(15.0, 7.5 + 0.06 * longest), 1.6 + 0.36 * max(n, 2))
+    ax = fig.add_subplot()
+    if not cells:
+        ax.text(0.5, 0.5, "no cell to compare with the no-text control", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return fig
+    label_at = blended_transform_factory(ax.transAxes, ax.transData)
+    ys = list(range(n - 1, -1, -1))  # the first cell on top, as in the table
+    for y, c in zip(ys, cells):
+        d = c["diff_vs_no_text"]
+        mean = 100 * d["mean"]
+        if d["low"] is None:
+            ax.plot([mean], [y], "o", mfc="white", mec="gray", ms=7)
+            text = f"{mean:+.2f} (1 seed)"
+        else:
+            low, high = 100 * d["low"], 100 * d["high"]
+            color = "tab:green" if low > 0 else "tab:red" if high < 0 else "dimgray"
+            ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, ms=6,
+                        capsize=4, elinewidth=1.6)
+            text = f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+        ax.text(1.01, y, text, transform=label_at, va="center", fontsize=8, family="monospace")
+    for y, (above, below) in zip(ys[1:], zip(cells, cells[1:])):
+        if above["group"] != below["group"]:  # a thin line between experiments
+            ax.axhline(y + 0.5, color="lightgray", linewidth=0.8)
+    ax.annotate("Δ points [95% CI]", (1.01, 1.0), xycoords="axes fraction", va="bottom", fontsize=8,
+                family="monospace")
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks(ys, [c["cell"] for c in cells], fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    lo, hi = ax.get_xlim()
+    span = max(abs(lo), abs(hi))
+    ax.set_xlim(-span, span)  # 0 in the middle: left is worse, right is better
+    seeds = sorted({c["n"] for c in cells})
+    ax.set_xlabel(f"difference in {metric_label} to no-text, percentage points (mean over seeds, 95% CI)")
+    ref = next((c for c in summary.get("cells", []) if c.get("diff_vs_no_text") is None), None)
+    ref_text = f"; no-text: {100 * ref['mean']:.2f}%" if ref else ""
+    ax.set_title(f"Paired difference to the no-text control ({'/'.join(map(str, seeds))} seeds per cell{ref_text})",
+                 fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
 
 
 def write_run_plots(run, metrics: dict, out_dir: str | Path, confusion_suffix: str = "") -> dict[str, Path]:

@@ -6,7 +6,7 @@ classes.json           class names, in label order
 descriptions.json      the descriptions trained with, their source and sha256
 model.safetensors      trained weights + class text features (no pickle)
 run.json               the marker: run id, textclf version, preprocessing, backbone identity
-history.jsonl          one row per epoch
+history.jsonl          one row per epoch (history.csv: the same as CSV)
 train_metrics.json     best and kept epoch with their validation accuracy, timings, cache use
 checkpoint.safetensors resumable state (weights, optimizer, scheduler; best-so-far with --select best)
 ```
@@ -29,7 +29,8 @@ FORMAT_VERSION = 2  # 2: typed preprocessing, backbone identity, one model modul
 OWN_FILES = ("config.toml", "classes.json", "descriptions.json", "model.safetensors", "run.json",
              "history.jsonl", "history.csv", "train_metrics.json", "checkpoint.safetensors", "metrics.json",
              "metrics-*.json", "plots/*.png", "result.json", "model*.onnx", "model*.onnx.json",
-             "tensorboard/events.out.tfevents.*", ".textclf.lock", ".*.tmp")
+             "tensorboard/events.out.tfevents.*", "*.metrics-*.json", "*.confusion_matrix-*.png", ".textclf.lock",
+             ".*.tmp")
 
 
 @dataclass
@@ -79,8 +80,11 @@ class RunFiles:
         return [json.loads(line) for line in self.history.read_text().splitlines() if line.strip()]
 
     def write_history(self, rows: list[dict]) -> None:
-        """Rewrite ``history.jsonl`` atomically."""
+        """Rewrite ``history.jsonl`` and ``history.csv`` atomically."""
+        from textclf.tracking import history_csv
+
         write_text(self.history, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)
+        write_text(self.root / "history.csv", history_csv(rows), fsync=False)
 
     def write_final(self, *, config, class_names, tensors, text_features, text_features_init, descriptions,
                     descriptions_source, preprocessing, identity, metrics) -> None:

@@ -1,7 +1,10 @@
 """``openai``: chat completions from OpenAI or any OpenAI-compatible server (vLLM, Ollama, ...).
 
-The key is read only from ``OPENAI_API_KEY`` and never written anywhere: not to the output
-file, not to a log line, not into an error message (server messages are scrubbed). Requests
+The key comes from ``api_key`` (``--api-key``) or ``OPENAI_API_KEY`` and is never written anywhere:
+not to the output file, not to a log line, not into an error message (server messages are
+scrubbed). A local server (``--base-url`` on a loopback or private address, ``localhost``, a
+``.local`` name) needs no key: a placeholder is sent. The token usage each response reports is
+attached to the returned text (:class:`DescribedText`) and summed by the engine. Requests
 have a timeout; 429, 5xx, timeouts and connection failures are retried with exponential
 backoff (jittered, ``Retry-After`` honoured); 401/403 and other 4xx fail at once with one line.
 """
@@ -9,6 +12,7 @@ backoff (jittered, ``Retry-After`` honoured); 401/403 and other 4xx fail at once
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import random
 import re
@@ -25,6 +29,37 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_BACKOFF_BASE = 1.0
 MAX_BACKOFF = 30.0
 _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
+NO_KEY = "no-key-needed"  # sent to a local server when no key is given (the client needs a value)
+
+
+class DescribedText(str):
+    """A description, with the token usage of the response(s) that produced it (``usage``)."""
+
+    usage: Optional[dict] = None
+
+
+def is_local_url(url: Optional[str]) -> bool:
+    """Whether ``url`` points at this machine or the local network (where servers rarely check keys)."""
+    if not url:
+        return False
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith((".localhost", ".local")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified
+
+
+def _usage_of(resp) -> dict:
+    usage = getattr(resp, "usage", None)
+    out = {"requests": 1}
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = getattr(usage, key, None) if usage is not None else None
+        if isinstance(value, int):
+            out[key] = value
+    return out
 
 
 def default_model() -> str:
@@ -95,12 +130,14 @@ class OpenAIDescriber(DescriberBase):
                  temperature: Optional[float] = None, seed: Optional[int] = None,
                  timeout: Optional[float] = None, max_retries: Optional[int] = None,
                  backoff_base: Optional[float] = None, concurrency: int = 8,
-                 on_retry: Optional[Callable[..., None]] = None, **_options):
-        key = os.environ.get("OPENAI_API_KEY", "").strip()
+                 on_retry: Optional[Callable[..., None]] = None, api_key: Optional[str] = None, **_options):
+        key = (api_key or os.environ.get("OPENAI_API_KEY", "")).strip()
+        if not key and is_local_url(base_url):
+            key = NO_KEY
         if not key:
-            raise TextclfError("describer 'openai' needs an API key: set OPENAI_API_KEY (any value for a "
-                               "local server that checks none, with --base-url), or use --describer "
-                               "builtin|classname|random-words|file:PATH")
+            raise TextclfError("describer 'openai' needs an API key: set OPENAI_API_KEY or pass --api-key "
+                               "(a local --base-url such as http://localhost:8000/v1 needs none), or use "
+                               "--describer builtin|classname|random-words|file:PATH")
         import openai
 
         self.model = model or default_model()
@@ -113,7 +150,7 @@ class OpenAIDescriber(DescriberBase):
             backoff_base = float(env_base) if env_base else DEFAULT_BACKOFF_BASE
         self.backoff_base = float(backoff_base)
         self.on_retry = on_retry
-        self._secret = key
+        self._secret = key if key != NO_KEY else None
         self._rng = random.Random()
         try:
             self._client = openai.AsyncOpenAI(api_key=key, base_url=base_url or None, timeout=self.timeout,
@@ -156,17 +193,23 @@ class OpenAIDescriber(DescriberBase):
         kwargs = self.request(class_name, prompt, sample_index)
         where = f"{self.base_url}"
         attempt = 0
+        spent: dict = {}  # tokens of every response for this description, empty replies included
         while True:
             hint = None
             try:
                 resp = await self._client.chat.completions.create(**kwargs)
+                for key, value in _usage_of(resp).items():
+                    spent[key] = spent.get(key, 0) + value
                 choices = getattr(resp, "choices", None) or []
                 text = (choices[0].message.content or "").strip() if choices else ""
                 if text:
-                    return text
+                    out = DescribedText(text)
+                    out.usage = spent
+                    return out
                 reason = "empty reply"
             except openai.AuthenticationError:
-                raise TextclfError(f"authentication failed at {where} (HTTP 401): check OPENAI_API_KEY") from None
+                raise TextclfError(f"authentication failed at {where} (HTTP 401): check OPENAI_API_KEY "
+                                   f"or --api-key") from None
             except openai.PermissionDeniedError as exc:
                 raise TextclfError(f"permission denied at {where} (HTTP 403) for model '{self.model}': "
                                    f"{_server_message(exc, self._secret)}") from None
@@ -213,4 +256,5 @@ def _make(**options) -> OpenAIDescriber:
 
 
 PLUGIN = DescriberPlugin("openai", "chat completions from OpenAI or any OpenAI-compatible server "
-                         "(--base-url; key from OPENAI_API_KEY)", _make, offline=False)
+                         "(--base-url; key from OPENAI_API_KEY or --api-key, none for a local server)",
+                         _make, offline=False)

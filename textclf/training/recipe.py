@@ -302,7 +302,7 @@ class TrainingRecipe:
         writer.submit(self._state(), self.best_state, self.optimizer, {
             "epoch": epoch, "scheduler": self.scheduler.state_dict(), "best_val": self.best_val,
             "best_epoch": self.best_epoch, "history": self.history}, self.history)
-        self.reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc)
+        self.reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc, lr=row["lr"], seconds=row["seconds"])
         for callback in self.callbacks:
             callback(dict(row))
 

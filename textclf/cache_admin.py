@@ -1,0 +1,226 @@
+"""See and clean the feature cache (``$TEXTCLF_CACHE/features/``): list, prune, clear.
+
+An entry of :class:`textclf.cache.FeatureCache` is ``<key>.npy`` (the features), ``<key>.json``
+(its sidecar: size, checksum, shape and the key parts that say what made it) and ``<key>.lock``;
+an interrupted write may leave ``.<key>.npy.*.tmp`` / ``.<key>.json.*.tmp`` beside them. Only
+files with these names are textclf's: anything else in the folder is listed as foreign and
+never removed. An entry is removed under its own file lock, so an entry that a running
+``train`` is filling is skipped ("in use"), never pulled from under it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from textclf.errors import TextclfError
+
+KEY = re.compile(r"^([0-9a-f]{32})\.(npy|json|lock)$")
+TEMP = re.compile(r"^\.([0-9a-f]{32})\.(npy|json)\..+\.tmp$")
+DAY = 86400.0
+
+
+@dataclass
+class CacheEntry:
+    """One cache entry: its files, size, state and what made it."""
+
+    key: str
+    files: list[Path] = field(default_factory=list)
+    bytes: int = 0
+    modified: float = 0.0  # newest file's modification time (the entry's fill)
+    status: str = "ok"  # ok | damaged | orphan | leftover
+    problem: Optional[str] = None
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-safe summary (``textclf cache ls --json``)."""
+        return {"key": self.key, "status": self.status, "problem": self.problem, "bytes": self.bytes,
+                "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.modified)),
+                "files": [p.name for p in self.files], **self.info}
+
+
+@dataclass
+class CacheScan:
+    """Everything under the cache root that ``ls`` shows."""
+
+    root: Path
+    entries: list[CacheEntry]
+    foreign: list[Path]  # files in features/ that textclf did not write
+    datasets_bytes: int  # downloaded datasets under root/datasets (never pruned or cleared)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes held by feature-cache entries."""
+        return sum(e.bytes for e in self.entries)
+
+
+def cache_dir(root: Optional[Path] = None) -> Path:
+    """The cache root: ``root``, else ``$TEXTCLF_CACHE``, else ``~/.cache/textclf``."""
+    if root is not None:
+        return Path(root)
+    from textclf.data import cache_root
+
+    return cache_root()
+
+
+def _folder_bytes(path: Path) -> int:
+    if not path.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _what_made_it(meta: dict) -> dict:
+    parts = meta.get("key_parts") or {}
+    pre = parts.get("preprocess") or {}
+    return {"backbone": parts.get("backbone"), "weights_id": parts.get("weights_id"),
+            "dataset": parts.get("dataset"), "split": parts.get("split"), "images": meta.get("count"),
+            "image_size": pre.get("input_size"), "shape": meta.get("shape")}
+
+
+def _judge(entry: CacheEntry, folder: Path, verify: bool) -> None:
+    data, meta = folder / f"{entry.key}.npy", folder / f"{entry.key}.json"
+    has_data, has_meta = data.exists(), meta.exists()
+    if not has_data and not has_meta:
+        entry.status, entry.problem = "leftover", "no array or sidecar (lock or temp files of an unfinished fill)"
+        return
+    if not has_meta:
+        entry.status, entry.problem = "orphan", "array without its sidecar (an interrupted fill)"
+        return
+    try:
+        info = json.loads(meta.read_text())
+        size, checksum = int(info["size"]), str(info["checksum"])
+    except (OSError, ValueError, KeyError, TypeError):
+        entry.status, entry.problem = "damaged", "sidecar unreadable"
+        return
+    entry.info = _what_made_it(info)
+    if not has_data:
+        entry.status, entry.problem = "orphan", "sidecar without its array"
+    elif data.stat().st_size != size:
+        entry.status, entry.problem = "damaged", f"array has {data.stat().st_size} bytes, sidecar says {size}"
+    elif verify:
+        from textclf.cache import file_checksum
+
+        if file_checksum(data) != checksum:
+            entry.status, entry.problem = "damaged", "checksum differs from the sidecar"
+
+
+def scan(root: Optional[Path] = None, verify: bool = False) -> CacheScan:
+    """List the cache's entries (newest first); ``verify`` also checks every array's checksum."""
+    base = cache_dir(root)
+    folder = base / "features"
+    entries: dict[str, CacheEntry] = {}
+    foreign: list[Path] = []
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            m = KEY.match(path.name) or TEMP.match(path.name)
+            if not m or not path.is_file() or path.is_symlink():
+                foreign.append(path)
+                continue
+            entry = entries.setdefault(m.group(1), CacheEntry(m.group(1)))
+            st = path.stat()
+            entry.files.append(path)
+            entry.bytes += st.st_size
+            entry.modified = max(entry.modified, st.st_mtime)
+    for entry in entries.values():
+        _judge(entry, folder, verify)
+    ordered = sorted(entries.values(), key=lambda e: -e.modified)
+    return CacheScan(base, ordered, foreign, _folder_bytes(base / "datasets"))
+
+
+@dataclass
+class Removal:
+    """What prune or clear did (or, with ``dry_run``, would do)."""
+
+    removed: list[CacheEntry] = field(default_factory=list)
+    skipped: list[tuple[CacheEntry, str]] = field(default_factory=list)  # (entry, why)
+    foreign: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def bytes(self) -> int:
+        """Bytes freed (or that would be)."""
+        return sum(e.bytes for e in self.removed)
+
+    def to_dict(self) -> dict:
+        """A JSON-safe summary."""
+        return {"dry_run": self.dry_run, "removed": [e.to_dict() for e in self.removed], "bytes": self.bytes,
+                "skipped": [{"key": e.key, "why": why} for e, why in self.skipped],
+                "foreign_files_kept": [str(p) for p in self.foreign]}
+
+
+def _remove(entry: CacheEntry, folder: Path) -> Optional[str]:
+    """Delete an entry's files under its lock; returns why it was skipped, or None."""
+    from filelock import FileLock, Timeout
+
+    lock_path = folder / f"{entry.key}.lock"
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return "in use (another process is filling it)"
+    try:
+        for path in entry.files:
+            if path != lock_path:
+                path.unlink(missing_ok=True)
+        # The lock file goes last, while held: a fill that starts now recreates it; entries are
+        # written by temp file + rename, so such a race costs a recomputation, never a bad entry.
+        lock_path.unlink(missing_ok=True)
+    finally:
+        lock.release()
+    return None
+
+
+def _apply(chosen: list[CacheEntry], scanned: CacheScan, dry_run: bool) -> Removal:
+    folder = scanned.root / "features"
+    result = Removal(foreign=list(scanned.foreign), dry_run=dry_run)
+    for entry in chosen:
+        why = None if dry_run else _remove(entry, folder)
+        if why is None:
+            result.removed.append(entry)
+        else:
+            result.skipped.append((entry, why))
+    if not dry_run and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return result
+
+
+def prune(root: Optional[Path] = None, older_than_days: Optional[float] = None, dry_run: bool = False,
+          verify: bool = False) -> Removal:
+    """Remove damaged, orphaned and leftover entries, and with ``older_than_days`` also entries
+    filled more than that many days ago. Foreign files are kept."""
+    if older_than_days is not None and older_than_days < 0:
+        raise TextclfError(f"--older-than {older_than_days} must be >= 0 days")
+    scanned = scan(root, verify=verify)
+    cutoff = time.time() - older_than_days * DAY if older_than_days is not None else None
+    chosen = [e for e in scanned.entries
+              if e.status != "ok" or (cutoff is not None and e.modified < cutoff)]
+    return _apply(chosen, scanned, dry_run)
+
+
+def clear(root: Optional[Path] = None, dry_run: bool = False) -> Removal:
+    """Remove every feature-cache entry (textclf's own files only; datasets/ is not touched)."""
+    scanned = scan(root)
+    return _apply(list(scanned.entries), scanned, dry_run)
+
+
+def human_bytes(n: int) -> str:
+    """``1536`` -> ``"1.5 KiB"``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
+
+
+def human_age(seconds: float) -> str:
+    """``90000`` -> ``"1.0 d"``."""
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < DAY:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / DAY:.1f} d"
