@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     from textclf.exports.bench import compare_throughput
     from textclf.exports.onnx_export import export_run
     from textclf.exports.sessions import create_session
-    from textclf.rundir import load_run
+    from textclf.run import load_run
 
     with tempfile.TemporaryDirectory(prefix="textclf-onnx-speed-") as tmp:
         tmp = Path(tmp)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "onnx_speed",
         "run": {"dataset": run.config.dataset, "image_backbone": run.config.image_backbone,
-                "image_size": run.preprocess["image_size"], "run_id": run.run_info.get("run_id")},
+                "image_size": run.preprocessing.input_size, "run_id": run.run_id},
         "cpus": os.cpu_count(), "torch_default_threads": bench["torch_default_threads"], "python": platform.python_version(),
         "batches": bench["batches"],
         "accuracy": {"pytorch": p32["accuracy_pytorch"], "onnx_fp32": p32["accuracy_onnx"],

@@ -27,12 +27,13 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from textclf.models.encoders import shared_image_backbone
     from textclf.data import load_dataset
-    from textclf.data.features import cached_features, preprocess_spec
+    from textclf.data.features import cached_features
     from textclf.evaluation.outputs import split_outputs
-    from textclf.rundir import load_run
-    from textclf.training.recipe import split_indices, train
+    from textclf.models.encoders import build_image_encoder
+    from textclf.run import load_run
+    from textclf.training.data import split_indices
+    from textclf.training.recipe import train
 
     import torch
 
@@ -48,11 +49,11 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     control_s = (time.perf_counter() - t0) / seeds
 
     ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
-    plugin, backbone, wh = shared_image_backbone(config.image_backbone)
-    spec = preprocess_spec(plugin, config.image_size)
+    encoder = build_image_encoder(config.image_backbone, input_size=config.image_size)
+    prep = encoder.spec.preprocessing.with_size(config.image_size)
     dev = torch.device("cpu")
-    x_train, _ = cached_features(plugin, backbone, config.image_backbone, ds.train, "train", ds.name, spec, dev, wh=wh)
-    x_test, _ = cached_features(plugin, backbone, config.image_backbone, ds.test, "test", ds.name, spec, dev, wh=wh)
+    x_train, _ = cached_features(encoder, ds.train, "train", ds.name, prep, dev)
+    x_test, _ = cached_features(encoder, ds.test, "test", ds.name, prep, dev)
     tr, va = split_indices(ds.train.labels, config)
     scaler = StandardScaler().fit(x_train[tr])
     xtr, xva, xte = scaler.transform(x_train[tr]), scaler.transform(x_train[va]), scaler.transform(x_test)

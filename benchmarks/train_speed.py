@@ -28,22 +28,23 @@ def naive_run(config, epochs: int) -> float:
     """The notebook-style loop; returns wall seconds."""
     import torch
 
-    from textclf.models.encoders import build_image_backbone, build_text_encoder
     from textclf.data import load_dataset
-    from textclf.data.features import preprocess_spec, preprocess_uint8, uint8_batch
-    from textclf.models.classifier import TextEnhancedHeads
-    from textclf.training.recipe import class_descriptions, split_indices
+    from textclf.data.preprocessing import preprocess_images
+    from textclf.models.classifier import build_model
+    from textclf.models.encoders import build_image_encoder, build_text_encoder
+    from textclf.models.text_tower import encode_texts
+    from textclf.training.class_text import run_descriptions
+    from textclf.training.data import split_indices
 
     t0 = time.perf_counter()
     ds = load_dataset(config.dataset, max_train=config.max_train)
-    desc, _ = class_descriptions(config, config.dataset, ds.class_names)
+    desc, _ = run_descriptions(config, config.dataset, ds.class_names)
     texts = [desc[c][0] for c in ds.class_names]
-    plugin, backbone = build_image_backbone(config.image_backbone)
-    spec = preprocess_spec(plugin, config.image_size)
+    image = build_image_encoder(config.image_backbone)
+    backbone, prep = image.module, image.spec.preprocessing.with_size(config.image_size)
     enc = build_text_encoder(config.text_backbone)
     train_idx, _ = split_indices(ds.train.labels, config)
-    torch.manual_seed(0)
-    heads = TextEnhancedHeads(plugin.dim, enc.dim, len(ds.class_names))
+    heads = build_model(config, image.spec.dim, enc.dim, len(ds.class_names))
     opt = torch.optim.AdamW(heads.parameters(), lr=config.lr)
     labels = torch.from_numpy(ds.train.labels)
     gen = torch.Generator().manual_seed(0)
@@ -53,11 +54,11 @@ def naive_run(config, epochs: int) -> float:
             idx = perm[start:start + config.batch_size]
             y = labels[torch.from_numpy(idx)]
             with torch.no_grad():
-                feats = backbone(preprocess_uint8(uint8_batch(ds.train, idx), spec))
+                feats = backbone(preprocess_images(ds.train.read(idx), prep))
                 neg = (y + torch.randint(1, len(texts), y.shape, generator=gen)) % len(texts)
-                pos_text = enc.encode([texts[i] for i in y.tolist()])
-                neg_text = enc.encode([texts[i] for i in neg.tolist()])
-            logits, emb = heads(feats)
+                pos_text = encode_texts(enc.tower, [texts[i] for i in y.tolist()])
+                neg_text = encode_texts(enc.tower, [texts[i] for i in neg.tolist()])
+            logits, emb, _ = heads(feats)
             img = torch.nn.functional.normalize(emb, dim=-1)
             p = (img * torch.nn.functional.normalize(heads.text_proj(pos_text), dim=-1)).sum(-1) / 0.1
             n = (img * torch.nn.functional.normalize(heads.text_proj(neg_text), dim=-1)).sum(-1) / 0.1
