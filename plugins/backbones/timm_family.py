@@ -20,20 +20,16 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-import os
-import socket
 from typing import Any, Optional
-from urllib.parse import urlparse
 
 from textclf.errors import TextclfError
 from textclf.plugin_types import ImageBackbonePlugin
+from textclf.plugins.backbones import weights_offline as offline
 
 FAMILY = "timm"
 # timm's eval crop modes -> the resize step of textclf's preprocessing. timm's "border" (scale the
 # longest side, pad, crop) has no counterpart yet and is refused rather than approximated.
 _RESIZE_FOR_CROP_MODE = {"center": "shortest-side", "squash": "squash"}
-# How long the reachability probe may wait for the weights host before calling it unreachable.
-PROBE_TIMEOUT_S = 3.0
 
 
 def parse_name(spec: str) -> tuple[str, Optional[str]]:
@@ -210,74 +206,24 @@ def weights_cached(cfg: dict) -> bool:
     """Whether the weights are already on disk (Hugging Face cache or torch hub checkpoint folder)."""
     kind, where = weights_source(cfg)
     if kind == "hf-hub":
-        from huggingface_hub import try_to_load_from_cache
-
-        files = [cfg.get("hf_hub_filename")] if cfg.get("hf_hub_filename") else [
+        files = [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else [
             "model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"]
-        return any(isinstance(try_to_load_from_cache(where, f), str) for f in files)
-    if kind == "url":
-        import torch
-
-        path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(where).path))
-        return os.path.exists(path)
-    return False
-
-
-def _weights_host(cfg: dict) -> Optional[str]:
-    kind, where = weights_source(cfg)
-    if kind == "hf-hub":
-        from huggingface_hub import constants
-
-        return urlparse(constants.ENDPOINT).hostname
-    if kind == "url":
-        return urlparse(where).hostname
-    return None
-
-
-def host_reachable(host: str, timeout: float = PROBE_TIMEOUT_S) -> Optional[str]:
-    """None when a TCP connection to ``host:443`` opens within ``timeout``; else the reason."""
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return None
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
+        return offline.hf_cached(where, files)
+    return kind == "url" and offline.torch_hub_cached(where)
 
 
 def check_weights_reachable(name: str, cfg: dict) -> None:
-    """Fail fast, in one line, when the weights are neither cached nor downloadable.
-
-    huggingface_hub retries a failed connection five times with back-off (about 45 s here); one
-    short TCP probe of the weights host answers the same question in milliseconds when DNS fails,
-    at most ``PROBE_TIMEOUT_S`` otherwise. With ``HF_HUB_OFFLINE=1`` no probe is made.
-    """
+    """Fail fast, in one line, when the weights are neither cached nor downloadable."""
     kind, where = weights_source(cfg)
     if kind == "none":
         raise TextclfError(f"timm model '{name}' has no pretrained weights; use --no-pretrained")
-    if weights_cached(cfg):
-        return
-    host = _weights_host(cfg)
-    if kind == "hf-hub" and _hf_offline():
-        reason = "HF_HUB_OFFLINE is set"
-    else:
-        reason = host_reachable(host) if host else None
-    if reason is not None:
-        raise TextclfError(f"timm:{name}: pretrained weights ({kind} {where}) are not in the local cache "
-                           f"and cannot be downloaded ({host}: {reason}); use --no-pretrained "
-                           "or fetch them on a machine with network access")
-
-
-def _hf_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
+    if not weights_cached(cfg):
+        offline.require_downloadable(f"timm:{name}", kind, where)
 
 
 def weights_error(name: str, cfg: dict, exc: BaseException) -> TextclfError:
-    """One-line error for a failed weights load (the cause stays chained for --debug)."""
-    kind, where = weights_source(cfg)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return TextclfError(f"timm:{name}: pretrained weights ({kind} {where}) could not be loaded: "
-                        f"{type(exc).__name__}: {first[:200]}")
+    """One-line error for a failed weights load."""
+    return offline.load_error(f"timm:{name}", *weights_source(cfg), exc)
 
 
 # --- stopgap registration -------------------------------------------------------------------------
