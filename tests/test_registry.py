@@ -84,6 +84,10 @@ def test_backbones_declare_preprocessing_or_pooling():
     for name in reg.image_backbone_names():
         plugin = reg.get_image_backbone(name)
         assert isinstance(plugin, ImageBackbonePlugin)
+        if getattr(plugin, "takes_argument", False):
+            # A family (timm:<model>): dim and preprocessing follow from the argument, which this
+            # dataclass cannot hold; tests/test_timm_open_clip_prototypes.py checks them per model.
+            continue
         assert plugin.dim > 0 and plugin.input_size > 0
         assert len(plugin.mean) == 3 and len(plugin.std) == 3 and min(plugin.std) > 0
     for name in ("minilm-l6", "distilbert-base-uncased", "tiny-bert"):

@@ -49,8 +49,7 @@ def parse_name(spec: str) -> tuple[str, Optional[str]]:
     Raises :class:`TextclfError` with the closest architectures for an unknown architecture, or
     the architecture's tags for an unknown tag.
     """
-    import open_clip
-
+    open_clip = require_open_clip()
     arch, _, tag = spec.strip().partition(":")
     if arch not in open_clip.list_models():
         close = difflib.get_close_matches(arch, open_clip.list_models(), n=5, cutoff=0.5)
@@ -65,6 +64,16 @@ def parse_name(spec: str) -> tuple[str, Optional[str]]:
         listed = ", ".join(tags) if tags else "none (random weights only: open-clip:" + arch + ":none)"
         raise TextclfError(f"open_clip architecture '{arch}' has no pretrained tag '{tag}'; tags: {listed}")
     return arch, tag
+
+
+def require_open_clip():
+    """The ``open_clip`` module, or a one-line error saying how to install it (it is an extra)."""
+    try:
+        import open_clip
+    except ModuleNotFoundError as exc:
+        raise TextclfError("open-clip backbones need the package open_clip_torch: "
+                           "pip install 'textclf[open-clip]'") from exc
+    return open_clip
 
 
 def is_weights_file(tag: str) -> bool:
