@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     hand, tm = _models()
+    load_before = os.getloadavg()[0]
     result = {
         "benchmark": "timm_efficientnet_lite0",
         "timm": timm.__version__, "torch": torch.__version__, "python": platform.python_version(),
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
         "onnx_timm_opset18": onnx_parity(tm, sizes),
         "speed_batch": args.batch, "rounds": args.rounds,
         "speed": speed(hand, tm, sizes, threads, args.batch, args.rounds, args.seconds),
+        # Other processes share the cores: a load above the core count makes multi-thread figures noisy.
+        "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(result, indent=2))
     return result
