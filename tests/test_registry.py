@@ -85,7 +85,7 @@ def test_backbones_declare_preprocessing_or_pooling():
 
     for name in reg.image_backbone_names():
         if name.endswith(":<id>"):
-            continue
+            continue  # a family (timm:<model>): its spec follows from the model named
         plugin, arg = reg.get_image_backbone(name)
         spec = plugin.spec(arg, False)
         assert spec.dim > 0 and isinstance(spec.preprocessing, Preprocessing)
