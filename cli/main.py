@@ -6,9 +6,24 @@ import typer
 
 from textclf import __version__
 from textclf.cli import ablate, describe, evaluate, export, plugins, predict, train
-from textclf.cli._common import set_debug
+from textclf.cli._common import passthrough_exceptions, report_failure, safe_streams, set_debug
 
-app = typer.Typer(
+
+class TextclfApp(typer.Typer):
+    """The Typer app, with the error boundary around everything outside a command body too
+    (the callback, option parsing, plugin entry points loaded on the way): one line, exit 2 or 3."""
+
+    def __call__(self, *args, **kwargs):
+        safe_streams()
+        try:
+            return super().__call__(*args, **kwargs)
+        except (SystemExit, KeyboardInterrupt) + passthrough_exceptions():
+            raise
+        except Exception as exc:
+            raise SystemExit(report_failure(exc)) from None
+
+
+app = TextclfApp(
     name="textclf",
     help="Text-enhanced image classification: describe classes with an LLM, train with a "
     "contrastive text loss, evaluate, ablate, and export to ONNX.\n\n"
@@ -33,6 +48,7 @@ def main(
                                  help="Print the version and exit."),
 ) -> None:
     """Text-enhanced image classification toolkit."""
+    safe_streams()
     set_debug(debug)
 
 

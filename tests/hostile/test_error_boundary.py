@@ -74,25 +74,30 @@ def test_textclf_debug_in_the_environment_shows_the_traceback(hostile_env, run_d
     assert "Traceback" in out.stderr
 
 
-def _failing_writes(monkeypatch, code: int, where: str = "write") -> None:
-    """Make textclf's atomic writes fail with ``code`` as the kernel reports it.
+def _failing_writes(monkeypatch, code: int, where: str, under) -> None:
+    """Make textclf's atomic writes of files inside ``under`` fail with ``code``, as the kernel reports it.
 
-    ``where="write"``: the data write fails (a full disk: ENOSPC, no file name in the error);
-    ``where="create"``: creating the temp file fails (permissions, read-only file system).
+    ``where="write"``: writing the data fails (a full disk: ENOSPC, and no file name in the error);
+    ``where="create"``: creating the temp file fails (permissions, a read-only file system).
     """
-    err = OSError(code, os.strerror(code))
+    under = os.path.abspath(under)
+    inside = lambda path: os.path.abspath(path).startswith(under + os.sep)  # noqa: E731
     if where == "write":
         real = textclf.atomic.Path.write_bytes
 
         def write_bytes(self, data):
-            raise err
+            if inside(self):
+                raise OSError(code, os.strerror(code))
+            return real(self, data)
         monkeypatch.setattr(textclf.atomic.Path, "write_bytes", write_bytes)
-        assert real is not None
     else:
-        def mkstemp(prefix="", suffix="", dir=None, **_kw):
-            raise type(err)(code, os.strerror(code), os.path.join(dir or ".", f"{prefix}xyz{suffix}"))
-        fake = types.SimpleNamespace(mkstemp=mkstemp)
-        monkeypatch.setattr(textclf.atomic, "tempfile", fake)
+        import tempfile
+
+        def mkstemp(prefix=None, suffix=None, dir=None, **kw):
+            if dir is not None and inside(os.path.join(dir, "x")):
+                raise OSError(code, os.strerror(code), os.path.join(dir, f"{prefix}xyz{suffix}"))
+            return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir, **kw)
+        monkeypatch.setattr(textclf.atomic, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
 
 
 @pytest.mark.parametrize("code, where, needle", [
@@ -101,7 +106,7 @@ def _failing_writes(monkeypatch, code: int, where: str = "write") -> None:
     (errno.EROFS, "create", "read-only file system"),
 ], ids=["full-disk", "permission-denied", "read-only"])
 def test_eval_that_cannot_write_is_one_line_naming_the_file(hostile_env, run_dir, monkeypatch, code, where, needle):
-    _failing_writes(monkeypatch, code, where)
+    _failing_writes(monkeypatch, code, where, under=run_dir)
     before = snapshot(run_dir)
     out = cli("eval", run_dir, "--device", "cpu", "--no-plots")
     assert_error(out, needle, "metrics.json")
@@ -113,7 +118,7 @@ def test_eval_that_cannot_write_is_one_line_naming_the_file(hostile_env, run_dir
     (errno.EROFS, "create", "read-only file system"),
 ], ids=["full-disk", "read-only"])
 def test_train_that_cannot_write_is_one_line_naming_the_file(hostile_env, monkeypatch, code, where, needle):
-    _failing_writes(monkeypatch, code, where)
+    _failing_writes(monkeypatch, code, where, under=hostile_env / "r")
     out = cli("train", "--preset", "tiny", "--device", "cpu", "--run-dir", "r")
     assert_error(out, needle, "config.toml")
 
@@ -221,3 +226,19 @@ def test_ascii_output_encoding_survives_the_ablation_table(hostile_env):
               charset="ascii")
     assert out.exception is None and out.code == 0, out.stderr
     assert "no-text" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_an_error_outside_any_command_body_is_caught_too(hostile_env, monkeypatch, capsys):
+    # What the console script runs: the app object itself, not CliRunner (the callback, option
+    # parsing and plugin loading happen outside a command's own error handling).
+    import textclf.cli.main as main
+
+    def broken(_value):
+        raise RuntimeError("boom in the callback")
+    monkeypatch.setattr(main, "set_debug", broken)
+    with pytest.raises(SystemExit) as exit_info:
+        main.app(["plugins"], prog_name="textclf")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 3
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "boom in the callback" in lines[0] and "--debug" in lines[0], err
