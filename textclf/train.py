@@ -211,12 +211,14 @@ def _val_accuracy(st: _State) -> float:
 
 def _build_state(config: TrainConfig, reporter: Reporter, info: dict) -> _State:
     from textclf.backbones import build_image_backbone, build_text_encoder, shared_image_backbone, shared_text_encoder
-    from textclf.data import load_dataset
+    from textclf.data import check_trainable, load_dataset
     from textclf.features import cached_features, preprocess_spec
     from textclf.model import TextEnhancedHeads
 
     device = resolve_device(config.device)
     ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
+    check_trainable(ds, split_indices(ds.train.labels, config)[0], val_fraction=config.val_fraction,
+                    max_train=config.max_train)
     for w in ds.warnings:
         reporter.message(w)
     descriptions, source = class_descriptions(config, config.dataset, ds.class_names)
@@ -309,7 +311,16 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     start_epoch, best_val, best_epoch, best_state, history = 0, -1.0, -1, None, []
     if resume and files.checkpoint.exists():
         ckpt = CHECKPOINT.load(files.checkpoint, optimizer)
-        _load_state_tensors(st, ckpt["current"])
+        saved = ckpt["meta"].get("class_names")
+        if saved is not None and saved != st.class_names:
+            raise TextclfError(f"cannot resume '{run_dir}': the dataset's classes changed since the run began "
+                               f"(added {[c for c in st.class_names if c not in saved]}, removed "
+                               f"{[c for c in saved if c not in st.class_names]}); train a new run")
+        try:
+            _load_state_tensors(st, ckpt["current"])
+        except RuntimeError as exc:
+            raise TextclfError(f"cannot resume '{run_dir}': its checkpoint does not fit the model built from the "
+                               f"current data ({str(exc).splitlines()[0][:120]}); train a new run") from None
         scheduler.load_state_dict(ckpt["meta"]["scheduler"])
         start_epoch = ckpt["meta"]["epoch"] + 1
         best_val, best_epoch = ckpt["meta"]["best_val"], ckpt["meta"]["best_epoch"]
@@ -403,6 +414,10 @@ def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, star
             text_emb = _class_text_embedding(st, gen)
             loss, ce, cont = combined_loss(logits, emb, text_emb, y, config.clf_weight, config.temperature,
                                            config.negatives, gen)
+            if not torch.isfinite(loss):  # bad settings, not a bug: stop before NaN reaches the weights
+                raise TextclfError(f"the loss became {float(loss.detach())} at epoch {epoch + 1}, step "
+                                   f"{start // config.batch_size + 1}: training diverged; lower --lr (now "
+                                   f"{config.lr:g}) or raise --temperature (now {config.temperature:g})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -424,7 +439,7 @@ def _run_epochs(st: _State, writer: CheckpointWriter, optimizer, scheduler, star
             best_state = _state_tensors(st) if config.select == "best" else None
         writer.submit(_state_tensors(st), best_state, optimizer, {
             "epoch": epoch, "scheduler": scheduler.state_dict(), "best_val": best_val,
-            "best_epoch": best_epoch, "history": history}, history)
+            "best_epoch": best_epoch, "history": history, "class_names": st.class_names}, history)
         reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc)
         if delay:
             time.sleep(delay)
