@@ -216,6 +216,7 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
 
         raise unknown_choice("split", split, ["train", "test"])
     run = load_run(run_dir)
+    check_finite_weights(run)
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset
@@ -225,6 +226,19 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
     own = name == run.config.dataset and split == "test"
     return RunEvaluation(doc, run, own)
+
+
+def check_finite_weights(run) -> None:
+    """Refuse a run whose weights hold NaN or inf: it diverged, and argmax over NaN logits is
+    class 0 for every image, which can still pass a low accuracy gate."""
+    import torch
+
+    bad = [name for name, t in sorted(run.tensors.items())
+           if torch.is_floating_point(t) and not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise TextclfError(f"'{run.root / 'model.safetensors'}' holds weights that are not finite (NaN or inf in "
+                           f"{bad[0]}{more}): the run diverged; train it again with a lower --lr")
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,24 +254,77 @@ def write_metrics(path: str | Path, metrics: dict) -> Path:
 
 
 def read_metrics(path: str | Path) -> dict:
-    """Read a ``metrics.json`` (e.g. a baseline); anything else is a one-line error."""
+    """Read a ``metrics.json`` (e.g. a baseline); anything a gate cannot trust is a one-line error.
+
+    Beyond the format header, the gated figures must be finite fractions in [0, 1] and
+    ``class_names`` a non-empty list of distinct strings: a baseline accuracy of -1 would turn a
+    gate off, one of 5.0 or NaN would fail every run, and a baseline without class names could
+    compare runs on different classes.
+    """
+    from textclf.jsonio import read_json
+
     p = Path(path)
     if not p.is_file():
         raise TextclfError(f"metrics file '{path}' does not exist")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TextclfError(f"metrics file '{path}' is not valid JSON: {exc}") from None
+    doc = read_json(p, "metrics file")
     if not isinstance(doc, dict) or doc.get("format") != METRICS_FORMAT:
         raise TextclfError(f"'{path}' is not a textclf metrics file (no format '{METRICS_FORMAT}')")
     version = doc.get("schema_version")
-    if not isinstance(version, int) or version > METRICS_SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > METRICS_SCHEMA_VERSION:
         raise TextclfError(f"metrics file '{path}' has schema_version {version!r}; this textclf reads "
                            f"versions up to {METRICS_SCHEMA_VERSION}")
-    for key in GATED_METRICS:
-        if not isinstance(doc.get(key), (int, float)) or isinstance(doc.get(key), bool):
-            raise TextclfError(f"metrics file '{path}' has no numeric '{key}'")
+    check_gateable(doc, f"metrics file '{path}'")
     return doc
+
+
+def check_gateable(doc: dict, source: str = "the baseline") -> None:
+    """Raise a one-line error unless ``doc`` holds what a gate compares against (see :func:`read_metrics`)."""
+    import pydantic
+
+    try:
+        _GatedMetrics().model_validate(doc)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "document"
+        value = err.get("input")
+        shown = ("missing" if err["type"] == "missing" else f"{value:g}" if isinstance(value, float)
+                 else repr(value))
+        msg = err["msg"].removeprefix("Value error, ")
+        raise TextclfError(f"{source} cannot be gated against: {key} is {shown} ({msg}); use a metrics.json "
+                           f"written by textclf eval") from None
+
+
+_GATED_MODEL: list = []
+
+
+def _GatedMetrics():
+    """The pydantic model of what gates read from a metrics file (built on first use: pydantic is lazy)."""
+    if not _GATED_MODEL:
+        from typing import Annotated
+
+        import pydantic
+        from pydantic import Field
+
+        fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+        class GatedMetrics(pydantic.BaseModel):
+            model_config = pydantic.ConfigDict(extra="allow", strict=True)
+            accuracy: fraction
+            macro_f1: fraction
+            class_names: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+            @pydantic.field_validator("class_names")
+            @classmethod
+            def _distinct(cls, names: list[str]) -> list[str]:
+                seen = set()
+                for name in names:
+                    if name in seen:
+                        raise ValueError(f"class '{name}' is listed twice")
+                    seen.add(name)
+                return names
+
+        _GATED_MODEL.append(GatedMetrics)
+    return _GATED_MODEL[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,8 +390,9 @@ def check_gates(metrics: dict, *, min_accuracy: Optional[float] = None, baseline
                                   acc + eps >= min_accuracy))
     if baseline is not None:
         drop = 0.0 if max_drop is None else float(max_drop)
-        base_classes = baseline.get("class_names")
-        if base_classes is not None and list(base_classes) != list(metrics["class_names"]):
+        check_gateable(baseline)
+        base_classes = baseline["class_names"]
+        if list(base_classes) != list(metrics["class_names"]):
             raise TextclfError(f"baseline has classes {base_classes}, but these metrics have "
                                f"{metrics['class_names']}; compare runs on the same classes")
         for key in GATED_METRICS:

@@ -207,7 +207,11 @@ class LoadedRun:
         dims = self.run_info["dims"]
         heads = TextEnhancedHeads(dims["image"], dims["text"], len(self.class_names), cfg.proj_dim,
                                   cfg.dropout, cfg.head_input)
-        heads.load_state_dict({k[6:]: v for k, v in self.tensors.items() if k.startswith("heads.")}, strict=True)
+        try:
+            heads.load_state_dict({k[6:]: v for k, v in self.tensors.items() if k.startswith("heads.")}, strict=True)
+        except RuntimeError as exc:  # config.toml or run.json edited: shapes no longer match the weights
+            raise TextclfError(f"run dir '{self.root}' is damaged: model.safetensors does not fit its config.toml "
+                               f"and run.json ({str(exc).splitlines()[0][:160]})") from None
         return heads.eval()
 
     @property
@@ -274,10 +278,19 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             if meta.get("format") != FORMAT:
                 raise TextclfError(f"'{files.model}' was not written by textclf")
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        run_info = json.loads(files.run.read_text())
-        classes = json.loads(files.classes.read_text())["classes"]
     except TextclfError:
         raise
     except Exception as exc:
         raise TextclfError(f"run dir '{run_dir}' is damaged: {type(exc).__name__}: {exc}") from None
-    return LoadedRun(files.root, load_run_config(files.config), classes, run_info, tensors)
+    from textclf.run_schema import read_class_names, read_run_info
+
+    run_info, classes = read_run_info(files.run), read_class_names(files.classes)  # schema-checked
+    if meta.get("classes") not in (None, classes):
+        raise TextclfError(f"'{files.classes}' does not match the classes stored in '{files.model}'; "
+                           f"the run dir is damaged: restore classes.json or train the run again")
+    config = load_run_config(files.config)
+    for key in ("image_backbone", "text_backbone"):
+        if run_info.get(key) not in (None, getattr(config, key)):
+            raise TextclfError(f"run dir '{run_dir}' is damaged: config.toml says {key} '{getattr(config, key)}' "
+                               f"but run.json says '{run_info[key]}'; restore the file or train the run again")
+    return LoadedRun(files.root, config, classes, run_info, tensors)
