@@ -11,7 +11,8 @@ that reads the file then must:
   in a field nothing reads, TOML cut at a line end), succeed with exit 0;
 - never exit 1 (a failed gate) or 3 (a bug), never write into the file it read.
 
-``TEXTCLF_FUZZ_CASES=N`` runs N variants of every kind (default 2, a few seconds in all).
+``TEXTCLF_FUZZ_CASES=N`` runs N variants of every kind (default 2, a few seconds in all);
+``TEXTCLF_FUZZ_SEED=S`` draws other variants (the default draws the same ones every run).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 from hostile_kit import assert_error, cli, copy_run, snapshot, write_png
 
 CASES = int(os.environ.get("TEXTCLF_FUZZ_CASES", "2"))
+SEED = os.environ.get("TEXTCLF_FUZZ_SEED", "0")
 SYNTHETIC = ["red", "green", "blue", "gray"]
 WRONG_VALUES = [None, 5, -1, 2.5, float("nan"), "x", "", True, [], [1, "a"], {}, {"k": [None]}]
 
@@ -163,7 +165,7 @@ def _config_toml(work, fx):
 
 def _grid_toml(work, fx):
     path = work / "grid.toml"
-    path.write_text('controls = ["shuffled"]\n\n[grid]\nclf_weight = [0.8]\n\n[base]\nepochs = 1\n'
+    path.write_text('controls = ["random-words"]\n\n[grid]\nclf_weight = [0.8]\n\n[base]\nepochs = 1\n'
                     'device = "cpu"\n')
     return path, ["ablate", "--grid", path, "--preset", "tiny", "--seeds", "1", "--jobs", "1", "--out", "abl"]
 
@@ -202,8 +204,8 @@ def _onnx_file(work, fx):
 FORMATS = [
     Format("descriptions-json", JSON_KINDS, _descriptions_json, ("out.json",)),
     Format("descriptions-csv", CSV_KINDS, _descriptions_csv, ("out.json",)),
-    Format("description-file", JSON_KINDS, _description_file, ("r",)),
-    Format("config-toml", TOML_KINDS, _config_toml, ("r",)),
+    Format("description-file", JSON_KINDS, _description_file, ("r", "latest")),
+    Format("config-toml", TOML_KINDS, _config_toml, ("r", "latest")),
     Format("grid-toml", TOML_KINDS, _grid_toml, ("abl",)),
     Format("metrics-baseline", JSON_KINDS, _baseline, ("run/metrics.json",)),
     Format("run-config-toml", TOML_KINDS, _run_file("config.toml"), ("run/metrics.json",)),
@@ -239,7 +241,7 @@ def _meta_corruptions(rng: random.Random):
 @pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
 def test_corrupt_files_are_refused_cleanly(fmt, session_run, session_onnx, session_grid, tmp_path, monkeypatch):
     fixtures = {"run": session_run, "onnx": session_onnx, "grid": session_grid}
-    rng = random.Random(f"textclf-hostile-{fmt.name}")
+    rng = random.Random(f"textclf-hostile-{fmt.name}-{SEED}")
     outcomes = []
     for kind, (corrupt, may_stay_valid) in fmt.kinds.items():
         for i in range(CASES):
@@ -257,7 +259,7 @@ def test_corrupt_files_are_refused_cleanly(fmt, session_run, session_onnx, sessi
 def test_corrupt_onnx_metadata_is_refused_cleanly(session_onnx, tmp_path, monkeypatch):
     import onnx
 
-    rng = random.Random("textclf-hostile-onnx-metadata")
+    rng = random.Random(f"textclf-hostile-onnx-metadata-{SEED}")
     for i in range(max(6, 3 * CASES)):
         work = tmp_path / f"meta-{i}"
         work.mkdir()
