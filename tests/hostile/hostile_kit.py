@@ -134,12 +134,12 @@ def write_png(path: Path, size=(16, 16), colour=(200, 40, 40)) -> Path:
     return path
 
 
-def image_folder(root: Path, train: dict, test: dict) -> Path:
+def image_folder(root: Path, train: dict, test: dict, size=(16, 16)) -> Path:
     """``root/train/<class>/*.png`` and ``root/test/<class>/*.png`` with the given counts per class."""
     colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (128, 128, 128), (200, 200, 40)]
     for split, counts in (("train", train), ("test", test)):
         for ci, (cls, n) in enumerate(counts.items()):
             (root / split / cls).mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                write_png(root / split / cls / f"{i:03d}.png", colour=colours[ci % len(colours)])
+                write_png(root / split / cls / f"{i:03d}.png", size=size, colour=colours[ci % len(colours)])
     return root
