@@ -102,7 +102,8 @@ def _os_error_line(exc: OSError) -> str:
     shown = f"'{os.fsdecode(path)}'" + (f" -> '{os.fsdecode(exc.filename2)}'" if exc.filename2 else "")
     blocker = _file_in_the_way(Path(os.fsdecode(path))) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
     if blocker is not None:
-        line = f"{what}: {shown}: '{blocker}' is a file where textclf needs a folder; move it or choose another path"
+        where = "" if str(blocker) == os.fsdecode(path) else f"{what}: {shown}: "
+        line = f"{where}'{blocker}' is a file where textclf needs a folder; move it or choose another path"
     else:
         line = f"{what}: {shown}; {_HINTS.get(exc.errno, 'check that path')}"
     cache = _cache_hint(Path(os.fsdecode(path)))
