@@ -262,6 +262,7 @@ def read_metrics(path: str | Path) -> dict:
     compare runs on different classes.
     """
     from textclf.jsonio import read_json
+    from textclf.metrics_schema import check_gateable
 
     p = Path(path)
     if not p.is_file():
@@ -275,56 +276,6 @@ def read_metrics(path: str | Path) -> dict:
                            f"versions up to {METRICS_SCHEMA_VERSION}")
     check_gateable(doc, f"metrics file '{path}'")
     return doc
-
-
-def check_gateable(doc: dict, source: str = "the baseline") -> None:
-    """Raise a one-line error unless ``doc`` holds what a gate compares against (see :func:`read_metrics`)."""
-    import pydantic
-
-    try:
-        _GatedMetrics().model_validate(doc)
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "document"
-        value = err.get("input")
-        shown = ("missing" if err["type"] == "missing" else f"{value:g}" if isinstance(value, float)
-                 else repr(value))
-        msg = err["msg"].removeprefix("Value error, ")
-        raise TextclfError(f"{source} cannot be gated against: {key} is {shown} ({msg}); use a metrics.json "
-                           f"written by textclf eval") from None
-
-
-_GATED_MODEL: list = []
-
-
-def _GatedMetrics():
-    """The pydantic model of what gates read from a metrics file (built on first use: pydantic is lazy)."""
-    if not _GATED_MODEL:
-        from typing import Annotated
-
-        import pydantic
-        from pydantic import Field
-
-        fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-
-        class GatedMetrics(pydantic.BaseModel):
-            model_config = pydantic.ConfigDict(extra="allow", strict=True)
-            accuracy: fraction
-            macro_f1: fraction
-            class_names: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-
-            @pydantic.field_validator("class_names")
-            @classmethod
-            def _distinct(cls, names: list[str]) -> list[str]:
-                seen = set()
-                for name in names:
-                    if name in seen:
-                        raise ValueError(f"class '{name}' is listed twice")
-                    seen.add(name)
-                return names
-
-        _GATED_MODEL.append(GatedMetrics)
-    return _GATED_MODEL[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,6 +340,8 @@ def check_gates(metrics: dict, *, min_accuracy: Optional[float] = None, baseline
         results.append(GateResult("--min-accuracy", "accuracy", acc, float(min_accuracy),
                                   acc + eps >= min_accuracy))
     if baseline is not None:
+        from textclf.metrics_schema import check_gateable
+
         drop = 0.0 if max_drop is None else float(max_drop)
         check_gateable(baseline)
         base_classes = baseline["class_names"]
