@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: consoles, the --debug switch and the user-error -> exit-code mapping."""
+"""Shared CLI plumbing: consoles, the --debug switch, and the one error boundary of every command.
+
+Any exception that ends a command becomes one line on stderr and an exit code (README, "Exit
+codes"): 1 a failed quality gate, 2 bad input or environment, 3 an internal error (with a hint
+to rerun with ``--debug``, which prints the traceback first and keeps the exit code).
+"""
 
 from __future__ import annotations
 
@@ -14,38 +19,84 @@ from rich.console import Console
 console = Console()
 err_console = Console(stderr=True)
 _state = {"debug": bool(os.environ.get("TEXTCLF_DEBUG"))}
+EXIT_INTERRUPTED = 130
 
 
 def set_debug(value: bool) -> None:
-    """Show tracebacks for user errors (``textclf --debug ...``)."""
+    """Show tracebacks for errors (``textclf --debug ...`` or ``TEXTCLF_DEBUG=1``)."""
     _state["debug"] = value or bool(os.environ.get("TEXTCLF_DEBUG"))
 
 
+def _can_encode(stream, text: str = "\u00b1\u0394\u00e9\u2501") -> bool:
+    try:
+        text.encode(getattr(stream, "encoding", None) or "ascii")
+        return True
+    except (LookupError, UnicodeEncodeError):
+        return False
+
+
+def safe_streams() -> None:
+    """Let stdout/stderr write any character: what the encoding (``PYTHONIOENCODING=ascii``, a C
+    locale) cannot hold is escaped instead of ending the command with a UnicodeEncodeError.
+    Rich sees the narrow encoding and draws ASCII boxes and bars by itself."""
+    for stream in (sys.stdout, sys.stderr):
+        if not _can_encode(stream) and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or detached stream: nothing to protect
+                pass
+
+
+def report_failure(exc: BaseException) -> int:
+    """Print the one error line for ``exc`` (and, with --debug, its traceback); return the exit code."""
+    from rich.markup import escape
+
+    from textclf.failures import explain
+
+    try:
+        code, line = explain(exc)
+    except Exception as inner:  # the boundary itself must not crash
+        code, line = 3, f"internal error: {type(exc).__name__} (and {type(inner).__name__} explaining it)"
+    if _state["debug"] or os.environ.get("TEXTCLF_DEBUG"):
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+    # escape: a user value such as a class named "[dog]" must not be read as Rich markup
+    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    return code
+
+
+def passthrough_exceptions() -> tuple:
+    """Exceptions that are exits and usage errors, not failures: Typer's (it vendors Click in newer
+    releases) and Click's own."""
+    import click
+
+    kinds = [typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException]
+    if hasattr(typer, "TyperException"):
+        kinds.append(typer.TyperException)  # Typer's Click usage errors (BadParameter, ...)
+    return tuple(kinds)
+
+
 def handle_errors(fn: Callable) -> Callable:
-    """Turn library errors into one red line and their exit code (2 usage, 1 failed gate)."""
+    """The error boundary of a command: every exception becomes one line and its exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from textclf.errors import TextclfError
-
         try:
             return fn(*args, **kwargs)
-        except TextclfError as exc:
-            if _state["debug"]:
-                raise
-            from rich.markup import escape
-
-            # escape: a user value such as a class named "[dog]" must not be read as Rich markup
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code)
+        except passthrough_exceptions():
+            raise
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
-            raise typer.Exit(130)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            raise typer.Exit(report_failure(exc)) from None
 
     return wrapper
 
 
 def print_json(obj: Any) -> None:
-    """Print machine-readable JSON on stdout (no Rich markup)."""
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Print machine-readable JSON on stdout (no Rich markup); ASCII escapes where stdout needs them."""
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=not _can_encode(sys.stdout), default=str) + "\n")
     sys.stdout.flush()

@@ -137,6 +137,7 @@ def command(
             raise TextclfError("nothing to run: give --paper, --grid FILE, or axis flags such as --clf-weights")
         cells = ablate.grid_cells(axes, control_names)
     out = out or Path("ablations") / (name or ("paper" if paper else "grid"))
+    ablate.check_grid(cells, seed_list, base, preset)  # every value checked before a file is touched
 
     from textclf.cli._progress import reporter
 

@@ -7,7 +7,7 @@ import typer.core
 
 from textclf import __version__
 from textclf.cli import ablate, cache, describe, evaluate, export, plugins, predict, train
-from textclf.cli._common import set_debug
+from textclf.cli._common import passthrough_exceptions, report_failure, safe_streams, set_debug
 from textclf.cli._help import CONTEXT_SETTINGS, install_plain_metavars
 from textclf.cli._progress import set_verbosity
 
@@ -23,7 +23,21 @@ class _Group(typer.core.TyperGroup):
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
 
-app = typer.Typer(
+class TextclfApp(typer.Typer):
+    """The Typer app, with the error boundary around everything outside a command body too
+    (the callback, option parsing, plugin entry points loaded on the way): one line, exit 2 or 3."""
+
+    def __call__(self, *args, **kwargs):
+        safe_streams()
+        try:
+            return super().__call__(*args, **kwargs)
+        except (SystemExit, KeyboardInterrupt) + passthrough_exceptions():
+            raise
+        except Exception as exc:
+            raise SystemExit(report_failure(exc)) from None
+
+
+app = TextclfApp(
     cls=_Group,
     name="textclf",
     help="Text-enhanced image classification: describe classes with an LLM, train with a "
@@ -58,6 +72,7 @@ def main(
                                  help="Print the version and exit."),
 ) -> None:
     """Text-enhanced image classification toolkit."""
+    safe_streams()
     if quiet and verbose:
         from textclf.cli._common import err_console
 

@@ -113,12 +113,14 @@ def command(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
         train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
         text_control=text_control, preset=preset).items() if v is not None}
-    if resume and run_dir is None:
-        raise TextclfError("--resume needs --run-dir (the run to continue)")
-    if resume and print_config:
+    if resume:
+        _check_resume(run_dir, overrides, config)
         from textclf.config import load_run_config
 
-        cfg = load_run_config(Path(run_dir) / "config.toml")  # a resumed run keeps its own settings
+        saved = Path(run_dir) / "config.toml"
+        if not saved.is_file():
+            raise TextclfError(f"cannot resume: '{run_dir}' has no config.toml (is it a textclf run dir?)")
+        cfg = load_run_config(saved)  # a resumed run keeps its own settings
     else:
         cfg = build_config("default", read_toml(config) if config else None, overrides)
     if print_config:
@@ -129,6 +131,7 @@ def command(
     if run_dir is None:
         safe = cfg.dataset.replace(":", "-").replace("/", "-")
         run_dir = Path("runs") / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_run_dir_path(run_dir)
 
     from textclf.cli._progress import is_quiet, reporter
     from textclf.tracking import make_tracker
@@ -166,6 +169,31 @@ def command(
     console.print(table)
     if not is_quiet():
         console.print(f"next: textclf eval {run_dir}", highlight=False, markup=False)
+
+
+def _check_resume(run_dir: Optional[Path], overrides: dict, config: Optional[Path]) -> None:
+    """``--resume`` continues a run with its saved config: a flag that would change it is an error."""
+    from textclf.errors import TextclfError
+
+    if run_dir is None:
+        raise TextclfError("--resume needs --run-dir (the run to continue)")
+    given = (["--config"] if config else []) + [f"--{k.replace('_', '-')}" for k in overrides]
+    if given:
+        raise TextclfError(f"--resume continues '{run_dir}' with its saved config.toml, which "
+                           f"{', '.join(given)} would change; drop {'it' if len(given) == 1 else 'them'}, "
+                           f"or train a new run with another --run-dir")
+
+
+def _check_run_dir_path(run_dir: Path) -> None:
+    """Refuse a --run-dir that is, or lies under, a file before any work (not after feature extraction)."""
+    from textclf.errors import TextclfError
+
+    for candidate in (run_dir, *run_dir.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is" if candidate == run_dir else f"lies under '{candidate}', which is"
+                raise TextclfError(f"--run-dir '{run_dir}' {where} a file, not a folder; choose another --run-dir")
+            return
 
 
 def _link_latest(run_dir: Path) -> None:

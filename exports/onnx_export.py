@@ -241,12 +241,13 @@ def decode_metadata(props: dict, source: str = "the model") -> dict:
     if meta.get("format") != FORMAT:
         raise TextclfError(f"{source} has no textclf metadata (class names, preprocessing): it was not "
                            f"written by 'textclf export onnx'; export the run with textclf, or pass its run dir")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise TextclfError(f"{source} was exported by a newer textclf (format {meta['format_version']}); "
                            f"upgrade textclf")
-    for key in ("class_names", "input", "preprocessing"):
-        if key not in meta:
-            raise TextclfError(f"{source} has incomplete textclf metadata (no {key})")
+    from textclf.exports.onnx_metadata import validate_metadata
+
+    validate_metadata(meta, source)  # types, distinct class names, known input dtype: one line naming the key
     return meta
 
 

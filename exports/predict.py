@@ -41,6 +41,8 @@ def read_image(path) -> np.ndarray:
             arr = np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
     except UnidentifiedImageError:
         raise TextclfError("not an image PIL can read") from None
+    except (Image.DecompressionBombError, MemoryError) as exc:
+        raise TextclfError(f"too large to decode ({type(exc).__name__}: {str(exc)[:120]}); resize it first") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise TextclfError(f"corrupt or truncated image ({type(exc).__name__}: {str(exc)[:120]})") from None
     if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
@@ -100,11 +102,9 @@ def load_onnx_predictor(model_path, provider: str = "cpu") -> Predictor:
     info = create_session(str(path), provider)
     props = info.session.get_modelmeta().custom_metadata_map
     meta = decode_metadata(dict(props), f"'{model_path}'")
-    names = [i.name for i in info.session.get_inputs()]
-    outputs = [o.name for o in info.session.get_outputs()]
-    if meta["input"].get("name") not in names or "probabilities" not in outputs:
-        raise TextclfError(f"'{model_path}' has textclf metadata but its graph does not match it "
-                           f"(inputs {names}, outputs {outputs})")
+    from textclf.exports.onnx_metadata import check_against_graph
+
+    check_against_graph(meta, info.session, f"'{model_path}'")
     return Predictor("onnx", str(path), list(meta["class_names"]), info.provider, meta=meta, session=info.session,
                      input=meta["input"], preprocess=meta["preprocessing"], note=info.note)
 

@@ -115,8 +115,11 @@ def test_read_idx_plain_and_gzipped(tmp_path):
     assert np.array_equal(fashion_mnist.read_idx(tmp_path / "x-idx3-ubyte"), arr)
     assert np.array_equal(fashion_mnist.read_idx(tmp_path / "x-idx3-ubyte.gz"), arr)
     (tmp_path / "bad").write_bytes(bytes([0, 0, 13, 1, 0, 0, 0, 1, 0, 0, 0, 0]))
-    with pytest.raises(ValueError):
+    with pytest.raises(TextclfError, match="not an unsigned-byte IDX file"):  # a user's file: exit 2, not a crash
         fashion_mnist.read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(header + arr.tobytes()[:-1])
+    with pytest.raises(TextclfError, match="truncated"):
+        fashion_mnist.read_idx(tmp_path / "short")
 
 
 # --- cifar10 (python-format batches) ---------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Optional
 
 from textclf.atomic import write_json, write_text
 from textclf.errors import TextclfError
+from textclf.grid_file import read_grid_file  # noqa: F401  (part of this module's API: ablate.read_grid_file)
 from textclf.progress import NULL, Reporter
 
 CONTROLS: dict[str, dict] = {
@@ -104,16 +105,6 @@ def grid_cells(axes: dict[str, list], controls=(), text_setting: Optional[dict] 
     return cells + control_cells(controls, text_setting or {})
 
 
-def read_grid_file(path: str | Path) -> tuple[dict, list, dict]:
-    """A TOML grid: ``[grid]`` axis lists, ``controls = [...]``, ``[base]`` overrides."""
-    from textclf.config import load_toml
-
-    data = load_toml(path, "grid file")
-    axes = {k.replace("-", "_"): (v if isinstance(v, list) else [v]) for k, v in data.get("grid", {}).items()}
-    base = {k.replace("-", "_"): v for k, v in data.get("base", {}).items()}
-    return axes, list(data.get("controls", [])), base
-
-
 def with_reference(cells: list[Cell]) -> list[Cell]:
     """Add the no-text control when missing (every comparison is paired against it)."""
     if any(c.name == REFERENCE for c in cells):
@@ -123,10 +114,19 @@ def with_reference(cells: list[Cell]) -> list[Cell]:
 
 # ---- running ------------------------------------------------------------------------------------
 
-def _cell_config(cell: Cell, base: dict, preset: str, seed: int):
-    from textclf.config import build_config
+def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> None:
+    """Resolve every cell's config for every seed: a bad value is an error before anything is written."""
+    for cell in with_reference(cells):
+        for seed in seeds:
+            _cell_config(cell, base, preset, seed)
 
-    return build_config(preset, None, {**base, **cell.overrides, "seed": seed})
+
+def _cell_config(cell: Cell, base: dict, preset: str, seed: int):
+    from textclf.config import ConfigValues, build_config
+
+    values = ConfigValues({**base, **cell.overrides, "seed": seed})
+    values.source = f"grid cell '{cell.name}'"
+    return build_config(preset, None, values)
 
 
 def _check_same_config(cell: Cell, seed: int, files, config) -> None:
@@ -160,7 +160,8 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     if resume and files.config.exists() and (result_path.exists() or files.checkpoint.exists()):
         _check_same_config(cell, seed, files, config)  # about to reuse it, finished or half-trained
     if resume and result_path.exists():
-        return json.loads(result_path.read_text())
+        return _read_cell_file(result_path, {"cell": str, "seed": int, "accuracy": (int, float),
+                                             "macro_f1": (int, float)})
     t0 = time.perf_counter()
     if not files.model.exists():
         can_resume = resume and files.checkpoint.exists() and files.config.exists()
@@ -176,8 +177,8 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
 
     scores = compute_metrics(outputs.labels, outputs.logits, outputs.class_names, outputs.text_logits,
                              run.config.temperature)
-    metrics = json.loads(files.train_metrics.read_text())
-    desc = json.loads(files.descriptions.read_text())
+    metrics = _read_cell_file(files.train_metrics, {"best_val_accuracy": (int, float, type(None))})
+    desc = _read_cell_file(files.descriptions, {"sha256": str, "source": str})
     result = {
         "cell": cell.name, "group": cell.group, "seed": seed,
         "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
@@ -189,6 +190,19 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     }
     write_json(result_path, result)
     return result
+
+
+def _read_cell_file(path: Path, required: dict) -> dict:
+    """A cell's JSON file (result, train metrics, descriptions) with the keys the grid reads, of the right types."""
+    from textclf.jsonio import read_json
+
+    doc = read_json(path, "cell file")
+    bad = [k for k, types in required.items() if not isinstance(doc, dict) or not isinstance(doc.get(k), types)
+           or (types is int and isinstance(doc.get(k), bool))]
+    if bad:
+        raise TextclfError(f"cell file '{path}' is damaged: '{bad[0]}' is missing or of the wrong type; delete "
+                           f"the cell's folder and rerun with --resume (or start over with --force)")
+    return doc
 
 
 def _init_worker(parent_pid: int) -> None:

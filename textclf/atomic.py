@@ -43,8 +43,11 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     happens after the data is written), only not across a power cut; for per-epoch checkpoints.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -57,9 +60,18 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        raise _naming(exc, target) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """``exc`` naming the file the user asked for, not a temp file (a failed write names none at all)."""
+    if exc.filename is None or Path(os.fsdecode(exc.filename)).name.startswith(f".{target.name}."):
+        exc.filename = str(target)
+    return exc
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> None:

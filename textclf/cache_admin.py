@@ -102,7 +102,7 @@ def _judge(entry: CacheEntry, folder: Path, verify: bool) -> None:
     elif data.stat().st_size != size:
         entry.status, entry.problem = "damaged", f"array has {data.stat().st_size} bytes, sidecar says {size}"
     elif verify:
-        from textclf.cache import file_checksum
+        from textclf.data.feature_cache import file_checksum
 
         if file_checksum(data) != checksum:
             entry.status, entry.problem = "damaged", "checksum differs from the sidecar"

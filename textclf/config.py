@@ -1,15 +1,25 @@
 """Training configuration: a dataclass, presets, TOML files and flag overrides.
 
-The resolved config is saved in every run dir and is enough to reproduce the run.
+The resolved config is saved in every run dir and is enough to reproduce the run. It is
+validated whole before any work: a pydantic schema derived from :class:`TrainConfig` (strict:
+a string is not a boolean, a float is not an integer; numbers finite and in range) checks every
+value, and each error is one line naming the key, the value, where it came from (a flag, a TOML
+file, a preset) and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import sys
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
+
+import pydantic
+from pydantic import Field
 
 from textclf.errors import TextclfError, unknown_choice
 
@@ -27,44 +37,55 @@ CHOICES = {
     "select": ("last", "best"),
 }
 
+# Value types of the schema (finite numbers: NaN and inf are refused everywhere).
+Name = Annotated[str, Field(min_length=1)]
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]          # learning rates, temperature
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]     # [0, 1]
+Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]    # (0, 1]
+Split = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]    # (0, 1)
+Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0, lt=2 ** 32)]
+
 
 @dataclass
 class TrainConfig:
     """Everything that defines one training run."""
 
-    preset: str = "default"
-    dataset: str = "digits"
-    image_backbone: str = "efficientnet-lite0"
-    text_backbone: str = "minilm-l6"
-    prompt_type: str = "type1"
-    descriptions: Optional[str] = None  # an explicit descriptions JSON (overrides prompt_type)
+    preset: Name = "default"
+    dataset: Name = "digits"
+    image_backbone: Name = "efficientnet-lite0"
+    text_backbone: Name = "minilm-l6"
+    prompt_type: Name = "type1"
+    descriptions: Optional[Name] = None  # an explicit descriptions JSON (overrides prompt_type)
     text_control: str = "none"  # ablation controls: classname, random-words, shuffled
     freeze_text: bool = True
     # With --no-freeze-text: fine-tune only the top N transformer layers (None: all, as the paper).
-    text_trainable_layers: Optional[int] = None
-    clf_weight: float = 0.8  # w_cont = 1 - clf_weight; 1.0 is the no-text control
+    text_trainable_layers: Optional[Count] = None
+    clf_weight: Unit = 0.8  # w_cont = 1 - clf_weight; 1.0 is the no-text control
     negatives: str = "one"
-    temperature: float = 0.1
+    temperature: Rate = 0.1
     head_input: str = "projection"
     train_backbone: str = "none"
-    image_size: Optional[int] = 96  # None: the backbone's own input size
-    epochs: int = 15
-    batch_size: int = 128
-    lr: float = 3e-3
-    text_lr: float = 2e-5  # learning rate of a fine-tuned text encoder
-    backbone_lr: float = 1e-4  # learning rate of backbone layers with --train-backbone last|all
-    weight_decay: float = 1e-2
-    seed: int = 0
+    image_size: Optional[Annotated[int, Field(ge=8, le=4096)]] = 96  # None: the backbone's own input size
+    epochs: Annotated[int, Field(ge=0)] = 15
+    batch_size: Count = 128
+    lr: Rate = 3e-3
+    text_lr: Rate = 2e-5  # learning rate of a fine-tuned text encoder
+    backbone_lr: Rate = 1e-4  # learning rate of backbone layers with --train-backbone last|all
+    weight_decay: NonNegative = 1e-2
+    seed: Seed = 0
     device: str = "auto"
-    train_fraction: float = 1.0
-    val_fraction: float = 0.1
+    train_fraction: Share = 1.0
+    val_fraction: Split = 0.1
     # Which weights the run keeps: the last epoch's (the cosine schedule has annealed them) or the
     # epoch with the best validation accuracy (noisy on a small validation split; see README).
     select: str = "last"
-    max_train: Optional[int] = None  # stratified subset of the train split (CI, quick runs)
-    max_test: Optional[int] = None
-    proj_dim: int = 256
-    dropout: float = 0.1
+    max_train: Optional[Count] = None  # stratified subset of the train split (CI, quick runs)
+    max_test: Optional[Count] = None
+    proj_dim: Count = 256
+    dropout: Probability = 0.1
     pretrained: bool = True  # False: random backbone weights (tests; no download)
     extra: dict = field(default_factory=dict)
 
@@ -89,25 +110,12 @@ class TrainConfig:
         return self.train_backbone != "none"
 
     def validate(self) -> "TrainConfig":
-        """Check ranges and choices; raise a one-line :class:`TextclfError` on a bad value."""
+        """Check every value's type and range and the choices; raise a one-line :class:`TextclfError`."""
+        check_values({f.name: getattr(self, f.name) for f in fields(self)})
         for name, choices in CHOICES.items():
             value = getattr(self, name)
             if value not in choices:
                 raise unknown_choice(name.replace("_", "-"), str(value), choices)
-        if not 0.0 <= self.clf_weight <= 1.0:
-            raise TextclfError(f"clf-weight {self.clf_weight} is outside [0, 1]")
-        if not 0.0 < self.train_fraction <= 1.0:
-            raise TextclfError(f"train-fraction {self.train_fraction} is outside (0, 1]")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise TextclfError(f"val-fraction {self.val_fraction} is outside (0, 1)")
-        if self.temperature <= 0:
-            raise TextclfError(f"temperature {self.temperature} must be > 0")
-        if self.epochs < 0 or self.batch_size < 1:
-            raise TextclfError("epochs must be >= 0 and batch-size >= 1")
-        if self.text_trainable_layers is not None and self.text_trainable_layers < 1:
-            raise TextclfError(f"text-trainable-layers {self.text_trainable_layers} must be >= 1")
-        if self.image_size is not None and self.image_size < 8:
-            raise TextclfError(f"image-size {self.image_size} is too small (>= 8)")
         return self
 
     def to_dict(self) -> dict:
@@ -135,40 +143,185 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class ConfigValues(dict):
+    """Config values with their origin (a TOML file, a grid cell): ``source`` names it in error messages."""
+
+    source: str = "config file"
+
+
 def load_toml(path: str | Path, what: str = "config file") -> dict:
-    """Parse a TOML file; a missing or malformed file is a one-line error naming ``what``."""
+    """Parse a TOML file; a missing, unreadable, non-UTF-8 or malformed file is a one-line error naming ``what``."""
     p = Path(path)
     if not p.is_file():
-        raise TextclfError(f"{what} '{path}' does not exist")
+        raise TextclfError(f"{what} '{path}' does not exist" + (" (it is a folder)" if p.is_dir() else ""))
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise TextclfError(f"cannot read {what} '{path}': {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TextclfError(f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                           f"TOML files are UTF-8: save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TextclfError(f"{what} '{path}' is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise TextclfError(f"{what} '{path}' is nested too deeply to be a textclf {what}") from None
 
 
-def read_toml(path: str | Path) -> dict:
-    """Read a TOML config file (top-level keys or a ``[train]`` table), keys normalised to snake_case."""
+def read_toml(path: str | Path) -> ConfigValues:
+    """Read a TOML config file: top-level keys, or one ``[train]`` table and nothing beside it.
+
+    Keys are normalised to snake_case. A key next to a ``[train]`` table would be silently
+    ignored, so it is an error naming every such key.
+    """
     data = load_toml(path)
-    data = data.get("train", data)  # accept a [train] table or top-level keys
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    if "train" in data:
+        if not isinstance(data["train"], dict):
+            raise TextclfError(f"config file '{path}': 'train' must be a [train] table, got "
+                               f"{_type_name(data['train'])}")
+        stray = [k for k in data if k != "train"]
+        if stray:
+            listed = ", ".join(f"'{k}'" for k in stray)
+            raise TextclfError(f"config file '{path}' has {listed} outside its [train] table, where it would be "
+                               f"ignored; move {'it' if len(stray) == 1 else 'them'} into [train] "
+                               f"(or drop the [train] header)")
+        data = data["train"]
+    values = ConfigValues({k.replace("-", "_"): v for k, v in data.items()})
+    values.source = str(path)
+    return values
 
 
 def build_config(preset: str = "default", file_values: Optional[dict] = None,
                  overrides: Optional[dict] = None) -> TrainConfig:
-    """Preset, then TOML file values, then flags (non-None overrides) -> a validated config."""
+    """Preset, then TOML file values, then flags (non-None overrides) -> a validated config.
+
+    Every error names the key and where its value came from: ``file_values.source`` (a
+    :class:`ConfigValues` from :func:`read_toml`), ``overrides.source`` when it has one, else the
+    flag ``--key``.
+    """
+    file_source = getattr(file_values, "source", "config file")
+    override_source = getattr(overrides, "source", None)
     file_values = dict(file_values or {})
-    preset = (overrides or {}).get("preset") or file_values.pop("preset", None) or preset
-    if preset not in PRESETS:
-        raise unknown_choice("preset", preset, PRESETS)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    preset = overrides.get("preset") or file_values.pop("preset", None) or preset
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise unknown_choice("preset", str(preset), PRESETS)
     values: dict[str, Any] = {"preset": preset, **PRESETS[preset], **file_values}
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None and k != "preset"})
+    origins = {k: f"preset {preset}" for k in PRESETS[preset]}
+    origins.update({k: file_source for k in file_values})
+    values.update({k: v for k, v in overrides.items() if k != "preset"})
+    origins.update({k: override_source or f"--{k.replace('_', '-')}" for k in overrides if k != "preset"})
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise unknown_choice("config key", unknown[0], sorted(known - {"extra"}))
-    if isinstance(values.get("prompt_type"), int):
-        values["prompt_type"] = str(values["prompt_type"])
+        where = " or ".join(sorted({origins.get(k, "the config") for k in unknown}))
+        listed = ", ".join(f"'{k}'" for k in unknown)
+        raise TextclfError(f"unknown config key{'s' if len(unknown) > 1 else ''} {listed} (from {where}); "
+                           f"valid keys: {', '.join(sorted(known - {'extra'}))}")
+    if isinstance(values.get("prompt_type"), int) and not isinstance(values["prompt_type"], bool):
+        values["prompt_type"] = str(values["prompt_type"])  # TOML: prompt_type = 3
+    if isinstance(values.get("descriptions"), os.PathLike):
+        values["descriptions"] = os.fspath(values["descriptions"])
+    check_values(values, origins)
     return TrainConfig(**values).validate()
+
+
+def check_values(values: dict, origins: Optional[dict] = None) -> None:
+    """Validate config values against the schema (strict types, finite numbers, ranges).
+
+    Raises a one-line :class:`TextclfError` naming the first bad key, its value and where it came
+    from (``origins``: key -> a flag, a file or a preset), and how many other keys are bad.
+    """
+    try:
+        _schema().model_validate({f.name: values.get(f.name, f.default if f.default is not dataclasses.MISSING
+                                                     else f.default_factory()) for f in fields(TrainConfig)})
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        key = str(first["loc"][0]) if first["loc"] else "config"
+        origin = (origins or {}).get(key)
+        others = sorted({str(e["loc"][0]) for e in errors[1:] if e["loc"]} - {key})
+        more = f" (also invalid: {', '.join(others)})" if others else ""
+        where = f" (from {origin})" if origin else ""
+        raise TextclfError(f"config value {key} = {_show(first['input'])}{where} is invalid: "
+                           f"{_reason(first)}{more}") from None
+
+
+_SCHEMA: list = []
+
+
+def _schema() -> type[pydantic.BaseModel]:
+    """The strict pydantic model of :class:`TrainConfig`'s fields, built once from its annotations."""
+    if not _SCHEMA:
+        hints = typing.get_type_hints(TrainConfig, include_extras=True)
+        _SCHEMA.append(pydantic.create_model(
+            "TrainConfigSchema", __config__=pydantic.ConfigDict(strict=True, extra="forbid"),
+            **{f.name: (hints[f.name], ...) for f in fields(TrainConfig)}))
+    return _SCHEMA[0]
+
+
+_TYPE_REASONS = {
+    "bool_type": "expected true or false (a TOML boolean, without quotes)",
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "string_type": "expected a string (in quotes in TOML)",
+    "dict_type": "expected a table",
+    "finite_number": "expected a finite number (not nan or inf)",
+    "string_too_short": "expected a non-empty string",
+}
+
+
+def _reason(error: dict) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _TYPE_REASONS:
+        got = error["input"]
+        wrong_type = kind.endswith("_type") and got is not None
+        return _TYPE_REASONS[kind] + (f", got {_type_name(got)}" if wrong_type else "")
+    bounds = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}", "less_than": "< {lt}",
+              "less_than_equal": "<= {le}"}
+    if kind in bounds:
+        interval = _interval(str(error["loc"][0])) if error["loc"] else None
+        if interval:
+            return f"outside {interval}"
+        return "must be " + bounds[kind].format(**{k: _show(v) for k, v in ctx.items()})
+    return error.get("msg", "invalid")
+
+
+def _interval(key: str) -> Optional[str]:
+    """``[0, 1]``, ``(0, 1]``, ... for a field bounded on both sides (from its annotation), else None."""
+    hint = typing.get_type_hints(TrainConfig, include_extras=True).get(key)
+    for arg in (hint, *typing.get_args(hint)):  # Optional[Annotated[...]] too
+        if typing.get_origin(arg) is not Annotated:
+            continue
+        low = high = None
+        for info in typing.get_args(arg)[1:]:
+            for bound in getattr(info, "metadata", []):
+                name = type(bound).__name__.lower()  # annotated_types Ge, Gt, Le, Lt
+                if name in ("ge", "gt"):
+                    low = ("[" if name == "ge" else "(") + _show(getattr(bound, name))
+                elif name in ("le", "lt"):
+                    high = _show(getattr(bound, name)) + ("]" if name == "le" else ")")
+        if low and high:
+            return f"{low}, {high}"
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"  # also nan, inf
+    return repr(value)
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
@@ -180,10 +333,27 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
     write_text(path, tomli_w.dumps(config.to_dict()))
 
 
+RUN_IDENTITY = ("dataset", "image_backbone", "text_backbone", "head_input", "proj_dim")
+
+
 def load_run_config(path: str | Path) -> TrainConfig:
-    """Read a run dir's saved config (no preset re-application: it is already resolved)."""
+    """Read a run dir's saved config (no preset re-application: it is already resolved).
+
+    Keys this textclf does not know (written by a newer one) are ignored; every known value is
+    validated, and an error names the file.
+    """
     values = read_toml(path)
+    # Every run ever saved names these; without them the defaults would describe another model.
+    missing = [k for k in RUN_IDENTITY if k not in values]
+    if missing:
+        raise TextclfError(f"run config '{path}' is damaged: it has no {', '.join(missing)}; restore it or train "
+                           f"the run again")
     # Runs saved before `select` existed kept their best-validation epoch.
     values.setdefault("select", "best")
     known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in values.items() if k in known}).validate()
+    values = {k: v for k, v in values.items() if k in known}
+    check_values(values, {k: str(path) for k in values})
+    try:
+        return TrainConfig(**values).validate()
+    except TextclfError as exc:
+        raise TextclfError(f"run config '{path}': {exc}") from None

@@ -149,18 +149,11 @@ def load_descriptions(path, class_names: list[str] | None = None, *, partial: bo
     file lists them in the order given. Every problem is a :class:`TextclfError` naming the
     class or field. ``partial=True`` (used by ``describe`` to resume) admits incomplete files.
     """
+    from textclf.jsonio import read_json
+
     p = Path(path)
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TextclfError(f"description file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TextclfError(f"cannot read description file {p}: {type(exc).__name__}: {exc}") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise TextclfError(f"description file {p} is not valid JSON: {exc.msg} "
-                           f"(line {exc.lineno}, column {exc.colno})") from None
+    # Strict JSON: a class listed twice under "descriptions" must not silently keep the last texts.
+    data = read_json(p, "description file")
     file = parse_descriptions(data, str(p), partial=partial)
     if class_names is not None:
         file = _match_classes(file, list(class_names), str(p), partial=partial)

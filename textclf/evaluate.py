@@ -216,6 +216,7 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
 
         raise unknown_choice("split", split, ["train", "test"])
     run = load_run(run_dir)
+    check_finite_weights(run)
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset
@@ -225,6 +226,19 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
     own = name == run.config.dataset and split == "test"
     return RunEvaluation(doc, run, own)
+
+
+def check_finite_weights(run) -> None:
+    """Refuse a run whose weights hold NaN or inf: it diverged, and argmax over NaN logits is
+    class 0 for every image, which can still pass a low accuracy gate."""
+    import torch
+
+    bad = [name for name, t in sorted(run.tensors.items())
+           if torch.is_floating_point(t) and not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise TextclfError(f"'{run.root / 'model.safetensors'}' holds weights that are not finite (NaN or inf in "
+                           f"{bad[0]}{more}): the run diverged; train it again with a lower --lr")
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,23 +267,27 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 
 def read_metrics(path: str | Path) -> dict:
-    """Read a ``metrics.json`` (e.g. a baseline); anything else is a one-line error."""
+    """Read a ``metrics.json`` (e.g. a baseline); anything a gate cannot trust is a one-line error.
+
+    Beyond the format header, the gated figures must be finite fractions in [0, 1] and
+    ``class_names`` a non-empty list of distinct strings: a baseline accuracy of -1 would turn a
+    gate off, one of 5.0 or NaN would fail every run, and a baseline without class names could
+    compare runs on different classes.
+    """
+    from textclf.jsonio import read_json
+    from textclf.metrics_schema import check_gateable
+
     p = Path(path)
     if not p.is_file():
         raise TextclfError(f"metrics file '{path}' does not exist")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TextclfError(f"metrics file '{path}' is not valid JSON: {exc}") from None
+    doc = read_json(p, "metrics file")
     if not isinstance(doc, dict) or doc.get("format") != METRICS_FORMAT:
         raise TextclfError(f"'{path}' is not a textclf metrics file (no format '{METRICS_FORMAT}')")
     version = doc.get("schema_version")
-    if not isinstance(version, int) or version > METRICS_SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > METRICS_SCHEMA_VERSION:
         raise TextclfError(f"metrics file '{path}' has schema_version {version!r}; this textclf reads "
                            f"versions up to {METRICS_SCHEMA_VERSION}")
-    for key in GATED_METRICS:
-        if not isinstance(doc.get(key), (int, float)) or isinstance(doc.get(key), bool):
-            raise TextclfError(f"metrics file '{path}' has no numeric '{key}'")
+    check_gateable(doc, f"metrics file '{path}'")
     return doc
 
 
@@ -335,9 +353,12 @@ def check_gates(metrics: dict, *, min_accuracy: Optional[float] = None, baseline
         results.append(GateResult("--min-accuracy", "accuracy", acc, float(min_accuracy),
                                   acc + eps >= min_accuracy))
     if baseline is not None:
+        from textclf.metrics_schema import check_gateable
+
         drop = 0.0 if max_drop is None else float(max_drop)
-        base_classes = baseline.get("class_names")
-        if base_classes is not None and list(base_classes) != list(metrics["class_names"]):
+        check_gateable(baseline)
+        base_classes = baseline["class_names"]
+        if list(base_classes) != list(metrics["class_names"]):
             raise TextclfError(f"baseline has classes {base_classes}, but these metrics have "
                                f"{metrics['class_names']}; compare runs on the same classes")
         for key in GATED_METRICS:

@@ -67,7 +67,11 @@ class Run:
             model = build_model(self.config, image_dim, text_dim, len(self.class_names))
         if not initial:
             heads = {k: v for k, v in self.tensors.items() if k.split(".", 1)[0] in ("image_proj", "text_proj", "head")}
-            model.load_state_dict(heads, strict=True)
+            try:
+                model.load_state_dict(heads, strict=True)
+            except RuntimeError as exc:  # config.toml or run.json edited: shapes no longer match the weights
+                raise TextclfError(f"run dir '{self.root}' is damaged: model.safetensors does not fit its config.toml "
+                                   f"and run.json ({str(exc).splitlines()[0][:160]})") from None
         return model.eval()
 
     def image_encoder(self, *, shared: bool = False):
@@ -132,14 +136,24 @@ def load_run(run_dir: str | Path) -> Run:
             if meta.get("format") != FORMAT:
                 raise TextclfError(f"'{files.model}' was not written by textclf")
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        run_info = json.loads(files.run.read_text(encoding="utf-8"))
-        classes = json.loads(files.classes.read_text(encoding="utf-8"))["classes"]
     except TextclfError:
         raise
     except Exception as exc:
         raise TextclfError(f"run dir '{run_dir}' is damaged: {type(exc).__name__}: {exc}") from None
-    version = run_info.get("format_version") if isinstance(run_info, dict) else None
+    from textclf.jsonio import read_json
+    from textclf.run_schema import read_class_names, read_run_info
+
+    version = read_json(files.run, "run file").get("format_version") if files.run.is_file() else None
     if version != FORMAT_VERSION:
         raise TextclfError(f"run dir '{run_dir}' has format version {version!r}; this textclf reads version "
                            f"{FORMAT_VERSION} (train the run again with this version)")
-    return Run(files.root, load_run_config(files.config), classes, run_info, tensors)
+    run_info, classes = read_run_info(files.run), read_class_names(files.classes)  # schema-checked
+    if meta.get("classes") not in (None, classes):
+        raise TextclfError(f"'{files.classes}' does not match the classes stored in '{files.model}'; "
+                           f"the run dir is damaged: restore classes.json or train the run again")
+    config = load_run_config(files.config)
+    for key in ("image_backbone", "text_backbone"):
+        if run_info[key]["name"] != getattr(config, key):
+            raise TextclfError(f"run dir '{run_dir}' is damaged: config.toml says {key} '{getattr(config, key)}' "
+                               f"but run.json says '{run_info[key]['name']}'; restore the file or train the run again")
+    return Run(files.root, config, classes, run_info, tensors)

@@ -54,7 +54,16 @@ def build_hub(model_id: str, pretrained: bool = True):
     _quiet_transformers()
     from transformers import AutoModel, AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_id), AutoModel.from_pretrained(model_id)
+    try:
+        return AutoTokenizer.from_pretrained(model_id), AutoModel.from_pretrained(model_id)
+    except (OSError, ValueError) as exc:  # offline and not cached, a wrong id, a damaged folder
+        from textclf.errors import TextclfError
+
+        hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+        first = " ".join(str(exc).split())[:160]
+        raise TextclfError(f"cannot load the Hugging Face model '{model_id}' ({type(exc).__name__}: {first}); "
+                           f"offline, download it once into the Hugging Face cache (HF_HOME={hf_home}) or pass "
+                           f"a local model folder as hf:/path/to/folder") from None
 
 
 def build_distilbert(arg=None, pretrained: bool = True):

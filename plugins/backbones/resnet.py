@@ -10,7 +10,21 @@ def build(pretrained: bool = True):
     from torch import nn
     from torchvision.models import ResNet50_Weights, resnet50
 
-    net = resnet50(weights=ResNet50_Weights.IMAGENET1K_V2 if pretrained else None)
+    weights = ResNet50_Weights.IMAGENET1K_V2 if pretrained else None
+    try:
+        net = resnet50(weights=weights)
+    except Exception as exc:  # offline (URLError), or a damaged file in torch's cache
+        import os
+
+        import torch
+
+        from textclf.errors import TextclfError
+
+        reason = getattr(exc, "reason", None) or exc
+        where = os.path.join(torch.hub.get_dir(), "checkpoints")
+        raise TextclfError(f"cannot load the ResNet-50 weights ({type(exc).__name__}: {str(reason)[:120]}); offline, "
+                           f"put {os.path.basename(weights.url)} into '{where}' (torch's cache: $TORCH_HOME/hub, "
+                           f"TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')})") from None
     net.fc = nn.Identity()
     return net
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 from textclf.plugin_api import DatasetPlugin
@@ -20,13 +21,21 @@ def read_idx(path: Path):
     """Read an IDX file (optionally gzipped) into a numpy array."""
     import numpy as np
 
+    from textclf.errors import TextclfError
+
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if data[0] != 0 or data[1] != 0 or data[2] != 8:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # a truncated or damaged download
+        raise TextclfError(f"{path} is damaged ({type(exc).__name__}); delete it and fetch it again") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
+        raise TextclfError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if len(data) != 4 + 4 * ndim + int(np.prod(shape)):
+        raise TextclfError(f"{path} is truncated or damaged: its header promises {shape} bytes of images or "
+                           f"labels; delete it and fetch it again")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -38,11 +47,22 @@ def _find_dir() -> Path:
         if all((folder / f).exists() for pair in FILES.values() for f in pair):
             return folder
     # Only reached when the user asked for fashion-mnist and no local copy exists.
+    import contextlib
+    import io
+
     from torchvision.datasets import FashionMNIST
 
+    from textclf.errors import TextclfError
+
     root = cache_root() / "datasets"
-    FashionMNIST(str(root), train=True, download=True)
-    FashionMNIST(str(root), train=False, download=True)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints; stdout may carry --json
+            FashionMNIST(str(root), train=True, download=True)
+            FashionMNIST(str(root), train=False, download=True)
+    except Exception as exc:
+        raise TextclfError(f"cannot download Fashion-MNIST ({type(exc).__name__}: {str(exc)[:120]}); offline, "
+                           f"install the Debian package dataset-fashion-mnist (files in {DEBIAN_DIR}) or put "
+                           f"the four idx .gz files into '{root / 'FashionMNIST' / 'raw'}'") from None
     return root / "FashionMNIST" / "raw"
 
 

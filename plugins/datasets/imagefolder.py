@@ -52,6 +52,14 @@ def load(path: str):
     classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
     if not classes:
         raise TextclfError(f"imagefolder '{path}': no class folders under train/")
+    # A class without training images cannot be learned, and dropping its test images would
+    # report a score on fewer classes than the user has.
+    test_only = sorted(d.name for d in test_dir.iterdir() if d.is_dir() and d.name not in classes)
+    if test_only:
+        listed = ", ".join(f"'{c}'" for c in test_only)
+        raise TextclfError(f"imagefolder '{path}': class{'es' if len(test_only) > 1 else ''} {listed} "
+                           f"{'have' if len(test_only) > 1 else 'has'} a folder under {test_dir.name}/ but none "
+                           f"under train/; add training images or move the folder away")
     warnings: list[str] = []
     train = _scan(train_dir, classes, warnings)
     test = _scan(test_dir, classes, warnings)

@@ -11,7 +11,7 @@ The file must describe exactly the dataset's classes: a missing or unknown class
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -20,10 +20,9 @@ from textclf.plugin_api import DescriberBase, DescriberPlugin
 
 
 def _read_json(path: Path) -> dict[str, list[str]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise TextclfError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    from textclf.jsonio import read_json
+
+    data = read_json(path, "descriptions file")  # duplicate class keys, non-UTF-8, deep nesting: one line
     if isinstance(data, dict) and "schema_version" in data:
         from textclf.descriptions import parse_descriptions
 
@@ -44,8 +43,13 @@ def _read_json(path: Path) -> dict[str, list[str]]:
 
 
 def _read_csv(path: Path) -> dict[str, list[str]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh) if any(cell.strip() for cell in r)]
+    from textclf.jsonio import decode_utf8
+
+    text = decode_utf8(path.read_bytes(), path, "descriptions file")
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in r)]
+    except csv.Error as exc:
+        raise TextclfError(f"descriptions file '{path}' is not a readable CSV: {exc}") from None
     if not rows:
         raise TextclfError(f"{path} is empty; expected rows of class,description")
     head = [c.strip().lower() for c in rows[0]]

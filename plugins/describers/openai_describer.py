@@ -237,6 +237,8 @@ class OpenAIDescriber(DescriberBase):
             except openai.OpenAIError as exc:
                 raise TextclfError(f"request to {where} failed for class '{class_name}': "
                                    f"{scrub(exc, self._secret)}") from None
+            except ValueError as exc:  # the client parses the body itself: a truncated reply is a JSONDecodeError
+                reason = f"the reply is not valid JSON (truncated?): {scrub(exc, self._secret)}"
             attempt += 1
             if attempt > self.max_retries:
                 raise TextclfError(f"the server at {where} kept failing for class '{class_name}': "

@@ -5,6 +5,6 @@
 - ``feature_cache``: the content-addressed, verified feature cache on disk.
 """
 
-from textclf.data.datasets import Dataset, Split, cache_root, load_dataset, stratified_indices
+from textclf.data.datasets import Dataset, Split, cache_root, check_trainable, load_dataset, stratified_indices
 
-__all__ = ["Dataset", "Split", "cache_root", "load_dataset", "stratified_indices"]
+__all__ = ["Dataset", "Split", "cache_root", "check_trainable", "load_dataset", "stratified_indices"]

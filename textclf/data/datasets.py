@@ -124,6 +124,24 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(rest))
 
 
+def check_trainable(ds: Dataset, train_idx: np.ndarray, *, val_fraction: float,
+                    max_train: Optional[int] = None) -> None:
+    """Refuse data that would "train" without learning anything: one class, or no training image
+    left once the validation split is carved out (one image per class, a tiny ``--max-train``)."""
+    from textclf.errors import TextclfError
+
+    if ds.num_classes < 2:
+        only = f" ('{ds.class_names[0]}')" if ds.class_names else ""
+        raise TextclfError(f"dataset '{ds.name}' has {ds.num_classes} class{only}; a classifier needs at least "
+                           f"2 classes")
+    if len(train_idx) == 0:
+        why = (f"--max-train {max_train} keeps {len(ds.train)} images for {ds.num_classes} classes"
+               if max_train is not None else f"its train split has {len(ds.train)} images for {ds.num_classes} classes")
+        raise TextclfError(f"dataset '{ds.name}' leaves 0 training images: {why}, and the validation split "
+                           f"(--val-fraction {val_fraction:g}) takes at least one image of every class; "
+                           f"give each class at least 2 training images")
+
+
 def load_dataset(name: str, *, max_train: Optional[int] = None, max_test: Optional[int] = None,
                  seed: int = 0) -> Dataset:
     """Resolve a dataset by registry name (``imagefolder:PATH`` included) and load it.

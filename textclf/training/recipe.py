@@ -45,15 +45,15 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, rep
     created = not files.root.exists()
     with FolderLock(files.root, "run dir"):
         claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")  # again, now that we hold it
-        if resume:
-            if not files.config.exists():
-                raise TextclfError(f"cannot resume: '{run_dir}' has no config.toml")
-            config = load_run_config(files.config)
-        elif files.model.exists() or files.checkpoint.exists():
-            raise TextclfError(f"run dir '{run_dir}' already holds a run; use --resume or another --run-dir")
-        else:
-            files.write_marker()
         try:
+            if resume:
+                if not files.config.exists():
+                    raise TextclfError(f"cannot resume: '{run_dir}' has no config.toml")
+                config = load_run_config(files.config)
+            elif files.model.exists() or files.checkpoint.exists():
+                raise TextclfError(f"run dir '{run_dir}' already holds a run; use --resume or another --run-dir")
+            else:
+                files.write_marker()
             recipe = TrainingRecipe(config, files, resume=resume, reporter=reporter, callbacks=callbacks)
             recipe.setup()
             return recipe.train()
@@ -116,13 +116,15 @@ class TrainingRecipe:
         return self
 
     def _setup_data(self) -> None:
-        from textclf.data import load_dataset
+        from textclf.data import check_trainable, load_dataset
         from textclf.models.encoders import build_image_encoder
         from textclf.training.class_text import run_descriptions
         from textclf.training.data import TrainData, split_indices
 
         cfg = self.config
         ds = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
+        check_trainable(ds, split_indices(ds.train.labels, cfg)[0], val_fraction=cfg.val_fraction,
+                        max_train=cfg.max_train)
         for warning in ds.warnings:
             self.reporter.message(warning)
         self.dataset = ds
@@ -209,8 +211,17 @@ class TrainingRecipe:
         if not (self.resume and self.files.checkpoint.exists()):
             return
         ckpt = CHECKPOINT.load(self.files.checkpoint, self.optimizer)
-        self.model.load_state_dict(ckpt["current"], strict=True)
         meta = ckpt["meta"]
+        saved = meta.get("class_names")
+        if saved is not None and saved != self.class_names:
+            raise TextclfError(f"cannot resume '{self.files.root}': the dataset's classes changed since the run "
+                               f"began (added {[c for c in self.class_names if c not in saved]}, removed "
+                               f"{[c for c in saved if c not in self.class_names]}); train a new run")
+        try:
+            self.model.load_state_dict(ckpt["current"], strict=True)
+        except RuntimeError as exc:
+            raise TextclfError(f"cannot resume '{self.files.root}': its checkpoint does not fit the model built "
+                               f"from the current data ({str(exc).splitlines()[0][:120]}); train a new run") from None
         self.scheduler.load_state_dict(meta["scheduler"])
         self.start_epoch = meta["epoch"] + 1
         self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
@@ -266,10 +277,10 @@ class TrainingRecipe:
             choice = draw_choice(self.description_counts, gen) if cfg.text_used else None
             out = model(x, choice)
             loss, ce, cont = combined_loss(out, y, cfg, gen)
-            if not torch.isfinite(loss):
-                raise TextclfError(f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: the "
-                                   f"settings diverge (lr {cfg.lr:g}, temperature {cfg.temperature:g}); lower the "
-                                   "learning rate or check the config")
+            if not torch.isfinite(loss):  # bad settings, not a bug: stop before NaN reaches the weights
+                raise TextclfError(f"the loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}: "
+                                   f"training diverged; lower --lr (now {cfg.lr:g}) or raise --temperature (now "
+                                   f"{cfg.temperature:g})")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -301,7 +312,7 @@ class TrainingRecipe:
             self.best_state = self._state() if self.config.select == "best" else None
         writer.submit(self._state(), self.best_state, self.optimizer, {
             "epoch": epoch, "scheduler": self.scheduler.state_dict(), "best_val": self.best_val,
-            "best_epoch": self.best_epoch, "history": self.history}, self.history)
+            "best_epoch": self.best_epoch, "history": self.history, "class_names": self.class_names}, self.history)
         self.reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc, lr=row["lr"], seconds=row["seconds"])
         for callback in self.callbacks:
             callback(dict(row))

@@ -1,0 +1,51 @@
+"""What a quality gate compares against: the schema of a baseline ``metrics.json``.
+
+A gate is only as good as its baseline. An accuracy of -1 would turn the gate off, one of 5.0
+or NaN would fail every run, and a baseline without class names could compare runs on
+different classes; each is refused here with one line naming the key (pydantic, strict).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pydantic
+from pydantic import Field
+
+from textclf.errors import TextclfError
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class GatedMetrics(pydantic.BaseModel):
+    """The figures a gate reads; other keys of ``metrics.json`` are left alone."""
+
+    model_config = pydantic.ConfigDict(extra="allow", strict=True)
+    accuracy: Fraction
+    macro_f1: Fraction
+    class_names: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+    @pydantic.field_validator("class_names")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ValueError(f"class '{name}' is listed twice")
+            seen.add(name)
+        return names
+
+
+def check_gateable(doc: dict, source: str = "the baseline") -> None:
+    """Raise a one-line error unless ``doc`` holds what a gate compares against."""
+    try:
+        GatedMetrics.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "document"
+        value = err.get("input")
+        shown = ("missing" if err["type"] == "missing" else f"{value:g}" if isinstance(value, float)
+                 else repr(value))
+        msg = err["msg"].removeprefix("Value error, ")
+        raise TextclfError(f"{source} cannot be gated against: {key} is {shown} ({msg}); use a metrics.json "
+                           f"written by textclf eval") from None

@@ -1,0 +1,102 @@
+"""The schema of a run dir's JSON files (``run.json``, ``classes.json``), checked on every read.
+
+A run dir can be edited, truncated or half-copied by hand; eval, export and predict must then
+say which file is damaged and how (one line, exit 2) rather than fail later with a TypeError
+or a shape mismatch deep inside PyTorch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import pydantic
+from pydantic import ConfigDict, Field
+
+from textclf.errors import TextclfError
+
+ClassName = Annotated[str, Field(min_length=1)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class PreprocessingRecord(pydantic.BaseModel):
+    """What the model expects of an image (``run.json`` ``preprocessing``; see textclf.data.preprocessing)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    input_size: Annotated[int, Field(ge=1, le=16384)]
+    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
+    std: Annotated[list[Positive], Field(min_length=3, max_length=3)]
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    resize: Literal["squash", "shortest-side"] = "squash"
+    crop_pct: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
+class BackboneRecord(pydantic.BaseModel):
+    """A backbone's identity: name, weights id and hash, output width, and whether the run trained it."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: Annotated[str, Field(min_length=1)]
+    weights_id: str
+    weights_hash: str
+    dim: Annotated[int, Field(ge=1)]
+    trained: bool = False
+
+
+class RunInfo(pydantic.BaseModel):
+    """``run.json``: the parts that eval, export and predict read."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    format: Literal["textclf-run"]
+    format_version: int
+    run_id: Optional[str] = None
+    preprocessing: PreprocessingRecord
+    image_backbone: BackboneRecord
+    text_backbone: BackboneRecord
+
+
+class Classes(pydantic.BaseModel):
+    """``classes.json``: class names in label order."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    classes: Annotated[list[ClassName], Field(min_length=1)]
+
+    @pydantic.field_validator("classes")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ValueError(f"class '{name}' is listed twice")
+            seen.add(name)
+        return names
+
+
+def _validated(model: type[pydantic.BaseModel], data, path: Path):
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "the document"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = "" if err["type"] == "missing" else f", got {err.get('input')!r}"[:80]
+        raise TextclfError(f"run file '{path}' is damaged: {key}: {msg}{got}; train the run again or "
+                           f"restore the file") from None
+
+
+def read_run_info(path: str | Path) -> dict:
+    """``run.json`` as a dict, after checking what readers use."""
+    from textclf.jsonio import read_json
+
+    p = Path(path)
+    data = read_json(p, "run file")
+    _validated(RunInfo, data, p)
+    return data
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """The class names of ``classes.json``."""
+    from textclf.jsonio import read_json
+
+    p = Path(path)
+    return list(_validated(Classes, read_json(p, "run file"), p).classes)
