@@ -30,6 +30,9 @@ def command(
                                              help="Read image paths from FILE, one per line (- for stdin)."
                                                   + default_note("none")),
     top_k: int = typer.Option(3, "--top-k", "-k", help="How many classes to show per image."),
+    head: Optional[str] = typer.Option(
+        None, "--head", help="classifier | text (cosine to each class description) | ensemble."
+        + default_note("text for a model that knows classes by description, else classifier")),
     batch_size: int = typer.Option(64, "--batch-size", help="Images read and predicted at a time."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | tensorrt | auto (ONNX Runtime "
                                                                 "provider; a run dir predicts on the CPU)."
@@ -66,7 +69,7 @@ def command(
 
     from textclf.exports.predict import load_predictor, predict_files
 
-    predictor = load_predictor(model, provider)
+    predictor = load_predictor(model, provider, head)
     progress = reporter(enabled=not json_out) if len(paths) >= PROGRESS_FROM else QuietReporter()
     with progress:
         results = predict_files(predictor, paths, top_k, reporter=progress, batch_size=batch_size)
@@ -77,7 +80,7 @@ def command(
         write_predictions(output, results)
     if json_out:
         print_json({"model": str(model), "kind": predictor.kind, "provider": predictor.provider,
-                    "classes": predictor.class_names, "predictions": results,
+                    "head": predictor.head, "classes": predictor.class_names, "predictions": results,
                     **({"output": str(output)} if output is not None else {})})
     elif output is not None:
         console.print(f"wrote {output}: {len(results)} rows ({len(results) - len(failed)} predicted, "
@@ -101,7 +104,7 @@ def _print(results: list, predictor) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"textclf predict ({predictor.kind}, {predictor.provider})")
+    table = Table(title=f"textclf predict ({predictor.kind}, {predictor.provider}, {predictor.head} head)")
     table.add_column("image", overflow="fold")
     table.add_column("class")
     table.add_column("probability", justify="right")

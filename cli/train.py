@@ -88,6 +88,16 @@ def command(
     text_control: Optional[str] = typer.Option(
         None, "--text-control", help="Ablation control: none | classname | random-words | shuffled."
         + preset_note("text_control")),
+    text_head: Optional[str] = typer.Option(
+        None, "--text-head", help="projected (the paper's trained text projection) | open (images mapped into "
+                                  "the frozen text space: new classes from descriptions)." + preset_note("text_head")),
+    holdout_classes: Optional[str] = typer.Option(
+        None, "--holdout-classes", metavar="A,B",
+        help="Train without any image of these classes (known by description only); eval measures them."
+        + default_note("none")),
+    holdout_shots: Optional[int] = typer.Option(
+        None, "--holdout-shots", metavar="K", help="Keep K training images of each held-out class (few-shot)."
+        + preset_note("holdout_shots")),
     run_dir: Optional[Path] = typer.Option(
         None, "--run-dir", help="Folder the run is written to (runs/latest points at the newest)."
         + default_note("runs/<dataset>-<time>")),
@@ -112,7 +122,9 @@ def command(
         temperature=temperature, head_input=head_input, train_backbone=train_backbone, image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
         train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
-        text_control=text_control, preset=preset).items() if v is not None}
+        text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,
+        holdout_classes=[c.strip() for c in holdout_classes.split(",") if c.strip()] if holdout_classes else None,
+        preset=preset).items() if v is not None}
     if resume:
         _check_resume(run_dir, overrides, config)
         from textclf.config import load_run_config

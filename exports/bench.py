@@ -14,6 +14,7 @@ median over rounds.
 
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import time
@@ -131,8 +132,9 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
     pmod = preprocess_module(prep)
     in_graph = input_meta["dtype"] == "uint8"
     device = torch.device("cuda" if first.provider in ("cuda", "tensorrt") and torch.cuda.is_available() else "cpu")
-    branch = run.image_branch().to(device).eval()
-    branch_cl = run.image_branch().to(device).eval().to(memory_format=torch.channels_last)
+    # The whole served model (image branch and text head), as the exported graph computes it.
+    branch = copy.deepcopy(run.serving_model()).to(device).eval()  # a copy: the run keeps its modules
+    branch_cl = copy.deepcopy(branch).to(memory_format=torch.channels_last)
     images, source = _bench_images(run, dataset, max(batch_sizes))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 

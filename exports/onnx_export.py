@@ -46,7 +46,9 @@ MAX_OPSET = 20   # the TorchScript exporter's newest
 PREPROCESS_MIN_OPSET = 18  # Resize's antialias attribute
 FORMAT = "textclf-onnx"
 FORMAT_VERSION = 1
-OUTPUTS = ("logits", "probabilities", "embedding")
+OUTPUTS = ("logits", "probabilities", "embedding", "text_logits", "text_probabilities", "ensemble_probabilities")
+# The text head's constants, one initializer each under a fixed name: `textclf classes add` rewrites them.
+TEXT_HEAD_INITIALIZERS = ("class_text_embeddings_t", "class_text_bias", "classifier_to_vocabulary")
 META_PREFIX = "textclf."
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -58,24 +60,42 @@ def _export_module_class():
     from torch import nn
 
     class ExportModule(nn.Module):
-        """Optional uint8 NHWC preprocessing (the run's own PreprocessModule) + the image branch (+ fp16 casts)."""
+        """Optional uint8 NHWC preprocessing (the run's own PreprocessModule) + the serving model (+ fp16 casts)."""
 
-        def __init__(self, branch, preprocess: nn.Module | None, fp16: bool):
+        def __init__(self, serving, preprocess: nn.Module | None, fp16: bool):
             super().__init__()
-            self.branch = branch
+            self.serving = serving
             self.preprocess = preprocess
             self.fp16 = fp16
 
         def forward(self, x):
             if self.preprocess is not None:
                 x = self.preprocess(x)
-            if self.fp16:
-                logits, _, embedding = self.branch(x.half())
-                logits, embedding = logits.float(), embedding.float()
-                return logits, F.softmax(logits, dim=-1), embedding
-            return self.branch(x)
+            if not self.fp16:
+                return self.serving(x)
+            # fp16 backbone and heads; softmax and the text head in float32.
+            logits, _, embedding = self.serving.branch(x.half())
+            logits, embedding = logits.float(), embedding.float()
+            probabilities = F.softmax(logits, dim=-1)
+            return (logits, probabilities, embedding, *self.serving.text_head(embedding, probabilities))
 
     return ExportModule
+
+
+def name_text_head_initializers(model) -> None:
+    """Give the text head's initializers their fixed names (``textclf.class_text_embeddings_t``, ...)."""
+    renames = {}
+    for init in model.graph.initializer:
+        for short in TEXT_HEAD_INITIALIZERS:
+            if init.name == short or init.name.endswith("." + short):
+                renames[init.name] = META_PREFIX + short
+    for init in model.graph.initializer:
+        init.name = renames.get(init.name, init.name)
+    for node in model.graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+    missing = [short for short in TEXT_HEAD_INITIALIZERS if META_PREFIX + short not in renames.values()]
+    if missing:
+        raise TextclfError(f"the exported graph has no initializer for the text head's {missing[0]}")
 
 
 def _register_antialias_resize() -> None:
@@ -139,17 +159,15 @@ def export_model(run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = 
     import torch
 
     from textclf.data.preprocessing import preprocess_module
-    from textclf.models.classifier import ImageBranch
-
     prep = run.preprocessing
     size = prep.input_size
     encoder = run.image_encoder()
     backbone = encoder.plugin.prepare_for_export(encoder.module, prep)
     # A copy: tracing and fp16 conversion must not touch the run's modules (parity compares with them).
-    branch = copy.deepcopy(ImageBranch(backbone, run.model())).eval()
+    serving = copy.deepcopy(run.serving_model(backbone)).eval()
     if fp16:
-        branch = branch.half()
-    module = _export_module_class()(branch, preprocess_module(prep) if with_preprocessing else None, fp16).eval()
+        serving.branch = serving.branch.half()
+    module = _export_module_class()(serving, preprocess_module(prep) if with_preprocessing else None, fp16).eval()
     in_name = input_spec(prep, with_preprocessing)["name"]
     if with_preprocessing:
         _register_antialias_resize()
@@ -173,9 +191,10 @@ def export_model(run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = 
         raise TextclfError(f"torch.onnx.export failed for backbone '{run.config.image_backbone}': "
                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
     model = onnx.load_from_string(buffer.getvalue())
+    name_text_head_initializers(model)
     model.graph.name = "textclf_image_branch"
-    model.doc_string = ("textclf image branch (backbone + projection + classification head); "
-                        "outputs logits, probabilities, embedding")
+    model.doc_string = ("textclf image branch (backbone + projection + classification head) and text head; "
+                        "outputs " + ", ".join(OUTPUTS))
     return model
 
 
@@ -194,8 +213,13 @@ def build_metadata(run, *, with_preprocessing: bool, precision: str, opset: int,
         "run_textclf_version": run.run_info.get("textclf_version"),
         "class_names": list(run.class_names),
         "input": input_spec(run.preprocessing, with_preprocessing),
-        "outputs": {"logits": "float32 (batch, classes)", "probabilities": "float32 (batch, classes), softmax",
-                    "embedding": f"float32 (batch, {run.config.proj_dim}), projected image embedding"},
+        "outputs": {"logits": "float32 (batch, classes): the classification head",
+                    "probabilities": "float32 (batch, classes), softmax of logits",
+                    "embedding": "float32 (batch, dim), projected image embedding",
+                    "text_logits": "float32 (batch, vocabulary): cosine to each class text / temperature - gamma * seen",
+                    "text_probabilities": "float32 (batch, vocabulary), softmax of text_logits",
+                    "ensemble_probabilities": "float32 (batch, vocabulary): mean of both heads' probabilities"},
+        **text_head_metadata(run),
         "preprocessing": dict(run.preprocessing.to_dict(), in_graph=bool(with_preprocessing)),
         "precision": precision,
         "opset": int(opset),
@@ -207,6 +231,14 @@ def build_metadata(run, *, with_preprocessing: bool, precision: str, opset: int,
     if quantization:
         meta["quantization"] = quantization
     return meta
+
+
+def text_head_metadata(run) -> dict:
+    """The vocabulary of the text head and how its scores are formed (metadata keys)."""
+    names, _, seen = run.vocabulary()
+    return {"vocabulary": list(names), "seen": [bool(x) for x in seen],
+            "text_head": {"temperature": float(run.config.temperature), "gamma": run.gamma,
+                          "default_head": "text" if run.open_set else "classifier"}}
 
 
 def run_test_accuracy(run_dir) -> Optional[float]:

@@ -43,34 +43,42 @@ def pick_indices(n: int, limit: Optional[int], labels: Optional[np.ndarray] = No
     return keep[:limit]
 
 
-def pytorch_logits(branch, prep, split, indices, reporter: Reporter = NULL, task: Optional[str] = None) -> np.ndarray:
-    """Logits of the PyTorch image branch over ``indices`` of ``split`` (float32, CPU)."""
+def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
+                    task: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits, text_logits)`` of the PyTorch serving model over ``indices`` of ``split`` (float32, CPU)."""
     import torch
 
     from textclf.data.preprocessing import preprocess_images, preprocess_module
     from textclf.exports.feeding import batches
 
     module = preprocess_module(prep)
-    out = []
+    logits, text = [], []
     with torch.inference_mode():
         for _, images in batches(split, indices, BATCH):
-            out.append(branch(preprocess_images(images, prep, module))[0].float().numpy())
+            out = serving(preprocess_images(images, prep, module))
+            logits.append(out[0].float().numpy())
+            text.append(out[3].float().numpy())
             if task:
                 reporter.advance(task, len(images))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    return _stack(logits), _stack(text)
 
 
-def onnx_logits(session, input_meta: dict, prep, split, indices, reporter: Reporter = NULL,
-                task: Optional[str] = None) -> np.ndarray:
-    """Logits of an ONNX Runtime session over ``indices`` of ``split``."""
+def onnx_outputs(session, input_meta: dict, prep, split, indices, reporter: Reporter = NULL,
+                 task: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split``."""
     from textclf.exports.feeding import batches, run_session
 
-    out = []
+    logits, text = [], []
     for _, images in batches(split, indices, BATCH):
-        out.append(run_session(session, input_meta, images, prep))
+        logits.append(run_session(session, input_meta, images, prep))
+        text.append(run_session(session, input_meta, images, prep, "text_logits"))
         if task:
             reporter.advance(task, len(images))
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+    return _stack(logits), _stack(text)
+
+
+def _stack(parts: list) -> np.ndarray:
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict:
@@ -101,15 +109,18 @@ def check_parity(run, session, input_meta: dict, precision: str, *, atol: float 
         raise TextclfError(f"the test split of '{run.config.dataset}' is empty: nothing to check parity on")
     prep = run.preprocessing
     reporter.task("parity", 2 * len(idx), f"parity check ({precision}, {len(idx)} test images)")
-    ref = pytorch_logits(run.image_branch(), prep, split, idx, reporter, "parity")
-    got = onnx_logits(session, input_meta, prep, split, idx, reporter, "parity")
+    ref, ref_text = pytorch_outputs(run.serving_model(), prep, split, idx, reporter, "parity")
+    got, got_text = onnx_outputs(session, input_meta, prep, split, idx, reporter, "parity")
     reporter.done("parity")
-    report = compare(ref, got, split.labels[idx])
-    report.update(precision=precision, split="test", dataset=ds.name)
+    from textclf.evaluation.outputs import vocabulary_labels
+
+    report = compare(ref, got, vocabulary_labels(run, ds, split.labels[idx]))
+    text_diff = float(np.abs(ref_text.astype(np.float64) - got_text.astype(np.float64)).max()) if ref_text.size else 0.0
+    report.update(precision=precision, split="test", dataset=ds.name, max_abs_text_logit_diff=text_diff)
     if precision == "fp32":
         report.update(criterion="max_abs_logit_diff", atol=float(atol))
-        ok = report["max_abs_logit_diff"] <= atol
-        report["reason"] = (f"max |logit difference| {report['max_abs_logit_diff']:.3g} "
+        ok = report["max_abs_logit_diff"] <= atol and text_diff <= atol
+        report["reason"] = (f"max |logit difference| {report['max_abs_logit_diff']:.3g} (text head {text_diff:.3g}) "
                             f"{'<=' if ok else '>'} atol {atol:g} on {len(idx)} test images; "
                             f"top-1 agreement {report['top1_agreement']:.2%}")
     else:

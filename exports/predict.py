@@ -50,9 +50,20 @@ def read_image(path) -> np.ndarray:
     return arr
 
 
+HEADS = ("classifier", "text", "ensemble")
+# Which output of the served model each head reads (the ServingModel's order, and the graph's names).
+HEAD_OUTPUTS = {"classifier": (1, "probabilities"), "text": (4, "text_probabilities"),
+                "ensemble": (5, "ensemble_probabilities")}
+
+
 @dataclass
 class Predictor:
-    """Turns uint8 HWC images into class probabilities with one model."""
+    """Turns uint8 HWC images into class probabilities with one model and one head.
+
+    ``class_names`` are the classes of the chosen head: the trained classes for the classifier,
+    the whole vocabulary (trained ones and those known by description) for the text head and the
+    ensemble.
+    """
 
     kind: str                    # "onnx" or "run"
     source: str
@@ -62,8 +73,9 @@ class Predictor:
     session: object = None
     input: Optional[dict] = None
     preprocess: Optional[dict] = None
-    branch: object = None
+    branch: object = None        # the run's ServingModel (PyTorch)
     note: Optional[str] = None
+    head: str = "classifier"
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = BATCH) -> np.ndarray:
         """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order, ``batch_size`` at a time.
@@ -79,19 +91,32 @@ class Predictor:
         if self.kind == "onnx":
             from textclf.exports.feeding import run_session
 
-            return np.concatenate([run_session(self.session, self.input, chunk, prep, "probabilities")
-                                   for chunk in chunks])
+            output = HEAD_OUTPUTS[self.head][1]
+            return np.concatenate([run_session(self.session, self.input, chunk, prep, output) for chunk in chunks])
         import torch
 
         from textclf.data.preprocessing import preprocess_images, preprocess_module
 
         module = preprocess_module(prep)
         with torch.inference_mode():
-            return np.concatenate([self.branch(preprocess_images(chunk, prep, module))[1].float().numpy()
+            index = HEAD_OUTPUTS[self.head][0]
+            return np.concatenate([self.branch(preprocess_images(chunk, prep, module))[index].float().numpy()
                                    for chunk in chunks])
 
 
-def load_onnx_predictor(model_path, provider: str = "cpu") -> Predictor:
+def choose_head(head: Optional[str], open_set: bool) -> str:
+    """The head to predict with: the one asked for, else the text head for a model that knows classes
+    by description (held out or added), the classification head for a closed set."""
+    if head is None:
+        return "text" if open_set else "classifier"
+    if head not in HEADS:
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("head", head, HEADS)
+    return head
+
+
+def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
     """An exported ``.onnx`` file with textclf metadata, on ``provider``."""
     from textclf.exports.onnx_export import decode_metadata
     from textclf.exports.sessions import create_session
@@ -105,31 +130,38 @@ def load_onnx_predictor(model_path, provider: str = "cpu") -> Predictor:
     from textclf.exports.onnx_metadata import check_against_graph
 
     check_against_graph(meta, info.session, f"'{model_path}'")
-    return Predictor("onnx", str(path), list(meta["class_names"]), info.provider, meta=meta, session=info.session,
-                     input=meta["input"], preprocess=meta["preprocessing"], note=info.note)
+    vocabulary = list(meta.get("vocabulary") or meta["class_names"])
+    head = choose_head(head, vocabulary != list(meta["class_names"]))
+    names = list(meta["class_names"]) if head == "classifier" else vocabulary
+    return Predictor("onnx", str(path), names, info.provider, meta=meta, session=info.session,
+                     input=meta["input"], preprocess=meta["preprocessing"], note=info.note, head=head)
 
 
-def load_run_predictor(run_dir) -> Predictor:
-    """A run dir's image branch in PyTorch (CPU)."""
+def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
+    """A run dir's served model (image branch and text head) in PyTorch (CPU)."""
     from textclf.run import load_run
 
     run = load_run(run_dir)
-    return Predictor("run", str(run_dir), list(run.class_names), "torch-cpu",
+    head = choose_head(head, run.open_set)
+    names = list(run.class_names) if head == "classifier" else run.vocabulary()[0]
+    return Predictor("run", str(run_dir), names, "torch-cpu",
                      meta={"run_id": run.run_id, "image_backbone": run.config.image_backbone},
-                     preprocess=run.preprocessing.to_dict(), branch=run.image_branch())
+                     preprocess=run.preprocessing.to_dict(), branch=run.serving_model(), head=head)
 
 
-def load_predictor(model, provider: str = "cpu") -> Predictor:
-    """``model``: an exported ``.onnx`` file or a run dir."""
+def load_predictor(model, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
+    """``model``: an exported ``.onnx`` file or a run dir; ``head``: classifier | text | ensemble (None: its default)."""
     from textclf.exports.sessions import check_choice
 
     check_choice(provider)
+    if head is not None:
+        choose_head(head, False)  # a bad name fails before any model is loaded
     if Path(model).is_dir():
         if provider not in ("cpu", "auto"):
             raise TextclfError(f"--provider {provider} applies to ONNX models; a run dir predicts with PyTorch "
                                f"on the CPU (export it with textclf export onnx to use {provider})")
-        return load_run_predictor(model)
-    return load_onnx_predictor(model, provider)
+        return load_run_predictor(model, head)
+    return load_onnx_predictor(model, provider, head)
 
 
 def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict]:

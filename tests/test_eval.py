@@ -233,7 +233,7 @@ def test_metrics_agree_with_the_run_outputs_and_are_deterministic(run):
     assert not (run / "plots").exists()
     loaded = load_run(run)
     out = split_outputs(loaded, "test", None, "cpu")
-    expect = compute_metrics(out.labels, out.logits, out.class_names, out.text_logits, loaded.config.temperature)
+    expect = compute_metrics(out.labels, out.logits, out.class_names, out.text_logits, loaded.config.temperature)  # a closed-set run
     for key in ("accuracy", "macro_f1", "ece", "confusion_matrix", "per_class", "heads"):
         assert first[key] == expect[key], key
     res = _invoke(run, "--device", "cpu", "--no-plots", "--json")

@@ -173,10 +173,9 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
         train(config, run_dir, resume=can_resume, callbacks=callbacks)
     run = load_run(run_dir)
     outputs = split_outputs(run, "test", shared=True)
-    from textclf.evaluate import compute_metrics
+    from textclf.evaluate import score_outputs
 
-    scores = compute_metrics(outputs.labels, outputs.logits, outputs.class_names, outputs.text_logits,
-                             run.config.temperature)
+    scores = score_outputs(outputs, run.config.temperature, run.gamma)
     metrics = _read_cell_file(files.train_metrics, {"best_val_accuracy": (int, float, type(None))})
     desc = _read_cell_file(files.descriptions, {"sha256": str, "source": str})
     result = {

@@ -35,6 +35,7 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "text_control": ("none", "classname", "random-words", "shuffled"),
     "select": ("last", "best"),
+    "text_head": ("projected", "open"),
 }
 
 # Value types of the schema (finite numbers: NaN and inf are refused everywhere).
@@ -87,6 +88,13 @@ class TrainConfig:
     proj_dim: Count = 256
     dropout: Probability = 0.1
     pretrained: bool = True  # False: random backbone weights (tests; no download)
+    # "projected": the paper's text projection, trained on the run's classes. "open": image embeddings
+    # mapped into the frozen text space, so any new description is placed there without training.
+    text_head: str = "projected"
+    # Classes whose images never reach training or validation (their descriptions are known):
+    # recognising them from descriptions alone is measured by eval; holdout_shots keeps K train images each.
+    holdout_classes: Optional[list[Name]] = None
+    holdout_shots: Annotated[int, Field(ge=0)] = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -103,6 +111,11 @@ class TrainConfig:
     def text_trained(self) -> bool:
         """Whether the text encoder (or its top layers) trains: the text is used and not frozen."""
         return self.text_used and not self.freeze_text
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """Whether the run's text head takes new classes from their descriptions (open head or held-out classes)."""
+        return self.text_head == "open" or bool(self.holdout_classes)
 
     @property
     def streams_images(self) -> bool:

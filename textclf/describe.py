@@ -49,7 +49,8 @@ def resolve_prompt(name: str):
 def custom_prompt(text: str):
     """A prompt template from inline text containing ``{class_name}`` (or the paper's ``{}``)."""
     from textclf.plugin_api import PromptTemplate
-    from textclf.plugins.prompts import TYPE2
+
+    TYPE2 = resolve_prompt("type2")  # a custom prompt asks for a paragraph, with the paper's system message
 
     if "{class_name}" not in text and "{}" in text:
         text = text.replace("{}", "{class_name}")
@@ -116,27 +117,27 @@ def default_describer(dataset: str, prompt_names: list[str],
                       class_names: Optional[list[str]] = None) -> tuple[str, Optional[str]]:
     """The describer to use when none is named, and a one-line note when it is not ``openai``.
 
-    Built-in descriptions are found by dataset name or, with ``class_names``, by a built-in
-    dataset with exactly these class names (an image folder of CIFAR-10's classes).
+    Without a key: the ``builtin`` describer, when it can describe this dataset (by its name or,
+    with ``class_names``, by a built-in dataset with exactly these class names) for every prompt.
     """
     if os.environ.get("OPENAI_API_KEY"):
         return "openai", None
-    from textclf.plugins.describers.builtin import builtin_dataset_for, builtin_datasets, builtin_path
+    names = list(class_names) if class_names else dataset_class_names(dataset)
+    try:
+        _, describer = make_describer("builtin", dataset=dataset, class_names=names)
+        for prompt in prompt_names:  # raises when the built-in set lacks this prompt
+            describer.describe(names[0], resolve_prompt(prompt), 0)
+        source = describer.provenance().get("source", dataset)
+    except TextclfError as exc:
+        raise TextclfError(f"no describer available: OPENAI_API_KEY is not set and {exc}; set OPENAI_API_KEY "
+                           f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
+                           f"with --describer {OFFLINE_CHOICES}") from None
+    from textclf.descriptions import safe_name
 
-    if all(builtin_path(dataset, p, class_names) is not None for p in prompt_names):
-        source = dataset if builtin_path(dataset, prompt_names[0]) is not None else builtin_dataset_for(class_names)
-        whose = f"{dataset}" if source == dataset else f"{source} (same class names as {dataset})"
-        return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {whose} descriptions "
-                           f"(--describer openai with a key, --base-url for a local server, or another "
-                           f"--describer, to change)")
-    if dataset in builtin_datasets():
-        why = f"there are built-in descriptions for {dataset} only for prompts type1..type4"
-    else:
-        why = (f"there are no built-in descriptions for dataset '{dataset}' or its class names "
-               f"(only for {', '.join(builtin_datasets())})")
-    raise TextclfError(f"no describer available: OPENAI_API_KEY is not set and {why}; set OPENAI_API_KEY "
-                       f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
-                       f"with --describer {OFFLINE_CHOICES}")
+    whose = dataset if source == safe_name(dataset) else f"{source} (same class names as {dataset})"
+    return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {whose} descriptions "
+                       f"(--describer openai with a key, --base-url for a local server, or another "
+                       f"--describer, to change)")
 
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")

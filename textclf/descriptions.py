@@ -237,12 +237,11 @@ def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "ty
     if candidate.exists():
         file = load_descriptions(candidate, class_names)
         return {c: list(file.descriptions[c]) for c in class_names}, str(candidate)
-    from textclf.plugins.describers.builtin import builtin_path
-
-    bpath = builtin_path(dataset, name, class_names)  # by dataset name, else by its class names
-    if bpath is not None:
-        file = load_descriptions(bpath, class_names)
-        return {c: list(file.descriptions[c]) for c in class_names}, f"builtin:{bpath.parent.name}/{name}"
+    try:  # the builtin describer: by dataset name, else by its class names
+        builtin, label = _offline("builtin", dataset, class_names, name)
+        return builtin, f"builtin:{label}/{name}"
+    except TextclfError:
+        pass
     short = name[4:] if re.fullmatch(r"type\d+", name) else name
     raise TextclfError(f"no descriptions for dataset '{dataset}' prompt '{name}'; "
                        f"run: textclf describe --dataset {dataset} --prompt-type {short}")
@@ -255,6 +254,14 @@ def offline_descriptions(describer: str, dataset: str, class_names: list[str], p
     ``describer`` is ``builtin``, ``classname``, ``random-words`` or ``file:PATH`` (or any
     installed plugin that declares itself offline). Used by ``textclf ablate`` for controls.
     """
+    return _offline(describer, dataset, class_names, prompt, seed, samples)[0]
+
+
+def _offline(describer: str, dataset: str, class_names: list[str], prompt: str = "type1", seed: int = 0,
+             samples: int = 1) -> tuple[dict[str, list[str]], str]:
+    """:func:`offline_descriptions` and the describer's source label (e.g. the built-in set it used)."""
+    import inspect
+
     from textclf.describe import make_describer, resolve_prompt
 
     template = resolve_prompt(prompt)
@@ -265,13 +272,13 @@ def offline_descriptions(describer: str, dataset: str, class_names: list[str], p
                            f"builtin, classname, random-words, file:PATH")
     out: dict[str, list[str]] = {}
     for cls_name in class_names:
-        limit = getattr(desc, "max_samples", lambda _c: None)(cls_name)
+        limit = desc.max_samples(cls_name)
         n = samples if limit is None else max(1, min(samples, limit))
         texts = []
         for i in range(n):
             text = desc.describe(cls_name, template, i)
-            if hasattr(text, "__await__"):
+            if inspect.isawaitable(text):
                 raise TextclfError(f"describer '{describer}' is asynchronous; use textclf describe")
             texts.append(str(text).strip())
         out[cls_name] = texts
-    return out
+    return out, str(desc.provenance().get("source", safe_name(dataset)))

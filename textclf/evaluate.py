@@ -161,6 +161,26 @@ def compute_metrics(labels: Sequence[int], logits: np.ndarray, class_names: Sequ
     }
 
 
+def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
+    """Every metric of a run's outputs on a split (:class:`textclf.evaluation.outputs.SplitOutputs`).
+
+    The closed-set metrics (classifier head, text head, ensemble) are over the images of the
+    classes the run trained on. When the run also knows classes by description alone (held-out
+    or added), ``open_vocabulary`` holds their figures over every image: unseen accuracy, and
+    the generalized seen/unseen/H with calibrated stacking (``gamma`` from training) and AUSUC.
+    """
+    from textclf.evaluation.open_vocab import open_vocab_metrics
+
+    c = outputs.n_trained
+    rows = outputs.labels < c
+    metrics = compute_metrics(outputs.labels[rows], outputs.logits[rows], outputs.class_names[:c],
+                              outputs.text_logits[rows][:, :c], temperature)
+    if not outputs.seen.all():
+        metrics["open_vocabulary"] = open_vocab_metrics(outputs.labels, outputs.text_logits / temperature,
+                                                        outputs.seen, gamma, outputs.class_names)
+    return metrics
+
+
 def metrics_document(metrics: dict, *, source: dict, dataset: str, split: str) -> dict:
     """Wrap :func:`compute_metrics` output with the format header and provenance."""
     from textclf import __version__
@@ -220,7 +240,7 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset
-    metrics = compute_metrics(out.labels, out.logits, out.class_names, out.text_logits, run.config.temperature)
+    metrics = score_outputs(out, run.config.temperature, run.gamma)
     source = {"kind": "run", "path": str(run.root), "run_id": run.run_id,
               "image_backbone": run.config.image_backbone, "text_backbone": run.config.text_backbone}
     doc = metrics_document(metrics, source=source, dataset=name, split=split)

@@ -101,14 +101,73 @@ class Run:
         return encoder
 
     def image_branch(self):
-        """Backbone + projection + head as one module (eval mode): what export and predict serve."""
+        """Backbone + projection + head as one module (eval mode)."""
         from textclf.models.classifier import ImageBranch
 
         return ImageBranch(self.image_encoder().module, self.model()).eval()
 
+    def text_head(self):
+        """The text-similarity head over the run's whole vocabulary, with its calibration (eval mode)."""
+        import torch
+
+        from textclf.models.classifier import TextHead
+
+        model = self.model()
+        names, features, seen = self.vocabulary()
+        with torch.no_grad():
+            embeddings = model.project_text(features)
+        return TextHead(embeddings, len(self.class_names), self.config.temperature, torch.as_tensor(seen),
+                        self.gamma).eval()
+
+    def serving_model(self, backbone=None):
+        """Image branch + text head (six outputs): what export and predict serve.
+
+        ``backbone``: a prepared copy for export (the plugin's hook); default the run's own backbone.
+        """
+        from textclf.models.classifier import ImageBranch, ServingModel
+
+        branch = ImageBranch(backbone if backbone is not None else self.image_encoder().module, self.model())
+        return ServingModel(branch, self.text_head()).eval()
+
+    @property
+    def open_set(self) -> bool:
+        """Whether the text head knows classes beyond the trained ones (held out or added by description)."""
+        return not bool(self.vocabulary()[2].all())
+
     def class_text_features(self, initial: bool = False):
         """Raw (C, text_dim) class text features (mean over each class's descriptions)."""
         return self.tensors["class_text_features_init" if initial else "class_text_features"].float()
+
+    @property
+    def holdout(self) -> dict:
+        """``{"classes", "shots", "described_only"}`` of a run trained with held-out classes (empty otherwise)."""
+        return self.run_info.get("holdout") or {}
+
+    @property
+    def gamma(self) -> float:
+        """Calibrated stacking's constant, chosen on validation at training time (0 when not calibrated)."""
+        return float((self.run_info.get("calibration") or {}).get("gamma", 0.0))
+
+    def vocabulary(self) -> tuple[list[str], "object", "np.ndarray"]:
+        """Every class the text head knows: ``(names, raw (V, text_dim) features, seen mask)``.
+
+        The trained classes first (the classification head's order), then the held-out classes known
+        by description only, then classes added with ``textclf classes add``. *Seen* classes had
+        training images of their own (few-shot held-out classes and described-only ones did not).
+        """
+        import numpy as np
+        import torch
+
+        names = list(self.class_names)
+        feats = [self.class_text_features()]
+        for key, names_key in (("holdout_text_features", "described_only"), ("added_text_features", None)):
+            extra = (self.holdout.get("described_only", []) if names_key else self.run_info.get("added_classes", []))
+            if extra:
+                names += list(extra)
+                feats.append(self.tensors[key].float())
+        held = set(self.holdout.get("classes", [])) | set(self.run_info.get("added_classes", []))
+        seen = np.array([c not in held for c in names])
+        return names, torch.cat(feats), seen
 
     def class_text_embeddings(self, initial: bool = False):
         """Projected class text embeddings (C, proj), after training or (``initial``) before it."""

@@ -87,22 +87,28 @@ class RunFiles:
         write_text(self.root / "history.csv", history_csv(rows), fsync=False)
 
     def write_final(self, *, config, class_names, tensors, text_features, text_features_init, descriptions,
-                    descriptions_source, preprocessing, identity, metrics) -> None:
+                    descriptions_source, preprocessing, identity, metrics, extra_info=None,
+                    holdout_descriptions=None) -> None:
         """Write the finished run's files; ``model.safetensors`` last, so its presence means 'complete'.
 
         ``identity`` holds ``image_backbone``/``text_backbone`` records (name, weights id, weights
         hash, dim, trained): a run is never evaluated or exported with other weights than its own.
+        ``extra_info`` (``holdout``, ``calibration``) goes into ``run.json``; ``holdout_descriptions``
+        into ``descriptions.json``.
         """
         from safetensors.torch import save_file
 
         from textclf.descriptions import descriptions_hash
 
         write_json(self.classes, {"classes": list(class_names)})
-        write_json(self.descriptions, {"source": descriptions_source, "sha256": descriptions_hash(descriptions),
-                                       "descriptions": descriptions})
+        desc = {"source": descriptions_source, "sha256": descriptions_hash(descriptions), "descriptions": descriptions}
+        if holdout_descriptions:
+            desc["holdout"] = holdout_descriptions  # known by description only: never trained with images
+        write_json(self.descriptions, desc)
         run_info = {"format": FORMAT, "format_version": FORMAT_VERSION, "run_id": self.run_id(),
                     "status": "complete", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "textclf_version": __version__, "preprocessing": preprocessing.to_dict(), **identity}
+                    "textclf_version": __version__, "preprocessing": preprocessing.to_dict(), **identity,
+                    **(extra_info or {})}
         write_json(self.run, run_info)
         write_json(self.train_metrics, metrics)
         all_tensors = dict(tensors)

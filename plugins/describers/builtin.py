@@ -111,7 +111,7 @@ class BuiltinDescriber(DescriberBase):
         from textclf.descriptions import safe_name
 
         label = "builtin" if self.source == safe_name(self.dataset) else f"builtin ({self.source})"
-        return {"describer": "builtin", "label": label}
+        return {"describer": "builtin", "label": label, "source": self.source}
 
 
 def _make(**options) -> BuiltinDescriber:

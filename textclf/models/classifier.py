@@ -53,13 +53,21 @@ class TextEnhancedClassifier(nn.Module):
     """
 
     def __init__(self, image_dim: int, text_dim: int, num_classes: int, proj_dim: int = 256,
-                 dropout: float = 0.1, head_input: str = "projection", *,
+                 dropout: float = 0.1, head_input: str = "projection", *, text_head: str = "projected",
                  image_backbone: Optional[nn.Module] = None, class_text: Optional[nn.Module] = None):
         super().__init__()
         self.head_input = head_input
+        self.text_head = text_head
         # Construction order fixes the initial weights for a seed: image, text, head.
-        self.image_proj = ProjectionHead(image_dim, proj_dim, dropout)
-        self.text_proj = ProjectionHead(text_dim, proj_dim, dropout)
+        if text_head == "open":
+            # Images go into the frozen text space itself: a new class's description is placed there
+            # by the frozen encoder alone, with no trained text layer in between.
+            proj_dim = text_dim
+            self.image_proj = ProjectionHead(image_dim, proj_dim, dropout)
+            self.text_proj = nn.Identity()
+        else:
+            self.image_proj = ProjectionHead(image_dim, proj_dim, dropout)
+            self.text_proj = ProjectionHead(text_dim, proj_dim, dropout)
         self.head = nn.Linear(proj_dim if head_input == "projection" else image_dim, num_classes)
         self.image_backbone = image_backbone
         self.class_text = class_text
@@ -91,7 +99,8 @@ def build_model(config, image_dim: int, text_dim: int, num_classes: int, *, imag
     """The classifier for a config: its initial weights follow from ``config.seed`` (seeded here)."""
     torch.manual_seed(config.seed)
     return TextEnhancedClassifier(image_dim, text_dim, num_classes, config.proj_dim, config.dropout,
-                                  config.head_input, image_backbone=image_backbone, class_text=class_text)
+                                  config.head_input, text_head=config.text_head, image_backbone=image_backbone,
+                                  class_text=class_text)
 
 
 def text_similarity_logits(image_embedding: torch.Tensor, class_text_embedding: torch.Tensor) -> torch.Tensor:
@@ -117,3 +126,53 @@ class ImageBranch(nn.Module):
         embedding = self.image_proj(features)
         logits = self.head(embedding if self.head_input == "projection" else features)
         return logits, F.softmax(logits, dim=-1), embedding
+
+
+class TextHead(nn.Module):
+    """The text-similarity head over a vocabulary of V classes, and the ensemble with the classifier.
+
+    ``text_logits = cos(embedding, class text embedding) / temperature - gamma * seen``: calibrated
+    stacking lowers the classes trained with images when the vocabulary also holds classes known by
+    description alone (``gamma`` 0 for a closed set). The ensemble averages the classification
+    head's probabilities (over the first C trained classes; 0 for the others) with the text head's.
+    The class embeddings, the bias and the classifier-to-vocabulary map are buffers, so an exported
+    graph holds each as one initializer that ``textclf classes add`` can rewrite.
+    """
+
+    def __init__(self, class_text_embedding: torch.Tensor, n_trained: int, temperature: float,
+                 seen: Optional[torch.Tensor] = None, gamma: float = 0.0):
+        super().__init__()
+        vocab = class_text_embedding.shape[0]
+        seen = torch.ones(vocab, dtype=torch.bool) if seen is None else torch.as_tensor(seen, dtype=torch.bool)
+        closed = bool(seen.all())
+        self.temperature = float(temperature)
+        self.register_buffer("class_text_embeddings_t", F.normalize(class_text_embedding.float(), dim=-1).T.contiguous())
+        self.register_buffer("class_text_bias", -float(gamma) * seen.float() * (0.0 if closed else 1.0))
+        self.register_buffer("classifier_to_vocabulary", torch.eye(n_trained, vocab))
+
+    def forward(self, embedding: torch.Tensor, probabilities: torch.Tensor):
+        """``(text_logits, text_probabilities, ensemble_probabilities)``, each (N, V)."""
+        cosine = F.normalize(embedding.float(), dim=-1) @ self.class_text_embeddings_t
+        text_logits = cosine / self.temperature + self.class_text_bias
+        text_probs = F.softmax(text_logits, dim=-1)
+        ensemble = 0.5 * (probabilities.float() @ self.classifier_to_vocabulary + text_probs)
+        return text_logits, text_probs, ensemble
+
+
+class ServingModel(nn.Module):
+    """What is exported and served: the image branch and the text head (six outputs).
+
+    ``logits``/``probabilities`` (N, C trained classes), ``embedding`` (N, P), ``text_logits``,
+    ``text_probabilities`` and ``ensemble_probabilities`` (N, V vocabulary classes).
+    """
+
+    OUTPUTS = ("logits", "probabilities", "embedding", "text_logits", "text_probabilities", "ensemble_probabilities")
+
+    def __init__(self, branch: ImageBranch, text_head: TextHead):
+        super().__init__()
+        self.branch = branch
+        self.text_head = text_head
+
+    def forward(self, x: torch.Tensor):
+        logits, probabilities, embedding = self.branch(x)
+        return (logits, probabilities, embedding, *self.text_head(embedding, probabilities))

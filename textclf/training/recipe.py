@@ -110,7 +110,7 @@ class TrainingRecipe:
         self._setup_model()
         self._setup_optimizer()
         self._setup_schedule()
-        if not self.resume:
+        if self.files is not None and not self.resume:
             save_config(self.config, self.files.config)
         self._resume()
         return self
@@ -120,6 +120,7 @@ class TrainingRecipe:
         from textclf.models.encoders import build_image_encoder
         from textclf.training.class_text import run_descriptions
         from textclf.training.data import TrainData, split_indices
+        from textclf.training.holdout import holdout_rows, vocabulary
 
         cfg = self.config
         ds = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
@@ -128,14 +129,19 @@ class TrainingRecipe:
         for warning in ds.warnings:
             self.reporter.message(warning)
         self.dataset = ds
-        self.class_names = list(ds.class_names)
-        self.descriptions, self.descriptions_source = run_descriptions(cfg, cfg.dataset, self.class_names)
+        self.vocabulary = vocabulary(cfg, list(ds.class_names))
+        self.class_names = self.vocabulary.trained
+        all_descriptions, self.descriptions_source = run_descriptions(cfg, cfg.dataset, list(ds.class_names))
+        self.descriptions = {c: all_descriptions[c] for c in self.class_names}
+        # Held-out classes the run knows by description only (their features are kept for evaluation).
+        self.holdout_descriptions = {c: all_descriptions[c] for c in self.vocabulary.described_only}
         # A frozen backbone is read-only, so a grid may share one; a trained one is this run's own.
         self.image_encoder = build_image_encoder(cfg.image_backbone, cfg.pretrained, input_size=cfg.image_size,
                                                  shared=not cfg.streams_images)
         self.preprocessing = self.image_encoder.spec.preprocessing.with_size(cfg.image_size)
-        train_idx, val_idx = split_indices(ds.train.labels, cfg)
-        self.data = TrainData(train_idx, val_idx, ds.train.labels)
+        train_idx, val_idx = holdout_rows(ds.train.labels, *split_indices(ds.train.labels, cfg), self.vocabulary,
+                                          cfg.seed)
+        self.data = TrainData(train_idx, val_idx, self.vocabulary.run_labels(ds.train.labels))
         self.feature_cache_hit, self.feature_seconds = None, 0.0
         if cfg.streams_images:
             self.data.split, self.data.preprocessing = ds.train, self.preprocessing
@@ -208,7 +214,7 @@ class TrainingRecipe:
 
     def _resume(self) -> None:
         self.start_epoch, self.best_val, self.best_epoch, self.best_state, self.history = 0, -1.0, -1, None, []
-        if not (self.resume and self.files.checkpoint.exists()):
+        if not (self.resume and self.files is not None and self.files.checkpoint.exists()):
             return
         ckpt = CHECKPOINT.load(self.files.checkpoint, self.optimizer)
         meta = ckpt["meta"]
@@ -234,21 +240,23 @@ class TrainingRecipe:
         """Everything that trains, as CPU tensors (a copy: training goes on while it is written)."""
         return {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}
 
-    def train(self) -> dict:
-        """The epoch loop (train, validate, checkpoint), then the run's files; returns ``train_metrics``."""
-        cfg = self.config
+    def _one_thread(self) -> bool:
         # Head training on cached features (and replayed top text layers) is a stream of small matrix
         # products: one thread avoids OpenMP hand-off costs that make them many times slower on a
         # busy 2-core machine.
         from textclf.models.text_tower import TunedClassText
 
-        one_thread = not cfg.streams_images and not isinstance(self.model.class_text, TunedClassText)
+        return not self.config.streams_images and not isinstance(self.model.class_text, TunedClassText)
+
+    def train(self) -> dict:
+        """The epoch loop (train, validate, checkpoint), then the run's files; returns ``train_metrics``."""
+        cfg = self.config
         self.reporter.task("epochs", cfg.epochs, "training")
         self.reporter.advance("epochs", self.start_epoch)
         t_train = time.perf_counter()
         writer = CheckpointWriter(self.files)
         try:
-            with torch_threads(1 if one_thread else None):
+            with torch_threads(1 if self._one_thread() else None):
                 for epoch in range(self.start_epoch, cfg.epochs):
                     row = self._train_epoch(epoch)
                     self._end_epoch(epoch, row, writer)
@@ -258,6 +266,14 @@ class TrainingRecipe:
         writer.wait()
         self.reporter.done("epochs")
         return self._finish(time.perf_counter() - t_train)
+
+    def fit(self) -> "TrainingRecipe":
+        """The same epochs without validation, checkpoints or files (a calibration model; keeps the last epoch)."""
+        with torch_threads(1 if self._one_thread() else None):
+            for epoch in range(self.config.epochs):
+                self._train_epoch(epoch)
+        self.model.eval()
+        return self
 
     def _train_epoch(self, epoch: int) -> dict:
         """One pass over the training images; returns the epoch's history row (without validation)."""
@@ -344,11 +360,31 @@ class TrainingRecipe:
             "feature_seconds": self.feature_seconds, "train_seconds": round(train_seconds, 3),
             "total_seconds": round(time.perf_counter() - self.t_start, 3), "device": str(self.device),
         }
+        tensors, info = self._state(), {}
+        if cfg.open_vocabulary:
+            tensors, info = self._open_vocabulary(tensors)
+            metrics["calibration"] = info["calibration"]
         self.files.write_final(
-            config=cfg, class_names=self.class_names, tensors=self._state(), text_features=final,
+            config=cfg, class_names=self.class_names, tensors=tensors, text_features=final,
             text_features_init=initial, descriptions=self.descriptions,
             descriptions_source=self.descriptions_source, preprocessing=self.preprocessing,
             identity={"image_backbone": dict(self.image_encoder.identity(), trained=cfg.streams_images),
                       "text_backbone": dict(self.text_encoder.identity(), trained=cfg.text_trained)},
-            metrics=metrics)
+            metrics=metrics, extra_info=info, holdout_descriptions=self.holdout_descriptions)
         return metrics
+
+    def _open_vocabulary(self, tensors: dict) -> tuple[dict, dict]:
+        """What a run that takes classes from descriptions keeps: held-out classes' text features and gamma."""
+        from textclf.models.text_tower import encode_per_class
+        from textclf.training.calibration import calibrate
+
+        cfg = self.config
+        info = {"holdout": {"classes": list(cfg.holdout_classes or ()), "shots": cfg.holdout_shots,
+                            "described_only": list(self.holdout_descriptions)},
+                "calibration": calibrate(self, self.reporter)}
+        if self.holdout_descriptions:
+            names = list(self.holdout_descriptions)
+            self.text_encoder.tower.eval()
+            feats = encode_per_class(self.text_encoder.tower, self.holdout_descriptions, names, self.device)
+            tensors = dict(tensors, holdout_text_features=torch.stack([f.mean(0) for f in feats]).float())
+        return tensors, info
