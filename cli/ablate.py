@@ -103,14 +103,23 @@ def command(
     force: bool = typer.Option(False, "--force", help="Delete earlier results and start over."),
     jobs: int = typer.Option(0, "--jobs", min=0,
                              help="Cells in parallel processes; 0 = one per CPU core (1 with CUDA)."),
+    zero_shot: bool = typer.Option(False, "--zero-shot", help="Held-out class splits x seeds: unseen accuracy and "
+                                                              "H of each text setting vs the classname control and chance."),
+    holdout_splits: int = typer.Option(5, "--holdout-splits", min=1, help="With --zero-shot: held-out splits (a seeded draw)."),
+    holdout_size: int = typer.Option(2, "--holdout-size", min=1, help="With --zero-shot: classes per held-out split."),
+    holdout_shots: str = typer.Option("0", "--holdout-shots", help="With --zero-shot: training images kept per held-out "
+                                                                   "class, e.g. 0,1,5 (few-shot)."),
+    text_head: str = typer.Option("open", "--text-head", help="With --zero-shot: the text head of every cell "
+                                                              "(open | projected)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run an ablation grid."""
     from textclf import ablate
+    from textclf.descriptions import normalize_prompt
     from textclf.errors import TextclfError
 
     axes = {k: v for k, v in {
-        "prompt_type": [p if p.startswith("type") or not p.isdigit() else f"type{p}" for p in _split(prompt_types)],
+        "prompt_type": [normalize_prompt(p) for p in _split(prompt_types)],
         "clf_weight": [_float(v) for v in _split(clf_weights)],
         "freeze_text": [_bool(v) for v in _split(freeze_text)],
         "negatives": _split(negatives),
@@ -123,7 +132,15 @@ def command(
                               "max_test": max_test, "device": device}.items() if v is not None}
     seed_list = _seeds(seeds)
     out = merge_alias(output, out_alias, "--output", "--out")
-    if paper:
+    chance = None
+    if zero_shot:
+        if paper or grid or set(axes) - {"prompt_type"}:
+            raise TextclfError("--zero-shot defines its own grid; of the axes it takes only --prompt-types")
+        cells, chance = _zero_shot_cells(axes.get("prompt_type") or ["type1"], control_names, holdout_splits,
+                                         holdout_size, holdout_shots, text_head, base.get("dataset") or
+                                         _preset_dataset(preset))
+        name = name or "zero-shot"
+    elif paper:
         if axes or grid:
             raise TextclfError("--paper defines its own grid; drop the axis flags or --grid")
         cells = ablate.paper_cells(tuple(control_names) or tuple(ablate.CONTROLS))
@@ -143,14 +160,16 @@ def command(
 
     with reporter(enabled=not json_out) as progress:
         summary = ablate.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
-                                  force=force, jobs=jobs, reporter=progress)
+                                  force=force, jobs=jobs, reporter=progress, zero_shot_chance=chance)
     if json_out:
         print_json({"out": str(out), **summary})
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    from rich.markup import escape
-
+    if chance is not None:
+        _print_zero_shot(summary, out)
+        return
     table = Table(title=escape(f"textclf ablate: {out}"))
     for h in ablate.HEADERS:
         # fold: long cell names (prompt-type=type1.clf-weight=0.8...) wrap instead of being cut
@@ -160,3 +179,46 @@ def command(
     console.print(table)
     console.print(summary["verdict"], highlight=False, markup=False)
     console.print(f"wrote {out}/results.csv, results.json, summary.md, forest.png", highlight=False, markup=False)
+
+
+def _preset_dataset(preset: str) -> str:
+    from textclf.config import PRESETS, TrainConfig
+
+    return PRESETS.get(preset, {}).get("dataset", TrainConfig.dataset)
+
+
+def _zero_shot_cells(prompt_types: list[str], controls: list[str], n_splits: int, size: int, shots: str,
+                     text_head: str, dataset: str):
+    """The zero-shot grid's cells and the chance level of telling ``size`` held-out classes apart."""
+    from textclf import zero_shot
+    from textclf.describe import dataset_class_names
+    from textclf.errors import TextclfError
+
+    class_names = dataset_class_names(dataset)
+    if not 1 <= size <= len(class_names) - 2:
+        raise TextclfError(f"--holdout-size {size} must leave at least 2 of the {len(class_names)} classes to train on")
+    unknown = [c for c in controls if c not in zero_shot.SETTINGS]
+    if unknown:
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("zero-shot control", unknown[0], zero_shot.SETTINGS)
+    splits = zero_shot.holdout_splits(class_names, n_splits, size)
+    k_values = [int(v) for v in _split(shots)] or [0]
+    cells = zero_shot.zero_shot_cells(splits, prompt_types, controls or list(zero_shot.SETTINGS), k_values, text_head)
+    return cells, 1.0 / size
+
+
+def _print_zero_shot(summary: dict, out) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from textclf import zero_shot
+
+    table = Table(title=escape(f"textclf ablate --zero-shot: {out} (chance {100 * summary['chance']:.1f}%)"))
+    for h in zero_shot.HEADERS:
+        table.add_column(h, overflow="fold")
+    for row in zero_shot.summary_rows(summary):
+        table.add_row(*(escape(c) for c in row))
+    console.print(table)
+    console.print(summary["verdict"], highlight=False, markup=False)
+    console.print(f"wrote {out}/results.csv, results.json, summary.md", highlight=False, markup=False)

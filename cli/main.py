@@ -6,7 +6,7 @@ import typer
 import typer.core
 
 from textclf import __version__
-from textclf.cli import ablate, cache, describe, evaluate, export, plugins, predict, train
+from textclf.cli import ablate, cache, classes, describe, evaluate, export, plugins, predict, train
 from textclf.cli._common import passthrough_exceptions, report_failure, safe_streams, set_debug
 from textclf.cli._help import CONTEXT_SETTINGS, install_plain_metavars
 from textclf.cli._progress import set_verbosity
@@ -14,7 +14,7 @@ from textclf.cli._progress import set_verbosity
 install_plain_metavars()
 
 # The order of the pipeline, not Typer's (commands before command groups).
-ORDER = ("describe", "train", "eval", "ablate", "export", "predict", "plugins", "cache")
+ORDER = ("describe", "train", "eval", "ablate", "export", "predict", "classes", "plugins", "cache")
 
 
 class _Group(typer.core.TyperGroup):
@@ -90,6 +90,7 @@ app.command("ablate", help=ablate.HELP)(ablate.command)
 app.add_typer(export.app, name="export")
 app.command("predict", help=predict.HELP)(predict.command)
 app.command("plugins", help=plugins.HELP)(plugins.command)
+app.add_typer(classes.app, name="classes")
 app.add_typer(cache.app, name="cache")
 
 if __name__ == "__main__":  # pragma: no cover

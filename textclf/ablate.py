@@ -187,6 +187,11 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
         "seconds": round(time.perf_counter() - t0, 3),
         "run_dir": str(run_dir), "overrides": json.dumps(cell.overrides, sort_keys=True),
     }
+    ov = scores.get("open_vocabulary")
+    if ov:  # classes known by description alone (held out): their figures
+        result.update(unseen_accuracy=ov["unseen_accuracy"], gzsl_seen=ov["generalized"]["seen"],
+                      gzsl_unseen=ov["generalized"]["unseen"], gzsl_H=ov["generalized"]["H"], ausuc=ov["ausuc"],
+                      classifier_unseen_accuracy=ov.get("classifier_unseen_accuracy"))
     write_json(result_path, result)
     return result
 
@@ -258,14 +263,16 @@ def _relative_cost(config) -> int:
 
 def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Optional[dict] = None,
              preset: str = "default", resume: bool = False, force: bool = False, jobs: int = 1,
-             reporter: Reporter = NULL, callbacks=()) -> dict:
+             reporter: Reporter = NULL, callbacks=(), zero_shot_chance: Optional[float] = None) -> dict:
     """Run every (cell, seed), write results.csv/json and summary.md, and return the summary.
 
     ``callbacks`` go to every cell's training (they must be picklable when ``jobs > 1``).
+    ``zero_shot_chance``: the cells are a zero-shot grid (:mod:`textclf.zero_shot`), summarised
+    against the classname control and this chance level instead of the no-text control.
     """
     out = Path(out)
     base = dict(base or {})
-    cells = with_reference(cells)
+    cells = cells if zero_shot_chance is not None else with_reference(cells)
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise TextclfError("two grid cells have the same name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
@@ -286,8 +293,17 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         from textclf.models.encoders import shared_encoders
 
         with shared_encoders():  # frozen backbones and text features built once for the whole grid
-            return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
+            rows = _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
                               tuple(callbacks))
+        if zero_shot_chance is not None:
+            from textclf import zero_shot
+
+            summary = zero_shot.summarize(rows, cells, zero_shot_chance)
+            write_outputs(out, rows, summary, zero_shot.markdown(summary), forest=False)
+        else:
+            summary = summarize(rows, [c.name for c in cells])
+            write_outputs(out, rows, summary, markdown(summary))
+        return summary
 
 
 def own_files() -> list[str]:
@@ -299,8 +315,8 @@ def own_files() -> list[str]:
 
 
 def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
-               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple) -> dict:
-    """Train and evaluate every distinct (cell, seed), then write the results (the folder is locked)."""
+               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple) -> list[dict]:
+    """Train and evaluate every distinct (cell, seed); returns one result row per (cell, seed) in grid order."""
     # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
     canonical: dict[str, Cell] = {}
     for cell in cells:
@@ -337,11 +353,8 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
                 raise
     reporter.done("cells")
     by_key = {(r["cell"], r["seed"]): r for r in rows}
-    rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
+    return [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
             for seed in seeds for c in cells]
-    summary = summarize(rows, [c.name for c in cells])
-    write_outputs(out, rows, summary)
-    return summary
 
 
 # ---- statistics and outputs ---------------------------------------------------------------------
@@ -437,21 +450,24 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n\n" + summary["verdict"] + "\n"
 
 
+ZERO_SHOT_FIELDS = ["unseen_accuracy", "gzsl_seen", "gzsl_unseen", "gzsl_H", "ausuc", "classifier_unseen_accuracy"]
 RESULT_FIELDS = ["cell", "group", "seed", "accuracy", "macro_f1", "text_accuracy", "val_accuracy",
                  "descriptions_sha256", "descriptions_source", "seconds", "run_dir", "overrides"]
 
 
-def write_outputs(out: Path, rows: list[dict], summary: dict) -> None:
-    """results.csv, results.json, summary.md and forest.png, each atomically."""
+def write_outputs(out: Path, rows: list[dict], summary: dict, summary_md: str, forest: bool = True) -> None:
+    """results.csv, results.json, summary.md and (for a no-text comparison) forest.png, each atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+    fields = RESULT_FIELDS + [k for k in ZERO_SHOT_FIELDS if any(k in r for r in rows)]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "results.csv", buf.getvalue())
     write_json(out / "results.json", {"rows": rows, "summary": summary})
-    write_text(out / "summary.md", markdown(summary))
-    from textclf.plots import plot_forest
+    write_text(out / "summary.md", summary_md)
+    if forest:
+        from textclf.plots import plot_forest
 
-    plot_forest(summary, out / "forest.png")
+        plot_forest(summary, out / "forest.png")
 
 

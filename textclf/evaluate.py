@@ -176,8 +176,16 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
     metrics = compute_metrics(outputs.labels[rows], outputs.logits[rows], outputs.class_names[:c],
                               outputs.text_logits[rows][:, :c], temperature)
     if not outputs.seen.all():
-        metrics["open_vocabulary"] = open_vocab_metrics(outputs.labels, outputs.text_logits / temperature,
-                                                        outputs.seen, gamma, outputs.class_names)
+        block = open_vocab_metrics(outputs.labels, outputs.text_logits / temperature, outputs.seen, gamma,
+                                   outputs.class_names)
+        few_shot = np.flatnonzero(~outputs.seen[:c])  # held-out classes trained with K images
+        if len(few_shot):
+            from textclf.evaluation.open_vocab import per_class_accuracy
+
+            held = np.isin(outputs.labels, few_shot)
+            pred = few_shot[np.argmax(outputs.logits[held][:, few_shot], axis=1)]
+            block["classifier_unseen_accuracy"] = _r(per_class_accuracy(outputs.labels[held], pred, few_shot))
+        metrics["open_vocabulary"] = block
     return metrics
 
 

@@ -148,24 +148,29 @@ class Run:
         """Calibrated stacking's constant, chosen on validation at training time (0 when not calibrated)."""
         return float((self.run_info.get("calibration") or {}).get("gamma", 0.0))
 
-    def vocabulary(self) -> tuple[list[str], "object", "np.ndarray"]:
-        """Every class the text head knows: ``(names, raw (V, text_dim) features, seen mask)``.
+    def vocabulary(self, include_holdout: bool = False) -> tuple[list[str], "object", "np.ndarray"]:
+        """The classes the text head knows: ``(names, raw (V, text_dim) features, seen mask)``.
 
-        The trained classes first (the classification head's order), then the held-out classes known
-        by description only, then classes added with ``textclf classes add``. *Seen* classes had
-        training images of their own (few-shot held-out classes and described-only ones did not).
+        The trained classes first (the classification head's order), then classes added with
+        ``textclf classes add`` (what predict and export serve). ``include_holdout`` (evaluation)
+        also takes the held-out classes the run knows by description only, so that eval measures
+        them exactly as if they had been added. *Seen* classes had training images of their own.
         """
         import numpy as np
         import torch
 
-        names = list(self.class_names)
-        feats = [self.class_text_features()]
-        for key, names_key in (("holdout_text_features", "described_only"), ("added_text_features", None)):
-            extra = (self.holdout.get("described_only", []) if names_key else self.run_info.get("added_classes", []))
-            if extra:
-                names += list(extra)
-                feats.append(self.tensors[key].float())
-        held = set(self.holdout.get("classes", [])) | set(self.run_info.get("added_classes", []))
+        added = list(self.run_info.get("added_classes", []))
+        names, feats = list(self.class_names), [self.class_text_features()]
+        if include_holdout:
+            described = self.holdout.get("described_only", [])
+            keep = [i for i, c in enumerate(described) if c not in added]
+            if keep:
+                names += [described[i] for i in keep]
+                feats.append(self.tensors["holdout_text_features"].float()[keep])
+        if added:
+            names += added
+            feats.append(self.tensors["added_text_features"].float())
+        held = set(self.holdout.get("classes", [])) | set(added)
         seen = np.array([c not in held for c in names])
         return names, torch.cat(feats), seen
 

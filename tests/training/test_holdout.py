@@ -87,7 +87,8 @@ def test_eval_reports_unseen_and_generalized_figures(tmp_path):
 
     train(_tiny(holdout_classes=["blue"], text_head="open"), tmp_path / "run")
     run = load_run(tmp_path / "run")
-    names, feats, seen = run.vocabulary()
+    names, feats, seen = run.vocabulary(include_holdout=True)
+    assert run.vocabulary()[0] == ["red", "green", "gray"]  # served: held-out classes are eval-only
     assert names == ["red", "green", "gray", "blue"] and feats.shape[0] == 4 and list(seen) == [1, 1, 1, 0]
     doc = json.loads(json.dumps(evaluate_run(tmp_path / "run").metrics))
     assert doc["n"] == 24 and doc["class_names"] == ["red", "green", "gray"]  # closed set: the trained classes

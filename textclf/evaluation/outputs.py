@@ -37,7 +37,7 @@ def load_eval_dataset(run, dataset: Optional[str] = None):
     name = dataset or cfg.dataset
     same = name == cfg.dataset
     ds = load_dataset(name, max_train=cfg.max_train if same else None, max_test=cfg.max_test if same else None)
-    known = run.vocabulary()[0]
+    known = run.vocabulary(include_holdout=True)[0]
     missing = [c for c in run.class_names if c not in ds.class_names]
     unknown = [c for c in ds.class_names if c not in known]
     if missing or unknown:
@@ -48,7 +48,7 @@ def load_eval_dataset(run, dataset: Optional[str] = None):
 
 def vocabulary_labels(run, ds, labels: np.ndarray) -> np.ndarray:
     """Dataset labels -> indices into the run's vocabulary."""
-    index = {c: i for i, c in enumerate(run.vocabulary()[0])}
+    index = {c: i for i, c in enumerate(run.vocabulary(include_holdout=True)[0])}
     table = np.array([index[c] for c in ds.class_names], dtype=np.int64)
     return table[np.asarray(labels, dtype=np.int64)]
 
@@ -82,7 +82,7 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
         out = model(torch.from_numpy(np.array(feats[start:start + 1024], dtype=np.float32)))
         logits.append(out.logits)
         emb.append(out.image_embedding)
-    names, features, seen = run.vocabulary()
+    names, features, seen = run.vocabulary(include_holdout=True)
     logits_t = torch.cat(logits) if logits else torch.empty(0, len(run.class_names))
     emb_t = torch.cat(emb) if emb else torch.empty(0, 0)
     text = text_similarity_logits(emb_t, model.project_text(features)) if len(emb_t) else torch.empty(0, len(names))

@@ -56,6 +56,9 @@ def calibrate(recipe, reporter: Reporter = NULL) -> dict:
     from textclf.training.recipe import TrainingRecipe
 
     cfg, seen = recipe.config, [c for c in recipe.class_names if c not in (recipe.config.holdout_classes or ())]
+    if len(seen) < 3:  # a calibration model needs 2 seen classes to train on besides a pseudo-unseen one
+        return {"gamma": 0.0, "pseudo_unseen": [], "method": "none: fewer than 3 seen classes, gamma 0 "
+                "(uncalibrated)"}
     pseudo = pseudo_unseen(cfg, seen)
     derived = dataclasses.replace(cfg, holdout_classes=list(cfg.holdout_classes or ()) + pseudo, holdout_shots=0)
     reporter.message(f"calibrating the text head: a model without {', '.join(pseudo)} (pseudo-unseen)")

@@ -1,0 +1,177 @@
+"""Classes a trained run knows, and adding new ones from their descriptions with no retraining.
+
+A run's text head scores an image against every class's text embedding; a new class only needs
+one: its descriptions go through the run's own text encoder (with the weights it trained, if
+any) and text projection. ``add_classes`` writes a new run dir whose vocabulary has the extra
+classes (the classification head keeps the trained ones); ``add_classes_onnx`` rewrites an
+exported model's text-head initializers the same way and checks it against the new run.
+Predictions over classes that had no training images use calibrated stacking (``gamma``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from textclf.errors import TextclfError
+
+COPIED = ("config.toml", "classes.json", "train_metrics.json", "history.jsonl", "history.csv")
+
+
+def list_classes(run) -> list[dict]:
+    """One row per class the run knows: its name, how it is known, its descriptions count."""
+    names, _, seen = run.vocabulary(include_holdout=True)
+    holdout = run.holdout
+    added = set(run.run_info.get("added_classes", []))
+    rows = []
+    for name, is_seen in zip(names, seen):
+        if name in added:
+            kind = "added (description only)"
+        elif name in holdout.get("described_only", []):
+            kind = "held out (eval only; add it to serve it)"
+        elif not is_seen:
+            kind = f"held out ({holdout.get('shots', 0)} training images)"
+        else:
+            kind = "trained"
+        head = "classifier + text" if name in run.class_names else ("text" if name in added else "eval only")
+        rows.append({"class": name, "kind": kind, "head": head})
+    return rows
+
+
+def _text_tower(run):
+    """The run's text tower, with the weights it trained (top layers or all), checked against the run."""
+    from textclf.models.encoders import build_text_encoder
+
+    encoder = build_text_encoder(run.config.text_backbone, run.config.pretrained)
+    tower, recorded = encoder.tower, run.run_info.get("text_backbone") or {}
+    top = {k[len("class_text.top."):]: v for k, v in run.tensors.items() if k.startswith("class_text.top.")}
+    whole = {k[len("class_text.tower."):]: v for k, v in run.tensors.items() if k.startswith("class_text.tower.")}
+    if not (top or whole) and recorded.get("weights_hash") != encoder.weights_hash:
+        raise TextclfError(f"the installed weights of text backbone '{run.config.text_backbone}' (hash "
+                           f"{encoder.weights_hash}) differ from those run '{run.root}' was trained with (hash "
+                           f"{recorded.get('weights_hash')}); reinstall those weights or train the run again")
+    if whole:
+        tower.load_state_dict(whole, strict=True)
+    elif top:
+        layers = list(tower.layers())
+        k = 1 + max(int(key.split(".", 1)[0]) for key in top)
+        import torch.nn as nn
+
+        nn.ModuleList(layers[-k:]).load_state_dict(top, strict=True)
+    return tower.eval()
+
+
+def class_features(run, descriptions: dict[str, list[str]]):
+    """Raw (n, text_dim) text features of new classes (mean over each class's descriptions)."""
+    import torch
+
+    from textclf.models.text_tower import encode_per_class
+
+    names = list(descriptions)
+    feats = encode_per_class(_text_tower(run), descriptions, names)
+    return torch.stack([f.mean(0) for f in feats]).float()
+
+
+def check_new(run, descriptions: dict[str, list[str]]) -> None:
+    """New classes must be new, named, and described."""
+    if not descriptions:
+        raise TextclfError("no classes to add: give --descriptions FILE or --class NAME")
+    known = run.vocabulary()[0]
+    clash = [c for c in descriptions if c in known]
+    if clash:
+        raise TextclfError(f"class '{clash[0]}' is already known to run '{run.root}' (its classes: {', '.join(known)})")
+    for name, texts in descriptions.items():
+        if not name.strip() or not texts or not all(t.strip() for t in texts):
+            raise TextclfError(f"class '{name}' has no description; every added class needs at least one")
+
+
+def extended(run, descriptions: dict[str, list[str]]):
+    """An in-memory copy of ``run`` that also knows ``descriptions``' classes (no file written)."""
+    import torch
+
+    from textclf.run import Run
+
+    check_new(run, descriptions)
+    feats = class_features(run, descriptions)
+    tensors = dict(run.tensors)
+    if "added_text_features" in tensors:
+        feats = torch.cat([tensors["added_text_features"].float(), feats])
+    tensors["added_text_features"] = feats.contiguous()
+    info = dict(run.run_info, added_classes=list(run.run_info.get("added_classes", [])) + list(descriptions))
+    return Run(run.root, run.config, list(run.class_names), info, tensors)
+
+
+def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str = "") -> Path:
+    """Write a new run dir ``out``: ``run_dir`` plus classes known from ``descriptions`` alone."""
+    from textclf.ownership import FolderLock, claim_folder
+    from textclf.run import load_run
+    from textclf.rundir import FORMAT, RunFiles
+
+    run = load_run(run_dir)
+    new = extended(run, descriptions)
+    files = RunFiles(Path(out))
+    if files.root.resolve() == run.root.resolve():
+        raise TextclfError(f"--output '{out}' is the run itself; a run with added classes is a new run dir")
+    claim_folder(files.root, files.run.name, FORMAT, "run dir", "--output")
+    with FolderLock(files.root, "run dir"):
+        if files.model.exists():
+            raise TextclfError(f"'{out}' already holds a run; choose another --output")
+        _write(run, new, files, descriptions, source)
+    return files.root
+
+
+def _write(run, new, files, descriptions: dict, source: str) -> None:
+    import uuid
+
+    from safetensors.torch import save_file
+
+    from textclf.atomic import atomic_path, write_json
+    from textclf.jsonio import read_json
+    from textclf.rundir import FORMAT, FORMAT_VERSION
+
+    files.root.mkdir(parents=True, exist_ok=True)
+    info = dict(new.run_info, run_id=uuid.uuid4().hex[:12], derived_from=run.run_id,
+                created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    write_json(files.run, info)  # the marker first
+    for name in COPIED:
+        if (run.root / name).is_file():
+            with atomic_path(files.root / name) as tmp:
+                shutil.copyfile(run.root / name, tmp)
+    desc = read_json(run.files.descriptions, "run file")
+    desc["added"] = {**desc.get("added", {}), **descriptions}
+    if source:
+        desc["added_source"] = source
+    write_json(files.descriptions, desc)
+    meta = {"textclf": json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                   "classes": list(run.class_names)}, sort_keys=True)}
+    with atomic_path(files.model) as tmp:
+        save_file({k: v.contiguous() for k, v in new.tensors.items()}, str(tmp), metadata=meta)
+
+
+def add_classes_onnx(model_path, run_dir, descriptions: dict[str, list[str]], out=None, *,
+                     atol: float = 1e-4, check_images: int = 64) -> dict:
+    """Rewrite an exported model's text head for the run's vocabulary plus ``descriptions``; returns a report.
+
+    The model must have been exported from ``run_dir`` (same run id). The class text embeddings,
+    the calibration bias and the classifier-to-vocabulary map are initializers; they are replaced,
+    the output shapes and the metadata follow, and the new file is written atomically only after
+    its text logits match the extended run's in PyTorch on the run's test images (``atol``).
+    """
+    from textclf.run import load_run
+
+    run = load_run(run_dir)
+    model_path = Path(model_path)
+    out = Path(out) if out else model_path
+    from textclf.exports.onnx_export import read_metadata
+
+    meta = read_metadata(model_path)
+    if meta.get("run_id") != run.run_id:
+        raise TextclfError(f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
+                           f"(run {run.run_id}); give the run dir it was exported from with --run")
+    new = extended(run, descriptions)
+    from textclf.exports.text_head import rewrite_text_head
+
+    return rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)

@@ -1,0 +1,131 @@
+"""``textclf ablate --zero-shot``: held-out class splits x seeds x text settings, and their summary.
+
+Each cell trains the open text head without the images of one held-out split (or with ``K``
+images of each, ``--holdout-shots``) and is evaluated on those classes from their descriptions
+alone. Settings: the prompt types' descriptions, and the controls ``classname`` ("a photo of a
+{class}"), ``random-words`` (descriptions that carry nothing), ``shuffled`` (each class described
+as another) and ``no-text`` (w_cont = 0: the text head is never trained). Replicates are
+(split, seed) pairs; every setting is compared, replicate by replicate, with the ``classname``
+control (the obvious baseline a user would try) and with chance, with 95% t-intervals. With shots,
+the descriptions plus K images are compared with K images alone (``no-text``'s classifier head).
+
+The held-out splits are a seeded draw of class groups made without looking at any result.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Optional
+
+import numpy as np
+
+from textclf.ablate import Cell, paired_difference
+
+SETTINGS = {"no-text": {"clf_weight": 1.0}, "classname": {"text_control": "classname"},
+            "random-words": {"text_control": "random-words"}, "shuffled": {"text_control": "shuffled"}}
+REFERENCE = "classname"
+METRICS = ("unseen_accuracy", "gzsl_H", "gzsl_seen", "gzsl_unseen", "ausuc", "classifier_unseen_accuracy")
+
+
+def holdout_splits(class_names: list[str], n_splits: int, size: int, seed: int = 0) -> list[list[str]]:
+    """``n_splits`` distinct groups of ``size`` classes, a seeded draw (class order kept within a group)."""
+    groups = list(itertools.combinations(range(len(class_names)), size))
+    order = np.random.default_rng(seed).permutation(len(groups))
+    return [[class_names[i] for i in groups[j]] for j in order[:n_splits]]
+
+
+def zero_shot_cells(splits: list[list[str]], prompt_types: list[str], controls: list[str], shots: list[int],
+                    text_head: str = "open") -> list[Cell]:
+    """One cell per (setting, shots, split); the setting and shots are in ``group`` for the summary."""
+    settings = {p: {"prompt_type": p} for p in prompt_types}
+    settings.update({c: SETTINGS[c] for c in controls})
+    head = {"text_head": text_head, **({"negatives": "all"} if text_head == "open" else {})}  # the open preset's
+    cells = []
+    for (name, overrides), k, (j, split) in itertools.product(settings.items(), shots, enumerate(splits)):
+        cells.append(Cell(f"{name}.k{k}.split{j}", f"{name}|{k}",
+                          {**head, "holdout_classes": split, "holdout_shots": k, **overrides}))
+    return cells
+
+
+def _replicates(rows: list[dict], group: str, metric: str) -> dict:
+    return {(r["cell"].rsplit(".split", 1)[1], r["seed"]): r[metric] for r in rows
+            if r["group"] == group and r.get(metric) is not None}
+
+
+def _interval(values: list[float]) -> dict:
+    """Mean, std and a 95% t-interval of ``values``."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(np.mean(values)) if n else float("nan")
+    sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else None
+    return {"n": n, "mean": mean, "std": sd, "low": None if half is None else mean - half,
+            "high": None if half is None else mean + half}
+
+
+def summarize(rows: list[dict], cells: list[Cell], chance: float) -> dict:
+    """Per (setting, shots): unseen accuracy and H with intervals, and paired differences."""
+    groups = list(dict.fromkeys(c.group for c in cells))
+    out = []
+    for group in groups:
+        name, k = group.split("|")
+        unseen = _replicates(rows, group, "unseen_accuracy")
+        entry = {"setting": name, "shots": int(k), "unseen_accuracy": _interval(list(unseen.values())),
+                 "H": _interval(list(_replicates(rows, group, "gzsl_H").values())),
+                 "vs_chance": _interval([v - chance for v in unseen.values()]),
+                 f"vs_{REFERENCE}": None, "vs_k_images_alone": None}
+        reference = f"{REFERENCE}|{k}"
+        if name != REFERENCE and reference in groups:
+            entry[f"vs_{REFERENCE}"] = paired_difference(unseen, _replicates(rows, reference, "unseen_accuracy"))
+        alone = f"no-text|{k}"
+        if int(k) > 0 and name != "no-text" and alone in groups:
+            entry["vs_k_images_alone"] = paired_difference(
+                unseen, _replicates(rows, alone, "classifier_unseen_accuracy"))
+        out.append(entry)
+    return {"kind": "zero-shot", "chance": chance, "reference": REFERENCE, "settings": out,
+            "verdict": verdict(out)}
+
+
+def _pp(d: Optional[dict]) -> str:
+    if not d or d.get("mean") is None:
+        return "-"
+    if d.get("low") is None:
+        return f"{100 * d['mean']:+.1f} (CI n/a)"
+    return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+
+
+def _pct(d: dict) -> str:
+    return "-" if not d["n"] else f"{100 * d['mean']:.1f} ± {100 * d['std']:.1f}"
+
+
+HEADERS = ["setting", "K", "n", "unseen acc % (mean ± std)", "Δ vs chance, pts [95% CI]",
+           f"Δ vs {REFERENCE}, pts [95% CI]", "H % (mean ± std)", "Δ vs K images alone"]
+
+
+def summary_rows(summary: dict) -> list[list[str]]:
+    """Table rows shared by Markdown and Rich."""
+    return [[s["setting"], str(s["shots"]), str(s["unseen_accuracy"]["n"]), _pct(s["unseen_accuracy"]),
+             _pp(s["vs_chance"]), _pp(s[f"vs_{REFERENCE}"]), _pct(s["H"]), _pp(s["vs_k_images_alone"])]
+            for s in summary["settings"]]
+
+
+def verdict(settings: list[dict]) -> str:
+    """The sentences under the table."""
+    beat = [f"{s['setting']} (K={s['shots']})" for s in settings
+            if (s[f"vs_{REFERENCE}"] or {}).get("low") is not None and s[f"vs_{REFERENCE}"]["low"] > 0]
+    at_chance = [f"{s['setting']} (K={s['shots']})" for s in settings if s["vs_chance"]["low"] is not None
+                 and s["vs_chance"]["low"] <= 0 <= s["vs_chance"]["high"]]
+    parts = [("Beat the classname control beyond their 95% interval: " + ", ".join(beat) + ".") if beat
+             else "No setting beats the classname control beyond its 95% interval."]
+    if at_chance:
+        parts.append("Within their interval of chance: " + ", ".join(at_chance) + ".")
+    return " ".join(parts)
+
+
+def markdown(summary: dict) -> str:
+    """``zero_shot.md``: the table and the verdict."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
+    return "\n".join(lines) + f"\n\nChance: {100 * summary['chance']:.1f}%. " + summary["verdict"] + "\n"
