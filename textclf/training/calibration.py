@@ -3,10 +3,13 @@
 A text head trained on seen classes scores them higher than any class it never saw images of,
 so a new class would rarely win (generalized zero-shot learning's known bias). The fix subtracts
 ``gamma`` from the seen classes' scores. Its value is chosen here, from the training split alone:
-a calibration model is trained with the same settings on the seen classes minus a few
-*pseudo-unseen* ones (a seeded draw), and ``gamma`` maximises the harmonic mean H of seen and
-pseudo-unseen accuracy on the run's validation images (pseudo-unseen images never reached that
-model's training, and the run's held-out classes have no validation images at all).
+calibration models are trained with the same settings on the seen classes minus a few
+*pseudo-unseen* ones (disjoint seeded draws, :data:`DRAWS` of them), and ``gamma`` maximises the
+mean harmonic mean H of seen and pseudo-unseen accuracy over their validation images
+(pseudo-unseen images never reached their model's training, and the run's held-out classes have no
+validation images at all). Several draws matter: how far a new class's scores sit below the seen
+classes' depends on the class, and one draw's gamma was measured to miss another class by a wide
+margin (Fashion-MNIST, Trouser held out: gamma 3.4 from Coat alone gave 7% unseen accuracy).
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import torch
 from textclf.progress import NULL, Reporter
 
 
-def pseudo_unseen(config, seen: list[str]) -> list[str]:
-    """The seen classes that play unseen for calibration: as many as are held out (2 if none), seeded."""
+DRAWS = 3  # calibration models, each with its own pseudo-unseen classes
+
+
+def pseudo_unseen_groups(config, seen: list[str]) -> list[list[str]]:
+    """Disjoint groups of seen classes that play unseen: as many classes each as are held out (2 if
+    none), at most :data:`DRAWS` groups, seeded."""
     n = max(1, min(len(config.holdout_classes or ()) or 2, len(seen) - 2))
-    rng = np.random.default_rng(config.seed + 7_919)
-    chosen = set(rng.choice(np.array(seen, dtype=object), size=n, replace=False).tolist())
-    return [c for c in seen if c in chosen]
+    order = np.random.default_rng(config.seed + 7_919).permutation(len(seen))
+    groups = [sorted(order[i:i + n].tolist()) for i in range(0, len(seen) - n + 1, n)][:DRAWS]
+    return [[seen[i] for i in g] for g in groups]
 
 
 @torch.no_grad()
@@ -50,30 +57,45 @@ def text_scores(recipe, model_recipe, rows: np.ndarray, class_embedding: torch.T
     return (torch.cat(out) / recipe.config.temperature).numpy().astype(np.float64)
 
 
+def _draw(recipe, seen: list[str], pseudo: list[str]):
+    """``(labels, scores, seen mask)`` on the run's validation images of a model trained without ``pseudo``."""
+    from textclf.training.recipe import TrainingRecipe
+
+    cfg = recipe.config
+    derived = dataclasses.replace(cfg, holdout_classes=list(cfg.holdout_classes or ()) + pseudo, holdout_shots=0)
+    helper = TrainingRecipe(derived, None, reporter=NULL).setup().fit()
+    names = [c for c in recipe.class_names if c in seen]  # pseudo-seen + pseudo-unseen, in the run's order
+    embedding = class_embeddings(helper, names, {c: recipe.descriptions[c] for c in names})
+    run_labels = recipe.data.labels
+    rows = np.array([r for r in recipe.data.val_idx if recipe.class_names[run_labels[r]] in names], dtype=np.int64)
+    position = {c: i for i, c in enumerate(names)}
+    labels = np.array([position[recipe.class_names[run_labels[r]]] for r in rows], dtype=np.int64)
+    return labels, text_scores(recipe, helper, rows, embedding), np.array([c not in pseudo for c in names])
+
+
 def calibrate(recipe, reporter: Reporter = NULL) -> dict:
     """Choose ``gamma`` for a set-up and trained :class:`~textclf.training.recipe.TrainingRecipe`."""
-    from textclf.evaluation.open_vocab import choose_gamma
-    from textclf.training.recipe import TrainingRecipe
+    from textclf.evaluation.open_vocab import gamma_candidates, generalized
 
     cfg, seen = recipe.config, [c for c in recipe.class_names if c not in (recipe.config.holdout_classes or ())]
     if len(seen) < 3:  # a calibration model needs 2 seen classes to train on besides a pseudo-unseen one
         return {"gamma": 0.0, "pseudo_unseen": [], "method": "none: fewer than 3 seen classes, gamma 0 "
                 "(uncalibrated)"}
-    pseudo = pseudo_unseen(cfg, seen)
-    derived = dataclasses.replace(cfg, holdout_classes=list(cfg.holdout_classes or ()) + pseudo, holdout_shots=0)
-    reporter.message(f"calibrating the text head: a model without {', '.join(pseudo)} (pseudo-unseen)")
-    helper = TrainingRecipe(derived, None, reporter=NULL).setup().fit()
-    names = [c for c in recipe.class_names if c in seen]  # pseudo-seen + pseudo-unseen, in the run's order
-    descriptions = {c: recipe.descriptions[c] for c in names}
-    embedding = class_embeddings(helper, names, descriptions)
-    labels_all = recipe.data.labels  # run labels of the train split
-    rows = np.array([r for r in recipe.data.val_idx if recipe.class_names[labels_all[r]] in names], dtype=np.int64)
-    position = {c: i for i, c in enumerate(names)}
-    labels = np.array([position[recipe.class_names[labels_all[r]]] for r in rows], dtype=np.int64)
-    scores = text_scores(recipe, helper, rows, embedding)
-    is_seen = np.array([c not in pseudo for c in names])
-    best = choose_gamma(labels, scores, is_seen)
-    return {"gamma": round(float(best["gamma"]), 6), "pseudo_unseen": pseudo, "validation_images": int(len(rows)),
-            "validation_seen": round(best["seen"], 6), "validation_unseen": round(best["unseen"], 6),
-            "validation_H": round(best["H"], 6), "method": "calibrated stacking (Chao et al. 2016); gamma "
-            "maximises H on validation images with pseudo-unseen classes held out of a calibration model"}
+    groups = pseudo_unseen_groups(cfg, seen)
+    reporter.message(f"calibrating the text head: {len(groups)} models without "
+                     + "; ".join(", ".join(g) for g in groups) + " (pseudo-unseen)")
+    draws = [_draw(recipe, seen, group) for group in groups]
+    candidates = np.unique(np.concatenate([gamma_candidates(s, m) for _, s, m in draws]))
+    best_gamma, best = 0.0, None
+    for gamma in candidates:
+        results = [generalized(labels, scores, mask, gamma) for labels, scores, mask in draws]
+        mean_h = float(np.mean([r["H"] for r in results]))
+        if best is None or mean_h > best[0] + 1e-12:
+            best_gamma, best = float(gamma), (mean_h, results)
+    return {"gamma": round(best_gamma, 6), "pseudo_unseen": groups,
+            "validation_images": int(sum(len(labels) for labels, _, _ in draws)),
+            "validation_seen": round(float(np.mean([r["seen"] for r in best[1]])), 6),
+            "validation_unseen": round(float(np.mean([r["unseen"] for r in best[1]])), 6),
+            "validation_H": round(best[0], 6),
+            "method": f"calibrated stacking (Chao et al. 2016); gamma maximises the mean H over {len(groups)} "
+                      "calibration models, each trained without its own pseudo-unseen classes, on validation images"}
