@@ -115,7 +115,7 @@ def command(
 ) -> None:
     """Run an ablation grid."""
     from textclf import ablate
-    from textclf.descriptions import normalize_prompt
+    from textclf.description_files import normalize_prompt
     from textclf.errors import TextclfError
 
     axes = {k: v for k, v in {
@@ -191,7 +191,7 @@ def _zero_shot_cells(prompt_types: list[str], controls: list[str], n_splits: int
                      text_head: str, dataset: str):
     """The zero-shot grid's cells and the chance level of telling ``size`` held-out classes apart."""
     from textclf import zero_shot
-    from textclf.describe import dataset_class_names
+    from textclf.describing import dataset_class_names
     from textclf.errors import TextclfError
 
     class_names = dataset_class_names(dataset)

@@ -61,7 +61,7 @@ def _descriptions(descriptions: Optional[Path], describer: Optional[str], classe
     if describer is None or not classes:
         raise TextclfError("no descriptions: give --descriptions FILE (JSON or CSV like textclf describe writes), "
                            "or --describer NAME with one --class per new class")
-    from textclf.describe import DescribeOptions, prompts_for, run_describe
+    from textclf.describing import DescribeOptions, prompts_for, run_describe
 
     with tempfile.TemporaryDirectory(prefix="textclf-classes-") as tmp:
         out = Path(tmp) / "new.json"

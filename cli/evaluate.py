@@ -124,7 +124,7 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baselin
     # The exported branch has no text head: classification-head metrics only.
     metrics = compute_metrics(labels, logits, class_names)
     doc = metrics_document(metrics, source={"kind": "onnx", "path": str(model)}, dataset=dataset, split=split)
-    from textclf.descriptions import safe_name
+    from textclf.description_files import safe_name
 
     # The dataset is in the name: a second dataset's metrics never overwrite the first's.
     stem = f"{model.with_suffix('')}.metrics-{safe_name(dataset)}-{split}"

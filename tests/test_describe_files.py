@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from textclf.descriptions import (SCHEMA_VERSION, DescriptionFile, default_path, descriptions_hash,
+from textclf.description_files import (SCHEMA_VERSION, DescriptionFile, default_path, descriptions_hash,
                                   load_descriptions, offline_descriptions, resolve_descriptions)
 from textclf.errors import TextclfError
 

@@ -174,6 +174,44 @@ class Run:
         seen = np.array([c not in held for c in names])
         return names, torch.cat(feats), seen
 
+    # ---- the Python API (the CLI's commands call the same functions) -----------------------
+
+    def predict(self, images, top_k: int = 5, head: Optional[str] = None) -> list[dict]:
+        """Top-k classes for images: file paths, or uint8 (H, W, 3) RGB arrays (any mix, any sizes).
+
+        Returns one ``{"file", "top": [{"class", "index", "probability"}, ...]}`` per image (arrays are
+        named ``<array i>``); ``head``: classifier | text | ensemble (default: the text head for a run
+        that knows classes by description, else the classifier).
+        """
+        import numpy as np
+
+        from textclf.data.preprocessing import as_rgb_array
+        from textclf.exports.predict import Predictor, choose_head, read_image
+        from textclf.exports.predict import top_k as best
+
+        head = choose_head(head, self.open_set)
+        names = list(self.class_names) if head == "classifier" else self.vocabulary()[0]
+        predictor = Predictor("run", str(self.root), names, "torch-cpu", preprocess=self.preprocessing.to_dict(),
+                              branch=self.serving_model(), head=head)
+        arrays, labels = [], []
+        for i, image in enumerate(images):
+            arrays.append(as_rgb_array(image) if isinstance(image, np.ndarray) else read_image(image))
+            labels.append(f"<array {i}>" if isinstance(image, np.ndarray) else str(image))
+        probs = predictor.probabilities(arrays)
+        return [{"file": label, "top": best(row, names, top_k)} for label, row in zip(labels, probs)]
+
+    def evaluate(self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu") -> dict:
+        """The metrics document of ``textclf eval`` (nothing is written)."""
+        from textclf.evaluate import evaluate_run
+
+        return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics
+
+    def export_onnx(self, out=None, **options) -> dict:
+        """Export to ONNX as ``textclf export onnx`` does (``with_preprocessing``, ``precision``, ...); the report."""
+        from textclf.exports.onnx_export import export_run
+
+        return export_run(self.root, out=out, **options)
+
     def class_text_embeddings(self, initial: bool = False):
         """Projected class text embeddings (C, proj), after training or (``initial``) before it."""
         import torch

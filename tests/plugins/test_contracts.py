@@ -105,7 +105,7 @@ def test_dataset_contract(name, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", DESCRIBERS)
 def test_offline_describer_contract(name, tmp_path):
-    from textclf.describe import make_describer, resolve_prompt
+    from textclf.describing import make_describer, resolve_prompt
 
     plugin, _ = reg.registry("describers").get(name + (":x" if name == "file" else ""))
     if not plugin.offline:
