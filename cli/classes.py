@@ -97,13 +97,17 @@ def add_command(
     run: Optional[Path] = typer.Option(None, "--run", metavar="RUN_DIR",
                                        help="For an ONNX model: the run dir it was exported from (its text encoder "
                                             "embeds the new descriptions)." + default_note("none")),
-    output: Path = typer.Option(..., "--output", "-o", help="The new run dir, or the new .onnx file."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The new run dir, or the new .onnx file."
+                                          + default_note("RUN_DIR-plus, or MODEL-plus.onnx")),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add classes from their descriptions."""
     from textclf.errors import TextclfError
 
     table, source = _descriptions(descriptions, describer, list(classes or []), prompt_type, model, base_url)
+    if output is None:  # beside the original, never over it
+        output = target.with_name(f"{target.stem}-plus.onnx") if target.suffix.lower() == ".onnx" else \
+            target.with_name(f"{target.name}-plus")
     if target.suffix.lower() == ".onnx":
         if run is None:
             raise TextclfError("adding classes to an ONNX model needs --run RUN_DIR (the run it was exported from)")

@@ -14,7 +14,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
 
 from textclf.errors import TextclfError
 

@@ -10,7 +10,6 @@ file, a preset) and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 import typing

@@ -33,7 +33,6 @@ weight to tune and cannot be dominated by the raw scale of either head's logits.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass

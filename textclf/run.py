@@ -148,7 +148,7 @@ class Run:
         """Calibrated stacking's constant, chosen on validation at training time (0 when not calibrated)."""
         return float((self.run_info.get("calibration") or {}).get("gamma", 0.0))
 
-    def vocabulary(self, include_holdout: bool = False) -> tuple[list[str], "object", "np.ndarray"]:
+    def vocabulary(self, include_holdout: bool = False) -> tuple[list[str], Any, Any]:
         """The classes the text head knows: ``(names, raw (V, text_dim) features, seen mask)``.
 
         The trained classes first (the classification head's order), then classes added with

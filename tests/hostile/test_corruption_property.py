@@ -18,7 +18,6 @@ that reads the file then must:
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil

@@ -8,9 +8,7 @@ test in this folder checks the same rule on each of its invocations, through ``h
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 
 import pytest
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from hostile_kit import assert_error, cli, image_folder, run_textclf, snapshot, write_png
+from hostile_kit import assert_error, cli, image_folder, run_textclf, snapshot
 
 SYNTHETIC = ["red", "green", "blue", "gray"]
 

@@ -42,7 +42,7 @@ def load_eval_dataset(run, dataset: Optional[str] = None):
     unknown = [c for c in ds.class_names if c not in known]
     if missing or unknown:
         raise TextclfError(f"dataset '{name}' has classes {ds.class_names}, but the run knows {known}; evaluate on "
-                           f"a dataset with the run's class names (add a class with textclf classes add)")
+                           f"a dataset with the same class names (add a class with textclf classes add)")
     return ds
 
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from textclf.atomic import atomic_path
 from textclf.errors import TextclfError
+
+if TYPE_CHECKING:
+    from textclf.rundir import RunFiles
 
 
 class _Checkpoint:

@@ -192,7 +192,7 @@ def test_builtin_descriptions_are_complete_and_shaped_as_the_prompt_asks(dataset
 
 
 def test_builtin_package_data_is_declared():
-    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"builtin_descriptions/*/*.json"' in pyproject
 
 

@@ -14,7 +14,7 @@ import pytest
 from textclf import registry as reg
 from textclf.data import load_dataset
 from textclf.errors import TextclfError
-from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate, TextBackbonePlugin
+from textclf.plugin_api import PromptTemplate, TextBackbonePlugin
 from plugin_dist import write_dist
 
 BUILTIN = {

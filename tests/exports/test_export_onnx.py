@@ -81,7 +81,9 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     assert parity["images"] == 32 and parity["dataset"] == "synthetic"
 
     model = onnx.load(str(out))
-    assert [o.name for o in model.graph.output] == ["logits", "probabilities", "embedding"]
+    assert [o.name for o in model.graph.output] == ["logits", "probabilities", "embedding", "text_logits",
+                                                    "text_probabilities", "ensemble_probabilities"]
+    assert parity["max_abs_text_logit_diff"] <= 1e-4  # the text head matches PyTorch too
     (inp,) = model.graph.input
     assert inp.name == "pixel_values" and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     dims = inp.type.tensor_type.shape.dim
@@ -91,12 +93,14 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for n in (1, 5):  # dynamic batch axis
         x = np.random.default_rng(n).normal(size=(n, 3, 16, 16)).astype(np.float32)
-        logits, probs, emb = session.run(None, {"pixel_values": x})
+        logits, probs, emb, text, text_probs, ensemble = session.run(None, {"pixel_values": x})
         with torch.inference_mode():
-            ref = run.image_branch()(torch.from_numpy(x))
-        assert logits.shape == (n, 4) and emb.shape == (n, run.config.proj_dim)
+            ref = run.serving_model()(torch.from_numpy(x))
+        assert logits.shape == (n, 4) and emb.shape == (n, run.config.proj_dim) and text.shape == (n, 4)
         np.testing.assert_allclose(logits, ref[0].numpy(), atol=1e-4)
+        np.testing.assert_allclose(text, ref[3].numpy(), atol=1e-4)  # the text head (cosine / temperature)
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(ensemble, 0.5 * (probs + text_probs), atol=1e-5)
 
     meta = read_metadata(out)
     assert meta["class_names"] == run.class_names == ["red", "green", "blue", "gray"]
@@ -239,7 +243,8 @@ def test_fp16_graph_has_fp16_weights_and_fp32_io(tiny_run, tmp_path):
     onnx.checker.check_model(str(out), full_check=True)
     model = onnx.load(str(out))
     float_inits = [i for i in model.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
-    big = [i for i in float_inits if np.prod(i.dims) > 3]  # weights (the 3-element mean/std stay fp32 preprocessing)
+    # weights; the 3-element mean/std (preprocessing) and the text head's constants stay float32
+    big = [i for i in float_inits if np.prod(i.dims) > 3 and not i.name.startswith("textclf.")]
     assert big and all(i.data_type == onnx.TensorProto.FLOAT16 for i in big)
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in model.graph.output)
@@ -361,8 +366,8 @@ def test_default_efficientnet_lite0_run_exports_within_atol(tmp_path_factory, ca
     report = _export_json(run_dir, "--out", tmp_path / "d.onnx")
     p = report["parity"]
     assert p["passed"] and p["max_abs_logit_diff"] <= 1e-4 and p["top1_agreement"] == 1.0 and p["images"] >= 100
-    ops = {n.op_type for n in onnx.load(str(tmp_path / "d.onnx")).graph.node}
-    assert "Shape" not in ops  # the 'same' padding is constant, not computed from the input shape
+    backbone_ops = {n.op_type for n in onnx.load(str(tmp_path / "d.onnx")).graph.node if "/backbone/" in n.name}
+    assert "Shape" not in backbone_ops  # the 'same' padding is constant, not computed from the input shape
 
     report = _export_json(run_dir, "--with-preprocessing", "--out", tmp_path / "dp.onnx")
     p = report["parity"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "transformers", "onnxruntime", "onnx", "sklearn", "openai",
          "matplotlib")
 SUBCOMMANDS = ("describe", "train", "eval", "ablate", "export", "predict", "plugins")
