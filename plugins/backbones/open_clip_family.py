@@ -209,7 +209,15 @@ def _tower_classes():
             self.visual = visual
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.visual(images)
+            if not torch.jit.is_tracing():
+                return self.visual(images)
+            # Traced for ONNX: nn.MultiheadAttention's fused inference path has no ONNX operator.
+            before = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+            try:
+                return self.visual(images)
+            finally:
+                torch.backends.mha.set_fastpath_enabled(before)
 
     class TextTower(nn.Module):
         """``forward(text=ids)`` = open_clip's ``encode_text``; ``tokenize(texts)`` gives the ids.
