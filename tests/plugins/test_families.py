@@ -269,3 +269,23 @@ def test_open_clip_hugging_face_tokenizer_is_refused_offline(oc, no_network):
     with pytest.raises(TextclfError) as exc_info:
         oc.PLUGIN.text.create("ViT-B-16-SigLIP:none", False)
     _assert_one_line_offline_error(exc_info, "tokenizer", "timm/ViT-B-16-SigLIP")
+
+
+# --- textclf plugins ------------------------------------------------------------------------------
+
+def test_plugins_json_lists_the_families_and_how_to_name_a_model():
+    import json
+
+    from typer.testing import CliRunner
+
+    from textclf.cli.main import app
+
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    timm_row, clip_row = rows["timm:..."], rows["open-clip:..."]
+    assert timm_row["kind"] == "image backbone family" and timm_row["usage"] == "timm:<model>[.<tag>]"
+    assert timm_row["models_from"].startswith("timm ") and timm_row["package"] == "textclf"
+    assert clip_row["kind"] == "paired backbone family" and clip_row["usage"] == "open-clip:<arch>:<tag>"
+    assert clip_row["models_from"].startswith("open_clip_torch")
+    assert "usage" not in rows["efficientnet-lite0"]
