@@ -229,6 +229,25 @@ def test_open_clip_builds_for_another_input_size(oc, tiny_open_clip):
         assert encoder.module(torch.randn(1, 3, 48, 48)).shape == (1, 32)
 
 
+def test_zero_shot_classifier_matches_open_clips_own(oc, tiny_open_clip):
+    import open_clip
+
+    from textclf.models.encoders import build_text_encoder
+    from textclf.models.text_tower import encode_per_class
+    from textclf.zero_shot import class_texts, class_weights
+
+    tower = build_text_encoder(tiny_open_clip, pretrained=False).tower
+    templates = ["a photo of a {}.", "a blurry photo of a {}."]
+    names = ["cat", "dog", "car"]
+    texts = class_texts("templates", {}, names, templates)
+    ours = class_weights(encode_per_class(tower, texts, names))
+    ref = open_clip.build_zero_shot_classifier(tower.clip, tower.tokenizer, names, templates, use_tqdm=False)
+    assert float((ours - ref.T).abs().max()) <= 1e-5
+    both = class_texts("descriptions+templates", {"cat": ["it purrs"], "dog": ["it barks"], "car": ["wheels"]},
+                       names, templates)
+    assert both["cat"] == ["it purrs", "a photo of a cat.", "a blurry photo of a cat."]
+
+
 def test_open_clip_loads_a_local_checkpoint_file(oc, tiny_open_clip, tmp_path):
     import open_clip
     from safetensors.torch import save_file
