@@ -98,3 +98,58 @@ def test_eval_zero_shot_refuses_backbones_that_are_not_one_aligned_pair(tmp_path
     assert mixed.exit_code == 0, mixed.output
     assert runner.invoke(app, ["eval", "--zero-shot", str(tmp_path / "mixed")]).exit_code == 2
     assert runner.invoke(app, ["eval", "--zero-shot", "--onnx", "m.onnx"]).exit_code == 2
+
+
+def test_head_init_zero_shot_starts_as_the_zero_shot_head(zero_epoch_run, tiny_open_clip, tmp_path):
+    """With --epochs 0 the classification head *is* the descriptions' zero-shot head; training moves it."""
+    from textclf.evaluation.outputs import split_outputs
+    from textclf.run import load_run
+    from textclf.zero_shot import evaluate_zero_shot
+
+    run_dir = tmp_path / "init"
+    result = runner.invoke(app, _train_args(tiny_open_clip, run_dir, "--epochs", "0", "--head-init", "zero-shot"))
+    assert result.exit_code == 0, result.output
+    run = load_run(run_dir)
+    assert run.config.head_init == "zero-shot" and run.model().head_input == "normalized-features"
+    assert torch.equal(run.tensors["head.bias"], torch.zeros(4))
+    out = split_outputs(run, "test")
+    zero_shot = evaluate_zero_shot(zero_epoch_run).metrics
+    assert float((out.logits.argmax(1) == out.labels).mean()) == pytest.approx(zero_shot["accuracy"], abs=1e-6)
+
+    trained = tmp_path / "trained"
+    result = runner.invoke(app, _train_args(tiny_open_clip, trained, "--epochs", "1", "--head-init", "zero-shot"))
+    assert result.exit_code == 0, result.output
+    start, after = run.tensors["head.weight"], load_run(trained).tensors["head.weight"]
+    assert not torch.equal(start, after) and float((start - after).abs().max()) < 0.1 * float(start.abs().max())
+    # The served branch (what ONNX exports) normalises the features as training did.
+    branch = load_run(trained).image_branch()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feats = branch.backbone(x)
+        assert torch.allclose(branch(x)[0], branch.head(torch.nn.functional.normalize(feats, dim=-1)), atol=1e-6)
+
+
+def test_head_init_zero_shot_is_refused_without_an_aligned_pair(tmp_path):
+    run_dir = tmp_path / "no"
+    result = runner.invoke(app, ["train", "--preset", "tiny", "--head-init", "zero-shot", "--run-dir", str(run_dir)])
+    assert result.exit_code == 2 and "--head-init zero-shot needs one aligned image-text pair" in result.output
+    assert not run_dir.exists()
+    bad = runner.invoke(app, ["train", "--preset", "tiny", "--head-init", "text", "--run-dir", str(run_dir)])
+    assert bad.exit_code == 2 and "valid choices: random, zero-shot" in bad.output
+
+
+@pytest.mark.slow
+def test_ablation_compares_head_inits_and_the_zero_shot_head_alone(tiny_open_clip, tmp_path):
+    from textclf.ablate import grid_cells, run_grid
+
+    cells = grid_cells({"head_init": ["random", "zero-shot"], "train_fraction": [0.5, 1.0]}, ["zero-shot"])
+    base = {"image_backbone": tiny_open_clip, "text_backbone": tiny_open_clip, "image_size": 32, "epochs": 1}
+    summary = run_grid(cells, [0], tmp_path / "grid", base=base, preset="tiny", jobs=1)
+    rows = json.loads((tmp_path / "grid" / "results.json").read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    names = {r["cell"] for r in rows}
+    assert {"train-fraction=0.5.head-init=zero-shot", "train-fraction=1.0.head-init=random", "zero-shot",
+            "no-text"} <= names
+    zero = next(r for r in rows if r["cell"] == "zero-shot")
+    assert json.loads(zero["overrides"]) == {"head_init": "zero-shot", "epochs": 0}
+    assert summary

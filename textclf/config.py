@@ -25,6 +25,7 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "text_control": ("none", "classname", "random-words", "shuffled"),
     "select": ("last", "best"),
+    "head_init": ("random", "zero-shot"),
 }
 
 
@@ -46,6 +47,9 @@ class TrainConfig:
     negatives: str = "one"
     temperature: float = 0.1
     head_input: str = "projection"
+    # zero-shot: the head starts as the class descriptions' zero-shot classifier, on L2-normalised
+    # backbone features (needs one paired backbone, e.g. open-clip:<arch>:<tag>, as both backbones).
+    head_init: str = "random"
     train_backbone: str = "none"
     image_size: Optional[int] = 96  # None: the backbone's own input size
     epochs: int = 15
