@@ -9,9 +9,9 @@ weights id and preprocessing are those the hand-written module had: 224 px (runs
 ``image_size``), bilinear, squash, TF-Lite's ``(x - 127) / 128``.
 
 Hooks: the quantization stages are stem, each block, head (timm's fine groups), so int8 keeps the
-early ones float as before; ``--train-backbone last`` trains the last block and the head conv.
-timm's TF-"same" convolutions pad from the input shape, which traces to constants for the run's
-fixed input size, so the export needs no hook.
+early ones float as before; ``--train-backbone last`` trains the last block and the head conv; the
+export fixes the TF-"same" padding of the stride-2 convolutions to constants for the run's input
+size (timm's ``Conv2dSame`` computes it from the input shape), as for any ``timm:`` model.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ def last_layer(net):
     return timm_last_layer(net)
 
 
+def export_copy(net, preprocessing):
+    """A copy whose TF-"same" padding is constant for the input size (a clean graph: no shape arithmetic)."""
+    from textclf.plugins.backbones.timm_family import export_copy as timm_export_copy
+
+    return timm_export_copy(net, preprocessing)
+
+
 def quantization_stages(net) -> list[str]:
     """Stem, then each block, then the head: the early ones are the most sensitive to int8
     (measured per block on digits: the stem, block 0 and block 1 dominate the error)."""
@@ -54,5 +61,6 @@ PLUGIN = ImageBackbonePlugin(
     dim=1280, input_size=224,
     # Lite models were trained on (x - 127) / 128 (TF-Lite's uint8 convention).
     mean=(127.0 / 255, 127.0 / 255, 127.0 / 255), std=(128.0 / 255, 128.0 / 255, 128.0 / 255),
-    build=build, weights_id="efficientnet-lite0-57934424", last_layer_fn=last_layer, stages_fn=quantization_stages,
+    build=build, weights_id="efficientnet-lite0-57934424", last_layer_fn=last_layer, export_fn=export_copy,
+    stages_fn=quantization_stages,
 )

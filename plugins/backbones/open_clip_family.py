@@ -226,9 +226,9 @@ def _tower_classes():
         text side's only (token embedding, transformer, final norm, projection, logit scale).
         """
 
-        def __init__(self, clip: nn.Module, tokenizer, dim: int):
+        def __init__(self, model: nn.Module, tokenizer, dim: int):
             super().__init__()
-            self.clip = clip
+            self.model = model  # the name HFTextTower uses too (the fine-tuning helpers name it in messages)
             self.tokenizer = tokenizer
             self.dim = int(dim)
 
@@ -237,12 +237,12 @@ def _tower_classes():
             return {"text": self.tokenizer(list(texts))}
 
         def forward(self, text: torch.Tensor) -> torch.Tensor:
-            return self.clip.encode_text(text)
+            return self.model.encode_text(text)
 
         @property
         def logit_scale(self) -> float:
             """The checkpoint's learned temperature, ``exp(logit_scale)`` (100 for CLIP)."""
-            return float(self.clip.logit_scale.detach().exp())
+            return float(self.model.logit_scale.detach().exp())
 
         def layers(self):
             """None: open_clip's pooling follows its own final norm and projection, so ``--text-trainable-layers``

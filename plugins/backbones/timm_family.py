@@ -17,7 +17,8 @@ rather than after huggingface_hub's retries (about 45 s here).
 Hooks: ``last_layer`` is the last feature stage and what follows it (timm's ``feature_info`` and
 ``group_matcher``); ``quantization_stages`` are timm's fine-grained groups (stem, each block,
 head) in order; ``prepare_for_export`` gives a copy whose attention uses plain matrix products
-(timm's exportable path) instead of fused ``scaled_dot_product_attention``.
+(timm's exportable path) instead of fused ``scaled_dot_product_attention`` and whose TF-"same"
+convolutions pad by constants for the run's input size.
 """
 
 from __future__ import annotations
@@ -235,6 +236,53 @@ def _whole_prefix(name: str, group, owner: dict) -> str:
     return name
 
 
+def static_same_padding(model, size: int):
+    """``model`` (changed in place) with timm's dynamic TF-"same" convolutions padded by constants for S x S.
+
+    ``Conv2dSame`` computes its padding from the input shape at every call (tf_* models: the
+    stride-2 convolutions); traced as it is, the graph would carry that shape arithmetic. For the
+    run's fixed input size each one's padding is known: symmetric padding goes into the Conv,
+    asymmetric into one constant Pad before it, so ONNX Runtime can fuse it. The parameters are
+    shared, not copied. Other layers that pad dynamically (weight-standardised convs) are left as they are.
+    """
+    import torch
+    from timm.layers import Conv2dSame, get_same_padding
+    from torch import nn
+
+    same = {name: m for name, m in model.named_modules() if type(m) is Conv2dSame}
+    if not same:
+        return model
+    shapes: dict[str, tuple[int, int]] = {}
+    hooks = [m.register_forward_pre_hook(
+        lambda mod, inp, name=name: shapes.__setitem__(name, tuple(int(v) for v in inp[0].shape[-2:])))
+        for name, m in same.items()]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, (ih, iw) in shapes.items():
+        conv = same[name]
+        pad_h = get_same_padding(ih, conv.kernel_size[0], conv.stride[0], conv.dilation[0])
+        pad_w = get_same_padding(iw, conv.kernel_size[1], conv.stride[1], conv.dilation[1])
+        top, left = pad_h // 2, pad_w // 2
+        symmetric = pad_h == 2 * top and pad_w == 2 * left
+        static = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                           (top, left) if symmetric else 0, conv.dilation, conv.groups, conv.bias is not None)
+        static.weight, static.bias = conv.weight, conv.bias
+        replacement = static if symmetric else nn.Sequential(nn.ZeroPad2d((left, pad_w - left, top, pad_h - top)),
+                                                             static)
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, replacement)
+    return model
+
+
+def export_copy(model, preprocessing):
+    """The export hook: a copy on the plain-attention path with TF-"same" padding fixed for the input size."""
+    return static_same_padding(exportable_copy(model), preprocessing.input_size)
+
+
 # --- offline behaviour ---------------------------------------------------------------------------
 
 def weights_source(cfg: dict) -> tuple[str, str]:
@@ -302,8 +350,8 @@ class TimmFamily:
         return last_layer(module)
 
     def prepare_for_export(self, module, preprocessing):
-        """A copy on timm's exportable attention path (the input size needs no change)."""
-        return exportable_copy(module)
+        """A copy on timm's exportable attention path, with TF-"same" padding fixed for the input size."""
+        return export_copy(module, preprocessing)
 
     def quantization_stages(self, module) -> list[str]:
         """timm's groups: stem layers, each block, head layers."""

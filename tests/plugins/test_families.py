@@ -241,7 +241,7 @@ def test_zero_shot_classifier_matches_open_clips_own(oc, tiny_open_clip):
     names = ["cat", "dog", "car"]
     texts = class_texts("templates", {}, names, templates)
     ours = class_weights(encode_per_class(tower, texts, names))
-    ref = open_clip.build_zero_shot_classifier(tower.clip, tower.tokenizer, names, templates, use_tqdm=False)
+    ref = open_clip.build_zero_shot_classifier(tower.model, tower.tokenizer, names, templates, use_tqdm=False)
     assert float((ours - ref.T).abs().max()) <= 1e-5
     both = class_texts("descriptions+templates", {"cat": ["it purrs"], "dog": ["it barks"], "car": ["wheels"]},
                        names, templates)
