@@ -88,7 +88,7 @@ def command(
                                              + default_note("not varied")),
     controls: Optional[str] = typer.Option(None, "--controls",
                                            help="Controls: no-text,classname,random-words,shuffled,baseline,"
-                                                "zero-shot (no-text is always run)." + default_note("no-text")),
+                                                "zero-shot-head (no-text is always run)." + default_note("no-text")),
     seeds: str = typer.Option("3", "--seeds", help="Seeds per cell: a count N (seeds 0..N-1) or a list, e.g. 0,5,7."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset of every cell." + preset_note("dataset")),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs of every cell." + preset_note("epochs")),

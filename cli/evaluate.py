@@ -122,7 +122,7 @@ def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baselin
     """The zero-shot heads of an aligned pair (no training): its own metrics file, never metrics.json."""
     from textclf.cli._progress import reporter
     from textclf.evaluate import write_metrics
-    from textclf.zero_shot import evaluate_zero_shot
+    from textclf.aligned_zero_shot import evaluate_zero_shot
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_zero_shot(run_dir, dataset=dataset, split=split, device=device, reporter=progress)

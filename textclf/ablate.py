@@ -34,7 +34,7 @@ CONTROLS: dict[str, dict] = {
     # backbone + one linear layer on the raw features, CE only (the paper's baseline)
     "baseline": {"head_input": "features", "clf_weight": 1.0},
     # the zero-shot head alone: the class descriptions' zero-shot classifier, untrained (paired backbones)
-    "zero-shot": {"head_init": "zero-shot", "epochs": 0},
+    "zero-shot-head": {"head_init": "zero-shot", "epochs": 0},
 }
 REFERENCE = "no-text"
 FORMAT = "textclf-ablation"  # the marker: grid.json's format

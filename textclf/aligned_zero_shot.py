@@ -1,5 +1,8 @@
 """Zero-shot classification with an aligned image-text pair (CLIP-style), and the head it initialises.
 
+(Not the held-out-class experiments of ``textclf ablate --zero-shot``, :mod:`textclf.zero_shot` on
+main: those train without some classes' images; this needs no training at all.)
+
 With one paired backbone as both ``--image-backbone`` and ``--text-backbone`` (``open-clip:<arch>:<tag>``),
 image and text embeddings share one space, so the class texts are a classifier before any training.
 As open_clip's ``build_zero_shot_classifier`` builds it, each class's weight vector is the
