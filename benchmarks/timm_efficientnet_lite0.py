@@ -29,7 +29,7 @@ import time
 
 def _models():
     """``(hand-written, timm)`` modules with the offline weights and the ImageNet classifier, eval mode."""
-    from textclf.plugins.backbones.efficientnet_lite import build
+    from textclf.plugins.backbones.efficientnet_lite_reference import build
     from textclf.plugins.backbones.efficientnet_lite_timm import build_timm_lite0
 
     return build(pretrained=True).eval(), build_timm_lite0(pretrained=True, num_classes=1000).eval()

@@ -82,9 +82,13 @@ def command(
     text_backbones: Optional[str] = typer.Option(None, "--text-backbones",
                                                  help="Axis: text backbones, e.g. minilm-l6,distilbert-base-uncased."
                                                  + default_note("not varied")),
+    head_inits: Optional[str] = typer.Option(None, "--head-inits",
+                                             help="Axis: classification head initialisation, e.g. random,zero-shot "
+                                                  "(zero-shot needs a paired backbone such as open-clip:...)."
+                                             + default_note("not varied")),
     controls: Optional[str] = typer.Option(None, "--controls",
-                                           help="Controls: no-text,classname,random-words,shuffled,baseline "
-                                                "(no-text is always run)." + default_note("no-text")),
+                                           help="Controls: no-text,classname,random-words,shuffled,baseline,"
+                                                "zero-shot-head (no-text is always run)." + default_note("no-text")),
     seeds: str = typer.Option("3", "--seeds", help="Seeds per cell: a count N (seeds 0..N-1) or a list, e.g. 0,5,7."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset of every cell." + preset_note("dataset")),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs of every cell." + preset_note("epochs")),
@@ -126,6 +130,7 @@ def command(
         "train_fraction": [_float(v) for v in _split(train_fractions)],
         "image_backbone": _split(image_backbones),
         "text_backbone": _split(text_backbones),
+        "head_init": _split(head_inits),
     }.items() if v}
     control_names = _split(controls)
     base = {k: v for k, v in {"dataset": dataset, "epochs": epochs, "max_train": max_train,

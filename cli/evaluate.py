@@ -14,6 +14,10 @@ HELP = ("Evaluate a run on its test split, with CI gates (exit 1 when a bound is
         "Accuracy, per-class precision/recall/F1, macro-F1, confusion matrix, calibration (ECE), "
         "text-similarity head and ensemble. Writes RUN_DIR/metrics.json and RUN_DIR/plots/*.png "
         "(with --onnx: MODEL.metrics-<dataset>-<split>.json beside the model).\n\n"
+        "--zero-shot scores, without training, the zero-shot heads of a run whose image and text "
+        "backbones are one aligned pair (open-clip:ARCH:TAG as both): the class descriptions, and the "
+        "class names in 'a photo of a {}.', as open_clip's zero-shot classifier; it writes "
+        "RUN_DIR/metrics-zero-shot.json (make the run with --epochs 0 to skip training).\n\n"
         "Example: textclf eval runs/latest --min-accuracy 0.90 --baseline main_metrics.json --max-drop 0.01")
 
 
@@ -39,6 +43,9 @@ def command(
     onnx: Optional[Path] = typer.Option(None, "--onnx", metavar="MODEL.onnx",
                                         help="Evaluate an exported ONNX model instead of a run dir (needs --dataset)."
                                              + default_note("none")),
+    zero_shot: bool = typer.Option(False, "--zero-shot",
+                                   help="Score the zero-shot heads of the run's aligned image-text backbone pair "
+                                        "(no training; RUN_DIR/metrics-zero-shot.json)."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics (and gate results) as JSON."),
 ) -> None:
     """Evaluate a run (or an ONNX model) and apply the CI gates."""
@@ -56,7 +63,11 @@ def command(
     base = read_metrics(baseline) if baseline is not None else None
     validate_gates(min_accuracy, base, max_drop)
 
-    if onnx is not None:
+    if zero_shot:
+        if onnx is not None or run_dir is None:
+            raise TextclfError("--zero-shot needs RUN_DIR (a run whose backbones are one aligned pair), not --onnx")
+        doc, written = _evaluate_zero_shot(run_dir, dataset, split, device, json_out, baseline)
+    elif onnx is not None:
         if run_dir is not None:
             raise TextclfError("give either RUN_DIR or --onnx MODEL.onnx, not both")
         doc, written = _evaluate_onnx(onnx, dataset, split, device, plots, json_out, baseline)
@@ -104,6 +115,23 @@ def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseli
         from textclf.plots import write_run_plots
 
         written.update(write_run_plots(ev.run, ev.metrics, ev.run.root / "plots", ev.plot_suffix))
+    return ev.metrics, written
+
+
+def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baseline=None) -> tuple[dict, dict]:
+    """The zero-shot heads of an aligned pair (no training): its own metrics file, never metrics.json."""
+    from textclf.cli._progress import reporter
+    from textclf.evaluate import write_metrics
+    from textclf.aligned_zero_shot import evaluate_zero_shot
+
+    with reporter(enabled=not json_out) as progress:
+        ev = evaluate_zero_shot(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
+    written = {}
+    path = write_metrics(ev.metrics_path, ev.metrics, baseline=baseline)
+    if path is None:
+        _note_kept_baseline(ev.metrics_path, json_out)
+    else:
+        written["metrics"] = path
     return ev.metrics, written
 
 
@@ -163,6 +191,9 @@ def _show(doc: dict, written: dict) -> None:
             ("ECE", f"{_fmt(doc['ece'])} ({doc['ece_bins']} bins)")]
     if heads.get("text"):
         rows.append(("text-similarity head accuracy", _fmt(heads["text"]["accuracy"])))
+    for variant, head in (doc.get("zero_shot") or {}).get("heads", {}).items():
+        rows.append((f"zero-shot head ({variant})", f"{_fmt(head['accuracy'])} accuracy, {_fmt(head['macro_f1'])} "
+                                                    "macro-F1"))
     if heads.get("ensemble"):
         rows.append(("ensemble accuracy", f"{_fmt(heads['ensemble']['accuracy'])} (mean of both heads' softmax, "
                                           f"T={doc['ensemble']['temperature']:g})"))

@@ -57,6 +57,14 @@ def command(
     head_input: Optional[str] = typer.Option(
         None, "--head-input", help="Classification head on: projection (256-d embedding) | features (raw)."
         + preset_note("head_input")),
+    pretrained: Optional[bool] = typer.Option(
+        None, "--pretrained/--no-pretrained", help="Backbone weights: pretrained (may download: timm:, open-clip:, "
+                                                   "resnet50...) or random from a fixed seed (offline)."
+        + preset_note("pretrained", true="pretrained", false="no-pretrained")),
+    head_init: Optional[str] = typer.Option(
+        None, "--head-init", help="Classification head starts: random | zero-shot (the descriptions' zero-shot "
+                                  "classifier on normalised features; needs a paired backbone such as "
+                                  "open-clip:ARCH:TAG as both backbones)." + preset_note("head_init")),
     train_backbone: Optional[str] = typer.Option(
         None, "--train-backbone", help="Image backbone: none (frozen, cached features) | last (block) | all."
         + preset_note("train_backbone")),
@@ -119,7 +127,7 @@ def command(
         dataset=dataset, image_backbone=image_backbone, text_backbone=text_backbone, prompt_type=prompt_type,
         descriptions=descriptions, freeze_text=freeze_text, text_trainable_layers=text_trainable_layers,
         clf_weight=clf_weight, negatives=negatives,
-        temperature=temperature, head_input=head_input, train_backbone=train_backbone, image_size=image_size,
+        temperature=temperature, head_input=head_input, head_init=head_init, pretrained=pretrained, train_backbone=train_backbone, image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
         train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
         text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,

@@ -104,11 +104,11 @@ def _register_antialias_resize() -> None:
     from torch.onnx import register_custom_op_symbolic, symbolic_helper as sh
 
     def make(mode: str):
-        @sh.parse_args("v", "is", "b", "none")
+        @sh.parse_args("v", "v", "b", "none")
         def resize_aa(g, x, output_size, align_corners, scale_factors):
             if align_corners:
                 raise TextclfError("antialiased resize with align_corners=True cannot be exported")
-            sizes = g.op("Constant", value_t=torch.tensor(list(output_size), dtype=torch.int64))
+            sizes = _sizes_input(g, output_size)
             extra = {"cubic_coeff_a_f": -0.5} if mode == "cubic" else {}  # PyTorch's antialiased bicubic (PIL's)
             return g.op("Resize", x, sh._optional_input_placeholder_tensor(g), sh._optional_input_placeholder_tensor(g),
                         sizes, axes_i=[2, 3], antialias_i=1, exclude_outside_i=1, mode_s=mode,
@@ -118,6 +118,20 @@ def _register_antialias_resize() -> None:
     for opset in range(PREPROCESS_MIN_OPSET, MAX_OPSET + 1):
         register_custom_op_symbolic("aten::_upsample_bilinear2d_aa", make("linear"), opset)
         register_custom_op_symbolic("aten::_upsample_bicubic2d_aa", make("cubic"), opset)
+
+
+def _sizes_input(g, output_size):
+    """Resize's int64 ``sizes`` input: a constant when the traced size is (squash: S x S), else the
+    graph's own values (shortest-side: computed from the input's Shape), concatenated."""
+    import torch
+    from torch.onnx import symbolic_helper as sh
+
+    const = sh._maybe_get_const(output_size, "is")
+    if not sh._is_value(const):
+        return g.op("Constant", value_t=torch.tensor(list(const), dtype=torch.int64))
+    one = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
+    parts = [g.op("Reshape", g.op("Cast", v, to_i=7), one) for v in sh._unpack_list(output_size)]  # 7: INT64
+    return g.op("Concat", *parts, axis_i=0)
 
 
 def input_spec(prep, with_preprocessing: bool) -> dict:
@@ -144,9 +158,11 @@ def check_options(opset: int, with_preprocessing: bool, precision: str, prep=Non
     if with_preprocessing and opset < PREPROCESS_MIN_OPSET:
         raise TextclfError(f"--with-preprocessing needs opset >= {PREPROCESS_MIN_OPSET} (Resize with antialias); "
                            f"got {opset}")
-    if with_preprocessing and prep is not None and prep.resize != "squash":
-        raise TextclfError(f"--with-preprocessing supports the 'squash' resize; this run's backbone uses "
-                           f"'{prep.resize}' (export without it and preprocess with the metadata's settings)")
+    if with_preprocessing and prep is not None and prep.resize == "shortest-side" and prep.interpolation == "nearest":
+        # ONNX Resize and PyTorch round the nearest source pixel differently where the scale of a
+        # data-dependent size is inexact (a whole row off); bilinear and bicubic match within 1e-4.
+        raise TextclfError("--with-preprocessing cannot reproduce a nearest-neighbour 'shortest-side' resize exactly; "
+                           "export without it and preprocess with the metadata's settings")
 
 
 def export_model(run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = False, fp16: bool = False):

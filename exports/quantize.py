@@ -61,8 +61,10 @@ def layer_groups(model, stages: list[str]) -> tuple[list[tuple[str, list[str]]],
     """The backbone's weight-layer nodes by stage, and the nodes outside the backbone (kept float).
 
     ``stages`` are the backbone plugin's module names in order of int8 sensitivity. The exporter
-    names nodes by module path (``/branch/backbone/_blocks.3/_expand_conv/Conv`` is in stage
-    ``_blocks.3``); a backbone node in no stage gets a group of its own, after the stages.
+    names nodes by module scope (``/branch/backbone/layer1/layer1.0/conv1/Conv``), from which
+    :func:`module_path` rebuilds the module's name (``layer1.0.conv1``); a node belongs to the
+    stage that is that name or a prefix of it (so the stem stage ``conv1`` does not also claim
+    ``layer1.0.conv1``). A backbone node in no stage gets a group of its own, after the stages.
     """
     groups: dict[str, list[str]] = {stage: [] for stage in stages}
     rest: dict[str, list[str]] = {}
@@ -75,12 +77,29 @@ def layer_groups(model, stages: list[str]) -> tuple[list[tuple[str, list[str]]],
             outside.append(node.name)
             continue
         inner = parts[parts.index("backbone") + 1:-1]
-        stage = next((st for st in stages if st in inner or any(p.endswith("." + st) for p in inner)), None)
+        path = module_path(inner)
+        stage = next((st for st in stages if path == st or path.startswith(st + ".")), None)
         if stage is not None:
             groups[stage].append(node.name)
         else:
             rest.setdefault("/".join(inner) or node.name, []).append(node.name)
     return [(k, v) for k, v in groups.items() if v] + list(rest.items()), outside
+
+
+def module_path(scopes: list[str]) -> str:
+    """A module's dotted name from the exporter's scope names.
+
+    A container's children are scoped by their name inside the nearest non-container ancestor
+    (``layer1`` then ``layer1.0``; ``blocks`` then ``blocks.0`` then ``blocks.0.0``), other
+    modules by their attribute name (``conv1``): a scope that extends the previous one replaces it.
+    """
+    parts: list[str] = []
+    for scope in scopes:
+        if parts and scope.startswith(parts[-1] + "."):
+            parts[-1] = scope
+        else:
+            parts.append(scope)
+    return ".".join(parts)
 
 
 class _Reader:

@@ -34,13 +34,15 @@ CONTROLS: dict[str, dict] = {
     "shuffled": {"text_control": "shuffled"},
     # backbone + one linear layer on the raw features, CE only (the paper's baseline)
     "baseline": {"head_input": "features", "clf_weight": 1.0},
+    # the zero-shot head alone: the class descriptions' zero-shot classifier, untrained (paired backbones)
+    "zero-shot-head": {"head_init": "zero-shot", "epochs": 0},
 }
 REFERENCE = "no-text"
 FORMAT = "textclf-ablation"  # the marker: grid.json's format
 GRID_FILE = "grid.json"
 MAX_AUTO_JOBS = 8  # each worker holds both backbones and a dataset in memory
 AXES = ("prompt_type", "clf_weight", "freeze_text", "negatives", "train_fraction", "image_backbone",
-        "text_backbone", "temperature", "head_input")
+        "text_backbone", "temperature", "head_input", "head_init")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The Python API: train a run, describe classes (``textclf.train``, ``textclf.describing``).
+"""The Python API: train a run, describe classes (``textclf.train``, ``textclf.describe``).
 
 ``textclf.load_run(path)`` opens a finished run as a :class:`textclf.run.Run` with
 ``predict``, ``evaluate`` and ``export_onnx``. The CLI's commands call these same functions.

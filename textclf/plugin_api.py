@@ -17,7 +17,10 @@ is a method with a default in the dataclasses (``last_layer``, ``prepare_for_exp
 ``quantization_stages``, ``class_names``), so generic code calls it without asking whether it exists.
 
 Names: a plugin whose ``takes_argument`` is true is used as ``name:ARGUMENT`` (``imagefolder:PATH``,
-``hf:bert-base-uncased``, ``timm:resnet18``); its methods receive the argument (else ``None``).
+``hf:bert-base-uncased``, ``timm:resnet18``); its methods receive the argument (else ``None``). A
+backbone family may also say how to name one model, ``usage`` (``"timm:<model>[.<tag>]"``), and
+which package's registry the names come from, ``models_from`` (``"timm"``): optional attributes
+that ``textclf plugins`` shows.
 
 Image backbones: ``create(argument, pretrained)`` returns an ``nn.Module`` mapping a normalised
 float (N, 3, S, S) batch to (N, dim) pooled features; ``spec(argument, pretrained)`` says its

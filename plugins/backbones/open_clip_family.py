@@ -1,70 +1,58 @@
-"""``open-clip:<arch>:<pretrained tag>``: an aligned image-text pair from one OpenCLIP checkpoint (prototype).
+"""``open-clip:<arch>:<tag>``: an aligned image-text pair from one OpenCLIP checkpoint (a paired backbone).
 
-``open-clip:ViT-B-32:laion2b_s34b_b79k`` (or ``open-clip:<arch>:/path/to/weights.safetensors``,
-a local checkpoint, as open_clip's ``pretrained`` argument allows) builds ``open_clip.create_model_and_transforms`` and
-``open_clip.get_tokenizer`` for that architecture and tag and splits the model in two towers:
+``open-clip:ViT-B-32:laion2b_s34b_b79k`` names an architecture of ``open_clip.list_models()`` and
+one of its pretrained tags (or ``open-clip:<arch>:/path/to/weights.safetensors``, a local
+checkpoint, as open_clip's ``pretrained`` argument allows; or ``open-clip:<arch>:none`` for
+random weights). The one name works as ``--image-backbone`` and ``--text-backbone``: the
+registry resolves it to this plugin's ``image`` or ``text`` side.
 
-- the image tower is ``model.visual`` (what ``model.encode_image`` runs): a float (N, 3, S, S)
-  batch -> (N, embed_dim) unnormalised embeddings;
-- the text tower runs ``model.encode_text`` on token ids from the model's tokenizer
-  (``encode(texts)`` does both): -> (N, embed_dim) unnormalised embeddings.
+- the image side is the checkpoint's ``model.visual`` (what ``model.encode_image`` runs): a
+  normalised float (N, 3, S, S) batch -> (N, embed_dim) unnormalised embeddings;
+- the text side runs ``model.encode_text`` on the ids of the model's own tokenizer
+  (``tokenize(texts)`` -> ``{"text": ids}``): -> (N, embed_dim) unnormalised embeddings, and
+  carries the checkpoint's learned ``logit_scale`` (100 for CLIP).
 
-Both live in the same embedding space, so class texts give a zero-shot classifier before any
-training (:func:`zero_shot_weights`, as open_clip's ``build_zero_shot_classifier`` does it).
-The preprocessing is open_clip's own (short-side resize, centre crop, bicubic, its mean/std) as
-textclf's plain preprocessing dict (:func:`preprocessing`).
+Both sides live in one embedding space, so the class descriptions give a zero-shot classifier
+before any training (``textclf eval --zero-shot``; :mod:`textclf.aligned_zero_shot`) and can initialise a
+classification head (``--head-init zero-shot``). Each side is built from the whole checkpoint
+(open_clip has no per-tower loader) and keeps only its half; random weights come from one fixed
+seed, so the two halves of ``open-clip:<arch>:none`` also belong to one model.
 
-Offline: ``pretrained=False`` (or the tag ``none``) builds random weights without a download; a
-model config can be registered at run time with :func:`register_config` (the tests write a tiny
-one). Architectures whose text tower uses open_clip's ``SimpleTokenizer`` (CLIP, OpenCLIP, most
-of open_clip's configs) tokenize offline: its BPE vocabulary ships inside the package. Those with a
-Hugging Face tokenizer (``hf_tokenizer_name`` in the config: SigLIP, mT5, RoBERTa, NLLB text
-towers) download it and are refused offline with one line, like missing weights.
+The preprocessing is open_clip's own (short-side resize to the input size, centre crop, bicubic,
+its mean/std; or ``squash``), from the architecture's config and the tag's pretrained config.
+
+Offline: random weights (``pretrained=False``, or the tag ``none``) never download; a model
+config can be registered at run time with :func:`write_config` (the tests write a tiny one).
+Architectures whose text tower uses open_clip's ``SimpleTokenizer`` (CLIP, OpenCLIP, most of
+open_clip's configs) tokenize offline: its BPE vocabulary ships inside the package. Those with a
+Hugging Face tokenizer (``hf_tokenizer_name``: SigLIP, mT5, RoBERTa, NLLB text towers) download it
+and are refused offline with one line, like missing weights.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from textclf.errors import TextclfError
-from textclf.plugin_types import ImageBackbonePlugin, TextBackbonePlugin
 from textclf.plugins.backbones import weights_offline as offline
+from textclf.plugins.backbones.module_tools import block_stages, exportable_copy
 
 FAMILY = "open-clip"
+USAGE = "open-clip:<arch>:<tag>"
 RANDOM_TAGS = ("", "none", "random")
+RANDOM_SEED = 0
 # open_clip's inference resize modes -> textclf's resize step. "longest" (fit the longest side,
 # pad) has no counterpart yet and is refused rather than approximated.
 _RESIZE_FOR_MODE = {"shortest": "shortest-side", "squash": "squash"}
-# The templates open_clip's zero-shot examples start from; "a photo of a {}." is CLIP's default.
-DEFAULT_TEMPLATE = "a photo of a {}."
+_OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def parse_name(spec: str) -> tuple[str, Optional[str]]:
-    """``"ViT-B-32:laion2b_s34b_b79k"`` -> ``("ViT-B-32", "laion2b_s34b_b79k")``; no tag -> ``None``.
-
-    Raises :class:`TextclfError` with the closest architectures for an unknown architecture, or
-    the architecture's tags for an unknown tag.
-    """
-    open_clip = require_open_clip()
-    arch, _, tag = spec.strip().partition(":")
-    if arch not in open_clip.list_models():
-        close = difflib.get_close_matches(arch, open_clip.list_models(), n=5, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else "; see open_clip.list_models()"
-        raise TextclfError(f"unknown open_clip architecture '{arch}'{hint}")
-    if tag.lower() in RANDOM_TAGS:
-        return arch, None
-    if is_weights_file(tag):
-        return arch, tag
-    tags = open_clip.list_pretrained_tags_by_model(arch)
-    if tag not in tags:
-        listed = ", ".join(tags) if tags else "none (random weights only: open-clip:" + arch + ":none)"
-        raise TextclfError(f"open_clip architecture '{arch}' has no pretrained tag '{tag}'; tags: {listed}")
-    return arch, tag
-
+# --- names ---------------------------------------------------------------------------------------
 
 def require_open_clip():
     """The ``open_clip`` module, or a one-line error saying how to install it (it is an extra)."""
@@ -76,124 +64,128 @@ def require_open_clip():
     return open_clip
 
 
+def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
+    """``"ViT-B-32:laion2b_s34b_b79k"`` -> ``("ViT-B-32", "laion2b_s34b_b79k")``; no tag or ``none`` -> ``None``.
+
+    Raises :class:`TextclfError` with the closest architectures for an unknown architecture, or
+    the architecture's tags for an unknown tag.
+    """
+    open_clip = require_open_clip()
+    if not spec or not spec.strip():
+        raise TextclfError(f"backbone 'open-clip' needs an architecture and a tag: {USAGE}, "
+                           "e.g. open-clip:ViT-B-32:laion2b_s34b_b79k")
+    arch, _, tag = spec.strip().partition(":")
+    if arch not in open_clip.list_models():
+        close = difflib.get_close_matches(arch, open_clip.list_models(), n=5, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else "; see open_clip.list_models()"
+        raise TextclfError(f"unknown open_clip architecture '{arch}'{hint}")
+    if tag.lower() in RANDOM_TAGS:
+        return arch, None
+    if is_weights_file(tag):
+        return arch, tag
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag not in tags:
+        listed = ", ".join(tags) if tags else f"none (random weights only: open-clip:{arch}:none)"
+        raise TextclfError(f"open_clip architecture '{arch}' has no pretrained tag '{tag}'; tags: {listed}")
+    return arch, tag
+
+
 def is_weights_file(tag: str) -> bool:
     """Whether a tag is a local checkpoint file (open_clip's ``pretrained`` also takes a path)."""
     return tag.endswith((".pt", ".pth", ".bin", ".safetensors")) and Path(tag).is_file()
 
 
-def register_config(path) -> None:
-    """Register a model config JSON (or a folder of them) with open_clip, as ``add_model_config`` does."""
-    import open_clip
-
-    open_clip.add_model_config(Path(path))
-
-
 def write_config(folder, name: str, config: dict) -> Path:
-    """Write ``config`` as ``<folder>/<name>.json`` and register it; returns the file."""
+    """Write ``config`` as ``<folder>/<name>.json`` and register it with open_clip; returns the file."""
+    open_clip = require_open_clip()
     path = Path(folder) / f"{name}.json"
     path.write_text(json.dumps(config, indent=1))
-    register_config(path)
+    open_clip.add_model_config(path)
     return path
 
 
-# --- the two towers ------------------------------------------------------------------------------
-
-def _tower_classes():
-    import torch
-    from torch import nn
-
-    class TextTower(nn.Module):
-        """``forward(token_ids)`` = open_clip's ``encode_text``; ``encode(texts)`` tokenizes first.
-
-        Holds the CLIP model with its ``visual`` replaced by ``Identity``, so its parameters are
-        the text tower's only (token embedding, transformer, final norm, projection, logit scale).
-        """
-
-        def __init__(self, clip, tokenizer):
-            super().__init__()
-            self.clip = clip
-            self.tokenizer = tokenizer
-
-        def forward(self, token_ids):
-            return self.clip.encode_text(token_ids)
-
-        def encode(self, texts: Sequence[str], device=None):
-            ids = self.tokenizer(list(texts))
-            return self(ids.to(device) if device is not None else ids)
-
-        @property
-        def logit_scale(self) -> float:
-            """The checkpoint's learned temperature (``exp(logit_scale)``, 100 for CLIP)."""
-            return float(self.clip.logit_scale.detach().exp())
-
-    class ImageTower(nn.Module):
-        """``forward(images)`` = open_clip's ``encode_image`` without normalisation."""
-
-        def __init__(self, visual):
-            super().__init__()
-            self.visual = visual
-
-        def forward(self, images):
-            return self.visual(images)
-
-    return ImageTower, TextTower, torch
+def weights_id(arch: str, tag: Optional[str], pretrained: bool) -> str:
+    """A stable name for the checkpoint (feature-cache key, run identity)."""
+    if not (pretrained and tag):
+        return f"open-clip/{arch}:random-init"
+    if is_weights_file(tag):
+        tag = "file:" + Path(tag).name  # the weights hash tells files with one name apart
+    return f"open-clip/{arch}:{tag}"
 
 
-@dataclass
-class OpenClipPair:
-    """An image tower, a text tower and the facts textclf needs about them."""
-
-    image: Any  # ImageTower (nn.Module)
-    text: Any  # TextTower (nn.Module)
-    embed_dim: int
-    preprocessing: dict
-    context_length: int
-    weights_id: str
+def embed_dim(arch: str) -> int:
+    """The shared embedding width of both towers (the architecture config's ``embed_dim``)."""
+    return int(require_open_clip().get_model_config(arch)["embed_dim"])
 
 
-def build(spec: str, pretrained: bool = False) -> OpenClipPair:
-    """Both towers of ``open-clip:<spec>`` (``<arch>[:<tag>]``), in eval mode.
+# --- preprocessing -------------------------------------------------------------------------------
 
-    ``pretrained=False`` (or no tag / tag ``none``) gives random weights and never downloads;
-    the tag still selects the preprocessing (mean/std, interpolation, resize mode).
+def preprocessing(arch: str, tag: Optional[str]):
+    """open_clip's inference transform for ``arch`` and ``tag`` as textclf's :class:`Preprocessing`.
+
+    As ``open_clip.create_model`` resolves it: open_clip's defaults, then the architecture
+    config's ``preprocess_cfg``, then the tag's pretrained config; the size is the vision tower's.
+    ``resize_mode="shortest"`` resizes the short side to the input size and centre-crops a square
+    of that size (``crop_pct`` 1.0); ``"squash"`` resizes both sides.
     """
-    import open_clip
+    from textclf.data.preprocessing import Preprocessing
 
-    arch, tag = parse_name(spec)
-    check_tokenizer_offline(arch)
-    load = pretrained and tag is not None
-    if pretrained and tag is None:
-        raise TextclfError(f"open-clip:{spec}: no pretrained tag given; tags: "
-                           f"{', '.join(open_clip.list_pretrained_tags_by_model(arch)) or 'none'}")
+    open_clip = require_open_clip()
+    model_cfg = open_clip.get_model_config(arch) or {}
+    cfg: dict[str, Any] = {"mean": _OPENAI_MEAN, "std": _OPENAI_STD, "interpolation": "bicubic",
+                           "resize_mode": "shortest"}
+    cfg.update({k: v for k, v in (model_cfg.get("preprocess_cfg") or {}).items() if v is not None})
+    if tag and not is_weights_file(tag):
+        cfg.update({k: v for k, v in open_clip.get_pretrained_cfg(arch, tag).items()
+                    if k in cfg and v is not None})
+    size = model_cfg.get("vision_cfg", {}).get("image_size", 224)
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if h != w:
+        raise TextclfError(f"open_clip model '{arch}' has a non-square input {h}x{w}: textclf needs a square input")
+    mode = cfg["resize_mode"]
+    if mode not in _RESIZE_FOR_MODE:
+        raise TextclfError(f"open_clip resize mode '{mode}' of '{arch}' cannot be expressed in textclf's "
+                           "preprocessing yet")
+    return Preprocessing(int(h), tuple(float(v) for v in cfg["mean"]), tuple(float(v) for v in cfg["std"]),
+                         str(cfg["interpolation"]), _RESIZE_FOR_MODE[mode], 1.0)
+
+
+# --- building ------------------------------------------------------------------------------------
+
+def build_model(arch: str, tag: Optional[str], pretrained: bool, input_size: Optional[int] = None):
+    """The whole open_clip model in eval mode (random weights from a fixed seed unless ``pretrained``).
+
+    ``input_size`` other than the architecture's builds the vision tower for it (open_clip's
+    ``force_image_size``; pretrained position embeddings are resampled as open_clip loads them).
+    """
+    import torch
+
+    open_clip = require_open_clip()
+    load = pretrained and tag is not None  # the tag "none" asks for random weights
     kwargs: dict[str, Any] = {}
     if tag and not is_weights_file(tag):
-        cfg = open_clip.get_pretrained_cfg(arch, tag)
         # The tag's activation is part of the architecture (OpenAI's weights need QuickGELU;
-        # open_clip only warns on a mismatch). Random weights also take the tag's preprocessing.
-        kwargs["force_quick_gelu"] = bool(cfg.get("quick_gelu", False))
-        if not load:
-            kwargs.update(_preprocess_overrides(cfg))
+        # open_clip only warns on a mismatch).
+        kwargs["force_quick_gelu"] = bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False))
+    native = preprocessing(arch, tag).input_size
+    if input_size is not None and int(input_size) != native:
+        kwargs["force_image_size"] = int(input_size)
     if load:
         if not is_weights_file(tag):
             check_weights_reachable(arch, tag)
         try:
-            model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=tag, **kwargs)
+            model = open_clip.create_model(arch, pretrained=tag, **kwargs)
         except Exception as exc:  # huggingface_hub / urllib raise many kinds
             raise offline.load_error(f"open-clip:{arch}:{tag}", *weights_source(arch, tag), exc) from exc
     else:
-        model = _quiet_random(lambda: open_clip.create_model_and_transforms(arch, pretrained=None, **kwargs)[0])
-    return split_towers(model, open_clip.get_tokenizer(arch), arch, tag if load else None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model = _quiet(lambda: open_clip.create_model(arch, pretrained=None, **kwargs))
+    return model.eval()
 
 
-def _preprocess_overrides(cfg: dict) -> dict:
-    """open_clip's pretrained-cfg keys (mean, std, ...) as ``create_model_and_transforms`` kwargs."""
-    names = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
-             "resize_mode": "image_resize_mode"}
-    return {new: cfg[old] for old, new in names.items() if cfg.get(old) is not None}
-
-
-def _quiet_random(make):
-    """Run ``make`` without open_clip's 'No pretrained weights loaded' warning (expected here)."""
+def _quiet(make):
+    """Run ``make`` without open_clip's INFO/WARNING log lines (the library never prints)."""
     import logging
 
     root = logging.getLogger()
@@ -205,92 +197,112 @@ def _quiet_random(make):
         root.setLevel(level)
 
 
-def split_towers(model, tokenizer, arch: str, tag: Optional[str]) -> OpenClipPair:
-    """Split one open_clip model into an image tower (``visual``) and a text tower (the rest)."""
-    import open_clip
+def _tower_classes():
+    import torch
+    from torch import nn
 
-    ImageTower, TextTower, torch = _tower_classes()
-    pre = preprocessing(open_clip.get_model_preprocess_cfg(model))
-    visual = model.visual
-    model.visual = torch.nn.Identity()  # the text tower must not own the image parameters
-    image, text = ImageTower(visual).eval(), TextTower(model, tokenizer).eval()
-    embed_dim = _embed_dim(image, pre["input_size"])
-    context = int(getattr(tokenizer, "context_length", 0) or getattr(model, "context_length", 77))
-    if tag and is_weights_file(tag):
-        tag = "file:" + Path(tag).name  # the weights hash (core) tells files with one name apart
-    wid = f"open-clip/{arch}:{tag}" if tag else f"open-clip/{arch}/random"
-    return OpenClipPair(image=image, text=text, embed_dim=embed_dim, preprocessing=pre,
-                        context_length=context, weights_id=wid)
+    class ImageTower(nn.Module):
+        """``forward(images)`` = open_clip's ``encode_image`` without normalisation."""
+
+        def __init__(self, visual: nn.Module):
+            super().__init__()
+            self.visual = visual
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            if not torch.jit.is_tracing():
+                return self.visual(images)
+            # Traced for ONNX: nn.MultiheadAttention's fused inference path has no ONNX operator.
+            before = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+            try:
+                return self.visual(images)
+            finally:
+                torch.backends.mha.set_fastpath_enabled(before)
+
+    class TextTower(nn.Module):
+        """``forward(text=ids)`` = open_clip's ``encode_text``; ``tokenize(texts)`` gives the ids.
+
+        Holds the CLIP model with its ``visual`` replaced by ``Identity``, so its parameters are the
+        text side's only (token embedding, transformer, final norm, projection, logit scale).
+        """
+
+        def __init__(self, model: nn.Module, tokenizer, dim: int):
+            super().__init__()
+            self.model = model  # the name HFTextTower uses too (the fine-tuning helpers name it in messages)
+            self.tokenizer = tokenizer
+            self.dim = int(dim)
+
+        def tokenize(self, texts: Sequence[str]) -> dict:
+            """Token ids, padded to the model's context length."""
+            return {"text": self.tokenizer(list(texts))}
+
+        def forward(self, text: torch.Tensor) -> torch.Tensor:
+            return self.model.encode_text(text)
+
+        @property
+        def logit_scale(self) -> float:
+            """The checkpoint's learned temperature, ``exp(logit_scale)`` (100 for CLIP)."""
+            return float(self.model.logit_scale.detach().exp())
+
+        def layers(self):
+            """None: open_clip's pooling follows its own final norm and projection, so ``--text-trainable-layers``
+            cannot replay the top layers alone (the whole text tower is fine-tuned instead)."""
+            return None
+
+    return ImageTower, TextTower
 
 
-def _embed_dim(image_tower, size: int) -> int:
-    """The image tower's output width (``output_dim`` where open_clip sets it, else one forward)."""
+def image_tower(arch: str, tag: Optional[str], pretrained: bool, input_size: Optional[int] = None):
+    """The image side of the checkpoint as a module (eval mode)."""
+    ImageTower, _ = _tower_classes()
+    return ImageTower(build_model(arch, tag, pretrained, input_size).visual).eval()
+
+
+def text_tower(arch: str, tag: Optional[str], pretrained: bool):
+    """The text side of the checkpoint (tokenizer included) as a module (eval mode)."""
     import torch
 
-    dim = getattr(image_tower.visual, "output_dim", None)
-    if isinstance(dim, int) and dim > 0:
-        return dim
-    with torch.inference_mode():
-        return int(image_tower(torch.zeros(1, 3, size, size)).shape[-1])
+    open_clip = require_open_clip()
+    _, TextTower = _tower_classes()
+    check_tokenizer_offline(arch)
+    model = build_model(arch, tag, pretrained)
+    model.visual = torch.nn.Identity()  # the text side must not own the image parameters
+    return TextTower(model, open_clip.get_tokenizer(arch), embed_dim(arch)).eval()
 
 
-# --- preprocessing -------------------------------------------------------------------------------
+# --- hooks ---------------------------------------------------------------------------------------
 
-def preprocessing(cfg: dict) -> dict:
-    """textclf's plain preprocessing dict from open_clip's preprocess cfg.
+def last_layer(tower):
+    """What ``--train-backbone last`` unfreezes: the last block and what follows it.
 
-    open_clip's inference transform for ``resize_mode="shortest"`` resizes the shortest side to
-    the input size and centre-crops a square of that size (``crop_pct`` 1.0); ``"squash"``
-    resizes both sides. Keys as for timm: ``input_size``, ``interpolation``, ``resize``,
-    ``crop_pct``, ``mean``, ``std``.
+    A vision transformer: its last residual block, final norm and projection; a modified ResNet
+    (RN50...): its last stage and attention pooling; anything else (timm trunks): the last stage
+    found by :func:`~textclf.plugins.backbones.module_tools.block_stages` and every later one.
     """
-    size = cfg.get("size", 224)
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if h != w:
-        raise TextclfError(f"open_clip model with non-square input {h}x{w}: textclf needs a square input size")
-    mode = cfg.get("resize_mode") or "shortest"
-    if mode not in _RESIZE_FOR_MODE:
-        raise TextclfError(f"open_clip resize mode '{mode}' cannot be expressed in textclf's preprocessing yet")
-    return {"input_size": int(h), "interpolation": str(cfg.get("interpolation") or "bicubic"),
-            "resize": _RESIZE_FOR_MODE[mode], "crop_pct": 1.0,
-            "mean": tuple(float(v) for v in cfg["mean"]), "std": tuple(float(v) for v in cfg["std"])}
+    from torch import nn
 
-
-# --- zero-shot head ------------------------------------------------------------------------------
-
-def zero_shot_weights(text_tower, class_texts: Sequence[Sequence[str]], templates: Optional[Sequence[str]] = None,
-                      device=None):
-    """(C, D) zero-shot classifier: per class, the normalised mean of its normalised text embeddings.
-
-    ``class_texts[c]`` holds class ``c``'s texts (its descriptions, or just its name). With
-    ``templates`` (e.g. ``["a photo of a {}."]``) every text is put into every template first,
-    as open_clip's ``build_zero_shot_classifier`` does with class names.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    rows = []
-    with torch.inference_mode():
-        for texts in class_texts:
-            filled = [t.format(x) for x in texts for t in templates] if templates else list(texts)
-            emb = F.normalize(text_tower.encode(filled, device=device), dim=-1)
-            rows.append(F.normalize(emb.mean(0), dim=-1))
-    return torch.stack(rows)
-
-
-def zero_shot_logits(image_tower, weights, images, scale: float = 100.0):
-    """Logits of the zero-shot head: ``scale * normalise(image embedding) @ weights.T``."""
-    import torch.nn.functional as F
-
-    return scale * F.normalize(image_tower(images), dim=-1) @ weights.T
+    visual = tower.visual
+    holder = nn.Module()
+    if hasattr(visual, "transformer") and hasattr(visual.transformer, "resblocks"):
+        holder.block = visual.transformer.resblocks[-1]
+        holder.ln_post = visual.ln_post
+        if isinstance(getattr(visual, "proj", None), nn.Parameter):
+            holder.register_parameter("proj", visual.proj)  # shared, not copied
+        return holder
+    if hasattr(visual, "layer4") and hasattr(visual, "attnpool"):
+        holder.layer4, holder.attnpool = visual.layer4, visual.attnpool
+        return holder
+    stages = block_stages(tower)
+    blocks = [s for s in stages if s.rsplit(".", 1)[-1].isdigit()]
+    start = stages.index(blocks[-1]) if blocks else len(stages) - 1
+    return nn.ModuleList([tower.get_submodule(s) for s in stages[start:]])
 
 
 # --- offline behaviour ---------------------------------------------------------------------------
 
 def check_tokenizer_offline(arch: str) -> None:
     """Refuse, in one line, an architecture whose Hugging Face tokenizer cannot be fetched."""
-    import open_clip
-
+    open_clip = require_open_clip()
     text_cfg = (open_clip.get_model_config(arch) or {}).get("text_cfg", {})
     hf_name = text_cfg.get("hf_tokenizer_name")
     if not hf_name or offline.hf_cached(hf_name, ("tokenizer.json", "tokenizer_config.json")):
@@ -302,9 +314,7 @@ def check_tokenizer_offline(arch: str) -> None:
 
 def weights_source(arch: str, tag: str) -> tuple[str, str]:
     """``(kind, where)`` open_clip downloads the tag's weights from (it prefers the HF hub)."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    cfg = require_open_clip().get_pretrained_cfg(arch, tag)
     if cfg.get("hf_hub"):
         return "hf-hub", cfg["hf_hub"].rstrip("/")
     return "url", cfg.get("url", "")
@@ -312,9 +322,9 @@ def weights_source(arch: str, tag: str) -> tuple[str, str]:
 
 def weights_cached(arch: str, tag: str) -> bool:
     """Whether the tag's weights are in the local cache (HF cache or open_clip's URL cache)."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if is_weights_file(tag):
+        return True
+    cfg = require_open_clip().get_pretrained_cfg(arch, tag)
     if cfg.get("file"):
         return True
     hub = cfg.get("hf_hub", "")
@@ -332,28 +342,79 @@ def check_weights_reachable(arch: str, tag: str) -> None:
         offline.require_downloadable(f"open-clip:{arch}:{tag}", *weights_source(arch, tag))
 
 
-# --- stopgap registration -------------------------------------------------------------------------
+# --- the plugin ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ArgumentImageBackbonePlugin(ImageBackbonePlugin):
-    """Stopgap: the current ``ImageBackbonePlugin`` has no ``takes_argument`` field."""
+class OpenClipImage:
+    """The image side of ``open-clip:<arch>:<tag>`` (an :class:`~textclf.plugin_api.ImageBackbone`)."""
 
+    name: str = FAMILY
+    summary: str = "OpenCLIP image tower (encode_image), embed_dim wide"
+    modality: str = "image"
     takes_argument: bool = True
 
+    def spec(self, argument: Optional[str], pretrained: bool = True):
+        """Embedding width, open_clip's preprocessing and the weights id; no weights are loaded."""
+        from textclf.plugin_api import ImageSpec
 
-def _not_wired(*_args, **_kwargs):
-    raise TextclfError("open-clip:<arch>:<tag> is not wired into training yet (the backbone contract "
-                       "has no paired image-text backbone); use textclf.plugins.backbones.open_clip_family.build")
+        arch, tag = parse_name(argument)
+        needs = bool(pretrained and tag and not weights_cached(arch, tag))
+        return ImageSpec(f"{FAMILY}:{argument}", embed_dim(arch), preprocessing(arch, tag),
+                         weights_id(arch, tag, pretrained), needs)
+
+    def create(self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None):
+        """The image tower (eval mode) built for ``input_size``."""
+        arch, tag = parse_name(argument)
+        return image_tower(arch, tag, pretrained, input_size)
+
+    def last_layer(self, module):
+        """The last block and what follows it."""
+        return last_layer(module)
+
+    def prepare_for_export(self, module, preprocessing):
+        """A copy on the plain-matmul attention path (timm trunks); open_clip's own layers trace as they are."""
+        return exportable_copy(module)
+
+    def quantization_stages(self, module) -> list[str]:
+        """Patch/stem layers, each residual block, the final norm and pooling, in order."""
+        return block_stages(module)
 
 
-# One registry name holds one object of one modality, so a paired backbone needs two names today.
-PLUGIN = TextBackbonePlugin(
-    name="open-clip", summary="open-clip:<arch>:<tag>: OpenCLIP text tower (pairs with open-clip-image:...)",
-    dim=0, pooling="eot", tokenizer="open_clip's own (SimpleTokenizer or the config's HF tokenizer)",
-    build=_not_wired, weights_id="open-clip", needs_download=True, takes_argument=True, max_length=77,
-)
-IMAGE_PLUGIN = ArgumentImageBackbonePlugin(
-    name="open-clip-image", summary="open-clip-image:<arch>:<tag>: OpenCLIP image tower (prototype)",
-    dim=0, input_size=224, mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711),
-    build=_not_wired, weights_id="open-clip", needs_download=True, interpolation="bicubic",
-)
+@dataclass(frozen=True)
+class OpenClipText:
+    """The text side of ``open-clip:<arch>:<tag>`` (a :class:`~textclf.plugin_api.TextBackbone`)."""
+
+    name: str = FAMILY
+    summary: str = "OpenCLIP text tower (encode_text, its own tokenizer), embed_dim wide"
+    modality: str = "text"
+    takes_argument: bool = True
+
+    def spec(self, argument: Optional[str], pretrained: bool = True):
+        """Embedding width and weights id; no weights are loaded."""
+        from textclf.plugin_api import TextSpec
+
+        arch, tag = parse_name(argument)
+        needs = bool(pretrained and tag and not weights_cached(arch, tag))
+        return TextSpec(f"{FAMILY}:{argument}", embed_dim(arch), weights_id(arch, tag, pretrained), needs)
+
+    def create(self, argument: Optional[str], pretrained: bool = True):
+        """The text tower (eval mode) with its tokenizer and logit scale."""
+        arch, tag = parse_name(argument)
+        return text_tower(arch, tag, pretrained)
+
+
+@dataclass(frozen=True)
+class OpenClipFamily:
+    """``open-clip:<arch>:<tag>``: both towers of one checkpoint (a :class:`~textclf.plugin_api.PairedBackbone`)."""
+
+    name: str = FAMILY
+    summary: str = "OpenCLIP image and text towers from one checkpoint (aligned: zero-shot heads)"
+    modality: str = "paired"
+    takes_argument: bool = True
+    image: OpenClipImage = field(default_factory=OpenClipImage)
+    text: OpenClipText = field(default_factory=OpenClipText)
+    usage: str = USAGE                   # how to name a model (textclf plugins)
+    models_from: str = "open_clip_torch"  # the package whose configs and tags name the models
+
+
+PLUGIN = OpenClipFamily()

@@ -1,19 +1,24 @@
-"""``timm:<model name>``: any image model in timm's registry as a textclf image backbone (prototype).
+"""``timm:<model>[.<tag>]``: any image model in timm's registry as a textclf image backbone.
 
 ``timm:resnet50`` builds ``timm.create_model("resnet50", num_classes=0)``: the pooled features
-(``model.num_features`` wide) with no classifier. A pretrained tag may follow the name as in timm
+(``head_hidden_size`` wide) with no classifier. A pretrained tag may follow the name as in timm
 (``timm:resnet50.a1_in1k``); without one, timm's default tag for the architecture is used. The
-preprocessing comes from that tag's pretrained config (what ``timm.data.resolve_data_config``
-resolves), expressed as a plain dict (see :func:`preprocessing`) for textclf's typed preprocessing.
+preprocessing is that tag's pretrained config (what ``timm.data.resolve_data_config`` resolves) as
+textclf's typed :class:`~textclf.data.preprocessing.Preprocessing`: input size, interpolation,
+mean/std, and timm's eval transform (short side to ``floor(size / crop_pct)``, centre crop).
 
-Offline: ``pretrained=False`` builds random weights and never touches the network.
-``pretrained=True`` uses weights in the local Hugging Face cache, or downloads them; when they are
-not cached and cannot be downloaded the error is one line that says so, raised within seconds
+``--pretrained/--no-pretrained`` (``TrainConfig.pretrained``): with ``pretrained=False`` the
+weights are random, drawn from a fixed seed (every build is the same module, so a run's weights
+hash and its cached features stay valid) and nothing touches the network. With
+``pretrained=True`` timm loads the weights from the local Hugging Face cache or downloads them;
+when they are neither cached nor downloadable the error is one line, raised within seconds
 rather than after huggingface_hub's retries (about 45 s here).
 
-The model-family logic is plain functions (:func:`parse_name`, :func:`build`,
-:func:`preprocessing`, :func:`last_layer`, :func:`keep_float_modules`); ``PLUGIN`` wraps them in
-the current plugin dataclass as a stopgap until the plugin contract lands.
+Hooks: ``last_layer`` is the last feature stage and what follows it (timm's ``feature_info`` and
+``group_matcher``); ``quantization_stages`` are timm's fine-grained groups (stem, each block,
+head) in order; ``prepare_for_export`` gives a copy whose attention uses plain matrix products
+(timm's exportable path) instead of fused ``scaled_dot_product_attention`` and whose TF-"same"
+convolutions pad by constants for the run's input size.
 """
 
 from __future__ import annotations
@@ -23,16 +28,20 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from textclf.errors import TextclfError
-from textclf.plugin_types import ImageBackbonePlugin
 from textclf.plugins.backbones import weights_offline as offline
+from textclf.plugins.backbones.module_tools import block_stages, exportable_copy
 
 FAMILY = "timm"
+USAGE = "timm:<model>[.<tag>]"
+RANDOM_SEED = 0
 # timm's eval crop modes -> the resize step of textclf's preprocessing. timm's "border" (scale the
 # longest side, pad, crop) has no counterpart yet and is refused rather than approximated.
 _RESIZE_FOR_CROP_MODE = {"center": "shortest-side", "squash": "squash"}
 
 
-def parse_name(spec: str) -> tuple[str, Optional[str]]:
+# --- names ---------------------------------------------------------------------------------------
+
+def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
     """``"resnet50.a1_in1k"`` -> ``("resnet50", "a1_in1k")``; ``"resnet50"`` -> ``("resnet50", None)``.
 
     Raises :class:`TextclfError` naming the closest architectures for an unknown name, or the
@@ -41,6 +50,8 @@ def parse_name(spec: str) -> tuple[str, Optional[str]]:
     import timm
     from timm.models import split_model_name_tag
 
+    if not spec or not spec.strip():
+        raise TextclfError(f"image backbone 'timm' needs a model name: {USAGE}, e.g. timm:resnet50")
     arch, tag = split_model_name_tag(spec.strip())
     if not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
@@ -62,33 +73,46 @@ def pretrained_cfg(arch: str, tag: Optional[str] = None) -> dict:
     return cfg.to_dict() if cfg is not None else {}
 
 
-def build(spec: str, pretrained: bool = False, input_size: Optional[int] = None,
-          exportable: bool = True):
-    """The timm model named by ``spec`` with ``num_classes=0`` (pooled features), in eval mode.
+def full_name(arch: str, tag: Optional[str]) -> str:
+    """``arch.tag`` with the tag timm would pick when none is given (``resnet50`` -> ``resnet50.a1_in1k``)."""
+    tag = tag or pretrained_cfg(arch).get("tag")
+    return f"{arch}.{tag}" if tag else arch
 
-    ``input_size`` (pixels, square) is passed as ``img_size`` to models whose input size is fixed
-    at creation (ViT-like: ``fixed_input_size`` in the pretrained config); convolutional models
-    take any size and ignore it. ``exportable=True`` asks timm for ONNX-friendly layers (for
-    example, plain attention instead of fused ``scaled_dot_product_attention``).
+
+def weights_id(arch: str, tag: Optional[str], pretrained: bool) -> str:
+    """A stable name for the weights (feature-cache key, run identity)."""
+    return f"timm/{full_name(arch, tag)}" if pretrained else f"timm/{arch}:random-init"
+
+
+# --- preprocessing -------------------------------------------------------------------------------
+
+def preprocessing(cfg: dict, input_size: Optional[int] = None):
+    """textclf's :class:`Preprocessing` from a timm pretrained/data config.
+
+    timm's eval transform resizes to ``floor(size / crop_pct)`` then centre-crops ``size``; with
+    ``crop_mode="center"`` the resize keeps the aspect ratio (shortest side), with ``"squash"``
+    both sides are resized. ``input_size`` overrides the config's size (the crop fraction is kept).
     """
-    import timm
+    from textclf.data.preprocessing import Preprocessing
 
-    arch, tag = parse_name(spec)
-    cfg = pretrained_cfg(arch, tag)
-    kwargs: dict[str, Any] = {"num_classes": 0, "exportable": exportable}
-    if input_size is not None and cfg.get("fixed_input_size"):
-        kwargs["img_size"] = int(input_size)
-    name = f"{arch}.{tag}" if tag else arch
-    if pretrained:
-        check_weights_reachable(name, cfg)
-        try:
-            model = timm.create_model(name, pretrained=True, **kwargs)
-        except Exception as exc:  # huggingface_hub / urllib / torch.hub raise many kinds
-            raise weights_error(name, cfg, exc) from exc
-    else:
-        model = timm.create_model(name, pretrained=False, **kwargs)
-    return model.eval()
+    _, h, w = cfg.get("input_size", (3, 224, 224))
+    if h != w and input_size is None:
+        raise TextclfError(f"timm model '{cfg.get('architecture')}' has a non-square input {h}x{w}; "
+                           "textclf needs a square input size (give --image-size)")
+    mode = cfg.get("crop_mode") or "center"
+    if mode not in _RESIZE_FOR_CROP_MODE:
+        raise TextclfError(f"timm model '{cfg.get('architecture')}' uses crop mode '{mode}', which "
+                           "textclf's preprocessing cannot express yet")
+    interpolation = str(cfg.get("interpolation") or "bicubic")
+    if interpolation not in ("bilinear", "bicubic", "nearest"):
+        interpolation = "bicubic"  # timm's "random" / "lanczos" eval fallback is bicubic-like; PIL's default
+    return Preprocessing(
+        input_size=int(input_size or h), mean=tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))), interpolation=interpolation,
+        resize=_RESIZE_FOR_CROP_MODE[mode], crop_pct=float(cfg.get("crop_pct") or 0.875))
 
+
+# --- building ------------------------------------------------------------------------------------
 
 def output_dim(model) -> int:
     """Width of the pooled features that ``num_classes=0`` returns.
@@ -99,62 +123,68 @@ def output_dim(model) -> int:
     return int(getattr(model, "head_hidden_size", None) or model.num_features)
 
 
-def weights_id(spec: str, pretrained: bool) -> str:
-    """A stable name for the weights (feature-cache key): ``timm/<arch>.<tag>`` or ``.../random``."""
-    arch, tag = parse_name(spec)
-    tag = tag or pretrained_cfg(arch).get("tag") or ""
-    return f"timm/{arch}.{tag}" if pretrained else f"timm/{arch}/random"
+def feature_dim(arch: str) -> int:
+    """The output width without building real weights (the model is made on the ``meta`` device)."""
+    import timm
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return output_dim(timm.create_model(arch, pretrained=False, num_classes=0))
+    except Exception:  # a model whose init cannot run on meta tensors: build it for real, once
+        return output_dim(_create(arch, None, False, None))
 
 
-# --- preprocessing -------------------------------------------------------------------------------
+def _create(arch: str, tag: Optional[str], pretrained: bool, input_size: Optional[int]):
+    import timm
+    import torch
 
-def preprocessing(cfg: dict, input_size: Optional[int] = None) -> dict:
-    """textclf's plain preprocessing dict from a timm pretrained/data config.
+    cfg = pretrained_cfg(arch, tag)
+    kwargs: dict[str, Any] = {"num_classes": 0}
+    if input_size is not None and cfg.get("fixed_input_size"):
+        kwargs["img_size"] = int(input_size)  # ViT-like: position embeddings fixed at creation
+    name = f"{arch}.{tag}" if tag else arch
+    if pretrained:
+        check_weights_reachable(name, cfg)
+    try:
+        if pretrained:
+            return timm.create_model(name, pretrained=True, **kwargs)
+        with torch.random.fork_rng(devices=[]):  # random weights: the same for every build
+            torch.manual_seed(RANDOM_SEED)
+            return timm.create_model(name, pretrained=False, **kwargs)
+    except TypeError as exc:
+        if "img_size" not in kwargs:
+            raise
+        native = cfg.get("input_size", (3, 224, 224))[1]
+        raise TextclfError(f"timm model '{arch}' has a fixed input size and cannot be built for {input_size} px "
+                           f"({exc}); use --image-size {native}") from None
+    except Exception as exc:  # huggingface_hub / urllib / torch.hub raise many kinds
+        if pretrained:
+            raise weights_error(name, cfg, exc) from exc
+        raise
 
-    timm's eval transform resizes to ``floor(size / crop_pct)`` then centre-crops ``size``; with
-    ``crop_mode="center"`` the resize keeps the aspect ratio (shortest side), with ``"squash"``
-    both sides are resized. Keys: ``input_size`` (int), ``interpolation``, ``resize``
-    (``"shortest-side"`` | ``"squash"``), ``crop_pct``, ``mean``, ``std``.
-    ``input_size`` overrides the config's size (the crop fraction is kept).
+
+def build(spec: str, pretrained: bool = False, input_size: Optional[int] = None):
+    """The timm model named by ``spec`` with ``num_classes=0`` (pooled features), in eval mode.
+
+    ``input_size`` (pixels, square) is passed as ``img_size`` to models whose input size is fixed
+    at creation (``fixed_input_size`` in the pretrained config: ViT-like); convolutional models
+    take any size and ignore it.
     """
-    _, h, w = cfg.get("input_size", (3, 224, 224))
-    if h != w and input_size is None:
-        raise TextclfError(f"timm model '{cfg.get('architecture')}' has a non-square input {h}x{w}; "
-                           "textclf needs a square input size")
-    mode = cfg.get("crop_mode") or "center"
-    if mode not in _RESIZE_FOR_CROP_MODE:
-        raise TextclfError(f"timm model '{cfg.get('architecture')}' uses crop mode '{mode}', which "
-                           "textclf's preprocessing cannot express yet")
-    return {
-        "input_size": int(input_size or h),
-        "interpolation": str(cfg.get("interpolation") or "bicubic"),
-        "resize": _RESIZE_FOR_CROP_MODE[mode],
-        "crop_pct": float(cfg.get("crop_pct") or 0.875),
-        "mean": tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
-        "std": tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))),
-    }
+    arch, tag = parse_name(spec)
+    return _create(arch, tag, pretrained, input_size).eval()
 
 
-def model_preprocessing(model, input_size: Optional[int] = None) -> dict:
-    """:func:`preprocessing` for a built model, through ``timm.data.resolve_data_config``."""
-    from timm.data import resolve_data_config
-
-    data = resolve_data_config(model=model)
-    cfg = {**model.pretrained_cfg, **data}
-    # A model built with img_size=N reports N in resolve_data_config; keep it unless overridden.
-    return preprocessing(cfg, input_size)
-
-
-# --- training and quantization hints ------------------------------------------------------------
+# --- hooks ---------------------------------------------------------------------------------------
 
 def last_layer(model):
     """What ``--train-backbone last`` unfreezes: the final feature stage and everything after it.
 
-    Uses timm's own model description: ``feature_info`` names the last stage (``layer4`` for a
-    ResNet, ``blocks.11`` for ViT-Ti) and ``group_matcher(coarse=True)`` orders the modules in
-    groups; the group holding that stage and every later group (final norm, head conv) are
-    returned as one ``nn.ModuleList`` of their parameter-holding modules. A model without
-    ``feature_info`` gets its last group.
+    timm's own model description: ``feature_info`` names the last stage (``layer4`` for a ResNet,
+    ``blocks.11`` for ViT-Ti) and ``group_matcher(coarse=True)`` orders the modules in groups; the
+    group holding that stage and every later group (final norm, head conv) are returned as one
+    ``nn.ModuleList`` of their parameter-holding modules. A model without ``feature_info`` gets
+    its last group.
     """
     from timm.models import group_modules
     from torch import nn
@@ -172,23 +202,85 @@ def last_layer(model):
     return nn.ModuleList([model.get_submodule(n) for n in names])
 
 
-def keep_float_modules(model) -> list[str]:
-    """Module names to keep in float when quantizing: the first convolution (timm's ``first_conv``).
+def quantization_stages(model) -> list[str]:
+    """timm's fine-grained groups in order (stem layers, each block, head layers) as module names.
 
-    The stem sees raw normalised pixels, whose range int8 represents worst; every textclf
-    quantization run so far kept it float.
+    Each parameter-holding module is named by its shortest prefix that lies wholly in one group
+    (``layer1.0.conv1`` -> ``layer1.0``, ``blocks.3.1.conv_pw`` -> ``blocks.3.1``), so a stage is
+    a block, and the stem and head are their own layers. The early stages are the ones int8 hurts
+    most (they see raw pixels); the exporter keeps the first ones float as needed.
     """
-    first = model.pretrained_cfg.get("first_conv")
-    names = [first] if isinstance(first, str) else list(first or ())
-    return [n for n in names if n and _has_module(model, n)]
+    from timm.models import group_modules
+
+    matcher = getattr(model, "group_matcher", None)
+    if matcher is None:
+        return block_stages(model)
+    groups = group_modules(model, matcher(coarse=False))
+    owner = {name: g for g, names in groups.items() for name in names}
+    stages: list[str] = []
+    for g in sorted(groups):
+        for name in groups[g]:
+            stage = _whole_prefix(name, g, owner)
+            if stage not in stages:
+                stages.append(stage)
+    return stages
 
 
-def _has_module(model, name: str) -> bool:
+def _whole_prefix(name: str, group, owner: dict) -> str:
+    parts = name.split(".")
+    for i in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:i])
+        inside = [n for n in owner if n == prefix or n.startswith(prefix + ".")]
+        if all(owner[n] == group for n in inside):
+            return prefix
+    return name
+
+
+def static_same_padding(model, size: int):
+    """``model`` (changed in place) with timm's dynamic TF-"same" convolutions padded by constants for S x S.
+
+    ``Conv2dSame`` computes its padding from the input shape at every call (tf_* models: the
+    stride-2 convolutions); traced as it is, the graph would carry that shape arithmetic. For the
+    run's fixed input size each one's padding is known: symmetric padding goes into the Conv,
+    asymmetric into one constant Pad before it, so ONNX Runtime can fuse it. The parameters are
+    shared, not copied. Other layers that pad dynamically (weight-standardised convs) are left as they are.
+    """
+    import torch
+    from timm.layers import Conv2dSame, get_same_padding
+    from torch import nn
+
+    same = {name: m for name, m in model.named_modules() if type(m) is Conv2dSame}
+    if not same:
+        return model
+    shapes: dict[str, tuple[int, int]] = {}
+    hooks = [m.register_forward_pre_hook(
+        lambda mod, inp, name=name: shapes.__setitem__(name, tuple(int(v) for v in inp[0].shape[-2:])))
+        for name, m in same.items()]
     try:
-        model.get_submodule(name)
-        return True
-    except AttributeError:
-        return False
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, (ih, iw) in shapes.items():
+        conv = same[name]
+        pad_h = get_same_padding(ih, conv.kernel_size[0], conv.stride[0], conv.dilation[0])
+        pad_w = get_same_padding(iw, conv.kernel_size[1], conv.stride[1], conv.dilation[1])
+        top, left = pad_h // 2, pad_w // 2
+        symmetric = pad_h == 2 * top and pad_w == 2 * left
+        static = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                           (top, left) if symmetric else 0, conv.dilation, conv.groups, conv.bias is not None)
+        static.weight, static.bias = conv.weight, conv.bias
+        replacement = static if symmetric else nn.Sequential(nn.ZeroPad2d((left, pad_w - left, top, pad_h - top)),
+                                                             static)
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, replacement)
+    return model
+
+
+def export_copy(model, preprocessing):
+    """The export hook: a copy on the plain-attention path with TF-"same" padding fixed for the input size."""
+    return static_same_padding(exportable_copy(model), preprocessing.input_size)
 
 
 # --- offline behaviour ---------------------------------------------------------------------------
@@ -226,27 +318,44 @@ def weights_error(name: str, cfg: dict, exc: BaseException) -> TextclfError:
     return offline.load_error(f"timm:{name}", *weights_source(cfg), exc)
 
 
-# --- stopgap registration -------------------------------------------------------------------------
+# --- the plugin ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ArgumentImageBackbonePlugin(ImageBackbonePlugin):
-    """Stopgap: the current ``ImageBackbonePlugin`` has no ``takes_argument`` field, so the registry
-    would refuse ``timm:<model>``; this subclass adds it (the registry reads it with ``getattr``)."""
+class TimmFamily:
+    """The ``timm:<model>[.<tag>]`` image backbone family (an :class:`~textclf.plugin_api.ImageBackbone`)."""
 
+    name: str = FAMILY
+    summary: str = "any timm image model, pooled features; preprocessing from its pretrained config"
+    modality: str = "image"
     takes_argument: bool = True
+    usage: str = USAGE            # how to name a model (textclf plugins)
+    models_from: str = "timm"     # the package whose registry names the models
+
+    def spec(self, argument: Optional[str], pretrained: bool = True):
+        """Dimension, preprocessing (the tag's pretrained config) and weights id; no weights are loaded."""
+        from textclf.plugin_api import ImageSpec
+
+        arch, tag = parse_name(argument)
+        cfg = pretrained_cfg(arch, tag)
+        needs = pretrained and weights_source(cfg)[0] != "none" and not weights_cached(cfg)
+        return ImageSpec(f"{FAMILY}:{argument}", feature_dim(arch), preprocessing(cfg),
+                         weights_id(arch, tag, pretrained), needs)
+
+    def create(self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None):
+        """A fresh model in eval mode (random weights from a fixed seed when not ``pretrained``)."""
+        return build(argument, pretrained, input_size)
+
+    def last_layer(self, module):
+        """The last feature stage and what follows it."""
+        return last_layer(module)
+
+    def prepare_for_export(self, module, preprocessing):
+        """A copy on timm's exportable attention path, with TF-"same" padding fixed for the input size."""
+        return export_copy(module, preprocessing)
+
+    def quantization_stages(self, module) -> list[str]:
+        """timm's groups: stem layers, each block, head layers."""
+        return quantization_stages(module)
 
 
-def _build_for_plugin(pretrained: bool = True):
-    # The current ImageBackbonePlugin.build(pretrained) receives neither the argument nor the
-    # input size, so it cannot know which timm model was asked for: refuse instead of guessing.
-    raise TextclfError("timm:<model> is not wired into training yet (the image backbone contract "
-                       "passes no model name to build); use textclf.plugins.backbones.timm_family.build")
-
-
-PLUGIN = ArgumentImageBackbonePlugin(
-    name="timm",
-    summary="timm:<model>[.<tag>]: any timm image model (timm.list_models()), pooled features",
-    dim=0, input_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-    build=_build_for_plugin, weights_id="timm", needs_download=True, interpolation="bicubic",
-    last_layer=last_layer,
-)
+PLUGIN = TimmFamily()

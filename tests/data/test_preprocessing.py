@@ -123,3 +123,91 @@ def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(t
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     in_graph = session.run([normalised], {"images": read_image(paths[target])[None]})[0][0]
     assert float(np.abs(in_graph - alone.numpy()).max()) <= 2e-3
+
+
+# --- shortest-side: torchvision's eval transform, eager and in the ONNX graph ------------------------
+
+CROPS = [  # (interpolation, crop_pct): timm's ResNet/ViT-style centre crops and open_clip's (crop_pct 1)
+    ("bilinear", 0.875), ("bicubic", 0.95), ("bicubic", 1.0), ("bilinear", 1.0),
+]
+ASPECTS = [(8, 8), (13, 20), (50, 33), (96, 96), (37, 35), (5, 40), (300, 200), (33, 64), (41, 41)]
+
+
+@pytest.mark.parametrize("interpolation,crop_pct", CROPS)
+def test_shortest_side_is_torchvisions_resize_then_centre_crop(interpolation, crop_pct):
+    """Sizes rounded as Resize(int) does, the crop offset as CenterCrop does (round half to even)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    prep = Preprocessing(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), interpolation, "shortest-side", crop_pct)
+    mode = InterpolationMode.BICUBIC if interpolation == "bicubic" else InterpolationMode.BILINEAR
+    rng = np.random.default_rng(3)
+    for h, w in ASPECTS:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        x = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        want = TF.center_crop(TF.resize(x, [prep.resize_size], interpolation=mode, antialias=True), [32, 32])
+        if interpolation == "bicubic":
+            want = want.clamp(0.0, 1.0)
+        got = preprocess_images([image], prep)[0]
+        assert got.shape == want.shape == (3, 32, 32)
+        assert float((got - want).abs().max()) <= 1e-5, (h, w)
+
+
+def _export_preprocessing(prep: Preprocessing):
+    """The run's PreprocessModule traced alone, as export_model traces it (dynamic batch, height, width)."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    from textclf.data.preprocessing import preprocess_module
+    from textclf.exports.onnx_export import _register_antialias_resize
+
+    _register_antialias_resize()
+    buffer = io.BytesIO()
+    example = torch.randint(0, 256, (2, prep.input_size + 3, prep.input_size + 5, 3), dtype=torch.uint8)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(preprocess_module(prep), (example,), buffer, dynamo=False, opset_version=18,
+                          input_names=["images"], output_names=["pixel_values"],
+                          dynamic_axes={"images": {0: "batch", 1: "height", 2: "width"}})
+    return buffer.getvalue(), ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("interpolation,crop_pct", CROPS)
+def test_shortest_side_in_the_onnx_graph_follows_every_input_size(interpolation, crop_pct):
+    """Resize target and crop are computed from the input's Shape, not frozen to the example's size;
+    ONNX Resize(antialias, cubic_coeff_a=-0.5) matches PyTorch's antialiased bilinear and bicubic."""
+    import onnx
+
+    prep = Preprocessing(32, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3), interpolation, "shortest-side", crop_pct)
+    raw, session = _export_preprocessing(prep)
+    ops = {node.op_type for node in onnx.load_from_string(raw).graph.node}
+    assert {"Shape", "Div", "Resize", "Slice"} <= ops
+    rng = np.random.default_rng(4)
+    for h, w in ASPECTS:  # up- and downsampling, portrait, landscape, square, odd crop margins
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        eager = preprocess_images([image], prep).numpy()
+        graph = session.run(None, {"images": image[None]})[0]
+        assert graph.shape == eager.shape == (1, 3, 32, 32)
+        assert float(np.abs(graph - eager).max()) <= 2e-3, (h, w)
+
+
+def test_squash_in_the_onnx_graph_still_resizes_to_a_constant_size():
+    import onnx
+
+    prep = Preprocessing(16, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
+    raw, session = _export_preprocessing(prep)
+    assert "Shape" not in {node.op_type for node in onnx.load_from_string(raw).graph.node}
+    image = np.random.default_rng(5).integers(0, 256, (13, 20, 3), dtype=np.uint8)
+    assert float(np.abs(session.run(None, {"images": image[None]})[0] - preprocess_images([image], prep).numpy()).max()) <= 2e-3
+
+
+def test_nearest_shortest_side_is_refused_in_the_graph():
+    from textclf.exports.onnx_export import check_options
+
+    nearest = Preprocessing(16, (0.5,) * 3, (0.5,) * 3, "nearest", "shortest-side", 0.875)
+    with pytest.raises(TextclfError, match="nearest-neighbour 'shortest-side'"):
+        check_options(18, True, "fp32", nearest)
+    check_options(18, False, "fp32", nearest)  # without the graph's preprocessing it exports
+    check_options(18, True, "fp32", Preprocessing(16, (0.5,) * 3, (0.5,) * 3, "bicubic", "shortest-side", 0.875))

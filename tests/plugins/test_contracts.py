@@ -3,6 +3,9 @@
 Image backbones (random weights, so nothing downloads): build, output dimension, one tiny epoch
 on cached features, eval, and an ONNX export whose parity check passes. Datasets: declared
 class names, splits, a sample image. Offline describers: a description and provenance. Prompts.
+Backbone families (timm:<model>, open-clip:<arch>:<tag>): one model of each, random weights, on an
+image folder of mixed sizes, through eval and the ONNX export with the model's own preprocessing in
+the graph, and int8.
 """
 
 from __future__ import annotations
@@ -131,3 +134,78 @@ def test_prompt_contract(name):
     rendered = prompt.render("hot-air balloon")
     assert "hot-air balloon" in rendered and "{" not in rendered
     assert prompt.max_tokens > 0 and all(reg.registry("prompts").get(a)[0] is prompt for a in prompt.aliases)
+
+
+# --- backbone families: one model of each, with random weights ------------------------------------
+
+FAMILY_MODELS = [
+    pytest.param("timm:resnet18", id="timm-resnet18"),
+    pytest.param("timm:mobilenetv3_small_100", id="timm-mobilenetv3"),
+    # Twelve transformer blocks to trace and quantize: ~8 s on a quiet 2-core machine, a minute on a busy one.
+    pytest.param("timm:vit_tiny_patch16_224", id="timm-vit-tiny", marks=pytest.mark.slow),
+    pytest.param("open-clip", id="open-clip-tiny"),  # the tiny random config (tests/open_clip_tiny.py)
+]
+FOLDER_CLASSES = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
+FOLDER_SIZES = [(40, 30), (28, 52), (36, 36), (45, 33), (33, 47)]  # (height, width): none of them 32 x 32
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory) -> Path:
+    """An image folder of noisy colour classes in several sizes and aspect ratios (non-square mostly),
+    so the shortest-side resize and centre crop, eager and in the ONNX graph, see varied inputs."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("test", 6)):
+        for cls, colour in FOLDER_CLASSES.items():
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                h, w = FOLDER_SIZES[i % len(FOLDER_SIZES)]
+                pixels = np.clip(np.array(colour) + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("family", FAMILY_MODELS)
+def test_family_model_contract(family, request, mixed_folder, tmp_path):
+    """Build (deterministic random weights), train one tiny epoch, eval, and export to ONNX with parity:
+    float input, uint8 images with the model's own resize/crop/interpolation in the graph, and int8."""
+    from textclf.config import build_config
+    from textclf.evaluate import evaluate_run
+    from textclf.exports.onnx_export import export_run
+    from textclf.models.encoders import build_image_encoder
+    from textclf.run import load_run
+    from textclf.training.recipe import train
+
+    name = request.getfixturevalue("tiny_open_clip") if family == "open-clip" else family
+    text = name if family == "open-clip" else "tiny-bert"  # an aligned pair: one checkpoint for both
+    plugin, argument = reg.get_image_backbone(name)
+    spec = plugin.spec(argument, False)
+    assert spec.dim > 0 and spec.preprocessing.resize == "shortest-side" and not spec.needs_download
+    encoder = build_image_encoder(name, pretrained=False, input_size=SMALL)
+    assert build_image_encoder(name, pretrained=False, input_size=SMALL).weights_hash == encoder.weights_hash
+    with torch.no_grad():
+        assert encoder.module(torch.randn(2, 3, SMALL, SMALL)).shape == (2, spec.dim)
+    assert len(plugin.quantization_stages(encoder.module)) >= 3
+    assert any(True for _ in plugin.last_layer(encoder.module).parameters())
+
+    run_dir = tmp_path / "run"
+    config = build_config("tiny", None, {"dataset": f"imagefolder:{mixed_folder}", "image_backbone": name,
+                                         "text_backbone": text, "pretrained": False, "epochs": 1,
+                                         "image_size": SMALL})
+    assert train(config, run_dir)["epochs"] == 1
+    run = load_run(run_dir)
+    assert run.preprocessing == spec.preprocessing.with_size(SMALL)  # the model's own crop and interpolation
+    assert run.run_info["image_backbone"]["weights_hash"] == encoder.weights_hash
+    metrics = evaluate_run(run_dir).metrics
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == 6 * len(FOLDER_CLASSES)
+
+    fp32 = export_run(run_dir, out=tmp_path / "fp32.onnx")
+    assert fp32["parity"]["passed"], fp32["parity"]["reason"]
+    in_graph = export_run(run_dir, out=tmp_path / "uint8.onnx", with_preprocessing=True, atol=5e-4)
+    assert in_graph["parity"]["passed"] and in_graph["metadata"]["preprocessing"]["resize"] == "shortest-side"
+    # int8: static, calibrated on train images; with random weights one test image may flip.
+    one_image = 1 / metrics["n"] + 1e-9
+    int8 = export_run(run_dir, out=tmp_path / "int8.onnx", precision="int8", max_accuracy_drop=one_image)
+    assert int8["quantization"]["method"] == "static" and int8["parity"]["passed"], int8["parity"]["reason"]

@@ -205,7 +205,7 @@ def test_paper_preset_builds_without_downloads(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached weights anywhere
     cfg = build_config("paper", None, {"pretrained": False})
     assert (cfg.dataset, cfg.image_backbone, cfg.text_backbone, cfg.image_size, cfg.batch_size) == \
-        ("cifar10", "resnet50", "distilbert-base-uncased", 224, 32)
+        ("cifar10", "timm:resnet50", "distilbert-base-uncased", 224, 32)
     from textclf.models.classifier import build_model
     from textclf.models.encoders import build_image_encoder, build_text_encoder
     from textclf.models.text_tower import encode_texts

@@ -9,8 +9,9 @@ the same input tensor everywhere. Every image is resized to the model's input **
 Resize modes:
 - ``squash``: straight to ``input_size x input_size`` (no crop; dataset images are small and
   centred, and a crop would cut digits and garments);
-- ``shortest-side``: the short side to ``round(input_size / crop_pct)``, keeping the aspect
-  ratio, then a centre crop of ``input_size x input_size`` (timm's and open_clip's eval transform).
+- ``shortest-side``: the short side to ``floor(input_size / crop_pct)``, keeping the aspect
+  ratio, then a centre crop of ``input_size x input_size`` (timm's and open_clip's eval transform;
+  in the ONNX graph the sizes are computed from the input's shape, so any image size works).
 """
 
 from __future__ import annotations
@@ -114,6 +115,20 @@ def _module_class():
                 return F.interpolate(x, size=size, mode="nearest")
             return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
 
+        def _resize_and_crop(self, x):
+            """Short side to ``resize_size``, then the centre ``S x S`` (torchvision's Resize(int) + CenterCrop)."""
+            s = self.prep.input_size
+            tracing = torch.jit.is_tracing()
+            # Traced for ONNX, H and W come from the input's Shape, so the graph resizes and crops
+            # every input size right (Python ints would freeze the example's); eager, the same
+            # arithmetic runs on a two-element tensor.
+            hw = torch._shape_as_tensor(x)[2:] if tracing else torch.tensor(x.shape[2:])
+            size, offset = resize_crop_geometry(hw, self.prep.resize_size, s)
+            if not tracing:
+                size, offset = size.tolist(), offset.tolist()
+            x = self._resize(x, (size[0], size[1]))
+            return x.narrow(2, offset[0], s).narrow(3, offset[1], s)
+
         def forward(self, images):
             prep = self.prep
             x = images.permute(0, 3, 1, 2).float() / 255.0
@@ -122,10 +137,7 @@ def _module_class():
                 if torch.jit.is_tracing() or tuple(x.shape[-2:]) != (s, s):
                     x = self._resize(x, (s, s))
             else:
-                x = self._resize(x, shortest_side_size(x.shape[-2], x.shape[-1], prep.resize_size))
-                top = (x.shape[-2] - s) // 2
-                left = (x.shape[-1] - s) // 2
-                x = x[:, :, top:top + s, left:left + s]
+                x = self._resize_and_crop(x)
             if prep.interpolation == "bicubic":
                 x = x.clamp(0.0, 1.0)  # bicubic overshoots; timm/PIL clip to the pixel range
             return (x - self.mean) / self.std
@@ -133,11 +145,20 @@ def _module_class():
     return PreprocessModule
 
 
-def shortest_side_size(height, width, short: int):
-    """(h, w) with the shorter side ``short`` and the aspect ratio kept (timm's rounding)."""
-    if height <= width:
-        return short, int(short * width / height)
-    return int(short * height / width), short
+def resize_crop_geometry(hw, short: int, crop: int):
+    """The shortest-side resize then centre crop of images of size ``hw`` (an int64 tensor ``[H, W]``).
+
+    Returns ``(size, offset)``, int64 tensors ``[h, w]`` and ``[top, left]``: the short side becomes
+    ``short`` and the long one ``floor(short * long / short_side)`` (torchvision's ``Resize(int)``
+    and timm's rounding, exact in integer arithmetic); the crop starts at ``round((size - crop) / 2)``,
+    rounding half to even as torchvision's ``CenterCrop`` (Python's ``round``) does. Plain tensor
+    operations, so a traced graph computes them from the input's shape.
+    """
+    import torch
+
+    size = hw * short // hw.min()
+    offset = torch.round((size - crop).float() / 2).long()
+    return size, offset
 
 
 def preprocess_module(prep: Preprocessing):

@@ -46,7 +46,8 @@ class TextEnhancedClassifier(nn.Module):
     """Image projection + text projection + classification head (+ trained backbone / text parts).
 
     ``head_input="projection"`` classifies the projected image embedding (the paper's text);
-    ``"features"`` classifies the raw backbone features (the authors' notebook).
+    ``"features"`` classifies the raw backbone features (the authors' notebook);
+    ``"normalized-features"`` the L2-normalised backbone features (``--head-init zero-shot``, CLIP-style).
     ``image_backbone``: when set, inputs are normalised images, else backbone features.
     ``class_text``: a class-text provider (see :mod:`textclf.models.text_tower`), or None when the
     text is not used (the no-text control) or not needed (evaluation).
@@ -76,7 +77,7 @@ class TextEnhancedClassifier(nn.Module):
         """Logits and embeddings for a batch; ``text_choice`` (C,) picks each class's description this step."""
         features = self.image_backbone(x) if self.image_backbone is not None else x
         embedding = self.image_proj(features)
-        logits = self.head(embedding if self.head_input == "projection" else features)
+        logits = self.head(head_features(self.head_input, embedding, features))
         text = None
         if text_choice is not None and self.class_text is not None:
             text = self.text_proj(self.class_text(text_choice))
@@ -95,12 +96,34 @@ class TextEnhancedClassifier(nn.Module):
 
 
 def build_model(config, image_dim: int, text_dim: int, num_classes: int, *, image_backbone=None,
-                class_text=None) -> TextEnhancedClassifier:
-    """The classifier for a config: its initial weights follow from ``config.seed`` (seeded here)."""
+                class_text=None, head_weight: Optional[torch.Tensor] = None) -> TextEnhancedClassifier:
+    """The classifier for a config: its initial weights follow from ``config.seed`` (seeded here).
+
+    ``head_weight`` (C, image_dim) replaces the head's initial weight (bias 0): the zero-shot head of
+    ``--head-init zero-shot`` (:func:`textclf.aligned_zero_shot.zero_shot_head_weight`).
+    """
     torch.manual_seed(config.seed)
-    return TextEnhancedClassifier(image_dim, text_dim, num_classes, config.proj_dim, config.dropout,
-                                  config.head_input, text_head=config.text_head, image_backbone=image_backbone,
-                                  class_text=class_text)
+    model = TextEnhancedClassifier(image_dim, text_dim, num_classes, config.proj_dim, config.dropout,
+                                   model_head_input(config), text_head=config.text_head,
+                                   image_backbone=image_backbone, class_text=class_text)
+    if head_weight is not None:
+        with torch.no_grad():
+            model.head.weight.copy_(head_weight)
+            model.head.bias.zero_()
+    return model
+
+
+def model_head_input(config) -> str:
+    """What the head classifies: a zero-shot-initialised head sits on the L2-normalised backbone
+    features, where the class text embeddings it starts from live; else ``config.head_input``."""
+    return "normalized-features" if config.head_init == "zero-shot" else config.head_input
+
+
+def head_features(head_input: str, embedding: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """The head's input: the projected embedding, the backbone features, or those L2-normalised."""
+    if head_input == "projection":
+        return embedding
+    return F.normalize(features, dim=-1) if head_input == "normalized-features" else features
 
 
 def text_similarity_logits(image_embedding: torch.Tensor, class_text_embedding: torch.Tensor) -> torch.Tensor:
@@ -124,7 +147,7 @@ class ImageBranch(nn.Module):
     def forward(self, x: torch.Tensor):
         features = self.backbone(x)
         embedding = self.image_proj(features)
-        logits = self.head(embedding if self.head_input == "projection" else features)
+        logits = self.head(head_features(self.head_input, embedding, features))
         return logits, F.softmax(logits, dim=-1), embedding
 
 

@@ -106,6 +106,10 @@ class TrainingRecipe:
     def setup(self) -> "TrainingRecipe":
         """Build everything the loop needs; writes the config of a new run."""
         self.device = resolve_device(self.config.device)
+        if self.config.head_init == "zero-shot":  # before any work: the backbones must be one aligned pair
+            from textclf.aligned_zero_shot import check_aligned
+
+            check_aligned(self.config.image_backbone, self.config.text_backbone, "--head-init zero-shot")
         self._setup_data()
         self._setup_model()
         self._setup_optimizer()
@@ -177,8 +181,14 @@ class TrainingRecipe:
         backbone = None
         if cfg.streams_images:
             backbone = self.image_encoder.module.to(self.device)
+        head_weight = None
+        if cfg.head_init == "zero-shot":
+            from textclf.aligned_zero_shot import zero_shot_head_weight
+
+            head_weight = zero_shot_head_weight(self.text_encoder, self.initial_text)
         self.model = build_model(cfg, self.image_encoder.spec.dim, self.text_encoder.dim, len(self.class_names),
-                                 image_backbone=backbone, class_text=class_text).to(self.device)
+                                 image_backbone=backbone, class_text=class_text,
+                                 head_weight=head_weight).to(self.device)
         self.description_counts = [len(self.descriptions[c]) for c in self.class_names]
 
     def _backbone_parameters(self) -> list:

@@ -1,0 +1,206 @@
+"""Zero-shot classification with an aligned image-text pair (CLIP-style), and the head it initialises.
+
+(Not the held-out-class experiments of ``textclf ablate --zero-shot``, :mod:`textclf.zero_shot` on
+main: those train without some classes' images; this needs no training at all.)
+
+With one paired backbone as both ``--image-backbone`` and ``--text-backbone`` (``open-clip:<arch>:<tag>``),
+image and text embeddings share one space, so the class texts are a classifier before any training.
+As open_clip's ``build_zero_shot_classifier`` builds it, each class's weight vector is the
+L2-normalised mean of the L2-normalised embeddings of that class's texts, and an image's logits are
+``logit_scale * cos(image embedding, class weight)`` (``logit_scale``: the checkpoint's, 100 for CLIP).
+
+The class texts come in three variants (:data:`VARIANTS`):
+
+- ``descriptions``: the run's class descriptions, as they are (the text head of the paper's method);
+- ``templates``: the class names put into templates, ``"a photo of a {}."`` by default (CLIP's);
+- ``descriptions+templates``: both sets together (descriptions and templated names averaged).
+
+:func:`evaluate_zero_shot` scores them on a dataset split of a run dir (``textclf eval --zero-shot``);
+:func:`zero_shot_head_weight` gives the ``--head-init zero-shot`` classification head (the
+``descriptions`` variant, scaled by the logit scale, on L2-normalised features, as WiSE-FT does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from textclf.errors import TextclfError
+from textclf.progress import NULL, Reporter
+
+DEFAULT_TEMPLATES = ("a photo of a {}.",)
+VARIANTS = ("descriptions", "templates", "descriptions+templates")
+DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned exp(logit_scale), for towers that do not carry one
+METRICS_STEM = "metrics-zero-shot"
+
+
+def check_aligned(image_backbone: str, text_backbone: str, what: str) -> None:
+    """Refuse (exit 2, one line) unless both names are one paired backbone with one argument.
+
+    Only towers trained together embed images and texts in one space; a paired plugin
+    (``modality == "paired"``) says so, whatever its family.
+    """
+    from textclf.registry import registry
+
+    reg = registry("backbones")
+    image, image_arg = reg.get(image_backbone)
+    text, text_arg = reg.get(text_backbone)
+    if image is text and image_arg == text_arg and getattr(image, "modality", None) == "paired":
+        return
+    raise TextclfError(f"{what} needs one aligned image-text pair as both backbones (a paired backbone such as "
+                       f"open-clip:<arch>:<tag> for --image-backbone and --text-backbone); got image backbone "
+                       f"'{image_backbone}' and text backbone '{text_backbone}'")
+
+
+def logit_scale(tower) -> float:
+    """The text tower's learned logit scale (``exp(logit_scale)``), or CLIP's 100 when it has none."""
+    value = getattr(tower, "logit_scale", None)
+    return float(value) if isinstance(value, (int, float)) else DEFAULT_LOGIT_SCALE
+
+
+def class_weights(per_class):
+    """(C, D): per class, the L2-normalised mean of its L2-normalised text embeddings (open_clip's recipe).
+
+    ``per_class[c]`` is a (n_c, D) tensor of class ``c``'s text embeddings.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    return torch.stack([F.normalize(F.normalize(f.float(), dim=-1).mean(0), dim=-1) for f in per_class])
+
+
+def class_texts(variant: str, descriptions: dict, class_names: Sequence[str],
+                templates: Sequence[str] = DEFAULT_TEMPLATES) -> dict[str, list[str]]:
+    """The texts of each class for one of :data:`VARIANTS`."""
+    if variant not in VARIANTS:
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("zero-shot variant", variant, VARIANTS)
+    named = {c: [t.format(c) for t in templates] for c in class_names}
+    if variant == "templates":
+        return named
+    if variant == "descriptions":
+        return {c: list(descriptions[c]) for c in class_names}
+    return {c: list(descriptions[c]) + named[c] for c in class_names}
+
+
+def zero_shot_logits(image_features, weights, scale: float):
+    """``scale * normalise(image_features) @ weights.T``: (N, C) logits of the zero-shot head."""
+    import torch.nn.functional as F
+
+    return scale * F.normalize(image_features.float(), dim=-1) @ weights.T
+
+
+def zero_shot_head_weight(text_encoder, per_class_features):
+    """The ``--head-init zero-shot`` head weight: ``logit_scale`` times the class weights (C, D).
+
+    On L2-normalised image features (bias 0) the head then starts as the zero-shot classifier of the
+    run's descriptions (the scale kept in the weight, as WiSE-FT initialises its head).
+    """
+    return logit_scale(text_encoder.tower) * class_weights(per_class_features)
+
+
+@dataclass
+class ZeroShotEvaluation:
+    """The zero-shot metrics document of a run and the file it belongs in."""
+
+    metrics: dict
+    run: object            # textclf.run.Run
+    own_split: bool        # the run's own dataset and the test split
+
+    @property
+    def metrics_path(self) -> Path:
+        """``RUN_DIR/metrics-zero-shot.json``, or ``RUN_DIR/metrics-zero-shot-<dataset>-<split>.json``."""
+        if self.own_split:
+            return self.run.root / f"{METRICS_STEM}.json"
+        from textclf.description_files import safe_name
+
+        return self.run.root / f"{METRICS_STEM}-{safe_name(self.metrics['dataset'])}-{self.metrics['split']}.json"
+
+
+def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "test", device: str = "cpu",
+                       templates: Sequence[str] = DEFAULT_TEMPLATES, reporter: Reporter = NULL) -> ZeroShotEvaluation:
+    """Score the zero-shot heads of a run's aligned backbone pair on a split; nothing is written.
+
+    The image embeddings are the run's image backbone's (from the feature cache when it is frozen);
+    the class texts are the run's descriptions and its class names in ``templates``. The document's
+    ``accuracy`` (and every classification metric) is the ``descriptions`` head's; ``zero_shot.heads``
+    has each variant's accuracy, macro-F1 and ECE.
+    """
+    import torch
+
+    from textclf.devices import resolve_device
+    from textclf.evaluate import compute_metrics, metrics_document
+    from textclf.models.encoders import build_text_encoder
+    from textclf.models.text_tower import encode_per_class
+    from textclf.run import load_run
+
+    if split not in ("train", "test"):
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("split", split, ["train", "test"])
+    if not templates or any("{}" not in t for t in templates):
+        raise TextclfError("zero-shot templates must each contain '{}' (where the class name goes)")
+    run = load_run(run_dir)
+    cfg = run.config
+    check_aligned(cfg.image_backbone, cfg.text_backbone, "--zero-shot")
+    dev = torch.device(str(resolve_device(device)))
+    labels, features, ds_name = _split_features(run, split, dataset, dev, reporter)
+    text = build_text_encoder(cfg.text_backbone, cfg.pretrained)
+    text.tower.to(dev)
+    descriptions = _run_descriptions(run)
+    scale = logit_scale(text.tower)
+    names = list(run.class_names)
+    heads, main = {}, None
+    for variant in VARIANTS:
+        texts = class_texts(variant, descriptions, names, templates)
+        weights = class_weights(encode_per_class(text.tower, texts, names, dev))
+        logits = zero_shot_logits(torch.from_numpy(features), weights, scale).numpy()
+        metrics = compute_metrics(labels, logits, names)
+        heads[variant] = metrics["heads"]["classifier"]
+        main = main or metrics
+    source = {"kind": "zero-shot", "path": str(run.root), "run_id": run.run_id,
+              "image_backbone": cfg.image_backbone, "text_backbone": cfg.text_backbone}
+    doc = metrics_document(main, source=source, dataset=ds_name, split=split)
+    doc["zero_shot"] = {"head": "descriptions", "heads": heads, "templates": list(templates),
+                        "logit_scale": round(scale, 6),
+                        "method": "logit_scale * cos(image embedding, normalised mean of the class's "
+                                  "normalised text embeddings)"}
+    own = ds_name == cfg.dataset and split == "test"
+    return ZeroShotEvaluation(doc, run, own)
+
+
+def _split_features(run, split: str, dataset: Optional[str], device, reporter: Reporter):
+    """``(labels, image embeddings, dataset name)`` of a split through the run's image backbone."""
+    import numpy as np
+
+    from textclf.data.features import cached_features, extract_features
+    from textclf.evaluation.outputs import load_eval_dataset
+
+    ds = load_eval_dataset(run, dataset)
+    data = ds.split(split)
+    encoder = run.image_encoder()
+    reporter.task("features", len(data), f"features {run.config.image_backbone} ({split}, {len(data)} images)")
+    on_batch = lambda n: reporter.advance("features", n)  # noqa: E731
+    if run.trained_backbone:
+        feats = extract_features(encoder.module, data, run.preprocessing, device, on_batch=on_batch)
+    else:
+        feats, _ = cached_features(encoder, data, split, ds.name, run.preprocessing, device, on_batch=on_batch)
+    reporter.done("features")
+    return data.labels.copy(), np.array(feats, dtype=np.float32), dataset or run.config.dataset  # a copy: the cache is read-only
+
+
+def _run_descriptions(run) -> dict:
+    """The descriptions the run was trained with (``descriptions.json``)."""
+    import json
+
+    path = run.files.descriptions
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["descriptions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TextclfError(f"run dir '{run.root}' has no readable descriptions.json; train the run again") from None
+    missing = [c for c in run.class_names if not data.get(c)]
+    if missing:
+        raise TextclfError(f"{path} has no descriptions for {', '.join(missing)}")
+    return data
