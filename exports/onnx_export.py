@@ -100,7 +100,6 @@ def name_text_head_initializers(model) -> None:
 
 def _register_antialias_resize() -> None:
     """Map PyTorch's antialiased resizes to ONNX Resize(antialias=1, exclude_outside=1)."""
-    import torch
     from torch.onnx import register_custom_op_symbolic, symbolic_helper as sh
 
     def make(mode: str):

@@ -15,6 +15,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from textclf.errors import TextclfError
+from textclf.schema_types import ClassNames
 
 _ELEMENT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
 
@@ -46,7 +47,7 @@ class Metadata(pydantic.BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     format: str
     format_version: Annotated[int, Field(ge=0)]
-    class_names: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    class_names: ClassNames
     input: InputSpec
     preprocessing: Preprocessing
 
@@ -57,15 +58,6 @@ class Metadata(pydantic.BaseModel):
             raise ValueError("must be a list of class names, got a string")
         return value
 
-    @pydantic.field_validator("class_names")
-    @classmethod
-    def _distinct(cls, names: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise ValueError(f"class '{name}' is listed twice")
-            seen.add(name)
-        return names
 
 
 def validate_metadata(meta: dict, source: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from typer.testing import CliRunner
 
@@ -13,16 +12,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
+def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path / "cache"
-
-
-
-
-
-
 
 
 @pytest.mark.parametrize("args, needle", [

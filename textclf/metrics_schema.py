@@ -13,6 +13,7 @@ import pydantic
 from pydantic import Field
 
 from textclf.errors import TextclfError
+from textclf.schema_types import ClassNames
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
@@ -23,17 +24,8 @@ class GatedMetrics(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="allow", strict=True)
     accuracy: Fraction
     macro_f1: Fraction
-    class_names: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    class_names: ClassNames
 
-    @pydantic.field_validator("class_names")
-    @classmethod
-    def _distinct(cls, names: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise ValueError(f"class '{name}' is listed twice")
-            seen.add(name)
-        return names
 
 
 def check_gateable(doc: dict, source: str = "the baseline") -> None:

@@ -14,8 +14,8 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from textclf.errors import TextclfError
+from textclf.schema_types import ClassNames
 
-ClassName = Annotated[str, Field(min_length=1)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -59,17 +59,8 @@ class Classes(pydantic.BaseModel):
     """``classes.json``: class names in label order."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    classes: Annotated[list[ClassName], Field(min_length=1)]
+    classes: ClassNames
 
-    @pydantic.field_validator("classes")
-    @classmethod
-    def _distinct(cls, names: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise ValueError(f"class '{name}' is listed twice")
-            seen.add(name)
-        return names
 
 
 def _validated(model: type[pydantic.BaseModel], data, path: Path):

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from textclf.config import build_config
 from textclf.training.recipe import train
-
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -25,10 +22,6 @@ def cache_dir(tmp_path, monkeypatch):
 
 def tiny(**overrides):
     return build_config("tiny", None, overrides)
-
-
-
-
 
 
 def test_a_second_run_reuses_the_feature_cache(tmp_path):

@@ -2,38 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pytest
 import torch
-from typer.testing import CliRunner
 
-from textclf.config import build_config
 from textclf.training.losses import info_nce
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path / "cache"
-
-
-def tiny(**overrides):
-    return build_config("tiny", None, overrides)
-
-
-def _metrics_without_times(run: Path) -> dict:
-    m = json.loads((run / "train_metrics.json").read_text())
-    return {k: v for k, v in m.items() if "seconds" not in k and k != "feature_cache_hit"}
-
-
-def _history_without_times(run: Path) -> list:
-    rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
 def test_info_nce_all_is_cross_entropy_over_scaled_cosines():
