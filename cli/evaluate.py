@@ -99,18 +99,24 @@ def _note_kept_baseline(path, json_out: bool) -> None:
         "and is kept as it is", highlight=False, soft_wrap=True)
 
 
+def _write(path, doc: dict, baseline, json_out: bool) -> dict:
+    """``{"metrics": path}`` once written; nothing (and a note) when ``path`` is the baseline itself."""
+    from textclf.evaluate import write_metrics
+
+    written = write_metrics(path, doc, baseline=baseline)
+    if written is None:
+        _note_kept_baseline(path, json_out)
+        return {}
+    return {"metrics": written}
+
+
 def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     from textclf.cli._progress import reporter
-    from textclf.evaluate import evaluate_run, write_metrics
+    from textclf.evaluate import evaluate_run
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
-    written = {}
-    path = write_metrics(ev.metrics_path, ev.metrics, baseline=baseline)
-    if path is None:
-        _note_kept_baseline(ev.metrics_path, json_out)
-    else:
-        written["metrics"] = path
+    written = _write(ev.metrics_path, ev.metrics, baseline, json_out)
     if plots:
         from textclf.plots import write_run_plots
 
@@ -121,24 +127,17 @@ def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseli
 def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baseline=None) -> tuple[dict, dict]:
     """The zero-shot heads of an aligned pair (no training): its own metrics file, never metrics.json."""
     from textclf.cli._progress import reporter
-    from textclf.evaluate import write_metrics
     from textclf.aligned_zero_shot import evaluate_zero_shot
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_zero_shot(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
-    written = {}
-    path = write_metrics(ev.metrics_path, ev.metrics, baseline=baseline)
-    if path is None:
-        _note_kept_baseline(ev.metrics_path, json_out)
-    else:
-        written["metrics"] = path
-    return ev.metrics, written
+    return ev.metrics, _write(ev.metrics_path, ev.metrics, baseline, json_out)
 
 
 def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run dir."""
     from textclf.errors import TextclfError
-    from textclf.evaluate import compute_metrics, metrics_document, write_metrics
+    from textclf.evaluate import compute_metrics, metrics_document
     from textclf.exports.predict import onnx_split_logits
 
     if dataset is None:
@@ -156,12 +155,7 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baselin
 
     # The dataset is in the name: a second dataset's metrics never overwrite the first's.
     stem = f"{model.with_suffix('')}.metrics-{safe_name(dataset)}-{split}"
-    written = {}
-    path = write_metrics(f"{stem}.json", doc, baseline=baseline)
-    if path is None:
-        _note_kept_baseline(f"{stem}.json", json_out)
-    else:
-        written["metrics"] = path
+    written = _write(f"{stem}.json", doc, baseline, json_out)
     if plots:
         import numpy as np
 

@@ -64,14 +64,11 @@ class DescriptionFile(BaseModel):
     @pydantic.field_validator("class_names")
     @classmethod
     def _unique_classes(cls, v: list[str]) -> list[str]:
+        from textclf.schema_types import distinct
+
         if not v:
             raise ValueError("class_names is empty")
-        seen: set[str] = set()
-        for name in v:
-            if name in seen:
-                raise ValueError(f"class '{name}' is listed twice")
-            seen.add(name)
-        return v
+        return distinct(v)
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "DescriptionFile":
