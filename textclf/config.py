@@ -25,6 +25,7 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "text_control": ("none", "classname", "random-words", "shuffled"),
     "select": ("last", "best"),
+    "feature_dtype": ("float32", "float16"),
 }
 
 
@@ -66,6 +67,8 @@ class TrainConfig:
     proj_dim: int = 256
     dropout: float = 0.1
     pretrained: bool = True  # False: random backbone weights (tests; no download)
+    workers: Optional[int] = None  # DataLoader processes decoding images; None: from the core count, 0: main thread
+    feature_dtype: str = "float32"  # how cached image features are stored; float16 halves disk and memory
     extra: dict = field(default_factory=dict)
 
     @property
@@ -106,6 +109,8 @@ class TrainConfig:
             raise TextclfError("epochs must be >= 0 and batch-size >= 1")
         if self.text_trainable_layers is not None and self.text_trainable_layers < 1:
             raise TextclfError(f"text-trainable-layers {self.text_trainable_layers} must be >= 1")
+        if self.workers is not None and self.workers < 0:
+            raise TextclfError(f"workers {self.workers} must be >= 0 (0 decodes images in the main process)")
         if self.image_size is not None and self.image_size < 8:
             raise TextclfError(f"image-size {self.image_size} is too small (>= 8)")
         return self
