@@ -6,8 +6,9 @@
 (b) peak resident memory of ``textclf train`` on a synthetic cached feature table of 200,000 x
     1280 against 20,000 x 1280 float32 (features prefilled into the cache by a separate process,
     so only training is measured); also with the rows gathered through the memory map, as before;
-(c) images per second through the decoding pipeline (PNG files decoded, resized to 224 px and
-    normalised) with ``--workers 0`` against the default worker count.
+(c) images per second through the DataLoader with ``--workers 0`` against the default worker
+    count: PNG decoding alone (the default for a GPU host: every core), and decoding plus
+    resizing to 224 px on the CPU (the default for CPU training: half the cores).
 
 Usage: python benchmarks/scale_cpu.py [--only a,b,c] [--rows 20000,200000]
 """
@@ -150,21 +151,29 @@ def memory(rows: list[int], tmp: Path) -> dict:
 
 
 def extraction(tmp: Path, rounds: int = 2) -> dict:
-    """(a): 2-process / 1-process wall time of the extraction step, alternating, medians."""
+    """(a): 2-process / 1-process wall time of the extraction step, alternating, medians.
+
+    One process runs at torch's default thread count and, for reference, at one thread: torchrun
+    gives each of its processes one thread (OMP_NUM_THREADS=1), and on a busy machine one
+    process's OpenMP threads can wait for each other at every barrier.
+    """
     from textclf.data.pipeline import cpu_cores
 
-    times: dict[str, list[float]] = {"1": [], "2": []}
+    variants = ("1proc", "1proc_1thread", "2proc")
+    times: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     for r in range(rounds):
-        for nproc in ("1", "2"):
-            cache, run = tmp / f"cache-a-{nproc}-{r}", tmp / f"run-a-{nproc}-{r}"
+        for variant in variants:
+            cache, run = tmp / f"cache-a-{variant}-{r}", tmp / f"run-a-{variant}-{r}"
             env = dict(os.environ, TEXTCLF_CACHE=str(cache), HF_HUB_OFFLINE="1")
             train = ["-q", "train", "--epochs", "0", "--device", "cpu", "--run-dir", str(run), "--json"]
-            if nproc == "1":
-                cmd = [sys.executable, "-m", "textclf", *train]
-            else:
+            if variant == "2proc":
                 env["OMP_NUM_THREADS"] = "1"  # what torchrun sets for several processes anyway
                 cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                        "-m", "textclf", *train]
+            else:
+                if variant == "1proc_1thread":
+                    env["OMP_NUM_THREADS"] = "1"
+                cmd = [sys.executable, "-m", "textclf", *train]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             wall = time.perf_counter() - t0
@@ -172,24 +181,25 @@ def extraction(tmp: Path, rounds: int = 2) -> dict:
                 raise SystemExit(proc.stderr[-4000:])
             metrics = json.loads((run / "train_metrics.json").read_text())
             assert metrics["feature_cache_hit"] is False
-            times[nproc].append((metrics["feature_seconds"], wall))
-    one = statistics.median(t for t, _ in times["1"])
-    two = statistics.median(t for t, _ in times["2"])
-    return {"cores": cpu_cores(), "images": 1347, "backbone": "efficientnet-lite0 @ 96 px",
-            "feature_seconds_1proc": round(one, 2), "feature_seconds_2proc": round(two, 2),
-            "ratio_2proc_over_1proc": round(two / one, 3),
-            "command_seconds_1proc": round(statistics.median(w for _, w in times["1"]), 1),
-            "command_seconds_2proc": round(statistics.median(w for _, w in times["2"]), 1)}
+            times[variant].append((metrics["feature_seconds"], wall))
+    feat = {v: statistics.median(t for t, _ in times[v]) for v in variants}
+    wall = {v: statistics.median(w for _, w in times[v]) for v in variants}
+    return {"cores": cpu_cores(), "images": 1347, "backbone": "efficientnet-lite0 @ 96 px", "rounds": rounds,
+            "feature_seconds": {v: round(t, 2) for v, t in feat.items()},
+            "ratio_2proc_over_1proc": round(feat["2proc"] / feat["1proc"], 3),
+            "ratio_2proc_over_1proc_1thread": round(feat["2proc"] / feat["1proc_1thread"], 3),
+            "command_seconds": {v: round(t, 1) for v, t in wall.items()}}
 
 
 def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
-    """(c): img/s of the pipeline (PNG decode in workers, resize to 224 and normalise in the main process)."""
+    """(c): img/s through the DataLoader with ``--workers 0`` and the default: decoding alone (PNG files ->
+    uint8 batches), and the whole CPU pipeline (then resized to 224 px and normalised in the main process)."""
     import numpy as np
     import torch
     from PIL import Image
 
     from textclf.data import Split
-    from textclf.data.pipeline import image_batches, resolve_workers, row_batches
+    from textclf.data.pipeline import image_batches, image_loader, resolve_workers, row_batches
     from textclf.data.preprocessing import Preprocessing
 
     folder = tmp / "images"
@@ -204,18 +214,27 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
         paths.append(str(folder / f"{i}.png"))
     split = Split(np.zeros(n_images, dtype=np.int64), paths=paths)
     prep = Preprocessing(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    default = resolve_workers(None, split)
-    rates: dict[int, list[float]] = {0: [], default: []}
+    cpu = torch.device("cpu")
+    batches = row_batches(np.arange(n_images), 32)
+    # The defaults differ by device: with a GPU the CPU only decodes (every core a worker); on the
+    # CPU the main process resizes and runs the model (half the cores)
+    defaults = {"decode": resolve_workers(None, split, torch.device("cuda")),
+                "decode_and_resize": resolve_workers(None, split, cpu)}
+    runs = {"decode": lambda w: image_loader(split, batches, w, cpu),
+            "decode_and_resize": lambda w: image_batches(split, batches, prep, cpu, w)}
+    rates: dict[tuple[str, int], list[float]] = {(k, w): [] for k in runs for w in sorted({0, defaults[k]})}
     for _ in range(rounds):
-        for workers in rates:
+        for kind, workers in rates:
             t0 = time.perf_counter()
-            for x, _ in image_batches(split, row_batches(np.arange(n_images), 32), prep, torch.device("cpu"), workers):
+            for _batch in runs[kind](workers):
                 pass
-            rates[workers].append(n_images / (time.perf_counter() - t0))
-    r0, rd = statistics.median(rates[0]), statistics.median(rates[default])
-    return {"images": n_images, "size": "320x320 PNG -> 224", "default_workers": default,
-            "img_per_s_workers_0": round(r0, 1), "img_per_s_default": round(rd, 1),
-            "ratio_default_over_0": round(rd / r0, 3)}
+            rates[(kind, workers)].append(n_images / (time.perf_counter() - t0))
+    out = {"images": n_images, "size": "320x320 PNG (resized to 224)", "rounds": rounds}
+    for kind in runs:
+        r0, rd = statistics.median(rates[(kind, 0)]), statistics.median(rates[(kind, defaults[kind])])
+        out[kind] = {"default_workers": defaults[kind], "img_per_s_workers_0": round(r0, 1),
+                     "img_per_s_default": round(rd, 1), "ratio_default_over_0": round(rd / r0, 3)}
+    return out
 
 
 def main() -> None:

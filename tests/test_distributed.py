@@ -207,7 +207,11 @@ def test_workers_decode_files_into_the_same_inputs_as_the_main_process(tmp_path)
         got = list(image_batches(split, batches, prep, torch.device("cpu"), workers))
         assert torch.equal(got[0][0], expected[[3, 0, 1]]) and torch.equal(got[1][0], expected[[2]])
         assert got[0][1].tolist() == [3, 0, 1]
-    assert resolve_workers(None, split) >= 1 and resolve_workers(3, split) == 3
+    from textclf.data.pipeline import cpu_cores
+
+    assert resolve_workers(None, split, torch.device("cuda")) == min(8, cpu_cores())  # a GPU host: cores decode
+    assert resolve_workers(None, split, torch.device("cpu")) == min(8, cpu_cores() // 2)  # the rest runs the model
+    assert resolve_workers(3, split) == 3
     assert resolve_workers(None, Split(np.zeros(2), images=np.zeros((2, 4, 4, 3), np.uint8))) == 0
 
 
