@@ -147,6 +147,7 @@ def command(
     from textclf.training.recipe import train
 
     with job(cfg.device) as ctx:  # one rank of a torchrun job, or the one process
+        run_dir = Path(ctx.broadcast_json(str(run_dir)))  # rank 0's default name (the ranks' clocks differ)
         try:
             with reporter(enabled=not json_out) as progress:
                 callbacks = [tracker.log_epoch] if ctx.is_main else []

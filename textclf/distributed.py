@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -27,9 +26,7 @@ from textclf.errors import TextclfError
 
 TIMEOUT_ENV = "TEXTCLF_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0  # a collective that waits longer than this ends the job (a hung peer)
-HEARTBEAT_S = 2.0
 STALE_S = 60.0  # a peer silent this long while we wait on the store is taken for dead
-ORPHAN_GRACE_S = 20.0
 
 
 class PeerError(TextclfError):
@@ -270,10 +267,12 @@ def session(device: str = "auto") -> Iterator[Context]:
     if not launched():
         yield SINGLE
         return
+    from textclf.rank_watch import Heartbeat, stop_on_sigterm
+
     ctx = _init(device)
     outer, _current = _current, ctx
-    old_handler = _install_sigterm()
-    beat = _Heartbeat(ctx)
+    old_handler = stop_on_sigterm()
+    beat = Heartbeat(ctx)
     try:
         yield ctx
     except BaseException as exc:
@@ -362,54 +361,3 @@ def _init(device: str) -> Context:
     prefix = f"textclf/{os.environ.get('TORCHELASTIC_RUN_ID', 'job')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
     store = dist.PrefixStore(prefix, _get_default_store())
     return Context(rank, world, local_rank, local_world, True, backend, store)
-
-
-def _install_sigterm():
-    def stop(signum, frame):
-        err = PeerError("stopped: the job is ending (another rank failed or was killed, or torchrun was stopped); "
-                        "files written so far are complete: continue with --resume")
-        err.stopped = True
-        raise err
-
-    try:
-        return signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (a library user's worker thread): leave signals alone
-        return signal.getsignal(signal.SIGTERM)
-
-
-class _Heartbeat:
-    """Counts up ``alive/<rank>`` in the store every few seconds, so waiting peers can tell it lives,
-    and ends the rank when its torchrun agent is gone.
-
-    A SIGKILLed agent cannot stop its ranks (torchrun starts each in its own session), and the
-    orphans would go on training, racing a ``--resume`` for the run dir. So a rank whose parent
-    changes stops itself the way torchrun would have: SIGTERM (the checkpoint in flight lands),
-    and if that has not ended it within ``ORPHAN_GRACE_S`` seconds, a hard exit.
-    """
-
-    def __init__(self, ctx: Context):
-        self._stop = threading.Event()
-        self._ctx = ctx
-        self._parent = os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else None
-        self._thread = threading.Thread(target=self._run, name="textclf-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        store_alive, tick = True, 0
-        while not self._stop.is_set():
-            if store_alive and tick % round(HEARTBEAT_S / 0.5) == 0:
-                try:
-                    self._ctx.store.add(f"alive/{self._ctx.rank}", 1)
-                except Exception:  # the store went away with the job: nothing left to tell
-                    store_alive = False
-            if self._parent is not None and os.getppid() != self._parent:
-                os.kill(os.getpid(), signal.SIGTERM)
-                if not self._stop.wait(ORPHAN_GRACE_S):
-                    os._exit(1)
-                return
-            tick += 1
-            self._stop.wait(0.5)
-
-    def stop(self) -> None:
-        """End the heartbeat (the rank is done)."""
-        self._stop.set()

@@ -114,6 +114,8 @@ class TrainingRecipe:
         if not self.resume and self.ctx.is_main:
             save_config(self.config, self.files.config)
         self._resume()
+        if self.channels_last and self.model.image_backbone is not None:
+            self.model.image_backbone.to(memory_format=torch.channels_last)  # faster convolutions on CUDA
         self.net = parallel_model(self.model, self.ctx, self.config, self.device)  # DDP in a job, else the model
         return self
 
