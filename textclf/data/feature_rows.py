@@ -1,10 +1,13 @@
-"""Rows of a cached feature table, read from its file on demand: memory does not grow with the table.
+"""Rows of a cached feature table, read from its file per batch: memory does not grow with the table.
 
-Training draws a random batch of rows at every step. Read through a memory map, every row an
-epoch touches stays mapped into the process, so a 10x larger table costs 10x the resident memory
-(``200,000 x 1280`` float32 is 1 GB). :class:`FeatureRows` reads each batch's rows with
-positional reads instead (one read per run of consecutive rows): the operating system's page
-cache keeps what it can afford and the process holds one batch.
+Training draws a random batch of rows at every step. Gathered through a memory map, every page
+an epoch touches stays mapped into the process, so a 10x larger table costs 10x the resident
+memory (``200,000 x 1280`` float32 is 1 GB; Linux even maps up to a large folio of cached
+neighbours per page fault, so releasing the mapping every few batches with ``madvise`` still
+kept hundreds of MB resident). :class:`FeatureRows` reads each batch's rows with positional
+reads into the batch's own array instead: the operating system's page cache keeps what it can
+afford, and the process holds one batch. Measured on 200,000 x 1280 float32 in batches of 256
+(a warm page cache): an epoch's reads take about 1 s, against 0.3 s through the memory map.
 """
 
 from __future__ import annotations
@@ -37,19 +40,20 @@ class FeatureRows:
             return out
         if rows.min() < 0 or rows.max() >= self.shape[0]:
             raise IndexError(f"feature rows outside [0, {self.shape[0]})")
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]
-        cuts = np.flatnonzero(np.diff(ordered) != 1) + 1
-        starts, ends = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(ordered)]])
-        sorted_rows = np.empty_like(out)
-        for a, b in zip(starts.tolist(), ends.tolist()):
-            self._read_into(sorted_rows[a:b], int(ordered[a]))
-        out[order] = sorted_rows
+        # One read per run of consecutive rows (validation reads in order: few reads; a shuffled
+        # batch: about one per row), straight into the output.
+        cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate([[0], cuts]).tolist()
+        ends = np.concatenate([cuts, [len(rows)]]).tolist()
+        view, size, fd = memoryview(out).cast("B"), self._row_bytes, self._fd
+        for a, b, first in zip(starts, ends, rows[starts].tolist()):
+            want = (b - a) * size
+            got = os.preadv(fd, [view[a * size:b * size]], self.offset + first * size)
+            if got != want:
+                self._read_rest(view[a * size + got:b * size], self.offset + first * size + got)
         return out
 
-    def _read_into(self, target: np.ndarray, first_row: int) -> None:
-        view = memoryview(target).cast("B")
-        position = self.offset + first_row * self._row_bytes
+    def _read_rest(self, view: memoryview, position: int) -> None:
         done = 0
         while done < len(view):  # a positional read may return less than asked (signals, big reads)
             n = os.preadv(self._fd, [view[done:]], position + done)
@@ -66,7 +70,7 @@ class FeatureRows:
     def __del__(self):
         try:
             self.close()
-        except (OSError, TypeError):
+        except (OSError, TypeError, AttributeError):
             pass
 
 
