@@ -88,7 +88,8 @@ class _Store:
         return self.data[key]
 
 
-def test_a_broken_collective_is_explained_by_the_peer_that_failed():
+def test_a_broken_collective_is_explained_by_the_peer_that_failed(monkeypatch):
+    monkeypatch.setattr(distributed, "PEER_WORD_S", 0.2)
     store = _Store()
     rank0 = distributed.Context(rank=0, world=2, active=True, store=store)
     rank1 = distributed.Context(rank=1, world=2, active=True, store=store)
@@ -248,13 +249,18 @@ def test_a_forked_child_does_not_keep_the_folder_locked(tmp_path):
     from textclf.ownership import FolderLock
 
     lock = FolderLock(tmp_path, "run dir").acquire()
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: outlive the parent's lock
+    if pid == 0:  # the child (its fork handlers have run): say so, then outlive the parent's lock
+        os.write(ready_w, b"1")
         time.sleep(3)
         os._exit(0)
     try:
+        assert os.read(ready_r, 1) == b"1"
         lock.release()
         FolderLock(tmp_path, "run dir").acquire().release()  # free, although the child still runs
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)

@@ -27,6 +27,7 @@ from textclf.errors import TextclfError
 TIMEOUT_ENV = "TEXTCLF_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0  # a collective that waits longer than this ends the job (a hung peer)
 STALE_S = 60.0  # a peer silent this long while we wait on the store is taken for dead
+PEER_WORD_S = 3.0  # how long a rank whose collective broke waits for the failing peer's message
 
 
 class PeerError(TextclfError):
@@ -313,7 +314,7 @@ def _explain(ctx: Context, exc: BaseException) -> BaseException:
     if isinstance(exc, TextclfError) or not _is_collective_failure(exc):
         ctx.publish_error(f"rank {ctx.rank}: {one_line(exc)}")
         return exc
-    message = ctx.peer_error(wait_s=3.0)  # the failing rank publishes just before it exits
+    message = ctx.peer_error(wait_s=PEER_WORD_S)  # the failing rank publishes just before it exits
     if message is not None:
         return PeerError(f"{message} (the job stopped because of it)")
     return PeerError(f"rank {ctx.rank} lost the other ranks of the job ({one_line(exc)[:160]}): a rank was killed "
