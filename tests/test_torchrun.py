@@ -216,6 +216,41 @@ def test_killing_one_rank_ends_the_job_with_a_clear_error_and_no_corrupt_file(tm
     assert len(_history(run)) == 8
 
 
+FAILING_RANK = """
+import os, sys
+import textclf.training.ddp as ddp
+from textclf.errors import TextclfError
+
+epoch_on_every_rank = ddp.train_epoch_sharded
+
+
+def fail_on_rank_1(recipe, epoch):
+    if epoch == 1 and os.environ["RANK"] == "1":
+        raise TextclfError("image 'x.png' cannot be read on this node")
+    return epoch_on_every_rank(recipe, epoch)
+
+
+ddp.train_epoch_sharded = fail_on_rank_1
+from textclf.cli.main import app
+app(sys.argv[1:], prog_name="textclf")
+"""
+
+
+def test_an_error_on_one_rank_ends_the_job_with_its_message(tmp_path):
+    """Rank 1 fails alone in its second epoch: it says why, rank 0 repeats it (on another machine the
+    user may see rank 0's output only), and the job ends at once."""
+    script = tmp_path / "fail_rank_1.py"
+    script.write_text(FAILING_RANK)
+    t0 = time.time()
+    proc = subprocess.run(torchrun(str(script), "train", "--preset", "tiny", "--device", "cpu", "--run-dir",
+                                   str(tmp_path / "run")), env=job_env(tmp_path / "cache"), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and time.time() - t0 < 60
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error:")]
+    assert "error: rank 1: image 'x.png' cannot be read on this node" in errors, errors
+    assert any(e.endswith("(the job stopped because of it)") for e in errors), errors  # rank 0's line
+
+
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc")
 def test_ranks_stop_when_their_torchrun_agent_is_killed(tmp_path):
     """torchrun starts each rank in its own session, so a SIGKILLed agent cannot stop them: they notice
