@@ -38,9 +38,39 @@ def offline(monkeypatch):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range: a client retrying a connection to a port in that range can be
+    given the very port as its own source port (a TCP self-connect) and take it from the server."""
+    import random
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
+    """Until something listens on ``port`` (read from /proc, without connecting)."""
+    deadline = time.time() + timeout
+    needle = f":{port:04X} "
+    while time.time() < deadline:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            if any(needle in line.split()[1] + " " and line.split()[3] == "0A" for line in lines):
+                return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port}")
 
 
 def job_env(cache: Path) -> dict:
@@ -116,12 +146,25 @@ def test_two_local_nodes_with_c10d_rendezvous(digits_runs):
     root = digits_runs
     endpoint = f"127.0.0.1:{free_port()}"
     env = job_env(root / "cache2")
-    nodes = [subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
-         "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "textclf-test",
-         "-m", "textclf", "-q", "train", *DIGITS, "--run-dir", str(root / "nodes"), "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
-    outs = [p.communicate(timeout=240) for p in nodes]
+    # As on two machines, only the first node hosts the rendezvous store (on one machine both
+    # would match 127.0.0.1 and race to host it).
+    nodes = []
+    for node in (0, 1):  # the host first, listening before the other node knocks
+        nodes.append(subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+             "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "textclf-test",
+             "--rdzv-conf", f"is_host={int(node == 0)}",
+             "-m", "textclf", "-q", "train", *DIGITS, "--run-dir", str(root / "nodes"), "--json"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        if node == 0:
+            wait_listening(int(endpoint.rsplit(":", 1)[1]), nodes[0])
+    try:
+        outs = [p.communicate(timeout=180) for p in nodes]
+    finally:
+        for p in nodes:
+            if p.poll() is None:
+                p.kill()
+                print(p.communicate())
     assert all(p.returncode == 0 for p in nodes), outs
     printed = [json.loads(out) for out, _ in outs if out.strip()]
     assert len(printed) == 1 and printed[0]["world_size"] == 2  # rank 0 alone prints, on whichever node it is
