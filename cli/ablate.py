@@ -13,7 +13,8 @@ from textclf.cli._help import default_note, merge_alias, preset_note
 HELP = ("Run a grid of train+eval cells over several seeds and compare each to the no-text control "
         "(paired difference, 95% CI).\n\n"
         "Example: textclf ablate --paper --preset default --seeds 3\n\n"
-        "Example: textclf ablate --clf-weights 1.0,0.8,0.5 --prompt-types 1,3 --controls shuffled --seeds 3")
+        "Example: textclf ablate --clf-weights 1.0,0.8,0.5 --prompt-types 1,3 --controls shuffled --seeds 3\n\n"
+        "Example: torchrun --nproc-per-node 4 -m textclf ablate --paper --seeds 3   (cells spread over 4 GPUs)")
 
 
 def _split(value: Optional[str], cast=str) -> list:
@@ -106,7 +107,7 @@ def command(
     resume: bool = typer.Option(False, "--resume", help="Skip finished cells of an earlier run."),
     force: bool = typer.Option(False, "--force", help="Delete earlier results and start over."),
     jobs: int = typer.Option(0, "--jobs", min=0,
-                             help="Cells in parallel processes; 0 = one per CPU core (1 with CUDA)."),
+                             help="Cells in parallel processes; 0 = one per CPU core, or one per GPU with CUDA."),
     zero_shot: bool = typer.Option(False, "--zero-shot", help="Held-out class splits x seeds: unseen accuracy and "
                                                               "H of each text setting vs the classname control and chance."),
     holdout_splits: int = typer.Option(5, "--holdout-splits", min=1, help="With --zero-shot: held-out splits (a seeded draw)."),
@@ -161,11 +162,16 @@ def command(
     out = out or Path("ablations") / (name or ("paper" if paper else "grid"))
     ablate.check_grid(cells, seed_list, base, preset)  # every value checked before a file is touched
 
+    from textclf.cli._distributed import job
     from textclf.cli._progress import reporter
 
-    with reporter(enabled=not json_out) as progress:
-        summary = ablate.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
-                                  force=force, jobs=jobs, reporter=progress, zero_shot_chance=chance)
+    with job(base.get("device")) as ctx:  # under torchrun every rank takes cells; rank 0 writes the summary
+        with reporter(enabled=not json_out) as progress:
+            summary = ablate.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
+                                      force=force, jobs=jobs, reporter=progress,
+                                      zero_shot_chance=chance)
+    if not ctx.is_main:
+        return
     if json_out:
         print_json({"out": str(out), **summary})
         return

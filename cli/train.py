@@ -12,8 +12,10 @@ from textclf.cli._help import default_note, preset_note
 
 HELP = ("Train one run: image heads with a contrastive loss towards class descriptions.\n\n"
         "Settings come from a preset (--preset), then a TOML file (--config), then flags; "
-        "--print-config shows the result without training.\n\n"
-        "Example: textclf train --dataset digits --clf-weight 0.8 --epochs 40 --run-dir runs/demo")
+        "--print-config shows the result without training. Under torchrun every process trains "
+        "one share of each batch (DistributedDataParallel) and rank 0 writes the run.\n\n"
+        "Example: textclf train --dataset digits --clf-weight 0.8 --epochs 40 --run-dir runs/demo\n\n"
+        "Example: torchrun --nproc-per-node 4 -m textclf train --preset paper --run-dir runs/paper")
 
 
 @handle_errors
@@ -93,6 +95,12 @@ def command(
         None, "--max-train", help="Stratified subset of N train images." + preset_note("max_train", none="all")),
     max_test: Optional[int] = typer.Option(
         None, "--max-test", help="Stratified subset of N test images." + preset_note("max_test", none="all")),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Processes decoding images (DataLoader workers); 0 decodes in the main "
+                                       "process." + default_note("every core with a GPU, half on the CPU; 0 for images in memory")),
+    feature_dtype: Optional[str] = typer.Option(
+        None, "--feature-dtype", help="Stored image features: float32 | float16 (half the disk and memory)."
+        + preset_note("feature_dtype")),
     text_control: Optional[str] = typer.Option(
         None, "--text-control", help="Ablation control: none | classname | random-words | shuffled."
         + preset_note("text_control")),
@@ -132,7 +140,7 @@ def command(
         train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
         text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,
         holdout_classes=[c.strip() for c in holdout_classes.split(",") if c.strip()] if holdout_classes else None,
-        preset=preset).items() if v is not None}
+        workers=workers, feature_dtype=feature_dtype, preset=preset).items() if v is not None}
     if resume:
         _check_resume(run_dir, overrides, config)
         from textclf.config import load_run_config
@@ -153,17 +161,23 @@ def command(
         run_dir = Path("runs") / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
     _check_run_dir_path(run_dir)
 
+    from textclf.cli._distributed import job
     from textclf.cli._progress import is_quiet, reporter
     from textclf.tracking import make_tracker
 
     tracker = make_tracker(log, Path(run_dir) / "tensorboard")  # a missing extra fails before torch loads
     from textclf.training.recipe import train
 
-    try:
-        with reporter(enabled=not json_out) as progress:
-            metrics = train(cfg, run_dir, resume=resume, reporter=progress, callbacks=[tracker.log_epoch])
-    finally:
-        tracker.close()
+    with job(cfg.device) as ctx:  # one rank of a torchrun job, or the one process
+        run_dir = Path(ctx.broadcast_json(str(run_dir)))  # rank 0's default name (the ranks' clocks differ)
+        try:
+            with reporter(enabled=not json_out) as progress:
+                callbacks = [tracker.log_epoch] if ctx.is_main else []
+                metrics = train(cfg, run_dir, resume=resume, reporter=progress, callbacks=callbacks)
+        finally:
+            tracker.close()
+    if not ctx.is_main:
+        return  # rank 0 links, prints and writes the JSON for the job
     _link_latest(run_dir)
     if json_out:
         print_json({"run_dir": str(run_dir), **metrics})

@@ -8,6 +8,7 @@ checkpoints. All cells share the feature cache.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -16,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from textclf.atomic import write_json, write_text
 from textclf.errors import TextclfError
@@ -211,15 +212,19 @@ def _read_cell_file(path: Path, required: dict) -> dict:
     return doc
 
 
-def _init_worker(parent_pid: int) -> None:
+def _init_worker(parent_pid: int, gpus=None) -> None:
     """Worker initializer: share frozen encoders for the worker's life (one grid), and exit with the grid.
 
     A SIGKILLed grid would otherwise leave its workers training their cells as orphans, racing
     a ``--resume`` for the same run dirs. Every file a worker writes is atomic, so dying mid-cell
-    loses only that cell.
+    loses only that cell. ``gpus``: a queue of CUDA device ids, one taken by each worker (before
+    CUDA starts in it), so a machine's GPUs each run one worker's cells.
     """
     import os
     import threading
+
+    if gpus is not None and not gpus.empty():
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
 
     from textclf.models.encoders import shared_encoders
 
@@ -244,8 +249,8 @@ def _run_cell_in_worker(args) -> dict:
 def resolve_jobs(jobs: int, n_work: int, devices: tuple[str, ...] = ("auto",)) -> int:
     """Worker processes for a grid: ``jobs`` itself, or for ``0`` (auto) one per CPU core.
 
-    Auto is capped at ``MAX_AUTO_JOBS`` and at the number of runs, and is 1 where the cells
-    (their ``devices`` settings) would run on CUDA: they would share one GPU.
+    Auto is capped at ``MAX_AUTO_JOBS`` and at the number of runs; where the cells (their
+    ``devices`` settings) run on CUDA it is one worker per GPU instead, each on its own device.
     """
     if jobs > 0:
         return jobs
@@ -254,8 +259,22 @@ def resolve_jobs(jobs: int, n_work: int, devices: tuple[str, ...] = ("auto",)) -
     import torch
 
     if any(d != "cpu" for d in devices) and torch.cuda.is_available():
-        return 1
+        return max(1, min(torch.cuda.device_count(), n_work))
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_JOBS, n_work))
+
+
+def worker_gpus(jobs: int, devices: tuple[str, ...]) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` value of each of ``jobs`` workers: the visible GPUs in turn (none without CUDA)."""
+    import os
+
+    import torch
+
+    if not (any(d != "cpu" for d in devices) and torch.cuda.is_available()):
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else \
+        [str(i) for i in range(torch.cuda.device_count())]
+    return [ids[i % len(ids)] for i in range(jobs)] if ids else []
 
 
 def _relative_cost(config) -> int:
@@ -280,6 +299,25 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         raise TextclfError("two grid cells have the same name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
     # Resolved up front: a bad value fails fast, before hours of training and before any file is touched.
     configs = {(cell.name, seed): _cell_config(cell, base, preset, seed) for cell in cells for seed in seeds}
+    from textclf.distributed import current
+
+    if current().active:  # under torchrun: the ranks share out the cells (rank 0 claims and summarises)
+        from textclf.ablate_ranks import run_grid_on_ranks
+
+        return run_grid_on_ranks(current(), cells, seeds, configs, out, base, preset, resume, force, jobs, reporter,
+                                 tuple(callbacks), zero_shot_chance)
+    with claimed_grid(out, cells, seeds, base, preset, resume, force):
+        from textclf.models.encoders import shared_encoders
+
+        with shared_encoders():  # frozen backbones and text features built once for the whole grid
+            return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
+                              tuple(callbacks), zero_shot_chance)
+
+
+@contextlib.contextmanager
+def claimed_grid(out: Path, cells: list[Cell], seeds: list[int], base: dict, preset: str, resume: bool,
+                 force: bool) -> Iterator[None]:
+    """Hold the ablation folder for the block: claimed, locked, cleared with ``force``, ``grid.json`` written."""
     from textclf.ownership import FolderLock, claim_folder, remove_own_files
 
     claim_folder(out, GRID_FILE, FORMAT, "ablation folder", "--out")
@@ -292,20 +330,7 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         write_json(out / GRID_FILE, {"format": FORMAT, "preset": preset, "base": base, "seeds": seeds,
                                      "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides}
                                                for c in cells]})
-        from textclf.models.encoders import shared_encoders
-
-        with shared_encoders():  # frozen backbones and text features built once for the whole grid
-            rows = _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
-                              tuple(callbacks))
-        if zero_shot_chance is not None:
-            from textclf import zero_shot
-
-            summary = zero_shot.summarize(rows, cells, zero_shot_chance)
-            write_outputs(out, rows, summary, zero_shot.markdown(summary), forest=False)
-        else:
-            summary = summarize(rows, [c.name for c in cells])
-            write_outputs(out, rows, summary, markdown(summary))
-        return summary
+        yield
 
 
 def own_files() -> list[str]:
@@ -317,15 +342,10 @@ def own_files() -> list[str]:
 
 
 def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
-               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple) -> list[dict]:
-    """Train and evaluate every distinct (cell, seed); returns one result row per (cell, seed) in grid order."""
-    # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
-    canonical: dict[str, Cell] = {}
-    for cell in cells:
-        canonical.setdefault(json.dumps(cell.overrides, sort_keys=True), cell)
-    unique = [c for c in cells if canonical[json.dumps(c.overrides, sort_keys=True)] is c]
-    work = [(cell, seed) for seed in seeds for cell in unique]
-    reporter.task("cells", len(work), f"ablation ({len(unique)} distinct cells x {len(seeds)} seeds)")
+               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple, zero_shot_chance=None) -> dict:
+    """Train and evaluate every distinct (cell, seed), then write the results (the folder is locked)."""
+    canonical, work = plan_work(cells, seeds)
+    reporter.task("cells", len(work), f"ablation ({len(work) // len(seeds)} distinct cells x {len(seeds)} seeds)")
     rows = []
     jobs = resolve_jobs(jobs, len(work), tuple({c.device for c in configs.values()}))
     if jobs <= 1:
@@ -338,11 +358,13 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        # Longest first: cells that fine-tune the text encoder cost ~10-50x a frozen-text cell, and
-        # starting them last would leave one worker busy while the others idle.
-        work.sort(key=lambda cs: -_relative_cost(configs[(cs[0].name, cs[1])]))
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(os.getpid(),)) as pool:
+        work = longest_first(work, configs)
+        ctx = mp.get_context("spawn")
+        gpus = ctx.SimpleQueue()  # one CUDA device per worker, where the cells run on CUDA
+        for gpu in worker_gpus(jobs, tuple({c.device for c in configs.values()})):
+            gpus.put(gpu)
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(), gpus)) as pool:
             futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume, callbacks, threads))
                        for cell, seed in work]
             try:
@@ -354,9 +376,44 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     reporter.done("cells")
+    return finish_grid(out, cells, seeds, canonical, rows, zero_shot_chance)
+
+
+def plan_work(cells: list[Cell], seeds: list[int]) -> tuple[dict, list[tuple[Cell, int]]]:
+    """``(canonical, work)``: cells by their settings, and the distinct (cell, seed) runs to train."""
+    # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
+    canonical: dict[str, Cell] = {}
+    for cell in cells:
+        canonical.setdefault(json.dumps(cell.overrides, sort_keys=True), cell)
+    unique = [c for c in cells if canonical[json.dumps(c.overrides, sort_keys=True)] is c]
+    return canonical, [(cell, seed) for seed in seeds for cell in unique]
+
+
+def longest_first(work: list, configs: dict) -> list:
+    """``work`` with the costliest runs first."""
+    # Cells that fine-tune the text encoder cost ~10-50x a frozen-text cell, and starting them
+    # last would leave one worker busy while the others idle.
+    return sorted(work, key=lambda cs: -_relative_cost(configs[(cs[0].name, cs[1])]))
+
+
+def finish_grid(out: Path, cells: list[Cell], seeds: list[int], canonical: dict, rows: list[dict],
+                zero_shot_chance: Optional[float] = None) -> dict:
+    """Every cell's rows in grid order (duplicates of a canonical cell included), summarised and written.
+
+    ``zero_shot_chance``: a zero-shot grid, summarised against the classname control and chance.
+    """
     by_key = {(r["cell"], r["seed"]): r for r in rows}
-    return [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
+    rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
             for seed in seeds for c in cells]
+    if zero_shot_chance is not None:
+        from textclf import zero_shot
+
+        summary = zero_shot.summarize(rows, cells, zero_shot_chance)
+        write_outputs(out, rows, summary, zero_shot.markdown(summary), forest=False)
+    else:
+        summary = summarize(rows, [c.name for c in cells])
+        write_outputs(out, rows, summary, markdown(summary))
+    return summary
 
 
 # ---- statistics and outputs ---------------------------------------------------------------------

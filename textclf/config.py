@@ -36,6 +36,7 @@ CHOICES = {
     "select": ("last", "best"),
     "text_head": ("projected", "open"),
     "head_init": ("random", "zero-shot"),
+    "feature_dtype": ("float32", "float16"),
 }
 
 # Value types of the schema (finite numbers: NaN and inf are refused everywhere).
@@ -98,6 +99,9 @@ class TrainConfig:
     # recognising them from descriptions alone is measured by eval; holdout_shots keeps K train images each.
     holdout_classes: Optional[list[Name]] = None
     holdout_shots: Annotated[int, Field(ge=0)] = 0
+    # DataLoader processes decoding images; None: from the core count, 0: the main thread.
+    workers: Optional[Annotated[int, Field(ge=0, le=256)]] = None
+    feature_dtype: str = "float32"  # how cached image features are stored; float16 halves disk and memory
     extra: dict = field(default_factory=dict)
 
     @property

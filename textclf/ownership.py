@@ -17,6 +17,23 @@ from typing import Iterable, Optional
 from textclf.errors import TextclfError
 
 LOCK_NAME = ".textclf.lock"
+_HELD_FDS: set[int] = set()  # descriptors of the folder locks this process holds
+
+
+def _drop_locks_in_child() -> None:
+    # A forked child (a DataLoader worker decoding images) shares the lock's open file; if it
+    # outlived its killed parent for a moment, the folder would stay locked against --resume.
+    # Children never write the folder, so they let go of their copy (the parent's lock stays).
+    for fd in list(_HELD_FDS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_locks_in_child)
 
 
 def marker_format(marker: Path) -> Optional[str]:
@@ -91,6 +108,7 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        _HELD_FDS.add(fd)
         return self
 
     def _acquire_portable(self, path: Path) -> "FolderLock":
@@ -108,6 +126,7 @@ class FolderLock:
     def release(self) -> None:
         """Release the lock (the file stays)."""
         if self._fd is not None:
+            _HELD_FDS.discard(self._fd)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
         if self._fallback is not None:

@@ -3,7 +3,8 @@
 Key: backbone id + weights hash + dataset fingerprint + split + preprocessing. An entry is a
 ``.npy`` array plus a JSON sidecar holding its size and checksum; reads verify both (a corrupt
 entry is rebuilt), writes go through temp file + rename, and a file lock makes two processes
-filling one entry at once wait for each other instead of both writing.
+filling one entry at once wait for each other instead of both writing. An entry is float32, or
+float16 when asked (``--feature-dtype``; the key then says so).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -52,8 +53,12 @@ class FeatureCache:
         """(array, sidecar, lock) paths of an entry."""
         return self.dir / f"{key}.npy", self.dir / f"{key}.json", self.dir / f"{key}.lock"
 
-    def read(self, key: str) -> Optional[np.ndarray]:
-        """The verified, memory-mapped array, or None when missing or corrupt."""
+    def read(self, key: str, verify: bool = True) -> Optional[np.ndarray]:
+        """The verified, memory-mapped array, or None when missing or corrupt.
+
+        ``verify=False`` checks size and shape but not the checksum: for the other ranks of a
+        job, once rank 0 has verified or written the entry.
+        """
         data, meta, _ = self.paths(key)
         if not (data.exists() and meta.exists()):
             return None
@@ -61,7 +66,7 @@ class FeatureCache:
             info = json.loads(meta.read_text())
             if not _valid_sidecar(info):
                 return None  # damaged or foreign: rebuilt like a corrupt array
-            if data.stat().st_size != info["size"] or file_checksum(data) != info["checksum"]:
+            if data.stat().st_size != info["size"] or (verify and file_checksum(data) != info["checksum"]):
                 return None
             arr = np.load(data, mmap_mode="r", allow_pickle=False)
             if list(arr.shape) != info["shape"]:
@@ -70,23 +75,66 @@ class FeatureCache:
         except (OSError, ValueError, KeyError, RecursionError):
             return None
 
-    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray], describe: dict) -> tuple[np.ndarray, bool]:
-        """Return ``(features, hit)``; on a miss or a corrupt entry compute and store under a lock."""
+    def lock(self, key: str):
+        """The file lock that keeps two processes from filling ``key`` at once (not yet acquired)."""
         from filelock import FileLock
 
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.paths(key)[2]))
+
+    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray], describe: dict,
+                       dtype: str = "float32") -> tuple[np.ndarray, bool]:
+        """Return ``(features, hit)``; on a miss or a corrupt entry compute and store (as ``dtype``) under a lock."""
         arr = self.read(key)
         if arr is not None:
             return arr, True
-        self.dir.mkdir(parents=True, exist_ok=True)
-        data, meta, lock = self.paths(key)
-        with FileLock(str(lock)):
+        data, meta, _ = self.paths(key)
+        with self.lock(key):
             arr = self.read(key)  # another process may have filled it while we waited
             if arr is not None:
                 return arr, True
-            values = np.ascontiguousarray(compute(), dtype=np.float32)
+            values = stored_values(compute(), dtype)
             with atomic_path(data) as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, values, allow_pickle=False)
-            write_json(meta, {"size": data.stat().st_size, "checksum": file_checksum(data),
-                              "shape": list(values.shape), "dtype": "float32", **describe})
+            self._write_sidecar(key, list(values.shape), dtype, describe)
         return np.load(data, mmap_mode="r", allow_pickle=False), False
+
+    def write_stream(self, key: str, shape: tuple[int, int], dtype: str, blocks: Iterable[np.ndarray],
+                     describe: dict) -> None:
+        """Write an entry from consecutive row blocks (rank 0 of a sharded extraction; hold :meth:`lock`).
+
+        The rows go straight to a temp file (no copy of the whole table in memory), which is
+        renamed into place once complete; then the sidecar with its size and checksum.
+        """
+        data, _, _ = self.paths(key)
+        rows = 0
+        with atomic_path(data) as tmp:
+            with open(tmp, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                          "fortran_order": False, "shape": tuple(shape)})
+                for block in blocks:
+                    block = stored_values(block, dtype)
+                    if block.shape[1:] != tuple(shape[1:]):
+                        raise ValueError(f"feature block of shape {block.shape} for an entry of shape {shape}")
+                    fh.write(block.tobytes())
+                    rows += len(block)
+            if rows != shape[0]:
+                raise ValueError(f"{rows} feature rows written for an entry of {shape[0]}")
+        self._write_sidecar(key, list(shape), dtype, describe)
+
+    def _write_sidecar(self, key: str, shape: list, dtype: str, describe: dict) -> None:
+        data, meta, _ = self.paths(key)
+        write_json(meta, {"size": data.stat().st_size, "checksum": file_checksum(data), "shape": shape,
+                          "dtype": dtype, **describe})
+
+
+def stored_values(values: np.ndarray, dtype: str) -> np.ndarray:
+    """``values`` as the cache stores them; features too large for float16 are a one-line error."""
+    with np.errstate(over="ignore"):  # overflow is checked below, with a message that says what to do
+        out = np.ascontiguousarray(values, dtype=np.dtype(dtype))
+    if out.dtype == np.float16 and out.size and not np.isfinite(out).all() and np.isfinite(values).all():
+        from textclf.errors import TextclfError
+
+        raise TextclfError("image features exceed the float16 range (|x| > 65504); use --feature-dtype float32")
+    return out

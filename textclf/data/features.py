@@ -21,45 +21,70 @@ def iter_inputs(split: Split, prep: Preprocessing, batch_size: int, indices=None
         yield idx, preprocess_images(split.read(idx), prep, module)
 
 
-@torch.inference_mode()
-def extract_features(backbone: torch.nn.Module, split: Split, prep: Preprocessing, device: torch.device,
-                     batch_size: int = 128, on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
-    """Run a frozen backbone over a split (inference mode, channels-last, bf16 autocast on CUDA).
+def iter_features(backbone: torch.nn.Module, split: Split, prep: Preprocessing, device: torch.device,
+                  batch_size: int = 128, rows=None, workers: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Yield float32 features of ``rows`` (default: the whole split) batch by batch, in order.
 
-    The backbone is copied before it is moved or converted: the caller's module (possibly shared
-    by a whole grid) is never modified.
+    Inference mode, channels-last, bf16 autocast on CUDA; images are decoded in DataLoader
+    workers and resized on the device (:mod:`textclf.data.pipeline`). The backbone is copied
+    before it is moved or converted: the caller's module (possibly shared by a whole grid) is
+    never modified.
     """
+    from textclf.data.pipeline import image_batches, row_batches
+
     net = copy.deepcopy(backbone).to(device).eval().to(memory_format=torch.channels_last)
+    order = np.arange(len(split)) if rows is None else np.asarray(rows, dtype=np.int64)
+    with torch.inference_mode():
+        for x, _ in image_batches(split, row_batches(order, batch_size), prep, device, workers, channels_last=True):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                f = net(x)
+            yield f.float().cpu().numpy()
+
+
+def extract_features(backbone: torch.nn.Module, split: Split, prep: Preprocessing, device: torch.device,
+                     batch_size: int = 128, on_batch: Optional[Callable[[int], None]] = None,
+                     workers: Optional[int] = None) -> np.ndarray:
+    """Run a frozen backbone over a split (see :func:`iter_features`); returns (N, dim) float32."""
     chunks = []
-    for _, x in iter_inputs(split, prep, batch_size):
-        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            f = net(x)
-        chunks.append(f.float().cpu().numpy())
+    for f in iter_features(backbone, split, prep, device, batch_size, workers=workers):
+        chunks.append(f)
         if on_batch:
-            on_batch(len(x))
+            on_batch(len(f))
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
 
 
-def feature_key(encoder, split: Split, split_name: str, dataset_name: str, prep: Preprocessing) -> dict:
-    """The parts of a feature-cache key: backbone identity, dataset content, split and preprocessing."""
-    return {"backbone": encoder.name, "weights_id": encoder.spec.weights_id, "weights_hash": encoder.weights_hash,
-            "dataset": dataset_name, "fingerprint": split.fingerprint(), "split": split_name,
-            "preprocess": prep.to_dict()}
+def feature_key(encoder, split: Split, split_name: str, dataset_name: str, prep: Preprocessing,
+                dtype: str = "float32") -> dict:
+    """The parts of a feature-cache key: backbone identity, dataset content, split, preprocessing (and a float16 dtype)."""
+    parts = {"backbone": encoder.name, "weights_id": encoder.spec.weights_id, "weights_hash": encoder.weights_hash,
+             "dataset": dataset_name, "fingerprint": split.fingerprint(), "split": split_name,
+             "preprocess": prep.to_dict()}
+    if dtype != "float32":  # float32 keys stay as they were, so existing caches stay valid
+        parts["dtype"] = dtype
+    return parts
 
 
 def cached_features(encoder, split: Split, split_name: str, dataset_name: str, prep: Preprocessing,
-                    device: torch.device, on_batch=None) -> tuple[np.ndarray, bool]:
+                    device: torch.device, on_batch=None, *, dtype: str = "float32", workers: Optional[int] = None,
+                    ctx=None) -> tuple[np.ndarray, bool]:
     """Features of a split from the cache (memory-mapped), computing them on a miss. Returns ``(features, hit)``.
 
-    ``encoder`` is a :class:`textclf.models.encoders.ImageEncoder`.
+    ``encoder`` is a :class:`textclf.models.encoders.ImageEncoder`; ``dtype`` the stored dtype
+    (``float16`` halves disk and memory). With ``ctx``, an active :mod:`textclf.distributed`
+    job, every rank extracts its shard and rank 0 writes the one entry
+    (:mod:`textclf.data.sharded_features`).
     """
     from textclf.data.feature_cache import FeatureCache, cache_key
 
-    parts = feature_key(encoder, split, split_name, dataset_name, prep)
+    parts = feature_key(encoder, split, split_name, dataset_name, prep, dtype)
     cache = FeatureCache(cache_root())
+    if ctx is not None and ctx.active:
+        from textclf.data.sharded_features import sharded_features
+
+        return sharded_features(cache, cache_key(parts), encoder, split, prep, device, ctx,
+                                {"key_parts": parts, "count": len(split)}, dtype, workers, on_batch)
     return cache.get_or_compute(
         cache_key(parts),
-        lambda: extract_features(encoder.module, split, prep, device, on_batch=on_batch),
-        {"key_parts": parts, "count": len(split)},
+        lambda: extract_features(encoder.module, split, prep, device, on_batch=on_batch, workers=workers),
+        {"key_parts": parts, "count": len(split)}, dtype=dtype,
     )

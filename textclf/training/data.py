@@ -1,7 +1,9 @@
 """What the training loop reads: the train/validation split of the images, as cached features or streamed images.
 
-Cached features stay memory-mapped: each batch gathers its rows from the cache file, so memory
-does not grow with the dataset and no epoch copies the whole feature table.
+Cached features stay on disk: each batch reads its rows from the cache file
+(:mod:`textclf.data.feature_rows`), so memory does not grow with the dataset and no epoch copies
+the whole feature table. Streamed images are decoded in DataLoader workers and preprocessed on
+the training device (:mod:`textclf.data.pipeline`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, 
 class TrainData:
     """Indices and labels of the train and validation parts, and where their inputs come from.
 
-    ``features``: the (memory-mapped) feature table of the dataset's train split, or None when
-    images are streamed through a training backbone (then ``split`` and ``preprocessing`` are used).
+    ``features``: the feature table of the dataset's train split (read per batch), or None when
+    images are streamed through a training backbone (then ``split`` and ``preprocessing`` are
+    used, with ``workers`` decoding processes; None: from the core count).
     """
 
     train_idx: np.ndarray
@@ -40,6 +43,7 @@ class TrainData:
     features: Optional[np.ndarray] = None
     split: object = None               # textclf.data.Split
     preprocessing: object = None       # textclf.data.preprocessing.Preprocessing
+    workers: Optional[int] = None
 
     @property
     def n_train(self) -> int:
@@ -73,3 +77,26 @@ class TrainData:
         for start in range(0, len(self.val_idx), size):
             rows = self.val_idx[start:start + size]
             yield self.inputs(rows), torch.from_numpy(self.labels[rows].astype(np.int64))
+
+    def loader(self, batches: list[np.ndarray], device, channels_last: bool = False):
+        """``(inputs, labels)`` on ``device`` for each array of positions into ``train_idx``, in order.
+
+        Cached features are read in this thread (a few positional reads a batch); images go
+        through DataLoader workers and are resized on the device.
+        """
+        return self._rows(([self.train_idx[p] for p in batches]), device, channels_last)
+
+    def val_loader(self, device, rank: int = 0, world: int = 1, size: int = 512, channels_last: bool = False):
+        """``(inputs, labels)`` on ``device`` over this rank's share of the validation images."""
+        from textclf.data.pipeline import row_batches
+
+        return self._rows(row_batches(self.val_idx[rank::world], size), device, channels_last)
+
+    def _rows(self, row_lists: list[np.ndarray], device, channels_last: bool):
+        if self.features is not None:
+            for rows in row_lists:
+                yield self.inputs(rows).to(device), torch.from_numpy(self.labels[rows].astype(np.int64)).to(device)
+            return
+        from textclf.data.pipeline import image_batches
+
+        yield from image_batches(self.split, row_lists, self.preprocessing, device, self.workers, channels_last)

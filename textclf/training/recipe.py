@@ -6,6 +6,8 @@ cached features), ``_setup_model`` (encoders and the one :class:`TextEnhancedCla
 trains, validates and checkpoints, then ``_finish`` writes the run. With a frozen backbone the
 image features come from the cache, so an epoch costs a few matrix products. The per-epoch RNG
 is derived from (seed, epoch), so a resumed run ends bit-identical to an uninterrupted one.
+Under torchrun the same recipe runs on every rank (:mod:`textclf.training.ddp`): rank 0 claims
+the run dir and writes every file, the model trains wrapped in DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from textclf.config import TrainConfig, load_run_config, save_config
+from textclf.config import TrainConfig, save_config
 from textclf.devices import resolve_device
 from textclf.errors import TextclfError
 from textclf.progress import NULL, Reporter
@@ -35,30 +37,23 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, rep
 
     The run dir must be missing, empty or a textclf run dir; it is locked for the whole run, so a
     second writer fails at once instead of mixing two runs' files. ``callbacks`` are called with
-    each epoch's history row once its checkpoint is submitted.
+    each epoch's history row once its checkpoint is submitted (on rank 0 of a torchrun job).
+    Inside a :func:`textclf.distributed.session` every rank calls this; they train one model.
     """
-    from textclf.ownership import FolderLock, claim_folder, remove_own_files
-    from textclf.rundir import FORMAT, OWN_FILES
+    from textclf.distributed import current
+    from textclf.ownership import remove_own_files
+    from textclf.rundir import OWN_FILES
+    from textclf.training.claim import claimed_run_dir
 
+    ctx = current()
     files = RunFiles(Path(run_dir))
-    claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")
-    created = not files.root.exists()
-    with FolderLock(files.root, "run dir"):
-        claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")  # again, now that we hold it
+    with claimed_run_dir(files, config, resume, ctx) as (config, created):
         try:
-            if resume:
-                if not files.config.exists():
-                    raise TextclfError(f"cannot resume: '{run_dir}' has no config.toml")
-                config = load_run_config(files.config)
-            elif files.model.exists() or files.checkpoint.exists():
-                raise TextclfError(f"run dir '{run_dir}' already holds a run; use --resume or another --run-dir")
-            else:
-                files.write_marker()
-            recipe = TrainingRecipe(config, files, resume=resume, reporter=reporter, callbacks=callbacks)
+            recipe = TrainingRecipe(config, files, resume=resume, reporter=reporter, callbacks=callbacks, ctx=ctx)
             recipe.setup()
             return recipe.train()
         except BaseException:
-            if created and not files.checkpoint.exists():
+            if ctx.is_main and created and not files.checkpoint.exists():
                 remove_own_files(files.root, OWN_FILES)  # nothing worth keeping: leave no empty run dir behind
                 with contextlib.suppress(OSError):
                     files.root.rmdir()
@@ -93,7 +88,10 @@ class TrainingRecipe:
     """Setup steps and the epoch loop of one run; see the module docstring for the order."""
 
     def __init__(self, config: TrainConfig, files: RunFiles, *, resume: bool = False, reporter: Reporter = NULL,
-                 callbacks: Sequence[EpochCallback] = ()):
+                 callbacks: Sequence[EpochCallback] = (), ctx=None):
+        from textclf.distributed import SINGLE
+
+        self.ctx = ctx or SINGLE  # the torchrun job, or a single process
         self.config = config
         self.files = files
         self.resume = resume
@@ -105,18 +103,24 @@ class TrainingRecipe:
 
     def setup(self) -> "TrainingRecipe":
         """Build everything the loop needs; writes the config of a new run."""
-        self.device = resolve_device(self.config.device)
+        from textclf.training.ddp import parallel_model
+
+        self.device = self.ctx.device(resolve_device(self.config.device))
         if self.config.head_init == "zero-shot":  # before any work: the backbones must be one aligned pair
             from textclf.aligned_zero_shot import check_aligned
 
             check_aligned(self.config.image_backbone, self.config.text_backbone, "--head-init zero-shot")
         self._setup_data()
+        self.data.workers = self.config.workers
         self._setup_model()
         self._setup_optimizer()
         self._setup_schedule()
-        if self.files is not None and not self.resume:
+        if self.files is not None and not self.resume and self.ctx.is_main:
             save_config(self.config, self.files.config)
         self._resume()
+        if self.channels_last and self.model.image_backbone is not None:
+            self.model.image_backbone.to(memory_format=torch.channels_last)  # faster convolutions on CUDA
+        self.net = parallel_model(self.model, self.ctx, self.config, self.device)  # DDP in a job, else the model
         return self
 
     def _setup_data(self) -> None:
@@ -159,12 +163,15 @@ class TrainingRecipe:
         t0 = time.perf_counter()
         self.reporter.task("features", len(ds.train), f"features {name} ({len(ds.train)} images)")
         feats, hit = cached_features(self.image_encoder, ds.train, "train", ds.name, self.preprocessing, self.device,
-                                     on_batch=lambda n: self.reporter.advance("features", n))
+                                     on_batch=lambda n: self.reporter.advance("features", n),
+                                     dtype=self.config.feature_dtype, workers=self.config.workers, ctx=self.ctx)
         self.reporter.done("features")
         self.feature_cache_hit, self.feature_seconds = hit, round(time.perf_counter() - t0, 3)
         self.reporter.message("feature cache: hit (reused cached image features)" if hit
                               else "feature cache: miss (features computed and cached)")
-        return feats
+        from textclf.data.feature_rows import row_reader
+
+        return row_reader(feats)  # each batch reads its rows: memory stays flat however large the table
 
     def _setup_model(self) -> None:
         from textclf.models.classifier import build_model
@@ -285,11 +292,25 @@ class TrainingRecipe:
         self.model.eval()
         return self
 
+    def autocast(self):
+        """bf16 autocast where it pays: a backbone training on CUDA (a no-op everywhere else)."""
+        enabled = self.device.type == "cuda" and self.config.streams_images
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether images reach the backbone channels-last (on CUDA, where convolutions are faster so)."""
+        return self.device.type == "cuda"
+
     def _train_epoch(self, epoch: int) -> dict:
         """One pass over the training images; returns the epoch's history row (without validation)."""
         from textclf.training.class_text import draw_choice
         from textclf.training.losses import combined_loss
 
+        if self.ctx.active:
+            from textclf.training.ddp import train_epoch_sharded
+
+            return train_epoch_sharded(self, epoch)
         cfg, model = self.config, self.model
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout
@@ -297,12 +318,12 @@ class TrainingRecipe:
         model.train()
         perm = torch.randperm(self.data.n_train, generator=gen).numpy()
         sums = np.zeros(3)
-        for step, start in enumerate(range(0, len(perm), cfg.batch_size)):
-            x, y = self.data.batch(perm[start:start + cfg.batch_size])
-            x, y = x.to(self.device), y.to(self.device)
+        batches = [perm[start:start + cfg.batch_size] for start in range(0, len(perm), cfg.batch_size)]
+        for step, (x, y) in enumerate(self.data.loader(batches, self.device, self.channels_last)):
             choice = draw_choice(self.description_counts, gen) if cfg.text_used else None
-            out = model(x, choice)
-            loss, ce, cont = combined_loss(out, y, cfg, gen)
+            with self.autocast():
+                out = model(x, choice)
+                loss, ce, cont = combined_loss(out, y, cfg, gen)
             if not torch.isfinite(loss):  # bad settings, not a bug: stop before NaN reaches the weights
                 raise TextclfError(f"the loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}: "
                                    f"training diverged; lower --lr (now {cfg.lr:g}) or raise --temperature (now "
@@ -318,11 +339,15 @@ class TrainingRecipe:
 
     @torch.no_grad()
     def _validate(self) -> float:
+        """Validation accuracy; in a job each rank scores its share and the counts are summed."""
         self.model.eval()
         correct = 0
-        for x, y in self.data.val_batches():
-            logits = self.model(x.to(self.device)).logits
-            correct += int((logits.argmax(1).cpu() == y).sum())
+        for x, y in self.data.val_loader(self.device, self.ctx.rank, self.ctx.world, channels_last=self.channels_last):
+            with self.autocast():
+                logits = self.model(x).logits
+            correct += int((logits.argmax(1) == y).sum())
+        if self.ctx.active:
+            correct = int(self.ctx.all_sum([correct], torch.int64)[0])
         return correct / max(1, self.data.n_val)
 
     def _end_epoch(self, epoch: int, row: dict, writer: CheckpointWriter) -> None:
@@ -332,20 +357,27 @@ class TrainingRecipe:
         row.update(val_accuracy=round(val_acc, 6), lr=round(self.scheduler.get_last_lr()[0], 8),
                    seconds=round(time.perf_counter() - t0, 4))
         self.history.append(row)
+        main = self.ctx.is_main  # in a job, rank 0 alone keeps weights for files and writes them
         if val_acc > self.best_val:
             # Only --select best needs the best epoch's weights; otherwise track the figure alone.
             self.best_val, self.best_epoch = val_acc, epoch + 1
-            self.best_state = self._state() if self.config.select == "best" else None
-        writer.submit(self._state(), self.best_state, self.optimizer, {
-            "epoch": epoch, "scheduler": self.scheduler.state_dict(), "best_val": self.best_val,
-            "best_epoch": self.best_epoch, "history": self.history, "class_names": self.class_names}, self.history)
+            self.best_state = self._state() if self.config.select == "best" and main else None
+        if main:
+            writer.submit(self._state(), self.best_state, self.optimizer, {
+                "epoch": epoch, "scheduler": self.scheduler.state_dict(), "best_val": self.best_val,
+                "best_epoch": self.best_epoch, "history": self.history, "class_names": self.class_names},
+                self.history)
         self.reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc, lr=row["lr"], seconds=row["seconds"])
-        for callback in self.callbacks:
+        for callback in self.callbacks if main else ():
             callback(dict(row))
 
     # ---- the run's files --------------------------------------------------------------------
 
     def _finish(self, train_seconds: float) -> dict:
+        """Write the run's files (rank 0) and return its metrics (on every rank)."""
+        return self.ctx.decide(lambda: self._write_run(train_seconds))
+
+    def _write_run(self, train_seconds: float) -> dict:
         from textclf.training.class_text import final_text_features
 
         cfg = self.config
@@ -374,6 +406,8 @@ class TrainingRecipe:
         if cfg.open_vocabulary:
             tensors, info = self._open_vocabulary(tensors)
             metrics["calibration"] = info["calibration"]
+        if self.ctx.active:
+            metrics["world_size"] = self.ctx.world
         self.files.write_final(
             config=cfg, class_names=self.class_names, tensors=tensors, text_features=final,
             text_features_init=initial, descriptions=self.descriptions,
