@@ -112,13 +112,23 @@ def summary_rows(summary: dict) -> list[list[str]]:
 
 
 def verdict(settings: list[dict]) -> str:
-    """The sentences under the table."""
-    beat = [f"{s['setting']} (K={s['shots']})" for s in settings
-            if (s[f"vs_{REFERENCE}"] or {}).get("low") is not None and s[f"vs_{REFERENCE}"]["low"] > 0]
+    """The sentences under the table (each only where the grid holds its comparison)."""
+    def beyond(key: str) -> list[str]:
+        return [f"{s['setting']} (K={s['shots']})" for s in settings
+                if (s[key] or {}).get("low") is not None and s[key]["low"] > 0]
+
+    parts = []
+    if any(s[f"vs_{REFERENCE}"] for s in settings):
+        beat = beyond(f"vs_{REFERENCE}")
+        parts.append(("Beat the classname control beyond their 95% interval: " + ", ".join(beat) + ".") if beat
+                     else "No setting beats the classname control beyond its 95% interval.")
+    if any(s["vs_k_images_alone"] for s in settings):
+        beat = beyond("vs_k_images_alone")
+        parts.append(("Beat the no-text classifier trained with the same K images beyond their 95% interval: "
+                      + ", ".join(beat) + ".") if beat else
+                     "No setting beats the no-text classifier trained with the same K images beyond its 95% interval.")
     at_chance = [f"{s['setting']} (K={s['shots']})" for s in settings if s["vs_chance"]["low"] is not None
                  and s["vs_chance"]["low"] <= 0 <= s["vs_chance"]["high"]]
-    parts = [("Beat the classname control beyond their 95% interval: " + ", ".join(beat) + ".") if beat
-             else "No setting beats the classname control beyond its 95% interval."]
     if at_chance:
         parts.append("Within their interval of chance: " + ", ".join(at_chance) + ".")
     return " ".join(parts)

@@ -51,3 +51,21 @@ def test_zero_shot_grid_rows_and_paired_summary(workdir):
     assert all(r["classifier_unseen_accuracy"] for r in rows if r["cell"].startswith("no-text.k1"))
     md = (workdir / "zs" / "summary.md").read_text()
     assert "unseen acc" in md and "Chance: 50.0%" in md
+
+
+def _setting(name, shots, vs_classname=None, vs_alone=None, chance_low=0.1):
+    interval = {"n": 3, "mean": 0.2, "std": 0.1, "low": chance_low, "high": 0.3}
+    return {"setting": name, "shots": shots, "vs_chance": interval, "vs_classname": vs_classname,
+            "vs_k_images_alone": vs_alone}
+
+
+def test_verdict_speaks_only_of_the_comparisons_the_grid_holds():
+    """A few-shot grid with no classname control says nothing about classname; it says how the
+    descriptions compare with K images alone."""
+    above = {"n": 3, "mean": 0.1, "low": 0.02, "high": 0.2}
+    few_shot = zero_shot.verdict([_setting("type1", 5, vs_alone=above), _setting("no-text", 5, chance_low=-0.1)])
+    assert "classname" not in few_shot
+    assert "Beat the no-text classifier trained with the same K images beyond their 95% interval: type1 (K=5)." \
+        in few_shot and "Within their interval of chance: no-text (K=5)." in few_shot
+    zero = zero_shot.verdict([_setting("type1", 0, vs_classname={"n": 3, "mean": 0.01, "low": -0.01, "high": 0.03})])
+    assert zero == "No setting beats the classname control beyond its 95% interval."
