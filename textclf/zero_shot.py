@@ -113,20 +113,20 @@ def summary_rows(summary: dict) -> list[list[str]]:
 
 def verdict(settings: list[dict]) -> str:
     """The sentences under the table (each only where the grid holds its comparison)."""
-    def beyond(key: str) -> list[str]:
-        return [f"{s['setting']} (K={s['shots']})" for s in settings
-                if (s[key] or {}).get("low") is not None and s[key]["low"] > 0]
+    def beyond(key: str, sign: int) -> list[str]:
+        return [f"{s['setting']} (K={s['shots']})" for s in settings if (s[key] or {}).get("low") is not None
+                and (s[key]["low"] > 0 if sign > 0 else s[key]["high"] < 0)]
 
     parts = []
-    if any(s[f"vs_{REFERENCE}"] for s in settings):
-        beat = beyond(f"vs_{REFERENCE}")
-        parts.append(("Beat the classname control beyond their 95% interval: " + ", ".join(beat) + ".") if beat
-                     else "No setting beats the classname control beyond its 95% interval.")
-    if any(s["vs_k_images_alone"] for s in settings):
-        beat = beyond("vs_k_images_alone")
-        parts.append(("Beat the no-text classifier trained with the same K images beyond their 95% interval: "
-                      + ", ".join(beat) + ".") if beat else
-                     "No setting beats the no-text classifier trained with the same K images beyond its 95% interval.")
+    for key, what in ((f"vs_{REFERENCE}", "the classname control"),
+                      ("vs_k_images_alone", "the no-text classifier trained with the same K images")):
+        if not any(s[key] for s in settings):
+            continue
+        above, below = beyond(key, +1), beyond(key, -1)
+        parts.append(f"Beat {what} beyond their 95% interval: {', '.join(above)}." if above
+                     else f"No setting beats {what} beyond its 95% interval.")
+        if below:
+            parts.append(f"Below {what} beyond their 95% interval: {', '.join(below)}.")
     at_chance = [f"{s['setting']} (K={s['shots']})" for s in settings if s["vs_chance"]["low"] is not None
                  and s["vs_chance"]["low"] <= 0 <= s["vs_chance"]["high"]]
     if at_chance:

@@ -67,5 +67,8 @@ def test_verdict_speaks_only_of_the_comparisons_the_grid_holds():
     assert "classname" not in few_shot
     assert "Beat the no-text classifier trained with the same K images beyond their 95% interval: type1 (K=5)." \
         in few_shot and "Within their interval of chance: no-text (K=5)." in few_shot
+    below = {"n": 3, "mean": -0.1, "low": -0.2, "high": -0.02}
+    assert "Below the no-text classifier trained with the same K images beyond their 95% interval: type1 (K=1)." \
+        in zero_shot.verdict([_setting("type1", 1, vs_alone=below)])
     zero = zero_shot.verdict([_setting("type1", 0, vs_classname={"n": 3, "mean": 0.01, "low": -0.01, "high": 0.03})])
     assert zero == "No setting beats the classname control beyond its 95% interval."
