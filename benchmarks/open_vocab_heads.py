@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from textclf.config import build_config
-    from textclf.evaluate import evaluate_run
+    from textclf.evaluation.metrics import evaluate_run
     from textclf.models.encoders import shared_encoders
     from textclf.plugins.datasets.fashion_mnist import CLASS_NAMES
     from textclf.training.recipe import train

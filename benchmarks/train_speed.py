@@ -7,7 +7,7 @@ form, so the ratio is a lower bound.
 
 1. one 10-epoch naive run vs ``textclf train`` (cold feature cache, same data, backbone, epochs);
 2. 12 naive runs (12 x the measured naive run: the runs are independent and identical in cost)
-   vs a 12-cell grid (``textclf.ablate``) that shares one feature cache (cold at the start).
+   vs a 12-cell grid (``textclf.ablation.grid``) that shares one feature cache (cold at the start).
 
 Usage: python benchmarks/train_speed.py [--max-train N] [--epochs 10]
 """
@@ -79,7 +79,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="textclf-bench-"))
     os.environ["TEXTCLF_CACHE"] = str(tmp / "cache")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from textclf import ablate
+    from textclf.ablation.cells import grid_cells
+    from textclf.ablation.grid import run_grid
     from textclf.config import build_config
     from textclf.training.recipe import train
 
@@ -94,9 +95,9 @@ def main() -> None:
     textclf_s = time.perf_counter() - t0
 
     shutil.rmtree(tmp / "cache", ignore_errors=True)
-    cells = ablate.grid_cells({"clf_weight": [1.0, 0.8, 0.5, 0.2], "prompt_type": ["type1", "type2", "type3"]})
+    cells = grid_cells({"clf_weight": [1.0, 0.8, 0.5, 0.2], "prompt_type": ["type1", "type2", "type3"]})
     t0 = time.perf_counter()
-    ablate.run_grid(cells, [0], tmp / "grid", base=overrides_clean(overrides))
+    run_grid(cells, [0], tmp / "grid", base=overrides_clean(overrides))
     grid_s = time.perf_counter() - t0
     n_cells = 13  # 12 cells + the no-text reference that run_grid adds
 

@@ -119,8 +119,11 @@ def command(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run an ablation grid."""
-    from textclf import ablate
-    from textclf.description_files import normalize_prompt
+    from textclf.ablation import cells as ablation_cells
+    from textclf.ablation import grid as ablation_grid
+    from textclf.ablation import summary as ablation_summary
+    from textclf.ablation.grid_file import read_grid_file
+    from textclf.descriptions.files import normalize_prompt
     from textclf.errors import TextclfError
 
     axes = {k: v for k, v in {
@@ -149,27 +152,27 @@ def command(
     elif paper:
         if axes or grid:
             raise TextclfError("--paper defines its own grid; drop the axis flags or --grid")
-        cells = ablate.paper_cells(tuple(control_names) or tuple(ablate.CONTROLS))
+        cells = ablation_cells.paper_cells(tuple(control_names) or tuple(ablation_cells.CONTROLS))
     else:
         if grid:
-            file_axes, file_controls, file_base = ablate.read_grid_file(grid)
+            file_axes, file_controls, file_base = read_grid_file(grid)
             axes = {**file_axes, **axes}
             control_names = control_names or file_controls
             base = {**file_base, **base}
         if not axes and not control_names:
             raise TextclfError("nothing to run: give --paper, --grid FILE, or axis flags such as --clf-weights")
-        cells = ablate.grid_cells(axes, control_names)
+        cells = ablation_cells.grid_cells(axes, control_names)
     out = out or Path("ablations") / (name or ("paper" if paper else "grid"))
-    ablate.check_grid(cells, seed_list, base, preset)  # every value checked before a file is touched
+    ablation_cells.check_grid(cells, seed_list, base, preset)  # every value checked before a file is touched
 
     from textclf.cli._distributed import job
     from textclf.cli._progress import reporter
 
     with job(base.get("device")) as ctx:  # under torchrun every rank takes cells; rank 0 writes the summary
         with reporter(enabled=not json_out) as progress:
-            summary = ablate.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
-                                      force=force, jobs=jobs, reporter=progress,
-                                      zero_shot_chance=chance)
+            summary = ablation_grid.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
+                                             force=force, jobs=jobs, reporter=progress,
+                                             zero_shot_chance=chance)
     if not ctx.is_main:
         return
     if json_out:
@@ -182,10 +185,10 @@ def command(
         _print_zero_shot(summary, out)
         return
     table = Table(title=escape(f"textclf ablate: {out}"))
-    for h in ablate.HEADERS:
+    for h in ablation_summary.HEADERS:
         # fold: long cell names (prompt-type=type1.clf-weight=0.8...) wrap instead of being cut
         table.add_column(h, overflow="fold")
-    for row in ablate.summary_rows(summary):
+    for row in ablation_summary.summary_rows(summary):
         table.add_row(*(escape(c) for c in row))
     console.print(table)
     console.print(summary["verdict"], highlight=False, markup=False)
@@ -201,8 +204,8 @@ def _preset_dataset(preset: str) -> str:
 def _zero_shot_cells(prompt_types: list[str], controls: list[str], n_splits: int, size: int, shots: str,
                      text_head: str, dataset: str):
     """The zero-shot grid's cells and the chance level of telling ``size`` held-out classes apart."""
-    from textclf import zero_shot
-    from textclf.describing import dataset_class_names
+    from textclf.ablation import zero_shot
+    from textclf.descriptions.engine import dataset_class_names
     from textclf.errors import TextclfError
 
     class_names = dataset_class_names(dataset)
@@ -223,7 +226,7 @@ def _print_zero_shot(summary: dict, out) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from textclf import zero_shot
+    from textclf.ablation import zero_shot
 
     table = Table(title=escape(f"textclf ablate --zero-shot: {out} (chance {100 * summary['chance']:.1f}%)"))
     for h in zero_shot.HEADERS:

@@ -51,7 +51,7 @@ def _descriptions(descriptions: Optional[Path], describer: Optional[str], classe
     if descriptions is not None:
         if describer is not None:
             raise TextclfError("give either --descriptions FILE or --describer NAME with --class, not both")
-        from textclf.description_tables import read_description_table
+        from textclf.descriptions.tables import read_description_table
 
         table = read_description_table(descriptions)
         unknown = [c for c in classes if c not in table]
@@ -61,7 +61,7 @@ def _descriptions(descriptions: Optional[Path], describer: Optional[str], classe
     if describer is None or not classes:
         raise TextclfError("no descriptions: give --descriptions FILE (JSON or CSV like textclf describe writes), "
                            "or --describer NAME with one --class per new class")
-    from textclf.describing import DescribeOptions, prompts_for, run_describe
+    from textclf.descriptions.engine import DescribeOptions, prompts_for, run_describe
 
     with tempfile.TemporaryDirectory(prefix="textclf-classes-") as tmp:
         out = Path(tmp) / "new.json"

@@ -23,7 +23,7 @@ HELP = (
 
 
 def _out_path(out: Optional[Path], dataset: str, prompt_name: str, n_prompts: int) -> Path:
-    from textclf.description_files import default_path, safe_name
+    from textclf.descriptions.files import default_path, safe_name
     from textclf.errors import TextclfError
 
     if out is None:
@@ -108,9 +108,9 @@ def command(
     from rich.table import Table
 
     from textclf.cli._progress import note, reporter
-    from textclf.describing import (DescribeOptions, dataset_class_names, default_describer, prompts_for,
-                                  run_describe)
-    from textclf.description_files import descriptions_hash, load_descriptions
+    from textclf.descriptions.engine import (DescribeOptions, dataset_class_names, default_describer,
+                                             prompts_for, run_describe)
+    from textclf.descriptions.files import descriptions_hash, load_descriptions
 
     out = merge_alias(output, out_alias, "--output", "--out")
     prompts = prompts_for(prompt_type, prompt_template)
@@ -199,7 +199,7 @@ def show(
     from rich.markup import escape
     from rich.table import Table
 
-    from textclf.description_files import load_descriptions
+    from textclf.descriptions.files import load_descriptions
 
     f = load_descriptions(file, partial=True)
     if json_out:

@@ -50,7 +50,8 @@ def command(
 ) -> None:
     """Evaluate a run (or an ONNX model) and apply the CI gates."""
     from textclf.errors import TextclfError
-    from textclf.evaluate import check_gates, enforce_gates, read_metrics, validate_gates
+    from textclf.evaluation.gates import check_gates, enforce_gates, validate_gates
+    from textclf.evaluation.metrics import read_metrics
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice
@@ -101,7 +102,7 @@ def _note_kept_baseline(path, json_out: bool) -> None:
 
 def _write(path, doc: dict, baseline, json_out: bool) -> dict:
     """``{"metrics": path}`` once written; nothing (and a note) when ``path`` is the baseline itself."""
-    from textclf.evaluate import write_metrics
+    from textclf.evaluation.metrics import write_metrics
 
     written = write_metrics(path, doc, baseline=baseline)
     if written is None:
@@ -112,13 +113,13 @@ def _write(path, doc: dict, baseline, json_out: bool) -> dict:
 
 def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     from textclf.cli._progress import reporter
-    from textclf.evaluate import evaluate_run
+    from textclf.evaluation.metrics import evaluate_run
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
     written = _write(ev.metrics_path, ev.metrics, baseline, json_out)
     if plots:
-        from textclf.plots import write_run_plots
+        from textclf.evaluation.plots import write_run_plots
 
         written.update(write_run_plots(ev.run, ev.metrics, ev.run.root / "plots", ev.plot_suffix))
     return ev.metrics, written
@@ -127,7 +128,7 @@ def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseli
 def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baseline=None) -> tuple[dict, dict]:
     """The zero-shot heads of an aligned pair (no training): its own metrics file, never metrics.json."""
     from textclf.cli._progress import reporter
-    from textclf.aligned_zero_shot import evaluate_zero_shot
+    from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_zero_shot(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
@@ -137,7 +138,7 @@ def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baselin
 def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run dir."""
     from textclf.errors import TextclfError
-    from textclf.evaluate import compute_metrics, metrics_document
+    from textclf.evaluation.metrics import compute_metrics, metrics_document
     from textclf.exports.predict import onnx_split_logits
 
     if dataset is None:
@@ -151,7 +152,7 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baselin
     # The exported branch has no text head: classification-head metrics only.
     metrics = compute_metrics(labels, logits, class_names)
     doc = metrics_document(metrics, source={"kind": "onnx", "path": str(model)}, dataset=dataset, split=split)
-    from textclf.description_files import safe_name
+    from textclf.descriptions.files import safe_name
 
     # The dataset is in the name: a second dataset's metrics never overwrite the first's.
     stem = f"{model.with_suffix('')}.metrics-{safe_name(dataset)}-{split}"
@@ -159,7 +160,7 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baselin
     if plots:
         import numpy as np
 
-        from textclf.plots import plot_confusion_matrix
+        from textclf.evaluation.plots import plot_confusion_matrix
 
         written["confusion_matrix"] = plot_confusion_matrix(
             np.asarray(doc["confusion_matrix"]), doc["class_names"],

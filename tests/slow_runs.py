@@ -28,11 +28,11 @@ def command(delay: float, args: list[str]) -> list[str]:
 
 
 def _main() -> None:
-    import textclf.ablate as ablate
+    import textclf.ablation.grid as ablation_grid
     import textclf.training.recipe as recipe
 
     callback = EpochDelay(float(sys.argv[1]))
-    train, run_grid = recipe.train, ablate.run_grid
+    train, run_grid = recipe.train, ablation_grid.run_grid
 
     def slow_train(*args, **kwargs):
         kwargs["callbacks"] = [*kwargs.get("callbacks", ()), callback]
@@ -42,7 +42,7 @@ def _main() -> None:
         kwargs["callbacks"] = [*kwargs.get("callbacks", ()), callback]
         return run_grid(*args, **kwargs)
 
-    recipe.train, ablate.run_grid = slow_train, slow_grid  # the CLI imports them when a command runs
+    recipe.train, ablation_grid.run_grid = slow_train, slow_grid  # the CLI imports them when a command runs
     from textclf.cli.main import app
 
     app(sys.argv[2:], prog_name="textclf")

@@ -15,7 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 import slow_runs
-from textclf import ablate
+from textclf.ablation.cells import CONTROLS, Cell, control_cells, grid_cells, paper_cells
+from textclf.ablation.grid import MAX_AUTO_JOBS, resolve_jobs, run_grid
+from textclf.ablation.grid_file import read_grid_file
+from textclf.ablation.summary import paired_difference, summarize
 from textclf.cli.main import app
 from textclf.errors import TextclfError
 
@@ -41,8 +44,8 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def test_two_by_two_grid_rows_and_statistics(workdir):
-    cells = ablate.grid_cells({"clf_weight": [0.8, 0.5], "negatives": ["one", "all"]})
-    summary = ablate.run_grid(cells, [0, 1], workdir / "out", base=BASE, preset="tiny")
+    cells = grid_cells({"clf_weight": [0.8, 0.5], "negatives": ["one", "all"]})
+    summary = run_grid(cells, [0, 1], workdir / "out", base=BASE, preset="tiny")
     rows = _read_csv(workdir / "out" / "results.csv")
     names = {r["cell"] for r in rows}
     assert len(names) == 5 and "no-text" in names  # 4 grid cells + the reference added automatically
@@ -75,7 +78,7 @@ def test_two_by_two_grid_rows_and_statistics(workdir):
 
 
 def test_paired_difference_hand_computation():
-    diff = ablate.paired_difference({0: 0.9, 1: 0.92, 2: 0.95}, {0: 0.88, 1: 0.91, 2: 0.9})
+    diff = paired_difference({0: 0.9, 1: 0.92, 2: 0.95}, {0: 0.88, 1: 0.91, 2: 0.9})
     ds = [0.02, 0.01, 0.05]
     mean = sum(ds) / 3
     sd = math.sqrt(sum((d - mean) ** 2 for d in ds) / 2)
@@ -83,7 +86,7 @@ def test_paired_difference_hand_computation():
     assert diff["mean"] == pytest.approx(mean)
     assert diff["low"] == pytest.approx(mean - half)
     assert diff["high"] == pytest.approx(mean + half)
-    assert ablate.paired_difference({0: 0.9}, {0: 0.8})["low"] is None
+    assert paired_difference({0: 0.9}, {0: 0.8})["low"] is None
 
 
 def test_verdict_names_cells_beyond_their_interval():
@@ -91,15 +94,15 @@ def test_verdict_names_cells_beyond_their_interval():
         ("no-text", 0, 0.80), ("no-text", 1, 0.81), ("no-text", 2, 0.79),
         ("good", 0, 0.90), ("good", 1, 0.91), ("good", 2, 0.90),
         ("same", 0, 0.81), ("same", 1, 0.80), ("same", 2, 0.80)]]
-    summary = ablate.summarize(rows, ["no-text", "good", "same"])
+    summary = summarize(rows, ["no-text", "good", "same"])
     assert summary["beat_reference"] == ["good"]
     assert "good" in summary["verdict"] and "same" not in summary["verdict"]
 
 
 def test_text_controls_change_the_text_the_model_sees(workdir):
-    cells = [ablate.Cell("text", "grid", {"clf_weight": 0.8})] + ablate.control_cells(
+    cells = [Cell("text", "grid", {"clf_weight": 0.8})] + control_cells(
         ["shuffled", "random-words", "classname"], {"clf_weight": 0.8})
-    ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
+    run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
     hashes, texts = {}, {}
     for name in ("text", "shuffled", "random-words", "classname", "no-text"):
         d = json.loads((workdir / "out" / "cells" / name / "seed0" / "descriptions.json").read_text())
@@ -142,13 +145,13 @@ def test_killed_grid_resumes_without_rerunning_finished_cells(workdir):
 
 
 def test_paper_grid_cells():
-    cells = ablate.paper_cells()
+    cells = paper_cells()
     names = [c.name for c in cells]
     assert names[:4] == ["I.type1.w0.8", "I.type2.w0.8", "I.type3.w0.8", "I.type4.w0.8"]
     assert [c.overrides["clf_weight"] for c in cells if c.group.startswith("III")] == [0.8, 0.5, 0.2]
     assert all(c.overrides["freeze_text"] for c in cells if c.group.startswith("III"))
     assert {"no-text", "classname", "random-words", "shuffled", "baseline"} <= set(names)
-    assert ablate.CONTROLS["baseline"] == {"head_input": "features", "clf_weight": 1.0}
+    assert CONTROLS["baseline"] == {"head_input": "features", "clf_weight": 1.0}
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -162,8 +165,8 @@ def test_cli_errors_exit_2(args, needle):
 
 
 def test_identical_cells_train_once(workdir):
-    cells = [ablate.Cell("a", "g", {"clf_weight": 0.8}), ablate.Cell("b", "g", {"clf_weight": 0.8})]
-    summary = ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
+    cells = [Cell("a", "g", {"clf_weight": 0.8}), Cell("b", "g", {"clf_weight": 0.8})]
+    summary = run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
     assert not (workdir / "out" / "cells" / "b").exists()
     rows = _read_csv(workdir / "out" / "results.csv")
     assert [r["cell"] for r in rows] == ["a", "b", "no-text"]
@@ -174,7 +177,7 @@ def test_identical_cells_train_once(workdir):
 def test_grid_file(workdir):
     grid = workdir / "grid.toml"
     grid.write_text('controls = ["shuffled"]\n[grid]\nclf-weight = [0.8, 0.5]\n[base]\nepochs = 1\n')
-    axes, controls, base = ablate.read_grid_file(grid)
+    axes, controls, base = read_grid_file(grid)
     assert axes == {"clf_weight": [0.8, 0.5]} and controls == ["shuffled"] and base == {"epochs": 1}
     bad = workdir / "bad.toml"
     bad.write_text("[grid\n")
@@ -184,23 +187,23 @@ def test_grid_file(workdir):
 
 @pytest.mark.slow
 def test_jobs_run_cells_in_parallel_processes_with_the_same_results(workdir):
-    cells = ablate.grid_cells({"clf_weight": [0.8]})
-    serial = ablate.run_grid(cells, [0], workdir / "serial", base=BASE, preset="tiny")
-    parallel = ablate.run_grid(cells, [0], workdir / "parallel", base=BASE, preset="tiny", jobs=2)
+    cells = grid_cells({"clf_weight": [0.8]})
+    serial = run_grid(cells, [0], workdir / "serial", base=BASE, preset="tiny")
+    parallel = run_grid(cells, [0], workdir / "parallel", base=BASE, preset="tiny", jobs=2)
     assert [(c["cell"], c["mean"]) for c in serial["cells"]] == [(c["cell"], c["mean"]) for c in parallel["cells"]]
 
 
 def test_auto_jobs_is_one_per_core_capped_and_one_with_cuda(monkeypatch):
     import torch
 
-    assert ablate.resolve_jobs(3, 10) == 3  # explicit wins
+    assert resolve_jobs(3, 10) == 3  # explicit wins
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert ablate.resolve_jobs(0, 100) == ablate.MAX_AUTO_JOBS
-    assert ablate.resolve_jobs(0, 3) == 3  # never more workers than runs
+    assert resolve_jobs(0, 100) == MAX_AUTO_JOBS
+    assert resolve_jobs(0, 3) == 3  # never more workers than runs
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert ablate.resolve_jobs(0, 100) == 1
-    assert ablate.resolve_jobs(0, 100, ("cpu",)) == ablate.MAX_AUTO_JOBS  # --device cpu cells
+    assert resolve_jobs(0, 100) == 1
+    assert resolve_jobs(0, 100, ("cpu",)) == MAX_AUTO_JOBS  # --device cpu cells
 
 
 def _children(pid: int) -> list[int]:
@@ -236,9 +239,9 @@ def test_killed_parallel_grid_leaves_no_workers_behind(workdir):
 
 def test_resume_refuses_finished_cells_trained_with_another_config(workdir):
     """A resumed grid must not mix results trained under two sets of settings."""
-    cells = ablate.grid_cells({"clf_weight": [0.8]})
-    ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
+    cells = grid_cells({"clf_weight": [0.8]})
+    run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny")
     with pytest.raises(TextclfError, match=r"epochs 2 -> 3.*--force"):
-        ablate.run_grid(cells, [0], workdir / "out", base={**BASE, "epochs": 3}, preset="tiny", resume=True)
-    again = ablate.run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny", resume=True)
+        run_grid(cells, [0], workdir / "out", base={**BASE, "epochs": 3}, preset="tiny", resume=True)
+    again = run_grid(cells, [0], workdir / "out", base=BASE, preset="tiny", resume=True)
     assert [c["cell"] for c in again["cells"]] == ["clf-weight=0.8", "no-text"]

@@ -9,7 +9,7 @@ The Python API (the CLI calls the same functions)::
     run.predict(["image.png"], top_k=3)                            # top-k classes per image
     run.evaluate()                                                 # the metrics of ``textclf eval``
     run.export_onnx("model.onnx", with_preprocessing=True)         # the report of ``textclf export onnx``
-    textclf.describing("digits", "1", describer="builtin")           # {class: [texts]}
+    textclf.describe("digits", "1", describer="builtin")           # {class: [texts]}
 
 Names are imported on first use, so ``import textclf`` stays light (no torch).
 """

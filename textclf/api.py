@@ -48,8 +48,9 @@ def describe(dataset: str, prompt_type: str = "1", *, describer: Optional[str] =
     the file is written to ``out`` (default ``descriptions/<dataset>/<prompt>.json``). ``options``:
     ``model``, ``base_url``, ``temperature``, ``seed``, ``concurrency``, ``api_key``, ...
     """
-    from textclf.describing import DescribeOptions, dataset_class_names, default_describer, prompts_for, run_describe
-    from textclf.description_files import default_path
+    from textclf.descriptions.engine import (DescribeOptions, dataset_class_names, default_describer, prompts_for,
+                                             run_describe)
+    from textclf.descriptions.files import default_path
 
     prompt = prompts_for(prompt_type)[0]
     class_names = dataset_class_names(dataset)

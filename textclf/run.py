@@ -202,7 +202,7 @@ class Run:
 
     def evaluate(self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu") -> dict:
         """The metrics document of ``textclf eval`` (nothing is written)."""
-        from textclf.evaluate import evaluate_run
+        from textclf.evaluation.metrics import evaluate_run
 
         return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics
 

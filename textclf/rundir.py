@@ -98,7 +98,7 @@ class RunFiles:
         """
         from safetensors.torch import save_file
 
-        from textclf.description_files import descriptions_hash
+        from textclf.descriptions.files import descriptions_hash
 
         write_json(self.classes, {"classes": list(class_names)})
         desc = {"source": descriptions_source, "sha256": descriptions_hash(descriptions), "descriptions": descriptions}

@@ -13,7 +13,7 @@ registry resolves it to this plugin's ``image`` or ``text`` side.
   carries the checkpoint's learned ``logit_scale`` (100 for CLIP).
 
 Both sides live in one embedding space, so the class descriptions give a zero-shot classifier
-before any training (``textclf eval --zero-shot``; :mod:`textclf.aligned_zero_shot`) and can initialise a
+before any training (``textclf eval --zero-shot``; :mod:`textclf.evaluation.aligned_zero_shot`) and can initialise a
 classification head (``--head-init zero-shot``). Each side is built from the whole checkpoint
 (open_clip has no per-tower loader) and keeps only its half; random weights come from one fixed
 seed, so the two halves of ``open-clip:<arch>:none`` also belong to one model.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from textclf.description_tables import read_description_table
+from textclf.descriptions.tables import read_description_table
 from textclf.errors import TextclfError
 from textclf.plugin_api import DescriberBase, DescriberPlugin
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from textclf.cli.main import app
-from textclf.description_files import load_descriptions
+from textclf.descriptions.files import load_descriptions
 from textclf.registry import registry
 
 NO_KEY = {"OPENAI_API_KEY": None, "TEXTCLF_LLM_MODEL": None}
@@ -170,7 +170,7 @@ def _sentences(text: str) -> int:
 @pytest.mark.parametrize("dataset", sorted(BUILTIN))
 @pytest.mark.parametrize("prompt", ["type1", "type2", "type3", "type4"])
 def test_builtin_descriptions_are_complete_and_shaped_as_the_prompt_asks(dataset, prompt):
-    from textclf.describing import resolve_prompt
+    from textclf.descriptions.engine import resolve_prompt
     from textclf.plugins.describers.builtin import builtin_path
 
     path = builtin_path(dataset, prompt)
@@ -241,7 +241,7 @@ def _cifar_folder(root: Path) -> Path:
 
 
 def test_builtin_descriptions_are_found_by_class_names(in_tmp):
-    from textclf.description_files import resolve_descriptions
+    from textclf.descriptions.files import resolve_descriptions
     from textclf.plugins.describers.builtin import builtin_dataset_for, builtin_path
 
     folder = _cifar_folder(in_tmp)

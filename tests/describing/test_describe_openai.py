@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from textclf.cli.main import app
-from textclf.describing import DescribeOptions, custom_prompt, resolve_prompt, run_describe
-from textclf.description_files import load_descriptions
+from textclf.descriptions.engine import DescribeOptions, custom_prompt, resolve_prompt, run_describe
+from textclf.descriptions.files import load_descriptions
 from textclf.errors import TextclfError
 
 KEY = "sk-test-SECRETKEY-0123456789abcdef"

@@ -65,7 +65,7 @@ def test_zero_shot_logits_are_the_scaled_cosine_to_the_mean_of_normalised_descri
     from textclf.data.preprocessing import preprocess_images
     from textclf.models.encoders import build_image_encoder, build_text_encoder
     from textclf.run import load_run
-    from textclf.aligned_zero_shot import evaluate_zero_shot
+    from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
 
     run = load_run(zero_epoch_run)
     descriptions = json.loads((zero_epoch_run / "descriptions.json").read_text())["descriptions"]
@@ -105,7 +105,7 @@ def test_head_init_zero_shot_starts_as_the_zero_shot_head(zero_epoch_run, tiny_o
     """With --epochs 0 the classification head *is* the descriptions' zero-shot head; training moves it."""
     from textclf.evaluation.outputs import split_outputs
     from textclf.run import load_run
-    from textclf.aligned_zero_shot import evaluate_zero_shot
+    from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
 
     run_dir = tmp_path / "init"
     result = runner.invoke(app, _train_args(tiny_open_clip, run_dir, "--epochs", "0", "--head-init", "zero-shot"))
@@ -141,7 +141,8 @@ def test_head_init_zero_shot_is_refused_without_an_aligned_pair(tmp_path):
 
 @pytest.mark.slow
 def test_ablation_compares_head_inits_and_the_zero_shot_head_alone(tiny_open_clip, tmp_path):
-    from textclf.ablate import grid_cells, run_grid
+    from textclf.ablation.cells import grid_cells
+    from textclf.ablation.grid import run_grid
 
     cells = grid_cells({"head_init": ["random", "zero-shot"], "train_fraction": [0.5, 1.0]}, ["zero-shot-head"])
     base = {"image_backbone": tiny_open_clip, "text_backbone": tiny_open_clip, "image_size": 32, "epochs": 1}

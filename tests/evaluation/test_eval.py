@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import GateFailed, TextclfError
-from textclf.evaluate import (ENSEMBLE_METHOD, METRICS_FORMAT, METRICS_SCHEMA_VERSION, check_gates,
-                              compute_metrics, enforce_gates, ensemble_probabilities,
-                              expected_calibration_error, read_metrics, softmax)
-from textclf.plots import PLOT_NAMES
+from textclf.evaluation.gates import check_gates, enforce_gates
+from textclf.evaluation.metrics import (ENSEMBLE_METHOD, METRICS_FORMAT, METRICS_SCHEMA_VERSION, compute_metrics,
+                                        ensemble_probabilities, expected_calibration_error, read_metrics, softmax)
+from textclf.evaluation.plots import PLOT_NAMES
 from textclf.training.recipe import train
 
 runner = CliRunner()

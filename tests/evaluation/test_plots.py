@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from textclf.plots import forest_figure, plot_forest, text_embeddings_figure, training_curves_figure
+from textclf.evaluation.plots import forest_figure, plot_forest, text_embeddings_figure, training_curves_figure
 
 CLASSES = ["airplane", "automobile", "bird", "cat"]
 
@@ -57,7 +57,7 @@ def test_similarity_matrices_have_class_labels_and_a_diverging_scale_centred_on_
 
 
 def _summary():
-    from textclf.ablate import summarize
+    from textclf.ablation.summary import summarize
 
     rows = []
     shifts = {"better": 0.02, "same": 0.0, "worse": -0.02, "one-seed": 0.01}

@@ -63,10 +63,10 @@ def test_a_failed_gate_is_exit_1_and_a_bug_is_exit_3(hostile_env, run_dir, monke
     assert [ln for ln in out.lines() if ln.startswith("error:")] == [out.lines()[-1]]
     assert "gate failed" in out.lines()[-1]
 
-    import textclf.evaluate
+    import textclf.evaluation.metrics
 
     def bug(*_a, **_k):
         raise KeyError("a bug")
-    monkeypatch.setattr(textclf.evaluate, "compute_metrics", bug)
+    monkeypatch.setattr(textclf.evaluation.metrics, "compute_metrics", bug)
     out = cli("eval", run_dir, "--device", "cpu", "--no-plots", "--min-accuracy", "1.0")
     assert out.code == 3 and out.exception is None, out.stderr

@@ -108,7 +108,7 @@ def test_dataset_contract(name, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", DESCRIBERS)
 def test_offline_describer_contract(name, tmp_path):
-    from textclf.describing import make_describer, resolve_prompt
+    from textclf.descriptions.engine import make_describer, resolve_prompt
 
     plugin, _ = reg.registry("describers").get(name + (":x" if name == "file" else ""))
     if not plugin.offline:
@@ -172,7 +172,7 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
     """Build (deterministic random weights), train one tiny epoch, eval, and export to ONNX with parity:
     float input, uint8 images with the model's own resize/crop/interpolation in the graph, and int8."""
     from textclf.config import build_config
-    from textclf.evaluate import evaluate_run
+    from textclf.evaluation.metrics import evaluate_run
     from textclf.exports.onnx_export import export_run
     from textclf.models.encoders import build_image_encoder
     from textclf.run import load_run

@@ -226,18 +226,18 @@ def test_bad_workers_and_feature_dtype_are_one_line_errors(tmp_path):
 # ---- ablation workers on GPUs -------------------------------------------------------------------
 
 def test_ablation_workers_get_one_gpu_each(monkeypatch):
-    from textclf import ablate
+    from textclf.ablation.grid import resolve_jobs, worker_gpus
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    assert ablate.resolve_jobs(0, 10, ("auto",)) == 4
-    assert ablate.resolve_jobs(0, 2, ("cuda",)) == 2
-    assert ablate.resolve_jobs(3, 10, ("auto",)) == 3
+    assert resolve_jobs(0, 10, ("auto",)) == 4
+    assert resolve_jobs(0, 2, ("cuda",)) == 2
+    assert resolve_jobs(3, 10, ("auto",)) == 3
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert ablate.worker_gpus(4, ("auto",)) == ["0", "1", "2", "3"]
+    assert worker_gpus(4, ("auto",)) == ["0", "1", "2", "3"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
-    assert ablate.worker_gpus(3, ("auto",)) == ["2", "5", "2"]
-    assert ablate.worker_gpus(3, ("cpu",)) == []
+    assert worker_gpus(3, ("auto",)) == ["2", "5", "2"]
+    assert worker_gpus(3, ("cpu",)) == []
 
 
 # ---- forked children and the run-dir lock -------------------------------------------------------

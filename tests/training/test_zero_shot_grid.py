@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from textclf import zero_shot
+from textclf.ablation import zero_shot
 from textclf.cli.main import app
 
 

@@ -1,1 +1,1 @@
-"""Evaluation: model outputs on a dataset split, metrics, quality gates, figures."""
+"""Evaluation: model outputs on a dataset split, metrics, quality gates and their baselines, figures, zero-shot."""

@@ -13,7 +13,7 @@ from textclf.progress import Reporter
 
 def run_descriptions(config: TrainConfig, dataset_name: str, class_names: list[str]) -> tuple[dict, str]:
     """The descriptions this run trains with, after any ablation control. Returns ``(descriptions, source)``."""
-    from textclf.description_files import offline_descriptions, resolve_descriptions
+    from textclf.descriptions.files import offline_descriptions, resolve_descriptions
 
     if config.text_control in ("classname", "random-words"):
         desc = offline_descriptions(config.text_control, dataset_name, class_names, config.prompt_type,
@@ -39,7 +39,7 @@ def derangement(class_names: list[str], seed: int) -> list[str]:
 def initial_text_features(config: TrainConfig, encoder, descriptions: dict, class_names: list[str],
                           device) -> list[torch.Tensor]:
     """Raw features of every description by the untrained encoder (shared within a grid)."""
-    from textclf.description_files import descriptions_hash
+    from textclf.descriptions.files import descriptions_hash
     from textclf.models.encoders import scoped_memo
     from textclf.models.text_tower import encode_per_class
 

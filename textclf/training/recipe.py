@@ -107,7 +107,7 @@ class TrainingRecipe:
 
         self.device = self.ctx.device(resolve_device(self.config.device))
         if self.config.head_init == "zero-shot":  # before any work: the backbones must be one aligned pair
-            from textclf.aligned_zero_shot import check_aligned
+            from textclf.evaluation.aligned_zero_shot import check_aligned
 
             check_aligned(self.config.image_backbone, self.config.text_backbone, "--head-init zero-shot")
         self._setup_data()
@@ -190,7 +190,7 @@ class TrainingRecipe:
             backbone = self.image_encoder.module.to(self.device)
         head_weight = None
         if cfg.head_init == "zero-shot":
-            from textclf.aligned_zero_shot import zero_shot_head_weight
+            from textclf.evaluation.aligned_zero_shot import zero_shot_head_weight
 
             head_weight = zero_shot_head_weight(self.text_encoder, self.initial_text)
         self.model = build_model(cfg, self.image_encoder.spec.dim, self.text_encoder.dim, len(self.class_names),

@@ -1,135 +1,30 @@
-"""Ablation grids: many train+eval cells, several seeds, paired comparisons to the no-text control.
+"""Running an ablation grid: many train+eval cells, several seeds, paired comparisons to the no-text control.
 
 Every cell and seed is an ordinary run dir under ``OUT/cells/<cell>/seed<k>/`` plus a
 ``result.json`` written atomically once the cell is evaluated, so a killed grid loses at most
 the cells in flight; ``resume`` skips finished cells and continues interrupted ones from their
-checkpoints. All cells share the feature cache.
+checkpoints. All cells share the feature cache. Cells run in this process, in a pool of worker
+processes (``jobs``), or over the ranks of a torchrun job (:mod:`textclf.ablation.ranks`); the
+cells themselves are :mod:`textclf.ablation.cells`, the statistics :mod:`textclf.ablation.summary`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import itertools
 import json
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from textclf.atomic import write_json, write_text
+from textclf.ablation.cells import Cell, cell_config, with_reference
+from textclf.ablation.summary import markdown, summarize, write_outputs
+from textclf.atomic import write_json
 from textclf.errors import TextclfError
-from textclf.grid_file import read_grid_file  # noqa: F401  (part of this module's API: ablate.read_grid_file)
 from textclf.progress import NULL, Reporter
 
-CONTROLS: dict[str, dict] = {
-    # identical architecture, no contrastive term
-    "no-text": {"clf_weight": 1.0},
-    # "a photo of a {class}." instead of an LLM description
-    "classname": {"text_control": "classname"},
-    # seeded random words: text that carries no class knowledge
-    "random-words": {"text_control": "random-words"},
-    # each class gets another class's description
-    "shuffled": {"text_control": "shuffled"},
-    # backbone + one linear layer on the raw features, CE only (the paper's baseline)
-    "baseline": {"head_input": "features", "clf_weight": 1.0},
-    # the zero-shot head alone: the class descriptions' zero-shot classifier, untrained (paired backbones)
-    "zero-shot-head": {"head_init": "zero-shot", "epochs": 0},
-}
-REFERENCE = "no-text"
 FORMAT = "textclf-ablation"  # the marker: grid.json's format
 GRID_FILE = "grid.json"
 MAX_AUTO_JOBS = 8  # each worker holds both backbones and a dataset in memory
-AXES = ("prompt_type", "clf_weight", "freeze_text", "negatives", "train_fraction", "image_backbone",
-        "text_backbone", "temperature", "head_input", "head_init")
-
-
-@dataclass
-class Cell:
-    """One grid cell: a name, the experiment it belongs to, and its config overrides."""
-
-    name: str
-    group: str
-    overrides: dict = field(default_factory=dict)
-
-    @property
-    def slug(self) -> str:
-        """A folder-safe name."""
-        return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.name)
-
-
-def paper_cells(controls: tuple[str, ...] = tuple(CONTROLS)) -> list[Cell]:
-    """The paper's Table 1 plus controls.
-
-    Experiment I: prompt types 1-4 at w_clf/w_cont 0.8/0.2 (text encoder fine-tuned, as in the paper);
-    II: type 1 at 0.8/0.2, 0.5/0.5, 0.2/0.8; III: the same weights with a frozen text encoder.
-    Controls use Experiment III's best-known setting (type 1, 0.8/0.2, frozen text).
-    """
-    cells = [Cell(f"I.type{p}.w0.8", "I: prompt type", {"prompt_type": f"type{p}", "clf_weight": 0.8,
-                                                      "freeze_text": False}) for p in range(1, 5)]
-    for w in (0.8, 0.5, 0.2):
-        cells.append(Cell(f"II.type1.w{w}", "II: loss weights", {"prompt_type": "type1", "clf_weight": w,
-                                                                "freeze_text": False}))
-    for w in (0.8, 0.5, 0.2):
-        cells.append(Cell(f"III.type1.w{w}.frozen", "III: frozen text", {"prompt_type": "type1", "clf_weight": w,
-                                                                        "freeze_text": True}))
-    return cells + control_cells(controls, {"prompt_type": "type1", "clf_weight": 0.8, "freeze_text": True})
-
-
-def control_cells(names, text_setting: dict) -> list[Cell]:
-    """Control cells; text controls keep ``text_setting`` (weights, freezing) and swap the text only."""
-    out = []
-    for name in names:
-        if name not in CONTROLS:
-            from textclf.errors import unknown_choice
-
-            raise unknown_choice("control", name, CONTROLS)
-        extra = CONTROLS[name]
-        base = {} if "clf_weight" in extra else dict(text_setting)
-        out.append(Cell(name, "control", {**base, **extra}))
-    return out
-
-
-def grid_cells(axes: dict[str, list], controls=(), text_setting: Optional[dict] = None) -> list[Cell]:
-    """The cartesian product of the given axes, plus controls."""
-    for key in axes:
-        if key not in AXES:
-            from textclf.errors import unknown_choice
-
-            raise unknown_choice("grid axis", key, AXES)
-    keys = [k for k in AXES if axes.get(k)]
-    cells = []
-    for values in itertools.product(*(axes[k] for k in keys)):
-        ov = dict(zip(keys, values))
-        name = ".".join(f"{k.replace('_', '-')}={v}" for k, v in ov.items()) or "base"
-        cells.append(Cell(name, "grid", ov))
-    return cells + control_cells(controls, text_setting or {})
-
-
-def with_reference(cells: list[Cell]) -> list[Cell]:
-    """Add the no-text control when missing (every comparison is paired against it)."""
-    if any(c.name == REFERENCE for c in cells):
-        return cells
-    return cells + control_cells([REFERENCE], {})
-
-
-# ---- running ------------------------------------------------------------------------------------
-
-def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> None:
-    """Resolve every cell's config for every seed: a bad value is an error before anything is written."""
-    for cell in with_reference(cells):
-        for seed in seeds:
-            _cell_config(cell, base, preset, seed)
-
-
-def _cell_config(cell: Cell, base: dict, preset: str, seed: int):
-    from textclf.config import ConfigValues, build_config
-
-    values = ConfigValues({**base, **cell.overrides, "seed": seed})
-    values.source = f"grid cell '{cell.name}'"
-    return build_config(preset, None, values)
 
 
 def _check_same_config(cell: Cell, seed: int, files, config) -> None:
@@ -159,7 +54,7 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
     result_path = run_dir / "result.json"
     files = RunFiles(run_dir)
-    config = _cell_config(cell, base, preset, seed)
+    config = cell_config(cell, base, preset, seed)
     if resume and files.config.exists() and (result_path.exists() or files.checkpoint.exists()):
         _check_same_config(cell, seed, files, config)  # about to reuse it, finished or half-trained
     if resume and result_path.exists():
@@ -176,7 +71,7 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
         train(config, run_dir, resume=can_resume, callbacks=callbacks)
     run = load_run(run_dir)
     outputs = split_outputs(run, "test", shared=True)
-    from textclf.evaluate import score_outputs
+    from textclf.evaluation.metrics import score_outputs
 
     scores = score_outputs(outputs, run.config.temperature, run.gamma)
     metrics = _read_cell_file(files.train_metrics, {"best_val_accuracy": (int, float, type(None))})
@@ -288,7 +183,7 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     """Run every (cell, seed), write results.csv/json and summary.md, and return the summary.
 
     ``callbacks`` go to every cell's training (they must be picklable when ``jobs > 1``).
-    ``zero_shot_chance``: the cells are a zero-shot grid (:mod:`textclf.zero_shot`), summarised
+    ``zero_shot_chance``: the cells are a zero-shot grid (:mod:`textclf.ablation.zero_shot`), summarised
     against the classname control and this chance level instead of the no-text control.
     """
     out = Path(out)
@@ -298,11 +193,11 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     if len(set(names)) != len(names):
         raise TextclfError("two grid cells have the same name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
     # Resolved up front: a bad value fails fast, before hours of training and before any file is touched.
-    configs = {(cell.name, seed): _cell_config(cell, base, preset, seed) for cell in cells for seed in seeds}
+    configs = {(cell.name, seed): cell_config(cell, base, preset, seed) for cell in cells for seed in seeds}
     from textclf.distributed import current
 
     if current().active:  # under torchrun: the ranks share out the cells (rank 0 claims and summarises)
-        from textclf.ablate_ranks import run_grid_on_ranks
+        from textclf.ablation.ranks import run_grid_on_ranks
 
         return run_grid_on_ranks(current(), cells, seeds, configs, out, base, preset, resume, force, jobs, reporter,
                                  tuple(callbacks), zero_shot_chance)
@@ -406,7 +301,7 @@ def finish_grid(out: Path, cells: list[Cell], seeds: list[int], canonical: dict,
     rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
             for seed in seeds for c in cells]
     if zero_shot_chance is not None:
-        from textclf import zero_shot
+        from textclf.ablation import zero_shot
 
         summary = zero_shot.summarize(rows, cells, zero_shot_chance)
         write_outputs(out, rows, summary, zero_shot.markdown(summary), forest=False)
@@ -414,119 +309,3 @@ def finish_grid(out: Path, cells: list[Cell], seeds: list[int], canonical: dict,
         summary = summarize(rows, [c.name for c in cells])
         write_outputs(out, rows, summary, markdown(summary))
     return summary
-
-
-# ---- statistics and outputs ---------------------------------------------------------------------
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, std
-
-
-def paired_difference(cell: dict[int, float], reference: dict[int, float]) -> dict:
-    """Mean paired difference over shared seeds with a 95% t-interval (None when fewer than 2 pairs)."""
-    from scipy import stats
-
-    seeds = sorted(set(cell) & set(reference))
-    diffs = [cell[s] - reference[s] for s in seeds]
-    if not diffs:
-        return {"n": 0, "mean": None, "low": None, "high": None}
-    mean, sd = _mean_std(diffs)
-    if len(diffs) < 2:
-        return {"n": 1, "mean": mean, "low": None, "high": None}
-    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * sd / math.sqrt(len(diffs))
-    return {"n": len(diffs), "mean": mean, "low": mean - half, "high": mean + half}
-
-
-def summarize(rows: list[dict], order: list[str], metric: str = "accuracy") -> dict:
-    """One entry per cell: mean +- std over seeds and the paired difference to no-text."""
-    by_cell: dict[str, dict[int, float]] = {}
-    groups = {}
-    for r in rows:
-        by_cell.setdefault(r["cell"], {})[r["seed"]] = r[metric]
-        groups[r["cell"]] = r["group"]
-    reference = by_cell.get(REFERENCE, {})
-    cells = []
-    for name in order:
-        if name not in by_cell:
-            continue
-        mean, std = _mean_std(list(by_cell[name].values()))
-        diff = paired_difference(by_cell[name], reference) if name != REFERENCE else None
-        cells.append({"cell": name, "group": groups[name], "n": len(by_cell[name]), "mean": mean, "std": std,
-                      "diff_vs_no_text": diff})
-    winners = [c["cell"] for c in cells if c["diff_vs_no_text"] and c["diff_vs_no_text"]["low"] is not None
-               and c["diff_vs_no_text"]["low"] > 0]
-    losers = [c["cell"] for c in cells if c["diff_vs_no_text"] and c["diff_vs_no_text"]["high"] is not None
-              and c["diff_vs_no_text"]["high"] < 0]
-    return {"metric": metric, "reference": REFERENCE, "cells": cells, "beat_reference": winners,
-            "below_reference": losers, "verdict": verdict(winners, losers, cells)}
-
-
-def verdict(winners: list[str], losers: list[str], cells: list[dict]) -> str:
-    """The sentence under the table."""
-    if not any(c["diff_vs_no_text"] and c["diff_vs_no_text"]["low"] is not None for c in cells):
-        return "Too few seeds for confidence intervals (use --seeds 2 or more)."
-    parts = []
-    if winners:
-        parts.append("Beat the no-text control beyond their 95% interval: " + ", ".join(winners) + ".")
-    else:
-        parts.append("No cell beats the no-text control beyond its 95% interval.")
-    if losers:
-        parts.append("Below it beyond their interval: " + ", ".join(losers) + ".")
-    return " ".join(parts)
-
-
-def _pct(x: Optional[float], signed: bool = False) -> str:
-    if x is None:
-        return "n/a"
-    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
-
-
-def summary_rows(summary: dict) -> list[list[str]]:
-    """Table rows (cell, group, n, mean +- std, diff [CI]) in percent, shared by Markdown and Rich."""
-    out = []
-    for c in summary["cells"]:
-        d = c["diff_vs_no_text"]
-        if d is None:
-            diff = "reference"
-        elif d["low"] is None:
-            diff = f"{_pct(d['mean'], True)} (CI n/a)"
-        else:
-            diff = f"{_pct(d['mean'], True)} [{_pct(d['low'], True)}, {_pct(d['high'], True)}]"
-        out.append([c["cell"], c["group"], str(c["n"]), f"{_pct(c['mean'])} ± {_pct(c['std'])}", diff])
-    return out
-
-
-HEADERS = ["cell", "experiment", "seeds", "test accuracy % (mean ± std)", "Δ vs no-text, points [95% CI]"]
-
-
-def markdown(summary: dict) -> str:
-    """``summary.md``: the table and the verdict sentence."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
-    return "\n".join(lines) + "\n\n" + summary["verdict"] + "\n"
-
-
-ZERO_SHOT_FIELDS = ["unseen_accuracy", "gzsl_seen", "gzsl_unseen", "gzsl_H", "ausuc", "classifier_unseen_accuracy"]
-RESULT_FIELDS = ["cell", "group", "seed", "accuracy", "macro_f1", "text_accuracy", "val_accuracy",
-                 "descriptions_sha256", "descriptions_source", "seconds", "run_dir", "overrides"]
-
-
-def write_outputs(out: Path, rows: list[dict], summary: dict, summary_md: str, forest: bool = True) -> None:
-    """results.csv, results.json, summary.md and (for a no-text comparison) forest.png, each atomically."""
-    buf = io.StringIO()
-    fields = RESULT_FIELDS + [k for k in ZERO_SHOT_FIELDS if any(k in r for r in rows)]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(out / "results.csv", buf.getvalue())
-    write_json(out / "results.json", {"rows": rows, "summary": summary})
-    write_text(out / "summary.md", summary_md)
-    if forest:
-        from textclf.plots import plot_forest
-
-        plot_forest(summary, out / "forest.png")
-
-

@@ -1,7 +1,7 @@
 """Zero-shot classification with an aligned image-text pair (CLIP-style), and the head it initialises.
 
-(Not the held-out-class experiments of ``textclf ablate --zero-shot``, :mod:`textclf.zero_shot` on
-main: those train without some classes' images; this needs no training at all.)
+(Not the held-out-class experiments of ``textclf ablate --zero-shot``, :mod:`textclf.ablation.zero_shot`:
+those train without some classes' images; this needs no training at all.)
 
 With one paired backbone as both ``--image-backbone`` and ``--text-backbone`` (``open-clip:<arch>:<tag>``),
 image and text embeddings share one space, so the class texts are a classifier before any training.
@@ -114,7 +114,7 @@ class ZeroShotEvaluation:
         """``RUN_DIR/metrics-zero-shot.json``, or ``RUN_DIR/metrics-zero-shot-<dataset>-<split>.json``."""
         if self.own_split:
             return self.run.root / f"{METRICS_STEM}.json"
-        from textclf.description_files import safe_name
+        from textclf.descriptions.files import safe_name
 
         return self.run.root / f"{METRICS_STEM}-{safe_name(self.metrics['dataset'])}-{self.metrics['split']}.json"
 
@@ -131,7 +131,7 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
     import torch
 
     from textclf.devices import resolve_device
-    from textclf.evaluate import compute_metrics, metrics_document
+    from textclf.evaluation.metrics import compute_metrics, metrics_document
     from textclf.models.encoders import build_text_encoder
     from textclf.models.text_tower import encode_per_class
     from textclf.run import load_run

@@ -259,7 +259,7 @@ def _offline(describer: str, dataset: str, class_names: list[str], prompt: str =
     """:func:`offline_descriptions` and the describer's source label (e.g. the built-in set it used)."""
     import inspect
 
-    from textclf.describing import make_describer, resolve_prompt
+    from textclf.descriptions.engine import make_describer, resolve_prompt
 
     template = resolve_prompt(prompt)
     plugin, desc = make_describer(describer, dataset=dataset, class_names=list(class_names),

@@ -132,7 +132,7 @@ def default_describer(dataset: str, prompt_names: list[str],
         raise TextclfError(f"no describer available: OPENAI_API_KEY is not set and {exc}; set OPENAI_API_KEY "
                            f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
                            f"with --describer {OFFLINE_CHOICES}") from None
-    from textclf.description_files import safe_name
+    from textclf.descriptions.files import safe_name
 
     whose = dataset if source == safe_name(dataset) else f"{source} (same class names as {dataset})"
     return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {whose} descriptions "
@@ -302,7 +302,7 @@ async def describe_async(opts: DescribeOptions,
                          on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
     """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
     from textclf import __version__
-    from textclf.description_files import DescriptionFile, load_descriptions
+    from textclf.descriptions.files import DescriptionFile, load_descriptions
 
     started = time.perf_counter()
     emit = on_event or (lambda _e: None)

@@ -20,7 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from textclf.ablate import Cell, paired_difference
+from textclf.ablation.cells import Cell
+from textclf.ablation.summary import paired_difference
 
 SETTINGS = {"no-text": {"clf_weight": 1.0}, "classname": {"text_control": "classname"},
             "random-words": {"text_control": "random-words"}, "shuffled": {"text_control": "shuffled"}}

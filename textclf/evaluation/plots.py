@@ -235,7 +235,7 @@ def plot_forest(summary: dict, path: str | Path, metric_label: str = "test accur
 def forest_figure(summary: dict, metric_label: str = "test accuracy"):
     """The figure of :func:`plot_forest`, in percentage points, one row per cell in table order.
 
-    ``summary`` is :func:`textclf.ablate.summarize`'s result. Green: the interval lies above 0
+    ``summary`` is :func:`textclf.ablation.summary.summarize`'s result. Green: the interval lies above 0
     (the cell beats no-text); red: below; grey: it contains 0. Cells with one seed have no
     interval and are drawn as hollow points.
     """

@@ -23,7 +23,7 @@ def _read_json(path: Path) -> dict[str, list[str]]:
 
     data = read_json(path, "descriptions file")  # duplicate class keys, non-UTF-8, deep nesting: one line
     if isinstance(data, dict) and "schema_version" in data:
-        from textclf.description_files import parse_descriptions
+        from textclf.descriptions.files import parse_descriptions
 
         return dict(parse_descriptions(data, str(path)).descriptions)
     if isinstance(data, dict) and isinstance(data.get("descriptions"), dict):

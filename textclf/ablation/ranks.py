@@ -22,8 +22,8 @@ from textclf.progress import Reporter
 def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
                       resume: bool, force: bool, jobs: int, reporter: Reporter, callbacks: tuple,
                       zero_shot_chance=None) -> dict:
-    """:func:`textclf.ablate.run_grid` on every rank of ``ctx`` (an active :mod:`textclf.distributed` job)."""
-    from textclf.ablate import claimed_grid, finish_grid, longest_first, plan_work, run_cell
+    """:func:`textclf.ablation.grid.run_grid` on every rank of ``ctx`` (an active :mod:`textclf.distributed` job)."""
+    from textclf.ablation.grid import claimed_grid, finish_grid, longest_first, plan_work, run_cell
     from textclf.distributed import PeerError, single_process
     from textclf.models.encoders import shared_encoders
 

@@ -1,0 +1,1 @@
+"""Ablation grids: cells, running them (one process, workers or torchrun ranks), and their statistics."""

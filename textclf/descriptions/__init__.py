@@ -1,0 +1,1 @@
+"""Class descriptions: the describing engine, description files, and users' description tables."""
