@@ -1,6 +1,6 @@
 """See and clean the feature cache (``$TEXTCLF_CACHE/features/``): list, prune, clear.
 
-An entry of :class:`textclf.cache.FeatureCache` is ``<key>.npy`` (the features), ``<key>.json``
+An entry of :class:`textclf.data.feature_cache.FeatureCache` is ``<key>.npy`` (the features), ``<key>.json``
 (its sidecar: size, checksum, shape and the key parts that say what made it) and ``<key>.lock``;
 an interrupted write may leave ``.<key>.npy.*.tmp`` / ``.<key>.json.*.tmp`` beside them. Only
 files with these names are textclf's: anything else in the folder is listed as foreign and

@@ -76,7 +76,7 @@ class DatasetSource(Protocol):
         """The class names in label order without loading images, or None when only loading tells."""
 
     def load(self, argument: Optional[str]) -> Any:
-        """A :class:`textclf.data.Dataset` (class names, train and test splits)."""
+        """A :class:`textclf.data.datasets.Dataset` (class names, train and test splits)."""
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def verdict(settings: list[dict]) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """``zero_shot.md``: the table and the verdict."""
+    """The grid's ``summary.md``: the table and the verdict."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
     return "\n".join(lines) + f"\n\nChance: {100 * summary['chance']:.1f}%. " + summary["verdict"] + "\n"
