@@ -274,10 +274,17 @@ def session(device: str = "auto") -> Iterator[Context]:
     outer, _current = _current, ctx
     old_handler = stop_on_sigterm()
     beat = Heartbeat(ctx)
+    failed = False
     try:
         yield ctx
     except BaseException as exc:
+        failed = True
         beat.stop()
+        # The rank is ending: from here torchrun's SIGTERM (sent once another rank has exited) is
+        # ignored, so it neither cuts short the wait for a peer's message below nor kills the
+        # process before it prints its one line. torchrun still SIGKILLs it after its grace period.
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         explained = _explain(ctx, exc)  # first: a failure of this rank is published before its sockets close
         if ctx.backend == "gloo":  # NCCL's teardown can block on a dead peer: the process exit ends it instead
             _destroy()
@@ -290,8 +297,9 @@ def session(device: str = "auto") -> Iterator[Context]:
     finally:
         beat.stop()
         _current = outer
-        with contextlib.suppress(ValueError, TypeError):
-            signal.signal(signal.SIGTERM, old_handler)
+        if not failed:
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, old_handler)
 
 
 def _destroy() -> None:
