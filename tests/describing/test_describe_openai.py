@@ -406,8 +406,11 @@ def test_killed_midway_leaves_valid_file_and_rerun_completes_the_rest(tmp_path, 
     cmd = _cli_cmd() + ["describe", "--dataset", "digits", "--describer", "openai", "--concurrency", "1",
                         "--out", str(out)]
     with FakeLLM(delay=0.25) as server:
+        # Ctrl-C as in a terminal: a runner that starts the suite in the background (`&`) leaves
+        # SIGINT ignored, and the child would inherit that and finish instead of stopping.
         proc = subprocess.Popen(cmd + ["--base-url", server.url], env=_env_for_subprocess(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             assert _wait_for(lambda: _classes_on_disk(out) >= 3, 30), proc.stderr.read1()
             proc.send_signal(sig)
