@@ -70,12 +70,14 @@ def report_failure(exc: BaseException) -> int:
 def passthrough_exceptions() -> tuple:
     """Exceptions that are exits and usage errors, not failures: Typer's (it vendors Click in newer
     releases) and Click's own."""
-    import click
-
-    kinds = [typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException]
+    kinds = [typer.Exit, typer.Abort]
     if hasattr(typer, "TyperException"):
         kinds.append(typer.TyperException)  # Typer's Click usage errors (BadParameter, ...)
-    return tuple(kinds)
+    try:  # Typer that vendors Click does not install it; older Typer raises Click's own
+        import click
+    except ImportError:
+        return tuple(kinds)
+    return tuple(kinds + [click.exceptions.Exit, click.exceptions.Abort, click.ClickException])
 
 
 def handle_errors(fn: Callable) -> Callable:

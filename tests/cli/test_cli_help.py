@@ -139,3 +139,20 @@ def test_environment_variables_are_documented_in_help():
     out = " ".join(CliRunner().invoke(app, ["--help"], env=WIDE).stdout.split())
     for var in ("NO_COLOR", "TEXTCLF_DEBUG", "TEXTCLF_CACHE"):
         assert var in out, var
+
+
+def test_help_and_usage_errors_work_without_click_installed(monkeypatch):
+    """Newer Typer vendors Click and no longer installs it: the error boundary must not need it."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    from textclf.cli._common import passthrough_exceptions
+    from textclf.cli.main import app
+
+    monkeypatch.setitem(sys.modules, "click", None)  # `import click` now raises ImportError
+    kinds = passthrough_exceptions()
+    assert all(k.__module__.split(".")[0] != "click" for k in kinds)
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "--help"]).exit_code == 0
+    assert runner.invoke(app, ["train", "--no-such-flag"]).exit_code == 2
