@@ -26,7 +26,10 @@ def collect() -> list[dict]:
             family = kind == "backbones" and isinstance(getattr(obj, "usage", None), str)
             if kind == "backbones" and obj is not None:
                 # getattr: a third-party entry point may resolve to something that is no plugin.
-                detail = f"{getattr(obj, 'modality', '?')} backbone, {getattr(obj, 'dim', '?')}-d"
+                dim = getattr(obj, "dim", "?")
+                # dim 0: the width depends on the model named in the argument (hf:<model id>).
+                width = "width of the model" if dim == 0 and getattr(obj, "takes_argument", False) else f"{dim}-d"
+                detail = f"{getattr(obj, 'modality', '?')} backbone, {width}"
                 if family:
                     detail = f"{getattr(obj, 'modality', '?')} backbone family"
             row = {
@@ -63,8 +66,11 @@ def command(json_out: bool = typer.Option(False, "--json", help="Print JSON inst
         print_json(rows)
         return
     table = Table(title="textclf plugins")
-    for col in ("name", "kind", "package", "status", "summary"):
+    # Names stay whole (they are what users type); the summary takes the width that is left.
+    table.add_column("name", no_wrap=True, overflow="fold")
+    for col in ("kind", "package", "status"):
         table.add_column(col, overflow="fold")
+    table.add_column("summary", overflow="fold", ratio=1)
     for r in rows:
         style = None if r["status"] == "ok" else "red"
         summary = r["summary"] + (f"; name a model {r['usage']} ({r['models_from']})" if "usage" in r else "")

@@ -77,6 +77,8 @@ def test_builtin_plugins_listed_with_their_package(tmp_path):
         assert row["package"] == "textclf" and row["status"] == "ok", row
     assert rows["efficientnet-lite0"][0]["kind"] == "image backbone, 1280-d"
     assert rows["minilm-l6"][0]["kind"] == "text backbone, 384-d"
+    # hf:<model id> has no fixed width: the listing says so instead of "0-d".
+    assert rows["hf:..."][0]["kind"] == "text backbone, width of the model"
     for name in ("openai", "builtin", "classname", "random-words", "file:..."):
         # Describers are listed (ok or, while unwritten, broken) - never missing.
         assert name in rows or name.rstrip(":.") in rows, name
