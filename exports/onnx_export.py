@@ -318,6 +318,28 @@ def sidecar_path(model_path) -> Path:
     return p.with_name(p.name + ".json")
 
 
+def written_by_textclf(path) -> bool:
+    """Whether ``path`` is an ONNX model that textclf exported: its own metadata says so.
+
+    Only the format key is read (not validated): a model from a newer textclf is still textclf's.
+    """
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props.get(META_PREFIX + "format", "null")) == FORMAT
+    except Exception:  # not ONNX at all (a user's file under that name)
+        return False
+
+
+def check_output_files(out, option: str = "--output") -> None:
+    """Refuse an output path whose model or sidecar exists and was not written by textclf."""
+    from textclf.ownership import is_textclf_json, refuse_foreign_file
+
+    refuse_foreign_file(Path(out), written_by_textclf, f"choose another {option}")
+    refuse_foreign_file(sidecar_path(out), is_textclf_json, f"choose another {option}")
+
+
 def check_model_file(path) -> None:
     """``onnx.checker`` with ``full_check`` (strict shape inference); failures are TextclfErrors."""
     import onnx
@@ -367,7 +389,8 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     run.image_encoder()  # other installed backbone weights than the run's are refused before any work
     out = Path(out) if out else run.root / "model.onnx"
     if out.is_dir():
-        raise TextclfError(f"--out '{out}' is a directory; give a file name such as {out / 'model.onnx'}")
+        raise TextclfError(f"--output '{out}' is a directory; give a file name such as {out / 'model.onnx'}")
+    check_output_files(out)
     probe = probe_provider(provider)  # a missing CUDA/TensorRT library fails here, before the export work
     notes = [probe.note] if probe.note else []
     dataset = _check_dataset(run, check, precision, notes)

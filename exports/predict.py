@@ -246,9 +246,13 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
     For demos and smoke tests of ``textclf predict``: the images are written at their stored
     size (8x8 for digits), each file atomically.
     """
+    from PIL.PngImagePlugin import PngInfo
+
+    from textclf import __version__
     from textclf.atomic import atomic_path
     from textclf.exports.parity import load_run_dataset
     from textclf.evaluation.outputs import load_eval_dataset
+    from textclf.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
     from textclf.run import load_run
 
     if n < 1:
@@ -266,12 +270,13 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
             if idx and len(order) < n:
                 order.append(int(idx.pop(0)))
     out = Path(out_dir)
+    targets = [out / f"{k:03d}_{_safe_name(ds.class_names[int(data.labels[i])])}.png" for k, i in enumerate(order)]
+    for target in targets:  # all checked before the first is written
+        refuse_foreign_file(target, is_textclf_png, "choose another --output folder")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for k, i in enumerate(order):
-        name = f"{k:03d}_{_safe_name(ds.class_names[int(data.labels[i])])}.png"
-        target = out / name
+    tag = PngInfo()
+    tag.add_text("Software", f"{PNG_SOFTWARE} {__version__}")
+    for target, i in zip(targets, order):
         with atomic_path(target, fsync=False) as tmp:
-            data.pil(i).save(tmp, format="PNG")
-        written.append(target)
-    return written
+            data.pil(i).save(tmp, format="PNG", pnginfo=tag)
+    return targets

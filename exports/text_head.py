@@ -76,10 +76,11 @@ def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images:
     import onnx
 
     from textclf.atomic import atomic_path, write_json
-    from textclf.exports.onnx_export import (apply_metadata, check_model_file, read_metadata, sidecar_path,
-                                             text_head_metadata)
+    from textclf.exports.onnx_export import (apply_metadata, check_model_file, check_output_files, read_metadata,
+                                             sidecar_path, text_head_metadata)
     from textclf.exports.sessions import create_session
 
+    check_output_files(out)
     model = onnx.load(str(model_path))
     head = run.text_head()
     _replace_initializers(model, head)

@@ -12,7 +12,7 @@ import fnmatch
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from textclf.errors import TextclfError
 
@@ -70,6 +70,42 @@ def claim_folder(folder: Path, marker_name: str, kind: str, what: str, option: s
     if not empty:
         raise TextclfError(f"'{folder}' is not empty and was not written by textclf (no {marker_name} marker); "
                            f"textclf never writes into a folder it did not make: choose another {option}")
+
+
+def is_textclf_json(path: Path) -> bool:
+    """Whether ``path`` is a JSON document textclf wrote (its ``format`` starts with ``textclf-``)."""
+    fmt = marker_format(path)
+    return fmt is not None and fmt.startswith("textclf-")
+
+
+PNG_SOFTWARE = "textclf"  # the PNG "Software" text chunk of every image textclf writes outside its folders
+
+
+def is_textclf_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG that textclf wrote (its ``Software`` text chunk names textclf)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and str(im.text.get("Software", "")).startswith(PNG_SOFTWARE)
+    except Exception:  # not an image at all: a user's file under that name
+        return False
+
+
+def refuse_foreign_file(path: Path, written_by_textclf: Callable[[Path], bool], remedy: str) -> None:
+    """Refuse to replace ``path`` when it exists and ``written_by_textclf`` does not recognise it.
+
+    The single-file counterpart of :func:`claim_folder`: an output file named by the user (an
+    exported model, a metrics file beside it, sample images) may replace only what textclf wrote
+    there before. ``remedy`` ends the one-line error ("choose another --output"). Checked before
+    the work where the path is known then, so a refusal costs nothing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise TextclfError(f"'{path}' is a folder where textclf would write a file; {remedy}")
+    if (path.exists() or path.is_symlink()) and not written_by_textclf(path):
+        raise TextclfError(f"'{path}' exists and was not written by textclf; textclf never overwrites a file it "
+                           f"did not write: {remedy}, or move that file away")
 
 
 def _transient(name: str) -> bool:

@@ -215,12 +215,14 @@ def test_opset_17_without_preprocessing_works(tiny_run, tmp_path):
 
 def test_failed_parity_exits_1_and_keeps_the_existing_file(tiny_run, tmp_path):
     out = tmp_path / "model.onnx"
-    out.write_bytes(b"previous good model")
+    # The previous good model is textclf's own export (a file of the user's is never replaced at all).
+    assert _export(tiny_run, "--out", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     res = _export(tiny_run, "--out", out, "--atol", "1e-12")
     assert res.exit_code == 1, res.stderr
     assert "parity check failed" in res.stderr and "was not written" in res.stderr
-    assert out.read_bytes() == b"previous good model"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temp file, no sidecar
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp file, sidecar kept
+    assert sorted(before) == ["model.onnx", "model.onnx.json"]
 
 
 def test_bad_inputs_are_exit_2(tiny_run, tmp_path):

@@ -233,3 +233,54 @@ def test_a_sidecar_of_the_wrong_shape_is_rebuilt(private_env, sidecar):
     assert json.loads(result.stdout)["feature_cache_hit"] is False
     for path in sidecars:
         assert isinstance(json.loads(path.read_text()), dict)
+
+
+# ---- 7. single output files: a model, its sidecar, metrics beside it, sample images ------------
+
+def _synthetic_first_sample(run: Path) -> str:
+    """The file name ``export samples`` gives its first image for ``run``."""
+    probe = runner.invoke(app, ["export", "samples", str(run), "--output", "probe", "-n", "1", "--json"])
+    assert probe.exit_code == 0, probe.output
+    return Path(json.loads(probe.output)["files"][0]).name
+
+
+@pytest.mark.parametrize("case", ["model", "sidecar", "samples", "onnx-metrics", "classes-add"])
+def test_an_output_file_textclf_did_not_write_is_never_replaced(private_env, run_dir, session_onnx, case):
+    users = private_env / "users"
+    users.mkdir()
+    model = users / "model.onnx"  # a textclf export, copied where the user keeps other files
+    model.write_bytes(session_onnx.read_bytes())
+    (users / "model.onnx.json").write_bytes(Path(f"{session_onnx}.json").read_bytes())
+    if case == "model":
+        (users / "notes.onnx").write_text("my own notes\n")
+        args = ["export", "onnx", str(run_dir), "--output", str(users / "notes.onnx"), "--check-images", "8"]
+    elif case == "sidecar":
+        (users / "fresh.onnx.json").write_text('{"mine": true}\n')
+        args = ["export", "onnx", str(run_dir), "--output", str(users / "fresh.onnx"), "--check-images", "8"]
+    elif case == "samples":
+        (users / _synthetic_first_sample(run_dir)).write_text("a drawing of mine\n")
+        args = ["export", "samples", str(run_dir), "--output", str(users), "-n", "2"]
+    elif case == "onnx-metrics":
+        (users / "model.metrics-synthetic-test.json").write_text('{"my": "figures"}\n')
+        args = ["eval", "--onnx", str(model), "--dataset", "synthetic"]
+    else:
+        (users / "plus.onnx").write_text("not a model\n")
+        (private_env / "new.json").write_text('{"violet": "a purple colour."}')
+        args = ["classes", "add", str(model), "--run", str(run_dir), "--descriptions", "new.json",
+                "--output", str(users / "plus.onnx")]
+    before = snapshot(users)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "was not written by textclf" in _error_line(result)
+    assert snapshot(users) == before
+
+
+def test_files_textclf_wrote_are_replaced_on_a_second_run(private_env, run_dir):
+    """The control: the same commands twice, into the same paths, succeed."""
+    commands = [["export", "onnx", str(run_dir), "--output", "out/m.onnx", "--check-images", "8"],
+                ["export", "samples", str(run_dir), "--output", "out", "-n", "2"],
+                ["eval", "--onnx", "out/m.onnx", "--dataset", "synthetic"]]
+    for args in commands + commands:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert (private_env / "out" / "m.metrics-synthetic-test.json").is_file()

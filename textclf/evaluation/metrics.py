@@ -278,9 +278,11 @@ def write_metrics(path: str | Path, metrics: dict, *, baseline: Optional[str | P
     path or link), nothing is written, so a failed comparison cannot replace what it failed against.
     """
     from textclf.atomic import write_json
+    from textclf.ownership import is_textclf_json, refuse_foreign_file
 
     if baseline is not None and _same_file(path, baseline):
         return None
+    refuse_foreign_file(Path(path), is_textclf_json, "evaluate a copy of the model under another name")
     write_json(path, metrics)
     return Path(path)
 

@@ -35,14 +35,19 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: str | Path) -> Path:
-    """Render ``fig`` as PNG to a temp file beside ``path``, then rename it into place."""
+    """Render ``fig`` as PNG to a temp file beside ``path``, then rename it into place.
+
+    The PNG names textclf as its software, so a later run may replace it outside textclf's folders.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from textclf import __version__
     from textclf.atomic import atomic_path
+    from textclf.ownership import PNG_SOFTWARE
 
     FigureCanvasAgg(fig)
     with atomic_path(path, fsync=False) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": f"{PNG_SOFTWARE} {__version__}"})
     return Path(path)
 
 
