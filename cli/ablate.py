@@ -178,21 +178,31 @@ def command(
     if json_out:
         print_json({"out": str(out), **summary})
         return
+    if chance is not None:
+        from textclf.ablation import zero_shot
+
+        _print_summary(f"textclf ablate --zero-shot: {out} (chance {100 * summary['chance']:.1f}%)",
+                       zero_shot.HEADERS, zero_shot.summary_rows(summary), summary["verdict"],
+                       f"wrote {out}/results.csv, results.json, summary.md")
+        return
+    _print_summary(f"textclf ablate: {out}", ablation_summary.HEADERS, ablation_summary.summary_rows(summary),
+                   summary["verdict"], f"wrote {out}/results.csv, results.json, summary.md, forest.png")
+
+
+def _print_summary(title: str, headers, rows, verdict: str, written: str) -> None:
+    """An ablation summary table, its verdict and the files written."""
     from rich.markup import escape
     from rich.table import Table
 
-    if chance is not None:
-        _print_zero_shot(summary, out)
-        return
-    table = Table(title=escape(f"textclf ablate: {out}"))
-    for h in ablation_summary.HEADERS:
+    table = Table(title=escape(title))
+    for h in headers:
         # fold: long cell names (prompt-type=type1.clf-weight=0.8...) wrap instead of being cut
         table.add_column(h, overflow="fold")
-    for row in ablation_summary.summary_rows(summary):
+    for row in rows:
         table.add_row(*(escape(c) for c in row))
     console.print(table)
-    console.print(summary["verdict"], highlight=False, markup=False)
-    console.print(f"wrote {out}/results.csv, results.json, summary.md, forest.png", highlight=False, markup=False)
+    console.print(verdict, highlight=False, markup=False)
+    console.print(written, highlight=False, markup=False)
 
 
 def _preset_dataset(preset: str) -> str:
@@ -220,19 +230,3 @@ def _zero_shot_cells(prompt_types: list[str], controls: list[str], n_splits: int
     k_values = [int(v) for v in _split(shots)] or [0]
     cells = zero_shot.zero_shot_cells(splits, prompt_types, controls or list(zero_shot.SETTINGS), k_values, text_head)
     return cells, 1.0 / size
-
-
-def _print_zero_shot(summary: dict, out) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from textclf.ablation import zero_shot
-
-    table = Table(title=escape(f"textclf ablate --zero-shot: {out} (chance {100 * summary['chance']:.1f}%)"))
-    for h in zero_shot.HEADERS:
-        table.add_column(h, overflow="fold")
-    for row in zero_shot.summary_rows(summary):
-        table.add_row(*(escape(c) for c in row))
-    console.print(table)
-    console.print(summary["verdict"], highlight=False, markup=False)
-    console.print(f"wrote {out}/results.csv, results.json, summary.md", highlight=False, markup=False)
