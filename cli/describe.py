@@ -22,20 +22,6 @@ HELP = (
 )
 
 
-def _out_path(out: Optional[Path], dataset: str, prompt_name: str, n_prompts: int) -> Path:
-    from textclf.descriptions.files import default_path, safe_name
-    from textclf.errors import TextclfError
-
-    if out is None:
-        return default_path(dataset, prompt_name)
-    if out.suffix.lower() == ".json":
-        if n_prompts > 1:
-            raise TextclfError(f"--output {out} names one file but {n_prompts} prompts are described; "
-                               f"give a folder instead")
-        return out
-    return out / f"{safe_name(prompt_name)}.json"
-
-
 def _words(texts: list[str]) -> str:
     counts = [len(t.split()) for t in texts]
     if not counts:
@@ -110,7 +96,7 @@ def command(
     from textclf.cli._progress import note, reporter
     from textclf.descriptions.engine import (DescribeOptions, dataset_class_names, default_describer,
                                              prompts_for, run_describe)
-    from textclf.descriptions.files import descriptions_hash, load_descriptions
+    from textclf.descriptions.files import descriptions_hash, load_descriptions, output_path
 
     out = merge_alias(output, out_alias, "--output", "--out")
     prompts = prompts_for(prompt_type, prompt_template)
@@ -121,7 +107,7 @@ def command(
         describer, why = default_describer(dataset, [p.name for p in prompts], class_names)
         if why:
             note(why)
-    paths = [_out_path(out, dataset, p.name, len(prompts)) for p in prompts]
+    paths = [output_path(out, dataset, p.name, len(prompts)) for p in prompts]
 
     summaries = []
     for prompt, path in zip(prompts, paths):

@@ -163,7 +163,7 @@ def command(
 
     from textclf.cli._distributed import job
     from textclf.cli._progress import is_quiet, reporter
-    from textclf.tracking import make_tracker
+    from textclf.training.tracking import make_tracker
 
     tracker = make_tracker(log, Path(run_dir) / "tensorboard")  # a missing extra fails before torch loads
     from textclf.training.recipe import train

@@ -3,13 +3,12 @@
 The format follows the suffix: ``.csv`` (columns ``file, class, probability, top_k, error``;
 ``top_k`` is ``class:probability`` pairs joined by ``;``) or ``.jsonl`` (one JSON object per
 line, as ``predict --json`` prints each prediction). Unreadable images get a row with their
-error and empty predictions. An existing file is replaced only with ``force``.
+error and empty predictions. An existing file is replaced only with ``force``, and only when it is
+a predictions file that textclf wrote (its CSV header, or JSON Lines rows of this shape).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -28,23 +27,44 @@ def check_output(path: str | Path, force: bool = False) -> str:
                            f"{', '.join(FORMATS)}")
     if p.is_dir():
         raise TextclfError(f"--output '{path}' is a folder; give a file name ending in .csv or .jsonl")
+    from textclf.ownership import refuse_foreign_file
+
+    refuse_foreign_file(p, is_textclf_predictions, "choose another --output")
     if p.exists() and not force:
         raise TextclfError(f"--output '{path}' already exists; use --force to replace it")
     return fmt
 
 
+def is_textclf_predictions(path: str | Path) -> bool:
+    """Whether ``path`` is a predictions file textclf wrote: the CSV header of :data:`CSV_COLUMNS`,
+    or JSON Lines whose first row is a prediction (``file`` and ``top`` or ``error``)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            first = fh.readline(1 << 16).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if FORMATS.get(Path(path).suffix.lower()) == "csv":
+        return first == ",".join(CSV_COLUMNS)
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and isinstance(row.get("file"), str) and ("top" in row or "error" in row)
+
+
 def csv_text(results: list[dict]) -> str:
-    """The CSV form of ``predict_files`` results."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    """The CSV form of ``predict_files`` results (cells that could start a spreadsheet formula are escaped)."""
+    from textclf.files.csv_table import csv_text as table
+
+    rows = []
     for r in results:
         top = r.get("top") or []
         first = top[0] if top else {}
-        writer.writerow([r["file"], first.get("class", ""),
-                         f"{first['probability']:.6f}" if top else "",
-                         ";".join(f"{t['class']}:{t['probability']:.6f}" for t in top), r.get("error", "")])
-    return buf.getvalue()
+        rows.append({"file": r["file"], "class": first.get("class", ""),
+                     "probability": f"{first['probability']:.6f}" if top else "",
+                     "top_k": ";".join(f"{t['class']}:{t['probability']:.6f}" for t in top),
+                     "error": r.get("error", "")})
+    return table(CSV_COLUMNS, rows)
 
 
 def jsonl_text(results: list[dict]) -> str:

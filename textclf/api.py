@@ -50,12 +50,12 @@ def describe(dataset: str, prompt_type: str = "1", *, describer: Optional[str] =
     """
     from textclf.descriptions.engine import (DescribeOptions, dataset_class_names, default_describer, prompts_for,
                                              run_describe)
-    from textclf.descriptions.files import default_path
+    from textclf.descriptions.files import output_path
 
     prompt = prompts_for(prompt_type)[0]
     class_names = dataset_class_names(dataset)
     describer = describer or default_describer(dataset, [prompt.name], class_names)[0]
-    path = Path(out) if out else default_path(dataset, prompt.name)
+    path = output_path(out, dataset, prompt.name)
     result = run_describe(DescribeOptions(dataset=dataset, class_names=class_names, prompt=prompt,
                                           describer=describer, out=path, samples=samples, **options))
     return {c: list(result.file.descriptions[c]) for c in class_names}

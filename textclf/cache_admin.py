@@ -2,10 +2,12 @@
 
 An entry of :class:`textclf.data.feature_cache.FeatureCache` is ``<key>.npy`` (the features), ``<key>.json``
 (its sidecar: size, checksum, shape and the key parts that say what made it) and ``<key>.lock``;
-an interrupted write may leave ``.<key>.npy.*.tmp`` / ``.<key>.json.*.tmp`` beside them. Only
-files with these names are textclf's: anything else in the folder is listed as foreign and
-never removed. An entry is removed under its own file lock, so an entry that a running
-``train`` is filling is skipped ("in use"), never pulled from under it.
+an interrupted write may leave ``.<key>.npy.*.tmp`` / ``.<key>.json.*.tmp`` beside them. An
+entry is textclf's only when its sidecar is one textclf wrote for that name (its key parts hash
+to the key: :func:`textclf.data.feature_cache.sidecar_is_ours`); every other file, however
+hash-like its name, is listed as foreign and never removed, and so is the folder itself. An entry
+is removed under its own file lock, so an entry that a running ``train`` is filling is skipped
+("in use"), never pulled from under it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class CacheEntry:
     files: list[Path] = field(default_factory=list)
     bytes: int = 0
     modified: float = 0.0  # newest file's modification time (the entry's fill)
-    status: str = "ok"  # ok | damaged | orphan | leftover
+    status: str = "ok"  # ok | damaged | orphan | unfinished
     problem: Optional[str] = None
     info: dict = field(default_factory=dict)
 
@@ -81,23 +83,26 @@ def _what_made_it(meta: dict) -> dict:
             "image_size": pre.get("input_size"), "shape": meta.get("shape")}
 
 
-def _judge(entry: CacheEntry, folder: Path, verify: bool) -> None:
-    data, meta = folder / f"{entry.key}.npy", folder / f"{entry.key}.json"
-    has_data, has_meta = data.exists(), meta.exists()
-    if not has_data and not has_meta:
-        entry.status, entry.problem = "leftover", "no array or sidecar (lock or temp files of an unfinished fill)"
-        return
-    if not has_meta:
-        entry.status, entry.problem = "orphan", "array without its sidecar (an interrupted fill)"
+def _read_sidecar(meta: Path):
+    try:
+        return json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _judge(entry: CacheEntry, folder: Path, verify: bool, info) -> None:
+    """Set the state of an entry whose sidecar is textclf's (``info``, already read and recognised)."""
+    data = folder / f"{entry.key}.npy"
+    entry.info = _what_made_it(info)
+    if info.get("state") == "filling":
+        entry.status, entry.problem = "unfinished", "a fill that did not finish (interrupted, or running now)"
         return
     try:
-        info = json.loads(meta.read_text())
         size, checksum = int(info["size"]), str(info["checksum"])
-    except (OSError, ValueError, KeyError, TypeError):
-        entry.status, entry.problem = "damaged", "sidecar unreadable"
+    except (KeyError, TypeError, ValueError):
+        entry.status, entry.problem = "damaged", "sidecar incomplete"
         return
-    entry.info = _what_made_it(info)
-    if not has_data:
+    if not data.exists():
         entry.status, entry.problem = "orphan", "sidecar without its array"
     elif data.stat().st_size != size:
         entry.status, entry.problem = "damaged", f"array has {data.stat().st_size} bytes, sidecar says {size}"
@@ -109,26 +114,39 @@ def _judge(entry: CacheEntry, folder: Path, verify: bool) -> None:
 
 
 def scan(root: Optional[Path] = None, verify: bool = False) -> CacheScan:
-    """List the cache's entries (newest first); ``verify`` also checks every array's checksum."""
+    """List the cache's entries (newest first); ``verify`` also checks every array's checksum.
+
+    Files are grouped by key; a group is an entry only when its sidecar is textclf's, else all
+    its files are foreign (a user's, or a lock left by a fill killed before it claimed the entry).
+    """
+    from textclf.data.feature_cache import sidecar_is_ours
+
     base = cache_dir(root)
     folder = base / "features"
-    entries: dict[str, CacheEntry] = {}
+    groups: dict[str, list[Path]] = {}
     foreign: list[Path] = []
     if folder.is_dir():
         for path in sorted(folder.iterdir()):
             m = KEY.match(path.name) or TEMP.match(path.name)
             if not m or not path.is_file() or path.is_symlink():
                 foreign.append(path)
-                continue
-            entry = entries.setdefault(m.group(1), CacheEntry(m.group(1)))
+            else:
+                groups.setdefault(m.group(1), []).append(path)
+    entries = []
+    for key, paths in groups.items():
+        info = _read_sidecar(folder / f"{key}.json")
+        if not sidecar_is_ours(key, info):
+            foreign += paths
+            continue
+        entry = CacheEntry(key, files=paths)
+        for path in paths:
             st = path.stat()
-            entry.files.append(path)
             entry.bytes += st.st_size
             entry.modified = max(entry.modified, st.st_mtime)
-    for entry in entries.values():
-        _judge(entry, folder, verify)
-    ordered = sorted(entries.values(), key=lambda e: -e.modified)
-    return CacheScan(base, ordered, foreign, _folder_bytes(base / "datasets"))
+        _judge(entry, folder, verify, info)
+        entries.append(entry)
+    ordered = sorted(entries, key=lambda e: -e.modified)
+    return CacheScan(base, ordered, sorted(foreign), _folder_bytes(base / "datasets"))
 
 
 @dataclass
@@ -183,14 +201,12 @@ def _apply(chosen: list[CacheEntry], scanned: CacheScan, dry_run: bool) -> Remov
             result.removed.append(entry)
         else:
             result.skipped.append((entry, why))
-    if not dry_run and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-    return result
+    return result  # the features/ folder stays: textclf may not have made it
 
 
 def prune(root: Optional[Path] = None, older_than_days: Optional[float] = None, dry_run: bool = False,
           verify: bool = False) -> Removal:
-    """Remove damaged, orphaned and leftover entries, and with ``older_than_days`` also entries
+    """Remove damaged, orphaned and unfinished entries, and with ``older_than_days`` also entries
     filled more than that many days ago. Foreign files are kept."""
     if older_than_days is not None and older_than_days < 0:
         raise TextclfError(f"--older-than {older_than_days} must be >= 0 days")

@@ -81,7 +81,7 @@ class RunFiles:
 
     def write_history(self, rows: list[dict]) -> None:
         """Rewrite ``history.jsonl`` and ``history.csv`` atomically."""
-        from textclf.tracking import history_csv
+        from textclf.training.tracking import history_csv
 
         write_text(self.history, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)
         write_text(self.root / "history.csv", history_csv(rows), fsync=False)

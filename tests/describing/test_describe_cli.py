@@ -83,14 +83,18 @@ def test_rerun_keeps_and_force_rewrites(in_tmp):
     assert forced["fetched"] == 10 and forced["descriptions_hash"] != first["descriptions_hash"]
 
 
-def test_corrupt_existing_file_is_not_overwritten_without_force(in_tmp):
+def test_a_file_textclf_did_not_write_is_never_overwritten(in_tmp):
+    """textclf writes atomically, so a half file at its path is not its own: even --force keeps it (issue 21)."""
     path = in_tmp / "descriptions" / "digits" / "type1.json"
     path.parent.mkdir(parents=True)
     path.write_text("{ half a file")
-    res = _invoke(["--describer", "classname"], in_tmp)
-    assert res.exit_code == 2 and "not valid JSON" in res.output and "--force" in res.output
-    assert path.read_text() == "{ half a file"
-    assert _invoke(["--describer", "classname", "--force"], in_tmp).exit_code == 0
+    for force in ([], ["--force"]):
+        res = _invoke(["--describer", "classname", *force], in_tmp)
+        assert res.exit_code == 2 and "not written by textclf" in res.output.replace("\n", " ")
+        assert path.read_text() == "{ half a file"
+    path.unlink()
+    assert _invoke(["--describer", "builtin"], in_tmp).exit_code == 0
+    assert _invoke(["--describer", "classname", "--force"], in_tmp).exit_code == 0  # its own file
     assert load_descriptions(path, _classes("digits")).descriptions["two"] == ["a photo of a two."]
 
 

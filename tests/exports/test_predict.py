@@ -278,9 +278,14 @@ def test_predict_batch_size_does_not_change_results(exported, image_tree):
 def test_predict_output_errors(exported, image_tree, tmp_path):
     mine = tmp_path / "mine.csv"
     mine.write_text("someone else's file\n")
+    for force in ([], ["--force"]):  # a file textclf did not write is never replaced
+        res = _predict(exported["float"], image_tree, "--output", mine, *force)
+        assert res.exit_code == 2 and "not written by textclf" in res.stderr
+        assert mine.read_text() == "someone else's file\n"
+    mine.unlink()
+    assert _predict(exported["float"], image_tree / "a.png", "--output", mine).exit_code == 0
     res = _predict(exported["float"], image_tree, "--output", mine)
     assert res.exit_code == 2 and "already exists" in res.stderr and "--force" in res.stderr
-    assert mine.read_text() == "someone else's file\n"
     res = _predict(exported["float"], image_tree / "a.png", "--output", mine, "--force")
     assert res.exit_code == 0 and len(_csv_rows(mine)) == 1
     res = _predict(exported["float"], image_tree, "--output", tmp_path / "p.xlsx")

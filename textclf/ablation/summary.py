@@ -7,8 +7,6 @@ no-text control with a 95% t-interval; :func:`markdown` and :func:`summary_rows`
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Optional
@@ -115,12 +113,10 @@ RESULT_FIELDS = ["cell", "group", "seed", "accuracy", "macro_f1", "text_accuracy
 
 def write_outputs(out: Path, rows: list[dict], summary: dict, summary_md: str, forest: bool = True) -> None:
     """results.csv, results.json, summary.md and (for a no-text comparison) forest.png, each atomically."""
-    buf = io.StringIO()
+    from textclf.files.csv_table import csv_text
+
     fields = RESULT_FIELDS + [k for k in ZERO_SHOT_FIELDS if any(k in r for r in rows)]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(out / "results.csv", buf.getvalue())
+    write_text(out / "results.csv", csv_text(fields, rows))
     write_json(out / "results.json", {"rows": rows, "summary": summary})
     write_text(out / "summary.md", summary_md)
     if forest:

@@ -16,8 +16,9 @@ import numpy as np
 
 
 def cache_root() -> Path:
-    """The cache folder: ``$TEXTCLF_CACHE`` or ``~/.cache/textclf``."""
-    return Path(os.environ.get("TEXTCLF_CACHE", Path.home() / ".cache" / "textclf"))
+    """The cache folder: ``$TEXTCLF_CACHE`` or ``~/.cache/textclf`` (an empty ``TEXTCLF_CACHE=`` counts as unset,
+    as an empty ``HF_HOME`` does: it must never mean the current folder)."""
+    return Path(os.environ.get("TEXTCLF_CACHE", "").strip() or Path.home() / ".cache" / "textclf")
 
 
 @dataclass

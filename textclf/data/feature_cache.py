@@ -5,6 +5,11 @@ Key: backbone id + weights hash + dataset fingerprint + split + preprocessing. A
 entry is rebuilt), writes go through temp file + rename, and a file lock makes two processes
 filling one entry at once wait for each other instead of both writing. An entry is float32, or
 float16 when asked (``--feature-dtype``; the key then says so).
+
+Ownership: every sidecar says ``format: textclf-features`` and holds the key parts whose hash is
+the entry's name (:func:`sidecar_is_ours`), so ``textclf cache prune|clear`` can tell textclf's
+entries from a user's files that merely have hash-like names. A fill writes a *claim* sidecar
+(``state: filling``) before the array, so an interrupted fill is recognisably textclf's too.
 """
 
 from __future__ import annotations
@@ -19,12 +24,32 @@ import numpy as np
 from textclf.atomic import atomic_path, write_json
 
 FEATURE_VERSION = 2  # bump when extraction changes in a way that alters features (2: each image resized alone)
+SIDECAR_FORMAT = "textclf-features"
 
 
-def cache_key(parts: dict) -> str:
+def cache_key(parts: dict, version: int = FEATURE_VERSION) -> str:
     """A stable hash of the key parts (sorted JSON)."""
-    blob = json.dumps({"v": FEATURE_VERSION, **parts}, sort_keys=True).encode()
+    blob = json.dumps({"v": version, **parts}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def sidecar_is_ours(key: str, info) -> bool:
+    """Whether a sidecar is one textclf wrote for ``key``: its key parts hash to the entry's name.
+
+    Sidecars written before the ``format`` field existed are recognised the same way (their key
+    parts hash to their name under one of the feature versions this textclf knows).
+    """
+    if not isinstance(info, dict) or not isinstance(info.get("key_parts"), dict):
+        return False
+    if "format" in info and info["format"] != SIDECAR_FORMAT:
+        return False
+    version = info.get("version")
+    versions = [version] if isinstance(version, int) and not isinstance(version, bool) else \
+        range(1, FEATURE_VERSION + 1)
+    try:
+        return any(cache_key(info["key_parts"], v) == key for v in versions)
+    except (TypeError, ValueError):
+        return False
 
 
 def file_checksum(path: Path) -> str:
@@ -93,6 +118,7 @@ class FeatureCache:
             arr = self.read(key)  # another process may have filled it while we waited
             if arr is not None:
                 return arr, True
+            self.claim(key, describe)
             values = stored_values(compute(), dtype)
             with atomic_path(data) as tmp:
                 with open(tmp, "wb") as fh:
@@ -109,6 +135,7 @@ class FeatureCache:
         """
         data, _, _ = self.paths(key)
         rows = 0
+        self.claim(key, describe)
         with atomic_path(data) as tmp:
             with open(tmp, "wb") as fh:
                 np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
@@ -123,10 +150,18 @@ class FeatureCache:
                 raise ValueError(f"{rows} feature rows written for an entry of {shape[0]}")
         self._write_sidecar(key, list(shape), dtype, describe)
 
+    def claim(self, key: str, describe: dict) -> None:
+        """Mark ``key`` as being filled by textclf (a sidecar without size or checksum, so never read as valid)."""
+        # The entry's name is the hash of what it holds, so whatever sits there is this entry, damaged
+        # (a sidecar that no longer parses is rebuilt, issue 16); prune and clear, which act on many
+        # names at once, are the ones that must tell textclf's entries from look-alikes.
+        write_json(self.paths(key)[1], {"format": SIDECAR_FORMAT, "version": FEATURE_VERSION, "state": "filling",
+                                        **describe})
+
     def _write_sidecar(self, key: str, shape: list, dtype: str, describe: dict) -> None:
         data, meta, _ = self.paths(key)
-        write_json(meta, {"size": data.stat().st_size, "checksum": file_checksum(data), "shape": shape,
-                          "dtype": dtype, **describe})
+        write_json(meta, {"format": SIDECAR_FORMAT, "version": FEATURE_VERSION, "size": data.stat().st_size,
+                          "checksum": file_checksum(data), "shape": shape, "dtype": dtype, **describe})
 
 
 def stored_values(values: np.ndarray, dtype: str) -> np.ndarray:

@@ -228,11 +228,13 @@ class _Writer:
         self._cond = threading.Condition()
         self._pending: Optional[dict] = None
         self._closed = False
+        self.saved = 0  # descriptions of the newest snapshot on disk
         self.error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name="textclf-describe-writer", daemon=True)
         self._thread.start()
 
     def submit(self, data: dict) -> None:
+        """Hand over a snapshot (``{"descriptions": {class: [texts]}, ...}``) to be written next."""
         if self.error is not None:
             raise TextclfError(f"cannot write {self.path}: {self.error}")
         with self._cond:
@@ -251,6 +253,7 @@ class _Writer:
                 data, self._pending = self._pending, None
             try:
                 write_json(self.path, data)
+                self.saved = sum(len(t) for t in data.get("descriptions", {}).values())
             except Exception as exc:  # reported on the next submit / close
                 self.error = exc
 
@@ -302,7 +305,7 @@ async def describe_async(opts: DescribeOptions,
                          on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
     """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
     from textclf import __version__
-    from textclf.descriptions.files import DescriptionFile, load_descriptions
+    from textclf.descriptions.files import DescriptionFile, is_description_file, load_descriptions
 
     started = time.perf_counter()
     emit = on_event or (lambda _e: None)
@@ -319,7 +322,14 @@ async def describe_async(opts: DescribeOptions,
         try:
             existing = load_descriptions(out, class_names, partial=True)
         except TextclfError as exc:
+            if not is_description_file(out):
+                raise TextclfError(f"'{out}' exists and was not written by textclf ({exc}); textclf never "
+                                   f"overwrites a file it did not write: choose another --output") from None
             raise TextclfError(f"{exc}; use --force to overwrite it") from None
+    elif opts.force:  # --force replaces only what textclf wrote
+        from textclf.ownership import refuse_foreign_file
+
+        refuse_foreign_file(out, is_description_file, "choose another --output")
 
     def retry_hook(class_name: str, attempt: int, delay: float, reason: str) -> None:
         emit(DescribeEvent("retry", prompt.name, class_name, attempt=attempt, delay=delay, reason=reason))
@@ -408,8 +418,8 @@ async def describe_async(opts: DescribeOptions,
                 writer.close()  # everything that arrived is on disk before the error propagates
             except TextclfError:
                 pass  # the original error is the one to report
-            done = sum(fetched.values())
-            if isinstance(exc, TextclfError) and done:
+            done = writer.saved - sum(kept.values())  # what reached the disk, not what arrived
+            if isinstance(exc, TextclfError) and done > 0:
                 raise TextclfError(f"{exc} ({done} of {len(plan)} descriptions saved to {out}; "
                                    f"rerun to fetch the rest)") from None
             raise

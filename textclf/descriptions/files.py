@@ -193,6 +193,39 @@ def safe_name(name: str) -> str:
     return cleaned or "unnamed"
 
 
+def output_path(out, dataset: str, prompt_name: str, n_prompts: int = 1) -> Path:
+    """Where ``describe`` writes one prompt's file: ``out`` itself when it names a ``.json`` file, else
+    ``out/<prompt>.json`` (``out`` a folder), else :func:`default_path`. Checked before any request:
+    an ``out`` that is an existing file but not ``.json`` is neither, and would fail only after the work."""
+    if out is None:
+        return default_path(dataset, prompt_name)
+    out = Path(out)
+    if out.suffix.lower() == ".json":
+        if n_prompts > 1:
+            raise TextclfError(f"--output {out} names one file but {n_prompts} prompts are described; "
+                               f"give a folder instead")
+        if out.is_dir():
+            raise TextclfError(f"--output '{out}' is a folder; give a file name ending in .json, or a folder "
+                               f"name without .json")
+        return out
+    for candidate in (out, *out.parents):
+        if candidate.exists() or candidate.is_symlink():
+            if not candidate.is_dir():
+                raise TextclfError(f"--output '{out}' is not a folder ('{candidate}' is a file); give a .json file "
+                                   f"name or a folder for <prompt>.json files")
+            break
+    return out / f"{safe_name(prompt_name)}.json"
+
+
+def is_description_file(path) -> bool:
+    """Whether ``path`` is a description file that textclf wrote (it validates as one, complete or not)."""
+    try:
+        load_descriptions(path, partial=True)
+        return True
+    except (TextclfError, OSError):
+        return False
+
+
 def default_path(dataset: str, prompt_name: str, root: str = DEFAULT_ROOT) -> Path:
     """``<root>/<dataset>/<prompt>.json`` with names made safe (``imagefolder:/a/x`` -> ``imagefolder-x``)."""
     return Path(root) / safe_name(dataset) / f"{safe_name(prompt_name)}.json"

@@ -10,8 +10,6 @@ before any work starts.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Optional
 
@@ -84,8 +82,6 @@ def history_csv(rows: list[dict]) -> str:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    from textclf.files.csv_table import csv_text
+
+    return csv_text(columns, rows)
