@@ -141,7 +141,7 @@ def command(
                               "max_test": max_test, "device": device}.items() if v is not None}
     seed_list = _seeds(seeds)
     out = merge_alias(output, out_alias, "--output", "--out")
-    chance = None
+    chance, notes = None, []
     if zero_shot:
         if paper or grid or set(axes) - {"prompt_type"}:
             raise TextclfError("--zero-shot defines its own grid; of the axes it takes only --prompt-types")
@@ -152,7 +152,7 @@ def command(
     elif paper:
         if axes or grid:
             raise TextclfError("--paper defines its own grid; drop the axis flags or --grid")
-        cells = ablation_cells.paper_cells(tuple(control_names) or tuple(ablation_cells.CONTROLS))
+        cells, notes = ablation_cells.paper_plan(base, preset, control_names)
     else:
         if grid:
             file_axes, file_controls, file_base = read_grid_file(grid)
@@ -163,7 +163,6 @@ def command(
             raise TextclfError("nothing to run: give --paper, --grid FILE, or axis flags such as --clf-weights")
         cells = ablation_cells.grid_cells(axes, control_names)
     out = out or Path("ablations") / (name or ("paper" if paper else "grid"))
-    ablation_cells.check_grid(cells, seed_list, base, preset)  # every value checked before a file is touched
 
     from textclf.cli._distributed import job
     from textclf.cli._progress import reporter
@@ -172,7 +171,7 @@ def command(
         with reporter(enabled=not json_out) as progress:
             summary = ablation_grid.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
                                              force=force, jobs=jobs, reporter=progress,
-                                             zero_shot_chance=chance)
+                                             report=ablation_summary.GridReport(chance, tuple(notes)))
     if not ctx.is_main:
         return
     if json_out:
@@ -185,8 +184,9 @@ def command(
                        zero_shot.HEADERS, zero_shot.summary_rows(summary), summary["verdict"],
                        f"wrote {out}/results.csv, results.json, summary.md")
         return
+    verdict = " ".join([summary["verdict"], *summary.get("notes", [])])
     _print_summary(f"textclf ablate: {out}", ablation_summary.HEADERS, ablation_summary.summary_rows(summary),
-                   summary["verdict"], f"wrote {out}/results.csv, results.json, summary.md, forest.png")
+                   verdict, f"wrote {out}/results.csv, results.json, summary.md, forest.png")
 
 
 def _print_summary(title: str, headers, rows, verdict: str, written: str) -> None:

@@ -136,7 +136,21 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in choices:
                 raise unknown_choice(name.replace("_", "-"), str(value), choices)
+        self._check_combinations()
         return self
+
+    def _check_combinations(self) -> None:
+        """Settings that mean something only together: a run must never record one that did nothing."""
+        if self.holdout_classes is not None:
+            if not self.holdout_classes:
+                raise TextclfError("--holdout-classes is empty; name the classes to hold out (A,B), or drop it")
+            padded = [c for c in self.holdout_classes if c != c.strip()]
+            if padded:
+                raise TextclfError(f"holdout class {padded[0]!r} has spaces around it; write it as "
+                                   f"{padded[0].strip()!r}")
+        if self.holdout_shots and not self.holdout_classes:
+            raise TextclfError(f"--holdout-shots {self.holdout_shots} needs --holdout-classes (the classes that "
+                               f"keep {self.holdout_shots} training images each)")
 
     def to_dict(self) -> dict:
         """A TOML-safe dict (None values dropped)."""

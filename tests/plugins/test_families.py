@@ -234,7 +234,8 @@ def test_zero_shot_classifier_matches_open_clips_own(oc, tiny_open_clip):
 
     from textclf.models.encoders import build_text_encoder
     from textclf.models.text_tower import encode_per_class
-    from textclf.evaluation.aligned_zero_shot import class_texts, class_weights
+    from textclf.evaluation.aligned_zero_shot import class_texts
+    from textclf.models.aligned import class_weights
 
     tower = build_text_encoder(tiny_open_clip, pretrained=False).tower
     templates = ["a photo of a {}.", "a blurry photo of a {}."]

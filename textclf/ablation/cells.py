@@ -28,6 +28,8 @@ CONTROLS: dict[str, dict] = {
     "zero-shot-head": {"head_init": "zero-shot", "epochs": 0},
 }
 REFERENCE = "no-text"
+# Controls that only some backbones can build: name -> (can this config build it?, why not).
+NEEDS_ALIGNED = {"zero-shot-head"}
 AXES = ("prompt_type", "clf_weight", "freeze_text", "negatives", "train_fraction", "image_backbone",
         "text_backbone", "temperature", "head_input", "head_init")
 
@@ -44,6 +46,26 @@ class Cell:
     def slug(self) -> str:
         """A folder-safe name."""
         return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.name)
+
+
+def paper_plan(base: dict, preset: str, controls: Optional[list[str]] = None) -> tuple[list[Cell], list[str]]:
+    """``(cells, notes)`` of ``--paper``: Table 1 and the controls these backbones can run.
+
+    Without ``controls`` every control that the grid's backbones can build is included, and each
+    one left out is named in ``notes`` (for summary.md); controls named explicitly are all kept,
+    so one that cannot run is refused by the grid's check before any work.
+    """
+    if controls:
+        return paper_cells(tuple(controls)), []
+    probe = cell_config(Cell("paper", "", {}), base, preset, 0)
+    from textclf.models.aligned import is_aligned
+
+    aligned = is_aligned(probe.image_backbone, probe.text_backbone)
+    chosen = tuple(c for c in CONTROLS if aligned or c not in NEEDS_ALIGNED)
+    notes = [f"Control '{c}' left out: it needs one aligned image-text pair as both backbones (such as "
+             f"open-clip:<arch>:<tag>); this grid uses {probe.image_backbone} + {probe.text_backbone}."
+             for c in CONTROLS if c not in chosen]
+    return paper_cells(chosen), notes
 
 
 def paper_cells(controls: tuple[str, ...] = tuple(CONTROLS)) -> list[Cell]:
@@ -101,11 +123,28 @@ def with_reference(cells: list[Cell]) -> list[Cell]:
     return cells + control_cells([REFERENCE], {})
 
 
-def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> None:
-    """Resolve every cell's config for every seed: a bad value is an error before anything is written."""
-    for cell in with_reference(cells):
+def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> dict:
+    """Resolve and preflight every cell's config for every seed: anything wrong that is known at the start
+    (a bad value, a control these backbones cannot build) is an error before anything is written.
+
+    Returns the configs by ``(cell name, seed)``.
+    """
+    from textclf.training.preflight import preflight
+
+    configs = {}
+    for cell in cells:
         for seed in seeds:
-            cell_config(cell, base, preset, seed)
+            config = cell_config(cell, base, preset, seed)
+            try:
+                preflight(config)
+            except Exception as exc:
+                from textclf.errors import TextclfError
+
+                if not isinstance(exc, TextclfError):
+                    raise
+                raise TextclfError(f"grid cell '{cell.name}': {exc}") from None
+            configs[(cell.name, seed)] = config
+    return configs
 
 
 def cell_config(cell: Cell, base: dict, preset: str, seed: int):

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from textclf.ablation.cells import Cell, cell_config, with_reference
-from textclf.ablation.summary import markdown, summarize, write_outputs
+from textclf.ablation.cells import Cell, cell_config, check_grid, with_reference
+from textclf.ablation.summary import GridReport, write_outputs
 from textclf.atomic import write_json
 from textclf.errors import TextclfError
 from textclf.progress import NULL, Reporter
@@ -179,34 +179,35 @@ def _relative_cost(config) -> int:
 
 def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Optional[dict] = None,
              preset: str = "default", resume: bool = False, force: bool = False, jobs: int = 1,
-             reporter: Reporter = NULL, callbacks=(), zero_shot_chance: Optional[float] = None) -> dict:
+             reporter: Reporter = NULL, callbacks=(), report: GridReport = GridReport()) -> dict:
     """Run every (cell, seed), write results.csv/json and summary.md, and return the summary.
 
     ``callbacks`` go to every cell's training (they must be picklable when ``jobs > 1``).
-    ``zero_shot_chance``: the cells are a zero-shot grid (:mod:`textclf.ablation.zero_shot`), summarised
-    against the classname control and this chance level instead of the no-text control.
+    ``report``: how the grid is summarised (against no-text, or a zero-shot grid against the classname
+    control and chance) and the notes summary.md carries.
     """
     out = Path(out)
     base = dict(base or {})
-    cells = cells if zero_shot_chance is not None else with_reference(cells)
+    cells = cells if report.zero_shot_chance is not None else with_reference(cells)
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise TextclfError("two grid cells have the same name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
-    # Resolved up front: a bad value fails fast, before hours of training and before any file is touched.
-    configs = {(cell.name, seed): cell_config(cell, base, preset, seed) for cell in cells for seed in seeds}
+    # Resolved and preflighted up front: anything known at the start fails before hours of training and
+    # before any file is touched.
+    configs = check_grid(cells, seeds, base, preset)
     from textclf.distributed import current
 
     if current().active:  # under torchrun: the ranks share out the cells (rank 0 claims and summarises)
         from textclf.ablation.ranks import run_grid_on_ranks
 
         return run_grid_on_ranks(current(), cells, seeds, configs, out, base, preset, resume, force, jobs, reporter,
-                                 tuple(callbacks), zero_shot_chance)
+                                 tuple(callbacks), report)
     with claimed_grid(out, cells, seeds, base, preset, resume, force):
         from textclf.models.encoders import shared_encoders
 
         with shared_encoders():  # frozen backbones and text features built once for the whole grid
             return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
-                              tuple(callbacks), zero_shot_chance)
+                              tuple(callbacks), report)
 
 
 @contextlib.contextmanager
@@ -237,7 +238,7 @@ def own_files() -> list[str]:
 
 
 def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
-               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple, zero_shot_chance=None) -> dict:
+               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple, report: GridReport) -> dict:
     """Train and evaluate every distinct (cell, seed), then write the results (the folder is locked)."""
     canonical, work = plan_work(cells, seeds)
     reporter.task("cells", len(work), f"ablation ({len(work) // len(seeds)} distinct cells x {len(seeds)} seeds)")
@@ -271,7 +272,7 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     reporter.done("cells")
-    return finish_grid(out, cells, seeds, canonical, rows, zero_shot_chance)
+    return finish_grid(out, cells, seeds, canonical, rows, report)
 
 
 def plan_work(cells: list[Cell], seeds: list[int]) -> tuple[dict, list[tuple[Cell, int]]]:
@@ -292,20 +293,11 @@ def longest_first(work: list, configs: dict) -> list:
 
 
 def finish_grid(out: Path, cells: list[Cell], seeds: list[int], canonical: dict, rows: list[dict],
-                zero_shot_chance: Optional[float] = None) -> dict:
-    """Every cell's rows in grid order (duplicates of a canonical cell included), summarised and written.
-
-    ``zero_shot_chance``: a zero-shot grid, summarised against the classname control and chance.
-    """
+                report: GridReport) -> dict:
+    """Every cell's rows in grid order (duplicates of a canonical cell included), summarised and written."""
     by_key = {(r["cell"], r["seed"]): r for r in rows}
     rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
             for seed in seeds for c in cells]
-    if zero_shot_chance is not None:
-        from textclf.ablation import zero_shot
-
-        summary = zero_shot.summarize(rows, cells, zero_shot_chance)
-        write_outputs(out, rows, summary, zero_shot.markdown(summary), forest=False)
-    else:
-        summary = summarize(rows, [c.name for c in cells])
-        write_outputs(out, rows, summary, markdown(summary))
+    summary, text = report.summary(rows, cells)
+    write_outputs(out, rows, summary, text, forest=report.zero_shot_chance is None)
     return summary

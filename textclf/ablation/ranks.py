@@ -21,7 +21,7 @@ from textclf.progress import Reporter
 
 def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
                       resume: bool, force: bool, jobs: int, reporter: Reporter, callbacks: tuple,
-                      zero_shot_chance=None) -> dict:
+                      report) -> dict:
     """:func:`textclf.ablation.grid.run_grid` on every rank of ``ctx`` (an active :mod:`textclf.distributed` job)."""
     from textclf.ablation.grid import claimed_grid, finish_grid, longest_first, plan_work, run_cell
     from textclf.distributed import PeerError, single_process
@@ -64,7 +64,7 @@ def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Pa
             progress.update()
             reporter.done("cells")
             every = [row for r in range(ctx.world) for row in json.loads(ctx.store.get(f"{rows_key}/{r}"))]
-            summary = finish_grid(out, cells, seeds, canonical, every, zero_shot_chance)
+            summary = finish_grid(out, cells, seeds, canonical, every, report)
         except BaseException as exc:
             from textclf.distributed import one_line
 

@@ -16,8 +16,7 @@ The class texts come in three variants (:data:`VARIANTS`):
 - ``descriptions+templates``: both sets together (descriptions and templated names averaged).
 
 :func:`evaluate_zero_shot` scores them on a dataset split of a run dir (``textclf eval --zero-shot``);
-:func:`zero_shot_head_weight` gives the ``--head-init zero-shot`` classification head (the
-``descriptions`` variant, scaled by the logit scale, on L2-normalised features, as WiSE-FT does).
+the pairing check, the class weights and the ``--head-init zero-shot`` head are :mod:`textclf.models.aligned`.
 """
 
 from __future__ import annotations
@@ -27,47 +26,12 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from textclf.errors import TextclfError
+from textclf.models.aligned import check_aligned, class_weights, logit_scale
 from textclf.progress import NULL, Reporter
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 VARIANTS = ("descriptions", "templates", "descriptions+templates")
-DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned exp(logit_scale), for towers that do not carry one
 METRICS_STEM = "metrics-zero-shot"
-
-
-def check_aligned(image_backbone: str, text_backbone: str, what: str) -> None:
-    """Refuse (exit 2, one line) unless both names are one paired backbone with one argument.
-
-    Only towers trained together embed images and texts in one space; a paired plugin
-    (``modality == "paired"``) says so, whatever its family.
-    """
-    from textclf.registry import registry
-
-    reg = registry("backbones")
-    image, image_arg = reg.get(image_backbone)
-    text, text_arg = reg.get(text_backbone)
-    if image is text and image_arg == text_arg and getattr(image, "modality", None) == "paired":
-        return
-    raise TextclfError(f"{what} needs one aligned image-text pair as both backbones (a paired backbone such as "
-                       f"open-clip:<arch>:<tag> for --image-backbone and --text-backbone); got image backbone "
-                       f"'{image_backbone}' and text backbone '{text_backbone}'")
-
-
-def logit_scale(tower) -> float:
-    """The text tower's learned logit scale (``exp(logit_scale)``), or CLIP's 100 when it has none."""
-    value = getattr(tower, "logit_scale", None)
-    return float(value) if isinstance(value, (int, float)) else DEFAULT_LOGIT_SCALE
-
-
-def class_weights(per_class):
-    """(C, D): per class, the L2-normalised mean of its L2-normalised text embeddings (open_clip's recipe).
-
-    ``per_class[c]`` is a (n_c, D) tensor of class ``c``'s text embeddings.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    return torch.stack([F.normalize(F.normalize(f.float(), dim=-1).mean(0), dim=-1) for f in per_class])
 
 
 def class_texts(variant: str, descriptions: dict, class_names: Sequence[str],
@@ -90,15 +54,6 @@ def zero_shot_logits(image_features, weights, scale: float):
     import torch.nn.functional as F
 
     return scale * F.normalize(image_features.float(), dim=-1) @ weights.T
-
-
-def zero_shot_head_weight(text_encoder, per_class_features):
-    """The ``--head-init zero-shot`` head weight: ``logit_scale`` times the class weights (C, D).
-
-    On L2-normalised image features (bias 0) the head then starts as the zero-shot classifier of the
-    run's descriptions (the scale kept in the weight, as WiSE-FT initialises its head).
-    """
-    return logit_scale(text_encoder.tower) * class_weights(per_class_features)
 
 
 @dataclass

@@ -100,7 +100,7 @@ def build_model(config, image_dim: int, text_dim: int, num_classes: int, *, imag
     """The classifier for a config: its initial weights follow from ``config.seed`` (seeded here).
 
     ``head_weight`` (C, image_dim) replaces the head's initial weight (bias 0): the zero-shot head of
-    ``--head-init zero-shot`` (:func:`textclf.evaluation.aligned_zero_shot.zero_shot_head_weight`).
+    ``--head-init zero-shot`` (:func:`textclf.models.aligned.zero_shot_head_weight`).
     """
     torch.manual_seed(config.seed)
     model = TextEnhancedClassifier(image_dim, text_dim, num_classes, config.proj_dim, config.dropout,

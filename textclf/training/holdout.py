@@ -43,6 +43,12 @@ class Vocabulary:
 
 def vocabulary(config, class_names: list[str]) -> Vocabulary:
     """The run's vocabulary for ``config.holdout_classes``; unknown names or too few classes are one line."""
+    check_holdout_names(config, class_names)
+    return Vocabulary(tuple(class_names), tuple(config.holdout_classes or ()), int(config.holdout_shots))
+
+
+def check_holdout_names(config, class_names: list[str]) -> None:
+    """Held-out classes must be distinct classes of the dataset and leave at least 2 to train on."""
     holdout = tuple(config.holdout_classes or ())
     unknown = [c for c in holdout if c not in class_names]
     if unknown:
@@ -53,7 +59,6 @@ def vocabulary(config, class_names: list[str]) -> Vocabulary:
     if len(class_names) - len(holdout) < 2:
         raise TextclfError(f"holding out {len(holdout)} of {len(class_names)} classes leaves fewer than 2 to train "
                            "on; hold out fewer classes")
-    return Vocabulary(tuple(class_names), holdout, int(config.holdout_shots))
 
 
 def holdout_rows(labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, vocab: Vocabulary,

@@ -44,7 +44,10 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, rep
     from textclf.ownership import remove_own_files
     from textclf.rundir import OWN_FILES
     from textclf.training.claim import claimed_run_dir
+    from textclf.training.preflight import preflight
 
+    if not resume:
+        preflight(config)  # before the run dir is touched (a resumed run keeps the config it was checked with)
     ctx = current()
     files = RunFiles(Path(run_dir))
     with claimed_run_dir(files, config, resume, ctx) as (config, created):
@@ -106,10 +109,6 @@ class TrainingRecipe:
         from textclf.training.ddp import parallel_model
 
         self.device = self.ctx.device(resolve_device(self.config.device))
-        if self.config.head_init == "zero-shot":  # before any work: the backbones must be one aligned pair
-            from textclf.evaluation.aligned_zero_shot import check_aligned
-
-            check_aligned(self.config.image_backbone, self.config.text_backbone, "--head-init zero-shot")
         self._setup_data()
         self.data.workers = self.config.workers
         self._setup_model()
@@ -190,7 +189,7 @@ class TrainingRecipe:
             backbone = self.image_encoder.module.to(self.device)
         head_weight = None
         if cfg.head_init == "zero-shot":
-            from textclf.evaluation.aligned_zero_shot import zero_shot_head_weight
+            from textclf.models.aligned import zero_shot_head_weight
 
             head_weight = zero_shot_head_weight(self.text_encoder, self.initial_text)
         self.model = build_model(cfg, self.image_encoder.spec.dim, self.text_encoder.dim, len(self.class_names),
