@@ -80,7 +80,8 @@ def spawn_server(delay: float) -> tuple[subprocess.Popen, int]:
 
 def run_once(url: str, n: int, concurrency: int, folder: Path) -> float:
     """Describe ``n`` classes (one request each); return the wall time in seconds."""
-    from textclf.descriptions.engine import DescribeOptions, resolve_prompt, run_describe
+    from textclf.descriptions.engine import DescribeOptions, run_describe
+    from textclf.descriptions.prompts import resolve_prompt
 
     classes = [f"class{i:03d}" for i in range(n)]
     out = folder / f"c{concurrency}.json"

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     from textclf.exports.bench import compare_throughput
     from textclf.exports.onnx_export import export_run
     from textclf.exports.sessions import create_session
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     with tempfile.TemporaryDirectory(prefix="textclf-onnx-speed-") as tmp:
         tmp = Path(tmp)

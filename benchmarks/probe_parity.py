@@ -31,7 +31,7 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from textclf.data.features import cached_features
     from textclf.evaluation.outputs import split_outputs
     from textclf.models.encoders import build_image_encoder
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
     from textclf.training.data import split_indices
     from textclf.training.recipe import train
 

@@ -78,7 +78,8 @@ def _child_prefill(n: int) -> None:
     import numpy as np
 
     from textclf.config import build_config
-    from textclf.data import cache_root, load_dataset
+    from textclf.data import load_dataset
+    from textclf.files.paths import cache_root
     from textclf.data.feature_cache import FeatureCache, cache_key
     from textclf.data.features import feature_key
     from textclf.models.encoders import build_image_encoder

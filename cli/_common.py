@@ -19,7 +19,7 @@ from rich.console import Console
 console = Console()
 err_console = Console(stderr=True)
 _state = {"debug": bool(os.environ.get("TEXTCLF_DEBUG"))}
-EXIT_INTERRUPTED = 130
+
 
 
 def set_debug(value: bool) -> None:
@@ -51,7 +51,7 @@ def report_failure(exc: BaseException) -> int:
     """Print the one error line for ``exc`` (and, with --debug, its traceback); return the exit code."""
     from rich.markup import escape
 
-    from textclf.failures import explain
+    from textclf.errors import explain
 
     try:
         code, line = explain(exc)
@@ -91,6 +91,8 @@ def handle_errors(fn: Callable) -> Callable:
             raise
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
+            from textclf.errors import EXIT_INTERRUPTED
+
             raise typer.Exit(EXIT_INTERRUPTED)
         except Exception as exc:
             raise typer.Exit(report_failure(exc)) from None

@@ -2,7 +2,7 @@
 
 Only rank 0 shows progress, tables and JSON. A rank's own error is printed by that rank (as
 ``rank N: ...``) and, through the job's store, by rank 0; an error that a rank only suffered
-because of another rank (:class:`textclf.distributed.PeerError`) is printed by rank 0 alone.
+because of another rank (:class:`textclf.runtime.distributed.PeerError`) is printed by rank 0 alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import typer
 @contextlib.contextmanager
 def job(device: Optional[str]) -> Iterator[object]:
     """Join the torchrun job for the block (the single-process context when torchrun did not start us)."""
-    from textclf import distributed
+    from textclf.runtime import distributed
     from textclf.errors import TextclfError
 
     if not distributed.launched():

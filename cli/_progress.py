@@ -1,6 +1,6 @@
 """How long work shows up on stderr: Rich bars on a terminal, plain log lines when piped.
 
-Implementations of :class:`textclf.progress.Reporter`:
+Implementations of :class:`textclf.runtime.progress.Reporter`:
 
 - :class:`RichReporter`: bars that keep count, rate and ETA at 80 columns (the description and
   the live figures are cut first);

@@ -123,7 +123,8 @@ def command(
     from textclf.ablation import grid as ablation_grid
     from textclf.ablation import summary as ablation_summary
     from textclf.ablation.grid_file import read_grid_file
-    from textclf.descriptions.files import normalize_prompt
+    from textclf.ablation.report import GridReport
+    from textclf.descriptions.prompts import normalize_prompt
     from textclf.errors import TextclfError
 
     axes = {k: v for k, v in {
@@ -171,7 +172,7 @@ def command(
         with reporter(enabled=not json_out) as progress:
             summary = ablation_grid.run_grid(cells, seed_list, out, base=base, preset=preset, resume=resume,
                                              force=force, jobs=jobs, reporter=progress,
-                                             report=ablation_summary.GridReport(chance, tuple(notes)))
+                                             report=GridReport(chance, tuple(notes)))
     if not ctx.is_main:
         return
     if json_out:
@@ -215,7 +216,7 @@ def _zero_shot_cells(prompt_types: list[str], controls: list[str], n_splits: int
                      text_head: str, dataset: str):
     """The zero-shot grid's cells and the chance level of telling ``size`` held-out classes apart."""
     from textclf.ablation import zero_shot
-    from textclf.descriptions.engine import dataset_class_names
+    from textclf.descriptions.describers import dataset_class_names
     from textclf.errors import TextclfError
 
     class_names = dataset_class_names(dataset)

@@ -31,7 +31,7 @@ def ls(
     from rich.markup import escape
     from rich.table import Table
 
-    from textclf.cache_admin import human_age, human_bytes, scan
+    from textclf.data.cache_admin import human_age, human_bytes, scan
 
     found = scan(root, verify=verify)
     if json_out:
@@ -67,7 +67,7 @@ def ls(
 def _report(result, verb: str, json_out: bool) -> None:
     from rich.markup import escape
 
-    from textclf.cache_admin import human_bytes
+    from textclf.data.cache_admin import human_bytes
 
     if json_out:
         print_json(result.to_dict())
@@ -98,7 +98,7 @@ def prune(
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Prune the cache."""
-    from textclf.cache_admin import prune as do_prune
+    from textclf.data.cache_admin import prune as do_prune
 
     _report(do_prune(root, older_than_days=older_than, dry_run=dry_run, verify=verify), "removed", json_out)
 
@@ -113,8 +113,8 @@ def clear(
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Clear the cache."""
-    from textclf.cache_admin import clear as do_clear
-    from textclf.cache_admin import human_bytes, scan
+    from textclf.data.cache_admin import clear as do_clear
+    from textclf.data.cache_admin import human_bytes, scan
     from textclf.errors import TextclfError
 
     if not yes and not dry_run:

@@ -26,8 +26,8 @@ def list_command(
     from rich.markup import escape
     from rich.table import Table
 
-    from textclf.classes import list_classes
-    from textclf.run import load_run
+    from textclf.runs.classes import list_classes
+    from textclf.runs.run import load_run
 
     rows = list_classes(load_run(run_dir))
     if json_out:
@@ -61,7 +61,8 @@ def _descriptions(descriptions: Optional[Path], describer: Optional[str], classe
     if describer is None or not classes:
         raise TextclfError("no descriptions: give --descriptions FILE (JSON or CSV like textclf describe writes), "
                            "or --describer NAME with one --class per new class")
-    from textclf.descriptions.engine import DescribeOptions, prompts_for, run_describe
+    from textclf.descriptions.engine import DescribeOptions, run_describe
+    from textclf.descriptions.prompts import prompts_for
 
     with tempfile.TemporaryDirectory(prefix="textclf-classes-") as tmp:
         out = Path(tmp) / "new.json"
@@ -111,11 +112,11 @@ def add_command(
     if target.suffix.lower() == ".onnx":
         if run is None:
             raise TextclfError("adding classes to an ONNX model needs --run RUN_DIR (the run it was exported from)")
-        from textclf.classes import add_classes_onnx
+        from textclf.runs.classes import add_classes_onnx
 
         report = add_classes_onnx(target, run, table, output)
     else:
-        from textclf.classes import add_classes
+        from textclf.runs.classes import add_classes
 
         report = {"run_dir": str(add_classes(target, table, output, source=source)), "added_classes": list(table)}
     if json_out:

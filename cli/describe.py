@@ -9,6 +9,7 @@ import typer
 
 from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import default_note, merge_alias
+from textclf.descriptions.request import DescribeRequest
 
 HELP = (
     "Write class descriptions for a dataset (one JSON per prompt, with provenance).\n\n"
@@ -42,132 +43,129 @@ app = typer.Typer(help=HELP, invoke_without_command=True, no_args_is_help=False,
                   subcommand_metavar="[show FILE]")
 
 
+DEFAULTS = DescribeRequest()
+
+
 @app.callback(invoke_without_command=True)
 @handle_errors
 def command(
     ctx: typer.Context,
-    dataset: str = typer.Option("digits", "--dataset", "-d",
-                                help="Dataset whose classes to describe (digits, fashion-mnist, cifar10, "
-                                     "imagefolder:PATH, ...)."),
-    prompt_type: Optional[str] = typer.Option(None, "--prompt-type", "-p",
-                                              help="1|2|3|4|all, or a prompt name such as type3."
-                                                   + default_note("1")),
+    dataset: str = typer.Option(DEFAULTS.dataset, "--dataset", "-d",
+                                help="Dataset whose classes to describe (see textclf plugins)."),
+    prompt_type: Optional[str] = typer.Option(None, "--prompt-type", "-p", help="1|2|3|4|all or a prompt name."
+                                              + default_note("1")),
     prompt_template: Optional[str] = typer.Option(None, "--prompt-template",
-                                                  help="A custom prompt containing {class_name}, e.g. "
-                                                       "'Describe the shape of a {class_name}.'"
-                                                       + default_note("none")),
+                                                  help="A custom prompt with {class_name}." + default_note("none")),
     describer: Optional[str] = typer.Option(None, "--describer",
                                             help="openai | builtin | classname | random-words | file:PATH."
-                                                 + default_note("openai with a key or a local --base-url, "
-                                                                "else builtin")),
+                                                 + default_note("openai with a key or server, else builtin")),
     model: Optional[str] = typer.Option(None, "--model", help="Chat model."
                                         + default_note("$TEXTCLF_LLM_MODEL or gpt-4o-mini")),
-    base_url: Optional[str] = typer.Option(None, "--base-url",
-                                           help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
-                                                "(vLLM) or http://localhost:11434/v1 (Ollama); a local one "
-                                                "needs no key." + default_note("OpenAI's")),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (a local one "
+                                           "needs no key)." + default_note("$OPENAI_BASE_URL or OpenAI's")),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY",
-                                          help="API key (prefer OPENAI_API_KEY: a flag is visible to other "
-                                               "users of the machine); never written anywhere."
+                                          help="API key; prefer OPENAI_API_KEY (never written anywhere)."
                                                + default_note("$OPENAI_API_KEY")),
-    samples: int = typer.Option(1, "--samples", min=1, help="Descriptions per class."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0,
-                                                help="Sampling temperature." + default_note("0.7")),
-    seed: Optional[int] = typer.Option(None, "--seed",
-                                       help="Seed sent to the LLM (sample i uses seed+i); random-words' seed."
-                                            + default_note("none")),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests in flight."),
-    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per request."),
-    max_retries: int = typer.Option(5, "--max-retries", min=0,
-                                    help="Retries per request on 429, 5xx, timeouts (exponential backoff)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Output .json file, or a folder for <prompt>.json files."
-                                               + default_note("descriptions/<dataset>/<prompt>.json")),
+    samples: int = typer.Option(DEFAULTS.samples, "--samples", help="Descriptions per class."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature, 0-2."
+                                                + default_note("0.7")),
+    seed: Optional[int] = typer.Option(None, "--seed", help="LLM seed (sample i: seed+i)." + default_note("none")),
+    concurrency: int = typer.Option(DEFAULTS.concurrency, "--concurrency", help="Requests in flight."),
+    timeout: float = typer.Option(DEFAULTS.timeout, "--timeout", help="Seconds per request."),
+    max_retries: int = typer.Option(DEFAULTS.max_retries, "--max-retries",
+                                    help="Retries on 429, 5xx and timeouts (backoff)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="A .json file, or a folder of <prompt>.json."
+                                          + default_note("descriptions/<dataset>/<prompt>.json")),
     out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
-    force: bool = typer.Option(False, "--force", help="Regenerate everything, replacing an existing file."),
+    force: bool = typer.Option(False, "--force", help="Regenerate, replacing textclf's own file."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write class descriptions."""
     if ctx.invoked_subcommand is not None:  # `textclf describe show FILE`
         return
+    from textclf.cli._progress import note
+    from textclf.descriptions.request import plan
+
+    request = DescribeRequest(dataset=dataset, prompt_type=prompt_type, prompt_template=prompt_template,
+                              describer=describer, output=merge_alias(output, out_alias, "--output", "--out"),
+                              samples=samples, model=model, base_url=base_url, temperature=temperature, seed=seed,
+                              concurrency=concurrency, timeout=timeout, max_retries=max_retries, force=force,
+                              api_key=api_key)
+    runs, why = plan(request)
+    if why:
+        note(why)
+    summaries = [_describe_one(opts, json_out) for opts in runs]
+    if json_out:
+        _print_json(dataset, summaries)
+    else:
+        for summary in summaries:
+            _print_table(dataset, *summary)
+
+
+def _describe_one(opts, json_out: bool) -> tuple:
+    """Run one prompt's requests with a progress bar; ``(prompt, result, the file as validated)``."""
+    from textclf.cli._progress import reporter
+    from textclf.descriptions.engine import run_describe
+    from textclf.descriptions.files import load_descriptions
+
+    # Bars vanish on an error, so the error line stands alone.
+    with reporter(enabled=not json_out, transient_on_error=True) as progress:
+        def on_event(ev, label=f"{opts.dataset} {opts.prompt.name}"):
+            if ev.kind == "plan" and ev.total:
+                progress.task("describe", ev.total, label)
+            elif ev.kind == "done":
+                progress.advance("describe", 1)
+            elif ev.kind == "retry":
+                progress.message(f"retry {ev.attempt} for '{ev.class_name}' in {ev.delay:.1f} s: {ev.reason}")
+            elif ev.kind == "finished":
+                progress.done("describe")
+
+        result = run_describe(opts, on_event)
+    return opts.prompt, result, load_descriptions(result.path, opts.class_names)
+
+
+def _print_json(dataset: str, summaries: list) -> None:
+    from textclf.descriptions.files import descriptions_hash
+
+    print_json({"files": [{
+        "path": str(r.path), "dataset": dataset, "prompt": p.name, "prompt_text": p.text,
+        "describer": f.describer, "model": f.model, "base_url": f.base_url,
+        "classes": len(f.class_names), "fetched": r.requests, "kept": sum(r.kept.values()),
+        "seconds": round(r.seconds, 3), "descriptions_hash": descriptions_hash(f.descriptions),
+        "usage": r.usage or None, "usage_total": f.usage,
+    } for p, r, f in summaries]})
+
+
+def _print_table(dataset: str, prompt, result, checked) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from textclf.cli._progress import note, reporter
-    from textclf.descriptions.engine import (DescribeOptions, dataset_class_names, default_describer,
-                                             prompts_for, run_describe)
-    from textclf.descriptions.files import descriptions_hash, load_descriptions, output_path
-
-    out = merge_alias(output, out_alias, "--output", "--out")
-    prompts = prompts_for(prompt_type, prompt_template)
-    class_names = dataset_class_names(dataset)
-    if describer is None and (base_url or model or api_key):
-        describer = "openai"  # these only make sense for an LLM; say so if no key
-    if describer is None:
-        describer, why = default_describer(dataset, [p.name for p in prompts], class_names)
-        if why:
-            note(why)
-    paths = [output_path(out, dataset, p.name, len(prompts)) for p in prompts]
-
-    summaries = []
-    for prompt, path in zip(prompts, paths):
-        # Bars vanish on an error, so the error line stands alone.
-        with reporter(enabled=not json_out, transient_on_error=True) as progress:
-            def on_event(ev, progress=progress, label=f"{dataset} {prompt.name}"):
-                if ev.kind == "plan" and ev.total:
-                    progress.task("describe", ev.total, label)
-                elif ev.kind == "done":
-                    progress.advance("describe", 1)
-                elif ev.kind == "retry":
-                    progress.message(f"retry {ev.attempt} for '{ev.class_name}' in {ev.delay:.1f} s: {ev.reason}")
-                elif ev.kind == "finished":
-                    progress.done("describe")
-
-            opts = DescribeOptions(dataset=dataset, class_names=class_names, prompt=prompt,
-                                   describer=describer, out=path, samples=samples, model=model,
-                                   base_url=base_url, temperature=temperature, seed=seed,
-                                   concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-                                   force=force, api_key=api_key)
-            result = run_describe(opts, on_event)
-        checked = load_descriptions(result.path, class_names)
-        summaries.append((prompt, result, checked))
-
-    if json_out:
-        print_json({"files": [{
-            "path": str(r.path), "dataset": dataset, "prompt": p.name, "prompt_text": p.text,
-            "describer": f.describer, "model": f.model, "base_url": f.base_url,
-            "classes": len(class_names), "fetched": r.requests, "kept": sum(r.kept.values()),
-            "seconds": round(r.seconds, 3), "descriptions_hash": descriptions_hash(f.descriptions),
-            "usage": r.usage or None, "usage_total": f.usage,
-        } for p, r, f in summaries]})
-        return
-    for prompt, result, checked in summaries:
-        with_tokens = "total_tokens" in result.usage  # servers that report no usage get no column
-        table = Table(title=escape(f"{dataset} / {prompt.name}: {result.path}"), title_justify="left")
-        table.add_column("class", overflow="fold")
-        table.add_column("words", justify="right")
+    with_tokens = "total_tokens" in result.usage  # servers that report no usage get no column
+    table = Table(title=escape(f"{dataset} / {prompt.name}: {result.path}"), title_justify="left")
+    table.add_column("class", overflow="fold")
+    table.add_column("words", justify="right")
+    if with_tokens:
+        table.add_column("tokens", justify="right")
+    table.add_column("source", overflow="fold")
+    for c in checked.class_names:
+        cells = [escape(c), _words(checked.descriptions[c])]
         if with_tokens:
-            table.add_column("tokens", justify="right")
-        table.add_column("source", overflow="fold")
-        for c in class_names:
-            cells = [escape(c), _words(checked.descriptions[c])]
-            if with_tokens:
-                cells.append(_tokens(result.usage_by_class.get(c)))
-            cells.append(escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
-            table.add_row(*cells)
-        if with_tokens:
-            u = result.usage
-            table.caption = (f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + "
-                             f"{u.get('completion_tokens', 0):,} completion = {u.get('total_tokens', 0):,} "
-                             f"in {u.get('requests', 0)} requests")
-            table.caption_justify = "left"
-        console.print(table)
-        if result.requests:
-            console.print(f"wrote {result.path} ({result.requests} new, "
-                          f"{sum(result.kept.values())} kept)", highlight=False, markup=False)
-        else:
-            console.print(f"{result.path} is already complete (use --force to regenerate)",
-                          highlight=False, markup=False)
+            cells.append(_tokens(result.usage_by_class.get(c)))
+        cells.append(escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
+        table.add_row(*cells)
+    if with_tokens:
+        u = result.usage
+        table.caption = (f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + "
+                         f"{u.get('completion_tokens', 0):,} completion = {u.get('total_tokens', 0):,} "
+                         f"in {u.get('requests', 0)} requests")
+        table.caption_justify = "left"
+    console.print(table)
+    if result.requests:
+        console.print(f"wrote {result.path} ({result.requests} new, {sum(result.kept.values())} kept)",
+                      highlight=False, markup=False)
+    else:
+        console.print(f"{result.path} is already complete (use --force to regenerate)", highlight=False,
+                      markup=False)
 
 
 def _tokens(usage) -> str:

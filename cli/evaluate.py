@@ -146,8 +146,8 @@ def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baselin
     if not model.is_file():
         raise TextclfError(f"ONNX model '{model}' does not exist")
     from textclf.cli._progress import reporter
-    from textclf.descriptions.files import safe_name
-    from textclf.ownership import is_textclf_json, is_textclf_png, refuse_foreign_file
+    from textclf.files.paths import safe_name
+    from textclf.files.ownership import is_textclf_json, is_textclf_png, refuse_foreign_file
 
     # The dataset is in the names: a second dataset's metrics never overwrite the first's. The files
     # sit beside the model, perhaps among the user's own: checked before the evaluation.

@@ -78,7 +78,9 @@ def main(
 
         err_console.print("[bold red]error:[/] -q/--quiet and -v/--verbose exclude each other; pick one",
                           highlight=False)
-        raise typer.Exit(2)
+        from textclf.errors import EXIT_INPUT
+
+        raise typer.Exit(EXIT_INPUT)
     set_debug(debug)
     set_verbosity(quiet, verbose)
 

@@ -49,7 +49,7 @@ def command(
 
     from textclf.cli._progress import QuietReporter, is_quiet, reporter
     from textclf.errors import TextclfError
-    from textclf.image_files import expand_inputs
+    from textclf.data.image_inputs import expand_inputs
 
     if top_k < 1:
         raise TextclfError(f"--top-k must be >= 1, got {top_k}")
@@ -97,7 +97,9 @@ def command(
         err_console.print(f"[bold red]error:[/] {len(failed)} of {len(results)} images could not be read "
                           f"(first: {escape(failed[0]['file'])}: {escape(failed[0]['error'])})",
                           highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        from textclf.errors import EXIT_INPUT
+
+        raise typer.Exit(EXIT_INPUT)
 
 
 def _print(results: list, predictor) -> None:

@@ -232,8 +232,8 @@ def _check_run_dir_path(run_dir: Path) -> None:
 
 def _link_latest(run_dir: Path) -> None:
     """Point <parent>/latest at the newest run, unless that link is the user's own."""
-    from textclf.ownership import link_latest
-    from textclf.rundir import RunFiles
+    from textclf.files.ownership import link_latest
+    from textclf.runs.run_dir import RunFiles
 
     note = link_latest(run_dir, lambda path: RunFiles(path).is_run_dir())
     if note:

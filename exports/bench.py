@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 
 def _bench_images(run, dataset=None, n: int = 64) -> tuple[np.ndarray, str]:

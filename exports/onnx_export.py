@@ -334,7 +334,7 @@ def written_by_textclf(path) -> bool:
 
 def check_output_files(out, option: str = "--output") -> None:
     """Refuse an output path whose model or sidecar exists and was not written by textclf."""
-    from textclf.ownership import is_textclf_json, refuse_foreign_file
+    from textclf.files.ownership import is_textclf_json, refuse_foreign_file
 
     refuse_foreign_file(Path(out), written_by_textclf, f"choose another {option}")
     refuse_foreign_file(sidecar_path(out), is_textclf_json, f"choose another {option}")
@@ -376,8 +376,8 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     provider, benchmark).
     """
     from textclf.exports.sessions import check_choice, create_session, probe_provider
-    from textclf.progress import NULL
-    from textclf.run import load_run
+    from textclf.runtime.progress import NULL
+    from textclf.runs.run import load_run
 
     reporter = reporter or NULL
     check_options(opset, with_preprocessing, precision)
@@ -470,7 +470,7 @@ def _write_checked(run, model, out: Path, in_meta: dict, precision: str, provide
 
     import onnx
 
-    from textclf.atomic import atomic_path, write_json
+    from textclf.files.atomic import atomic_path, write_json
     from textclf.errors import GateFailed
     from textclf.exports import parity as parity_mod
     from textclf.exports.sessions import create_session

@@ -15,7 +15,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from textclf.errors import TextclfError
-from textclf.schema_types import ClassNames
+from textclf.files.schema_types import ClassNames
 
 _ELEMENT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
 

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from textclf.errors import TextclfError
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 BATCH = 64
 

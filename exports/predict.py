@@ -13,7 +13,6 @@ Also here: :func:`onnx_split_logits` (an exported model over a dataset split, fo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -21,7 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from textclf.errors import TextclfError
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 BATCH = 64
 
@@ -139,7 +138,7 @@ def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] =
 
 def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
     """A run dir's served model (image branch and text head) in PyTorch (CPU)."""
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     run = load_run(run_dir)
     head = choose_head(head, run.open_set)
@@ -175,14 +174,14 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
                   batch_size: int = BATCH) -> list[dict]:
     """One result per input, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``.
 
-    ``paths`` are files (or :class:`textclf.image_files.Missing` entries, reported as errors);
+    ``paths`` are files (or :class:`textclf.data.image_inputs.Missing` entries, reported as errors);
     images are read and predicted ``batch_size`` at a time, so memory stays flat for any count.
     """
     if top < 1:
         raise TextclfError(f"--top-k must be >= 1, got {top}")
     if batch_size < 1:
         raise TextclfError(f"--batch-size must be >= 1, got {batch_size}")
-    from textclf.image_files import Missing
+    from textclf.data.image_inputs import Missing
 
     results: list[dict] = []
     reporter.task("predict", len(paths), f"predicting {len(paths)} images")
@@ -236,10 +235,6 @@ def onnx_split_logits(model_path, dataset: str, split: str = "test", provider: s
     return data.labels.copy(), out, list(predictor.class_names)
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "class"
-
-
 def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Optional[str] = None) -> list[Path]:
     """Write ``n`` images of a run's dataset split as PNG files ``NNN_<class>.png`` (one class after another).
 
@@ -249,11 +244,12 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
     from PIL.PngImagePlugin import PngInfo
 
     from textclf import __version__
-    from textclf.atomic import atomic_path
+    from textclf.files.atomic import atomic_path
+    from textclf.files.paths import safe_name
     from textclf.exports.parity import load_run_dataset
     from textclf.evaluation.outputs import load_eval_dataset
-    from textclf.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
-    from textclf.run import load_run
+    from textclf.files.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
+    from textclf.runs.run import load_run
 
     if n < 1:
         raise TextclfError(f"-n must be >= 1, got {n}")
@@ -270,7 +266,7 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
             if idx and len(order) < n:
                 order.append(int(idx.pop(0)))
     out = Path(out_dir)
-    targets = [out / f"{k:03d}_{_safe_name(ds.class_names[int(data.labels[i])])}.png" for k, i in enumerate(order)]
+    targets = [out / f"{k:03d}_{safe_name(ds.class_names[int(data.labels[i])], 'class')}.png" for k, i in enumerate(order)]
     for target in targets:  # all checked before the first is written
         refuse_foreign_file(target, is_textclf_png, "choose another --output folder")
     out.mkdir(parents=True, exist_ok=True)

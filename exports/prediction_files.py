@@ -27,7 +27,7 @@ def check_output(path: str | Path, force: bool = False) -> str:
                            f"{', '.join(FORMATS)}")
     if p.is_dir():
         raise TextclfError(f"--output '{path}' is a folder; give a file name ending in .csv or .jsonl")
-    from textclf.ownership import refuse_foreign_file
+    from textclf.files.ownership import refuse_foreign_file
 
     refuse_foreign_file(p, is_textclf_predictions, "choose another --output")
     if p.exists() and not force:
@@ -77,7 +77,7 @@ def write_predictions(path: str | Path, results: list[dict]) -> Path:
 
     Call :func:`check_output` first: this writes over whatever is there.
     """
-    from textclf.atomic import write_text
+    from textclf.files.atomic import write_text
 
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:

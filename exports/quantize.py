@@ -34,7 +34,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from textclf.errors import TextclfError
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 WEIGHT_OPS = ("Conv", "MatMul", "Gemm")
 OP_TYPES = [*WEIGHT_OPS, "Clip", "Relu"]

@@ -75,7 +75,7 @@ def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images:
     """Write ``out``: the model at ``model_path`` with the text head of ``run`` (an in-memory extended run)."""
     import onnx
 
-    from textclf.atomic import atomic_path, write_json
+    from textclf.files.atomic import atomic_path, write_json
     from textclf.exports.onnx_export import (apply_metadata, check_model_file, check_output_files, read_metadata,
                                              sidecar_path, text_head_metadata)
     from textclf.exports.sessions import create_session

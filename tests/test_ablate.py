@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 import slow_runs
 from textclf.ablation.cells import CONTROLS, Cell, control_cells, grid_cells, paper_cells
-from textclf.ablation.grid import MAX_AUTO_JOBS, resolve_jobs, run_grid
+from textclf.ablation.grid import run_grid
+from textclf.ablation.planning import MAX_AUTO_JOBS, resolve_jobs
 from textclf.ablation.grid_file import read_grid_file
 from textclf.ablation.summary import paired_difference, summarize
 from textclf.cli.main import app

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from textclf.cli.main import app
-from textclf.run import load_run
+from textclf.runs.run import load_run
 
 runner = CliRunner()
 

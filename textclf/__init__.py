@@ -18,7 +18,7 @@ __version__ = "0.2.0"
 __all__ = ["train", "load_run", "describe", "Run", "TrainConfig", "build_config", "__version__"]
 
 _LAZY = {"train": ("textclf.api", "train"), "describe": ("textclf.api", "describe"),
-         "load_run": ("textclf.run", "load_run"), "Run": ("textclf.run", "Run"),
+         "load_run": ("textclf.runs.run", "load_run"), "Run": ("textclf.runs.run", "Run"),
          "TrainConfig": ("textclf.config", "TrainConfig"), "build_config": ("textclf.config", "build_config")}
 
 

@@ -1,6 +1,6 @@
 """The Python API: train a run, describe classes (``textclf.train``, ``textclf.describe``).
 
-``textclf.load_run(path)`` opens a finished run as a :class:`textclf.run.Run` with
+``textclf.load_run(path)`` opens a finished run as a :class:`textclf.runs.run.Run` with
 ``predict``, ``evaluate`` and ``export_onnx``. The CLI's commands call these same functions.
 """
 
@@ -14,7 +14,7 @@ from textclf.config import TrainConfig
 
 def train(config: Union[TrainConfig, dict, None] = None, run_dir: Union[str, Path, None] = None, *,
           preset: str = "default", resume: bool = False, callbacks=(), **overrides):
-    """Train one run and return it as a :class:`textclf.run.Run`.
+    """Train one run and return it as a :class:`textclf.runs.run.Run`.
 
     ``config``: a :class:`~textclf.config.TrainConfig`, or a dict of settings; ``overrides``:
     settings as keyword arguments (``epochs=5, dataset="fashion-mnist"``), applied on top of
@@ -24,7 +24,7 @@ def train(config: Union[TrainConfig, dict, None] = None, run_dir: Union[str, Pat
     import time
 
     from textclf.config import build_config
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
     from textclf.training.recipe import train as train_run
 
     if isinstance(config, TrainConfig):
@@ -40,22 +40,26 @@ def train(config: Union[TrainConfig, dict, None] = None, run_dir: Union[str, Pat
     return load_run(run_dir)
 
 
-def describe(dataset: str, prompt_type: str = "1", *, describer: Optional[str] = None,
-             out: Union[str, Path, None] = None, samples: int = 1, **options) -> dict[str, list[str]]:
-    """Describe a dataset's classes as ``textclf describe`` does; returns ``{class: [texts]}``.
+def describe(dataset: str = "digits", prompt_type: Optional[str] = "1", *, describer: Optional[str] = None,
+             out: Union[str, Path, None] = None, samples: int = 1, on_event=None, **options) -> dict:
+    """Describe a dataset's classes exactly as ``textclf describe`` does (same defaults, checks and files).
 
-    ``describer`` defaults as in the CLI (openai with a key, else the built-in descriptions);
-    the file is written to ``out`` (default ``descriptions/<dataset>/<prompt>.json``). ``options``:
-    ``model``, ``base_url``, ``temperature``, ``seed``, ``concurrency``, ``api_key``, ...
+    Returns ``{class: [texts]}`` for one prompt, ``{prompt: {class: [texts]}}`` for several
+    (``prompt_type="all"``). ``describer`` defaults as in the CLI (openai with a key or a server,
+    else the built-in descriptions); the files go to ``out`` (default
+    ``descriptions/<dataset>/<prompt>.json``). ``options`` are the other fields of
+    :class:`textclf.descriptions.request.DescribeRequest` (``model``, ``base_url``, ``temperature``,
+    ``seed``, ``concurrency``, ``timeout``, ``max_retries``, ``force``, ``api_key``, ``prompt_template``).
+    ``on_event`` receives the engine's progress events.
     """
-    from textclf.descriptions.engine import (DescribeOptions, dataset_class_names, default_describer, prompts_for,
-                                             run_describe)
-    from textclf.descriptions.files import output_path
+    from textclf.descriptions.engine import run_describe
+    from textclf.descriptions.request import DescribeRequest, plan
 
-    prompt = prompts_for(prompt_type)[0]
-    class_names = dataset_class_names(dataset)
-    describer = describer or default_describer(dataset, [prompt.name], class_names)[0]
-    path = output_path(out, dataset, prompt.name)
-    result = run_describe(DescribeOptions(dataset=dataset, class_names=class_names, prompt=prompt,
-                                          describer=describer, out=path, samples=samples, **options))
-    return {c: list(result.file.descriptions[c]) for c in class_names}
+    request = DescribeRequest(dataset=dataset, prompt_type=prompt_type, describer=describer,
+                              output=Path(out) if out is not None else None, samples=samples, **options)
+    runs, _note = plan(request)
+    texts = {}
+    for opts in runs:
+        result = run_describe(opts, on_event)
+        texts[opts.prompt.name] = {c: list(result.file.descriptions[c]) for c in opts.class_names}
+    return next(iter(texts.values())) if len(texts) == 1 else texts

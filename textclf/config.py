@@ -367,7 +367,7 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
     """Write the resolved config as TOML, atomically."""
     import tomli_w
 
-    from textclf.atomic import write_text
+    from textclf.files.atomic import write_text
 
     write_text(path, tomli_w.dumps(config.to_dict()))
 

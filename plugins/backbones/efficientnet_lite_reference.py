@@ -107,7 +107,7 @@ def build(pretrained: bool = True):
 
     model = _modules()()
     if pretrained:
-        from textclf.plugins.backbones.efficientnet_lite import weights_path
+        from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
 
         state = torch.load(weights_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)

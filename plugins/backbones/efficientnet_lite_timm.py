@@ -65,7 +65,7 @@ def build_timm_lite0(pretrained: bool = True, num_classes: int = 0):
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000,
                               bn_momentum=0.01, exportable=True)
     if pretrained:
-        from textclf.plugins.backbones.efficientnet_lite import weights_path
+        from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
 
         state = torch.load(weights_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(to_timm_state_dict(state), strict=True)

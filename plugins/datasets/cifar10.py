@@ -81,7 +81,7 @@ def _batches_in(folder) -> Path | None:
 
 def find_folder(explicit: str | None = None) -> Path:
     """The batches folder: the argument, ``$TEXTCLF_CIFAR10``, the cache, else download (torchvision)."""
-    from textclf.data import cache_root
+    from textclf.plugin_api import cache_root
     from textclf.errors import TextclfError
 
     for given, what in ((explicit, "the folder given"), (os.environ.get("TEXTCLF_CIFAR10"), "$TEXTCLF_CIFAR10")):
@@ -115,7 +115,7 @@ def load(folder: str | None = None):
     """Load CIFAR-10's 50k train and 10k test images; every batch file must be there."""
     import numpy as np
 
-    from textclf.data import Dataset, Split
+    from textclf.plugin_api import Dataset, Split
     from textclf.errors import TextclfError
 
     root = find_folder(folder)

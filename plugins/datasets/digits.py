@@ -13,7 +13,7 @@ def load():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from textclf.data import Dataset, Split
+    from textclf.plugin_api import Dataset, Split
 
     bunch = load_digits()
     gray = np.clip(bunch.images * (255.0 / 16.0), 0, 255).astype(np.uint8)

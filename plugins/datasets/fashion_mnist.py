@@ -40,7 +40,7 @@ def read_idx(path: Path):
 
 
 def _find_dir() -> Path:
-    from textclf.data import cache_root
+    from textclf.plugin_api import cache_root
 
     candidates = [DEBIAN_DIR, cache_root() / "datasets" / "FashionMNIST" / "raw"]
     for folder in candidates:
@@ -70,7 +70,7 @@ def load():
     """Load Fashion-MNIST's official train (60k) and test (10k) splits as RGB uint8."""
     import numpy as np
 
-    from textclf.data import Dataset, Split
+    from textclf.plugin_api import Dataset, Split
 
     folder = _find_dir()
     splits = {}

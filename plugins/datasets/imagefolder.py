@@ -13,7 +13,7 @@ def _scan(folder: Path, classes: list[str], warnings: list[str]):
     import numpy as np
     from PIL import Image
 
-    from textclf.data import Split
+    from textclf.plugin_api import Split
 
     paths, labels = [], []
     for ci, cls in enumerate(classes):
@@ -41,7 +41,7 @@ def load(path: str):
     """Load an image folder; unreadable images are skipped and listed in ``warnings``."""
     import numpy as np
 
-    from textclf.data import Dataset
+    from textclf.plugin_api import Dataset
     from textclf.errors import TextclfError
 
     root = Path(path).expanduser()

@@ -12,7 +12,7 @@ def load(train_per_class: int = 24, test_per_class: int = 8, seed: int = 0):
     """Generate the synthetic set deterministically."""
     import numpy as np
 
-    from textclf.data import Dataset, Split
+    from textclf.plugin_api import Dataset, Split
 
     rng = np.random.default_rng(seed)
 

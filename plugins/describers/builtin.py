@@ -53,7 +53,7 @@ def builtin_path(dataset: str, prompt_name: str, class_names: Optional[Sequence[
     With ``class_names``, a dataset without built-in descriptions of its own uses those of the
     built-in dataset with exactly these classes.
     """
-    from textclf.descriptions.files import safe_name
+    from textclf.files.paths import safe_name
 
     name = prompt_name
     if name.isdigit():
@@ -108,7 +108,7 @@ class BuiltinDescriber(DescriberBase):
 
     def provenance(self) -> dict:
         """Provenance fields for the output file."""
-        from textclf.descriptions.files import safe_name
+        from textclf.files.paths import safe_name
 
         label = "builtin" if self.source == safe_name(self.dataset) else f"builtin ({self.source})"
         return {"describer": "builtin", "label": label, "source": self.source}

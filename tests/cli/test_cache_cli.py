@@ -167,7 +167,7 @@ def test_clear_keeps_an_empty_features_folder(tmp_path, monkeypatch):
 
 def test_an_empty_textclf_cache_variable_is_unset(tmp_path, monkeypatch):
     """TEXTCLF_CACHE= (empty) must not mean the current folder: cache clear would act on ./features."""
-    from textclf.data import cache_root
+    from textclf.files.paths import cache_root
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

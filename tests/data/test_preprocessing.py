@@ -46,7 +46,7 @@ def test_an_image_gives_the_same_input_alone_and_among_other_sizes():
 def test_training_reads_a_folder_of_mixed_sizes_image_by_image(tmp_path):
     """Feature extraction and streaming training batch files of many sizes: each keeps its own input."""
     from textclf.data import Split
-    from textclf.data.features import iter_inputs
+    from textclf.data.extraction import iter_inputs
 
     images = _images(2)
     paths = _folder(tmp_path, images)
@@ -101,7 +101,7 @@ def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(t
 
     from textclf.exports.predict import load_predictor, predict_files
     from textclf.exports.predict import read_image
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     paths = _folder(tmp_path, _images(1))
     target = 1  # a 13 x 20 image among other sizes

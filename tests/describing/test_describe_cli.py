@@ -174,7 +174,7 @@ def _sentences(text: str) -> int:
 @pytest.mark.parametrize("dataset", sorted(BUILTIN))
 @pytest.mark.parametrize("prompt", ["type1", "type2", "type3", "type4"])
 def test_builtin_descriptions_are_complete_and_shaped_as_the_prompt_asks(dataset, prompt):
-    from textclf.descriptions.engine import resolve_prompt
+    from textclf.descriptions.prompts import resolve_prompt
     from textclf.plugins.describers.builtin import builtin_path
 
     path = builtin_path(dataset, prompt)

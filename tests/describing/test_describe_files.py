@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from textclf.descriptions.describers import offline_descriptions
 from textclf.descriptions.files import (SCHEMA_VERSION, DescriptionFile, default_path, descriptions_hash,
-                                        load_descriptions, offline_descriptions, resolve_descriptions)
+                                        load_descriptions, resolve_descriptions)
 from textclf.errors import TextclfError
 
 CLASSES = ["red", "green", "blue", "gray"]

@@ -21,7 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from textclf.cli.main import app
-from textclf.descriptions.engine import DescribeOptions, custom_prompt, resolve_prompt, run_describe
+from textclf.descriptions.engine import DescribeOptions, run_describe
+from textclf.descriptions.prompts import custom_prompt, resolve_prompt
 from textclf.descriptions.files import load_descriptions
 from textclf.errors import TextclfError
 

@@ -64,7 +64,7 @@ def test_zero_shot_logits_are_the_scaled_cosine_to_the_mean_of_normalised_descri
     from textclf.data import load_dataset
     from textclf.data.preprocessing import preprocess_images
     from textclf.models.encoders import build_image_encoder, build_text_encoder
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
 
     run = load_run(zero_epoch_run)
@@ -104,7 +104,7 @@ def test_eval_zero_shot_refuses_backbones_that_are_not_one_aligned_pair(tmp_path
 def test_head_init_zero_shot_starts_as_the_zero_shot_head(zero_epoch_run, tiny_open_clip, tmp_path):
     """With --epochs 0 the classification head *is* the descriptions' zero-shot head; training moves it."""
     from textclf.evaluation.outputs import split_outputs
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
 
     run_dir = tmp_path / "init"

@@ -226,7 +226,7 @@ def test_eval_writes_metrics_figures_and_a_table(run):
 
 def test_metrics_agree_with_the_run_outputs_and_are_deterministic(run):
     from textclf.evaluation.outputs import split_outputs
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     assert _invoke(run, "--device", "cpu", "--no-plots").exit_code == 0
     first = json.loads((run / "metrics.json").read_text())
@@ -328,7 +328,7 @@ def test_an_untrained_run_still_evaluates_and_its_text_embeddings_are_the_initia
     """--epochs 0: no history to plot, and 'before training' (Figure 3) equals 'after'."""
     import torch
 
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"

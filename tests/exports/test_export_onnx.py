@@ -57,7 +57,7 @@ def _export_json(*args) -> dict:
 
 def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
     from textclf.data.preprocessing import preprocess_images
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     run = load_run(run_dir)
     branch = run.image_branch()
@@ -69,7 +69,7 @@ def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
 
 def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     from textclf.exports.onnx_export import read_metadata
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     out = tmp_path / "tiny.onnx"
     report = _export_json(tiny_run, "--out", out)
@@ -171,7 +171,7 @@ def test_graph_resize_matches_pytorch_antialias_up_and_down():
 
 def test_with_preprocessing_same_top1_as_pytorch_on_raw_uint8_images(tiny_run_8px, tmp_path):
     from textclf.exports.parity import load_run_dataset
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     out = tmp_path / "pre.onnx"
     report = _export_json(tiny_run_8px, "--with-preprocessing", "--out", out)
@@ -346,7 +346,7 @@ def test_cpu_session_uses_only_the_cpu_provider(tiny_run, tmp_path):
 
 def test_benchmark_reports_img_per_s_for_both_engines(tiny_run, tmp_path):
     from textclf.exports.bench import benchmark
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     out = tmp_path / "b.onnx"
     _export_json(tiny_run, "--out", out)
@@ -376,7 +376,7 @@ def test_default_efficientnet_lite0_run_exports_within_atol(tmp_path_factory, ca
     assert p["passed"] and p["max_abs_logit_diff"] <= 5e-4 and p["top1_agreement"] == 1.0
     # Raw 8x8 digits (upsampled to 96 in the graph) and an odd-sized image.
     from textclf.exports.parity import load_run_dataset
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     test = load_run_dataset(load_run(run_dir)).test
     images = [test.images[i] for i in range(10)] + [np.full((50, 31, 3), 200, np.uint8)]

@@ -169,7 +169,7 @@ def test_predict_help_has_an_example():
 def test_onnx_split_logits_for_eval(exported):
     from textclf.exports.parity import load_run_dataset
     from textclf.exports.predict import onnx_split_logits
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     run = load_run(exported["run"])
     test = load_run_dataset(run).test

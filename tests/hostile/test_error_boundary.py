@@ -19,7 +19,7 @@ import types
 
 import pytest
 
-import textclf.atomic
+import textclf.files.atomic
 from hostile_kit import assert_error, cli, image_folder, run_textclf, snapshot
 
 # Every command, with arguments that get it past option parsing into real work on a session run.
@@ -83,13 +83,13 @@ def _failing_writes(monkeypatch, code: int, where: str, under) -> None:
     under = os.path.abspath(under)
     inside = lambda path: os.path.abspath(path).startswith(under + os.sep)  # noqa: E731
     if where == "write":
-        real = textclf.atomic.Path.write_bytes
+        real = textclf.files.atomic.Path.write_bytes
 
         def write_bytes(self, data):
             if inside(self):
                 raise OSError(code, os.strerror(code))
             return real(self, data)
-        monkeypatch.setattr(textclf.atomic.Path, "write_bytes", write_bytes)
+        monkeypatch.setattr(textclf.files.atomic.Path, "write_bytes", write_bytes)
     else:
         import tempfile
 
@@ -97,7 +97,7 @@ def _failing_writes(monkeypatch, code: int, where: str, under) -> None:
             if dir is not None and inside(os.path.join(dir, "x")):
                 raise OSError(code, os.strerror(code), os.path.join(dir, f"{prefix}xyz{suffix}"))
             return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir, **kw)
-        monkeypatch.setattr(textclf.atomic, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
+        monkeypatch.setattr(textclf.files.atomic, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
 
 
 @pytest.mark.parametrize("code, where, needle", [

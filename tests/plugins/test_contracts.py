@@ -40,7 +40,7 @@ def test_image_backbone_contract(name, tmp_path):
     from textclf.config import build_config
     from textclf.exports.onnx_export import export_run
     from textclf.models.encoders import build_image_encoder
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
     from textclf.training.recipe import train
 
     plugin, argument = reg.get_image_backbone(name)
@@ -108,7 +108,8 @@ def test_dataset_contract(name, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", DESCRIBERS)
 def test_offline_describer_contract(name, tmp_path):
-    from textclf.descriptions.engine import make_describer, resolve_prompt
+    from textclf.descriptions.describers import make_describer
+    from textclf.descriptions.prompts import resolve_prompt
 
     plugin, _ = reg.registry("describers").get(name + (":x" if name == "file" else ""))
     if not plugin.offline:
@@ -175,7 +176,7 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
     from textclf.evaluation.metrics import evaluate_run
     from textclf.exports.onnx_export import export_run
     from textclf.models.encoders import build_image_encoder
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
     from textclf.training.recipe import train
 
     name = request.getfixturevalue("tiny_open_clip") if family == "open-clip" else family

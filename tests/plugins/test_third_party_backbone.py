@@ -114,7 +114,7 @@ def test_a_patch_mlp_plugin_trains_evaluates_exports_quantizes_and_predicts(patc
 def test_streaming_training_unfreezes_the_plugins_last_layer(patch_mlp):
     _ok(["train", "--preset", "tiny", "--image-backbone", "patch-mlp", "--train-backbone", "last",
          "--epochs", "1", "--run-dir", "run"])
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     run = load_run(patch_mlp / "run")
     encoder = run.image_encoder()

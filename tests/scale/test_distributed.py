@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from textclf import distributed
+from textclf.runtime import distributed
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
@@ -226,7 +226,7 @@ def test_bad_workers_and_feature_dtype_are_one_line_errors(tmp_path):
 # ---- ablation workers on GPUs -------------------------------------------------------------------
 
 def test_ablation_workers_get_one_gpu_each(monkeypatch):
-    from textclf.ablation.grid import resolve_jobs, worker_gpus
+    from textclf.ablation.planning import resolve_jobs, worker_gpus
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
@@ -246,7 +246,7 @@ def test_ablation_workers_get_one_gpu_each(monkeypatch):
 def test_a_forked_child_does_not_keep_the_folder_locked(tmp_path):
     """DataLoader workers are forked from the training process; a worker outliving its killed parent
     for a moment must not keep the run dir locked against --resume."""
-    from textclf.ownership import FolderLock
+    from textclf.files.ownership import FolderLock
 
     lock = FolderLock(tmp_path, "run dir").acquire()
     ready_r, ready_w = os.pipe()

@@ -298,7 +298,7 @@ def test_an_error_on_one_rank_ends_the_job_with_its_message(tmp_path):
 def test_ranks_stop_when_their_torchrun_agent_is_killed(tmp_path):
     """torchrun starts each rank in its own session, so a SIGKILLed agent cannot stop them: they notice
     and stop themselves, leaving the run dir unlocked for --resume."""
-    from textclf.ownership import FolderLock
+    from textclf.files.ownership import FolderLock
 
     run = tmp_path / "run"
     job = subprocess.Popen(slow_job(1.0, "train", "--preset", "tiny", "--device", "cpu", "--epochs", "8",

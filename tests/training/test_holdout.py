@@ -83,7 +83,7 @@ def test_calibration_never_reads_the_test_split(tmp_path, monkeypatch):
 
 def test_eval_reports_unseen_and_generalized_figures(tmp_path):
     from textclf.evaluation.metrics import evaluate_run
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     train(_tiny(holdout_classes=["blue"], text_head="open"), tmp_path / "run")
     run = load_run(tmp_path / "run")

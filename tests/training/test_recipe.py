@@ -17,7 +17,7 @@ import slow_runs
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
-from textclf.run import load_run
+from textclf.runs.run import load_run
 from textclf.training.recipe import train
 
 runner = CliRunner()

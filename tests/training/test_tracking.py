@@ -92,7 +92,7 @@ def test_run_files_are_readable_by_group_and_others_under_umask_022(tmp_path):
     # and a stricter umask is honoured too
     old = os.umask(0o077)
     try:
-        from textclf.atomic import write_text
+        from textclf.files.atomic import write_text
 
         write_text(tmp_path / "private.txt", "x")
     finally:

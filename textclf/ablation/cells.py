@@ -45,7 +45,9 @@ class Cell:
     @property
     def slug(self) -> str:
         """A folder-safe name."""
-        return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.name)
+        from textclf.files.paths import safe_name
+
+        return safe_name(self.name, "cell")
 
 
 def paper_plan(base: dict, preset: str, controls: Optional[list[str]] = None) -> tuple[list[Cell], list[str]]:

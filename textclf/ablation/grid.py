@@ -10,101 +10,17 @@ cells themselves are :mod:`textclf.ablation.cells`, the statistics :mod:`textclf
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
-from textclf.ablation.cells import Cell, cell_config, check_grid, with_reference
-from textclf.ablation.summary import GridReport, write_outputs
-from textclf.atomic import write_json
+from textclf.ablation.cell_run import run_cell
+from textclf.ablation.cells import Cell, check_grid, with_reference
+from textclf.ablation.grid_folder import claimed_grid, finish_grid
+from textclf.ablation.planning import longest_first, plan_work, resolve_jobs, worker_gpus
+from textclf.ablation.report import GridReport
 from textclf.errors import TextclfError
-from textclf.progress import NULL, Reporter
-
-FORMAT = "textclf-ablation"  # the marker: grid.json's format
-GRID_FILE = "grid.json"
-MAX_AUTO_JOBS = 8  # each worker holds both backbones and a dataset in memory
-
-
-def _check_same_config(cell: Cell, seed: int, files, config) -> None:
-    """A finished cell is reused only if it was trained with the config the grid asks for now
-    (a resumed grid must not mix results of two sets of defaults)."""
-    from textclf.config import load_run_config
-
-    done = load_run_config(files.config).to_dict()
-    wanted = config.to_dict()
-    diff = sorted(k for k in set(done) | set(wanted) if done.get(k) != wanted.get(k))
-    if diff:
-        shown = ", ".join(f"{k} {done.get(k)!r} -> {wanted.get(k)!r}" for k in diff[:3])
-        raise TextclfError(f"cell '{cell.name}' seed {seed} was trained with another config ({shown}); "
-                           "use --force to start the grid over")
-
-
-def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool, callbacks=()) -> dict:
-    """Train and evaluate one cell for one seed (or reuse its finished result).
-
-    ``callbacks`` are passed to :func:`textclf.training.recipe.train` (called after every epoch).
-    """
-    from textclf.evaluation.outputs import split_outputs
-    from textclf.rundir import RunFiles
-    from textclf.run import load_run
-    from textclf.training.recipe import train
-
-    run_dir = out / "cells" / cell.slug / f"seed{seed}"
-    result_path = run_dir / "result.json"
-    files = RunFiles(run_dir)
-    config = cell_config(cell, base, preset, seed)
-    if resume and files.config.exists() and (result_path.exists() or files.checkpoint.exists()):
-        _check_same_config(cell, seed, files, config)  # about to reuse it, finished or half-trained
-    if resume and result_path.exists():
-        return _read_cell_file(result_path, {"cell": str, "seed": int, "accuracy": (int, float),
-                                             "macro_f1": (int, float)})
-    t0 = time.perf_counter()
-    if not files.model.exists():
-        can_resume = resume and files.checkpoint.exists() and files.config.exists()
-        if run_dir.exists() and not can_resume:
-            from textclf.ownership import remove_own_files
-            from textclf.rundir import OWN_FILES
-
-            remove_own_files(run_dir, OWN_FILES)  # a half-made cell from a killed grid: start it over
-        train(config, run_dir, resume=can_resume, callbacks=callbacks)
-    run = load_run(run_dir)
-    outputs = split_outputs(run, "test", shared=True)
-    from textclf.evaluation.metrics import score_outputs
-
-    scores = score_outputs(outputs, run.config.temperature, run.gamma)
-    metrics = _read_cell_file(files.train_metrics, {"best_val_accuracy": (int, float, type(None))})
-    desc = _read_cell_file(files.descriptions, {"sha256": str, "source": str})
-    result = {
-        "cell": cell.name, "group": cell.group, "seed": seed,
-        "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
-        "text_accuracy": scores["heads"]["text"]["accuracy"],
-        "val_accuracy": metrics.get("selected_val_accuracy", metrics["best_val_accuracy"]),
-        "descriptions_sha256": desc["sha256"], "descriptions_source": desc["source"],
-        "seconds": round(time.perf_counter() - t0, 3),
-        "run_dir": str(run_dir), "overrides": json.dumps(cell.overrides, sort_keys=True),
-    }
-    ov = scores.get("open_vocabulary")
-    if ov:  # classes known by description alone (held out): their figures
-        result.update(unseen_accuracy=ov["unseen_accuracy"], gzsl_seen=ov["generalized"]["seen"],
-                      gzsl_unseen=ov["generalized"]["unseen"], gzsl_H=ov["generalized"]["H"], ausuc=ov["ausuc"],
-                      classifier_unseen_accuracy=ov.get("classifier_unseen_accuracy"))
-    write_json(result_path, result)
-    return result
-
-
-def _read_cell_file(path: Path, required: dict) -> dict:
-    """A cell's JSON file (result, train metrics, descriptions) with the keys the grid reads, of the right types."""
-    from textclf.jsonio import read_json
-
-    doc = read_json(path, "cell file")
-    bad = [k for k, types in required.items() if not isinstance(doc, dict) or not isinstance(doc.get(k), types)
-           or (types is int and isinstance(doc.get(k), bool))]
-    if bad:
-        raise TextclfError(f"cell file '{path}' is damaged: '{bad[0]}' is missing or of the wrong type; delete "
-                           f"the cell's folder and rerun with --resume (or start over with --force)")
-    return doc
+from textclf.runtime.progress import NULL, Reporter
 
 
 def _init_worker(parent_pid: int, gpus=None) -> None:
@@ -141,42 +57,6 @@ def _run_cell_in_worker(args) -> dict:
         return run_cell(*args[:-1])
 
 
-def resolve_jobs(jobs: int, n_work: int, devices: tuple[str, ...] = ("auto",)) -> int:
-    """Worker processes for a grid: ``jobs`` itself, or for ``0`` (auto) one per CPU core.
-
-    Auto is capped at ``MAX_AUTO_JOBS`` and at the number of runs; where the cells (their
-    ``devices`` settings) run on CUDA it is one worker per GPU instead, each on its own device.
-    """
-    if jobs > 0:
-        return jobs
-    import os
-
-    import torch
-
-    if any(d != "cpu" for d in devices) and torch.cuda.is_available():
-        return max(1, min(torch.cuda.device_count(), n_work))
-    return max(1, min(os.cpu_count() or 1, MAX_AUTO_JOBS, n_work))
-
-
-def worker_gpus(jobs: int, devices: tuple[str, ...]) -> list[str]:
-    """The ``CUDA_VISIBLE_DEVICES`` value of each of ``jobs`` workers: the visible GPUs in turn (none without CUDA)."""
-    import os
-
-    import torch
-
-    if not (any(d != "cpu" for d in devices) and torch.cuda.is_available()):
-        return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else \
-        [str(i) for i in range(torch.cuda.device_count())]
-    return [ids[i % len(ids)] for i in range(jobs)] if ids else []
-
-
-def _relative_cost(config) -> int:
-    """A coarse cost rank of one cell: fine-tuned text and streamed images dominate a run's time."""
-    return config.streams_images * 10 + config.text_trained * 5
-
-
 def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Optional[dict] = None,
              preset: str = "default", resume: bool = False, force: bool = False, jobs: int = 1,
              reporter: Reporter = NULL, callbacks=(), report: GridReport = GridReport()) -> dict:
@@ -195,7 +75,7 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     # Resolved and preflighted up front: anything known at the start fails before hours of training and
     # before any file is touched.
     configs = check_grid(cells, seeds, base, preset)
-    from textclf.distributed import current
+    from textclf.runtime.distributed import current
 
     if current().active:  # under torchrun: the ranks share out the cells (rank 0 claims and summarises)
         from textclf.ablation.ranks import run_grid_on_ranks
@@ -208,33 +88,6 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
         with shared_encoders():  # frozen backbones and text features built once for the whole grid
             return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
                               tuple(callbacks), report)
-
-
-@contextlib.contextmanager
-def claimed_grid(out: Path, cells: list[Cell], seeds: list[int], base: dict, preset: str, resume: bool,
-                 force: bool) -> Iterator[None]:
-    """Hold the ablation folder for the block: claimed, locked, cleared with ``force``, ``grid.json`` written."""
-    from textclf.ownership import FolderLock, claim_folder, remove_own_files
-
-    claim_folder(out, GRID_FILE, FORMAT, "ablation folder", "--out")
-    with FolderLock(out, "ablation folder"):
-        if any((out / "cells").glob("*/seed*/result.json")) and not (resume or force):
-            raise TextclfError(f"'{out}' already holds ablation results; use --resume to continue or --force to "
-                               "start over")
-        if force:
-            remove_own_files(out, own_files())
-        write_json(out / GRID_FILE, {"format": FORMAT, "preset": preset, "base": base, "seeds": seeds,
-                                     "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides}
-                                               for c in cells]})
-        yield
-
-
-def own_files() -> list[str]:
-    """What textclf writes in an ablation folder (``--force`` removes these and nothing else)."""
-    from textclf.rundir import OWN_FILES
-
-    cell_files = [f"cells/*/seed*/{name}" for name in OWN_FILES]
-    return [GRID_FILE, "results.csv", "results.json", "summary.md", "forest.png", ".*.tmp"] + cell_files
 
 
 def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
@@ -275,29 +128,3 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
     return finish_grid(out, cells, seeds, canonical, rows, report)
 
 
-def plan_work(cells: list[Cell], seeds: list[int]) -> tuple[dict, list[tuple[Cell, int]]]:
-    """``(canonical, work)``: cells by their settings, and the distinct (cell, seed) runs to train."""
-    # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
-    canonical: dict[str, Cell] = {}
-    for cell in cells:
-        canonical.setdefault(json.dumps(cell.overrides, sort_keys=True), cell)
-    unique = [c for c in cells if canonical[json.dumps(c.overrides, sort_keys=True)] is c]
-    return canonical, [(cell, seed) for seed in seeds for cell in unique]
-
-
-def longest_first(work: list, configs: dict) -> list:
-    """``work`` with the costliest runs first."""
-    # Cells that fine-tune the text encoder cost ~10-50x a frozen-text cell, and starting them
-    # last would leave one worker busy while the others idle.
-    return sorted(work, key=lambda cs: -_relative_cost(configs[(cs[0].name, cs[1])]))
-
-
-def finish_grid(out: Path, cells: list[Cell], seeds: list[int], canonical: dict, rows: list[dict],
-                report: GridReport) -> dict:
-    """Every cell's rows in grid order (duplicates of a canonical cell included), summarised and written."""
-    by_key = {(r["cell"], r["seed"]): r for r in rows}
-    rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
-            for seed in seeds for c in cells]
-    summary, text = report.summary(rows, cells)
-    write_outputs(out, rows, summary, text, forest=report.zero_shot_chance is None)
-    return summary

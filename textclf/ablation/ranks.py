@@ -16,15 +16,18 @@ import json
 from pathlib import Path
 
 from textclf.errors import TextclfError
-from textclf.progress import Reporter
+from textclf.runtime.progress import Reporter
 
 
 def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
                       resume: bool, force: bool, jobs: int, reporter: Reporter, callbacks: tuple,
                       report) -> dict:
-    """:func:`textclf.ablation.grid.run_grid` on every rank of ``ctx`` (an active :mod:`textclf.distributed` job)."""
-    from textclf.ablation.grid import claimed_grid, finish_grid, longest_first, plan_work, run_cell
-    from textclf.distributed import PeerError, single_process
+    """:func:`textclf.ablation.grid.run_grid` on every rank of ``ctx`` (an active :mod:`textclf.runtime.distributed` job)."""
+    from textclf.ablation.cell_run import run_cell
+    from textclf.ablation.grid_folder import claimed_grid, finish_grid
+    from textclf.ablation.planning import longest_first, plan_work
+    from textclf.errors import PeerError
+    from textclf.runtime.distributed import single_process
     from textclf.models.encoders import shared_encoders
 
     if jobs > 1:
@@ -66,7 +69,7 @@ def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Pa
             every = [row for r in range(ctx.world) for row in json.loads(ctx.store.get(f"{rows_key}/{r}"))]
             summary = finish_grid(out, cells, seeds, canonical, every, report)
         except BaseException as exc:
-            from textclf.distributed import one_line
+            from textclf.runtime.distributed import one_line
 
             ctx.store.set(result_key, json.dumps({"error": one_line(exc)}))
             raise

@@ -7,18 +7,10 @@ A split holds either decoded uint8 images in memory (N, H, W, 3) or a list of fi
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-
-
-def cache_root() -> Path:
-    """The cache folder: ``$TEXTCLF_CACHE`` or ``~/.cache/textclf`` (an empty ``TEXTCLF_CACHE=`` counts as unset,
-    as an empty ``HF_HOME`` does: it must never mean the current folder)."""
-    return Path(os.environ.get("TEXTCLF_CACHE", "").strip() or Path.home() / ".cache" / "textclf")
 
 
 @dataclass
@@ -141,22 +133,3 @@ def check_trainable(ds: Dataset, train_idx: np.ndarray, *, val_fraction: float,
         raise TextclfError(f"dataset '{ds.name}' leaves 0 training images: {why}, and the validation split "
                            f"(--val-fraction {val_fraction:g}) takes at least one image of every class; "
                            f"give each class at least 2 training images")
-
-
-def load_dataset(name: str, *, max_train: Optional[int] = None, max_test: Optional[int] = None,
-                 seed: int = 0) -> Dataset:
-    """Resolve a dataset by registry name (``imagefolder:PATH`` included) and load it.
-
-    ``max_train``/``max_test`` keep a stratified, seeded subset (fast experiments, CI).
-    """
-    from textclf.registry import registry
-
-    plugin, arg = registry("datasets").get(name)
-    ds = plugin.load(arg) if plugin.takes_argument else plugin.load()
-    if max_train is not None and max_train < len(ds.train):
-        keep, _ = stratified_indices(ds.train.labels, max_train / len(ds.train), seed)
-        ds.train = ds.train.subset(keep)
-    if max_test is not None and max_test < len(ds.test):
-        keep, _ = stratified_indices(ds.test.labels, max_test / len(ds.test), seed)
-        ds.test = ds.test.subset(keep)
-    return ds

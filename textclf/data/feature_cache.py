@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from textclf.atomic import atomic_path, write_json
+from textclf.files.atomic import atomic_path, write_json
 
 FEATURE_VERSION = 2  # bump when extraction changes in a way that alters features (2: each image resized alone)
 SIDECAR_FORMAT = "textclf-features"

@@ -1,56 +1,16 @@
-"""Frozen-backbone feature extraction, and features through the content-addressed cache."""
+"""Image features through the content-addressed cache: the key, and filling an entry (also over a job's ranks)."""
 
 from __future__ import annotations
 
-import copy
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
-from textclf.data import Split, cache_root
-from textclf.data.preprocessing import Preprocessing, preprocess_images, preprocess_module
-
-
-def iter_inputs(split: Split, prep: Preprocessing, batch_size: int, indices=None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield ``(indices, normalised float batch)`` over a split in order (each image resized on its own)."""
-    order = np.arange(len(split)) if indices is None else np.asarray(indices)
-    module = preprocess_module(prep)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        yield idx, preprocess_images(split.read(idx), prep, module)
-
-
-def iter_features(backbone: torch.nn.Module, split: Split, prep: Preprocessing, device: torch.device,
-                  batch_size: int = 128, rows=None, workers: Optional[int] = None) -> Iterator[np.ndarray]:
-    """Yield float32 features of ``rows`` (default: the whole split) batch by batch, in order.
-
-    Inference mode, channels-last, bf16 autocast on CUDA; images are decoded in DataLoader
-    workers and resized on the device (:mod:`textclf.data.pipeline`). The backbone is copied
-    before it is moved or converted: the caller's module (possibly shared by a whole grid) is
-    never modified.
-    """
-    from textclf.data.pipeline import image_batches, row_batches
-
-    net = copy.deepcopy(backbone).to(device).eval().to(memory_format=torch.channels_last)
-    order = np.arange(len(split)) if rows is None else np.asarray(rows, dtype=np.int64)
-    with torch.inference_mode():
-        for x, _ in image_batches(split, row_batches(order, batch_size), prep, device, workers, channels_last=True):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                f = net(x)
-            yield f.float().cpu().numpy()
-
-
-def extract_features(backbone: torch.nn.Module, split: Split, prep: Preprocessing, device: torch.device,
-                     batch_size: int = 128, on_batch: Optional[Callable[[int], None]] = None,
-                     workers: Optional[int] = None) -> np.ndarray:
-    """Run a frozen backbone over a split (see :func:`iter_features`); returns (N, dim) float32."""
-    chunks = []
-    for f in iter_features(backbone, split, prep, device, batch_size, workers=workers):
-        chunks.append(f)
-        if on_batch:
-            on_batch(len(f))
-    return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
+from textclf.data import Split
+from textclf.files.paths import cache_root
+from textclf.data.extraction import extract_features
+from textclf.data.preprocessing import Preprocessing
 
 
 def feature_key(encoder, split: Split, split_name: str, dataset_name: str, prep: Preprocessing,
@@ -70,7 +30,7 @@ def cached_features(encoder, split: Split, split_name: str, dataset_name: str, p
     """Features of a split from the cache (memory-mapped), computing them on a miss. Returns ``(features, hit)``.
 
     ``encoder`` is a :class:`textclf.models.encoders.ImageEncoder`; ``dtype`` the stored dtype
-    (``float16`` halves disk and memory). With ``ctx``, an active :mod:`textclf.distributed`
+    (``float16`` halves disk and memory). With ``ctx``, an active :mod:`textclf.runtime.distributed`
     job, every rank extracts its shard and rank 0 writes the one entry
     (:mod:`textclf.data.sharded_features`).
     """

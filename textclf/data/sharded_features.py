@@ -68,7 +68,7 @@ def _gathered_blocks(encoder, split, prep, device, ctx, shape: tuple[int, int], 
     import torch
 
     from textclf.data.feature_cache import stored_values
-    from textclf.data.features import iter_features
+    from textclf.data.extraction import iter_features
 
     n, dim = shape
     world, rank = ctx.world, ctx.rank

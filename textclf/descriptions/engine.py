@@ -21,9 +21,7 @@ for ``name:ARG`` describers, ``argument``; it should accept and ignore options i
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,128 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from textclf.descriptions.describers import add_usage, make_describer
 from textclf.errors import TextclfError
 
-OFFLINE_CHOICES = "builtin, classname, random-words, file:PATH"
-
-
-# --------------------------------------------------------------------------- prompts
-
-def resolve_prompt(name: str):
-    """A registered prompt template by name or alias (``"3"``, ``"type3"``)."""
-    from textclf.registry import registry
-
-    obj, _arg = registry("prompts").get(str(name))
-    return obj
-
-
-def custom_prompt(text: str):
-    """A prompt template from inline text containing ``{class_name}`` (or the paper's ``{}``)."""
-    from textclf.plugin_api import PromptTemplate
-
-    TYPE2 = resolve_prompt("type2")  # a custom prompt asks for a paragraph, with the paper's system message
-
-    if "{class_name}" not in text and "{}" in text:
-        text = text.replace("{}", "{class_name}")
-    if "{class_name}" not in text:
-        raise TextclfError(f"--prompt-template '{text}' must contain {{class_name}}, "
-                           f"e.g. 'Describe the shape of a {{class_name}} in one sentence.'")
-    try:
-        text.format(class_name="x")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise TextclfError(f"--prompt-template '{text}' has a placeholder other than {{class_name}} "
-                           f"({type(exc).__name__}: {exc}); write literal braces as {{{{ and }}}}") from None
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
-    return PromptTemplate(f"custom-{digest}", text, TYPE2.system, max_tokens=TYPE2.max_tokens)
-
-
-def prompts_for(prompt_type: Optional[str], prompt_template: Optional[str] = None) -> list:
-    """The templates a ``describe`` run covers: one, ``all`` four paper prompts, or a custom one."""
-    if prompt_template is not None:
-        if prompt_type is not None:
-            raise TextclfError("use either --prompt-type or --prompt-template, not both")
-        return [custom_prompt(prompt_template)]
-    spec = (prompt_type or "1").strip()
-    if spec.lower() == "all":
-        return [resolve_prompt(f"type{i}") for i in range(1, 5)]
-    try:
-        return [resolve_prompt(spec)]
-    except TextclfError:
-        from textclf.registry import registry
-
-        names = registry("prompts").names()
-        aliases = [a for n in names for a in getattr(resolve_prompt(n), "aliases", ())]
-        raise TextclfError(f"unknown --prompt-type '{spec}'; valid choices: "
-                           f"{', '.join(sorted(aliases) + ['all'] + sorted(names))}") from None
-
-
-# --------------------------------------------------------------------------- datasets
-
-def dataset_class_names(dataset: str) -> list[str]:
-    """Class names of a dataset, without loading its images when the plugin declares them."""
-    from textclf.registry import registry
-
-    plugin, arg = registry("datasets").get(dataset)
-    names = plugin.class_names(arg)
-    if names:
-        return list(names)
-    from textclf.data import load_dataset
-
-    return list(load_dataset(dataset).class_names)
-
-
-# --------------------------------------------------------------------------- describers
-
-def make_describer(name: str, **options) -> tuple[Any, Any]:
-    """Resolve a describer name (``file:PATH`` included) and build it: ``(plugin, describer)``."""
-    from textclf.registry import registry
-
-    plugin, arg = registry("describers").get(name)
-    if arg is not None:
-        options["argument"] = arg
-    return plugin, plugin.make(**options)
-
-
-def default_describer(dataset: str, prompt_names: list[str],
-                      class_names: Optional[list[str]] = None) -> tuple[str, Optional[str]]:
-    """The describer to use when none is named, and a one-line note when it is not ``openai``.
-
-    Without a key: the ``builtin`` describer, when it can describe this dataset (by its name or,
-    with ``class_names``, by a built-in dataset with exactly these class names) for every prompt.
-    """
-    if os.environ.get("OPENAI_API_KEY"):
-        return "openai", None
-    names = list(class_names) if class_names else dataset_class_names(dataset)
-    try:
-        _, describer = make_describer("builtin", dataset=dataset, class_names=names)
-        for prompt in prompt_names:  # raises when the built-in set lacks this prompt
-            describer.describe(names[0], resolve_prompt(prompt), 0)
-        source = describer.provenance().get("source", dataset)
-    except TextclfError as exc:
-        raise TextclfError(f"no describer available: OPENAI_API_KEY is not set and {exc}; set OPENAI_API_KEY "
-                           f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
-                           f"with --describer {OFFLINE_CHOICES}") from None
-    from textclf.descriptions.files import safe_name
-
-    whose = dataset if source == safe_name(dataset) else f"{source} (same class names as {dataset})"
-    return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {whose} descriptions "
-                       f"(--describer openai with a key, --base-url for a local server, or another "
-                       f"--describer, to change)")
-
-
-USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
-
-
-def add_usage(total: dict, usage: Optional[dict]) -> dict:
-    """Add one request's (or one file's) token usage to ``total`` in place; returns ``total``."""
-    for key in USAGE_KEYS:
-        value = (usage or {}).get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            total[key] = total.get(key, 0) + value
-    return total
-
-
-# --------------------------------------------------------------------------- engine
 
 @dataclass
 class DescribeEvent:
@@ -242,7 +121,7 @@ class _Writer:
             self._cond.notify()
 
     def _run(self) -> None:
-        from textclf.atomic import write_json
+        from textclf.files.atomic import write_json
 
         while True:
             with self._cond:
@@ -301,112 +180,96 @@ async def _call(fn, *args):
     return out
 
 
-async def describe_async(opts: DescribeOptions,
-                         on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
-    """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
-    from textclf import __version__
-    from textclf.descriptions.files import DescriptionFile, is_description_file, load_descriptions
+def _existing_file(opts: DescribeOptions):
+    """The file to resume (None: start afresh); a file textclf did not write is never replaced."""
+    from textclf.descriptions.files import is_description_file, load_descriptions
+    from textclf.files.ownership import refuse_foreign_file
 
-    started = time.perf_counter()
-    emit = on_event or (lambda _e: None)
-    prompt = opts.prompt
-    if opts.samples < 1:
-        raise TextclfError(f"--samples must be at least 1, got {opts.samples}")
-    if opts.concurrency < 1:
-        raise TextclfError(f"--concurrency must be at least 1, got {opts.concurrency}")
-    class_names = list(opts.class_names)
     out = Path(opts.out)
-
-    existing = None
-    if out.exists() and not opts.force:
-        try:
-            existing = load_descriptions(out, class_names, partial=True)
-        except TextclfError as exc:
-            if not is_description_file(out):
-                raise TextclfError(f"'{out}' exists and was not written by textclf ({exc}); textclf never "
-                                   f"overwrites a file it did not write: choose another --output") from None
-            raise TextclfError(f"{exc}; use --force to overwrite it") from None
-    elif opts.force:  # --force replaces only what textclf wrote
-        from textclf.ownership import refuse_foreign_file
-
+    if opts.force:  # --force starts over, but replaces only what textclf wrote
         refuse_foreign_file(out, is_description_file, "choose another --output")
-
-    def retry_hook(class_name: str, attempt: int, delay: float, reason: str) -> None:
-        emit(DescribeEvent("retry", prompt.name, class_name, attempt=attempt, delay=delay, reason=reason))
-
-    plugin, desc = make_describer(
-        opts.describer, dataset=opts.dataset, class_names=class_names, model=opts.model,
-        base_url=opts.base_url, temperature=opts.temperature, seed=opts.seed, samples=opts.samples,
-        concurrency=opts.concurrency, timeout=opts.timeout, max_retries=opts.max_retries,
-        backoff_base=opts.backoff_base, on_retry=retry_hook, api_key=opts.api_key)
+        return None
+    if not out.exists():
+        return None
     try:
-        prov = dict(desc.provenance())
+        return load_descriptions(out, list(opts.class_names), partial=True)
+    except TextclfError as exc:
+        if not is_description_file(out):
+            raise TextclfError(f"'{out}' exists and was not written by textclf ({exc}); textclf never "
+                               f"overwrites a file it did not write: choose another --output") from None
+        raise TextclfError(f"{exc}; use --force to overwrite it") from None
+
+
+class _Run:
+    """One describe run's state: the texts kept and fetched, token usage, and the file they make."""
+
+    def __init__(self, opts: DescribeOptions, existing, desc, emit):
+        self.opts, self.existing, self.desc, self.emit = opts, existing, desc, emit
+        self.prov = dict(desc.provenance())
         if existing is not None:
-            _check_resumable(existing, prov, prompt, opts.dataset, out)
-        texts: dict[str, list[str]] = {c: list(existing.descriptions.get(c, [])) if existing else []
-                                       for c in class_names}
-        kept = {c: len(texts[c]) for c in class_names}
-        wanted = {c: _n_samples(desc, c, opts.samples) for c in class_names}
-        plan = [(c, i) for c in class_names for i in range(len(texts[c]), wanted[c])]
-        created = existing.created_at if existing is not None else _now()
-        samples_field = max(max(wanted.values(), default=1), existing.samples if existing is not None else 1)
-        emit(DescribeEvent("plan", prompt.name, total=len(plan), kept=sum(kept.values())))
-
-        new_texts: dict[str, dict[int, str]] = {c: {} for c in class_names}
+            _check_resumable(existing, self.prov, opts.prompt, opts.dataset, Path(opts.out))
+        self.names = list(opts.class_names)
+        self.texts = {c: list(existing.descriptions.get(c, [])) if existing else [] for c in self.names}
+        self.kept = {c: len(self.texts[c]) for c in self.names}
+        wanted = {c: _n_samples(desc, c, opts.samples) for c in self.names}
+        self.plan = [(c, i) for c in self.names for i in range(len(self.texts[c]), wanted[c])]
+        self.samples = max(max(wanted.values(), default=1), existing.samples if existing is not None else 1)
+        self.created = existing.created_at if existing is not None else _now()
+        self.new = {c: {} for c in self.names}
+        self.fetched = {c: 0 for c in self.names}
         # Token usage: the file keeps the sum over every run that filled it (--force starts over).
-        usage_run: dict[str, int] = {}
-        usage_by_class: dict[str, dict[str, int]] = {}
-        usage_before = dict(existing.usage or {}) if existing is not None else {}
+        self.usage: dict[str, int] = {}
+        self.usage_by_class: dict[str, dict[str, int]] = {}
+        self.usage_before = dict(existing.usage or {}) if existing is not None else {}
+        self.failed: list[BaseException] = []
 
-        def build(complete: bool) -> DescriptionFile:
-            desc_map = {}
-            for c in class_names:
-                merged = texts[c] + [new_texts[c][i] for i in sorted(new_texts[c])]
-                if merged:
-                    desc_map[c] = merged
-            return DescriptionFile(
-                dataset=opts.dataset, class_names=class_names, prompt_name=prompt.name,
-                prompt_text=prompt.text, prompt_system=prompt.system,
-                describer=prov.get("describer", opts.describer), model=prov.get("model"),
-                base_url=prov.get("base_url"), temperature=prov.get("temperature"),
-                seed=prov.get("seed"), samples=samples_field, created_at=created, updated_at=_now(),
-                textclf_version=__version__, complete=complete,
-                usage=add_usage(dict(usage_before), usage_run) or None, descriptions=desc_map)
+    @property
+    def label(self) -> str:
+        return self.prov.get("label", self.prov.get("describer", ""))
 
-        if not plan and existing is not None and existing.complete:
-            return DescribeResult(out, existing, kept, {c: 0 for c in class_names},
-                                  prov.get("label", prov.get("describer", "")),
-                                  time.perf_counter() - started)
+    def build(self, complete: bool):
+        """The description file as it stands (texts kept, then texts fetched in sample order)."""
+        from textclf import __version__
+        from textclf.descriptions.files import DescriptionFile
 
-        sem = asyncio.Semaphore(opts.concurrency)
-        fetched = {c: 0 for c in class_names}
+        merged = {c: self.texts[c] + [self.new[c][i] for i in sorted(self.new[c])] for c in self.names}
+        opts, prov = self.opts, self.prov
+        return DescriptionFile(
+            dataset=opts.dataset, class_names=self.names, prompt_name=opts.prompt.name,
+            prompt_text=opts.prompt.text, prompt_system=opts.prompt.system,
+            describer=prov.get("describer", opts.describer), model=prov.get("model"),
+            base_url=prov.get("base_url"), temperature=prov.get("temperature"), seed=prov.get("seed"),
+            samples=self.samples, created_at=self.created, updated_at=_now(), textclf_version=__version__,
+            complete=complete, usage=add_usage(dict(self.usage_before), self.usage) or None,
+            descriptions={c: t for c, t in merged.items() if t})
 
-        failed: list[BaseException] = []
+    async def fetch(self, class_name: str, index: int, sem: asyncio.Semaphore, writer: "_Writer") -> None:
+        """One description: asked for, checked, kept, and the file persisted at once (off the event loop)."""
+        async with sem:
+            if self.failed:  # another request failed for good: start nothing new
+                return
+            try:
+                text = await _call(self.desc.describe, class_name, self.opts.prompt, index)
+            except BaseException as exc:
+                self.failed.append(exc)
+                raise
+        usage = getattr(text, "usage", None)
+        text = str(text or "").strip()
+        if not text:
+            raise TextclfError(f"describer '{self.opts.describer}' returned an empty description "
+                               f"for class '{class_name}'")
+        self.new[class_name][index] = text
+        self.fetched[class_name] += 1
+        if usage:
+            add_usage(self.usage, usage)
+            add_usage(self.usage_by_class.setdefault(class_name, {}), usage)
+        writer.submit(self.build(complete=False).to_json())
+        self.emit(DescribeEvent("done", self.opts.prompt.name, class_name, sample=index, text=text, usage=usage))
 
-        async def one(class_name: str, index: int) -> None:
-            async with sem:
-                if failed:  # another request failed for good: start nothing new
-                    return
-                try:
-                    text = await _call(desc.describe, class_name, prompt, index)
-                except BaseException as exc:
-                    failed.append(exc)
-                    raise
-            usage = getattr(text, "usage", None)
-            text = str(text or "").strip()
-            if not text:
-                raise TextclfError(f"describer '{opts.describer}' returned an empty description "
-                                   f"for class '{class_name}'")
-            new_texts[class_name][index] = text
-            fetched[class_name] += 1
-            if usage:
-                add_usage(usage_run, usage)
-                add_usage(usage_by_class.setdefault(class_name, {}), usage)
-            writer.submit(build(complete=False).to_json())  # persisted at once, off the event loop
-            emit(DescribeEvent("done", prompt.name, class_name, sample=index, text=text, usage=usage))
-
-        writer = _Writer(out)
-        tasks = [asyncio.ensure_future(one(c, i)) for c, i in plan]
+    async def fetch_all(self, writer: "_Writer") -> None:
+        """Every planned request, ``concurrency`` at a time; on a failure what arrived is on disk first."""
+        sem = asyncio.Semaphore(self.opts.concurrency)
+        tasks = [asyncio.ensure_future(self.fetch(c, i, sem, writer)) for c, i in self.plan]
         try:
             for fut in asyncio.as_completed(tasks):
                 await fut
@@ -418,17 +281,46 @@ async def describe_async(opts: DescribeOptions,
                 writer.close()  # everything that arrived is on disk before the error propagates
             except TextclfError:
                 pass  # the original error is the one to report
-            done = writer.saved - sum(kept.values())  # what reached the disk, not what arrived
-            if isinstance(exc, TextclfError) and done > 0:
-                raise TextclfError(f"{exc} ({done} of {len(plan)} descriptions saved to {out}; "
+            saved = writer.saved - sum(self.kept.values())  # what reached the disk, not what arrived
+            if isinstance(exc, TextclfError) and saved > 0:
+                raise TextclfError(f"{exc} ({saved} of {len(self.plan)} descriptions saved to {self.opts.out}; "
                                    f"rerun to fetch the rest)") from None
             raise
-        final = build(complete=True)
+
+
+async def describe_async(opts: DescribeOptions,
+                         on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
+    """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
+    started = time.perf_counter()
+    emit = on_event or (lambda _e: None)
+    if opts.samples < 1:
+        raise TextclfError(f"--samples must be at least 1, got {opts.samples}")
+    if opts.concurrency < 1:
+        raise TextclfError(f"--concurrency must be at least 1, got {opts.concurrency}")
+    existing = _existing_file(opts)
+
+    def retry_hook(class_name: str, attempt: int, delay: float, reason: str) -> None:
+        emit(DescribeEvent("retry", opts.prompt.name, class_name, attempt=attempt, delay=delay, reason=reason))
+
+    _, desc = make_describer(
+        opts.describer, dataset=opts.dataset, class_names=list(opts.class_names), model=opts.model,
+        base_url=opts.base_url, temperature=opts.temperature, seed=opts.seed, samples=opts.samples,
+        concurrency=opts.concurrency, timeout=opts.timeout, max_retries=opts.max_retries,
+        backoff_base=opts.backoff_base, on_retry=retry_hook, api_key=opts.api_key)
+    try:
+        run = _Run(opts, existing, desc, emit)
+        emit(DescribeEvent("plan", opts.prompt.name, total=len(run.plan), kept=sum(run.kept.values())))
+        if not run.plan and existing is not None and existing.complete:
+            return DescribeResult(Path(opts.out), existing, run.kept, run.fetched, run.label,
+                                  time.perf_counter() - started)
+        writer = _Writer(Path(opts.out))
+        await run.fetch_all(writer)
+        final = run.build(complete=True)
         writer.submit(final.to_json())
         writer.close()
-        emit(DescribeEvent("finished", prompt.name, total=len(plan)))
-        return DescribeResult(out, final, kept, fetched, prov.get("label", prov.get("describer", "")),
-                              time.perf_counter() - started, usage_run, usage_by_class)
+        emit(DescribeEvent("finished", opts.prompt.name, total=len(run.plan)))
+        return DescribeResult(Path(opts.out), final, run.kept, run.fetched, run.label,
+                              time.perf_counter() - started, run.usage, run.usage_by_class)
     finally:
         closer = getattr(desc, "aclose", None)
         if closer is not None:

@@ -18,6 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from textclf.errors import TextclfError
+from textclf.files.paths import safe_name
 
 SCHEMA_VERSION = 1
 DEFAULT_ROOT = "descriptions"
@@ -64,7 +65,7 @@ class DescriptionFile(BaseModel):
     @pydantic.field_validator("class_names")
     @classmethod
     def _unique_classes(cls, v: list[str]) -> list[str]:
-        from textclf.schema_types import distinct
+        from textclf.files.schema_types import distinct
 
         if not v:
             raise ValueError("class_names is empty")
@@ -146,7 +147,7 @@ def load_descriptions(path, class_names: list[str] | None = None, *, partial: bo
     file lists them in the order given. Every problem is a :class:`TextclfError` naming the
     class or field. ``partial=True`` (used by ``describe`` to resume) admits incomplete files.
     """
-    from textclf.jsonio import read_json
+    from textclf.files.jsonio import read_json
 
     p = Path(path)
     # Strict JSON: a class listed twice under "descriptions" must not silently keep the last texts.
@@ -178,19 +179,6 @@ def descriptions_hash(descriptions: dict[str, list[str]]) -> str:
     """SHA-256 hex digest of the canonical JSON of ``descriptions`` (sorted keys, compact)."""
     canon = json.dumps(descriptions, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_name(name: str) -> str:
-    """A file-system-safe form of a dataset or prompt name."""
-    if ":" in name:
-        base, _, arg = name.partition(":")
-        tail = Path(arg.rstrip("/\\")).name or arg
-        name = f"{base}-{tail}"
-    cleaned = _UNSAFE.sub("-", name).strip("-.")
-    return cleaned or "unnamed"
 
 
 def output_path(out, dataset: str, prompt_name: str, n_prompts: int = 1) -> Path:
@@ -231,16 +219,10 @@ def default_path(dataset: str, prompt_name: str, root: str = DEFAULT_ROOT) -> Pa
     return Path(root) / safe_name(dataset) / f"{safe_name(prompt_name)}.json"
 
 
-def normalize_prompt(prompt: str) -> str:
-    """The registry name of a prompt given by name or alias (``"3"`` -> ``"type3"``)."""
-    from textclf.registry import registry
-
-    obj, _arg = registry("prompts").get(prompt)
-    return obj.name
-
-
 def _prompt_name_or_raw(prompt: str, dataset: str, root: str) -> str:
     try:
+        from textclf.descriptions.prompts import normalize_prompt
+
         return normalize_prompt(prompt)
     except TextclfError:
         # A name that is not a registered prompt may still be a file written with a custom
@@ -268,47 +250,12 @@ def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "ty
         file = load_descriptions(candidate, class_names)
         return {c: list(file.descriptions[c]) for c in class_names}, str(candidate)
     try:  # the builtin describer: by dataset name, else by its class names
-        builtin, label = _offline("builtin", dataset, class_names, name)
+        from textclf.descriptions.describers import offline_with_source
+
+        builtin, label = offline_with_source("builtin", dataset, class_names, name)
         return builtin, f"builtin:{label}/{name}"
     except TextclfError:
         pass
     short = name[4:] if re.fullmatch(r"type\d+", name) else name
     raise TextclfError(f"no descriptions for dataset '{dataset}' prompt '{name}'; "
                        f"run: textclf describe --dataset {dataset} --prompt-type {short}")
-
-
-def offline_descriptions(describer: str, dataset: str, class_names: list[str], prompt: str = "type1",
-                         seed: int = 0, samples: int = 1) -> dict[str, list[str]]:
-    """Generate descriptions synchronously with an offline describer.
-
-    ``describer`` is ``builtin``, ``classname``, ``random-words`` or ``file:PATH`` (or any
-    installed plugin that declares itself offline). Used by ``textclf ablate`` for controls.
-    """
-    return _offline(describer, dataset, class_names, prompt, seed, samples)[0]
-
-
-def _offline(describer: str, dataset: str, class_names: list[str], prompt: str = "type1", seed: int = 0,
-             samples: int = 1) -> tuple[dict[str, list[str]], str]:
-    """:func:`offline_descriptions` and the describer's source label (e.g. the built-in set it used)."""
-    import inspect
-
-    from textclf.descriptions.engine import make_describer, resolve_prompt
-
-    template = resolve_prompt(prompt)
-    plugin, desc = make_describer(describer, dataset=dataset, class_names=list(class_names),
-                                  seed=seed, samples=samples)
-    if not plugin.offline:
-        raise TextclfError(f"describer '{describer}' needs a network service; offline choices: "
-                           f"builtin, classname, random-words, file:PATH")
-    out: dict[str, list[str]] = {}
-    for cls_name in class_names:
-        limit = desc.max_samples(cls_name)
-        n = samples if limit is None else max(1, min(samples, limit))
-        texts = []
-        for i in range(n):
-            text = desc.describe(cls_name, template, i)
-            if inspect.isawaitable(text):
-                raise TextclfError(f"describer '{describer}' is asynchronous; use textclf describe")
-            texts.append(str(text).strip())
-        out[cls_name] = texts
-    return out, str(desc.provenance().get("source", safe_name(dataset)))

@@ -19,7 +19,7 @@ from textclf.errors import TextclfError
 
 
 def _read_json(path: Path) -> dict[str, list[str]]:
-    from textclf.jsonio import read_json
+    from textclf.files.jsonio import read_json
 
     data = read_json(path, "descriptions file")  # duplicate class keys, non-UTF-8, deep nesting: one line
     if isinstance(data, dict) and "schema_version" in data:
@@ -42,7 +42,7 @@ def _read_json(path: Path) -> dict[str, list[str]]:
 
 
 def _read_csv(path: Path) -> dict[str, list[str]]:
-    from textclf.jsonio import decode_utf8
+    from textclf.files.jsonio import decode_utf8
 
     text = decode_utf8(path.read_bytes(), path, "descriptions file")
     try:

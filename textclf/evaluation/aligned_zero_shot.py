@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 
 from textclf.errors import TextclfError
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 VARIANTS = ("descriptions", "templates", "descriptions+templates")
@@ -61,7 +61,7 @@ class ZeroShotEvaluation:
     """The zero-shot metrics document of a run and the file it belongs in."""
 
     metrics: dict
-    run: object            # textclf.run.Run
+    run: object            # textclf.runs.run.Run
     own_split: bool        # the run's own dataset and the test split
 
     @property
@@ -69,7 +69,7 @@ class ZeroShotEvaluation:
         """``RUN_DIR/metrics-zero-shot.json``, or ``RUN_DIR/metrics-zero-shot-<dataset>-<split>.json``."""
         if self.own_split:
             return self.run.root / f"{METRICS_STEM}.json"
-        from textclf.descriptions.files import safe_name
+        from textclf.files.paths import safe_name
 
         return self.run.root / f"{METRICS_STEM}-{safe_name(self.metrics['dataset'])}-{self.metrics['split']}.json"
 
@@ -85,11 +85,11 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
     """
     import torch
 
-    from textclf.devices import resolve_device
+    from textclf.runtime.devices import resolve_device
     from textclf.evaluation.metrics import compute_metrics, metrics_document
     from textclf.models.encoders import build_text_encoder
     from textclf.models.text_tower import encode_per_class
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice
@@ -130,7 +130,8 @@ def _split_features(run, split: str, dataset: Optional[str], device, reporter: R
     """``(labels, image embeddings, dataset name)`` of a split through the run's image backbone."""
     import numpy as np
 
-    from textclf.data.features import cached_features, extract_features
+    from textclf.data.extraction import extract_features
+    from textclf.data.features import cached_features
     from textclf.evaluation.outputs import load_eval_dataset
 
     ds = load_eval_dataset(run, dataset)

@@ -13,7 +13,7 @@ import pydantic
 from pydantic import Field
 
 from textclf.errors import TextclfError
-from textclf.schema_types import ClassNames
+from textclf.files.schema_types import ClassNames
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 

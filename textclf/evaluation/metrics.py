@@ -42,7 +42,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from textclf.errors import TextclfError
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 METRICS_FORMAT = "textclf-metrics"
 METRICS_SCHEMA_VERSION = 1
@@ -205,7 +205,7 @@ class RunEvaluation:
     """The outcome of evaluating a run dir: the metrics document and where files should go."""
 
     metrics: dict
-    run: object            # textclf.run.Run
+    run: object            # textclf.runs.run.Run
     own_split: bool        # the run's own dataset and the test split (-> RUN_DIR/metrics.json)
 
     @property
@@ -216,26 +216,26 @@ class RunEvaluation:
     @property
     def metrics_name(self) -> str:
         """File name of the metrics for this dataset/split."""
+        from textclf.files.paths import safe_name
+
         if self.own_split:
             return "metrics.json"
-        return f"metrics-{_safe(self.metrics['dataset'])}-{self.metrics['split']}.json"
+        return f"metrics-{safe_name(self.metrics['dataset'], 'dataset')}-{self.metrics['split']}.json"
 
     @property
     def plot_suffix(self) -> str:
         """'' for the run's own test split, else '-<dataset>-<split>' (confusion matrix only)."""
-        return "" if self.own_split else f"-{_safe(self.metrics['dataset'])}-{self.metrics['split']}"
+        from textclf.files.paths import safe_name
 
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name).strip("-") or "dataset"
+        return "" if self.own_split else f"-{safe_name(self.metrics['dataset'], 'dataset')}-{self.metrics['split']}"
 
 
 def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: str = "test",
                  device: str = "cpu", reporter: Reporter = NULL) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
     from textclf.evaluation.outputs import split_outputs
-    from textclf.devices import resolve_device
-    from textclf.run import load_run
+    from textclf.runtime.devices import resolve_device
+    from textclf.runs.run import load_run
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice
@@ -277,8 +277,8 @@ def write_metrics(path: str | Path, metrics: dict, *, baseline: Optional[str | P
     A gate never writes over its own baseline: when ``path`` is the ``baseline`` file (through any
     path or link), nothing is written, so a failed comparison cannot replace what it failed against.
     """
-    from textclf.atomic import write_json
-    from textclf.ownership import is_textclf_json, refuse_foreign_file
+    from textclf.files.atomic import write_json
+    from textclf.files.ownership import is_textclf_json, refuse_foreign_file
 
     if baseline is not None and _same_file(path, baseline):
         return None
@@ -302,7 +302,7 @@ def read_metrics(path: str | Path) -> dict:
     gate off, one of 5.0 or NaN would fail every run, and a baseline without class names could
     compare runs on different classes.
     """
-    from textclf.jsonio import read_json
+    from textclf.files.jsonio import read_json
     from textclf.evaluation.baseline_schema import check_gateable
 
     p = Path(path)

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 
 from textclf.errors import TextclfError
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 
 @dataclass
 class SplitOutputs:
-    """What a run predicts for a split, in the run's vocabulary order (see :meth:`textclf.run.Run.vocabulary`)."""
+    """What a run predicts for a split, in the run's vocabulary order (see :meth:`textclf.runs.run.Run.vocabulary`)."""
 
     labels: np.ndarray           # (N,) true labels: indices into class_names
     logits: np.ndarray           # (N, C) classification head (the first C = trained classes)
@@ -61,7 +61,8 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
     A frozen backbone's features come from (and fill) the shared feature cache; a trained one
     runs over the images. ``shared`` reuses read-only backbones within a grid.
     """
-    from textclf.data.features import cached_features, extract_features
+    from textclf.data.extraction import extract_features
+    from textclf.data.features import cached_features
     from textclf.models.classifier import text_similarity_logits
 
     ds = load_eval_dataset(run, dataset)

@@ -42,8 +42,8 @@ def _save(fig, path: str | Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from textclf import __version__
-    from textclf.atomic import atomic_path
-    from textclf.ownership import PNG_SOFTWARE
+    from textclf.files.atomic import atomic_path
+    from textclf.files.ownership import PNG_SOFTWARE
 
     FigureCanvasAgg(fig)
     with atomic_path(path, fsync=False) as tmp:
@@ -302,7 +302,7 @@ def write_run_plots(run, metrics: dict, out_dir: str | Path, confusion_suffix: s
     """
     import json
 
-    from textclf.rundir import RunFiles
+    from textclf.runs.run_dir import RunFiles
 
     out = Path(out_dir)
     paths: dict[str, Path] = {}

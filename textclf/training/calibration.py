@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from textclf.progress import NULL, Reporter
+from textclf.runtime.progress import NULL, Reporter
 
 
 DRAWS = 3  # calibration models, each with its own pseudo-unseen classes
@@ -59,11 +59,9 @@ def text_scores(recipe, model_recipe, rows: np.ndarray, class_embedding: torch.T
 
 def _draw(recipe, seen: list[str], pseudo: list[str]):
     """``(labels, scores, seen mask)`` on the run's validation images of a model trained without ``pseudo``."""
-    from textclf.training.recipe import TrainingRecipe
-
     cfg = recipe.config
     derived = dataclasses.replace(cfg, holdout_classes=list(cfg.holdout_classes or ()) + pseudo, holdout_shots=0)
-    helper = TrainingRecipe(derived, None, reporter=NULL).setup().fit()
+    helper = type(recipe)(derived, None, reporter=NULL).setup().fit()  # the same recipe, without ``pseudo``
     names = [c for c in recipe.class_names if c in seen]  # pseudo-seen + pseudo-unseen, in the run's order
     embedding = class_embeddings(helper, names, {c: recipe.descriptions[c] for c in names})
     run_labels = recipe.data.labels

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from textclf.atomic import atomic_path
+from textclf.files.atomic import atomic_path
 from textclf.errors import TextclfError
 
 if TYPE_CHECKING:
-    from textclf.rundir import RunFiles
+    from textclf.runs.run_dir import RunFiles
 
 
 class _Checkpoint:

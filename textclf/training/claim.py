@@ -14,7 +14,7 @@ from typing import Iterator
 
 from textclf.config import TrainConfig, load_run_config
 from textclf.errors import TextclfError
-from textclf.rundir import RunFiles
+from textclf.runs.run_dir import RunFiles
 
 
 @contextlib.contextmanager
@@ -22,7 +22,7 @@ def claimed_run_dir(files: RunFiles, config: TrainConfig, resume: bool, ctx) -> 
     """Hold ``files.root`` for the block; yields ``(config, created)``.
 
     ``config`` is the one given, or for ``resume`` the run's own; ``created``: the folder did not
-    exist before (a failed start may remove it again). ``ctx``: the :mod:`textclf.distributed` job.
+    exist before (a failed start may remove it again). ``ctx``: the :mod:`textclf.runtime.distributed` job.
     """
     if not ctx.active:
         with _claim(files, config, resume) as claimed:
@@ -42,8 +42,8 @@ def claimed_run_dir(files: RunFiles, config: TrainConfig, resume: bool, ctx) -> 
 
 @contextlib.contextmanager
 def _claim(files: RunFiles, config: TrainConfig, resume: bool) -> Iterator[tuple[TrainConfig, bool]]:
-    from textclf.ownership import FolderLock, claim_folder
-    from textclf.rundir import FORMAT
+    from textclf.files.ownership import FolderLock, claim_folder
+    from textclf.runs.run_dir import FORMAT
 
     claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")
     created = not files.root.exists()
@@ -66,8 +66,8 @@ def _claim(files: RunFiles, config: TrainConfig, resume: bool) -> Iterator[tuple
 
 
 def _remove_new_run_dir(files: RunFiles) -> None:
-    from textclf.ownership import remove_own_files
-    from textclf.rundir import OWN_FILES
+    from textclf.files.ownership import remove_own_files
+    from textclf.runs.run_dir import OWN_FILES
 
     remove_own_files(files.root, OWN_FILES)
     with contextlib.suppress(OSError):

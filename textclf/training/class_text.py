@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from textclf.config import TrainConfig
-from textclf.progress import Reporter
+from textclf.runtime.progress import Reporter
 
 
 def run_descriptions(config: TrainConfig, dataset_name: str, class_names: list[str]) -> tuple[dict, str]:
     """The descriptions this run trains with, after any ablation control. Returns ``(descriptions, source)``."""
-    from textclf.descriptions.files import offline_descriptions, resolve_descriptions
+    from textclf.descriptions.describers import offline_descriptions
+    from textclf.descriptions.files import resolve_descriptions
 
     if config.text_control in ("classname", "random-words"):
         desc = offline_descriptions(config.text_control, dataset_name, class_names, config.prompt_type,

@@ -86,7 +86,7 @@ def train_epoch_sharded(recipe, epoch: int) -> dict:
                        f"(lr {cfg.lr:g}, temperature {cfg.temperature:g}); lower the learning rate or check the config")
             if ctx.is_main:
                 raise TextclfError(message)
-            from textclf.distributed import PeerError
+            from textclf.errors import PeerError
 
             raise PeerError(message)
         recipe.optimizer.zero_grad(set_to_none=True)

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from textclf.config import TrainConfig, save_config
-from textclf.devices import resolve_device
+from textclf.runtime.devices import resolve_device
 from textclf.errors import TextclfError
-from textclf.progress import NULL, Reporter
-from textclf.rundir import RunFiles
+from textclf.runtime.progress import NULL, Reporter
+from textclf.runs.run_dir import RunFiles
 from textclf.training.checkpoint import CHECKPOINT, CheckpointWriter
 
 EpochCallback = Callable[[dict], None]
@@ -38,11 +38,11 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, rep
     The run dir must be missing, empty or a textclf run dir; it is locked for the whole run, so a
     second writer fails at once instead of mixing two runs' files. ``callbacks`` are called with
     each epoch's history row once its checkpoint is submitted (on rank 0 of a torchrun job).
-    Inside a :func:`textclf.distributed.session` every rank calls this; they train one model.
+    Inside a :func:`textclf.runtime.distributed.session` every rank calls this; they train one model.
     """
-    from textclf.distributed import current
-    from textclf.ownership import remove_own_files
-    from textclf.rundir import OWN_FILES
+    from textclf.runtime.distributed import current
+    from textclf.files.ownership import remove_own_files
+    from textclf.runs.run_dir import OWN_FILES
     from textclf.training.claim import claimed_run_dir
     from textclf.training.preflight import preflight
 
@@ -92,7 +92,7 @@ class TrainingRecipe:
 
     def __init__(self, config: TrainConfig, files: RunFiles, *, resume: bool = False, reporter: Reporter = NULL,
                  callbacks: Sequence[EpochCallback] = (), ctx=None):
-        from textclf.distributed import SINGLE
+        from textclf.runtime.distributed import SINGLE
 
         self.ctx = ctx or SINGLE  # the torchrun job, or a single process
         self.config = config

@@ -2,7 +2,7 @@
 
 The training loop hands every finished epoch's row (``epoch``, ``loss``, ``loss_clf``,
 ``loss_cont``, ``val_accuracy``, ``lr``, ``seconds``) to a :class:`Tracker`. ``history.jsonl``
-and ``history.csv`` are written by the run dir itself (:meth:`textclf.rundir.RunFiles.write_history`);
+and ``history.csv`` are written by the run dir itself (:meth:`textclf.runs.run_dir.RunFiles.write_history`);
 a tracker adds an external logger. TensorBoard is an optional extra
 (``pip install 'textclf[tensorboard]'``): asking for it without the package is a one-line error
 before any work starts.

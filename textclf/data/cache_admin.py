@@ -64,7 +64,7 @@ def cache_dir(root: Optional[Path] = None) -> Path:
     """The cache root: ``root``, else ``$TEXTCLF_CACHE``, else ``~/.cache/textclf``."""
     if root is not None:
         return Path(root)
-    from textclf.data import cache_root
+    from textclf.files.paths import cache_root
 
     return cache_root()
 

@@ -22,20 +22,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from textclf.errors import TextclfError
+from textclf.errors import PeerError, TextclfError
 
 TIMEOUT_ENV = "TEXTCLF_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0  # a collective that waits longer than this ends the job (a hung peer)
 STALE_S = 60.0  # a peer silent this long while we wait on the store is taken for dead
 PEER_WORD_S = 3.0  # how long a rank whose collective broke waits for the failing peer's message
-
-
-class PeerError(TextclfError):
-    """An error that happened because of another rank (its failure, its death, or the job's end).
-
-    Rank 0 prints it; the other ranks end with its exit code and print nothing, so the user sees
-    each failure once from the rank where it happened and once from rank 0.
-    """
 
 
 def launched() -> bool:
@@ -268,7 +260,7 @@ def session(device: str = "auto") -> Iterator[Context]:
     if not launched():
         yield SINGLE
         return
-    from textclf.rank_watch import Heartbeat, stop_on_sigterm
+    from textclf.runtime.rank_watch import Heartbeat, stop_on_sigterm
 
     ctx = _init(device)
     outer, _current = _current, ctx
@@ -346,7 +338,7 @@ def _init(device: str) -> Context:
     import torch
     import torch.distributed as dist
 
-    from textclf.devices import resolve_device
+    from textclf.runtime.devices import resolve_device
 
     if not dist.is_available():
         raise TextclfError("this torch build has no torch.distributed; run textclf without torchrun")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textclf import __version__
-from textclf.atomic import atomic_path, write_json, write_text
+from textclf.files.atomic import atomic_path, write_json, write_text
 
 FORMAT = "textclf-run"
 FORMAT_VERSION = 2  # 2: typed preprocessing, backbone identity, one model module
@@ -55,7 +55,7 @@ class RunFiles:
 
     def is_run_dir(self) -> bool:
         """Whether this folder carries the run-dir marker (``run.json`` with textclf's format)."""
-        from textclf.ownership import is_owned
+        from textclf.files.ownership import is_owned
 
         return is_owned(self.root, self.run.name, FORMAT)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from textclf.errors import TextclfError
-from textclf.rundir import FORMAT, FORMAT_VERSION, RunFiles
+from textclf.runs.run_dir import FORMAT, FORMAT_VERSION, RunFiles
 
 
 @dataclass
@@ -242,8 +242,8 @@ def load_run(run_dir: str | Path) -> Run:
         raise
     except Exception as exc:
         raise TextclfError(f"run dir '{run_dir}' is damaged: {type(exc).__name__}: {exc}") from None
-    from textclf.jsonio import read_json
-    from textclf.run_schema import read_class_names, read_run_info
+    from textclf.files.jsonio import read_json
+    from textclf.runs.schema import read_class_names, read_run_info
 
     version = read_json(files.run, "run file").get("format_version") if files.run.is_file() else None
     if version != FORMAT_VERSION:

@@ -91,7 +91,7 @@ def extended(run, descriptions: dict[str, list[str]]):
     """An in-memory copy of ``run`` that also knows ``descriptions``' classes (no file written)."""
     import torch
 
-    from textclf.run import Run
+    from textclf.runs.run import Run
 
     check_new(run, descriptions)
     feats = class_features(run, descriptions)
@@ -105,9 +105,9 @@ def extended(run, descriptions: dict[str, list[str]]):
 
 def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str = "") -> Path:
     """Write a new run dir ``out``: ``run_dir`` plus classes known from ``descriptions`` alone."""
-    from textclf.ownership import FolderLock, claim_folder
-    from textclf.run import load_run
-    from textclf.rundir import FORMAT, RunFiles
+    from textclf.files.ownership import FolderLock, claim_folder
+    from textclf.runs.run import load_run
+    from textclf.runs.run_dir import FORMAT, RunFiles
 
     run = load_run(run_dir)
     new = extended(run, descriptions)
@@ -127,9 +127,9 @@ def _write(run, new, files, descriptions: dict, source: str) -> None:
 
     from safetensors.torch import save_file
 
-    from textclf.atomic import atomic_path, write_json
-    from textclf.jsonio import read_json
-    from textclf.rundir import FORMAT, FORMAT_VERSION
+    from textclf.files.atomic import atomic_path, write_json
+    from textclf.files.jsonio import read_json
+    from textclf.runs.run_dir import FORMAT, FORMAT_VERSION
 
     files.root.mkdir(parents=True, exist_ok=True)
     info = dict(new.run_info, run_id=uuid.uuid4().hex[:12], derived_from=run.run_id,
@@ -159,7 +159,7 @@ def add_classes_onnx(model_path, run_dir, descriptions: dict[str, list[str]], ou
     the output shapes and the metadata follow, and the new file is written atomically only after
     its text logits match the extended run's in PyTorch on the run's test images (``atol``).
     """
-    from textclf.run import load_run
+    from textclf.runs.run import load_run
 
     run = load_run(run_dir)
     model_path = Path(model_path)

@@ -14,7 +14,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from textclf.errors import TextclfError
-from textclf.schema_types import ClassNames
+from textclf.files.schema_types import ClassNames
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -77,7 +77,7 @@ def _validated(model: type[pydantic.BaseModel], data, path: Path):
 
 def read_run_info(path: str | Path) -> dict:
     """``run.json`` as a dict, after checking what readers use."""
-    from textclf.jsonio import read_json
+    from textclf.files.jsonio import read_json
 
     p = Path(path)
     data = read_json(p, "run file")
@@ -87,7 +87,7 @@ def read_run_info(path: str | Path) -> dict:
 
 def read_class_names(path: str | Path) -> list[str]:
     """The class names of ``classes.json``."""
-    from textclf.jsonio import read_json
+    from textclf.files.jsonio import read_json
 
     p = Path(path)
     return list(_validated(Classes, read_json(p, "run file"), p).classes)

@@ -1,7 +1,7 @@
 """How a rank learns that its job is ending: torchrun's SIGTERM, and a torchrun agent that died.
 
 torchrun stops the ranks of a failed job with SIGTERM; :func:`stop_on_sigterm` turns it into a
-:class:`~textclf.distributed.PeerError`, so the checkpoint in flight lands and the rank ends with
+:class:`~textclf.runtime.distributed.PeerError`, so the checkpoint in flight lands and the rank ends with
 one line. :class:`Heartbeat` keeps a counter per rank in the job's store (peers waiting on the
 store tell a live rank from a dead one by it) and watches the rank's parent, the agent.
 """
@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 
-from textclf.distributed import PeerError
+from textclf.errors import PeerError
 
 HEARTBEAT_S = 2.0
 ORPHAN_GRACE_S = 20.0
@@ -33,7 +33,7 @@ def stop_on_sigterm():
 
 
 class Heartbeat:
-    """Counts up ``alive/<rank>`` in the store of ``ctx`` (a :class:`~textclf.distributed.Context`)
+    """Counts up ``alive/<rank>`` in the store of ``ctx`` (a :class:`~textclf.runtime.distributed.Context`)
     every few seconds, so waiting peers can tell it lives, and ends the rank when its torchrun agent is gone.
 
     A SIGKILLed agent cannot stop its ranks (torchrun starts each in its own session), and the

@@ -1,0 +1,26 @@
+"""A dataset by its registry name (``imagefolder:PATH`` included), optionally a stratified subset."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from textclf.data.datasets import Dataset, stratified_indices
+
+
+def load_dataset(name: str, *, max_train: Optional[int] = None, max_test: Optional[int] = None,
+                 seed: int = 0) -> Dataset:
+    """Resolve a dataset by registry name (``imagefolder:PATH`` included) and load it.
+
+    ``max_train``/``max_test`` keep a stratified, seeded subset (fast experiments, CI).
+    """
+    from textclf.registry import registry
+
+    plugin, arg = registry("datasets").get(name)
+    ds = plugin.load(arg) if plugin.takes_argument else plugin.load()
+    if max_train is not None and max_train < len(ds.train):
+        keep, _ = stratified_indices(ds.train.labels, max_train / len(ds.train), seed)
+        ds.train = ds.train.subset(keep)
+    if max_test is not None and max_test < len(ds.test):
+        keep, _ = stratified_indices(ds.test.labels, max_test / len(ds.test), seed)
+        ds.test = ds.test.subset(keep)
+    return ds
