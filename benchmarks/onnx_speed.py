@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     from textclf.exports.bench import compare_throughput
     from textclf.exports.onnx_export import export_run
     from textclf.exports.sessions import create_session
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     with tempfile.TemporaryDirectory(prefix="textclf-onnx-speed-") as tmp:
         tmp = Path(tmp)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
             t = time.perf_counter()
             train(build_config("default", None, overrides), run_dir)
             train_s = time.perf_counter() - t
-        run = load_run(run_dir)
+        run = open_run(run_dir)
         t = time.perf_counter()
         fp32 = export_run(run_dir, out=tmp / "fp32.onnx", precision="fp32", check_images=None)
         fp32_s = time.perf_counter() - t

@@ -31,7 +31,7 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from textclf.data.features import cached_features
     from textclf.evaluation.outputs import split_outputs
     from textclf.models.encoders import build_image_encoder
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
     from textclf.training.data import split_indices
     from textclf.training.recipe import train
 
@@ -43,7 +43,7 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     per_seed = []
     for seed in range(seeds):
         train(dataclasses.replace(config, seed=seed), run_dir / f"seed{seed}")
-        out = split_outputs(load_run(run_dir / f"seed{seed}"))
+        out = split_outputs(open_run(run_dir / f"seed{seed}"))
         per_seed.append(round(float((out.logits.argmax(1) == out.labels).mean()), 4))
     control = sum(per_seed) / len(per_seed)
     control_s = (time.perf_counter() - t0) / seeds

@@ -2,36 +2,36 @@
 
 Only rank 0 shows progress, tables and JSON. A rank's own error is printed by that rank (as
 ``rank N: ...``) and, through the job's store, by rank 0; an error that a rank only suffered
-because of another rank (:class:`textclf.runtime.distributed.PeerError`) is printed by rank 0 alone.
+because of another rank (:class:`textclf.errors.PeerError`) is printed by rank 0 alone. The job
+itself is joined by the library (:func:`textclf.runtime.distributed.session`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, Optional
+from typing import Iterator
 
 import typer
 
 
 @contextlib.contextmanager
-def job(device: Optional[str]) -> Iterator[object]:
-    """Join the torchrun job for the block (the single-process context when torchrun did not start us)."""
+def rank_output() -> Iterator[None]:
+    """Within the block, the output rules of a rank: quiet unless rank 0, errors said once."""
+    from textclf.errors import PeerError, TextclfError
     from textclf.runtime import distributed
-    from textclf.errors import TextclfError
 
     if not distributed.launched():
-        yield distributed.SINGLE
+        yield
         return
     rank = os.environ.get("RANK", "0")
-    try:
-        with distributed.session(device or "auto") as ctx:
-            if not ctx.is_main:
-                from textclf.cli._progress import set_verbosity
+    if rank != "0":
+        from textclf.cli._progress import set_verbosity
 
-                set_verbosity(quiet=True)
-            yield ctx
-    except distributed.PeerError as exc:
+        set_verbosity(quiet=True)
+    try:
+        yield
+    except PeerError as exc:
         if rank == "0":
             raise
         raise typer.Exit(exc.exit_code)  # rank 0 (and the rank where it began) said it already

@@ -27,9 +27,9 @@ def list_command(
     from rich.table import Table
 
     from textclf.runs.classes import list_classes
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
-    rows = list_classes(load_run(run_dir))
+    rows = list_classes(open_run(run_dir))
     if json_out:
         print_json({"run_dir": str(run_dir), "classes": rows})
         return
@@ -112,7 +112,7 @@ def add_command(
     if target.suffix.lower() == ".onnx":
         if run is None:
             raise TextclfError("adding classes to an ONNX model needs --run RUN_DIR (the run it was exported from)")
-        from textclf.runs.classes import add_classes_onnx
+        from textclf.exports.onnx_classes import add_classes_onnx
 
         report = add_classes_onnx(target, run, table, output)
     else:

@@ -137,40 +137,20 @@ def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baselin
 
 def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run dir."""
-    from textclf.errors import TextclfError
-    from textclf.evaluation.metrics import compute_metrics, metrics_document
-    from textclf.exports.predict import onnx_split_logits
-
-    if dataset is None:
-        raise TextclfError("--onnx needs --dataset NAME (the dataset to evaluate the model on)")
-    if not model.is_file():
-        raise TextclfError(f"ONNX model '{model}' does not exist")
     from textclf.cli._progress import reporter
-    from textclf.files.paths import safe_name
-    from textclf.files.ownership import is_textclf_json, is_textclf_png, refuse_foreign_file
-
-    # The dataset is in the names: a second dataset's metrics never overwrite the first's. The files
-    # sit beside the model, perhaps among the user's own: checked before the evaluation.
-    stem = f"{model.with_suffix('')}.metrics-{safe_name(dataset)}-{split}"
-    figure = f"{model.with_suffix('')}.confusion_matrix-{safe_name(dataset)}-{split}.png"
-    refuse_foreign_file(Path(f"{stem}.json"), is_textclf_json, "evaluate a copy of the model under another name")
-    if plots:
-        refuse_foreign_file(Path(figure), is_textclf_png, "evaluate a copy of the model under another name, or "
-                                                          "pass --no-plots")
+    from textclf.evaluation.onnx_eval import evaluate_onnx
 
     with reporter(enabled=not json_out) as progress:
-        labels, logits, class_names = onnx_split_logits(model, dataset, split, provider=device, reporter=progress)
-    # The exported branch has no text head: classification-head metrics only.
-    metrics = compute_metrics(labels, logits, class_names)
-    doc = metrics_document(metrics, source={"kind": "onnx", "path": str(model)}, dataset=dataset, split=split)
-    written = _write(f"{stem}.json", doc, baseline, json_out)
+        ev = evaluate_onnx(model, dataset, split, provider=device, plots=plots, reporter=progress)
+    doc = ev.metrics
+    written = _write(ev.metrics_path, doc, baseline, json_out)
     if plots:
         import numpy as np
 
         from textclf.evaluation.plots import plot_confusion_matrix
 
         written["confusion_matrix"] = plot_confusion_matrix(
-            np.asarray(doc["confusion_matrix"]), doc["class_names"], figure,
+            np.asarray(doc["confusion_matrix"]), doc["class_names"], ev.figure_path,
             title=f"Confusion matrix, {dataset} {split}")
     return doc, written
 

@@ -14,10 +14,11 @@ app = typer.Typer(help="Export a trained run (ONNX model, sample images).\n\n"
                        "Example: textclf export onnx runs/demo --with-preprocessing",
                   no_args_is_help=True, rich_markup_mode="rich")
 
-ONNX_HELP = """Export the image branch (backbone + projection + classification head) to ONNX.
+ONNX_HELP = """Export the served model (image branch and text head) to ONNX.
 
 Writes RUN_DIR/model.onnx (or --output) and a sidecar model.onnx.json with the same metadata.
-Outputs: logits, probabilities, embedding; dynamic batch axis. The file is checked with
+Six outputs: logits, probabilities, embedding, text_logits, text_probabilities,
+ensemble_probabilities; dynamic batch axis. The file is checked with
 onnx.checker and against PyTorch on the run's test images before it is renamed into place;
 a failed check exits 1 and leaves nothing behind.
 
@@ -95,7 +96,7 @@ def _print_report(report: dict) -> None:
             ("size", f"{report['bytes'] / 1e6:.2f} MB"),
             ("precision / opset", f"{report['precision']} / {report['opset']}"),
             ("input", f"{inp['name']}: {inp['dtype']} {inp['layout']} {inp['shape']}"),
-            ("outputs", "logits, probabilities, embedding"),
+            ("outputs", ", ".join(report["outputs"])),
             ("classes", f"{len(meta['class_names'])}: {', '.join(meta['class_names'][:6])}"
                         f"{', ...' if len(meta['class_names']) > 6 else ''}"),
             ("run id", str(meta.get("run_id"))),

@@ -28,9 +28,12 @@ class TextclfApp(typer.Typer):
     (the callback, option parsing, plugin entry points loaded on the way): one line, exit 2 or 3."""
 
     def __call__(self, *args, **kwargs):
+        from textclf.errors import cli_names
+
         safe_streams()
         try:
-            return super().__call__(*args, **kwargs)
+            with cli_names():  # the library's errors name flags (--run-dir), not keywords (run_dir=)
+                return super().__call__(*args, **kwargs)
         except (SystemExit, KeyboardInterrupt) + passthrough_exceptions():
             raise
         except Exception as exc:
@@ -63,6 +66,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="Print errors and the final result only (no progress, no notes)."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
@@ -72,6 +76,9 @@ def main(
                                  help="Print the version and exit."),
 ) -> None:
     """Text-enhanced image classification toolkit."""
+    from textclf.errors import cli_names
+
+    ctx.with_resource(cli_names())  # for the whole command, also when invoked without __call__ (CliRunner)
     safe_streams()
     if quiet and verbose:
         from textclf.cli._common import err_console

@@ -125,118 +125,76 @@ def command(
     json_out: bool = typer.Option(False, "--json", help="Print the training metrics as JSON."),
 ) -> None:
     """Train one run."""
-    import sys
-    import time
+    from textclf.training.session import resolve_config
 
-    from textclf.config import build_config, read_toml
-    from textclf.errors import TextclfError
-
-    overrides = {k: v for k, v in dict(
+    settings = dict(
         dataset=dataset, image_backbone=image_backbone, text_backbone=text_backbone, prompt_type=prompt_type,
         descriptions=descriptions, freeze_text=freeze_text, text_trainable_layers=text_trainable_layers,
-        clf_weight=clf_weight, negatives=negatives,
-        temperature=temperature, head_input=head_input, head_init=head_init, pretrained=pretrained, train_backbone=train_backbone, image_size=image_size,
+        clf_weight=clf_weight, negatives=negatives, temperature=temperature, head_input=head_input,
+        head_init=head_init, pretrained=pretrained, train_backbone=train_backbone, image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
-        train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
-        text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,
-        holdout_classes=[c.strip() for c in holdout_classes.split(",") if c.strip()] if holdout_classes else None,
-        workers=workers, feature_dtype=feature_dtype, preset=preset).items() if v is not None}
-    if resume:
-        _check_resume(run_dir, overrides, config)
-        from textclf.config import load_run_config
-
-        saved = Path(run_dir) / "config.toml"
-        if not saved.is_file():
-            raise TextclfError(f"cannot resume: '{run_dir}' has no config.toml (is it a textclf run dir?)")
-        cfg = load_run_config(saved)  # a resumed run keeps its own settings
-    else:
-        cfg = build_config("default", read_toml(config) if config else None, overrides)
+        train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train,
+        max_test=max_test, text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,
+        holdout_classes=_class_list(holdout_classes), workers=workers, feature_dtype=feature_dtype)
+    cfg = resolve_config(preset, config, settings, resume=resume, run_dir=run_dir)
     if print_config:
+        import sys
+
         import tomli_w
 
         sys.stdout.write(tomli_w.dumps(cfg.to_dict()))
         return
-    if run_dir is None:
-        safe = cfg.dataset.replace(":", "-").replace("/", "-")
-        run_dir = Path("runs") / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _check_run_dir_path(run_dir)
-
-    from textclf.cli._distributed import job
+    from textclf.cli._distributed import rank_output
     from textclf.cli._progress import is_quiet, reporter
-    from textclf.training.tracking import make_tracker
+    from textclf.training.session import train_run
 
-    tracker = make_tracker(log, Path(run_dir) / "tensorboard")  # a missing extra fails before torch loads
-    from textclf.training.recipe import train
+    with rank_output():
+        outcome = train_run(cfg, run_dir, resume=resume, log=log,
+                            reporter_factory=lambda ctx: reporter(enabled=not json_out and ctx.is_main))
+    if not outcome.is_main:
+        return  # rank 0 prints and writes the JSON for the job
+    if outcome.latest_note:
+        from rich.markup import escape
 
-    with job(cfg.device) as ctx:  # one rank of a torchrun job, or the one process
-        run_dir = Path(ctx.broadcast_json(str(run_dir)))  # rank 0's default name (the ranks' clocks differ)
-        try:
-            with reporter(enabled=not json_out) as progress:
-                callbacks = [tracker.log_epoch] if ctx.is_main else []
-                metrics = train(cfg, run_dir, resume=resume, reporter=progress, callbacks=callbacks)
-        finally:
-            tracker.close()
-    if not ctx.is_main:
-        return  # rank 0 links, prints and writes the JSON for the job
-    _link_latest(run_dir)
+        err_console.print(f"[yellow]note:[/] {escape(outcome.latest_note)}", highlight=False, soft_wrap=True)
     if json_out:
-        print_json({"run_dir": str(run_dir), **metrics})
+        print_json({"run_dir": str(outcome.run_dir), **outcome.metrics})
         return
+    _print_summary(cfg, outcome)
+    if not is_quiet():
+        console.print(f"next: textclf eval {outcome.run_dir}", highlight=False, markup=False)
+
+
+def _class_list(value: Optional[str]) -> Optional[list[str]]:
+    """``A,B`` -> ``["A", "B"]`` (None when not given; an empty list when only commas, which the config refuses)."""
+    if value is None:
+        return None
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _print_summary(cfg, outcome) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    metrics = outcome.metrics
+    negatives = "one negative class" if cfg.negatives == "one" else "all other classes as negatives"
     table = Table(title="textclf train", show_header=False)
-    rows = [("run dir", str(run_dir)), ("dataset", cfg.dataset),
+    rows = [("run dir", str(outcome.run_dir)), ("dataset", cfg.dataset),
             ("backbones", f"{cfg.image_backbone} + {cfg.text_backbone}"),
-            ("loss", f"{cfg.clf_weight:g} CE + {1 - cfg.clf_weight:g} InfoNCE ({cfg.negatives} negative)"),
+            ("loss", f"{cfg.clf_weight:g} CE + {cfg.cont_weight:g} InfoNCE ({negatives})" if cfg.text_used
+             else "CE only (no text)"),
             ("train / val images", f"{metrics['n_train']} / {metrics['n_val']}"),
             ("best val accuracy", f"{metrics['best_val_accuracy']:.4f} (epoch {metrics['best_epoch']})"
              if metrics["best_val_accuracy"] is not None else "-"),
             ("kept weights", f"epoch {metrics['selected_epoch']} ({metrics['select']}), val accuracy "
-                             f"{metrics['selected_val_accuracy']:.4f}" if metrics["selected_val_accuracy"] is not None else "-"),
-            ("feature cache", {True: "hit", False: "miss (filled)", None: "not used (streaming)"}[metrics["feature_cache_hit"]]),
+                             f"{metrics['selected_val_accuracy']:.4f}" if metrics["selected_val_accuracy"] is not None
+             else "-"),
+            ("feature cache", {True: "hit", False: "miss (filled)", None: "not used (streaming)"}[
+                metrics["feature_cache_hit"]]),
             ("time", f"features {metrics['feature_seconds']:.1f}s, training {metrics['train_seconds']:.1f}s, "
                      f"total {metrics['total_seconds']:.1f}s")]
     for k, v in rows:
-        table.add_row(k, v)
-    if tracker.log_dir is not None:
-        table.add_row("tensorboard", f"tensorboard --logdir {tracker.log_dir}")
+        table.add_row(k, escape(v))
+    if outcome.tensorboard is not None:
+        table.add_row("tensorboard", escape(f"tensorboard --logdir {outcome.tensorboard}"))
     console.print(table)
-    if not is_quiet():
-        console.print(f"next: textclf eval {run_dir}", highlight=False, markup=False)
-
-
-def _check_resume(run_dir: Optional[Path], overrides: dict, config: Optional[Path]) -> None:
-    """``--resume`` continues a run with its saved config: a flag that would change it is an error."""
-    from textclf.errors import TextclfError
-
-    if run_dir is None:
-        raise TextclfError("--resume needs --run-dir (the run to continue)")
-    given = (["--config"] if config else []) + [f"--{k.replace('_', '-')}" for k in overrides]
-    if given:
-        raise TextclfError(f"--resume continues '{run_dir}' with its saved config.toml, which "
-                           f"{', '.join(given)} would change; drop {'it' if len(given) == 1 else 'them'}, "
-                           f"or train a new run with another --run-dir")
-
-
-def _check_run_dir_path(run_dir: Path) -> None:
-    """Refuse a --run-dir that is, or lies under, a file before any work (not after feature extraction)."""
-    from textclf.errors import TextclfError
-
-    for candidate in (run_dir, *run_dir.parents):
-        if candidate.exists():
-            if not candidate.is_dir():
-                where = "is" if candidate == run_dir else f"lies under '{candidate}', which is"
-                raise TextclfError(f"--run-dir '{run_dir}' {where} a file, not a folder; choose another --run-dir")
-            return
-
-
-def _link_latest(run_dir: Path) -> None:
-    """Point <parent>/latest at the newest run, unless that link is the user's own."""
-    from textclf.files.ownership import link_latest
-    from textclf.runs.run_dir import RunFiles
-
-    note = link_latest(run_dir, lambda path: RunFiles(path).is_run_dir())
-    if note:
-        from rich.markup import escape
-
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)

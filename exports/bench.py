@@ -118,7 +118,7 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
 
     from textclf.data.preprocessing import preprocess_images, preprocess_module
     from textclf.exports.feeding import feeds
-    from textclf.exports.onnx_export import read_metadata
+    from textclf.exports.onnx_metadata import read_metadata
 
     metas = {name: read_metadata(path) for name, (path, _) in models.items()}
     kinds = {m["input"]["dtype"] for m in metas.values()}

@@ -31,16 +31,22 @@ def feeds(input_meta: dict, images, prep, module=None) -> Iterator[tuple[list[in
         yield idx, {name: np.ascontiguousarray(np.stack([images[i] for i in idx]))}
 
 
+def session_outputs(session, input_meta: dict, images, prep, names: Sequence[str], module=None) -> dict:
+    """``{name: float32 array}`` of the named outputs of ``session`` for every image, in the images' order
+    (one ``session.run`` per group of images, whatever the number of outputs)."""
+    n = len(images)
+    out: dict = {}
+    for idx, feed in feeds(input_meta, images, prep, module):
+        for name, values in zip(names, session.run(list(names), feed)):
+            if name not in out:
+                out[name] = np.zeros((n,) + values.shape[1:], dtype=np.float32)
+            out[name][idx] = values
+    return {name: out.get(name, np.zeros((0,), dtype=np.float32)) for name in names}
+
+
 def run_session(session, input_meta: dict, images, prep, output: str = "logits", module=None) -> np.ndarray:
     """One output of ``session`` for every image, in the images' order (float32)."""
-    n = len(images)
-    out = None
-    for idx, feed in feeds(input_meta, images, prep, module):
-        values = session.run([output], feed)[0]
-        if out is None:
-            out = np.zeros((n,) + values.shape[1:], dtype=np.float32)
-        out[idx] = values
-    return out if out is not None else np.zeros((0,), dtype=np.float32)
+    return session_outputs(session, input_meta, images, prep, [output], module)[output]
 
 
 def batches(split, indices: Sequence[int], size: int = 64) -> Iterator[tuple[np.ndarray, object]]:

@@ -1,4 +1,5 @@
-"""The schema of an exported model's ``textclf.*`` metadata, and its agreement with the graph.
+"""An exported model's ``textclf.*`` metadata: what is written, reading it back, its schema and its
+agreement with the graph; and which files beside a model are textclf's.
 
 Metadata are strings anyone can edit (``onnx`` in three lines), and a wrong value is quietly
 wrong: ``class_names: "abcd"`` would read as four classes a, b, c, d; three names on a 4-class
@@ -9,13 +10,19 @@ name and element type, the class axis of ``logits`` and ``probabilities``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Optional
 
 import pydantic
 from pydantic import ConfigDict, Field
 
 from textclf.errors import TextclfError
+from textclf.exports.onnx_graph import META_PREFIX, input_spec
 from textclf.files.schema_types import ClassNames
+
+FORMAT = "textclf-onnx"
+FORMAT_VERSION = 1
 
 _ELEMENT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
 
@@ -91,3 +98,139 @@ def check_against_graph(meta: dict, session, source: str) -> None:
         if isinstance(classes, int) and classes != n:
             raise TextclfError(f"{source}: its textclf metadata class_names lists {n} classes, but the graph's "
                                f"'{name}' output has {classes}; export the run again with textclf export onnx")
+
+
+def build_metadata(run, *, with_preprocessing: bool, precision: str, opset: int,
+                   quantization: Optional[dict] = None) -> dict:
+    """The metadata written into the model and its sidecar (plain JSON values)."""
+    from textclf import __version__
+
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "textclf_version": __version__,
+        "run_id": run.run_id,
+        "run_textclf_version": run.run_info.get("textclf_version"),
+        "class_names": list(run.class_names),
+        "input": input_spec(run.preprocessing, with_preprocessing),
+        "outputs": {"logits": "float32 (batch, classes): the classification head",
+                    "probabilities": "float32 (batch, classes), softmax of logits",
+                    "embedding": "float32 (batch, dim), projected image embedding",
+                    "text_logits": "float32 (batch, vocabulary): cosine to each class text / temperature - gamma * seen",
+                    "text_probabilities": "float32 (batch, vocabulary), softmax of text_logits",
+                    "ensemble_probabilities": "float32 (batch, vocabulary): mean of both heads' probabilities"},
+        **text_head_metadata(run),
+        "preprocessing": dict(run.preprocessing.to_dict(), in_graph=bool(with_preprocessing)),
+        "precision": precision,
+        "opset": int(opset),
+        "image_backbone": run.config.image_backbone,
+        "dataset": run.config.dataset,
+        "head_input": run.config.head_input,
+        "test_accuracy": run_test_accuracy(run.root),
+    }
+    if quantization:
+        meta["quantization"] = quantization
+    return meta
+
+
+def text_head_metadata(run) -> dict:
+    """The vocabulary of the text head and how its scores are formed (metadata keys)."""
+    names, _, seen = run.vocabulary()
+    return {"vocabulary": list(names), "seen": [bool(x) for x in seen],
+            "text_head": {"temperature": float(run.config.temperature), "gamma": run.gamma,
+                          "default_head": "text" if run.open_set else "classifier"}}
+
+
+def run_test_accuracy(run_dir) -> Optional[float]:
+    """The run's test accuracy from ``metrics.json`` (written by ``textclf eval``), when present."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("accuracy")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def apply_metadata(model, meta: dict) -> None:
+    """Replace the model's ``textclf.*`` metadata_props with ``meta`` (each value JSON-encoded)."""
+    keep = [p for p in model.metadata_props if not p.key.startswith(META_PREFIX)]
+    del model.metadata_props[:]
+    for p in keep:
+        model.metadata_props.add(key=p.key, value=p.value)
+    for key, value in meta.items():
+        model.metadata_props.add(key=META_PREFIX + key, value=json.dumps(value, ensure_ascii=False))
+
+
+def decode_metadata(props: dict, source: str = "the model") -> dict:
+    """``textclf.*`` entries of a metadata map -> the metadata dict; a model without them is an error."""
+    meta = {}
+    for key, value in props.items():
+        if key.startswith(META_PREFIX):
+            try:
+                meta[key[len(META_PREFIX):]] = json.loads(value)
+            except ValueError:
+                raise TextclfError(f"{source} has malformed textclf metadata ({key})") from None
+    if meta.get("format") != FORMAT:
+        raise TextclfError(f"{source} has no textclf metadata (class names, preprocessing): it was not "
+                           f"written by 'textclf export onnx'; export the run with textclf, or pass its run dir")
+    version = meta.get("format_version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise TextclfError(f"{source} was exported by a newer textclf (format {meta['format_version']}); "
+                           f"upgrade textclf")
+    from textclf.exports.onnx_metadata import validate_metadata
+
+    validate_metadata(meta, source)  # types, distinct class names, known input dtype: one line naming the key
+    return meta
+
+
+def read_metadata(model_path) -> dict:
+    """The textclf metadata of an exported ``.onnx`` file."""
+    import onnx
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise TextclfError(f"model file '{model_path}' does not exist")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise TextclfError(f"'{model_path}' is not a readable ONNX model ({type(exc).__name__})") from None
+    return decode_metadata({p.key: p.value for p in model.metadata_props}, f"'{model_path}'")
+
+
+def sidecar_path(model_path) -> Path:
+    """``model.onnx`` -> ``model.onnx.json`` (never clashes with the run dir's own JSON files)."""
+    p = Path(model_path)
+    return p.with_name(p.name + ".json")
+
+
+def written_by_textclf(path) -> bool:
+    """Whether ``path`` is an ONNX model that textclf exported: its own metadata says so.
+
+    Only the format key is read (not validated): a model from a newer textclf is still textclf's.
+    """
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props.get(META_PREFIX + "format", "null")) == FORMAT
+    except Exception:  # not ONNX at all (a user's file under that name)
+        return False
+
+
+def check_output_files(out, option: str = "--output") -> None:
+    """Refuse an output path whose model or sidecar exists and was not written by textclf."""
+    from textclf.files.ownership import is_textclf_json, refuse_foreign_file
+
+    refuse_foreign_file(Path(out), written_by_textclf, f"choose another {option}")
+    refuse_foreign_file(sidecar_path(out), is_textclf_json, f"choose another {option}")
+
+
+def check_model_file(path) -> None:
+    """``onnx.checker`` with ``full_check`` (strict shape inference); failures are TextclfErrors."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        raise TextclfError(f"onnx.checker rejected the exported model: {type(exc).__name__}: "
+                           f"{str(exc).strip().splitlines()[0][:300]}") from None

@@ -23,7 +23,7 @@ BATCH = 64
 
 def load_run_dataset(run, what: str = "the parity check"):
     """The run's dataset (with the run's subset sizes); unavailable data is a one-line error."""
-    from textclf.evaluation.outputs import load_eval_dataset
+    from textclf.runs.datasets import load_eval_dataset
 
     try:
         return load_eval_dataset(run)
@@ -56,8 +56,8 @@ def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
     with torch.inference_mode():
         for _, images in batches(split, indices, BATCH):
             out = serving(preprocess_images(images, prep, module))
-            logits.append(out[0].float().numpy())
-            text.append(out[3].float().numpy())
+            logits.append(out.logits.float().numpy())
+            text.append(out.text_logits.float().numpy())
             if task:
                 reporter.advance(task, len(images))
     return _stack(logits), _stack(text)
@@ -65,13 +65,14 @@ def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
 
 def onnx_outputs(session, input_meta: dict, prep, split, indices, reporter: Reporter = NULL,
                  task: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split``."""
-    from textclf.exports.feeding import batches, run_session
+    """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split`` (one run per batch)."""
+    from textclf.exports.feeding import batches, session_outputs
 
     logits, text = [], []
     for _, images in batches(split, indices, BATCH):
-        logits.append(run_session(session, input_meta, images, prep))
-        text.append(run_session(session, input_meta, images, prep, "text_logits"))
+        out = session_outputs(session, input_meta, images, prep, ["logits", "text_logits"])
+        logits.append(out["logits"])
+        text.append(out["text_logits"])
         if task:
             reporter.advance(task, len(images))
     return _stack(logits), _stack(text)
@@ -108,11 +109,13 @@ def check_parity(run, session, input_meta: dict, precision: str, *, atol: float 
     if len(idx) == 0:
         raise TextclfError(f"the test split of '{run.config.dataset}' is empty: nothing to check parity on")
     prep = run.preprocessing
-    reporter.task("parity", 2 * len(idx), f"parity check ({precision}, {len(idx)} test images)")
-    ref, ref_text = pytorch_outputs(run.serving_model(), prep, split, idx, reporter, "parity")
-    got, got_text = onnx_outputs(session, input_meta, prep, split, idx, reporter, "parity")
-    reporter.done("parity")
-    from textclf.evaluation.outputs import vocabulary_labels
+    reporter.task("parity-torch", len(idx), f"parity ({precision}): PyTorch on {len(idx)} test images")
+    ref, ref_text = pytorch_outputs(run.serving_model(), prep, split, idx, reporter, "parity-torch")
+    reporter.done("parity-torch")
+    reporter.task("parity-onnx", len(idx), f"parity ({precision}): ONNX Runtime on {len(idx)} test images")
+    got, got_text = onnx_outputs(session, input_meta, prep, split, idx, reporter, "parity-onnx")
+    reporter.done("parity-onnx")
+    from textclf.runs.datasets import vocabulary_labels
 
     report = compare(ref, got, vocabulary_labels(run, ds, split.labels[idx]))
     text_diff = float(np.abs(ref_text.astype(np.float64) - got_text.astype(np.float64)).max()) if ref_text.size else 0.0

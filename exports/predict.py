@@ -50,9 +50,6 @@ def read_image(path) -> np.ndarray:
 
 
 HEADS = ("classifier", "text", "ensemble")
-# Which output of the served model each head reads (the ServingModel's order, and the graph's names).
-HEAD_OUTPUTS = {"classifier": (1, "probabilities"), "text": (4, "text_probabilities"),
-                "ensemble": (5, "ensemble_probabilities")}
 
 
 @dataclass
@@ -87,10 +84,12 @@ class Predictor:
 
         prep = Preprocessing.from_dict(self.preprocess, f"the preprocessing of {self.source}")
         chunks = [list(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        from textclf.models.serving import HEAD_OUTPUTS
+
+        output = HEAD_OUTPUTS[self.head]
         if self.kind == "onnx":
             from textclf.exports.feeding import run_session
 
-            output = HEAD_OUTPUTS[self.head][1]
             return np.concatenate([run_session(self.session, self.input, chunk, prep, output) for chunk in chunks])
         import torch
 
@@ -98,8 +97,7 @@ class Predictor:
 
         module = preprocess_module(prep)
         with torch.inference_mode():
-            index = HEAD_OUTPUTS[self.head][0]
-            return np.concatenate([self.branch(preprocess_images(chunk, prep, module))[index].float().numpy()
+            return np.concatenate([getattr(self.branch(preprocess_images(chunk, prep, module)), output).float().numpy()
                                    for chunk in chunks])
 
 
@@ -117,7 +115,7 @@ def choose_head(head: Optional[str], open_set: bool) -> str:
 
 def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
     """An exported ``.onnx`` file with textclf metadata, on ``provider``."""
-    from textclf.exports.onnx_export import decode_metadata
+    from textclf.exports.onnx_metadata import decode_metadata
     from textclf.exports.sessions import create_session
 
     path = Path(model_path)
@@ -136,16 +134,20 @@ def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] =
                      input=meta["input"], preprocess=meta["preprocessing"], note=info.note, head=head)
 
 
-def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
-    """A run dir's served model (image branch and text head) in PyTorch (CPU)."""
-    from textclf.runs.run import load_run
-
-    run = load_run(run_dir)
-    head = choose_head(head, run.open_set)
+def run_predictor(run, head: str) -> Predictor:
+    """An opened run's served model (image branch and text head) in PyTorch (CPU), with ``head``."""
     names = list(run.class_names) if head == "classifier" else run.vocabulary()[0]
-    return Predictor("run", str(run_dir), names, "torch-cpu",
+    return Predictor("run", str(run.root), names, "torch-cpu",
                      meta={"run_id": run.run_id, "image_backbone": run.config.image_backbone},
                      preprocess=run.preprocessing.to_dict(), branch=run.serving_model(), head=head)
+
+
+def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
+    """A run dir's served model in PyTorch (CPU); ``head`` None: its default head."""
+    from textclf.runs.run import open_run
+
+    run = open_run(run_dir)
+    return run_predictor(run, choose_head(head, run.open_set))
 
 
 def load_predictor(model, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
@@ -206,33 +208,42 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
     return results
 
 
-def onnx_split_logits(model_path, dataset: str, split: str = "test", provider: str = "cpu",
-                      batch_size: int = BATCH, reporter: Reporter = NULL) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Run an exported model over a dataset split: ``(labels (N,), logits (N, C), class_names)``.
+def onnx_split_outputs(model_path, dataset: str, split: str = "test", provider: str = "cpu",
+                       batch_size: int = BATCH, reporter: Reporter = NULL):
+    """An exported model over a dataset split, every output by name (``textclf eval --onnx``).
 
-    The dataset's class names must equal the model's (same order). Images go through the
-    model's own input path: raw uint8 for in-graph preprocessing, else the training
-    preprocessing recorded in the model's metadata.
+    Returns ``(SplitOutputs, metadata)``. The dataset's class names must be the model's (same order;
+    classes the model knows by description may be among them). Images go through the model's own input
+    path: raw uint8 for in-graph preprocessing, else the training preprocessing its metadata records.
     """
     from textclf.data import load_dataset
     from textclf.data.preprocessing import Preprocessing
-    from textclf.exports.feeding import batches, run_session
+    from textclf.evaluation.outputs import SplitOutputs
+    from textclf.exports.feeding import batches, session_outputs
+    from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
 
-    predictor = load_onnx_predictor(model_path, provider)
+    predictor = load_onnx_predictor(model_path, provider, "classifier")
+    meta = predictor.meta
+    trained, vocabulary = list(meta["class_names"]), list(meta.get("vocabulary") or meta["class_names"])
+    seen = np.array(meta.get("seen") or [True] * len(vocabulary), dtype=bool)
     ds = load_dataset(dataset)
-    if list(ds.class_names) != list(predictor.class_names):
+    if any(c not in ds.class_names for c in trained) or any(c not in vocabulary for c in ds.class_names):
         raise TextclfError(f"dataset '{dataset}' has classes {ds.class_names}, but '{model_path}' predicts "
-                           f"{predictor.class_names}; evaluate on a dataset with the same class names")
+                           f"{vocabulary}; evaluate on a dataset with the same class names")
     data = ds.split(split)
+    if not len(data):
+        raise TextclfError(f"nothing to evaluate: the {split} split of '{dataset}' has no images")
     prep = Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {model_path}")
     reporter.task("onnx", len(data), f"{Path(model_path).name} on {dataset} {split} ({len(data)} images)")
-    logits = []
+    parts = []
     for _, images in batches(data, np.arange(len(data)), batch_size):
-        logits.append(run_session(predictor.session, predictor.input, images, prep))
+        parts.append(session_outputs(predictor.session, predictor.input, images, prep, OUTPUT_NAMES))
         reporter.advance("onnx", len(images))
     reporter.done("onnx")
-    out = np.concatenate(logits) if logits else np.zeros((0, len(ds.class_names)), np.float32)
-    return data.labels.copy(), out, list(predictor.class_names)
+    served = ServedOutputs(*(np.concatenate([part[name] for part in parts]) for name in OUTPUT_NAMES))
+    index = {c: i for i, c in enumerate(vocabulary)}
+    labels = np.array([index[c] for c in ds.class_names], dtype=np.int64)[data.labels]
+    return SplitOutputs(labels, served, vocabulary, seen), meta
 
 
 def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Optional[str] = None) -> list[Path]:
@@ -247,13 +258,13 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
     from textclf.files.atomic import atomic_path
     from textclf.files.paths import safe_name
     from textclf.exports.parity import load_run_dataset
-    from textclf.evaluation.outputs import load_eval_dataset
+    from textclf.runs.datasets import load_eval_dataset
     from textclf.files.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     if n < 1:
         raise TextclfError(f"-n must be >= 1, got {n}")
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     ds = load_eval_dataset(run, dataset) if dataset else load_run_dataset(run, "writing samples")
     data = ds.split(split)
     if not len(data):

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from textclf.cli.main import app
-from textclf.runs.run import load_run
+from textclf.runs.run import open_run
 
 runner = CliRunner()
 
@@ -36,7 +36,7 @@ def test_cli_config_file_and_flag_override(tmp_path):
     result = runner.invoke(app, ["train", "--config", str(cfg), "--epochs", "1", "--run-dir", str(tmp_path / "r"),
                                  "--json"])
     assert result.exit_code == 0, result.output
-    saved = load_run(tmp_path / "r").config
+    saved = open_run(tmp_path / "r").config
     assert saved.epochs == 1 and saved.clf_weight == 0.5 and saved.dataset == "synthetic"
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = [\n")

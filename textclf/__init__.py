@@ -6,7 +6,7 @@ The Python API (the CLI calls the same functions)::
 
     run = textclf.train(preset="tiny", run_dir="runs/example")   # -> textclf.Run
     run = textclf.load_run("runs/example")
-    run.predict(["image.png"], top_k=3)                            # top-k classes per image
+    run.predict("image.png").top_k(3)                              # textclf.Predictions
     run.evaluate()                                                 # the metrics of ``textclf eval``
     run.export_onnx("model.onnx", with_preprocessing=True)         # the report of ``textclf export onnx``
     textclf.describe("digits", "1", describer="builtin")           # {class: [texts]}
@@ -15,10 +15,11 @@ Names are imported on first use, so ``import textclf`` stays light (no torch).
 """
 
 __version__ = "0.2.0"
-__all__ = ["train", "load_run", "describe", "Run", "TrainConfig", "build_config", "__version__"]
+__all__ = ["train", "load_run", "describe", "Run", "Predictions", "TrainConfig", "build_config", "__version__"]
 
 _LAZY = {"train": ("textclf.api", "train"), "describe": ("textclf.api", "describe"),
-         "load_run": ("textclf.runs.run", "load_run"), "Run": ("textclf.runs.run", "Run"),
+         "load_run": ("textclf.api", "load_run"), "Run": ("textclf.api", "Run"),
+         "Predictions": ("textclf.predictions", "Predictions"),
          "TrainConfig": ("textclf.config", "TrainConfig"), "build_config": ("textclf.config", "build_config")}
 
 

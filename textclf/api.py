@@ -1,43 +1,91 @@
-"""The Python API: train a run, describe classes (``textclf.train``, ``textclf.describe``).
+"""The Python API: train, open, evaluate, export and predict with runs, and describe classes.
 
-``textclf.load_run(path)`` opens a finished run as a :class:`textclf.runs.run.Run` with
-``predict``, ``evaluate`` and ``export_onnx``. The CLI's commands call these same functions.
+Every function here is what the CLI's commands call, with the same defaults and checks:
+:func:`train` (``textclf train``), :func:`load_run` and :class:`Run` (``textclf eval``,
+``export onnx``, ``predict`` as methods), :func:`describe` (``textclf describe``). Errors are one
+line (:class:`textclf.errors.TextclfError`) and name the keyword argument to change.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 from textclf.config import TrainConfig
+from textclf.runs.run import TrainedRun
+
+
+@dataclass(repr=False)
+class Run(TrainedRun):
+    """A finished run: its ``config``, ``class_names`` and trained tensors, and what can be done with it."""
+
+    def __repr__(self) -> str:
+        return (f"Run('{self.root}', dataset={self.config.dataset!r}, classes={len(self.class_names)}, "
+                f"backbones='{self.config.image_backbone} + {self.config.text_backbone}', run_id={self.run_id!r})")
+
+    def predict(self, images, *, head: Optional[str] = None, batch_size: int = 64):
+        """Class probabilities for ``images`` with the served model (as ``textclf predict`` gives them).
+
+        ``images``: a path (an image file, or a folder searched recursively), a PIL image (any mode),
+        a numpy array (H, W, 3) or (H, W) of uint8 in 0-255 or of floats in [0, 1], or a list of
+        these. ``head``: classifier | text | ensemble (default: the text head for a run that knows
+        classes by description, else the classifier). Returns :class:`~textclf.predictions.Predictions`.
+        """
+        from textclf.exports.predict import choose_head, run_predictor
+        from textclf.predictions import Predictions, load_inputs
+
+        names, arrays = load_inputs(images)
+        predictor = run_predictor(self, choose_head(head, self.open_set))
+        probs = predictor.probabilities(arrays, batch_size)
+        return Predictions(names, list(predictor.class_names), probs, predictor.head)
+
+    def evaluate(self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu") -> dict:
+        """The metrics document of ``textclf eval`` (nothing is written)."""
+        from textclf.evaluation.metrics import evaluate_run
+
+        return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics
+
+    def export_onnx(self, out=None, **options) -> dict:
+        """Export to ONNX as ``textclf export onnx`` does (``with_preprocessing``, ``precision``, ``atol``, ...)."""
+        from textclf.exports.onnx_export import export_run
+
+        return export_run(self.root, out=out, **options)
+
+
+def load_run(run_dir: Union[str, Path]) -> Run:
+    """Open a finished run dir as a :class:`Run`; a missing, unfinished, foreign or damaged dir is a one-line error."""
+    from dataclasses import fields
+
+    from textclf.runs.run import open_run
+
+    trained = open_run(run_dir)
+    return Run(**{f.name: getattr(trained, f.name) for f in fields(TrainedRun)})
 
 
 def train(config: Union[TrainConfig, dict, None] = None, run_dir: Union[str, Path, None] = None, *,
-          preset: str = "default", resume: bool = False, callbacks=(), **overrides):
-    """Train one run and return it as a :class:`textclf.runs.run.Run`.
+          preset: Optional[str] = None, config_file: Union[str, Path, None] = None, resume: bool = False,
+          callbacks=(), log: str = "none", **settings) -> Run:
+    """Train one run exactly as ``textclf train`` does (the same config, checks and files); returns it.
 
-    ``config``: a :class:`~textclf.config.TrainConfig`, or a dict of settings; ``overrides``:
-    settings as keyword arguments (``epochs=5, dataset="fashion-mnist"``), applied on top of
-    ``preset``. ``run_dir`` defaults to ``runs/<dataset>-<time>``. ``callbacks`` get each epoch's
-    history row.
+    ``config``: a :class:`~textclf.config.TrainConfig`, or a dict of settings; ``settings`` as keyword
+    arguments (``epochs=5, dataset="fashion-mnist"``) go on top, after ``preset`` and the TOML
+    ``config_file``. ``run_dir`` defaults to ``runs/<dataset>-<time>``; ``resume=True`` continues the
+    run there with its saved config. ``callbacks`` get each epoch's history row. Under torchrun every
+    process calls this and they train one model.
     """
-    import time
-
-    from textclf.config import build_config
-    from textclf.runs.run import load_run
-    from textclf.training.recipe import train as train_run
+    from textclf.training.session import resolve_config, train_run
 
     if isinstance(config, TrainConfig):
-        if overrides:
-            import dataclasses
+        import dataclasses
 
-            config = dataclasses.replace(config, **overrides).validate()
+        config = dataclasses.replace(config, **settings) if settings else config
+        if resume or preset or config_file:
+            raise TypeError("a TrainConfig is complete: give preset=, config_file= or resume= without it")
     else:
-        config = build_config(preset, None, {**(config or {}), **overrides})
-    if run_dir is None:
-        run_dir = Path("runs") / f"{config.dataset.replace(':', '-').replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    train_run(config, run_dir, resume=resume, callbacks=callbacks)
-    return load_run(run_dir)
+        config = resolve_config(preset, config_file, {**(config or {}), **settings}, resume=resume, run_dir=run_dir)
+    outcome = train_run(config, run_dir, resume=resume, callbacks=callbacks, log=log)
+    return load_run(outcome.run_dir)
 
 
 def describe(dataset: str = "digits", prompt_type: Optional[str] = "1", *, describer: Optional[str] = None,

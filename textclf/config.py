@@ -20,7 +20,7 @@ from typing import Annotated, Any, Optional
 import pydantic
 from pydantic import Field
 
-from textclf.errors import TextclfError, unknown_choice
+from textclf.errors import TextclfError, option, unknown_choice
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -143,14 +143,14 @@ class TrainConfig:
         """Settings that mean something only together: a run must never record one that did nothing."""
         if self.holdout_classes is not None:
             if not self.holdout_classes:
-                raise TextclfError("--holdout-classes is empty; name the classes to hold out (A,B), or drop it")
+                raise TextclfError(f"{option('holdout_classes')} is empty; name the classes to hold out, or drop it")
             padded = [c for c in self.holdout_classes if c != c.strip()]
             if padded:
                 raise TextclfError(f"holdout class {padded[0]!r} has spaces around it; write it as "
                                    f"{padded[0].strip()!r}")
         if self.holdout_shots and not self.holdout_classes:
-            raise TextclfError(f"--holdout-shots {self.holdout_shots} needs --holdout-classes (the classes that "
-                               f"keep {self.holdout_shots} training images each)")
+            raise TextclfError(f"{option('holdout_shots')} {self.holdout_shots} needs {option('holdout_classes')} (the "
+                               f"classes that keep {self.holdout_shots} training images each)")
 
     def to_dict(self) -> dict:
         """A TOML-safe dict (None values dropped)."""
@@ -252,7 +252,7 @@ def build_config(preset: str = "default", file_values: Optional[dict] = None,
     origins = {k: f"preset {preset}" for k in PRESETS[preset]}
     origins.update({k: file_source for k in file_values})
     values.update({k: v for k, v in overrides.items() if k != "preset"})
-    origins.update({k: override_source or f"--{k.replace('_', '-')}" for k in overrides if k != "preset"})
+    origins.update({k: override_source or option(k) for k in overrides if k != "preset"})
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

@@ -10,9 +10,11 @@ message that names the file or value and what to do; the CLI prints it.
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
@@ -43,6 +45,29 @@ def unknown_choice(kind: str, value: str, choices) -> TextclfError:
     """Return the standard 'unknown X; valid choices' error."""
     listed = ", ".join(sorted(choices)) or "(none installed)"
     return TextclfError(f"unknown {kind} '{value}'; valid choices: {listed}")
+
+
+_OPTION_STYLE = contextvars.ContextVar("textclf_option_style", default="python")
+
+
+class cli_names:
+    """Within the block, spell settings as command-line flags in error messages (the CLI's commands run in it)."""
+
+    def __enter__(self):
+        self._token = _OPTION_STYLE.set("cli")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _OPTION_STYLE.reset(self._token)
+
+
+def option(name: str, python_value: Any = None) -> str:
+    """How the user spells setting ``name`` where they are: ``--run-dir`` on the command line, ``run_dir`` (or
+    ``resume=True`` with ``python_value``) in the Python API, so an error names what the user can change."""
+    if _OPTION_STYLE.get() == "cli":
+        return "--" + name.replace("_", "-")
+    name = name.replace("-", "_")
+    return name if python_value is None else f"{name}={python_value!r}"
 
 
 def validation_line(exc) -> tuple[str, str, str]:

@@ -101,11 +101,11 @@ def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(t
 
     from textclf.exports.predict import load_predictor, predict_files
     from textclf.exports.predict import read_image
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     paths = _folder(tmp_path, _images(1))
     target = 1  # a 13 x 20 image among other sizes
-    prep = load_run(tiny_export / "run").preprocessing
+    prep = open_run(tiny_export / "run").preprocessing
     alone = preprocess_images([read_image(paths[target])], prep)[0]
 
     predictor = load_predictor(tiny_export / "run")
@@ -161,7 +161,7 @@ def _export_preprocessing(prep: Preprocessing):
     import onnxruntime as ort
 
     from textclf.data.preprocessing import preprocess_module
-    from textclf.exports.onnx_export import _register_antialias_resize
+    from textclf.exports.onnx_graph import _register_antialias_resize
 
     _register_antialias_resize()
     buffer = io.BytesIO()
@@ -204,7 +204,7 @@ def test_squash_in_the_onnx_graph_still_resizes_to_a_constant_size():
 
 
 def test_nearest_shortest_side_is_refused_in_the_graph():
-    from textclf.exports.onnx_export import check_options
+    from textclf.exports.onnx_graph import check_options
 
     nearest = Preprocessing(16, (0.5,) * 3, (0.5,) * 3, "nearest", "shortest-side", 0.875)
     with pytest.raises(TextclfError, match="nearest-neighbour 'shortest-side'"):

@@ -64,10 +64,10 @@ def test_zero_shot_logits_are_the_scaled_cosine_to_the_mean_of_normalised_descri
     from textclf.data import load_dataset
     from textclf.data.preprocessing import preprocess_images
     from textclf.models.encoders import build_image_encoder, build_text_encoder
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
 
-    run = load_run(zero_epoch_run)
+    run = open_run(zero_epoch_run)
     descriptions = json.loads((zero_epoch_run / "descriptions.json").read_text())["descriptions"]
     text = build_text_encoder(run.config.text_backbone, False).tower
     weights = []
@@ -104,26 +104,26 @@ def test_eval_zero_shot_refuses_backbones_that_are_not_one_aligned_pair(tmp_path
 def test_head_init_zero_shot_starts_as_the_zero_shot_head(zero_epoch_run, tiny_open_clip, tmp_path):
     """With --epochs 0 the classification head *is* the descriptions' zero-shot head; training moves it."""
     from textclf.evaluation.outputs import split_outputs
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
 
     run_dir = tmp_path / "init"
     result = runner.invoke(app, _train_args(tiny_open_clip, run_dir, "--epochs", "0", "--head-init", "zero-shot"))
     assert result.exit_code == 0, result.output
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     assert run.config.head_init == "zero-shot" and run.model().head_input == "normalized-features"
     assert torch.equal(run.tensors["head.bias"], torch.zeros(4))
     out = split_outputs(run, "test")
     zero_shot = evaluate_zero_shot(zero_epoch_run).metrics
-    assert float((out.logits.argmax(1) == out.labels).mean()) == pytest.approx(zero_shot["accuracy"], abs=1e-6)
+    assert float((out.served.logits.argmax(1) == out.labels).mean()) == pytest.approx(zero_shot["accuracy"], abs=1e-6)
 
     trained = tmp_path / "trained"
     result = runner.invoke(app, _train_args(tiny_open_clip, trained, "--epochs", "1", "--head-init", "zero-shot"))
     assert result.exit_code == 0, result.output
-    start, after = run.tensors["head.weight"], load_run(trained).tensors["head.weight"]
+    start, after = run.tensors["head.weight"], open_run(trained).tensors["head.weight"]
     assert not torch.equal(start, after) and float((start - after).abs().max()) < 0.1 * float(start.abs().max())
     # The served branch (what ONNX exports) normalises the features as training did.
-    branch = load_run(trained).image_branch()
+    branch = open_run(trained).serving_model().branch
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         feats = branch.backbone(x)

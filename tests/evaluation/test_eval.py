@@ -17,8 +17,10 @@ from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import GateFailed, TextclfError
 from textclf.evaluation.gates import check_gates, enforce_gates
+from scipy.special import softmax
+
 from textclf.evaluation.metrics import (ENSEMBLE_METHOD, METRICS_FORMAT, METRICS_SCHEMA_VERSION, compute_metrics,
-                                        ensemble_probabilities, expected_calibration_error, read_metrics, softmax)
+                                        expected_calibration_error, read_metrics)
 from textclf.evaluation.plots import PLOT_NAMES
 from textclf.training.recipe import train
 
@@ -54,7 +56,10 @@ def predictions():
 
 def test_every_metric_matches_scikit_learn(predictions):
     labels, logits, text_logits, names = predictions
-    m = compute_metrics(labels, logits, names, text_logits, temperature=0.1)
+    text = softmax(text_logits / 0.1, axis=1)
+    ens = (softmax(logits, axis=1) + text) / 2  # as the served model forms it
+    m = compute_metrics(labels, softmax(logits, axis=1), names, text_probabilities=text, ensemble_probabilities=ens,
+                        temperature=0.1)
     pred = logits.argmax(1)
     ids = list(range(len(names)))
     assert m["n"] == len(labels) and m["class_names"] == names
@@ -79,9 +84,7 @@ def test_every_metric_matches_scikit_learn(predictions):
     assert m["heads"]["text"]["accuracy"] == pytest.approx(accuracy_score(labels, text_logits.argmax(1)), abs=1e-6)
     assert m["heads"]["text"]["macro_f1"] == pytest.approx(
         f1_score(labels, text_logits.argmax(1), labels=ids, average="macro", zero_division=0), abs=1e-6)
-    # the ensemble: mean of softmax(logits) and softmax(cos / T)
-    ens = (softmax(logits) + softmax(text_logits / 0.1)) / 2
-    assert np.allclose(ensemble_probabilities(logits, text_logits, 0.1), ens)
+    assert m["heads"]["text"]["ece"] == pytest.approx(expected_calibration_error(text, labels), abs=1e-6)
     assert m["heads"]["ensemble"]["accuracy"] == pytest.approx(accuracy_score(labels, ens.argmax(1)), abs=1e-6)
     assert m["ensemble"] == {"method": ENSEMBLE_METHOD, "temperature": 0.1}
     json.dumps(m)  # plain JSON types only
@@ -93,7 +96,7 @@ def test_ece_against_a_hand_computation():
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
     labels = np.array([0, 1, 0, 1])
     assert expected_calibration_error(probs, labels) == pytest.approx(0.375, abs=1e-9)
-    m = compute_metrics(labels, np.log(probs), ["x", "y"])
+    m = compute_metrics(labels, probs, ["x", "y"])
     assert m["ece"] == pytest.approx(0.375, abs=1e-6) and m["ece_bins"] == 15
     # perfectly calibrated: confidence 1 and always right
     assert expected_calibration_error(np.eye(3), np.arange(3)) == 0.0
@@ -104,7 +107,7 @@ def test_ece_against_a_hand_computation():
 
 def test_no_text_head_leaves_text_and_ensemble_empty(predictions):
     labels, logits, _, names = predictions
-    m = compute_metrics(labels, logits, names)
+    m = compute_metrics(labels, softmax(logits, axis=1), names)
     assert m["heads"]["text"] is None and m["heads"]["ensemble"] is None and m["ensemble"] is None
 
 
@@ -113,7 +116,7 @@ def test_bad_predictions_are_input_errors(predictions):
     with pytest.raises(TextclfError, match="shape"):
         compute_metrics(labels, logits[:, :3], names)
     with pytest.raises(TextclfError, match="shape"):
-        compute_metrics(labels, logits, names, text_logits[:10])
+        compute_metrics(labels, logits, names, text_probabilities=text_logits[:10])
     with pytest.raises(TextclfError, match="no images"):
         compute_metrics(np.array([], dtype=int), np.zeros((0, 5)), names)
 
@@ -226,14 +229,17 @@ def test_eval_writes_metrics_figures_and_a_table(run):
 
 def test_metrics_agree_with_the_run_outputs_and_are_deterministic(run):
     from textclf.evaluation.outputs import split_outputs
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     assert _invoke(run, "--device", "cpu", "--no-plots").exit_code == 0
     first = json.loads((run / "metrics.json").read_text())
     assert not (run / "plots").exists()
-    loaded = load_run(run)
+    loaded = open_run(run)
     out = split_outputs(loaded, "test", None, "cpu")
-    expect = compute_metrics(out.labels, out.logits, out.class_names, out.text_logits, loaded.config.temperature)  # a closed-set run
+    served = out.served  # a closed-set run: the served distributions are the metrics' inputs as they are
+    expect = compute_metrics(out.labels, served.probabilities, out.class_names,
+                             text_probabilities=served.text_probabilities,
+                             ensemble_probabilities=served.ensemble_probabilities, temperature=loaded.config.temperature)
     for key in ("accuracy", "macro_f1", "ece", "confusion_matrix", "per_class", "heads"):
         assert first[key] == expect[key], key
     res = _invoke(run, "--device", "cpu", "--no-plots", "--json")
@@ -328,12 +334,12 @@ def test_an_untrained_run_still_evaluates_and_its_text_embeddings_are_the_initia
     """--epochs 0: no history to plot, and 'before training' (Figure 3) equals 'after'."""
     import torch
 
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
     train(build_config("tiny", None, {"device": "cpu", "epochs": 0}), run)
-    loaded = load_run(run)
+    loaded = open_run(run)
     assert torch.allclose(loaded.class_text_embeddings(initial=True), loaded.class_text_embeddings(initial=False))
     res = _invoke(run, "--device", "cpu", "--min-accuracy", "0.99")
     assert res.exit_code == 1 and "gate failed: accuracy" in _one_error_line(res)

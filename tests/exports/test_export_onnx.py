@@ -57,10 +57,10 @@ def _export_json(*args) -> dict:
 
 def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
     from textclf.data.preprocessing import preprocess_images
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
-    run = load_run(run_dir)
-    branch = run.image_branch()
+    run = open_run(run_dir)
+    branch = run.serving_model().branch
     with torch.inference_mode():
         return np.concatenate([branch(preprocess_images([im], run.preprocessing))[1].numpy() for im in images_hwc])
 
@@ -68,8 +68,8 @@ def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
 # --- fp32: checker, parity, outputs, dynamic batch, metadata ------------------------------------
 
 def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
-    from textclf.exports.onnx_export import read_metadata
-    from textclf.runs.run import load_run
+    from textclf.exports.onnx_metadata import read_metadata
+    from textclf.runs.run import open_run
 
     out = tmp_path / "tiny.onnx"
     report = _export_json(tiny_run, "--out", out)
@@ -89,7 +89,7 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [3, 16, 16]
 
-    run = load_run(tiny_run)
+    run = open_run(tiny_run)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for n in (1, 5):  # dynamic batch axis
         x = np.random.default_rng(n).normal(size=(n, 3, 16, 16)).astype(np.float32)
@@ -111,7 +111,7 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
 
 def test_metadata_round_trips_through_model_sidecar_and_ort(tiny_run, tmp_path):
     from textclf import __version__
-    from textclf.exports.onnx_export import read_metadata, sidecar_path
+    from textclf.exports.onnx_metadata import read_metadata, sidecar_path
 
     (tiny_run / "metrics.json").write_text(json.dumps({"format": "textclf-metrics", "accuracy": 0.8125}))
     try:
@@ -146,7 +146,7 @@ def test_graph_resize_matches_pytorch_antialias_up_and_down():
 
     import torch.nn.functional as F
 
-    from textclf.exports.onnx_export import _register_antialias_resize
+    from textclf.exports.onnx_graph import _register_antialias_resize
 
     class Resize(torch.nn.Module):
         def forward(self, x):
@@ -171,7 +171,7 @@ def test_graph_resize_matches_pytorch_antialias_up_and_down():
 
 def test_with_preprocessing_same_top1_as_pytorch_on_raw_uint8_images(tiny_run_8px, tmp_path):
     from textclf.exports.parity import load_run_dataset
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     out = tmp_path / "pre.onnx"
     report = _export_json(tiny_run_8px, "--with-preprocessing", "--out", out)
@@ -184,7 +184,7 @@ def test_with_preprocessing_same_top1_as_pytorch_on_raw_uint8_images(tiny_run_8p
     assert any(n.op_type == "Resize" for n in model.graph.node)
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    run = load_run(tiny_run_8px)
+    run = open_run(tiny_run_8px)
     test = load_run_dataset(run).test
     rng = np.random.default_rng(1)
     images = [test.images[i] for i in range(len(test))]          # 16x16: downsampled to 8 in the graph
@@ -346,11 +346,11 @@ def test_cpu_session_uses_only_the_cpu_provider(tiny_run, tmp_path):
 
 def test_benchmark_reports_img_per_s_for_both_engines(tiny_run, tmp_path):
     from textclf.exports.bench import benchmark
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     out = tmp_path / "b.onnx"
     _export_json(tiny_run, "--out", out)
-    result = benchmark(load_run(tiny_run), out, "cpu", batch_sizes=(1, 8), rounds=2, seconds_per_round=0.05)
+    result = benchmark(open_run(tiny_run), out, "cpu", batch_sizes=(1, 8), rounds=2, seconds_per_round=0.05)
     assert result["provider"] == "cpu" and set(result["batches"]) == {"1", "8"}
     for row in result["batches"].values():
         assert set(row["img_per_s"]) == {"pytorch_eager", "pytorch_channels_last", "onnxruntime"}
@@ -376,9 +376,9 @@ def test_default_efficientnet_lite0_run_exports_within_atol(tmp_path_factory, ca
     assert p["passed"] and p["max_abs_logit_diff"] <= 5e-4 and p["top1_agreement"] == 1.0
     # Raw 8x8 digits (upsampled to 96 in the graph) and an odd-sized image.
     from textclf.exports.parity import load_run_dataset
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
-    test = load_run_dataset(load_run(run_dir)).test
+    test = load_run_dataset(open_run(run_dir)).test
     images = [test.images[i] for i in range(10)] + [np.full((50, 31, 3), 200, np.uint8)]
     session = ort.InferenceSession(str(tmp_path / "dp.onnx"), providers=["CPUExecutionProvider"])
     got = np.concatenate([session.run(["probabilities"], {"images": im[None]})[0] for im in images])

@@ -166,29 +166,60 @@ def test_predict_help_has_an_example():
     assert res.exit_code == 0 and "Example: textclf predict" in res.stdout
 
 
-def test_onnx_split_logits_for_eval(exported):
+def test_onnx_split_outputs_for_eval(exported):
     from textclf.exports.parity import load_run_dataset
-    from textclf.exports.predict import onnx_split_logits
-    from textclf.runs.run import load_run
+    from textclf.exports.predict import onnx_split_outputs
+    from textclf.models.serving import OUTPUT_NAMES
+    from textclf.runs.run import open_run
 
-    run = load_run(exported["run"])
+    run = open_run(exported["run"])
     test = load_run_dataset(run).test
     for key in ("float", "uint8"):
-        labels, logits, names = onnx_split_logits(exported[key], "synthetic", "test")
-        assert names == CLASSES and logits.shape == (len(test), 4) and logits.dtype == np.float32
-        np.testing.assert_array_equal(labels, test.labels)
+        out, meta = onnx_split_outputs(exported[key], "synthetic", "test")
+        assert out.class_names == CLASSES and meta["run_id"] == run.run_id
+        assert out.served._fields == OUTPUT_NAMES and out.served.logits.shape == (len(test), 4)
+        assert out.served.logits.dtype == np.float32
+        np.testing.assert_array_equal(out.labels, test.labels)
     sidecar = json.loads(Path(str(exported["float"]) + ".json").read_text())
-    assert float((logits.argmax(1) == labels).mean()) == pytest.approx(sidecar["parity"]["accuracy_onnx"])
-    labels, logits, _ = onnx_split_logits(exported["float"], "synthetic", "train")
-    assert len(labels) == len(logits) == 96
+    out, _ = onnx_split_outputs(exported["float"], "synthetic", "test")
+    assert float((out.served.logits.argmax(1) == out.labels).mean()) == pytest.approx(sidecar["parity"]["accuracy_onnx"])
+    out, _ = onnx_split_outputs(exported["float"], "synthetic", "train")
+    assert len(out.labels) == len(out.served.logits) == 96
 
 
-def test_onnx_split_logits_refuses_other_classes(exported):
+def test_eval_scores_exactly_what_the_exported_model_serves(exported):
+    """Issue 20: eval's text head and ensemble are the served module's, the very outputs ONNX export traced:
+    on the same images every head's top-1 agrees exactly, and so do the accuracies eval reports."""
+    from textclf.evaluation.metrics import score_outputs
+    from textclf.evaluation.outputs import split_outputs
+    from textclf.exports.predict import onnx_split_outputs
+    from textclf.runs.run import open_run
+
+    run = open_run(exported["run"])
+    ours = split_outputs(run, "test")
+    for key in ("float", "uint8"):
+        theirs, _ = onnx_split_outputs(exported[key], "synthetic", "test")
+        for name in ("probabilities", "text_probabilities", "ensemble_probabilities"):
+            np.testing.assert_array_equal(getattr(ours.served, name).argmax(1), getattr(theirs.served, name).argmax(1))
+        ref, got = score_outputs(ours, run.config.temperature), score_outputs(theirs, run.config.temperature)
+        for head in ("classifier", "text", "ensemble"):
+            assert got["heads"][head]["accuracy"] == ref["heads"][head]["accuracy"], (key, head)
+    res = CliRunner().invoke(app, ["eval", str(exported["run"]), "--no-plots", "--json", "--device", "cpu"])
+    via_run = json.loads(res.stdout)
+    res = CliRunner().invoke(app, ["eval", "--onnx", str(exported["float"]), "--dataset", "synthetic", "--no-plots",
+                                   "--json", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    via_onnx = json.loads(res.stdout)
+    for head in ("classifier", "text", "ensemble"):
+        assert via_onnx["heads"][head]["accuracy"] == via_run["heads"][head]["accuracy"], head
+
+
+def test_onnx_split_outputs_refuses_other_classes(exported):
     from textclf.errors import TextclfError
-    from textclf.exports.predict import onnx_split_logits
+    from textclf.exports.predict import onnx_split_outputs
 
     with pytest.raises(TextclfError, match="same class names"):
-        onnx_split_logits(exported["float"], "digits")
+        onnx_split_outputs(exported["float"], "digits")
 
 
 # ---- inputs: folders, globs, stdin, lists; --output CSV / JSONL ---------------------------------------

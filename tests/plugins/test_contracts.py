@@ -40,7 +40,7 @@ def test_image_backbone_contract(name, tmp_path):
     from textclf.config import build_config
     from textclf.exports.onnx_export import export_run
     from textclf.models.encoders import build_image_encoder
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
     from textclf.training.recipe import train
 
     plugin, argument = reg.get_image_backbone(name)
@@ -56,7 +56,7 @@ def test_image_backbone_contract(name, tmp_path):
                                          "image_size": SMALL})
     metrics = train(config, tmp_path / "run")
     assert metrics["feature_cache_hit"] is False and metrics["epochs"] == 1
-    run = load_run(tmp_path / "run")
+    run = open_run(tmp_path / "run")
     assert run.run_info["image_backbone"]["weights_hash"] == encoder.weights_hash
     report = export_run(tmp_path / "run", check_images=16)
     assert report["parity"]["passed"], report["parity"]["reason"]
@@ -176,7 +176,7 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
     from textclf.evaluation.metrics import evaluate_run
     from textclf.exports.onnx_export import export_run
     from textclf.models.encoders import build_image_encoder
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
     from textclf.training.recipe import train
 
     name = request.getfixturevalue("tiny_open_clip") if family == "open-clip" else family
@@ -196,7 +196,7 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
                                          "text_backbone": text, "pretrained": False, "epochs": 1,
                                          "image_size": SMALL})
     assert train(config, run_dir)["epochs"] == 1
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     assert run.preprocessing == spec.preprocessing.with_size(SMALL)  # the model's own crop and interpolation
     assert run.run_info["image_backbone"]["weights_hash"] == encoder.weights_hash
     metrics = evaluate_run(run_dir).metrics

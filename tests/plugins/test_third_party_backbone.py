@@ -114,9 +114,9 @@ def test_a_patch_mlp_plugin_trains_evaluates_exports_quantizes_and_predicts(patc
 def test_streaming_training_unfreezes_the_plugins_last_layer(patch_mlp):
     _ok(["train", "--preset", "tiny", "--image-backbone", "patch-mlp", "--train-backbone", "last",
          "--epochs", "1", "--run-dir", "run"])
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
-    run = load_run(patch_mlp / "run")
+    run = open_run(patch_mlp / "run")
     encoder = run.image_encoder()
     fresh = encoder.plugin.create(None, True)
     changed = {k for k, v in encoder.module.state_dict().items() if not v.equal(fresh.state_dict()[k])}

@@ -261,10 +261,10 @@ def test_killing_one_rank_ends_the_job_with_a_clear_error_and_no_corrupt_file(tm
 
 FAILING_RANK = """
 import os, sys
-import textclf.training.ddp as ddp
+from textclf.training.recipe import TrainingRecipe
 from textclf.errors import TextclfError
 
-epoch_on_every_rank = ddp.train_epoch_sharded
+epoch_on_every_rank = TrainingRecipe._train_epoch
 
 
 def fail_on_rank_1(recipe, epoch):
@@ -273,7 +273,7 @@ def fail_on_rank_1(recipe, epoch):
     return epoch_on_every_rank(recipe, epoch)
 
 
-ddp.train_epoch_sharded = fail_on_rank_1
+TrainingRecipe._train_epoch = fail_on_rank_1
 from textclf.cli.main import app
 app(sys.argv[1:], prog_name="textclf")
 """

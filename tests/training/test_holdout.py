@@ -83,10 +83,10 @@ def test_calibration_never_reads_the_test_split(tmp_path, monkeypatch):
 
 def test_eval_reports_unseen_and_generalized_figures(tmp_path):
     from textclf.evaluation.metrics import evaluate_run
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     train(_tiny(holdout_classes=["blue"], text_head="open"), tmp_path / "run")
-    run = load_run(tmp_path / "run")
+    run = open_run(tmp_path / "run")
     names, feats, seen = run.vocabulary(include_holdout=True)
     assert run.vocabulary()[0] == ["red", "green", "gray"]  # served: held-out classes are eval-only
     assert names == ["red", "green", "gray", "blue"] and feats.shape[0] == 4 and list(seen) == [1, 1, 1, 0]

@@ -17,7 +17,7 @@ import slow_runs
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
-from textclf.runs.run import load_run
+from textclf.runs.run import open_run
 from textclf.training.recipe import train
 
 runner = CliRunner()
@@ -58,7 +58,7 @@ def test_tiny_run_writes_a_complete_run_dir(tmp_path):
     assert metrics["best_val_accuracy"] is not None
     desc = json.loads((run / "descriptions.json").read_text())
     assert len(desc["sha256"]) == 64 and set(desc["descriptions"]) == {"red", "green", "blue", "gray"}
-    loaded = load_run(run)
+    loaded = open_run(run)
     assert loaded.class_names == ["red", "green", "blue", "gray"]
     assert loaded.config.epochs == 3
 
@@ -85,9 +85,9 @@ def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
         cfg = tiny(epochs=6, select=select)
         metrics = train(cfg, tmp_path / select)
         history = _history_without_times(tmp_path / select)
-        out = split_outputs(load_run(tmp_path / select), "train")
+        out = split_outputs(open_run(tmp_path / select), "train")
         _, val_idx = split_indices(out.labels, cfg)
-        val_accuracy = round(float((out.logits[val_idx].argmax(1) == out.labels[val_idx]).mean()), 6)
+        val_accuracy = round(float((out.served.logits[val_idx].argmax(1) == out.labels[val_idx]).mean()), 6)
         runs[select] = (metrics, history, val_accuracy)
     last, best = runs["last"][0], runs["best"][0]
     assert last["best_epoch"] == best["best_epoch"] < 6  # same run; the best epoch is not the last
@@ -157,7 +157,7 @@ def test_variants_train_and_load(tmp_path, overrides):
         overrides = {"text_control": "shuffled", "descriptions": str(_write_descriptions(tmp_path / "d.json"))}
     run = tmp_path / "run"
     metrics = train(tiny(epochs=2, **overrides), run)
-    loaded = load_run(run)
+    loaded = open_run(run)
     assert loaded.model().head.out_features == 4
     if overrides.get("freeze_text") is False:
         assert any(k.startswith("class_text.tower.") for k in loaded.tensors)
@@ -182,7 +182,7 @@ def _write_descriptions(path: Path) -> Path:
 def test_train_backbone_last_unfreezes_only_the_last_block(tmp_path):
     """Only the parameters of the plugin's last_layer() change; the rest of the backbone stays as built."""
     train(tiny(epochs=1, train_backbone="last"), tmp_path / "run")
-    run = load_run(tmp_path / "run")
+    run = open_run(tmp_path / "run")
     encoder = run.image_encoder()  # the run's own (trained) weights
     fresh = encoder.plugin.create(None, True)
     last = {id(p) for p in encoder.plugin.last_layer(encoder.module).parameters()}
@@ -195,7 +195,7 @@ def test_train_backbone_last_unfreezes_only_the_last_block(tmp_path):
 def test_minilm_text_finetuning_one_short_epoch(tmp_path):
     run = tmp_path / "run"
     train(tiny(epochs=1, text_backbone="minilm-l6", freeze_text=False), run)
-    tensors = load_run(run).tensors
+    tensors = open_run(run).tensors
     assert any(k.startswith("class_text.tower.") for k in tensors)
     assert tensors["class_text_features"].shape == (4, 384)
     assert not torch.equal(tensors["class_text_features"], tensors["class_text_features_init"])
@@ -238,8 +238,8 @@ def test_default_preset_reaches_094_on_digits(tmp_path):
 
     run = tmp_path / "default"
     train(build_config("default"), run)
-    out = split_outputs(load_run(run))
-    accuracy = float((out.logits.argmax(1) == out.labels).mean())
+    out = split_outputs(open_run(run))
+    accuracy = float((out.served.logits.argmax(1) == out.labels).mean())
     assert accuracy >= 0.94, accuracy
 
 
@@ -247,7 +247,7 @@ def test_top_layer_text_finetuning_changes_only_the_top_layer(tmp_path):
     """--text-trainable-layers 1 replays cached lower-layer states and trains the top layer only."""
     run = tmp_path / "run"
     train(tiny(epochs=2, freeze_text=False, text_trainable_layers=1), run)
-    tensors = load_run(run).tensors
+    tensors = open_run(run).tensors
     top = {k for k in tensors if k.startswith("class_text.top.")}
     assert top and not any(k.startswith("class_text.tower.") for k in tensors)
     from textclf.models.encoders import build_text_encoder

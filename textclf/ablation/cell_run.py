@@ -32,7 +32,7 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     """
     from textclf.evaluation.outputs import split_outputs
     from textclf.runs.run_dir import RunFiles
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
     from textclf.training.recipe import train
 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
@@ -53,7 +53,7 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
 
             remove_own_files(run_dir, OWN_FILES)  # a half-made cell from a killed grid: start it over
         train(config, run_dir, resume=can_resume, callbacks=callbacks)
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     outputs = split_outputs(run, "test", shared=True)
     from textclf.evaluation.metrics import score_outputs
 

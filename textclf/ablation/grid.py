@@ -19,7 +19,7 @@ from textclf.ablation.cells import Cell, check_grid, with_reference
 from textclf.ablation.grid_folder import claimed_grid, finish_grid
 from textclf.ablation.planning import longest_first, plan_work, resolve_jobs, worker_gpus
 from textclf.ablation.report import GridReport
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, option
 from textclf.runtime.progress import NULL, Reporter
 
 
@@ -50,7 +50,7 @@ def _init_worker(parent_pid: int, gpus=None) -> None:
 
 
 def _run_cell_in_worker(args) -> dict:
-    from textclf.training.recipe import torch_threads
+    from textclf.training.schedule import torch_threads
 
     threads = args[-1]
     with torch_threads(threads):
@@ -66,6 +66,8 @@ def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Opti
     ``report``: how the grid is summarised (against no-text, or a zero-shot grid against the classname
     control and chance) and the notes summary.md carries.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise TextclfError(f"{option('jobs')} {jobs!r} must be 0 (one per CPU core or GPU) or a number of processes")
     out = Path(out)
     base = dict(base or {})
     cells = cells if report.zero_shot_chance is not None else with_reference(cells)

@@ -61,7 +61,7 @@ class ZeroShotEvaluation:
     """The zero-shot metrics document of a run and the file it belongs in."""
 
     metrics: dict
-    run: object            # textclf.runs.run.Run
+    run: object            # textclf.runs.run.TrainedRun
     own_split: bool        # the run's own dataset and the test split
 
     @property
@@ -83,13 +83,14 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
     ``accuracy`` (and every classification metric) is the ``descriptions`` head's; ``zero_shot.heads``
     has each variant's accuracy, macro-F1 and ECE.
     """
+    import numpy as np
     import torch
 
     from textclf.runtime.devices import resolve_device
     from textclf.evaluation.metrics import compute_metrics, metrics_document
     from textclf.models.encoders import build_text_encoder
     from textclf.models.text_tower import encode_per_class
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice
@@ -97,11 +98,14 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
         raise unknown_choice("split", split, ["train", "test"])
     if not templates or any("{}" not in t for t in templates):
         raise TextclfError("zero-shot templates must each contain '{}' (where the class name goes)")
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     cfg = run.config
     check_aligned(cfg.image_backbone, cfg.text_backbone, "--zero-shot")
     dev = torch.device(str(resolve_device(device)))
-    labels, features, ds_name = _split_features(run, split, dataset, dev, reporter)
+    from textclf.evaluation.outputs import split_features
+
+    _, data, feats = split_features(run, split, dataset, str(dev), reporter)
+    labels, features, ds_name = data.labels.copy(), np.array(feats, dtype=np.float32), dataset or cfg.dataset
     text = build_text_encoder(cfg.text_backbone, cfg.pretrained)
     text.tower.to(dev)
     descriptions = _run_descriptions(run)
@@ -111,8 +115,8 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
     for variant in VARIANTS:
         texts = class_texts(variant, descriptions, names, templates)
         weights = class_weights(encode_per_class(text.tower, texts, names, dev))
-        logits = zero_shot_logits(torch.from_numpy(features), weights, scale).numpy()
-        metrics = compute_metrics(labels, logits, names)
+        probabilities = torch.softmax(zero_shot_logits(torch.from_numpy(features), weights, scale), dim=-1)
+        metrics = compute_metrics(labels, probabilities.numpy(), names)
         heads[variant] = metrics["heads"]["classifier"]
         main = main or metrics
     source = {"kind": "zero-shot", "path": str(run.root), "run_id": run.run_id,
@@ -124,27 +128,6 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
                                   "normalised text embeddings)"}
     own = ds_name == cfg.dataset and split == "test"
     return ZeroShotEvaluation(doc, run, own)
-
-
-def _split_features(run, split: str, dataset: Optional[str], device, reporter: Reporter):
-    """``(labels, image embeddings, dataset name)`` of a split through the run's image backbone."""
-    import numpy as np
-
-    from textclf.data.extraction import extract_features
-    from textclf.data.features import cached_features
-    from textclf.evaluation.outputs import load_eval_dataset
-
-    ds = load_eval_dataset(run, dataset)
-    data = ds.split(split)
-    encoder = run.image_encoder()
-    reporter.task("features", len(data), f"features {run.config.image_backbone} ({split}, {len(data)} images)")
-    on_batch = lambda n: reporter.advance("features", n)  # noqa: E731
-    if run.trained_backbone:
-        feats = extract_features(encoder.module, data, run.preprocessing, device, on_batch=on_batch)
-    else:
-        feats, _ = cached_features(encoder, data, split, ds.name, run.preprocessing, device, on_batch=on_batch)
-    reporter.done("features")
-    return data.labels.copy(), np.array(feats, dtype=np.float32), dataset or run.config.dataset  # a copy: the cache is read-only
 
 
 def _run_descriptions(run) -> dict:

@@ -1,8 +1,9 @@
 """Evaluation metrics: metrics from predictions, and the ``metrics.json`` file they are kept in.
 
-The metric code is a pure function of arrays (:func:`compute_metrics`), so any producer of
-logits (a run dir through PyTorch, an exported ONNX model through ONNX Runtime) is scored the
-same way. :func:`evaluate_run` is the run-dir producer; :func:`write_metrics` /
+The metric code is a pure function of the served model's outputs (:func:`score_outputs` over
+:class:`~textclf.evaluation.outputs.SplitOutputs`), so a run dir through PyTorch and an exported
+ONNX model through ONNX Runtime are scored the same way, from the same six named outputs; no
+head is re-implemented here. :func:`evaluate_run` is the run-dir producer; :func:`write_metrics` /
 :func:`read_metrics` own the file format. The quality gates that CI uses, which turn metrics
 into pass/fail lines, are :mod:`textclf.evaluation.gates`.
 
@@ -20,16 +21,16 @@ ece              expected calibration error of softmax(logits), ece_bins equal-w
 per_class        {class: {precision, recall, f1, support}}
 confusion_matrix rows = true class, columns = predicted class (counts)
 heads            {"classifier": {...}, "text": {...} | null, "ensemble": {...} | null}
-                 each {accuracy, macro_f1, ece}; text/ensemble need text similarities
+                 each {accuracy, macro_f1, ece}, from the served probabilities
 ensemble         {"method", "temperature"}: how the ensemble was formed (null without text)
 ```
 
-The text-similarity head predicts ``argmax_c cos(image_embedding, text_embedding_c)``. Its
-probabilities (for ECE and the ensemble) are ``softmax(cos / T)`` with ``T`` the run's InfoNCE
-temperature, the scale the contrastive loss trained those cosines at. The **ensemble** is the
-mean of the two heads' probability vectors, ``(softmax(logits) + softmax(cos / T)) / 2``: both
-terms are calibrated-ish distributions on the same classes, so averaging them needs no extra
-weight to tune and cannot be dominated by the raw scale of either head's logits.
+The text-similarity head serves ``softmax(cos(image_embedding, text_embedding_c) / T)`` with ``T``
+the run's InfoNCE temperature, the scale the contrastive loss trained those cosines at. The
+**ensemble** serves the mean of the two heads' probability vectors (see
+:mod:`textclf.models.serving`). The closed-set figures are over the images of the trained classes
+and the served distributions restricted to those classes (renormalised); classes known by
+description alone are scored in ``open_vocabulary`` from the served text logits.
 """
 
 from __future__ import annotations
@@ -47,20 +48,12 @@ from textclf.runtime.progress import NULL, Reporter
 METRICS_FORMAT = "textclf-metrics"
 METRICS_SCHEMA_VERSION = 1
 ECE_BINS = 15
-ENSEMBLE_METHOD = "mean of softmax(classifier logits) and softmax(text cosine / temperature)"
+ENSEMBLE_METHOD = "mean of softmax(classifier logits) and softmax(text cosine / temperature), as served"
 
 
 # --------------------------------------------------------------------------------------------
 # Pure metric functions
 # --------------------------------------------------------------------------------------------
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64, stable for large logits."""
-    z = np.asarray(x, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """Top-label ECE: ``sum_b |B_b|/N * |accuracy(B_b) - mean confidence(B_b)|``.
@@ -83,9 +76,12 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float(ece)
 
 
-def ensemble_probabilities(logits: np.ndarray, text_logits: np.ndarray, temperature: float) -> np.ndarray:
-    """The ensemble of the two heads: ``(softmax(logits) + softmax(text_logits / T)) / 2``."""
-    return 0.5 * (softmax(logits) + softmax(np.asarray(text_logits, dtype=np.float64) / temperature))
+def restricted(probabilities: np.ndarray, n: int) -> np.ndarray:
+    """A served distribution over the vocabulary, restricted to its first ``n`` classes and renormalised."""
+    if probabilities.shape[1] == n:
+        return probabilities
+    part = np.asarray(probabilities, dtype=np.float64)[:, :n]
+    return part / np.maximum(part.sum(axis=1, keepdims=True), 1e-300)
 
 
 def _head_summary(labels: np.ndarray, probs: np.ndarray, n_classes: int, n_bins: int) -> dict:
@@ -101,46 +97,43 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
-def compute_metrics(labels: Sequence[int], logits: np.ndarray, class_names: Sequence[str],
-                    text_logits: Optional[np.ndarray] = None, temperature: float = 0.1,
+def compute_metrics(labels: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str], *,
+                    text_probabilities: Optional[np.ndarray] = None,
+                    ensemble_probabilities: Optional[np.ndarray] = None, temperature: Optional[float] = None,
                     n_bins: int = ECE_BINS) -> dict:
-    """Every metric of ``metrics.json`` (without provenance) from predictions.
+    """Every metric of ``metrics.json`` (without provenance) from a head's probabilities.
 
-    ``labels`` (N,) are true class indices, ``logits`` (N, C) the classification head's scores,
-    ``text_logits`` (N, C) the cosine of each image embedding to each class text embedding (None:
-    no text head, e.g. an ONNX model without one). ``temperature`` scales the cosines into
-    probabilities for the text head's ECE and the ensemble.
+    ``labels`` (N,) are true class indices, ``probabilities`` (N, C) the classification head's;
+    ``text_probabilities`` and ``ensemble_probabilities`` (N, C), when the model serves them, give
+    the text head's and the ensemble's figures (``temperature``: the text head's, recorded).
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
-    logits = np.asarray(logits, dtype=np.float64)
+    probs = np.asarray(probabilities, dtype=np.float64)
     n_classes = len(class_names)
-    if logits.ndim != 2 or logits.shape != (len(labels), n_classes):
-        raise TextclfError(f"logits have shape {tuple(logits.shape)}; expected ({len(labels)}, {n_classes}) "
+    if probs.ndim != 2 or probs.shape != (len(labels), n_classes):
+        raise TextclfError(f"probabilities have shape {tuple(probs.shape)}; expected ({len(labels)}, {n_classes}) "
                            f"for {len(labels)} labels and {n_classes} classes")
     if len(labels) == 0:
         raise TextclfError("nothing to evaluate: the split has no images")
     if labels.min() < 0 or labels.max() >= n_classes:
         raise TextclfError(f"labels outside 0..{n_classes - 1} for {n_classes} class names")
-    if not temperature > 0:
-        raise TextclfError(f"temperature {temperature} must be > 0")
     ids = list(range(n_classes))
-    probs = softmax(logits)
     pred = probs.argmax(axis=1)
     p, r, f, s = precision_recall_fscore_support(labels, pred, labels=ids, zero_division=0)
     mp, mr, mf, _ = precision_recall_fscore_support(labels, pred, labels=ids, average="macro", zero_division=0)
     classifier = _head_summary(labels, probs, n_classes, n_bins)
     heads: dict = {"classifier": classifier, "text": None, "ensemble": None}
     ensemble_info = None
-    if text_logits is not None:
-        text_logits = np.asarray(text_logits, dtype=np.float64)
-        if text_logits.shape != logits.shape:
-            raise TextclfError(f"text logits have shape {tuple(text_logits.shape)}; expected {tuple(logits.shape)}")
-        heads["text"] = _head_summary(labels, softmax(text_logits / temperature), n_classes, n_bins)
-        heads["ensemble"] = _head_summary(labels, ensemble_probabilities(logits, text_logits, temperature),
-                                          n_classes, n_bins)
-        ensemble_info = {"method": ENSEMBLE_METHOD, "temperature": float(temperature)}
+    for head, values in (("text", text_probabilities), ("ensemble", ensemble_probabilities)):
+        if values is not None:
+            values = np.asarray(values, np.float64)
+            if values.shape != probs.shape:
+                raise TextclfError(f"{head} probabilities have shape {tuple(values.shape)}; expected {probs.shape}")
+            heads[head] = _head_summary(labels, values, n_classes, n_bins)
+    if ensemble_probabilities is not None:
+        ensemble_info = {"method": ENSEMBLE_METHOD, "temperature": temperature}
     return {
         "n": int(len(labels)),
         "class_names": list(class_names),
@@ -160,28 +153,29 @@ def compute_metrics(labels: Sequence[int], logits: np.ndarray, class_names: Sequ
 
 
 def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
-    """Every metric of a run's outputs on a split (:class:`textclf.evaluation.outputs.SplitOutputs`).
+    """Every metric of a model's served outputs on a split (:class:`textclf.evaluation.outputs.SplitOutputs`).
 
     The closed-set metrics (classifier head, text head, ensemble) are over the images of the
-    classes the run trained on. When the run also knows classes by description alone (held-out
+    classes the model trained on. When it also knows classes by description alone (held-out
     or added), ``open_vocabulary`` holds their figures over every image: unseen accuracy, and
-    the generalized seen/unseen/H with calibrated stacking (``gamma`` from training) and AUSUC.
+    the generalized seen/unseen/H as served (calibrated stacking with ``gamma``) and AUSUC.
     """
     from textclf.evaluation.open_vocab import open_vocab_metrics
 
-    c = outputs.n_trained
+    c, served = outputs.n_trained, outputs.served
     rows = outputs.labels < c
-    metrics = compute_metrics(outputs.labels[rows], outputs.logits[rows], outputs.class_names[:c],
-                              outputs.text_logits[rows][:, :c], temperature)
+    metrics = compute_metrics(outputs.labels[rows], served.probabilities[rows], outputs.class_names[:c],
+                              text_probabilities=restricted(served.text_probabilities[rows], c),
+                              ensemble_probabilities=restricted(served.ensemble_probabilities[rows], c),
+                              temperature=float(temperature))
     if not outputs.seen.all():
-        block = open_vocab_metrics(outputs.labels, outputs.text_logits / temperature, outputs.seen, gamma,
-                                   outputs.class_names)
+        block = open_vocab_metrics(outputs.labels, served.text_logits, outputs.seen, gamma, outputs.class_names)
         few_shot = np.flatnonzero(~outputs.seen[:c])  # held-out classes trained with K images
         if len(few_shot):
             from textclf.evaluation.open_vocab import per_class_accuracy
 
             held = np.isin(outputs.labels, few_shot)
-            pred = few_shot[np.argmax(outputs.logits[held][:, few_shot], axis=1)]
+            pred = few_shot[np.argmax(served.logits[held][:, few_shot], axis=1)]
             block["classifier_unseen_accuracy"] = _r(per_class_accuracy(outputs.labels[held], pred, few_shot))
         metrics["open_vocabulary"] = block
     return metrics
@@ -205,7 +199,7 @@ class RunEvaluation:
     """The outcome of evaluating a run dir: the metrics document and where files should go."""
 
     metrics: dict
-    run: object            # textclf.runs.run.Run
+    run: object            # textclf.runs.run.TrainedRun
     own_split: bool        # the run's own dataset and the test split (-> RUN_DIR/metrics.json)
 
     @property
@@ -234,14 +228,14 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
                  device: str = "cpu", reporter: Reporter = NULL) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
     from textclf.evaluation.outputs import split_outputs
+    from textclf.runs.run import open_run
     from textclf.runtime.devices import resolve_device
-    from textclf.runs.run import load_run
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice
 
         raise unknown_choice("split", split, ["train", "test"])
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     check_finite_weights(run)
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)

@@ -4,7 +4,8 @@ Scores are text-head logits (cosine / temperature) over a vocabulary of *seen* c
 with images) and *unseen* ones (described only). Raw scores favour the seen classes, so the
 generalized prediction uses calibrated stacking (Chao et al., 2016): ``argmax(scores - gamma *
 seen)``. ``gamma`` is chosen on validation data, never on test (see
-:mod:`textclf.training.calibration`); the area under the seen-unseen accuracy curve (AUSUC)
+:mod:`textclf.training.calibration`), and the served text head applies it
+(:class:`textclf.models.serving.TextHead`); the area under the seen-unseen accuracy curve (AUSUC)
 sweeps every ``gamma`` and needs none chosen.
 
 Accuracies are per-class means (the average of each class's top-1 accuracy), so a frequent class
@@ -85,11 +86,16 @@ def choose_gamma(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> di
     return best
 
 
-def open_vocab_metrics(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray, gamma: float,
+def open_vocab_metrics(labels: np.ndarray, served: np.ndarray, seen: np.ndarray, gamma: float,
                        class_names) -> dict:
-    """The ``open_vocabulary`` block of ``metrics.json`` for test images of seen and unseen classes."""
-    raw = generalized(labels, scores, seen, 0.0)
-    calibrated = generalized(labels, scores, seen, gamma)
+    """The ``open_vocabulary`` block of ``metrics.json`` for test images of seen and unseen classes.
+
+    ``served`` are the text logits as served, calibrated by ``gamma`` already (the seen classes
+    lowered by it); the uncalibrated figures add it back.
+    """
+    calibrated = generalized(labels, served, seen, 0.0)
+    raw = generalized(labels, served, seen, -gamma)
+    scores = served
     return {
         "seen_classes": [class_names[i] for i in np.flatnonzero(seen)],
         "unseen_classes": [class_names[i] for i in np.flatnonzero(~seen)],

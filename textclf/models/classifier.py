@@ -4,8 +4,8 @@
 classification head and, when they train, the image backbone and the class-text provider (a
 frozen feature table, the top text layers, or the whole text tower). Its ``forward`` returns the
 logits, the image embedding and the projected class text embeddings of the step, so a single
-wrapper (DistributedDataParallel) sees every trained parameter. :class:`ImageBranch` is the
-served part (backbone, image projection, head), built from the same modules.
+wrapper (DistributedDataParallel) sees every trained parameter. What is served (exported,
+predicted with and evaluated) is built from the same modules: :mod:`textclf.models.serving`.
 """
 
 from __future__ import annotations
@@ -124,78 +124,3 @@ def head_features(head_input: str, embedding: torch.Tensor, features: torch.Tens
     if head_input == "projection":
         return embedding
     return F.normalize(features, dim=-1) if head_input == "normalized-features" else features
-
-
-def text_similarity_logits(image_embedding: torch.Tensor, class_text_embedding: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of each image embedding to each class text embedding, (N, C)."""
-    return F.normalize(image_embedding, dim=-1) @ F.normalize(class_text_embedding, dim=-1).T
-
-
-class ImageBranch(nn.Module):
-    """Backbone + image projection + classification head: what is exported and served.
-
-    Input: a normalised float batch (N, 3, H, W). Output: logits, probabilities, embedding.
-    """
-
-    def __init__(self, backbone: nn.Module, model: TextEnhancedClassifier):
-        super().__init__()
-        self.backbone = backbone
-        self.image_proj = model.image_proj
-        self.head = model.head
-        self.head_input = model.head_input
-
-    def forward(self, x: torch.Tensor):
-        features = self.backbone(x)
-        embedding = self.image_proj(features)
-        logits = self.head(head_features(self.head_input, embedding, features))
-        return logits, F.softmax(logits, dim=-1), embedding
-
-
-class TextHead(nn.Module):
-    """The text-similarity head over a vocabulary of V classes, and the ensemble with the classifier.
-
-    ``text_logits = cos(embedding, class text embedding) / temperature - gamma * seen``: calibrated
-    stacking lowers the classes trained with images when the vocabulary also holds classes known by
-    description alone (``gamma`` 0 for a closed set). The ensemble averages the classification
-    head's probabilities (over the first C trained classes; 0 for the others) with the text head's.
-    The class embeddings, the bias and the classifier-to-vocabulary map are buffers, so an exported
-    graph holds each as one initializer that ``textclf classes add`` can rewrite.
-    """
-
-    def __init__(self, class_text_embedding: torch.Tensor, n_trained: int, temperature: float,
-                 seen: Optional[torch.Tensor] = None, gamma: float = 0.0):
-        super().__init__()
-        vocab = class_text_embedding.shape[0]
-        seen = torch.ones(vocab, dtype=torch.bool) if seen is None else torch.as_tensor(seen, dtype=torch.bool)
-        closed = bool(seen.all())
-        self.temperature = float(temperature)
-        self.register_buffer("class_text_embeddings_t", F.normalize(class_text_embedding.float(), dim=-1).T.contiguous())
-        self.register_buffer("class_text_bias", -float(gamma) * seen.float() * (0.0 if closed else 1.0))
-        self.register_buffer("classifier_to_vocabulary", torch.eye(n_trained, vocab))
-
-    def forward(self, embedding: torch.Tensor, probabilities: torch.Tensor):
-        """``(text_logits, text_probabilities, ensemble_probabilities)``, each (N, V)."""
-        cosine = F.normalize(embedding.float(), dim=-1) @ self.class_text_embeddings_t
-        text_logits = cosine / self.temperature + self.class_text_bias
-        text_probs = F.softmax(text_logits, dim=-1)
-        ensemble = 0.5 * (probabilities.float() @ self.classifier_to_vocabulary + text_probs)
-        return text_logits, text_probs, ensemble
-
-
-class ServingModel(nn.Module):
-    """What is exported and served: the image branch and the text head (six outputs).
-
-    ``logits``/``probabilities`` (N, C trained classes), ``embedding`` (N, P), ``text_logits``,
-    ``text_probabilities`` and ``ensemble_probabilities`` (N, V vocabulary classes).
-    """
-
-    OUTPUTS = ("logits", "probabilities", "embedding", "text_logits", "text_probabilities", "ensemble_probabilities")
-
-    def __init__(self, branch: ImageBranch, text_head: TextHead):
-        super().__init__()
-        self.branch = branch
-        self.text_head = text_head
-
-    def forward(self, x: torch.Tensor):
-        logits, probabilities, embedding = self.branch(x)
-        return (logits, probabilities, embedding, *self.text_head(embedding, probabilities))

@@ -82,6 +82,11 @@ def encode_per_class(tower, descriptions: dict, class_names: list[str], device=N
     return out
 
 
+def class_text_mean(per_class: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(C, D) class text features: the mean of each class's description features (``per_class[c]``: (n_c, D))."""
+    return torch.stack([f.mean(0) for f in per_class]).float()
+
+
 class FrozenClassText(nn.Module):
     """Precomputed description features; ``forward(choice)`` picks one per class."""
 

@@ -3,8 +3,8 @@
 A run's text head scores an image against every class's text embedding; a new class only needs
 one: its descriptions go through the run's own text encoder (with the weights it trained, if
 any) and text projection. ``add_classes`` writes a new run dir whose vocabulary has the extra
-classes (the classification head keeps the trained ones); ``add_classes_onnx`` rewrites an
-exported model's text-head initializers the same way and checks it against the new run.
+classes (the classification head keeps the trained ones); an exported model gets them through
+:mod:`textclf.exports.onnx_classes`, which rewrites its text head the same way.
 Predictions over classes that had no training images use calibrated stacking (``gamma``).
 """
 
@@ -45,13 +45,13 @@ def _text_tower(run):
     from textclf.models.encoders import build_text_encoder
 
     encoder = build_text_encoder(run.config.text_backbone, run.config.pretrained)
-    tower, recorded = encoder.tower, run.run_info.get("text_backbone") or {}
+    tower = encoder.tower
     top = {k[len("class_text.top."):]: v for k, v in run.tensors.items() if k.startswith("class_text.top.")}
     whole = {k[len("class_text.tower."):]: v for k, v in run.tensors.items() if k.startswith("class_text.tower.")}
-    if not (top or whole) and recorded.get("weights_hash") != encoder.weights_hash:
-        raise TextclfError(f"the installed weights of text backbone '{run.config.text_backbone}' (hash "
-                           f"{encoder.weights_hash}) differ from those run '{run.root}' was trained with (hash "
-                           f"{recorded.get('weights_hash')}); reinstall those weights or train the run again")
+    if not (top or whole):
+        from textclf.runs.run import check_weights
+
+        check_weights(run, "text", encoder.weights_hash)
     if whole:
         tower.load_state_dict(whole, strict=True)
     elif top:
@@ -67,11 +67,11 @@ def class_features(run, descriptions: dict[str, list[str]]):
     """Raw (n, text_dim) text features of new classes (mean over each class's descriptions)."""
     import torch
 
-    from textclf.models.text_tower import encode_per_class
+    from textclf.models.text_tower import class_text_mean, encode_per_class
 
     names = list(descriptions)
     feats = encode_per_class(_text_tower(run), descriptions, names)
-    return torch.stack([f.mean(0) for f in feats]).float()
+    return class_text_mean(feats)
 
 
 def check_new(run, descriptions: dict[str, list[str]]) -> None:
@@ -91,7 +91,7 @@ def extended(run, descriptions: dict[str, list[str]]):
     """An in-memory copy of ``run`` that also knows ``descriptions``' classes (no file written)."""
     import torch
 
-    from textclf.runs.run import Run
+    from textclf.runs.run import TrainedRun
 
     check_new(run, descriptions)
     feats = class_features(run, descriptions)
@@ -100,16 +100,16 @@ def extended(run, descriptions: dict[str, list[str]]):
         feats = torch.cat([tensors["added_text_features"].float(), feats])
     tensors["added_text_features"] = feats.contiguous()
     info = dict(run.run_info, added_classes=list(run.run_info.get("added_classes", [])) + list(descriptions))
-    return Run(run.root, run.config, list(run.class_names), info, tensors)
+    return TrainedRun(run.root, run.config, list(run.class_names), info, tensors)
 
 
 def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str = "") -> Path:
     """Write a new run dir ``out``: ``run_dir`` plus classes known from ``descriptions`` alone."""
     from textclf.files.ownership import FolderLock, claim_folder
-    from textclf.runs.run import load_run
+    from textclf.runs.run import open_run
     from textclf.runs.run_dir import FORMAT, RunFiles
 
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     new = extended(run, descriptions)
     files = RunFiles(Path(out))
     if files.root.resolve() == run.root.resolve():
@@ -148,29 +148,3 @@ def _write(run, new, files, descriptions: dict, source: str) -> None:
                                    "classes": list(run.class_names)}, sort_keys=True)}
     with atomic_path(files.model) as tmp:
         save_file({k: v.contiguous() for k, v in new.tensors.items()}, str(tmp), metadata=meta)
-
-
-def add_classes_onnx(model_path, run_dir, descriptions: dict[str, list[str]], out=None, *,
-                     atol: float = 1e-4, check_images: int = 64) -> dict:
-    """Rewrite an exported model's text head for the run's vocabulary plus ``descriptions``; returns a report.
-
-    The model must have been exported from ``run_dir`` (same run id). The class text embeddings,
-    the calibration bias and the classifier-to-vocabulary map are initializers; they are replaced,
-    the output shapes and the metadata follow, and the new file is written atomically only after
-    its text logits match the extended run's in PyTorch on the run's test images (``atol``).
-    """
-    from textclf.runs.run import load_run
-
-    run = load_run(run_dir)
-    model_path = Path(model_path)
-    out = Path(out) if out else model_path
-    from textclf.exports.onnx_export import read_metadata
-
-    meta = read_metadata(model_path)
-    if meta.get("run_id") != run.run_id:
-        raise TextclfError(f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
-                           f"(run {run.run_id}); give the run dir it was exported from with --run")
-    new = extended(run, descriptions)
-    from textclf.exports.text_head import rewrite_text_head
-
-    return rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)

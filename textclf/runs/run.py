@@ -1,9 +1,10 @@
-"""A finished run, opened for evaluation, export and prediction: :func:`load_run` -> :class:`Run`.
+"""A finished run dir, opened: :func:`open_run` -> :class:`TrainedRun`.
 
 Everything is rebuilt from the run dir: the config, the preprocessing it trained with, the one
-model module (:func:`textclf.models.classifier.build_model`) with its trained weights, and the
-image backbone, whose installed weights must be those the run recorded (same weights hash)
-unless the run trained and saved its own.
+model module (:func:`textclf.models.classifier.build_model`) with its trained weights, the served
+model (:mod:`textclf.models.serving`), and the image backbone, whose installed weights must be
+those the run recorded (same weights hash) unless the run trained and saved its own. Evaluation,
+export and prediction build on this; the Python API's :class:`textclf.api.Run` adds them as methods.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from textclf.errors import TextclfError
 from textclf.runs.run_dir import FORMAT, FORMAT_VERSION, RunFiles
 
 
-@dataclass
-class Run:
+@dataclass(repr=False)
+class TrainedRun:
     """A finished run dir: config, class names, run record (``run.json``) and trained tensors."""
 
     root: Path
@@ -85,49 +86,30 @@ class Run:
 
         if self._encoder is not None:
             return self._encoder
-        recorded = self.run_info.get("image_backbone") or {}
         encoder = build_image_encoder(self.config.image_backbone, self.config.pretrained,
                                       input_size=self.config.image_size, shared=shared and not self.trained_backbone)
         if self.trained_backbone:
             own = {k[len("image_backbone."):]: v for k, v in self.tensors.items() if k.startswith("image_backbone.")}
             encoder.module.load_state_dict(own, strict=True)
-        elif recorded.get("weights_hash") != encoder.weights_hash:
-            raise TextclfError(
-                f"the installed weights of image backbone '{self.config.image_backbone}' (hash "
-                f"{encoder.weights_hash}) differ from those run '{self.root}' was trained with (hash "
-                f"{recorded.get('weights_hash')}, {recorded.get('weights_id')}); reinstall those weights or "
-                "train the run again")
+        else:
+            check_weights(self, "image", encoder.weights_hash)
         self._encoder = encoder
         return encoder
 
-    def image_branch(self):
-        """Backbone + projection + head as one module (eval mode)."""
-        from textclf.models.classifier import ImageBranch
+    def serving_model(self, backbone=None, *, include_holdout: bool = False):
+        """The served model (:class:`~textclf.models.serving.ServingModel`, six named outputs) over the run's
+        vocabulary: what export traces, predict serves and evaluation scores.
 
-        return ImageBranch(self.image_encoder().module, self.model()).eval()
-
-    def text_head(self):
-        """The text-similarity head over the run's whole vocabulary, with its calibration (eval mode)."""
-        import torch
-
-        from textclf.models.classifier import TextHead
-
-        model = self.model()
-        names, features, seen = self.vocabulary()
-        with torch.no_grad():
-            embeddings = model.project_text(features)
-        return TextHead(embeddings, len(self.class_names), self.config.temperature, torch.as_tensor(seen),
-                        self.gamma).eval()
-
-    def serving_model(self, backbone=None):
-        """Image branch + text head (six outputs): what export and predict serve.
-
-        ``backbone``: a prepared copy for export (the plugin's hook); default the run's own backbone.
+        ``backbone``: the module in front of the heads (default the run's image backbone; a prepared copy
+        for export; an identity for cached features). ``include_holdout``: also the held-out classes the
+        run knows by description only (evaluation), as if they had been added.
         """
-        from textclf.models.classifier import ImageBranch, ServingModel
+        from textclf.models.serving import serving_model
 
-        branch = ImageBranch(backbone if backbone is not None else self.image_encoder().module, self.model())
-        return ServingModel(branch, self.text_head()).eval()
+        _, features, seen = self.vocabulary(include_holdout=include_holdout)
+        module = backbone if backbone is not None else self.image_encoder().module
+        return serving_model(self.model(), features, self.config.temperature, seen=seen, gamma=self.gamma,
+                             backbone=module)
 
     @property
     def open_set(self) -> bool:
@@ -174,44 +156,6 @@ class Run:
         seen = np.array([c not in held for c in names])
         return names, torch.cat(feats), seen
 
-    # ---- the Python API (the CLI's commands call the same functions) -----------------------
-
-    def predict(self, images, top_k: int = 5, head: Optional[str] = None) -> list[dict]:
-        """Top-k classes for images: file paths, or uint8 (H, W, 3) RGB arrays (any mix, any sizes).
-
-        Returns one ``{"file", "top": [{"class", "index", "probability"}, ...]}`` per image (arrays are
-        named ``<array i>``); ``head``: classifier | text | ensemble (default: the text head for a run
-        that knows classes by description, else the classifier).
-        """
-        import numpy as np
-
-        from textclf.data.preprocessing import as_rgb_array
-        from textclf.exports.predict import Predictor, choose_head, read_image
-        from textclf.exports.predict import top_k as best
-
-        head = choose_head(head, self.open_set)
-        names = list(self.class_names) if head == "classifier" else self.vocabulary()[0]
-        predictor = Predictor("run", str(self.root), names, "torch-cpu", preprocess=self.preprocessing.to_dict(),
-                              branch=self.serving_model(), head=head)
-        arrays, labels = [], []
-        for i, image in enumerate(images):
-            arrays.append(as_rgb_array(image) if isinstance(image, np.ndarray) else read_image(image))
-            labels.append(f"<array {i}>" if isinstance(image, np.ndarray) else str(image))
-        probs = predictor.probabilities(arrays)
-        return [{"file": label, "top": best(row, names, top_k)} for label, row in zip(labels, probs)]
-
-    def evaluate(self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu") -> dict:
-        """The metrics document of ``textclf eval`` (nothing is written)."""
-        from textclf.evaluation.metrics import evaluate_run
-
-        return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics
-
-    def export_onnx(self, out=None, **options) -> dict:
-        """Export to ONNX as ``textclf export onnx`` does (``with_preprocessing``, ``precision``, ...); the report."""
-        from textclf.exports.onnx_export import export_run
-
-        return export_run(self.root, out=out, **options)
-
     def class_text_embeddings(self, initial: bool = False):
         """Projected class text embeddings (C, proj), after training or (``initial``) before it."""
         import torch
@@ -220,7 +164,17 @@ class Run:
             return self.model(initial=initial).project_text(self.class_text_features(initial))
 
 
-def load_run(run_dir: str | Path) -> Run:
+def check_weights(run: "TrainedRun", tower: str, installed_hash: str) -> None:
+    """Refuse a backbone whose installed weights are not those the run was trained with (exit 2, both hashes)."""
+    recorded = run.run_info.get(f"{tower}_backbone") or {}
+    if recorded.get("weights_hash") != installed_hash:
+        name = getattr(run.config, f"{tower}_backbone")
+        raise TextclfError(f"the installed weights of {tower} backbone '{name}' (hash {installed_hash}) differ from "
+                           f"those run '{run.root}' was trained with (hash {recorded.get('weights_hash')}, "
+                           f"{recorded.get('weights_id')}); reinstall those weights or train the run again")
+
+
+def open_run(run_dir: str | Path) -> TrainedRun:
     """Open a finished run dir; a missing, unfinished, foreign or damaged dir is a one-line error."""
     from safetensors import safe_open
 
@@ -258,4 +212,4 @@ def load_run(run_dir: str | Path) -> Run:
         if run_info[key]["name"] != getattr(config, key):
             raise TextclfError(f"run dir '{run_dir}' is damaged: config.toml says {key} '{getattr(config, key)}' "
                                f"but run.json says '{run_info[key]['name']}'; restore the file or train the run again")
-    return Run(files.root, config, classes, run_info, tensors)
+    return TrainedRun(files.root, config, classes, run_info, tensors)

@@ -35,26 +35,24 @@ def pseudo_unseen_groups(config, seen: list[str]) -> list[list[str]]:
 
 
 @torch.no_grad()
-def class_embeddings(recipe, names: list[str], descriptions: dict) -> torch.Tensor:
-    """Projected (C, P) text embeddings of ``names`` by a trained recipe's text tower and projection."""
-    from textclf.models.text_tower import encode_per_class
+def class_features(recipe, names: list[str], descriptions: dict) -> torch.Tensor:
+    """Raw (C, text_dim) class text features of ``names`` by a trained recipe's text tower (mean per class)."""
+    from textclf.models.text_tower import class_text_mean, encode_per_class
 
     recipe.text_encoder.tower.eval()
-    feats = encode_per_class(recipe.text_encoder.tower, descriptions, names, recipe.device)
-    return recipe.model.project_text(torch.stack([f.mean(0) for f in feats]).to(recipe.device)).cpu()
+    return class_text_mean(encode_per_class(recipe.text_encoder.tower, descriptions, names, recipe.device)).cpu()
 
 
 @torch.no_grad()
-def text_scores(recipe, model_recipe, rows: np.ndarray, class_embedding: torch.Tensor) -> np.ndarray:
-    """Text-head logits (cosine / temperature) of ``model_recipe``'s model for rows of ``recipe``'s train split."""
-    from textclf.models.classifier import text_similarity_logits
+def served_text_logits(recipe, helper, rows: np.ndarray, features: torch.Tensor, seen: np.ndarray) -> np.ndarray:
+    """The text logits that ``helper``'s served model (uncalibrated) gives ``rows`` of ``recipe``'s train split,
+    over a vocabulary whose raw class features are ``features`` (its first classes: the helper's own)."""
+    from textclf.models.serving import serving_model
 
-    out = []
-    for start in range(0, len(rows), 512):
-        x = recipe.data.inputs(rows[start:start + 512]).to(recipe.device)
-        emb = model_recipe.model(x).image_embedding.cpu()
-        out.append(text_similarity_logits(emb, class_embedding))
-    return (torch.cat(out) / recipe.config.temperature).numpy().astype(np.float64)
+    served = serving_model(helper.model, features.to(recipe.device), recipe.config.temperature, seen=seen)
+    out = [served(recipe.data.inputs(rows[start:start + 512]).to(recipe.device)).text_logits.cpu()
+           for start in range(0, len(rows), 512)]
+    return torch.cat(out).numpy().astype(np.float64)
 
 
 def _draw(recipe, seen: list[str], pseudo: list[str]):
@@ -62,13 +60,14 @@ def _draw(recipe, seen: list[str], pseudo: list[str]):
     cfg = recipe.config
     derived = dataclasses.replace(cfg, holdout_classes=list(cfg.holdout_classes or ()) + pseudo, holdout_shots=0)
     helper = type(recipe)(derived, None, reporter=NULL).setup().fit()  # the same recipe, without ``pseudo``
-    names = [c for c in recipe.class_names if c in seen]  # pseudo-seen + pseudo-unseen, in the run's order
-    embedding = class_embeddings(helper, names, {c: recipe.descriptions[c] for c in names})
+    names = list(helper.class_names) + [c for c in recipe.class_names if c in pseudo]  # its classes, then pseudo
+    features = class_features(helper, names, {c: recipe.descriptions[c] for c in names})
     run_labels = recipe.data.labels
     rows = np.array([r for r in recipe.data.val_idx if recipe.class_names[run_labels[r]] in names], dtype=np.int64)
     position = {c: i for i, c in enumerate(names)}
     labels = np.array([position[recipe.class_names[run_labels[r]]] for r in rows], dtype=np.int64)
-    return labels, text_scores(recipe, helper, rows, embedding), np.array([c not in pseudo for c in names])
+    mask = np.array([c not in pseudo for c in names])
+    return labels, served_text_logits(recipe, helper, rows, features, mask), mask
 
 
 def calibrate(recipe, reporter: Reporter = NULL) -> dict:

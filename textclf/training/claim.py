@@ -13,7 +13,7 @@ import dataclasses
 from typing import Iterator
 
 from textclf.config import TrainConfig, load_run_config
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, option
 from textclf.runs.run_dir import RunFiles
 
 
@@ -45,16 +45,17 @@ def _claim(files: RunFiles, config: TrainConfig, resume: bool) -> Iterator[tuple
     from textclf.files.ownership import FolderLock, claim_folder
     from textclf.runs.run_dir import FORMAT
 
-    claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")
+    claim_folder(files.root, files.run.name, FORMAT, "run dir", option("run_dir"))
     created = not files.root.exists()
     with FolderLock(files.root, "run dir"):
-        claim_folder(files.root, files.run.name, FORMAT, "run dir", "--run-dir")  # again, now that we hold it
+        claim_folder(files.root, files.run.name, FORMAT, "run dir", option("run_dir"))  # again, now that we hold it
         if resume:
             if not files.config.exists():
                 raise TextclfError(f"cannot resume: '{files.root}' has no config.toml")
             config = load_run_config(files.config)
         elif files.model.exists() or files.checkpoint.exists():
-            raise TextclfError(f"run dir '{files.root}' already holds a run; use --resume or another --run-dir")
+            raise TextclfError(f"run dir '{files.root}' already holds a run; use {option('resume', True)} to continue "
+                               f"it or another {option('run_dir')}")
         else:
             try:
                 files.write_marker()

@@ -85,10 +85,10 @@ def draw_choice(counts: list[int], generator: torch.Generator) -> torch.Tensor:
 def final_text_features(config: TrainConfig, encoder, descriptions: dict, class_names: list[str],
                         initial: list[torch.Tensor], device) -> torch.Tensor:
     """(C, text_dim) class text features after training: the mean over each class's descriptions."""
-    from textclf.models.text_tower import encode_per_class
+    from textclf.models.text_tower import class_text_mean, encode_per_class
 
     feats = initial
     if config.text_trained:
         encoder.tower.eval()
         feats = encode_per_class(encoder.tower, descriptions, class_names, device)
-    return torch.stack([f.mean(0) for f in feats])
+    return class_text_mean(feats)

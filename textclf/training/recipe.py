@@ -3,7 +3,7 @@
 ``TrainingRecipe.setup()`` runs ``_setup_data`` (dataset, descriptions, train/validation split,
 cached features), ``_setup_model`` (encoders and the one :class:`TextEnhancedClassifier`),
 ``_setup_optimizer``, ``_setup_schedule`` and ``_resume``; ``train()`` is the loop: every epoch
-trains, validates and checkpoints, then ``_finish`` writes the run. With a frozen backbone the
+trains, validates and checkpoints, then :mod:`textclf.training.finish` writes the run. With a frozen backbone the
 image features come from the cache, so an epoch costs a few matrix products. The per-epoch RNG
 is derived from (seed, epoch), so a resumed run ends bit-identical to an uninterrupted one.
 Under torchrun the same recipe runs on every rank (:mod:`textclf.training.ddp`): rank 0 claims
@@ -16,17 +16,18 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from textclf.config import TrainConfig, save_config
 from textclf.runtime.devices import resolve_device
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, option
 from textclf.runtime.progress import NULL, Reporter
 from textclf.runs.run_dir import RunFiles
 from textclf.training.checkpoint import CHECKPOINT, CheckpointWriter
+from textclf.training.schedule import cosine_schedule, torch_threads
 
 EpochCallback = Callable[[dict], None]
 
@@ -61,30 +62,6 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, rep
                 with contextlib.suppress(OSError):
                     files.root.rmdir()
             raise
-
-
-def cosine_schedule(total_steps: int) -> Callable[[int], float]:
-    """Learning-rate factor per step: linear warm-up over 5% of the steps, then cosine to 0."""
-    def factor(step: int) -> float:
-        if total_steps <= 0:
-            return 1.0
-        warmup = max(1, total_steps // 20)
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
-    return factor
-
-
-@contextlib.contextmanager
-def torch_threads(n: Optional[int]):
-    """Run the block with ``n`` intra-op threads (None: unchanged), restoring the setting afterwards."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class TrainingRecipe:
@@ -302,39 +279,62 @@ class TrainingRecipe:
         return self.device.type == "cuda"
 
     def _train_epoch(self, epoch: int) -> dict:
-        """One pass over the training images; returns the epoch's history row (without validation)."""
+        """One pass over the training images; returns the epoch's history row (without validation).
+
+        The one loop, in a single process and under torchrun alike: the job (``self.ctx``) gives each
+        rank its share of every global batch (all of it in a single process) and sums the losses, and
+        every rank draws the same permutation, descriptions and negatives from the ``(seed, epoch)``
+        generator (:mod:`textclf.training.ddp`), so a job optimises exactly what one process would.
+        """
         from textclf.training.class_text import draw_choice
-        from textclf.training.losses import combined_loss
+        from textclf.training.ddp import RANK_SEED_STRIDE, zero_loss
+        from textclf.training.losses import combined_loss, draw_offsets
 
-        if self.ctx.active:
-            from textclf.training.ddp import train_epoch_sharded
-
-            return train_epoch_sharded(self, epoch)
-        cfg, model = self.config, self.model
+        cfg, ctx = self.config, self.ctx
         t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        model.train()
+        torch.manual_seed(cfg.seed * 7919 + epoch + ctx.rank * RANK_SEED_STRIDE)  # dropout: each rank its own masks
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # the same on every rank
+        self.model.train()
         perm = torch.randperm(self.data.n_train, generator=gen).numpy()
-        sums = np.zeros(3)
         batches = [perm[start:start + cfg.batch_size] for start in range(0, len(perm), cfg.batch_size)]
-        for step, (x, y) in enumerate(self.data.loader(batches, self.device, self.channels_last)):
+        one_negative = cfg.text_used and cfg.negatives == "one"
+        sums = np.zeros(3)
+        loader = self.data.loader([ctx.shard(b) for b in batches], self.device, self.channels_last)
+        for step, ((x, y), batch) in enumerate(zip(loader, batches)):
             choice = draw_choice(self.description_counts, gen) if cfg.text_used else None
+            offsets = ctx.shard(draw_offsets(len(self.class_names), len(batch), gen)) if one_negative else None
             with self.autocast():
-                out = model(x, choice)
-                loss, ce, cont = combined_loss(out, y, cfg, gen)
-            if not torch.isfinite(loss):  # bad settings, not a bug: stop before NaN reaches the weights
-                raise TextclfError(f"the loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}: "
-                                   f"training diverged; lower --lr (now {cfg.lr:g}) or raise --temperature (now "
-                                   f"{cfg.temperature:g})")
+                out = self.net(x, choice)
+                loss, ce, cont = combined_loss(out, y, cfg, gen, offsets) if len(y) else (zero_loss(out), 0.0, 0.0)
+            self._check_finite(loss, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            share = len(y) * ctx.world / len(batch)  # DDP averages over ranks: weigh each rank by its images
+            (loss if share == 1.0 else loss * share).backward()
             self.optimizer.step()
             self.scheduler.step()
             sums += np.array([float(loss.detach()), ce, cont]) * len(y)
+        total = ctx.all_sum(sums.tolist())
         n = max(1, len(perm))
-        return {"epoch": epoch + 1, "loss": round(sums[0] / n, 6), "loss_clf": round(sums[1] / n, 6),
-                "loss_cont": round(sums[2] / n, 6), "t0": t0}
+        return {"epoch": epoch + 1, "loss": round(float(total[0]) / n, 6), "loss_clf": round(float(total[1]) / n, 6),
+                "loss_cont": round(float(total[2]) / n, 6), "t0": t0}
+
+    def _check_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        """Stop before NaN reaches the weights: bad settings, not a bug (every rank stops at the same step)."""
+        value = float(loss.detach())
+        bad = not math.isfinite(value)
+        if self.ctx.world > 1:
+            bad = bool(self.ctx.all_sum([float(bad)])[0] > 0)
+        if not bad:
+            return
+        cfg = self.config
+        what = f"the loss became {value}" if not math.isfinite(value) else "the loss became non-finite on another rank"
+        message = (f"{what} at epoch {epoch + 1}, step {step + 1}: training diverged; lower "
+                   f"{option('lr')} (now {cfg.lr:g}) or raise {option('temperature')} (now {cfg.temperature:g})")
+        if self.ctx.is_main:
+            raise TextclfError(message)
+        from textclf.errors import PeerError
+
+        raise PeerError(message)
 
     @torch.no_grad()
     def _validate(self) -> float:
@@ -374,60 +374,6 @@ class TrainingRecipe:
 
     def _finish(self, train_seconds: float) -> dict:
         """Write the run's files (rank 0) and return its metrics (on every rank)."""
-        return self.ctx.decide(lambda: self._write_run(train_seconds))
+        from textclf.training.finish import write_run
 
-    def _write_run(self, train_seconds: float) -> dict:
-        from textclf.training.class_text import final_text_features
-
-        cfg = self.config
-        if cfg.select == "best" and self.best_state is not None:
-            self.model.load_state_dict(self.best_state, strict=True)
-        history = self.history
-        if not history:  # --epochs 0: nothing was selected
-            best_epoch = selected_epoch = selected_val = None
-        elif cfg.select == "best":
-            best_epoch, selected_epoch, selected_val = self.best_epoch, self.best_epoch, round(self.best_val, 6)
-        else:
-            best_epoch, selected_epoch, selected_val = self.best_epoch, len(history), history[-1]["val_accuracy"]
-        self.model.eval()
-        initial = torch.stack([f.mean(0) for f in self.initial_text])
-        final = final_text_features(cfg, self.text_encoder, self.descriptions, self.class_names, self.initial_text,
-                                    self.device)
-        metrics = {
-            "best_val_accuracy": round(self.best_val, 6) if self.best_val >= 0 else None,
-            "best_epoch": best_epoch, "select": cfg.select, "selected_epoch": selected_epoch,
-            "selected_val_accuracy": selected_val, "epochs": cfg.epochs, "n_train": self.data.n_train,
-            "n_val": self.data.n_val, "feature_cache_hit": self.feature_cache_hit,
-            "feature_seconds": self.feature_seconds, "train_seconds": round(train_seconds, 3),
-            "total_seconds": round(time.perf_counter() - self.t_start, 3), "device": str(self.device),
-        }
-        tensors, info = self._state(), {}
-        if cfg.open_vocabulary:
-            tensors, info = self._open_vocabulary(tensors)
-            metrics["calibration"] = info["calibration"]
-        if self.ctx.active:
-            metrics["world_size"] = self.ctx.world
-        self.files.write_final(
-            config=cfg, class_names=self.class_names, tensors=tensors, text_features=final,
-            text_features_init=initial, descriptions=self.descriptions,
-            descriptions_source=self.descriptions_source, preprocessing=self.preprocessing,
-            identity={"image_backbone": dict(self.image_encoder.identity(), trained=cfg.streams_images),
-                      "text_backbone": dict(self.text_encoder.identity(), trained=cfg.text_trained)},
-            metrics=metrics, extra_info=info, holdout_descriptions=self.holdout_descriptions)
-        return metrics
-
-    def _open_vocabulary(self, tensors: dict) -> tuple[dict, dict]:
-        """What a run that takes classes from descriptions keeps: held-out classes' text features and gamma."""
-        from textclf.models.text_tower import encode_per_class
-        from textclf.training.calibration import calibrate
-
-        cfg = self.config
-        info = {"holdout": {"classes": list(cfg.holdout_classes or ()), "shots": cfg.holdout_shots,
-                            "described_only": list(self.holdout_descriptions)},
-                "calibration": calibrate(self, self.reporter)}
-        if self.holdout_descriptions:
-            names = list(self.holdout_descriptions)
-            self.text_encoder.tower.eval()
-            feats = encode_per_class(self.text_encoder.tower, self.holdout_descriptions, names, self.device)
-            tensors = dict(tensors, holdout_text_features=torch.stack([f.mean(0) for f in feats]).float())
-        return tensors, info
+        return self.ctx.decide(lambda: write_run(self, train_seconds))

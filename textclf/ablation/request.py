@@ -1,0 +1,181 @@
+"""What a user asks ``ablate`` for, parsed and checked in one place: the grid's cells, seeds, base settings,
+output folder and how it is summarised (:func:`plan_grid`).
+
+Values arrive as text (``"0.8,0.5"``, ``"3"``, ``"true,false"``) from the CLI or as lists from
+Python; either way a bad one is a one-line error naming the option before any cell is planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from textclf.ablation.cells import Cell
+from textclf.ablation.report import GridReport
+from textclf.errors import TextclfError, option, unknown_choice
+
+Values = Union[str, Sequence, None]
+TRUE_WORDS = ("true", "yes", "1", "frozen")
+FALSE_WORDS = ("false", "no", "0", "finetuned", "fine-tuned")
+
+
+@dataclass
+class GridRequest:
+    """One ``ablate`` call. Axis values and lists may be comma-separated text or Python lists."""
+
+    paper: bool = False
+    grid: Optional[Path] = None                 # a TOML grid file
+    zero_shot: bool = False
+    preset: str = "default"
+    axes: dict = field(default_factory=dict)    # axis name -> values (see textclf.ablation.cells.AXES)
+    controls: Values = None
+    seeds: Values = "3"                         # a count N (seeds 0..N-1) or a list of seeds
+    base: dict = field(default_factory=dict)    # settings of every cell (dataset, epochs, ...)
+    output: Optional[Path] = None
+    name: Optional[str] = None
+    holdout_splits: int = 5
+    holdout_size: int = 2
+    holdout_shots: Values = "0"
+    text_head: str = "open"
+
+
+@dataclass
+class GridPlan:
+    """A checked grid: what :func:`textclf.ablation.grid.run_grid` runs and how it is summarised."""
+
+    cells: list[Cell]
+    seeds: list[int]
+    base: dict
+    preset: str
+    output: Path
+    report: GridReport
+
+
+def split_values(values: Values) -> list:
+    """``"a, b"`` -> ``["a", "b"]``; a list stays a list; None or ``""`` -> ``[]``."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        return [v.strip() for v in values.split(",") if v.strip()]
+    return list(values)
+
+
+def _number(kind: str, cast, value):
+    if isinstance(value, bool) or (not isinstance(value, str) and not isinstance(value, (int, float))):
+        raise TextclfError(f"{option(kind)} value {value!r} is not a number")
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        raise TextclfError(f"{option(kind)} value {value!r} is not {'an integer' if cast is int else 'a number'}") \
+            from None
+
+
+def _boolean(kind: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise TextclfError(f"{option(kind)} value {value!r} is not a boolean; valid choices: true, false")
+
+
+_AXIS_TYPES = {"clf_weight": float, "train_fraction": float, "temperature": float, "freeze_text": bool}
+
+
+def parse_axes(axes: dict) -> dict:
+    """Axis values of the right types (prompt types by their registered names); empty axes dropped."""
+    from textclf.descriptions.prompts import normalize_prompt
+
+    out = {}
+    for axis, values in axes.items():
+        items = split_values(values)
+        if not items:
+            continue
+        flag = axis + "s"  # the CLI's --clf-weights, --prompt-types ...
+        kind = _AXIS_TYPES.get(axis)
+        if kind is bool:
+            items = [_boolean(axis, v) for v in items]
+        elif kind is not None:
+            items = [_number(flag, kind, v) for v in items]
+        elif axis == "prompt_type":
+            items = [normalize_prompt(str(v)) for v in items]
+        out[axis] = items
+    return out
+
+
+def parse_seeds(value: Values) -> list[int]:
+    """``"3"`` or ``3`` -> seeds 0, 1, 2; ``"0,5,7"`` or ``[0, 5, 7]`` -> those seeds."""
+    items = split_values(value) if not isinstance(value, int) else [value]
+    try:
+        if isinstance(value, int) or (isinstance(value, str) and "," not in value):
+            seeds = list(range(int(items[0]))) if items else []
+        else:
+            seeds = [int(v) for v in items]
+    except (TypeError, ValueError):
+        raise TextclfError(f"{option('seeds')} {value!r} is neither a count (3) nor a list of seeds (0,5,7)") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise TextclfError(f"{option('seeds')} {value!r} must be a count >= 1 or distinct seeds >= 0")
+    return seeds
+
+
+def plan_grid(request: GridRequest) -> GridPlan:
+    """The grid ``request`` describes, every choice checked (cells are preflighted later, by ``run_grid``)."""
+    from textclf.ablation import cells as grid_cells
+
+    axes = parse_axes(request.axes)
+    controls = [str(c) for c in split_values(request.controls)]
+    seeds = parse_seeds(request.seeds)
+    base = {k: v for k, v in request.base.items() if v is not None}
+    chance, notes = None, []
+    if request.zero_shot:
+        if request.paper or request.grid or set(axes) - {"prompt_type"}:
+            raise TextclfError(f"{option('zero_shot')} defines its own grid; of the axes it takes only the prompt "
+                               "types")
+        cells, chance = zero_shot_plan(request, axes.get("prompt_type") or ["type1"], controls, base)
+    elif request.paper:
+        if axes or request.grid:
+            raise TextclfError(f"{option('paper')} defines its own grid; drop the axes or the grid file")
+        cells, notes = grid_cells.paper_plan(base, request.preset, controls)
+    else:
+        if request.grid:
+            from textclf.ablation.grid_file import read_grid_file
+
+            file_axes, file_controls, file_base = read_grid_file(request.grid)
+            axes = {**file_axes, **axes}  # TOML values keep their types: the config checks them strictly
+            controls = controls or file_controls
+            base = {**file_base, **base}
+        if not axes and not controls:
+            raise TextclfError(f"nothing to run: give {option('paper')}, a grid file ({option('grid')}), or axes "
+                               f"such as {option('clf_weights')}")
+        cells = grid_cells.grid_cells(axes, controls)
+    default_name = "zero-shot" if request.zero_shot else "paper" if request.paper else "grid"
+    output = Path(request.output) if request.output else Path("ablations") / (request.name or default_name)
+    return GridPlan(cells, seeds, base, request.preset, output, GridReport(chance, tuple(notes)))
+
+
+def zero_shot_plan(request: GridRequest, prompt_types: list[str], controls: list[str],
+                   base: dict) -> tuple[list[Cell], float]:
+    """The zero-shot grid's cells and the chance level of telling ``holdout_size`` held-out classes apart."""
+    from textclf.ablation import zero_shot
+    from textclf.config import PRESETS, TrainConfig
+    from textclf.descriptions.describers import dataset_class_names
+
+    dataset = base.get("dataset") or PRESETS.get(request.preset, {}).get("dataset", TrainConfig.dataset)
+    class_names = dataset_class_names(dataset)
+    size = _number("holdout_size", int, request.holdout_size)
+    splits = _number("holdout_splits", int, request.holdout_splits)
+    if not 1 <= size <= len(class_names) - 2:
+        raise TextclfError(f"{option('holdout_size')} {size} must leave at least 2 of the {len(class_names)} classes "
+                           "to train on")
+    if splits < 1:
+        raise TextclfError(f"{option('holdout_splits')} {splits} must be >= 1")
+    unknown = [c for c in controls if c not in zero_shot.SETTINGS]
+    if unknown:
+        raise unknown_choice("zero-shot control", unknown[0], zero_shot.SETTINGS)
+    shots = [_number("holdout_shots", int, v) for v in split_values(request.holdout_shots)] or [0]
+    if any(k < 0 for k in shots):
+        raise TextclfError(f"{option('holdout_shots')} {request.holdout_shots!r} must be >= 0")
+    cells = zero_shot.zero_shot_cells(zero_shot.holdout_splits(class_names, splits, size), prompt_types,
+                                      controls or list(zero_shot.SETTINGS), shots, request.text_head)
+    return cells, 1.0 / size
