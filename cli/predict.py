@@ -51,10 +51,9 @@ def command(
     from textclf.errors import TextclfError
     from textclf.data.image_inputs import expand_inputs
 
-    if top_k < 1:
-        raise TextclfError(f"--top-k must be >= 1, got {top_k}")
-    if batch_size < 1:
-        raise TextclfError(f"--batch-size must be >= 1, got {batch_size}")
+    from textclf.exports.predict import check_predict_options
+
+    check_predict_options(top_k, batch_size)  # before any image is read or model loaded
     provider = merge_alias(device, provider_alias, "--device", "--provider") or "cpu"
     if output is not None:
         from textclf.exports.prediction_files import check_output

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from textclf.exports.feeding import feeds
 from textclf.runtime.progress import NULL, Reporter
 
 
@@ -116,79 +117,108 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
     """
     import torch
 
-    from textclf.data.preprocessing import preprocess_images, preprocess_module
-    from textclf.exports.feeding import feeds
     from textclf.exports.onnx_metadata import read_metadata
 
     metas = {name: read_metadata(path) for name, (path, _) in models.items()}
-    kinds = {m["input"]["dtype"] for m in metas.values()}
-    if len(kinds) != 1:
+    if len({m["input"]["dtype"] for m in metas.values()}) != 1:
         from textclf.errors import TextclfError
 
         raise TextclfError("models compared in one benchmark must take the same input (float or uint8)")
     first = next(iter(models.values()))[1]
     input_meta = next(iter(metas.values()))["input"]
-    prep = run.preprocessing
-    pmod = preprocess_module(prep)
-    in_graph = input_meta["dtype"] == "uint8"
     device = torch.device("cuda" if first.provider in ("cuda", "tensorrt") and torch.cuda.is_available() else "cpu")
-    # The whole served model (image branch and text head), as the exported graph computes it.
-    branch = copy.deepcopy(run.serving_model()).to(device).eval()  # a copy: the run keeps its modules
-    branch_cl = copy.deepcopy(branch).to(memory_format=torch.channels_last)
+    bench = _TorchBench(run, device, in_graph=input_meta["dtype"] == "uint8")
     images, source = _bench_images(run, dataset, max(batch_sizes))
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def torch_fn(module, batch, channels_last: bool):
-        def fn():
-            with torch.inference_mode():
-                x = preprocess_images(batch, prep, pmod) if in_graph else batch
-                x = x.to(device).contiguous(memory_format=torch.channels_last if channels_last
-                                            else torch.contiguous_format)
-                out = module(x)
-                sync()
-                return out
-        return fn
-
     default_threads = torch.get_num_threads()
     results = {}
     reporter.task("bench", len(batch_sizes) * rounds, f"benchmark ({first.provider})")
     for bs in batch_sizes:
-        batch = images[:bs]
-        torch_in = batch if in_graph else preprocess_images(batch, prep, pmod)
-        engines = {"pytorch_eager": torch_fn(branch, torch_in, False),
-                   "pytorch_channels_last": torch_fn(branch_cl, torch_in, True)}
+        engines = bench.engines(images[:bs])
         ort_threads = {}
         for name, (path, info) in models.items():
-            feed = next(feeds(metas[name]["input"], batch, prep, pmod))[1]
+            feed = next(feeds(metas[name]["input"], images[:bs], bench.prep, bench.pmod))[1]
             session, ort_threads[name] = _best_ort_session(path, info, feed, seconds_per_round)
             engines[name] = lambda feed=feed, session=session: session.run(None, feed)
-        for fn in engines.values():  # warm up: allocator, kernels, ORT's first-run planning
-            fn()
-            fn()
         threads = _best_torch_threads(engines["pytorch_channels_last"], default_threads, seconds_per_round)
-        samples: dict[str, list[float]] = {k: [] for k in engines}
-        try:
-            torch.set_num_threads(threads)
-            for _ in range(rounds):
-                for name, fn in engines.items():
-                    samples[name].append(bs / _time(fn, seconds_per_round))
-                reporter.advance("bench", 1)
-        finally:
-            torch.set_num_threads(default_threads)
-        ips = {k: statistics.median(v) for k, v in samples.items()}
-        best_torch = max(ips["pytorch_eager"], ips["pytorch_channels_last"])
-        row = {"img_per_s": {k: round(v, 2) for k, v in ips.items()}, "torch_threads": threads,
-               "ort_threads": ort_threads if len(models) > 1 else next(iter(ort_threads.values()))}
-        for name in models:
-            suffix = "" if len(models) == 1 else f"_{name}"
-            row[f"onnx_vs_pytorch_eager{suffix}"] = round(ips[name] / ips["pytorch_eager"], 3)
-            row[f"onnx_vs_pytorch_channels_last{suffix}"] = round(ips[name] / ips["pytorch_channels_last"], 3)
-            row[f"onnx_vs_best_pytorch{suffix}"] = round(ips[name] / best_torch, 3)
-        results[str(bs)] = row
+        ips = _median_rates(engines, bs, rounds, seconds_per_round, threads, default_threads, reporter)
+        results[str(bs)] = _row(ips, list(models), threads, ort_threads)
     reporter.done("bench")
     return {"provider": first.provider, "torch_device": device.type,
             "precision": {name: m.get("precision") for name, m in metas.items()} if len(models) > 1
             else next(iter(metas.values())).get("precision"),
-            "input": input_meta["dtype"], "image_size": prep.input_size, "images": source,
+            "input": input_meta["dtype"], "image_size": bench.prep.input_size, "images": source,
             "rounds": rounds, "seconds_per_round": seconds_per_round, "torch_default_threads": default_threads,
             "cpus": os.cpu_count(), "batches": results}
+
+
+class _TorchBench:
+    """The run's whole served model (image branch and text head, as the exported graph computes it) in
+    PyTorch, NCHW and channels-last, as engines for a batch of images."""
+
+    def __init__(self, run, device, in_graph: bool):
+        import torch
+
+        from textclf.data.preprocessing import preprocess_module
+
+        self.device, self.in_graph, self.prep = device, in_graph, run.preprocessing
+        self.pmod = preprocess_module(self.prep)
+        self.served = copy.deepcopy(run.serving_model()).to(device).eval()  # a copy: the run keeps its modules
+        self.served_cl = copy.deepcopy(self.served).to(memory_format=torch.channels_last)
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def engines(self, batch) -> dict:
+        """``{"pytorch_eager": fn, "pytorch_channels_last": fn}`` for ``batch`` (preprocessing timed too when
+        the exported graph does it)."""
+        from textclf.data.preprocessing import preprocess_images
+
+        torch_in = batch if self.in_graph else preprocess_images(batch, self.prep, self.pmod)
+        return {"pytorch_eager": self._fn(self.served, torch_in, False),
+                "pytorch_channels_last": self._fn(self.served_cl, torch_in, True)}
+
+    def _fn(self, module, batch, channels_last: bool):
+        import torch
+
+        from textclf.data.preprocessing import preprocess_images
+
+        def fn():
+            with torch.inference_mode():
+                x = preprocess_images(batch, self.prep, self.pmod) if self.in_graph else batch
+                x = x.to(self.device).contiguous(memory_format=torch.channels_last if channels_last
+                                                 else torch.contiguous_format)
+                out = module(x)
+                self.sync()
+                return out
+        return fn
+
+
+def _median_rates(engines: dict, bs: int, rounds: int, seconds: float, threads: int, default_threads: int,
+                  reporter: Reporter) -> dict:
+    """Median img/s of each engine over ``rounds`` alternating rounds (after a warm-up)."""
+    import torch
+
+    for fn in engines.values():  # warm up: allocator, kernels, ORT's first-run planning
+        fn()
+        fn()
+    samples: dict[str, list[float]] = {k: [] for k in engines}
+    try:
+        torch.set_num_threads(threads)
+        for _ in range(rounds):
+            for name, fn in engines.items():
+                samples[name].append(bs / _time(fn, seconds))
+            reporter.advance("bench", 1)
+    finally:
+        torch.set_num_threads(default_threads)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _row(ips: dict, model_names: list, threads: int, ort_threads: dict) -> dict:
+    """One batch size's rates and ratios (ONNX Runtime over each PyTorch variant)."""
+    best_torch = max(ips["pytorch_eager"], ips["pytorch_channels_last"])
+    row = {"img_per_s": {k: round(v, 2) for k, v in ips.items()}, "torch_threads": threads,
+           "ort_threads": ort_threads if len(model_names) > 1 else next(iter(ort_threads.values()))}
+    for name in model_names:
+        suffix = "" if len(model_names) == 1 else f"_{name}"
+        row[f"onnx_vs_pytorch_eager{suffix}"] = round(ips[name] / ips["pytorch_eager"], 3)
+        row[f"onnx_vs_pytorch_channels_last{suffix}"] = round(ips[name] / ips["pytorch_channels_last"], 3)
+        row[f"onnx_vs_best_pytorch{suffix}"] = round(ips[name] / best_torch, 3)
+    return row

@@ -17,7 +17,8 @@ from typing import Annotated, Literal, Optional
 import pydantic
 from pydantic import ConfigDict, Field
 
-from textclf.errors import TextclfError
+from textclf.data.preprocessing import PreprocessingRecord
+from textclf.errors import TextclfError, validation_line
 from textclf.exports.onnx_graph import META_PREFIX, input_spec
 from textclf.files.schema_types import ClassNames
 
@@ -35,19 +36,6 @@ class InputSpec(pydantic.BaseModel):
     dtype: Literal["float32", "uint8"]
 
 
-class Preprocessing(pydantic.BaseModel):
-    """``textclf.preprocessing``: how an image becomes the input of a float-input graph
-    (:class:`textclf.data.preprocessing.Preprocessing`)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-    input_size: Annotated[int, Field(ge=1, le=16384)]
-    mean: Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=3, max_length=3)]
-    std: Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)]
-    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
-    resize: Literal["squash", "shortest-side"] = "squash"
-    crop_pct: Annotated[float, Field(gt=0, le=1)] = 1.0
-
-
 class Metadata(pydantic.BaseModel):
     """The ``textclf.*`` keys that predict and eval read."""
 
@@ -56,7 +44,7 @@ class Metadata(pydantic.BaseModel):
     format_version: Annotated[int, Field(ge=0)]
     class_names: ClassNames
     input: InputSpec
-    preprocessing: Preprocessing
+    preprocessing: PreprocessingRecord
 
     @pydantic.field_validator("class_names", mode="before")
     @classmethod
@@ -72,11 +60,9 @@ def validate_metadata(meta: dict, source: str) -> None:
     try:
         Metadata.model_validate(meta)
     except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.60})"
-        raise TextclfError(f"{source} has invalid textclf metadata: {key}: {err['msg'].removeprefix('Value error, ')}"
-                           f"{got}; export the run again with textclf export onnx") from None
+        key, msg, got = validation_line(exc)
+        raise TextclfError(f"{source} has invalid textclf metadata: {key}: {msg}{got}; export the run again with "
+                           f"textclf export onnx") from None
 
 
 def check_against_graph(meta: dict, session, source: str) -> None:

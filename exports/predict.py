@@ -7,8 +7,7 @@ graph (``--with-preprocessing``) gets the decoded uint8 images as they are (grou
 a float-input model gets them preprocessed by the run's own preprocessing, each image on its own,
 as in training (:mod:`textclf.exports.feeding`).
 
-Also here: :func:`onnx_split_logits` (an exported model over a dataset split, for
-``textclf eval --onnx``) and :func:`write_samples` (a few test images as PNG files, for demos).
+Also here: :func:`write_samples` (a few test images as PNG files, for demos).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, option
 from textclf.runtime.progress import NULL, Reporter
 
 BATCH = 64
@@ -172,6 +171,13 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict]:
     return [{"class": class_names[i], "index": int(i), "probability": float(probs[i])} for i in order]
 
 
+def check_predict_options(top: int, batch_size: int) -> None:
+    """``top_k`` and ``batch_size`` must be integers >= 1 (one line naming the option otherwise)."""
+    for name, value in (("top_k", top), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TextclfError(f"{option(name)} must be an integer >= 1, got {value!r}")
+
+
 def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter: Reporter = NULL,
                   batch_size: int = BATCH) -> list[dict]:
     """One result per input, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``.
@@ -179,10 +185,7 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
     ``paths`` are files (or :class:`textclf.data.image_inputs.Missing` entries, reported as errors);
     images are read and predicted ``batch_size`` at a time, so memory stays flat for any count.
     """
-    if top < 1:
-        raise TextclfError(f"--top-k must be >= 1, got {top}")
-    if batch_size < 1:
-        raise TextclfError(f"--batch-size must be >= 1, got {batch_size}")
+    check_predict_options(top, batch_size)
     from textclf.data.image_inputs import Missing
 
     results: list[dict] = []
@@ -206,44 +209,6 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
         reporter.advance("predict", len(paths[start:start + batch_size]))
     reporter.done("predict")
     return results
-
-
-def onnx_split_outputs(model_path, dataset: str, split: str = "test", provider: str = "cpu",
-                       batch_size: int = BATCH, reporter: Reporter = NULL):
-    """An exported model over a dataset split, every output by name (``textclf eval --onnx``).
-
-    Returns ``(SplitOutputs, metadata)``. The dataset's class names must be the model's (same order;
-    classes the model knows by description may be among them). Images go through the model's own input
-    path: raw uint8 for in-graph preprocessing, else the training preprocessing its metadata records.
-    """
-    from textclf.data import load_dataset
-    from textclf.data.preprocessing import Preprocessing
-    from textclf.evaluation.outputs import SplitOutputs
-    from textclf.exports.feeding import batches, session_outputs
-    from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
-
-    predictor = load_onnx_predictor(model_path, provider, "classifier")
-    meta = predictor.meta
-    trained, vocabulary = list(meta["class_names"]), list(meta.get("vocabulary") or meta["class_names"])
-    seen = np.array(meta.get("seen") or [True] * len(vocabulary), dtype=bool)
-    ds = load_dataset(dataset)
-    if any(c not in ds.class_names for c in trained) or any(c not in vocabulary for c in ds.class_names):
-        raise TextclfError(f"dataset '{dataset}' has classes {ds.class_names}, but '{model_path}' predicts "
-                           f"{vocabulary}; evaluate on a dataset with the same class names")
-    data = ds.split(split)
-    if not len(data):
-        raise TextclfError(f"nothing to evaluate: the {split} split of '{dataset}' has no images")
-    prep = Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {model_path}")
-    reporter.task("onnx", len(data), f"{Path(model_path).name} on {dataset} {split} ({len(data)} images)")
-    parts = []
-    for _, images in batches(data, np.arange(len(data)), batch_size):
-        parts.append(session_outputs(predictor.session, predictor.input, images, prep, OUTPUT_NAMES))
-        reporter.advance("onnx", len(images))
-    reporter.done("onnx")
-    served = ServedOutputs(*(np.concatenate([part[name] for part in parts]) for name in OUTPUT_NAMES))
-    index = {c: i for i, c in enumerate(vocabulary)}
-    labels = np.array([index[c] for c in ds.class_names], dtype=np.int64)[data.labels]
-    return SplitOutputs(labels, served, vocabulary, seen), meta
 
 
 def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Optional[str] = None) -> list[Path]:

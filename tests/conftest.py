@@ -16,3 +16,12 @@ def tiny_open_clip(tmp_path_factory) -> str:
     from open_clip_tiny import register
 
     return register(tmp_path_factory.mktemp("open_clip_configs"))
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A test's own empty working folder and feature cache, offline (nothing the machine cached is found)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path

@@ -5,8 +5,6 @@ at the start."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
@@ -19,11 +17,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
+def workdir(isolated):
+    return isolated
 
 
 @pytest.mark.parametrize("preset", ["default", "paper"])

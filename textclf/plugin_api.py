@@ -8,27 +8,16 @@ built-ins use the same groups, in its ``pyproject.toml``)::
     [project.entry-points."textclf.backbones"]   my-vit = "my_pkg:VIT"              # an Image-, Text- or PairedBackbone
     [project.entry-points."textclf.describers"]  my-llm = "my_pkg:LLM"              # a DescriberSource
 
-Each kind is a :class:`typing.Protocol` below; the registry checks an entry point's object
-against its protocol when it loads, and reports a plugin that does not satisfy it as broken
-(``textclf plugins`` lists it with the reason). The dataclasses at the end implement the
-protocols for the common case (a fixed prompt, a dataset loader, a fixed backbone architecture,
-a Hugging Face encoder, a describer factory): most plugins are one of them. Optional behaviour
-is a method with a default in the dataclasses (``last_layer``, ``prepare_for_export``,
-``quantization_stages``, ``class_names``), so generic code calls it without asking whether it exists.
-
-Names: a plugin whose ``takes_argument`` is true is used as ``name:ARGUMENT`` (``imagefolder:PATH``,
-``hf:bert-base-uncased``, ``timm:resnet18``); its methods receive the argument (else ``None``). A
-backbone family may also say how to name one model, ``usage`` (``"timm:<model>[.<tag>]"``), and
-which package's registry the names come from, ``models_from`` (``"timm"``): optional attributes
-that ``textclf plugins`` shows.
-
-Image backbones: ``create(argument, pretrained)`` returns an ``nn.Module`` mapping a normalised
-float (N, 3, S, S) batch to (N, dim) pooled features; ``spec(argument, pretrained)`` says its
-output dimension, its :class:`~textclf.data.preprocessing.Preprocessing` (from which every
-image's input follows) and a ``weights_id`` naming the weights (with a hash of the weights it is
-recorded in every run, so a run is never used with other weights). Text backbones: ``create``
-returns a :class:`TextTower` (an ``nn.Module`` with ``tokenize(texts)`` and ``forward(**batch)``
-giving (N, dim) pooled embeddings).
+A plugin imports only this module: the protocols, the types it returns (:class:`Dataset`,
+:class:`Split`, :class:`Preprocessing`, :class:`ImageSpec`, :class:`TextSpec`), :func:`cache_root`
+for downloads, and ready implementations of the common cases (a fixed prompt, a dataset loader, a
+fixed architecture, a family of architectures named ``family:ARG``, a Hugging Face encoder, a
+describer factory). The registry checks each entry point's object against its protocol when it
+loads, and ``textclf plugins`` lists one that does not satisfy it as broken, with the reason.
+Optional behaviour is a method with a default (``last_layer``, ``prepare_for_export``,
+``quantization_stages``, ``class_names``), so generic code never asks whether it exists.
+A plugin whose ``takes_argument`` is true is used as ``name:ARGUMENT`` (``imagefolder:PATH``,
+``timm:resnet18``); its methods receive the argument (else ``None``).
 """
 
 from __future__ import annotations
@@ -43,14 +32,13 @@ from textclf.files.paths import cache_root
 __all__ = [
     "Prompt", "DatasetSource", "ImageBackbone", "ImageSpec", "TextBackbone", "TextSpec", "TextTower", "PairedBackbone",
     "Describer", "DescriberSource", "Preprocessing", "PromptTemplate", "DatasetPlugin",
-    "ImageBackbonePlugin", "TextBackbonePlugin", "DescriberPlugin", "DescriberBase", "PROTOCOLS",
+    "ImageBackbonePlugin", "ImageBackboneFamily", "ImageHooks", "TextBackbonePlugin", "DescriberPlugin",
+    "DescriberBase", "PROTOCOLS",
     "Dataset", "Split", "cache_root",
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# The protocols
-# --------------------------------------------------------------------------------------------
+# ---- the protocols ----------------------------------------------------------------------------
 
 @runtime_checkable
 class Prompt(Protocol):
@@ -211,9 +199,7 @@ PROTOCOLS = {"prompts": (Prompt,), "datasets": (DatasetSource,),
              "backbones": (ImageBackbone, TextBackbone, PairedBackbone), "describers": (DescriberSource,)}
 
 
-# --------------------------------------------------------------------------------------------
-# Implementations for the common cases
-# --------------------------------------------------------------------------------------------
+# ---- implementations for the common cases ------------------------------------------------------
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -253,13 +239,37 @@ class DatasetPlugin:
         return self.load_fn(argument) if self.takes_argument else self.load_fn()
 
 
+class ImageHooks:
+    """The optional hooks of an image backbone, from ``last_layer_fn``, ``export_fn`` and ``stages_fn`` fields
+    (None: the last child with parameters, the module unchanged, the children in order)."""
+
+    last_layer_fn: Optional[Callable[[Any], Any]] = None
+    export_fn: Optional[Callable[[Any, Preprocessing], Any]] = None
+    stages_fn: Optional[Callable[[Any], list[str]]] = None
+
+    def last_layer(self, module: Any) -> Any:
+        """What ``--train-backbone last`` unfreezes."""
+        if self.last_layer_fn is not None:
+            return self.last_layer_fn(module)
+        return [m for m in module.children() if any(True for _ in m.parameters())][-1]
+
+    def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
+        """The export hook, or the module unchanged."""
+        return self.export_fn(module, preprocessing) if self.export_fn is not None else module
+
+    def quantization_stages(self, module: Any) -> list[str]:
+        """The stages hook, or the module's children in order."""
+        if self.stages_fn is not None:
+            return list(self.stages_fn(module))
+        return default_stages(module)
+
+
 @dataclass(frozen=True)
-class ImageBackbonePlugin:
+class ImageBackbonePlugin(ImageHooks):
     """A fixed image architecture: ``build(pretrained) -> nn.Module`` and its preprocessing.
 
     ``last_layer_fn(module)``, ``export_fn(module, preprocessing)`` and ``stages_fn(module)`` are
-    the optional hooks; without them: the last child with parameters, the module unchanged, and
-    the module's children in order (containers such as ``ModuleList`` expanded one level).
+    the optional hooks (:class:`ImageHooks`).
     """
 
     name: str
@@ -301,21 +311,36 @@ class ImageBackbonePlugin:
             torch.manual_seed(0)
             return self.build(pretrained).eval()
 
-    def last_layer(self, module: Any) -> Any:
-        """What ``--train-backbone last`` unfreezes."""
-        if self.last_layer_fn is not None:
-            return self.last_layer_fn(module)
-        return [m for m in module.children() if any(True for _ in m.parameters())][-1]
 
-    def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
-        """The export hook, or the module unchanged."""
-        return self.export_fn(module, preprocessing) if self.export_fn is not None else module
+@dataclass(frozen=True)
+class ImageBackboneFamily(ImageHooks):
+    """A family of image models named ``<name>:<argument>`` (``timm:resnet50``): functions of the argument.
 
-    def quantization_stages(self, module: Any) -> list[str]:
-        """The stages hook, or the module's children in order."""
-        if self.stages_fn is not None:
-            return list(self.stages_fn(module))
-        return default_stages(module)
+    ``spec_fn(argument, pretrained) -> ImageSpec`` (no weights loaded) and
+    ``create_fn(argument, pretrained, input_size) -> nn.Module`` in eval mode; the hooks as for
+    :class:`ImageHooks`. ``usage`` says how to name one model and ``models_from`` which package's
+    registry the names come from (``textclf plugins`` shows both).
+    """
+
+    name: str
+    summary: str
+    spec_fn: Callable[..., ImageSpec]
+    create_fn: Callable[..., Any]
+    last_layer_fn: Optional[Callable[[Any], Any]] = None
+    export_fn: Optional[Callable[[Any, Preprocessing], Any]] = None
+    stages_fn: Optional[Callable[[Any], list[str]]] = None
+    usage: Optional[str] = None
+    models_from: Optional[str] = None
+    modality: str = "image"
+    takes_argument: bool = True
+
+    def spec(self, argument: Optional[str], pretrained: bool = True) -> ImageSpec:
+        """Dimension, preprocessing and weights id of one model of the family."""
+        return self.spec_fn(argument, pretrained)
+
+    def create(self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None) -> Any:
+        """A fresh model of the family in eval mode, built for ``input_size`` (None: its own)."""
+        return self.create_fn(argument, pretrained, input_size)
 
 
 def default_stages(module: Any) -> list[str]:

@@ -38,6 +38,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from textclf.errors import TextclfError
+from textclf.plugin_api import ImageBackboneFamily
+from textclf.plugins.backbones.open_clip_offline import (check_tokenizer_offline, check_weights_reachable,
+                                                        is_weights_file, require_open_clip, weights_cached,
+                                                        weights_source)
 from textclf.plugins.backbones import weights_offline as offline
 from textclf.plugins.backbones.module_tools import block_stages, exportable_copy
 
@@ -53,16 +57,6 @@ _OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 # --- names ---------------------------------------------------------------------------------------
-
-def require_open_clip():
-    """The ``open_clip`` module, or a one-line error saying how to install it (it is an extra)."""
-    try:
-        import open_clip
-    except ModuleNotFoundError as exc:
-        raise TextclfError("open-clip backbones need the package open_clip_torch: "
-                           "pip install 'textclf[open-clip]'") from exc
-    return open_clip
-
 
 def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
     """``"ViT-B-32:laion2b_s34b_b79k"`` -> ``("ViT-B-32", "laion2b_s34b_b79k")``; no tag or ``none`` -> ``None``.
@@ -88,11 +82,6 @@ def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
         listed = ", ".join(tags) if tags else f"none (random weights only: open-clip:{arch}:none)"
         raise TextclfError(f"open_clip architecture '{arch}' has no pretrained tag '{tag}'; tags: {listed}")
     return arch, tag
-
-
-def is_weights_file(tag: str) -> bool:
-    """Whether a tag is a local checkpoint file (open_clip's ``pretrained`` also takes a path)."""
-    return tag.endswith((".pt", ".pth", ".bin", ".safetensors")) and Path(tag).is_file()
 
 
 def write_config(folder, name: str, config: dict) -> Path:
@@ -298,86 +287,30 @@ def last_layer(tower):
     return nn.ModuleList([tower.get_submodule(s) for s in stages[start:]])
 
 
-# --- offline behaviour ---------------------------------------------------------------------------
-
-def check_tokenizer_offline(arch: str) -> None:
-    """Refuse, in one line, an architecture whose Hugging Face tokenizer cannot be fetched."""
-    open_clip = require_open_clip()
-    text_cfg = (open_clip.get_model_config(arch) or {}).get("text_cfg", {})
-    hf_name = text_cfg.get("hf_tokenizer_name")
-    if not hf_name or offline.hf_cached(hf_name, ("tokenizer.json", "tokenizer_config.json")):
-        return
-    offline.require_downloadable(f"open-clip:{arch}", "hf-hub", hf_name, what="the Hugging Face tokenizer files",
-                                 hint="fetch them on a machine with network access, or choose an "
-                                      "architecture that uses open_clip's bundled tokenizer")
-
-
-def weights_source(arch: str, tag: str) -> tuple[str, str]:
-    """``(kind, where)`` open_clip downloads the tag's weights from (it prefers the HF hub)."""
-    cfg = require_open_clip().get_pretrained_cfg(arch, tag)
-    if cfg.get("hf_hub"):
-        return "hf-hub", cfg["hf_hub"].rstrip("/")
-    return "url", cfg.get("url", "")
-
-
-def weights_cached(arch: str, tag: str) -> bool:
-    """Whether the tag's weights are in the local cache (HF cache or open_clip's URL cache)."""
-    if is_weights_file(tag):
-        return True
-    cfg = require_open_clip().get_pretrained_cfg(arch, tag)
-    if cfg.get("file"):
-        return True
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
-        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        return offline.hf_cached(repo, names)
-    url = cfg.get("url", "")
-    return bool(url) and (Path.home() / ".cache" / "clip" / Path(url).name).exists()
-
-
-def check_weights_reachable(arch: str, tag: str) -> None:
-    """Fail fast, in one line, when the tag's weights are neither cached nor downloadable."""
-    if not weights_cached(arch, tag):
-        offline.require_downloadable(f"open-clip:{arch}:{tag}", *weights_source(arch, tag))
-
-
 # --- the plugin ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class OpenClipImage:
-    """The image side of ``open-clip:<arch>:<tag>`` (an :class:`~textclf.plugin_api.ImageBackbone`)."""
+def image_spec(argument: Optional[str], pretrained: bool = True):
+    """Embedding width, open_clip's preprocessing and the weights id; no weights are loaded."""
+    from textclf.plugin_api import ImageSpec
 
-    name: str = FAMILY
-    summary: str = "OpenCLIP image tower (encode_image), embed_dim wide"
-    modality: str = "image"
-    takes_argument: bool = True
+    arch, tag = parse_name(argument)
+    needs = bool(pretrained and tag and not weights_cached(arch, tag))
+    return ImageSpec(f"{FAMILY}:{argument}", embed_dim(arch), preprocessing(arch, tag),
+                     weights_id(arch, tag, pretrained), needs)
 
-    def spec(self, argument: Optional[str], pretrained: bool = True):
-        """Embedding width, open_clip's preprocessing and the weights id; no weights are loaded."""
-        from textclf.plugin_api import ImageSpec
 
-        arch, tag = parse_name(argument)
-        needs = bool(pretrained and tag and not weights_cached(arch, tag))
-        return ImageSpec(f"{FAMILY}:{argument}", embed_dim(arch), preprocessing(arch, tag),
-                         weights_id(arch, tag, pretrained), needs)
+def create_image(argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None):
+    """The image tower (eval mode) built for ``input_size``."""
+    arch, tag = parse_name(argument)
+    return image_tower(arch, tag, pretrained, input_size)
 
-    def create(self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None):
-        """The image tower (eval mode) built for ``input_size``."""
-        arch, tag = parse_name(argument)
-        return image_tower(arch, tag, pretrained, input_size)
 
-    def last_layer(self, module):
-        """The last block and what follows it."""
-        return last_layer(module)
-
-    def prepare_for_export(self, module, preprocessing):
-        """A copy on the plain-matmul attention path (timm trunks); open_clip's own layers trace as they are."""
-        return exportable_copy(module)
-
-    def quantization_stages(self, module) -> list[str]:
-        """Patch/stem layers, each residual block, the final norm and pooling, in order."""
-        return block_stages(module)
+# The image side: the last block and what follows it trains with --train-backbone last; export uses the
+# plain-matmul attention path (timm trunks; open_clip's own layers trace as they are); the quantization
+# stages are the patch/stem layers, each residual block, the final norm and pooling.
+IMAGE = ImageBackboneFamily(FAMILY, "OpenCLIP image tower (encode_image), embed_dim wide", spec_fn=image_spec,
+                            create_fn=create_image, last_layer_fn=last_layer,
+                            export_fn=lambda module, _preprocessing: exportable_copy(module), stages_fn=block_stages)
 
 
 @dataclass(frozen=True)
@@ -411,7 +344,7 @@ class OpenClipFamily:
     summary: str = "OpenCLIP image and text towers from one checkpoint (aligned: zero-shot heads)"
     modality: str = "paired"
     takes_argument: bool = True
-    image: OpenClipImage = field(default_factory=OpenClipImage)
+    image: ImageBackboneFamily = IMAGE
     text: OpenClipText = field(default_factory=OpenClipText)
     usage: str = USAGE                   # how to name a model (textclf plugins)
     models_from: str = "open_clip_torch"  # the package whose configs and tags name the models

@@ -24,10 +24,10 @@ convolutions pad by constants for the run's input size.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from textclf.errors import TextclfError
+from textclf.plugin_api import ImageBackboneFamily
 from textclf.plugins.backbones import weights_offline as offline
 from textclf.plugins.backbones.module_tools import block_stages, exportable_copy
 
@@ -320,42 +320,20 @@ def weights_error(name: str, cfg: dict, exc: BaseException) -> TextclfError:
 
 # --- the plugin ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class TimmFamily:
-    """The ``timm:<model>[.<tag>]`` image backbone family (an :class:`~textclf.plugin_api.ImageBackbone`)."""
+def spec(argument: Optional[str], pretrained: bool = True):
+    """Dimension, preprocessing (the tag's pretrained config) and weights id; no weights are loaded."""
+    from textclf.plugin_api import ImageSpec
 
-    name: str = FAMILY
-    summary: str = "any timm image model, pooled features; preprocessing from its pretrained config"
-    modality: str = "image"
-    takes_argument: bool = True
-    usage: str = USAGE            # how to name a model (textclf plugins)
-    models_from: str = "timm"     # the package whose registry names the models
-
-    def spec(self, argument: Optional[str], pretrained: bool = True):
-        """Dimension, preprocessing (the tag's pretrained config) and weights id; no weights are loaded."""
-        from textclf.plugin_api import ImageSpec
-
-        arch, tag = parse_name(argument)
-        cfg = pretrained_cfg(arch, tag)
-        needs = pretrained and weights_source(cfg)[0] != "none" and not weights_cached(cfg)
-        return ImageSpec(f"{FAMILY}:{argument}", feature_dim(arch), preprocessing(cfg),
-                         weights_id(arch, tag, pretrained), needs)
-
-    def create(self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None):
-        """A fresh model in eval mode (random weights from a fixed seed when not ``pretrained``)."""
-        return build(argument, pretrained, input_size)
-
-    def last_layer(self, module):
-        """The last feature stage and what follows it."""
-        return last_layer(module)
-
-    def prepare_for_export(self, module, preprocessing):
-        """A copy on timm's exportable attention path, with TF-"same" padding fixed for the input size."""
-        return export_copy(module, preprocessing)
-
-    def quantization_stages(self, module) -> list[str]:
-        """timm's groups: stem layers, each block, head layers."""
-        return quantization_stages(module)
+    arch, tag = parse_name(argument)
+    cfg = pretrained_cfg(arch, tag)
+    needs = pretrained and weights_source(cfg)[0] != "none" and not weights_cached(cfg)
+    return ImageSpec(f"{FAMILY}:{argument}", feature_dim(arch), preprocessing(cfg), weights_id(arch, tag, pretrained),
+                     needs)
 
 
-PLUGIN = TimmFamily()
+# The ``timm:<model>[.<tag>]`` family: timm's last feature stage as the last layer, its exportable path for
+# ONNX, its fine groups (stem layers, each block, head layers) as quantization stages.
+PLUGIN = ImageBackboneFamily(
+    FAMILY, "any timm image model, pooled features; preprocessing from its pretrained config", spec_fn=spec,
+    create_fn=build, last_layer_fn=last_layer, export_fn=export_copy, stages_fn=quantization_stages, usage=USAGE,
+    models_from="timm")

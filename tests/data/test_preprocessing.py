@@ -30,7 +30,7 @@ def test_preprocessing_validates_and_round_trips():
                 {"std": (0.1, 0.0, 0.1)}, {"mean": (0.1, float("nan"), 0.1)}):
         with pytest.raises(TextclfError):
             Preprocessing(**{**PREP.to_dict(), **bad})
-    with pytest.raises(TextclfError, match="incomplete"):
+    with pytest.raises(TextclfError, match="input_size: Field required"):
         Preprocessing.from_dict({"mean": [0.5] * 3})
 
 

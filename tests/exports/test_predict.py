@@ -168,7 +168,7 @@ def test_predict_help_has_an_example():
 
 def test_onnx_split_outputs_for_eval(exported):
     from textclf.exports.parity import load_run_dataset
-    from textclf.exports.predict import onnx_split_outputs
+    from textclf.evaluation.onnx_eval import onnx_split_outputs
     from textclf.models.serving import OUTPUT_NAMES
     from textclf.runs.run import open_run
 
@@ -192,7 +192,7 @@ def test_eval_scores_exactly_what_the_exported_model_serves(exported):
     on the same images every head's top-1 agrees exactly, and so do the accuracies eval reports."""
     from textclf.evaluation.metrics import score_outputs
     from textclf.evaluation.outputs import split_outputs
-    from textclf.exports.predict import onnx_split_outputs
+    from textclf.evaluation.onnx_eval import onnx_split_outputs
     from textclf.runs.run import open_run
 
     run = open_run(exported["run"])
@@ -216,7 +216,7 @@ def test_eval_scores_exactly_what_the_exported_model_serves(exported):
 
 def test_onnx_split_outputs_refuses_other_classes(exported):
     from textclf.errors import TextclfError
-    from textclf.exports.predict import onnx_split_outputs
+    from textclf.evaluation.onnx_eval import onnx_split_outputs
 
     with pytest.raises(TextclfError, match="same class names"):
         onnx_split_outputs(exported["float"], "digits")

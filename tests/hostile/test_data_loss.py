@@ -22,12 +22,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def private_env(tmp_path, monkeypatch):
+def private_env(isolated):
     """Each test works in its own folder with its own feature cache, offline."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
+    return isolated
 
 
 def snapshot(folder: Path) -> dict[str, object]:

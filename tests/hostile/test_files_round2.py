@@ -49,7 +49,7 @@ def test_any_value_round_trips_and_no_text_cell_starts_a_formula(rows, header):
 
 
 def test_history_and_ablation_tables_use_the_one_writer():
-    from textclf.training.tracking import history_csv
+    from textclf.runs.run_dir import history_csv
 
     text = history_csv([{"epoch": 1, "note": "=1+1", "loss": -0.5}])
     _no_formula_cells(text)

@@ -18,14 +18,40 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence, Union
+from typing import Annotated, Literal, Sequence, Union
 
 import numpy as np
+import pydantic
+from pydantic import ConfigDict, Field
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, validation_line
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 RESIZE_MODES = ("squash", "shortest-side")
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class PreprocessingRecord(pydantic.BaseModel):
+    """The one schema of a preprocessing record: a backbone's declaration, ``run.json``'s ``preprocessing``
+    and an exported model's ``textclf.preprocessing`` are all checked against it."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    input_size: Annotated[int, Field(ge=1, le=16384)]
+    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
+    std: Annotated[list[Positive], Field(min_length=3, max_length=3)]
+    interpolation: Literal[INTERPOLATIONS] = "bilinear"
+    resize: Literal[RESIZE_MODES] = "squash"
+    crop_pct: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
+def check_record(data, source: str = "preprocessing") -> None:
+    """Raise a one-line error naming ``source`` and the key when ``data`` is not a valid preprocessing record."""
+    try:
+        PreprocessingRecord.model_validate(data)
+    except pydantic.ValidationError as exc:
+        key, msg, got = validation_line(exc)
+        raise TextclfError(f"{source}: {key}: {msg}{got}") from None
 
 
 @dataclass(frozen=True)
@@ -41,20 +67,7 @@ class Preprocessing:
     channels: str = "RGB"
 
     def __post_init__(self):
-        if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) or self.input_size < 1:
-            raise TextclfError(f"preprocessing input_size {self.input_size!r} must be a positive integer")
-        if self.interpolation not in INTERPOLATIONS:
-            raise TextclfError(f"unknown interpolation '{self.interpolation}'; valid choices: {', '.join(INTERPOLATIONS)}")
-        if self.resize not in RESIZE_MODES:
-            raise TextclfError(f"unknown resize mode '{self.resize}'; valid choices: {', '.join(RESIZE_MODES)}")
-        if not (isinstance(self.crop_pct, (int, float)) and 0 < self.crop_pct <= 1):
-            raise TextclfError(f"preprocessing crop_pct {self.crop_pct!r} must be in (0, 1]")
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if len(value) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
-                raise TextclfError(f"preprocessing {name} {value!r} must be three finite numbers")
-        if any(v <= 0 for v in self.std):
-            raise TextclfError(f"preprocessing std {self.std!r} must be positive")
+        check_record({**asdict(self), "mean": list(self.mean), "std": list(self.std)})
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "crop_pct", float(self.crop_pct))
@@ -81,11 +94,9 @@ class Preprocessing:
         """Read :meth:`to_dict` output back; anything else is a one-line error naming ``source``."""
         if not isinstance(data, dict):
             raise TextclfError(f"{source} is not a preprocessing record")
+        check_record(data, source)
         known = {"input_size", "mean", "std", "interpolation", "resize", "crop_pct", "channels"}
-        try:
-            return cls(**{k: (tuple(v) if k in ("mean", "std") else v) for k, v in data.items() if k in known})
-        except TypeError as exc:
-            raise TextclfError(f"{source} is incomplete: {exc}") from None
+        return cls(**{k: (tuple(v) if k in ("mean", "std") else v) for k, v in data.items() if k in known})
 
 
 ImageBatch = Union[np.ndarray, Sequence[np.ndarray]]  # uint8 (N, H, W, 3), or a list of (H, W, 3)

@@ -17,7 +17,7 @@ from typing import Optional
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, validation_line
 from textclf.files.paths import safe_name
 
 SCHEMA_VERSION = 1
@@ -103,16 +103,8 @@ class DescriptionFile(BaseModel):
 
 
 def _format_validation_error(path: str, exc: pydantic.ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()))
-    msg = err.get("msg", "invalid")
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if err.get("type") == "extra_forbidden":
-        msg = "unknown field"
-    more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-    where = f"field '{loc}': " if loc else ""
-    return f"invalid description file {path}: {where}{msg}{more}"
+    key, msg, got = validation_line(exc)
+    return f"invalid description file {path}: field '{key}': {msg}{got}"
 
 
 def parse_descriptions(data, source: str = "<data>", *, partial: bool = False) -> DescriptionFile:

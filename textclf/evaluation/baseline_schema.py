@@ -12,7 +12,7 @@ from typing import Annotated
 import pydantic
 from pydantic import Field
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, validation_line
 from textclf.files.schema_types import ClassNames
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -33,11 +33,6 @@ def check_gateable(doc: dict, source: str = "the baseline") -> None:
     try:
         GatedMetrics.model_validate(doc)
     except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "document"
-        value = err.get("input")
-        shown = ("missing" if err["type"] == "missing" else f"{value:g}" if isinstance(value, float)
-                 else repr(value))
-        msg = err["msg"].removeprefix("Value error, ")
-        raise TextclfError(f"{source} cannot be gated against: {key} is {shown} ({msg}); use a metrics.json "
-                           f"written by textclf eval") from None
+        key, msg, got = validation_line(exc)
+        raise TextclfError(f"{source} cannot be gated against: {key}: {msg}{got}; use a metrics.json written by "
+                           f"textclf eval") from None

@@ -172,7 +172,7 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
         block = open_vocab_metrics(outputs.labels, served.text_logits, outputs.seen, gamma, outputs.class_names)
         few_shot = np.flatnonzero(~outputs.seen[:c])  # held-out classes trained with K images
         if len(few_shot):
-            from textclf.evaluation.open_vocab import per_class_accuracy
+            from textclf.models.calibrated_stacking import per_class_accuracy
 
             held = np.isin(outputs.labels, few_shot)
             pred = few_shot[np.argmax(served.logits[held][:, few_shot], axis=1)]

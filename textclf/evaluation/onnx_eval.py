@@ -12,8 +12,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from textclf.errors import TextclfError, option
+from textclf.evaluation.outputs import SplitOutputs
 from textclf.runtime.progress import NULL, Reporter
+
+BATCH = 64
+
+
+def onnx_split_outputs(model_path, dataset: str, split: str = "test", provider: str = "cpu",
+                       batch_size: int = BATCH, reporter: Reporter = NULL):
+    """An exported model over a dataset split, every output by name (``textclf eval --onnx``).
+
+    Returns ``(SplitOutputs, metadata)``. The dataset's class names must be the model's (same order;
+    classes the model knows by description may be among them). Images go through the model's own input
+    path: raw uint8 for in-graph preprocessing, else the training preprocessing its metadata records.
+    """
+    from textclf.data import load_dataset
+    from textclf.data.preprocessing import Preprocessing
+    from textclf.exports.feeding import batches, session_outputs
+    from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
+
+    from textclf.exports.predict import load_onnx_predictor
+
+    predictor = load_onnx_predictor(model_path, provider, "classifier")
+    meta = predictor.meta
+    trained, vocabulary = list(meta["class_names"]), list(meta.get("vocabulary") or meta["class_names"])
+    seen = np.array(meta.get("seen") or [True] * len(vocabulary), dtype=bool)
+    ds = load_dataset(dataset)
+    if any(c not in ds.class_names for c in trained) or any(c not in vocabulary for c in ds.class_names):
+        raise TextclfError(f"dataset '{dataset}' has classes {ds.class_names}, but '{model_path}' predicts "
+                           f"{vocabulary}; evaluate on a dataset with the same class names")
+    data = ds.split(split)
+    if not len(data):
+        raise TextclfError(f"nothing to evaluate: the {split} split of '{dataset}' has no images")
+    prep = Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {model_path}")
+    reporter.task("onnx", len(data), f"{Path(model_path).name} on {dataset} {split} ({len(data)} images)")
+    parts = []
+    for _, images in batches(data, np.arange(len(data)), batch_size):
+        parts.append(session_outputs(predictor.session, predictor.input, images, prep, OUTPUT_NAMES))
+        reporter.advance("onnx", len(images))
+    reporter.done("onnx")
+    served = ServedOutputs(*(np.concatenate([part[name] for part in parts]) for name in OUTPUT_NAMES))
+    index = {c: i for i, c in enumerate(vocabulary)}
+    labels = np.array([index[c] for c in ds.class_names], dtype=np.int64)[data.labels]
+    return SplitOutputs(labels, served, vocabulary, seen), meta
 
 
 @dataclass
@@ -38,7 +82,6 @@ def evaluate_onnx(model, dataset: str, split: str = "test", provider: str = "cpu
                   reporter: Reporter = NULL) -> OnnxEvaluation:
     """Score an exported model on ``dataset``'s ``split`` with ONNX Runtime; nothing is written."""
     from textclf.evaluation.metrics import metrics_document, score_outputs
-    from textclf.exports.predict import onnx_split_outputs
     from textclf.files.ownership import is_textclf_json, is_textclf_png, refuse_foreign_file
 
     if dataset is None:

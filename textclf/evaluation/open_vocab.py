@@ -8,37 +8,15 @@ seen)``. ``gamma`` is chosen on validation data, never on test (see
 (:class:`textclf.models.serving.TextHead`); the area under the seen-unseen accuracy curve (AUSUC)
 sweeps every ``gamma`` and needs none chosen.
 
-Accuracies are per-class means (the average of each class's top-1 accuracy), so a frequent class
-does not dominate; H is the harmonic mean of the seen and unseen accuracies.
+The calibrated-stacking rule itself and the per-class accuracies are
+:mod:`textclf.models.calibrated_stacking` (training chooses ``gamma`` with them too).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-
-def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, classes) -> float:
-    """Mean over ``classes`` (that have images) of each class's top-1 accuracy."""
-    values = [float((predictions[labels == c] == c).mean()) for c in classes if np.any(labels == c)]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def harmonic_mean(a: float, b: float) -> float:
-    """H = 2ab / (a + b) (0 when both are 0)."""
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
-
-
-def calibrated_predictions(scores: np.ndarray, seen: np.ndarray, gamma: float) -> np.ndarray:
-    """``argmax(scores - gamma * seen)`` per row."""
-    return np.argmax(scores - gamma * seen.astype(np.float64)[None, :], axis=1)
-
-
-def generalized(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray, gamma: float) -> dict:
-    """Seen accuracy, unseen accuracy and H over every class at once, with calibration ``gamma``."""
-    pred = calibrated_predictions(scores, seen, gamma)
-    acc_seen = per_class_accuracy(labels, pred, np.flatnonzero(seen))
-    acc_unseen = per_class_accuracy(labels, pred, np.flatnonzero(~seen))
-    return {"seen": acc_seen, "unseen": acc_unseen, "H": harmonic_mean(acc_seen, acc_unseen), "gamma": float(gamma)}
+from textclf.models.calibrated_stacking import gamma_candidates, generalized, per_class_accuracy
 
 
 def unseen_only(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> float:
@@ -49,14 +27,6 @@ def unseen_only(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> flo
         return float("nan")
     pred = unseen[np.argmax(scores[rows][:, unseen], axis=1)]
     return per_class_accuracy(labels[rows], pred, unseen)
-
-
-def gamma_candidates(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Every gamma at which some image's calibrated prediction flips between seen and unseen (and 0)."""
-    gap = scores[:, seen].max(axis=1) - scores[:, ~seen].max(axis=1)
-    flips = np.unique(gap)
-    eps = 1e-9
-    return np.unique(np.concatenate([[0.0], flips - eps, flips + eps, [flips.min() - 1, flips.max() + 1]]))
 
 
 def seen_unseen_curve(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> np.ndarray:

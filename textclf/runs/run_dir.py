@@ -81,8 +81,6 @@ class RunFiles:
 
     def write_history(self, rows: list[dict]) -> None:
         """Rewrite ``history.jsonl`` and ``history.csv`` atomically."""
-        from textclf.training.tracking import history_csv
-
         write_text(self.history, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)
         write_text(self.root / "history.csv", history_csv(rows), fsync=False)
 
@@ -120,3 +118,13 @@ class RunFiles:
                                        "classes": list(class_names)}, sort_keys=True)}
         with atomic_path(self.model) as tmp:
             save_file(all_tensors, str(tmp), metadata=meta)
+
+
+def history_csv(rows: list[dict]) -> str:
+    """Per-epoch rows as CSV text: one column per key, in the order keys first appear."""
+    from textclf.files.csv_table import csv_text
+
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    return csv_text(columns, rows)

@@ -13,23 +13,10 @@ from typing import Annotated, Literal, Optional
 import pydantic
 from pydantic import ConfigDict, Field
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, validation_line
+from textclf.data.preprocessing import PreprocessingRecord
 from textclf.files.schema_types import ClassNames
 
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class PreprocessingRecord(pydantic.BaseModel):
-    """What the model expects of an image (``run.json`` ``preprocessing``; see textclf.data.preprocessing)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-    input_size: Annotated[int, Field(ge=1, le=16384)]
-    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
-    std: Annotated[list[Positive], Field(min_length=3, max_length=3)]
-    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
-    resize: Literal["squash", "shortest-side"] = "squash"
-    crop_pct: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
 class BackboneRecord(pydantic.BaseModel):
@@ -67,10 +54,7 @@ def _validated(model: type[pydantic.BaseModel], data, path: Path):
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "the document"
-        msg = err["msg"].removeprefix("Value error, ")
-        got = "" if err["type"] == "missing" else f", got {err.get('input')!r}"[:80]
+        key, msg, got = validation_line(exc)
         raise TextclfError(f"run file '{path}' is damaged: {key}: {msg}{got}; train the run again or "
                            f"restore the file") from None
 

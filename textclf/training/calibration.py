@@ -72,7 +72,7 @@ def _draw(recipe, seen: list[str], pseudo: list[str]):
 
 def calibrate(recipe, reporter: Reporter = NULL) -> dict:
     """Choose ``gamma`` for a set-up and trained :class:`~textclf.training.recipe.TrainingRecipe`."""
-    from textclf.evaluation.open_vocab import gamma_candidates, generalized
+    from textclf.models.calibrated_stacking import gamma_candidates, generalized
 
     cfg, seen = recipe.config, [c for c in recipe.class_names if c not in (recipe.config.holdout_classes or ())]
     if len(seen) < 3:  # a calibration model needs 2 seen classes to train on besides a pseudo-unseen one

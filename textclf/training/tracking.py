@@ -75,13 +75,3 @@ def make_tracker(name: str, log_dir: str | Path) -> Tracker:
                                "pip install 'textclf[tensorboard]' (or pip install tensorboard)")
         return TensorBoardTracker(log_dir)
     raise unknown_choice("--log", name, TRACKERS)
-
-
-def history_csv(rows: list[dict]) -> str:
-    """Per-epoch rows as CSV text: one column per key, in the order keys first appear."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    from textclf.files.csv_table import csv_text
-
-    return csv_text(columns, rows)

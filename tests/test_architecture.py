@@ -1,0 +1,135 @@
+"""The code's shape, kept by a test (issue 20): no import cycles, imports only downward, small units.
+
+The import graph is read from the source (every ``import`` and ``from ... import``, also those inside
+functions: a lazy import is still a dependency). Layers, from the top: cli -> the Python API ->
+ablation -> evaluation -> exports -> training -> runs -> descriptions, models, data -> the base
+(config, registry, plugin_api, files, runtime, errors). A package may import only packages below it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = {"textclf": "textclf", "cli": "textclf.cli", "plugins": "textclf.plugins", "exports": "textclf.exports"}
+# What each library package must never import (directly or lazily).
+FORBIDDEN = {
+    "training": {"evaluation", "exports", "ablation", "api", "predictions", "cli"},
+    "exports": {"evaluation", "ablation", "training", "api", "predictions", "cli"},
+    "evaluation": {"ablation", "training", "api", "predictions", "cli"},
+    "runs": {"training", "evaluation", "exports", "ablation", "api", "predictions", "cli"},
+    "models": {"training", "evaluation", "exports", "ablation", "runs", "descriptions", "api", "predictions", "cli"},
+    "data": {"training", "evaluation", "exports", "ablation", "runs", "descriptions", "models", "api", "predictions",
+             "cli"},
+    "descriptions": {"training", "evaluation", "exports", "ablation", "runs", "models", "api", "predictions", "cli"},
+    "ablation": {"api", "predictions", "cli"},
+    "files": {"training", "evaluation", "exports", "ablation", "runs", "models", "data", "descriptions", "cli"},
+    "runtime": {"training", "evaluation", "exports", "ablation", "runs", "models", "data", "descriptions", "cli"},
+}
+MAX_MODULE_LINES = 420   # "about 400"
+MAX_FUNCTION_LINES = 60  # body lines, docstring excluded
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for folder, package in SOURCES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = list(path.relative_to(ROOT / folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join([package, *parts])] = path
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for target in targets:
+                if target in modules and target != name:
+                    deps.add(target)
+                    break
+        graph[name] = deps
+    return graph
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_there_is_no_import_cycle():
+    graph = _graph()
+    index, low, stack, on_stack, cycles, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_imports_go_only_downward():
+    wrong = sorted(f"{a} -> {b}" for a, deps in _graph().items() for b in deps
+                   if _package(b) in FORBIDDEN.get(_package(a), ()) and a.startswith("textclf."))
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_a_forbidden_import_would_be_caught():
+    """The graph sees a lazy import inside a function (the test above cannot pass by not looking)."""
+    graph = _graph()
+    assert "textclf.training.recipe" in graph["textclf.training.session"]  # a lazy one
+    assert "textclf.exports.onnx_export" in graph["textclf.api"]
+
+
+def _function_lengths(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and len(body) > 1:
+                first = body[1]  # the docstring does not count
+            yield node.name, node.lineno, node.end_lineno - first.lineno + 1
+
+
+@pytest.mark.parametrize("folder", sorted(SOURCES))
+def test_modules_and_functions_stay_small(folder):
+    long_modules, long_functions = [], []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES:
+            long_modules.append(f"{path.relative_to(ROOT)}: {lines} lines")
+        long_functions += [f"{path.relative_to(ROOT)}:{line} {name}: {n} lines"
+                           for name, line, n in _function_lengths(path) if n > MAX_FUNCTION_LINES]
+    assert not long_modules and not long_functions, "\n".join(long_modules + long_functions)
