@@ -16,8 +16,34 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+def status_shown() -> None:
+    """A transient status line is on the terminal (``textclf.cli._progress.starting``)."""
+    _state["status"] = True
+
+
+def clear_status() -> None:
+    """Erase the transient status line, if any, before a bar, a table or an error takes its place."""
+    if _state.pop("status", False):
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+
+class _Console(Console):
+    """Rich's console, but a reader that goes away (``| head -1``) ends the command with exit 0, not 1:
+    the exit code stays the outcome of the work (1 is a failed gate, and nothing failed)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise SystemExit(quiet_exit_on_broken_pipe().exit_code)
+
+    def print(self, *args, **kwargs) -> None:
+        """Print, after erasing a "loading models..." line still on the terminal."""
+        clear_status()
+        super().print(*args, **kwargs)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 _state = {"debug": bool(os.environ.get("TEXTCLF_DEBUG"))}
 
 
@@ -62,6 +88,7 @@ def report_failure(exc: BaseException) -> int:
 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         sys.stderr.flush()
+    clear_status()
     # escape: a user value such as a class named "[dog]" must not be read as Rich markup
     err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return code
@@ -80,6 +107,24 @@ def passthrough_exceptions() -> tuple:
     return tuple(kinds + [click.exceptions.Exit, click.exceptions.Abort, click.ClickException])
 
 
+def is_broken_pipe(exc: BaseException) -> bool:
+    """Whether ``exc`` is the reader of stdout going away (``textclf eval RUN | head -1``)."""
+    import errno
+
+    return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE)
+
+
+def quiet_exit_on_broken_pipe() -> "typer.Exit":
+    """Exit 0 without a word, as ``head``'s other writers do: the reader has what it wanted. Python's
+    own flush of stdout at exit would fail again, so stdout is pointed at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return typer.Exit(0)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """The error boundary of a command: every exception becomes one line and its exit code."""
 
@@ -89,6 +134,10 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except passthrough_exceptions():
             raise
+        except OSError as exc:
+            if is_broken_pipe(exc):
+                raise quiet_exit_on_broken_pipe() from None
+            raise typer.Exit(report_failure(exc)) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             from textclf.errors import EXIT_INTERRUPTED

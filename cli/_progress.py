@@ -2,8 +2,8 @@
 
 Implementations of :class:`textclf.runtime.progress.Reporter`:
 
-- :class:`RichReporter`: bars that keep count, rate and ETA at 80 columns (the description and
-  the live figures are cut first);
+- :class:`RichReporter`: bars that keep count, rate, ETA and the loss and validation accuracy at 80
+  columns (the description is cut first);
 - :class:`LogReporter`: when stderr is not a terminal (CI logs, ``2> log``), one line per epoch
   (``epoch 3/15 loss=0.136 val_acc=0.934 lr=2.9e-3 1.2s``) and a line every ~10% of other work;
 - :class:`QuietReporter`: ``textclf -q`` (errors and the final result only) and ``--json`` bars.
@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Column
 from rich.text import Text
 
-from textclf.cli._common import err_console
+from textclf.cli._common import clear_status, err_console, status_shown
 
 _state = {"verbosity": 0}  # -1 quiet, 0 normal, 1 verbose
 
@@ -30,6 +30,7 @@ UNITS = {"features": "img", "read": "img", "predict": "img", "onnx": "img", "par
          "epochs": "epoch", "cells": "cell", "describe": "desc", "bench": "round", "int8": "step"}
 # Live figures get short names in log lines and on bars.
 FIELD_NAMES = {"val_accuracy": "val_acc"}
+BAR_FIELDS = ("loss", "val_accuracy")  # the live figures a bar shows (log lines show them all)
 
 
 def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
@@ -137,13 +138,13 @@ class _Times(ProgressColumn):
 
 
 class _Info(ProgressColumn):
-    """The live figures (loss, accuracy...), cut with the description on narrow terminals."""
+    """The live figures a bar keeps (the loss and the validation accuracy): never cut; the description is."""
 
     def render(self, task):
-        return Text(task.fields.get("info", ""), style="dim", no_wrap=True, overflow="ellipsis")
+        return Text(task.fields.get("info", ""), style="dim", no_wrap=True)
 
     def get_table_column(self):
-        return Column(no_wrap=False, overflow="ellipsis")
+        return Column(no_wrap=True)
 
 
 class RichReporter:
@@ -164,6 +165,7 @@ class RichReporter:
             self._lines.printer = self.progress.console.print
 
     def __enter__(self):
+        clear_status()
         self.progress.start()
         return self
 
@@ -183,7 +185,8 @@ class RichReporter:
         if name not in self.tasks:
             return
         self.progress.advance(self.tasks[name], n)
-        info = format_fields({k: v for k, v in fields.items() if k != "seconds"})
+        # On the bar: what a line of 80 columns can keep whole; -v lines and history.csv have the rest.
+        info = format_fields({k: v for k, v in fields.items() if k in BAR_FIELDS})
         if info:
             self.progress.update(self.tasks[name], info=info)
         if self._lines is not None and name == "epochs":
@@ -303,6 +306,16 @@ class QuietReporter:
             from rich.markup import escape
 
             err_console.print(f"[dim]{escape(text)}[/]", highlight=False, soft_wrap=True)
+
+
+def starting(what: str = "loading models", enabled: bool = True) -> None:
+    """Say at once that work has begun (before the seconds of imports and model loading), on a terminal:
+    a line that the first progress bar, the result or an error replaces (:func:`clear_status`). Logs get
+    nothing: their first progress line comes with the work, and an error stays the only line."""
+    if is_quiet() or not enabled or not stderr_is_terminal():
+        return
+    err_console.print(f"[dim]{what}...[/]", end="\r", highlight=False)
+    status_shown()
 
 
 def stderr_is_terminal() -> bool:

@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, handle_errors, print_json
-from textclf.cli._help import default_note, merge_alias, preset_note
+from textclf.ablation.cells import CONTROLS
+from textclf.ablation.request import GridRequest
+from textclf.cli._help import choices, default_note, merge_alias, preset_note
 
 HELP = ("Run a grid of train+eval cells over several seeds and compare each to the no-text control "
         "(paired difference, 95% CI).\n\n"
@@ -17,68 +19,61 @@ HELP = ("Run a grid of train+eval cells over several seeds and compare each to t
         "Example: torchrun --nproc-per-node 4 -m textclf ablate --paper --seeds 3   (cells spread over 4 GPUs)")
 
 
+def _axis(flag: str, what: str, example: str):
+    """A grid axis: comma-separated values (not varied when not given)."""
+    return typer.Option(None, flag, help=f"Axis: {what}, e.g. {example}." + default_note("not varied"))
+
+
+GRID = GridRequest()  # the library's defaults
+
+
 @handle_errors
 def command(
-    paper: bool = typer.Option(False, "--paper", help="The paper's experiments I-III plus baseline and controls."),
-    grid: Optional[Path] = typer.Option(None, "--grid", metavar="FILE.toml",
-                                        help="TOML grid file: \\[grid] axes, controls = \\[...], \\[base] settings."
-                                             + default_note("none")),
-    preset: str = typer.Option("default", "--preset", help="Settings every cell starts from: default (offline) | "
-                                                           "paper | tiny."),
-    prompt_types: Optional[str] = typer.Option(None, "--prompt-types", help="Axis: prompt types, e.g. 1,2,3,4."
-                                               + default_note("not varied")),
-    clf_weights: Optional[str] = typer.Option(None, "--clf-weights", help="Axis: w_clf values, e.g. 0.8,0.5,0.2."
-                                              + default_note("not varied")),
-    freeze_text: Optional[str] = typer.Option(None, "--freeze-text", help="Axis: text encoder frozen, e.g. true,false."
-                                              + default_note("not varied")),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="Axis: InfoNCE negatives, e.g. one,all."
-                                            + default_note("not varied")),
-    train_fractions: Optional[str] = typer.Option(None, "--train-fractions",
-                                                  help="Axis: fractions of the train images, e.g. 0.1,0.5,1.0."
-                                                  + default_note("not varied")),
-    image_backbones: Optional[str] = typer.Option(None, "--image-backbones",
-                                                  help="Axis: image backbones, e.g. efficientnet-lite0,resnet50."
-                                                  + default_note("not varied")),
-    text_backbones: Optional[str] = typer.Option(None, "--text-backbones",
-                                                 help="Axis: text backbones, e.g. minilm-l6,distilbert-base-uncased."
-                                                 + default_note("not varied")),
-    head_inits: Optional[str] = typer.Option(None, "--head-inits",
-                                             help="Axis: classification head initialisation, e.g. random,zero-shot "
-                                                  "(zero-shot needs a paired backbone such as open-clip:...)."
-                                             + default_note("not varied")),
-    controls: Optional[str] = typer.Option(None, "--controls",
-                                           help="Controls: no-text,classname,random-words,shuffled,baseline,"
-                                                "zero-shot-head (no-text is always run)." + default_note("no-text")),
-    seeds: str = typer.Option("3", "--seeds", help="Seeds per cell: a count N (seeds 0..N-1) or a list, e.g. 0,5,7."),
+    paper: bool = typer.Option(False, "--paper", help="The paper's experiments I-III, baseline and controls."),
+    grid: Optional[Path] = typer.Option(None, "--grid", metavar="FILE.toml", help="A TOML grid: \\[grid] axes, "
+                                        "controls, \\[base] settings." + default_note("none")),
+    preset: str = typer.Option(GRID.preset, "--preset", metavar=choices("preset"),
+                               help="Settings every cell starts from."),
+    prompt_types: Optional[str] = _axis("--prompt-types", "prompt types", "1,2,3,4"),
+    clf_weights: Optional[str] = _axis("--clf-weights", "w_clf values", "0.8,0.5,0.2"),
+    freeze_text: Optional[str] = _axis("--freeze-text", "text encoder frozen", "true,false"),
+    negatives: Optional[str] = _axis("--negatives", "InfoNCE negatives", "one,all"),
+    train_fractions: Optional[str] = _axis("--train-fractions", "fractions of the train images", "0.1,1.0"),
+    image_backbones: Optional[str] = _axis("--image-backbones", "image backbones", "tiny-cnn,resnet50"),
+    text_backbones: Optional[str] = _axis("--text-backbones", "text backbones", "minilm-l6,tiny-bert"),
+    head_inits: Optional[str] = _axis("--head-inits", "head initialisations", "random,zero-shot"),
+    controls: Optional[str] = typer.Option(None, "--controls", metavar="A,B", help="Controls to add (no-text always "
+                                           "runs), of: " + ", ".join(CONTROLS) + "." + default_note("no-text")),
+    seeds: str = typer.Option(GRID.seeds, "--seeds", help="Seeds per cell: a count N, or a list (0,5,7)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset of every cell." + preset_note("dataset")),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs of every cell." + preset_note("epochs")),
-    max_train: Optional[int] = typer.Option(None, "--max-train", help="Stratified subset of N train images."
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of every cell." + preset_note("epochs")),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="A stratified subset of N train images."
                                             + preset_note("max_train", none="all")),
-    max_test: Optional[int] = typer.Option(None, "--max-test", help="Stratified subset of N test images."
+    max_test: Optional[int] = typer.Option(None, "--max-test", help="A stratified subset of N test images."
                                            + preset_note("max_test", none="all")),
-    device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when available) | cpu | cuda."
+    device: Optional[str] = typer.Option(None, "--device", metavar=choices("device"), help="Where cells train."
                                          + preset_note("device")),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the cells and results."
                                           + default_note("ablations/<name>")),
     out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the default --output folder."
-                                       + default_note("paper or grid")),
+                                       + default_note("paper, grid or zero-shot")),
     resume: bool = typer.Option(False, "--resume", help="Skip finished cells of an earlier run."),
-    force: bool = typer.Option(False, "--force", help="Delete earlier results and start over."),
-    jobs: int = typer.Option(0, "--jobs",
-                             help="Cells in parallel processes; 0 = one per CPU core, or one per GPU with CUDA."),
-    zero_shot: bool = typer.Option(False, "--zero-shot", help="Held-out class splits x seeds: unseen accuracy and "
-                                                              "H of each text setting vs the classname control and chance."),
-    holdout_splits: int = typer.Option(5, "--holdout-splits", help="With --zero-shot: held-out splits (a seeded draw)."),
-    holdout_size: int = typer.Option(2, "--holdout-size", help="With --zero-shot: classes per held-out split."),
-    holdout_shots: str = typer.Option("0", "--holdout-shots", help="With --zero-shot: training images kept per held-out "
-                                                                   "class, e.g. 0,1,5 (few-shot)."),
-    text_head: str = typer.Option("open", "--text-head", help="With --zero-shot: the text head of every cell "
-                                                              "(open | projected)."),
+    force: bool = typer.Option(False, "--force", help="Delete earlier results (textclf's) and start over."),
+    jobs: int = typer.Option(0, "--jobs", help="Cells in parallel processes (0: per core or GPU)."),
+    zero_shot: bool = typer.Option(False, "--zero-shot", help="Held-out class splits: unseen accuracy and H of "
+                                   "each text setting vs classname and chance."),
+    holdout_splits: int = typer.Option(GRID.holdout_splits, "--holdout-splits", help="--zero-shot: held-out "
+                                       "splits (a seeded draw)."),
+    holdout_size: int = typer.Option(GRID.holdout_size, "--holdout-size", help="--zero-shot: classes per split."),
+    holdout_shots: str = typer.Option(GRID.holdout_shots, "--holdout-shots", metavar="K,K",
+                                      help="--zero-shot: train images kept per held-out class, e.g. 0,1,5."),
+    text_head: str = typer.Option(GRID.text_head, "--text-head", metavar=choices("text_head"),
+                                  help="--zero-shot: the text head of every cell."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run an ablation grid."""
-    from textclf.ablation.request import GridRequest, plan_grid
+    from textclf.ablation.request import plan_grid
 
     request = GridRequest(
         paper=paper, grid=grid, zero_shot=zero_shot, preset=preset, controls=controls, seeds=seeds,
@@ -92,9 +87,10 @@ def command(
 
     from textclf.ablation.grid import run_grid
     from textclf.cli._distributed import rank_output
-    from textclf.cli._progress import reporter
+    from textclf.cli._progress import reporter, starting
     from textclf.runtime.distributed import session
 
+    starting(enabled=not json_out)
     # under torchrun every rank takes cells; rank 0 writes the summary
     with rank_output(), session(plan.base.get("device") or "auto") as ctx:
         with reporter(enabled=not json_out and ctx.is_main) as progress:

@@ -39,17 +39,23 @@ def ls(
                     "foreign_files": [str(p) for p in found.foreign], "datasets_bytes": found.datasets_bytes})
         return
     now = time.time()
-    table = Table(title=escape(f"textclf cache: {found.root / 'features'}"), title_justify="left")
-    for col, just in (("key", "left"), ("backbone", "left"), ("dataset / split", "left"), ("images", "right"),
-                      ("size", "right"), ("age", "right"), ("state", "left")):
-        table.add_column(col, justify=just, overflow="fold")
+    from rich import box
+
+    console.print(f"feature cache: {escape(str(found.root / 'features'))}", highlight=False)
+    # No cell is cut or split at 80 columns: what made an entry takes two short lines, not two columns.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("key", no_wrap=True)
+    table.add_column("backbone / data", no_wrap=True)
+    for col in ("images", "size", "age"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("state", overflow="fold")
     for e in found.entries:
         where = f"{e.info.get('dataset') or '?'} / {e.info.get('split') or '?'}" if e.info else "?"
         backbone = e.info.get("backbone") or "?"
         if e.info.get("image_size"):
             backbone += f" @{e.info['image_size']}px"
         state = "ok" if e.status == "ok" else f"[red]{e.status}[/]: {escape(e.problem or '')}"
-        table.add_row(e.key[:12], escape(backbone), escape(where), str(e.info.get("images") or "-"),
+        table.add_row(e.key[:12], escape(f"{backbone}\n{where}"), str(e.info.get("images") or "-"),
                       human_bytes(e.bytes), human_age(now - e.modified), state)
     console.print(table)
     bad = sum(e.status != "ok" for e in found.entries)

@@ -141,7 +141,7 @@ def _print_table(dataset: str, prompt, result, checked) -> None:
     from rich.table import Table
 
     with_tokens = "total_tokens" in result.usage  # servers that report no usage get no column
-    table = Table(title=escape(f"{dataset} / {prompt.name}: {result.path}"), title_justify="left")
+    table = Table(title=escape(f"{dataset} / {prompt.name}"), title_justify="left")
     table.add_column("class", overflow="fold")
     table.add_column("words", justify="right")
     if with_tokens:
@@ -153,13 +153,12 @@ def _print_table(dataset: str, prompt, result, checked) -> None:
             cells.append(_tokens(result.usage_by_class.get(c)))
         cells.append(escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
         table.add_row(*cells)
-    if with_tokens:
-        u = result.usage
-        table.caption = (f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + "
-                         f"{u.get('completion_tokens', 0):,} completion = {u.get('total_tokens', 0):,} "
-                         f"in {u.get('requests', 0)} requests")
-        table.caption_justify = "left"
     console.print(table)
+    if with_tokens:  # a line of its own: a caption would wrap in the narrow table
+        u = result.usage
+        console.print(f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + {u.get('completion_tokens', 0):,} "
+                      f"completion = {u.get('total_tokens', 0):,} in {u.get('requests', 0)} requests",
+                      highlight=False, markup=False)
     if result.requests:
         console.print(f"wrote {result.path} ({result.requests} new, {sum(result.kept.values())} kept)",
                       highlight=False, markup=False)
@@ -190,8 +189,8 @@ def show(
         print_json(f.to_json())
         return
     made_by = " ".join(x for x in (f.describer, f.model, f.base_url) if x)
-    title = f"{f.dataset} / {f.prompt_name}: {file}"
-    table = Table(title=escape(title), title_justify="left", show_lines=True)
+    console.print(escape(str(file)), highlight=False)  # on its own line: a path is never split in a title
+    table = Table(title=escape(f"{f.dataset} / {f.prompt_name}"), title_justify="left", show_lines=True)
     table.add_column("class", overflow="fold", ratio=1)
     table.add_column("text", overflow="fold", ratio=4)
     several = any(len(t) > 1 for t in f.descriptions.values())

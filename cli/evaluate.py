@@ -112,14 +112,16 @@ def _write(path, doc: dict, baseline, json_out: bool) -> dict:
 
 
 def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
-    from textclf.cli._progress import reporter
+    from textclf.cli._progress import reporter, starting
     from textclf.evaluation.metrics import evaluate_run
+
+    starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
     written = _write(ev.metrics_path, ev.metrics, baseline, json_out)
     if plots:
-        from textclf.evaluation.plots import write_run_plots
+        from textclf.evaluation.run_figures import write_run_plots
 
         written.update(write_run_plots(ev.run, ev.metrics, ev.run.root / "plots", ev.plot_suffix))
     return ev.metrics, written
@@ -127,8 +129,10 @@ def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseli
 
 def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baseline=None) -> tuple[dict, dict]:
     """The zero-shot heads of an aligned pair (no training): its own metrics file, never metrics.json."""
-    from textclf.cli._progress import reporter
+    from textclf.cli._progress import reporter, starting
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
+
+    starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_zero_shot(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
@@ -137,8 +141,10 @@ def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baselin
 
 def _evaluate_onnx(model: Path, dataset, split, device, plots, json_out, baseline=None) -> tuple[dict, dict]:
     """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run dir."""
-    from textclf.cli._progress import reporter
+    from textclf.cli._progress import reporter, starting
     from textclf.evaluation.onnx_eval import evaluate_onnx
+
+    starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_onnx(model, dataset, split, provider=device, plots=plots, reporter=progress)
@@ -181,7 +187,10 @@ def _show(doc: dict, written: dict) -> None:
     for k, v in rows:
         summary.add_row(k, v)
     console.print(summary)
+    from textclf.cli._progress import is_quiet
 
+    if is_quiet():  # -q: the summary alone
+        return
     per_class = Table(title="per class")
     for col in ("class", "precision", "recall", "F1", "support"):
         per_class.add_column(col, justify="left" if col == "class" else "right")

@@ -71,8 +71,10 @@ def onnx(
     if atol is None:
         atol = 5e-4 if with_preprocessing else 1e-4
 
-    from textclf.cli._progress import reporter
+    from textclf.cli._progress import reporter, starting
     from textclf.exports.onnx_export import export_run
+
+    starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
         report = export_run(run_dir, out=out, opset=opset, with_preprocessing=with_preprocessing,

@@ -7,20 +7,36 @@ import typer.core
 
 from textclf import __version__
 from textclf.cli import ablate, cache, classes, describe, evaluate, export, plugins, predict, train
-from textclf.cli._common import passthrough_exceptions, report_failure, safe_streams, set_debug
-from textclf.cli._help import CONTEXT_SETTINGS, install_plain_metavars
+from textclf.cli._common import (is_broken_pipe, passthrough_exceptions, quiet_exit_on_broken_pipe, report_failure,
+                                 safe_streams, set_debug)
+from textclf.cli._help import CONTEXT_SETTINGS, install_help_layout, install_plain_metavars, one_line_usage_errors
 from textclf.cli._progress import set_verbosity
 
 install_plain_metavars()
+install_help_layout()
+one_line_usage_errors()
 
 # The order of the pipeline, not Typer's (commands before command groups).
 ORDER = ("describe", "train", "eval", "ablate", "export", "predict", "classes", "plugins", "cache")
+
+
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")
 
 
 class _Group(typer.core.TyperGroup):
     def list_commands(self, ctx):
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+
+    def parse_args(self, ctx, args):
+        """``-q/-v/--debug`` work before or after the command (``textclf eval RUN -q``): they are moved in
+        front of it, where the top-level options are parsed (never past a ``--``)."""
+        args = list(args)
+        end = args.index("--") if "--" in args else len(args)
+        moved = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        if moved and args[:len(moved)] != moved:
+            args = moved + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, args)
 
 
 class TextclfApp(typer.Typer):
@@ -37,6 +53,8 @@ class TextclfApp(typer.Typer):
         except (SystemExit, KeyboardInterrupt) + passthrough_exceptions():
             raise
         except Exception as exc:
+            if is_broken_pipe(exc):
+                raise SystemExit(quiet_exit_on_broken_pipe().exit_code) from None
             raise SystemExit(report_failure(exc)) from None
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from textclf.cli._common import console, handle_errors, print_json
+from textclf.cli._help import choice_parts, default_note
+
+KINDS = ("prompts", "datasets", "backbones", "describers")  # the registry's entry-point groups
 
 HELP = ("List every prompt template, backbone, describer and dataset with the package that "
         "provides it. Broken plugins are listed with their error. Backbone families (timm:<model>[.<tag>], "
@@ -33,6 +38,7 @@ def collect() -> list[dict]:
                 if family:
                     detail = f"{getattr(obj, 'modality', '?')} backbone family"
             row = {
+                "group": kind,
                 "name": entry.name + (":..." if getattr(obj, "takes_argument", False) else ""),
                 "kind": detail,
                 "package": entry.package,
@@ -56,25 +62,42 @@ def _package_version(package: str) -> str:
 
 
 @handle_errors
-def command(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+def command(
+    kind: Optional[str] = typer.Option(None, "--kind", metavar=choice_parts("--kind", KINDS)[0],
+                                       help="Only this kind of plugin." + choice_parts("--kind", KINDS)[1]
+                                       + default_note("all")),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
     """List plugins."""
     from rich.markup import escape
     from rich.table import Table
 
-    rows = collect()
+    from textclf.errors import unknown_choice
+
+    if kind is not None and kind not in KINDS:
+        raise unknown_choice("--kind", kind, KINDS)
+    rows = [r for r in collect() if kind is None or r["group"] == kind]
     if json_out:
         print_json(rows)
         return
-    table = Table(title="textclf plugins")
-    # Names stay whole (they are what users type); the summary takes the width that is left.
-    table.add_column("name", no_wrap=True, overflow="fold")
-    for col in ("kind", "package", "status"):
-        table.add_column(col, overflow="fold")
-    table.add_column("summary", overflow="fold", ratio=1)
-    for r in rows:
-        style = None if r["status"] == "ok" else "red"
-        summary = r["summary"] + (f"; name a model {r['usage']} ({r['models_from']})" if "usage" in r else "")
-        # escape: plugin summaries and error messages are not Rich markup.
-        table.add_row(*(escape(r[c]) for c in ("name", "kind", "package", "status")), escape(summary),
-                      style=style)
-    console.print(table)
+    width = max((len(r["name"]) for r in rows), default=8)
+    for group in KINDS:
+        shown = [r for r in rows if r["group"] == group]
+        if not shown:
+            continue
+        # Names stay whole (they are what users type); the description wraps in the width that is left.
+        table = Table(title=f"{group} ({len(shown)})", title_justify="left", show_header=False, box=None,
+                      padding=(0, 2, 0, 0))
+        table.add_column("name", no_wrap=True, min_width=width, style="bold cyan")
+        table.add_column("about", ratio=1, overflow="fold")
+        for r in shown:
+            about = f"[dim]{escape(r['kind'])}[/]: {escape(r['summary'])}"
+            if "usage" in r:
+                about += escape(f"; name a model {r['usage']} ({r['models_from']})")
+            if r["package"] != "textclf":
+                about += escape(f" (from {r['package']})")
+            if r["status"] != "ok":
+                about += f" [red]{escape(r['status'])}[/]"
+            table.add_row(escape(r["name"]), about)
+        console.print(table)
+        console.print()

@@ -66,8 +66,10 @@ def command(
         raise TextclfError("no images: give image files, folders, globs, - (paths on stdin) or --files-from FILE"
                            if not items and files_from is None else "no image files found in the inputs given")
 
+    from textclf.cli._progress import starting
     from textclf.exports.predict import load_predictor, predict_files
 
+    starting("loading the model", enabled=not json_out)
     predictor = load_predictor(model, provider, head)
     progress = reporter(enabled=not json_out) if len(paths) >= PROGRESS_FROM else QuietReporter()
     with progress:

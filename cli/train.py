@@ -8,120 +8,97 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
-from textclf.cli._help import default_note, preset_note
+from textclf.cli._help import choice_parts, choice_values, choices, default_note, preset_note
+from textclf.training.tracking import TRACKERS
 
 HELP = ("Train one run: image heads with a contrastive loss towards class descriptions.\n\n"
-        "Settings come from a preset (--preset), then a TOML file (--config), then flags; "
-        "--print-config shows the result without training. Under torchrun every process trains "
-        "one share of each batch (DistributedDataParallel) and rank 0 writes the run.\n\n"
+        "Settings come from a preset (--preset), then a TOML file (--config), then flags; the defaults "
+        "shown are the default preset's, and --print-config shows the result without training. Settings "
+        "without a flag (text_lr, backbone_lr, proj_dim, dropout) go in the TOML file. Under torchrun every "
+        "process trains one share of each batch and rank 0 writes the run.\n\n"
         "Example: textclf train --dataset digits --clf-weight 0.8 --epochs 40 --run-dir runs/demo\n\n"
         "Example: torchrun --nproc-per-node 4 -m textclf train --preset paper --run-dir runs/paper")
+
+
+def _option(flag: str, help: str, setting: Optional[str] = None, *, metavar: Optional[str] = None,
+            chosen: bool = False, **note):
+    """A flag whose default is the default preset's value of ``setting`` (None: no default shown);
+    ``chosen``: its value is one of the library's choices for ``setting``."""
+    if chosen:
+        metavar, suffix = choice_parts(flag, choice_values(setting))
+        help += suffix
+    text = help + (preset_note(setting, **note) if setting else "")
+    return typer.Option(None, flag, help=text, metavar=metavar)
 
 
 @handle_errors
 def command(
     config: Optional[Path] = typer.Option(
-        None, "--config", metavar="FILE.toml",
-        help="TOML file of settings (top-level keys or a \\[train] table); flags override it."
-             + default_note("none")),
-    preset: Optional[str] = typer.Option(
-        None, "--preset", help="Starting settings: default (digits, offline) | paper (CIFAR-10, ResNet-50, "
-                               "DistilBERT) | tiny (tests)." + default_note("default")),
-    dataset: Optional[str] = typer.Option(
-        None, "--dataset", help="digits | fashion-mnist | cifar10 | imagefolder:PATH | synthetic | a plugin."
-                                + preset_note("dataset")),
-    image_backbone: Optional[str] = typer.Option(
-        None, "--image-backbone", help="Image encoder (textclf plugins): efficientnet-lite0 | resnet50 | "
-                                       "tiny-cnn | ..." + preset_note("image_backbone")),
-    text_backbone: Optional[str] = typer.Option(
-        None, "--text-backbone", help="Text encoder (textclf plugins): minilm-l6 | distilbert-base-uncased | "
-                                      "hf:MODEL | tiny-bert." + preset_note("text_backbone")),
-    prompt_type: Optional[str] = typer.Option(
-        None, "--prompt-type", help="Descriptions of prompt type 1-4 (or a prompt name), from "
-                                    "descriptions/<dataset>/ or the built-in ones." + preset_note("prompt_type")),
-    descriptions: Optional[str] = typer.Option(
-        None, "--descriptions", metavar="FILE.json",
-        help="A descriptions JSON to train with (instead of --prompt-type)." + default_note("none")),
+        None, "--config", metavar="FILE.toml", help="TOML settings (keys, or a \\[train] table)."
+        + default_note("none")),
+    preset: Optional[str] = typer.Option(None, "--preset", metavar=choices("preset"), help="Starting settings."
+                                         + default_note("default")),
+    dataset: Optional[str] = _option("--dataset", "A dataset (textclf plugins), e.g. imagefolder:PATH.", "dataset"),
+    image_backbone: Optional[str] = _option("--image-backbone", "Image encoder (textclf plugins).", "image_backbone"),
+    text_backbone: Optional[str] = _option("--text-backbone", "Text encoder, or hf:MODEL_ID.", "text_backbone"),
+    prompt_type: Optional[str] = _option("--prompt-type", "Descriptions of prompt 1-4 (or a name).", "prompt_type"),
+    descriptions: Optional[str] = typer.Option(None, "--descriptions", metavar="FILE.json", help="A descriptions "
+                                               "file (instead of --prompt-type)." + default_note("none")),
     freeze_text: Optional[bool] = typer.Option(
         None, "--freeze-text/--no-freeze-text", help="Keep the text encoder frozen, or fine-tune it."
-        + preset_note("freeze_text", true="freeze-text", false="no-freeze-text")),
-    text_trainable_layers: Optional[int] = typer.Option(
-        None, "--text-trainable-layers", help="With --no-freeze-text: fine-tune only the top N text layers."
-        + preset_note("text_trainable_layers", none="all")),
-    clf_weight: Optional[float] = typer.Option(
-        None, "--clf-weight", help="w_clf in [0, 1]; w_cont = 1 - w_clf (1 is the no-text control)."
-        + preset_note("clf_weight")),
-    negatives: Optional[str] = typer.Option(
-        None, "--negatives", help="InfoNCE negatives: one (a random other class, the paper) | all."
-        + preset_note("negatives")),
-    temperature: Optional[float] = typer.Option(
-        None, "--temperature", help="InfoNCE temperature (> 0)." + preset_note("temperature")),
-    head_input: Optional[str] = typer.Option(
-        None, "--head-input", help="Classification head on: projection (256-d embedding) | features (raw)."
-        + preset_note("head_input")),
+        + preset_note("freeze_text", true="frozen", false="fine-tuned")),
+    text_trainable_layers: Optional[int] = _option("--text-trainable-layers", "Fine-tune only the top N layers.",
+                                                   "text_trainable_layers", none="all"),
+    clf_weight: Optional[float] = _option("--clf-weight", "w_clf; w_cont = 1 - w_clf (1: no text).", "clf_weight"),
+    negatives: Optional[str] = _option("--negatives", "InfoNCE negatives per image.", "negatives",
+                                       chosen=True),
+    temperature: Optional[float] = _option("--temperature", "InfoNCE temperature (> 0).", "temperature"),
+    head_input: Optional[str] = _option("--head-input", "What the classification head reads.", "head_input",
+                                        chosen=True),
     pretrained: Optional[bool] = typer.Option(
-        None, "--pretrained/--no-pretrained", help="Backbone weights: pretrained (may download: timm:, open-clip:, "
-                                                   "resnet50...) or random from a fixed seed (offline)."
-        + preset_note("pretrained", true="pretrained", false="no-pretrained")),
-    head_init: Optional[str] = typer.Option(
-        None, "--head-init", help="Classification head starts: random | zero-shot (the descriptions' zero-shot "
-                                  "classifier on normalised features; needs a paired backbone such as "
-                                  "open-clip:ARCH:TAG as both backbones)." + preset_note("head_init")),
-    train_backbone: Optional[str] = typer.Option(
-        None, "--train-backbone", help="Image backbone: none (frozen, cached features) | last (block) | all."
-        + preset_note("train_backbone")),
-    image_size: Optional[int] = typer.Option(
-        None, "--image-size", help="Pixels images are resized to." + preset_note("image_size", none="the backbone's")),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs." + preset_note("epochs")),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", help="Images per optimisation step." + preset_note("batch_size")),
-    lr: Optional[float] = typer.Option(
-        None, "--lr", help="AdamW learning rate of the heads (cosine schedule, 5% warm-up)." + preset_note("lr")),
-    weight_decay: Optional[float] = typer.Option(
-        None, "--weight-decay", help="AdamW weight decay." + preset_note("weight_decay")),
-    seed: Optional[int] = typer.Option(
-        None, "--seed", help="Random seed (validation split, initialisation, batches)." + preset_note("seed")),
-    device: Optional[str] = typer.Option(
-        None, "--device", help="auto (CUDA when available) | cpu | cuda." + preset_note("device")),
-    train_fraction: Optional[float] = typer.Option(
-        None, "--train-fraction", help="Fraction of the training images used, stratified, in (0, 1]."
-        + preset_note("train_fraction")),
-    val_fraction: Optional[float] = typer.Option(
-        None, "--val-fraction", help="Fraction of the train split held out for validation, in (0, 1)."
-        + preset_note("val_fraction")),
-    select: Optional[str] = typer.Option(
-        None, "--select", help="Weights to keep: last (epoch) | best (validation accuracy)." + preset_note("select")),
-    max_train: Optional[int] = typer.Option(
-        None, "--max-train", help="Stratified subset of N train images." + preset_note("max_train", none="all")),
-    max_test: Optional[int] = typer.Option(
-        None, "--max-test", help="Stratified subset of N test images." + preset_note("max_test", none="all")),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", help="Processes decoding images (DataLoader workers); 0 decodes in the main "
-                                       "process." + default_note("every core with a GPU, half on the CPU; 0 for images in memory")),
-    feature_dtype: Optional[str] = typer.Option(
-        None, "--feature-dtype", help="Stored image features: float32 | float16 (half the disk and memory)."
-        + preset_note("feature_dtype")),
-    text_control: Optional[str] = typer.Option(
-        None, "--text-control", help="Ablation control: none | classname | random-words | shuffled."
-        + preset_note("text_control")),
-    text_head: Optional[str] = typer.Option(
-        None, "--text-head", help="projected (the paper's trained text projection) | open (images mapped into "
-                                  "the frozen text space: new classes from descriptions)." + preset_note("text_head")),
-    holdout_classes: Optional[str] = typer.Option(
-        None, "--holdout-classes", metavar="A,B",
-        help="Train without any image of these classes (known by description only); eval measures them."
-        + default_note("none")),
-    holdout_shots: Optional[int] = typer.Option(
-        None, "--holdout-shots", metavar="K", help="Keep K training images of each held-out class (few-shot)."
-        + preset_note("holdout_shots")),
-    run_dir: Optional[Path] = typer.Option(
-        None, "--run-dir", help="Folder the run is written to (runs/latest points at the newest)."
-        + default_note("runs/<dataset>-<time>")),
+        None, "--pretrained/--no-pretrained", help="Pretrained backbone weights, or random (offline)."
+        + preset_note("pretrained", true="pretrained", false="random")),
+    head_init: Optional[str] = _option("--head-init", "zero-shot: start from the descriptions (paired "
+                                       "backbones).", "head_init", chosen=True),
+    train_backbone: Optional[str] = _option("--train-backbone", "Train none (cached features), the last block, "
+                                            "or all.", "train_backbone", chosen=True),
+    image_size: Optional[int] = _option("--image-size", "Pixels images are resized to.", "image_size",
+                                        none="the backbone's"),
+    epochs: Optional[int] = _option("--epochs", "Training epochs.", "epochs"),
+    batch_size: Optional[int] = _option("--batch-size", "Images per optimisation step.", "batch_size"),
+    lr: Optional[float] = _option("--lr", "AdamW learning rate of the heads.", "lr"),
+    weight_decay: Optional[float] = _option("--weight-decay", "AdamW weight decay.", "weight_decay"),
+    seed: Optional[int] = _option("--seed", "Random seed.", "seed"),
+    device: Optional[str] = _option("--device", "Where to train (auto: CUDA when available).", "device",
+                                    chosen=True),
+    train_fraction: Optional[float] = _option("--train-fraction", "Fraction of train images used, (0, 1].",
+                                              "train_fraction"),
+    val_fraction: Optional[float] = _option("--val-fraction", "Fraction held out for validation, (0, 1).",
+                                            "val_fraction"),
+    select: Optional[str] = _option("--select", "Keep the last epoch's weights or the best validation's.",
+                                    "select", chosen=True),
+    max_train: Optional[int] = _option("--max-train", "A stratified subset of N train images.", "max_train",
+                                       none="all"),
+    max_test: Optional[int] = _option("--max-test", "A stratified subset of N test images.", "max_test",
+                                      none="all"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding images (0: none)."
+                                          + default_note("from the cores")),
+    feature_dtype: Optional[str] = _option("--feature-dtype", "How cached features are stored.", "feature_dtype",
+                                           chosen=True),
+    text_control: Optional[str] = _option("--text-control", "An ablation control's text.", "text_control",
+                                          chosen=True),
+    text_head: Optional[str] = _option("--text-head", "open: images in the frozen text space (new classes "
+                                       "from descriptions).", "text_head", chosen=True),
+    holdout_classes: Optional[str] = typer.Option(None, "--holdout-classes", metavar="A,B", help="Train without "
+                                                  "these classes' images." + default_note("none")),
+    holdout_shots: Optional[int] = _option("--holdout-shots", "Keep K train images of each held-out class.",
+                                           "holdout_shots", metavar="K"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is written (and runs/latest)."
+                                           + default_note("runs/<dataset>-<time>")),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --run-dir."),
-    log: str = typer.Option("none", "--log", help="Also log every epoch to: none | tensorboard "
-                                                  "(RUN_DIR/tensorboard/; pip install 'textclf\\[tensorboard]')."),
-    print_config: bool = typer.Option(False, "--print-config",
-                                      help="Print the resolved config as TOML and exit (trains nothing)."),
+    log: str = typer.Option("none", "--log", metavar="|".join(TRACKERS), help="Also log every epoch to "
+                            "TensorBoard (the tensorboard extra)."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
     json_out: bool = typer.Option(False, "--json", help="Print the training metrics as JSON."),
 ) -> None:
     """Train one run."""
@@ -145,8 +122,9 @@ def command(
         sys.stdout.write(tomli_w.dumps(cfg.to_dict()))
         return
     from textclf.cli._distributed import rank_output
-    from textclf.cli._progress import is_quiet, reporter
+    from textclf.cli._progress import is_quiet, reporter, starting
     from textclf.training.session import train_run
+    starting(enabled=not json_out)
 
     with rank_output():
         outcome = train_run(cfg, run_dir, resume=resume, log=log,

@@ -158,7 +158,7 @@ def load_predictor(model, provider: str = "cpu", head: Optional[str] = None) -> 
         choose_head(head, False)  # a bad name fails before any model is loaded
     if Path(model).is_dir():
         if provider not in ("cpu", "auto"):
-            raise TextclfError(f"--provider {provider} applies to ONNX models; a run dir predicts with PyTorch "
+            raise TextclfError(f"{option('device')} {provider} applies to ONNX models; a run dir predicts with PyTorch "
                                f"on the CPU (export it with textclf export onnx to use {provider})")
         return load_run_predictor(model, head)
     return load_onnx_predictor(model, provider, head)

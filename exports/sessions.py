@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
-from textclf.errors import TextclfError, unknown_choice
+from textclf.errors import TextclfError, option, unknown_choice
 
 CHOICES = ("cpu", "cuda", "tensorrt", "auto")
 EP_NAMES = {
@@ -147,7 +147,7 @@ def explain_missing(kind: str, log: str) -> str:
     ep = EP_NAMES[kind]
     if ep not in ort.get_available_providers():
         return (f"ONNX Runtime {ort.__version__} here has no {ep} (available: "
-                f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu for --provider {kind}")
+                f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu for {option('device')} {kind}")
     libs = missing_libraries(log)
     if not libs and sys.platform.startswith("linux"):
         libs = _provider_library_probe(kind)
@@ -158,8 +158,8 @@ def explain_missing(kind: str, log: str) -> str:
         what = f"missing library {', '.join(libs)}{hint}"
     else:
         what = f"it needs {REQUIREMENTS[kind]}"
-    return (f"ONNX Runtime could not create {ep} for --provider {kind}: {what}; "
-            f"use --provider cpu (or auto) on this machine")
+    return (f"ONNX Runtime could not create {ep} for {option('device')} {kind}: {what}; "
+            f"use {option('device')} cpu (or auto) on this machine")
 
 
 def _session_options(threads: Optional[int] = None):

@@ -21,7 +21,7 @@ from scipy.special import softmax
 
 from textclf.evaluation.metrics import (ENSEMBLE_METHOD, METRICS_FORMAT, METRICS_SCHEMA_VERSION, compute_metrics,
                                         expected_calibration_error, read_metrics)
-from textclf.evaluation.plots import PLOT_NAMES
+from textclf.evaluation.run_figures import PLOT_NAMES
 from textclf.training.recipe import train
 
 runner = CliRunner()

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from textclf.evaluation.plots import forest_figure, plot_forest, text_embeddings_figure, training_curves_figure
+from textclf.evaluation.plots import forest_figure, plot_forest, training_curves_figure
+from textclf.evaluation.run_figures import class_similarity, embedding_map_figure, similarity_figure
 
 CLASSES = ["airplane", "automobile", "bird", "cat"]
 
@@ -38,22 +39,32 @@ def test_training_curves_log_loss_and_learning_rate():
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["total", "classification (CE)"]
 
 
-def test_similarity_matrices_have_class_labels_and_a_diverging_scale_centred_on_zero():
+def test_text_image_similarity_is_labelled_readable_and_on_a_diverging_scale():
     rng = np.random.default_rng(0)
-    before, after = rng.normal(size=(4, 16)), rng.normal(size=(4, 16))
-    fig = text_embeddings_figure(before, after, CLASSES)
-    sims = [ax for ax in fig.axes if ax.get_title().startswith("Cosine between classes")]
-    assert len(sims) == 2
+    text = rng.normal(size=(4, 16))
+    labels = np.repeat(np.arange(4), 25)
+    images = text[labels] + 0.5 * rng.normal(size=(100, 16))  # each image near its own class's text
+    after = class_similarity(images, labels, text)
+    assert after.shape == (4, 4) and np.all(np.diag(after) > after.max(axis=1) - 1e-9)
+    before = class_similarity(rng.normal(size=(100, 16)), labels, text)
+    fig = similarity_figure(before, after, CLASSES)
+    sims = [ax for ax in fig.axes if ax.get_title().startswith("Test images vs class texts")]
+    assert len(sims) == 2 and "after training" in sims[1].get_title()
     for ax in sims:
         assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
         assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
         (image,) = ax.get_images()
         assert image.get_clim() == (-1, 1) and image.get_cmap().name == "RdBu_r"
-        assert len(ax.texts) == 16  # every value printed for a small matrix
-    embeddings = [ax for ax in fig.axes if ax.get_title().startswith("Projected text embeddings")]
-    for ax in embeddings:  # signed values: symmetric limits on the same diverging map
-        low, high = ax.get_images()[0].get_clim()
-        assert low == -high and ax.get_images()[0].get_cmap().name == "RdBu_r"
+        assert len(ax.texts) == 16 and all(t.get_fontsize() >= 8 for t in ax.texts)  # readable numbers
+
+
+def test_embedding_map_marks_every_class_text():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 30)
+    fig = embedding_map_figure(rng.normal(size=(120, 16)), labels, rng.normal(size=(4, 16)), CLASSES)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == CLASSES  # each description labelled on the map
+    assert len(ax.collections) == 8  # the images and the star of each class
 
 
 def _summary():

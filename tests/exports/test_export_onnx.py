@@ -293,7 +293,7 @@ def test_provider_cuda_without_cuda_exits_2_naming_what_is_missing(tiny_run, tmp
     res = _export(tiny_run, "--provider", "cuda", "--out", out)
     assert res.exit_code == 2, res.stderr
     err = " ".join(res.stderr.split())
-    assert "CUDAExecutionProvider" in err and "--provider cuda" in err
+    assert "CUDAExecutionProvider" in err and "--device cuda" in err
     assert ".so" in err or "onnxruntime-gpu" in err or "needs" in err  # the missing library, by name
     assert "Traceback" not in res.stderr and not out.exists()
 

@@ -89,7 +89,7 @@ def test_third_party_prompt_and_backbone_are_listed_with_their_package(site, tmp
                {"textclf.prompts": {"haiku": "HAIKU"}, "textclf.backbones": {"extra-cnn": "CNN"}})
     rows = plugin_rows(run_cli(["plugins", "--json"], pythonpath=site, cwd=tmp_path))
     (haiku,) = rows["haiku"]
-    assert haiku == {"name": "haiku", "kind": "prompt", "package": "textclf-extra", "status": "ok",
+    assert haiku == {"group": "prompts", "name": "haiku", "kind": "prompt", "package": "textclf-extra", "status": "ok",
                      "summary": "Write a haiku about a {class_name}."}
     (cnn,) = rows["extra-cnn"]
     assert cnn["kind"] == "image backbone, 8-d" and cnn["package"] == "textclf-extra"

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from textclf.ablation.cells import Cell
-from textclf.ablation.report import GridReport
 from textclf.errors import TextclfError, option, unknown_choice
 
 Values = Union[str, Sequence, None]
@@ -49,7 +48,7 @@ class GridPlan:
     base: dict
     preset: str
     output: Path
-    report: GridReport
+    report: object                   # textclf.ablation.report.GridReport
 
 
 def split_values(values: Values) -> list:
@@ -122,6 +121,7 @@ def parse_seeds(value: Values) -> list[int]:
 def plan_grid(request: GridRequest) -> GridPlan:
     """The grid ``request`` describes, every choice checked (cells are preflighted later, by ``run_grid``)."""
     from textclf.ablation import cells as grid_cells
+    from textclf.ablation.report import GridReport
 
     axes = parse_axes(request.axes)
     controls = [str(c) for c in split_values(request.controls)]

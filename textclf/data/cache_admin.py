@@ -61,8 +61,17 @@ class CacheScan:
 
 
 def cache_dir(root: Optional[Path] = None) -> Path:
-    """The cache root: ``root``, else ``$TEXTCLF_CACHE``, else ``~/.cache/textclf``."""
+    """The cache root: ``root``, else ``$TEXTCLF_CACHE``, else ``~/.cache/textclf``.
+
+    A ``root`` given explicitly must be a folder: an empty listing of a mistyped path would look like an
+    empty cache (the default root may not exist yet; that is an empty cache).
+    """
     if root is not None:
+        if not Path(root).is_dir():
+            from textclf.errors import option
+
+            raise TextclfError(f"{option('cache_dir')} '{root}' is not a folder; give the cache folder (the default: "
+                               f"$TEXTCLF_CACHE or ~/.cache/textclf)")
         return Path(root)
     from textclf.files.paths import cache_root
 

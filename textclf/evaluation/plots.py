@@ -5,15 +5,13 @@ GUI backend is selected and no global figure state leaks between calls. Each fil
 a temp path beside its target and renamed over it, so a killed process never leaves a half PNG.
 
 - ``confusion_matrix.png``: counts, rows true class, columns predicted class;
-- ``head_weights.png``: the classification head's weight matrix as a heatmap (the paper's Figure 2);
-- ``text_embeddings.png``: every class's projected text embedding before and after training,
-  with the class-to-class cosine similarity of each (the paper's Figure 3);
 - ``training_curves.png``: losses (log axis), validation accuracy and learning rate per epoch;
 - ``forest.png`` (``textclf ablate``): each cell's paired difference to the no-text control
-  with its 95% interval.
+  with its 95% interval;
+- the labelled similarity matrix the run's figures use (:mod:`textclf.evaluation.run_figures`).
 
-Signed values (weights, embeddings, cosines) use a diverging colour map centred on 0, so the
-sign is the hue and the magnitude the depth; counts and fractions use a sequential one.
+Signed values (cosines) use a diverging colour map centred on 0, so the sign is the hue and the
+magnitude the depth; counts and fractions use a sequential one.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-PLOT_NAMES = ("confusion_matrix", "head_weights", "text_embeddings", "training_curves")
 DPI = 110
 DIVERGING = "RdBu_r"  # blue negative, white 0, red positive
 
@@ -90,76 +87,27 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str 
     return _save(fig, path)
 
 
-def plot_head_weights(weights: np.ndarray, class_names: Sequence[str], path: str | Path,
-                      input_name: str = "projected image embedding") -> Path:
-    """The classification head's (C, D) weight matrix as a heatmap (the paper's Figure 2)."""
-    w = np.asarray(weights, dtype=np.float64)
-    fig = _figure(11.0, 1.6 + 0.3 * len(class_names))
-    ax = fig.add_subplot()
-    lim = float(np.abs(w).max()) or 1.0
-    im = ax.imshow(w, aspect="auto", cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
-    fig.colorbar(im, ax=ax, label="weight", pad=0.01)
-    _class_ticks(ax, "y", class_names)
-    ax.set_xlabel(f"{input_name} dimension (0..{w.shape[1] - 1})")
-    ax.set_ylabel("class")
-    ax.set_title("Weights of the classification head")
-    return _save(fig, path)
-
-
 def _cosine(x: np.ndarray) -> np.ndarray:
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return x @ x.T
 
 
-def plot_similarity(ax, sim: np.ndarray, class_names: Sequence[str], title: str):
-    """A class-by-class cosine-similarity matrix: labels on both axes, diverging colours on [-1, 1]."""
+def plot_similarity(ax, sim: np.ndarray, class_names: Sequence[str], title: str, fontsize: float = 9):
+    """A class-by-class cosine-similarity matrix: labels on both axes, diverging colours on [-1, 1], and
+    every value printed large enough to read when the matrix is small (up to 12 classes)."""
     n = len(class_names)
     im = ax.imshow(sim, cmap=DIVERGING, vmin=-1, vmax=1, interpolation="nearest")
-    if n <= 12:  # small enough to print every value
+    if n <= 12:
         for i in range(n):
             for j in range(n):
                 value = float(np.round(sim[i, j], 2)) + 0.0  # + 0.0: no "-.00"
-                ax.text(j, i, f"{value:.2f}".replace("0.", ".", 1), ha="center", va="center", fontsize=6,
+                ax.text(j, i, f"{value:.2f}".replace("0.", ".", 1), ha="center", va="center",
+                        fontsize=fontsize if n <= 6 else fontsize - 2,
                         color="white" if abs(sim[i, j]) > 0.6 else "black")
     _class_ticks(ax, "x", class_names)
     _class_ticks(ax, "y", class_names)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=10)
     return im
-
-
-def plot_text_embeddings(before: np.ndarray, after: np.ndarray, class_names: Sequence[str],
-                         path: str | Path) -> Path:
-    """Projected class text embeddings before and after training (the paper's Figure 3), as PNG."""
-    return _save(text_embeddings_figure(before, after, class_names), path)
-
-
-def text_embeddings_figure(before: np.ndarray, after: np.ndarray, class_names: Sequence[str]):
-    """The figure of :func:`plot_text_embeddings`.
-
-    Left: the (C, proj) embeddings as heatmaps on one colour scale. Right: cosine similarity
-    between classes, which shows whether training pushed the class texts apart.
-    """
-    before = np.asarray(before, dtype=np.float64)
-    after = np.asarray(after, dtype=np.float64)
-    n = len(class_names)
-    fig = _figure(14.0, 2.0 + 2 * max(2.6, 0.36 * n))
-    grid = fig.add_gridspec(2, 2, width_ratios=[2.4, 1.25])
-    lim = float(max(np.abs(before).max(), np.abs(after).max())) or 1.0
-    for row, (emb, label) in enumerate(((before, "before training"), (after, "after training"))):
-        ax = fig.add_subplot(grid[row, 0])
-        im = ax.imshow(emb, aspect="auto", cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
-        _class_ticks(ax, "y", class_names)
-        ax.set_title(f"Projected text embeddings {label}", fontsize=10)
-        ax.set_xlabel("projection dimension")
-        fig.colorbar(im, ax=ax, pad=0.01, label="value")
-        sim_ax = fig.add_subplot(grid[row, 1])
-        sim = _cosine(emb)
-        off = sim[~np.eye(len(sim), dtype=bool)]
-        mean_off = float(off.mean()) if off.size else float("nan")
-        sim_im = plot_similarity(sim_ax, sim, class_names,
-                                 f"Cosine between classes, {label}\n(mean off-diagonal {mean_off:.2f})")
-        fig.colorbar(sim_im, ax=sim_ax, pad=0.02, label="cosine similarity")
-    return fig
 
 
 def _positive(values) -> list:
@@ -291,39 +239,3 @@ def forest_figure(summary: dict, metric_label: str = "test accuracy"):
                  fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return fig
-
-
-def write_run_plots(run, metrics: dict, out_dir: str | Path, confusion_suffix: str = "") -> dict[str, Path]:
-    """All four figures of an evaluated run into ``out_dir``; returns ``{name: path}``.
-
-    ``confusion_suffix`` names the confusion matrix of another dataset/split apart from the
-    run's own (``confusion_matrix-<dataset>-<split>.png``); the other figures describe the
-    run itself and keep their names.
-    """
-    import json
-
-    from textclf.runs.run_dir import RunFiles
-
-    out = Path(out_dir)
-    paths: dict[str, Path] = {}
-    title = f"{metrics.get('dataset', '')} {metrics.get('split', '')}".strip()
-    paths["confusion_matrix"] = plot_confusion_matrix(
-        np.asarray(metrics["confusion_matrix"]), metrics["class_names"],
-        out / f"confusion_matrix{confusion_suffix}.png", title=f"Confusion matrix, {title}" if title else "Confusion matrix")
-    weights = run.model().head.weight.detach().cpu().numpy()
-    input_name = "projected image embedding" if run.config.head_input == "projection" else "backbone feature"
-    paths["head_weights"] = plot_head_weights(weights, run.class_names, out / "head_weights.png", input_name)
-    before = run.class_text_embeddings(initial=True).cpu().numpy()
-    after = run.class_text_embeddings(initial=False).cpu().numpy()
-    paths["text_embeddings"] = plot_text_embeddings(before, after, run.class_names, out / "text_embeddings.png")
-    train_metrics: dict = {}
-    tm = run.root / "train_metrics.json"
-    if tm.exists():
-        try:
-            train_metrics = json.loads(tm.read_text())
-        except (OSError, ValueError):
-            train_metrics = {}
-    paths["training_curves"] = plot_training_curves(
-        RunFiles(run.root).read_history(), out / "training_curves.png", train_metrics.get("best_epoch"),
-        train_metrics.get("selected_epoch"))
-    return paths
