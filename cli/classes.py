@@ -41,37 +41,6 @@ def list_command(
     console.print(table)
 
 
-def _descriptions(descriptions: Optional[Path], describer: Optional[str], classes: list[str],
-                  prompt_type: str, model: Optional[str], base_url: Optional[str]) -> tuple[dict, str]:
-    """``{class: [texts]}`` from a file, or written now by a describer; and where they came from."""
-    import tempfile
-
-    from textclf.errors import TextclfError
-
-    if descriptions is not None:
-        if describer is not None:
-            raise TextclfError("give either --descriptions FILE or --describer NAME with --class, not both")
-        from textclf.descriptions.tables import read_description_table
-
-        table = read_description_table(descriptions)
-        unknown = [c for c in classes if c not in table]
-        if unknown:
-            raise TextclfError(f"{descriptions} has no description for class '{unknown[0]}'")
-        return ({c: table[c] for c in classes} if classes else table), str(descriptions)
-    if describer is None or not classes:
-        raise TextclfError("no descriptions: give --descriptions FILE (JSON or CSV like textclf describe writes), "
-                           "or --describer NAME with one --class per new class")
-    from textclf.descriptions.engine import DescribeOptions, run_describe
-    from textclf.descriptions.prompts import prompts_for
-
-    with tempfile.TemporaryDirectory(prefix="textclf-classes-") as tmp:
-        out = Path(tmp) / "new.json"
-        result = run_describe(DescribeOptions(dataset="added-classes", class_names=classes,
-                                              prompt=prompts_for(prompt_type)[0], describer=describer, out=out,
-                                              model=model, base_url=base_url))
-        return {c: list(result.file.descriptions[c]) for c in classes}, f"describer:{describer}"
-
-
 @app.command("add", help="Add classes to a run (a new run dir) or to an exported model, from their descriptions "
                          "alone: the text head scores them at once, with no retraining.\n\n"
                          "Example: textclf classes add runs/fm --descriptions new.json --output runs/fm-plus\n\n"
@@ -103,24 +72,13 @@ def add_command(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add classes from their descriptions."""
-    from textclf.errors import TextclfError
+    from textclf.api import add_classes
 
-    table, source = _descriptions(descriptions, describer, list(classes or []), prompt_type, model, base_url)
-    if output is None:  # beside the original, never over it
-        output = target.with_name(f"{target.stem}-plus.onnx") if target.suffix.lower() == ".onnx" else \
-            target.with_name(f"{target.name}-plus")
-    if target.suffix.lower() == ".onnx":
-        if run is None:
-            raise TextclfError("adding classes to an ONNX model needs --run RUN_DIR (the run it was exported from)")
-        from textclf.exports.onnx_classes import add_classes_onnx
-
-        report = add_classes_onnx(target, run, table, output)
-    else:
-        from textclf.runs.classes import add_classes
-
-        report = {"run_dir": str(add_classes(target, table, output, source=source)), "added_classes": list(table)}
+    report = add_classes(target, descriptions, classes=list(classes or []), describer=describer,
+                         prompt_type=prompt_type, model=model, base_url=base_url, run=run, output=output)
     if json_out:
         print_json(report)
         return
+    table, output = report["added_classes"], report.get("run_dir") or report.get("model")
     console.print(f"added {len(table)} class(es) ({', '.join(table)}) -> {output}; predict with the text head: "
                   f"textclf predict {output} IMAGE...", highlight=False, markup=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textclf.errors import GateFailed, TextclfError
+from textclf.errors import GateFailed, TextclfError, option
 
 VOCABULARY_OUTPUTS = ("text_logits", "text_probabilities", "ensemble_probabilities")
 
@@ -121,14 +121,22 @@ def add_classes_onnx(model_path, run_dir, descriptions: dict[str, list[str]], ou
     from textclf.runs.classes import extended
     from textclf.runs.run import open_run
 
-    run = open_run(run_dir)
+    from textclf.exports.onnx_metadata import check_output_files, read_metadata
+
     model_path = Path(model_path)
     out = Path(out) if out else model_path
-    from textclf.exports.onnx_metadata import read_metadata
+    check_output_files(out)  # a file that is not textclf's is refused before anything else
+    run = open_run(run_dir)
 
     meta = read_metadata(model_path)
     if meta.get("run_id") != run.run_id:
         raise TextclfError(f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
-                           f"(run {run.run_id}); give the run dir it was exported from with --run")
+                           f"(run {run.run_id}); give the run dir it was exported from with {option('run')}")
     new = extended(run, descriptions)
-    return rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)
+    report = rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)
+    from textclf.runs.classes import validation_accuracy
+
+    before, after = validation_accuracy(run), validation_accuracy(new)
+    report["validation"] = {"images": before["images"], "accuracy_before": before["accuracy"],
+                            "accuracy_after": after["accuracy"]}
+    return report

@@ -15,9 +15,11 @@ Names are imported on first use, so ``import textclf`` stays light (no torch).
 """
 
 __version__ = "0.2.0"
-__all__ = ["train", "load_run", "describe", "Run", "Predictions", "TrainConfig", "build_config", "__version__"]
+__all__ = ["train", "load_run", "describe", "add_classes", "Run", "Predictions", "TrainConfig", "build_config",
+           "__version__"]
 
 _LAZY = {"train": ("textclf.api", "train"), "describe": ("textclf.api", "describe"),
+         "add_classes": ("textclf.api", "add_classes"),
          "load_run": ("textclf.api", "load_run"), "Run": ("textclf.api", "Run"),
          "Predictions": ("textclf.predictions", "Predictions"),
          "TrainConfig": ("textclf.config", "TrainConfig"), "build_config": ("textclf.config", "build_config")}

@@ -111,3 +111,40 @@ def describe(dataset: str = "digits", prompt_type: Optional[str] = "1", *, descr
         result = run_describe(opts, on_event)
         texts[opts.prompt.name] = {c: list(result.file.descriptions[c]) for c in opts.class_names}
     return next(iter(texts.values())) if len(texts) == 1 else texts
+
+
+def add_classes(target: Union[str, Path], descriptions: Union[str, Path, dict, None] = None, *,
+                classes: Optional[list] = None, describer: Optional[str] = None, prompt_type: str = "1",
+                model: Optional[str] = None, base_url: Optional[str] = None, run: Union[str, Path, None] = None,
+                output: Union[str, Path, None] = None) -> dict:
+    """Add classes to a run (a new run dir) or an exported model (a new .onnx), from descriptions alone,
+    exactly as ``textclf classes add`` does; returns its report.
+
+    ``descriptions``: ``{class: [texts]}``, or a file (JSON or CSV); else ``describer`` writes them now for
+    ``classes``. An exported model needs ``run``, the run dir it was exported from. ``output`` defaults
+    to ``<target>-plus`` (``<model>-plus.onnx``) beside the target, never over it.
+    """
+    from textclf.errors import TextclfError, option
+
+    target = Path(target)
+    if not (target.is_dir() or target.is_file()):
+        raise TextclfError(f"'{target}' is neither a run dir nor an exported model")
+    if isinstance(descriptions, dict):
+        table, source = dict(descriptions), "python"
+    else:
+        from textclf.descriptions.request import new_class_descriptions
+
+        table, source = new_class_descriptions(descriptions, describer, classes, prompt_type, model, base_url)
+    onnx = target.suffix.lower() == ".onnx"
+    if output is None:  # beside the original, never over it
+        resolved = target.resolve()
+        output = resolved.with_name(f"{resolved.stem}-plus.onnx" if onnx else f"{resolved.name}-plus")
+    if not onnx:
+        from textclf.runs.classes import add_classes as add_to_run
+
+        return add_to_run(target, table, output, source=source)
+    if run is None:
+        raise TextclfError(f"adding classes to an ONNX model needs {option('run')} (the run dir it was exported from)")
+    from textclf.exports.onnx_classes import add_classes_onnx
+
+    return dict(add_classes_onnx(target, run, table, output), added_classes=list(table))

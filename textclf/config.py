@@ -228,6 +228,13 @@ def read_toml(path: str | Path) -> ConfigValues:
                                f"ignored; move {'it' if len(stray) == 1 else 'them'} into [train] "
                                f"(or drop the [train] header)")
         data = data["train"]
+    normalized: dict[str, list[str]] = {}
+    for key in data:
+        normalized.setdefault(key.replace("-", "_"), []).append(key)
+    twice = [spellings for spellings in normalized.values() if len(spellings) > 1]
+    if twice:
+        raise TextclfError(f"config file '{path}' sets {' and '.join(repr(k) for k in twice[0])}, one setting "
+                           f"spelled two ways; keep one of them")
     values = ConfigValues({k.replace("-", "_"): v for k, v in data.items()})
     values.source = str(path)
     return values

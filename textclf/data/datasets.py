@@ -117,6 +117,17 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(rest))
 
 
+def train_val_indices(labels: np.ndarray, val_fraction: float, train_fraction: float,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into a dataset's train split: a stratified seeded validation carve-out, then
+    ``train_fraction`` of the rest. A run's validation images are always these."""
+    val_idx, train_idx = stratified_indices(labels, val_fraction, seed)
+    if train_fraction < 1.0:
+        keep, _ = stratified_indices(labels[train_idx], train_fraction, seed + 1)
+        train_idx = train_idx[keep]
+    return train_idx, val_idx
+
+
 def check_trainable(ds: Dataset, train_idx: np.ndarray, *, val_fraction: float,
                     max_train: Optional[int] = None) -> None:
     """Refuse data that would "train" without learning anything: one class, or no training image

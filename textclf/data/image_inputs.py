@@ -9,8 +9,8 @@ literally (a file name may contain ``[`` or ``*``). Order is kept and duplicates
 
 from __future__ import annotations
 
-import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -42,6 +42,49 @@ def images_in_folder(folder: Path) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(root) / f for f in sorted(files) if is_image_name(Path(f))]
     return found
+
+
+def _segment_regex(segment: str) -> str:
+    """A regex for one path segment of a glob (``*`` and ``?`` never cross a ``/``; ``[...]`` kept)."""
+    out, i = [], 0
+    while i < len(segment):
+        ch = segment[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[" and segment.find("]", i + 2) > 0:  # a class; a "]" right after "[" is one of its members
+            end = segment.find("]", i + 2)
+            body = segment[i + 1:end].replace("\\", "\\\\")
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
+def glob_paths(pattern: str) -> list[str]:
+    """Paths matching a glob, sorted, as ``glob.glob(recursive=True)`` finds them but never through a symlinked
+    folder: ``**`` under a link back to a parent would list one image many times, or never end."""
+    parts = pattern.split("/")
+    fixed = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), len(parts))
+    base = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
+    rest = parts[fixed:]
+    regex = "".join("(?:[^/]+/)*" if part == "**" else _segment_regex(part) + "/" for part in rest)
+    rx = re.compile((regex + "[^/]+" if rest and rest[-1] == "**" else regex.rstrip("/")) + "$")
+    hidden_ok = any(part.startswith(".") for part in rest)
+    found = []
+    for root, dirs, files in os.walk(base, followlinks=False):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        rel_root = os.path.relpath(root, base)
+        for name in dirs + files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if not hidden_ok and any(seg.startswith(".") for seg in rel.split("/")):
+                continue
+            if rx.match(rel):
+                found.append(os.path.join(base, rel) if base != "." or pattern.startswith("./") else rel)
+    return sorted(found)
 
 
 def read_path_list(text: str) -> list[str]:
@@ -93,7 +136,7 @@ def expand_inputs(items: Iterable[str], stdin_text: Optional[str] = None,
         elif Path(item).exists() or not (_GLOB_CHARS & set(item)):
             literal(item)
         else:
-            matches = sorted(glob.glob(item, recursive=True))
+            matches = glob_paths(item)
             if not matches:
                 out.append(Missing(item, "no files match this pattern"))
             for m in matches:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, option
 
 TEMPERATURE_RANGE = (0.0, 2.0)  # what OpenAI-compatible servers accept
 
@@ -40,20 +40,20 @@ class DescribeRequest:
 
     def check(self) -> "DescribeRequest":
         """Every number in range (one line naming the option otherwise)."""
-        def bad(option: str, value, allowed: str) -> TextclfError:
-            return TextclfError(f"{option} {value!r} is invalid: expected {allowed}")
+        def bad(name: str, value, allowed: str) -> TextclfError:
+            return TextclfError(f"{option(name)} {value!r} is invalid: expected {allowed}")
 
-        for option, value in (("--samples", self.samples), ("--concurrency", self.concurrency)):
+        for name, value in (("samples", self.samples), ("concurrency", self.concurrency)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(option, value, "an integer >= 1")
+                raise bad(name, value, "an integer >= 1")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise bad("--max-retries", self.max_retries, "an integer >= 0")
+            raise bad("max_retries", self.max_retries, "an integer >= 0")
         if not (isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout) and self.timeout > 0):
-            raise bad("--timeout", self.timeout, "a number of seconds > 0")
+            raise bad("timeout", self.timeout, "a number of seconds > 0")
         low, high = TEMPERATURE_RANGE
         if self.temperature is not None and not (isinstance(self.temperature, (int, float))
                                                  and low <= self.temperature <= high):
-            raise bad("--temperature", self.temperature, f"a number in [{low:g}, {high:g}]")
+            raise bad("temperature", self.temperature, f"a number in [{low:g}, {high:g}]")
         return self
 
 
@@ -96,3 +96,42 @@ def plan(request: DescribeRequest) -> tuple[list, Optional[str]]:
                                max_retries=request.max_retries, force=request.force, api_key=request.api_key)
                for prompt, path in zip(prompts, paths)]
     return options, note
+
+
+def new_class_descriptions(file=None, describer: Optional[str] = None, classes: Optional[list] = None,
+                           prompt_type: str = "1", model: Optional[str] = None,
+                           base_url: Optional[str] = None) -> tuple[dict, str]:
+    """``({class: [texts]}, source)`` of classes to add: from a file (JSON or CSV; ``classes`` picks some),
+    or written now by a describer for each of ``classes``. Names are distinct and without spaces around."""
+    import tempfile
+
+    classes = [str(c) for c in (classes or [])]
+    padded = [c for c in classes if c != c.strip() or not c.strip()]
+    if padded:
+        raise TextclfError(f"class {padded[0]!r} has spaces around its name (or none); write it as "
+                           f"{padded[0].strip()!r}")
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise TextclfError(f"class '{twice[0]}' is given twice; give each class to add once")
+    if file is not None:
+        if describer is not None:
+            raise TextclfError("give either a descriptions file or a describer with classes, not both")
+        from textclf.descriptions.tables import read_description_table
+
+        table = read_description_table(file)
+        unknown = [c for c in classes if c not in table]
+        if unknown:
+            raise TextclfError(f"{file} has no description for class '{unknown[0]}'")
+        return ({c: table[c] for c in classes} if classes else table), str(file)
+    if describer is None or not classes:
+        raise TextclfError(f"no descriptions: give a file ({option('descriptions')}), or a describer "
+                           f"({option('describer')}) and the classes to describe")
+    from textclf.descriptions.engine import DescribeOptions, run_describe
+    from textclf.descriptions.prompts import prompts_for
+
+    with tempfile.TemporaryDirectory(prefix="textclf-classes-") as tmp:
+        result = run_describe(DescribeOptions(dataset="added-classes", class_names=classes,
+                                              prompt=prompts_for(prompt_type)[0], describer=describer,
+                                              out=Path(tmp) / "new.json", model=model,
+                                              base_url=server_url(base_url)))
+        return {c: list(result.file.descriptions[c]) for c in classes}, f"describer:{describer}"

@@ -7,6 +7,7 @@ run unreadable to colleagues on a shared machine.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -62,9 +63,25 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
         os.replace(tmp_path, target)
     except OSError as exc:
         raise _naming(exc, target) from None
+    except Exception as exc:  # a library's own error for a failed write (safetensors: SafetensorError)
+        disk = _disk_error(exc)
+        if disk is None:
+            raise
+        raise OSError(disk, os.strerror(disk), str(target)) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_DISK_ERRORS = {errno.ENOSPC: ("No space left on device", "os error 28", "StorageFull"),
+                errno.EROFS: ("Read-only file system", "os error 30", "ReadOnlyFilesystem"),
+                errno.EDQUOT: ("Disk quota exceeded", "os error 122", "FilesystemQuotaExceeded")}
+
+
+def _disk_error(exc: BaseException):
+    """The errno of a full, read-only or over-quota disk that a library reports in its own exception, or None."""
+    text = str(exc)
+    return next((code for code, words in _DISK_ERRORS.items() if any(w in text for w in words)), None)
 
 
 def _naming(exc: OSError, target: Path) -> OSError:

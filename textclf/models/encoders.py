@@ -82,10 +82,24 @@ def build_image_encoder(name: str, pretrained: bool = True, *, input_size: Optio
         return _SCOPE[key]
     plugin, argument, spec = image_spec(name, pretrained)
     module = _create(plugin, argument, pretrained, name, input_size).eval()
+    check_input_size(name, module, input_size or spec.preprocessing.input_size)
     encoder = ImageEncoder(name, plugin, argument, spec, module, weights_hash(module))
     if shared and _SCOPE is not None:
         _SCOPE[key] = encoder
     return encoder
+
+
+def check_input_size(name: str, module, size: int) -> None:
+    """One zero image of ``size`` through the backbone: an architecture that cannot take it (a ViT patch larger
+    than the image, a CNN that pools below one pixel) is a one-line error before any work, naming the size."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, 3, size, size))
+    except RuntimeError as exc:
+        raise TextclfError(f"image backbone '{name}' cannot take {size}x{size} images "
+                           f"({str(exc).splitlines()[0][:160]}); use a larger --image-size") from None
 
 
 def build_text_encoder(name: str, pretrained: bool = True, *, shared: bool = False) -> TextEncoder:

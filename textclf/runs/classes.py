@@ -15,7 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, option
 
 COPIED = ("config.toml", "classes.json", "train_metrics.json", "history.jsonl", "history.csv")
 
@@ -65,8 +65,6 @@ def _text_tower(run):
 
 def class_features(run, descriptions: dict[str, list[str]]):
     """Raw (n, text_dim) text features of new classes (mean over each class's descriptions)."""
-    import torch
-
     from textclf.models.text_tower import class_text_mean, encode_per_class
 
     names = list(descriptions)
@@ -74,17 +72,68 @@ def class_features(run, descriptions: dict[str, list[str]]):
     return class_text_mean(feats)
 
 
+def check_can_add(run) -> None:
+    """Refuse a run whose text head cannot place a class it has no images of.
+
+    A no-text run never trained its text head; the projected head learned a text projection for its
+    own classes only, so a new description lands where none of its images will (measured on
+    Fashion-MNIST: predict then answers the new class for nearly every image, or for none). The open
+    head maps images into the frozen text space, where any description is placed as it is.
+    """
+    cfg = run.config
+    remedy = "train the run with --preset open (or --text-head open) to add classes from their descriptions"
+    if not cfg.text_used:
+        raise TextclfError(f"run '{run.root}' was trained without text (--clf-weight {cfg.clf_weight:g}): its text "
+                           f"head cannot place a new class; {remedy}")
+    if cfg.text_head != "open":
+        raise TextclfError(f"run '{run.root}' has the projected text head, trained for its own classes: a new "
+                           f"class's description would not land where its images do; {remedy}")
+
+
 def check_new(run, descriptions: dict[str, list[str]]) -> None:
-    """New classes must be new, named, and described."""
+    """New classes must be new, named without surrounding spaces, distinct, and described."""
     if not descriptions:
         raise TextclfError("no classes to add: give --descriptions FILE or --class NAME")
     known = run.vocabulary()[0]
-    clash = [c for c in descriptions if c in known]
-    if clash:
-        raise TextclfError(f"class '{clash[0]}' is already known to run '{run.root}' (its classes: {', '.join(known)})")
     for name, texts in descriptions.items():
-        if not name.strip() or not texts or not all(t.strip() for t in texts):
+        if not name.strip():
+            raise TextclfError("a class to add has an empty name")
+        if name != name.strip():
+            raise TextclfError(f"class {name!r} has spaces around its name; write it as {name.strip()!r}")
+        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise TextclfError(f"class '{name}' has no description; every added class needs at least one")
+    folded = {c.casefold(): c for c in known}
+    clash = [c for c in descriptions if c.casefold() in folded]
+    if clash:
+        raise TextclfError(f"class '{clash[0]}' is already known to run '{run.root}' as '{folded[clash[0].casefold()]}'"
+                           f" (its classes: {', '.join(known)})")
+
+
+def validation_accuracy(run, device: str = "cpu") -> dict:
+    """The served text head's accuracy on the run's validation images of its trained classes (over its whole
+    vocabulary: a class added by description can only lower it), and how many images that is."""
+    import numpy as np
+    import torch
+
+    from textclf.data.datasets import train_val_indices
+    from textclf.data.features import cached_features
+    from textclf.models.serving import serve_batches
+    from textclf.runs.datasets import load_eval_dataset
+
+    cfg = run.config
+    ds = load_eval_dataset(run)
+    _, val_idx = train_val_indices(ds.train.labels, cfg.val_fraction, cfg.train_fraction, cfg.seed)
+    labels = np.array([run.class_names.index(ds.class_names[y]) if ds.class_names[y] in run.class_names else -1
+                       for y in ds.train.labels[val_idx]])
+    rows = val_idx[labels >= 0]
+    if run.trained_backbone or not len(rows):
+        return {"images": 0, "accuracy": None}
+    feats, _ = cached_features(run.image_encoder(), ds.train, "train", ds.name, run.preprocessing,
+                               torch.device(device))
+    served = run.serving_model(torch.nn.Identity())
+    batches = [torch.from_numpy(np.array(feats[rows[s:s + 1024]], dtype=np.float32)) for s in range(0, len(rows), 1024)]
+    pred = serve_batches(served, batches).text_logits.argmax(1)
+    return {"images": int(len(rows)), "accuracy": round(float((pred == labels[labels >= 0]).mean()), 6)}
 
 
 def extended(run, descriptions: dict[str, list[str]]):
@@ -93,6 +142,7 @@ def extended(run, descriptions: dict[str, list[str]]):
 
     from textclf.runs.run import TrainedRun
 
+    check_can_add(run)
     check_new(run, descriptions)
     feats = class_features(run, descriptions)
     tensors = dict(run.tensors)
@@ -103,8 +153,12 @@ def extended(run, descriptions: dict[str, list[str]]):
     return TrainedRun(run.root, run.config, list(run.class_names), info, tensors)
 
 
-def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str = "") -> Path:
-    """Write a new run dir ``out``: ``run_dir`` plus classes known from ``descriptions`` alone."""
+def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str = "") -> dict:
+    """Write a new run dir ``out``: ``run_dir`` plus classes known from ``descriptions`` alone.
+
+    Returns a report: the new run dir, the classes added, and the text head's accuracy on the run's
+    validation images of its trained classes before and after the addition.
+    """
     from textclf.files.ownership import FolderLock, claim_folder
     from textclf.runs.run import open_run
     from textclf.runs.run_dir import FORMAT, RunFiles
@@ -113,13 +167,16 @@ def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str
     new = extended(run, descriptions)
     files = RunFiles(Path(out))
     if files.root.resolve() == run.root.resolve():
-        raise TextclfError(f"--output '{out}' is the run itself; a run with added classes is a new run dir")
-    claim_folder(files.root, files.run.name, FORMAT, "run dir", "--output")
+        raise TextclfError(f"{option('output')} '{out}' is the run itself; a run with added classes is a new run dir")
+    claim_folder(files.root, files.run.name, FORMAT, "run dir", option("output"))
+    before, after = validation_accuracy(run), validation_accuracy(new)
     with FolderLock(files.root, "run dir"):
         if files.model.exists():
-            raise TextclfError(f"'{out}' already holds a run; choose another --output")
+            raise TextclfError(f"'{out}' already holds a run; choose another {option('output')}")
         _write(run, new, files, descriptions, source)
-    return files.root
+    return {"run_dir": str(files.root), "added_classes": list(descriptions),
+            "validation": {"images": before["images"], "accuracy_before": before["accuracy"],
+                           "accuracy_after": after["accuracy"]}}
 
 
 def _write(run, new, files, descriptions: dict, source: str) -> None:

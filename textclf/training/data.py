@@ -15,17 +15,12 @@ import numpy as np
 import torch
 
 from textclf.config import TrainConfig
+from textclf.data.datasets import train_val_indices
 
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) indices into the dataset's train split: a stratified seeded val carve-out, then ``train_fraction``."""
-    from textclf.data import stratified_indices
-
-    val_idx, train_idx = stratified_indices(labels, config.val_fraction, config.seed)
-    if config.train_fraction < 1.0:
-        keep, _ = stratified_indices(labels[train_idx], config.train_fraction, config.seed + 1)
-        train_idx = train_idx[keep]
-    return train_idx, val_idx
+    """(train, val) indices into the dataset's train split for ``config`` (:func:`train_val_indices`)."""
+    return train_val_indices(labels, config.val_fraction, config.train_fraction, config.seed)
 
 
 @dataclass
