@@ -34,7 +34,7 @@ def command(
                                         "controls, \\[base] settings." + default_note("none")),
     preset: str = typer.Option(GRID.preset, "--preset", metavar=choices("preset"),
                                help="Settings every cell starts from."),
-    prompt_types: Optional[str] = _axis("--prompt-types", "prompt types", "1,2,3,4"),
+    prompt_types: Optional[str] = _axis("--prompt-types", "prompts (all, 1+3: ensembles)", "1,3,all"),
     clf_weights: Optional[str] = _axis("--clf-weights", "w_clf values", "0.8,0.5,0.2"),
     freeze_text: Optional[str] = _axis("--freeze-text", "text encoder frozen", "true,false"),
     negatives: Optional[str] = _axis("--negatives", "InfoNCE negatives", "one,all"),
@@ -109,6 +109,8 @@ def _show(summary: dict, plan, json_out: bool) -> None:
     if json_out:
         print_json({"out": str(out), **summary})
     elif plan.report.zero_shot_chance is not None:
+        headers, rows = zero_shot.split_rows(summary)
+        _print_summary("unseen accuracy % per held-out split (mean over seeds)", headers, rows, "", "")
         _print_summary(f"textclf ablate --zero-shot: {out} (chance {100 * summary['chance']:.1f}%)",
                        zero_shot.HEADERS, zero_shot.summary_rows(summary), summary["verdict"],
                        f"wrote {out}/results.csv, results.json, summary.md")
@@ -130,5 +132,6 @@ def _print_summary(title: str, headers, rows, verdict: str, written: str) -> Non
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     console.print(table)
-    console.print(verdict, highlight=False, markup=False)
-    console.print(written, highlight=False, markup=False)
+    for line in (verdict, written):
+        if line:
+            console.print(line, highlight=False, markup=False)

@@ -121,6 +121,11 @@ def _describe_one(opts, json_out: bool) -> tuple:
                 progress.done("describe")
 
         result = run_describe(opts, on_event)
+    if result.samples < opts.samples:
+        from textclf.cli._progress import note
+
+        note(f"describer '{opts.describer}' has {result.samples} text per class and prompt: --samples {opts.samples} "
+             f"gives {result.samples}")
     return opts.prompt, result, load_descriptions(result.path, opts.class_names)
 
 
@@ -140,7 +145,11 @@ def _print_table(dataset: str, prompt, result, checked) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from textclf.cli._progress import is_quiet
+
     with_tokens = "total_tokens" in result.usage  # servers that report no usage get no column
+    if is_quiet():  # -q: the summary line alone
+        with_tokens = False
     table = Table(title=escape(f"{dataset} / {prompt.name}"), title_justify="left")
     table.add_column("class", overflow="fold")
     table.add_column("words", justify="right")
@@ -153,7 +162,8 @@ def _print_table(dataset: str, prompt, result, checked) -> None:
             cells.append(_tokens(result.usage_by_class.get(c)))
         cells.append(escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
         table.add_row(*cells)
-    console.print(table)
+    if not is_quiet():
+        console.print(table)
     if with_tokens:  # a line of its own: a caption would wrap in the narrow table
         u = result.usage
         console.print(f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + {u.get('completion_tokens', 0):,} "

@@ -43,6 +43,8 @@ def command(
     onnx: Optional[Path] = typer.Option(None, "--onnx", metavar="MODEL.onnx",
                                         help="Evaluate an exported ONNX model instead of a run dir (needs --dataset)."
                                              + default_note("none")),
+    templates: str = typer.Option("photo", "--templates", metavar="photo|clip80|FILE",
+                                  help="--zero-shot: the class-name templates, averaged (clip80: CLIP's 80)."),
     zero_shot: bool = typer.Option(False, "--zero-shot",
                                    help="Score the zero-shot heads of the run's aligned image-text backbone pair "
                                         "(no training; RUN_DIR/metrics-zero-shot.json)."),
@@ -67,7 +69,7 @@ def command(
     if zero_shot:
         if onnx is not None or run_dir is None:
             raise TextclfError("--zero-shot needs RUN_DIR (a run whose backbones are one aligned pair), not --onnx")
-        doc, written = _evaluate_zero_shot(run_dir, dataset, split, device, json_out, baseline)
+        doc, written = _evaluate_zero_shot(run_dir, dataset, split, device, json_out, baseline, templates)
     elif onnx is not None:
         if run_dir is not None:
             raise TextclfError("give either RUN_DIR or --onnx MODEL.onnx, not both")
@@ -127,15 +129,18 @@ def _evaluate_run(run_dir: Path, dataset, split, device, plots, json_out, baseli
     return ev.metrics, written
 
 
-def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baseline=None) -> tuple[dict, dict]:
+def _evaluate_zero_shot(run_dir: Path, dataset, split, device, json_out, baseline=None,
+                        templates: str = "photo") -> tuple[dict, dict]:
     """The zero-shot heads of an aligned pair (no training): its own metrics file, never metrics.json."""
     from textclf.cli._progress import reporter, starting
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
+    from textclf.evaluation.templates import templates as template_set
 
     starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
-        ev = evaluate_zero_shot(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
+        ev = evaluate_zero_shot(run_dir, dataset=dataset, split=split, device=device, reporter=progress,
+                                templates=template_set(templates))
     return ev.metrics, _write(ev.metrics_path, ev.metrics, baseline, json_out)
 
 

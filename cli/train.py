@@ -41,7 +41,7 @@ def command(
     dataset: Optional[str] = _option("--dataset", "A dataset (textclf plugins), e.g. imagefolder:PATH.", "dataset"),
     image_backbone: Optional[str] = _option("--image-backbone", "Image encoder (textclf plugins).", "image_backbone"),
     text_backbone: Optional[str] = _option("--text-backbone", "Text encoder, or hf:MODEL_ID.", "text_backbone"),
-    prompt_type: Optional[str] = _option("--prompt-type", "Descriptions of prompt 1-4 (or a name).", "prompt_type"),
+    prompt_type: Optional[str] = _option("--prompt-type", "Prompt 1-4 (or a name); 1,3 or all: an ensemble.", "prompt_type"),
     descriptions: Optional[str] = typer.Option(None, "--descriptions", metavar="FILE.json", help="A descriptions "
                                                "file (instead of --prompt-type)." + default_note("none")),
     freeze_text: Optional[bool] = typer.Option(

@@ -29,6 +29,7 @@ def test_holdout_splits_are_a_seeded_draw_of_distinct_groups():
     assert all(len(s) == 2 and set(s) <= set(names) for s in splits)
 
 
+@pytest.mark.slow
 def test_zero_shot_grid_rows_and_paired_summary(workdir):
     result = CliRunner().invoke(app, ["ablate", "--zero-shot", "--preset", "tiny", "--epochs", "2",
                                       "--holdout-splits", "2", "--holdout-size", "2", "--holdout-shots", "0,1",
@@ -51,6 +52,11 @@ def test_zero_shot_grid_rows_and_paired_summary(workdir):
     assert all(r["classifier_unseen_accuracy"] for r in rows if r["cell"].startswith("no-text.k1"))
     md = (workdir / "zs" / "summary.md").read_text()
     assert "unseen acc" in md and "Chance: 50.0%" in md
+    # per held-out split: which classes, and each setting's mean unseen accuracy over the seeds
+    (first, second) = summary["splits"]
+    assert len(first["classes"]) == 2 and first["classes"] != second["classes"]
+    assert first["unseen_accuracy"]["type1|0"] == pytest.approx(sum(t1[:2]) / 2, abs=1e-6)
+    assert "Unseen accuracy % of each held-out split" in md and ", ".join(first["classes"]) in md
 
 
 def _setting(name, shots, vs_classname=None, vs_alone=None, chance_low=0.1):

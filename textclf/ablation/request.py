@@ -84,8 +84,6 @@ _AXIS_TYPES = {"clf_weight": float, "train_fraction": float, "temperature": floa
 
 def parse_axes(axes: dict) -> dict:
     """Axis values of the right types (prompt types by their registered names); empty axes dropped."""
-    from textclf.descriptions.prompts import normalize_prompt
-
     out = {}
     for axis, values in axes.items():
         items = split_values(values)
@@ -98,9 +96,19 @@ def parse_axes(axes: dict) -> dict:
         elif kind is not None:
             items = [_number(flag, kind, v) for v in items]
         elif axis == "prompt_type":
-            items = [normalize_prompt(str(v)) for v in items]
+            items = [_prompt_setting(str(v)) for v in items]
         out[axis] = items
     return out
+
+
+def _prompt_setting(value: str) -> str:
+    """A prompt type as a grid value: a registered prompt's name, or ``all`` (the four prompts' ensemble),
+    or prompts joined with ``+`` (``1+3``: an ensemble of those)."""
+    from textclf.descriptions.prompts import normalize_prompt
+
+    if value.lower() == "all":
+        return "all"
+    return ",".join(normalize_prompt(p) for p in value.split("+")) if "+" in value else normalize_prompt(value)
 
 
 def parse_seeds(value: Values) -> list[int]:

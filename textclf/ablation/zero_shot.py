@@ -86,7 +86,38 @@ def summarize(rows: list[dict], cells: list[Cell], chance: float) -> dict:
                 unseen, _replicates(rows, alone, "classifier_unseen_accuracy"))
         out.append(entry)
     return {"kind": "zero-shot", "chance": chance, "reference": REFERENCE, "settings": out,
-            "verdict": verdict(out)}
+            "splits": split_table(rows, groups), "verdict": verdict(out)}
+
+
+def split_table(rows: list[dict], groups: list[str]) -> list[dict]:
+    """Per held-out split (which classes it holds out): each setting's mean unseen accuracy over the seeds,
+    so a reader sees which classes the text can and cannot tell apart."""
+    import json
+
+    splits: dict[str, dict] = {}
+    for r in rows:
+        split = r["cell"].rsplit(".split", 1)[1]
+        held = json.loads(r["overrides"]).get("holdout_classes") if r.get("overrides") else None
+        entry = splits.setdefault(split, {"split": int(split), "classes": held, "unseen_accuracy": {}})
+        if r.get("unseen_accuracy") is not None:
+            entry["unseen_accuracy"].setdefault(r["group"], []).append(r["unseen_accuracy"])
+    table = []
+    for split in sorted(splits.values(), key=lambda e: e["split"]):
+        means = {g: round(float(np.mean(split["unseen_accuracy"][g])), 6) for g in groups
+                 if split["unseen_accuracy"].get(g)}
+        table.append({"split": split["split"], "classes": split["classes"], "unseen_accuracy": means})
+    return table
+
+
+def split_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """``(headers, rows)`` of the per-split table: held-out classes, then each setting's unseen accuracy %."""
+    groups = [f"{s['setting']}|{s['shots']}" for s in summary["settings"]]
+    several_k = len({s["shots"] for s in summary["settings"]}) > 1
+    headers = ["held out"] + [g.replace("|", " K=") if several_k else g.split("|")[0] for g in groups]
+    rows = [[", ".join(t["classes"] or [f"split {t['split']}"])]
+            + [f"{100 * t['unseen_accuracy'][g]:.1f}" if g in t["unseen_accuracy"] else "-" for g in groups]
+            for t in summary.get("splits", [])]
+    return headers, rows
 
 
 def _pp(d: Optional[dict]) -> str:
@@ -136,7 +167,13 @@ def verdict(settings: list[dict]) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """The grid's ``summary.md``: the table and the verdict."""
+    """The grid's ``summary.md``: the table, the verdict, and the unseen accuracy of every held-out split."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
-    return "\n".join(lines) + f"\n\nChance: {100 * summary['chance']:.1f}%. " + summary["verdict"] + "\n"
+    text = "\n".join(lines) + f"\n\nChance: {100 * summary['chance']:.1f}%. " + summary["verdict"] + "\n"
+    headers, rows = split_rows(summary)
+    if rows:
+        text += ("\nUnseen accuracy % of each held-out split (mean over seeds):\n\n"
+                 + "| " + " | ".join(headers) + " |\n" + "|" + "---|" * len(headers) + "\n"
+                 + "".join("| " + " | ".join(r) + " |\n" for r in rows))
+    return text

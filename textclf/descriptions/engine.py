@@ -86,6 +86,7 @@ class DescribeResult:
     seconds: float = 0.0
     usage: dict[str, int] = field(default_factory=dict)  # tokens this run's requests used (empty: none reported)
     usage_by_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    samples: int = 1  # distinct texts per class the describer can give, at most what was asked for
 
     @property
     def requests(self) -> int:
@@ -312,7 +313,7 @@ async def describe_async(opts: DescribeOptions,
         emit(DescribeEvent("plan", opts.prompt.name, total=len(run.plan), kept=sum(run.kept.values())))
         if not run.plan and existing is not None and existing.complete:
             return DescribeResult(Path(opts.out), existing, run.kept, run.fetched, run.label,
-                                  time.perf_counter() - started)
+                                  time.perf_counter() - started, samples=run.samples)
         writer = _Writer(Path(opts.out))
         await run.fetch_all(writer)
         final = run.build(complete=True)
@@ -320,7 +321,7 @@ async def describe_async(opts: DescribeOptions,
         writer.close()
         emit(DescribeEvent("finished", opts.prompt.name, total=len(run.plan)))
         return DescribeResult(Path(opts.out), final, run.kept, run.fetched, run.label,
-                              time.perf_counter() - started, run.usage, run.usage_by_class)
+                              time.perf_counter() - started, run.usage, run.usage_by_class, run.samples)
     finally:
         closer = getattr(desc, "aclose", None)
         if closer is not None:

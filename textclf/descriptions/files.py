@@ -224,6 +224,26 @@ def _prompt_name_or_raw(prompt: str, dataset: str, root: str) -> str:
         raise
 
 
+def prompt_list(prompt: str) -> list[str]:
+    """The prompts of a ``prompt_type`` setting: one (``"3"``), several (``"1,3"``), or ``"all"`` four."""
+    text = str(prompt).strip()
+    if text.lower() == "all":
+        return [f"type{i}" for i in range(1, 5)]
+    return [p.strip() for p in text.split(",") if p.strip()] or [text]
+
+
+def resolve_ensemble(dataset: str, class_names: list[str], prompt: str = "type1", path: str | None = None,
+                     root: str = DEFAULT_ROOT) -> tuple[dict[str, list[str]], str]:
+    """:func:`resolve_descriptions` for every prompt of ``prompt`` (:func:`prompt_list`), each class's texts
+    joined in prompt order: a description ensemble (CuPL's prompt types x samples). One prompt: as it is."""
+    prompts = prompt_list(prompt) if path is None else [prompt]
+    parts = [resolve_descriptions(dataset, class_names, name, path, root) for name in prompts]
+    if len(parts) == 1:
+        return parts[0]
+    joined = {c: [text for texts, _ in parts for text in texts[c]] for c in class_names}
+    return joined, " + ".join(source for _, source in parts)
+
+
 def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "type1",
                          path: str | None = None, root: str = DEFAULT_ROOT) -> tuple[dict[str, list[str]], str]:
     """Find and validate the descriptions for ``dataset`` and ``prompt``.

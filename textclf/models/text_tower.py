@@ -83,8 +83,22 @@ def encode_per_class(tower, descriptions: dict, class_names: list[str], device=N
 
 
 def class_text_mean(per_class: Sequence[torch.Tensor]) -> torch.Tensor:
-    """(C, D) class text features: the mean of each class's description features (``per_class[c]``: (n_c, D))."""
-    return torch.stack([f.mean(0) for f in per_class]).float()
+    """(C, D) class text features from each class's description features (``per_class[c]``: (n_c, D)).
+
+    Several descriptions (an ensemble of prompts and samples) are averaged as CuPL and "classification
+    by description" do: the direction is the normalised mean of the normalised features, so a long
+    description cannot outweigh a short one; the length is the descriptions' mean length, so what
+    follows (a trained projection) sees features of the usual scale. One description is kept as it is.
+    """
+    out = []
+    for f in per_class:
+        f = f.float()
+        if len(f) == 1:
+            out.append(f[0])
+            continue
+        direction = torch.nn.functional.normalize(torch.nn.functional.normalize(f, dim=-1).mean(0), dim=-1)
+        out.append(direction * f.norm(dim=-1).mean())
+    return torch.stack(out)
 
 
 class FrozenClassText(nn.Module):

@@ -14,13 +14,15 @@ from textclf.runtime.progress import Reporter
 def run_descriptions(config: TrainConfig, dataset_name: str, class_names: list[str]) -> tuple[dict, str]:
     """The descriptions this run trains with, after any ablation control. Returns ``(descriptions, source)``."""
     from textclf.descriptions.describers import offline_descriptions
-    from textclf.descriptions.files import resolve_descriptions
+    from textclf.descriptions.files import resolve_ensemble
 
     if config.text_control in ("classname", "random-words"):
-        desc = offline_descriptions(config.text_control, dataset_name, class_names, config.prompt_type,
+        from textclf.descriptions.files import prompt_list
+
+        desc = offline_descriptions(config.text_control, dataset_name, class_names, prompt_list(config.prompt_type)[0],
                                     seed=config.seed)
         return {c: list(desc[c]) for c in class_names}, f"control:{config.text_control}"
-    desc, source = resolve_descriptions(dataset_name, class_names, config.prompt_type, config.descriptions)
+    desc, source = resolve_ensemble(dataset_name, class_names, config.prompt_type, config.descriptions)
     if config.text_control == "shuffled":
         desc = {c: list(desc[other]) for c, other in zip(class_names, derangement(class_names, config.seed))}
         source = f"{source} (shuffled)"
