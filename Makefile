@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test test-slow test-all install bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,12 +23,21 @@ demo: $(STAMP)
 	$(BIN)/textclf export samples runs/demo --output demo_images -n 6
 	$(BIN)/textclf predict runs/demo/model.onnx demo_images/*.png --top-k 3
 
+# The fast tier (about two minutes on 2 cores): every test but those marked slow. test-slow runs the
+# slow ones (torchrun jobs, kills, real models), test-all both; CI runs test, then test-slow.
 # pytest exits 5 when it collects no test; that is not a failure of the code under test.
 # (make reports any failing recipe as exit 2, so the mapping has to happen here, not in .ci/run.)
+PYTEST = rc=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+NO_TESTS_OK = if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): treated as success"; rc=0; fi; exit $$rc
+
 test: $(STAMP)
-	@rc=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): treated as success"; rc=0; fi; \
-	exit $$rc
+	@$(PYTEST) -m "not slow" || rc=$$?; $(NO_TESTS_OK)
+
+test-slow: $(STAMP)
+	@$(PYTEST) -m slow || rc=$$?; $(NO_TESTS_OK)
+
+test-all: $(STAMP)
+	@$(PYTEST) || rc=$$?; $(NO_TESTS_OK)
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f; done

@@ -44,6 +44,7 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_two_by_two_grid_rows_and_statistics(workdir):
     cells = grid_cells({"clf_weight": [0.8, 0.5], "negatives": ["one", "all"]})
     summary = run_grid(cells, [0, 1], workdir / "out", base=BASE, preset="tiny")
@@ -126,6 +127,7 @@ def _start_grid(workdir: Path, out: Path, *, epochs: int, jobs: int, delay: str,
     return proc
 
 
+@pytest.mark.slow
 def test_killed_grid_resumes_without_rerunning_finished_cells(workdir):
     out = workdir / "out"
     proc = _start_grid(workdir, out, epochs=2, jobs=1, delay="0.7", wait_for="cells/*/seed0/result.json")
@@ -220,6 +222,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
                     reason="needs Linux /proc/PID/task/PID/children")
 def test_killed_parallel_grid_leaves_no_workers_behind(workdir):

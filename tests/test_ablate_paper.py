@@ -63,6 +63,7 @@ def test_an_invalid_cell_in_the_middle_fails_the_grid_before_any_run_dir_is_writ
     assert not (workdir / "out").exists() and not list(workdir.glob("**/model.safetensors"))
 
 
+@pytest.mark.slow
 def test_paper_grid_runs_end_to_end_on_the_tiny_preset(workdir):
     described = runner.invoke(app, ["describe", "--dataset", "synthetic", "--describer", "classname"])
     assert described.exit_code == 0, described.output  # the shuffled control needs descriptions to shuffle

@@ -19,16 +19,27 @@ runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
 
 
-@pytest.fixture()
-def cache(tmp_path, monkeypatch) -> Path:
-    """A cache with one good entry (tiny-cnn features of synthetic/train) made by a real run."""
+@pytest.fixture(scope="module")
+def filled_cache(tmp_path_factory) -> Path:
+    """A cache with one good entry (tiny-cnn features of synthetic/train) made by a real run, once per module."""
     from textclf.config import build_config
     from textclf.training.recipe import train
 
+    root = tmp_path_factory.mktemp("cache-module")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        train(build_config("tiny", None, {"epochs": 1, "device": "cpu"}), root / "run")
+    return root / "cache"
+
+
+@pytest.fixture()
+def cache(filled_cache, tmp_path, monkeypatch) -> Path:
+    """A private copy of that cache (tests damage and prune it), as $TEXTCLF_CACHE."""
     root = tmp_path / "cache"
+    shutil.copytree(filled_cache, root)
     monkeypatch.setenv("TEXTCLF_CACHE", str(root))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    train(build_config("tiny", None, {"epochs": 1, "device": "cpu"}), tmp_path / "run")
     return root
 
 
@@ -81,6 +92,7 @@ def _user_lookalikes(cache: Path) -> dict[str, bytes]:
     return content
 
 
+@pytest.mark.slow
 def test_ls_shows_entries_sizes_and_what_made_them(cache):
     listing = _ls()
     assert listing["root"] == str(cache)

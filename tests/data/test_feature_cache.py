@@ -35,6 +35,7 @@ def _cache_entries(cache: Path) -> list[Path]:
     return sorted((cache / "features").glob("*.npy"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path, cache_dir, damage):
     train(tiny(), tmp_path / "a")

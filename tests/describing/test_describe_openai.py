@@ -401,6 +401,7 @@ def _classes_on_disk(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_midway_leaves_valid_file_and_rerun_completes_the_rest(tmp_path, sig):
     out = tmp_path / "digits.json"

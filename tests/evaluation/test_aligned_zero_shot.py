@@ -41,6 +41,7 @@ def zero_epoch_run(tiny_open_clip, tmp_path):
     return run_dir
 
 
+@pytest.mark.slow
 def test_eval_zero_shot_writes_its_own_metrics_file(zero_epoch_run):
     result = runner.invoke(app, ["eval", "--zero-shot", str(zero_epoch_run), "--json"])
     assert result.exit_code == 0, result.output

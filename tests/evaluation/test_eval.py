@@ -207,6 +207,7 @@ def run(tiny_run, tmp_path, monkeypatch):
     return dst
 
 
+@pytest.mark.slow
 def test_eval_writes_metrics_figures_and_a_table(run):
     res = _invoke(run, "--device", "cpu")
     assert res.exit_code == 0, res.output
@@ -348,6 +349,7 @@ def test_an_untrained_run_still_evaluates_and_its_text_embeddings_are_the_initia
             assert im.format == "PNG"
 
 
+@pytest.mark.slow
 def test_another_split_and_another_compatible_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     a = _write_colour_folder(tmp_path / "colours_a", seed=1)

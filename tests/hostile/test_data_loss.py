@@ -140,6 +140,7 @@ def test_train_repoints_the_latest_symlink_it_made(private_env):
 
 # ---- 3. two writers into one run dir -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_writer_into_one_run_dir_exits_2_naming_the_holder(private_env):
     run = private_env / "run"
     procs = {seed: subprocess.Popen(slow_runs.command(0.5, ["train", "--preset", "tiny", "--epochs", "3", "--seed",

@@ -43,6 +43,7 @@ def test_resnet50_offline_names_the_torch_cache(hostile_env, tmp_path):
     assert snapshot(hostile_env) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["hf:sentence-transformers/all-mpnet-base-v2", "distilbert-base-uncased"])
 def test_hugging_face_text_backbones_offline_name_hf_home(hostile_env, tmp_path, backbone):
     # A subprocess: huggingface_hub reads HF_HOME and HF_HUB_OFFLINE once, when it is imported.

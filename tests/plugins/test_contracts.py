@@ -35,6 +35,7 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", IMAGE_BACKBONES)
 def test_image_backbone_contract(name, tmp_path):
     from textclf.config import build_config
@@ -168,6 +169,7 @@ def mixed_folder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILY_MODELS)
 def test_family_model_contract(family, request, mixed_folder, tmp_path):
     """Build (deterministic random weights), train one tiny epoch, eval, and export to ONNX with parity:

@@ -119,6 +119,7 @@ def digits_runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_two_ranks_train_digits_within_the_measured_bound(digits_runs, monkeypatch):
     root = digits_runs
     metrics = json.loads((root / "two" / "train_metrics.json").read_text())
@@ -141,6 +142,7 @@ def test_two_ranks_extract_one_cache_entry_equal_to_one_process(digits_runs):
     assert meta["count"] == 1347 and meta["size"] == (root / "cache2" / "features" / npy).stat().st_size
 
 
+@pytest.mark.slow
 def test_two_local_nodes_with_c10d_rendezvous(digits_runs):
     """Two agents (--nnodes 2, one process each) meet at 127.0.0.1: the same job as one node with two processes."""
     root = digits_runs
@@ -188,6 +190,7 @@ def _wait_for_epochs(run: Path, n: int, proc: subprocess.Popen, timeout: float =
     raise AssertionError(f"no {n} epochs within {timeout} s")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc")
 def test_streaming_backbone_training_resumes_after_the_job_is_killed(tmp_path):
     """--train-backbone last on tiny-cnn under 2 ranks: SIGKILL every process of the job, resume, finish."""
@@ -227,6 +230,7 @@ def _children(pid: int) -> dict[int, int]:
     return ranks
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc")
 def test_killing_one_rank_ends_the_job_with_a_clear_error_and_no_corrupt_file(tmp_path):
     env = job_env(tmp_path / "cache")
@@ -279,6 +283,7 @@ app(sys.argv[1:], prog_name="textclf")
 """
 
 
+@pytest.mark.slow
 def test_an_error_on_one_rank_ends_the_job_with_its_message(tmp_path):
     """Rank 1 fails alone in its second epoch: it says why, rank 0 repeats it (on another machine the
     user may see rank 0's output only), and the job ends at once."""
@@ -294,6 +299,7 @@ def test_an_error_on_one_rank_ends_the_job_with_its_message(tmp_path):
     assert any(e.endswith("(the job stopped because of it)") for e in errors), errors  # rank 0's line
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc")
 def test_ranks_stop_when_their_torchrun_agent_is_killed(tmp_path):
     """torchrun starts each rank in its own session, so a SIGKILLed agent cannot stop them: they notice
@@ -320,6 +326,7 @@ def test_ranks_stop_when_their_torchrun_agent_is_killed(tmp_path):
     assert not (run / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_ablation_over_two_ranks_gives_the_rows_of_one_process(tmp_path):
     args = ["ablate", "--preset", "tiny", "--clf-weights", "0.8,0.5", "--seeds", "2", "--epochs", "4",
             "--device", "cpu", "--json"]

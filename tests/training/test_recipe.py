@@ -117,6 +117,7 @@ def test_refuses_to_overwrite_a_finished_run(tmp_path):
 
 # ---- resume -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path, cache_dir):
     ref = tmp_path / "ref"
     train(tiny(epochs=4), ref)
@@ -201,6 +202,7 @@ def test_minilm_text_finetuning_one_short_epoch(tmp_path):
     assert not torch.equal(tensors["class_text_features"], tensors["class_text_features_init"])
 
 
+@pytest.mark.slow
 def test_paper_preset_builds_without_downloads(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached weights anywhere
     cfg = build_config("paper", None, {"pretrained": False})

@@ -42,6 +42,7 @@ def test_history_csv_matches_history_jsonl(tmp_path):
         assert {k: float(v) for k, v in row.items()} == pytest.approx({k: float(v) for k, v in line.items()})
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -76,6 +77,7 @@ def test_tensorboard_missing_is_a_clear_error_before_any_work(tmp_path, monkeypa
     assert res.exit_code == 2 and "valid choices: none, tensorboard" in res.output
 
 
+@pytest.mark.slow
 def test_run_files_are_readable_by_group_and_others_under_umask_022(tmp_path):
     old = os.umask(0o022)
     try:
