@@ -170,3 +170,15 @@ def test_python_310_gets_tomli_and_every_platform_one_onnxruntime(wheel):
         assert gpu.marker.evaluate(env) is wants_gpu, (plat, machine)
         assert cpu.marker.evaluate(env) is not wants_gpu, (plat, machine)  # exactly one of the two
 
+
+
+def test_no_source_file_is_ignored_by_git():
+    """A .gitignore rule once hid textclf/runs/ from every fresh clone; CI then failed on import."""
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    sources = [str(p.relative_to(root)) for folder in ("textclf", "cli", "plugins", "tests", "benchmarks")
+               for p in (root / folder).rglob("*.py") if "__pycache__" not in p.parts]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *sources], cwd=root,
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "", f"ignored by .gitignore: {out.stdout.split()}"
