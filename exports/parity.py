@@ -48,13 +48,14 @@ def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
     """``(logits, text_logits)`` of the PyTorch serving model over ``indices`` of ``split`` (float32, CPU)."""
     import torch
 
+    from textclf.data.decode import draft_size
     from textclf.data.preprocessing import preprocess_images, preprocess_module
     from textclf.exports.feeding import batches
 
     module = preprocess_module(prep)
     logits, text = [], []
     with torch.inference_mode():
-        for _, images in batches(split, indices, BATCH):
+        for _, images in batches(split, indices, BATCH, draft_size(prep)):
             out = serving(preprocess_images(images, prep, module))
             logits.append(out[0].float().numpy())
             text.append(out[3].float().numpy())
@@ -66,10 +67,11 @@ def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
 def onnx_outputs(session, input_meta: dict, prep, split, indices, reporter: Reporter = NULL,
                  task: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
     """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split``."""
+    from textclf.data.decode import draft_size
     from textclf.exports.feeding import batches, run_session
 
     logits, text = [], []
-    for _, images in batches(split, indices, BATCH):
+    for _, images in batches(split, indices, BATCH, draft_size(prep)):
         logits.append(run_session(session, input_meta, images, prep))
         text.append(run_session(session, input_meta, images, prep, "text_logits"))
         if task:

@@ -25,28 +25,12 @@ from textclf.runtime.progress import NULL, Reporter
 BATCH = 64
 
 
-def read_image(path) -> np.ndarray:
-    """An image file as a uint8 (H, W, 3) RGB array; an unreadable file is a TextclfError."""
-    from PIL import Image, UnidentifiedImageError
+def read_image(path, draft_size: Optional[int] = None) -> np.ndarray:
+    """An image file as a uint8 (H, W, 3) RGB array (:func:`textclf.data.decode.decode_image`); an
+    unreadable file is a TextclfError."""
+    from textclf.data.decode import decode_image
 
-    p = Path(path)
-    if not p.exists():
-        raise TextclfError("no such file")
-    if p.is_dir():
-        raise TextclfError("is a directory, not an image")
-    try:
-        with Image.open(p) as im:
-            im.load()
-            arr = np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
-    except UnidentifiedImageError:
-        raise TextclfError("not an image PIL can read") from None
-    except (Image.DecompressionBombError, MemoryError) as exc:
-        raise TextclfError(f"too large to decode ({type(exc).__name__}: {str(exc)[:120]}); resize it first") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise TextclfError(f"corrupt or truncated image ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise TextclfError(f"unusable image shape {arr.shape}")
-    return arr
+    return decode_image(path, draft_size)
 
 
 HEADS = ("classifier", "text", "ensemble")
@@ -181,8 +165,12 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
         raise TextclfError(f"--top-k must be >= 1, got {top}")
     if batch_size < 1:
         raise TextclfError(f"--batch-size must be >= 1, got {batch_size}")
+    from textclf.data.decode import draft_size
     from textclf.data.image_inputs import Missing
+    from textclf.data.preprocessing import Preprocessing
 
+    # JPEG drafts to the model's own size, as training decoded its images (one decoder, one rule).
+    draft = draft_size(Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {predictor.source}"))
     results: list[dict] = []
     reporter.task("predict", len(paths), f"predicting {len(paths)} images")
     for start in range(0, len(paths), batch_size):
@@ -192,7 +180,7 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
             name, error = (p.name, p.error) if missing else (str(p), None)
             if not missing:
                 try:
-                    images.append(read_image(p))
+                    images.append(read_image(p, draft))
                     where.append(len(results))
                     results.append({"file": name})
                     continue
@@ -215,6 +203,7 @@ def onnx_split_logits(model_path, dataset: str, split: str = "test", provider: s
     preprocessing recorded in the model's metadata.
     """
     from textclf.data import load_dataset
+    from textclf.data.decode import draft_size
     from textclf.data.preprocessing import Preprocessing
     from textclf.exports.feeding import batches, run_session
 
@@ -227,7 +216,7 @@ def onnx_split_logits(model_path, dataset: str, split: str = "test", provider: s
     prep = Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {model_path}")
     reporter.task("onnx", len(data), f"{Path(model_path).name} on {dataset} {split} ({len(data)} images)")
     logits = []
-    for _, images in batches(data, np.arange(len(data)), batch_size):
+    for _, images in batches(data, np.arange(len(data)), batch_size, draft_size(prep)):
         logits.append(run_session(predictor.session, predictor.input, images, prep))
         reporter.advance("onnx", len(images))
     reporter.done("onnx")

@@ -225,9 +225,11 @@ def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathL
 
 def feeds_from_split(split, indices, input_meta: dict, prep, batch: int = 32) -> list[dict]:
     """Input feeds for ``indices`` of a split, in batches, for calibration or evaluation."""
+    from textclf.data.decode import draft_size
     from textclf.exports.feeding import batches, feeds
 
-    return [feed for _, images in batches(split, indices, batch) for _, feed in feeds(input_meta, images, prep)]
+    return [feed for _, images in batches(split, indices, batch, draft_size(prep))
+            for _, feed in feeds(input_meta, images, prep)]
 
 
 def calibration_indices(n: int, n_calibration: int = 256, n_holdout: int = 256, seed: int = 0):

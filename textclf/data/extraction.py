@@ -14,11 +14,13 @@ from textclf.data.preprocessing import Preprocessing, preprocess_images, preproc
 
 def iter_inputs(split: Split, prep: Preprocessing, batch_size: int, indices=None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """Yield ``(indices, normalised float batch)`` over a split in order (each image resized on its own)."""
+    from textclf.data.decode import draft_size
+
     order = np.arange(len(split)) if indices is None else np.asarray(indices)
     module = preprocess_module(prep)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        yield idx, preprocess_images(split.read(idx), prep, module)
+        yield idx, preprocess_images(split.read(idx, draft_size(prep)), prep, module)
 
 
 def iter_features(backbone: torch.nn.Module, split: Split, prep: Preprocessing, device: torch.device,

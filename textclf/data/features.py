@@ -15,12 +15,17 @@ from textclf.data.preprocessing import Preprocessing
 
 def feature_key(encoder, split: Split, split_name: str, dataset_name: str, prep: Preprocessing,
                 dtype: str = "float32") -> dict:
-    """The parts of a feature-cache key: backbone identity, dataset content, split, preprocessing (and a float16 dtype)."""
+    """The parts of a feature-cache key: backbone identity, dataset content, split, preprocessing (and a float16
+    dtype; for image files, the decoder, whose rules set their pixels)."""
     parts = {"backbone": encoder.name, "weights_id": encoder.spec.weights_id, "weights_hash": encoder.weights_hash,
              "dataset": dataset_name, "fingerprint": split.fingerprint(), "split": split_name,
              "preprocess": prep.to_dict()}
     if dtype != "float32":  # float32 keys stay as they were, so existing caches stay valid
         parts["dtype"] = dtype
+    if split.paths is not None:  # files: their pixels depend on the decoder (EXIF, 16-bit, JPEG draft)
+        from textclf.data.decode import DECODER
+
+        parts["decode"] = dict(DECODER)
     return parts
 
 

@@ -56,14 +56,15 @@ def _dataset_class():
         batch share one size (the usual case), else each group's positions within the batch.
         """
 
-        def __init__(self, split):
+        def __init__(self, split, draft_size=None):
             self.split = split
+            self.draft_size = draft_size  # JPEG files decode at a reduced scale still >= it
 
         def __getitem__(self, rows):
             from textclf.data.preprocessing import group_by_shape
 
             rows = np.asarray(rows, dtype=np.int64)
-            images = self.split.read(rows)
+            images = self.split.read(rows, self.draft_size)
             labels = torch.from_numpy(np.asarray(self.split.labels[rows], dtype=np.int64))
             if isinstance(images, np.ndarray) and images.ndim == 4:
                 return len(rows), [(None, torch.from_numpy(np.ascontiguousarray(images)))], labels
@@ -101,22 +102,25 @@ class DeviceImages:
         return x
 
 
-def image_loader(split, batches: Sequence[np.ndarray], workers: int, device):
+def image_loader(split, batches: Sequence[np.ndarray], workers: int, device, draft_size: Optional[int] = None):
     """A DataLoader yielding ``(n, groups, labels)`` for each array of row indices in ``batches``, in order."""
     import torch
 
     # Its own generator: a DataLoader draws its workers' base seed from the global RNG otherwise,
     # shifting the dropout masks of training (runs must stay bit-identical).
     return torch.utils.data.DataLoader(
-        _dataset_class()(split), sampler=list(batches), batch_size=None, num_workers=workers,
+        _dataset_class()(split, draft_size), sampler=list(batches), batch_size=None, num_workers=workers,
         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
 
 
 def image_batches(split, batches: Sequence[np.ndarray], prep, device, workers: Optional[int] = None,
                   channels_last: bool = False) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:  # noqa: F821
     """``(inputs, labels)`` on ``device`` for each batch of rows: decoded in workers, preprocessed on the device."""
+    from textclf.data.decode import draft_size
+
     images = DeviceImages(prep, device, channels_last)
-    for n, groups, labels in image_loader(split, batches, resolve_workers(workers, split, device), device):
+    loader = image_loader(split, batches, resolve_workers(workers, split, device), device, draft_size(prep))
+    for n, groups, labels in loader:
         yield images(n, groups), labels.to(device, non_blocking=True)
 
 

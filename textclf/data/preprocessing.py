@@ -192,13 +192,3 @@ def group_by_shape(images: Sequence[np.ndarray]) -> dict[tuple, list[int]]:
     for i, im in enumerate(images):
         groups.setdefault(tuple(im.shape), []).append(i)
     return groups
-
-
-def as_rgb_array(image) -> np.ndarray:
-    """A PIL image (or an array) as a writable uint8 (H, W, 3) RGB array."""
-    if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=-1)
-        return np.array(arr, dtype=np.uint8)
-    return np.array(image.convert("RGB"), dtype=np.uint8)

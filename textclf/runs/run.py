@@ -185,8 +185,8 @@ class Run:
         """
         import numpy as np
 
-        from textclf.data.preprocessing import as_rgb_array
-        from textclf.exports.predict import Predictor, choose_head, read_image
+        from textclf.data.decode import decode_image, draft_size, to_rgb_array
+        from textclf.exports.predict import Predictor, choose_head
         from textclf.exports.predict import top_k as best
 
         head = choose_head(head, self.open_set)
@@ -195,7 +195,8 @@ class Run:
                               branch=self.serving_model(), head=head)
         arrays, labels = [], []
         for i, image in enumerate(images):
-            arrays.append(as_rgb_array(image) if isinstance(image, np.ndarray) else read_image(image))
+            arrays.append(to_rgb_array(image) if isinstance(image, np.ndarray)
+                          else decode_image(image, draft_size(self.preprocessing)))
             labels.append(f"<array {i}>" if isinstance(image, np.ndarray) else str(image))
         probs = predictor.probabilities(arrays)
         return [{"file": label, "top": best(row, names, top_k)} for label, row in zip(labels, probs)]
