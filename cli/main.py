@@ -29,12 +29,30 @@ class TextclfApp(typer.Typer):
 
     def __call__(self, *args, **kwargs):
         safe_streams()
+        _quick_shutdown()
         try:
             return super().__call__(*args, **kwargs)
         except (SystemExit, KeyboardInterrupt) + passthrough_exceptions():
             raise
         except Exception as exc:
             raise SystemExit(report_failure(exc)) from None
+
+
+def _quick_shutdown() -> None:
+    """Freeze the garbage collector when the process exits (registered once, by the command's process).
+
+    At shutdown the interpreter's collector walks every object that torch, timm and transformers
+    created: about a second after ``textclf train`` on a 2-core machine (measured: 0.55 s for
+    ``import torch`` alone, 0.15 s frozen). Frozen objects are left to the OS, which frees the
+    memory anyway; objects freed by reference counting (files, locks) are finalised as before, and
+    every output is written and flushed before ``atexit`` runs.
+    """
+    import atexit
+    import gc
+
+    if not getattr(_quick_shutdown, "done", False):
+        _quick_shutdown.done = True  # type: ignore[attr-defined]
+        atexit.register(gc.freeze)
 
 
 app = TextclfApp(
