@@ -76,6 +76,13 @@ def preset_value(name: str):
     return field.default_factory()  # type: ignore[misc]
 
 
+def choices_text(name: str) -> str:
+    """The valid values of a :class:`~textclf.config.TrainConfig` field, from the library's ``CHOICES``: ``a | b``."""
+    from textclf.config import CHOICES
+
+    return " | ".join(CHOICES[name])
+
+
 def preset_note(name: str, none: str = "none", true: str = "true", false: str = "false") -> str:
     """:func:`default_note` with the ``default`` preset's value: `` [default: 15 (preset default)]``."""
     value = preset_value(name)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
-from textclf.cli._help import default_note, preset_note
+from textclf.cli._help import choices_text, default_note, preset_note
 
 HELP = ("Train one run: image heads with a contrastive loss towards class descriptions.\n\n"
         "Settings come from a preset (--preset), then a TOML file (--config), then flags; "
@@ -101,6 +101,10 @@ def command(
     feature_dtype: Optional[str] = typer.Option(
         None, "--feature-dtype", help="Stored image features: float32 | float16 (half the disk and memory)."
         + preset_note("feature_dtype")),
+    extract_runtime: Optional[str] = typer.Option(
+        None, "--extract-runtime", help=f"What computes a frozen backbone's features: {choices_text('extract_runtime')} "
+                                        "(auto: ONNX Runtime where the backbone exports, else PyTorch)."
+        + preset_note("extract_runtime")),
     text_control: Optional[str] = typer.Option(
         None, "--text-control", help="Ablation control: none | classname | random-words | shuffled."
         + preset_note("text_control")),
@@ -140,7 +144,8 @@ def command(
         train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train, max_test=max_test,
         text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,
         holdout_classes=[c.strip() for c in holdout_classes.split(",") if c.strip()] if holdout_classes else None,
-        workers=workers, feature_dtype=feature_dtype, preset=preset).items() if v is not None}
+        workers=workers, feature_dtype=feature_dtype, extract_runtime=extract_runtime,
+        preset=preset).items() if v is not None}
     if resume:
         _check_resume(run_dir, overrides, config)
         from textclf.config import load_run_config
@@ -193,7 +198,7 @@ def command(
              if metrics["best_val_accuracy"] is not None else "-"),
             ("kept weights", f"epoch {metrics['selected_epoch']} ({metrics['select']}), val accuracy "
                              f"{metrics['selected_val_accuracy']:.4f}" if metrics["selected_val_accuracy"] is not None else "-"),
-            ("feature cache", {True: "hit", False: "miss (filled)", None: "not used (streaming)"}[metrics["feature_cache_hit"]]),
+            ("features", _features_row(metrics)),
             ("time", f"features {metrics['feature_seconds']:.1f}s, training {metrics['train_seconds']:.1f}s, "
                      f"total {metrics['total_seconds']:.1f}s")]
     for k, v in rows:
@@ -203,6 +208,17 @@ def command(
     console.print(table)
     if not is_quiet():
         console.print(f"next: textclf eval {run_dir}", highlight=False, markup=False)
+
+
+def _features_row(metrics: dict) -> str:
+    """``onnxruntime-cpu, 1,234 img/s (cache filled)``, ``cached (onnxruntime-cpu)`` or streaming."""
+    hit, runtime = metrics["feature_cache_hit"], metrics.get("feature_runtime")
+    if hit is None:
+        return "not cached (the backbone trains on images)"
+    if hit:
+        return f"cached ({runtime})"
+    rate = metrics.get("feature_images_per_second")
+    return f"{runtime}, {rate:,.0f} img/s (cache filled)" if rate else f"{runtime} (cache filled)"
 
 
 def _check_resume(run_dir: Optional[Path], overrides: dict, config: Optional[Path]) -> None:

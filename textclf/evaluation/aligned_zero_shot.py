@@ -142,7 +142,8 @@ def _split_features(run, split: str, dataset: Optional[str], device, reporter: R
     if run.trained_backbone:
         feats = extract_features(encoder.module, data, run.preprocessing, device, on_batch=on_batch)
     else:
-        feats, _ = cached_features(encoder, data, split, ds.name, run.preprocessing, device, on_batch=on_batch)
+        feats, _ = cached_features(encoder, data, split, ds.name, run.preprocessing, device, on_batch=on_batch,
+                                   runtime=run.config.extract_runtime, reporter=reporter)
     reporter.done("features")
     return data.labels.copy(), np.array(feats, dtype=np.float32), dataset or run.config.dataset  # a copy: the cache is read-only
 

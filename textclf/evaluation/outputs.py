@@ -75,7 +75,8 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
     if run.trained_backbone:
         feats = extract_features(encoder.module, data, prep, dev, on_batch=on_batch)
     else:
-        feats, _ = cached_features(encoder, data, split, ds.name, prep, dev, on_batch=on_batch)
+        feats, _ = cached_features(encoder, data, split, ds.name, prep, dev, on_batch=on_batch,
+                                   runtime=run.config.extract_runtime, reporter=reporter)
     reporter.done("features")
     model = run.model()
     logits, emb = [], []
