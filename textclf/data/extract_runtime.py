@@ -134,7 +134,7 @@ def runner(runtime: str, encoder, prep, device, threads: Optional[int] = None):
             graph = graph_session(encoder, prep, device_type(device), threads)
         except _Unavailable as exc:  # it was possible when planned (another rank, a cache cleared meanwhile)
             raise TextclfError(f"ONNX Runtime cannot run backbone '{encoder.name}': {exc}") from None
-        return OnnxRunner(graph.session, graph.dim)
+        return OnnxRunner(graph.session, graph.dim, device_type(device))
     return TorchRunner(encoder.module, device)
 
 
@@ -142,6 +142,7 @@ class TorchRunner:
     """PyTorch eager: a private copy of the backbone, channels-last, bf16 autocast on CUDA."""
 
     channels_last = True
+    preprocess_threads = None  # torch's own setting: the backbone runs in torch too
 
     def __init__(self, module, device):
         import torch
@@ -164,9 +165,11 @@ class OnnxRunner:
 
     channels_last = False
 
-    def __init__(self, session, dim: int):
+    def __init__(self, session, dim: int, device_kind: str = "cpu"):
         self.session = session
         self.dim = dim
+        # On the CPU, ONNX Runtime's threads use every core: torch preprocesses on one thread.
+        self.preprocess_threads = 1 if device_kind == "cpu" else None
 
     def __call__(self, x) -> np.ndarray:
         """(N, dim) float32 features of a batch."""
