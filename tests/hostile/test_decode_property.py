@@ -250,3 +250,23 @@ def test_broken_files_are_one_line_errors(tmp_path, content, message):
         decode_image(tmp_path / "missing.png")
     with pytest.raises(TextclfError, match="is a directory"):
         decode_image(tmp_path)
+
+
+def test_model_paths_draft_only_jpegs_many_times_the_model_size():
+    """draft_size(prep) leaves a 4x margin: a 500 x 375 photo at 96 px decodes in full (exact pixels);
+    a 1600 x 1200 one decodes at 1/2 and is still >= 4 x 96 on both sides."""
+    from textclf.data.decode import DRAFT_MARGIN, draft_size
+    from textclf.data.preprocessing import Preprocessing
+
+    prep = Preprocessing(96, (0.5,) * 3, (0.5,) * 3)
+    assert draft_size(prep) == DRAFT_MARGIN * 96 == 384
+    rng = np.random.default_rng(2)
+    medium = _saved(Image.fromarray(rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)), "JPEG")
+    np.testing.assert_array_equal(decode_image(medium, draft_size(prep)), decode_image(_rewound(medium)))
+    large = _saved(Image.fromarray(rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8)), "JPEG")
+    assert decode_image(large, draft_size(prep)).shape == (600, 800, 3)
+
+
+def _rewound(buf: io.BytesIO) -> io.BytesIO:
+    buf.seek(0)
+    return buf
