@@ -97,7 +97,7 @@ def command(
         None, "--max-test", help="Stratified subset of N test images." + preset_note("max_test", none="all")),
     workers: Optional[int] = typer.Option(
         None, "--workers", help="Processes decoding images (DataLoader workers); 0 decodes in the main "
-                                       "process." + default_note("every core with a GPU, half on the CPU; 0 for images in memory")),
+                                       "process." + default_note("every core with a GPU, a quarter on the CPU; 0 for images in memory")),
     feature_dtype: Optional[str] = typer.Option(
         None, "--feature-dtype", help="Stored image features: float32 | float16 (half the disk and memory)."
         + preset_note("feature_dtype")),
