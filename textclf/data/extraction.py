@@ -44,7 +44,7 @@ def iter_features(backbone: Optional[torch.nn.Module], split: Split, prep: Prepr
     try:
         with torch.inference_mode():
             for x, _ in image_batches(split, row_batches(order, batch_size), prep, device, workers,
-                                      channels_last=runner.channels_last):
+                                      channels_last=runner.channels_last, nchw=not runner.channels_last):
                 yield runner(x)
     finally:
         torch.set_num_threads(before)

@@ -82,12 +82,13 @@ def _dataset_class():
 class DeviceImages:
     """uint8 image groups -> one normalised float batch on ``device`` (the typed preprocessing, run there)."""
 
-    def __init__(self, prep, device, channels_last: bool = False):
+    def __init__(self, prep, device, channels_last: bool = False, nchw: bool = False):
         from textclf.data.preprocessing import preprocess_module
 
         self.prep = prep
         self.device = device
         self.channels_last = channels_last
+        self.nchw = nchw  # the consumer reads contiguous NCHW memory (ONNX Runtime)
         self.module = preprocess_module(prep).to(device)
 
     def __call__(self, n: int, groups) -> "torch.Tensor":  # noqa: F821
@@ -95,7 +96,13 @@ class DeviceImages:
         import torch
 
         if len(groups) == 1 and groups[0][0] is None:
-            x = self.module(groups[0][1].to(self.device, non_blocking=True))
+            images = groups[0][1].to(self.device, non_blocking=True)
+            if self.nchw:
+                # An NHWC view of NCHW memory: the module's permute then yields NCHW-contiguous floats,
+                # so ONNX Runtime gets them without a float copy (the uint8 one is 4x smaller; at
+                # 224 px the float copy cost ONNX Runtime's extraction about a fifth of its speed).
+                images = images.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
+            x = self.module(images)
         else:
             s = self.prep.input_size
             x = torch.empty((n, 3, s, s), dtype=torch.float32, device=self.device)
@@ -118,11 +125,13 @@ def image_loader(split, batches: Sequence[np.ndarray], workers: int, device, dra
 
 
 def image_batches(split, batches: Sequence[np.ndarray], prep, device, workers: Optional[int] = None,
-                  channels_last: bool = False) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:  # noqa: F821
-    """``(inputs, labels)`` on ``device`` for each batch of rows: decoded in workers, preprocessed on the device."""
+                  channels_last: bool = False, nchw: bool = False
+                  ) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:  # noqa: F821
+    """``(inputs, labels)`` on ``device`` for each batch of rows: decoded in workers, preprocessed on the device
+    (``channels_last`` or ``nchw``: the memory layout the model reads best; neither changes a value)."""
     from textclf.data.decode import draft_size
 
-    images = DeviceImages(prep, device, channels_last)
+    images = DeviceImages(prep, device, channels_last, nchw)
     loader = image_loader(split, batches, resolve_workers(workers, split, device), device, draft_size(prep))
     for n, groups, labels in loader:
         yield images(n, groups), labels.to(device, non_blocking=True)
