@@ -79,6 +79,9 @@ def test_an_entry_of_one_runtime_is_never_served_for_the_other(private_cache):
     assert [t.hit for t in first.values()] == [False, False]  # the ONNX Runtime run did not take torch's entry
     assert first["torch"].runtime == "torch-cpu" and first["onnxruntime"].runtime == "onnxruntime-cpu"
     assert len(list((private_cache / "features").glob("*.npy"))) == 2
+    from textclf.data.cache_admin import scan
+
+    assert sorted(e.info["runtime"] for e in scan(private_cache).entries) == ["onnxruntime-cpu", "torch-cpu"]
     again = {rt: _table(encoder, prep, split, rt) for rt in ("torch", "onnxruntime")}
     assert [t.hit for t in again.values()] == [True, True]
     np.testing.assert_array_equal(again["torch"].features, first["torch"].features)
