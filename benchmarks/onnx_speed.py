@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from textclf.exports.bench import compare_throughput
     from textclf.exports.onnx_export import export_run
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
     from textclf.runs.run import open_run
 
     with tempfile.TemporaryDirectory(prefix="textclf-onnx-speed-") as tmp:

@@ -8,7 +8,7 @@
     so only training is measured); also with the rows gathered through the memory map, as before;
 (c) images per second through the DataLoader with ``--workers 0`` against the default worker
     count: PNG decoding alone (the default for a GPU host: every core), and decoding plus
-    resizing to 224 px on the CPU (the default for CPU training: half the cores).
+    resizing to 224 px on the CPU (the default for CPU training: a quarter of the cores, 0 on 2 cores).
 
 Usage: python benchmarks/scale_cpu.py [--only a,b,c] [--rows 20000,200000]
 """
@@ -218,7 +218,7 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
     cpu = torch.device("cpu")
     batches = row_batches(np.arange(n_images), 32)
     # The defaults differ by device: with a GPU the CPU only decodes (every core a worker); on the
-    # CPU the main process resizes and runs the model (half the cores)
+    # CPU the main process resizes and the model's runtime uses every core (a quarter of the cores)
     defaults = {"decode": resolve_workers(None, split, torch.device("cuda")),
                 "decode_and_resize": resolve_workers(None, split, cpu)}
     runs = {"decode": lambda w: image_loader(split, batches, w, cpu),

@@ -54,6 +54,8 @@ def ls(
         backbone = e.info.get("backbone") or "?"
         if e.info.get("image_size"):
             backbone += f" @{e.info['image_size']}px"
+        if e.info.get("runtime", "torch-cpu") != "torch-cpu":
+            backbone += f" ({e.info['runtime']})"
         state = "ok" if e.status == "ok" else f"[red]{e.status}[/]: {escape(e.problem or '')}"
         table.add_row(e.key[:12], escape(f"{backbone}\n{where}"), str(e.info.get("images") or "-"),
                       human_bytes(e.bytes), human_age(now - e.modified), state)

@@ -85,6 +85,8 @@ def command(
                                           + default_note("from the cores")),
     feature_dtype: Optional[str] = _option("--feature-dtype", "How cached features are stored.", "feature_dtype",
                                            chosen=True),
+    extract_runtime: Optional[str] = _option("--extract-runtime", "What computes frozen features (auto: ONNX "
+                                             "Runtime where it can).", "extract_runtime", chosen=True),
     text_control: Optional[str] = _option("--text-control", "An ablation control's text.", "text_control",
                                           chosen=True),
     text_head: Optional[str] = _option("--text-head", "open: images in the frozen text space (new classes "
@@ -112,7 +114,8 @@ def command(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
         train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train,
         max_test=max_test, text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,
-        holdout_classes=_class_list(holdout_classes), workers=workers, feature_dtype=feature_dtype)
+        holdout_classes=_class_list(holdout_classes), workers=workers, feature_dtype=feature_dtype,
+        extract_runtime=extract_runtime)
     cfg = resolve_config(preset, config, settings, resume=resume, run_dir=run_dir)
     if print_config:
         import sys
@@ -167,8 +170,7 @@ def _print_summary(cfg, outcome) -> None:
             ("kept weights", f"epoch {metrics['selected_epoch']} ({metrics['select']}), val accuracy "
                              f"{metrics['selected_val_accuracy']:.4f}" if metrics["selected_val_accuracy"] is not None
              else "-"),
-            ("feature cache", {True: "hit", False: "miss (filled)", None: "not used (streaming)"}[
-                metrics["feature_cache_hit"]]),
+            ("features", _features_row(metrics)),
             ("time", f"features {metrics['feature_seconds']:.1f}s, training {metrics['train_seconds']:.1f}s, "
                      f"total {metrics['total_seconds']:.1f}s")]
     for k, v in rows:
@@ -176,3 +178,14 @@ def _print_summary(cfg, outcome) -> None:
     if outcome.tensorboard is not None:
         table.add_row("tensorboard", escape(f"tensorboard --logdir {outcome.tensorboard}"))
     console.print(table)
+
+
+def _features_row(metrics: dict) -> str:
+    """``onnxruntime-cpu, 1,234 img/s (cache filled)``, ``cached (onnxruntime-cpu)`` or streaming."""
+    hit, runtime = metrics["feature_cache_hit"], metrics.get("feature_runtime")
+    if hit is None:
+        return "not cached (the backbone trains on images)"
+    if hit:
+        return f"cached ({runtime})"
+    rate = metrics.get("feature_images_per_second")
+    return f"{runtime}, {rate:,.0f} img/s (cache filled)" if rate else f"{runtime} (cache filled)"

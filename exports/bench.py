@@ -83,7 +83,7 @@ def _best_ort_session(path, info, feed: dict, budget: float):
     The same choice as for PyTorch (:func:`_best_torch_threads`), so neither engine is timed
     in a setting that a busy machine makes pathological. GPU sessions are used as they are.
     """
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
 
     if info.provider != "cpu" or (os.cpu_count() or 1) <= 1:
         return info.session, "default"
@@ -100,7 +100,7 @@ def _best_ort_session(path, info, feed: dict, budget: float):
 def benchmark(run, model_path, provider: str = "cpu", batch_sizes: Sequence[int] = (1, 64), rounds: int = 5,
               seconds_per_round: float = 0.6, dataset=None, session_info=None, reporter: Reporter = NULL) -> dict:
     """img/s of PyTorch eager (NCHW and channels-last) and ONNX Runtime for each batch size."""
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
 
     info = session_info or create_session(str(model_path), provider)
     return compare_throughput(run, {"onnxruntime": (model_path, info)}, batch_sizes=batch_sizes, rounds=rounds,

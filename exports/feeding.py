@@ -9,7 +9,7 @@ and the outputs put back in order. Parity checks, calibration, benchmarks, ``eva
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -49,9 +49,11 @@ def run_session(session, input_meta: dict, images, prep, output: str = "logits",
     return session_outputs(session, input_meta, images, prep, [output], module)[output]
 
 
-def batches(split, indices: Sequence[int], size: int = 64) -> Iterator[tuple[np.ndarray, object]]:
-    """``(indices, images)`` chunks of a dataset split (images as :meth:`textclf.data.Split.read` gives them)."""
+def batches(split, indices: Sequence[int], size: int = 64,
+            draft_size: Optional[int] = None) -> Iterator[tuple[np.ndarray, object]]:
+    """``(indices, images)`` chunks of a dataset split (images as :meth:`textclf.data.Split.read` gives them,
+    JPEG files drafted to ``draft_size`` as training did when it is given)."""
     indices = np.asarray(indices)
     for start in range(0, len(indices), size):
         idx = indices[start:start + size]
-        yield idx, split.read(idx)
+        yield idx, split.read(idx, draft_size)

@@ -85,7 +85,7 @@ def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images:
     from textclf.files.atomic import atomic_path, write_json
     from textclf.exports.onnx_metadata import (apply_metadata, check_model_file, check_output_files, read_metadata,
                                                sidecar_path, text_head_metadata)
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
 
     check_output_files(out)
     model = onnx.load(str(model_path))

@@ -52,7 +52,7 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     sidecar ``<out>.json`` is written. ``atol`` None: :func:`default_atol`. Returns the report (paths,
     outputs, metadata, parity, quantization, provider, benchmark).
     """
-    from textclf.exports.sessions import check_choice, create_session, probe_provider
+    from textclf.runtime.onnx_sessions import check_choice, create_session, probe_provider
     from textclf.runtime.progress import NULL
     from textclf.runs.run import open_run
 
@@ -156,7 +156,7 @@ def _write_checked(run, model, meta: dict, out: Path, in_meta: dict, precision: 
     from textclf.files.atomic import atomic_path, write_json
     from textclf.errors import GateFailed
     from textclf.exports import parity as parity_mod
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
 
     parity = None
     with atomic_path(out) as tmp_path:

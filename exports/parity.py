@@ -48,13 +48,14 @@ def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
     """``(logits, text_logits)`` of the PyTorch serving model over ``indices`` of ``split`` (float32, CPU)."""
     import torch
 
+    from textclf.data.decode import draft_size
     from textclf.data.preprocessing import preprocess_images, preprocess_module
     from textclf.exports.feeding import batches
 
     module = preprocess_module(prep)
     logits, text = [], []
     with torch.inference_mode():
-        for _, images in batches(split, indices, BATCH):
+        for _, images in batches(split, indices, BATCH, draft_size(prep)):
             out = serving(preprocess_images(images, prep, module))
             logits.append(out.logits.float().numpy())
             text.append(out.text_logits.float().numpy())
@@ -66,10 +67,11 @@ def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
 def onnx_outputs(session, input_meta: dict, prep, split, indices, reporter: Reporter = NULL,
                  task: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
     """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split`` (one run per batch)."""
+    from textclf.data.decode import draft_size
     from textclf.exports.feeding import batches, session_outputs
 
     logits, text = [], []
-    for _, images in batches(split, indices, BATCH):
+    for _, images in batches(split, indices, BATCH, draft_size(prep)):
         out = session_outputs(session, input_meta, images, prep, ["logits", "text_logits"])
         logits.append(out["logits"])
         text.append(out["text_logits"])

@@ -24,28 +24,12 @@ from textclf.runtime.progress import NULL, Reporter
 BATCH = 64
 
 
-def read_image(path) -> np.ndarray:
-    """An image file as a uint8 (H, W, 3) RGB array; an unreadable file is a TextclfError."""
-    from PIL import Image, UnidentifiedImageError
+def read_image(path, draft_size: Optional[int] = None) -> np.ndarray:
+    """An image file as a uint8 (H, W, 3) RGB array (:func:`textclf.data.decode.decode_image`); an
+    unreadable file is a TextclfError."""
+    from textclf.data.decode import decode_image
 
-    p = Path(path)
-    if not p.exists():
-        raise TextclfError("no such file")
-    if p.is_dir():
-        raise TextclfError("is a directory, not an image")
-    try:
-        with Image.open(p) as im:
-            im.load()
-            arr = np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
-    except UnidentifiedImageError:
-        raise TextclfError("not an image PIL can read") from None
-    except (Image.DecompressionBombError, MemoryError) as exc:
-        raise TextclfError(f"too large to decode ({type(exc).__name__}: {str(exc)[:120]}); resize it first") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise TextclfError(f"corrupt or truncated image ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise TextclfError(f"unusable image shape {arr.shape}")
-    return arr
+    return decode_image(path, draft_size)
 
 
 HEADS = ("classifier", "text", "ensemble")
@@ -115,7 +99,7 @@ def choose_head(head: Optional[str], open_set: bool) -> str:
 def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
     """An exported ``.onnx`` file with textclf metadata, on ``provider``."""
     from textclf.exports.onnx_metadata import decode_metadata
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
 
     path = Path(model_path)
     if not path.is_file():
@@ -151,7 +135,7 @@ def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
 
 def load_predictor(model, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
     """``model``: an exported ``.onnx`` file or a run dir; ``head``: classifier | text | ensemble (None: its default)."""
-    from textclf.exports.sessions import check_choice
+    from textclf.runtime.onnx_sessions import check_choice
 
     check_choice(provider)
     if head is not None:
@@ -186,8 +170,12 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
     images are read and predicted ``batch_size`` at a time, so memory stays flat for any count.
     """
     check_predict_options(top, batch_size)
+    from textclf.data.decode import draft_size
     from textclf.data.image_inputs import Missing
+    from textclf.data.preprocessing import Preprocessing
 
+    # JPEG drafts to the model's own size, as training decoded its images (one decoder, one rule).
+    draft = draft_size(Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {predictor.source}"))
     results: list[dict] = []
     reporter.task("predict", len(paths), f"predicting {len(paths)} images")
     for start in range(0, len(paths), batch_size):
@@ -197,7 +185,7 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
             name, error = (p.name, p.error) if missing else (str(p), None)
             if not missing:
                 try:
-                    images.append(read_image(p))
+                    images.append(read_image(p, draft))
                     where.append(len(results))
                     results.append({"file": name})
                     continue

@@ -45,7 +45,7 @@ MAX_FLOAT_GROUPS = 6
 @contextmanager
 def _quiet():
     """onnxruntime.quantization logs through the root logger and prints; keep the library silent."""
-    from textclf.exports.sessions import capture_native_output
+    from textclf.runtime.onnx_sessions import capture_native_output
 
     root = logging.getLogger()
     level = root.level
@@ -130,7 +130,7 @@ class _Reader:
 
 
 def _logits(path: str, feeds: list[dict]) -> np.ndarray:
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
 
     session = create_session(path, "cpu").session
     return np.concatenate([session.run(["logits"], f)[0] for f in feeds]).astype(np.float64)
@@ -225,9 +225,11 @@ def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathL
 
 def feeds_from_split(split, indices, input_meta: dict, prep, batch: int = 32) -> list[dict]:
     """Input feeds for ``indices`` of a split, in batches, for calibration or evaluation."""
+    from textclf.data.decode import draft_size
     from textclf.exports.feeding import batches, feeds
 
-    return [feed for _, images in batches(split, indices, batch) for _, feed in feeds(input_meta, images, prep)]
+    return [feed for _, images in batches(split, indices, batch, draft_size(prep))
+            for _, feed in feeds(input_meta, images, prep)]
 
 
 def calibration_indices(n: int, n_calibration: int = 256, n_holdout: int = 256, seed: int = 0):

@@ -32,10 +32,11 @@ class Run(TrainedRun):
         these. ``head``: classifier | text | ensemble (default: the text head for a run that knows
         classes by description, else the classifier). Returns :class:`~textclf.predictions.Predictions`.
         """
+        from textclf.data.decode import draft_size
         from textclf.exports.predict import choose_head, run_predictor
         from textclf.predictions import Predictions, load_inputs
 
-        names, arrays = load_inputs(images)
+        names, arrays = load_inputs(images, draft_size(self.preprocessing))
         predictor = run_predictor(self, choose_head(head, self.open_set))
         probs = predictor.probabilities(arrays, batch_size)
         return Predictions(names, list(predictor.class_names), probs, predictor.head)

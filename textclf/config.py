@@ -37,6 +37,8 @@ CHOICES = {
     "text_head": ("projected", "open"),
     "head_init": ("random", "zero-shot"),
     "feature_dtype": ("float32", "float16"),
+    # Frozen-backbone feature extraction: ONNX Runtime where the backbone exports (auto), or a fixed runtime.
+    "extract_runtime": ("auto", "torch", "onnxruntime"),
 }
 
 # Value types of the schema (finite numbers: NaN and inf are refused everywhere).
@@ -102,6 +104,9 @@ class TrainConfig:
     # DataLoader processes decoding images; None: from the core count, 0: the main thread.
     workers: Optional[Annotated[int, Field(ge=0, le=256)]] = None
     feature_dtype: str = "float32"  # how cached image features are stored; float16 halves disk and memory
+    # What computes a frozen backbone's features: auto (ONNX Runtime where possible, else PyTorch) | torch |
+    # onnxruntime (textclf/data/extract_runtime.py); the feature cache keeps the runtimes apart.
+    extract_runtime: str = "auto"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -148,6 +153,9 @@ class TrainConfig:
             if padded:
                 raise TextclfError(f"holdout class {padded[0]!r} has spaces around it; write it as "
                                    f"{padded[0].strip()!r}")
+        if self.extract_runtime == "onnxruntime" and self.streams_images:
+            raise TextclfError(f"--extract-runtime onnxruntime extracts the features of a frozen backbone, but "
+                               f"--train-backbone {self.train_backbone} trains it on images; drop one of them")
         if self.holdout_shots and not self.holdout_classes:
             raise TextclfError(f"{option('holdout_shots')} {self.holdout_shots} needs {option('holdout_classes')} (the "
                                f"classes that keep {self.holdout_shots} training images each)")
@@ -394,8 +402,10 @@ def load_run_config(path: str | Path) -> TrainConfig:
     if missing:
         raise TextclfError(f"run config '{path}' is damaged: it has no {', '.join(missing)}; restore it or train "
                            f"the run again")
-    # Runs saved before `select` existed kept their best-validation epoch.
+    # Runs saved before `select` existed kept their best-validation epoch; runs saved before
+    # `extract_runtime` existed computed their features with PyTorch.
     values.setdefault("select", "best")
+    values.setdefault("extract_runtime", "torch")
     known = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in values.items() if k in known}
     check_values(values, {k: str(path) for k in values})

@@ -55,8 +55,10 @@ class Predictions:
         return frame
 
 
-def load_inputs(images: Any) -> tuple[list[str], list[np.ndarray]]:
-    """``(names, uint8 RGB arrays)`` for what ``Run.predict`` accepts; a bad input names itself and its position."""
+def load_inputs(images: Any, draft_size: int | None = None) -> tuple[list[str], list[np.ndarray]]:
+    """``(names, uint8 RGB arrays)`` for what ``Run.predict`` accepts; a bad input names itself and its position.
+
+    Files are decoded as ``textclf predict`` decodes them (JPEG drafted to ``draft_size``)."""
     from PIL import Image
 
     from textclf.data.image_inputs import images_in_folder
@@ -79,7 +81,7 @@ def load_inputs(images: Any) -> tuple[list[str], list[np.ndarray]]:
             items_here = [(_name(item, i), item)]
         for name, value in items_here:
             try:
-                arrays.append(_as_array(value))
+                arrays.append(_as_array(value, draft_size))
             except TextclfError as exc:
                 raise TextclfError(f"images[{i}] ({name}): {exc}") from None
             names.append(name)
@@ -92,16 +94,15 @@ def _name(item, i: int) -> str:
     return f"<array {i}>" if isinstance(item, np.ndarray) else f"<image {i}>"
 
 
-def _as_array(item) -> np.ndarray:
+def _as_array(item, draft_size: int | None = None) -> np.ndarray:
     from PIL import Image
 
-    from textclf.data.preprocessing import as_rgb_array
-    from textclf.exports.predict import read_image
+    from textclf.data.decode import decode_image, to_rgb_array
 
     if isinstance(item, (str, Path)):
-        return read_image(item)
+        return decode_image(item, draft_size)
     if isinstance(item, Image.Image):
-        return as_rgb_array(item)
+        return to_rgb_array(item)  # the one decoder's rules: EXIF orientation, 16-bit, alpha
     if isinstance(item, np.ndarray):
         return array_image(item)
     raise TextclfError(f"not an image: {type(item).__name__} (give a path, a PIL image or an array)")

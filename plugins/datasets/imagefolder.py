@@ -11,8 +11,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def _scan(folder: Path, classes: list[str], warnings: list[str]):
     import numpy as np
-    from PIL import Image
 
+    from textclf.data.decode import decode_image
+    from textclf.errors import TextclfError
     from textclf.plugin_api import Split
 
     paths, labels = [], []
@@ -24,13 +25,12 @@ def _scan(folder: Path, classes: list[str], warnings: list[str]):
             if p.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                # verify() checks little for JPEG (a truncated file passes), so decode for real;
-                # draft() lets JPEG decode at a reduced scale, which keeps the scan cheap.
-                with Image.open(p) as im:
-                    im.draft("RGB", (64, 64))
-                    im.load()
-            except Exception as exc:
-                warnings.append(f"skipped unreadable image {p}: {type(exc).__name__}")
+                # verify() checks little for JPEG (a truncated file passes), so decode for real, with
+                # the decoder training uses; a JPEG draft to 64 px keeps the scan cheap.
+                decode_image(p, draft_size=64)
+            except Exception as exc:  # whatever a damaged file raises: skipped and reported, not fatal
+                why = str(exc) if isinstance(exc, TextclfError) else type(exc).__name__
+                warnings.append(f"skipped unreadable image {p}: {why}")
                 continue
             paths.append(str(p))
             labels.append(ci)

@@ -40,6 +40,21 @@ def test_digits_has_ten_classes_and_a_fixed_stratified_split():
     assert _same_split(ds.train, again.train) and _same_split(ds.test, again.test)
 
 
+def test_digits_stored_split_and_pixels_are_scikit_learns():
+    """The plugin reads digits without importing scikit-learn; it must give what scikit-learn gives."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from textclf.plugins.datasets.digits import digits_table, split_mask
+
+    bunch = load_digits()
+    pixels, labels = digits_table()
+    np.testing.assert_array_equal(pixels, bunch.data)
+    np.testing.assert_array_equal(labels, bunch.target)
+    _, test = train_test_split(np.arange(len(labels)), test_size=0.25, stratify=bunch.target, random_state=0)
+    np.testing.assert_array_equal(np.flatnonzero(split_mask()), np.sort(test))
+
+
 def test_digits_train_and_test_do_not_overlap():
     from sklearn.datasets import load_digits
 

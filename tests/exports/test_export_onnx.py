@@ -277,7 +277,7 @@ def test_int8_with_preprocessing(tiny_run_8px, tmp_path):
 # --- providers ------------------------------------------------------------------------------
 
 def _cuda_usable() -> bool:
-    from textclf.exports.sessions import create_session, _probe_model
+    from textclf.runtime.onnx_sessions import create_session, _probe_model
     from textclf.errors import TextclfError
 
     try:
@@ -300,7 +300,7 @@ def test_provider_cuda_without_cuda_exits_2_naming_what_is_missing(tiny_run, tmp
 
 def test_provider_tensorrt_without_tensorrt_exits_2(tiny_run, tmp_path):
     from textclf.errors import TextclfError
-    from textclf.exports.sessions import _probe_model, create_session
+    from textclf.runtime.onnx_sessions import _probe_model, create_session
 
     try:
         create_session(_probe_model(), "tensorrt")
@@ -322,7 +322,7 @@ def test_provider_auto_says_which_provider_ran(tiny_run, tmp_path):
 
 
 def test_sessions_parse_missing_libraries_and_explain():
-    from textclf.exports.sessions import explain_missing, missing_libraries
+    from textclf.runtime.onnx_sessions import explain_missing, missing_libraries
 
     log = ("Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot open "
            "shared object file: No such file or directory\n... libcudnn.so.9: cannot open shared object file")
@@ -334,7 +334,7 @@ def test_sessions_parse_missing_libraries_and_explain():
 
 
 def test_cpu_session_uses_only_the_cpu_provider(tiny_run, tmp_path):
-    from textclf.exports.sessions import create_session
+    from textclf.runtime.onnx_sessions import create_session
 
     out = tmp_path / "c.onnx"
     _export_json(tiny_run, "--out", out)

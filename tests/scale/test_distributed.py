@@ -211,7 +211,7 @@ def test_workers_decode_files_into_the_same_inputs_as_the_main_process(tmp_path)
     from textclf.data.pipeline import cpu_cores
 
     assert resolve_workers(None, split, torch.device("cuda")) == min(8, cpu_cores())  # a GPU host: cores decode
-    assert resolve_workers(None, split, torch.device("cpu")) == min(8, cpu_cores() // 2)  # the rest runs the model
+    assert resolve_workers(None, split, torch.device("cpu")) == min(8, cpu_cores() // 4)  # the runtime uses every core
     assert resolve_workers(3, split) == 3
     assert resolve_workers(None, Split(np.zeros(2), images=np.zeros((2, 4, 4, 3), np.uint8))) == 0
 

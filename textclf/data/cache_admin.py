@@ -87,9 +87,11 @@ def _folder_bytes(path: Path) -> int:
 def _what_made_it(meta: dict) -> dict:
     parts = meta.get("key_parts") or {}
     pre = parts.get("preprocess") or {}
+    extract = parts.get("extract") if isinstance(parts.get("extract"), dict) else {}
     return {"backbone": parts.get("backbone"), "weights_id": parts.get("weights_id"),
             "dataset": parts.get("dataset"), "split": parts.get("split"), "images": meta.get("count"),
-            "image_size": pre.get("input_size"), "shape": meta.get("shape")}
+            "image_size": pre.get("input_size"), "shape": meta.get("shape"),
+            "runtime": extract.get("runtime", "torch-cpu")}  # keys without it: float32 PyTorch (older caches)
 
 
 def _read_sidecar(meta: Path):

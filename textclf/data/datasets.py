@@ -1,7 +1,8 @@
 """Dataset objects shared by the dataset plugins, and their resolution by name.
 
 A split holds either decoded uint8 images in memory (N, H, W, 3) or a list of file paths
-(image folders). Both hand out PIL images, so preprocessing follows from the backbone alone.
+(image folders, decoded by the one decoder, :mod:`textclf.data.decode`). Both hand out uint8 RGB
+arrays, so preprocessing follows from the backbone alone.
 """
 
 from __future__ import annotations
@@ -26,25 +27,32 @@ class Split:
         return len(self.labels)
 
     def pil(self, index: int):
-        """Image ``index`` as an RGB PIL image."""
+        """Image ``index`` as an RGB PIL image (decoded in full: no JPEG draft)."""
         from PIL import Image
 
-        if self.images is not None:
-            return Image.fromarray(self.images[index])
-        with Image.open(self.paths[index]) as im:
-            return im.convert("RGB")
+        return Image.fromarray(self.images[index] if self.images is not None else self._decode(index, None))
 
-    def read(self, indices: Sequence[int]):
+    def read(self, indices: Sequence[int], draft_size: Optional[int] = None):
         """uint8 RGB images ``indices``: an (N, H, W, 3) array, or a list of (H, W, 3) arrays for files.
 
-        File images keep their own sizes: preprocessing resizes each one on its own.
+        File images keep their own sizes: preprocessing resizes each one on its own. ``draft_size``
+        lets JPEG files decode at a reduced scale (:func:`textclf.data.decode.decode_image`); a
+        model's paths pass :func:`textclf.data.decode.draft_size` of its preprocessing.
         """
         idx = np.asarray(indices, dtype=np.int64)
         if self.images is not None:
             return np.ascontiguousarray(self.images[idx])
-        from textclf.data.preprocessing import as_rgb_array
+        return [self._decode(int(i), draft_size) for i in idx]
 
-        return [as_rgb_array(self.pil(int(i))) for i in idx]
+    def _decode(self, index: int, draft_size: Optional[int]) -> np.ndarray:
+        """File ``index`` through the one decoder; an unreadable file is a one-line error naming it."""
+        from textclf.data.decode import decode_image
+        from textclf.errors import TextclfError
+
+        try:
+            return decode_image(self.paths[index], draft_size)
+        except TextclfError as exc:
+            raise TextclfError(f"image '{self.paths[index]}': {exc}") from None
 
     def subset(self, indices: Sequence[int]) -> "Split":
         """A new split with only ``indices`` (order kept)."""

@@ -142,7 +142,13 @@ def _module_class():
 
         def forward(self, images):
             prep = self.prep
-            x = images.permute(0, 3, 1, 2).float() / 255.0
+            tracing = torch.jit.is_tracing()
+            x = images.permute(0, 3, 1, 2).float()
+            # In place where it is safe (eager, uint8 in: x is a new tensor): the same operations in the
+            # same order, so the same bits, without allocating (and page-faulting) a new batch per step;
+            # at 224 px that was a third of the preprocessing time. Traced for ONNX: out of place.
+            fresh = not tracing and images.dtype != torch.float32
+            x = x.div_(255.0) if fresh else x / 255.0
             s = prep.input_size
             if prep.resize == "squash":
                 if torch.jit.is_tracing() or tuple(x.shape[-2:]) != (s, s):
@@ -151,7 +157,9 @@ def _module_class():
                 x = self._resize_and_crop(x)
             if prep.interpolation == "bicubic":
                 x = x.clamp(0.0, 1.0)  # bicubic overshoots; timm/PIL clip to the pixel range
-            return (x - self.mean) / self.std
+            if not fresh:
+                return (x - self.mean) / self.std
+            return x.sub_(self.mean).div_(self.std)
 
     return PreprocessModule
 
@@ -203,13 +211,3 @@ def group_by_shape(images: Sequence[np.ndarray]) -> dict[tuple, list[int]]:
     for i, im in enumerate(images):
         groups.setdefault(tuple(im.shape), []).append(i)
     return groups
-
-
-def as_rgb_array(image) -> np.ndarray:
-    """A PIL image (or an array) as a writable uint8 (H, W, 3) RGB array."""
-    if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=-1)
-        return np.array(arr, dtype=np.uint8)
-    return np.array(image.convert("RGB"), dtype=np.uint8)

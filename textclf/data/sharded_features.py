@@ -21,8 +21,16 @@ from textclf.errors import TextclfError
 
 def sharded_features(cache, key: str, encoder, split, prep, device, ctx, describe: dict, dtype: str,
                      workers: Optional[int], on_batch: Optional[Callable[[int], None]],
-                     batch_size: int = 128) -> tuple[np.ndarray, bool]:
-    """``(features, hit)`` of ``split`` for every rank of ``ctx``; on a miss all ranks extract and rank 0 writes."""
+                     batch_size: int = 128, make_runner: Optional[Callable] = None,
+                     timing: Optional[dict] = None) -> tuple[np.ndarray, bool]:
+    """``(features, hit)`` of ``split`` for every rank of ``ctx``; on a miss all ranks extract and rank 0 writes.
+
+    ``make_runner()`` gives the callable that computes a batch's features (the runtime rank 0
+    chose for the job; None: the backbone in PyTorch eager); ``timing["seconds"]`` receives the
+    extraction's wall time on a miss.
+    """
+    import time
+
     lock = cache.lock(key) if ctx.is_main else None
 
     def look() -> bool:  # rank 0: a verified entry, or the lock to fill it
@@ -37,8 +45,10 @@ def sharded_features(cache, key: str, encoder, split, prep, device, ctx, describ
     try:
         hit = ctx.decide(look)
         if not hit:
+            t0 = time.perf_counter()
             shape = (len(split), int(encoder.spec.dim))
-            blocks = _gathered_blocks(encoder, split, prep, device, ctx, shape, dtype, workers, batch_size)
+            runner = make_runner() if make_runner is not None else None
+            blocks = _gathered_blocks(encoder, split, prep, device, ctx, shape, dtype, workers, batch_size, runner)
             if ctx.is_main:
                 def counted() -> Iterator[np.ndarray]:
                     for block in blocks:
@@ -51,6 +61,8 @@ def sharded_features(cache, key: str, encoder, split, prep, device, ctx, describ
                 for _ in blocks:
                     pass
             ctx.decide(lambda: True)  # every rank waits here until the entry is in place (or rank 0 failed)
+            if timing is not None:
+                timing["seconds"] = time.perf_counter() - t0
     finally:
         if lock is not None and lock.is_locked:
             lock.release()
@@ -62,8 +74,8 @@ def sharded_features(cache, key: str, encoder, split, prep, device, ctx, describ
     return arr, hit
 
 
-def _gathered_blocks(encoder, split, prep, device, ctx, shape: tuple[int, int], dtype: str, workers, batch_size: int
-                     ) -> Iterator[np.ndarray]:
+def _gathered_blocks(encoder, split, prep, device, ctx, shape: tuple[int, int], dtype: str, workers, batch_size: int,
+                     runner=None) -> Iterator[np.ndarray]:
     """Each rank extracts its shard batch by batch; rank 0 yields the rows in order (the others yield nothing)."""
     import torch
 
@@ -74,7 +86,8 @@ def _gathered_blocks(encoder, split, prep, device, ctx, shape: tuple[int, int], 
     world, rank = ctx.world, ctx.rank
     mine = np.arange(rank, n, world)
     steps = math.ceil(math.ceil(n / world) / batch_size)  # rank 0's shard is the longest: everyone takes as many steps
-    features = iter_features(encoder.module, split, prep, device, batch_size, rows=mine, workers=workers)
+    features = iter_features(encoder.module, split, prep, device, batch_size, rows=mine, workers=workers,
+                             runner=runner)
     np_dtype = np.dtype(dtype)
     for k in range(steps):
         count = len(mine[k * batch_size:(k + 1) * batch_size])

@@ -34,6 +34,7 @@ def onnx_split_outputs(model_path, dataset: str, split: str = "test", provider: 
     from textclf.exports.feeding import batches, session_outputs
     from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
 
+    from textclf.data.decode import draft_size
     from textclf.exports.predict import load_onnx_predictor
 
     predictor = load_onnx_predictor(model_path, provider, "classifier")
@@ -50,7 +51,7 @@ def onnx_split_outputs(model_path, dataset: str, split: str = "test", provider: 
     prep = Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {model_path}")
     reporter.task("onnx", len(data), f"{Path(model_path).name} on {dataset} {split} ({len(data)} images)")
     parts = []
-    for _, images in batches(data, np.arange(len(data)), batch_size):
+    for _, images in batches(data, np.arange(len(data)), batch_size, draft_size(prep)):
         parts.append(session_outputs(predictor.session, predictor.input, images, prep, OUTPUT_NAMES))
         reporter.advance("onnx", len(images))
     reporter.done("onnx")

@@ -56,7 +56,8 @@ def split_features(run, split: str = "test", dataset: Optional[str] = None, devi
     if run.trained_backbone:
         feats = extract_features(encoder.module, data, prep, dev, on_batch=on_batch)
     else:
-        feats, _ = cached_features(encoder, data, split, ds.name, prep, dev, on_batch=on_batch)
+        feats, _ = cached_features(encoder, data, split, ds.name, prep, dev, on_batch=on_batch,
+                                   runtime=run.config.extract_runtime, reporter=reporter)
     reporter.done("features")
     return ds, data, feats
 

@@ -129,7 +129,7 @@ def validation_accuracy(run, device: str = "cpu") -> dict:
     if run.trained_backbone or not len(rows):
         return {"images": 0, "accuracy": None}
     feats, _ = cached_features(run.image_encoder(), ds.train, "train", ds.name, run.preprocessing,
-                               torch.device(device))
+                               torch.device(device), runtime=run.config.extract_runtime)
     served = run.serving_model(torch.nn.Identity())
     batches = [torch.from_numpy(np.array(feats[rows[s:s + 1024]], dtype=np.float32)) for s in range(0, len(rows), 1024)]
     pred = serve_batches(served, batches).text_logits.argmax(1)

@@ -58,9 +58,10 @@ class TrainData:
         """Model inputs for rows of the train split: cached features, or normalised images."""
         if self.features is not None:
             return torch.from_numpy(np.ascontiguousarray(self.features[rows], dtype=np.float32))
+        from textclf.data.decode import draft_size
         from textclf.data.preprocessing import preprocess_images
 
-        return preprocess_images(self.split.read(rows), self.preprocessing)
+        return preprocess_images(self.split.read(rows, draft_size(self.preprocessing)), self.preprocessing)
 
     def batch(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(inputs, labels)`` for positions into ``train_idx`` (a shuffled slice of an epoch)."""

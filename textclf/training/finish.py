@@ -30,6 +30,7 @@ def write_run(recipe, train_seconds: float) -> dict:
         "best_epoch": best_epoch, "select": cfg.select, "selected_epoch": selected_epoch,
         "selected_val_accuracy": selected_val, "epochs": cfg.epochs, "n_train": recipe.data.n_train,
         "n_val": recipe.data.n_val, "feature_cache_hit": recipe.feature_cache_hit,
+        "feature_runtime": recipe.feature_runtime, "feature_images_per_second": recipe.feature_rate,
         "feature_seconds": recipe.feature_seconds, "train_seconds": round(train_seconds, 3),
         "total_seconds": round(time.perf_counter() - recipe.t_start, 3), "device": str(recipe.device),
     }

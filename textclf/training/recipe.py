@@ -126,28 +126,29 @@ class TrainingRecipe:
         train_idx, val_idx = holdout_rows(ds.train.labels, *split_indices(ds.train.labels, cfg), self.vocabulary,
                                           cfg.seed)
         self.data = TrainData(train_idx, val_idx, self.vocabulary.run_labels(ds.train.labels))
-        self.feature_cache_hit, self.feature_seconds = None, 0.0
+        self.feature_cache_hit, self.feature_seconds, self.feature_runtime, self.feature_rate = None, 0.0, None, None
         if cfg.streams_images:
             self.data.split, self.data.preprocessing = ds.train, self.preprocessing
         else:
             self.data.features = self._cached_train_features()
 
     def _cached_train_features(self) -> np.ndarray:
-        from textclf.data.features import cached_features
+        from textclf.data.feature_rows import row_reader
+        from textclf.data.features import feature_table
 
         ds, name = self.dataset, self.config.image_backbone
         t0 = time.perf_counter()
         self.reporter.task("features", len(ds.train), f"features {name} ({len(ds.train)} images)")
-        feats, hit = cached_features(self.image_encoder, ds.train, "train", ds.name, self.preprocessing, self.device,
-                                     on_batch=lambda n: self.reporter.advance("features", n),
-                                     dtype=self.config.feature_dtype, workers=self.config.workers, ctx=self.ctx)
+        table = feature_table(self.image_encoder, ds.train, "train", ds.name, self.preprocessing, self.device,
+                              on_batch=lambda n: self.reporter.advance("features", n), dtype=self.config.feature_dtype,
+                              workers=self.config.workers, ctx=self.ctx, runtime=self.config.extract_runtime,
+                              reporter=self.reporter)
         self.reporter.done("features")
-        self.feature_cache_hit, self.feature_seconds = hit, round(time.perf_counter() - t0, 3)
-        self.reporter.message("feature cache: hit (reused cached image features)" if hit
+        self.feature_cache_hit, self.feature_seconds = table.hit, round(time.perf_counter() - t0, 3)
+        self.feature_runtime, self.feature_rate = table.runtime, table.images_per_second
+        self.reporter.message("feature cache: hit (reused cached image features)" if table.hit
                               else "feature cache: miss (features computed and cached)")
-        from textclf.data.feature_rows import row_reader
-
-        return row_reader(feats)  # each batch reads its rows: memory stays flat however large the table
+        return row_reader(table.features)  # each batch reads its rows: memory stays flat however large the table
 
     def _setup_model(self) -> None:
         from textclf.models.classifier import build_model
