@@ -173,3 +173,26 @@ def test_the_api_takes_pil_images_in_any_mode(hostile_env, run_dir):
     predictions = run.predict(modes)
     assert predictions.probs.shape == (len(modes), 4) and np.allclose(predictions.probs.sum(1), 1, atol=1e-5)
     assert len(predictions.labels) == len(modes) and len(predictions.top_k(2)[0]) == 2
+
+
+def test_run_predict_takes_every_input_kind_and_the_same_pixels_agree(hostile_env, run_dir, tmp_path):
+    """A path, a folder (recursive), a PIL image, an array, a single input and a mixed list: one row per
+    image, named after its input, and the same pixels give the same probabilities whichever way they came."""
+    from PIL import Image
+
+    import textclf
+
+    run = textclf.load_run(run_dir)
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    (tmp_path / "folder" / "deeper").mkdir(parents=True)
+    Image.fromarray(pixels).save(tmp_path / "one.png")
+    Image.fromarray(pixels).save(tmp_path / "folder" / "deeper" / "two.png")
+    single = run.predict(tmp_path / "one.png")
+    assert single.inputs == [str(tmp_path / "one.png")] and single.probs.shape == (1, len(single.classes))
+    folder = run.predict(tmp_path / "folder")
+    assert folder.inputs == [str(tmp_path / "folder" / "deeper" / "two.png")]
+    mixed = run.predict([str(tmp_path / "one.png"), Image.fromarray(pixels), pixels, pixels / 255.0])
+    assert mixed.inputs == [str(tmp_path / "one.png"), "<image 1>", "<array 2>", "<array 3>"]
+    assert mixed.probs.shape == (4, len(mixed.classes)) and mixed.probs.dtype == np.float32
+    assert np.allclose(mixed.probs, single.probs[0], atol=1e-6) and np.allclose(folder.probs, single.probs)
+    assert len(mixed.labels) == 4 and [len(row) for row in mixed.top_k(3)] == [3] * 4
