@@ -7,7 +7,10 @@ and calibrated generalized H are reported with a 95% t-interval over (pair, seed
 (named in issue 24) and a seeded draw of others, made without looking at any result. Variants:
 
 - ``projected``: the paper's model (a text projection trained on the seen classes' descriptions);
-- ``open``: images mapped into the frozen MiniLM space (no trained text layer), the paper's loss;
+- ``open-on-projection``: images mapped into the frozen MiniLM space (no trained text layer), the paper's
+  loss, the classification head on that map (how the open head was built before issue 24);
+- ``default``: the default preset as ``--holdout-classes`` resolves it: the open head, the classification
+  head on the backbone features (``head_input = "auto"``), so cross-entropy does not bend the map;
 - ``open-all``: the same with every other class as InfoNCE negatives (the ``open`` preset);
 - ``linear-probe``: a reference, not a textclf head: ridge regression from the same cached Lite0 features
   of the seen classes' training images to their descriptions' MiniLM features (alpha by 5-fold CV on those
@@ -29,8 +32,11 @@ from pathlib import Path
 
 VARIANTS = {
     "projected": {"text_head": "projected"},
-    "open": {"text_head": "open"},
-    "open-all": {"text_head": "open", "negatives": "all"},
+    # The open head with the classification head on its embedding (what --preset open was before).
+    "open-on-projection": {"text_head": "open", "head_input": "projection"},
+    # The default preset as it resolves for --holdout-classes: the open head, the classifier on the features.
+    "default": {},
+    "open-all": {"text_head": "open", "negatives": "all"},   # --preset open
 }
 NAMED_PAIR = ["Trouser", "Sneaker"]
 

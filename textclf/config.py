@@ -29,12 +29,12 @@ else:  # Python 3.10: the same parser, from PyPI
 
 CHOICES = {
     "negatives": ("one", "all"),
-    "head_input": ("projection", "features"),
+    "head_input": ("auto", "projection", "features"),
     "train_backbone": ("none", "last", "all"),
     "device": ("auto", "cpu", "cuda"),
     "text_control": ("none", "classname", "random-words", "shuffled"),
     "select": ("last", "best"),
-    "text_head": ("projected", "open"),
+    "text_head": ("auto", "projected", "open"),
     "head_init": ("random", "zero-shot"),
     "feature_dtype": ("float32", "float16"),
     # Frozen-backbone feature extraction: ONNX Runtime where the backbone exports (auto), or a fixed runtime.
@@ -70,7 +70,10 @@ class TrainConfig:
     clf_weight: Unit = 0.8  # w_cont = 1 - clf_weight; 1.0 is the no-text control
     negatives: str = "one"
     temperature: Rate = 0.1
-    head_input: str = "projection"
+    # What the classification head reads. "auto": the backbone features under the open text head (its
+    # cross-entropy would otherwise bend the map into the text space; held-out Trouser/Sneaker 0.82 -> 0.96,
+    # benchmarks/open_vocab_heads.py), else the projected embedding (the paper's).
+    head_input: str = "auto"
     # zero-shot: the head starts as the class descriptions' zero-shot classifier, on L2-normalised
     # backbone features (needs one paired backbone, e.g. open-clip:<arch>:<tag>, as both backbones).
     head_init: str = "random"
@@ -96,7 +99,9 @@ class TrainConfig:
     pretrained: bool = True  # False: random backbone weights (tests; no download)
     # "projected": the paper's text projection, trained on the run's classes. "open": image embeddings
     # mapped into the frozen text space, so any new description is placed there without training.
-    text_head: str = "projected"
+    # "auto": open when classes are held out (the projected head cannot place them; see AUTO_OPEN_NOTE),
+    # else projected. validate() resolves it, so a run's config.toml records the head it trained.
+    text_head: str = "auto"
     # Classes whose images never reach training or validation (their descriptions are known):
     # recognising them from descriptions alone is measured by eval; holdout_shots keeps K train images each.
     holdout_classes: Optional[list[Name]] = None
@@ -142,7 +147,18 @@ class TrainConfig:
             if value not in choices:
                 raise unknown_choice(name.replace("_", "-"), str(value), choices)
         self._check_combinations()
+        self._resolve_text_head()
         return self
+
+    def _resolve_text_head(self) -> None:
+        """``text_head = "auto"``: the open head for held-out classes (with a note in ``extra``), else projected;
+        then ``head_input = "auto"``: the backbone features under the open head, else the projection."""
+        if self.text_head == "auto":
+            self.text_head = "open" if self.holdout_classes else "projected"
+            if self.holdout_classes:
+                self.extra = dict(self.extra, text_head_note=AUTO_OPEN_NOTE)
+        if self.head_input == "auto":
+            self.head_input = "features" if self.text_head == "open" else "projection"
 
     def _check_combinations(self) -> None:
         """Settings that mean something only together: a run must never record one that did nothing."""
@@ -163,6 +179,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """A TOML-safe dict (None values dropped)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != {}}
+
+
+# Why held-out classes get the open head unless --text-head says otherwise (benchmarks/open_vocab_heads.py).
+AUTO_OPEN_NOTE = ("text head: open, chosen for --holdout-classes: the projected head is trained on the seen "
+                  "classes only and places unseen ones worse (measured in docs/open-vocabulary.md); "
+                  "--text-head projected keeps it")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -112,6 +112,8 @@ class TrainingRecipe:
                         max_train=cfg.max_train)
         for warning in ds.warnings:
             self.reporter.message(warning)
+        if cfg.extra.get("text_head_note"):
+            self.reporter.message(cfg.extra["text_head_note"])
         self.dataset = ds
         self.vocabulary = vocabulary(cfg, list(ds.class_names))
         self.class_names = self.vocabulary.trained
