@@ -15,9 +15,7 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS]
 
-# Options the app's top level parses and its parser accepts anywhere before a `--` (cli/main.py
-# moves -q/-v/--debug in front of the command), and the help options of every command.
-GLOBAL_ANYWHERE = {"-q", "--quiet", "-v", "--verbose", "--debug"}
+# The help options of every command (cli/_help.py's CONTEXT_SETTINGS).
 HELP = {"-h", "--help"}
 
 
@@ -132,15 +130,24 @@ def command_tree() -> dict:
             takes_value = not (param.is_flag or param.count)
             for name in (*param.opts, *param.secondary_opts):
                 options[name] = takes_value
-        for name in HELP:
+        for name in root.context_settings.get("help_option_names", HELP):
             options[name] = False
         subcommands = dict(getattr(cmd, "commands", {}) or {})
-        tree[path] = {"options": options, "subcommands": set(subcommands)}
+        arguments = sum(1 for param in cmd.params if param.param_type_name == "argument")
+        tree[path] = {"options": options, "subcommands": set(subcommands), "arguments": arguments}
         for name, sub in subcommands.items():
             walk(sub, path + (name,))
 
     walk(root, ())
     return tree
+
+
+@lru_cache(maxsize=1)
+def global_anywhere() -> frozenset:
+    """-q/-v/--debug: the app's parser moves them in front of the command, so they go anywhere."""
+    from textclf.cli.main import GLOBAL_FLAGS
+
+    return frozenset(GLOBAL_FLAGS)
 
 
 def bash_blocks(text: str) -> list:
@@ -212,7 +219,7 @@ def check_invocation(args: list) -> list:
         node = tree[path]
         if word.startswith("-") and word != "-" and not re.match(r"^-\d", word):
             name, eq, _ = word.partition("=")
-            if name in GLOBAL_ANYWHERE and not eq:
+            if name in global_anywhere() and not eq:
                 i += 1
                 continue
             takes = node["options"].get(name)
@@ -231,6 +238,10 @@ def check_invocation(args: list) -> list:
             shown = " ".join(("textclf",) + path)
             problems.append(f"{shown}: no command {word!r}")
             break
+        if not node["arguments"]:
+            shown = " ".join(("textclf",) + path)
+            problems.append(f"{shown}: takes no argument, got {word!r}")
+            break
         positional_seen = True
         i += 1
     if path == () and not problems and not set(args) & (HELP | {"--version", "--install-completion",
@@ -245,7 +256,8 @@ def test_the_command_checker_rejects_what_the_cli_rejects():
     assert check_invocation(args) == ["textclf train: no option --no-such-flag"]
     assert check_invocation(["frobnicate"]) == ["textclf: no command 'frobnicate'"]
     assert check_invocation(["export", "onnx", "runs/x", "--int9"]) == ["textclf export onnx: no option --int9"]
-    assert check_invocation(["export", "bogus"])
+    assert check_invocation(["export", "bogus"]) == ["textclf export: no command 'bogus'"]
+    assert check_invocation(["train", "runs/x"]) == ["textclf train: takes no argument, got 'runs/x'"]
     # what it accepts: values, global flags after the command, sub-groups, --opt=value
     assert check_invocation(["eval", "runs/x", "-q", "--min-accuracy", "0.9"]) == []
     assert check_invocation(["-v", "train", "--epochs=5", "--debug"]) == []
