@@ -53,8 +53,8 @@ def command(
     negatives: Optional[str] = _option("--negatives", "InfoNCE negatives per image.", "negatives",
                                        chosen=True),
     temperature: Optional[float] = _option("--temperature", "InfoNCE temperature (> 0).", "temperature"),
-    head_input: Optional[str] = _option("--head-input", "What the classification head reads.", "head_input",
-                                        chosen=True),
+    head_input: Optional[str] = _option("--head-input", "What the classification head reads (auto: features "
+                                        "under the open text head).", "head_input", chosen=True),
     pretrained: Optional[bool] = typer.Option(
         None, "--pretrained/--no-pretrained", help="Pretrained backbone weights, or random (offline)."
         + preset_note("pretrained", true="pretrained", false="random")),
@@ -90,7 +90,8 @@ def command(
     text_control: Optional[str] = _option("--text-control", "An ablation control's text.", "text_control",
                                           chosen=True),
     text_head: Optional[str] = _option("--text-head", "open: images in the frozen text space (new classes "
-                                       "from descriptions).", "text_head", chosen=True),
+                                       "from descriptions); auto: open with --holdout-classes.", "text_head",
+                                       chosen=True),
     holdout_classes: Optional[str] = typer.Option(None, "--holdout-classes", metavar="A,B", help="Train without "
                                                   "these classes' images." + default_note("none")),
     holdout_shots: Optional[int] = _option("--holdout-shots", "Keep K train images of each held-out class.",

@@ -42,3 +42,28 @@ def test_cli_config_file_and_flag_override(tmp_path):
     bad.write_text("epochs = [\n")
     result = runner.invoke(app, ["train", "--config", str(bad)])
     assert result.exit_code == 2 and "not valid TOML" in result.output
+
+
+@pytest.mark.parametrize("settings, head, head_input, noted", [
+    ({}, "projected", "projection", False),
+    ({"holdout_classes": ["3", "5"]}, "open", "features", True),
+    ({"holdout_classes": ["3", "5"], "text_head": "projected"}, "projected", "projection", False),
+    ({"holdout_classes": ["3", "5"], "head_input": "projection"}, "open", "projection", True),
+    ({"text_head": "open"}, "open", "features", False),
+])
+def test_auto_text_head_and_head_input_resolve_alike_in_the_api_and_the_cli(tmp_path, settings, head, head_input,
+                                                                          noted):
+    """Held-out classes get the open head (noted in config.toml [extra]) unless a head is named; the open head's
+    classifier reads the features unless --head-input is named. TrainConfig and `textclf train` agree."""
+    import tomllib
+
+    from textclf.config import TrainConfig
+
+    cfg = TrainConfig(**settings).validate()
+    assert (cfg.text_head, cfg.head_input, "text_head_note" in cfg.extra) == (head, head_input, noted)
+    flags = [f"--{k.replace('_', '-')}={','.join(v) if isinstance(v, list) else v}" for k, v in settings.items()]
+    res = CliRunner().invoke(app, ["train", *flags, "--print-config"])
+    printed = tomllib.loads(res.stdout)
+    assert res.exit_code == 0, res.stderr
+    assert (printed["text_head"], printed["head_input"], "text_head_note" in printed.get("extra", {})) == \
+        (head, head_input, noted)
