@@ -6,6 +6,8 @@
 #   3. extract_resnet50_bf16  ResNet-50 feature extraction img/s, bf16 autocast, 224 px, random weights,
 #                             uint8 images resized on the GPU (textclf's pipeline)
 #   4. onnxruntime_cuda       ONNX Runtime CUDA provider img/s of the exported run of step 1 (batch 64), vs PyTorch
+#   5. extract_runtime_*      cold default-preset feature extraction, --extract-runtime torch and onnxruntime
+#                             (the CUDA provider with I/O binding on a GPU): img/s of each, from train_metrics.json
 #
 # Usage: benchmarks/gpu_check.sh              on a machine with a CUDA GPU
 #        benchmarks/gpu_check.sh --dry-run    the same steps on the CPU, shrunk, to check the script anywhere
@@ -65,7 +67,7 @@ timeout 240 "$PY" - "$DEVICE" "$EXTRACT_IMAGES" <<'EOF'
 import json, sys, time
 import numpy as np, torch
 from textclf.data import Split
-from textclf.data.features import iter_features
+from textclf.data.extraction import iter_features
 from textclf.models.encoders import build_image_encoder
 
 device, n = torch.device(sys.argv[1]), int(sys.argv[2])
@@ -103,3 +105,15 @@ print(json.dumps({"figure": "onnxruntime_cuda" if bench["provider"] in ("cuda", 
                   "pytorch_img_per_s": rates["pytorch_eager"], "pytorch_channels_last_img_per_s":
                   rates["pytorch_channels_last"], "torch_device": bench["torch_device"]}))
 EOF
+
+# 5. Feature extraction of a cold train through each runtime (issue 23): img/s as train_metrics.json records it
+for runtime in torch onnxruntime; do
+    TEXTCLF_CACHE="$WORK/cache-$runtime" timeout 300 "$PY" -m textclf -q train --device "$DEVICE" \
+        --extract-runtime "$runtime" "${TRAIN_FLAGS[@]}" --run-dir "$WORK/extract-$runtime" --json > /dev/null
+    "$PY" - "$WORK/extract-$runtime/train_metrics.json" "$runtime" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print(json.dumps({"figure": f"extract_runtime_{sys.argv[2]}", "device": m["device"], "runtime": m["feature_runtime"],
+                  "img_per_s": m["feature_images_per_second"], "feature_seconds": m["feature_seconds"]}))
+EOF
+done
