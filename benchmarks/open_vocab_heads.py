@@ -11,8 +11,7 @@ and calibrated generalized H are reported with a 95% t-interval over (pair, seed
   loss, the classification head on that map (how the open head was built before issue 24);
 - ``default``: the default preset as ``--holdout-classes`` resolves it: the open head, the classification
   head on the backbone features (``head_input = "auto"``), so cross-entropy does not bend the map;
-- ``open-all``: the same with every other class as InfoNCE negatives (the ``open`` preset before issue 24;
-  it now equals ``default``);
+- ``open-all``: the same with every other class as InfoNCE negatives (the ``open`` preset);
 - ``linear-probe``: a reference, not a textclf head: ridge regression from the same cached Lite0 features
   of the seen classes' training images to their descriptions' MiniLM features (alpha by 5-fold CV on those
   images), then each held-out test image takes the nearer held-out description by cosine.
@@ -37,7 +36,7 @@ VARIANTS = {
     "open-on-projection": {"text_head": "open", "head_input": "projection"},
     # The default preset as it resolves for --holdout-classes: the open head, the classifier on the features.
     "default": {},
-    "open-all": {"text_head": "open", "negatives": "all"},   # --preset open before issue 24
+    "open-all": {"text_head": "open", "negatives": "all"},   # --preset open
 }
 NAMED_PAIR = ["Trouser", "Sneaker"]
 

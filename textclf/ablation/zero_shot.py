@@ -41,7 +41,7 @@ def zero_shot_cells(splits: list[list[str]], prompt_types: list[str], controls: 
     """One cell per (setting, shots, split); the setting and shots are in ``group`` for the summary."""
     settings = {p: {"prompt_type": p} for p in prompt_types}
     settings.update({c: SETTINGS[c] for c in controls})
-    head = {"text_head": text_head}  # the rest as the preset gives it (open: the open preset's settings)
+    head = {"text_head": text_head}  # the rest from the grid's preset, as --holdout-classes resolves it there
     cells = []
     for (name, overrides), k, (j, split) in itertools.product(settings.items(), shots, enumerate(splits)):
         cells.append(Cell(f"{name}.k{k}.split{j}", f"{name}|{k}",
