@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from textclf.data.decode import array_image  # noqa: F401 -- public here too: textclf.predictions.array_image
 from textclf.errors import TextclfError
 
 
@@ -101,46 +102,6 @@ def _as_array(item, draft_size: int | None = None) -> np.ndarray:
 
     if isinstance(item, (str, Path)):
         return decode_image(item, draft_size)
-    if isinstance(item, Image.Image):
-        return to_rgb_array(item)  # the one decoder's rules: EXIF orientation, 16-bit, alpha
-    if isinstance(item, np.ndarray):
-        return array_image(item)
+    if isinstance(item, (Image.Image, np.ndarray)):
+        return to_rgb_array(item)  # the one decoder's rules: EXIF orientation, 16-bit, alpha, array ranges
     raise TextclfError(f"not an image: {type(item).__name__} (give a path, a PIL image or an array)")
-
-
-def array_image(arr: np.ndarray) -> np.ndarray:
-    """A user's array as uint8 (H, W, 3) RGB: (H, W) or (H, W, 1) grey, (H, W, 3) RGB or (H, W, 4) RGBA
-    (alpha composited onto white); uint8 in 0-255, other integers in 0-255, floats in [0, 1]."""
-    if arr.size == 0:
-        raise TextclfError(f"the array is empty (shape {arr.shape})")
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
-        raise TextclfError(f"shape {arr.shape} looks channels-first; give (H, W, 3): arr.transpose(1, 2, 0)")
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise TextclfError(f"shape {arr.shape} is not an image; give (H, W), (H, W, 3) or (H, W, 4)")
-    values = _unit_range(arr)  # float64 in [0, 1]
-    if values.shape[-1] == 4:  # RGBA onto white, as the image decoder does
-        alpha = values[..., 3:]
-        values = values[..., :3] * alpha + (1.0 - alpha)
-    if values.shape[-1] == 1:
-        values = np.repeat(values, 3, axis=-1)
-    return np.ascontiguousarray(np.round(values * 255.0).astype(np.uint8))
-
-
-def _unit_range(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.bool_:
-        return arr.astype(np.float64)
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
-            raise TextclfError("the array holds NaN or infinity")
-        if arr.min() < 0 or arr.max() > 1:
-            raise TextclfError(f"a float array must hold values in [0, 1] (got {arr.min():g}..{arr.max():g}); "
-                               "for 0-255 values pass uint8")
-        return arr.astype(np.float64)
-    if np.issubdtype(arr.dtype, np.integer):
-        if arr.min() < 0 or arr.max() > 255:
-            raise TextclfError(f"an integer array must hold values in 0-255 (got {arr.min()}..{arr.max()}); "
-                               "scale 16-bit images to 8 bit first")
-        return arr.astype(np.float64) / 255.0
-    raise TextclfError(f"arrays of dtype {arr.dtype} are not images; give uint8 (0-255) or float (0-1)")

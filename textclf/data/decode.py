@@ -117,12 +117,10 @@ def decode_image(source, draft_size: Optional[int] = None) -> np.ndarray:
 def to_rgb_array(image) -> np.ndarray:
     """A PIL image (any mode; EXIF orientation applied) or an array as a writable uint8 (H, W, 3) RGB array.
 
-    Arrays: (H, W) grey, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA (composited onto white);
-    uint8 values are taken as they are, other dtypes scaled as the Pillow mode of that depth
-    (bool as ``1``, uint16 as ``I;16``, other integers as ``I``, floats as ``F``).
+    Arrays follow :func:`array_image` (the Python API's rules: a value range is never guessed).
     """
     if isinstance(image, np.ndarray):
-        return _from_array(image)
+        return array_image(image)
     return _from_pil(_oriented(image))
 
 
@@ -159,32 +157,42 @@ def _from_pil(im) -> np.ndarray:
     return np.array(im.convert("RGB"), dtype=np.uint8)  # CMYK, YCbCr, LAB, HSV, RGBX, P
 
 
-def _from_array(arr: np.ndarray) -> np.ndarray:
-    """An array image (see :func:`to_rgb_array`) as uint8 RGB."""
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)) or 0 in arr.shape[:2]:
-        raise TextclfError(f"unusable image array of shape {arr.shape}: give uint8 (H, W, 3) RGB, (H, W, 4) RGBA "
-                           f"or (H, W) grey")
-    if arr.dtype != np.uint8:
-        arr = _depth_to_8bit(arr)
+def array_image(arr: np.ndarray) -> np.ndarray:
+    """A user's array as uint8 (H, W, 3) RGB: (H, W) or (H, W, 1) grey, (H, W, 3) RGB or (H, W, 4) RGBA
+    (alpha composited onto white); uint8 in 0-255, other integers in 0-255, floats in [0, 1]."""
+    if arr.size == 0:
+        raise TextclfError(f"the array is empty (shape {arr.shape})")
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] > 4:  # (C, H, W), not a 2-channel image
+        raise TextclfError(f"shape {arr.shape} looks channels-first; give (H, W, 3): arr.transpose(1, 2, 0)")
     if arr.ndim == 2:
-        return _grey(arr)
-    if arr.shape[-1] == 4:
-        return _on_white(arr)
-    return np.array(arr, dtype=np.uint8)  # a writable copy
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+        raise TextclfError(f"unusable image array of shape {arr.shape}: give (H, W), (H, W, 3) or (H, W, 4)")
+    values = _unit_range(arr)  # float64 in [0, 1]
+    if values.shape[-1] == 4:  # RGBA onto white, as the image decoder does
+        alpha = values[..., 3:]
+        values = values[..., :3] * alpha + (1.0 - alpha)
+    if values.shape[-1] == 1:
+        values = np.repeat(values, 3, axis=-1)
+    return np.ascontiguousarray(np.round(values * 255.0).astype(np.uint8))
 
 
-def _depth_to_8bit(arr: np.ndarray) -> np.ndarray:
+def _unit_range(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    if arr.dtype == np.uint16:
-        return (arr >> 8).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.integer):
-        return _integer_to_8bit(arr)
+        return arr.astype(np.float64)
     if np.issubdtype(arr.dtype, np.floating):
-        return _float_to_8bit(arr)
-    raise TextclfError(f"unusable image array of dtype {arr.dtype}: give uint8 RGB")
+        if not np.isfinite(arr).all():
+            raise TextclfError("the array holds NaN or infinity")
+        if arr.min() < 0 or arr.max() > 1:
+            raise TextclfError(f"a float array must hold values in [0, 1] (got {arr.min():g}..{arr.max():g}); "
+                               "for 0-255 values pass uint8")
+        return arr.astype(np.float64)
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.min() < 0 or arr.max() > 255:
+            raise TextclfError(f"an integer array must hold values in 0-255 (got {arr.min()}..{arr.max()}); "
+                               "scale 16-bit images to 8 bit first")
+        return arr.astype(np.float64) / 255.0
+    raise TextclfError(f"arrays of dtype {arr.dtype} are not images; give uint8 (0-255) or float (0-1)")
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
