@@ -16,8 +16,6 @@ float32; softmax and the text head run on float32.
 from __future__ import annotations
 
 import copy
-import io
-import warnings
 
 from textclf.errors import TextclfError
 
@@ -173,19 +171,16 @@ def export_model(run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = 
     from textclf.models.serving import OUTPUT_NAMES
 
     axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
-    buffer = io.BytesIO()
+    from textclf.data.backbone_graph import trace_onnx
+
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
-                              input_names=[in_name], output_names=list(OUTPUT_NAMES), dynamic_axes=axes,
-                              do_constant_folding=True)
+        graph = trace_onnx(module, example, [in_name], list(OUTPUT_NAMES), axes, opset)
     except TextclfError:
         raise
     except Exception as exc:
         raise TextclfError(f"torch.onnx.export failed for backbone '{run.config.image_backbone}': "
                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
-    model = onnx.load_from_string(buffer.getvalue())
+    model = onnx.load_from_string(graph)
     name_text_head_initializers(model)
     model.graph.name = "textclf_image_branch"
     model.doc_string = ("textclf image branch (backbone + projection + classification head) and text head; "

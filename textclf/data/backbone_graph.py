@@ -134,20 +134,25 @@ def _reference(encoder, prep):
 
 def _export(encoder, prep, x) -> bytes:
     """The traced backbone as ONNX bytes (the plugin's export hook first; the caller's module untouched)."""
-    import torch
-
     try:
         module = encoder.plugin.prepare_for_export(encoder.module, prep)
-        buffer = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (x,), buffer, dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
-                              dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+        return trace_onnx(module, x, [INPUT], [OUTPUT], {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, OPSET)
     except Exception as exc:  # any failure of a plugin's module to trace: the reason, in one line
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise GraphUnavailable(f"backbone '{encoder.name}' does not export to ONNX ({type(exc).__name__}: "
                                f"{first})") from None
+
+
+def trace_onnx(module, example, input_names: list, output_names: list, dynamic_axes: dict, opset: int) -> bytes:
+    """``module`` traced on ``example`` as ONNX bytes (TorchScript tracing, constant folding, warnings silenced):
+    the one call behind the backbone graph here and ``textclf export onnx``'s image branch."""
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset, input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=True)
     return buffer.getvalue()
 
 

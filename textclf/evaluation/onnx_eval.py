@@ -32,10 +32,9 @@ def onnx_split_outputs(model_path, dataset: str, split: str = "test", provider: 
     from textclf.data import load_dataset
     from textclf.data.preprocessing import Preprocessing
     from textclf.exports.feeding import batches, session_outputs
-    from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
-
     from textclf.data.decode import draft_size
     from textclf.exports.predict import load_onnx_predictor
+    from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
 
     predictor = load_onnx_predictor(model_path, provider, "classifier")
     meta = predictor.meta
