@@ -9,6 +9,7 @@ import typer
 
 from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import default_note
+from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NOTE
 
 app = typer.Typer(help="The classes a trained run knows, and new ones added by describing them (no retraining).\n\n"
                        "Example: textclf classes add runs/fm --descriptions scooter.json --output runs/fm-plus",
@@ -61,9 +62,9 @@ def add_command(
         + default_note("none")),
     prompt_type: str = typer.Option("1", "--prompt-type", help="Prompt for --describer (1-4 or a prompt name)."),
     model: Optional[str] = typer.Option(None, "--model", help="Chat model for --describer openai."
-                                        + default_note("$TEXTCLF_LLM_MODEL or a small current model")),
+                                        + default_note(MODEL_DEFAULT_NOTE)),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for --describer openai."
-                                           + default_note("OpenAI")),
+                                           + default_note(BASE_URL_DEFAULT_NOTE)),
     run: Optional[Path] = typer.Option(None, "--run", metavar="RUN_DIR",
                                        help="For an ONNX model: the run dir it was exported from (its text encoder "
                                             "embeds the new descriptions)." + default_note("none")),

@@ -9,7 +9,7 @@ import typer
 
 from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import default_note, merge_alias
-from textclf.descriptions.request import DescribeRequest
+from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NOTE, DescribeRequest
 
 HELP = (
     "Write class descriptions for a dataset (one JSON per prompt, with provenance).\n\n"
@@ -60,9 +60,9 @@ def command(
                                             help="openai | builtin | classname | random-words | file:PATH."
                                                  + default_note("openai with a key or server, else builtin")),
     model: Optional[str] = typer.Option(None, "--model", help="Chat model."
-                                        + default_note("$TEXTCLF_LLM_MODEL or gpt-4o-mini")),
+                                        + default_note(MODEL_DEFAULT_NOTE)),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (a local one "
-                                           "needs no key)." + default_note("$OPENAI_BASE_URL or OpenAI's")),
+                                           "needs no key)." + default_note(BASE_URL_DEFAULT_NOTE)),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY",
                                           help="API key; prefer OPENAI_API_KEY (never written anywhere)."
                                                + default_note("$OPENAI_API_KEY")),

@@ -19,10 +19,10 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
+from textclf.descriptions.request import DEFAULT_LLM_MODEL as DEFAULT_MODEL
 from textclf.errors import TextclfError
 from textclf.plugin_api import DescriberBase, DescriberPlugin
 
-DEFAULT_MODEL = "gpt-4o-mini"  # a current small chat model; the paper used gpt-3.5-turbo
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5

@@ -110,6 +110,21 @@ def test_train_defaults_come_from_the_default_preset():
     assert "the defaults shown are the default preset's" in out
 
 
+def test_describe_and_classes_add_state_one_llm_default():
+    """Both commands that call the openai describer show the model and server it really uses."""
+    from textclf.plugins.describers import openai_describer
+    from textclf.descriptions.request import DEFAULT_LLM_MODEL
+
+    assert openai_describer.DEFAULT_MODEL == DEFAULT_LLM_MODEL
+    shown = {}
+    for path in (["describe"], ["classes", "add"]):
+        out = CliRunner().invoke(app, [*path, "--help"], env=WIDE).stdout
+        rows = _options_rows(out, ["--model", "--base-url"])
+        shown[" ".join(path)] = [re.search(r"\[default: (.*?)\]", r).group(1) for r in rows if "[default:" in r]
+    assert shown["describe"] == shown["classes add"] == [f"$TEXTCLF_LLM_MODEL or {DEFAULT_LLM_MODEL}",
+                                                          "$OPENAI_BASE_URL or OpenAI's"], shown
+
+
 def test_ablate_grid_help_keeps_its_brackets():
     out = CliRunner().invoke(app, ["ablate", "--help"], env=WIDE).stdout
     assert "[grid] axes, controls, [base] settings" in " ".join(out.split())

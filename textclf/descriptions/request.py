@@ -16,6 +16,11 @@ from typing import Optional
 from textclf.errors import TextclfError, option
 
 TEMPERATURE_RANGE = (0.0, 2.0)  # what OpenAI-compatible servers accept
+# The openai describer's chat model when neither --model nor $TEXTCLF_LLM_MODEL names one (a current
+# small chat model; the paper used gpt-3.5-turbo), and how describe and classes add state their defaults.
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+MODEL_DEFAULT_NOTE = f"$TEXTCLF_LLM_MODEL or {DEFAULT_LLM_MODEL}"
+BASE_URL_DEFAULT_NOTE = "$OPENAI_BASE_URL or OpenAI's"
 
 
 @dataclass
