@@ -62,12 +62,13 @@ def graph_paths(parts: dict) -> tuple[Path, Path, Path]:
     """(graph, sidecar, lock) paths for key parts, under ``$TEXTCLF_CACHE/backbones``."""
     from textclf.files.paths import cache_root
 
-    name = _key(parts)
+    name = graph_key(parts)
     folder = cache_root() / "backbones"
     return folder / f"{name}.onnx", folder / f"{name}.json", folder / f"{name}.lock"
 
 
-def _key(parts: dict) -> str:
+def graph_key(parts: dict) -> str:
+    """The graph's file name for its key parts (a hash of their JSON)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -79,7 +80,7 @@ def read_graph(parts: dict) -> Optional[Path]:
     try:
         info = json.loads(meta.read_text(encoding="utf-8"))
         if not (isinstance(info, dict) and info.get("format") == SIDECAR_FORMAT and info.get("key_parts") == parts
-                and _key(info["key_parts"]) == path.stem):
+                and graph_key(info["key_parts"]) == path.stem):
             return None
         if path.stat().st_size != info.get("size") or file_checksum(path) != info.get("checksum"):
             return None

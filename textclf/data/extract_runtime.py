@@ -5,7 +5,7 @@
 - ``onnxruntime``: the backbone alone exported to a cached ONNX graph
   (:mod:`textclf.data.backbone_graph`) and run by ONNX Runtime: the CPU provider on the CPU,
   the CUDA provider on a GPU (inputs and outputs bound on the device). About 3x PyTorch eager's
-  throughput on a 2-core CPU (README). Impossible here (onnxruntime missing, a backbone that
+  throughput on a 2-core CPU (docs/feature-extraction.md). Impossible here (onnxruntime missing, a backbone that
   does not export or whose graph differs from PyTorch, no CUDA provider on a GPU) = an error.
 - ``torch``: PyTorch eager, channels-last, bf16 autocast on CUDA (the one path before ONNX
   Runtime was added).
@@ -108,9 +108,9 @@ _SESSIONS: dict = {}
 
 def graph_session(encoder, prep, kind: str, threads: Optional[int]):
     """The backbone's ONNX graph session on ``kind`` (memoised per graph, provider and threads)."""
-    from textclf.data.backbone_graph import GraphUnavailable, backbone_graph, graph_key_parts
+    from textclf.data.backbone_graph import GraphUnavailable, backbone_graph, graph_key, graph_key_parts
 
-    memo = (json_key(graph_key_parts(encoder, prep)), kind, threads)
+    memo = (graph_key(graph_key_parts(encoder, prep)), kind, threads)
     if memo not in _SESSIONS:
         try:
             _SESSIONS.clear()  # one graph at a time: a grid over backbones must not keep every session
@@ -118,13 +118,6 @@ def graph_session(encoder, prep, kind: str, threads: Optional[int]):
         except GraphUnavailable as exc:
             raise _Unavailable(str(exc)) from None
     return _SESSIONS[memo]
-
-
-def json_key(parts: dict) -> str:
-    """A hashable form of key parts."""
-    import json
-
-    return json.dumps(parts, sort_keys=True)
 
 
 def runner(runtime: str, encoder, prep, device, threads: Optional[int] = None):
