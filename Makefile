@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all install bench clean
+.PHONY: demo test test-slow test-all install bench clean lint format
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,15 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP)
 	@$(PYTEST) || rc=$$?; $(NO_TESTS_OK)
+
+# ruff (settings in pyproject.toml): the linter and the formatter's check, as CI runs them.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f; done

@@ -39,11 +39,21 @@ def start_server(delay: float) -> ThreadingHTTPServer:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             time.sleep(delay)
             text = "A description of: " + body["messages"][-1]["content"]
-            data = json.dumps({
-                "id": "bench", "object": "chat.completion", "created": 0, "model": body.get("model", "?"),
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-            }).encode()
+            data = json.dumps(
+                {
+                    "id": "bench",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", "?"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -58,7 +68,9 @@ def start_server(delay: float) -> ThreadingHTTPServer:
             pass
 
     server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     return server
 
 
@@ -72,8 +84,12 @@ def serve(delay: float) -> None:
 
 def spawn_server(delay: float) -> tuple[subprocess.Popen, int]:
     """Start the server in a child process; return it and its port."""
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--delay", str(delay)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--serve", "--delay", str(delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     port = int(proc.stdout.readline())
     return proc, port
 
@@ -85,9 +101,18 @@ def run_once(url: str, n: int, concurrency: int, folder: Path) -> float:
 
     classes = [f"class{i:03d}" for i in range(n)]
     out = folder / f"c{concurrency}.json"
-    opts = DescribeOptions(dataset="bench", class_names=classes, prompt=resolve_prompt("type1"),
-                           describer="openai", out=out, base_url=url, model="bench-model",
-                           concurrency=concurrency, force=True, backoff_base=0.01)
+    opts = DescribeOptions(
+        dataset="bench",
+        class_names=classes,
+        prompt=resolve_prompt("type1"),
+        describer="openai",
+        out=out,
+        base_url=url,
+        model="bench-model",
+        concurrency=concurrency,
+        force=True,
+        backoff_base=0.01,
+    )
     start = time.perf_counter()
     result = run_describe(opts)
     seconds = time.perf_counter() - start

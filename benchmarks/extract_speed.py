@@ -38,7 +38,8 @@ BACKBONE, BATCH, SIZES = "efficientnet-lite0", 64, (96, 224)
 
 
 def rate(fn, count: int, seconds: float) -> float:
-    """Items per second of ``fn()`` (``count`` items a call), repeated for about ``seconds`` after a warm-up."""
+    """Items per second of ``fn()`` (``count`` items a call), repeated for about ``seconds``
+    after a warm-up."""
     fn()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -64,9 +65,9 @@ def throughput(size: int, rounds: int, seconds: float) -> dict:
     import torch
 
     from textclf.data import Split
+    from textclf.data.backbone_graph import INPUT, backbone_graph
     from textclf.data.extract_runtime import TorchRunner, plan, runner
     from textclf.data.extraction import extract_features
-    from textclf.data.backbone_graph import INPUT, backbone_graph
     from textclf.models.encoders import build_image_encoder
 
     cpu = torch.device("cpu")
@@ -74,32 +75,47 @@ def throughput(size: int, rounds: int, seconds: float) -> dict:
     prep = encoder.spec.preprocessing.with_size(size)
     threads = torch.get_num_threads()
     chosen = plan("auto", encoder, prep, cpu, threads=threads).runtime
-    eager, session = TorchRunner(encoder.module, cpu), backbone_graph(encoder, prep, "cpu", threads).session
+    eager, session = (
+        TorchRunner(encoder.module, cpu),
+        backbone_graph(encoder, prep, "cpu", threads).session,
+    )
     auto = runner(chosen, encoder, prep, cpu, threads)
     x = torch.randn(BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
     x_cl, x_np = x.contiguous(memory_format=torch.channels_last), x.numpy()
     images = np.random.default_rng(0).integers(0, 256, (BATCH * 4, size, size, 3), dtype=np.uint8)
     split = Split(np.zeros(len(images), dtype=np.int64), images)  # at the input size: no resize
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)  # the GEMM ceiling, measured in the same rounds
-    paths = {"eager": lambda: eager(x_cl), "onnxruntime": lambda: session.run(None, {INPUT: x_np}),
-             "auto": lambda: extract_features(None, split, prep, cpu, BATCH, workers=0, runner=auto),
-             "gemm": lambda: a @ b}
-    counts = {"eager": BATCH, "onnxruntime": BATCH, "auto": len(images), "gemm": 2 * 2048 ** 3 / 1e9}
+    # The GEMM ceiling, measured in the same rounds
+    a, b = (
+        torch.randn(2048, 2048),
+        torch.randn(2048, 2048),
+    )
+    paths = {
+        "eager": lambda: eager(x_cl),
+        "onnxruntime": lambda: session.run(None, {INPUT: x_np}),
+        "auto": lambda: extract_features(None, split, prep, cpu, BATCH, workers=0, runner=auto),
+        "gemm": lambda: a @ b,
+    }
+    counts = {"eager": BATCH, "onnxruntime": BATCH, "auto": len(images), "gemm": 2 * 2048**3 / 1e9}
     seen: dict = {k: [] for k in paths}
     for _ in range(rounds):
         for name, fn in paths.items():
             seen[name].append(rate(fn, counts[name], seconds))
     best = {k: max(v) for k, v in seen.items()}
     gemm = best.pop("gemm")
-    return {"auto_runtime": chosen, "gemm_gflop_s": round(gemm, 1), "img_s": {k: round(v, 1) for k, v in best.items()},
-            "img_s_rounds": {k: [round(r, 1) for r in v] for k, v in seen.items() if k != "gemm"},
-            "flops_per_image": flops_per_image(encoder.module, size),
-            "auto_vs_onnxruntime": round(best["auto"] / best["onnxruntime"], 3),
-            "onnxruntime_vs_eager": round(best["onnxruntime"] / best["eager"], 3)}
+    return {
+        "auto_runtime": chosen,
+        "gemm_gflop_s": round(gemm, 1),
+        "img_s": {k: round(v, 1) for k, v in best.items()},
+        "img_s_rounds": {k: [round(r, 1) for r in v] for k, v in seen.items() if k != "gemm"},
+        "flops_per_image": flops_per_image(encoder.module, size),
+        "auto_vs_onnxruntime": round(best["auto"] / best["onnxruntime"], 3),
+        "onnxruntime_vs_eager": round(best["onnxruntime"] / best["eager"], 3),
+    }
 
 
 def jpeg_folder(root: Path, n: int = 200) -> Path:
-    """``root/train/{a,b}/*.jpg`` (and one test image of each class): random content, 500 x 375, quality 90."""
+    """``root/train/{a,b}/*.jpg`` (and one test image of each class): random content, 500 x 375,
+    quality 90."""
     import numpy as np
     from PIL import Image
 
@@ -109,13 +125,17 @@ def jpeg_folder(root: Path, n: int = 200) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         # Smooth random content (noise upsampled), closer to a photo's spectrum than white noise.
         small = rng.integers(0, 256, (47, 63, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((500, 375), Image.BICUBIC).save(folder / f"{i:04d}.jpg", quality=90)
+        Image.fromarray(small).resize((500, 375), Image.BICUBIC).save(
+            folder / f"{i:04d}.jpg", quality=90
+        )
     return root
 
 
 def decode_rates(split, sizes, seconds: float) -> dict:
-    """img/s of ``split.read`` in one process: a full decode, and for files also what textclf's model paths
-    decode at each size (a JPEG draft down to DRAFT_MARGIN x the size; none for images under 8x) and a
+    """img/s of ``split.read`` in one process: a full decode, and for files also what textclf's
+    model paths
+    decode at each size (a JPEG draft down to DRAFT_MARGIN x the size; none for images under 8x) and
+    a
     draft down to the size itself (the fastest, not used: benchmarks/jpeg_draft.py)."""
     import numpy as np
 
@@ -125,13 +145,18 @@ def decode_rates(split, sizes, seconds: float) -> dict:
     out = {"full": round(rate(lambda: split.read(rows), len(rows), seconds), 1)}
     if split.paths is not None:
         for size in sizes:
-            out[f"textclf_{size}"] = round(rate(lambda: split.read(rows, DRAFT_MARGIN * size), len(rows), seconds), 1)
-            out[f"draft_to_{size}"] = round(rate(lambda: split.read(rows, size), len(rows), seconds), 1)
+            out[f"textclf_{size}"] = round(
+                rate(lambda size=size: split.read(rows, DRAFT_MARGIN * size), len(rows), seconds), 1
+            )
+            out[f"draft_to_{size}"] = round(
+                rate(lambda size=size: split.read(rows, size), len(rows), seconds), 1
+            )
     return out
 
 
 def torchvision_jpeg_rate(split, seconds: float) -> float:
-    """img/s of reading and decoding the same files with ``torchvision.io.decode_jpeg`` (full size)."""
+    """img/s of reading and decoding the same files with ``torchvision.io.decode_jpeg`` (full
+    size)."""
     import torch
     from torchvision.io import decode_jpeg
 
@@ -145,7 +170,8 @@ def torchvision_jpeg_rate(split, seconds: float) -> float:
 
 
 def extraction_with_workers(split, size: int, rounds: int, workers_list=(0, 1, 2)) -> dict:
-    """Wall-clock img/s of the library's extraction (the chosen runtime) over ``split`` with each worker
+    """Wall-clock img/s of the library's extraction (the chosen runtime) over ``split`` with each
+    worker
     count: the settings alternate, ``rounds`` times, and the best round of each is reported."""
     import torch
 
@@ -156,7 +182,9 @@ def extraction_with_workers(split, size: int, rounds: int, workers_list=(0, 1, 2
     cpu = torch.device("cpu")
     encoder = build_image_encoder(BACKBONE, True, input_size=size)
     prep = encoder.spec.preprocessing.with_size(size)
-    run = runner(plan("auto", encoder, prep, cpu).runtime, encoder, prep, cpu, torch.get_num_threads())
+    run = runner(
+        plan("auto", encoder, prep, cpu).runtime, encoder, prep, cpu, torch.get_num_threads()
+    )
     seen: dict = {f"workers_{w}": [] for w in workers_list}
     for _ in range(rounds):
         for workers in workers_list:
@@ -179,22 +207,34 @@ def decoding(args, extract: dict) -> dict:
         except Exception as exc:  # fashion-mnist needs its Debian package or a download
             out[name] = {"skipped": f"{type(exc).__name__}: {str(exc)[:100]}"}
             continue
-        out[name] = {"decode_img_s": decode_rates(split, (), args.seconds), "source": "uint8 arrays in memory"}
+        out[name] = {
+            "decode_img_s": decode_rates(split, (), args.seconds),
+            "source": "uint8 arrays in memory",
+        }
     with tempfile.TemporaryDirectory(prefix="textclf-jpeg-") as tmp:
         ds = load_dataset(f"imagefolder:{jpeg_folder(Path(tmp))}")
-        out["jpeg-500x375"] = {"decode_img_s": decode_rates(ds.train, SIZES, args.seconds),
-                               "torchvision_decode_jpeg_img_s": torchvision_jpeg_rate(ds.train, args.seconds),
-                               "extract_96px_img_s": extraction_with_workers(ds.train, 96, args.rounds)}
+        out["jpeg-500x375"] = {
+            "decode_img_s": decode_rates(ds.train, SIZES, args.seconds),
+            "torchvision_decode_jpeg_img_s": torchvision_jpeg_rate(ds.train, args.seconds),
+            "extract_96px_img_s": extraction_with_workers(ds.train, 96, args.rounds),
+        }
     if args.cifar_jpg:
         ds = load_dataset(f"imagefolder:{args.cifar_jpg}")
         sub = ds.train.subset(np.arange(0, len(ds.train), max(1, len(ds.train) // 2000)))
-        out["cifar10-jpg"] = {"decode_img_s": decode_rates(sub, (), args.seconds), "images": len(sub),
-                              "extract_96px_img_s": extraction_with_workers(sub, 96, args.rounds)}
-    for entry in out.values():  # what textclf decodes per second against what it extracts, at each size
+        out["cifar10-jpg"] = {
+            "decode_img_s": decode_rates(sub, (), args.seconds),
+            "images": len(sub),
+            "extract_96px_img_s": extraction_with_workers(sub, 96, args.rounds),
+        }
+    for (
+        entry
+    ) in out.values():  # what textclf decodes per second against what it extracts, at each size
         rates = entry.get("decode_img_s")
         if rates and extract:
-            entry["decode_vs_extract"] = {str(s): round(rates.get(f"textclf_{s}", rates["full"]) / extract[s], 2)
-                                          for s in extract}
+            entry["decode_vs_extract"] = {
+                str(s): round(rates.get(f"textclf_{s}", rates["full"]) / extract[s], 2)
+                for s in extract
+            }
     return out
 
 
@@ -207,8 +247,10 @@ def cold_train(args) -> dict:
     ``baseline / features_cached`` is the most that a faster extraction can give this command.
     """
     textclf = str(Path(sys.executable).with_name("textclf"))
-    variants = {"torch": [textclf, "train", "--extract-runtime", "torch"],
-                "auto": [textclf, "train", "--extract-runtime", "auto"]}
+    variants = {
+        "torch": [textclf, "train", "--extract-runtime", "torch"],
+        "auto": [textclf, "train", "--extract-runtime", "auto"],
+    }
     if args.baseline_textclf:
         variants["baseline"] = [args.baseline_textclf, "train"]
     names = [*variants, "features_cached"]
@@ -218,8 +260,13 @@ def cold_train(args) -> dict:
     def timed(name: str, cmd: list, tmp: str, run: str) -> None:
         env = dict(os.environ, TEXTCLF_CACHE=str(Path(tmp) / "cache"), HF_HUB_OFFLINE="1")
         t0 = time.perf_counter()
-        done = subprocess.run(cmd + ["--run-dir", str(Path(tmp) / run), "--json"], env=env, cwd=tmp,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            cmd + ["--run-dir", str(Path(tmp) / run), "--json"],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             raise SystemExit(f"{name} failed: {done.stderr[-2000:]}")
@@ -233,8 +280,12 @@ def cold_train(args) -> dict:
                 if name == "auto":
                     timed("features_cached", cmd, tmp, "run2")
     med = {k: statistics.median(v) for k, v in times.items()}
-    out = {"wall_s": times, "feature_s": features, "median_s": med,
-           "torch_over_auto": round(med["torch"] / med["auto"], 2)}
+    out = {
+        "wall_s": times,
+        "feature_s": features,
+        "median_s": med,
+        "torch_over_auto": round(med["torch"] / med["auto"], 2),
+    }
     if "baseline" in med:
         out["baseline_over_auto"] = round(med["baseline"] / med["auto"], 2)
         out["baseline_over_features_cached"] = round(med["baseline"] / med["features_cached"], 2)
@@ -245,10 +296,17 @@ def main() -> None:
     """Parse the options, measure, print the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per throughput measurement")
+    parser.add_argument(
+        "--seconds", type=float, default=2.0, help="seconds per throughput measurement"
+    )
     parser.add_argument("--train-rounds", type=int, default=3)
-    parser.add_argument("--cifar-jpg", help="CIFAR-10 as JPEG folders (train/<class>/*.jpg), e.g. /work/data/cifar10-jpg")
-    parser.add_argument("--baseline-textclf", help="a textclf executable of other code, added to the cold runs")
+    parser.add_argument(
+        "--cifar-jpg",
+        help="CIFAR-10 as JPEG folders (train/<class>/*.jpg), e.g. /work/data/cifar10-jpg",
+    )
+    parser.add_argument(
+        "--baseline-textclf", help="a textclf executable of other code, added to the cold runs"
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-decode", action="store_true")
@@ -258,16 +316,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="textclf-bench-cache-") as cache:
         os.environ["TEXTCLF_CACHE"] = cache  # the backbone graphs this benchmark exports
-        result: dict = {"nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(), "backbone": BACKBONE,
-                        "batch": BATCH}
+        result: dict = {
+            "nproc": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "backbone": BACKBONE,
+            "batch": BATCH,
+        }
         extract = {}
         if not args.skip_throughput:
             sizes = {str(size): throughput(size, args.rounds, args.seconds) for size in SIZES}
-            ceiling = max(entry.pop("gemm_gflop_s") for entry in sizes.values())  # best GEMM round of the run
+            # Best GEMM round of the run
+            ceiling = max(entry.pop("gemm_gflop_s") for entry in sizes.values())
             result["gemm_ceiling_gflop_s"] = ceiling
             for entry in sizes.values():
-                entry["fraction_of_ceiling"] = {k: round(v * entry["flops_per_image"] / 1e9 / ceiling, 3)
-                                                for k, v in entry["img_s"].items()}
+                entry["fraction_of_ceiling"] = {
+                    k: round(v * entry["flops_per_image"] / 1e9 / ceiling, 3)
+                    for k, v in entry["img_s"].items()
+                }
             result["throughput"] = sizes
             extract = {s: sizes[str(s)]["img_s"]["auto"] for s in SIZES}
         if not args.skip_decode:

@@ -30,7 +30,9 @@ def _make_folder(root: Path, n: int) -> None:
         for i in range(count):
             folder = root / split / f"class{i % 10}"
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                folder / f"{i}.png"
+            )
 
 
 def _stat_fingerprint(paths) -> str:
@@ -64,13 +66,23 @@ def main() -> None:
             stat.append(time.perf_counter() - t0)
         total_bytes = sum(os.path.getsize(p) for p in split.paths)
     c, s = statistics.median(content), statistics.median(stat)
-    print(json.dumps({
-        "files": len(split), "megabytes": round(total_bytes / 1e6, 2), "cpus": os.cpu_count(),
-        "content_hash_seconds": round(c, 3), "stat_seconds": round(s, 3), "scan_seconds": round(scan, 3),
-        "content_vs_stat": round(c / s, 2), "content_vs_scan": round(c / scan, 3),
-        "note": "median of 3; files in the page cache (a second run of textclf reads them warm too)",
-        "python": sys.version.split()[0],
-    }))
+    print(
+        json.dumps(
+            {
+                "files": len(split),
+                "megabytes": round(total_bytes / 1e6, 2),
+                "cpus": os.cpu_count(),
+                "content_hash_seconds": round(c, 3),
+                "stat_seconds": round(s, 3),
+                "scan_seconds": round(scan, 3),
+                "content_vs_stat": round(c / s, 2),
+                "content_vs_scan": round(c / scan, 3),
+                "note": "median of 3; files in the page cache (a second run of textclf reads them "
+                "warm too)",
+                "python": sys.version.split()[0],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

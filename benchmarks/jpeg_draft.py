@@ -28,14 +28,22 @@ def photos(folder: Path) -> list[str]:
     import numpy as np
     from PIL import Image
 
-    images = Path(importlib.util.find_spec("sklearn").submodule_search_locations[0]) / "datasets" / "images"
+    images = (
+        Path(importlib.util.find_spec("sklearn").submodule_search_locations[0])
+        / "datasets"
+        / "images"
+    )
     rng, paths = np.random.default_rng(0), []
     for i, src in enumerate(sorted(images.glob("*.jpg"))):
-        big = np.asarray(Image.open(src).convert("RGB").resize((3840, 2562), Image.BICUBIC)).astype(np.int16)
+        big = np.asarray(Image.open(src).convert("RGB").resize((3840, 2562), Image.BICUBIC)).astype(
+            np.int16
+        )
         big = big + rng.integers(-6, 7, big.shape)
         for k in range(3):
             path = folder / f"photo{i}_{k}.jpg"
-            Image.fromarray(np.clip(np.roll(big, 97 * k, axis=1), 0, 255).astype(np.uint8)).save(path, quality=90)
+            Image.fromarray(np.clip(np.roll(big, 97 * k, axis=1), 0, 255).astype(np.uint8)).save(
+                path, quality=90
+            )
             paths.append(str(path))
     return paths
 
@@ -50,7 +58,8 @@ def small(folder: Path, n: int = 32) -> list[str]:
 
 
 def rate(paths, draft, passes: int = 3) -> float:
-    """Images per second of decoding ``paths``: the best of ``passes`` after one warm-up (page cache)."""
+    """Images per second of decoding ``paths``: the best of ``passes`` after one warm-up (page
+    cache)."""
     from textclf.data.decode import decode_image
 
     [decode_image(p, draft) for p in paths]
@@ -81,9 +90,12 @@ def measure(paths, size: int) -> dict:
         drafted = [decode_image(p, margin * prep.resize_size) for p in paths]
         feats = run(preprocess_images(drafted, prep))
         dist = np.linalg.norm(feats - full, axis=1) / np.linalg.norm(full, axis=1)
-        out[f"draft_{margin}x"] = {"decoded_shape": list(drafted[0].shape), "img_s": rate(paths, margin * prep.resize_size),
-                                   "feature_rel_l2_mean": round(float(dist.mean()), 4),
-                                   "feature_rel_l2_max": round(float(dist.max()), 4)}
+        out[f"draft_{margin}x"] = {
+            "decoded_shape": list(drafted[0].shape),
+            "img_s": rate(paths, margin * prep.resize_size),
+            "feature_rel_l2_mean": round(float(dist.mean()), 4),
+            "feature_rel_l2_max": round(float(dist.max()), 4),
+        }
     return out
 
 
@@ -93,7 +105,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="textclf-draft-") as tmp:
         os.environ["TEXTCLF_CACHE"] = str(Path(tmp) / "cache")
         sets = {"3840x2562": photos(Path(tmp)), "500x375": small(Path(tmp))}
-        result = {name: {str(size): measure(paths, size) for size in (96, 224)} for name, paths in sets.items()}
+        result = {
+            name: {str(size): measure(paths, size) for size in (96, 224)}
+            for name, paths in sets.items()
+        }
     print(json.dumps(result, indent=2))
 
 

@@ -24,8 +24,12 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, help="a finished run (default: train the default run in a temp dir)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs when training the default run")
+    parser.add_argument(
+        "--run-dir", type=Path, help="a finished run (default: train the default run in a temp dir)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs when training the default run"
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.8, help="seconds per engine per round")
     parser.add_argument("--batch-sizes", default="1,64")
@@ -33,8 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from textclf.exports.bench import compare_throughput
     from textclf.exports.onnx_export import export_run
-    from textclf.runtime.onnx_sessions import create_session
     from textclf.runs.run import open_run
+    from textclf.runtime.onnx_sessions import create_session
 
     with tempfile.TemporaryDirectory(prefix="textclf-onnx-speed-") as tmp:
         tmp = Path(tmp)
@@ -58,11 +62,14 @@ def main(argv: list[str] | None = None) -> dict:
         t = time.perf_counter()
         int8 = export_run(run_dir, out=tmp / "int8.onnx", precision="int8", check_images=None)
         int8_s = time.perf_counter() - t
-        models = {"onnxruntime_fp32": (tmp / "fp32.onnx", create_session(str(tmp / "fp32.onnx"), "cpu")),
-                  "onnxruntime_int8": (tmp / "int8.onnx", create_session(str(tmp / "int8.onnx"), "cpu"))}
+        models = {
+            "onnxruntime_fp32": (tmp / "fp32.onnx", create_session(str(tmp / "fp32.onnx"), "cpu")),
+            "onnxruntime_int8": (tmp / "int8.onnx", create_session(str(tmp / "int8.onnx"), "cpu")),
+        }
         sizes = [int(b) for b in args.batch_sizes.split(",")]
-        bench = compare_throughput(run, models, batch_sizes=sizes, rounds=args.rounds,
-                                   seconds_per_round=args.seconds)
+        bench = compare_throughput(
+            run, models, batch_sizes=sizes, rounds=args.rounds, seconds_per_round=args.seconds
+        )
 
     b64 = bench["batches"].get("64") or bench["batches"][str(max(sizes))]
     ips = b64["img_per_s"]
@@ -71,19 +78,44 @@ def main(argv: list[str] | None = None) -> dict:
     drop_points = 100 * (p8["accuracy_pytorch"] - p8["accuracy_onnx"])
     result = {
         "benchmark": "onnx_speed",
-        "run": {"dataset": run.config.dataset, "image_backbone": run.config.image_backbone,
-                "image_size": run.preprocessing.input_size, "run_id": run.run_id},
-        "cpus": os.cpu_count(), "torch_default_threads": bench["torch_default_threads"], "python": platform.python_version(),
+        "run": {
+            "dataset": run.config.dataset,
+            "image_backbone": run.config.image_backbone,
+            "image_size": run.preprocessing.input_size,
+            "run_id": run.run_id,
+        },
+        "cpus": os.cpu_count(),
+        "torch_default_threads": bench["torch_default_threads"],
+        "python": platform.python_version(),
         "batches": bench["batches"],
-        "accuracy": {"pytorch": p32["accuracy_pytorch"], "onnx_fp32": p32["accuracy_onnx"],
-                     "onnx_int8": p8["accuracy_onnx"], "int8_drop_points": round(drop_points, 3),
-                     "test_images": p8["images"]},
-        "fp32_parity": {"max_abs_logit_diff": p32["max_abs_logit_diff"], "top1_agreement": p32["top1_agreement"]},
-        "int8_quantization": {k: int8["quantization"].get(k) for k in
-                              ("method", "format", "weights", "layers_total", "layers_float", "float_stages",
-                               "rel_logit_error")},
-        "seconds": {"train": None if train_s is None else round(train_s, 1), "export_fp32": round(fp32_s, 1),
-                    "export_int8": round(int8_s, 1)},
+        "accuracy": {
+            "pytorch": p32["accuracy_pytorch"],
+            "onnx_fp32": p32["accuracy_onnx"],
+            "onnx_int8": p8["accuracy_onnx"],
+            "int8_drop_points": round(drop_points, 3),
+            "test_images": p8["images"],
+        },
+        "fp32_parity": {
+            "max_abs_logit_diff": p32["max_abs_logit_diff"],
+            "top1_agreement": p32["top1_agreement"],
+        },
+        "int8_quantization": {
+            k: int8["quantization"].get(k)
+            for k in (
+                "method",
+                "format",
+                "weights",
+                "layers_total",
+                "layers_float",
+                "float_stages",
+                "rel_logit_error",
+            )
+        },
+        "seconds": {
+            "train": None if train_s is None else round(train_s, 1),
+            "export_fp32": round(fp32_s, 1),
+            "export_int8": round(int8_s, 1),
+        },
         "bars": {
             "fp32_vs_best_pytorch_b64": round(ips["onnxruntime_fp32"] / best, 3),
             "fp32_meets_1.0x": ips["onnxruntime_fp32"] / best >= 1.0,

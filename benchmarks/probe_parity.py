@@ -1,4 +1,5 @@
-"""Is the no-text control under-tuned? Compare it to a tuned logistic-regression probe (prints JSON).
+"""Is the no-text control under-tuned? Compare it to a tuned logistic-regression probe (prints
+JSON).
 
 Both see the same cached image features (the probe uses seed 0's train/validation split; each
 control seed carves its own, as ``textclf train --seed`` does): the control is
@@ -7,7 +8,8 @@ scikit-learn's LogisticRegression on standardised features with C chosen on the 
 Bar: the control's test accuracy, averaged over seeds (one seed moves it by a point on digits'
 450 test images), is within 0.5 points of the probe's, or better.
 
-Usage: python benchmarks/probe_parity.py [--datasets digits,fashion-mnist] [--fashion-train 10000] [--seeds 3]
+Usage: python benchmarks/probe_parity.py [--datasets digits,fashion-mnist] [--fashion-train 10000]
+[--seeds 3]
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 def probe(config, run_dir: Path, seeds: int) -> dict:
     """Train the control (one run per seed) and the probe on one dataset; return the accuracies."""
+    import dataclasses
+
+    import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -34,10 +39,6 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from textclf.runs.run import open_run
     from textclf.training.data import split_indices
     from textclf.training.recipe import train
-
-    import torch
-
-    import dataclasses
 
     t0 = time.perf_counter()
     per_seed = []
@@ -56,7 +57,11 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     x_test, _ = cached_features(encoder, ds.test, "test", ds.name, prep, dev)
     tr, va = split_indices(ds.train.labels, config)
     scaler = StandardScaler().fit(x_train[tr])
-    xtr, xva, xte = scaler.transform(x_train[tr]), scaler.transform(x_train[va]), scaler.transform(x_test)
+    xtr, xva, xte = (
+        scaler.transform(x_train[tr]),
+        scaler.transform(x_train[va]),
+        scaler.transform(x_test),
+    )
     ytr, yva = ds.train.labels[tr], ds.train.labels[va]
     t0 = time.perf_counter()
     scores = {}
@@ -66,13 +71,21 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     best_c = max(C_GRID, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
     clf = LogisticRegression(C=best_c, max_iter=3000).fit(xtr, ytr)
     probe_acc = float(clf.score(xte, ds.test.labels))
-    return {"dataset": config.dataset, "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": len(ds.test),
-            "control_test_accuracy_mean": round(control, 4), "control_test_accuracy_by_seed": per_seed,
-            "probe_test_accuracy": round(probe_acc, 4),
-            "probe_best_C": best_c, "probe_val_accuracy_by_C": scores,
-            "gap_points": round(100 * (control - probe_acc), 2),
-            "within_0.5_points_or_better": control >= probe_acc - 0.005,
-            "control_seconds_per_seed": round(control_s, 1), "probe_seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "dataset": config.dataset,
+        "n_train": len(tr),
+        "n_val": len(va),
+        "n_test": len(ds.test),
+        "control_test_accuracy_mean": round(control, 4),
+        "control_test_accuracy_by_seed": per_seed,
+        "probe_test_accuracy": round(probe_acc, 4),
+        "probe_best_C": best_c,
+        "probe_val_accuracy_by_C": scores,
+        "gap_points": round(100 * (control - probe_acc), 2),
+        "within_0.5_points_or_better": control >= probe_acc - 0.005,
+        "control_seconds_per_seed": round(control_s, 1),
+        "probe_seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def main() -> None:
@@ -88,10 +101,18 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="textclf-probe-") as tmp:
         for name in args.datasets.split(","):
-            extra = {"max_train": args.fashion_train, "max_test": args.fashion_test} if name == "fashion-mnist" else {}
+            extra = (
+                {"max_train": args.fashion_train, "max_test": args.fashion_test}
+                if name == "fashion-mnist"
+                else {}
+            )
             config = build_config("default", None, {"dataset": name, "clf_weight": 1.0, **extra})
             results.append(probe(config, Path(tmp) / name, args.seeds))
-    print(json.dumps({"benchmark": "probe_parity", "cpus": os.cpu_count(), "results": results}, indent=2))
+    print(
+        json.dumps(
+            {"benchmark": "probe_parity", "cpus": os.cpu_count(), "results": results}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
     so only training is measured); also with the rows gathered through the memory map, as before;
 (c) images per second through the DataLoader with ``--workers 0`` against the default worker
     count: PNG decoding alone (the default for a GPU host: every core), and decoding plus
-    resizing to 224 px on the CPU (the default for CPU training: a quarter of the cores, 0 on 2 cores).
+    resizing to 224 px on the CPU (the default for CPU training: a quarter of the cores, 0 on 2
+    cores).
 
 Usage: python benchmarks/scale_cpu.py [--only a,b,c] [--rows 20000,200000]
 """
@@ -54,37 +55,59 @@ def build(pretrained=True):
 
 
 ROWS = DatasetPlugin("bench-rows", "N random 4x4 images (benchmark)", load, takes_argument=True)
-WIDE = ImageBackbonePlugin(name="bench-1280", summary="1280-d linear backbone (benchmark)", dim=1280,
-                           input_size=8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), build=build,
-                           weights_id="bench-1280-seed0")
+WIDE = ImageBackbonePlugin(
+    name="bench-1280", summary="1280-d linear backbone (benchmark)", dim=1280, input_size=8,
+    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), build=build, weights_id="bench-1280-seed0",
+)
 '''
 
 
 def _write_plugin(root: Path) -> None:
     info = root / "textclf_scale_bench-1.0.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: textclf-scale-bench\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[textclf.datasets]\nbench-rows = textclf_scale_bench:ROWS\n\n"
-                                           "[textclf.backbones]\nbench-1280 = textclf_scale_bench:WIDE\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: textclf-scale-bench\nVersion: 1.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[textclf.datasets]\nbench-rows = textclf_scale_bench:ROWS\n\n"
+        "[textclf.backbones]\nbench-1280 = textclf_scale_bench:WIDE\n"
+    )
     (root / "textclf_scale_bench.py").write_text(textwrap.dedent(PLUGIN))
 
 
-TRAIN_ARGS = ["--preset", "tiny", "--image-backbone", "bench-1280", "--image-size", "8", "--epochs", "1",
-              "--batch-size", "256", "--device", "cpu"]
+TRAIN_ARGS = [
+    "--preset",
+    "tiny",
+    "--image-backbone",
+    "bench-1280",
+    "--image-size",
+    "8",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "256",
+    "--device",
+    "cpu",
+]
 
 
 def _child_prefill(n: int) -> None:
-    """Fill the cache entry of ``bench-rows:n`` with class-dependent random features, block by block."""
+    """Fill the cache entry of ``bench-rows:n`` with class-dependent random features, block by
+    block."""
     import numpy as np
 
     from textclf.config import build_config
     from textclf.data import load_dataset
-    from textclf.files.paths import cache_root
     from textclf.data.feature_cache import FeatureCache, cache_key
     from textclf.data.features import feature_key
+    from textclf.files.paths import cache_root
     from textclf.models.encoders import build_image_encoder
 
-    cfg = build_config("tiny", None, {"image_backbone": "bench-1280", "image_size": 8, "dataset": f"bench-rows:{n}"})
+    cfg = build_config(
+        "tiny",
+        None,
+        {"image_backbone": "bench-1280", "image_size": 8, "dataset": f"bench-rows:{n}"},
+    )
     ds = load_dataset(cfg.dataset)
     enc = build_image_encoder(cfg.image_backbone, cfg.pretrained, input_size=cfg.image_size)
     prep = enc.spec.preprocessing.with_size(cfg.image_size)
@@ -94,15 +117,17 @@ def _child_prefill(n: int) -> None:
     def blocks():
         rng = np.random.default_rng(2)
         for start in range(0, n, 10_000):
-            labels = ds.train.labels[start:start + 10_000]
+            labels = ds.train.labels[start : start + 10_000]
             yield centres[labels] + 3 * rng.normal(size=(len(labels), 1280)).astype(np.float32)
 
-    FeatureCache(cache_root()).write_stream(cache_key(parts), (n, 1280), "float32", blocks(),
-                                            {"key_parts": parts, "count": n})
+    FeatureCache(cache_root()).write_stream(
+        cache_key(parts), (n, 1280), "float32", blocks(), {"key_parts": parts, "count": n}
+    )
 
 
 def _child_train(n: int, run_dir: str, mmap: bool) -> None:
-    """``textclf train`` on the prefilled table, in this process; prints the peak RSS (MiB) as JSON."""
+    """``textclf train`` on the prefilled table, in this process; prints the peak RSS (MiB) as
+    JSON."""
     import resource
 
     if mmap:  # gather rows through the memory map, as training did before feature_rows
@@ -113,42 +138,77 @@ def _child_train(n: int, run_dir: str, mmap: bool) -> None:
 
     t0 = time.perf_counter()
     try:
-        app(["-q", "train", *TRAIN_ARGS, "--dataset", f"bench-rows:{n}", "--run-dir", run_dir, "--json"],
-            standalone_mode=False)
+        app(
+            [
+                "-q",
+                "train",
+                *TRAIN_ARGS,
+                "--dataset",
+                f"bench-rows:{n}",
+                "--run-dir",
+                run_dir,
+                "--json",
+            ],
+            standalone_mode=False,
+        )
     finally:
         metrics = json.loads((Path(run_dir) / "train_metrics.json").read_text())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        print(json.dumps({"peak_rss_mib": round(peak, 1), "seconds": round(time.perf_counter() - t0, 1),
-                          "feature_cache_hit": metrics["feature_cache_hit"]}), file=sys.stderr)
+        print(
+            json.dumps(
+                {
+                    "peak_rss_mib": round(peak, 1),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                    "feature_cache_hit": metrics["feature_cache_hit"],
+                }
+            ),
+            file=sys.stderr,
+        )
 
 
 def _run_child(args: list[str], env: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, *args], env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"child {args} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     return json.loads(proc.stderr.strip().splitlines()[-1]) if proc.stderr.strip() else {}
 
 
 def memory(rows: list[int], tmp: Path) -> dict:
-    """(b): peak RSS of training on each table size, rows read per batch and (for contrast) via the memory map."""
+    """(b): peak RSS of training on each table size, rows read per batch and (for contrast)
+    via the memory map."""
     plugin = tmp / "plugin"
     _write_plugin(plugin)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")]),
-               TEXTCLF_CACHE=str(tmp / "cache-b"), HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")]),
+        TEXTCLF_CACHE=str(tmp / "cache-b"),
+        HF_HUB_OFFLINE="1",
+    )
     out = {}
     for n in rows:
         _run_child(["--child-prefill", str(n)], env)
         for mode in ("rows", "mmap"):
             flags = ["--mmap"] if mode == "mmap" else []
-            result = _run_child(["--child-train", str(n), str(tmp / f"run-{n}-{mode}"), *flags], env)
+            result = _run_child(
+                ["--child-train", str(n), str(tmp / f"run-{n}-{mode}"), *flags], env
+            )
             assert result["feature_cache_hit"] is True, result
             out[f"{mode}_{n}"] = result
     small, large = min(rows), max(rows)
-    return {"rows": rows, "dim": 1280, "runs": out,
-            "peak_rss_ratio_10x_data": round(out[f"rows_{large}"]["peak_rss_mib"] / out[f"rows_{small}"]["peak_rss_mib"], 3),
-            "peak_rss_ratio_10x_data_memory_map": round(out[f"mmap_{large}"]["peak_rss_mib"]
-                                                        / out[f"mmap_{small}"]["peak_rss_mib"], 3),
-            "bar": "<= 2.0"}
+    return {
+        "rows": rows,
+        "dim": 1280,
+        "runs": out,
+        "peak_rss_ratio_10x_data": round(
+            out[f"rows_{large}"]["peak_rss_mib"] / out[f"rows_{small}"]["peak_rss_mib"], 3
+        ),
+        "peak_rss_ratio_10x_data_memory_map": round(
+            out[f"mmap_{large}"]["peak_rss_mib"] / out[f"mmap_{small}"]["peak_rss_mib"], 3
+        ),
+        "bar": "<= 2.0",
+    }
 
 
 def extraction(tmp: Path, rounds: int = 2) -> dict:
@@ -166,11 +226,30 @@ def extraction(tmp: Path, rounds: int = 2) -> dict:
         for variant in variants:
             cache, run = tmp / f"cache-a-{variant}-{r}", tmp / f"run-a-{variant}-{r}"
             env = dict(os.environ, TEXTCLF_CACHE=str(cache), HF_HUB_OFFLINE="1")
-            train = ["-q", "train", "--epochs", "0", "--device", "cpu", "--run-dir", str(run), "--json"]
+            train = [
+                "-q",
+                "train",
+                "--epochs",
+                "0",
+                "--device",
+                "cpu",
+                "--run-dir",
+                str(run),
+                "--json",
+            ]
             if variant == "2proc":
                 env["OMP_NUM_THREADS"] = "1"  # what torchrun sets for several processes anyway
-                cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                       "-m", "textclf", *train]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    "--nproc-per-node",
+                    "2",
+                    "-m",
+                    "textclf",
+                    *train,
+                ]
             else:
                 if variant == "1proc_1thread":
                     env["OMP_NUM_THREADS"] = "1"
@@ -185,16 +264,22 @@ def extraction(tmp: Path, rounds: int = 2) -> dict:
             times[variant].append((metrics["feature_seconds"], wall))
     feat = {v: statistics.median(t for t, _ in times[v]) for v in variants}
     wall = {v: statistics.median(w for _, w in times[v]) for v in variants}
-    return {"cores": cpu_cores(), "images": 1347, "backbone": "efficientnet-lite0 @ 96 px", "rounds": rounds,
-            "feature_seconds": {v: round(t, 2) for v, t in feat.items()},
-            "ratio_2proc_over_1proc": round(feat["2proc"] / feat["1proc"], 3),
-            "ratio_2proc_over_1proc_1thread": round(feat["2proc"] / feat["1proc_1thread"], 3),
-            "command_seconds": {v: round(t, 1) for v, t in wall.items()}}
+    return {
+        "cores": cpu_cores(),
+        "images": 1347,
+        "backbone": "efficientnet-lite0 @ 96 px",
+        "rounds": rounds,
+        "feature_seconds": {v: round(t, 2) for v, t in feat.items()},
+        "ratio_2proc_over_1proc": round(feat["2proc"] / feat["1proc"], 3),
+        "ratio_2proc_over_1proc_1thread": round(feat["2proc"] / feat["1proc_1thread"], 3),
+        "command_seconds": {v: round(t, 1) for v, t in wall.items()},
+    }
 
 
 def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
-    """(c): img/s through the DataLoader with ``--workers 0`` and the default: decoding alone (PNG files ->
-    uint8 batches), and the whole CPU pipeline (then resized to 224 px and normalised in the main process)."""
+    """(c): img/s through the DataLoader with ``--workers 0`` and the default: decoding alone (PNG
+    files -> uint8 batches), and the whole CPU pipeline (then resized to 224 px and normalised in
+    the main process)."""
     import numpy as np
     import torch
     from PIL import Image
@@ -208,7 +293,8 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
     rng = np.random.default_rng(0)
     paths = []
     yy, xx = np.mgrid[0:320, 0:320]
-    for i in range(n_images):  # smooth images with noise: PNG-compressible like photos, not like pure noise
+    # Smooth images with noise: PNG-compressible like photos, not like pure noise
+    for i in range(n_images):
         base = np.stack([(xx + i) % 256, (yy * 2) % 256, (xx + yy) % 256], -1)
         image = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
         Image.fromarray(image).save(folder / f"{i}.png")
@@ -219,11 +305,17 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
     batches = row_batches(np.arange(n_images), 32)
     # The defaults differ by device: with a GPU the CPU only decodes (every core a worker); on the
     # CPU the main process resizes and the model's runtime uses every core (a quarter of the cores)
-    defaults = {"decode": resolve_workers(None, split, torch.device("cuda")),
-                "decode_and_resize": resolve_workers(None, split, cpu)}
-    runs = {"decode": lambda w: image_loader(split, batches, w, cpu),
-            "decode_and_resize": lambda w: image_batches(split, batches, prep, cpu, w)}
-    rates: dict[tuple[str, int], list[float]] = {(k, w): [] for k in runs for w in sorted({0, defaults[k]})}
+    defaults = {
+        "decode": resolve_workers(None, split, torch.device("cuda")),
+        "decode_and_resize": resolve_workers(None, split, cpu),
+    }
+    runs = {
+        "decode": lambda w: image_loader(split, batches, w, cpu),
+        "decode_and_resize": lambda w: image_batches(split, batches, prep, cpu, w),
+    }
+    rates: dict[tuple[str, int], list[float]] = {
+        (k, w): [] for k in runs for w in sorted({0, defaults[k]})
+    }
     for _ in range(rounds):
         for kind, workers in rates:
             t0 = time.perf_counter()
@@ -232,9 +324,16 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
             rates[(kind, workers)].append(n_images / (time.perf_counter() - t0))
     out = {"images": n_images, "size": "320x320 PNG (resized to 224)", "rounds": rounds}
     for kind in runs:
-        r0, rd = statistics.median(rates[(kind, 0)]), statistics.median(rates[(kind, defaults[kind])])
-        out[kind] = {"default_workers": defaults[kind], "img_per_s_workers_0": round(r0, 1),
-                     "img_per_s_default": round(rd, 1), "ratio_default_over_0": round(rd / r0, 3)}
+        r0, rd = (
+            statistics.median(rates[(kind, 0)]),
+            statistics.median(rates[(kind, defaults[kind])]),
+        )
+        out[kind] = {
+            "default_workers": defaults[kind],
+            "img_per_s_workers_0": round(r0, 1),
+            "img_per_s_default": round(rd, 1),
+            "ratio_default_over_0": round(rd / r0, 3),
+        }
     return out
 
 

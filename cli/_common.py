@@ -11,10 +11,12 @@ import functools
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
+
 
 def status_shown() -> None:
     """A transient status line is on the terminal (``textclf.cli._progress.starting``)."""
@@ -22,14 +24,16 @@ def status_shown() -> None:
 
 
 def clear_status() -> None:
-    """Erase the transient status line, if any, before a bar, a table or an error takes its place."""
+    """Erase the transient status line, if any, before a bar, a table or an error takes its
+    place."""
     if _state.pop("status", False):
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
 
 
 class _Console(Console):
-    """Rich's console, but a reader that goes away (``| head -1``) ends the command with exit 0, not 1:
+    """Rich's console, but a reader that goes away (``| head -1``) ends the command with exit 0, not
+    1:
     the exit code stays the outcome of the work (1 is a failed gate, and nothing failed)."""
 
     def on_broken_pipe(self) -> None:
@@ -45,7 +49,6 @@ class _Console(Console):
 console = _Console()
 err_console = _Console(stderr=True)
 _state = {"debug": bool(os.environ.get("TEXTCLF_DEBUG"))}
-
 
 
 def set_debug(value: bool) -> None:
@@ -74,7 +77,8 @@ def safe_streams() -> None:
 
 
 def report_failure(exc: BaseException) -> int:
-    """Print the one error line for ``exc`` (and, with --debug, its traceback); return the exit code."""
+    """Print the one error line for ``exc`` (and, with --debug, its traceback); return the exit
+    code."""
     from rich.markup import escape
 
     from textclf.errors import explain
@@ -82,7 +86,10 @@ def report_failure(exc: BaseException) -> int:
     try:
         code, line = explain(exc)
     except Exception as inner:  # the boundary itself must not crash
-        code, line = 3, f"internal error: {type(exc).__name__} (and {type(inner).__name__} explaining it)"
+        code, line = (
+            3,
+            f"internal error: {type(exc).__name__} (and {type(inner).__name__} explaining it)",
+        )
     if _state["debug"] or os.environ.get("TEXTCLF_DEBUG"):
         import traceback
 
@@ -111,11 +118,14 @@ def is_broken_pipe(exc: BaseException) -> bool:
     """Whether ``exc`` is the reader of stdout going away (``textclf eval RUN | head -1``)."""
     import errno
 
-    return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE)
+    return isinstance(exc, BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno == errno.EPIPE
+    )
 
 
-def quiet_exit_on_broken_pipe() -> "typer.Exit":
-    """Exit 0 without a word, as ``head``'s other writers do: the reader has what it wanted. Python's
+def quiet_exit_on_broken_pipe() -> typer.Exit:
+    """Exit 0 without a word, as ``head``'s other writers do: the reader has what it wanted.
+    Python's
     own flush of stdout at exit would fail again, so stdout is pointed at /dev/null first."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -142,7 +152,7 @@ def handle_errors(fn: Callable) -> Callable:
             err_console.print("[yellow]interrupted[/]")
             from textclf.errors import EXIT_INTERRUPTED
 
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             raise typer.Exit(report_failure(exc)) from None
 
@@ -150,6 +160,9 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 def print_json(obj: Any) -> None:
-    """Print machine-readable JSON on stdout (no Rich markup); ASCII escapes where stdout needs them."""
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=not _can_encode(sys.stdout), default=str) + "\n")
+    """Print machine-readable JSON on stdout (no Rich markup); ASCII escapes where stdout needs
+    them."""
+    sys.stdout.write(
+        json.dumps(obj, indent=2, ensure_ascii=not _can_encode(sys.stdout), default=str) + "\n"
+    )
     sys.stdout.flush()

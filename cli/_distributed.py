@@ -1,4 +1,5 @@
-"""A command run as one rank of a torchrun job: rank 0 speaks for the job, the other ranks stay quiet.
+"""A command run as one rank of a torchrun job: rank 0 speaks for the job, the other ranks stay
+quiet.
 
 Only rank 0 shows progress, tables and JSON. A rank's own error is printed by that rank (as
 ``rank N: ...``) and, through the job's store, by rank 0; an error that a rank only suffered
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import typer
 
@@ -34,7 +35,9 @@ def rank_output() -> Iterator[None]:
     except PeerError as exc:
         if rank == "0":
             raise
-        raise typer.Exit(exc.exit_code)  # rank 0 (and the rank where it began) said it already
+        raise typer.Exit(
+            exc.exit_code
+        ) from None  # rank 0 (and the rank where it began) said it already
     except TextclfError as exc:
         if rank != "0" and not str(exc).startswith(f"rank {rank}:"):
             exc.args = (f"rank {rank}: {exc}",)

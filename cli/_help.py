@@ -16,13 +16,26 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 # Typer >= 0.2x renders a parameter's type as "<int>", "<bool>", "<list[Path]>"; the words Click
 # and most CLIs print instead:
-_PLAIN = {"int": "INTEGER", "int range": "INTEGER", "float": "FLOAT", "float range": "FLOAT", "str": "TEXT",
-          "bool": "BOOLEAN", "path": "PATH", "Path": "PATH", "list[Path]": "PATH", "list[str]": "TEXT",
-          "file": "FILE", "dir": "DIRECTORY", "directory": "DIRECTORY"}
+_PLAIN = {
+    "int": "INTEGER",
+    "int range": "INTEGER",
+    "float": "FLOAT",
+    "float range": "FLOAT",
+    "str": "TEXT",
+    "bool": "BOOLEAN",
+    "path": "PATH",
+    "Path": "PATH",
+    "list[Path]": "PATH",
+    "list[str]": "TEXT",
+    "file": "FILE",
+    "dir": "DIRECTORY",
+    "directory": "DIRECTORY",
+}
 
 
 def default_note(text: object) -> str:
-    """Help-text suffix that shows a default Typer cannot know (`` [default: 15 (preset default)]``)."""
+    """Help-text suffix that shows a default Typer cannot know (`` [default: 15 (preset
+    default)]``)."""
     from rich.markup import escape
 
     # Styled like Typer's own default (dim); the bracket is escaped so Rich prints it literally.
@@ -66,7 +79,8 @@ NAME_COLUMN = 26  # at most: the option column at 80 terminal columns leaves the
 
 
 def install_help_layout() -> None:
-    """Options panels that read at 80 columns: names (and ``--no-`` forms, and metavars) stacked in one
+    """Options panels that read at 80 columns: names (and ``--no-`` forms, and metavars) stacked in
+    one
     narrow column that never cuts a name, the help with its default in the other.
 
     Typer lays options out in six auto-sized columns, which at 80 columns squeezes the help into ~20
@@ -95,18 +109,35 @@ def install_help_layout() -> None:
         table.add_column(ratio=1, overflow="fold")
         for names, help_text in rows:
             table.add_row("\n".join(names), help_text)
-        console.print(Panel(table, border_style=rich_utils.STYLE_OPTIONS_PANEL_BORDER, title=name,
-                            title_align=rich_utils.ALIGN_OPTIONS_PANEL))
+        console.print(
+            Panel(
+                table,
+                border_style=rich_utils.STYLE_OPTIONS_PANEL_BORDER,
+                title=name,
+                title_align=rich_utils.ALIGN_OPTIONS_PANEL,
+            )
+        )
 
     print_options_panel._textclf = True  # type: ignore[attr-defined]
     rich_utils._print_options_panel = print_options_panel
 
 
 def _name_lines(param, ctx) -> list[str]:
-    """``["--output, -o PATH"]``; a ``--no-`` form on its own line; the metavar on its own when too long."""
-    label = getattr(param, "display_name_raw", None) if not param.opts or "--" not in "".join(param.opts) else None
-    names = ", ".join(sorted(param.opts, key=lambda o: not o.startswith("--"))) if label is None else label
-    metavar = getattr(param, "metavar", None) or (param.display_type(ctx) if hasattr(param, "display_type") else "")
+    """``["--output, -o PATH"]``; a ``--no-`` form on its own line; the metavar on its own when
+    too long."""
+    label = (
+        getattr(param, "display_name_raw", None)
+        if not param.opts or "--" not in "".join(param.opts)
+        else None
+    )
+    names = (
+        ", ".join(sorted(param.opts, key=lambda o: not o.startswith("--")))
+        if label is None
+        else label
+    )
+    metavar = getattr(param, "metavar", None) or (
+        param.display_type(ctx) if hasattr(param, "display_type") else ""
+    )
     if getattr(param, "is_flag", False):
         metavar = ""
     lines = [f"{names} {metavar}".strip()]
@@ -123,19 +154,30 @@ def _help_text(param, ctx, markup_mode):
 
     help_value = " ".join((getattr(param, "help", None) or "").split())
     text = Text.from_markup(help_value) if markup_mode == "rich" else Text(help_value)
-    default_value = param._extract_default_help_str(ctx=ctx) if hasattr(param, "_extract_default_help_str") else None
+    default_value = (
+        param._extract_default_help_str(ctx=ctx)
+        if hasattr(param, "_extract_default_help_str")
+        else None
+    )
     show_str = isinstance(getattr(param, "show_default", None), str)
-    if show_str or (default_value is not None and (getattr(param, "show_default", False) or ctx.show_default)):
-        shown = param._get_default_string(ctx=ctx, show_default_is_str=show_str, default_value=default_value)
+    if show_str or (
+        default_value is not None and (getattr(param, "show_default", False) or ctx.show_default)
+    ):
+        shown = param._get_default_string(
+            ctx=ctx, show_default_is_str=show_str, default_value=default_value
+        )
         if shown:
-            text.append(" " + rich_utils.DEFAULT_STRING.format(shown), style=rich_utils.STYLE_OPTION_DEFAULT)
+            text.append(
+                " " + rich_utils.DEFAULT_STRING.format(shown), style=rich_utils.STYLE_OPTION_DEFAULT
+            )
     if param.required:
         text.append(" " + rich_utils.REQUIRED_LONG_STRING, style=rich_utils.STYLE_REQUIRED_LONG)
     return text
 
 
 def one_line_usage_errors() -> None:
-    """A usage error (``--epochs 0.5``, an unknown option) is one ``error:`` line and a hint, exit 2, as every
+    """A usage error (``--epochs 0.5``, an unknown option) is one ``error:`` line and a hint, exit
+    2, as every
     other error is; not Typer's boxed panel."""
     try:
         from typer import rich_utils
@@ -153,7 +195,9 @@ def one_line_usage_errors() -> None:
         ctx = getattr(self, "ctx", None)
         hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
         message = " ".join(self.format_message().split())
-        console.print(f"[bold red]error:[/] {escape(message)}{escape(hint)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/] {escape(message)}{escape(hint)}", highlight=False, soft_wrap=True
+        )
 
     format_error._textclf = True  # type: ignore[attr-defined]
     rich_utils.rich_format_error = format_error
@@ -174,20 +218,24 @@ def preset_value(name: str):
 
 
 def choices(name: str) -> str:
-    """The choices of a setting as a metavar, from the library (``"one|all"``): never a copy in the help."""
+    """The choices of a setting as a metavar, from the library (``"one|all"``): never a copy in
+    the help."""
     return "|".join(choice_values(name))
 
 
 def choice_values(name: str) -> tuple[str, ...]:
-    """The library's choices of a setting (``preset``, or a key of :data:`textclf.config.CHOICES`)."""
+    """The library's choices of a setting (``preset``, or a key of
+    :data:`textclf.config.CHOICES`)."""
     from textclf.config import CHOICES, PRESETS
 
     return tuple(PRESETS) if name == "preset" else tuple(CHOICES[name])
 
 
 def choice_parts(flag: str, values) -> tuple[str, str]:
-    """``(metavar, help suffix)`` of a choice option: the choices as the metavar (``--negatives one|all``)
-    when the name column holds them, else a word metavar and the choices in the help, where they wrap."""
+    """``(metavar, help suffix)`` of a choice option: the choices as the metavar (``--negatives
+    one|all``)
+    when the name column holds them, else a word metavar and the choices in the help, where they
+    wrap."""
     joined = "|".join(values)
     if len(flag) + 1 + len(joined) <= NAME_COLUMN:
         return joined, ""
@@ -195,7 +243,8 @@ def choice_parts(flag: str, values) -> tuple[str, str]:
 
 
 def preset_note(name: str, none: str = "none", true: str = "true", false: str = "false") -> str:
-    """:func:`default_note` with the ``default`` preset's value: `` [default: 15]`` (the command's help says
+    """:func:`default_note` with the ``default`` preset's value: `` [default: 15]`` (the command's
+    help says
     these are the default preset's)."""
     value = preset_value(name)
     if value is None:

@@ -26,8 +26,18 @@ from textclf.cli._common import clear_status, err_console, status_shown
 _state = {"verbosity": 0}  # -1 quiet, 0 normal, 1 verbose
 
 # What one step of a task counts, for rates ("img/s"); tasks not listed count "it".
-UNITS = {"features": "img", "read": "img", "predict": "img", "onnx": "img", "parity": "img",
-         "epochs": "epoch", "cells": "cell", "describe": "desc", "bench": "round", "int8": "step"}
+UNITS = {
+    "features": "img",
+    "read": "img",
+    "predict": "img",
+    "onnx": "img",
+    "parity": "img",
+    "epochs": "epoch",
+    "cells": "cell",
+    "describe": "desc",
+    "bench": "round",
+    "int8": "step",
+}
 # Live figures get short names in log lines and on bars.
 FIELD_NAMES = {"val_accuracy": "val_acc"}
 BAR_FIELDS = ("loss", "val_accuracy")  # the live figures a bar shows (log lines show them all)
@@ -88,7 +98,7 @@ def format_fields(fields: dict) -> str:
 def _clock(seconds) -> str:
     if seconds is None or seconds != seconds or seconds == math.inf:
         return "-:--"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -131,14 +141,17 @@ class _Times(ProgressColumn):
         elapsed = task.finished_time if task.finished else task.elapsed
         if task.finished or task.total is None:
             return Text(_clock(elapsed), style="progress.elapsed")
-        return Text(f"{_clock(elapsed)} eta {_clock(task.time_remaining)}", style="progress.remaining")
+        return Text(
+            f"{_clock(elapsed)} eta {_clock(task.time_remaining)}", style="progress.remaining"
+        )
 
     def get_table_column(self):
         return Column(no_wrap=True)
 
 
 class _Info(ProgressColumn):
-    """The live figures a bar keeps (the loss and the validation accuracy): never cut; the description is."""
+    """The live figures a bar keeps (the loss and the validation accuracy): never cut; the
+    description is."""
 
     def render(self, task):
         return Text(task.fields.get("info", ""), style="dim", no_wrap=True)
@@ -150,13 +163,21 @@ class _Info(ProgressColumn):
 class RichReporter:
     """Progress bars on stderr (stdout stays clean for --json and tables)."""
 
-    def __init__(self, enabled: bool = True, verbose: bool = False, transient_on_error: bool = False):
+    def __init__(
+        self, enabled: bool = True, verbose: bool = False, transient_on_error: bool = False
+    ):
         width = err_console.width
         self.transient_on_error = transient_on_error
         self.progress = Progress(
-            _Description(), BarColumn(bar_width=max(8, min(30, width // 8))),
-            MofNCompleteColumn(table_column=Column(no_wrap=True)), _Rate(), _Times(), _Info(),
-            console=err_console, disable=not enabled, transient=False,
+            _Description(),
+            BarColumn(bar_width=max(8, min(30, width // 8))),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            _Rate(),
+            _Times(),
+            _Info(),
+            console=err_console,
+            disable=not enabled,
+            transient=False,
         )
         self.tasks: dict[str, int] = {}
         self._lines = None
@@ -176,7 +197,9 @@ class RichReporter:
 
     def task(self, name, total, description):
         """Start a bar."""
-        self.tasks[name] = self.progress.add_task(description, total=total, info="", unit=UNITS.get(name, "it"))
+        self.tasks[name] = self.progress.add_task(
+            description, total=total, info="", unit=UNITS.get(name, "it")
+        )
         if self._lines is not None:
             self._lines.task(name, total, description)
 
@@ -185,7 +208,8 @@ class RichReporter:
         if name not in self.tasks:
             return
         self.progress.advance(self.tasks[name], n)
-        # On the bar: what a line of 80 columns can keep whole; -v lines and history.csv have the rest.
+        # On the bar: what a line of 80 columns can keep whole; -v lines and history.csv have the
+        # rest.
         info = format_fields({k: v for k, v in fields.items() if k in BAR_FIELDS})
         if info:
             self.progress.update(self.tasks[name], info=info)
@@ -234,8 +258,14 @@ class LogReporter:
 
     def task(self, name, total, description):
         """Remember a task; its lines come with its progress."""
-        self.tasks[name] = {"total": total, "description": description, "done": 0, "next": self.STEP,  # percent
-                            "start": time.perf_counter(), "quiet_start": 0}
+        self.tasks[name] = {
+            "total": total,
+            "description": description,
+            "done": 0,
+            "next": self.STEP,  # percent
+            "start": time.perf_counter(),
+            "quiet_start": 0,
+        }
 
     def advance(self, name, n=1, **fields):
         """An epoch line, or a line when the task crosses the next 10%."""
@@ -254,15 +284,18 @@ class LogReporter:
         if not total:
             return
         fraction = t["done"] / total
-        if t["done"] * 100 >= t["next"] * total and t["done"] < total:  # integers: no rounding drift
+        # Integers: no rounding drift
+        if t["done"] * 100 >= t["next"] * total and t["done"] < total:
             while t["next"] * total <= t["done"] * 100:
                 t["next"] += self.STEP
             elapsed = time.perf_counter() - t["start"]
             rate = (t["done"] - t["quiet_start"]) / elapsed if elapsed > 0 else 0
             extra = f" {format_fields(fields)}" if fields else ""
             eta = (total - t["done"]) / rate if rate else None
-            self._print(f"{t['description']}: {fraction:.0%} {t['done']}/{total} "
-                        f"{_rate(rate, UNITS.get(name, 'it'))} eta {_clock(eta)}{extra}")
+            self._print(
+                f"{t['description']}: {fraction:.0%} {t['done']}/{total} "
+                f"{_rate(rate, UNITS.get(name, 'it'))} eta {_clock(eta)}{extra}"
+            )
 
     def done(self, name):
         """A closing line for tasks other than epochs (their lines said it all)."""
@@ -272,7 +305,10 @@ class LogReporter:
         elapsed = time.perf_counter() - t["start"]
         count = t["total"] if t["total"] is not None else t["done"]
         rate = (count - t["quiet_start"]) / elapsed if elapsed > 0 else 0
-        self._print(f"{t['description']}: done {count} in {elapsed:.1f}s ({_rate(rate, UNITS.get(name, 'it'))})")
+        self._print(
+            f"{t['description']}: done {count} in {elapsed:.1f}s "
+            f"({_rate(rate, UNITS.get(name, 'it'))})"
+        )
 
     def message(self, text):
         """A note, as its own line."""
@@ -309,8 +345,10 @@ class QuietReporter:
 
 
 def starting(what: str = "loading models", enabled: bool = True) -> None:
-    """Say at once that work has begun (before the seconds of imports and model loading), on a terminal:
-    a line that the first progress bar, the result or an error replaces (:func:`clear_status`). Logs get
+    """Say at once that work has begun (before the seconds of imports and model loading), on a
+    terminal:
+    a line that the first progress bar, the result or an error replaces (:func:`clear_status`). Logs
+    get
     nothing: their first progress line comes with the work, and an error stays the only line."""
     if is_quiet() or not enabled or not stderr_is_terminal():
         return

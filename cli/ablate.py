@@ -1,4 +1,5 @@
-"""``textclf ablate``: run a grid of train+eval cells and tabulate them against the no-text control."""
+"""``textclf ablate``: run a grid of train+eval cells and tabulate them against the no-text
+control."""
 
 from __future__ import annotations
 
@@ -7,21 +8,27 @@ from typing import Optional
 
 import typer
 
-from textclf.cli._common import console, handle_errors, print_json
 from textclf.ablation.cells import CONTROLS
 from textclf.ablation.request import GridRequest
+from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import choices, default_note, merge_alias, preset_note
 
-HELP = ("Run a grid of train+eval cells over several seeds and compare each to the no-text control "
-        "(paired difference, 95% CI).\n\n"
-        "Example: textclf ablate --paper --preset default --seeds 3\n\n"
-        "Example: textclf ablate --clf-weights 1.0,0.8,0.5 --prompt-types 1,3 --controls shuffled --seeds 3\n\n"
-        "Example: torchrun --nproc-per-node 4 -m textclf ablate --paper --seeds 3   (cells spread over 4 GPUs)")
+HELP = (
+    "Run a grid of train+eval cells over several seeds and compare each to the no-text control "
+    "(paired difference, 95% CI).\n\n"
+    "Example: textclf ablate --paper --preset default --seeds 3\n\n"
+    "Example: textclf ablate --clf-weights 1.0,0.8,0.5 --prompt-types 1,3 --controls shuffled "
+    "--seeds 3\n\n"
+    "Example: torchrun --nproc-per-node 4 -m textclf ablate --paper --seeds 3   (cells spread over "
+    "4 GPUs)"
+)
 
 
 def _axis(flag: str, what: str, example: str):
     """A grid axis: comma-separated values (not varied when not given)."""
-    return typer.Option(None, flag, help=f"Axis: {what}, e.g. {example}." + default_note("not varied"))
+    return typer.Option(
+        None, flag, help=f"Axis: {what}, e.g. {example}." + default_note("not varied")
+    )
 
 
 GRID = GridRequest()  # the library's defaults
@@ -29,60 +36,147 @@ GRID = GridRequest()  # the library's defaults
 
 @handle_errors
 def command(
-    paper: bool = typer.Option(False, "--paper", help="The paper's experiments I-III, baseline and controls."),
-    grid: Optional[Path] = typer.Option(None, "--grid", metavar="FILE.toml", help="A TOML grid: \\[grid] axes, "
-                                        "controls, \\[base] settings." + default_note("none")),
-    preset: str = typer.Option(GRID.preset, "--preset", metavar=choices("preset"),
-                               help="Settings every cell starts from."),
-    prompt_types: Optional[str] = _axis("--prompt-types", "prompts (all, 1+3: ensembles)", "1,3,all"),
+    paper: bool = typer.Option(
+        False, "--paper", help="The paper's experiments I-III, baseline and controls."
+    ),
+    grid: Optional[Path] = typer.Option(
+        None,
+        "--grid",
+        metavar="FILE.toml",
+        help="A TOML grid: \\[grid] axes, controls, \\[base] settings." + default_note("none"),
+    ),
+    preset: str = typer.Option(
+        GRID.preset, "--preset", metavar=choices("preset"), help="Settings every cell starts from."
+    ),
+    prompt_types: Optional[str] = _axis(
+        "--prompt-types", "prompts (all, 1+3: ensembles)", "1,3,all"
+    ),
     clf_weights: Optional[str] = _axis("--clf-weights", "w_clf values", "0.8,0.5,0.2"),
     freeze_text: Optional[str] = _axis("--freeze-text", "text encoder frozen", "true,false"),
     negatives: Optional[str] = _axis("--negatives", "InfoNCE negatives", "one,all"),
-    train_fractions: Optional[str] = _axis("--train-fractions", "fractions of the train images", "0.1,1.0"),
-    image_backbones: Optional[str] = _axis("--image-backbones", "image backbones", "tiny-cnn,resnet50"),
-    text_backbones: Optional[str] = _axis("--text-backbones", "text backbones", "minilm-l6,tiny-bert"),
+    train_fractions: Optional[str] = _axis(
+        "--train-fractions", "fractions of the train images", "0.1,1.0"
+    ),
+    image_backbones: Optional[str] = _axis(
+        "--image-backbones", "image backbones", "tiny-cnn,resnet50"
+    ),
+    text_backbones: Optional[str] = _axis(
+        "--text-backbones", "text backbones", "minilm-l6,tiny-bert"
+    ),
     head_inits: Optional[str] = _axis("--head-inits", "head initialisations", "random,zero-shot"),
-    controls: Optional[str] = typer.Option(None, "--controls", metavar="A,B", help="Controls to add (no-text always "
-                                           "runs), of: " + ", ".join(CONTROLS) + "." + default_note("no-text")),
-    seeds: str = typer.Option(GRID.seeds, "--seeds", help="Seeds per cell: a count N, or a list (0,5,7)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset of every cell." + preset_note("dataset")),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of every cell." + preset_note("epochs")),
-    max_train: Optional[int] = typer.Option(None, "--max-train", help="A stratified subset of N train images."
-                                            + preset_note("max_train", none="all")),
-    max_test: Optional[int] = typer.Option(None, "--max-test", help="A stratified subset of N test images."
-                                           + preset_note("max_test", none="all")),
-    device: Optional[str] = typer.Option(None, "--device", metavar=choices("device"), help="Where cells train."
-                                         + preset_note("device")),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the cells and results."
-                                          + default_note("ablations/<name>")),
-    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
-    name: Optional[str] = typer.Option(None, "--name", help="Name of the default --output folder."
-                                       + default_note("paper, grid or zero-shot")),
+    controls: Optional[str] = typer.Option(
+        None,
+        "--controls",
+        metavar="A,B",
+        help="Controls to add (no-text always "
+        "runs), of: " + ", ".join(CONTROLS) + "." + default_note("no-text"),
+    ),
+    seeds: str = typer.Option(
+        GRID.seeds, "--seeds", help="Seeds per cell: a count N, or a list (0,5,7)."
+    ),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="Dataset of every cell." + preset_note("dataset")
+    ),
+    epochs: Optional[int] = typer.Option(
+        None, "--epochs", help="Epochs of every cell." + preset_note("epochs")
+    ),
+    max_train: Optional[int] = typer.Option(
+        None,
+        "--max-train",
+        help="A stratified subset of N train images." + preset_note("max_train", none="all"),
+    ),
+    max_test: Optional[int] = typer.Option(
+        None,
+        "--max-test",
+        help="A stratified subset of N test images." + preset_note("max_test", none="all"),
+    ),
+    device: Optional[str] = typer.Option(
+        None,
+        "--device",
+        metavar=choices("device"),
+        help="Where cells train." + preset_note("device"),
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Folder for the cells and results." + default_note("ablations/<name>"),
+    ),
+    out_alias: Optional[Path] = typer.Option(
+        None, "--out", hidden=True, help="Old spelling of --output."
+    ),
+    name: Optional[str] = typer.Option(
+        None,
+        "--name",
+        help="Name of the default --output folder." + default_note("paper, grid or zero-shot"),
+    ),
     resume: bool = typer.Option(False, "--resume", help="Skip finished cells of an earlier run."),
-    force: bool = typer.Option(False, "--force", help="Delete earlier results (textclf's) and start over."),
+    force: bool = typer.Option(
+        False, "--force", help="Delete earlier results (textclf's) and start over."
+    ),
     jobs: int = typer.Option(0, "--jobs", help="Cells in parallel processes (0: per core or GPU)."),
-    zero_shot: bool = typer.Option(False, "--zero-shot", help="Held-out class splits: unseen accuracy and H of "
-                                   "each text setting vs classname and chance."),
-    holdout_splits: int = typer.Option(GRID.holdout_splits, "--holdout-splits", help="--zero-shot: held-out "
-                                       "splits (a seeded draw)."),
-    holdout_size: int = typer.Option(GRID.holdout_size, "--holdout-size", help="--zero-shot: classes per split."),
-    holdout_shots: str = typer.Option(GRID.holdout_shots, "--holdout-shots", metavar="K,K",
-                                      help="--zero-shot: train images kept per held-out class, e.g. 0,1,5."),
-    text_head: str = typer.Option(GRID.text_head, "--text-head", metavar=choices("text_head"),
-                                  help="--zero-shot: the text head of every cell."),
+    zero_shot: bool = typer.Option(
+        False,
+        "--zero-shot",
+        help="Held-out class splits: unseen accuracy and H of "
+        "each text setting vs classname and chance.",
+    ),
+    holdout_splits: int = typer.Option(
+        GRID.holdout_splits,
+        "--holdout-splits",
+        help="--zero-shot: held-out splits (a seeded draw).",
+    ),
+    holdout_size: int = typer.Option(
+        GRID.holdout_size, "--holdout-size", help="--zero-shot: classes per split."
+    ),
+    holdout_shots: str = typer.Option(
+        GRID.holdout_shots,
+        "--holdout-shots",
+        metavar="K,K",
+        help="--zero-shot: train images kept per held-out class, e.g. 0,1,5.",
+    ),
+    text_head: str = typer.Option(
+        GRID.text_head,
+        "--text-head",
+        metavar=choices("text_head"),
+        help="--zero-shot: the text head of every cell.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run an ablation grid."""
     from textclf.ablation.request import plan_grid
 
     request = GridRequest(
-        paper=paper, grid=grid, zero_shot=zero_shot, preset=preset, controls=controls, seeds=seeds,
-        axes={"prompt_type": prompt_types, "clf_weight": clf_weights, "freeze_text": freeze_text,
-              "negatives": negatives, "train_fraction": train_fractions, "image_backbone": image_backbones,
-              "text_backbone": text_backbones, "head_init": head_inits},
-        base={"dataset": dataset, "epochs": epochs, "max_train": max_train, "max_test": max_test, "device": device},
-        output=merge_alias(output, out_alias, "--output", "--out"), name=name, holdout_splits=holdout_splits,
-        holdout_size=holdout_size, holdout_shots=holdout_shots, text_head=text_head)
+        paper=paper,
+        grid=grid,
+        zero_shot=zero_shot,
+        preset=preset,
+        controls=controls,
+        seeds=seeds,
+        axes={
+            "prompt_type": prompt_types,
+            "clf_weight": clf_weights,
+            "freeze_text": freeze_text,
+            "negatives": negatives,
+            "train_fraction": train_fractions,
+            "image_backbone": image_backbones,
+            "text_backbone": text_backbones,
+            "head_init": head_inits,
+        },
+        base={
+            "dataset": dataset,
+            "epochs": epochs,
+            "max_train": max_train,
+            "max_test": max_test,
+            "device": device,
+        },
+        output=merge_alias(output, out_alias, "--output", "--out"),
+        name=name,
+        holdout_splits=holdout_splits,
+        holdout_size=holdout_size,
+        holdout_shots=holdout_shots,
+        text_head=text_head,
+    )
     plan = plan_grid(request)
 
     from textclf.ablation.grid import run_grid
@@ -94,8 +188,18 @@ def command(
     # under torchrun every rank takes cells; rank 0 writes the summary
     with rank_output(), session(plan.base.get("device") or "auto") as ctx:
         with reporter(enabled=not json_out and ctx.is_main) as progress:
-            summary = run_grid(plan.cells, plan.seeds, plan.output, base=plan.base, preset=plan.preset,
-                               resume=resume, force=force, jobs=jobs, reporter=progress, report=plan.report)
+            summary = run_grid(
+                plan.cells,
+                plan.seeds,
+                plan.output,
+                base=plan.base,
+                preset=plan.preset,
+                resume=resume,
+                force=force,
+                jobs=jobs,
+                reporter=progress,
+                report=plan.report,
+            )
     if ctx.is_main:
         _show(summary, plan, json_out)
 
@@ -110,14 +214,25 @@ def _show(summary: dict, plan, json_out: bool) -> None:
         print_json({"out": str(out), **summary})
     elif plan.report.zero_shot_chance is not None:
         headers, rows = zero_shot.split_rows(summary)
-        _print_summary("unseen accuracy % per held-out split (mean over seeds)", headers, rows, "", "")
-        _print_summary(f"textclf ablate --zero-shot: {out} (chance {100 * summary['chance']:.1f}%)",
-                       zero_shot.HEADERS, zero_shot.summary_rows(summary), summary["verdict"],
-                       f"wrote {out}/results.csv, results.json, summary.md")
+        _print_summary(
+            "unseen accuracy % per held-out split (mean over seeds)", headers, rows, "", ""
+        )
+        _print_summary(
+            f"textclf ablate --zero-shot: {out} (chance {100 * summary['chance']:.1f}%)",
+            zero_shot.HEADERS,
+            zero_shot.summary_rows(summary),
+            summary["verdict"],
+            f"wrote {out}/results.csv, results.json, summary.md",
+        )
     else:
         verdict = " ".join([summary["verdict"], *summary.get("notes", [])])
-        _print_summary(f"textclf ablate: {out}", ablation_summary.HEADERS, ablation_summary.summary_rows(summary),
-                       verdict, f"wrote {out}/results.csv, results.json, summary.md, forest.png")
+        _print_summary(
+            f"textclf ablate: {out}",
+            ablation_summary.HEADERS,
+            ablation_summary.summary_rows(summary),
+            verdict,
+            f"wrote {out}/results.csv, results.json, summary.md, forest.png",
+        )
 
 
 def _print_summary(title: str, headers, rows, verdict: str, written: str) -> None:

@@ -1,4 +1,5 @@
-"""``textclf cache``: ``ls`` (entries, sizes, what made them), ``prune`` and ``clear`` the feature cache."""
+"""``textclf cache``: ``ls`` (entries, sizes, what made them), ``prune`` and ``clear`` the
+feature cache."""
 
 from __future__ import annotations
 
@@ -10,19 +11,27 @@ import typer
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._help import default_note
 
-app = typer.Typer(help="See and clean the image-feature cache ($TEXTCLF_CACHE, default ~/.cache/textclf).\n\n"
-                       "Example: textclf cache ls && textclf cache prune --older-than 30",
-                  no_args_is_help=True, rich_markup_mode="rich")
+app = typer.Typer(
+    help="See and clean the image-feature cache ($TEXTCLF_CACHE, default ~/.cache/textclf).\n\n"
+    "Example: textclf cache ls && textclf cache prune --older-than 30",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
 
 _ROOT_HELP = "Cache folder." + default_note("$TEXTCLF_CACHE or ~/.cache/textclf")
 
 
-@app.command("ls", help="List the cached feature arrays: size, age, state, and the backbone, dataset and "
-                        "split that made each.\n\nExample: textclf cache ls --json")
+@app.command(
+    "ls",
+    help="List the cached feature arrays: size, age, state, and the backbone, dataset and "
+    "split that made each.\n\nExample: textclf cache ls --json",
+)
 @handle_errors
 def ls(
     root: Optional[Path] = typer.Option(None, "--cache-dir", help=_ROOT_HELP),
-    verify: bool = typer.Option(False, "--verify", help="Also check every array's checksum (reads them all)."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Also check every array's checksum (reads them all)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the entries as JSON."),
 ) -> None:
     """List cache entries."""
@@ -35,14 +44,22 @@ def ls(
 
     found = scan(root, verify=verify)
     if json_out:
-        print_json({"root": str(found.root), "bytes": found.bytes, "entries": [e.to_dict() for e in found.entries],
-                    "foreign_files": [str(p) for p in found.foreign], "datasets_bytes": found.datasets_bytes})
+        print_json(
+            {
+                "root": str(found.root),
+                "bytes": found.bytes,
+                "entries": [e.to_dict() for e in found.entries],
+                "foreign_files": [str(p) for p in found.foreign],
+                "datasets_bytes": found.datasets_bytes,
+            }
+        )
         return
     now = time.time()
     from rich import box
 
     console.print(f"feature cache: {escape(str(found.root / 'features'))}", highlight=False)
-    # No cell is cut or split at 80 columns: what made an entry takes two short lines, not two columns.
+    # No cell is cut or split at 80 columns: what made an entry takes two short lines, not two
+    # columns.
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("key", no_wrap=True)
     table.add_column("backbone / data", no_wrap=True)
@@ -57,19 +74,34 @@ def ls(
         if e.info.get("runtime", "torch-cpu") != "torch-cpu":
             backbone += f" ({e.info['runtime']})"
         state = "ok" if e.status == "ok" else f"[red]{e.status}[/]: {escape(e.problem or '')}"
-        table.add_row(e.key[:12], escape(f"{backbone}\n{where}"), str(e.info.get("images") or "-"),
-                      human_bytes(e.bytes), human_age(now - e.modified), state)
+        table.add_row(
+            e.key[:12],
+            escape(f"{backbone}\n{where}"),
+            str(e.info.get("images") or "-"),
+            human_bytes(e.bytes),
+            human_age(now - e.modified),
+            state,
+        )
     console.print(table)
     bad = sum(e.status != "ok" for e in found.entries)
-    console.print(f"{len(found.entries)} entries, {human_bytes(found.bytes)}"
-                  + (f"; {bad} damaged or unfinished (textclf cache prune removes them)" if bad else ""),
-                  highlight=False)
+    console.print(
+        f"{len(found.entries)} entries, {human_bytes(found.bytes)}"
+        + (f"; {bad} damaged or unfinished (textclf cache prune removes them)" if bad else ""),
+        highlight=False,
+    )
     if found.datasets_bytes:
-        console.print(f"downloaded datasets: {human_bytes(found.datasets_bytes)} in {found.root / 'datasets'} "
-                      f"(not touched by prune or clear)", highlight=False, markup=False)
+        console.print(
+            f"downloaded datasets: {human_bytes(found.datasets_bytes)} in "
+            f"{found.root / 'datasets'} "
+            f"(not touched by prune or clear)",
+            highlight=False,
+            markup=False,
+        )
     if found.foreign:
-        console.print(f"{len(found.foreign)} other files in the folder are not textclf's and are left alone",
-                      highlight=False)
+        console.print(
+            f"{len(found.foreign)} other files in the folder are not textclf's and are left alone",
+            highlight=False,
+        )
 
 
 def _report(result, verb: str, json_out: bool) -> None:
@@ -81,38 +113,63 @@ def _report(result, verb: str, json_out: bool) -> None:
         print_json(result.to_dict())
         return
     action = "would remove" if result.dry_run else verb
-    console.print(f"{action} {len(result.removed)} entries ({human_bytes(result.bytes)})", highlight=False)
+    console.print(
+        f"{action} {len(result.removed)} entries ({human_bytes(result.bytes)})", highlight=False
+    )
     for e in result.removed:
-        what = f"{e.info.get('backbone')} {e.info.get('dataset')}/{e.info.get('split')}" if e.info else e.status
-        console.print(f"  {e.key[:12]}  {escape(what)}  {human_bytes(e.bytes)}"
-                      + (f"  ({escape(e.problem)})" if e.problem else ""), highlight=False)
+        what = (
+            f"{e.info.get('backbone')} {e.info.get('dataset')}/{e.info.get('split')}"
+            if e.info
+            else e.status
+        )
+        console.print(
+            f"  {e.key[:12]}  {escape(what)}  {human_bytes(e.bytes)}"
+            + (f"  ({escape(e.problem)})" if e.problem else ""),
+            highlight=False,
+        )
     for e, why in result.skipped:
         err_console.print(f"[yellow]skipped[/] {e.key[:12]}: {escape(why)}", highlight=False)
     if result.foreign:
         console.print(f"kept {len(result.foreign)} files that are not textclf's", highlight=False)
 
 
-@app.command("prune", help="Remove damaged, orphaned and unfinished entries, and with --older-than also "
-                           "entries filled more than DAYS ago.\n\nExample: textclf cache prune --older-than 30 "
-                           "--dry-run")
+@app.command(
+    "prune",
+    help="Remove damaged, orphaned and unfinished entries, and with --older-than also "
+    "entries filled more than DAYS ago.\n\nExample: textclf cache prune --older-than 30 "
+    "--dry-run",
+)
 @handle_errors
 def prune(
-    older_than: Optional[float] = typer.Option(None, "--older-than", metavar="DAYS",
-                                               help="Also remove entries filled more than DAYS days ago."
-                                                    + default_note("keep every valid entry")),
+    older_than: Optional[float] = typer.Option(
+        None,
+        "--older-than",
+        metavar="DAYS",
+        help="Also remove entries filled more than DAYS days ago."
+        + default_note("keep every valid entry"),
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
-    verify: bool = typer.Option(False, "--verify", help="Find damage by checksum too (reads every array)."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Find damage by checksum too (reads every array)."
+    ),
     root: Optional[Path] = typer.Option(None, "--cache-dir", help=_ROOT_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Prune the cache."""
     from textclf.data.cache_admin import prune as do_prune
 
-    _report(do_prune(root, older_than_days=older_than, dry_run=dry_run, verify=verify), "removed", json_out)
+    _report(
+        do_prune(root, older_than_days=older_than, dry_run=dry_run, verify=verify),
+        "removed",
+        json_out,
+    )
 
 
-@app.command("clear", help="Remove every cached feature array (textclf's own files only; downloaded "
-                           "datasets are kept). Asks first unless --yes.\n\nExample: textclf cache clear --yes")
+@app.command(
+    "clear",
+    help="Remove every cached feature array (textclf's own files only; downloaded "
+    "datasets are kept). Asks first unless --yes.\n\nExample: textclf cache clear --yes",
+)
 @handle_errors
 def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
@@ -128,13 +185,21 @@ def clear(
     if not yes and not dry_run:
         found = scan(root)
         if not found.entries:
-            console.print(f"the cache at {found.root / 'features'} is empty", highlight=False, markup=False)
+            console.print(
+                f"the cache at {found.root / 'features'} is empty", highlight=False, markup=False
+            )
             return
         try:
-            ok = typer.confirm(f"Remove {len(found.entries)} cache entries ({human_bytes(found.bytes)}) "
-                               f"from {found.root / 'features'}?", default=False, err=True)
+            ok = typer.confirm(
+                f"Remove {len(found.entries)} cache entries ({human_bytes(found.bytes)}) "
+                f"from {found.root / 'features'}?",
+                default=False,
+                err=True,
+            )
         except typer.Abort:  # no answer at all (stdin closed)
-            raise TextclfError("textclf cache clear needs a confirmation; answer y, or pass --yes") from None
+            raise TextclfError(
+                "textclf cache clear needs a confirmation; answer y, or pass --yes"
+            ) from None
         if not ok:
             err_console.print("nothing removed", highlight=False)
             return

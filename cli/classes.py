@@ -1,9 +1,10 @@
-"""``textclf classes``: ``list`` the classes a run knows, ``add`` classes from their descriptions (no retraining)."""
+"""``textclf classes``: ``list`` the classes a run knows, ``add`` classes from their descriptions
+(no retraining)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -11,13 +12,20 @@ from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import default_note
 from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NOTE
 
-app = typer.Typer(help="The classes a trained run knows, and new ones added by describing them (no retraining).\n\n"
-                       "Example: textclf classes add runs/fm --descriptions scooter.json --output runs/fm-plus",
-                  no_args_is_help=True, rich_markup_mode="rich")
+app = typer.Typer(
+    help="The classes a trained run knows, and new ones added by describing them (no "
+    "retraining).\n\n"
+    "Example: textclf classes add runs/fm --descriptions scooter.json --output runs/fm-plus",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
 
 
-@app.command("list", help="List a run's classes: trained ones, held-out ones and ones added by description.\n\n"
-                          "Example: textclf classes list runs/latest --json")
+@app.command(
+    "list",
+    help="List a run's classes: trained ones, held-out ones and ones added by description.\n\n"
+    "Example: textclf classes list runs/latest --json",
+)
 @handle_errors
 def list_command(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run dir."),
@@ -42,44 +50,90 @@ def list_command(
     console.print(table)
 
 
-@app.command("add", help="Add classes to a run (a new run dir) or to an exported model, from their descriptions "
-                         "alone: the text head scores them at once, with no retraining.\n\n"
-                         "Example: textclf classes add runs/fm --descriptions new.json --output runs/fm-plus\n\n"
-                         "Example: textclf classes add runs/fm/model.onnx --run runs/fm --class 'electric scooter' "
-                         "--describer openai --output plus.onnx")
+@app.command(
+    "add",
+    help="Add classes to a run (a new run dir) or to an exported model, from their descriptions "
+    "alone: the text head scores them at once, with no retraining.\n\n"
+    "Example: textclf classes add runs/fm --descriptions new.json --output runs/fm-plus\n\n"
+    "Example: textclf classes add runs/fm/model.onnx --run runs/fm --class 'electric scooter' "
+    "--describer openai --output plus.onnx",
+)
 @handle_errors
 def add_command(
-    target: Path = typer.Argument(..., metavar="RUN_DIR|MODEL.onnx", help="A run dir, or a model exported from one."),
+    target: Path = typer.Argument(
+        ..., metavar="RUN_DIR|MODEL.onnx", help="A run dir, or a model exported from one."
+    ),
     descriptions: Optional[Path] = typer.Option(
-        None, "--descriptions", metavar="FILE", help="Descriptions of the new classes: JSON or CSV (textclf "
-                                                      "describe's format, {class: text}, or class,description rows)."
-        + default_note("none")),
-    classes: Optional[List[str]] = typer.Option(
-        None, "--class", help="A class to add (repeat for several); with --descriptions, only these are taken."
-        + default_note("every class of --descriptions")),
+        None,
+        "--descriptions",
+        metavar="FILE",
+        help="Descriptions of the new classes: JSON or CSV (textclf "
+        "describe's format, {class: text}, or class,description rows)." + default_note("none"),
+    ),
+    classes: Optional[list[str]] = typer.Option(
+        None,
+        "--class",
+        help="A class to add (repeat for several); with --descriptions, only these are taken."
+        + default_note("every class of --descriptions"),
+    ),
     describer: Optional[str] = typer.Option(
-        None, "--describer", help="Describe the --class names now: openai | builtin | classname | random-words."
-        + default_note("none")),
-    prompt_type: str = typer.Option("1", "--prompt-type", help="Prompt for --describer (1-4 or a prompt name)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Chat model for --describer openai."
-                                        + default_note(MODEL_DEFAULT_NOTE)),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for --describer openai."
-                                           + default_note(BASE_URL_DEFAULT_NOTE)),
-    run: Optional[Path] = typer.Option(None, "--run", metavar="RUN_DIR",
-                                       help="For an ONNX model: the run dir it was exported from (its text encoder "
-                                            "embeds the new descriptions)." + default_note("none")),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The new run dir, or the new .onnx file."
-                                          + default_note("RUN_DIR-plus, or MODEL-plus.onnx")),
+        None,
+        "--describer",
+        help="Describe the --class names now: openai | builtin | classname | random-words."
+        + default_note("none"),
+    ),
+    prompt_type: str = typer.Option(
+        "1", "--prompt-type", help="Prompt for --describer (1-4 or a prompt name)."
+    ),
+    model: Optional[str] = typer.Option(
+        None,
+        "--model",
+        help="Chat model for --describer openai." + default_note(MODEL_DEFAULT_NOTE),
+    ),
+    base_url: Optional[str] = typer.Option(
+        None,
+        "--base-url",
+        help="OpenAI-compatible endpoint for --describer openai."
+        + default_note(BASE_URL_DEFAULT_NOTE),
+    ),
+    run: Optional[Path] = typer.Option(
+        None,
+        "--run",
+        metavar="RUN_DIR",
+        help="For an ONNX model: the run dir it was exported from (its text encoder "
+        "embeds the new descriptions)." + default_note("none"),
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="The new run dir, or the new .onnx file."
+        + default_note("RUN_DIR-plus, or MODEL-plus.onnx"),
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add classes from their descriptions."""
     from textclf.api import add_classes
 
-    report = add_classes(target, descriptions, classes=list(classes or []), describer=describer,
-                         prompt_type=prompt_type, model=model, base_url=base_url, run=run, output=output)
+    report = add_classes(
+        target,
+        descriptions,
+        classes=list(classes or []),
+        describer=describer,
+        prompt_type=prompt_type,
+        model=model,
+        base_url=base_url,
+        run=run,
+        output=output,
+    )
     if json_out:
         print_json(report)
         return
     table, output = report["added_classes"], report.get("run_dir") or report.get("model")
-    console.print(f"added {len(table)} class(es) ({', '.join(table)}) -> {output}; predict with the text head: "
-                  f"textclf predict {output} IMAGE...", highlight=False, markup=False)
+    console.print(
+        f"added {len(table)} class(es) ({', '.join(table)}) -> {output}; predict with the text "
+        "head: "
+        f"textclf predict {output} IMAGE...",
+        highlight=False,
+        markup=False,
+    )

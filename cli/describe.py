@@ -1,4 +1,5 @@
-"""``textclf describe``: write class descriptions (one JSON per dataset and prompt, with provenance)."""
+"""``textclf describe``: write class descriptions (one JSON per dataset and prompt, with
+provenance)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NO
 
 HELP = (
     "Write class descriptions for a dataset (one JSON per prompt, with provenance).\n\n"
-    "Files go to descriptions/<dataset>/<prompt>.json. Describers: openai (key from OPENAI_API_KEY; "
+    "Files go to descriptions/<dataset>/<prompt>.json. Describers: openai (key from "
+    "OPENAI_API_KEY; "
     "--base-url for any OpenAI-compatible server such as vLLM or Ollama), builtin (shipped, "
     "offline: digits, fashion-mnist, cifar10), classname, random-words, file:PATH (JSON or CSV). "
-    "A rerun fetches only what is missing; --force starts over. Token usage is summed per class and "
+    "A rerun fetches only what is missing; --force starts over. Token usage is summed per class "
+    "and "
     "per file. 'textclf describe show FILE' prints a file's texts.\n\n"
     "Example: textclf describe --dataset cifar10 --prompt-type all --describer builtin\n\n"
-    "Example: textclf describe --base-url http://localhost:11434/v1 --model llama3.1   # no key needed"
+    "Example: textclf describe --base-url http://localhost:11434/v1 --model llama3.1   # no key "
+    "needed"
 )
 
 
@@ -39,8 +43,13 @@ def _source(label: str, kept: int, fetched: int) -> str:
     return "kept (already in file)"
 
 
-app = typer.Typer(help=HELP, invoke_without_command=True, no_args_is_help=False, rich_markup_mode="rich",
-                  subcommand_metavar="[show FILE]")
+app = typer.Typer(
+    help=HELP,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode="rich",
+    subcommand_metavar="[show FILE]",
+)
 
 
 DEFAULTS = DescribeRequest()
@@ -50,33 +59,64 @@ DEFAULTS = DescribeRequest()
 @handle_errors
 def command(
     ctx: typer.Context,
-    dataset: str = typer.Option(DEFAULTS.dataset, "--dataset", "-d",
-                                help="Dataset whose classes to describe (see textclf plugins)."),
-    prompt_type: Optional[str] = typer.Option(None, "--prompt-type", "-p", help="1|2|3|4|all or a prompt name."
-                                              + default_note("1")),
-    prompt_template: Optional[str] = typer.Option(None, "--prompt-template",
-                                                  help="A custom prompt with {class_name}." + default_note("none")),
-    describer: Optional[str] = typer.Option(None, "--describer",
-                                            help="openai | builtin | classname | random-words | file:PATH."
-                                                 + default_note("openai with a key or server, else builtin")),
-    model: Optional[str] = typer.Option(None, "--model", help="Chat model."
-                                        + default_note(MODEL_DEFAULT_NOTE)),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (a local one "
-                                           "needs no key)." + default_note(BASE_URL_DEFAULT_NOTE)),
-    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY",
-                                          help="API key; prefer OPENAI_API_KEY (never written anywhere)."
-                                               + default_note("$OPENAI_API_KEY")),
+    dataset: str = typer.Option(
+        DEFAULTS.dataset,
+        "--dataset",
+        "-d",
+        help="Dataset whose classes to describe (see textclf plugins).",
+    ),
+    prompt_type: Optional[str] = typer.Option(
+        None, "--prompt-type", "-p", help="1|2|3|4|all or a prompt name." + default_note("1")
+    ),
+    prompt_template: Optional[str] = typer.Option(
+        None, "--prompt-template", help="A custom prompt with {class_name}." + default_note("none")
+    ),
+    describer: Optional[str] = typer.Option(
+        None,
+        "--describer",
+        help="openai | builtin | classname | random-words | file:PATH."
+        + default_note("openai with a key or server, else builtin"),
+    ),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Chat model." + default_note(MODEL_DEFAULT_NOTE)
+    ),
+    base_url: Optional[str] = typer.Option(
+        None,
+        "--base-url",
+        help="OpenAI-compatible server URL (a local one "
+        "needs no key)." + default_note(BASE_URL_DEFAULT_NOTE),
+    ),
+    api_key: Optional[str] = typer.Option(
+        None,
+        "--api-key",
+        metavar="KEY",
+        help="API key; prefer OPENAI_API_KEY (never written anywhere)."
+        + default_note("$OPENAI_API_KEY"),
+    ),
     samples: int = typer.Option(DEFAULTS.samples, "--samples", help="Descriptions per class."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature, 0-2."
-                                                + default_note("0.7")),
-    seed: Optional[int] = typer.Option(None, "--seed", help="LLM seed (sample i: seed+i)." + default_note("none")),
-    concurrency: int = typer.Option(DEFAULTS.concurrency, "--concurrency", help="Requests in flight."),
+    temperature: Optional[float] = typer.Option(
+        None, "--temperature", help="Sampling temperature, 0-2." + default_note("0.7")
+    ),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="LLM seed (sample i: seed+i)." + default_note("none")
+    ),
+    concurrency: int = typer.Option(
+        DEFAULTS.concurrency, "--concurrency", help="Requests in flight."
+    ),
     timeout: float = typer.Option(DEFAULTS.timeout, "--timeout", help="Seconds per request."),
-    max_retries: int = typer.Option(DEFAULTS.max_retries, "--max-retries",
-                                    help="Retries on 429, 5xx and timeouts (backoff)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="A .json file, or a folder of <prompt>.json."
-                                          + default_note("descriptions/<dataset>/<prompt>.json")),
-    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
+    max_retries: int = typer.Option(
+        DEFAULTS.max_retries, "--max-retries", help="Retries on 429, 5xx and timeouts (backoff)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="A .json file, or a folder of <prompt>.json."
+        + default_note("descriptions/<dataset>/<prompt>.json"),
+    ),
+    out_alias: Optional[Path] = typer.Option(
+        None, "--out", hidden=True, help="Old spelling of --output."
+    ),
     force: bool = typer.Option(False, "--force", help="Regenerate, replacing textclf's own file."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
@@ -86,11 +126,23 @@ def command(
     from textclf.cli._progress import note
     from textclf.descriptions.request import plan
 
-    request = DescribeRequest(dataset=dataset, prompt_type=prompt_type, prompt_template=prompt_template,
-                              describer=describer, output=merge_alias(output, out_alias, "--output", "--out"),
-                              samples=samples, model=model, base_url=base_url, temperature=temperature, seed=seed,
-                              concurrency=concurrency, timeout=timeout, max_retries=max_retries, force=force,
-                              api_key=api_key)
+    request = DescribeRequest(
+        dataset=dataset,
+        prompt_type=prompt_type,
+        prompt_template=prompt_template,
+        describer=describer,
+        output=merge_alias(output, out_alias, "--output", "--out"),
+        samples=samples,
+        model=model,
+        base_url=base_url,
+        temperature=temperature,
+        seed=seed,
+        concurrency=concurrency,
+        timeout=timeout,
+        max_retries=max_retries,
+        force=force,
+        api_key=api_key,
+    )
     runs, why = plan(request)
     if why:
         note(why)
@@ -103,20 +155,24 @@ def command(
 
 
 def _describe_one(opts, json_out: bool) -> tuple:
-    """Run one prompt's requests with a progress bar; ``(prompt, result, the file as validated)``."""
+    """Run one prompt's requests with a progress bar; ``(prompt, result, the file as
+    validated)``."""
     from textclf.cli._progress import reporter
     from textclf.descriptions.engine import run_describe
     from textclf.descriptions.files import load_descriptions
 
     # Bars vanish on an error, so the error line stands alone.
     with reporter(enabled=not json_out, transient_on_error=True) as progress:
+
         def on_event(ev, label=f"{opts.dataset} {opts.prompt.name}"):
             if ev.kind == "plan" and ev.total:
                 progress.task("describe", ev.total, label)
             elif ev.kind == "done":
                 progress.advance("describe", 1)
             elif ev.kind == "retry":
-                progress.message(f"retry {ev.attempt} for '{ev.class_name}' in {ev.delay:.1f} s: {ev.reason}")
+                progress.message(
+                    f"retry {ev.attempt} for '{ev.class_name}' in {ev.delay:.1f} s: {ev.reason}"
+                )
             elif ev.kind == "finished":
                 progress.done("describe")
 
@@ -124,21 +180,40 @@ def _describe_one(opts, json_out: bool) -> tuple:
     if result.samples < opts.samples:
         from textclf.cli._progress import note
 
-        note(f"describer '{opts.describer}' has {result.samples} text per class and prompt: --samples {opts.samples} "
-             f"gives {result.samples}")
+        note(
+            f"describer '{opts.describer}' has {result.samples} text per class and prompt: "
+            f"--samples {opts.samples} "
+            f"gives {result.samples}"
+        )
     return opts.prompt, result, load_descriptions(result.path, opts.class_names)
 
 
 def _print_json(dataset: str, summaries: list) -> None:
     from textclf.descriptions.files import descriptions_hash
 
-    print_json({"files": [{
-        "path": str(r.path), "dataset": dataset, "prompt": p.name, "prompt_text": p.text,
-        "describer": f.describer, "model": f.model, "base_url": f.base_url,
-        "classes": len(f.class_names), "fetched": r.requests, "kept": sum(r.kept.values()),
-        "seconds": round(r.seconds, 3), "descriptions_hash": descriptions_hash(f.descriptions),
-        "usage": r.usage or None, "usage_total": f.usage,
-    } for p, r, f in summaries]})
+    print_json(
+        {
+            "files": [
+                {
+                    "path": str(r.path),
+                    "dataset": dataset,
+                    "prompt": p.name,
+                    "prompt_text": p.text,
+                    "describer": f.describer,
+                    "model": f.model,
+                    "base_url": f.base_url,
+                    "classes": len(f.class_names),
+                    "fetched": r.requests,
+                    "kept": sum(r.kept.values()),
+                    "seconds": round(r.seconds, 3),
+                    "descriptions_hash": descriptions_hash(f.descriptions),
+                    "usage": r.usage or None,
+                    "usage_total": f.usage,
+                }
+                for p, r, f in summaries
+            ]
+        }
+    )
 
 
 def _print_table(dataset: str, prompt, result, checked) -> None:
@@ -160,33 +235,52 @@ def _print_table(dataset: str, prompt, result, checked) -> None:
         cells = [escape(c), _words(checked.descriptions[c])]
         if with_tokens:
             cells.append(_tokens(result.usage_by_class.get(c)))
-        cells.append(escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0))))
+        cells.append(
+            escape(_source(result.source_label, result.kept.get(c, 0), result.fetched.get(c, 0)))
+        )
         table.add_row(*cells)
     if not is_quiet():
         console.print(table)
     if with_tokens:  # a line of its own: a caption would wrap in the narrow table
         u = result.usage
-        console.print(f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + {u.get('completion_tokens', 0):,} "
-                      f"completion = {u.get('total_tokens', 0):,} in {u.get('requests', 0)} requests",
-                      highlight=False, markup=False)
+        console.print(
+            f"tokens this run: {u.get('prompt_tokens', 0):,} prompt + "
+            f"{u.get('completion_tokens', 0):,} "
+            f"completion = {u.get('total_tokens', 0):,} in {u.get('requests', 0)} requests",
+            highlight=False,
+            markup=False,
+        )
     if result.requests:
-        console.print(f"wrote {result.path} ({result.requests} new, {sum(result.kept.values())} kept)",
-                      highlight=False, markup=False)
+        console.print(
+            f"wrote {result.path} ({result.requests} new, {sum(result.kept.values())} kept)",
+            highlight=False,
+            markup=False,
+        )
     else:
-        console.print(f"{result.path} is already complete (use --force to regenerate)", highlight=False,
-                      markup=False)
+        console.print(
+            f"{result.path} is already complete (use --force to regenerate)",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _tokens(usage) -> str:
     return f"{usage['total_tokens']:,}" if usage and "total_tokens" in usage else "-"
 
 
-@app.command("show", help="Print the texts of a description file as a table (class, text), with its "
-                          "provenance.\n\nExample: textclf describe show descriptions/digits/type1.json")
+@app.command(
+    "show",
+    help="Print the texts of a description file as a table (class, text), with its "
+    "provenance.\n\nExample: textclf describe show descriptions/digits/type1.json",
+)
 @handle_errors
 def show(
-    file: Path = typer.Argument(..., metavar="FILE", help="A description file (textclf describe writes them)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the file's provenance and texts as JSON."),
+    file: Path = typer.Argument(
+        ..., metavar="FILE", help="A description file (textclf describe writes them)."
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print the file's provenance and texts as JSON."
+    ),
 ) -> None:
     """Show a description file."""
     from rich.markup import escape
@@ -199,8 +293,11 @@ def show(
         print_json(f.to_json())
         return
     made_by = " ".join(x for x in (f.describer, f.model, f.base_url) if x)
-    console.print(escape(str(file)), highlight=False)  # on its own line: a path is never split in a title
-    table = Table(title=escape(f"{f.dataset} / {f.prompt_name}"), title_justify="left", show_lines=True)
+    # On its own line: a path is never split in a title
+    console.print(escape(str(file)), highlight=False)
+    table = Table(
+        title=escape(f"{f.dataset} / {f.prompt_name}"), title_justify="left", show_lines=True
+    )
     table.add_column("class", overflow="fold", ratio=1)
     table.add_column("text", overflow="fold", ratio=4)
     several = any(len(t) > 1 for t in f.descriptions.values())
@@ -208,13 +305,20 @@ def show(
         for i, text in enumerate(f.descriptions.get(c, [])):
             label = f"{c} ({i + 1})" if several else c
             table.add_row(escape(label), escape(text))
-    lines = [f"prompt: {f.prompt_text}", f"by: {made_by} (textclf {f.textclf_version}, {f.updated_at})"]
+    lines = [
+        f"prompt: {f.prompt_text}",
+        f"by: {made_by} (textclf {f.textclf_version}, {f.updated_at})",
+    ]
     if f.usage:
-        lines.append(f"tokens: {f.usage.get('total_tokens', 0):,} in {f.usage.get('requests', 0)} requests")
+        lines.append(
+            f"tokens: {f.usage.get('total_tokens', 0):,} in {f.usage.get('requests', 0)} requests"
+        )
     missing = f.missing_classes()
     if missing:
-        lines.append(f"incomplete: {len(missing)} classes not described yet ({', '.join(missing[:5])}"
-                     f"{', ...' if len(missing) > 5 else ''})")
+        lines.append(
+            f"incomplete: {len(missing)} classes not described yet ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''})"
+        )
     table.caption = "\n".join(lines)
     table.caption_justify = "left"
     console.print(table)

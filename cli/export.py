@@ -1,4 +1,5 @@
-"""``textclf export``: ``onnx`` (the image branch to ONNX, checked) and ``samples`` (demo images)."""
+"""``textclf export``: ``onnx`` (the image branch to ONNX, checked) and ``samples`` (demo
+images)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import typer
 from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import default_note, merge_alias
 
-app = typer.Typer(help="Export a trained run (ONNX model, sample images).\n\n"
-                       "Example: textclf export onnx runs/demo --with-preprocessing",
-                  no_args_is_help=True, rich_markup_mode="rich")
+app = typer.Typer(
+    help="Export a trained run (ONNX model, sample images).\n\n"
+    "Example: textclf export onnx runs/demo --with-preprocessing",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
 
 ONNX_HELP = """Export the served model (image branch and text head) to ONNX.
 
@@ -26,7 +30,7 @@ Examples:
 
   textclf export onnx runs/demo
 
-  textclf export onnx runs/demo --with-preprocessing --output demo.onnx   # uint8 images in, any size
+  textclf export onnx runs/demo --with-preprocessing --output demo.onnx  # uint8, any size
 
   textclf export onnx runs/demo --int8 --benchmark --output runs/demo/model-int8.onnx
 
@@ -37,27 +41,62 @@ Examples:
 @app.command("onnx", help=ONNX_HELP)
 @handle_errors
 def onnx(
-    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run dir (textclf train --run-dir ...)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx file."
-                                          + default_note("RUN_DIR/model.onnx")),
-    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset, 13-20 (--with-preprocessing needs >= 18)."),
-    with_preprocessing: bool = typer.Option(False, "--with-preprocessing",
-                                            help="Input uint8 images (N, H, W, 3) of any size; resize and "
-                                                 "normalise inside the graph as training did."),
-    fp16: bool = typer.Option(False, "--fp16", help="float16 weights and activations (for GPUs); float32/uint8 I/O."),
-    int8: bool = typer.Option(False, "--int8", help="int8 (onnxruntime static QDQ quantization, calibrated on "
-                                                    "train images; dynamic when none can be read)."),
-    atol: Optional[float] = typer.Option(None, "--atol", help="fp32 parity: max |logit difference| allowed."
-                                         + default_note("1e-4; 5e-4 with --with-preprocessing")),
-    max_accuracy_drop: float = typer.Option(0.01, "--max-accuracy-drop",
-                                            help="fp16/int8 parity: test accuracy drop allowed (fraction; 0.01 = 1 point)."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Run the parity check on real test images."),
-    check_images: int = typer.Option(1000, "--check-images", help="Test images for the check (0 = the whole split)."),
-    device: Optional[str] = typer.Option(None, "--device", help="ONNX Runtime provider for the check and benchmark: "
-                                         "cpu | cuda | tensorrt | auto; never a silent fallback." + default_note("cpu")),
-    provider_alias: Optional[str] = typer.Option(None, "--provider", hidden=True, help="Old spelling of --device."),
-    benchmark: bool = typer.Option(False, "--benchmark", help="img/s at batch 1 and 64, PyTorch eager vs ONNX Runtime."),
+    run_dir: Path = typer.Argument(
+        ..., metavar="RUN_DIR", help="A finished run dir (textclf train --run-dir ...)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Output .onnx file." + default_note("RUN_DIR/model.onnx")
+    ),
+    out_alias: Optional[Path] = typer.Option(
+        None, "--out", hidden=True, help="Old spelling of --output."
+    ),
+    opset: int = typer.Option(
+        18, "--opset", help="ONNX opset, 13-20 (--with-preprocessing needs >= 18)."
+    ),
+    with_preprocessing: bool = typer.Option(
+        False,
+        "--with-preprocessing",
+        help="Input uint8 images (N, H, W, 3) of any size; resize and "
+        "normalise inside the graph as training did.",
+    ),
+    fp16: bool = typer.Option(
+        False, "--fp16", help="float16 weights and activations (for GPUs); float32/uint8 I/O."
+    ),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="int8 (onnxruntime static QDQ quantization, calibrated on "
+        "train images; dynamic when none can be read).",
+    ),
+    atol: Optional[float] = typer.Option(
+        None,
+        "--atol",
+        help="fp32 parity: max |logit difference| allowed."
+        + default_note("1e-4; 5e-4 with --with-preprocessing"),
+    ),
+    max_accuracy_drop: float = typer.Option(
+        0.01,
+        "--max-accuracy-drop",
+        help="fp16/int8 parity: test accuracy drop allowed (fraction; 0.01 = 1 point).",
+    ),
+    check: bool = typer.Option(
+        True, "--check/--no-check", help="Run the parity check on real test images."
+    ),
+    check_images: int = typer.Option(
+        1000, "--check-images", help="Test images for the check (0 = the whole split)."
+    ),
+    device: Optional[str] = typer.Option(
+        None,
+        "--device",
+        help="ONNX Runtime provider for the check and benchmark: "
+        "cpu | cuda | tensorrt | auto; never a silent fallback." + default_note("cpu"),
+    ),
+    provider_alias: Optional[str] = typer.Option(
+        None, "--provider", hidden=True, help="Old spelling of --device."
+    ),
+    benchmark: bool = typer.Option(
+        False, "--benchmark", help="img/s at batch 1 and 64, PyTorch eager vs ONNX Runtime."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Export a run to ONNX."""
@@ -77,10 +116,20 @@ def onnx(
     starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
-        report = export_run(run_dir, out=out, opset=opset, with_preprocessing=with_preprocessing,
-                            precision=precision, atol=atol, max_accuracy_drop=max_accuracy_drop, provider=provider,
-                            check=check, check_images=check_images or None, benchmark=benchmark,
-                            reporter=progress)
+        report = export_run(
+            run_dir,
+            out=out,
+            opset=opset,
+            with_preprocessing=with_preprocessing,
+            precision=precision,
+            atol=atol,
+            max_accuracy_drop=max_accuracy_drop,
+            provider=provider,
+            check=check,
+            check_images=check_images or None,
+            benchmark=benchmark,
+            reporter=progress,
+        )
     if json_out:
         print_json(report)
         return
@@ -94,26 +143,45 @@ def _print_report(report: dict) -> None:
     meta = report["metadata"]
     table = Table(title="textclf export onnx", show_header=False)
     inp = report["input"]
-    rows = [("model", report["model"]), ("sidecar", report["sidecar"]),
-            ("size", f"{report['bytes'] / 1e6:.2f} MB"),
-            ("precision / opset", f"{report['precision']} / {report['opset']}"),
-            ("input", f"{inp['name']}: {inp['dtype']} {inp['layout']} {inp['shape']}"),
-            ("outputs", ", ".join(report["outputs"])),
-            ("classes", f"{len(meta['class_names'])}: {', '.join(meta['class_names'][:6])}"
-                        f"{', ...' if len(meta['class_names']) > 6 else ''}"),
-            ("run id", str(meta.get("run_id"))),
-            ("provider", ("auto -> " if report["provider_requested"] == "auto" else "")
-             + f"{report['provider']} ({', '.join(report['providers'])})")]
+    rows = [
+        ("model", report["model"]),
+        ("sidecar", report["sidecar"]),
+        ("size", f"{report['bytes'] / 1e6:.2f} MB"),
+        ("precision / opset", f"{report['precision']} / {report['opset']}"),
+        ("input", f"{inp['name']}: {inp['dtype']} {inp['layout']} {inp['shape']}"),
+        ("outputs", ", ".join(report["outputs"])),
+        (
+            "classes",
+            f"{len(meta['class_names'])}: {', '.join(meta['class_names'][:6])}"
+            f"{', ...' if len(meta['class_names']) > 6 else ''}",
+        ),
+        ("run id", str(meta.get("run_id"))),
+        (
+            "provider",
+            ("auto -> " if report["provider_requested"] == "auto" else "")
+            + f"{report['provider']} ({', '.join(report['providers'])})",
+        ),
+    ]
     q = report.get("quantization")
     if q:
         desc = f"{q['method']}"
         if q["method"] == "static":
-            desc += (f" {q['format']}, {q['weights']}, calibrated on {q['calibration_images']} train images; "
-                     f"{q['layers_float']}/{q['layers_total']} layers kept float ({', '.join(q['float_stages'])})")
+            desc += (
+                f" {q['format']}, {q['weights']}, calibrated on {q['calibration_images']} train "
+                "images; "
+                f"{q['layers_float']}/{q['layers_total']} layers kept float "
+                f"({', '.join(q['float_stages'])})"
+            )
         rows.append(("quantization", desc))
     p = report.get("parity")
-    rows.append(("parity", ("[green]passed[/]: " if p["passed"] else "[red]failed[/]: ") + escape(p["reason"])
-                 if p else "[yellow]not checked[/] (--no-check)"))
+    rows.append(
+        (
+            "parity",
+            ("[green]passed[/]: " if p["passed"] else "[red]failed[/]: ") + escape(p["reason"])
+            if p
+            else "[yellow]not checked[/] (--no-check)",
+        )
+    )
     for k, v in rows:
         table.add_row(k, v if k == "parity" else escape(str(v)))
     console.print(table)
@@ -131,24 +199,44 @@ def print_benchmark(bench: dict) -> None:
     """The benchmark as a Rich table."""
     from rich.table import Table
 
-    table = Table(title=f"img/s ({bench['provider']}, {bench['precision']}, {bench['image_size']} px, "
-                        f"{bench['cpus']} CPUs, median of {bench['rounds']} rounds)")
-    for col in ("batch", "PyTorch eager", "PyTorch channels-last", "ONNX Runtime", "ORT / best PyTorch"):
+    table = Table(
+        title=f"img/s ({bench['provider']}, {bench['precision']}, {bench['image_size']} px, "
+        f"{bench['cpus']} CPUs, median of {bench['rounds']} rounds)"
+    )
+    for col in (
+        "batch",
+        "PyTorch eager",
+        "PyTorch channels-last",
+        "ONNX Runtime",
+        "ORT / best PyTorch",
+    ):
         table.add_column(col, justify="right")
     for bs, row in bench["batches"].items():
         ips = row["img_per_s"]
-        table.add_row(bs, f"{ips['pytorch_eager']:.1f}", f"{ips['pytorch_channels_last']:.1f}",
-                      f"{ips['onnxruntime']:.1f}", f"{row['onnx_vs_best_pytorch']:.2f}x")
+        table.add_row(
+            bs,
+            f"{ips['pytorch_eager']:.1f}",
+            f"{ips['pytorch_channels_last']:.1f}",
+            f"{ips['onnxruntime']:.1f}",
+            f"{row['onnx_vs_best_pytorch']:.2f}x",
+        )
     console.print(table)
 
 
-@app.command("samples", help="Write a few test images of a run's dataset as PNG files (for demos).\n\n"
-                             "Example: textclf export samples runs/demo --output demo_images -n 8")
+@app.command(
+    "samples",
+    help="Write a few test images of a run's dataset as PNG files (for demos).\n\n"
+    "Example: textclf export samples runs/demo --output demo_images -n 8",
+)
 @handle_errors
 def samples(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run dir."),
-    output: Path = typer.Option(Path("demo_images"), "--output", "-o", help="Folder for the PNG files."),
-    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Old spelling of --output."),
+    output: Path = typer.Option(
+        Path("demo_images"), "--output", "-o", help="Folder for the PNG files."
+    ),
+    out_alias: Optional[Path] = typer.Option(
+        None, "--out", hidden=True, help="Old spelling of --output."
+    ),
     n: int = typer.Option(8, "-n", "--count", help="How many images (one class after another)."),
     split: str = typer.Option("test", "--split", help="train | test"),
     json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
@@ -161,5 +249,8 @@ def samples(
     if json_out:
         print_json({"files": [str(p) for p in paths]})
         return
-    console.print(f"wrote {len(paths)} images to {out}/ ({', '.join(p.name for p in paths[:4])}"
-                  f"{', ...' if len(paths) > 4 else ''})", highlight=False)
+    console.print(
+        f"wrote {len(paths)} images to {out}/ ({', '.join(p.name for p in paths[:4])}"
+        f"{', ...' if len(paths) > 4 else ''})",
+        highlight=False,
+    )

@@ -7,9 +7,20 @@ import typer.core
 
 from textclf import __version__
 from textclf.cli import ablate, cache, classes, describe, evaluate, export, plugins, predict, train
-from textclf.cli._common import (is_broken_pipe, passthrough_exceptions, quiet_exit_on_broken_pipe, report_failure,
-                                 safe_streams, set_debug)
-from textclf.cli._help import CONTEXT_SETTINGS, install_help_layout, install_plain_metavars, one_line_usage_errors
+from textclf.cli._common import (
+    is_broken_pipe,
+    passthrough_exceptions,
+    quiet_exit_on_broken_pipe,
+    report_failure,
+    safe_streams,
+    set_debug,
+)
+from textclf.cli._help import (
+    CONTEXT_SETTINGS,
+    install_help_layout,
+    install_plain_metavars,
+    one_line_usage_errors,
+)
 from textclf.cli._progress import set_verbosity
 
 install_plain_metavars()
@@ -29,12 +40,13 @@ class _Group(typer.core.TyperGroup):
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
     def parse_args(self, ctx, args):
-        """``-q/-v/--debug`` work before or after the command (``textclf eval RUN -q``): they are moved in
+        """``-q/-v/--debug`` work before or after the command (``textclf eval RUN -q``): they are
+        moved in
         front of it, where the top-level options are parsed (never past a ``--``)."""
         args = list(args)
         end = args.index("--") if "--" in args else len(args)
         moved = [a for a in args[:end] if a in GLOBAL_FLAGS]
-        if moved and args[:len(moved)] != moved:
+        if moved and args[: len(moved)] != moved:
             args = moved + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
         return super().parse_args(ctx, args)
 
@@ -49,7 +61,8 @@ class TextclfApp(typer.Typer):
         safe_streams()
         _quick_shutdown()
         try:
-            with cli_names():  # the library's errors name flags (--run-dir), not keywords (run_dir=)
+            # The library's errors name flags (--run-dir), not keywords (run_dir=)
+            with cli_names():
                 return super().__call__(*args, **kwargs)
         except (SystemExit, KeyboardInterrupt) + passthrough_exceptions():
             raise
@@ -60,7 +73,8 @@ class TextclfApp(typer.Typer):
 
 
 def _quick_shutdown() -> None:
-    """Freeze the garbage collector when the process exits (registered once, by the command's process).
+    """Freeze the garbage collector when the process exits (registered once, by the command's
+    process).
 
     At shutdown the interpreter's collector walks every object that torch, timm and transformers
     created: about a second after ``textclf train`` on a 2-core machine (measured: 0.55 s for
@@ -103,24 +117,38 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="Print errors and the final result only (no progress, no notes)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v",
-                                 help="Print more: each epoch as a log line above the progress bars."),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors (or TEXTCLF_DEBUG=1)."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="Print errors and the final result only (no progress, no notes).",
+    ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Print more: each epoch as a log line above the progress bars.",
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks for errors (or TEXTCLF_DEBUG=1)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Text-enhanced image classification toolkit."""
     from textclf.errors import cli_names
 
-    ctx.with_resource(cli_names())  # for the whole command, also when invoked without __call__ (CliRunner)
+    # For the whole command, also when invoked without __call__ (CliRunner)
+    ctx.with_resource(cli_names())
     safe_streams()
     if quiet and verbose:
         from textclf.cli._common import err_console
 
-        err_console.print("[bold red]error:[/] -q/--quiet and -v/--verbose exclude each other; pick one",
-                          highlight=False)
+        err_console.print(
+            "[bold red]error:[/] -q/--quiet and -v/--verbose exclude each other; pick one",
+            highlight=False,
+        )
         from textclf.errors import EXIT_INPUT
 
         raise typer.Exit(EXIT_INPUT)

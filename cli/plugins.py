@@ -11,10 +11,13 @@ from textclf.cli._help import choice_parts, default_note
 
 KINDS = ("prompts", "datasets", "backbones", "describers")  # the registry's entry-point groups
 
-HELP = ("List every prompt template, backbone, describer and dataset with the package that "
-        "provides it. Broken plugins are listed with their error. Backbone families (timm:<model>[.<tag>], "
-        "open-clip:<arch>:<tag>) show how to name a model and the package whose models they are.\n\n"
-        "Example: textclf plugins --json")
+HELP = (
+    "List every prompt template, backbone, describer and dataset with the package that "
+    "provides it. Broken plugins are listed with their error. Backbone families "
+    "(timm:<model>[.<tag>], "
+    "open-clip:<arch>:<tag>) show how to name a model and the package whose models they are.\n\n"
+    "Example: textclf plugins --json"
+)
 
 
 def collect() -> list[dict]:
@@ -33,7 +36,11 @@ def collect() -> list[dict]:
                 # getattr: a third-party entry point may resolve to something that is no plugin.
                 dim = getattr(obj, "dim", "?")
                 # dim 0: the width depends on the model named in the argument (hf:<model id>).
-                width = "width of the model" if dim == 0 and getattr(obj, "takes_argument", False) else f"{dim}-d"
+                width = (
+                    "width of the model"
+                    if dim == 0 and getattr(obj, "takes_argument", False)
+                    else f"{dim}-d"
+                )
                 detail = f"{getattr(obj, 'modality', '?')} backbone, {width}"
                 if family:
                     detail = f"{getattr(obj, 'modality', '?')} backbone family"
@@ -46,13 +53,17 @@ def collect() -> list[dict]:
                 "summary": summary,
             }
             if family:  # how to name one model, and the package whose registry the names come from
-                row.update(usage=obj.usage, models_from=_package_version(getattr(obj, "models_from", "") or "?"))
+                row.update(
+                    usage=obj.usage,
+                    models_from=_package_version(getattr(obj, "models_from", "") or "?"),
+                )
             rows.append(row)
     return rows
 
 
 def _package_version(package: str) -> str:
-    """``"timm 1.0.31"``, or ``"timm (not installed)"``; from the package metadata, without importing it."""
+    """``"timm 1.0.31"``, or ``"timm (not installed)"``; from the package metadata, without
+    importing it."""
     from importlib import metadata
 
     try:
@@ -63,9 +74,12 @@ def _package_version(package: str) -> str:
 
 @handle_errors
 def command(
-    kind: Optional[str] = typer.Option(None, "--kind", metavar=choice_parts("--kind", KINDS)[0],
-                                       help="Only this kind of plugin." + choice_parts("--kind", KINDS)[1]
-                                       + default_note("all")),
+    kind: Optional[str] = typer.Option(
+        None,
+        "--kind",
+        metavar=choice_parts("--kind", KINDS)[0],
+        help="Only this kind of plugin." + choice_parts("--kind", KINDS)[1] + default_note("all"),
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """List plugins."""
@@ -85,9 +99,15 @@ def command(
         shown = [r for r in rows if r["group"] == group]
         if not shown:
             continue
-        # Names stay whole (they are what users type); the description wraps in the width that is left.
-        table = Table(title=f"{group} ({len(shown)})", title_justify="left", show_header=False, box=None,
-                      padding=(0, 2, 0, 0))
+        # Names stay whole (they are what users type); the description wraps in the width that is
+        # left.
+        table = Table(
+            title=f"{group} ({len(shown)})",
+            title_justify="left",
+            show_header=False,
+            box=None,
+            padding=(0, 2, 0, 0),
+        )
         table.add_column("name", no_wrap=True, min_width=width, style="bold cyan")
         table.add_column("about", ratio=1, overflow="fold")
         for r in shown:

@@ -3,44 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._help import default_note, merge_alias
 
-HELP = ("Top-k classes for images, with an exported ONNX model (ONNX Runtime) or a run dir (PyTorch).\n\n"
-        "Images: files, folders (searched recursively for image files), quoted globs ('data/**/*.jpg'), "
-        "- (paths on stdin) or --files-from FILE. Unreadable images are reported per file (exit 2 after "
-        "the others are predicted). --output writes one row per image to .csv or .jsonl.\n\n"
-        "Example: textclf predict runs/demo/model.onnx demo_images/ --top-k 3\n\n"
-        "Example: find photos -name '*.jpg' | textclf predict model.onnx - --output preds.csv")
+HELP = (
+    "Top-k classes for images, with an exported ONNX model (ONNX Runtime) or a run dir "
+    "(PyTorch).\n\n"
+    "Images: files, folders (searched recursively for image files), quoted globs "
+    "('data/**/*.jpg'), "
+    "- (paths on stdin) or --files-from FILE. Unreadable images are reported per file (exit 2 "
+    "after "
+    "the others are predicted). --output writes one row per image to .csv or .jsonl.\n\n"
+    "Example: textclf predict runs/demo/model.onnx demo_images/ --top-k 3\n\n"
+    "Example: find photos -name '*.jpg' | textclf predict model.onnx - --output preds.csv"
+)
 
 PROGRESS_FROM = 64  # images: fewer are predicted before a bar would be worth drawing
 
 
 @handle_errors
 def command(
-    model: Path = typer.Argument(..., metavar="MODEL", help="An exported .onnx file (textclf export onnx) or a run dir."),
-    images: Optional[List[str]] = typer.Argument(None, metavar="IMAGE...",
-                                                 help="Image files, folders, quoted globs, or - for paths on stdin.",
-                                                 show_default=False),
-    files_from: Optional[str] = typer.Option(None, "--files-from", metavar="FILE",
-                                             help="Read image paths from FILE, one per line (- for stdin)."
-                                                  + default_note("none")),
+    model: Path = typer.Argument(
+        ..., metavar="MODEL", help="An exported .onnx file (textclf export onnx) or a run dir."
+    ),
+    images: Optional[list[str]] = typer.Argument(
+        None,
+        metavar="IMAGE...",
+        help="Image files, folders, quoted globs, or - for paths on stdin.",
+        show_default=False,
+    ),
+    files_from: Optional[str] = typer.Option(
+        None,
+        "--files-from",
+        metavar="FILE",
+        help="Read image paths from FILE, one per line (- for stdin)." + default_note("none"),
+    ),
     top_k: int = typer.Option(3, "--top-k", "-k", help="How many classes to show per image."),
     head: Optional[str] = typer.Option(
-        None, "--head", help="classifier | text (cosine to each class description) | ensemble."
-        + default_note("text for a model that knows classes by description, else classifier")),
+        None,
+        "--head",
+        help="classifier | text (cosine to each class description) | ensemble."
+        + default_note("text for a model that knows classes by description, else classifier"),
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Images read and predicted at a time."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | tensorrt | auto (ONNX Runtime "
-                                                                "provider; a run dir predicts on the CPU)."
-                                         + default_note("cpu")),
-    provider_alias: Optional[str] = typer.Option(None, "--provider", hidden=True, help="Old spelling of --device."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE.csv|FILE.jsonl",
-                                          help="Write one row per image (unreadable ones with their error)."
-                                               + default_note("none: print a table")),
+    device: Optional[str] = typer.Option(
+        None,
+        "--device",
+        help="cpu | cuda | tensorrt | auto (ONNX Runtime "
+        "provider; a run dir predicts on the CPU)." + default_note("cpu"),
+    ),
+    provider_alias: Optional[str] = typer.Option(
+        None, "--provider", hidden=True, help="Old spelling of --device."
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="FILE.csv|FILE.jsonl",
+        help="Write one row per image (unreadable ones with their error)."
+        + default_note("none: print a table"),
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
     json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
@@ -48,9 +74,8 @@ def command(
     import sys
 
     from textclf.cli._progress import QuietReporter, is_quiet, reporter
-    from textclf.errors import TextclfError
     from textclf.data.image_inputs import expand_inputs
-
+    from textclf.errors import TextclfError
     from textclf.exports.predict import check_predict_options
 
     check_predict_options(top_k, batch_size)  # before any image is read or model loaded
@@ -63,8 +88,11 @@ def command(
     reads_stdin = "-" in items or files_from == "-"
     paths = expand_inputs(items, sys.stdin.read() if reads_stdin else None, files_from)
     if not paths:
-        raise TextclfError("no images: give image files, folders, globs, - (paths on stdin) or --files-from FILE"
-                           if not items and files_from is None else "no image files found in the inputs given")
+        raise TextclfError(
+            "no images: give image files, folders, globs, - (paths on stdin) or --files-from FILE"
+            if not items and files_from is None
+            else "no image files found in the inputs given"
+        )
 
     from textclf.cli._progress import starting
     from textclf.exports.predict import load_predictor, predict_files
@@ -80,12 +108,24 @@ def command(
 
         write_predictions(output, results)
     if json_out:
-        print_json({"model": str(model), "kind": predictor.kind, "provider": predictor.provider,
-                    "head": predictor.head, "classes": predictor.class_names, "predictions": results,
-                    **({"output": str(output)} if output is not None else {})})
+        print_json(
+            {
+                "model": str(model),
+                "kind": predictor.kind,
+                "provider": predictor.provider,
+                "head": predictor.head,
+                "classes": predictor.class_names,
+                "predictions": results,
+                **({"output": str(output)} if output is not None else {}),
+            }
+        )
     elif output is not None:
-        console.print(f"wrote {output}: {len(results)} rows ({len(results) - len(failed)} predicted, "
-                      f"{len(failed)} unreadable)", highlight=False, markup=False)
+        console.print(
+            f"wrote {output}: {len(results)} rows ({len(results) - len(failed)} predicted, "
+            f"{len(failed)} unreadable)",
+            highlight=False,
+            markup=False,
+        )
     else:
         _print(results, predictor)
     if predictor.note and not json_out and not is_quiet():
@@ -95,9 +135,12 @@ def command(
     if failed:
         from rich.markup import escape
 
-        err_console.print(f"[bold red]error:[/] {len(failed)} of {len(results)} images could not be read "
-                          f"(first: {escape(failed[0]['file'])}: {escape(failed[0]['error'])})",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {len(failed)} of {len(results)} images could not be read "
+            f"(first: {escape(failed[0]['file'])}: {escape(failed[0]['error'])})",
+            highlight=False,
+            soft_wrap=True,
+        )
         from textclf.errors import EXIT_INPUT
 
         raise typer.Exit(EXIT_INPUT)
@@ -107,7 +150,9 @@ def _print(results: list, predictor) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"textclf predict ({predictor.kind}, {predictor.provider}, {predictor.head} head)")
+    table = Table(
+        title=f"textclf predict ({predictor.kind}, {predictor.provider}, {predictor.head} head)"
+    )
     table.add_column("image", overflow="fold")
     table.add_column("class")
     table.add_column("probability", justify="right")
@@ -117,6 +162,10 @@ def _print(results: list, predictor) -> None:
             table.add_row(escape(r["file"]), "[red]unreadable[/]", "", escape(r["error"]))
             continue
         first, rest = r["top"][0], r["top"][1:]
-        table.add_row(escape(r["file"]), escape(first["class"]), f"{first['probability']:.3f}",
-                      escape(", ".join(f"{t['class']} {t['probability']:.3f}" for t in rest)))
+        table.add_row(
+            escape(r["file"]),
+            escape(first["class"]),
+            f"{first['probability']:.3f}",
+            escape(", ".join(f"{t['class']} {t['probability']:.3f}" for t in rest)),
+        )
     console.print(table)

@@ -11,17 +11,28 @@ from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._help import choice_parts, choice_values, choices, default_note, preset_note
 from textclf.training.tracking import TRACKERS
 
-HELP = ("Train one run: image heads with a contrastive loss towards class descriptions.\n\n"
-        "Settings come from a preset (--preset), then a TOML file (--config), then flags; the defaults "
-        "shown are the default preset's, and --print-config shows the result without training. Settings "
-        "without a flag (text_lr, backbone_lr, proj_dim, dropout) go in the TOML file. Under torchrun every "
-        "process trains one share of each batch and rank 0 writes the run.\n\n"
-        "Example: textclf train --dataset digits --clf-weight 0.8 --epochs 40 --run-dir runs/demo\n\n"
-        "Example: torchrun --nproc-per-node 4 -m textclf train --preset paper --run-dir runs/paper")
+HELP = (
+    "Train one run: image heads with a contrastive loss towards class descriptions.\n\n"
+    "Settings come from a preset (--preset), then a TOML file (--config), then flags; the defaults "
+    "shown are the default preset's, and --print-config shows the result without training. "
+    "Settings "
+    "without a flag (text_lr, backbone_lr, proj_dim, dropout) go in the TOML file. Under torchrun "
+    "every "
+    "process trains one share of each batch and rank 0 writes the run.\n\n"
+    "Example: textclf train --dataset digits --clf-weight 0.8 --epochs 40 --run-dir runs/demo\n\n"
+    "Example: torchrun --nproc-per-node 4 -m textclf train --preset paper --run-dir runs/paper"
+)
 
 
-def _option(flag: str, help: str, setting: Optional[str] = None, *, metavar: Optional[str] = None,
-            chosen: bool = False, **note):
+def _option(
+    flag: str,
+    help: str,
+    setting: Optional[str] = None,
+    *,
+    metavar: Optional[str] = None,
+    chosen: bool = False,
+    **note,
+):
     """A flag whose default is the default preset's value of ``setting`` (None: no default shown);
     ``chosen``: its value is one of the library's choices for ``setting``."""
     if chosen:
@@ -34,89 +45,203 @@ def _option(flag: str, help: str, setting: Optional[str] = None, *, metavar: Opt
 @handle_errors
 def command(
     config: Optional[Path] = typer.Option(
-        None, "--config", metavar="FILE.toml", help="TOML settings (keys, or a \\[train] table)."
-        + default_note("none")),
-    preset: Optional[str] = typer.Option(None, "--preset", metavar=choices("preset"), help="Starting settings."
-                                         + default_note("default")),
-    dataset: Optional[str] = _option("--dataset", "A dataset (textclf plugins), e.g. imagefolder:PATH.", "dataset"),
-    image_backbone: Optional[str] = _option("--image-backbone", "Image encoder (textclf plugins).", "image_backbone"),
-    text_backbone: Optional[str] = _option("--text-backbone", "Text encoder, or hf:MODEL_ID.", "text_backbone"),
-    prompt_type: Optional[str] = _option("--prompt-type", "Prompt 1-4 (or a name); 1,3 or all: an ensemble.", "prompt_type"),
-    descriptions: Optional[str] = typer.Option(None, "--descriptions", metavar="FILE.json", help="A descriptions "
-                                               "file (instead of --prompt-type)." + default_note("none")),
+        None,
+        "--config",
+        metavar="FILE.toml",
+        help="TOML settings (keys, or a \\[train] table)." + default_note("none"),
+    ),
+    preset: Optional[str] = typer.Option(
+        None,
+        "--preset",
+        metavar=choices("preset"),
+        help="Starting settings." + default_note("default"),
+    ),
+    dataset: Optional[str] = _option(
+        "--dataset", "A dataset (textclf plugins), e.g. imagefolder:PATH.", "dataset"
+    ),
+    image_backbone: Optional[str] = _option(
+        "--image-backbone", "Image encoder (textclf plugins).", "image_backbone"
+    ),
+    text_backbone: Optional[str] = _option(
+        "--text-backbone", "Text encoder, or hf:MODEL_ID.", "text_backbone"
+    ),
+    prompt_type: Optional[str] = _option(
+        "--prompt-type", "Prompt 1-4 (or a name); 1,3 or all: an ensemble.", "prompt_type"
+    ),
+    descriptions: Optional[str] = typer.Option(
+        None,
+        "--descriptions",
+        metavar="FILE.json",
+        help="A descriptions file (instead of --prompt-type)." + default_note("none"),
+    ),
     freeze_text: Optional[bool] = typer.Option(
-        None, "--freeze-text/--no-freeze-text", help="Keep the text encoder frozen, or fine-tune it."
-        + preset_note("freeze_text", true="frozen", false="fine-tuned")),
-    text_trainable_layers: Optional[int] = _option("--text-trainable-layers", "Fine-tune only the top N layers.",
-                                                   "text_trainable_layers", none="all"),
-    clf_weight: Optional[float] = _option("--clf-weight", "w_clf; w_cont = 1 - w_clf (1: no text).", "clf_weight"),
-    negatives: Optional[str] = _option("--negatives", "InfoNCE negatives per image.", "negatives",
-                                       chosen=True),
-    temperature: Optional[float] = _option("--temperature", "InfoNCE temperature (> 0).", "temperature"),
-    head_input: Optional[str] = _option("--head-input", "What the classification head reads (auto: features "
-                                        "under the open text head).", "head_input", chosen=True),
+        None,
+        "--freeze-text/--no-freeze-text",
+        help="Keep the text encoder frozen, or fine-tune it."
+        + preset_note("freeze_text", true="frozen", false="fine-tuned"),
+    ),
+    text_trainable_layers: Optional[int] = _option(
+        "--text-trainable-layers",
+        "Fine-tune only the top N layers.",
+        "text_trainable_layers",
+        none="all",
+    ),
+    clf_weight: Optional[float] = _option(
+        "--clf-weight", "w_clf; w_cont = 1 - w_clf (1: no text).", "clf_weight"
+    ),
+    negatives: Optional[str] = _option(
+        "--negatives", "InfoNCE negatives per image.", "negatives", chosen=True
+    ),
+    temperature: Optional[float] = _option(
+        "--temperature", "InfoNCE temperature (> 0).", "temperature"
+    ),
+    head_input: Optional[str] = _option(
+        "--head-input",
+        "What the classification head reads (auto: features under the open text head).",
+        "head_input",
+        chosen=True,
+    ),
     pretrained: Optional[bool] = typer.Option(
-        None, "--pretrained/--no-pretrained", help="Pretrained backbone weights, or random (offline)."
-        + preset_note("pretrained", true="pretrained", false="random")),
-    head_init: Optional[str] = _option("--head-init", "zero-shot: start from the descriptions (paired "
-                                       "backbones).", "head_init", chosen=True),
-    train_backbone: Optional[str] = _option("--train-backbone", "Train none (cached features), the last block, "
-                                            "or all.", "train_backbone", chosen=True),
-    image_size: Optional[int] = _option("--image-size", "Pixels images are resized to.", "image_size",
-                                        none="the backbone's"),
+        None,
+        "--pretrained/--no-pretrained",
+        help="Pretrained backbone weights, or random (offline)."
+        + preset_note("pretrained", true="pretrained", false="random"),
+    ),
+    head_init: Optional[str] = _option(
+        "--head-init",
+        "zero-shot: start from the descriptions (paired backbones).",
+        "head_init",
+        chosen=True,
+    ),
+    train_backbone: Optional[str] = _option(
+        "--train-backbone",
+        "Train none (cached features), the last block, or all.",
+        "train_backbone",
+        chosen=True,
+    ),
+    image_size: Optional[int] = _option(
+        "--image-size", "Pixels images are resized to.", "image_size", none="the backbone's"
+    ),
     epochs: Optional[int] = _option("--epochs", "Training epochs.", "epochs"),
-    batch_size: Optional[int] = _option("--batch-size", "Images per optimisation step.", "batch_size"),
+    batch_size: Optional[int] = _option(
+        "--batch-size", "Images per optimisation step.", "batch_size"
+    ),
     lr: Optional[float] = _option("--lr", "AdamW learning rate of the heads.", "lr"),
-    weight_decay: Optional[float] = _option("--weight-decay", "AdamW weight decay.", "weight_decay"),
+    weight_decay: Optional[float] = _option(
+        "--weight-decay", "AdamW weight decay.", "weight_decay"
+    ),
     seed: Optional[int] = _option("--seed", "Random seed.", "seed"),
-    device: Optional[str] = _option("--device", "Where to train (auto: CUDA when available).", "device",
-                                    chosen=True),
-    train_fraction: Optional[float] = _option("--train-fraction", "Fraction of train images used, (0, 1].",
-                                              "train_fraction"),
-    val_fraction: Optional[float] = _option("--val-fraction", "Fraction held out for validation, (0, 1).",
-                                            "val_fraction"),
-    select: Optional[str] = _option("--select", "Keep the last epoch's weights or the best validation's.",
-                                    "select", chosen=True),
-    max_train: Optional[int] = _option("--max-train", "A stratified subset of N train images.", "max_train",
-                                       none="all"),
-    max_test: Optional[int] = _option("--max-test", "A stratified subset of N test images.", "max_test",
-                                      none="all"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding images (0: none)."
-                                          + default_note("from the cores")),
-    feature_dtype: Optional[str] = _option("--feature-dtype", "How cached features are stored.", "feature_dtype",
-                                           chosen=True),
-    extract_runtime: Optional[str] = _option("--extract-runtime", "What computes frozen features (auto: ONNX "
-                                             "Runtime where it can).", "extract_runtime", chosen=True),
-    text_control: Optional[str] = _option("--text-control", "An ablation control's text.", "text_control",
-                                          chosen=True),
-    text_head: Optional[str] = _option("--text-head", "open: images in the frozen text space (new classes "
-                                       "from descriptions); auto: open with --holdout-classes.", "text_head",
-                                       chosen=True),
-    holdout_classes: Optional[str] = typer.Option(None, "--holdout-classes", metavar="A,B", help="Train without "
-                                                  "these classes' images." + default_note("none")),
-    holdout_shots: Optional[int] = _option("--holdout-shots", "Keep K train images of each held-out class.",
-                                           "holdout_shots", metavar="K"),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is written (and runs/latest)."
-                                           + default_note("runs/<dataset>-<time>")),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --run-dir."),
-    log: str = typer.Option("none", "--log", metavar="|".join(TRACKERS), help="Also log every epoch to "
-                            "TensorBoard (the tensorboard extra)."),
-    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
+    device: Optional[str] = _option(
+        "--device", "Where to train (auto: CUDA when available).", "device", chosen=True
+    ),
+    train_fraction: Optional[float] = _option(
+        "--train-fraction", "Fraction of train images used, (0, 1].", "train_fraction"
+    ),
+    val_fraction: Optional[float] = _option(
+        "--val-fraction", "Fraction held out for validation, (0, 1).", "val_fraction"
+    ),
+    select: Optional[str] = _option(
+        "--select", "Keep the last epoch's weights or the best validation's.", "select", chosen=True
+    ),
+    max_train: Optional[int] = _option(
+        "--max-train", "A stratified subset of N train images.", "max_train", none="all"
+    ),
+    max_test: Optional[int] = _option(
+        "--max-test", "A stratified subset of N test images.", "max_test", none="all"
+    ),
+    workers: Optional[int] = typer.Option(
+        None,
+        "--workers",
+        help="Processes decoding images (0: none)." + default_note("from the cores"),
+    ),
+    feature_dtype: Optional[str] = _option(
+        "--feature-dtype", "How cached features are stored.", "feature_dtype", chosen=True
+    ),
+    extract_runtime: Optional[str] = _option(
+        "--extract-runtime",
+        "What computes frozen features (auto: ONNX Runtime where it can).",
+        "extract_runtime",
+        chosen=True,
+    ),
+    text_control: Optional[str] = _option(
+        "--text-control", "An ablation control's text.", "text_control", chosen=True
+    ),
+    text_head: Optional[str] = _option(
+        "--text-head",
+        "open: images in the frozen text space (new classes "
+        "from descriptions); auto: open with --holdout-classes.",
+        "text_head",
+        chosen=True,
+    ),
+    holdout_classes: Optional[str] = typer.Option(
+        None,
+        "--holdout-classes",
+        metavar="A,B",
+        help="Train without these classes' images." + default_note("none"),
+    ),
+    holdout_shots: Optional[int] = _option(
+        "--holdout-shots",
+        "Keep K train images of each held-out class.",
+        "holdout_shots",
+        metavar="K",
+    ),
+    run_dir: Optional[Path] = typer.Option(
+        None,
+        "--run-dir",
+        help="Where the run is written (and runs/latest)." + default_note("runs/<dataset>-<time>"),
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run in --run-dir."
+    ),
+    log: str = typer.Option(
+        "none",
+        "--log",
+        metavar="|".join(TRACKERS),
+        help="Also log every epoch to TensorBoard (the tensorboard extra).",
+    ),
+    print_config: bool = typer.Option(
+        False, "--print-config", help="Print the resolved config and exit."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the training metrics as JSON."),
 ) -> None:
     """Train one run."""
     from textclf.training.session import resolve_config
 
     settings = dict(
-        dataset=dataset, image_backbone=image_backbone, text_backbone=text_backbone, prompt_type=prompt_type,
-        descriptions=descriptions, freeze_text=freeze_text, text_trainable_layers=text_trainable_layers,
-        clf_weight=clf_weight, negatives=negatives, temperature=temperature, head_input=head_input,
-        head_init=head_init, pretrained=pretrained, train_backbone=train_backbone, image_size=image_size,
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device,
-        train_fraction=train_fraction, val_fraction=val_fraction, select=select, max_train=max_train,
-        max_test=max_test, text_control=text_control, text_head=text_head, holdout_shots=holdout_shots,
-        holdout_classes=_class_list(holdout_classes), workers=workers, feature_dtype=feature_dtype,
-        extract_runtime=extract_runtime)
+        dataset=dataset,
+        image_backbone=image_backbone,
+        text_backbone=text_backbone,
+        prompt_type=prompt_type,
+        descriptions=descriptions,
+        freeze_text=freeze_text,
+        text_trainable_layers=text_trainable_layers,
+        clf_weight=clf_weight,
+        negatives=negatives,
+        temperature=temperature,
+        head_input=head_input,
+        head_init=head_init,
+        pretrained=pretrained,
+        train_backbone=train_backbone,
+        image_size=image_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        device=device,
+        train_fraction=train_fraction,
+        val_fraction=val_fraction,
+        select=select,
+        max_train=max_train,
+        max_test=max_test,
+        text_control=text_control,
+        text_head=text_head,
+        holdout_shots=holdout_shots,
+        holdout_classes=_class_list(holdout_classes),
+        workers=workers,
+        feature_dtype=feature_dtype,
+        extract_runtime=extract_runtime,
+    )
     cfg = resolve_config(preset, config, settings, resume=resume, run_dir=run_dir)
     if print_config:
         import sys
@@ -128,17 +253,25 @@ def command(
     from textclf.cli._distributed import rank_output
     from textclf.cli._progress import is_quiet, reporter, starting
     from textclf.training.session import train_run
+
     starting(enabled=not json_out)
 
     with rank_output():
-        outcome = train_run(cfg, run_dir, resume=resume, log=log,
-                            reporter_factory=lambda ctx: reporter(enabled=not json_out and ctx.is_main))
+        outcome = train_run(
+            cfg,
+            run_dir,
+            resume=resume,
+            log=log,
+            reporter_factory=lambda ctx: reporter(enabled=not json_out and ctx.is_main),
+        )
     if not outcome.is_main:
         return  # rank 0 prints and writes the JSON for the job
     if outcome.latest_note:
         from rich.markup import escape
 
-        err_console.print(f"[yellow]note:[/] {escape(outcome.latest_note)}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[yellow]note:[/] {escape(outcome.latest_note)}", highlight=False, soft_wrap=True
+        )
     if json_out:
         print_json({"run_dir": str(outcome.run_dir), **outcome.metrics})
         return
@@ -148,7 +281,8 @@ def command(
 
 
 def _class_list(value: Optional[str]) -> Optional[list[str]]:
-    """``A,B`` -> ``["A", "B"]`` (None when not given; an empty list when only commas, which the config refuses)."""
+    """``A,B`` -> ``["A", "B"]`` (None when not given; an empty list when only commas, which the
+    config refuses)."""
     if value is None:
         return None
     return [c.strip() for c in value.split(",") if c.strip()]
@@ -161,19 +295,38 @@ def _print_summary(cfg, outcome) -> None:
     metrics = outcome.metrics
     negatives = "one negative class" if cfg.negatives == "one" else "all other classes as negatives"
     table = Table(title="textclf train", show_header=False)
-    rows = [("run dir", str(outcome.run_dir)), ("dataset", cfg.dataset),
-            ("backbones", f"{cfg.image_backbone} + {cfg.text_backbone}"),
-            ("loss", f"{cfg.clf_weight:g} CE + {cfg.cont_weight:g} InfoNCE ({negatives})" if cfg.text_used
-             else "CE only (no text)"),
-            ("train / val images", f"{metrics['n_train']} / {metrics['n_val']}"),
-            ("best val accuracy", f"{metrics['best_val_accuracy']:.4f} (epoch {metrics['best_epoch']})"
-             if metrics["best_val_accuracy"] is not None else "-"),
-            ("kept weights", f"epoch {metrics['selected_epoch']} ({metrics['select']}), val accuracy "
-                             f"{metrics['selected_val_accuracy']:.4f}" if metrics["selected_val_accuracy"] is not None
-             else "-"),
-            ("features", _features_row(metrics)),
-            ("time", f"features {metrics['feature_seconds']:.1f}s, training {metrics['train_seconds']:.1f}s, "
-                     f"total {metrics['total_seconds']:.1f}s")]
+    rows = [
+        ("run dir", str(outcome.run_dir)),
+        ("dataset", cfg.dataset),
+        ("backbones", f"{cfg.image_backbone} + {cfg.text_backbone}"),
+        (
+            "loss",
+            f"{cfg.clf_weight:g} CE + {cfg.cont_weight:g} InfoNCE ({negatives})"
+            if cfg.text_used
+            else "CE only (no text)",
+        ),
+        ("train / val images", f"{metrics['n_train']} / {metrics['n_val']}"),
+        (
+            "best val accuracy",
+            f"{metrics['best_val_accuracy']:.4f} (epoch {metrics['best_epoch']})"
+            if metrics["best_val_accuracy"] is not None
+            else "-",
+        ),
+        (
+            "kept weights",
+            f"epoch {metrics['selected_epoch']} ({metrics['select']}), val accuracy "
+            f"{metrics['selected_val_accuracy']:.4f}"
+            if metrics["selected_val_accuracy"] is not None
+            else "-",
+        ),
+        ("features", _features_row(metrics)),
+        (
+            "time",
+            f"features {metrics['feature_seconds']:.1f}s, training "
+            f"{metrics['train_seconds']:.1f}s, "
+            f"total {metrics['total_seconds']:.1f}s",
+        ),
+    ]
     for k, v in rows:
         table.add_row(k, escape(v))
     if outcome.tensorboard is not None:
@@ -182,7 +335,8 @@ def _print_summary(cfg, outcome) -> None:
 
 
 def _features_row(metrics: dict) -> str:
-    """``onnxruntime-cpu, 1,234 img/s (cache filled)``, ``cached (onnxruntime-cpu)`` or streaming."""
+    """``onnxruntime-cpu, 1,234 img/s (cache filled)``, ``cached (onnxruntime-cpu)`` or
+    streaming."""
     hit, runtime = metrics["feature_cache_hit"], metrics.get("feature_runtime")
     if hit is None:
         return "not cached (the backbone trains on images)"

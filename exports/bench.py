@@ -18,7 +18,7 @@ import copy
 import os
 import statistics
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,7 +27,8 @@ from textclf.runtime.progress import NULL, Reporter
 
 
 def _bench_images(run, dataset=None, n: int = 64) -> tuple[np.ndarray, str]:
-    """A uint8 (n, H, W, 3) batch of real test images of one size (random ones when there are none)."""
+    """A uint8 (n, H, W, 3) batch of real test images of one size (random ones when there are
+    none)."""
     try:
         if dataset is None:
             from textclf.exports.parity import load_run_dataset
@@ -36,11 +37,14 @@ def _bench_images(run, dataset=None, n: int = 64) -> tuple[np.ndarray, str]:
         split = dataset.test if len(dataset.test) else dataset.train
         images = split.read(np.arange(n) % len(split))
         if not isinstance(images, np.ndarray):
-            images = np.stack(images)  # raises for mixed sizes: then random images of the input size
+            # Raises for mixed sizes: then random images of the input size
+            images = np.stack(images)
         return images, "test images"
     except Exception:
         size = run.preprocessing.input_size
-        return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8), "random images"
+        return np.random.default_rng(0).integers(
+            0, 256, (n, size, size, 3), dtype=np.uint8
+        ), "random images"
 
 
 def _time(fn: Callable[[], object], budget: float) -> float:
@@ -89,27 +93,56 @@ def _best_ort_session(path, info, feed: dict, budget: float):
         return info.session, "default"
     single = create_session(str(path), "cpu", threads=1).session
     timings = {}
-    for label, session in (("default", info.session), ("1", single), ("default", info.session), ("1", single)):
+    for label, session in (
+        ("default", info.session),
+        ("1", single),
+        ("default", info.session),
+        ("1", single),
+    ):
         session.run(None, feed)
-        t = _time(lambda: session.run(None, feed), budget / 2)
+        t = _time(lambda session=session, feed=feed: session.run(None, feed), budget / 2)
         timings[label] = min(t, timings.get(label, float("inf")))
     best = min(timings, key=timings.get)
     return (info.session if best == "default" else single), best
 
 
-def benchmark(run, model_path, provider: str = "cpu", batch_sizes: Sequence[int] = (1, 64), rounds: int = 5,
-              seconds_per_round: float = 0.6, dataset=None, session_info=None, reporter: Reporter = NULL) -> dict:
+def benchmark(
+    run,
+    model_path,
+    provider: str = "cpu",
+    batch_sizes: Sequence[int] = (1, 64),
+    rounds: int = 5,
+    seconds_per_round: float = 0.6,
+    dataset=None,
+    session_info=None,
+    reporter: Reporter = NULL,
+) -> dict:
     """img/s of PyTorch eager (NCHW and channels-last) and ONNX Runtime for each batch size."""
     from textclf.runtime.onnx_sessions import create_session
 
     info = session_info or create_session(str(model_path), provider)
-    return compare_throughput(run, {"onnxruntime": (model_path, info)}, batch_sizes=batch_sizes, rounds=rounds,
-                              seconds_per_round=seconds_per_round, dataset=dataset, reporter=reporter)
+    return compare_throughput(
+        run,
+        {"onnxruntime": (model_path, info)},
+        batch_sizes=batch_sizes,
+        rounds=rounds,
+        seconds_per_round=seconds_per_round,
+        dataset=dataset,
+        reporter=reporter,
+    )
 
 
-def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), rounds: int = 5,
-                       seconds_per_round: float = 0.6, dataset=None, reporter: Reporter = NULL) -> dict:
-    """img/s of PyTorch eager and of several exported models of one run, timed in alternating rounds.
+def compare_throughput(
+    run,
+    models: dict,
+    batch_sizes: Sequence[int] = (1, 64),
+    rounds: int = 5,
+    seconds_per_round: float = 0.6,
+    dataset=None,
+    reporter: Reporter = NULL,
+) -> dict:
+    """img/s of PyTorch eager and of several exported models of one run, timed in alternating
+    rounds.
 
     ``models``: ``{engine name: (model path, SessionInfo)}``; all must take the same input
     (all float tensors, or all uint8 images). The first model's provider decides whether
@@ -123,10 +156,14 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
     if len({m["input"]["dtype"] for m in metas.values()}) != 1:
         from textclf.errors import TextclfError
 
-        raise TextclfError("models compared in one benchmark must take the same input (float or uint8)")
+        raise TextclfError(
+            "models compared in one benchmark must take the same input (float or uint8)"
+        )
     first = next(iter(models.values()))[1]
     input_meta = next(iter(metas.values()))["input"]
-    device = torch.device("cuda" if first.provider in ("cuda", "tensorrt") and torch.cuda.is_available() else "cpu")
+    device = torch.device(
+        "cuda" if first.provider in ("cuda", "tensorrt") and torch.cuda.is_available() else "cpu"
+    )
     bench = _TorchBench(run, device, in_graph=input_meta["dtype"] == "uint8")
     images, source = _bench_images(run, dataset, max(batch_sizes))
     default_threads = torch.get_num_threads()
@@ -139,20 +176,34 @@ def compare_throughput(run, models: dict, batch_sizes: Sequence[int] = (1, 64), 
             feed = next(feeds(metas[name]["input"], images[:bs], bench.prep, bench.pmod))[1]
             session, ort_threads[name] = _best_ort_session(path, info, feed, seconds_per_round)
             engines[name] = lambda feed=feed, session=session: session.run(None, feed)
-        threads = _best_torch_threads(engines["pytorch_channels_last"], default_threads, seconds_per_round)
-        ips = _median_rates(engines, bs, rounds, seconds_per_round, threads, default_threads, reporter)
+        threads = _best_torch_threads(
+            engines["pytorch_channels_last"], default_threads, seconds_per_round
+        )
+        ips = _median_rates(
+            engines, bs, rounds, seconds_per_round, threads, default_threads, reporter
+        )
         results[str(bs)] = _row(ips, list(models), threads, ort_threads)
     reporter.done("bench")
-    return {"provider": first.provider, "torch_device": device.type,
-            "precision": {name: m.get("precision") for name, m in metas.items()} if len(models) > 1
-            else next(iter(metas.values())).get("precision"),
-            "input": input_meta["dtype"], "image_size": bench.prep.input_size, "images": source,
-            "rounds": rounds, "seconds_per_round": seconds_per_round, "torch_default_threads": default_threads,
-            "cpus": os.cpu_count(), "batches": results}
+    return {
+        "provider": first.provider,
+        "torch_device": device.type,
+        "precision": {name: m.get("precision") for name, m in metas.items()}
+        if len(models) > 1
+        else next(iter(metas.values())).get("precision"),
+        "input": input_meta["dtype"],
+        "image_size": bench.prep.input_size,
+        "images": source,
+        "rounds": rounds,
+        "seconds_per_round": seconds_per_round,
+        "torch_default_threads": default_threads,
+        "cpus": os.cpu_count(),
+        "batches": results,
+    }
 
 
 class _TorchBench:
-    """The run's whole served model (image branch and text head, as the exported graph computes it) in
+    """The run's whole served model (image branch and text head, as the exported graph computes it)
+    in
     PyTorch, NCHW and channels-last, as engines for a batch of images."""
 
     def __init__(self, run, device, in_graph: bool):
@@ -162,18 +213,22 @@ class _TorchBench:
 
         self.device, self.in_graph, self.prep = device, in_graph, run.preprocessing
         self.pmod = preprocess_module(self.prep)
-        self.served = copy.deepcopy(run.serving_model()).to(device).eval()  # a copy: the run keeps its modules
+        # A copy: the run keeps its modules
+        self.served = copy.deepcopy(run.serving_model()).to(device).eval()
         self.served_cl = copy.deepcopy(self.served).to(memory_format=torch.channels_last)
         self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def engines(self, batch) -> dict:
-        """``{"pytorch_eager": fn, "pytorch_channels_last": fn}`` for ``batch`` (preprocessing timed too when
+        """``{"pytorch_eager": fn, "pytorch_channels_last": fn}`` for ``batch`` (preprocessing timed
+        too when
         the exported graph does it)."""
         from textclf.data.preprocessing import preprocess_images
 
         torch_in = batch if self.in_graph else preprocess_images(batch, self.prep, self.pmod)
-        return {"pytorch_eager": self._fn(self.served, torch_in, False),
-                "pytorch_channels_last": self._fn(self.served_cl, torch_in, True)}
+        return {
+            "pytorch_eager": self._fn(self.served, torch_in, False),
+            "pytorch_channels_last": self._fn(self.served_cl, torch_in, True),
+        }
 
     def _fn(self, module, batch, channels_last: bool):
         import torch
@@ -183,16 +238,25 @@ class _TorchBench:
         def fn():
             with torch.inference_mode():
                 x = preprocess_images(batch, self.prep, self.pmod) if self.in_graph else batch
-                x = x.to(self.device).contiguous(memory_format=torch.channels_last if channels_last
-                                                 else torch.contiguous_format)
+                x = x.to(self.device).contiguous(
+                    memory_format=torch.channels_last if channels_last else torch.contiguous_format
+                )
                 out = module(x)
                 self.sync()
                 return out
+
         return fn
 
 
-def _median_rates(engines: dict, bs: int, rounds: int, seconds: float, threads: int, default_threads: int,
-                  reporter: Reporter) -> dict:
+def _median_rates(
+    engines: dict,
+    bs: int,
+    rounds: int,
+    seconds: float,
+    threads: int,
+    default_threads: int,
+    reporter: Reporter,
+) -> dict:
     """Median img/s of each engine over ``rounds`` alternating rounds (after a warm-up)."""
     import torch
 
@@ -214,11 +278,16 @@ def _median_rates(engines: dict, bs: int, rounds: int, seconds: float, threads: 
 def _row(ips: dict, model_names: list, threads: int, ort_threads: dict) -> dict:
     """One batch size's rates and ratios (ONNX Runtime over each PyTorch variant)."""
     best_torch = max(ips["pytorch_eager"], ips["pytorch_channels_last"])
-    row = {"img_per_s": {k: round(v, 2) for k, v in ips.items()}, "torch_threads": threads,
-           "ort_threads": ort_threads if len(model_names) > 1 else next(iter(ort_threads.values()))}
+    row = {
+        "img_per_s": {k: round(v, 2) for k, v in ips.items()},
+        "torch_threads": threads,
+        "ort_threads": ort_threads if len(model_names) > 1 else next(iter(ort_threads.values())),
+    }
     for name in model_names:
         suffix = "" if len(model_names) == 1 else f"_{name}"
         row[f"onnx_vs_pytorch_eager{suffix}"] = round(ips[name] / ips["pytorch_eager"], 3)
-        row[f"onnx_vs_pytorch_channels_last{suffix}"] = round(ips[name] / ips["pytorch_channels_last"], 3)
+        row[f"onnx_vs_pytorch_channels_last{suffix}"] = round(
+            ips[name] / ips["pytorch_channels_last"], 3
+        )
         row[f"onnx_vs_best_pytorch{suffix}"] = round(ips[name] / best_torch, 3)
     return row

@@ -1,4 +1,5 @@
-"""How images reach an exported model: the feeds for a graph's input, and running a session over images.
+"""How images reach an exported model: the feeds for a graph's input, and running a session over
+images.
 
 A float-input graph gets the images preprocessed by the run's own
 :class:`~textclf.data.preprocessing.PreprocessModule` (each image resized on its own); a graph
@@ -9,7 +10,8 @@ and the outputs put back in order. Parity checks, calibration, benchmarks, ``eva
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -17,7 +19,8 @@ from textclf.data.preprocessing import group_by_shape, preprocess_images
 
 
 def feeds(input_meta: dict, images, prep, module=None) -> Iterator[tuple[list[int], dict]]:
-    """``(positions, {input name: array})`` for uint8 RGB images (an (N, H, W, 3) array or a list)."""
+    """``(positions, {input name: array})`` for uint8 RGB images (an (N, H, W, 3) array or a
+    list)."""
     name = input_meta["name"]
     if input_meta["dtype"] != "uint8":
         x = preprocess_images(images, prep, module).numpy()
@@ -31,8 +34,11 @@ def feeds(input_meta: dict, images, prep, module=None) -> Iterator[tuple[list[in
         yield idx, {name: np.ascontiguousarray(np.stack([images[i] for i in idx]))}
 
 
-def session_outputs(session, input_meta: dict, images, prep, names: Sequence[str], module=None) -> dict:
-    """``{name: float32 array}`` of the named outputs of ``session`` for every image, in the images' order
+def session_outputs(
+    session, input_meta: dict, images, prep, names: Sequence[str], module=None
+) -> dict:
+    """``{name: float32 array}`` of the named outputs of ``session`` for every image, in the images'
+    order
     (one ``session.run`` per group of images, whatever the number of outputs)."""
     n = len(images)
     out: dict = {}
@@ -44,16 +50,20 @@ def session_outputs(session, input_meta: dict, images, prep, names: Sequence[str
     return {name: out.get(name, np.zeros((0,), dtype=np.float32)) for name in names}
 
 
-def run_session(session, input_meta: dict, images, prep, output: str = "logits", module=None) -> np.ndarray:
+def run_session(
+    session, input_meta: dict, images, prep, output: str = "logits", module=None
+) -> np.ndarray:
     """One output of ``session`` for every image, in the images' order (float32)."""
     return session_outputs(session, input_meta, images, prep, [output], module)[output]
 
 
-def batches(split, indices: Sequence[int], size: int = 64,
-            draft_size: Optional[int] = None) -> Iterator[tuple[np.ndarray, object]]:
-    """``(indices, images)`` chunks of a dataset split (images as :meth:`textclf.data.Split.read` gives them,
+def batches(
+    split, indices: Sequence[int], size: int = 64, draft_size: Optional[int] = None
+) -> Iterator[tuple[np.ndarray, object]]:
+    """``(indices, images)`` chunks of a dataset split (images as :meth:`textclf.data.Split.read`
+    gives them,
     JPEG files drafted to ``draft_size`` as training did when it is given)."""
     indices = np.asarray(indices)
     for start in range(0, len(indices), size):
-        idx = indices[start:start + size]
+        idx = indices[start : start + size]
         yield idx, split.read(idx, draft_size)

@@ -1,4 +1,5 @@
-"""Add classes to an exported model: rewrite its text head for a new vocabulary (``textclf classes add MODEL.onnx``).
+"""Add classes to an exported model: rewrite its text head for a new vocabulary (``textclf classes
+add MODEL.onnx``).
 
 The exporter gives the text head's constants fixed initializer names
 (``textclf.class_text_embeddings_t``, ``textclf.class_text_bias``,
@@ -24,24 +25,31 @@ def _replace_initializers(model, head) -> None:
 
     from textclf.exports.onnx_graph import META_PREFIX, TEXT_HEAD_INITIALIZERS
 
-    values = {META_PREFIX + name: getattr(head, name).detach().cpu().numpy().astype(np.float32)
-              for name in TEXT_HEAD_INITIALIZERS}
+    values = {
+        META_PREFIX + name: getattr(head, name).detach().cpu().numpy().astype(np.float32)
+        for name in TEXT_HEAD_INITIALIZERS
+    }
     found = set()
     for i, init in enumerate(model.graph.initializer):
         if init.name in values:
-            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(values[init.name], init.name))
+            model.graph.initializer[i].CopyFrom(
+                numpy_helper.from_array(values[init.name], init.name)
+            )
             found.add(init.name)
     missing = sorted(set(values) - found)
     if missing:
-        raise TextclfError(f"the model has no initializer '{missing[0]}': it was exported by an older textclf; "
-                           "export the run again with textclf export onnx")
+        raise TextclfError(
+            f"the model has no initializer '{missing[0]}': it was exported by an older textclf; "
+            "export the run again with textclf export onnx"
+        )
 
 
 def _set_vocabulary_size(model, size: int) -> None:
     for output in model.graph.output:
         if output.name in VOCABULARY_OUTPUTS:
             output.type.tensor_type.shape.dim[-1].dim_value = size
-    del model.graph.value_info[:]  # intermediate shapes carried the old vocabulary; the checker re-infers
+    # Intermediate shapes carried the old vocabulary; the checker re-infers
+    del model.graph.value_info[:]
 
 
 def _test_images(run, n: int):
@@ -52,39 +60,63 @@ def _test_images(run, n: int):
         return split.read(np.arange(min(n, len(split)))), "test images"
     except TextclfError:
         size = run.preprocessing.input_size
-        return np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8), "random images"
+        return np.random.default_rng(0).integers(
+            0, 256, (8, size, size, 3), dtype=np.uint8
+        ), "random images"
 
 
 def check_text_head(run, session, meta: dict, *, atol: float, check_images: int) -> dict:
-    """The rewritten text head against the extended run's, in PyTorch, on the model's own image embeddings.
+    """The rewritten text head against the extended run's, in PyTorch, on the model's own image
+    embeddings.
 
     The reference is the run's text head applied to the embedding and probabilities the ONNX model
-    itself computes, so what is checked is the rewrite (the initializers and shapes), at any precision
-    of the image branch: an fp16 or int8 branch differs from PyTorch's by more than a text head could.
+    itself computes, so what is checked is the rewrite (the initializers and shapes), at any
+    precision
+    of the image branch: an fp16 or int8 branch differs from PyTorch's by more than a text head
+    could.
     """
     import torch
 
     from textclf.exports.feeding import session_outputs
 
     images, source = _test_images(run, check_images)
-    got = session_outputs(session, meta["input"], images, run.preprocessing,
-                          ["embedding", "probabilities", "text_logits"])
+    got = session_outputs(
+        session,
+        meta["input"],
+        images,
+        run.preprocessing,
+        ["embedding", "probabilities", "text_logits"],
+    )
     head = run.serving_model(torch.nn.Identity()).text_head
     with torch.inference_mode():
-        ref = head(torch.from_numpy(got["embedding"]), torch.from_numpy(got["probabilities"]))[0].numpy()
+        ref = head(torch.from_numpy(got["embedding"]), torch.from_numpy(got["probabilities"]))[
+            0
+        ].numpy()
     diff = float(np.abs(got["text_logits"].astype(np.float64) - ref).max()) if ref.size else 0.0
-    return {"images": int(len(images)), "source": source, "max_abs_text_logit_diff": diff, "atol": atol,
-            "passed": diff <= atol}
+    return {
+        "images": len(images),
+        "source": source,
+        "max_abs_text_logit_diff": diff,
+        "atol": atol,
+        "passed": diff <= atol,
+    }
 
 
 def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images: int = 64) -> dict:
-    """Write ``out``: the model at ``model_path`` with the text head of ``run`` (an in-memory extended run)."""
+    """Write ``out``: the model at ``model_path`` with the text head of ``run`` (an in-memory
+    extended run)."""
     import onnx
     import torch
 
+    from textclf.exports.onnx_metadata import (
+        apply_metadata,
+        check_model_file,
+        check_output_files,
+        read_metadata,
+        sidecar_path,
+        text_head_metadata,
+    )
     from textclf.files.atomic import atomic_path, write_json
-    from textclf.exports.onnx_metadata import (apply_metadata, check_model_file, check_output_files, read_metadata,
-                                               sidecar_path, text_head_metadata)
     from textclf.runtime.onnx_sessions import create_session
 
     check_output_files(out)
@@ -103,25 +135,39 @@ def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images:
         session = create_session(str(tmp), "cpu").session
         parity = check_text_head(run, session, meta, atol=atol, check_images=check_images)
         if not parity["passed"]:
-            raise GateFailed(f"the rewritten text head differs from the run's: max |text logit difference| "
-                             f"{parity['max_abs_text_logit_diff']:.3g} > {atol:g}; '{out}' was not written")
+            raise GateFailed(
+                f"the rewritten text head differs from the run's: max |text logit difference| "
+                f"{parity['max_abs_text_logit_diff']:.3g} > {atol:g}; '{out}' was not written"
+            )
     write_json(sidecar_path(out), dict(meta, onnx_file=out.name, text_head_parity=parity))
-    return {"model": str(out), "vocabulary": list(names), "added_classes": meta["added_classes"], "parity": parity}
+    return {
+        "model": str(out),
+        "vocabulary": list(names),
+        "added_classes": meta["added_classes"],
+        "parity": parity,
+    }
 
 
-def add_classes_onnx(model_path, run_dir, descriptions: dict[str, list[str]], out=None, *,
-                     atol: float = 1e-4, check_images: int = 64) -> dict:
-    """Rewrite an exported model's text head for the run's vocabulary plus ``descriptions``; returns a report.
+def add_classes_onnx(
+    model_path,
+    run_dir,
+    descriptions: dict[str, list[str]],
+    out=None,
+    *,
+    atol: float = 1e-4,
+    check_images: int = 64,
+) -> dict:
+    """Rewrite an exported model's text head for the run's vocabulary plus ``descriptions``; returns
+    a report.
 
     The model must have been exported from ``run_dir`` (same run id). The class text embeddings,
     the calibration bias and the classifier-to-vocabulary map are initializers; they are replaced,
     the output shapes and the metadata follow, and the new file is written atomically only after
     its text logits match the extended run's in PyTorch on the run's test images (``atol``).
     """
+    from textclf.exports.onnx_metadata import check_output_files, read_metadata
     from textclf.runs.classes import extended
     from textclf.runs.run import open_run
-
-    from textclf.exports.onnx_metadata import check_output_files, read_metadata
 
     model_path = Path(model_path)
     out = Path(out) if out else model_path
@@ -130,13 +176,18 @@ def add_classes_onnx(model_path, run_dir, descriptions: dict[str, list[str]], ou
 
     meta = read_metadata(model_path)
     if meta.get("run_id") != run.run_id:
-        raise TextclfError(f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
-                           f"(run {run.run_id}); give the run dir it was exported from with {option('run')}")
+        raise TextclfError(
+            f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
+            f"(run {run.run_id}); give the run dir it was exported from with {option('run')}"
+        )
     new = extended(run, descriptions)
     report = rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)
     from textclf.runs.classes import validation_accuracy
 
     before, after = validation_accuracy(run), validation_accuracy(new)
-    report["validation"] = {"images": before["images"], "accuracy_before": before["accuracy"],
-                            "accuracy_after": after["accuracy"]}
+    report["validation"] = {
+        "images": before["images"],
+        "accuracy_before": before["accuracy"],
+        "accuracy_after": after["accuracy"],
+    }
     return report

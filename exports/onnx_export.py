@@ -1,4 +1,5 @@
-"""``textclf export onnx``: a run's served model to a checked ONNX file (trace, quantize, check, write).
+"""``textclf export onnx``: a run's served model to a checked ONNX file (trace, quantize, check,
+write).
 
 The graph (:mod:`textclf.exports.onnx_graph`) has the six outputs of
 :class:`textclf.models.serving.ServedOutputs`, in that order and by those names, and a dynamic batch
@@ -18,15 +19,23 @@ from typing import Optional
 
 from textclf.errors import TextclfError, option
 from textclf.exports.onnx_graph import DEFAULT_OPSET, check_options, export_model, input_spec
-from textclf.exports.onnx_metadata import (apply_metadata, build_metadata, check_model_file, check_output_files,
-                                           sidecar_path)
+from textclf.exports.onnx_metadata import (
+    apply_metadata,
+    build_metadata,
+    check_model_file,
+    check_output_files,
+    sidecar_path,
+)
 
-PARITY_ATOL = 1e-4               # fp32: max |logit difference| to PyTorch on the run's test images
-PARITY_ATOL_PREPROCESSING = 5e-4  # the same with the resize in the graph (ONNX Runtime's Resize kernel)
+PARITY_ATOL = 1e-4  # fp32: max |logit difference| to PyTorch on the run's test images
+PARITY_ATOL_PREPROCESSING = (
+    5e-4  # the same with the resize in the graph (ONNX Runtime's Resize kernel)
+)
 
 
 def default_atol(with_preprocessing: bool) -> float:
-    """The fp32 parity bound of an export: the library's one default for the CLI and the Python API."""
+    """The fp32 parity bound of an export: the library's one default for the CLI and the Python
+    API."""
     return PARITY_ATOL_PREPROCESSING if with_preprocessing else PARITY_ATOL
 
 
@@ -40,21 +49,32 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
-def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocessing: bool = False,
-               precision: str = "fp32", atol: Optional[float] = None, max_accuracy_drop: float = 0.01,
-               provider: str = "cpu", check: bool = True, check_images: Optional[int] = 1000,
-               benchmark: bool = False, reporter=None) -> dict:
+def export_run(
+    run_dir,
+    *,
+    out=None,
+    opset: int = DEFAULT_OPSET,
+    with_preprocessing: bool = False,
+    precision: str = "fp32",
+    atol: Optional[float] = None,
+    max_accuracy_drop: float = 0.01,
+    provider: str = "cpu",
+    check: bool = True,
+    check_images: Optional[int] = 1000,
+    benchmark: bool = False,
+    reporter=None,
+) -> dict:
     """Export a run to ONNX: trace, (quantize), ``onnx.checker``, parity check, write atomically.
 
     The model is written to a temp file beside ``out`` (default ``RUN_DIR/model.onnx``), checked
     there, and renamed into place only when the checker and the parity check pass; a failed check
     raises :class:`textclf.errors.GateFailed` and leaves any existing file untouched. Then the
-    sidecar ``<out>.json`` is written. ``atol`` None: :func:`default_atol`. Returns the report (paths,
-    outputs, metadata, parity, quantization, provider, benchmark).
+    sidecar ``<out>.json`` is written. ``atol`` None: :func:`default_atol`. Returns the report
+    (paths, outputs, metadata, parity, quantization, provider, benchmark).
     """
+    from textclf.runs.run import open_run
     from textclf.runtime.onnx_sessions import check_choice, create_session, probe_provider
     from textclf.runtime.progress import NULL
-    from textclf.runs.run import open_run
 
     reporter = reporter or NULL
     check_options(opset, with_preprocessing, precision)
@@ -63,48 +83,93 @@ def export_run(run_dir, *, out=None, opset: int = DEFAULT_OPSET, with_preprocess
     if not (isinstance(atol, (int, float)) and atol > 0):
         raise TextclfError(f"{option('atol')} {atol!r} must be a number > 0")
     if not (isinstance(max_accuracy_drop, (int, float)) and 0 <= max_accuracy_drop <= 1):
-        raise TextclfError(f"{option('max_accuracy_drop')} {max_accuracy_drop!r} must be within [0, 1]")
+        raise TextclfError(
+            f"{option('max_accuracy_drop')} {max_accuracy_drop!r} must be within [0, 1]"
+        )
     run = open_run(run_dir)
     check_options(opset, with_preprocessing, precision, run.preprocessing)
-    run.image_encoder()  # other installed backbone weights than the run's are refused before any work
+    # Other installed backbone weights than the run's are refused before any work.
+    run.image_encoder()
     out = Path(out) if out else run.root / "model.onnx"
     if out.is_dir():
-        raise TextclfError(f"--output '{out}' is a directory; give a file name such as {out / 'model.onnx'}")
+        raise TextclfError(
+            f"--output '{out}' is a directory; give a file name such as {out / 'model.onnx'}"
+        )
     check_output_files(out)
-    probe = probe_provider(provider)  # a missing CUDA/TensorRT library fails here, before the export work
+    # A missing CUDA/TensorRT library fails here, before the export work
+    probe = probe_provider(provider)
     notes = [probe.note] if probe.note else []
     dataset = _check_dataset(run, check, precision, notes)
 
-    reporter.task("export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {opset}, {precision})")
-    model = export_model(run, opset=opset, with_preprocessing=with_preprocessing, fp16=precision == "fp16")
+    reporter.task(
+        "export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {opset}, {precision})"
+    )
+    model = export_model(
+        run, opset=opset, with_preprocessing=with_preprocessing, fp16=precision == "fp16"
+    )
     reporter.advance("export", 1)
     in_meta = input_spec(run.preprocessing, with_preprocessing)
     quant_report = None
     if precision == "int8":
         model, quant_report = _quantize(run, model, in_meta, dataset, reporter)
-    meta = build_metadata(run, with_preprocessing=with_preprocessing, precision=precision, opset=opset,
-                          quantization=quant_report)
+    meta = build_metadata(
+        run,
+        with_preprocessing=with_preprocessing,
+        precision=precision,
+        opset=opset,
+        quantization=quant_report,
+    )
     apply_metadata(model, meta)
-    info, parity = _write_checked(run, model, meta, out, in_meta, precision, provider, check, atol, max_accuracy_drop,
-                                  check_images, dataset, reporter)
+    info, parity = _write_checked(
+        run,
+        model,
+        meta,
+        out,
+        in_meta,
+        precision,
+        provider,
+        check,
+        atol,
+        max_accuracy_drop,
+        check_images,
+        dataset,
+        reporter,
+    )
     from textclf.models.serving import OUTPUT_NAMES
 
-    report = {"model": str(out), "sidecar": str(sidecar_path(out)), "bytes": out.stat().st_size,
-              "outputs": list(OUTPUT_NAMES), "atol": atol,
-              "sha256": _sha256(out), "precision": precision, "opset": opset,
-              "with_preprocessing": bool(with_preprocessing), "input": in_meta, "provider_requested": provider,
-              "provider": info.provider, "providers": info.providers, "notes": notes, "parity": parity,
-              "quantization": quant_report, "metadata": meta, "benchmark": None}
+    report = {
+        "model": str(out),
+        "sidecar": str(sidecar_path(out)),
+        "bytes": out.stat().st_size,
+        "outputs": list(OUTPUT_NAMES),
+        "atol": atol,
+        "sha256": _sha256(out),
+        "precision": precision,
+        "opset": opset,
+        "with_preprocessing": bool(with_preprocessing),
+        "input": in_meta,
+        "provider_requested": provider,
+        "provider": info.provider,
+        "providers": info.providers,
+        "notes": notes,
+        "parity": parity,
+        "quantization": quant_report,
+        "metadata": meta,
+        "benchmark": None,
+    }
     if benchmark:
         from textclf.exports.bench import benchmark as run_benchmark
 
         info = create_session(str(out), provider)
-        report["benchmark"] = run_benchmark(run, out, provider, dataset=dataset, session_info=info, reporter=reporter)
+        report["benchmark"] = run_benchmark(
+            run, out, provider, dataset=dataset, session_info=info, reporter=reporter
+        )
     return report
 
 
 def _check_dataset(run, check: bool, precision: str, notes: list):
-    """The run's dataset for the parity check and int8 calibration (None when int8 can do without)."""
+    """The run's dataset for the parity check and int8 calibration (None when int8 can do
+    without)."""
     from textclf.exports import parity as parity_mod
 
     if not (check or precision == "int8"):
@@ -114,12 +179,15 @@ def _check_dataset(run, check: bool, precision: str, notes: list):
     except TextclfError:
         if check:
             raise
-        notes.append(f"dataset '{run.config.dataset}' unavailable: int8 falls back to dynamic quantization")
+        notes.append(
+            f"dataset '{run.config.dataset}' unavailable: int8 falls back to dynamic quantization"
+        )
         return None
 
 
 def _quantize(run, model, in_meta: dict, dataset, reporter):
-    """int8: static (calibrated on train images, stages from the backbone plugin) or dynamic without data."""
+    """int8: static (calibrated on train images, stages from the backbone plugin) or dynamic
+    without data."""
     import tempfile
 
     import onnx
@@ -135,8 +203,9 @@ def _quantize(run, model, in_meta: dict, dataset, reporter):
             holdout = quantize.feeds_from_split(dataset.train, hold, in_meta, run.preprocessing)
             encoder = run.image_encoder()
             stages = encoder.plugin.quantization_stages(encoder.module)
-            report = quantize.quantize_static_int8(fp32_path, int8_path, calib, holdout, stages=stages,
-                                                   reporter=reporter)
+            report = quantize.quantize_static_int8(
+                fp32_path, int8_path, calib, holdout, stages=stages, reporter=reporter
+            )
         else:
             report = quantize.quantize_dynamic_int8(fp32_path, int8_path)
         model = onnx.load(str(int8_path))
@@ -146,16 +215,30 @@ def _quantize(run, model, in_meta: dict, dataset, reporter):
     return model, report
 
 
-def _write_checked(run, model, meta: dict, out: Path, in_meta: dict, precision: str, provider: str, check: bool,
-                   atol: float, max_accuracy_drop: float, check_images, dataset, reporter):
-    """Save to a temp file, check it (checker, parity), rename it into place, then write the sidecar."""
+def _write_checked(
+    run,
+    model,
+    meta: dict,
+    out: Path,
+    in_meta: dict,
+    precision: str,
+    provider: str,
+    check: bool,
+    atol: float,
+    max_accuracy_drop: float,
+    check_images,
+    dataset,
+    reporter,
+):
+    """Save to a temp file, check it (checker, parity), rename it into place, then write the
+    sidecar."""
     import time
 
     import onnx
 
-    from textclf.files.atomic import atomic_path, write_json
     from textclf.errors import GateFailed
     from textclf.exports import parity as parity_mod
+    from textclf.files.atomic import atomic_path, write_json
     from textclf.runtime.onnx_sessions import create_session
 
     parity = None
@@ -164,13 +247,28 @@ def _write_checked(run, model, meta: dict, out: Path, in_meta: dict, precision: 
         check_model_file(tmp_path)
         info = create_session(str(tmp_path), provider)
         if check:
-            parity = parity_mod.check_parity(run, info.session, in_meta, precision, atol=atol,
-                                             max_accuracy_drop=max_accuracy_drop, limit=check_images,
-                                             dataset=dataset, reporter=reporter)
+            parity = parity_mod.check_parity(
+                run,
+                info.session,
+                in_meta,
+                precision,
+                atol=atol,
+                max_accuracy_drop=max_accuracy_drop,
+                limit=check_images,
+                dataset=dataset,
+                reporter=reporter,
+            )
             if not parity["passed"]:
-                raise GateFailed(f"parity check failed: {parity['reason']}; '{out}' was not written "
-                                 f"(see --atol / --max-accuracy-drop)")
-    sidecar = dict(meta, onnx_file=out.name, onnx_sha256=_sha256(out), parity=parity,
-                   exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                raise GateFailed(
+                    f"parity check failed: {parity['reason']}; '{out}' was not written "
+                    f"(see --atol / --max-accuracy-drop)"
+                )
+    sidecar = dict(
+        meta,
+        onnx_file=out.name,
+        onnx_sha256=_sha256(out),
+        parity=parity,
+        exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     write_json(sidecar_path(out), sidecar)
     return info, parity

@@ -1,4 +1,5 @@
-"""Tracing a run's served model to an ONNX graph (the module traced, in-graph preprocessing, options).
+"""Tracing a run's served model to an ONNX graph (the module traced, in-graph preprocessing,
+options).
 
 Before tracing, the backbone plugin's ``prepare_for_export`` hook may replace modules that do not
 trace cleanly (EfficientNet-Lite freezes its TF-"same" padding to constants for the input size);
@@ -20,11 +21,12 @@ import copy
 from textclf.errors import TextclfError
 
 DEFAULT_OPSET = 18
-MIN_OPSET = 13   # per-channel QuantizeLinear/DequantizeLinear, Softmax on the last axis
-MAX_OPSET = 20   # the TorchScript exporter's newest
+MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear, Softmax on the last axis
+MAX_OPSET = 20  # the TorchScript exporter's newest
 PREPROCESS_MIN_OPSET = 18  # Resize's antialias attribute
 PRECISIONS = ("fp32", "fp16", "int8")
-# The text head's constants, one initializer each under a fixed name: `textclf classes add` rewrites them.
+# The text head's constants, one initializer each under a fixed name: `textclf classes add` rewrites
+# them.
 TEXT_HEAD_INITIALIZERS = ("class_text_embeddings_t", "class_text_bias", "classifier_to_vocabulary")
 META_PREFIX = "textclf."
 
@@ -36,7 +38,8 @@ def _export_module_class():
     from textclf.models.serving import ServedOutputs
 
     class ExportModule(nn.Module):
-        """Optional uint8 NHWC preprocessing (the run's own PreprocessModule) + the serving model (+ fp16 casts)."""
+        """Optional uint8 NHWC preprocessing (the run's own PreprocessModule) + the serving model
+        (+ fp16 casts)."""
 
         def __init__(self, serving, preprocess: nn.Module | None, fp16: bool):
             super().__init__()
@@ -53,13 +56,16 @@ def _export_module_class():
             logits, _, embedding = self.serving.branch(x.half())
             logits, embedding = logits.float(), embedding.float()
             probabilities = F.softmax(logits, dim=-1)
-            return ServedOutputs(logits, probabilities, embedding, *self.serving.text_head(embedding, probabilities))
+            return ServedOutputs(
+                logits, probabilities, embedding, *self.serving.text_head(embedding, probabilities)
+            )
 
     return ExportModule
 
 
 def name_text_head_initializers(model) -> None:
-    """Give the text head's initializers their fixed names (``textclf.class_text_embeddings_t``, ...)."""
+    """Give the text head's initializers their fixed names (``textclf.class_text_embeddings_t``,
+    ...)."""
     renames = {}
     for init in model.graph.initializer:
         for short in TEXT_HEAD_INITIALIZERS:
@@ -69,14 +75,19 @@ def name_text_head_initializers(model) -> None:
         init.name = renames.get(init.name, init.name)
     for node in model.graph.node:
         node.input[:] = [renames.get(name, name) for name in node.input]
-    missing = [short for short in TEXT_HEAD_INITIALIZERS if META_PREFIX + short not in renames.values()]
+    missing = [
+        short for short in TEXT_HEAD_INITIALIZERS if META_PREFIX + short not in renames.values()
+    ]
     if missing:
-        raise TextclfError(f"the exported graph has no initializer for the text head's {missing[0]}")
+        raise TextclfError(
+            f"the exported graph has no initializer for the text head's {missing[0]}"
+        )
 
 
 def _register_antialias_resize() -> None:
     """Map PyTorch's antialiased resizes to ONNX Resize(antialias=1, exclude_outside=1)."""
-    from torch.onnx import register_custom_op_symbolic, symbolic_helper as sh
+    from torch.onnx import register_custom_op_symbolic
+    from torch.onnx import symbolic_helper as sh
 
     def make(mode: str):
         @sh.parse_args("v", "v", "b", "none")
@@ -84,10 +95,22 @@ def _register_antialias_resize() -> None:
             if align_corners:
                 raise TextclfError("antialiased resize with align_corners=True cannot be exported")
             sizes = _sizes_input(g, output_size)
-            extra = {"cubic_coeff_a_f": -0.5} if mode == "cubic" else {}  # PyTorch's antialiased bicubic (PIL's)
-            return g.op("Resize", x, sh._optional_input_placeholder_tensor(g), sh._optional_input_placeholder_tensor(g),
-                        sizes, axes_i=[2, 3], antialias_i=1, exclude_outside_i=1, mode_s=mode,
-                        coordinate_transformation_mode_s="half_pixel", **extra)
+            # PyTorch's antialiased bicubic (PIL's)
+            extra = {"cubic_coeff_a_f": -0.5} if mode == "cubic" else {}
+            return g.op(
+                "Resize",
+                x,
+                sh._optional_input_placeholder_tensor(g),
+                sh._optional_input_placeholder_tensor(g),
+                sizes,
+                axes_i=[2, 3],
+                antialias_i=1,
+                exclude_outside_i=1,
+                mode_s=mode,
+                coordinate_transformation_mode_s="half_pixel",
+                **extra,
+            )
+
         return resize_aa
 
     for opset in range(PREPROCESS_MIN_OPSET, MAX_OPSET + 1):
@@ -105,7 +128,8 @@ def _sizes_input(g, output_size):
     if not sh._is_value(const):
         return g.op("Constant", value_t=torch.tensor(list(const), dtype=torch.int64))
     one = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
-    parts = [g.op("Reshape", g.op("Cast", v, to_i=7), one) for v in sh._unpack_list(output_size)]  # 7: INT64
+    # 7: INT64
+    parts = [g.op("Reshape", g.op("Cast", v, to_i=7), one) for v in sh._unpack_list(output_size)]
     return g.op("Concat", *parts, axis_i=0)
 
 
@@ -113,12 +137,24 @@ def input_spec(prep, with_preprocessing: bool) -> dict:
     """What the graph's input is (stored in the metadata)."""
     size = prep.input_size
     if with_preprocessing:
-        return {"name": "images", "dtype": "uint8", "layout": "NHWC", "shape": ["batch", "height", "width", 3],
-                "channels": "RGB", "description": "RGB images of any size, 0-255; resized and normalised in the graph"}
-    return {"name": "pixel_values", "dtype": "float32", "layout": "NCHW", "shape": ["batch", 3, size, size],
+        return {
+            "name": "images",
+            "dtype": "uint8",
+            "layout": "NHWC",
+            "shape": ["batch", "height", "width", 3],
             "channels": "RGB",
-            "description": f"RGB / 255, {prep.interpolation} antialiased resize ({prep.resize}) to {size}, "
-                           "then (x - mean) / std"}
+            "description": "RGB images of any size, 0-255; resized and normalised in the graph",
+        }
+    return {
+        "name": "pixel_values",
+        "dtype": "float32",
+        "layout": "NCHW",
+        "shape": ["batch", 3, size, size],
+        "channels": "RGB",
+        "description": f"RGB / 255, {prep.interpolation} antialiased resize ({prep.resize}) to "
+        f"{size}, "
+        "then (x - mean) / std",
+    }
 
 
 def check_options(opset: int, with_preprocessing: bool, precision: str, prep=None) -> None:
@@ -128,37 +164,56 @@ def check_options(opset: int, with_preprocessing: bool, precision: str, prep=Non
 
         raise unknown_choice("precision", precision, PRECISIONS)
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise TextclfError(f"opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} "
-                           f"(default {DEFAULT_OPSET})")
+        raise TextclfError(
+            f"opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} "
+            f"(default {DEFAULT_OPSET})"
+        )
     if with_preprocessing and opset < PREPROCESS_MIN_OPSET:
-        raise TextclfError(f"--with-preprocessing needs opset >= {PREPROCESS_MIN_OPSET} (Resize with antialias); "
-                           f"got {opset}")
-    if with_preprocessing and prep is not None and prep.resize == "shortest-side" and prep.interpolation == "nearest":
+        raise TextclfError(
+            f"--with-preprocessing needs opset >= {PREPROCESS_MIN_OPSET} (Resize with antialias); "
+            f"got {opset}"
+        )
+    if (
+        with_preprocessing
+        and prep is not None
+        and prep.resize == "shortest-side"
+        and prep.interpolation == "nearest"
+    ):
         # ONNX Resize and PyTorch round the nearest source pixel differently where the scale of a
         # data-dependent size is inexact (a whole row off); bilinear and bicubic match within 1e-4.
-        raise TextclfError("--with-preprocessing cannot reproduce a nearest-neighbour 'shortest-side' resize exactly; "
-                           "export without it and preprocess with the metadata's settings")
+        raise TextclfError(
+            "--with-preprocessing cannot reproduce a nearest-neighbour 'shortest-side' resize "
+            "exactly; "
+            "export without it and preprocess with the metadata's settings"
+        )
 
 
-def export_model(run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = False, fp16: bool = False):
+def export_model(
+    run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = False, fp16: bool = False
+):
     """Trace the run's image branch to an ``onnx.ModelProto`` (no metadata yet).
 
-    The backbone plugin's ``prepare_for_export`` hook gets the backbone first (e.g. EfficientNet-Lite
-    freezes its TF-"same" padding to constants for the input size); the exporter knows no backbone.
+    The backbone plugin's ``prepare_for_export`` hook gets the backbone first (e.g.
+    EfficientNet-Lite freezes its TF-"same" padding to constants for the input size); the
+    exporter knows no backbone.
     """
     import onnx
     import torch
 
     from textclf.data.preprocessing import preprocess_module
+
     prep = run.preprocessing
     size = prep.input_size
     encoder = run.image_encoder()
     backbone = encoder.plugin.prepare_for_export(encoder.module, prep)
-    # A copy: tracing and fp16 conversion must not touch the run's modules (parity compares with them).
+    # A copy: tracing and fp16 conversion must not touch the run's modules (parity compares with
+    # them).
     serving = copy.deepcopy(run.serving_model(backbone)).eval()
     if fp16:
         serving.branch = serving.branch.half()
-    module = _export_module_class()(serving, preprocess_module(prep) if with_preprocessing else None, fp16).eval()
+    module = _export_module_class()(
+        serving, preprocess_module(prep) if with_preprocessing else None, fp16
+    ).eval()
     in_name = input_spec(prep, with_preprocessing)["name"]
     if with_preprocessing:
         _register_antialias_resize()
@@ -178,13 +233,15 @@ def export_model(run, *, opset: int = DEFAULT_OPSET, with_preprocessing: bool = 
     except TextclfError:
         raise
     except Exception as exc:
-        raise TextclfError(f"torch.onnx.export failed for backbone '{run.config.image_backbone}': "
-                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+        raise TextclfError(
+            f"torch.onnx.export failed for backbone '{run.config.image_backbone}': "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        ) from None
     model = onnx.load_from_string(graph)
     name_text_head_initializers(model)
     model.graph.name = "textclf_image_branch"
-    model.doc_string = ("textclf image branch (backbone + projection + classification head) and text head; "
-                        "outputs " + ", ".join(OUTPUT_NAMES))
+    model.doc_string = (
+        "textclf image branch (backbone + projection + classification head) and text head; "
+        "outputs " + ", ".join(OUTPUT_NAMES)
+    )
     return model
-
-

@@ -54,15 +54,16 @@ class Metadata(pydantic.BaseModel):
         return value
 
 
-
 def validate_metadata(meta: dict, source: str) -> None:
     """Raise a one-line error naming the key when ``meta`` does not fit the schema."""
     try:
         Metadata.model_validate(meta)
     except pydantic.ValidationError as exc:
         key, msg, got = validation_line(exc)
-        raise TextclfError(f"{source} has invalid textclf metadata: {key}: {msg}{got}; export the run again with "
-                           f"textclf export onnx") from None
+        raise TextclfError(
+            f"{source} has invalid textclf metadata: {key}: {msg}{got}; export the run again with "
+            f"textclf export onnx"
+        ) from None
 
 
 def check_against_graph(meta: dict, session, source: str) -> None:
@@ -71,23 +72,35 @@ def check_against_graph(meta: dict, session, source: str) -> None:
     outputs = {o.name: o for o in session.get_outputs()}
     spec = meta["input"]
     if spec["name"] not in inputs or "probabilities" not in outputs or "logits" not in outputs:
-        raise TextclfError(f"{source} has textclf metadata but its graph does not match it "
-                           f"(inputs {sorted(inputs)}, outputs {sorted(outputs)})")
+        raise TextclfError(
+            f"{source} has textclf metadata but its graph does not match it "
+            f"(inputs {sorted(inputs)}, outputs {sorted(outputs)})"
+        )
     actual = inputs[spec["name"]].type
     if actual != _ELEMENT_TYPES[spec["dtype"]]:
-        raise TextclfError(f"{source}: textclf metadata input.dtype says {spec['dtype']}, but the graph's input "
-                           f"'{spec['name']}' is {actual}")
+        raise TextclfError(
+            f"{source}: textclf metadata input.dtype says {spec['dtype']}, but the graph's input "
+            f"'{spec['name']}' is {actual}"
+        )
     n = len(meta["class_names"])
     for name in ("logits", "probabilities"):
         shape = outputs[name].shape
         classes = shape[-1] if shape else None
         if isinstance(classes, int) and classes != n:
-            raise TextclfError(f"{source}: its textclf metadata class_names lists {n} classes, but the graph's "
-                               f"'{name}' output has {classes}; export the run again with textclf export onnx")
+            raise TextclfError(
+                f"{source}: its textclf metadata class_names lists {n} classes, but the graph's "
+                f"'{name}' output has {classes}; export the run again with textclf export onnx"
+            )
 
 
-def build_metadata(run, *, with_preprocessing: bool, precision: str, opset: int,
-                   quantization: Optional[dict] = None) -> dict:
+def build_metadata(
+    run,
+    *,
+    with_preprocessing: bool,
+    precision: str,
+    opset: int,
+    quantization: Optional[dict] = None,
+) -> dict:
     """The metadata written into the model and its sidecar (plain JSON values)."""
     from textclf import __version__
 
@@ -99,12 +112,16 @@ def build_metadata(run, *, with_preprocessing: bool, precision: str, opset: int,
         "run_textclf_version": run.run_info.get("textclf_version"),
         "class_names": list(run.class_names),
         "input": input_spec(run.preprocessing, with_preprocessing),
-        "outputs": {"logits": "float32 (batch, classes): the classification head",
-                    "probabilities": "float32 (batch, classes), softmax of logits",
-                    "embedding": "float32 (batch, dim), projected image embedding",
-                    "text_logits": "float32 (batch, vocabulary): cosine to each class text / temperature - gamma * seen",
-                    "text_probabilities": "float32 (batch, vocabulary), softmax of text_logits",
-                    "ensemble_probabilities": "float32 (batch, vocabulary): mean of both heads' probabilities"},
+        "outputs": {
+            "logits": "float32 (batch, classes): the classification head",
+            "probabilities": "float32 (batch, classes), softmax of logits",
+            "embedding": "float32 (batch, dim), projected image embedding",
+            "text_logits": "float32 (batch, vocabulary): cosine to each class text / temperature - "
+            "gamma * seen",
+            "text_probabilities": "float32 (batch, vocabulary), softmax of text_logits",
+            "ensemble_probabilities": "float32 (batch, vocabulary): mean of both heads' "
+            "probabilities",
+        },
         **text_head_metadata(run),
         "preprocessing": dict(run.preprocessing.to_dict(), in_graph=bool(with_preprocessing)),
         "precision": precision,
@@ -122,9 +139,15 @@ def build_metadata(run, *, with_preprocessing: bool, precision: str, opset: int,
 def text_head_metadata(run) -> dict:
     """The vocabulary of the text head and how its scores are formed (metadata keys)."""
     names, _, seen = run.vocabulary()
-    return {"vocabulary": list(names), "seen": [bool(x) for x in seen],
-            "text_head": {"temperature": float(run.config.temperature), "gamma": run.gamma,
-                          "default_head": "text" if run.open_set else "classifier"}}
+    return {
+        "vocabulary": list(names),
+        "seen": [bool(x) for x in seen],
+        "text_head": {
+            "temperature": float(run.config.temperature),
+            "gamma": run.gamma,
+            "default_head": "text" if run.open_set else "classifier",
+        },
+    }
 
 
 def run_test_accuracy(run_dir) -> Optional[float]:
@@ -148,24 +171,31 @@ def apply_metadata(model, meta: dict) -> None:
 
 
 def decode_metadata(props: dict, source: str = "the model") -> dict:
-    """``textclf.*`` entries of a metadata map -> the metadata dict; a model without them is an error."""
+    """``textclf.*`` entries of a metadata map -> the metadata dict; a model without them is an
+    error."""
     meta = {}
     for key, value in props.items():
         if key.startswith(META_PREFIX):
             try:
-                meta[key[len(META_PREFIX):]] = json.loads(value)
+                meta[key[len(META_PREFIX) :]] = json.loads(value)
             except ValueError:
                 raise TextclfError(f"{source} has malformed textclf metadata ({key})") from None
     if meta.get("format") != FORMAT:
-        raise TextclfError(f"{source} has no textclf metadata (class names, preprocessing): it was not "
-                           f"written by 'textclf export onnx'; export the run with textclf, or pass its run dir")
+        raise TextclfError(
+            f"{source} has no textclf metadata (class names, preprocessing): it was not "
+            f"written by 'textclf export onnx'; export the run with textclf, or pass its run dir"
+        )
     version = meta.get("format_version", 0)
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
-        raise TextclfError(f"{source} was exported by a newer textclf (format {meta['format_version']}); "
-                           f"upgrade textclf")
+        raise TextclfError(
+            f"{source} was exported by a newer textclf (format {meta['format_version']}); "
+            f"upgrade textclf"
+        )
     from textclf.exports.onnx_metadata import validate_metadata
 
-    validate_metadata(meta, source)  # types, distinct class names, known input dtype: one line naming the key
+    validate_metadata(
+        meta, source
+    )  # types, distinct class names, known input dtype: one line naming the key
     return meta
 
 
@@ -179,7 +209,9 @@ def read_metadata(model_path) -> dict:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise TextclfError(f"'{model_path}' is not a readable ONNX model ({type(exc).__name__})") from None
+        raise TextclfError(
+            f"'{model_path}' is not a readable ONNX model ({type(exc).__name__})"
+        ) from None
     return decode_metadata({p.key: p.value for p in model.metadata_props}, f"'{model_path}'")
 
 
@@ -197,7 +229,9 @@ def written_by_textclf(path) -> bool:
     import onnx
 
     try:
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        props = {
+            p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
+        }
         return json.loads(props.get(META_PREFIX + "format", "null")) == FORMAT
     except Exception:  # not ONNX at all (a user's file under that name)
         return False
@@ -218,5 +252,7 @@ def check_model_file(path) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise TextclfError(f"onnx.checker rejected the exported model: {type(exc).__name__}: "
-                           f"{str(exc).strip().splitlines()[0][:300]}") from None
+        raise TextclfError(
+            f"onnx.checker rejected the exported model: {type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:300]}"
+        ) from None

@@ -1,8 +1,8 @@
 """Does the exported graph compute what the PyTorch image branch computes, on real images?
 
-The reference is the run's own pipeline: uint8 images -> the run's preprocessing (each image on its
-own) -> the image branch in float32. The ONNX model gets the same images: the normalised float tensor,
-or the raw uint8 NHWC images when it resizes and normalises in the graph.
+The reference is the run's own pipeline: uint8 images -> the run's preprocessing (each image on
+its own) -> the image branch in float32. The ONNX model gets the same images: the normalised
+float tensor, or the raw uint8 NHWC images when it resizes and normalises in the graph.
 
 - fp32: the maximum absolute logit difference must be <= ``atol``; top-1 agreement is reported.
 - fp16 / int8: judged by the accuracy difference on the test split (PyTorch minus ONNX), which
@@ -27,11 +27,17 @@ def load_run_dataset(run, what: str = "the parity check"):
 
     try:
         return load_eval_dataset(run)
-    except TextclfError as exc:  # (offline downloads are TextclfErrors too; anything else is a bug: exit 3)
-        raise TextclfError(f"{what} needs the run's dataset '{run.config.dataset}': {exc}") from None
+    except (
+        TextclfError
+    ) as exc:  # (offline downloads are TextclfErrors too; anything else is a bug: exit 3)
+        raise TextclfError(
+            f"{what} needs the run's dataset '{run.config.dataset}': {exc}"
+        ) from None
 
 
-def pick_indices(n: int, limit: Optional[int], labels: Optional[np.ndarray] = None, seed: int = 0) -> np.ndarray:
+def pick_indices(
+    n: int, limit: Optional[int], labels: Optional[np.ndarray] = None, seed: int = 0
+) -> np.ndarray:
     """All indices, or a stratified seeded subset of ``limit`` (sorted) when the split is larger."""
     if not limit or limit >= n:
         return np.arange(n)
@@ -43,9 +49,11 @@ def pick_indices(n: int, limit: Optional[int], labels: Optional[np.ndarray] = No
     return keep[:limit]
 
 
-def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
-                    task: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits, text_logits)`` of the PyTorch serving model over ``indices`` of ``split`` (float32, CPU)."""
+def pytorch_outputs(
+    serving, prep, split, indices, reporter: Reporter = NULL, task: Optional[str] = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits, text_logits)`` of the PyTorch serving model over ``indices`` of ``split``
+    (float32, CPU)."""
     import torch
 
     from textclf.data.decode import draft_size
@@ -64,9 +72,17 @@ def pytorch_outputs(serving, prep, split, indices, reporter: Reporter = NULL,
     return _stack(logits), _stack(text)
 
 
-def onnx_outputs(session, input_meta: dict, prep, split, indices, reporter: Reporter = NULL,
-                 task: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split`` (one run per batch)."""
+def onnx_outputs(
+    session,
+    input_meta: dict,
+    prep,
+    split,
+    indices,
+    reporter: Reporter = NULL,
+    task: Optional[str] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split`` (one
+    run per batch)."""
     from textclf.data.decode import draft_size
     from textclf.exports.feeding import batches, session_outputs
 
@@ -90,16 +106,29 @@ def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) ->
     ref_top, cand_top = reference.argmax(1), candidate.argmax(1)
     acc_ref = float((ref_top == labels).mean())
     acc_onnx = float((cand_top == labels).mean())
-    return {"images": int(len(labels)), "max_abs_logit_diff": float(diff.max()) if diff.size else 0.0,
-            "mean_abs_logit_diff": float(diff.mean()) if diff.size else 0.0,
-            "top1_agreement": float((ref_top == cand_top).mean()),
-            "accuracy_pytorch": acc_ref, "accuracy_onnx": acc_onnx,
-            "accuracy_drop": acc_ref - acc_onnx}
+    return {
+        "images": len(labels),
+        "max_abs_logit_diff": float(diff.max()) if diff.size else 0.0,
+        "mean_abs_logit_diff": float(diff.mean()) if diff.size else 0.0,
+        "top1_agreement": float((ref_top == cand_top).mean()),
+        "accuracy_pytorch": acc_ref,
+        "accuracy_onnx": acc_onnx,
+        "accuracy_drop": acc_ref - acc_onnx,
+    }
 
 
-def check_parity(run, session, input_meta: dict, precision: str, *, atol: float = 1e-4,
-                 max_accuracy_drop: float = 0.01, limit: Optional[int] = 1000, dataset=None,
-                 reporter: Reporter = NULL) -> dict:
+def check_parity(
+    run,
+    session,
+    input_meta: dict,
+    precision: str,
+    *,
+    atol: float = 1e-4,
+    max_accuracy_drop: float = 0.01,
+    limit: Optional[int] = 1000,
+    dataset=None,
+    reporter: Reporter = NULL,
+) -> dict:
     """Run the PyTorch branch and the ONNX session on the run's test images and judge the match.
 
     Returns a report with ``passed`` and a one-line ``reason``; it does not raise on a mismatch
@@ -109,31 +138,49 @@ def check_parity(run, session, input_meta: dict, precision: str, *, atol: float 
     split = ds.test
     idx = pick_indices(len(split), limit, split.labels)
     if len(idx) == 0:
-        raise TextclfError(f"the test split of '{run.config.dataset}' is empty: nothing to check parity on")
+        raise TextclfError(
+            f"the test split of '{run.config.dataset}' is empty: nothing to check parity on"
+        )
     prep = run.preprocessing
-    reporter.task("parity-torch", len(idx), f"parity ({precision}): PyTorch on {len(idx)} test images")
+    reporter.task(
+        "parity-torch", len(idx), f"parity ({precision}): PyTorch on {len(idx)} test images"
+    )
     ref, ref_text = pytorch_outputs(run.serving_model(), prep, split, idx, reporter, "parity-torch")
     reporter.done("parity-torch")
-    reporter.task("parity-onnx", len(idx), f"parity ({precision}): ONNX Runtime on {len(idx)} test images")
+    reporter.task(
+        "parity-onnx", len(idx), f"parity ({precision}): ONNX Runtime on {len(idx)} test images"
+    )
     got, got_text = onnx_outputs(session, input_meta, prep, split, idx, reporter, "parity-onnx")
     reporter.done("parity-onnx")
     from textclf.runs.datasets import vocabulary_labels
 
     report = compare(ref, got, vocabulary_labels(run, ds, split.labels[idx]))
-    text_diff = float(np.abs(ref_text.astype(np.float64) - got_text.astype(np.float64)).max()) if ref_text.size else 0.0
-    report.update(precision=precision, split="test", dataset=ds.name, max_abs_text_logit_diff=text_diff)
+    text_diff = (
+        float(np.abs(ref_text.astype(np.float64) - got_text.astype(np.float64)).max())
+        if ref_text.size
+        else 0.0
+    )
+    report.update(
+        precision=precision, split="test", dataset=ds.name, max_abs_text_logit_diff=text_diff
+    )
     if precision == "fp32":
         report.update(criterion="max_abs_logit_diff", atol=float(atol))
         ok = report["max_abs_logit_diff"] <= atol and text_diff <= atol
-        report["reason"] = (f"max |logit difference| {report['max_abs_logit_diff']:.3g} (text head {text_diff:.3g}) "
-                            f"{'<=' if ok else '>'} atol {atol:g} on {len(idx)} test images; "
-                            f"top-1 agreement {report['top1_agreement']:.2%}")
+        report["reason"] = (
+            f"max |logit difference| {report['max_abs_logit_diff']:.3g} (text head "
+            f"{text_diff:.3g}) "
+            f"{'<=' if ok else '>'} atol {atol:g} on {len(idx)} test images; "
+            f"top-1 agreement {report['top1_agreement']:.2%}"
+        )
     else:
         report.update(criterion="accuracy_drop", max_accuracy_drop=float(max_accuracy_drop))
         ok = report["accuracy_drop"] <= max_accuracy_drop + 1e-12
-        report["reason"] = (f"test accuracy {report['accuracy_onnx']:.4f} vs PyTorch {report['accuracy_pytorch']:.4f} "
-                            f"(drop {report['accuracy_drop'] * 100:+.2f} points, allowed "
-                            f"{max_accuracy_drop * 100:.2f}) on {len(idx)} test images; "
-                            f"top-1 agreement {report['top1_agreement']:.2%}")
+        report["reason"] = (
+            f"test accuracy {report['accuracy_onnx']:.4f} vs PyTorch "
+            f"{report['accuracy_pytorch']:.4f} "
+            f"(drop {report['accuracy_drop'] * 100:+.2f} points, allowed "
+            f"{max_accuracy_drop * 100:.2f}) on {len(idx)} test images; "
+            f"top-1 agreement {report['top1_agreement']:.2%}"
+        )
     report["passed"] = bool(ok)
     return report

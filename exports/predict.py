@@ -12,9 +12,10 @@ Also here: :func:`write_samples` (a few test images as PNG files, for demos).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -44,20 +45,21 @@ class Predictor:
     ensemble.
     """
 
-    kind: str                    # "onnx" or "run"
+    kind: str  # "onnx" or "run"
     source: str
     class_names: list[str]
-    provider: str                # what runs it: cpu | cuda | tensorrt (ONNX) or torch device
+    provider: str  # what runs it: cpu | cuda | tensorrt (ONNX) or torch device
     meta: dict = field(default_factory=dict)
     session: object = None
     input: Optional[dict] = None
     preprocess: Optional[dict] = None
-    branch: object = None        # the run's ServingModel (PyTorch)
+    branch: object = None  # the run's ServingModel (PyTorch)
     note: Optional[str] = None
     head: str = "classifier"
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = BATCH) -> np.ndarray:
-        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order, ``batch_size`` at a time.
+        """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order, ``batch_size`` at
+        a time.
 
         Each image is resized on its own (the run's preprocessing, or the graph's own).
         """
@@ -66,26 +68,35 @@ class Predictor:
         from textclf.data.preprocessing import Preprocessing
 
         prep = Preprocessing.from_dict(self.preprocess, f"the preprocessing of {self.source}")
-        chunks = [list(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        chunks = [list(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
         from textclf.models.serving import HEAD_OUTPUTS
 
         output = HEAD_OUTPUTS[self.head]
         if self.kind == "onnx":
             from textclf.exports.feeding import run_session
 
-            return np.concatenate([run_session(self.session, self.input, chunk, prep, output) for chunk in chunks])
+            return np.concatenate(
+                [run_session(self.session, self.input, chunk, prep, output) for chunk in chunks]
+            )
         import torch
 
         from textclf.data.preprocessing import preprocess_images, preprocess_module
 
         module = preprocess_module(prep)
         with torch.inference_mode():
-            return np.concatenate([getattr(self.branch(preprocess_images(chunk, prep, module)), output).float().numpy()
-                                   for chunk in chunks])
+            return np.concatenate(
+                [
+                    getattr(self.branch(preprocess_images(chunk, prep, module)), output)
+                    .float()
+                    .numpy()
+                    for chunk in chunks
+                ]
+            )
 
 
 def choose_head(head: Optional[str], open_set: bool) -> str:
-    """The head to predict with: the one asked for, else the text head for a model that knows classes
+    """The head to predict with: the one asked for, else the text head for a model that knows
+    classes
     by description (held out or added), the classification head for a closed set."""
     if head is None:
         return "text" if open_set else "classifier"
@@ -103,7 +114,9 @@ def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] =
 
     path = Path(model_path)
     if not path.is_file():
-        raise TextclfError(f"model '{model_path}' does not exist (give an exported .onnx file or a run dir)")
+        raise TextclfError(
+            f"model '{model_path}' does not exist (give an exported .onnx file or a run dir)"
+        )
     info = create_session(str(path), provider)
     props = info.session.get_modelmeta().custom_metadata_map
     meta = decode_metadata(dict(props), f"'{model_path}'")
@@ -113,16 +126,33 @@ def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] =
     vocabulary = list(meta.get("vocabulary") or meta["class_names"])
     head = choose_head(head, vocabulary != list(meta["class_names"]))
     names = list(meta["class_names"]) if head == "classifier" else vocabulary
-    return Predictor("onnx", str(path), names, info.provider, meta=meta, session=info.session,
-                     input=meta["input"], preprocess=meta["preprocessing"], note=info.note, head=head)
+    return Predictor(
+        "onnx",
+        str(path),
+        names,
+        info.provider,
+        meta=meta,
+        session=info.session,
+        input=meta["input"],
+        preprocess=meta["preprocessing"],
+        note=info.note,
+        head=head,
+    )
 
 
 def run_predictor(run, head: str) -> Predictor:
     """An opened run's served model (image branch and text head) in PyTorch (CPU), with ``head``."""
     names = list(run.class_names) if head == "classifier" else run.vocabulary()[0]
-    return Predictor("run", str(run.root), names, "torch-cpu",
-                     meta={"run_id": run.run_id, "image_backbone": run.config.image_backbone},
-                     preprocess=run.preprocessing.to_dict(), branch=run.serving_model(), head=head)
+    return Predictor(
+        "run",
+        str(run.root),
+        names,
+        "torch-cpu",
+        meta={"run_id": run.run_id, "image_backbone": run.config.image_backbone},
+        preprocess=run.preprocessing.to_dict(),
+        branch=run.serving_model(),
+        head=head,
+    )
 
 
 def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
@@ -134,7 +164,8 @@ def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
 
 
 def load_predictor(model, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
-    """``model``: an exported ``.onnx`` file or a run dir; ``head``: classifier | text | ensemble (None: its default)."""
+    """``model``: an exported ``.onnx`` file or a run dir; ``head``: classifier | text | ensemble
+    (None: its default)."""
     from textclf.runtime.onnx_sessions import check_choice
 
     check_choice(provider)
@@ -142,8 +173,11 @@ def load_predictor(model, provider: str = "cpu", head: Optional[str] = None) -> 
         choose_head(head, False)  # a bad name fails before any model is loaded
     if Path(model).is_dir():
         if provider not in ("cpu", "auto"):
-            raise TextclfError(f"{option('device')} {provider} applies to ONNX models; a run dir predicts with PyTorch "
-                               f"on the CPU (export it with textclf export onnx to use {provider})")
+            raise TextclfError(
+                f"{option('device')} {provider} applies to ONNX models; a run dir predicts with "
+                "PyTorch "
+                f"on the CPU (export it with textclf export onnx to use {provider})"
+            )
         return load_run_predictor(model, head)
     return load_onnx_predictor(model, provider, head)
 
@@ -152,7 +186,9 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict]:
     """The ``k`` most probable classes of one probability vector, most probable first."""
     k = max(1, min(int(k), len(class_names)))
     order = np.argsort(-probs, kind="stable")[:k]
-    return [{"class": class_names[i], "index": int(i), "probability": float(probs[i])} for i in order]
+    return [
+        {"class": class_names[i], "index": int(i), "probability": float(probs[i])} for i in order
+    ]
 
 
 def check_predict_options(top: int, batch_size: int) -> None:
@@ -162,8 +198,13 @@ def check_predict_options(top: int, batch_size: int) -> None:
             raise TextclfError(f"{option(name)} must be an integer >= 1, got {value!r}")
 
 
-def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter: Reporter = NULL,
-                  batch_size: int = BATCH) -> list[dict]:
+def predict_files(
+    predictor: Predictor,
+    paths: Sequence,
+    top: int = 5,
+    reporter: Reporter = NULL,
+    batch_size: int = BATCH,
+) -> list[dict]:
     """One result per input, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``.
 
     ``paths`` are files (or :class:`textclf.data.image_inputs.Missing` entries, reported as errors);
@@ -175,12 +216,14 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
     from textclf.data.preprocessing import Preprocessing
 
     # JPEG drafts to the model's own size, as training decoded its images (one decoder, one rule).
-    draft = draft_size(Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {predictor.source}"))
+    draft = draft_size(
+        Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {predictor.source}")
+    )
     results: list[dict] = []
     reporter.task("predict", len(paths), f"predicting {len(paths)} images")
     for start in range(0, len(paths), batch_size):
         images, where = [], []
-        for p in paths[start:start + batch_size]:
+        for p in paths[start : start + batch_size]:
             missing = isinstance(p, Missing)
             name, error = (p.name, p.error) if missing else (str(p), None)
             if not missing:
@@ -194,13 +237,16 @@ def predict_files(predictor: Predictor, paths: Sequence, top: int = 5, reporter:
             results.append({"file": name, "error": error})
         for i, row in zip(where, predictor.probabilities(images, batch_size)):
             results[i]["top"] = top_k(row, predictor.class_names, top)
-        reporter.advance("predict", len(paths[start:start + batch_size]))
+        reporter.advance("predict", len(paths[start : start + batch_size]))
     reporter.done("predict")
     return results
 
 
-def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Optional[str] = None) -> list[Path]:
-    """Write ``n`` images of a run's dataset split as PNG files ``NNN_<class>.png`` (one class after another).
+def write_samples(
+    run_dir, out_dir, n: int = 8, split: str = "test", dataset: Optional[str] = None
+) -> list[Path]:
+    """Write ``n`` images of a run's dataset split as PNG files ``NNN_<class>.png`` (one class after
+    another).
 
     For demos and smoke tests of ``textclf predict``: the images are written at their stored
     size (8x8 for digits), each file atomically.
@@ -208,11 +254,11 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
     from PIL.PngImagePlugin import PngInfo
 
     from textclf import __version__
-    from textclf.files.atomic import atomic_path
-    from textclf.files.paths import safe_name
     from textclf.exports.parity import load_run_dataset
-    from textclf.runs.datasets import load_eval_dataset
+    from textclf.files.atomic import atomic_path
     from textclf.files.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
+    from textclf.files.paths import safe_name
+    from textclf.runs.datasets import load_eval_dataset
     from textclf.runs.run import open_run
 
     if n < 1:
@@ -230,7 +276,10 @@ def write_samples(run_dir, out_dir, n: int = 8, split: str = "test", dataset: Op
             if idx and len(order) < n:
                 order.append(int(idx.pop(0)))
     out = Path(out_dir)
-    targets = [out / f"{k:03d}_{safe_name(ds.class_names[int(data.labels[i])], 'class')}.png" for k, i in enumerate(order)]
+    targets = [
+        out / f"{k:03d}_{safe_name(ds.class_names[int(data.labels[i])], 'class')}.png"
+        for k, i in enumerate(order)
+    ]
     for target in targets:  # all checked before the first is written
         refuse_foreign_file(target, is_textclf_png, "choose another --output folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,14 @@ def check_output(path: str | Path, force: bool = False) -> str:
     p = Path(path)
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise TextclfError(f"--output '{path}' has an unknown suffix '{p.suffix}'; valid choices: "
-                           f"{', '.join(FORMATS)}")
+        raise TextclfError(
+            f"--output '{path}' has an unknown suffix '{p.suffix}'; valid choices: "
+            f"{', '.join(FORMATS)}"
+        )
     if p.is_dir():
-        raise TextclfError(f"--output '{path}' is a folder; give a file name ending in .csv or .jsonl")
+        raise TextclfError(
+            f"--output '{path}' is a folder; give a file name ending in .csv or .jsonl"
+        )
     from textclf.files.ownership import refuse_foreign_file
 
     refuse_foreign_file(p, is_textclf_predictions, "choose another --output")
@@ -49,21 +53,31 @@ def is_textclf_predictions(path: str | Path) -> bool:
         row = json.loads(first)
     except ValueError:
         return False
-    return isinstance(row, dict) and isinstance(row.get("file"), str) and ("top" in row or "error" in row)
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("file"), str)
+        and ("top" in row or "error" in row)
+    )
 
 
 def csv_text(results: list[dict]) -> str:
-    """The CSV form of ``predict_files`` results (cells that could start a spreadsheet formula are escaped)."""
+    """The CSV form of ``predict_files`` results (cells that could start a spreadsheet formula
+    are escaped)."""
     from textclf.files.csv_table import csv_text as table
 
     rows = []
     for r in results:
         top = r.get("top") or []
         first = top[0] if top else {}
-        rows.append({"file": r["file"], "class": first.get("class", ""),
-                     "probability": f"{first['probability']:.6f}" if top else "",
-                     "top_k": ";".join(f"{t['class']}:{t['probability']:.6f}" for t in top),
-                     "error": r.get("error", "")})
+        rows.append(
+            {
+                "file": r["file"],
+                "class": first.get("class", ""),
+                "probability": f"{first['probability']:.6f}" if top else "",
+                "top_k": ";".join(f"{t['class']}:{t['probability']:.6f}" for t in top),
+                "error": r.get("error", ""),
+            }
+        )
     return table(CSV_COLUMNS, rows)
 
 

@@ -76,7 +76,7 @@ def layer_groups(model, stages: list[str]) -> tuple[list[tuple[str, list[str]]],
         if "backbone" not in parts:
             outside.append(node.name)
             continue
-        inner = parts[parts.index("backbone") + 1:-1]
+        inner = parts[parts.index("backbone") + 1 : -1]
         path = module_path(inner)
         stage = next((st for st in stages if path == st or path.startswith(st + ".")), None)
         if stage is not None:
@@ -103,7 +103,8 @@ def module_path(scopes: list[str]) -> str:
 
 
 class _Reader:
-    """A CalibrationDataReader over a list of feeds (built lazily so onnxruntime imports stay local)."""
+    """A CalibrationDataReader over a list of feeds (built lazily so onnxruntime imports stay
+    local)."""
 
     def __new__(cls, feeds: list[dict]):
         from onnxruntime.quantization import CalibrationDataReader
@@ -136,15 +137,25 @@ def _logits(path: str, feeds: list[dict]) -> np.ndarray:
     return np.concatenate([session.run(["logits"], f)[0] for f in feeds]).astype(np.float64)
 
 
-def quantize_static_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: list[dict],
-                         holdout: list[dict], *, stages: list[str], reduce_range: bool = True,
-                         max_rel_error: float = MAX_REL_ERROR, max_float_groups: int = MAX_FLOAT_GROUPS,
-                         reporter: Reporter = NULL) -> dict:
-    """Quantize ``fp32_path`` to ``out_path`` (QDQ, per-channel), keeping early stages float as needed.
+def quantize_static_int8(
+    fp32_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    calibration: list[dict],
+    holdout: list[dict],
+    *,
+    stages: list[str],
+    reduce_range: bool = True,
+    max_rel_error: float = MAX_REL_ERROR,
+    max_float_groups: int = MAX_FLOAT_GROUPS,
+    reporter: Reporter = NULL,
+) -> dict:
+    """Quantize ``fp32_path`` to ``out_path`` (QDQ, per-channel), keeping early stages float as
+    needed.
 
-    ``calibration``/``holdout``: lists of input feeds (``{input_name: array}``) from the train split;
-    ``stages``: the backbone's module names in order of int8 sensitivity (its plugin's hook).
-    Returns the quantization report (method, settings, stages kept float, relative logit error).
+    ``calibration``/``holdout``: lists of input feeds (``{input_name: array}``) from the train
+    split; ``stages``: the backbone's module names in order of int8 sensitivity (its plugin's
+    hook). Returns the quantization report (method, settings, stages kept float, relative logit
+    error).
     """
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -164,49 +175,90 @@ def quantize_static_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLi
         limit = max(1, min(max_float_groups, len(groups) - 1)) if len(groups) > 1 else 1
         n_cal = sum(len(next(iter(f.values()))) for f in calibration)
         reporter.task("int8", limit, f"int8 quantization (calibrated on {n_cal} train images)")
-        trials, n_float = _float_stage_search(pre, tmp, groups, outside, calibration, holdout, reduce_range,
-                                              max_rel_error, limit, reporter)
+        trials, n_float = _float_stage_search(
+            pre,
+            tmp,
+            groups,
+            outside,
+            calibration,
+            holdout,
+            reduce_range,
+            max_rel_error,
+            limit,
+            reporter,
+        )
         reporter.done("int8")
         os.replace(os.path.join(tmp, "trial.onnx"), out_path)
     kept = [name for _, g in groups[:n_float] for name in g]
-    return {"method": "static", "format": "QDQ", "weights": "int8 per-channel" + (" (7-bit range)" if reduce_range else ""),
-            "activations": "uint8 per-tensor", "calibration": "MinMax",
-            "calibration_images": int(n_cal),
-            "holdout_images": int(sum(len(next(iter(f.values()))) for f in holdout)),
-            "op_types": OP_TYPES, "layers_total": sum(len(g) for _, g in groups), "layers_float": len(kept),
-            "float_stages": [key for key, _ in groups[:n_float]],
-            "rel_logit_error": trials[-1]["rel_logit_error"], "max_rel_error": max_rel_error, "trials": trials}
+    return {
+        "method": "static",
+        "format": "QDQ",
+        "weights": "int8 per-channel" + (" (7-bit range)" if reduce_range else ""),
+        "activations": "uint8 per-tensor",
+        "calibration": "MinMax",
+        "calibration_images": int(n_cal),
+        "holdout_images": int(sum(len(next(iter(f.values()))) for f in holdout)),
+        "op_types": OP_TYPES,
+        "layers_total": sum(len(g) for _, g in groups),
+        "layers_float": len(kept),
+        "float_stages": [key for key, _ in groups[:n_float]],
+        "rel_logit_error": trials[-1]["rel_logit_error"],
+        "max_rel_error": max_rel_error,
+        "trials": trials,
+    }
 
 
-def _float_stage_search(pre: str, tmp: str, groups, outside, calibration, holdout, reduce_range: bool,
-                        max_rel_error: float, limit: int, reporter: Reporter) -> tuple[list[dict], int]:
+def _float_stage_search(
+    pre: str,
+    tmp: str,
+    groups,
+    outside,
+    calibration,
+    holdout,
+    reduce_range: bool,
+    max_rel_error: float,
+    limit: int,
+    reporter: Reporter,
+) -> tuple[list[dict], int]:
     """Quantize with the first 1, 2, ... stages kept float until the logit error is small enough."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     trial, cache = os.path.join(tmp, "trial.onnx"), os.path.join(tmp, "calibration.json")
     reference = _logits(pre, holdout) if holdout else None
-    scale = float(np.mean(reference ** 2)) if reference is not None else 1.0
+    scale = float(np.mean(reference**2)) if reference is not None else 1.0
     trials, n_float = [], 1
     while True:
         excluded = outside + [name for _, g in groups[:n_float] for name in g]
         with _quiet():
-            quantize_static(pre, trial, _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                            reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, op_types_to_quantize=OP_TYPES,
-                            nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
-                            calibration_cache_path=cache)
+            quantize_static(
+                pre,
+                trial,
+                _Reader(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=reduce_range,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=OP_TYPES,
+                nodes_to_exclude=excluded,
+                calibrate_method=CalibrationMethod.MinMax,
+                calibration_cache_path=cache,
+            )
         rel = None
         if reference is not None:
             rel = float(np.mean((_logits(trial, holdout) - reference) ** 2) / max(scale, 1e-12))
         trials.append({"float_groups": n_float, "rel_logit_error": rel})
-        reporter.advance("int8", 1, float_stages=n_float, rel_error=rel if rel is not None else float("nan"))
+        reporter.advance(
+            "int8", 1, float_stages=n_float, rel_error=rel if rel is not None else float("nan")
+        )
         if rel is None or rel <= max_rel_error or n_float >= limit:
             return trials, n_float
         n_float += 1
 
 
 def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> dict:
-    """Dynamic quantization (no calibration data): int8 weights, activations quantized at run time."""
+    """Dynamic quantization (no calibration data): int8 weights, activations quantized at run
+    time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -215,12 +267,22 @@ def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathL
         out = os.path.join(tmp, "dyn.onnx")
         with _quiet():
             quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=True)
-            quantize_dynamic(pre, out, weight_type=QuantType.QUInt8, per_channel=False,
-                             op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+            quantize_dynamic(
+                pre,
+                out,
+                weight_type=QuantType.QUInt8,
+                per_channel=False,
+                op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+            )
         os.replace(out, out_path)
-    return {"method": "dynamic", "weights": "uint8 per-tensor", "activations": "uint8, quantized at run time",
-            "op_types": ["Conv", "MatMul", "Gemm"],
-            "note": "no calibration images could be read; static quantization is faster and usually more accurate"}
+    return {
+        "method": "dynamic",
+        "weights": "uint8 per-tensor",
+        "activations": "uint8, quantized at run time",
+        "op_types": ["Conv", "MatMul", "Gemm"],
+        "note": "no calibration images could be read; static quantization is faster and usually "
+        "more accurate",
+    }
 
 
 def feeds_from_split(split, indices, input_meta: dict, prep, batch: int = 32) -> list[dict]:
@@ -228,8 +290,11 @@ def feeds_from_split(split, indices, input_meta: dict, prep, batch: int = 32) ->
     from textclf.data.decode import draft_size
     from textclf.exports.feeding import batches, feeds
 
-    return [feed for _, images in batches(split, indices, batch, draft_size(prep))
-            for _, feed in feeds(input_meta, images, prep)]
+    return [
+        feed
+        for _, images in batches(split, indices, batch, draft_size(prep))
+        for _, feed in feeds(input_meta, images, prep)
+    ]
 
 
 def calibration_indices(n: int, n_calibration: int = 256, n_holdout: int = 256, seed: int = 0):
@@ -239,5 +304,5 @@ def calibration_indices(n: int, n_calibration: int = 256, n_holdout: int = 256, 
     n_hold = min(n_holdout, n // 3)
     n_cal = min(n_calibration, n - n_hold)
     cal = np.sort(order[:n_cal])
-    hold = np.sort(order[n_cal:n_cal + n_hold])
+    hold = np.sort(order[n_cal : n_cal + n_hold])
     return cal, hold

@@ -1,4 +1,5 @@
-"""A tiny OpenCLIP architecture for tests: random weights, 32 px images, 32-d embeddings, built offline.
+"""A tiny OpenCLIP architecture for tests: random weights, 32 px images, 32-d embeddings, built
+offline.
 
 open_clip's registry knows a model config once :func:`register` has written it to a folder; the
 text tower uses open_clip's bundled tokenizer, so nothing is downloaded.

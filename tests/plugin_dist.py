@@ -1,4 +1,5 @@
-"""A minimal installed distribution on disk, for plugin tests (importlib.metadata scans sys.path)."""
+"""A minimal installed distribution on disk, for plugin tests (importlib.metadata scans
+sys.path)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import textwrap
 from pathlib import Path
 
 
-def write_dist(root: Path, dist_name: str, module: str, source: str,
-               entry_points: dict[str, dict[str, str]]) -> None:
+def write_dist(
+    root: Path, dist_name: str, module: str, source: str, entry_points: dict[str, dict[str, str]]
+) -> None:
     """Write a minimal installed distribution (dist-info + one module) under ``root``."""
     info = root / f"{dist_name.replace('-', '_')}-1.0.dist-info"
     info.mkdir()

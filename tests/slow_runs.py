@@ -42,7 +42,11 @@ def _main() -> None:
         kwargs["callbacks"] = [*kwargs.get("callbacks", ()), callback]
         return run_grid(*args, **kwargs)
 
-    recipe.train, ablation_grid.run_grid = slow_train, slow_grid  # the CLI imports them when a command runs
+    # The CLI imports them when a command runs
+    recipe.train, ablation_grid.run_grid = (
+        slow_train,
+        slow_grid,
+    )
     from textclf.cli.main import app
 
     app(sys.argv[2:], prog_name="textclf")

@@ -1,10 +1,13 @@
-"""``textclf ablate --paper`` (issue 25): the grid holds only the controls its backbones can build, and every
-cell is preflighted before the first one trains, so no grid fails after it has started for a reason known
+"""``textclf ablate --paper`` (issue 25): the grid holds only the controls its backbones can build,
+and every
+cell is preflighted before the first one trains, so no grid fails after it has started for a reason
+known
 at the start."""
 
 from __future__ import annotations
 
 import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -23,41 +26,71 @@ def workdir(isolated):
 
 @pytest.mark.parametrize("preset", ["default", "paper"])
 def test_paper_grid_of_non_aligned_backbones_plans_every_control_but_the_zero_shot_head(preset):
-    """The default preset's (Lite0 + MiniLM) and the paper's (ResNet-50 + DistilBERT) backbones are not an
-    aligned pair: planning and preflighting the whole grid succeeds, and summary.md will say what was left out."""
+    """The default preset's (Lite0 + MiniLM) and the paper's (ResNet-50 + DistilBERT) backbones are
+    not an
+    aligned pair: planning and preflighting the whole grid succeeds, and summary.md will say what
+    was left out."""
     from textclf.ablation.cells import check_grid, with_reference
 
     cells, notes = paper_plan({}, preset)
     names = {c.name for c in cells}
     assert names >= set(CONTROLS) - {"zero-shot-head"} and "zero-shot-head" not in names
     assert len(notes) == 1 and "zero-shot-head" in notes[0] and "aligned" in notes[0]
-    configs = check_grid(with_reference(cells), [0, 1], {}, preset)  # every cell and seed, no weights loaded
+    # Every cell and seed, no weights loaded
+    configs = check_grid(with_reference(cells), [0, 1], {}, preset)
     assert len(configs) == 2 * len(cells)
 
 
 def test_paper_grid_of_an_aligned_pair_keeps_the_zero_shot_head(tiny_open_clip):
-    cells, notes = paper_plan({"image_backbone": tiny_open_clip, "text_backbone": tiny_open_clip,
-                               "pretrained": False}, "tiny")
+    cells, notes = paper_plan(
+        {"image_backbone": tiny_open_clip, "text_backbone": tiny_open_clip, "pretrained": False},
+        "tiny",
+    )
     assert "zero-shot-head" in {c.name for c in cells} and notes == []
 
 
 def test_naming_the_zero_shot_head_with_non_aligned_backbones_is_refused_before_any_work(workdir):
-    result = runner.invoke(app, ["ablate", "--paper", "--preset", "default", "--controls", "zero-shot-head",
-                                 "--seeds", "2", "--output", "ab"])
-    assert result.exit_code == 2 and "aligned" in result.output and "zero-shot-head" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "ablate",
+            "--paper",
+            "--preset",
+            "default",
+            "--controls",
+            "zero-shot-head",
+            "--seeds",
+            "2",
+            "--output",
+            "ab",
+        ],
+    )
+    assert (
+        result.exit_code == 2 and "aligned" in result.output and "zero-shot-head" in result.output
+    )
     assert not (workdir / "ab").exists()
 
 
 def test_missing_descriptions_fail_the_grid_before_it_starts(workdir):
-    """Tiny's synthetic dataset has no type1 file here: the shuffled control cannot run, known at the start."""
-    result = runner.invoke(app, ["ablate", "--paper", "--preset", "tiny", "--seeds", "1", "--output", "ab"])
-    assert result.exit_code == 2 and "grid cell 'shuffled'" in result.output and "textclf describe" in result.output
+    """Tiny's synthetic dataset has no type1 file here: the shuffled control cannot run, known at
+    the start."""
+    result = runner.invoke(
+        app, ["ablate", "--paper", "--preset", "tiny", "--seeds", "1", "--output", "ab"]
+    )
+    assert (
+        result.exit_code == 2
+        and "grid cell 'shuffled'" in result.output
+        and "textclf describe" in result.output
+    )
     assert not (workdir / "ab").exists()
 
 
 def test_an_invalid_cell_in_the_middle_fails_the_grid_before_any_run_dir_is_written(workdir):
-    cells = [Cell("first", "g", {"clf_weight": 0.8}), Cell("middle", "g", {"head_init": "zero-shot"}),
-             Cell("last", "g", {"clf_weight": 0.5})]
+    cells = [
+        Cell("first", "g", {"clf_weight": 0.8}),
+        Cell("middle", "g", {"head_init": "zero-shot"}),
+        Cell("last", "g", {"clf_weight": 0.5}),
+    ]
     with pytest.raises(TextclfError, match="grid cell 'middle'.*aligned"):
         run_grid(cells, [0, 1], workdir / "out", base={"epochs": 1}, preset="tiny")
     assert not (workdir / "out").exists() and not list(workdir.glob("**/model.safetensors"))
@@ -65,10 +98,29 @@ def test_an_invalid_cell_in_the_middle_fails_the_grid_before_any_run_dir_is_writ
 
 @pytest.mark.slow
 def test_paper_grid_runs_end_to_end_on_the_tiny_preset(workdir):
-    described = runner.invoke(app, ["describe", "--dataset", "synthetic", "--describer", "classname"])
-    assert described.exit_code == 0, described.output  # the shuffled control needs descriptions to shuffle
-    result = runner.invoke(app, ["ablate", "--paper", "--preset", "tiny", "--seeds", "1", "--epochs", "1",
-                                 "--jobs", "1", "--output", "ab", "--json"])
+    described = runner.invoke(
+        app, ["describe", "--dataset", "synthetic", "--describer", "classname"]
+    )
+    # The shuffled control needs descriptions to shuffle
+    assert described.exit_code == 0, described.output
+    result = runner.invoke(
+        app,
+        [
+            "ablate",
+            "--paper",
+            "--preset",
+            "tiny",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--jobs",
+            "1",
+            "--output",
+            "ab",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     cells = {c["cell"] for c in summary["cells"]}

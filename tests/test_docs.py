@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -55,7 +55,7 @@ def github_slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-@lru_cache(maxsize=None)
+@cache
 def anchors(path: Path) -> frozenset:
     text = _FENCE.sub("", path.read_text(encoding="utf-8"))
     seen: dict = {}
@@ -79,15 +79,22 @@ def broken_links(path: Path, show=_rel) -> list:
             problems.append(f"{show(path)}: {target}: no such file")
             continue
         if anchor and dest.suffix == ".md" and anchor not in anchors(dest):
-            problems.append(f"{show(path)}: {target}: no heading with the anchor #{anchor} in {show(dest)}")
+            problems.append(
+                f"{show(path)}: {target}: no heading with the anchor #{anchor} in {show(dest)}"
+            )
     return problems
 
 
 def test_the_slug_rules_are_githubs():
     assert github_slug("Exit codes and errors") == "exit-codes-and-errors"
-    assert github_slug("The paper preset and the authors' notebook") == "the-paper-preset-and-the-authors-notebook"
-    assert github_slug("Runtimes: `--extract-runtime auto|torch|onnxruntime`") == \
-        "runtimes---extract-runtime-autotorchonnxruntime"
+    assert (
+        github_slug("The paper preset and the authors' notebook")
+        == "the-paper-preset-and-the-authors-notebook"
+    )
+    assert (
+        github_slug("Runtimes: `--extract-runtime auto|torch|onnxruntime`")
+        == "runtimes---extract-runtime-autotorchonnxruntime"
+    )
     assert github_slug("CIFAR-10: natural images") == "cifar-10-natural-images"
 
 
@@ -99,9 +106,12 @@ def test_every_relative_link_and_anchor_resolves(page):
 def test_the_link_checker_sees_broken_links(tmp_path):
     page = tmp_path / "page.md"
     (tmp_path / "other.md").write_text("# Other page\n\n## A section\n")
-    page.write_text("# Title\n\n[ok](#title) [bad](#nowhere) [gone](missing.md) `[code](#x)`\n"
-                    "[there](other.md#a-section) [not there](other.md#b-section) [web](https://example.org/#x)\n"
-                    "```bash\necho [not a link](#y)\n```\n")
+    page.write_text(
+        "# Title\n\n[ok](#title) [bad](#nowhere) [gone](missing.md) `[code](#x)`\n"
+        "[there](other.md#a-section) [not there](other.md#b-section) "
+        "[web](https://example.org/#x)\n"
+        "```bash\necho [not a link](#y)\n```\n"
+    )
     assert broken_links(page, show=lambda p: p.name) == [
         "page.md: #nowhere: no heading with the anchor #nowhere in page.md",
         "page.md: missing.md: no such file",
@@ -114,7 +124,8 @@ def test_the_link_checker_sees_broken_links(tmp_path):
 
 @lru_cache(maxsize=1)
 def command_tree() -> dict:
-    """{("export", "onnx"): {"options": {name: takes_value}, "subcommands": set, "arguments": n}}."""
+    """{("export", "onnx"): {"options": {name: takes_value}, "subcommands": set, "arguments":
+    n}}."""
     import typer
 
     from textclf.cli.main import app
@@ -169,7 +180,8 @@ def _logical_lines(block: str) -> list:
 
 
 def _words(line: str) -> list:
-    """Shell words of one line, comments dropped (shlex honours quotes), `$(...)` kept as one word."""
+    """Shell words of one line, comments dropped (shlex honours quotes), `$(...)` kept as one
+    word."""
     line = re.sub(r"\$\([^()]*\)", "SUBSTITUTION", line)
     lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|<>")
     lexer.whitespace_split = True
@@ -181,7 +193,8 @@ def _words(line: str) -> list:
 
 
 def textclf_invocations(block: str) -> list:
-    """The argument lists that follow `textclf`, `python -m textclf` or `torchrun ... -m textclf`."""
+    """The argument lists that follow `textclf`, `python -m textclf` or `torchrun ... -m
+    textclf`."""
     found = []
     for line in _logical_lines(block):
         words = _words(line)
@@ -198,10 +211,12 @@ def textclf_invocations(block: str) -> list:
             while cmd and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", cmd[0]):  # VAR=value prefixes
                 cmd = cmd[1:]
             for i, word in enumerate(cmd):
-                if word == "textclf" or word.endswith("/textclf"):
-                    if i == 0 or cmd[i - 1] == "-m" or cmd[0] in ("time", "exec", "sudo", "env"):
-                        found.append(cmd[i + 1:])
-                        break
+                is_textclf = word == "textclf" or word.endswith("/textclf")
+                if is_textclf and (
+                    i == 0 or cmd[i - 1] == "-m" or cmd[0] in ("time", "exec", "sudo", "env")
+                ):
+                    found.append(cmd[i + 1 :])
+                    break
     return found
 
 
@@ -244,8 +259,11 @@ def check_invocation(args: list) -> list:
             break
         positional_seen = True
         i += 1
-    if path == () and not problems and not set(args) & (HELP | {"--version", "--install-completion",
-                                                                 "--show-completion"}):
+    if (
+        path == ()
+        and not problems
+        and not set(args) & (HELP | {"--version", "--install-completion", "--show-completion"})
+    ):
         problems.append("textclf: no command given")
     return problems
 
@@ -255,9 +273,13 @@ def test_the_command_checker_rejects_what_the_cli_rejects():
     (args,) = textclf_invocations(snippet)
     assert check_invocation(args) == ["textclf train: no option --no-such-flag"]
     assert check_invocation(["frobnicate"]) == ["textclf: no command 'frobnicate'"]
-    assert check_invocation(["export", "onnx", "runs/x", "--int9"]) == ["textclf export onnx: no option --int9"]
+    assert check_invocation(["export", "onnx", "runs/x", "--int9"]) == [
+        "textclf export onnx: no option --int9"
+    ]
     assert check_invocation(["export", "bogus"]) == ["textclf export: no command 'bogus'"]
-    assert check_invocation(["train", "runs/x"]) == ["textclf train: takes no argument, got 'runs/x'"]
+    assert check_invocation(["train", "runs/x"]) == [
+        "textclf train: takes no argument, got 'runs/x'"
+    ]
     # what it accepts: values, global flags after the command, sub-groups, --opt=value
     assert check_invocation(["eval", "runs/x", "-q", "--min-accuracy", "0.9"]) == []
     assert check_invocation(["-v", "train", "--epochs=5", "--debug"]) == []
@@ -288,10 +310,16 @@ def test_every_documented_command_is_one_the_cli_accepts(page):
     problems = []
     for block in bash_blocks(page.read_text(encoding="utf-8")):
         for args in textclf_invocations(block):
-            problems += [f"{_rel(page)}: textclf {' '.join(args)}: {p}" for p in check_invocation(args)]
+            problems += [
+                f"{_rel(page)}: textclf {' '.join(args)}: {p}" for p in check_invocation(args)
+            ]
     assert problems == []
 
 
 def test_the_pages_have_bash_commands_to_check():
-    count = sum(len(textclf_invocations(b)) for page in PAGES for b in bash_blocks(page.read_text(encoding="utf-8")))
+    count = sum(
+        len(textclf_invocations(b))
+        for page in PAGES
+        for b in bash_blocks(page.read_text(encoding="utf-8"))
+    )
     assert count >= 40, count

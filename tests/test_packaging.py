@@ -55,7 +55,8 @@ def build_wheel(tmp_path: Path) -> tuple[Path, str]:
     cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-v", "-w", str(out)]
     if _setuptools_is_new_enough():
         cmd.insert(5, "--no-build-isolation")  # offline: build with this environment's setuptools
-    # PYTHONDONTWRITEBYTECODE makes distutils warn that it skips byte-compiling: not the project's doing.
+    # PYTHONDONTWRITEBYTECODE makes distutils warn that it skips byte-compiling: not the project's
+    # doing.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -87,16 +88,24 @@ def test_wheel_has_textclf_as_its_only_top_level_name(wheel):
 
     py_files = [n for n in names if n.endswith(".py")]
     assert py_files
-    assert all(n.startswith("textclf/") for n in py_files), [n for n in py_files if not n.startswith("textclf/")]
+    assert all(n.startswith("textclf/") for n in py_files), [
+        n for n in py_files if not n.startswith("textclf/")
+    ]
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"textclf"}
     if top_level is not None:
         assert top_level == ["textclf"]
 
     # The three mapped folders land inside the package, with their subpackages.
-    for module in ("textclf/cli/main.py", "textclf/cli/plugins.py", "textclf/plugins/prompts.py",
-                   "textclf/plugins/datasets/digits.py", "textclf/plugins/backbones/efficientnet_lite.py",
-                   "textclf/exports/__init__.py", "textclf/registry.py"):
+    for module in (
+        "textclf/cli/main.py",
+        "textclf/cli/plugins.py",
+        "textclf/plugins/prompts.py",
+        "textclf/plugins/datasets/digits.py",
+        "textclf/plugins/backbones/efficientnet_lite.py",
+        "textclf/exports/__init__.py",
+        "textclf/registry.py",
+    ):
         assert module in names, module
 
     # The console script and the built-in entry points point into the package.
@@ -118,8 +127,9 @@ def test_wheel_has_textclf_as_its_only_top_level_name(wheel):
 @pytest.mark.parametrize("folder", ["cli", "plugins", "exports"])
 def test_folders_refuse_a_bare_top_level_import(folder, tmp_path):
     code = f"import {folder}"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert f"textclf.{folder}" in result.stderr and "ImportError" in result.stderr
 
@@ -155,21 +165,29 @@ def test_license_and_package_data_are_in_the_wheel(wheel):
 def test_python_310_gets_tomli_and_every_platform_one_onnxruntime(wheel):
     from packaging.requirements import Requirement
 
-    reqs = [Requirement(line.split(":", 1)[1].strip()) for line in _metadata(wheel).splitlines()
-            if line.startswith("Requires-Dist:")]
+    reqs = [
+        Requirement(line.split(":", 1)[1].strip())
+        for line in _metadata(wheel).splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
     by_name = {r.name: r for r in reqs if r.marker is None or "extra" not in str(r.marker)}
     assert by_name["tomli"].marker.evaluate({"python_version": "3.10"})
     assert not by_name["tomli"].marker.evaluate({"python_version": "3.11"})
     gpu, cpu = by_name["onnxruntime-gpu"], by_name["onnxruntime"]
     # onnxruntime-gpu publishes wheels for Linux x86_64 and Windows AMD64 only
-    expected_gpu = {("linux", "x86_64"): True, ("win32", "AMD64"): True, ("linux", "aarch64"): False,
-                    ("win32", "ARM64"): False, ("darwin", "arm64"): False, ("darwin", "x86_64"): False,
-                    ("freebsd14", "amd64"): False}
+    expected_gpu = {
+        ("linux", "x86_64"): True,
+        ("win32", "AMD64"): True,
+        ("linux", "aarch64"): False,
+        ("win32", "ARM64"): False,
+        ("darwin", "arm64"): False,
+        ("darwin", "x86_64"): False,
+        ("freebsd14", "amd64"): False,
+    }
     for (plat, machine), wants_gpu in expected_gpu.items():
         env = {"sys_platform": plat, "platform_machine": machine}
         assert gpu.marker.evaluate(env) is wants_gpu, (plat, machine)
         assert cpu.marker.evaluate(env) is not wants_gpu, (plat, machine)  # exactly one of the two
-
 
 
 def test_no_source_file_is_ignored_by_git():
@@ -177,8 +195,13 @@ def test_no_source_file_is_ignored_by_git():
     root = Path(__file__).resolve().parents[1]
     if shutil.which("git") is None or not (root / ".git").exists():
         pytest.skip("not a git checkout")
-    sources = [str(p.relative_to(root)) for folder in ("textclf", "cli", "plugins", "tests", "benchmarks")
-               for p in (root / folder).rglob("*.py") if "__pycache__" not in p.parts]
-    out = subprocess.run(["git", "check-ignore", "--no-index", *sources], cwd=root,
-                         capture_output=True, text=True)
+    sources = [
+        str(p.relative_to(root))
+        for folder in ("textclf", "cli", "plugins", "tests", "benchmarks")
+        for p in (root / folder).rglob("*.py")
+        if "__pycache__" not in p.parts
+    ]
+    out = subprocess.run(
+        ["git", "check-ignore", "--no-index", *sources], cwd=root, capture_output=True, text=True
+    )
     assert out.stdout.strip() == "", f"ignored by .gitignore: {out.stdout.split()}"

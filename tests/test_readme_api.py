@@ -1,4 +1,5 @@
-"""The README's Python API examples run as they are (every ```python block of its "Python API" section)."""
+"""The README's Python API examples run as they are (every ```python block of its "Python API"
+section)."""
 
 from __future__ import annotations
 

@@ -18,19 +18,25 @@ from textclf.runs.run import TrainedRun
 
 @dataclass(repr=False)
 class Run(TrainedRun):
-    """A finished run: its ``config``, ``class_names`` and trained tensors, and what can be done with it."""
+    """A finished run: its ``config``, ``class_names`` and trained tensors, and what can be done
+    with it."""
 
     def __repr__(self) -> str:
-        return (f"Run('{self.root}', dataset={self.config.dataset!r}, classes={len(self.class_names)}, "
-                f"backbones='{self.config.image_backbone} + {self.config.text_backbone}', run_id={self.run_id!r})")
+        return (
+            f"Run('{self.root}', dataset={self.config.dataset!r}, classes={len(self.class_names)}, "
+            f"backbones='{self.config.image_backbone} + {self.config.text_backbone}', "
+            f"run_id={self.run_id!r})"
+        )
 
     def predict(self, images, *, head: Optional[str] = None, batch_size: int = 64):
-        """Class probabilities for ``images`` with the served model (as ``textclf predict`` gives them).
+        """Class probabilities for ``images`` with the served model (as ``textclf predict`` gives
+        them).
 
-        ``images``: a path (an image file, or a folder searched recursively), a PIL image (any mode),
-        a numpy array (H, W, 3) or (H, W) of uint8 in 0-255 or of floats in [0, 1], or a list of
-        these. ``head``: classifier | text | ensemble (default: the text head for a run that knows
-        classes by description, else the classifier). Returns :class:`~textclf.predictions.Predictions`.
+        ``images``: a path (an image file, or a folder searched recursively), a PIL image (any
+        mode), a numpy array (H, W, 3) or (H, W) of uint8 in 0-255 or of floats in [0, 1], or a
+        list of these. ``head``: classifier | text | ensemble (default: the text head for a run
+        that knows classes by description, else the classifier). Returns
+        :class:`~textclf.predictions.Predictions`.
         """
         from textclf.data.decode import draft_size
         from textclf.exports.predict import choose_head, run_predictor
@@ -41,21 +47,25 @@ class Run(TrainedRun):
         probs = predictor.probabilities(arrays, batch_size)
         return Predictions(names, list(predictor.class_names), probs, predictor.head)
 
-    def evaluate(self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu") -> dict:
+    def evaluate(
+        self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu"
+    ) -> dict:
         """The metrics document of ``textclf eval`` (nothing is written)."""
         from textclf.evaluation.metrics import evaluate_run
 
         return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics
 
     def export_onnx(self, out=None, **options) -> dict:
-        """Export to ONNX as ``textclf export onnx`` does (``with_preprocessing``, ``precision``, ``atol``, ...)."""
+        """Export to ONNX as ``textclf export onnx`` does (``with_preprocessing``, ``precision``,
+        ``atol``, ...)."""
         from textclf.exports.onnx_export import export_run
 
         return export_run(self.root, out=out, **options)
 
 
 def load_run(run_dir: Union[str, Path]) -> Run:
-    """Open a finished run dir as a :class:`Run`; a missing, unfinished, foreign or damaged dir is a one-line error."""
+    """Open a finished run dir as a :class:`Run`; a missing, unfinished, foreign or damaged dir
+    is a one-line error."""
     from dataclasses import fields
 
     from textclf.runs.run import open_run
@@ -64,16 +74,25 @@ def load_run(run_dir: Union[str, Path]) -> Run:
     return Run(**{f.name: getattr(trained, f.name) for f in fields(TrainedRun)})
 
 
-def train(config: Union[TrainConfig, dict, None] = None, run_dir: Union[str, Path, None] = None, *,
-          preset: Optional[str] = None, config_file: Union[str, Path, None] = None, resume: bool = False,
-          callbacks=(), log: str = "none", **settings) -> Run:
-    """Train one run exactly as ``textclf train`` does (the same config, checks and files); returns it.
+def train(
+    config: Union[TrainConfig, dict, None] = None,
+    run_dir: Union[str, Path, None] = None,
+    *,
+    preset: Optional[str] = None,
+    config_file: Union[str, Path, None] = None,
+    resume: bool = False,
+    callbacks=(),
+    log: str = "none",
+    **settings,
+) -> Run:
+    """Train one run exactly as ``textclf train`` does (the same config, checks and files); returns
+    it.
 
-    ``config``: a :class:`~textclf.config.TrainConfig`, or a dict of settings; ``settings`` as keyword
-    arguments (``epochs=5, dataset="fashion-mnist"``) go on top, after ``preset`` and the TOML
-    ``config_file``. ``run_dir`` defaults to ``runs/<dataset>-<time>``; ``resume=True`` continues the
-    run there with its saved config. ``callbacks`` get each epoch's history row. Under torchrun every
-    process calls this and they train one model.
+    ``config``: a :class:`~textclf.config.TrainConfig`, or a dict of settings; ``settings`` as
+    keyword arguments (``epochs=5, dataset="fashion-mnist"``) go on top, after ``preset`` and the
+    TOML ``config_file``. ``run_dir`` defaults to ``runs/<dataset>-<time>``; ``resume=True``
+    continues the run there with its saved config. ``callbacks`` get each epoch's history row.
+    Under torchrun every process calls this and they train one model.
     """
     from textclf.training.session import resolve_config, train_run
 
@@ -82,30 +101,49 @@ def train(config: Union[TrainConfig, dict, None] = None, run_dir: Union[str, Pat
 
         config = dataclasses.replace(config, **settings) if settings else config
         if resume or preset or config_file:
-            raise TypeError("a TrainConfig is complete: give preset=, config_file= or resume= without it")
+            raise TypeError(
+                "a TrainConfig is complete: give preset=, config_file= or resume= without it"
+            )
     else:
-        config = resolve_config(preset, config_file, {**(config or {}), **settings}, resume=resume, run_dir=run_dir)
+        config = resolve_config(
+            preset, config_file, {**(config or {}), **settings}, resume=resume, run_dir=run_dir
+        )
     outcome = train_run(config, run_dir, resume=resume, callbacks=callbacks, log=log)
     return load_run(outcome.run_dir)
 
 
-def describe(dataset: str = "digits", prompt_type: Optional[str] = "1", *, describer: Optional[str] = None,
-             out: Union[str, Path, None] = None, samples: int = 1, on_event=None, **options) -> dict:
-    """Describe a dataset's classes exactly as ``textclf describe`` does (same defaults, checks and files).
+def describe(
+    dataset: str = "digits",
+    prompt_type: Optional[str] = "1",
+    *,
+    describer: Optional[str] = None,
+    out: Union[str, Path, None] = None,
+    samples: int = 1,
+    on_event=None,
+    **options,
+) -> dict:
+    """Describe a dataset's classes exactly as ``textclf describe`` does (same defaults, checks and
+    files).
 
     Returns ``{class: [texts]}`` for one prompt, ``{prompt: {class: [texts]}}`` for several
     (``prompt_type="all"``). ``describer`` defaults as in the CLI (openai with a key or a server,
     else the built-in descriptions); the files go to ``out`` (default
     ``descriptions/<dataset>/<prompt>.json``). ``options`` are the other fields of
-    :class:`textclf.descriptions.request.DescribeRequest` (``model``, ``base_url``, ``temperature``,
-    ``seed``, ``concurrency``, ``timeout``, ``max_retries``, ``force``, ``api_key``, ``prompt_template``).
-    ``on_event`` receives the engine's progress events.
+    :class:`textclf.descriptions.request.DescribeRequest` (``model``, ``base_url``,
+    ``temperature``, ``seed``, ``concurrency``, ``timeout``, ``max_retries``, ``force``,
+    ``api_key``, ``prompt_template``). ``on_event`` receives the engine's progress events.
     """
     from textclf.descriptions.engine import run_describe
     from textclf.descriptions.request import DescribeRequest, plan
 
-    request = DescribeRequest(dataset=dataset, prompt_type=prompt_type, describer=describer,
-                              output=Path(out) if out is not None else None, samples=samples, **options)
+    request = DescribeRequest(
+        dataset=dataset,
+        prompt_type=prompt_type,
+        describer=describer,
+        output=Path(out) if out is not None else None,
+        samples=samples,
+        **options,
+    )
     runs, _note = plan(request)
     texts = {}
     for opts in runs:
@@ -114,16 +152,26 @@ def describe(dataset: str = "digits", prompt_type: Optional[str] = "1", *, descr
     return next(iter(texts.values())) if len(texts) == 1 else texts
 
 
-def add_classes(target: Union[str, Path], descriptions: Union[str, Path, dict, None] = None, *,
-                classes: Optional[list] = None, describer: Optional[str] = None, prompt_type: str = "1",
-                model: Optional[str] = None, base_url: Optional[str] = None, run: Union[str, Path, None] = None,
-                output: Union[str, Path, None] = None) -> dict:
-    """Add classes to a run (a new run dir) or an exported model (a new .onnx), from descriptions alone,
+def add_classes(
+    target: Union[str, Path],
+    descriptions: Union[str, Path, dict, None] = None,
+    *,
+    classes: Optional[list] = None,
+    describer: Optional[str] = None,
+    prompt_type: str = "1",
+    model: Optional[str] = None,
+    base_url: Optional[str] = None,
+    run: Union[str, Path, None] = None,
+    output: Union[str, Path, None] = None,
+) -> dict:
+    """Add classes to a run (a new run dir) or an exported model (a new .onnx), from descriptions
+    alone,
     exactly as ``textclf classes add`` does; returns its report.
 
-    ``descriptions``: ``{class: [texts]}``, or a file (JSON or CSV); else ``describer`` writes them now for
-    ``classes``. An exported model needs ``run``, the run dir it was exported from. ``output`` defaults
-    to ``<target>-plus`` (``<model>-plus.onnx``) beside the target, never over it.
+    ``descriptions``: ``{class: [texts]}``, or a file (JSON or CSV); else ``describer`` writes
+    them now for ``classes``. An exported model needs ``run``, the run dir it was exported from.
+    ``output`` defaults to ``<target>-plus`` (``<model>-plus.onnx``) beside the target, never
+    over it.
     """
     from textclf.errors import TextclfError, option
 
@@ -135,17 +183,24 @@ def add_classes(target: Union[str, Path], descriptions: Union[str, Path, dict, N
     else:
         from textclf.descriptions.request import new_class_descriptions
 
-        table, source = new_class_descriptions(descriptions, describer, classes, prompt_type, model, base_url)
+        table, source = new_class_descriptions(
+            descriptions, describer, classes, prompt_type, model, base_url
+        )
     onnx = target.suffix.lower() == ".onnx"
     if output is None:  # beside the original, never over it
         resolved = target.resolve()
-        output = resolved.with_name(f"{resolved.stem}-plus.onnx" if onnx else f"{resolved.name}-plus")
+        output = resolved.with_name(
+            f"{resolved.stem}-plus.onnx" if onnx else f"{resolved.name}-plus"
+        )
     if not onnx:
         from textclf.runs.classes import add_classes as add_to_run
 
         return add_to_run(target, table, output, source=source)
     if run is None:
-        raise TextclfError(f"adding classes to an ONNX model needs {option('run')} (the run dir it was exported from)")
+        raise TextclfError(
+            f"adding classes to an ONNX model needs {option('run')} (the run dir it was exported "
+            "from)"
+        )
     from textclf.exports.onnx_classes import add_classes_onnx
 
     return dict(add_classes_onnx(target, run, table, output), added_classes=list(table))

@@ -20,8 +20,8 @@ from typing import Annotated, Any, Optional
 import pydantic
 from pydantic import Field
 
-from textclf.presets import AUTO_OPEN_NOTE, PRESETS  # config.PRESETS stays importable
 from textclf.errors import TextclfError, option, unknown_choice
+from textclf.presets import AUTO_OPEN_NOTE, PRESETS  # config.PRESETS stays importable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,20 +38,21 @@ CHOICES = {
     "text_head": ("auto", "projected", "open"),
     "head_init": ("random", "zero-shot"),
     "feature_dtype": ("float32", "float16"),
-    # Frozen-backbone feature extraction: ONNX Runtime where the backbone exports (auto), or a fixed runtime.
+    # Frozen-backbone feature extraction: ONNX Runtime where the backbone exports (auto), or a fixed
+    # runtime.
     "extract_runtime": ("auto", "torch", "onnxruntime"),
 }
 
 # Value types of the schema (finite numbers: NaN and inf are refused everywhere).
 Name = Annotated[str, Field(min_length=1)]
-Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]          # learning rates, temperature
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, temperature
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]     # [0, 1]
-Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]    # (0, 1]
-Split = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]    # (0, 1)
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]  # [0, 1]
+Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # (0, 1]
+Split = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # (0, 1)
 Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
-Seed = Annotated[int, Field(ge=0, lt=2 ** 32)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 @dataclass
@@ -71,15 +72,18 @@ class TrainConfig:
     clf_weight: Unit = 0.8  # w_cont = 1 - clf_weight; 1.0 is the no-text control
     negatives: str = "one"
     temperature: Rate = 0.1
-    # What the classification head reads. "auto": the backbone features under the open text head (its
-    # cross-entropy would otherwise bend the map into the text space; held-out Trouser/Sneaker 0.82 -> 0.96,
-    # benchmarks/open_vocab_heads.py), else the projected embedding (the paper's).
+    # What the classification head reads. "auto": the backbone features under the open text head
+    # (its cross-entropy would otherwise bend the map into the text space; held-out
+    # Trouser/Sneaker 0.82 -> 0.96, benchmarks/open_vocab_heads.py), else the projected embedding
+    # (the paper's).
     head_input: str = "auto"
     # zero-shot: the head starts as the class descriptions' zero-shot classifier, on L2-normalised
     # backbone features (needs one paired backbone, e.g. open-clip:<arch>:<tag>, as both backbones).
     head_init: str = "random"
     train_backbone: str = "none"
-    image_size: Optional[Annotated[int, Field(ge=8, le=4096)]] = 96  # None: the backbone's own input size
+    image_size: Optional[Annotated[int, Field(ge=8, le=4096)]] = (
+        96  # None: the backbone's own input size
+    )
     epochs: Annotated[int, Field(ge=0)] = 15
     batch_size: Count = 128
     lr: Rate = 3e-3
@@ -98,20 +102,25 @@ class TrainConfig:
     proj_dim: Count = 256
     dropout: Probability = 0.1
     pretrained: bool = True  # False: random backbone weights (tests; no download)
-    # "projected": the paper's text projection, trained on the run's classes. "open": image embeddings
-    # mapped into the frozen text space, so any new description is placed there without training.
-    # "auto": open when classes are held out (the projected head cannot place them; see AUTO_OPEN_NOTE),
-    # else projected. validate() resolves it, so a run's config.toml records the head it trained.
+    # "projected": the paper's text projection, trained on the run's classes. "open": image
+    # embeddings mapped into the frozen text space, so any new description is placed there
+    # without training. "auto": open when classes are held out (the projected head cannot place
+    # them; see AUTO_OPEN_NOTE), else projected. validate() resolves it, so a run's config.toml
+    # records the head it trained.
     text_head: str = "auto"
     # Classes whose images never reach training or validation (their descriptions are known):
-    # recognising them from descriptions alone is measured by eval; holdout_shots keeps K train images each.
+    # recognising them from descriptions alone is measured by eval; holdout_shots keeps K train
+    # images each.
     holdout_classes: Optional[list[Name]] = None
     holdout_shots: Annotated[int, Field(ge=0)] = 0
     # DataLoader processes decoding images; None: from the core count, 0: the main thread.
     workers: Optional[Annotated[int, Field(ge=0, le=256)]] = None
-    feature_dtype: str = "float32"  # how cached image features are stored; float16 halves disk and memory
-    # What computes a frozen backbone's features: auto (ONNX Runtime where possible, else PyTorch) | torch |
-    # onnxruntime (textclf/data/extract_runtime.py); the feature cache keeps the runtimes apart.
+    feature_dtype: str = (
+        "float32"  # how cached image features are stored; float16 halves disk and memory
+    )
+    # What computes a frozen backbone's features: auto (ONNX Runtime where possible, else
+    # PyTorch) | torch | onnxruntime (textclf/data/extract_runtime.py); the feature cache keeps
+    # the runtimes apart.
     extract_runtime: str = "auto"
     extra: dict = field(default_factory=dict)
 
@@ -122,7 +131,8 @@ class TrainConfig:
 
     @property
     def text_used(self) -> bool:
-        """Whether the loss uses the class descriptions (False for the no-text control, w_clf = 1)."""
+        """Whether the loss uses the class descriptions (False for the no-text control, w_clf =
+        1)."""
         return self.cont_weight > 0
 
     @property
@@ -132,16 +142,19 @@ class TrainConfig:
 
     @property
     def open_vocabulary(self) -> bool:
-        """Whether the run's text head takes new classes from their descriptions (open head or held-out classes)."""
+        """Whether the run's text head takes new classes from their descriptions (open head or
+        held-out classes)."""
         return self.text_head == "open" or bool(self.holdout_classes)
 
     @property
     def streams_images(self) -> bool:
-        """Whether images go through the backbone every step (it trains) instead of the feature cache."""
+        """Whether images go through the backbone every step (it trains) instead of the feature
+        cache."""
         return self.train_backbone != "none"
 
-    def validate(self) -> "TrainConfig":
-        """Check every value's type and range and the choices; raise a one-line :class:`TextclfError`."""
+    def validate(self) -> TrainConfig:
+        """Check every value's type and range and the choices; raise a one-line
+        :class:`TextclfError`."""
         check_values({f.name: getattr(self, f.name) for f in fields(self)})
         for name, choices in CHOICES.items():
             value = getattr(self, name)
@@ -152,8 +165,10 @@ class TrainConfig:
         return self
 
     def _resolve_text_head(self) -> None:
-        """``text_head = "auto"``: the open head for held-out classes (with a note in ``extra``), else projected;
-        then ``head_input = "auto"``: the backbone features under the open head, else the projection."""
+        """``text_head = "auto"``: the open head for held-out classes (with a note in ``extra``),
+        else projected;
+        then ``head_input = "auto"``: the backbone features under the open head, else the
+        projection."""
         if self.text_head == "auto":
             self.text_head = "open" if self.holdout_classes else "projected"
             if self.holdout_classes:
@@ -162,39 +177,52 @@ class TrainConfig:
             self.head_input = "features" if self.text_head == "open" else "projection"
 
     def _check_combinations(self) -> None:
-        """Settings that mean something only together: a run must never record one that did nothing."""
+        """Settings that mean something only together: a run must never record one that did
+        nothing."""
         if self.holdout_classes is not None:
             if not self.holdout_classes:
-                raise TextclfError(f"{option('holdout_classes')} is empty; name the classes to hold out, or drop it")
+                raise TextclfError(
+                    f"{option('holdout_classes')} is empty; name the classes to hold out, or drop "
+                    "it"
+                )
             padded = [c for c in self.holdout_classes if c != c.strip()]
             if padded:
-                raise TextclfError(f"holdout class {padded[0]!r} has spaces around it; write it as "
-                                   f"{padded[0].strip()!r}")
+                raise TextclfError(
+                    f"holdout class {padded[0]!r} has spaces around it; write it as "
+                    f"{padded[0].strip()!r}"
+                )
         if self.extract_runtime == "onnxruntime" and self.streams_images:
-            raise TextclfError(f"--extract-runtime onnxruntime extracts the features of a frozen backbone, but "
-                               f"--train-backbone {self.train_backbone} trains it on images; drop one of them")
+            raise TextclfError(
+                f"--extract-runtime onnxruntime extracts the features of a frozen backbone, but "
+                f"--train-backbone {self.train_backbone} trains it on images; drop one of them"
+            )
         if self.holdout_shots and not self.holdout_classes:
-            raise TextclfError(f"{option('holdout_shots')} {self.holdout_shots} needs {option('holdout_classes')} (the "
-                               f"classes that keep {self.holdout_shots} training images each)")
+            raise TextclfError(
+                f"{option('holdout_shots')} {self.holdout_shots} needs {option('holdout_classes')} "
+                "(the "
+                f"classes that keep {self.holdout_shots} training images each)"
+            )
 
     def to_dict(self) -> dict:
         """A TOML-safe dict (None values dropped)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != {}}
 
 
-
-
 class ConfigValues(dict):
-    """Config values with their origin (a TOML file, a grid cell): ``source`` names it in error messages."""
+    """Config values with their origin (a TOML file, a grid cell): ``source`` names it in error
+    messages."""
 
     source: str = "config file"
 
 
 def load_toml(path: str | Path, what: str = "config file") -> dict:
-    """Parse a TOML file; a missing, unreadable, non-UTF-8 or malformed file is a one-line error naming ``what``."""
+    """Parse a TOML file; a missing, unreadable, non-UTF-8 or malformed file is a one-line error
+    naming ``what``."""
     p = Path(path)
     if not p.is_file():
-        raise TextclfError(f"{what} '{path}' does not exist" + (" (it is a folder)" if p.is_dir() else ""))
+        raise TextclfError(
+            f"{what} '{path}' does not exist" + (" (it is a folder)" if p.is_dir() else "")
+        )
     try:
         raw = p.read_bytes()
     except OSError as exc:
@@ -202,8 +230,11 @@ def load_toml(path: str | Path, what: str = "config file") -> dict:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TextclfError(f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                           f"TOML files are UTF-8: save it as UTF-8") from None
+        raise TextclfError(
+            f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); "
+            f"TOML files are UTF-8: save it as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -221,29 +252,36 @@ def read_toml(path: str | Path) -> ConfigValues:
     data = load_toml(path)
     if "train" in data:
         if not isinstance(data["train"], dict):
-            raise TextclfError(f"config file '{path}': 'train' must be a [train] table, got "
-                               f"{_type_name(data['train'])}")
+            raise TextclfError(
+                f"config file '{path}': 'train' must be a [train] table, got "
+                f"{_type_name(data['train'])}"
+            )
         stray = [k for k in data if k != "train"]
         if stray:
             listed = ", ".join(f"'{k}'" for k in stray)
-            raise TextclfError(f"config file '{path}' has {listed} outside its [train] table, where it would be "
-                               f"ignored; move {'it' if len(stray) == 1 else 'them'} into [train] "
-                               f"(or drop the [train] header)")
+            raise TextclfError(
+                f"config file '{path}' has {listed} outside its [train] table, where it would be "
+                f"ignored; move {'it' if len(stray) == 1 else 'them'} into [train] "
+                f"(or drop the [train] header)"
+            )
         data = data["train"]
     normalized: dict[str, list[str]] = {}
     for key in data:
         normalized.setdefault(key.replace("-", "_"), []).append(key)
     twice = [spellings for spellings in normalized.values() if len(spellings) > 1]
     if twice:
-        raise TextclfError(f"config file '{path}' sets {' and '.join(repr(k) for k in twice[0])}, one setting "
-                           f"spelled two ways; keep one of them")
+        raise TextclfError(
+            f"config file '{path}' sets {' and '.join(repr(k) for k in twice[0])}, one setting "
+            f"spelled two ways; keep one of them"
+        )
     values = ConfigValues({k.replace("-", "_"): v for k, v in data.items()})
     values.source = str(path)
     return values
 
 
-def build_config(preset: str = "default", file_values: Optional[dict] = None,
-                 overrides: Optional[dict] = None) -> TrainConfig:
+def build_config(
+    preset: str = "default", file_values: Optional[dict] = None, overrides: Optional[dict] = None
+) -> TrainConfig:
     """Preset, then TOML file values, then flags (non-None overrides) -> a validated config.
 
     Every error names the key and where its value came from: ``file_values.source`` (a
@@ -267,8 +305,10 @@ def build_config(preset: str = "default", file_values: Optional[dict] = None,
     if unknown:
         where = " or ".join(sorted({origins.get(k, "the config") for k in unknown}))
         listed = ", ".join(f"'{k}'" for k in unknown)
-        raise TextclfError(f"unknown config key{'s' if len(unknown) > 1 else ''} {listed} (from {where}); "
-                           f"valid keys: {', '.join(sorted(known - {'extra'}))}")
+        raise TextclfError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {listed} (from {where}); "
+            f"valid keys: {', '.join(sorted(known - {'extra'}))}"
+        )
     if isinstance(values.get("prompt_type"), int) and not isinstance(values["prompt_type"], bool):
         values["prompt_type"] = str(values["prompt_type"])  # TOML: prompt_type = 3
     if isinstance(values.get("descriptions"), os.PathLike):
@@ -284,8 +324,15 @@ def check_values(values: dict, origins: Optional[dict] = None) -> None:
     from (``origins``: key -> a flag, a file or a preset), and how many other keys are bad.
     """
     try:
-        _schema().model_validate({f.name: values.get(f.name, f.default if f.default is not dataclasses.MISSING
-                                                     else f.default_factory()) for f in fields(TrainConfig)})
+        _schema().model_validate(
+            {
+                f.name: values.get(
+                    f.name,
+                    f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+                )
+                for f in fields(TrainConfig)
+            }
+        )
     except pydantic.ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
@@ -294,20 +341,27 @@ def check_values(values: dict, origins: Optional[dict] = None) -> None:
         others = sorted({str(e["loc"][0]) for e in errors[1:] if e["loc"]} - {key})
         more = f" (also invalid: {', '.join(others)})" if others else ""
         where = f" (from {origin})" if origin else ""
-        raise TextclfError(f"config value {key} = {_show(first['input'])}{where} is invalid: "
-                           f"{_reason(first)}{more}") from None
+        raise TextclfError(
+            f"config value {key} = {_show(first['input'])}{where} is invalid: "
+            f"{_reason(first)}{more}"
+        ) from None
 
 
 _SCHEMA: list = []
 
 
 def _schema() -> type[pydantic.BaseModel]:
-    """The strict pydantic model of :class:`TrainConfig`'s fields, built once from its annotations."""
+    """The strict pydantic model of :class:`TrainConfig`'s fields, built once from its
+    annotations."""
     if not _SCHEMA:
         hints = typing.get_type_hints(TrainConfig, include_extras=True)
-        _SCHEMA.append(pydantic.create_model(
-            "TrainConfigSchema", __config__=pydantic.ConfigDict(strict=True, extra="forbid"),
-            **{f.name: (hints[f.name], ...) for f in fields(TrainConfig)}))
+        _SCHEMA.append(
+            pydantic.create_model(
+                "TrainConfigSchema",
+                __config__=pydantic.ConfigDict(strict=True, extra="forbid"),
+                **{f.name: (hints[f.name], ...) for f in fields(TrainConfig)},
+            )
+        )
     return _SCHEMA[0]
 
 
@@ -328,8 +382,12 @@ def _reason(error: dict) -> str:
         got = error["input"]
         wrong_type = kind.endswith("_type") and got is not None
         return _TYPE_REASONS[kind] + (f", got {_type_name(got)}" if wrong_type else "")
-    bounds = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}", "less_than": "< {lt}",
-              "less_than_equal": "<= {le}"}
+    bounds = {
+        "greater_than": "> {gt}",
+        "greater_than_equal": ">= {ge}",
+        "less_than": "< {lt}",
+        "less_than_equal": "<= {le}",
+    }
     if kind in bounds:
         interval = _interval(str(error["loc"][0])) if error["loc"] else None
         if interval:
@@ -339,7 +397,8 @@ def _reason(error: dict) -> str:
 
 
 def _interval(key: str) -> Optional[str]:
-    """``[0, 1]``, ``(0, 1]``, ... for a field bounded on both sides (from its annotation), else None."""
+    """``[0, 1]``, ``(0, 1]``, ... for a field bounded on both sides (from its annotation), else
+    None."""
     hint = typing.get_type_hints(TrainConfig, include_extras=True).get(key)
     for arg in (hint, *typing.get_args(hint)):  # Optional[Annotated[...]] too
         if typing.get_origin(arg) is not Annotated:
@@ -368,8 +427,14 @@ def _show(value: Any) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
@@ -394,8 +459,10 @@ def load_run_config(path: str | Path) -> TrainConfig:
     # Every run ever saved names these; without them the defaults would describe another model.
     missing = [k for k in RUN_IDENTITY if k not in values]
     if missing:
-        raise TextclfError(f"run config '{path}' is damaged: it has no {', '.join(missing)}; restore it or train "
-                           f"the run again")
+        raise TextclfError(
+            f"run config '{path}' is damaged: it has no {', '.join(missing)}; restore it or train "
+            f"the run again"
+        )
     # Runs saved before `select` existed kept their best-validation epoch; runs saved before
     # `extract_runtime` existed computed their features with PyTorch.
     values.setdefault("select", "best")

@@ -51,7 +51,8 @@ _OPTION_STYLE = contextvars.ContextVar("textclf_option_style", default="python")
 
 
 class cli_names:
-    """Within the block, spell settings as command-line flags in error messages (the CLI's commands run in it)."""
+    """Within the block, spell settings as command-line flags in error messages (the CLI's
+    commands run in it)."""
 
     def __enter__(self):
         self._token = _OPTION_STYLE.set("cli")
@@ -62,8 +63,9 @@ class cli_names:
 
 
 def option(name: str, python_value: Any = None) -> str:
-    """How the user spells setting ``name`` where they are: ``--run-dir`` on the command line, ``run_dir`` (or
-    ``resume=True`` with ``python_value``) in the Python API, so an error names what the user can change."""
+    """How the user spells setting ``name`` where they are: ``--run-dir`` on the command line,
+    ``run_dir`` (or ``resume=True`` with ``python_value``) in the Python API, so an error names
+    what the user can change."""
     if _OPTION_STYLE.get() == "cli":
         return "--" + name.replace("_", "-")
     name = name.replace("-", "_")
@@ -71,12 +73,17 @@ def option(name: str, python_value: Any = None) -> str:
 
 
 def validation_line(exc) -> tuple[str, str, str]:
-    """``(key, message, ", got ...")`` of a pydantic ``ValidationError``'s first problem, for a one-line error
+    """``(key, message, ", got ...")`` of a pydantic ``ValidationError``'s first problem, for a
+    one-line error
     (every schema textclf reads files with reports through this)."""
     errors = exc.errors()
     err = errors[0]
     key = ".".join(str(p) for p in err["loc"]) or "the document"
-    msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+    msg = (
+        "unknown field"
+        if err["type"] == "extra_forbidden"
+        else err["msg"].removeprefix("Value error, ")
+    )
     value = err.get("input")
     shown = f"{value:g}" if isinstance(value, float) else repr(value)
     got = "" if err["type"] in ("missing", "extra_forbidden") else f", got {shown[:60]}"
@@ -91,7 +98,8 @@ _NETWORK_WORDS = ("Connect", "Timeout", "Offline", "Network", "Proxy", "SSL", "P
 
 
 def one_line(text: str, limit: int = MAX_LINE) -> str:
-    """``text`` with all whitespace runs (newlines included) collapsed, cut at ``limit`` characters."""
+    """``text`` with all whitespace runs (newlines included) collapsed, cut at ``limit``
+    characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -101,28 +109,42 @@ def explain(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, TextclfError):
         return exc.exit_code, one_line(str(exc))
     if _is_out_of_memory(exc):
-        return EXIT_INPUT, ("out of memory: the data or a batch does not fit (a very large image, a large "
-                            "--batch-size or --image-size?); use smaller images or batches, or a machine with "
-                            f"more memory ({one_line(type(exc).__name__ + ': ' + str(exc), 120)})")
+        return EXIT_INPUT, (
+            "out of memory: the data or a batch does not fit (a very large image, a large "
+            "--batch-size or --image-size?); use smaller images or batches, or a machine with "
+            f"more memory ({one_line(type(exc).__name__ + ': ' + str(exc), 120)})"
+        )
     if type(exc).__name__ == "DecompressionBombError":
-        return EXIT_INPUT, one_line(f"an image is too large to decode safely: {exc}; resize it first")
+        return EXIT_INPUT, one_line(
+            f"an image is too large to decode safely: {exc}; resize it first"
+        )
     if isinstance(exc, RecursionError):
-        return EXIT_INPUT, ("a file is nested too deeply to read (RecursionError); it is not a file textclf "
-                            "wrote or expects: check the JSON/TOML files given to this command")
+        return EXIT_INPUT, (
+            "a file is nested too deeply to read (RecursionError); it is not a file textclf "
+            "wrote or expects: check the JSON/TOML files given to this command"
+        )
     if isinstance(exc, UnicodeDecodeError):
-        return EXIT_INPUT, one_line(f"a file is not UTF-8 text ({exc.reason}, byte 0x{exc.object[exc.start]:02x} at "
-                                    f"offset {exc.start}); save it as UTF-8")
+        return EXIT_INPUT, one_line(
+            f"a file is not UTF-8 text ({exc.reason}, byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}); save it as UTF-8"
+        )
     if isinstance(exc, UnicodeEncodeError):
-        return EXIT_INPUT, one_line(f"cannot write '{exc.object[exc.start:exc.end]}' in the {exc.encoding} "
-                                    f"encoding; set PYTHONIOENCODING=utf-8")
+        return EXIT_INPUT, one_line(
+            f"cannot write '{exc.object[exc.start : exc.end]}' in the {exc.encoding} "
+            f"encoding; set PYTHONIOENCODING=utf-8"
+        )
     if _is_network_error(exc):
-        return EXIT_INPUT, one_line(f"network unavailable ({_reason(exc)}): textclf tried to download something; "
-                                    "use a local copy (see the README for the dataset's or backbone's "
-                                    "environment variable) or connect to the network")
+        return EXIT_INPUT, one_line(
+            f"network unavailable ({_reason(exc)}): textclf tried to download something; "
+            "use a local copy (see the README for the dataset's or backbone's "
+            "environment variable) or connect to the network"
+        )
     if isinstance(exc, OSError):
         return EXIT_INPUT, _os_error_line(exc)
-    return EXIT_INTERNAL, one_line(f"internal error: {type(exc).__name__}: {exc} (a bug in textclf; run with "
-                                   f"--debug for the traceback)")
+    return EXIT_INTERNAL, one_line(
+        f"internal error: {type(exc).__name__}: {exc} (a bug in textclf; run with "
+        f"--debug for the traceback)"
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -136,7 +158,9 @@ def _is_out_of_memory(exc: BaseException) -> bool:
         return True
     # torch raises its own (a RuntimeError) when an allocation fails, on the CPU as on a GPU.
     name = type(exc).__name__
-    return name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+    return name == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
 
 
 def _is_network_error(exc: BaseException) -> bool:
@@ -146,12 +170,15 @@ def _is_network_error(exc: BaseException) -> bool:
     if isinstance(exc, (URLError, socket.gaierror, socket.timeout, ConnectionError)):
         return True
     module = type(exc).__module__ or ""
-    return module.startswith(_NETWORK_MODULES) and any(w in type(exc).__name__ for w in _NETWORK_WORDS)
+    return module.startswith(_NETWORK_MODULES) and any(
+        w in type(exc).__name__ for w in _NETWORK_WORDS
+    )
 
 
 _HINTS = {
     errno.ENOSPC: "free some disk space, or write elsewhere (--run-dir, --out, $TEXTCLF_CACHE)",
-    errno.EDQUOT: "free some of your disk quota, or write elsewhere (--run-dir, --out, $TEXTCLF_CACHE)",
+    errno.EDQUOT: "free some of your disk quota, or write elsewhere (--run-dir, --out, "
+    "$TEXTCLF_CACHE)",
     errno.EACCES: "check the permissions, or choose a folder you can write to",
     errno.EPERM: "check the permissions, or choose a folder you can write to",
     errno.EROFS: "choose a folder on a writable file system",
@@ -164,12 +191,24 @@ def _os_error_line(exc: OSError) -> str:
     path = exc.filename
     what = exc.strerror or type(exc).__name__
     if path is None:
-        return one_line(f"{what} ({type(exc).__name__}); {_HINTS.get(exc.errno, 'check the files and folders given')}")
-    shown = f"'{os.fsdecode(path)}'" + (f" -> '{os.fsdecode(exc.filename2)}'" if exc.filename2 else "")
-    blocker = _file_in_the_way(Path(os.fsdecode(path))) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
+        return one_line(
+            f"{what} ({type(exc).__name__}); "
+            f"{_HINTS.get(exc.errno, 'check the files and folders given')}"
+        )
+    shown = f"'{os.fsdecode(path)}'" + (
+        f" -> '{os.fsdecode(exc.filename2)}'" if exc.filename2 else ""
+    )
+    blocker = (
+        _file_in_the_way(Path(os.fsdecode(path)))
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST)
+        else None
+    )
     if blocker is not None:
         where = "" if str(blocker) == os.fsdecode(path) else f"{what}: {shown}: "
-        line = f"{where}'{blocker}' is a file where textclf needs a folder; move it or choose another path"
+        line = (
+            f"{where}'{blocker}' is a file where textclf needs a folder; move it or choose "
+            "another path"
+        )
     else:
         line = f"{what}: {shown}; {_HINTS.get(exc.errno, 'check that path')}"
     cache = _cache_hint(Path(os.fsdecode(path)))

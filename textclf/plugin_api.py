@@ -1,12 +1,17 @@
-"""The plugin contract: what prompts, datasets, image backbones, text backbones and describers provide.
+"""The plugin contract: what prompts, datasets, image backbones, text backbones and describers
+provide.
 
 A package extends textclf by registering objects under these entry-point groups (textclf's own
 built-ins use the same groups, in its ``pyproject.toml``)::
 
-    [project.entry-points."textclf.prompts"]     my-prompt = "my_pkg:PROMPT"        # a Prompt
-    [project.entry-points."textclf.datasets"]    my-data = "my_pkg:DATA"            # a DatasetSource
-    [project.entry-points."textclf.backbones"]   my-vit = "my_pkg:VIT"              # an Image-, Text- or PairedBackbone
-    [project.entry-points."textclf.describers"]  my-llm = "my_pkg:LLM"              # a DescriberSource
+    [project.entry-points."textclf.prompts"]     # a Prompt
+    my-prompt = "my_pkg:PROMPT"
+    [project.entry-points."textclf.datasets"]    # a DatasetSource
+    my-data = "my_pkg:DATA"
+    [project.entry-points."textclf.backbones"]   # an Image-, Text- or PairedBackbone
+    my-vit = "my_pkg:VIT"
+    [project.entry-points."textclf.describers"]  # a DescriberSource
+    my-llm = "my_pkg:LLM"
 
 A plugin imports only this module: the protocols, the types it returns (:class:`Dataset`,
 :class:`Split`, :class:`Preprocessing`, :class:`ImageSpec`, :class:`TextSpec`), :func:`cache_root`
@@ -22,34 +27,54 @@ A plugin whose ``takes_argument`` is true is used as ``name:ARGUMENT`` (``imagef
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
 from textclf.data.datasets import Dataset, Split
 from textclf.data.preprocessing import Preprocessing
 from textclf.files.paths import cache_root
 
 __all__ = [
-    "Prompt", "DatasetSource", "ImageBackbone", "ImageSpec", "TextBackbone", "TextSpec", "TextTower", "PairedBackbone",
-    "Describer", "DescriberSource", "Preprocessing", "PromptTemplate", "DatasetPlugin",
-    "ImageBackbonePlugin", "ImageBackboneFamily", "ImageHooks", "TextBackbonePlugin", "DescriberPlugin",
-    "DescriberBase", "PROTOCOLS",
-    "Dataset", "Split", "cache_root",
+    "PROTOCOLS",
+    "Dataset",
+    "DatasetPlugin",
+    "DatasetSource",
+    "Describer",
+    "DescriberBase",
+    "DescriberPlugin",
+    "DescriberSource",
+    "ImageBackbone",
+    "ImageBackboneFamily",
+    "ImageBackbonePlugin",
+    "ImageHooks",
+    "ImageSpec",
+    "PairedBackbone",
+    "Preprocessing",
+    "Prompt",
+    "PromptTemplate",
+    "Split",
+    "TextBackbone",
+    "TextBackbonePlugin",
+    "TextSpec",
+    "TextTower",
+    "cache_root",
 ]
 
 
 # ---- the protocols ----------------------------------------------------------------------------
+
 
 @runtime_checkable
 class Prompt(Protocol):
     """A prompt for describing a class (entry-point group ``textclf.prompts``)."""
 
     name: str
-    text: str                      # contains {class_name}
-    system: Optional[str]          # the system message for chat models
+    text: str  # contains {class_name}
+    system: Optional[str]  # the system message for chat models
     max_tokens: int
-    aliases: tuple[str, ...]       # other names, e.g. "1" for "type1"
-    takes_argument: bool           # False: prompts are used by name
+    aliases: tuple[str, ...]  # other names, e.g. "1" for "type1"
+    takes_argument: bool  # False: prompts are used by name
 
     def render(self, class_name: str) -> str:
         """The prompt text for one class."""
@@ -64,7 +89,8 @@ class DatasetSource(Protocol):
     takes_argument: bool
 
     def class_names(self, argument: Optional[str]) -> Optional[list[str]]:
-        """The class names in label order without loading images, or None when only loading tells."""
+        """The class names in label order without loading images, or None when only loading
+        tells."""
 
     def load(self, argument: Optional[str]) -> Dataset:
         """A :class:`Dataset` (class names, train and test splits of uint8 images or files)."""
@@ -77,7 +103,7 @@ class ImageSpec:
     name: str
     dim: int
     preprocessing: Preprocessing
-    weights_id: str                # names the weights (feature-cache key, run identity)
+    weights_id: str  # names the weights (feature-cache key, run identity)
     needs_download: bool = False
 
 
@@ -93,21 +119,26 @@ class ImageBackbone(Protocol):
     def spec(self, argument: Optional[str], pretrained: bool) -> ImageSpec:
         """Output dimension, preprocessing and weights id (cheap: no weights are loaded)."""
 
-    def create(self, argument: Optional[str], pretrained: bool, input_size: Optional[int] = None) -> Any:
+    def create(
+        self, argument: Optional[str], pretrained: bool, input_size: Optional[int] = None
+    ) -> Any:
         """A fresh ``nn.Module``: normalised float (N, 3, S, S) -> (N, dim) features.
 
-        ``input_size`` is the S the run uses (None: the spec's); models built for one size (ViT) need it.
-        Random weights (``pretrained=False``) must be the same for every build (a fixed seed).
+        ``input_size`` is the S the run uses (None: the spec's); models built for one size (ViT)
+        need it. Random weights (``pretrained=False``) must be the same for every build (a fixed
+        seed).
         """
 
     def last_layer(self, module: Any) -> Any:
         """The submodule that ``--train-backbone last`` unfreezes."""
 
     def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
-        """A copy of ``module`` that traces to a clean ONNX graph at this input size (or ``module``)."""
+        """A copy of ``module`` that traces to a clean ONNX graph at this input size (or
+        ``module``)."""
 
     def quantization_stages(self, module: Any) -> list[str]:
-        """Module names in order of sensitivity to int8 (the exporter keeps the first ones float as needed)."""
+        """Module names in order of sensitivity to int8 (the exporter keeps the first ones float
+        as needed)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +146,7 @@ class TextSpec:
     """What one concrete text backbone declares."""
 
     name: str
-    dim: Optional[int]             # None when only building the model tells (hf:<any id>)
+    dim: Optional[int]  # None when only building the model tells (hf:<any id>)
     weights_id: str
     needs_download: bool = False
 
@@ -157,7 +188,8 @@ class Describer(Protocol):
         """One description (a string, or an awaitable of one for network describers)."""
 
     def provenance(self) -> dict:
-        """Fields for the description file (``describer``, ``model``, ``base_url``, ``temperature``, ...)."""
+        """Fields for the description file (``describer``, ``model``, ``base_url``,
+        ``temperature``, ...)."""
 
     def max_samples(self, class_name: str) -> Optional[int]:
         """A cap on distinct samples per class (1 for fixed texts), or None."""
@@ -176,15 +208,19 @@ class DescriberSource(Protocol):
     offline: bool
 
     def make(self, **options) -> Describer:
-        """Build a describer; options: dataset, class_names, model, base_url, temperature, seed, samples,
-        concurrency, timeout, max_retries, backoff_base, on_retry, and ``argument`` for ``name:ARG``."""
+        """Build a describer; options: dataset, class_names, model, base_url, temperature, seed,
+        samples,
+        concurrency, timeout, max_retries, backoff_base, on_retry, and ``argument`` for
+        ``name:ARG``."""
 
 
 @runtime_checkable
 class PairedBackbone(Protocol):
-    """Image and text towers trained together (CLIP-style), from one checkpoint (``modality == "paired"``).
+    """Image and text towers trained together (CLIP-style), from one checkpoint (``modality ==
+    "paired"``).
 
-    The same name works as ``--image-backbone`` (its ``image`` tower) and ``--text-backbone`` (its ``text``).
+    The same name works as ``--image-backbone`` (its ``image`` tower) and ``--text-backbone`` (its
+    ``text``).
     """
 
     name: str
@@ -195,11 +231,16 @@ class PairedBackbone(Protocol):
     text: TextBackbone
 
 
-PROTOCOLS = {"prompts": (Prompt,), "datasets": (DatasetSource,),
-             "backbones": (ImageBackbone, TextBackbone, PairedBackbone), "describers": (DescriberSource,)}
+PROTOCOLS = {
+    "prompts": (Prompt,),
+    "datasets": (DatasetSource,),
+    "backbones": (ImageBackbone, TextBackbone, PairedBackbone),
+    "describers": (DescriberSource,),
+}
 
 
 # ---- implementations for the common cases ------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -240,7 +281,8 @@ class DatasetPlugin:
 
 
 class ImageHooks:
-    """The optional hooks of an image backbone, from ``last_layer_fn``, ``export_fn`` and ``stages_fn`` fields
+    """The optional hooks of an image backbone, from ``last_layer_fn``, ``export_fn`` and
+    ``stages_fn`` fields
     (None: the last child with parameters, the module unchanged, the children in order)."""
 
     last_layer_fn: Optional[Callable[[Any], Any]] = None
@@ -292,16 +334,27 @@ class ImageBackbonePlugin(ImageHooks):
 
     def spec(self, argument: Optional[str] = None, pretrained: bool = True) -> ImageSpec:
         """The declared dimension, preprocessing and weights id."""
-        prep = Preprocessing(self.input_size, tuple(self.mean), tuple(self.std), self.interpolation, self.resize,
-                             self.crop_pct)
+        prep = Preprocessing(
+            self.input_size,
+            tuple(self.mean),
+            tuple(self.std),
+            self.interpolation,
+            self.resize,
+            self.crop_pct,
+        )
         weights = self.weights_id if pretrained else f"{self.weights_id}:random-init"
         return ImageSpec(self.name, self.dim, prep, weights, self.needs_download and pretrained)
 
-    def create(self, argument: Optional[str] = None, pretrained: bool = True, input_size: Optional[int] = None) -> Any:
+    def create(
+        self,
+        argument: Optional[str] = None,
+        pretrained: bool = True,
+        input_size: Optional[int] = None,
+    ) -> Any:
         """A fresh module in eval mode (a fixed architecture takes any input size).
 
-        Random weights (``pretrained=False``) are drawn from a fixed seed: every build gives the same
-        module, so a run's recorded weights hash and its cached features stay valid.
+        Random weights (``pretrained=False``) are drawn from a fixed seed: every build gives the
+        same module, so a run's recorded weights hash and its cached features stay valid.
         """
         if pretrained:
             return self.build(pretrained).eval()
@@ -314,7 +367,8 @@ class ImageBackbonePlugin(ImageHooks):
 
 @dataclass(frozen=True)
 class ImageBackboneFamily(ImageHooks):
-    """A family of image models named ``<name>:<argument>`` (``timm:resnet50``): functions of the argument.
+    """A family of image models named ``<name>:<argument>`` (``timm:resnet50``): functions of the
+    argument.
 
     ``spec_fn(argument, pretrained) -> ImageSpec`` (no weights loaded) and
     ``create_fn(argument, pretrained, input_size) -> nn.Module`` in eval mode; the hooks as for
@@ -338,13 +392,16 @@ class ImageBackboneFamily(ImageHooks):
         """Dimension, preprocessing and weights id of one model of the family."""
         return self.spec_fn(argument, pretrained)
 
-    def create(self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None) -> Any:
+    def create(
+        self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None
+    ) -> Any:
         """A fresh model of the family in eval mode, built for ``input_size`` (None: its own)."""
         return self.create_fn(argument, pretrained, input_size)
 
 
 def default_stages(module: Any) -> list[str]:
-    """Top-level children in order, with containers (``ModuleList``/``Sequential``) expanded one level."""
+    """Top-level children in order, with containers (``ModuleList``/``Sequential``) expanded one
+    level."""
     from torch import nn
 
     stages = []
@@ -358,7 +415,8 @@ def default_stages(module: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class TextBackbonePlugin:
-    """A Hugging Face style encoder: ``build(argument, pretrained) -> (tokenizer, model)`` plus pooling.
+    """A Hugging Face style encoder: ``build(argument, pretrained) -> (tokenizer, model)`` plus
+    pooling.
 
     ``pooling`` is ``mean`` (masked mean of the last hidden state) or ``cls``.
     """
@@ -378,8 +436,12 @@ class TextBackbonePlugin:
     def spec(self, argument: Optional[str] = None, pretrained: bool = True) -> TextSpec:
         """The declared dimension (None when it depends on the argument) and weights id."""
         weights = f"{self.weights_id}:{argument}" if argument else self.weights_id
-        return TextSpec(self.name if not argument else f"{self.name}:{argument}", self.dim or None,
-                        weights if pretrained else f"{weights}:random-init", self.needs_download and pretrained)
+        return TextSpec(
+            self.name if not argument else f"{self.name}:{argument}",
+            self.dim or None,
+            weights if pretrained else f"{weights}:random-init",
+            self.needs_download and pretrained,
+        )
 
     def create(self, argument: Optional[str] = None, pretrained: bool = True) -> Any:
         """The tokenizer and model wrapped as a text tower."""

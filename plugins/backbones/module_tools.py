@@ -1,4 +1,5 @@
-"""Generic helpers over a backbone's module tree for the plugin hooks (export copy, quantization stages)."""
+"""Generic helpers over a backbone's module tree for the plugin hooks (export copy, quantization
+stages)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def exportable_copy(module):
 
 
 def block_stages(module, prefix: str = "") -> list[str]:
-    """Module names in forward order down to the repeated blocks: stem layers, each block, head layers.
+    """Module names in forward order down to the repeated blocks: stem layers, each block, head
+    layers.
 
     A *block list* is a ``Sequential``/``ModuleList`` whose children are all of one class (ResNet's
     ``layer1``, a transformer's ``resblocks``); each of its children is a stage, or, when the
@@ -39,7 +41,11 @@ def block_stages(module, prefix: str = "") -> list[str]:
                 if not _has_parameters(sub):
                     continue
                 if _is_block_list(sub):
-                    stages += [f"{full}.{sub_name}.{n}" for n, m in sub.named_children() if _has_parameters(m)]
+                    stages += [
+                        f"{full}.{sub_name}.{n}"
+                        for n, m in sub.named_children()
+                        if _has_parameters(m)
+                    ]
                 else:
                     stages.append(f"{full}.{sub_name}")
         elif any(_is_block_list(m) and len(m) > 1 for m in child.modules()):

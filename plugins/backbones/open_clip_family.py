@@ -1,4 +1,5 @@
-"""``open-clip:<arch>:<tag>``: an aligned image-text pair from one OpenCLIP checkpoint (a paired backbone).
+"""``open-clip:<arch>:<tag>``: an aligned image-text pair from one OpenCLIP checkpoint (a paired
+backbone).
 
 ``open-clip:ViT-B-32:laion2b_s34b_b79k`` names an architecture of ``open_clip.list_models()`` and
 one of its pretrained tags (or ``open-clip:<arch>:/path/to/weights.safetensors``, a local
@@ -13,7 +14,8 @@ registry resolves it to this plugin's ``image`` or ``text`` side.
   carries the checkpoint's learned ``logit_scale`` (100 for CLIP).
 
 Both sides live in one embedding space, so the class descriptions give a zero-shot classifier
-before any training (``textclf eval --zero-shot``; :mod:`textclf.evaluation.aligned_zero_shot`) and can initialise a
+before any training (``textclf eval --zero-shot``; :mod:`textclf.evaluation.aligned_zero_shot`) and
+can initialise a
 classification head (``--head-init zero-shot``). Each side is built from the whole checkpoint
 (open_clip has no per-tower loader) and keeps only its half; random weights come from one fixed
 seed, so the two halves of ``open-clip:<arch>:none`` also belong to one model.
@@ -33,17 +35,23 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from textclf.errors import TextclfError
 from textclf.plugin_api import ImageBackboneFamily
-from textclf.plugins.backbones.open_clip_offline import (check_tokenizer_offline, check_weights_reachable,
-                                                        is_weights_file, require_open_clip, weights_cached,
-                                                        weights_source)
 from textclf.plugins.backbones import weights_offline as offline
 from textclf.plugins.backbones.module_tools import block_stages, exportable_copy
+from textclf.plugins.backbones.open_clip_offline import (
+    check_tokenizer_offline,
+    check_weights_reachable,
+    is_weights_file,
+    require_open_clip,
+    weights_cached,
+    weights_source,
+)
 
 FAMILY = "open-clip"
 USAGE = "open-clip:<arch>:<tag>"
@@ -58,16 +66,20 @@ _OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # --- names ---------------------------------------------------------------------------------------
 
+
 def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
-    """``"ViT-B-32:laion2b_s34b_b79k"`` -> ``("ViT-B-32", "laion2b_s34b_b79k")``; no tag or ``none`` -> ``None``.
+    """``"ViT-B-32:laion2b_s34b_b79k"`` -> ``("ViT-B-32", "laion2b_s34b_b79k")``; no tag or ``none``
+    -> ``None``.
 
     Raises :class:`TextclfError` with the closest architectures for an unknown architecture, or
     the architecture's tags for an unknown tag.
     """
     open_clip = require_open_clip()
     if not spec or not spec.strip():
-        raise TextclfError(f"backbone 'open-clip' needs an architecture and a tag: {USAGE}, "
-                           "e.g. open-clip:ViT-B-32:laion2b_s34b_b79k")
+        raise TextclfError(
+            f"backbone 'open-clip' needs an architecture and a tag: {USAGE}, "
+            "e.g. open-clip:ViT-B-32:laion2b_s34b_b79k"
+        )
     arch, _, tag = spec.strip().partition(":")
     if arch not in open_clip.list_models():
         close = difflib.get_close_matches(arch, open_clip.list_models(), n=5, cutoff=0.5)
@@ -80,12 +92,15 @@ def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
     tags = open_clip.list_pretrained_tags_by_model(arch)
     if tag not in tags:
         listed = ", ".join(tags) if tags else f"none (random weights only: open-clip:{arch}:none)"
-        raise TextclfError(f"open_clip architecture '{arch}' has no pretrained tag '{tag}'; tags: {listed}")
+        raise TextclfError(
+            f"open_clip architecture '{arch}' has no pretrained tag '{tag}'; tags: {listed}"
+        )
     return arch, tag
 
 
 def write_config(folder, name: str, config: dict) -> Path:
-    """Write ``config`` as ``<folder>/<name>.json`` and register it with open_clip; returns the file."""
+    """Write ``config`` as ``<folder>/<name>.json`` and register it with open_clip; returns the
+    file."""
     open_clip = require_open_clip()
     path = Path(folder) / f"{name}.json"
     path.write_text(json.dumps(config, indent=1))
@@ -109,6 +124,7 @@ def embed_dim(arch: str) -> int:
 
 # --- preprocessing -------------------------------------------------------------------------------
 
+
 def preprocessing(arch: str, tag: Optional[str]):
     """open_clip's inference transform for ``arch`` and ``tag`` as textclf's :class:`Preprocessing`.
 
@@ -121,28 +137,49 @@ def preprocessing(arch: str, tag: Optional[str]):
 
     open_clip = require_open_clip()
     model_cfg = open_clip.get_model_config(arch) or {}
-    cfg: dict[str, Any] = {"mean": _OPENAI_MEAN, "std": _OPENAI_STD, "interpolation": "bicubic",
-                           "resize_mode": "shortest"}
+    cfg: dict[str, Any] = {
+        "mean": _OPENAI_MEAN,
+        "std": _OPENAI_STD,
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
     cfg.update({k: v for k, v in (model_cfg.get("preprocess_cfg") or {}).items() if v is not None})
     if tag and not is_weights_file(tag):
-        cfg.update({k: v for k, v in open_clip.get_pretrained_cfg(arch, tag).items()
-                    if k in cfg and v is not None})
+        cfg.update(
+            {
+                k: v
+                for k, v in open_clip.get_pretrained_cfg(arch, tag).items()
+                if k in cfg and v is not None
+            }
+        )
     size = model_cfg.get("vision_cfg", {}).get("image_size", 224)
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     if h != w:
-        raise TextclfError(f"open_clip model '{arch}' has a non-square input {h}x{w}: textclf needs a square input")
+        raise TextclfError(
+            f"open_clip model '{arch}' has a non-square input {h}x{w}: textclf needs a square input"
+        )
     mode = cfg["resize_mode"]
     if mode not in _RESIZE_FOR_MODE:
-        raise TextclfError(f"open_clip resize mode '{mode}' of '{arch}' cannot be expressed in textclf's "
-                           "preprocessing yet")
-    return Preprocessing(int(h), tuple(float(v) for v in cfg["mean"]), tuple(float(v) for v in cfg["std"]),
-                         str(cfg["interpolation"]), _RESIZE_FOR_MODE[mode], 1.0)
+        raise TextclfError(
+            f"open_clip resize mode '{mode}' of '{arch}' cannot be expressed in textclf's "
+            "preprocessing yet"
+        )
+    return Preprocessing(
+        int(h),
+        tuple(float(v) for v in cfg["mean"]),
+        tuple(float(v) for v in cfg["std"]),
+        str(cfg["interpolation"]),
+        _RESIZE_FOR_MODE[mode],
+        1.0,
+    )
 
 
 # --- building ------------------------------------------------------------------------------------
 
+
 def build_model(arch: str, tag: Optional[str], pretrained: bool, input_size: Optional[int] = None):
-    """The whole open_clip model in eval mode (random weights from a fixed seed unless ``pretrained``).
+    """The whole open_clip model in eval mode (random weights from a fixed seed unless
+    ``pretrained``).
 
     ``input_size`` other than the architecture's builds the vision tower for it (open_clip's
     ``force_image_size``; pretrained position embeddings are resampled as open_clip loads them).
@@ -155,7 +192,9 @@ def build_model(arch: str, tag: Optional[str], pretrained: bool, input_size: Opt
     if tag and not is_weights_file(tag):
         # The tag's activation is part of the architecture (OpenAI's weights need QuickGELU;
         # open_clip only warns on a mismatch).
-        kwargs["force_quick_gelu"] = bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False))
+        kwargs["force_quick_gelu"] = bool(
+            open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False)
+        )
     native = preprocessing(arch, tag).input_size
     if input_size is not None and int(input_size) != native:
         kwargs["force_image_size"] = int(input_size)
@@ -165,7 +204,9 @@ def build_model(arch: str, tag: Optional[str], pretrained: bool, input_size: Opt
         try:
             model = open_clip.create_model(arch, pretrained=tag, **kwargs)
         except Exception as exc:  # huggingface_hub / urllib raise many kinds
-            raise offline.load_error(f"open-clip:{arch}:{tag}", *weights_source(arch, tag), exc) from exc
+            raise offline.load_error(
+                f"open-clip:{arch}:{tag}", *weights_source(arch, tag), exc
+            ) from exc
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
@@ -217,7 +258,9 @@ def _tower_classes():
 
         def __init__(self, model: nn.Module, tokenizer, dim: int):
             super().__init__()
-            self.model = model  # the name HFTextTower uses too (the fine-tuning helpers name it in messages)
+            self.model = (
+                model  # the name HFTextTower uses too (the fine-tuning helpers name it in messages)
+            )
             self.tokenizer = tokenizer
             self.dim = int(dim)
 
@@ -234,7 +277,8 @@ def _tower_classes():
             return float(self.model.logit_scale.detach().exp())
 
         def layers(self):
-            """None: open_clip's pooling follows its own final norm and projection, so ``--text-trainable-layers``
+            """None: open_clip's pooling follows its own final norm and projection, so
+            ``--text-trainable-layers``
             cannot replay the top layers alone (the whole text tower is fine-tuned instead)."""
             return None
 
@@ -260,6 +304,7 @@ def text_tower(arch: str, tag: Optional[str], pretrained: bool):
 
 
 # --- hooks ---------------------------------------------------------------------------------------
+
 
 def last_layer(tower):
     """What ``--train-backbone last`` unfreezes: the last block and what follows it.
@@ -289,28 +334,43 @@ def last_layer(tower):
 
 # --- the plugin ----------------------------------------------------------------------------------
 
+
 def image_spec(argument: Optional[str], pretrained: bool = True):
     """Embedding width, open_clip's preprocessing and the weights id; no weights are loaded."""
     from textclf.plugin_api import ImageSpec
 
     arch, tag = parse_name(argument)
     needs = bool(pretrained and tag and not weights_cached(arch, tag))
-    return ImageSpec(f"{FAMILY}:{argument}", embed_dim(arch), preprocessing(arch, tag),
-                     weights_id(arch, tag, pretrained), needs)
+    return ImageSpec(
+        f"{FAMILY}:{argument}",
+        embed_dim(arch),
+        preprocessing(arch, tag),
+        weights_id(arch, tag, pretrained),
+        needs,
+    )
 
 
-def create_image(argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None):
+def create_image(
+    argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None
+):
     """The image tower (eval mode) built for ``input_size``."""
     arch, tag = parse_name(argument)
     return image_tower(arch, tag, pretrained, input_size)
 
 
-# The image side: the last block and what follows it trains with --train-backbone last; export uses the
-# plain-matmul attention path (timm trunks; open_clip's own layers trace as they are); the quantization
-# stages are the patch/stem layers, each residual block, the final norm and pooling.
-IMAGE = ImageBackboneFamily(FAMILY, "OpenCLIP image tower (encode_image), embed_dim wide", spec_fn=image_spec,
-                            create_fn=create_image, last_layer_fn=last_layer,
-                            export_fn=lambda module, _preprocessing: exportable_copy(module), stages_fn=block_stages)
+# The image side: the last block and what follows it trains with --train-backbone last; export
+# uses the plain-matmul attention path (timm trunks; open_clip's own layers trace as they are);
+# the quantization stages are the patch/stem layers, each residual block, the final norm and
+# pooling.
+IMAGE = ImageBackboneFamily(
+    FAMILY,
+    "OpenCLIP image tower (encode_image), embed_dim wide",
+    spec_fn=image_spec,
+    create_fn=create_image,
+    last_layer_fn=last_layer,
+    export_fn=lambda module, _preprocessing: exportable_copy(module),
+    stages_fn=block_stages,
+)
 
 
 @dataclass(frozen=True)
@@ -328,7 +388,9 @@ class OpenClipText:
 
         arch, tag = parse_name(argument)
         needs = bool(pretrained and tag and not weights_cached(arch, tag))
-        return TextSpec(f"{FAMILY}:{argument}", embed_dim(arch), weights_id(arch, tag, pretrained), needs)
+        return TextSpec(
+            f"{FAMILY}:{argument}", embed_dim(arch), weights_id(arch, tag, pretrained), needs
+        )
 
     def create(self, argument: Optional[str], pretrained: bool = True):
         """The text tower (eval mode) with its tokenizer and logit scale."""
@@ -338,7 +400,8 @@ class OpenClipText:
 
 @dataclass(frozen=True)
 class OpenClipFamily:
-    """``open-clip:<arch>:<tag>``: both towers of one checkpoint (a :class:`~textclf.plugin_api.PairedBackbone`)."""
+    """``open-clip:<arch>:<tag>``: both towers of one checkpoint (a
+    :class:`~textclf.plugin_api.PairedBackbone`)."""
 
     name: str = FAMILY
     summary: str = "OpenCLIP image and text towers from one checkpoint (aligned: zero-shot heads)"
@@ -346,7 +409,7 @@ class OpenClipFamily:
     takes_argument: bool = True
     image: ImageBackboneFamily = IMAGE
     text: OpenClipText = field(default_factory=OpenClipText)
-    usage: str = USAGE                   # how to name a model (textclf plugins)
+    usage: str = USAGE  # how to name a model (textclf plugins)
     models_from: str = "open_clip_torch"  # the package whose configs and tags name the models
 
 

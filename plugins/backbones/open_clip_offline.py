@@ -1,4 +1,5 @@
-"""Where an ``open-clip:<arch>:<tag>`` checkpoint's weights and tokenizer come from, and failing fast, in one
+"""Where an ``open-clip:<arch>:<tag>`` checkpoint's weights and tokenizer come from, and failing
+fast, in one
 line, when they are neither on disk nor downloadable (offline machines)."""
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ def require_open_clip():
     try:
         import open_clip
     except ModuleNotFoundError as exc:
-        raise TextclfError("open-clip backbones need the package open_clip_torch: "
-                           "pip install 'textclf[open-clip]'") from exc
+        raise TextclfError(
+            "open-clip backbones need the package open_clip_torch: pip install 'textclf[open-clip]'"
+        ) from exc
     return open_clip
 
 
@@ -31,9 +33,14 @@ def check_tokenizer_offline(arch: str) -> None:
     hf_name = text_cfg.get("hf_tokenizer_name")
     if not hf_name or offline.hf_cached(hf_name, ("tokenizer.json", "tokenizer_config.json")):
         return
-    offline.require_downloadable(f"open-clip:{arch}", "hf-hub", hf_name, what="the Hugging Face tokenizer files",
-                                 hint="fetch them on a machine with network access, or choose an "
-                                      "architecture that uses open_clip's bundled tokenizer")
+    offline.require_downloadable(
+        f"open-clip:{arch}",
+        "hf-hub",
+        hf_name,
+        what="the Hugging Face tokenizer files",
+        hint="fetch them on a machine with network access, or choose an "
+        "architecture that uses open_clip's bundled tokenizer",
+    )
 
 
 def weights_source(arch: str, tag: str) -> tuple[str, str]:
@@ -53,8 +60,14 @@ def weights_cached(arch: str, tag: str) -> bool:
         return True
     hub = cfg.get("hf_hub", "")
     if hub:
-        repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
-        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        repo, filename = (
+            hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
+        )
+        names = (
+            [filename]
+            if filename
+            else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        )
         return offline.hf_cached(repo, names)
     url = cfg.get("url", "")
     return bool(url) and (Path.home() / ".cache" / "clip" / Path(url).name).exists()

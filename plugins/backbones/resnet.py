@@ -1,4 +1,5 @@
-"""``resnet50``: torchvision's ImageNet ResNet-50 (IMAGENET1K_V2, downloaded on first use), 2048-d."""
+"""``resnet50``: torchvision's ImageNet ResNet-50 (IMAGENET1K_V2, downloaded on first use),
+2048-d."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from textclf.plugin_api import ImageBackbonePlugin
 
 
 def build(pretrained: bool = True):
-    """ResNet-50 with the classifier replaced by identity; ``pretrained=False`` gives random weights."""
+    """ResNet-50 with the classifier replaced by identity; ``pretrained=False`` gives random
+    weights."""
     from torch import nn
     from torchvision.models import ResNet50_Weights, resnet50
 
@@ -22,9 +24,12 @@ def build(pretrained: bool = True):
 
         reason = getattr(exc, "reason", None) or exc
         where = os.path.join(torch.hub.get_dir(), "checkpoints")
-        raise TextclfError(f"cannot load the ResNet-50 weights ({type(exc).__name__}: {str(reason)[:120]}); offline, "
-                           f"put {os.path.basename(weights.url)} into '{where}' (torch's cache: $TORCH_HOME/hub, "
-                           f"TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')})") from None
+        raise TextclfError(
+            f"cannot load the ResNet-50 weights ({type(exc).__name__}: {str(reason)[:120]}); "
+            "offline, "
+            f"put {os.path.basename(weights.url)} into '{where}' (torch's cache: $TORCH_HOME/hub, "
+            f"TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')})"
+        ) from None
     net.fc = nn.Identity()
     return net
 
@@ -35,8 +40,14 @@ def last_layer(net):
 
 
 PLUGIN = ImageBackbonePlugin(
-    name="resnet50", summary="torchvision ResNet-50 IMAGENET1K_V2 (downloads), 2048-d", dim=2048,
-    input_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), build=build,
-    weights_id="torchvision-resnet50-IMAGENET1K_V2", needs_download=True,
+    name="resnet50",
+    summary="torchvision ResNet-50 IMAGENET1K_V2 (downloads), 2048-d",
+    dim=2048,
+    input_size=224,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    build=build,
+    weights_id="torchvision-resnet50-IMAGENET1K_V2",
+    needs_download=True,
     last_layer_fn=last_layer,
 )

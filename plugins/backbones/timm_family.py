@@ -41,8 +41,10 @@ _RESIZE_FOR_CROP_MODE = {"center": "shortest-side", "squash": "squash"}
 
 # --- names ---------------------------------------------------------------------------------------
 
+
 def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
-    """``"resnet50.a1_in1k"`` -> ``("resnet50", "a1_in1k")``; ``"resnet50"`` -> ``("resnet50", None)``.
+    """``"resnet50.a1_in1k"`` -> ``("resnet50", "a1_in1k")``; ``"resnet50"`` -> ``("resnet50",
+    None)``.
 
     Raises :class:`TextclfError` naming the closest architectures for an unknown name, or the
     architecture's tags for an unknown tag.
@@ -60,13 +62,16 @@ def parse_name(spec: Optional[str]) -> tuple[str, Optional[str]]:
     if tag:
         tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*")]
         if tag not in tags:
-            listed = ", ".join(tags) if tags else "none (this architecture has no pretrained weights)"
+            listed = (
+                ", ".join(tags) if tags else "none (this architecture has no pretrained weights)"
+            )
             raise TextclfError(f"timm model '{arch}' has no pretrained tag '{tag}'; tags: {listed}")
     return arch, tag or None
 
 
 def pretrained_cfg(arch: str, tag: Optional[str] = None) -> dict:
-    """timm's pretrained config (input size, interpolation, crop, mean/std, weights source) as a dict."""
+    """timm's pretrained config (input size, interpolation, crop, mean/std, weights source) as a
+    dict."""
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
@@ -74,7 +79,8 @@ def pretrained_cfg(arch: str, tag: Optional[str] = None) -> dict:
 
 
 def full_name(arch: str, tag: Optional[str]) -> str:
-    """``arch.tag`` with the tag timm would pick when none is given (``resnet50`` -> ``resnet50.a1_in1k``)."""
+    """``arch.tag`` with the tag timm would pick when none is given (``resnet50`` ->
+    ``resnet50.a1_in1k``)."""
     tag = tag or pretrained_cfg(arch).get("tag")
     return f"{arch}.{tag}" if tag else arch
 
@@ -85,6 +91,7 @@ def weights_id(arch: str, tag: Optional[str], pretrained: bool) -> str:
 
 
 # --- preprocessing -------------------------------------------------------------------------------
+
 
 def preprocessing(cfg: dict, input_size: Optional[int] = None):
     """textclf's :class:`Preprocessing` from a timm pretrained/data config.
@@ -97,22 +104,33 @@ def preprocessing(cfg: dict, input_size: Optional[int] = None):
 
     _, h, w = cfg.get("input_size", (3, 224, 224))
     if h != w and input_size is None:
-        raise TextclfError(f"timm model '{cfg.get('architecture')}' has a non-square input {h}x{w}; "
-                           "textclf needs a square input size (give --image-size)")
+        raise TextclfError(
+            f"timm model '{cfg.get('architecture')}' has a non-square input {h}x{w}; "
+            "textclf needs a square input size (give --image-size)"
+        )
     mode = cfg.get("crop_mode") or "center"
     if mode not in _RESIZE_FOR_CROP_MODE:
-        raise TextclfError(f"timm model '{cfg.get('architecture')}' uses crop mode '{mode}', which "
-                           "textclf's preprocessing cannot express yet")
+        raise TextclfError(
+            f"timm model '{cfg.get('architecture')}' uses crop mode '{mode}', which "
+            "textclf's preprocessing cannot express yet"
+        )
     interpolation = str(cfg.get("interpolation") or "bicubic")
     if interpolation not in ("bilinear", "bicubic", "nearest"):
-        interpolation = "bicubic"  # timm's "random" / "lanczos" eval fallback is bicubic-like; PIL's default
+        interpolation = (
+            "bicubic"  # timm's "random" / "lanczos" eval fallback is bicubic-like; PIL's default
+        )
     return Preprocessing(
-        input_size=int(input_size or h), mean=tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
-        std=tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))), interpolation=interpolation,
-        resize=_RESIZE_FOR_CROP_MODE[mode], crop_pct=float(cfg.get("crop_pct") or 0.875))
+        input_size=int(input_size or h),
+        mean=tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))),
+        interpolation=interpolation,
+        resize=_RESIZE_FOR_CROP_MODE[mode],
+        crop_pct=float(cfg.get("crop_pct") or 0.875),
+    )
 
 
 # --- building ------------------------------------------------------------------------------------
+
 
 def output_dim(model) -> int:
     """Width of the pooled features that ``num_classes=0`` returns.
@@ -156,8 +174,10 @@ def _create(arch: str, tag: Optional[str], pretrained: bool, input_size: Optiona
         if "img_size" not in kwargs:
             raise
         native = cfg.get("input_size", (3, 224, 224))[1]
-        raise TextclfError(f"timm model '{arch}' has a fixed input size and cannot be built for {input_size} px "
-                           f"({exc}); use --image-size {native}") from None
+        raise TextclfError(
+            f"timm model '{arch}' has a fixed input size and cannot be built for {input_size} px "
+            f"({exc}); use --image-size {native}"
+        ) from None
     except Exception as exc:  # huggingface_hub / urllib / torch.hub raise many kinds
         if pretrained:
             raise weights_error(name, cfg, exc) from exc
@@ -176,6 +196,7 @@ def build(spec: str, pretrained: bool = False, input_size: Optional[int] = None)
 
 
 # --- hooks ---------------------------------------------------------------------------------------
+
 
 def last_layer(model):
     """What ``--train-backbone last`` unfreezes: the final feature stage and everything after it.
@@ -237,13 +258,15 @@ def _whole_prefix(name: str, group, owner: dict) -> str:
 
 
 def static_same_padding(model, size: int):
-    """``model`` (changed in place) with timm's dynamic TF-"same" convolutions padded by constants for S x S.
+    """``model`` (changed in place) with timm's dynamic TF-"same" convolutions padded by constants
+    for S x S.
 
     ``Conv2dSame`` computes its padding from the input shape at every call (tf_* models: the
     stride-2 convolutions); traced as it is, the graph would carry that shape arithmetic. For the
     run's fixed input size each one's padding is known: symmetric padding goes into the Conv,
     asymmetric into one constant Pad before it, so ONNX Runtime can fuse it. The parameters are
-    shared, not copied. Other layers that pad dynamically (weight-standardised convs) are left as they are.
+    shared, not copied. Other layers that pad dynamically (weight-standardised convs) are left as
+    they are.
     """
     import torch
     from timm.layers import Conv2dSame, get_same_padding
@@ -253,9 +276,14 @@ def static_same_padding(model, size: int):
     if not same:
         return model
     shapes: dict[str, tuple[int, int]] = {}
-    hooks = [m.register_forward_pre_hook(
-        lambda mod, inp, name=name: shapes.__setitem__(name, tuple(int(v) for v in inp[0].shape[-2:])))
-        for name, m in same.items()]
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda mod, inp, name=name: shapes.__setitem__(
+                name, tuple(int(v) for v in inp[0].shape[-2:])
+            )
+        )
+        for name, m in same.items()
+    ]
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, size, size))
@@ -268,25 +296,39 @@ def static_same_padding(model, size: int):
         pad_w = get_same_padding(iw, conv.kernel_size[1], conv.stride[1], conv.dilation[1])
         top, left = pad_h // 2, pad_w // 2
         symmetric = pad_h == 2 * top and pad_w == 2 * left
-        static = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                           (top, left) if symmetric else 0, conv.dilation, conv.groups, conv.bias is not None)
+        static = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            (top, left) if symmetric else 0,
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
+        )
         static.weight, static.bias = conv.weight, conv.bias
-        replacement = static if symmetric else nn.Sequential(nn.ZeroPad2d((left, pad_w - left, top, pad_h - top)),
-                                                             static)
+        replacement = (
+            static
+            if symmetric
+            else nn.Sequential(nn.ZeroPad2d((left, pad_w - left, top, pad_h - top)), static)
+        )
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, attr, replacement)
     return model
 
 
 def export_copy(model, preprocessing):
-    """The export hook: a copy on the plain-attention path with TF-"same" padding fixed for the input size."""
+    """The export hook: a copy on the plain-attention path with TF-"same" padding fixed for the
+    input size."""
     return static_same_padding(exportable_copy(model), preprocessing.input_size)
 
 
 # --- offline behaviour ---------------------------------------------------------------------------
 
+
 def weights_source(cfg: dict) -> tuple[str, str]:
-    """``(kind, where)`` the pretrained weights come from: ``("hf-hub", repo)`` or ``("url", url)``."""
+    """``(kind, where)`` the pretrained weights come from: ``("hf-hub", repo)`` or ``("url",
+    url)``."""
     if cfg.get("hf_hub_id"):
         return "hf-hub", cfg["hf_hub_id"]
     if cfg.get("url"):
@@ -295,11 +337,15 @@ def weights_source(cfg: dict) -> tuple[str, str]:
 
 
 def weights_cached(cfg: dict) -> bool:
-    """Whether the weights are already on disk (Hugging Face cache or torch hub checkpoint folder)."""
+    """Whether the weights are already on disk (Hugging Face cache or torch hub checkpoint
+    folder)."""
     kind, where = weights_source(cfg)
     if kind == "hf-hub":
-        files = [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else [
-            "model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"]
+        files = (
+            [cfg["hf_hub_filename"]]
+            if cfg.get("hf_hub_filename")
+            else ["model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"]
+        )
         return offline.hf_cached(where, files)
     return kind == "url" and offline.torch_hub_cached(where)
 
@@ -320,20 +366,35 @@ def weights_error(name: str, cfg: dict, exc: BaseException) -> TextclfError:
 
 # --- the plugin ----------------------------------------------------------------------------------
 
+
 def spec(argument: Optional[str], pretrained: bool = True):
-    """Dimension, preprocessing (the tag's pretrained config) and weights id; no weights are loaded."""
+    """Dimension, preprocessing (the tag's pretrained config) and weights id; no weights are
+    loaded."""
     from textclf.plugin_api import ImageSpec
 
     arch, tag = parse_name(argument)
     cfg = pretrained_cfg(arch, tag)
     needs = pretrained and weights_source(cfg)[0] != "none" and not weights_cached(cfg)
-    return ImageSpec(f"{FAMILY}:{argument}", feature_dim(arch), preprocessing(cfg), weights_id(arch, tag, pretrained),
-                     needs)
+    return ImageSpec(
+        f"{FAMILY}:{argument}",
+        feature_dim(arch),
+        preprocessing(cfg),
+        weights_id(arch, tag, pretrained),
+        needs,
+    )
 
 
-# The ``timm:<model>[.<tag>]`` family: timm's last feature stage as the last layer, its exportable path for
+# The ``timm:<model>[.<tag>]`` family: timm's last feature stage as the last layer, its exportable
+# path for
 # ONNX, its fine groups (stem layers, each block, head layers) as quantization stages.
 PLUGIN = ImageBackboneFamily(
-    FAMILY, "any timm image model, pooled features; preprocessing from its pretrained config", spec_fn=spec,
-    create_fn=build, last_layer_fn=last_layer, export_fn=export_copy, stages_fn=quantization_stages, usage=USAGE,
-    models_from="timm")
+    FAMILY,
+    "any timm image model, pooled features; preprocessing from its pretrained config",
+    spec_fn=spec,
+    create_fn=build,
+    last_layer_fn=last_layer,
+    export_fn=export_copy,
+    stages_fn=quantization_stages,
+    usage=USAGE,
+    models_from="timm",
+)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 from urllib.parse import urlparse
 
 from textclf.errors import TextclfError
@@ -50,7 +51,8 @@ def host_reachable(host: str, timeout: float = PROBE_TIMEOUT_S) -> Optional[str]
 
 
 def unreachable_reason(kind: str, where: str) -> Optional[str]:
-    """Why weights at ``where`` (``kind`` ``"hf-hub"`` or ``"url"``) cannot be downloaded, or None."""
+    """Why weights at ``where`` (``kind`` ``"hf-hub"`` or ``"url"``) cannot be downloaded, or
+    None."""
     if kind == "hf-hub":
         if hf_offline():
             return "HF_HUB_OFFLINE is set"
@@ -63,25 +65,36 @@ def unreachable_reason(kind: str, where: str) -> Optional[str]:
     return f"{host}: {reason}" if reason else None
 
 
-def require_downloadable(label: str, kind: str, where: str, what: str = "pretrained weights",
-                         hint: str = "use --no-pretrained or fetch them on a machine with network access") -> None:
+def require_downloadable(
+    label: str,
+    kind: str,
+    where: str,
+    what: str = "pretrained weights",
+    hint: str = "use --no-pretrained or fetch them on a machine with network access",
+) -> None:
     """Raise the one-line 'cannot be downloaded' error unless ``where`` can be reached."""
     reason = unreachable_reason(kind, where)
     if reason is not None:
-        raise TextclfError(f"{label}: {what} ({kind} {where}) are not in the local cache and "
-                           f"cannot be downloaded ({reason}); {hint}")
+        raise TextclfError(
+            f"{label}: {what} ({kind} {where}) are not in the local cache and "
+            f"cannot be downloaded ({reason}); {hint}"
+        )
 
 
 def load_error(label: str, kind: str, where: str, exc: BaseException) -> TextclfError:
     """One-line error for a failed weights load (the cause stays chained for debugging)."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    return TextclfError(f"{label}: pretrained weights ({kind} {where}) could not be loaded: "
-                        f"{type(exc).__name__}: {first[:200]}")
+    return TextclfError(
+        f"{label}: pretrained weights ({kind} {where}) could not be loaded: "
+        f"{type(exc).__name__}: {first[:200]}"
+    )
 
 
 def torch_hub_cached(url: str) -> bool:
     """Whether torch.hub's checkpoint folder holds the file that ``url`` names."""
     import torch
 
-    return os.path.exists(os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path)))
+    return os.path.exists(
+        os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
+    )

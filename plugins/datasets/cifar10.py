@@ -12,13 +12,26 @@ from pathlib import Path
 
 from textclf.plugin_api import DatasetPlugin
 
-CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck"]
+CLASS_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
     # Protocol-5 pickles of contiguous arrays (Python 3 re-saves) rebuild through _frombuffer.
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
     # Protocol-2 pickles written by Python 3 encode bytes (keys such as b"data") this way.
     ("_codecs", "encode"),
 }
@@ -46,28 +59,45 @@ def read_batch(path: Path) -> tuple:
             d = _SafeUnpickler(fh, encoding="latin1").load()
     except OSError:
         raise
-    except Exception as exc:  # any damage to an untrusted pickle: truncation, random bytes, odd types
-        raise TextclfError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {str(exc)[:120]}); "
-                           f"check $TEXTCLF_CIFAR10") from None
+    except (
+        Exception
+    ) as exc:  # any damage to an untrusted pickle: truncation, random bytes, odd types
+        raise TextclfError(
+            f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {str(exc)[:120]}); "
+            f"check $TEXTCLF_CIFAR10"
+        ) from None
     if not isinstance(d, dict):
-        raise TextclfError(f"{path} is not a CIFAR-10 python batch (no dict inside); check $TEXTCLF_CIFAR10")
+        raise TextclfError(
+            f"{path} is not a CIFAR-10 python batch (no dict inside); check $TEXTCLF_CIFAR10"
+        )
     # The official batches (Python 2 pickles) give str keys; Python 3 re-saves may give bytes.
     d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or "labels" not in d:
-        raise TextclfError(f"{path} is not a CIFAR-10 python batch: it has no 'data' and 'labels' "
-                           f"(keys: {sorted(map(str, d))[:6]}); check $TEXTCLF_CIFAR10")
+        raise TextclfError(
+            f"{path} is not a CIFAR-10 python batch: it has no 'data' and 'labels' "
+            f"(keys: {sorted(map(str, d))[:6]}); check $TEXTCLF_CIFAR10"
+        )
     try:
         raw = np.asarray(d["data"])
         labels = np.asarray(d["labels"])
     except Exception as exc:
-        raise TextclfError(f"{path}: 'data' or 'labels' is not an array ({type(exc).__name__})") from None
+        raise TextclfError(
+            f"{path}: 'data' or 'labels' is not an array ({type(exc).__name__})"
+        ) from None
     if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != ROW:
-        raise TextclfError(f"{path}: 'data' should hold rows of {ROW} bytes (32x32 RGB, uint8), got "
-                           f"{raw.dtype} {raw.shape}; check $TEXTCLF_CIFAR10")
-    if labels.shape != (len(raw),) or labels.dtype.kind not in "iu" or (len(labels) and not (
-            0 <= labels.min() and labels.max() < len(CLASS_NAMES))):
-        raise TextclfError(f"{path}: 'labels' should be {len(raw)} integers in 0..{len(CLASS_NAMES) - 1} (one per "
-                           f"image), got {labels.dtype} {labels.shape}; check $TEXTCLF_CIFAR10")
+        raise TextclfError(
+            f"{path}: 'data' should hold rows of {ROW} bytes (32x32 RGB, uint8), got "
+            f"{raw.dtype} {raw.shape}; check $TEXTCLF_CIFAR10"
+        )
+    if (
+        labels.shape != (len(raw),)
+        or labels.dtype.kind not in "iu"
+        or (len(labels) and not (labels.min() >= 0 and labels.max() < len(CLASS_NAMES)))
+    ):
+        raise TextclfError(
+            f"{path}: 'labels' should be {len(raw)} integers in 0..{len(CLASS_NAMES) - 1} (one per "
+            f"image), got {labels.dtype} {labels.shape}; check $TEXTCLF_CIFAR10"
+        )
     data = raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(data), labels.astype(np.int64)
 
@@ -80,16 +110,22 @@ def _batches_in(folder) -> Path | None:
 
 
 def find_folder(explicit: str | None = None) -> Path:
-    """The batches folder: the argument, ``$TEXTCLF_CIFAR10``, the cache, else download (torchvision)."""
-    from textclf.plugin_api import cache_root
+    """The batches folder: the argument, ``$TEXTCLF_CIFAR10``, the cache, else download
+    (torchvision)."""
     from textclf.errors import TextclfError
+    from textclf.plugin_api import cache_root
 
-    for given, what in ((explicit, "the folder given"), (os.environ.get("TEXTCLF_CIFAR10"), "$TEXTCLF_CIFAR10")):
+    for given, what in (
+        (explicit, "the folder given"),
+        (os.environ.get("TEXTCLF_CIFAR10"), "$TEXTCLF_CIFAR10"),
+    ):
         if given:
             found = _batches_in(given)
             if found is None:  # never download behind the back of a user who named a folder
-                raise TextclfError(f"{what} '{given}' holds no CIFAR-10 python batches (data_batch_1 ... "
-                                   f"test_batch); point it at the extracted cifar-10-batches-py folder")
+                raise TextclfError(
+                    f"{what} '{given}' holds no CIFAR-10 python batches (data_batch_1 ... "
+                    f"test_batch); point it at the extracted cifar-10-batches-py folder"
+                )
             return found
     cached = _batches_in(cache_root() / "datasets")
     if cached is not None:
@@ -101,13 +137,16 @@ def find_folder(explicit: str | None = None) -> Path:
 
     root = cache_root() / "datasets"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints; stdout may carry --json
+        # Torchvision prints; stdout may carry --json
+        with contextlib.redirect_stdout(io.StringIO()):
             CIFAR10(str(root), train=True, download=True)
     except Exception as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise TextclfError(f"cannot download CIFAR-10 ({type(exc).__name__}: {str(reason)[:120]}); offline, point "
-                           f"$TEXTCLF_CIFAR10 at an extracted cifar-10-batches-py folder (or put it in "
-                           f"'{root}')") from None
+        raise TextclfError(
+            f"cannot download CIFAR-10 ({type(exc).__name__}: {str(reason)[:120]}); offline, point "
+            f"$TEXTCLF_CIFAR10 at an extracted cifar-10-batches-py folder (or put it in "
+            f"'{root}')"
+        ) from None
     return root / "cifar-10-batches-py"
 
 
@@ -115,15 +154,17 @@ def load(folder: str | None = None):
     """Load CIFAR-10's 50k train and 10k test images; every batch file must be there."""
     import numpy as np
 
-    from textclf.plugin_api import Dataset, Split
     from textclf.errors import TextclfError
+    from textclf.plugin_api import Dataset, Split
 
     root = find_folder(folder)
     missing = [name for name in BATCHES if not (root / name).is_file()]
     if missing:
-        raise TextclfError(f"CIFAR-10 folder '{root}' has no {', '.join(missing)}: a complete "
-                           f"cifar-10-batches-py folder holds data_batch_1..5 and test_batch (check "
-                           f"$TEXTCLF_CIFAR10)")
+        raise TextclfError(
+            f"CIFAR-10 folder '{root}' has no {', '.join(missing)}: a complete "
+            f"cifar-10-batches-py folder holds data_batch_1..5 and test_batch (check "
+            f"$TEXTCLF_CIFAR10)"
+        )
     train = [read_batch(root / name) for name in BATCHES[:-1]]
     test_x, test_y = read_batch(root / "test_batch")
     x = np.concatenate([b[0] for b in train])
@@ -131,4 +172,9 @@ def load(folder: str | None = None):
     return Dataset("cifar10", list(CLASS_NAMES), Split(y, x), Split(test_y, test_x))
 
 
-PLUGIN = DatasetPlugin("cifar10", "CIFAR-10 (torchvision download or $TEXTCLF_CIFAR10 folder)", load, names=tuple(CLASS_NAMES))
+PLUGIN = DatasetPlugin(
+    "cifar10",
+    "CIFAR-10 (torchvision download or $TEXTCLF_CIFAR10 folder)",
+    load,
+    names=tuple(CLASS_NAMES),
+)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from textclf.plugin_api import DatasetPlugin
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-TEST_ROWS = (  # zlib + base64 of np.packbits(test mask), 1,797 rows (tests/data/test_datasets.py checks it)
+# zlib + base64 of np.packbits(test mask), 1,797 rows (tests/data/test_datasets.py checks it)
+TEST_ROWS = (
     "eNoB4QAe/wAABIg1JhBAABZBAZNCBQAaAAgBAiQAKAYsHggRCJYKAJAZEgQg+KACgRDgQAgKmjBEFSRJQsCgCiAwgEAE2CFA"
     "i4AgAEiFxAAQQAigkAAFSGgAMBAAAg7ECQASJIQAg7gBPCGmnAoCBAAPSEAIBKQYSQISQGHlAIAkYE6UN2qBkhYBVIAASEKg"
     "pBgKUACkC4Vh5ogQgEkSTIDAIgUGjgABCfICwUE5iBPACRkAABSOAQCEEKDhADMoKQDBRMjAaAoBApMCkgMJIqZALCYEIQio"
@@ -31,7 +32,8 @@ def split_mask():
 
 
 def digits_table():
-    """``(pixels (1797, 64) in 0..16, labels)`` from scikit-learn's ``digits.csv.gz``, without importing scikit-learn
+    """``(pixels (1797, 64) in 0..16, labels)`` from scikit-learn's ``digits.csv.gz``, without
+    importing scikit-learn
     (its own ``load_digits`` when the file is not where scikit-learn keeps it)."""
     import importlib.util
     import os
@@ -39,7 +41,13 @@ def digits_table():
     import numpy as np
 
     spec = importlib.util.find_spec("sklearn")
-    path = os.path.join((spec.submodule_search_locations or [""])[0], "datasets", "data", "digits.csv.gz") if spec else ""
+    path = (
+        os.path.join(
+            (spec.submodule_search_locations or [""])[0], "datasets", "data", "digits.csv.gz"
+        )
+        if spec
+        else ""
+    )
     if path and os.path.isfile(path):
         data = np.loadtxt(path, delimiter=",")
         return data[:, :-1], data[:, -1].astype(np.int64)
@@ -50,7 +58,8 @@ def digits_table():
 
 
 def load():
-    """Load digits as RGB uint8 images; the split is fixed (scikit-learn's, random_state 0) for comparability."""
+    """Load digits as RGB uint8 images; the split is fixed (scikit-learn's, random_state 0) for
+    comparability."""
     import numpy as np
 
     from textclf.plugin_api import Dataset, Split
@@ -60,7 +69,14 @@ def load():
     rgb = np.repeat(gray[..., None], 3, axis=-1)
     test = split_mask()
     tr, te = np.flatnonzero(~test), np.flatnonzero(test)
-    return Dataset("digits", list(CLASS_NAMES), Split(labels[tr], rgb[tr]), Split(labels[te], rgb[te]))
+    return Dataset(
+        "digits", list(CLASS_NAMES), Split(labels[tr], rgb[tr]), Split(labels[te], rgb[te])
+    )
 
 
-PLUGIN = DatasetPlugin("digits", "scikit-learn's 8x8 handwritten digits (1,797 images, offline)", load, names=tuple(CLASS_NAMES))
+PLUGIN = DatasetPlugin(
+    "digits",
+    "scikit-learn's 8x8 handwritten digits (1,797 images, offline)",
+    load,
+    names=tuple(CLASS_NAMES),
+)

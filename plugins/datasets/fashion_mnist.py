@@ -8,8 +8,18 @@ from pathlib import Path
 
 from textclf.plugin_api import DatasetPlugin
 
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CLASS_NAMES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -28,14 +38,18 @@ def read_idx(path: Path):
         with opener(path, "rb") as fh:
             data = fh.read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # a truncated or damaged download
-        raise TextclfError(f"{path} is damaged ({type(exc).__name__}); delete it and fetch it again") from None
+        raise TextclfError(
+            f"{path} is damaged ({type(exc).__name__}); delete it and fetch it again"
+        ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
         raise TextclfError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if len(data) != 4 + 4 * ndim + int(np.prod(shape)):
-        raise TextclfError(f"{path} is truncated or damaged: its header promises {shape} bytes of images or "
-                           f"labels; delete it and fetch it again")
+        raise TextclfError(
+            f"{path} is truncated or damaged: its header promises {shape} bytes of images or "
+            f"labels; delete it and fetch it again"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -56,13 +70,16 @@ def _find_dir() -> Path:
 
     root = cache_root() / "datasets"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints; stdout may carry --json
+        # Torchvision prints; stdout may carry --json
+        with contextlib.redirect_stdout(io.StringIO()):
             FashionMNIST(str(root), train=True, download=True)
             FashionMNIST(str(root), train=False, download=True)
     except Exception as exc:
-        raise TextclfError(f"cannot download Fashion-MNIST ({type(exc).__name__}: {str(exc)[:120]}); offline, "
-                           f"install the Debian package dataset-fashion-mnist (files in {DEBIAN_DIR}) or put "
-                           f"the four idx .gz files into '{root / 'FashionMNIST' / 'raw'}'") from None
+        raise TextclfError(
+            f"cannot download Fashion-MNIST ({type(exc).__name__}: {str(exc)[:120]}); offline, "
+            f"install the Debian package dataset-fashion-mnist (files in {DEBIAN_DIR}) or put "
+            f"the four idx .gz files into '{root / 'FashionMNIST' / 'raw'}'"
+        ) from None
     return root / "FashionMNIST" / "raw"
 
 
@@ -81,4 +98,9 @@ def load():
     return Dataset("fashion-mnist", list(CLASS_NAMES), splits["train"], splits["test"])
 
 
-PLUGIN = DatasetPlugin("fashion-mnist", "Zalando Fashion-MNIST (Debian dataset-fashion-mnist, else download)", load, names=tuple(CLASS_NAMES))
+PLUGIN = DatasetPlugin(
+    "fashion-mnist",
+    "Zalando Fashion-MNIST (Debian dataset-fashion-mnist, else download)",
+    load,
+    names=tuple(CLASS_NAMES),
+)

@@ -28,4 +28,6 @@ def load(train_per_class: int = 24, test_per_class: int = 8, seed: int = 0):
     return Dataset("synthetic", list(CLASS_NAMES), make(train_per_class), make(test_per_class))
 
 
-PLUGIN = DatasetPlugin("synthetic", "tiny generated colour classes (for tests)", load, names=tuple(CLASS_NAMES))
+PLUGIN = DatasetPlugin(
+    "synthetic", "tiny generated colour classes (for tests)", load, names=tuple(CLASS_NAMES)
+)

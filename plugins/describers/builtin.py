@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from textclf.errors import TextclfError
 from textclf.plugin_api import DescriberBase, DescriberPlugin
@@ -26,10 +27,14 @@ def builtin_datasets() -> list[str]:
     return sorted(d.name for d in BUILTIN_DIR.iterdir() if d.is_dir() and any(d.glob("*.json")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin_classes(name: str) -> frozenset:
     try:
-        return frozenset(json.loads((BUILTIN_DIR / name / "type1.json").read_text(encoding="utf-8"))["class_names"])
+        return frozenset(
+            json.loads((BUILTIN_DIR / name / "type1.json").read_text(encoding="utf-8"))[
+                "class_names"
+            ]
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return frozenset()
 
@@ -47,7 +52,9 @@ def builtin_dataset_for(class_names: Optional[Sequence[str]]) -> Optional[str]:
     return None
 
 
-def builtin_path(dataset: str, prompt_name: str, class_names: Optional[Sequence[str]] = None) -> Optional[Path]:
+def builtin_path(
+    dataset: str, prompt_name: str, class_names: Optional[Sequence[str]] = None
+) -> Optional[Path]:
     """The built-in file for ``(dataset, prompt)``, or None. ``prompt_name`` may be an alias.
 
     With ``class_names``, a dataset without built-in descriptions of its own uses those of the
@@ -74,9 +81,11 @@ class BuiltinDescriber(DescriberBase):
     def __init__(self, dataset: str, class_names: Optional[list[str]] = None, **_options):
         path = builtin_path(dataset, "type1", class_names)
         if path is None:
-            raise TextclfError(f"there are no built-in descriptions for dataset '{dataset}' or its class "
-                               f"names; built-in datasets: {', '.join(builtin_datasets())} (use --describer "
-                               f"openai or file:PATH for others)")
+            raise TextclfError(
+                f"there are no built-in descriptions for dataset '{dataset}' or its class "
+                f"names; built-in datasets: {', '.join(builtin_datasets())} (use --describer "
+                f"openai or file:PATH for others)"
+            )
         self.dataset = dataset
         self.source = path.parent.name  # the built-in set used (another dataset's, by class names)
         self.class_names = class_names
@@ -88,9 +97,11 @@ class BuiltinDescriber(DescriberBase):
         if prompt.name not in self._files:
             path = builtin_path(self.source, prompt.name)
             if path is None:
-                raise TextclfError(f"there are no built-in descriptions for prompt '{prompt.name}' "
-                                   f"(built-in prompts: type1, type2, type3, type4); use --describer "
-                                   f"openai for a custom prompt")
+                raise TextclfError(
+                    f"there are no built-in descriptions for prompt '{prompt.name}' "
+                    f"(built-in prompts: type1, type2, type3, type4); use --describer "
+                    f"openai for a custom prompt"
+                )
             self._files[prompt.name] = dict(load_descriptions(path, self.class_names).descriptions)
         return self._files[prompt.name]
 
@@ -118,5 +129,9 @@ def _make(**options) -> BuiltinDescriber:
     return BuiltinDescriber(**options)
 
 
-PLUGIN = DescriberPlugin("builtin", "descriptions shipped with textclf for digits, fashion-mnist and cifar10 "
-                         "(all four prompt types, offline)", _make)
+PLUGIN = DescriberPlugin(
+    "builtin",
+    "descriptions shipped with textclf for digits, fashion-mnist and cifar10 "
+    "(all four prompt types, offline)",
+    _make,
+)

@@ -30,8 +30,10 @@ class FileDescriber(DescriberBase):
         if class_names is not None:
             extra = [c for c in table if c not in class_names]
             if extra:
-                raise TextclfError(f"{argument} has class '{extra[0]}' that the dataset does not have "
-                                   f"(dataset classes: {', '.join(class_names)})")
+                raise TextclfError(
+                    f"{argument} has class '{extra[0]}' that the dataset does not have "
+                    f"(dataset classes: {', '.join(class_names)})"
+                )
             missing = [c for c in class_names if c not in table]
             if missing:
                 more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -54,5 +56,9 @@ class FileDescriber(DescriberBase):
         return {"describer": f"file:{self.path}", "label": f"file {Path(self.path).name}"}
 
 
-PLUGIN = DescriberPlugin("file", "import class descriptions from a JSON or CSV file (file:PATH)",
-                         lambda **o: FileDescriber(**o), takes_argument=True)
+PLUGIN = DescriberPlugin(
+    "file",
+    "import class descriptions from a JSON or CSV file (file:PATH)",
+    lambda **o: FileDescriber(**o),
+    takes_argument=True,
+)

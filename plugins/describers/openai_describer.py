@@ -16,7 +16,8 @@ import ipaddress
 import os
 import random
 import re
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from textclf.descriptions.request import DEFAULT_LLM_MODEL as DEFAULT_MODEL
@@ -39,7 +40,8 @@ class DescribedText(str):
 
 
 def is_local_url(url: Optional[str]) -> bool:
-    """Whether ``url`` points at this machine or the local network (where servers rarely check keys)."""
+    """Whether ``url`` points at this machine or the local network (where servers rarely check
+    keys)."""
     if not url:
         return False
     host = (urlsplit(url).hostname or "").lower().rstrip(".")
@@ -126,18 +128,29 @@ def _retry_after(exc) -> Optional[float]:
 class OpenAIDescriber(DescriberBase):
     """Asynchronous describer over ``openai.AsyncOpenAI`` (one request per sample)."""
 
-    def __init__(self, model: Optional[str] = None, base_url: Optional[str] = None,
-                 temperature: Optional[float] = None, seed: Optional[int] = None,
-                 timeout: Optional[float] = None, max_retries: Optional[int] = None,
-                 backoff_base: Optional[float] = None, concurrency: int = 8,
-                 on_retry: Optional[Callable[..., None]] = None, api_key: Optional[str] = None, **_options):
+    def __init__(
+        self,
+        model: Optional[str] = None,
+        base_url: Optional[str] = None,
+        temperature: Optional[float] = None,
+        seed: Optional[int] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        backoff_base: Optional[float] = None,
+        concurrency: int = 8,
+        on_retry: Optional[Callable[..., None]] = None,
+        api_key: Optional[str] = None,
+        **_options,
+    ):
         key = (api_key or os.environ.get("OPENAI_API_KEY", "")).strip()
         if not key and is_local_url(base_url):
             key = NO_KEY
         if not key:
-            raise TextclfError("describer 'openai' needs an API key: set OPENAI_API_KEY or pass --api-key "
-                               "(a local --base-url such as http://localhost:8000/v1 needs none), or use "
-                               "--describer builtin|classname|random-words|file:PATH")
+            raise TextclfError(
+                "describer 'openai' needs an API key: set OPENAI_API_KEY or pass --api-key "
+                "(a local --base-url such as http://localhost:8000/v1 needs none), or use "
+                "--describer builtin|classname|random-words|file:PATH"
+            )
         import openai
 
         self.model = model or default_model()
@@ -153,11 +166,13 @@ class OpenAIDescriber(DescriberBase):
         self._secret = key if key != NO_KEY else None
         self._rng = random.Random()
         try:
-            self._client = openai.AsyncOpenAI(api_key=key, base_url=base_url or None, timeout=self.timeout,
-                                              max_retries=0)
+            self._client = openai.AsyncOpenAI(
+                api_key=key, base_url=base_url or None, timeout=self.timeout, max_retries=0
+            )
         except Exception as exc:  # e.g. a malformed base URL
-            raise TextclfError(f"cannot create the OpenAI client for --base-url {base_url!r}: "
-                               f"{scrub(exc, key)}") from None
+            raise TextclfError(
+                f"cannot create the OpenAI client for --base-url {base_url!r}: {scrub(exc, key)}"
+            ) from None
         self.base_url = public_url(str(self._client.base_url)).rstrip("/")
 
     def __repr__(self) -> str:  # never show the key
@@ -165,8 +180,14 @@ class OpenAIDescriber(DescriberBase):
 
     def provenance(self) -> dict:
         """Provenance fields for the output file (never the key)."""
-        return {"describer": "openai", "model": self.model, "base_url": self.base_url,
-                "temperature": self.temperature, "seed": self.seed, "label": f"openai {self.model}"}
+        return {
+            "describer": "openai",
+            "model": self.model,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "label": f"openai {self.model}",
+        }
 
     def request(self, class_name: str, prompt, sample_index: int) -> dict:
         """The chat-completions arguments for one description."""
@@ -174,8 +195,12 @@ class OpenAIDescriber(DescriberBase):
         if prompt.system:
             messages.append({"role": "system", "content": prompt.system})
         messages.append({"role": "user", "content": prompt.render(class_name)})
-        kwargs = {"model": self.model, "messages": messages, "temperature": self.temperature,
-                  "max_tokens": prompt.max_tokens}
+        kwargs = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": prompt.max_tokens,
+        }
         if self.seed is not None:
             kwargs["seed"] = int(self.seed) + int(sample_index)
         return kwargs
@@ -208,26 +233,36 @@ class OpenAIDescriber(DescriberBase):
                     return out
                 reason = "empty reply"
             except openai.AuthenticationError:
-                raise TextclfError(f"authentication failed at {where} (HTTP 401): check OPENAI_API_KEY "
-                                   f"or --api-key") from None
+                raise TextclfError(
+                    f"authentication failed at {where} (HTTP 401): check OPENAI_API_KEY "
+                    f"or --api-key"
+                ) from None
             except openai.PermissionDeniedError as exc:
-                raise TextclfError(f"permission denied at {where} (HTTP 403) for model '{self.model}': "
-                                   f"{_server_message(exc, self._secret)}") from None
+                raise TextclfError(
+                    f"permission denied at {where} (HTTP 403) for model '{self.model}': "
+                    f"{_server_message(exc, self._secret)}"
+                ) from None
             except openai.NotFoundError as exc:
-                raise TextclfError(f"not found at {where} (HTTP 404): check --model '{self.model}' and "
-                                   f"--base-url (it usually ends in /v1): "
-                                   f"{_server_message(exc, self._secret)}") from None
+                raise TextclfError(
+                    f"not found at {where} (HTTP 404): check --model '{self.model}' and "
+                    f"--base-url (it usually ends in /v1): "
+                    f"{_server_message(exc, self._secret)}"
+                ) from None
             except openai.RateLimitError as exc:
                 if _error_code(exc) == "insufficient_quota":
-                    raise TextclfError(f"quota exceeded at {where} (HTTP 429 insufficient_quota): "
-                                       f"{_server_message(exc, self._secret)}") from None
+                    raise TextclfError(
+                        f"quota exceeded at {where} (HTTP 429 insufficient_quota): "
+                        f"{_server_message(exc, self._secret)}"
+                    ) from None
                 reason, hint = "HTTP 429 rate limited", _retry_after(exc)
             except openai.APIStatusError as exc:
                 code = exc.status_code
                 if code < 500 and code not in (408, 409):
-                    raise TextclfError(f"the server at {where} rejected the request for class "
-                                       f"'{class_name}' (HTTP {code}): "
-                                       f"{_server_message(exc, self._secret)}") from None
+                    raise TextclfError(
+                        f"the server at {where} rejected the request for class "
+                        f"'{class_name}' (HTTP {code}): "
+                        f"{_server_message(exc, self._secret)}"
+                    ) from None
                 reason, hint = f"HTTP {code}", _retry_after(exc)
             except openai.APITimeoutError:
                 reason = f"timed out after {self.timeout:g} s"
@@ -235,14 +270,20 @@ class OpenAIDescriber(DescriberBase):
                 cause = exc.__cause__ or exc
                 reason = f"connection failed ({scrub(type(cause).__name__, self._secret)})"
             except openai.OpenAIError as exc:
-                raise TextclfError(f"request to {where} failed for class '{class_name}': "
-                                   f"{scrub(exc, self._secret)}") from None
-            except ValueError as exc:  # the client parses the body itself: a truncated reply is a JSONDecodeError
+                raise TextclfError(
+                    f"request to {where} failed for class '{class_name}': "
+                    f"{scrub(exc, self._secret)}"
+                ) from None
+            except (
+                ValueError
+            ) as exc:  # the client parses the body itself: a truncated reply is a JSONDecodeError
                 reason = f"the reply is not valid JSON (truncated?): {scrub(exc, self._secret)}"
             attempt += 1
             if attempt > self.max_retries:
-                raise TextclfError(f"the server at {where} kept failing for class '{class_name}': "
-                                   f"{reason} after {attempt} attempts (retry budget {self.max_retries})")
+                raise TextclfError(
+                    f"the server at {where} kept failing for class '{class_name}': "
+                    f"{reason} after {attempt} attempts (retry budget {self.max_retries})"
+                )
             delay = self._delay(attempt, hint)
             if self.on_retry is not None:
                 self.on_retry(class_name, attempt, delay, reason)
@@ -257,6 +298,10 @@ def _make(**options) -> OpenAIDescriber:
     return OpenAIDescriber(**options)
 
 
-PLUGIN = DescriberPlugin("openai", "chat completions from OpenAI or any OpenAI-compatible server "
-                         "(--base-url; key from OPENAI_API_KEY or --api-key, none for a local server)",
-                         _make, offline=False)
+PLUGIN = DescriberPlugin(
+    "openai",
+    "chat completions from OpenAI or any OpenAI-compatible server "
+    "(--base-url; key from OPENAI_API_KEY or --api-key, none for a local server)",
+    _make,
+    offline=False,
+)

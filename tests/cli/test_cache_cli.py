@@ -1,4 +1,5 @@
-"""textclf cache ls | prune | clear: what is in $TEXTCLF_CACHE/features, and removing only textclf's own
+"""textclf cache ls | prune | clear: what is in $TEXTCLF_CACHE/features, and removing only textclf's
+own
 files (damaged and unfinished entries, old ones, or all), never a file it did not write, never an
 entry another process is filling."""
 
@@ -21,7 +22,8 @@ WIDE = {"COLUMNS": "200"}
 
 @pytest.fixture(scope="module")
 def filled_cache(tmp_path_factory) -> Path:
-    """A cache with one good entry (tiny-cnn features of synthetic/train) made by a real run, once per module."""
+    """A cache with one good entry (tiny-cnn features of synthetic/train) made by a real run,
+    once per module."""
     from textclf.config import build_config
     from textclf.training.recipe import train
 
@@ -51,7 +53,8 @@ def _ls(*args) -> dict:
 
 def _damage(cache: Path) -> dict:
     """Add one of each kind of trouble beside the good entry (textclf's own, with sidecars whose key
-    parts hash to their names), and a user's files that merely look like entries; returns their keys."""
+    parts hash to their names), and a user's files that merely look like entries; returns their
+    keys."""
     from textclf.data.feature_cache import cache_key
 
     folder = cache / "features"
@@ -65,7 +68,9 @@ def _damage(cache: Path) -> dict:
     keys = {"good": good}
     keys["damaged"], damaged = own("damaged")
     shutil.copy(folder / f"{good}.npy", folder / f"{keys['damaged']}.npy")
-    (folder / f"{keys['damaged']}.json").write_text(json.dumps({**damaged, "size": meta["size"] + 1}))
+    (folder / f"{keys['damaged']}.json").write_text(
+        json.dumps({**damaged, "size": meta["size"] + 1})
+    )
     keys["orphan"], orphan = own("orphan")
     (folder / f"{keys['orphan']}.json").write_text(json.dumps(orphan))  # its array is gone
     keys["unfinished"], unfinished = own("unfinished")
@@ -80,13 +85,17 @@ USER_LOOKALIKES = ("b" * 32 + ".npy", "d" * 32 + ".json", "e" * 32 + ".npy", "e"
 
 
 def _user_lookalikes(cache: Path) -> dict[str, bytes]:
-    """A user's files with cache-entry names: an array without a sidecar, a JSON that is not a sidecar,
+    """A user's files with cache-entry names: an array without a sidecar, a JSON that is not a
+    sidecar,
     and a pair whose sidecar copies a real one (its key parts do not hash to its name)."""
     folder = cache / "features"
     (good,) = [p.stem for p in folder.glob("*.npy") if (folder / f"{p.stem}.json").exists()][:1]
-    content = {USER_LOOKALIKES[0]: b"my array", USER_LOOKALIKES[1]: b'{"size": 8, "checksum": "x", "shape": [1]}',
-               USER_LOOKALIKES[2]: (folder / f"{good}.npy").read_bytes(),
-               USER_LOOKALIKES[3]: (folder / f"{good}.json").read_bytes()}
+    content = {
+        USER_LOOKALIKES[0]: b"my array",
+        USER_LOOKALIKES[1]: b'{"size": 8, "checksum": "x", "shape": [1]}',
+        USER_LOOKALIKES[2]: (folder / f"{good}.npy").read_bytes(),
+        USER_LOOKALIKES[3]: (folder / f"{good}.json").read_bytes(),
+    }
     for name, data in content.items():
         (folder / name).write_bytes(data)
     return content
@@ -97,12 +106,18 @@ def test_ls_shows_entries_sizes_and_what_made_them(cache):
     listing = _ls()
     assert listing["root"] == str(cache)
     (entry,) = listing["entries"]
-    assert entry["status"] == "ok" and entry["backbone"] == "tiny-cnn" and entry["dataset"] == "synthetic"
+    assert (
+        entry["status"] == "ok"
+        and entry["backbone"] == "tiny-cnn"
+        and entry["dataset"] == "synthetic"
+    )
     assert entry["split"] == "train" and entry["images"] == 96 and entry["image_size"] == 16
     npy = cache / "features" / f"{entry['key']}.npy"
     assert entry["bytes"] >= npy.stat().st_size > 0 and listing["bytes"] == entry["bytes"]
     res = runner.invoke(app, ["cache", "ls"], env=WIDE)
-    assert res.exit_code == 0 and "tiny-cnn @16px" in res.stdout and "synthetic / train" in res.stdout
+    assert (
+        res.exit_code == 0 and "tiny-cnn @16px" in res.stdout and "synthetic / train" in res.stdout
+    )
     assert "1 entries" in res.stdout
 
 
@@ -111,22 +126,37 @@ def test_prune_removes_only_broken_entries_and_keeps_foreign_files(cache):
     mine = _user_lookalikes(cache)
     listing = {e["key"]: e for e in _ls()["entries"]}
     assert {k: listing[v]["status"] for k, v in keys.items()} == {
-        "good": "ok", "damaged": "damaged", "orphan": "orphan", "unfinished": "unfinished"}
+        "good": "ok",
+        "damaged": "damaged",
+        "orphan": "orphan",
+        "unfinished": "unfinished",
+    }
     folder = cache / "features"
-    assert _ls()["foreign_files"] == sorted(str(folder / n) for n in ("README.txt", *USER_LOOKALIKES))
+    assert _ls()["foreign_files"] == sorted(
+        str(folder / n) for n in ("README.txt", *USER_LOOKALIKES)
+    )
 
     dry = runner.invoke(app, ["cache", "prune", "--dry-run", "--json"])
     assert dry.exit_code == 0
     assert sorted(e["key"] for e in json.loads(dry.stdout)["removed"]) == sorted(
-        [keys["damaged"], keys["orphan"], keys["unfinished"]])
+        [keys["damaged"], keys["orphan"], keys["unfinished"]]
+    )
     assert len(_ls()["entries"]) == 4  # a dry run removes nothing
 
     res = runner.invoke(app, ["cache", "prune"], env=WIDE)
     assert res.exit_code == 0 and "removed 3 entries" in res.stdout
     left = sorted(p.name for p in folder.iterdir())
-    assert left == sorted([f"{keys['good']}.json", f"{keys['good']}.lock", f"{keys['good']}.npy", "README.txt",
-                           *USER_LOOKALIKES])
-    assert all((folder / name).read_bytes() == data for name, data in mine.items())  # byte-identical
+    assert left == sorted(
+        [
+            f"{keys['good']}.json",
+            f"{keys['good']}.lock",
+            f"{keys['good']}.npy",
+            "README.txt",
+            *USER_LOOKALIKES,
+        ]
+    )
+    # Byte-identical
+    assert all((folder / name).read_bytes() == data for name, data in mine.items())
 
 
 def test_prune_older_than_and_entries_in_use(cache):
@@ -134,7 +164,12 @@ def test_prune_older_than_and_entries_in_use(cache):
 
     (entry,) = _ls()["entries"]
     folder = cache / "features"
-    assert json.loads(runner.invoke(app, ["cache", "prune", "--older-than", "1", "--json"]).stdout)["removed"] == []
+    assert (
+        json.loads(runner.invoke(app, ["cache", "prune", "--older-than", "1", "--json"]).stdout)[
+            "removed"
+        ]
+        == []
+    )
     old = time.time() - 3 * 86400
     for p in folder.glob(f"{entry['key']}.*"):
         os.utime(p, (old, old))
@@ -169,7 +204,8 @@ def test_clear_asks_first_and_removes_only_textclfs_files(cache):
 
 
 def test_clear_keeps_an_empty_features_folder(tmp_path, monkeypatch):
-    """The folder may be the user's (made by hand, or a mount point): emptying the cache never removes it."""
+    """The folder may be the user's (made by hand, or a mount point): emptying the cache never
+    removes it."""
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path))
     (tmp_path / "features").mkdir()
     for args in (["cache", "clear", "--yes"], ["cache", "prune", "--older-than", "0"]):
@@ -178,7 +214,8 @@ def test_clear_keeps_an_empty_features_folder(tmp_path, monkeypatch):
 
 
 def test_an_empty_textclf_cache_variable_is_unset(tmp_path, monkeypatch):
-    """TEXTCLF_CACHE= (empty) must not mean the current folder: cache clear would act on ./features."""
+    """TEXTCLF_CACHE= (empty) must not mean the current folder: cache clear would act on
+    ./features."""
     from textclf.files.paths import cache_root
 
     monkeypatch.chdir(tmp_path)

@@ -1,5 +1,6 @@
 """`textclf --help` lists every subcommand and stays light: no torch, transformers, onnxruntime,
-sklearn, openai, matplotlib, timm or open_clip is imported for it (the SPEC's 0.4 s bar is measured by
+sklearn, openai, matplotlib, timm or open_clip is imported for it (the SPEC's 0.4 s bar is
+measured by
 benchmarks/cli_startup.py, not asserted here)."""
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "torchvision", "transformers", "onnxruntime", "onnx", "sklearn", "openai",
-         "matplotlib", "timm", "open_clip", "huggingface_hub")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "onnxruntime",
+    "onnx",
+    "sklearn",
+    "openai",
+    "matplotlib",
+    "timm",
+    "open_clip",
+    "huggingface_hub",
+)
 SUBCOMMANDS = ("describe", "train", "eval", "ablate", "export", "predict", "plugins")
 
 
@@ -30,8 +42,14 @@ def textclf_cmd() -> list[str]:
 
 
 def test_help_lists_every_subcommand(tmp_path):
-    result = subprocess.run(textclf_cmd() + ["--help"], cwd=tmp_path, env=_env(), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        textclf_cmd() + ["--help"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     for name in SUBCOMMANDS:
         assert f" {name} " in result.stdout, name
@@ -39,8 +57,9 @@ def test_help_lists_every_subcommand(tmp_path):
 
 
 def test_no_arguments_shows_help(tmp_path):
-    result = subprocess.run(textclf_cmd(), cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        textclf_cmd(), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60
+    )
     assert "Usage" in result.stdout + result.stderr
     assert result.returncode in (0, 2)
 
@@ -48,8 +67,14 @@ def test_no_arguments_shows_help(tmp_path):
 def test_version(tmp_path):
     from textclf import __version__
 
-    result = subprocess.run(textclf_cmd() + ["--version"], cwd=tmp_path, env=_env(), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        textclf_cmd() + ["--version"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and result.stdout.strip() == f"textclf {__version__}"
 
 
@@ -69,8 +94,14 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"]])
 def test_help_does_not_import_heavy_libraries(args, tmp_path):
-    result = subprocess.run([sys.executable, "-c", _PROBE] + args, cwd=tmp_path, env=_env(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE] + args,
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     report = json.loads(result.stderr.strip().splitlines()[-1])
     assert report["code"] in (0, None)
     loaded = {m.split(".")[0] for m in report["modules"]}
@@ -79,8 +110,14 @@ def test_help_does_not_import_heavy_libraries(args, tmp_path):
 
 
 def test_importtime_of_help_has_no_heavy_library(tmp_path):
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "textclf.cli.main", "--help"],
-                            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "textclf.cli.main", "--help"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     imported = set()
     for line in result.stderr.splitlines():
@@ -93,8 +130,13 @@ def test_importtime_of_help_has_no_heavy_library(tmp_path):
 
 @pytest.mark.slow
 def test_startup_benchmark_prints_json():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cli_startup.py"), "--runs", "3"],
-                            env=_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cli_startup.py"), "--runs", "3"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["runs"] == 3 and report["command"] == "textclf --help"

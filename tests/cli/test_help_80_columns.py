@@ -1,4 +1,5 @@
-"""Every ``--help`` reads at 80 columns (issue 22): no line wider than the terminal, no name cut with an
+"""Every ``--help`` reads at 80 columns (issue 22): no line wider than the terminal, no name cut
+with an
 ellipsis, no word split across lines, every option and choice shown whole."""
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def _words(markup: str) -> list[str]:
 
 @pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) or "textclf" for p in COMMANDS])
 def test_help_fits_80_columns(path):
-    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"}, terminal_width=80)
+    result = runner.invoke(
+        app, [*path, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"}, terminal_width=80
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     too_wide = [line for line in out.splitlines() if len(line) > 80]
@@ -50,9 +53,13 @@ def test_help_fits_80_columns(path):
             continue
         for name in [*param.opts, *getattr(param, "secondary_opts", [])]:
             if name.startswith("-"):
-                assert any(t.rstrip(",") == name for t in tokens), f"{name} is not shown whole:\n{out}"
+                assert any(t.rstrip(",") == name for t in tokens), (
+                    f"{name} is not shown whole:\n{out}"
+                )
         split = [w for w in _words(getattr(param, "help", "") or "") if w not in tokens]
         assert not split, f"{param.name}: words split or missing {split}:\n{out}"
         metavar = getattr(param, "metavar", None)
         if metavar and "|" in metavar:
-            assert metavar in tokens, f"{param.name}: the choices {metavar} are not shown whole:\n{out}"
+            assert metavar in tokens, (
+                f"{param.name}: the choices {metavar} are not shown whole:\n{out}"
+            )

@@ -1,4 +1,5 @@
-"""Progress on stderr: plain log lines when piped (one per epoch, ~10% steps otherwise), nothing but the
+"""Progress on stderr: plain log lines when piped (one per epoch, ~10% steps otherwise), nothing but
+the
 result with -q, and bars that keep count, rate and ETA in an 80-column terminal."""
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import slow_runs
 
 from textclf.cli._progress import LogReporter, format_fields
 
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) loss=\d+\.\d{3} val_acc=\d\.\d{3} lr=(\d\.\de-\d+|0) \d+\.\ds$")
+EPOCH_LINE = re.compile(
+    r"^epoch (\d+)/(\d+) loss=\d+\.\d{3} val_acc=\d\.\d{3} lr=(\d\.\de-\d+|0) \d+\.\ds$"
+)
 
 
 def _textclf() -> list[str]:
@@ -32,13 +34,16 @@ def _env(tmp_path: Path) -> dict:
 
 def test_epoch_line_format():
     fields = {"loss": 0.13612, "val_accuracy": 0.93421, "lr": 0.00291, "seconds": 1.234}
-    assert f"epoch 3/15 {format_fields(fields)}" == "epoch 3/15 loss=0.136 val_acc=0.934 lr=2.9e-3 1.2s"
+    assert (
+        f"epoch 3/15 {format_fields(fields)}"
+        == "epoch 3/15 loss=0.136 val_acc=0.934 lr=2.9e-3 1.2s"
+    )
 
 
 def test_log_reporter_lines_every_tenth_and_per_epoch():
     out = io.StringIO()
     rep = LogReporter()
-    rep._print = lambda text: out.write(text + "\n")  # noqa: SLF001 - capture instead of stderr
+    rep._print = lambda text: out.write(text + "\n")
     rep.task("features", 1000, "features tiny (1000 images)")
     for _ in range(100):
         rep.advance("features", 10)
@@ -52,24 +57,40 @@ def test_log_reporter_lines_every_tenth_and_per_epoch():
     assert [ln.split(": ")[1].split()[0] for ln in steps] == [f"{p}%" for p in range(10, 100, 10)]
     assert all(re.search(r"\d+/1000 .* eta \d+:\d\d", ln) for ln in steps)
     assert lines[9].startswith("features tiny (1000 images): done 1000 in ")
-    assert lines[10:] == ["epoch 2/3 loss=0.500 val_acc=0.800 lr=1.0e-3 0.5s",
-                          "epoch 3/3 loss=0.500 val_acc=0.800 lr=1.0e-3 0.5s"]
+    assert lines[10:] == [
+        "epoch 2/3 loss=0.500 val_acc=0.800 lr=1.0e-3 0.5s",
+        "epoch 3/3 loss=0.500 val_acc=0.800 lr=1.0e-3 0.5s",
+    ]
 
 
 @pytest.mark.slow
 def test_piped_train_prints_one_line_per_epoch_and_quiet_only_the_table(tmp_path):
     cmd = _textclf() + ["train", "--preset", "tiny", "--epochs", "4", "--device", "cpu"]
-    res = subprocess.run(cmd + ["--run-dir", str(tmp_path / "a")], cwd=tmp_path, env=_env(tmp_path),
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        cmd + ["--run-dir", str(tmp_path / "a")],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     epochs = [ln for ln in res.stderr.splitlines() if ln.startswith("epoch ")]
-    assert [EPOCH_LINE.match(ln).group(1, 2) for ln in epochs] == [(str(i), "4") for i in range(1, 5)], epochs
+    assert [EPOCH_LINE.match(ln).group(1, 2) for ln in epochs] == [
+        (str(i), "4") for i in range(1, 5)
+    ], epochs
     assert "━" not in res.stderr and "\x1b[" not in res.stderr  # no bars, no escape codes in a log
     assert "features tiny-cnn" in res.stderr and "feature cache: miss" in res.stderr
     assert "textclf train" in res.stdout and "next: textclf eval" in res.stdout
 
-    quiet = subprocess.run(_textclf() + ["-q"] + cmd[len(_textclf()):] + ["--run-dir", str(tmp_path / "b")],
-                           cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    quiet = subprocess.run(
+        _textclf() + ["-q"] + cmd[len(_textclf()) :] + ["--run-dir", str(tmp_path / "b")],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""  # no progress, no notes
     assert "textclf train" in quiet.stdout and "best val accuracy" in quiet.stdout
@@ -77,8 +98,14 @@ def test_piped_train_prints_one_line_per_epoch_and_quiet_only_the_table(tmp_path
 
 
 def test_quiet_keeps_errors(tmp_path):
-    res = subprocess.run(_textclf() + ["-q", "train", "--preset", "tiny", "--epochs", "-1"], cwd=tmp_path,
-                         env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        _textclf() + ["-q", "train", "--preset", "tiny", "--epochs", "-1"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and res.stderr.startswith("error:") and "epochs" in res.stderr
 
 
@@ -96,9 +123,29 @@ def test_bars_keep_count_rate_and_eta_in_an_80_column_terminal(tmp_path):
     env = _env(tmp_path)
     env.pop("COLUMNS")
     env.update(TERM="xterm-256color")
-    proc = subprocess.Popen(slow_runs.command(0.05, ["train", "--preset", "tiny", "--epochs", "6", "--device", "cpu",
-                                                     "--dataset", "synthetic", "--run-dir", str(tmp_path / "run")]),
-                            cwd=tmp_path, env=env, stdin=slave, stdout=subprocess.DEVNULL, stderr=slave)
+    proc = subprocess.Popen(
+        slow_runs.command(
+            0.05,
+            [
+                "train",
+                "--preset",
+                "tiny",
+                "--epochs",
+                "6",
+                "--device",
+                "cpu",
+                "--dataset",
+                "synthetic",
+                "--run-dir",
+                str(tmp_path / "run"),
+            ],
+        ),
+        cwd=tmp_path,
+        env=env,
+        stdin=slave,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
     os.close(slave)
     chunks = []
     while True:

@@ -1,5 +1,7 @@
-"""Every table textclf prints reads at 80 columns (issue 22): no line wider than the terminal, nothing cut
-with an ellipsis, and the names in it (classes, backbones, plugins, files) never split across lines."""
+"""Every table textclf prints reads at 80 columns (issue 22): no line wider than the terminal,
+nothing cut
+with an ellipsis, and the names in it (classes, backbones, plugins, files) never split across
+lines."""
 
 from __future__ import annotations
 
@@ -59,8 +61,12 @@ def test_predict_export_and_classes_tables(tiny, monkeypatch):
     root, _ = tiny
     monkeypatch.chdir(root)
     monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
-    _check(_run("export", "onnx", "run", "-o", "model.onnx"), "model.onnx", "text_probabilities",
-           "ensemble_probabilities")
+    _check(
+        _run("export", "onnx", "run", "-o", "model.onnx"),
+        "model.onnx",
+        "text_probabilities",
+        "ensemble_probabilities",
+    )
     _run("export", "samples", "run", "-o", "images", "-n", "4")
     _check(_run("predict", "model.onnx", "images", "--top-k", "4"), *CLASSES)
     _check(_run("classes", "list", "run"), *CLASSES)
@@ -71,7 +77,14 @@ def test_cache_and_plugins_tables(tiny, monkeypatch):
     monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
     _check(_run("cache", "ls"), "tiny-cnn", "synthetic")
     out = _run("plugins")
-    _check(out, "efficientnet-lite0", "distilbert-base-uncased", "imagefolder", "random-words", "open-clip")
+    _check(
+        out,
+        "efficientnet-lite0",
+        "distilbert-base-uncased",
+        "imagefolder",
+        "random-words",
+        "open-clip",
+    )
     backbones = _run("plugins", "--kind", "backbones")
     _check(backbones, "efficientnet-lite0", "minilm-l6")
     assert "imagefolder" not in backbones and len(backbones.splitlines()) < len(out.splitlines())
@@ -81,5 +94,8 @@ def test_describe_tables(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = _run("describe", "--dataset", "fashion-mnist", "--describer", "builtin")
     _check(out, "descriptions/fashion-mnist/type1.json", "T-shirt/top", "Ankle")
-    _check(_run("describe", "show", "descriptions/fashion-mnist/type1.json"), "T-shirt/top",
-           "descriptions/fashion-mnist/type1.json")
+    _check(
+        _run("describe", "show", "descriptions/fashion-mnist/type1.json"),
+        "T-shirt/top",
+        "descriptions/fashion-mnist/type1.json",
+    )

@@ -17,11 +17,15 @@ from textclf.plugins.datasets import cifar10, fashion_mnist
 
 
 def _same_split(a: Split, b: Split) -> bool:
-    return (np.array_equal(a.labels, b.labels) and np.array_equal(a.images, b.images)
-            and a.fingerprint() == b.fingerprint())
+    return (
+        np.array_equal(a.labels, b.labels)
+        and np.array_equal(a.images, b.images)
+        and a.fingerprint() == b.fingerprint()
+    )
 
 
 # --- digits ----------------------------------------------------------------------------------
+
 
 def test_digits_has_ten_classes_and_a_fixed_stratified_split():
     ds = load_dataset("digits")
@@ -41,7 +45,8 @@ def test_digits_has_ten_classes_and_a_fixed_stratified_split():
 
 
 def test_digits_stored_split_and_pixels_are_scikit_learns():
-    """The plugin reads digits without importing scikit-learn; it must give what scikit-learn gives."""
+    """The plugin reads digits without importing scikit-learn; it must give what scikit-learn
+    gives."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -51,7 +56,9 @@ def test_digits_stored_split_and_pixels_are_scikit_learns():
     pixels, labels = digits_table()
     np.testing.assert_array_equal(pixels, bunch.data)
     np.testing.assert_array_equal(labels, bunch.target)
-    _, test = train_test_split(np.arange(len(labels)), test_size=0.25, stratify=bunch.target, random_state=0)
+    _, test = train_test_split(
+        np.arange(len(labels)), test_size=0.25, stratify=bunch.target, random_state=0
+    )
     np.testing.assert_array_equal(np.flatnonzero(split_mask()), np.sort(test))
 
 
@@ -93,6 +100,7 @@ def test_split_by_name_and_unknown_split():
 
 # --- synthetic -------------------------------------------------------------------------------
 
+
 def test_synthetic_is_small_and_deterministic():
     a, b = load_dataset("synthetic"), load_dataset("synthetic")
     assert a.class_names == ["red", "green", "blue", "gray"]
@@ -109,8 +117,10 @@ def test_synthetic_is_small_and_deterministic():
 _FASHION_FILES = [f for pair in fashion_mnist.FILES.values() for f in pair]
 
 
-@pytest.mark.skipif(not all((fashion_mnist.DEBIAN_DIR / f).exists() for f in _FASHION_FILES),
-                    reason="Debian package dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not all((fashion_mnist.DEBIAN_DIR / f).exists() for f in _FASHION_FILES),
+    reason="Debian package dataset-fashion-mnist is not installed",
+)
 def test_fashion_mnist_reads_the_debian_files():
     ds = load_dataset("fashion-mnist")
     assert ds.num_classes == 10 and ds.class_names[0] == "T-shirt/top"
@@ -130,7 +140,8 @@ def test_read_idx_plain_and_gzipped(tmp_path):
     assert np.array_equal(fashion_mnist.read_idx(tmp_path / "x-idx3-ubyte"), arr)
     assert np.array_equal(fashion_mnist.read_idx(tmp_path / "x-idx3-ubyte.gz"), arr)
     (tmp_path / "bad").write_bytes(bytes([0, 0, 13, 1, 0, 0, 0, 1, 0, 0, 0, 0]))
-    with pytest.raises(TextclfError, match="not an unsigned-byte IDX file"):  # a user's file: exit 2, not a crash
+    # A user's file: exit 2, not a crash
+    with pytest.raises(TextclfError, match="not an unsigned-byte IDX file"):
         fashion_mnist.read_idx(tmp_path / "bad")
     (tmp_path / "short").write_bytes(header + arr.tobytes()[:-1])
     with pytest.raises(TextclfError, match="truncated"):
@@ -138,6 +149,7 @@ def test_read_idx_plain_and_gzipped(tmp_path):
 
 
 # --- cifar10 (python-format batches) ---------------------------------------------------------
+
 
 def _cifar_images(n: int, offset: int) -> np.ndarray:
     """n images (N, 32, 32, 3) whose pixel (0, 0) is (offset+i, 100, 200): checks the layout."""
@@ -161,11 +173,15 @@ def write_fake_cifar(root: Path, per_batch: int = 4, bytes_keys: bool = False, p
     for i in range(1, 6):
         x = _cifar_images(per_batch, 10 * i)
         y = [(i + j) % 10 for j in range(per_batch)]
-        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(_batch(x, y, bytes_keys), protocol=protocol))
+        (folder / f"data_batch_{i}").write_bytes(
+            pickle.dumps(_batch(x, y, bytes_keys), protocol=protocol)
+        )
         expected_x.append(x)
         expected_y += y
     tx = _cifar_images(3, 200)
-    (folder / "test_batch").write_bytes(pickle.dumps(_batch(tx, [7, 8, 9], bytes_keys), protocol=protocol))
+    (folder / "test_batch").write_bytes(
+        pickle.dumps(_batch(tx, [7, 8, 9], bytes_keys), protocol=protocol)
+    )
     return folder, np.concatenate(expected_x), np.array(expected_y), tx
 
 
@@ -218,6 +234,7 @@ def test_cifar10_unpickler_refuses_builtins_too():
 
 # --- imagefolder -----------------------------------------------------------------------------
 
+
 def _png(path: Path, colour, size=(12, 10)):
     from PIL import Image
 
@@ -240,7 +257,9 @@ def image_folder(tmp_path) -> Path:
     buf = io.BytesIO()
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     Image.fromarray(noise).save(buf, "JPEG")
-    (root / "train" / "cat" / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (root / "train" / "cat" / "truncated.jpg").write_bytes(
+        buf.getvalue()[: len(buf.getvalue()) // 2]
+    )
     (root / "train" / "empty-class").mkdir()
     return root
 

@@ -42,7 +42,9 @@ def _tiny(size: int = 16):
 
 def _both(encoder, prep, split) -> tuple[np.ndarray, np.ndarray]:
     eager = extract_features(encoder.module, split, prep, CPU)
-    ort = extract_features(None, split, prep, CPU, runner=runner("onnxruntime-cpu", encoder, prep, CPU))
+    ort = extract_features(
+        None, split, prep, CPU, runner=runner("onnxruntime-cpu", encoder, prep, CPU)
+    )
     return eager, ort
 
 
@@ -76,33 +78,58 @@ def test_an_entry_of_one_runtime_is_never_served_for_the_other(private_cache):
     encoder, prep = _tiny()
     split = load_dataset("synthetic").train
     first = {rt: _table(encoder, prep, split, rt) for rt in ("torch", "onnxruntime")}
-    assert [t.hit for t in first.values()] == [False, False]  # the ONNX Runtime run did not take torch's entry
-    assert first["torch"].runtime == "torch-cpu" and first["onnxruntime"].runtime == "onnxruntime-cpu"
+    # The ONNX Runtime run did not take torch's entry
+    assert [t.hit for t in first.values()] == [
+        False,
+        False,
+    ]
+    assert (
+        first["torch"].runtime == "torch-cpu" and first["onnxruntime"].runtime == "onnxruntime-cpu"
+    )
     assert len(list((private_cache / "features").glob("*.npy"))) == 2
     from textclf.data.cache_admin import scan
 
-    assert sorted(e.info["runtime"] for e in scan(private_cache).entries) == ["onnxruntime-cpu", "torch-cpu"]
+    assert sorted(e.info["runtime"] for e in scan(private_cache).entries) == [
+        "onnxruntime-cpu",
+        "torch-cpu",
+    ]
     again = {rt: _table(encoder, prep, split, rt) for rt in ("torch", "onnxruntime")}
     assert [t.hit for t in again.values()] == [True, True]
     np.testing.assert_array_equal(again["torch"].features, first["torch"].features)
     _assert_close(np.asarray(first["torch"].features), np.asarray(first["onnxruntime"].features))
-    # auto takes ONNX Runtime's entry without exporting the graph again (the cache is looked at first)
+    # auto takes ONNX Runtime's entry without exporting the graph again (the cache is looked at
+    # first)
     for path in (private_cache / "backbones").iterdir():
         path.unlink()
     auto = _table(encoder, prep, split, "auto")
-    assert auto.hit and auto.runtime == "onnxruntime-cpu" and not list((private_cache / "backbones").glob("*.onnx"))
+    assert (
+        auto.hit
+        and auto.runtime == "onnxruntime-cpu"
+        and not list((private_cache / "backbones").glob("*.onnx"))
+    )
 
 
 def test_float32_torch_keys_are_those_of_older_caches():
     encoder, prep = _tiny()
     split = load_dataset("synthetic").train
-    old = {"backbone": encoder.name, "weights_id": encoder.spec.weights_id, "weights_hash": encoder.weights_hash,
-           "dataset": "synthetic", "fingerprint": split.fingerprint(), "split": "train", "preprocess": prep.to_dict()}
+    old = {
+        "backbone": encoder.name,
+        "weights_id": encoder.spec.weights_id,
+        "weights_hash": encoder.weights_hash,
+        "dataset": "synthetic",
+        "fingerprint": split.fingerprint(),
+        "split": "train",
+        "preprocess": prep.to_dict(),
+    }
     assert feature_key(encoder, split, "train", "synthetic", prep) == old
     ort = feature_key(encoder, split, "train", "synthetic", prep, runtime="onnxruntime-cpu")
     assert ort["extract"]["runtime"] == "onnxruntime-cpu" and ort["extract"]["precision"] == "fp32"
-    assert feature_key(encoder, split, "train", "synthetic", prep, runtime="torch-cuda")["extract"]["precision"] == \
-        "bf16-autocast"
+    assert (
+        feature_key(encoder, split, "train", "synthetic", prep, runtime="torch-cuda")["extract"][
+            "precision"
+        ]
+        == "bf16-autocast"
+    )
 
 
 def test_a_damaged_graph_is_rebuilt_not_run(private_cache):
@@ -113,10 +140,13 @@ def test_a_damaged_graph_is_rebuilt_not_run(private_cache):
     path, sidecar, _ = graph_paths(graph_key_parts(encoder, prep))
     good = path.read_bytes()
     assert first.path == path and read_graph(graph_key_parts(encoder, prep)) == path
-    for damage in (lambda: path.write_bytes(good[: len(good) // 2]),           # half-written
-                   lambda: path.write_bytes(good[:-4] + b"\0\0\0\0"),          # same size, other bytes
-                   lambda: sidecar.write_text("{not json"),                   # a broken sidecar
-                   lambda: sidecar.unlink()):                                 # the graph without its sidecar
+    # The graph without its sidecar
+    for damage in (
+        lambda: path.write_bytes(good[: len(good) // 2]),  # half-written
+        lambda: path.write_bytes(good[:-4] + b"\0\0\0\0"),  # same size, other bytes
+        lambda: sidecar.write_text("{not json"),  # a broken sidecar
+        lambda: sidecar.unlink(),
+    ):
         damage()
         assert read_graph(graph_key_parts(encoder, prep)) is None
         backbone_graph(encoder, prep)
@@ -152,7 +182,9 @@ def test_auto_falls_back_to_torch_with_a_note_and_onnxruntime_is_an_error(privat
     assert table.runtime == "torch-cpu" and not table.hit
     assert len(notes.lines) == 1 and "histc" in notes.lines[0] and "\n" not in notes.lines[0]
     assert not list((private_cache / "backbones").glob("*.onnx"))  # nothing untrusted written
-    with pytest.raises(TextclfError, match="--extract-runtime onnxruntime is not possible for backbone 'tiny-cnn'") as err:
+    with pytest.raises(
+        TextclfError, match="--extract-runtime onnxruntime is not possible for backbone 'tiny-cnn'"
+    ) as err:
         plan("onnxruntime", broken, prep, CPU)
     assert "\n" not in str(err.value) and "auto or torch" in str(err.value)
 
@@ -169,7 +201,9 @@ def test_a_graph_that_differs_from_pytorch_is_not_trusted(private_cache):
             next(changed.parameters()).mul_(1.5)
         return changed
 
-    wrong = dataclasses.replace(encoder, plugin=dataclasses.replace(encoder.plugin, export_fn=other_weights))
+    wrong = dataclasses.replace(
+        encoder, plugin=dataclasses.replace(encoder.plugin, export_fn=other_weights)
+    )
     chosen = plan("auto", wrong, prep, CPU)
     assert chosen.runtime == "torch-cpu" and "differs from PyTorch" in chosen.note
     assert not list((private_cache / "backbones").glob("*.onnx"))
@@ -181,9 +215,14 @@ def test_without_onnxruntime_auto_uses_torch_and_onnxruntime_says_so(monkeypatch
     monkeypatch.setattr(extract_runtime, "onnxruntime_installed", lambda: False)
     encoder, prep = _tiny()
     assert plan("auto", encoder, prep, CPU).note.endswith("onnxruntime is not installed")
-    with pytest.raises(TextclfError, match="onnxruntime is not installed; use --extract-runtime auto or torch"):
+    with pytest.raises(
+        TextclfError, match="onnxruntime is not installed; use --extract-runtime auto or torch"
+    ):
         plan("onnxruntime", encoder, prep, CPU)
-    with pytest.raises(TextclfError, match="unknown extract-runtime .tensorflow.; valid choices: auto, onnxruntime, torch"):
+    with pytest.raises(
+        TextclfError,
+        match="unknown extract-runtime .tensorflow.; valid choices: auto, onnxruntime, torch",
+    ):
         plan("tensorflow", encoder, prep, CPU)
 
 
@@ -204,29 +243,62 @@ def test_cli_flag_choices_errors_and_summary(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     cli = CliRunner()
-    help_text = " ".join(cli.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    help_text = " ".join(
+        cli.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).stdout.split()
+    )
     assert "--extract-runtime" in help_text and ", ".join(CHOICES["extract_runtime"]) in help_text
-    bad = cli.invoke(app, ["train", "--preset", "tiny", "--extract-runtime", "tensorflow", "--run-dir", "r"])
+    bad = cli.invoke(
+        app, ["train", "--preset", "tiny", "--extract-runtime", "tensorflow", "--run-dir", "r"]
+    )
     assert bad.exit_code == 2 and "valid choices: auto, onnxruntime, torch" in bad.stderr
-    both = cli.invoke(app, ["train", "--preset", "tiny", "--extract-runtime", "onnxruntime", "--train-backbone",
-                            "last", "--run-dir", "r"])
-    assert both.exit_code == 2 and "--train-backbone last" in both.stderr and len(both.stderr.strip().splitlines()) == 1
+    both = cli.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--extract-runtime",
+            "onnxruntime",
+            "--train-backbone",
+            "last",
+            "--run-dir",
+            "r",
+        ],
+    )
+    assert (
+        both.exit_code == 2
+        and "--train-backbone last" in both.stderr
+        and len(both.stderr.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "r").exists()
-    ok = cli.invoke(app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "r"], env={"COLUMNS": "120"})
+    ok = cli.invoke(
+        app,
+        ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "r"],
+        env={"COLUMNS": "120"},
+    )
     assert ok.exit_code == 0, ok.stderr
     assert "onnxruntime-cpu," in ok.stdout and "img/s (cache filled)" in ok.stdout
     metrics = json.loads((tmp_path / "r" / "train_metrics.json").read_text())
-    assert metrics["feature_runtime"] == "onnxruntime-cpu" and metrics["feature_images_per_second"] > 0
-    again = cli.invoke(app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "r2"], env={"COLUMNS": "120"})
+    assert (
+        metrics["feature_runtime"] == "onnxruntime-cpu" and metrics["feature_images_per_second"] > 0
+    )
+    again = cli.invoke(
+        app,
+        ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "r2"],
+        env={"COLUMNS": "120"},
+    )
     assert "cached (onnxruntime-cpu)" in again.stdout
 
 
 def test_runs_saved_before_the_setting_existed_keep_torch(tmp_path):
-    """Their cached features came from PyTorch: eval reads the test split's features the same way."""
+    """Their cached features came from PyTorch: eval reads the test split's features the same
+    way."""
     from textclf.config import build_config, load_run_config, save_config
 
     save_config(build_config("tiny"), tmp_path / "config.toml")
     text = (tmp_path / "config.toml").read_text()
     assert 'extract_runtime = "auto"' in text
-    (tmp_path / "config.toml").write_text("\n".join(l for l in text.splitlines() if not l.startswith("extract_runtime")))
+    (tmp_path / "config.toml").write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("extract_runtime"))
+    )
     assert load_run_config(tmp_path / "config.toml").extract_runtime == "torch"

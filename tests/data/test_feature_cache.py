@@ -66,8 +66,14 @@ def test_two_processes_filling_one_cache_entry(tmp_path, cache_dir):
         "arr, hit = FeatureCache(Path(sys.argv[1])).get_or_compute('k', slow, {})\n"
         "print(int(hit), float(arr.sum()))\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(cache_dir), str(tmp_path / f"computed{i}")],
-                              stdout=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(cache_dir), str(tmp_path / f"computed{i}")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=60)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(o[0] for o in outs) == ["0", "1"]  # one computed, the other waited and read it

@@ -26,8 +26,14 @@ def _images(seed: int = 0) -> list[np.ndarray]:
 def test_preprocessing_validates_and_round_trips():
     assert Preprocessing.from_dict(PREP.to_dict()) == PREP
     assert PREP.with_size(32).input_size == 32 and PREP.with_size(None) is PREP
-    for bad in ({"interpolation": "lanczos"}, {"resize": "crop"}, {"crop_pct": 1.5}, {"input_size": 0},
-                {"std": (0.1, 0.0, 0.1)}, {"mean": (0.1, float("nan"), 0.1)}):
+    for bad in (
+        {"interpolation": "lanczos"},
+        {"resize": "crop"},
+        {"crop_pct": 1.5},
+        {"input_size": 0},
+        {"std": (0.1, 0.0, 0.1)},
+        {"mean": (0.1, float("nan"), 0.1)},
+    ):
         with pytest.raises(TextclfError):
             Preprocessing(**{**PREP.to_dict(), **bad})
     with pytest.raises(TextclfError, match="input_size: Field required"):
@@ -44,14 +50,15 @@ def test_an_image_gives_the_same_input_alone_and_among_other_sizes():
 
 
 def test_training_reads_a_folder_of_mixed_sizes_image_by_image(tmp_path):
-    """Feature extraction and streaming training batch files of many sizes: each keeps its own input."""
+    """Feature extraction and streaming training batch files of many sizes: each keeps its own
+    input."""
     from textclf.data import Split
     from textclf.data.extraction import iter_inputs
 
     images = _images(2)
     paths = _folder(tmp_path, images)
     split = Split(np.zeros(len(paths), dtype=np.int64), paths=[str(p) for p in paths])
-    (_, batch), = list(iter_inputs(split, PREP, batch_size=len(paths)))
+    ((_, batch),) = list(iter_inputs(split, PREP, batch_size=len(paths)))
     for i, image in enumerate(images):
         assert float((batch[i] - preprocess_images([image], PREP)[0]).abs().max()) <= 1e-6
 
@@ -80,8 +87,17 @@ def tiny_export(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
         train(build_config("tiny", None, {"epochs": 1}), root / "run")
-        res = CliRunner().invoke(app, ["export", "onnx", str(root / "run"), "--with-preprocessing",
-                                       "--out", str(root / "pre.onnx")])
+        res = CliRunner().invoke(
+            app,
+            [
+                "export",
+                "onnx",
+                str(root / "run"),
+                "--with-preprocessing",
+                "--out",
+                str(root / "pre.onnx"),
+            ],
+        )
         assert res.exit_code == 0, res.output
     return root
 
@@ -95,12 +111,13 @@ def _folder(root, images) -> list:
     return paths
 
 
-def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(tiny_export, tmp_path):
+def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(
+    tiny_export, tmp_path
+):
     import onnx
     import onnxruntime as ort
 
-    from textclf.exports.predict import load_predictor, predict_files
-    from textclf.exports.predict import read_image
+    from textclf.exports.predict import load_predictor, predict_files, read_image
     from textclf.runs.run import open_run
 
     paths = _folder(tmp_path, _images(1))
@@ -119,33 +136,45 @@ def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(t
     model = onnx.load(str(tiny_export / "pre.onnx"))
     pre_nodes = [n for n in model.graph.node if n.name.startswith("/preprocess/")]
     normalised = pre_nodes[-1].output[0]
-    model.graph.output.append(onnx.helper.make_tensor_value_info(normalised, onnx.TensorProto.FLOAT, None))
+    model.graph.output.append(
+        onnx.helper.make_tensor_value_info(normalised, onnx.TensorProto.FLOAT, None)
+    )
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     in_graph = session.run([normalised], {"images": read_image(paths[target])[None]})[0][0]
     assert float(np.abs(in_graph - alone.numpy()).max()) <= 2e-3
 
 
-# --- shortest-side: torchvision's eval transform, eager and in the ONNX graph ------------------------
+# --- shortest-side: torchvision's eval transform, eager and in the ONNX graph
+# ------------------------
 
-CROPS = [  # (interpolation, crop_pct): timm's ResNet/ViT-style centre crops and open_clip's (crop_pct 1)
-    ("bilinear", 0.875), ("bicubic", 0.95), ("bicubic", 1.0), ("bilinear", 1.0),
+# (interpolation, crop_pct): timm's ResNet/ViT-style centre crops and open_clip's (crop_pct 1)
+CROPS = [
+    ("bilinear", 0.875),
+    ("bicubic", 0.95),
+    ("bicubic", 1.0),
+    ("bilinear", 1.0),
 ]
 ASPECTS = [(8, 8), (13, 20), (50, 33), (96, 96), (37, 35), (5, 40), (300, 200), (33, 64), (41, 41)]
 
 
 @pytest.mark.parametrize("interpolation,crop_pct", CROPS)
 def test_shortest_side_is_torchvisions_resize_then_centre_crop(interpolation, crop_pct):
-    """Sizes rounded as Resize(int) does, the crop offset as CenterCrop does (round half to even)."""
+    """Sizes rounded as Resize(int) does, the crop offset as CenterCrop does (round half to
+    even)."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as TF
 
-    prep = Preprocessing(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), interpolation, "shortest-side", crop_pct)
+    prep = Preprocessing(
+        32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), interpolation, "shortest-side", crop_pct
+    )
     mode = InterpolationMode.BICUBIC if interpolation == "bicubic" else InterpolationMode.BILINEAR
     rng = np.random.default_rng(3)
     for h, w in ASPECTS:
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         x = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
-        want = TF.center_crop(TF.resize(x, [prep.resize_size], interpolation=mode, antialias=True), [32, 32])
+        want = TF.center_crop(
+            TF.resize(x, [prep.resize_size], interpolation=mode, antialias=True), [32, 32]
+        )
         if interpolation == "bicubic":
             want = want.clamp(0.0, 1.0)
         got = preprocess_images([image], prep)[0]
@@ -154,7 +183,8 @@ def test_shortest_side_is_torchvisions_resize_then_centre_crop(interpolation, cr
 
 
 def _export_preprocessing(prep: Preprocessing):
-    """The run's PreprocessModule traced alone, as export_model traces it (dynamic batch, height, width)."""
+    """The run's PreprocessModule traced alone, as export_model traces it (dynamic batch, height,
+    width)."""
     import io
     import warnings
 
@@ -165,22 +195,36 @@ def _export_preprocessing(prep: Preprocessing):
 
     _register_antialias_resize()
     buffer = io.BytesIO()
-    example = torch.randint(0, 256, (2, prep.input_size + 3, prep.input_size + 5, 3), dtype=torch.uint8)
+    example = torch.randint(
+        0, 256, (2, prep.input_size + 3, prep.input_size + 5, 3), dtype=torch.uint8
+    )
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(preprocess_module(prep), (example,), buffer, dynamo=False, opset_version=18,
-                          input_names=["images"], output_names=["pixel_values"],
-                          dynamic_axes={"images": {0: "batch", 1: "height", 2: "width"}})
-    return buffer.getvalue(), ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+        torch.onnx.export(
+            preprocess_module(prep),
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=18,
+            input_names=["images"],
+            output_names=["pixel_values"],
+            dynamic_axes={"images": {0: "batch", 1: "height", 2: "width"}},
+        )
+    return buffer.getvalue(), ort.InferenceSession(
+        buffer.getvalue(), providers=["CPUExecutionProvider"]
+    )
 
 
 @pytest.mark.parametrize("interpolation,crop_pct", CROPS)
 def test_shortest_side_in_the_onnx_graph_follows_every_input_size(interpolation, crop_pct):
     """Resize target and crop are computed from the input's Shape, not frozen to the example's size;
-    ONNX Resize(antialias, cubic_coeff_a=-0.5) matches PyTorch's antialiased bilinear and bicubic."""
+    ONNX Resize(antialias, cubic_coeff_a=-0.5) matches PyTorch's antialiased bilinear and
+    bicubic."""
     import onnx
 
-    prep = Preprocessing(32, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3), interpolation, "shortest-side", crop_pct)
+    prep = Preprocessing(
+        32, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3), interpolation, "shortest-side", crop_pct
+    )
     raw, session = _export_preprocessing(prep)
     ops = {node.op_type for node in onnx.load_from_string(raw).graph.node}
     assert {"Shape", "Div", "Resize", "Slice"} <= ops
@@ -200,7 +244,15 @@ def test_squash_in_the_onnx_graph_still_resizes_to_a_constant_size():
     raw, session = _export_preprocessing(prep)
     assert "Shape" not in {node.op_type for node in onnx.load_from_string(raw).graph.node}
     image = np.random.default_rng(5).integers(0, 256, (13, 20, 3), dtype=np.uint8)
-    assert float(np.abs(session.run(None, {"images": image[None]})[0] - preprocess_images([image], prep).numpy()).max()) <= 2e-3
+    assert (
+        float(
+            np.abs(
+                session.run(None, {"images": image[None]})[0]
+                - preprocess_images([image], prep).numpy()
+            ).max()
+        )
+        <= 2e-3
+    )
 
 
 def test_nearest_shortest_side_is_refused_in_the_graph():
@@ -210,4 +262,9 @@ def test_nearest_shortest_side_is_refused_in_the_graph():
     with pytest.raises(TextclfError, match="nearest-neighbour 'shortest-side'"):
         check_options(18, True, "fp32", nearest)
     check_options(18, False, "fp32", nearest)  # without the graph's preprocessing it exports
-    check_options(18, True, "fp32", Preprocessing(16, (0.5,) * 3, (0.5,) * 3, "bicubic", "shortest-side", 0.875))
+    check_options(
+        18,
+        True,
+        "fp32",
+        Preprocessing(16, (0.5,) * 3, (0.5,) * 3, "bicubic", "shortest-side", 0.875),
+    )

@@ -42,7 +42,9 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 def test_builtin_cifar10_all_prompts_offline(in_tmp):
-    res = _invoke(["--describer", "builtin", "--dataset", "cifar10", "--prompt-type", "all"], in_tmp)
+    res = _invoke(
+        ["--describer", "builtin", "--dataset", "cifar10", "--prompt-type", "all"], in_tmp
+    )
     assert res.exit_code == 0, res.output
     classes = _classes("cifar10")
     for i in range(1, 5):
@@ -59,7 +61,9 @@ def test_default_describer_is_builtin_without_a_key_and_says_so(in_tmp):
     assert res.exit_code == 0, res.output
     notes = [ln for ln in res.stderr.splitlines() if "OPENAI_API_KEY" in ln]
     assert len(notes) == 1 and "built-in" in notes[0]
-    f = load_descriptions(in_tmp / "descriptions" / "fashion-mnist" / "type4.json", _classes("fashion-mnist"))
+    f = load_descriptions(
+        in_tmp / "descriptions" / "fashion-mnist" / "type4.json", _classes("fashion-mnist")
+    )
     assert f.describer == "builtin" and "strap" in f.descriptions["Sandal"][0]
 
 
@@ -79,12 +83,15 @@ def test_rerun_keeps_and_force_rewrites(in_tmp):
     assert again["descriptions_hash"] == first["descriptions_hash"]
     res = _invoke(args[:-3] + ["--seed", "5"], in_tmp)
     assert res.exit_code == 2 and "seed 4" in res.output and "--force" in res.output
-    forced = json.loads(_invoke(args[:-3] + ["--seed", "5", "--force", "--json"], in_tmp).stdout)["files"][0]
+    forced = json.loads(_invoke(args[:-3] + ["--seed", "5", "--force", "--json"], in_tmp).stdout)[
+        "files"
+    ][0]
     assert forced["fetched"] == 10 and forced["descriptions_hash"] != first["descriptions_hash"]
 
 
 def test_a_file_textclf_did_not_write_is_never_overwritten(in_tmp):
-    """textclf writes atomically, so a half file at its path is not its own: even --force keeps it (issue 21)."""
+    """textclf writes atomically, so a half file at its path is not its own: even --force keeps
+    it (issue 21)."""
     path = in_tmp / "descriptions" / "digits" / "type1.json"
     path.parent.mkdir(parents=True)
     path.write_text("{ half a file")
@@ -103,14 +110,24 @@ def test_out_file_and_out_folder(in_tmp):
     assert res.exit_code == 0 and (in_tmp / "x" / "mine.json").exists()
     res = _invoke(["--describer", "classname", "-p", "all", "--out", "folder"], in_tmp)
     assert res.exit_code == 0
-    assert sorted(p.name for p in (in_tmp / "folder").iterdir()) == [f"type{i}.json" for i in range(1, 5)]
+    assert sorted(p.name for p in (in_tmp / "folder").iterdir()) == [
+        f"type{i}.json" for i in range(1, 5)
+    ]
     res = _invoke(["--describer", "classname", "-p", "all", "--out", "one.json"], in_tmp)
     assert res.exit_code == 2 and "give a folder" in res.output
 
 
 def test_custom_prompt_template(in_tmp):
-    res = _invoke(["--describer", "random-words", "--prompt-template", "Draw a {class_name} in words.",
-                   "--json"], in_tmp)
+    res = _invoke(
+        [
+            "--describer",
+            "random-words",
+            "--prompt-template",
+            "Draw a {class_name} in words.",
+            "--json",
+        ],
+        in_tmp,
+    )
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)["files"][0]
     assert re.fullmatch(r"custom-[0-9a-f]{8}", info["prompt"])
@@ -118,20 +135,34 @@ def test_custom_prompt_template(in_tmp):
     assert f.prompt_text == "Draw a {class_name} in words."
     bad = _invoke(["--describer", "classname", "--prompt-template", "no placeholder"], in_tmp)
     assert bad.exit_code == 2 and "{class_name}" in bad.output
-    both = _invoke(["--describer", "classname", "-p", "2", "--prompt-template", "a {class_name}"], in_tmp)
+    both = _invoke(
+        ["--describer", "classname", "-p", "2", "--prompt-template", "a {class_name}"], in_tmp
+    )
     assert both.exit_code == 2 and "either" in both.output
     builtin = _invoke(["--describer", "builtin", "--prompt-template", "a {class_name}"], in_tmp)
     assert builtin.exit_code == 2 and "custom" in builtin.output
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--dataset", "nope"], "unknown dataset 'nope'"),
-    (["--describer", "gpt"], "unknown describer 'gpt'; valid choices: builtin, classname, file:..."),
-    (["--describer", "classname", "--prompt-type", "9"], "unknown --prompt-type '9'; valid choices: 1, 2, 3, 4, all"),
-    (["--describer", "file:missing.csv"], "missing.csv"),
-    (["--describer", "builtin", "--dataset", "synthetic"], "no built-in descriptions for dataset 'synthetic'"),
-    (["--describer", "openai"], "OPENAI_API_KEY"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (
+            ["--describer", "gpt"],
+            "unknown describer 'gpt'; valid choices: builtin, classname, file:...",
+        ),
+        (
+            ["--describer", "classname", "--prompt-type", "9"],
+            "unknown --prompt-type '9'; valid choices: 1, 2, 3, 4, all",
+        ),
+        (["--describer", "file:missing.csv"], "missing.csv"),
+        (
+            ["--describer", "builtin", "--dataset", "synthetic"],
+            "no built-in descriptions for dataset 'synthetic'",
+        ),
+        (["--describer", "openai"], "OPENAI_API_KEY"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line(in_tmp, args, needle):
     res = _invoke(args, in_tmp)
     assert res.exit_code == 2, res.output
@@ -142,30 +173,45 @@ def test_user_errors_exit_2_with_one_line(in_tmp, args, needle):
 
 def test_file_describer_via_cli(in_tmp):
     src = in_tmp / "mine.csv"
-    src.write_text("class,description\n" + "".join(f"{c},the digit {c} drawn by hand\n" for c in _classes("digits")))
+    src.write_text(
+        "class,description\n"
+        + "".join(f"{c},the digit {c} drawn by hand\n" for c in _classes("digits"))
+    )
     res = _invoke(["--describer", f"file:{src}", "--prompt-type", "type2"], in_tmp)
     assert res.exit_code == 0, res.output
     f = load_descriptions(in_tmp / "descriptions" / "digits" / "type2.json", _classes("digits"))
-    assert f.describer == f"file:{src}" and f.descriptions["nine"] == ["the digit nine drawn by hand"]
+    assert f.describer == f"file:{src}" and f.descriptions["nine"] == [
+        "the digit nine drawn by hand"
+    ]
 
 
 def test_help_has_an_example_and_the_cli_module_is_light():
     res = CliRunner().invoke(app, ["describe", "--help"])
     assert res.exit_code == 0 and "Example" in res.output and "--prompt-type" in res.output
-    code = ("import sys, textclf.cli.describe; "
-            "print(sorted(m for m in ('openai', 'torch', 'sklearn', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, textclf.cli.describe; "
+        "print(sorted(m for m in ('openai', 'torch', 'sklearn', 'transformers') if m in "
+        "sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_describer_plugins_all_load():
     entries = {e.name: e for e in registry("describers").load_all()}
     assert {"openai", "builtin", "classname", "random-words", "file"} <= set(entries)
-    assert all(entries[n].status == "ok" for n in ("openai", "builtin", "classname", "random-words", "file"))
+    assert all(
+        entries[n].status == "ok"
+        for n in ("openai", "builtin", "classname", "random-words", "file")
+    )
     assert entries["file"].obj.takes_argument and not entries["openai"].obj.offline
 
 
-# ----------------------------------------------------------------- the built-in descriptions themselves
+# ----------------------------------------------------------------- the built-in descriptions
+# themselves
+
 
 def _sentences(text: str) -> int:
     return len(re.findall(r"[.!?](?:\s|$)", text))
@@ -208,7 +254,9 @@ def test_imagefolder_classes_come_from_the_folder_and_names_are_safe(in_tmp):
             folder = in_tmp / "pets" / split / cls
             folder.mkdir(parents=True)
             Image.new("RGB", (4, 4), (10, 20, 30)).save(folder / "a.png")
-    res = _invoke(["--dataset", f"imagefolder:{in_tmp / 'pets'}", "--describer", "classname"], in_tmp)
+    res = _invoke(
+        ["--dataset", f"imagefolder:{in_tmp / 'pets'}", "--describer", "classname"], in_tmp
+    )
     assert res.exit_code == 0, res.output
     path = in_tmp / "descriptions" / "imagefolder-pets" / "type1.json"
     f = load_descriptions(path, ["[dog]", "cat"])
@@ -217,13 +265,20 @@ def test_imagefolder_classes_come_from_the_folder_and_names_are_safe(in_tmp):
 
 
 def test_describe_show_prints_the_texts(in_tmp):
-    assert _invoke(["--describer", "builtin", "--dataset", "digits", "--prompt-type", "3"], in_tmp).exit_code == 0
+    assert (
+        _invoke(
+            ["--describer", "builtin", "--dataset", "digits", "--prompt-type", "3"], in_tmp
+        ).exit_code
+        == 0
+    )
     path = in_tmp / "descriptions" / "digits" / "type3.json"
     res = CliRunner().invoke(app, ["describe", "show", str(path)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     f = load_descriptions(path)
     for c in f.class_names:  # every class and its text, on one line at 200 columns
-        assert any(c in line and f.descriptions[c][0][:60] in line for line in res.stdout.splitlines()), c
+        assert any(
+            c in line and f.descriptions[c][0][:60] in line for line in res.stdout.splitlines()
+        ), c
     assert "by: builtin" in res.stdout and f.prompt_text in res.stdout
     as_json = json.loads(CliRunner().invoke(app, ["describe", "show", str(path), "--json"]).stdout)
     assert as_json["descriptions"] == f.descriptions
@@ -258,8 +313,12 @@ def test_builtin_descriptions_are_found_by_class_names(in_tmp):
     assert written.descriptions == shipped.descriptions and written.dataset == dataset
     assert "builtin (cifar10)" in res.stdout
     # train's lookup: no file of its own, so the built-in set with the same classes
-    descs, source = resolve_descriptions("imagefolder:elsewhere", list(reversed(_classes("cifar10"))), "type4",
-                                         root=str(in_tmp / "none"))
+    descs, source = resolve_descriptions(
+        "imagefolder:elsewhere",
+        list(reversed(_classes("cifar10"))),
+        "type4",
+        root=str(in_tmp / "none"),
+    )
     assert source == "builtin:cifar10/type4" and descs["truck"] == shipped_type4_truck()
     assert builtin_dataset_for(_classes("cifar10")[:-1]) is None  # a subset is not CIFAR-10
     assert builtin_dataset_for(["cat", "cat"]) is None

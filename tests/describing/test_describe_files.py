@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from textclf.descriptions.describers import offline_descriptions
-from textclf.descriptions.files import (SCHEMA_VERSION, DescriptionFile, default_path, descriptions_hash,
-                                        load_descriptions, resolve_descriptions)
+from textclf.descriptions.files import (
+    SCHEMA_VERSION,
+    DescriptionFile,
+    default_path,
+    descriptions_hash,
+    load_descriptions,
+    resolve_descriptions,
+)
 from textclf.errors import TextclfError
 
 CLASSES = ["red", "green", "blue", "gray"]
@@ -17,11 +23,22 @@ CLASSES = ["red", "green", "blue", "gray"]
 
 def _file(**over) -> dict:
     data = {
-        "schema_version": SCHEMA_VERSION, "dataset": "synthetic", "class_names": list(CLASSES),
-        "prompt_name": "type1", "prompt_text": "Describe what a {class_name} is with one sentence.",
-        "prompt_system": None, "describer": "classname", "model": None, "base_url": None,
-        "temperature": None, "seed": None, "samples": 1, "created_at": "2026-01-01T00:00:00Z",
-        "updated_at": "2026-01-01T00:00:00Z", "textclf_version": "0.1.0", "complete": True,
+        "schema_version": SCHEMA_VERSION,
+        "dataset": "synthetic",
+        "class_names": list(CLASSES),
+        "prompt_name": "type1",
+        "prompt_text": "Describe what a {class_name} is with one sentence.",
+        "prompt_system": None,
+        "describer": "classname",
+        "model": None,
+        "base_url": None,
+        "temperature": None,
+        "seed": None,
+        "samples": 1,
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "textclf_version": "0.1.0",
+        "complete": True,
         "descriptions": {c: [f"a photo of a {c}."] for c in CLASSES},
     }
     data.update(over)
@@ -42,18 +59,21 @@ def test_valid_file_round_trips_and_orders_by_class_names(tmp_path):
     assert f.to_json()["descriptions"]["red"] == ["a photo of a red."]
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda d: d["descriptions"].pop("blue"), "class 'blue'"),
-    (lambda d: d["descriptions"].update(purple=["x"]), "class 'purple'"),
-    (lambda d: d["descriptions"].update(green=["  "]), "class 'green'"),
-    (lambda d: d["descriptions"].update(green=[]), "class 'green'"),
-    (lambda d: d.update(schema_version=2), "schema_version"),
-    (lambda d: d.pop("schema_version"), "schema_version"),
-    (lambda d: d.pop("prompt_text"), "prompt_text"),
-    (lambda d: d.update(samples=0), "samples"),
-    (lambda d: d.update(unexpected=1), "unexpected"),
-    (lambda d: d["descriptions"].update(red="not a list"), "descriptions.red"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda d: d["descriptions"].pop("blue"), "class 'blue'"),
+        (lambda d: d["descriptions"].update(purple=["x"]), "class 'purple'"),
+        (lambda d: d["descriptions"].update(green=["  "]), "class 'green'"),
+        (lambda d: d["descriptions"].update(green=[]), "class 'green'"),
+        (lambda d: d.update(schema_version=2), "schema_version"),
+        (lambda d: d.pop("schema_version"), "schema_version"),
+        (lambda d: d.pop("prompt_text"), "prompt_text"),
+        (lambda d: d.update(samples=0), "samples"),
+        (lambda d: d.update(unexpected=1), "unexpected"),
+        (lambda d: d["descriptions"].update(red="not a list"), "descriptions.red"),
+    ],
+)
 def test_invalid_files_name_the_class_or_field(tmp_path, mutate, needle):
     data = _file()
     mutate(data)
@@ -100,7 +120,9 @@ def test_descriptions_hash_is_canonical():
 
 def test_default_path_sanitises_names():
     assert default_path("cifar10", "type1") == Path("descriptions/cifar10/type1.json")
-    assert default_path("imagefolder:/data/my pets/", "type2", root="r") == Path("r/imagefolder-my-pets/type2.json")
+    assert default_path("imagefolder:/data/my pets/", "type2", root="r") == Path(
+        "r/imagefolder-my-pets/type2.json"
+    )
     assert default_path("imagefolder-x", "type3").parent.name == "imagefolder-x"
     assert ".." not in str(default_path("../../etc", "x"))
 
@@ -114,9 +136,18 @@ def test_resolve_prefers_given_path_then_default_file_then_builtin(tmp_path):
 
     target = default_path("cifar10", "type3", root=str(tmp_path))
     target.parent.mkdir(parents=True)
-    target.write_text(json.dumps(_file(dataset="cifar10", class_names=list(CLASS_NAMES),
-                                       descriptions={c: [f"my {c}"] for c in CLASS_NAMES})))
-    descs, source = resolve_descriptions("cifar10", list(reversed(CLASS_NAMES)), "type3", root=str(tmp_path))
+    target.write_text(
+        json.dumps(
+            _file(
+                dataset="cifar10",
+                class_names=list(CLASS_NAMES),
+                descriptions={c: [f"my {c}"] for c in CLASS_NAMES},
+            )
+        )
+    )
+    descs, source = resolve_descriptions(
+        "cifar10", list(reversed(CLASS_NAMES)), "type3", root=str(tmp_path)
+    )
     assert source == str(target) and descs["cat"] == ["my cat"]
     assert list(descs) == list(reversed(CLASS_NAMES))
 
@@ -128,8 +159,10 @@ def test_resolve_prefers_given_path_then_default_file_then_builtin(tmp_path):
 def test_resolve_without_any_descriptions_says_what_to_run(tmp_path):
     with pytest.raises(TextclfError) as info:
         resolve_descriptions("synthetic", CLASSES, "type1", root=str(tmp_path))
-    assert str(info.value) == ("no descriptions for dataset 'synthetic' prompt 'type1'; "
-                               "run: textclf describe --dataset synthetic --prompt-type 1")
+    assert str(info.value) == (
+        "no descriptions for dataset 'synthetic' prompt 'type1'; "
+        "run: textclf describe --dataset synthetic --prompt-type 1"
+    )
     with pytest.raises(TextclfError, match="unknown prompt 'nope'"):
         resolve_descriptions("synthetic", CLASSES, "nope", root=str(tmp_path))
 
@@ -166,11 +199,19 @@ def test_offline_describers(monkeypatch):
 
 
 def test_file_describer_json_and_csv(tmp_path):
-    plain = _write(tmp_path, {"red": "R", "green": ["G1", "G2"], "blue": "B", "gray": "Y"}, "plain.json")
+    plain = _write(
+        tmp_path, {"red": "R", "green": ["G1", "G2"], "blue": "B", "gray": "Y"}, "plain.json"
+    )
     assert offline_descriptions(f"file:{plain}", "synthetic", CLASSES, samples=5) == {
-        "red": ["R"], "green": ["G1", "G2"], "blue": ["B"], "gray": ["Y"]}
+        "red": ["R"],
+        "green": ["G1", "G2"],
+        "blue": ["B"],
+        "gray": ["Y"],
+    }
     full = _write(tmp_path, _file(), "full.json")
-    assert offline_descriptions(f"file:{full}", "synthetic", CLASSES)["gray"] == ["a photo of a gray."]
+    assert offline_descriptions(f"file:{full}", "synthetic", CLASSES)["gray"] == [
+        "a photo of a gray."
+    ]
     csv_path = tmp_path / "d.csv"
     csv_path.write_text('class,description\nred,"Red, warm"\ngreen,G\nblue,B\ngray,Y\ngray,Y2\n')
     got = offline_descriptions(f"file:{csv_path}", "synthetic", CLASSES, samples=2)
@@ -180,13 +221,16 @@ def test_file_describer_json_and_csv(tmp_path):
     assert offline_descriptions(f"file:{bare}", "synthetic", CLASSES)["blue"] == ["B"]
 
 
-@pytest.mark.parametrize("content, needle", [
-    ({"red": "R", "green": "G", "blue": "B"}, "no description for class 'gray'"),
-    ({"red": "R", "green": "G", "blue": "B", "gray": "Y", "pink": "P"}, "class 'pink'"),
-    ({"red": "R", "green": "", "blue": "B", "gray": "Y"}, "class 'green' is empty"),
-    ({"red": 3, "green": "G", "blue": "B", "gray": "Y"}, "class 'red'"),
-    ("nonsense{", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ({"red": "R", "green": "G", "blue": "B"}, "no description for class 'gray'"),
+        ({"red": "R", "green": "G", "blue": "B", "gray": "Y", "pink": "P"}, "class 'pink'"),
+        ({"red": "R", "green": "", "blue": "B", "gray": "Y"}, "class 'green' is empty"),
+        ({"red": 3, "green": "G", "blue": "B", "gray": "Y"}, "class 'red'"),
+        ("nonsense{", "not valid JSON"),
+    ],
+)
 def test_file_describer_errors(tmp_path, content, needle):
     path = _write(tmp_path, content, "bad.json")
     with pytest.raises(TextclfError, match=needle):

@@ -1,4 +1,5 @@
-"""Description ensembles (issue 24): several descriptions per class, their class embedding the normalised mean
+"""Description ensembles (issue 24): several descriptions per class, their class embedding the
+normalised mean
 (CuPL), prompt lists in train and ablate, and the template sets of ``eval --zero-shot``."""
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def test_all_joins_the_four_prompts_in_order():
 
 def test_one_prompt_is_resolved_as_before():
     names = list(CLASS_NAMES)
-    assert resolve_ensemble("fashion-mnist", names, "2") == resolve_descriptions("fashion-mnist", names, "2")
+    assert resolve_ensemble("fashion-mnist", names, "2") == resolve_descriptions(
+        "fashion-mnist", names, "2"
+    )
 
 
 def test_unknown_prompt_in_a_list_is_a_one_line_error():
@@ -40,7 +43,11 @@ def test_unknown_prompt_in_a_list_is_a_one_line_error():
 
 
 def test_ablate_axis_takes_all_and_plus_joined_ensembles():
-    assert parse_axes({"prompt_type": "1,all,1+3"})["prompt_type"] == ["type1", "all", "type1,type3"]
+    assert parse_axes({"prompt_type": "1,all,1+3"})["prompt_type"] == [
+        "type1",
+        "all",
+        "type1,type3",
+    ]
 
 
 def test_class_text_mean_keeps_a_single_description():
@@ -49,11 +56,11 @@ def test_class_text_mean_keeps_a_single_description():
 
 
 def test_class_text_mean_is_the_normalised_mean_at_the_mean_length():
-    # A long description (norm 10) must not outweigh a short one (norm 1): the direction is the mean of the
-    # unit vectors (the diagonal), the length the mean length 5.5.
+    # A long description (norm 10) must not outweigh a short one (norm 1): the direction is the
+    # mean of the unit vectors (the diagonal), the length the mean length 5.5.
     f = torch.tensor([[10.0, 0.0], [0.0, 1.0]])
     out = class_text_mean([f])[0]
-    assert torch.allclose(out / out.norm(), torch.tensor([1.0, 1.0]) / 2 ** 0.5)
+    assert torch.allclose(out / out.norm(), torch.tensor([1.0, 1.0]) / 2**0.5)
     assert out.norm().item() == pytest.approx(5.5)
 
 
@@ -83,8 +90,9 @@ def test_a_run_trains_on_the_ensemble_and_records_every_text(tmp_path, monkeypat
     from textclf.cli.main import app
 
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(app, ["describe", "--describer", "classname", "--dataset", "synthetic", "-p", "all",
-                                   "-q"])
+    res = CliRunner().invoke(
+        app, ["describe", "--describer", "classname", "--dataset", "synthetic", "-p", "all", "-q"]
+    )
     assert res.exit_code == 0, res.output
     textclf.train(preset="tiny", text_control="none", prompt_type="all", run_dir="r", epochs=1)
     recorded = json.loads((tmp_path / "r" / "descriptions.json").read_text())

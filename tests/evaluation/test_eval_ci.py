@@ -23,15 +23,24 @@ def _run_step(tmp_path: Path, extra_train_args: str) -> subprocess.CompletedProc
     """Source .ci/run without its step loop, then call step_regression_eval in the repo root."""
     script = (
         'set -euo pipefail; source <(sed "/^for step in/,\\$d" .ci/run); '
-        f'cd {str(ROOT)!r}; step_regression_eval'
+        f"cd {str(ROOT)!r}; step_regression_eval"
     )
     textclf = Path(sys.executable).with_name("textclf")
-    env = dict(os.environ, CI_EVAL_DIR=str(tmp_path / "ci"), CI_EVAL_TRAIN_ARGS=extra_train_args,
-               TEXTCLF_BIN=str(textclf), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", NO_COLOR="1",
-               COLUMNS="200", CI="true")
+    env = dict(
+        os.environ,
+        CI_EVAL_DIR=str(tmp_path / "ci"),
+        CI_EVAL_TRAIN_ARGS=extra_train_args,
+        TEXTCLF_BIN=str(textclf),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        NO_COLOR="1",
+        COLUMNS="200",
+        CI="true",
+    )
     env.pop("TEXTCLF_DEBUG", None)
-    return subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def _ci_bound() -> float:
@@ -40,14 +49,19 @@ def _ci_bound() -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FASHION.exists(), reason="Fashion-MNIST (Debian package dataset-fashion-mnist) not installed")
+@pytest.mark.skipif(
+    not FASHION.exists(),
+    reason="Fashion-MNIST (Debian package dataset-fashion-mnist) not installed",
+)
 def test_untrained_model_fails_the_ci_gate_with_exit_1(tmp_path):
     res = _run_step(tmp_path, "--epochs 0 --max-train 100 --max-test 100")
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, res.stderr[-3000:]
     bound = _ci_bound()
-    m = re.fullmatch(rf"error: gate failed: accuracy (0\.\d{{4}}) < {bound:.4f} \(--min-accuracy\)", errors[0])
+    m = re.fullmatch(
+        rf"error: gate failed: accuracy (0\.\d{{4}}) < {bound:.4f} \(--min-accuracy\)", errors[0]
+    )
     assert m and float(m.group(1)) < 0.5, errors[0]
     # the appended flags won: a 100-image test split, an untrained run
     assert "100 images" in res.stdout

@@ -17,9 +17,17 @@ CLASSES = ["airplane", "automobile", "bird", "cat"]
 def _history(no_text: bool = False) -> list[dict]:
     rows = []
     for e in range(1, 11):
-        rows.append({"epoch": e, "loss": 2 * math.exp(-e / 2) + 0.05, "loss_clf": 1.8 * math.exp(-e / 2) + 0.03,
-                     "loss_cont": 0.0 if no_text else 0.9 * math.exp(-e / 3) + 0.2,
-                     "val_accuracy": min(0.95, 0.5 + 0.05 * e), "lr": 3e-3 * (1 - e / 10), "seconds": 0.1})
+        rows.append(
+            {
+                "epoch": e,
+                "loss": 2 * math.exp(-e / 2) + 0.05,
+                "loss_clf": 1.8 * math.exp(-e / 2) + 0.03,
+                "loss_cont": 0.0 if no_text else 0.9 * math.exp(-e / 3) + 0.2,
+                "val_accuracy": min(0.95, 0.5 + 0.05 * e),
+                "lr": 3e-3 * (1 - e / 10),
+                "seconds": 0.1,
+            }
+        )
     return rows
 
 
@@ -28,15 +36,24 @@ def test_training_curves_log_loss_and_learning_rate():
     fig = training_curves_figure(history, best_epoch=8, kept_epoch=10)
     ax_loss, ax_acc, ax_lr = fig.axes
     assert ax_loss.get_yscale() == "log"
-    assert [line.get_label() for line in ax_loss.get_lines()] == ["total", "classification (CE)",
-                                                                 "contrastive (InfoNCE)"]
+    assert [line.get_label() for line in ax_loss.get_lines()] == [
+        "total",
+        "classification (CE)",
+        "contrastive (InfoNCE)",
+    ]
     (lr_line,) = ax_lr.get_lines()
     np.testing.assert_allclose(lr_line.get_ydata(), [r["lr"] for r in history])
     assert "learning rate" in ax_lr.get_ylabel()
-    assert {line.get_label() for line in ax_acc.get_lines()} >= {"best validation epoch (8)", "kept weights (10)"}
+    assert {line.get_label() for line in ax_acc.get_lines()} >= {
+        "best validation epoch (8)",
+        "kept weights (10)",
+    }
     # a no-text run has no contrastive term: nothing to draw on a log axis, and no bogus line
     fig = training_curves_figure(_history(no_text=True))
-    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["total", "classification (CE)"]
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
+        "total",
+        "classification (CE)",
+    ]
 
 
 def test_text_image_similarity_is_labelled_readable_and_on_a_diverging_scale():
@@ -55,13 +72,16 @@ def test_text_image_similarity_is_labelled_readable_and_on_a_diverging_scale():
         assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
         (image,) = ax.get_images()
         assert image.get_clim() == (-1, 1) and image.get_cmap().name == "RdBu_r"
-        assert len(ax.texts) == 16 and all(t.get_fontsize() >= 8 for t in ax.texts)  # readable numbers
+        # Readable numbers
+        assert len(ax.texts) == 16 and all(t.get_fontsize() >= 8 for t in ax.texts)
 
 
 def test_embedding_map_marks_every_class_text():
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(4), 30)
-    fig = embedding_map_figure(rng.normal(size=(120, 16)), labels, rng.normal(size=(4, 16)), CLASSES)
+    fig = embedding_map_figure(
+        rng.normal(size=(120, 16)), labels, rng.normal(size=(4, 16)), CLASSES
+    )
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.texts] == CLASSES  # each description labelled on the map
     assert len(ax.collections) == 8  # the images and the star of each class
@@ -76,7 +96,14 @@ def _summary():
         seeds = [0] if cell == "one-seed" else [0, 1, 2]
         for seed in seeds:
             jitter = 0.004 * (seed - 1) if cell == "same" else 0.0005 * (seed - 1)
-            rows.append({"cell": cell, "group": "g", "seed": seed, "accuracy": 0.9 + seed * 0.01 + shift + jitter})
+            rows.append(
+                {
+                    "cell": cell,
+                    "group": "g",
+                    "seed": seed,
+                    "accuracy": 0.9 + seed * 0.01 + shift + jitter,
+                }
+            )
     return summarize(rows, ["better", "same", "worse", "one-seed", "no-text"])
 
 
@@ -84,15 +111,25 @@ def test_forest_plot_rows_intervals_and_the_zero_line(tmp_path):
     summary = _summary()
     fig = forest_figure(summary)
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["better", "same", "worse", "one-seed"]  # top to bottom
+    # Top to bottom
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "better",
+        "same",
+        "worse",
+        "one-seed",
+    ]
     assert [t.get_position()[1] for t in ax.get_yticklabels()] == [3, 2, 1, 0]
-    assert any(list(line.get_xdata()) == [0, 0] for line in ax.get_lines())  # the vertical line at 0
+    # The vertical line at 0
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.get_lines())
     low, high = ax.get_xlim()
     assert low == pytest.approx(-high)
     # the labels beside each row are the table's figures, in points
     labels = {t.get_position()[1]: t.get_text() for t in ax.texts}
     better = summary["cells"][0]["diff_vs_no_text"]
-    assert labels[3] == f"{100 * better['mean']:+.2f} [{100 * better['low']:+.2f}, {100 * better['high']:+.2f}]"
+    assert (
+        labels[3]
+        == f"{100 * better['mean']:+.2f} [{100 * better['low']:+.2f}, {100 * better['high']:+.2f}]"
+    )
     assert labels[0].endswith("(1 seed)")
     colours = [c.lines[0].get_color() for c in ax.containers]  # errorbar containers, in row order
     assert colours == ["tab:green", "dimgray", "tab:red"]

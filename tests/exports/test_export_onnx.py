@@ -62,10 +62,13 @@ def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
     run = open_run(run_dir)
     branch = run.serving_model().branch
     with torch.inference_mode():
-        return np.concatenate([branch(preprocess_images([im], run.preprocessing))[1].numpy() for im in images_hwc])
+        return np.concatenate(
+            [branch(preprocess_images([im], run.preprocessing))[1].numpy() for im in images_hwc]
+        )
 
 
 # --- fp32: checker, parity, outputs, dynamic batch, metadata ------------------------------------
+
 
 def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     from textclf.exports.onnx_metadata import read_metadata
@@ -81,8 +84,14 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
     assert parity["images"] == 32 and parity["dataset"] == "synthetic"
 
     model = onnx.load(str(out))
-    assert [o.name for o in model.graph.output] == ["logits", "probabilities", "embedding", "text_logits",
-                                                    "text_probabilities", "ensemble_probabilities"]
+    assert [o.name for o in model.graph.output] == [
+        "logits",
+        "probabilities",
+        "embedding",
+        "text_logits",
+        "text_probabilities",
+        "ensemble_probabilities",
+    ]
     assert parity["max_abs_text_logit_diff"] <= 1e-4  # the text head matches PyTorch too
     (inp,) = model.graph.input
     assert inp.name == "pixel_values" and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -96,9 +105,14 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
         logits, probs, emb, text, text_probs, ensemble = session.run(None, {"pixel_values": x})
         with torch.inference_mode():
             ref = run.serving_model()(torch.from_numpy(x))
-        assert logits.shape == (n, 4) and emb.shape == (n, run.config.proj_dim) and text.shape == (n, 4)
+        assert (
+            logits.shape == (n, 4)
+            and emb.shape == (n, run.config.proj_dim)
+            and text.shape == (n, 4)
+        )
         np.testing.assert_allclose(logits, ref[0].numpy(), atol=1e-4)
-        np.testing.assert_allclose(text, ref[3].numpy(), atol=1e-4)  # the text head (cosine / temperature)
+        # The text head (cosine / temperature)
+        np.testing.assert_allclose(text, ref[3].numpy(), atol=1e-4)
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
         np.testing.assert_allclose(ensemble, 0.5 * (probs + text_probs), atol=1e-5)
 
@@ -113,7 +127,9 @@ def test_metadata_round_trips_through_model_sidecar_and_ort(tiny_run, tmp_path):
     from textclf import __version__
     from textclf.exports.onnx_metadata import read_metadata, sidecar_path
 
-    (tiny_run / "metrics.json").write_text(json.dumps({"format": "textclf-metrics", "accuracy": 0.8125}))
+    (tiny_run / "metrics.json").write_text(
+        json.dumps({"format": "textclf-metrics", "accuracy": 0.8125})
+    )
     try:
         out = tmp_path / "m.onnx"
         report = _export_json(tiny_run, "--out", out)
@@ -122,7 +138,11 @@ def test_metadata_round_trips_through_model_sidecar_and_ort(tiny_run, tmp_path):
     meta = read_metadata(out)
     assert meta == report["metadata"]
     assert meta["test_accuracy"] == 0.8125 and meta["textclf_version"] == __version__
-    props = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    props = (
+        ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        .get_modelmeta()
+        .custom_metadata_map
+    )
     assert json.loads(props["textclf.class_names"]) == meta["class_names"]
     assert json.loads(props["textclf.preprocessing"])["mean"] == [0.5, 0.5, 0.5]
     side = json.loads(sidecar_path(out).read_text())
@@ -140,6 +160,7 @@ def test_default_out_is_run_dir_model_onnx_and_summary_table(tiny_run):
 
 # --- --with-preprocessing -------------------------------------------------------------------
 
+
 def test_graph_resize_matches_pytorch_antialias_up_and_down():
     import io
     import warnings
@@ -150,15 +171,27 @@ def test_graph_resize_matches_pytorch_antialias_up_and_down():
 
     class Resize(torch.nn.Module):
         def forward(self, x):
-            return F.interpolate(x, size=(12, 12), mode="bilinear", align_corners=False, antialias=True)
+            return F.interpolate(
+                x, size=(12, 12), mode="bilinear", align_corners=False, antialias=True
+            )
 
     _register_antialias_resize()
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Resize(), (torch.zeros(1, 3, 20, 20),), buf, dynamo=False, opset_version=18,
-                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
-    node = next(n for n in onnx.load_from_string(buf.getvalue()).graph.node if n.op_type == "Resize")
+        torch.onnx.export(
+            Resize(),
+            (torch.zeros(1, 3, 20, 20),),
+            buf,
+            dynamo=False,
+            opset_version=18,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}},
+        )
+    node = next(
+        n for n in onnx.load_from_string(buf.getvalue()).graph.node if n.op_type == "Resize"
+    )
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     assert attrs["antialias"] == 1 and attrs["exclude_outside"] == 1
     session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
@@ -166,7 +199,9 @@ def test_graph_resize_matches_pytorch_antialias_up_and_down():
     for h, w in [(8, 8), (12, 12), (40, 31), (97, 13), (5, 50)]:
         x = rng.random((2, 3, h, w), dtype=np.float32)
         ref = Resize()(torch.from_numpy(x)).numpy()
-        np.testing.assert_allclose(session.run(None, {"x": x})[0], ref, atol=2e-6, err_msg=f"{h}x{w}")
+        np.testing.assert_allclose(
+            session.run(None, {"x": x})[0], ref, atol=2e-6, err_msg=f"{h}x{w}"
+        )
 
 
 def test_with_preprocessing_same_top1_as_pytorch_on_raw_uint8_images(tiny_run_8px, tmp_path):
@@ -176,25 +211,40 @@ def test_with_preprocessing_same_top1_as_pytorch_on_raw_uint8_images(tiny_run_8p
     out = tmp_path / "pre.onnx"
     report = _export_json(tiny_run_8px, "--with-preprocessing", "--out", out)
     assert report["parity"]["passed"] and report["parity"]["top1_agreement"] == 1.0
-    assert report["input"] == {**report["input"], "name": "images", "dtype": "uint8", "layout": "NHWC"}
+    assert report["input"] == {
+        **report["input"],
+        "name": "images",
+        "dtype": "uint8",
+        "layout": "NHWC",
+    }
     model = onnx.load(str(out))
     (inp,) = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
-    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["batch", "height", "width", 3]
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == [
+        "batch",
+        "height",
+        "width",
+        3,
+    ]
     assert any(n.op_type == "Resize" for n in model.graph.node)
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     run = open_run(tiny_run_8px)
     test = load_run_dataset(run).test
     rng = np.random.default_rng(1)
-    images = [test.images[i] for i in range(len(test))]          # 16x16: downsampled to 8 in the graph
-    images += [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in [(8, 8), (23, 37), (5, 7), (64, 9)]]
+    images = [test.images[i] for i in range(len(test))]  # 16x16: downsampled to 8 in the graph
+    images += [
+        rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        for h, w in [(8, 8), (23, 37), (5, 7), (64, 9)]
+    ]
     got = np.concatenate([session.run(["probabilities"], {"images": im[None]})[0] for im in images])
     ref = _pytorch_probs(tiny_run_8px, images)
     assert (got.argmax(1) == ref.argmax(1)).all()
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    batch = np.stack(images[:len(test)])  # one batch of equal-size images gives the same answer
-    np.testing.assert_allclose(session.run(["probabilities"], {"images": batch})[0], got[:len(test)], atol=1e-6)
+    batch = np.stack(images[: len(test)])  # one batch of equal-size images gives the same answer
+    np.testing.assert_allclose(
+        session.run(["probabilities"], {"images": batch})[0], got[: len(test)], atol=1e-6
+    )
 
 
 def test_with_preprocessing_needs_opset_18(tiny_run, tmp_path):
@@ -213,29 +263,36 @@ def test_opset_17_without_preprocessing_works(tiny_run, tmp_path):
 
 # --- a failed check leaves nothing behind ----------------------------------------------------
 
+
 def test_failed_parity_exits_1_and_keeps_the_existing_file(tiny_run, tmp_path):
     out = tmp_path / "model.onnx"
-    # The previous good model is textclf's own export (a file of the user's is never replaced at all).
+    # The previous good model is textclf's own export (a file of the user's is never replaced at
+    # all).
     assert _export(tiny_run, "--out", out).exit_code == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     res = _export(tiny_run, "--out", out, "--atol", "1e-12")
     assert res.exit_code == 1, res.stderr
     assert "parity check failed" in res.stderr and "was not written" in res.stderr
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp file, sidecar kept
+    assert {
+        p.name: p.read_bytes() for p in tmp_path.iterdir()
+    } == before  # no temp file, sidecar kept
     assert sorted(before) == ["model.onnx", "model.onnx.json"]
 
 
 def test_bad_inputs_are_exit_2(tiny_run, tmp_path):
-    for args, needle in [([tmp_path / "nope"], "does not exist"),
-                         ([tiny_run, "--fp16", "--int8"], "exclude each other"),
-                         ([tiny_run, "--provider", "gpu"], "valid choices: auto, cpu, cuda, tensorrt"),
-                         ([tiny_run, "--out", tmp_path], "is a directory")]:
+    for args, needle in [
+        ([tmp_path / "nope"], "does not exist"),
+        ([tiny_run, "--fp16", "--int8"], "exclude each other"),
+        ([tiny_run, "--provider", "gpu"], "valid choices: auto, cpu, cuda, tensorrt"),
+        ([tiny_run, "--out", tmp_path], "is a directory"),
+    ]:
         res = _export(*args)
         assert res.exit_code == 2, (args, res.stderr)
         assert needle in res.stderr and "Traceback" not in res.stderr
 
 
 # --- fp16 and int8 ---------------------------------------------------------------------------
+
 
 def test_fp16_graph_has_fp16_weights_and_fp32_io(tiny_run, tmp_path):
     out = tmp_path / "fp16.onnx"
@@ -244,7 +301,11 @@ def test_fp16_graph_has_fp16_weights_and_fp32_io(tiny_run, tmp_path):
     assert p["passed"] and p["criterion"] == "accuracy_drop" and p["accuracy_drop"] <= 0.01
     onnx.checker.check_model(str(out), full_check=True)
     model = onnx.load(str(out))
-    float_inits = [i for i in model.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
+    float_inits = [
+        i
+        for i in model.graph.initializer
+        if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    ]
     # weights; the 3-element mean/std (preprocessing) and the text head's constants stay float32
     big = [i for i in float_inits if np.prod(i.dims) > 3 and not i.name.startswith("textclf.")]
     assert big and all(i.data_type == onnx.TensorProto.FLOAT16 for i in big)
@@ -258,7 +319,8 @@ def test_int8_static_qdq_calibrated_on_train_images(tiny_run, tmp_path):
     report = _export_json(tiny_run, "--int8", "--out", out, "--max-accuracy-drop", "0.25")
     q = report["quantization"]
     assert q["method"] == "static" and q["format"] == "QDQ" and q["calibration_images"] > 0
-    assert q["layers_float"] >= 1 and q["layers_float"] < q["layers_total"]  # the first stage stays float
+    # The first stage stays float
+    assert q["layers_float"] >= 1 and q["layers_float"] < q["layers_total"]
     p = report["parity"]
     assert p["criterion"] == "accuracy_drop" and "accuracy_onnx" in p and p["images"] == 32
     onnx.checker.check_model(str(out), full_check=True)
@@ -268,17 +330,25 @@ def test_int8_static_qdq_calibrated_on_train_images(tiny_run, tmp_path):
 
 
 def test_int8_with_preprocessing(tiny_run_8px, tmp_path):
-    report = _export_json(tiny_run_8px, "--int8", "--with-preprocessing", "--out", tmp_path / "q.onnx",
-                          "--max-accuracy-drop", "0.25")
+    report = _export_json(
+        tiny_run_8px,
+        "--int8",
+        "--with-preprocessing",
+        "--out",
+        tmp_path / "q.onnx",
+        "--max-accuracy-drop",
+        "0.25",
+    )
     assert report["quantization"]["method"] == "static" and report["input"]["dtype"] == "uint8"
     onnx.checker.check_model(str(tmp_path / "q.onnx"), full_check=True)
 
 
 # --- providers ------------------------------------------------------------------------------
 
+
 def _cuda_usable() -> bool:
-    from textclf.runtime.onnx_sessions import create_session, _probe_model
     from textclf.errors import TextclfError
+    from textclf.runtime.onnx_sessions import _probe_model, create_session
 
     try:
         return create_session(_probe_model(), "cuda").provider == "cuda"
@@ -294,7 +364,8 @@ def test_provider_cuda_without_cuda_exits_2_naming_what_is_missing(tiny_run, tmp
     assert res.exit_code == 2, res.stderr
     err = " ".join(res.stderr.split())
     assert "CUDAExecutionProvider" in err and "--device cuda" in err
-    assert ".so" in err or "onnxruntime-gpu" in err or "needs" in err  # the missing library, by name
+    # The missing library, by name
+    assert ".so" in err or "onnxruntime-gpu" in err or "needs" in err
     assert "Traceback" not in res.stderr and not out.exists()
 
 
@@ -324,8 +395,12 @@ def test_provider_auto_says_which_provider_ran(tiny_run, tmp_path):
 def test_sessions_parse_missing_libraries_and_explain():
     from textclf.runtime.onnx_sessions import explain_missing, missing_libraries
 
-    log = ("Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot open "
-           "shared object file: No such file or directory\n... libcudnn.so.9: cannot open shared object file")
+    log = (
+        "Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: "
+        "cannot open "
+        "shared object file: No such file or directory\n... libcudnn.so.9: cannot open shared "
+        "object file"
+    )
     assert missing_libraries(log) == ["libcublasLt.so.13", "libcudnn.so.9"]
     assert missing_libraries("libcuda.so.1: cannot open shared object file") == ["libcuda.so.1"]
     msg = explain_missing("cuda", "error: libcuda.so.1: cannot open shared object file")
@@ -344,13 +419,16 @@ def test_cpu_session_uses_only_the_cpu_provider(tiny_run, tmp_path):
 
 # --- benchmark ------------------------------------------------------------------------------
 
+
 def test_benchmark_reports_img_per_s_for_both_engines(tiny_run, tmp_path):
     from textclf.exports.bench import benchmark
     from textclf.runs.run import open_run
 
     out = tmp_path / "b.onnx"
     _export_json(tiny_run, "--out", out)
-    result = benchmark(open_run(tiny_run), out, "cpu", batch_sizes=(1, 8), rounds=2, seconds_per_round=0.05)
+    result = benchmark(
+        open_run(tiny_run), out, "cpu", batch_sizes=(1, 8), rounds=2, seconds_per_round=0.05
+    )
     assert result["provider"] == "cpu" and set(result["batches"]) == {"1", "8"}
     for row in result["batches"].values():
         assert set(row["img_per_s"]) == {"pytorch_eager", "pytorch_channels_last", "onnxruntime"}
@@ -360,16 +438,31 @@ def test_benchmark_reports_img_per_s_for_both_engines(tiny_run, tmp_path):
 
 # --- the default run: EfficientNet-Lite0 -------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_default_efficientnet_lite0_run_exports_within_atol(tmp_path_factory, cache_env, tmp_path):
     """The default backbone (TF-'same' padding made static) on digits, float and uint8 inputs."""
-    run_dir = _train(tmp_path_factory.mktemp("default"), "default", text_control="classname", epochs=3,
-                     max_train=300, max_test=120)
+    run_dir = _train(
+        tmp_path_factory.mktemp("default"),
+        "default",
+        text_control="classname",
+        epochs=3,
+        max_train=300,
+        max_test=120,
+    )
     report = _export_json(run_dir, "--out", tmp_path / "d.onnx")
     p = report["parity"]
-    assert p["passed"] and p["max_abs_logit_diff"] <= 1e-4 and p["top1_agreement"] == 1.0 and p["images"] >= 100
-    backbone_ops = {n.op_type for n in onnx.load(str(tmp_path / "d.onnx")).graph.node if "/backbone/" in n.name}
-    assert "Shape" not in backbone_ops  # the 'same' padding is constant, not computed from the input shape
+    assert (
+        p["passed"]
+        and p["max_abs_logit_diff"] <= 1e-4
+        and p["top1_agreement"] == 1.0
+        and p["images"] >= 100
+    )
+    backbone_ops = {
+        n.op_type for n in onnx.load(str(tmp_path / "d.onnx")).graph.node if "/backbone/" in n.name
+    }
+    # The 'same' padding is constant, not computed from the input shape
+    assert "Shape" not in backbone_ops
 
     report = _export_json(run_dir, "--with-preprocessing", "--out", tmp_path / "dp.onnx")
     p = report["parity"]
@@ -385,13 +478,17 @@ def test_default_efficientnet_lite0_run_exports_within_atol(tmp_path_factory, ca
     assert (got.argmax(1) == _pytorch_probs(run_dir, images).argmax(1)).all()
 
 
-def test_int8_without_readable_training_images_falls_back_to_dynamic(tiny_run, tmp_path, monkeypatch):
+def test_int8_without_readable_training_images_falls_back_to_dynamic(
+    tiny_run, tmp_path, monkeypatch
+):
     from textclf.errors import TextclfError
     from textclf.exports import parity
     from textclf.exports.onnx_export import export_run
 
     def unavailable(run, what="x"):
-        raise TextclfError(f"{what} needs the run's dataset 'synthetic', which cannot be loaded here")
+        raise TextclfError(
+            f"{what} needs the run's dataset 'synthetic', which cannot be loaded here"
+        )
 
     monkeypatch.setattr(parity, "load_run_dataset", unavailable)
     with pytest.raises(TextclfError, match="cannot be loaded"):  # the parity check needs the data
@@ -401,4 +498,6 @@ def test_int8_without_readable_training_images_falls_back_to_dynamic(tiny_run, t
     assert report["quantization"]["method"] == "dynamic" and report["parity"] is None
     assert any("dynamic" in n for n in report["notes"])
     onnx.checker.check_model(str(tmp_path / "q.onnx"), full_check=True)
-    assert "DynamicQuantizeLinear" in {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in {
+        n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node
+    }

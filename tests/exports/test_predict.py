@@ -33,12 +33,21 @@ def exported(tmp_path_factory):
         train(build_config("tiny", None, {}), run_dir)
         runner = CliRunner()
         for extra, name in [([], "model.onnx"), (["--with-preprocessing"], "pre.onnx")]:
-            res = runner.invoke(app, ["export", "onnx", str(run_dir), "--out", str(root / name), *extra])
+            res = runner.invoke(
+                app, ["export", "onnx", str(run_dir), "--out", str(root / name), *extra]
+            )
             assert res.exit_code == 0, res.stderr
-        res = runner.invoke(app, ["export", "samples", str(run_dir), "--out", str(root / "images"), "-n", "6"])
+        res = runner.invoke(
+            app, ["export", "samples", str(run_dir), "--out", str(root / "images"), "-n", "6"]
+        )
         assert res.exit_code == 0, res.stderr
-        yield {"run": run_dir, "float": root / "model.onnx", "uint8": root / "pre.onnx",
-               "images": sorted((root / "images").glob("*.png")), "root": root}
+        yield {
+            "run": run_dir,
+            "float": root / "model.onnx",
+            "uint8": root / "pre.onnx",
+            "images": sorted((root / "images").glob("*.png")),
+            "root": root,
+        }
 
 
 def _predict(*args):
@@ -55,7 +64,14 @@ def test_samples_are_pngs_one_class_after_another(exported):
     from PIL import Image
 
     names = [p.name for p in exported["images"]]
-    assert names == ["000_red.png", "001_green.png", "002_blue.png", "003_gray.png", "004_red.png", "005_green.png"]
+    assert names == [
+        "000_red.png",
+        "001_green.png",
+        "002_blue.png",
+        "003_gray.png",
+        "004_red.png",
+        "005_green.png",
+    ]
     with Image.open(exported["images"][0]) as im:
         assert im.size == (16, 16) and im.mode == "RGB"
 
@@ -68,7 +84,9 @@ def test_predict_top_k_json_matches_pytorch(exported, model):
     assert out["classes"] == CLASSES and out["kind"] == ("run" if model == "run" else "onnx")
     preds = out["predictions"]
     assert [p["file"] for p in preds] == [str(p) for p in exported["images"]]
-    ref = load_run_predictor(exported["run"]).probabilities([read_image(p) for p in exported["images"]])
+    ref = load_run_predictor(exported["run"]).probabilities(
+        [read_image(p) for p in exported["images"]]
+    )
     for p, r in zip(preds, ref):
         assert len(p["top"]) == 2 and p["top"][0]["probability"] >= p["top"][1]["probability"]
         assert p["top"][0]["class"] == CLASSES[int(r.argmax())]
@@ -90,8 +108,12 @@ def test_predict_any_image_size_and_mode(exported, tmp_path):
 
     rng = np.random.default_rng(0)
     files = []
-    for i, (size, mode) in enumerate([((40, 23), "RGB"), ((7, 9), "L"), ((16, 16), "RGBA"), ((30, 30), "P")]):
-        im = Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+    for i, (size, mode) in enumerate(
+        [((40, 23), "RGB"), ((7, 9), "L"), ((16, 16), "RGBA"), ((30, 30), "P")]
+    ):
+        im = Image.fromarray(
+            rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        ).convert(mode)
         files.append(tmp_path / f"x{i}.png")
         im.save(files[-1])
     jpg = tmp_path / "x.jpg"
@@ -109,7 +131,9 @@ def test_unreadable_images_are_reported_per_file(exported, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     missing = tmp_path / "missing.png"
-    res = _predict(exported["float"], good, truncated, text, missing, str(tmp_path / "none*.png"), "--json")
+    res = _predict(
+        exported["float"], good, truncated, text, missing, str(tmp_path / "none*.png"), "--json"
+    )
     assert res.exit_code == 2
     preds = json.loads(res.stdout)["predictions"]
     assert "top" in preds[0] and preds[0]["file"] == str(good)
@@ -132,11 +156,16 @@ def test_onnx_without_textclf_metadata_is_a_clear_error(exported, tmp_path):
 
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
-              str(tmp_path / "relu.onnx"))
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
+        str(tmp_path / "relu.onnx"),
+    )
     res = _predict(tmp_path / "relu.onnx", exported["images"][0])
     assert res.exit_code == 2 and "no textclf metadata" in " ".join(res.stderr.split())
 
@@ -167,8 +196,8 @@ def test_predict_help_has_an_example():
 
 
 def test_onnx_split_outputs_for_eval(exported):
-    from textclf.exports.parity import load_run_dataset
     from textclf.evaluation.onnx_eval import onnx_split_outputs
+    from textclf.exports.parity import load_run_dataset
     from textclf.models.serving import OUTPUT_NAMES
     from textclf.runs.run import open_run
 
@@ -182,17 +211,20 @@ def test_onnx_split_outputs_for_eval(exported):
         np.testing.assert_array_equal(out.labels, test.labels)
     sidecar = json.loads(Path(str(exported["float"]) + ".json").read_text())
     out, _ = onnx_split_outputs(exported["float"], "synthetic", "test")
-    assert float((out.served.logits.argmax(1) == out.labels).mean()) == pytest.approx(sidecar["parity"]["accuracy_onnx"])
+    assert float((out.served.logits.argmax(1) == out.labels).mean()) == pytest.approx(
+        sidecar["parity"]["accuracy_onnx"]
+    )
     out, _ = onnx_split_outputs(exported["float"], "synthetic", "train")
     assert len(out.labels) == len(out.served.logits) == 96
 
 
 def test_eval_scores_exactly_what_the_exported_model_serves(exported):
-    """Issue 20: eval's text head and ensemble are the served module's, the very outputs ONNX export traced:
+    """Issue 20: eval's text head and ensemble are the served module's, the very outputs ONNX export
+    traced:
     on the same images every head's top-1 agrees exactly, and so do the accuracies eval reports."""
     from textclf.evaluation.metrics import score_outputs
-    from textclf.evaluation.outputs import split_outputs
     from textclf.evaluation.onnx_eval import onnx_split_outputs
+    from textclf.evaluation.outputs import split_outputs
     from textclf.runs.run import open_run
 
     run = open_run(exported["run"])
@@ -200,14 +232,33 @@ def test_eval_scores_exactly_what_the_exported_model_serves(exported):
     for key in ("float", "uint8"):
         theirs, _ = onnx_split_outputs(exported[key], "synthetic", "test")
         for name in ("probabilities", "text_probabilities", "ensemble_probabilities"):
-            np.testing.assert_array_equal(getattr(ours.served, name).argmax(1), getattr(theirs.served, name).argmax(1))
-        ref, got = score_outputs(ours, run.config.temperature), score_outputs(theirs, run.config.temperature)
+            np.testing.assert_array_equal(
+                getattr(ours.served, name).argmax(1), getattr(theirs.served, name).argmax(1)
+            )
+        ref, got = (
+            score_outputs(ours, run.config.temperature),
+            score_outputs(theirs, run.config.temperature),
+        )
         for head in ("classifier", "text", "ensemble"):
             assert got["heads"][head]["accuracy"] == ref["heads"][head]["accuracy"], (key, head)
-    res = CliRunner().invoke(app, ["eval", str(exported["run"]), "--no-plots", "--json", "--device", "cpu"])
+    res = CliRunner().invoke(
+        app, ["eval", str(exported["run"]), "--no-plots", "--json", "--device", "cpu"]
+    )
     via_run = json.loads(res.stdout)
-    res = CliRunner().invoke(app, ["eval", "--onnx", str(exported["float"]), "--dataset", "synthetic", "--no-plots",
-                                   "--json", "--device", "cpu"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--onnx",
+            str(exported["float"]),
+            "--dataset",
+            "synthetic",
+            "--no-plots",
+            "--json",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     via_onnx = json.loads(res.stdout)
     for head in ("classifier", "text", "ensemble"):
@@ -222,11 +273,14 @@ def test_onnx_split_outputs_refuses_other_classes(exported):
         onnx_split_outputs(exported["float"], "digits")
 
 
-# ---- inputs: folders, globs, stdin, lists; --output CSV / JSONL ---------------------------------------
+# ---- inputs: folders, globs, stdin, lists; --output CSV / JSONL
+# ---------------------------------------
+
 
 @pytest.fixture()
 def image_tree(exported, tmp_path):
-    """``tree/`` with 4 images in two levels, one unreadable image, a text file and a hidden file."""
+    """``tree/`` with 4 images in two levels, one unreadable image, a text file and a hidden
+    file."""
     import shutil
 
     tree = tmp_path / "tree"
@@ -255,10 +309,19 @@ def test_predict_a_folder_writes_one_csv_row_per_image(exported, image_tree, tmp
     assert res.exit_code == 2  # one unreadable image: reported, the rest predicted and written
     rows = _csv_rows(out)
     names = sorted(Path(r["file"]).name for r in rows)
-    assert names == ["B.PNG", "a.png", "broken.jpg", "c.png", "d.png"]  # recursive; no .txt, no hidden file
+    # Recursive; no .txt, no hidden file
+    assert names == [
+        "B.PNG",
+        "a.png",
+        "broken.jpg",
+        "c.png",
+        "d.png",
+    ]
     assert list(rows[0]) == ["file", "class", "probability", "top_k", "error"]
     good = [r for r in rows if not r["error"]]
-    assert len(good) == 4 and all(r["class"] in CLASSES and 0 < float(r["probability"]) <= 1 for r in good)
+    assert len(good) == 4 and all(
+        r["class"] in CLASSES and 0 < float(r["probability"]) <= 1 for r in good
+    )
     assert all(len(r["top_k"].split(";")) == 3 for r in good)
     (bad,) = [r for r in rows if r["error"]]
     assert Path(bad["file"]).name == "broken.jpg" and bad["class"] == "" and "image" in bad["error"]
@@ -266,18 +329,27 @@ def test_predict_a_folder_writes_one_csv_row_per_image(exported, image_tree, tmp
     # the same predictions as naming the files one by one
     direct = _predict_json(exported["float"], image_tree / "a.png")["predictions"][0]["top"][0]
     row_a = next(r for r in rows if r["file"].endswith("a.png"))
-    assert row_a["class"] == direct["class"] and float(row_a["probability"]) == pytest.approx(direct["probability"], abs=1e-6)
+    assert row_a["class"] == direct["class"] and float(row_a["probability"]) == pytest.approx(
+        direct["probability"], abs=1e-6
+    )
 
 
 def test_predict_globs_stdin_and_files_from_give_the_same_rows(exported, image_tree, tmp_path):
     def jsonl(*args, stdin=None):
         out = tmp_path / f"p{len(list(tmp_path.glob('*.jsonl')))}.jsonl"
-        res = CliRunner().invoke(app, ["predict", str(exported["uint8"]), *map(str, args), "--output", str(out)],
-                                 input=stdin)
+        res = CliRunner().invoke(
+            app,
+            ["predict", str(exported["uint8"]), *map(str, args), "--output", str(out)],
+            input=stdin,
+        )
         assert res.exit_code == 0, res.stdout + res.stderr
         return [json.loads(line) for line in out.read_text().splitlines()]
 
-    files = [image_tree / "a.png", image_tree / "sub" / "c.png", image_tree / "sub" / "deeper" / "d.png"]
+    files = [
+        image_tree / "a.png",
+        image_tree / "sub" / "c.png",
+        image_tree / "sub" / "deeper" / "d.png",
+    ]
     by_glob = jsonl(str(image_tree / "**" / "[acd].png"))  # quoted: textclf expands it
     assert sorted(Path(r["file"]).name for r in by_glob) == ["a.png", "c.png", "d.png"]
     by_stdin = jsonl("-", stdin="".join(f"{f}\n" for f in files))
@@ -292,8 +364,15 @@ def test_predict_globs_stdin_and_files_from_give_the_same_rows(exported, image_t
 
 def test_predict_batch_size_does_not_change_results(exported, image_tree):
     def run(batch):
-        res = _predict(exported["float"], image_tree / "a.png", image_tree / "B.PNG", image_tree / "sub",
-                       "--batch-size", batch, "--json")
+        res = _predict(
+            exported["float"],
+            image_tree / "a.png",
+            image_tree / "B.PNG",
+            image_tree / "sub",
+            "--batch-size",
+            batch,
+            "--json",
+        )
         assert res.exit_code == 2  # sub/broken.jpg
         return json.loads(res.stdout)["predictions"]
 

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hostile_kit import copy_run  # noqa: E402
+from hostile_kit import copy_run
 
 _real_getaddrinfo = socket.getaddrinfo
 
@@ -52,7 +52,8 @@ def hostile_env(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def session_run(tmp_path_factory) -> Path:
-    """One finished ``--preset tiny`` run (synthetic colours, tiny-cnn + tiny-bert), shared read-only."""
+    """One finished ``--preset tiny`` run (synthetic colours, tiny-cnn + tiny-bert), shared
+    read-only."""
     from textclf.config import build_config
     from textclf.training.recipe import train
 

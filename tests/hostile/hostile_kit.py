@@ -43,13 +43,15 @@ def _check_contract(out: Outcome, args) -> Outcome:
     # Exit 1 means "a quality gate failed" (eval's gates, export's parity check) and nothing else
     # (README, Exit codes and errors).
     if out.code == 1:
-        assert "gate failed" in out.stderr or "parity check failed" in out.stderr, \
+        assert "gate failed" in out.stderr or "parity check failed" in out.stderr, (
             f"textclf {args} exited 1 without a failed gate:\n{out.stderr}"
+        )
     return out
 
 
 def cli(*args, env: Optional[dict] = None, charset: str = "utf-8") -> Outcome:
-    """Run ``textclf ARGS`` in this process (CliRunner); an escaped exception is kept, not raised."""
+    """Run ``textclf ARGS`` in this process (CliRunner); an escaped exception is kept, not
+    raised."""
     from textclf.cli.main import app
 
     runner = CliRunner(charset=charset)
@@ -66,16 +68,32 @@ def textclf_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from textclf.cli.main import app; sys.exit(app())"]
 
 
-def run_textclf(*args, env: Optional[dict] = None, cwd=None, timeout: float = 180, offline: bool = True,
-                preexec_fn=None) -> Outcome:
+def run_textclf(
+    *args,
+    env: Optional[dict] = None,
+    cwd=None,
+    timeout: float = 180,
+    offline: bool = True,
+    preexec_fn=None,
+) -> Outcome:
     """Run ``textclf ARGS`` as a real subprocess; ``env`` is added to a copy of the environment."""
     full = dict(os.environ)
     full.update(env or {})
     if offline:
-        full["PYTHONPATH"] = os.pathsep.join([str(OFFLINE_SITE), full.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.run(textclf_command() + [str(a) for a in args], env=full, cwd=cwd, capture_output=True,
-                          text=True, encoding="utf-8", errors="backslashreplace", timeout=timeout,
-                          preexec_fn=preexec_fn)
+        full["PYTHONPATH"] = os.pathsep.join(
+            [str(OFFLINE_SITE), full.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+    proc = subprocess.run(
+        textclf_command() + [str(a) for a in args],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="backslashreplace",
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
     return _check_contract(Outcome(proc.returncode, proc.stdout, proc.stderr), args)
 
 
@@ -84,7 +102,9 @@ def assert_error(out: Outcome, *needles: str, code: int = 2, only_line: bool = F
     stderr, that contains every needle (case-insensitive). ``only_line``: stderr holds nothing else
     (the failure came before any work, so no progress output either). Returns the line."""
     assert out.exception is None, f"an exception escaped: {out.exception!r}\n{out.stderr}"
-    assert out.code == code, f"exit {out.code}, expected {code}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    assert out.code == code, (
+        f"exit {out.code}, expected {code}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    )
     assert "Traceback" not in out.stderr + out.stdout, out.stderr
     lines = out.lines()
     errors = [ln for ln in lines if ln.startswith("error:")]
@@ -130,18 +150,25 @@ def write_png(path: Path, size=(16, 16), colour=(200, 40, 40)) -> Path:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(abs(hash(str(path))) % (2 ** 32))
-    arr = np.clip(np.array(colour, dtype=np.int16) + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255)
+    rng = np.random.default_rng(abs(hash(str(path))) % (2**32))
+    arr = np.clip(
+        np.array(colour, dtype=np.int16) + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255
+    )
     Image.fromarray(arr.astype("uint8")).save(path)
     return path
 
 
 def image_folder(root: Path, train: dict, test: dict, size=(16, 16)) -> Path:
-    """``root/train/<class>/*.png`` and ``root/test/<class>/*.png`` with the given counts per class."""
+    """``root/train/<class>/*.png`` and ``root/test/<class>/*.png`` with the given counts per
+    class."""
     colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (128, 128, 128), (200, 200, 40)]
     for split, counts in (("train", train), ("test", test)):
         for ci, (cls, n) in enumerate(counts.items()):
             (root / split / cls).mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                write_png(root / split / cls / f"{i:03d}.png", size=size, colour=colours[ci % len(colours)])
+                write_png(
+                    root / split / cls / f"{i:03d}.png",
+                    size=size,
+                    colour=colours[ci % len(colours)],
+                )
     return root

@@ -21,12 +21,11 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from hostile_kit import assert_error, cli, copy_run, snapshot, write_png
 
 CASES = int(os.environ.get("TEXTCLF_FUZZ_CASES", "2"))
@@ -35,7 +34,9 @@ SYNTHETIC = ["red", "green", "blue", "gray"]
 WRONG_VALUES = [None, 5, -1, 2.5, float("nan"), "x", "", True, [], [1, "a"], {}, {"k": [None]}]
 
 
-# ---- corruptions: bytes -> bytes, each with whether the result can still be a valid file ------------
+# ---- corruptions: bytes -> bytes, each with whether the result can still be a valid file
+# ------------
+
 
 def truncate(data: bytes, rng: random.Random) -> bytes:
     return data[: rng.randrange(0, max(1, len(data) - 2))]
@@ -64,7 +65,8 @@ def deep_nesting(data: bytes, rng: random.Random) -> bytes:
 
 
 def json_wrong_type(data: bytes, rng: random.Random) -> bytes:
-    """Replace one value somewhere in the document (or the document itself) by one of another type."""
+    """Replace one value somewhere in the document (or the document itself) by one of another
+    type."""
     doc = json.loads(data)
     paths = list(_json_paths(doc))
     path = rng.choice(paths)
@@ -81,7 +83,19 @@ def toml_wrong_type(data: bytes, rng: random.Random) -> bytes:
     idx = [i for i, ln in enumerate(lines) if "=" in ln and not ln.lstrip().startswith("#")]
     i = rng.choice(idx)
     key, _, old = lines[i].partition("=")
-    literals = ['"text"', "5", "-3", "2.5", "nan", "inf", "true", "[1, 2]", '{ a = 1 }', '"false"', "0"]
+    literals = [
+        '"text"',
+        "5",
+        "-3",
+        "2.5",
+        "nan",
+        "inf",
+        "true",
+        "[1, 2]",
+        "{ a = 1 }",
+        '"false"',
+        "0",
+    ]
     lines[i] = f"{key.rstrip()} = {rng.choice([lit for lit in literals if lit != old.strip()])}"
     return ("\n".join(lines) + "\n").encode()
 
@@ -110,16 +124,37 @@ def _set(doc, path, value):
 
 
 # kind -> (corruption, may the result still be valid?)
-JSON_KINDS = {"truncate": (truncate, False), "flip": (flip_bytes, True), "random": (random_bytes, False),
-              "not-utf8": (not_utf8, False), "nested": (deep_nesting, False), "wrong-type": (json_wrong_type, True)}
-TOML_KINDS = {"truncate": (truncate, True), "flip": (flip_bytes, True), "random": (random_bytes, False),
-              "not-utf8": (not_utf8, False), "wrong-type": (toml_wrong_type, True)}
-CSV_KINDS = {"truncate": (truncate, True), "flip": (flip_bytes, True), "random": (random_bytes, False),
-             "not-utf8": (not_utf8, False)}
-BINARY_KINDS = {"truncate": (truncate, False), "flip": (flip_bytes, True), "random": (random_bytes, False)}
+JSON_KINDS = {
+    "truncate": (truncate, False),
+    "flip": (flip_bytes, True),
+    "random": (random_bytes, False),
+    "not-utf8": (not_utf8, False),
+    "nested": (deep_nesting, False),
+    "wrong-type": (json_wrong_type, True),
+}
+TOML_KINDS = {
+    "truncate": (truncate, True),
+    "flip": (flip_bytes, True),
+    "random": (random_bytes, False),
+    "not-utf8": (not_utf8, False),
+    "wrong-type": (toml_wrong_type, True),
+}
+CSV_KINDS = {
+    "truncate": (truncate, True),
+    "flip": (flip_bytes, True),
+    "random": (random_bytes, False),
+    "not-utf8": (not_utf8, False),
+}
+BINARY_KINDS = {
+    "truncate": (truncate, False),
+    "flip": (flip_bytes, True),
+    "random": (random_bytes, False),
+}
 
 
-# ---- the formats: where the file lives, and the command that reads it --------------------------------
+# ---- the formats: where the file lives, and the command that reads it
+# --------------------------------
+
 
 @dataclass
 class Format:
@@ -134,54 +169,130 @@ class Format:
 def _descriptions_json(work, fx):
     path = work / "d.json"
     path.write_text(json.dumps({c: [f"a {c} thing", f"something {c}"] for c in SYNTHETIC}))
-    return path, ["describe", "--dataset", "synthetic", "--describer", f"file:{path}", "--out", "out.json"]
+    return path, [
+        "describe",
+        "--dataset",
+        "synthetic",
+        "--describer",
+        f"file:{path}",
+        "--out",
+        "out.json",
+    ]
 
 
 def _descriptions_csv(work, fx):
     path = work / "d.csv"
     path.write_text("class,description\n" + "".join(f"{c},a {c} thing\n" for c in SYNTHETIC))
-    return path, ["describe", "--dataset", "synthetic", "--describer", f"file:{path}", "--out", "out.json"]
+    return path, [
+        "describe",
+        "--dataset",
+        "synthetic",
+        "--describer",
+        f"file:{path}",
+        "--out",
+        "out.json",
+    ]
 
 
 def _description_file(work, fx):
     path = work / "desc.json"
-    shutil.copy(fx["run"] / "descriptions.json", work / "unused.json")  # a second textclf file nearby
-    doc = {"schema_version": 1, "dataset": "synthetic", "class_names": SYNTHETIC, "prompt_name": "type1",
-           "prompt_text": "Describe {}.", "describer": "file", "created_at": "2025-01-01T00:00:00Z",
-           "updated_at": "2025-01-01T00:00:00Z", "textclf_version": "0.1.0",
-           "descriptions": {c: [f"a {c} thing"] for c in SYNTHETIC}}
+    # A second textclf file nearby
+    shutil.copy(fx["run"] / "descriptions.json", work / "unused.json")
+    doc = {
+        "schema_version": 1,
+        "dataset": "synthetic",
+        "class_names": SYNTHETIC,
+        "prompt_name": "type1",
+        "prompt_text": "Describe {}.",
+        "describer": "file",
+        "created_at": "2025-01-01T00:00:00Z",
+        "updated_at": "2025-01-01T00:00:00Z",
+        "textclf_version": "0.1.0",
+        "descriptions": {c: [f"a {c} thing"] for c in SYNTHETIC},
+    }
     path.write_text(json.dumps(doc, indent=2))
-    return path, ["train", "--preset", "tiny", "--device", "cpu", "--epochs", "1", "--text-control", "none",
-                  "--descriptions", path, "--run-dir", "r"]
+    return path, [
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--text-control",
+        "none",
+        "--descriptions",
+        path,
+        "--run-dir",
+        "r",
+    ]
 
 
 def _config_toml(work, fx):
     path = work / "my.toml"
-    path.write_text('[train]\npreset = "tiny"\ndataset = "synthetic"\nepochs = 1\nlr = 0.01\n'
-                    'freeze_text = true\nclf_weight = 0.8\ndevice = "cpu"\n')
+    path.write_text(
+        '[train]\npreset = "tiny"\ndataset = "synthetic"\nepochs = 1\nlr = 0.01\n'
+        'freeze_text = true\nclf_weight = 0.8\ndevice = "cpu"\n'
+    )
     return path, ["train", "--config", path, "--run-dir", "r"]
 
 
 def _grid_toml(work, fx):
     path = work / "grid.toml"
-    path.write_text('controls = ["random-words"]\n\n[grid]\nclf_weight = [0.8]\n\n[base]\nepochs = 1\n'
-                    'device = "cpu"\n')
-    return path, ["ablate", "--grid", path, "--preset", "tiny", "--seeds", "1", "--jobs", "1", "--out", "abl"]
+    path.write_text(
+        'controls = ["random-words"]\n\n[grid]\nclf_weight = [0.8]\n\n[base]\nepochs = 1\n'
+        'device = "cpu"\n'
+    )
+    return path, [
+        "ablate",
+        "--grid",
+        path,
+        "--preset",
+        "tiny",
+        "--seeds",
+        "1",
+        "--jobs",
+        "1",
+        "--out",
+        "abl",
+    ]
 
 
 def _baseline(work, fx):
     run = copy_run(fx["run"], work / "run")
     path = work / "baseline.json"
-    path.write_text(json.dumps({"format": "textclf-metrics", "schema_version": 1, "accuracy": 0.25,
-                                "macro_f1": 0.2, "class_names": SYNTHETIC, "dataset": "synthetic",
-                                "split": "test"}, indent=2))
-    return path, ["eval", run, "--baseline", path, "--max-drop", "1", "--no-plots", "--device", "cpu"]
+    path.write_text(
+        json.dumps(
+            {
+                "format": "textclf-metrics",
+                "schema_version": 1,
+                "accuracy": 0.25,
+                "macro_f1": 0.2,
+                "class_names": SYNTHETIC,
+                "dataset": "synthetic",
+                "split": "test",
+            },
+            indent=2,
+        )
+    )
+    return path, [
+        "eval",
+        run,
+        "--baseline",
+        path,
+        "--max-drop",
+        "1",
+        "--no-plots",
+        "--device",
+        "cpu",
+    ]
 
 
 def _run_file(name):
     def setup(work, fx):
         run = copy_run(fx["run"], work / "run")
         return run / name, ["eval", run, "--no-plots", "--device", "cpu"]
+
     return setup
 
 
@@ -190,8 +301,22 @@ def _cell_descriptions(work, fx):
     grid = copy_run(fx["grid"], work / "abl")
     cell = next(grid.glob("cells/*/seed0"))
     (cell / "result.json").unlink()
-    return cell / "descriptions.json", ["ablate", "--preset", "tiny", "--clf-weights", "0.8", "--seeds", "1",
-                                        "--jobs", "1", "--epochs", "1", "--out", grid, "--resume"]
+    return cell / "descriptions.json", [
+        "ablate",
+        "--preset",
+        "tiny",
+        "--clf-weights",
+        "0.8",
+        "--seeds",
+        "1",
+        "--jobs",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        grid,
+        "--resume",
+    ]
 
 
 def _onnx_file(work, fx):
@@ -210,8 +335,12 @@ FORMATS = [
     Format("run-config-toml", TOML_KINDS, _run_file("config.toml"), ("run/metrics.json",)),
     Format("run-json", JSON_KINDS, _run_file("run.json"), ("run/metrics.json",)),
     Format("classes-json", JSON_KINDS, _run_file("classes.json"), ("run/metrics.json",)),
-    Format("cell-descriptions-json", JSON_KINDS, _cell_descriptions,
-           ("abl/results.csv", "abl/results.json", "abl/summary.md", "abl/grid.json", "abl/cells")),
+    Format(
+        "cell-descriptions-json",
+        JSON_KINDS,
+        _cell_descriptions,
+        ("abl/results.csv", "abl/results.json", "abl/summary.md", "abl/grid.json", "abl/cells"),
+    ),
     Format("onnx-model", BINARY_KINDS, _onnx_file, ()),
 ]
 
@@ -223,8 +352,21 @@ def session_grid(session_run, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTCLF_CACHE", str(out.parent / "cache"))
         mp.setenv("HF_HUB_OFFLINE", "1")
-        result = cli("ablate", "--preset", "tiny", "--clf-weights", "0.8", "--seeds", "1", "--jobs", "1",
-                     "--epochs", "1", "--out", out)
+        result = cli(
+            "ablate",
+            "--preset",
+            "tiny",
+            "--clf-weights",
+            "0.8",
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--epochs",
+            "1",
+            "--out",
+            out,
+        )
     assert result.code == 0, result.stderr
     return out
 
@@ -238,7 +380,9 @@ def _meta_corruptions(rng: random.Random):
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
-def test_corrupt_files_are_refused_cleanly(fmt, session_run, session_onnx, session_grid, tmp_path, monkeypatch):
+def test_corrupt_files_are_refused_cleanly(
+    fmt, session_run, session_onnx, session_grid, tmp_path, monkeypatch
+):
     fixtures = {"run": session_run, "onnx": session_onnx, "grid": session_grid}
     rng = random.Random(f"textclf-hostile-{fmt.name}-{SEED}")
     outcomes = []
@@ -271,23 +415,38 @@ def test_corrupt_onnx_metadata_is_refused_cleanly(session_onnx, tmp_path, monkey
                 prop.value = raw
         onnx.save(model, str(work / "model.onnx"))
         fmt = Format("onnx-metadata", {}, None, ())
-        _check(fmt, work, work / "model.onnx", ["predict", work / "model.onnx", png], f"{key}={raw}", True)
+        _check(
+            fmt,
+            work,
+            work / "model.onnx",
+            ["predict", work / "model.onnx", png],
+            f"{key}={raw}",
+            True,
+        )
 
 
-def _check(fmt: Format, work: Path, target: Path, argv: list, kind: str, may_stay_valid: bool) -> int:
+def _check(
+    fmt: Format, work: Path, target: Path, argv: list, kind: str, may_stay_valid: bool
+) -> int:
     before = snapshot(work)
     out = cli(*argv)
     label = f"{fmt.name} / {kind}: textclf {' '.join(map(str, argv))}"
     assert out.exception is None, f"{label}: {out.exception!r}"
-    assert out.code in ((0, 2) if may_stay_valid else (2,)), f"{label}: exit {out.code}\n{out.stderr}"
+    assert out.code in ((0, 2) if may_stay_valid else (2,)), (
+        f"{label}: exit {out.code}\n{out.stderr}"
+    )
     after = snapshot(work)
     target_rel = str(target.relative_to(work))
-    assert after.get(target_rel) == before.get(target_rel), f"{label}: textclf wrote into the file it read"
+    assert after.get(target_rel) == before.get(target_rel), (
+        f"{label}: textclf wrote into the file it read"
+    )
     if out.code == 2:
         assert_error(out)
         assert after == before, f"{label}: a refused command changed files"
     else:
         changed = {k for k in set(after) | set(before) if after.get(k) != before.get(k)}
-        foreign = {k for k in changed if not any(k == o or k.startswith(o + "/") for o in fmt.outputs)}
+        foreign = {
+            k for k in changed if not any(k == o or k.startswith(o + "/") for o in fmt.outputs)
+        }
         assert not foreign, f"{label}: changed files it does not own: {sorted(foreign)}"
     return out.code

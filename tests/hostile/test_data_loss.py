@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import slow_runs
 from typer.testing import CliRunner
 
-import slow_runs
 from textclf.cli.main import app
 
 runner = CliRunner()
@@ -42,7 +42,20 @@ def snapshot(folder: Path) -> dict[str, object]:
                 out[rel] = "dir"
     return out
 
-TINY_GRID = ["ablate", "--preset", "tiny", "--clf-weights", "0.8", "--seeds", "1", "--jobs", "1", "--epochs", "1"]
+
+TINY_GRID = [
+    "ablate",
+    "--preset",
+    "tiny",
+    "--clf-weights",
+    "0.8",
+    "--seeds",
+    "1",
+    "--jobs",
+    "1",
+    "--epochs",
+    "1",
+]
 
 
 def _error_line(result) -> str:
@@ -52,7 +65,9 @@ def _error_line(result) -> str:
     return lines[0]
 
 
-# ---- 1. ablate --out DIR --force -------------------------------------------------------------------
+# ---- 1. ablate --out DIR --force
+# -------------------------------------------------------------------
+
 
 def _users_folder(root: Path) -> Path:
     keep = root / "keep"
@@ -88,8 +103,23 @@ def test_ablate_force_with_an_invalid_flag_keeps_old_results(private_env):
     assert result.exit_code == 0, result.output
     (private_env / "grid" / "notes.txt").write_text("my notes on this grid\n")
     before = snapshot(private_env / "grid")
-    result = runner.invoke(app, ["ablate", "--preset", "tiny", "--clf-weights", "1.5", "--seeds", "1",
-                                 "--jobs", "1", "--out", "grid", "--force"])
+    result = runner.invoke(
+        app,
+        [
+            "ablate",
+            "--preset",
+            "tiny",
+            "--clf-weights",
+            "1.5",
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--out",
+            "grid",
+            "--force",
+        ],
+    )
     assert result.exit_code == 2
     assert "1.5" in _error_line(result)
     assert snapshot(private_env / "grid") == before
@@ -107,6 +137,7 @@ def test_ablate_force_removes_only_its_own_files(private_env):
 
 
 # ---- 2. train --run-dir into a folder that is not a run ------------------------------------------
+
 
 def test_train_refuses_an_existing_folder_that_is_not_a_run(private_env):
     proj = private_env / "proj"
@@ -126,27 +157,50 @@ def test_train_does_not_repoint_a_users_own_latest_symlink(private_env):
     (runs / "mine").mkdir(parents=True)
     (runs / "mine" / "notes.txt").write_text("mine\n")
     os.symlink("mine", runs / "latest")
-    result = runner.invoke(app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "runs/new"])
+    result = runner.invoke(
+        app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "runs/new"]
+    )
     assert result.exit_code == 0, result.output
     assert os.readlink(runs / "latest") == "mine"
 
 
 def test_train_repoints_the_latest_symlink_it_made(private_env):
     for name in ("a", "b"):
-        result = runner.invoke(app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", f"runs/{name}"])
+        result = runner.invoke(
+            app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", f"runs/{name}"]
+        )
         assert result.exit_code == 0, result.output
         assert os.readlink(private_env / "runs" / "latest") == name
 
 
 # ---- 3. two writers into one run dir -------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_second_writer_into_one_run_dir_exits_2_naming_the_holder(private_env):
     run = private_env / "run"
-    procs = {seed: subprocess.Popen(slow_runs.command(0.5, ["train", "--preset", "tiny", "--epochs", "3", "--seed",
-                                                            str(seed), "--run-dir", str(run)]),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for seed in (0, 7)}
+    procs = {
+        seed: subprocess.Popen(
+            slow_runs.command(
+                0.5,
+                [
+                    "train",
+                    "--preset",
+                    "tiny",
+                    "--epochs",
+                    "3",
+                    "--seed",
+                    str(seed),
+                    "--run-dir",
+                    str(run),
+                ],
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 7)
+    }
     codes = {seed: p.wait(timeout=180) for seed, p in procs.items()}
     errors = {seed: p.stderr.read() for seed, p in procs.items()}
     assert sorted(codes.values()) == [0, 2], errors
@@ -160,6 +214,7 @@ def test_a_second_writer_into_one_run_dir_exits_2_naming_the_holder(private_env)
 
 
 # ---- 4. a gate never overwrites its own baseline -------------------------------------------------
+
 
 def test_eval_gate_does_not_overwrite_the_baseline_it_compares_with(private_env):
     result = runner.invoke(app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "run"])
@@ -179,6 +234,7 @@ def test_eval_gate_does_not_overwrite_the_baseline_it_compares_with(private_env)
 
 # ---- 5. image-folder features follow the file contents ------------------------------------------
 
+
 def _write_folder(root: Path, seed: int) -> None:
     from PIL import Image
 
@@ -188,15 +244,27 @@ def _write_folder(root: Path, seed: int) -> None:
             folder = root / split / f"class{c}"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                arr = np.clip(np.array(colour) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+                arr = np.clip(np.array(colour) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(
+                    np.uint8
+                )
                 Image.fromarray(arr).save(folder / f"{i}.bmp")  # BMP: same size whatever the pixels
 
 
 def test_replaced_images_with_kept_mtimes_are_not_served_from_the_cache(private_env):
     data = private_env / "data"
     _write_folder(data, seed=0)
-    args = ["train", "--preset", "tiny", "--epochs", "1", "--dataset", f"imagefolder:{data}",
-            "--descriptions", "none", "--json"]
+    args = [
+        "train",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--descriptions",
+        "none",
+        "--json",
+    ]
     args = [a for a in args if a not in ("--descriptions", "none")]
     args += ["--text-control", "classname"]
     first = runner.invoke(app, args + ["--run-dir", "r1"])
@@ -212,11 +280,13 @@ def test_replaced_images_with_kept_mtimes_are_not_served_from_the_cache(private_
     second = runner.invoke(app, args + ["--run-dir", "r2"])
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["feature_cache_hit"] is False
-    assert (private_env / "r1" / "model.safetensors").read_bytes() != \
-        (private_env / "r2" / "model.safetensors").read_bytes()
+    assert (private_env / "r1" / "model.safetensors").read_bytes() != (
+        private_env / "r2" / "model.safetensors"
+    ).read_bytes()
 
 
 # ---- 6. a cache sidecar of the wrong shape is rebuilt --------------------------------------------
+
 
 @pytest.mark.parametrize("sidecar", ["null", "[1, 2]", '"text"'])
 def test_a_sidecar_of_the_wrong_shape_is_rebuilt(private_env, sidecar):
@@ -226,7 +296,9 @@ def test_a_sidecar_of_the_wrong_shape_is_rebuilt(private_env, sidecar):
     assert sidecars
     for path in sidecars:
         path.write_text(sidecar)
-    result = runner.invoke(app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "r2", "--json"])
+    result = runner.invoke(
+        app, ["train", "--preset", "tiny", "--epochs", "1", "--run-dir", "r2", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["feature_cache_hit"] is False
     for path in sidecars:
@@ -235,15 +307,20 @@ def test_a_sidecar_of_the_wrong_shape_is_rebuilt(private_env, sidecar):
 
 # ---- 7. single output files: a model, its sidecar, metrics beside it, sample images ------------
 
+
 def _synthetic_first_sample(run: Path) -> str:
     """The file name ``export samples`` gives its first image for ``run``."""
-    probe = runner.invoke(app, ["export", "samples", str(run), "--output", "probe", "-n", "1", "--json"])
+    probe = runner.invoke(
+        app, ["export", "samples", str(run), "--output", "probe", "-n", "1", "--json"]
+    )
     assert probe.exit_code == 0, probe.output
     return Path(json.loads(probe.output)["files"][0]).name
 
 
 @pytest.mark.parametrize("case", ["model", "sidecar", "samples", "onnx-metrics", "classes-add"])
-def test_an_output_file_textclf_did_not_write_is_never_replaced(private_env, run_dir, session_onnx, case):
+def test_an_output_file_textclf_did_not_write_is_never_replaced(
+    private_env, run_dir, session_onnx, case
+):
     users = private_env / "users"
     users.mkdir()
     model = users / "model.onnx"  # a textclf export, copied where the user keeps other files
@@ -251,10 +328,26 @@ def test_an_output_file_textclf_did_not_write_is_never_replaced(private_env, run
     (users / "model.onnx.json").write_bytes(Path(f"{session_onnx}.json").read_bytes())
     if case == "model":
         (users / "notes.onnx").write_text("my own notes\n")
-        args = ["export", "onnx", str(run_dir), "--output", str(users / "notes.onnx"), "--check-images", "8"]
+        args = [
+            "export",
+            "onnx",
+            str(run_dir),
+            "--output",
+            str(users / "notes.onnx"),
+            "--check-images",
+            "8",
+        ]
     elif case == "sidecar":
         (users / "fresh.onnx.json").write_text('{"mine": true}\n')
-        args = ["export", "onnx", str(run_dir), "--output", str(users / "fresh.onnx"), "--check-images", "8"]
+        args = [
+            "export",
+            "onnx",
+            str(run_dir),
+            "--output",
+            str(users / "fresh.onnx"),
+            "--check-images",
+            "8",
+        ]
     elif case == "samples":
         (users / _synthetic_first_sample(run_dir)).write_text("a drawing of mine\n")
         args = ["export", "samples", str(run_dir), "--output", str(users), "-n", "2"]
@@ -264,8 +357,17 @@ def test_an_output_file_textclf_did_not_write_is_never_replaced(private_env, run
     else:
         (users / "plus.onnx").write_text("not a model\n")
         (private_env / "new.json").write_text('{"violet": "a purple colour."}')
-        args = ["classes", "add", str(model), "--run", str(run_dir), "--descriptions", "new.json",
-                "--output", str(users / "plus.onnx")]
+        args = [
+            "classes",
+            "add",
+            str(model),
+            "--run",
+            str(run_dir),
+            "--descriptions",
+            "new.json",
+            "--output",
+            str(users / "plus.onnx"),
+        ]
     before = snapshot(users)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
@@ -275,9 +377,11 @@ def test_an_output_file_textclf_did_not_write_is_never_replaced(private_env, run
 
 def test_files_textclf_wrote_are_replaced_on_a_second_run(private_env, run_dir):
     """The control: the same commands twice, into the same paths, succeed."""
-    commands = [["export", "onnx", str(run_dir), "--output", "out/m.onnx", "--check-images", "8"],
-                ["export", "samples", str(run_dir), "--output", "out", "-n", "2"],
-                ["eval", "--onnx", "out/m.onnx", "--dataset", "synthetic"]]
+    commands = [
+        ["export", "onnx", str(run_dir), "--output", "out/m.onnx", "--check-images", "8"],
+        ["export", "samples", str(run_dir), "--output", "out", "-n", "2"],
+        ["eval", "--onnx", "out/m.onnx", "--dataset", "synthetic"],
+    ]
     for args in commands + commands:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output

@@ -18,17 +18,36 @@ import os
 import types
 
 import pytest
+from hostile_kit import assert_error, cli, image_folder, run_textclf, snapshot
 
 import textclf.files.atomic
-from hostile_kit import assert_error, cli, image_folder, run_textclf, snapshot
 
 # Every command, with arguments that get it past option parsing into real work on a session run.
 COMMANDS = {
-    "describe": lambda run: ["describe", "--dataset", "synthetic", "--describer", "classname", "--out", "d.json"],
+    "describe": lambda run: [
+        "describe",
+        "--dataset",
+        "synthetic",
+        "--describer",
+        "classname",
+        "--out",
+        "d.json",
+    ],
     "train": lambda run: ["train", "--preset", "tiny", "--device", "cpu", "--run-dir", "r"],
     "eval": lambda run: ["eval", run, "--device", "cpu"],
-    "ablate": lambda run: ["ablate", "--preset", "tiny", "--clf-weights", "0.8", "--seeds", "1", "--jobs", "1",
-                           "--out", "abl"],
+    "ablate": lambda run: [
+        "ablate",
+        "--preset",
+        "tiny",
+        "--clf-weights",
+        "0.8",
+        "--seeds",
+        "1",
+        "--jobs",
+        "1",
+        "--out",
+        "abl",
+    ],
     "export onnx": lambda run: ["export", "onnx", run, "--out", "m.onnx", "--no-check"],
     "export samples": lambda run: ["export", "samples", run, "--out", "samples", "-n", "2"],
     "predict": lambda run: ["predict", run, "img.png"],
@@ -47,14 +66,18 @@ def _raise_from_registry(monkeypatch, exc: BaseException) -> None:
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_command_has_the_error_boundary(hostile_env, run_dir, sample_png, monkeypatch, command):
+def test_every_command_has_the_error_boundary(
+    hostile_env, run_dir, sample_png, monkeypatch, command
+):
     before = snapshot(run_dir)
     # Unexpected: one line, exit 3, and where to get the traceback.
     _raise_from_registry(monkeypatch, RuntimeError("boom in the registry"))
     out = cli(*COMMANDS[command](run_dir))
     assert_error(out, "internal error", "RuntimeError", "boom in the registry", "--debug", code=3)
     # Expected (the environment): one line naming the file, exit 2.
-    _raise_from_registry(monkeypatch, OSError(errno.EIO, os.strerror(errno.EIO), "/data/plugins.bin"))
+    _raise_from_registry(
+        monkeypatch, OSError(errno.EIO, os.strerror(errno.EIO), "/data/plugins.bin")
+    )
     out = cli(*COMMANDS[command](run_dir))
     assert_error(out, "/data/plugins.bin", "input/output error")
     assert snapshot(run_dir) == before
@@ -68,14 +91,17 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(hostile_env, run_dir,
 
 
 def test_textclf_debug_in_the_environment_shows_the_traceback(hostile_env, run_dir, monkeypatch):
-    _raise_from_registry(monkeypatch, OSError(errno.EIO, os.strerror(errno.EIO), "/data/plugins.bin"))
+    _raise_from_registry(
+        monkeypatch, OSError(errno.EIO, os.strerror(errno.EIO), "/data/plugins.bin")
+    )
     out = cli("eval", run_dir, "--device", "cpu", env={"TEXTCLF_DEBUG": "1"})
     assert out.exception is None and out.code == 2
     assert "Traceback" in out.stderr
 
 
 def _failing_writes(monkeypatch, code: int, where: str, under) -> None:
-    """Make textclf's atomic writes of files inside ``under`` fail with ``code``, as the kernel reports it.
+    """Make textclf's atomic writes of files inside ``under`` fail with ``code``, as the kernel
+    reports it.
 
     ``where="write"``: writing the data fails (a full disk: ENOSPC, and no file name in the error);
     ``where="create"``: creating the temp file fails (permissions, a read-only file system).
@@ -89,6 +115,7 @@ def _failing_writes(monkeypatch, code: int, where: str, under) -> None:
             if inside(self):
                 raise OSError(code, os.strerror(code))
             return real(self, data)
+
         monkeypatch.setattr(textclf.files.atomic.Path, "write_bytes", write_bytes)
     else:
         import tempfile
@@ -97,15 +124,24 @@ def _failing_writes(monkeypatch, code: int, where: str, under) -> None:
             if dir is not None and inside(os.path.join(dir, "x")):
                 raise OSError(code, os.strerror(code), os.path.join(dir, f"{prefix}xyz{suffix}"))
             return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir, **kw)
-        monkeypatch.setattr(textclf.files.atomic, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
+
+        monkeypatch.setattr(
+            textclf.files.atomic, "tempfile", types.SimpleNamespace(mkstemp=mkstemp)
+        )
 
 
-@pytest.mark.parametrize("code, where, needle", [
-    (errno.ENOSPC, "write", "no space left"),
-    (errno.EACCES, "create", "permission denied"),
-    (errno.EROFS, "create", "read-only file system"),
-], ids=["full-disk", "permission-denied", "read-only"])
-def test_eval_that_cannot_write_is_one_line_naming_the_file(hostile_env, run_dir, monkeypatch, code, where, needle):
+@pytest.mark.parametrize(
+    "code, where, needle",
+    [
+        (errno.ENOSPC, "write", "no space left"),
+        (errno.EACCES, "create", "permission denied"),
+        (errno.EROFS, "create", "read-only file system"),
+    ],
+    ids=["full-disk", "permission-denied", "read-only"],
+)
+def test_eval_that_cannot_write_is_one_line_naming_the_file(
+    hostile_env, run_dir, monkeypatch, code, where, needle
+):
     _failing_writes(monkeypatch, code, where, under=run_dir)
     before = snapshot(run_dir)
     out = cli("eval", run_dir, "--device", "cpu", "--no-plots")
@@ -113,11 +149,17 @@ def test_eval_that_cannot_write_is_one_line_naming_the_file(hostile_env, run_dir
     assert snapshot(run_dir) == before
 
 
-@pytest.mark.parametrize("code, where, needle", [
-    (errno.ENOSPC, "write", "no space left"),
-    (errno.EROFS, "create", "read-only file system"),
-], ids=["full-disk", "read-only"])
-def test_train_that_cannot_write_is_one_line_naming_the_file(hostile_env, monkeypatch, code, where, needle):
+@pytest.mark.parametrize(
+    "code, where, needle",
+    [
+        (errno.ENOSPC, "write", "no space left"),
+        (errno.EROFS, "create", "read-only file system"),
+    ],
+    ids=["full-disk", "read-only"],
+)
+def test_train_that_cannot_write_is_one_line_naming_the_file(
+    hostile_env, monkeypatch, code, where, needle
+):
     _failing_writes(monkeypatch, code, where, under=hostile_env / "r")
     out = cli("train", "--preset", "tiny", "--device", "cpu", "--run-dir", "r")
     assert_error(out, needle, "run.json")  # the run-dir marker is the first file a run writes
@@ -164,16 +206,39 @@ def _replace_line(path, key: str, new_line: bytes) -> None:
     path.write_bytes(b"".join(lines))
 
 
-@pytest.mark.parametrize("name, damage, needle", [
-    ("config.toml", lambda p: _replace_line(p, "epochs", b'epochs = "ten"'), "epochs"),
-    ("config.toml", lambda p: _replace_line(p, "temperature", b"temperature = nan"), "temperature"),
-    ("config.toml", lambda p: _replace_line(p, "dataset", b'dataset = "caf\xe9"'), "UTF-8"),
-    ("classes.json", lambda p: p.write_text('{"classes": 5}'), "classes"),
-    ("classes.json", lambda p: p.write_text('{"classes": ["red", "red", "blue", "gray"]}'), "twice"),
-    ("classes.json", lambda p: p.write_text('["red", "green", "blue", "gray"]'), "classes"),
-    ("run.json", lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "preprocessing": 5})), "preprocessing"),
-], ids=["config-type", "config-nan", "config-latin1", "classes-int", "classes-duplicate", "classes-list",
-        "run-preprocess"])
+@pytest.mark.parametrize(
+    "name, damage, needle",
+    [
+        ("config.toml", lambda p: _replace_line(p, "epochs", b'epochs = "ten"'), "epochs"),
+        (
+            "config.toml",
+            lambda p: _replace_line(p, "temperature", b"temperature = nan"),
+            "temperature",
+        ),
+        ("config.toml", lambda p: _replace_line(p, "dataset", b'dataset = "caf\xe9"'), "UTF-8"),
+        ("classes.json", lambda p: p.write_text('{"classes": 5}'), "classes"),
+        (
+            "classes.json",
+            lambda p: p.write_text('{"classes": ["red", "red", "blue", "gray"]}'),
+            "twice",
+        ),
+        ("classes.json", lambda p: p.write_text('["red", "green", "blue", "gray"]'), "classes"),
+        (
+            "run.json",
+            lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "preprocessing": 5})),
+            "preprocessing",
+        ),
+    ],
+    ids=[
+        "config-type",
+        "config-nan",
+        "config-latin1",
+        "classes-int",
+        "classes-duplicate",
+        "classes-list",
+        "run-preprocess",
+    ],
+)
 def test_damaged_run_files_are_one_line_naming_the_file(hostile_env, run_dir, name, damage, needle):
     damage(run_dir / name)
     before = snapshot(run_dir)
@@ -187,6 +252,7 @@ def test_a_memory_error_is_one_line_and_exit_2(hostile_env, run_dir, monkeypatch
 
     def huge(*_a, **_k):
         raise MemoryError()
+
     monkeypatch.setattr(textclf.evaluation.outputs, "split_outputs", huge)
     out = cli("eval", run_dir, "--device", "cpu")
     assert_error(out, "out of memory")
@@ -198,11 +264,20 @@ def _bomb_png(path):
     import zlib
 
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -213,18 +288,42 @@ def test_a_decompression_bomb_image_is_reported_not_a_crash(hostile_env, run_dir
 
 
 def test_ascii_output_encoding_survives_non_ascii_class_names(hostile_env):
-    # Python's stderr escapes what it cannot encode, but stdout does not: the summary table is there.
-    data = image_folder(hostile_env / "drinks", {"caf\u00e9": 1, "th\u00e9": 1}, {"caf\u00e9": 1, "th\u00e9": 1})
-    out = run_textclf("describe", "--dataset", f"imagefolder:{data}", "--describer", "classname", "--out", "d.json",
-                      cwd=hostile_env, env={"PYTHONIOENCODING": "ascii"})
+    # Python's stderr escapes what it cannot encode, but stdout does not: the summary table is
+    # there.
+    data = image_folder(
+        hostile_env / "drinks", {"caf\u00e9": 1, "th\u00e9": 1}, {"caf\u00e9": 1, "th\u00e9": 1}
+    )
+    out = run_textclf(
+        "describe",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--describer",
+        "classname",
+        "--out",
+        "d.json",
+        cwd=hostile_env,
+        env={"PYTHONIOENCODING": "ascii"},
+    )
     assert out.code == 0, out.stderr
     assert "Traceback" not in out.stderr and "caf" in out.stdout
 
 
 def test_ascii_output_encoding_survives_the_ablation_table(hostile_env):
     # The summary table holds "±" and "Δ"; an ASCII-only terminal must still get it.
-    out = cli("ablate", "--preset", "tiny", "--clf-weights", "0.8", "--seeds", "2", "--jobs", "1", "--out", "abl",
-              charset="ascii")
+    out = cli(
+        "ablate",
+        "--preset",
+        "tiny",
+        "--clf-weights",
+        "0.8",
+        "--seeds",
+        "2",
+        "--jobs",
+        "1",
+        "--out",
+        "abl",
+        charset="ascii",
+    )
     assert out.exception is None and out.code == 0, out.stderr
     assert "no-text" in out.stdout and "Traceback" not in out.stderr
 
@@ -236,6 +335,7 @@ def test_an_error_outside_any_command_body_is_caught_too(hostile_env, monkeypatc
 
     def broken(_value):
         raise RuntimeError("boom in the callback")
+
     monkeypatch.setattr(main, "set_debug", broken)
     with pytest.raises(SystemExit) as exit_info:
         main.app(["plugins"], prog_name="textclf")

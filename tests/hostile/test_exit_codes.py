@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from hostile_kit import Outcome, cli
 
 
@@ -21,9 +20,18 @@ def _write(path, text: str | bytes):
 
 
 def _bad_baseline(work, run):
-    base = _write(work / "b.json", json.dumps({"format": "textclf-metrics", "schema_version": 1,
-                                               "accuracy": float("nan"), "macro_f1": 0.5,
-                                               "class_names": ["red", "green", "blue", "gray"]}))
+    base = _write(
+        work / "b.json",
+        json.dumps(
+            {
+                "format": "textclf-metrics",
+                "schema_version": 1,
+                "accuracy": float("nan"),
+                "macro_f1": 0.5,
+                "class_names": ["red", "green", "blue", "gray"],
+            }
+        ),
+    )
     return ["eval", run, "--baseline", base, "--device", "cpu"]
 
 
@@ -34,19 +42,58 @@ def _broken_classes(work, run):
 
 HOSTILE = {
     "lr-nan": lambda work, run: ["train", "--preset", "tiny", "--lr", "nan", "--run-dir", "r"],
-    "epochs-string": lambda work, run: ["train", "--config", _write(work / "c.toml", 'epochs = "ten"\n')],
-    "latin1-toml": lambda work, run: ["train", "--config", _write(work / "c.toml", b"# caf\xe9\nepochs = 2\n")],
+    "epochs-string": lambda work, run: [
+        "train",
+        "--config",
+        _write(work / "c.toml", 'epochs = "ten"\n'),
+    ],
+    "latin1-toml": lambda work, run: [
+        "train",
+        "--config",
+        _write(work / "c.toml", b"# caf\xe9\nepochs = 2\n"),
+    ],
     "seed-negative": lambda work, run: ["train", "--preset", "tiny", "--seed", "-1"],
-    "run-dir-is-file": lambda work, run: ["train", "--preset", "tiny", "--run-dir", _write(work / "f", "x")],
-    "cifar10-offline": lambda work, run: ["train", "--preset", "tiny", "--dataset", "cifar10", "--run-dir", "r"],
+    "run-dir-is-file": lambda work, run: [
+        "train",
+        "--preset",
+        "tiny",
+        "--run-dir",
+        _write(work / "f", "x"),
+    ],
+    "cifar10-offline": lambda work, run: [
+        "train",
+        "--preset",
+        "tiny",
+        "--dataset",
+        "cifar10",
+        "--run-dir",
+        "r",
+    ],
     "baseline-nan": _bad_baseline,
     "classes-damaged": _broken_classes,
     "nested-descriptions": lambda work, run: [
-        "describe", "--dataset", "synthetic", "--out", "o.json",
-        "--describer", f"file:{_write(work / 'd.json', '[' * 50_000 + ']' * 50_000)}"],
+        "describe",
+        "--dataset",
+        "synthetic",
+        "--out",
+        "o.json",
+        "--describer",
+        f"file:{_write(work / 'd.json', '[' * 50_000 + ']' * 50_000)}",
+    ],
     "duplicate-keys": lambda work, run: [
-        "describe", "--dataset", "synthetic", "--out", "o.json", "--describer", "file:" + str(_write(
-            work / "d.json", '{"red": "a", "green": "b", "blue": "c", "gray": "d", "red": "e"}'))],
+        "describe",
+        "--dataset",
+        "synthetic",
+        "--out",
+        "o.json",
+        "--describer",
+        "file:"
+        + str(
+            _write(
+                work / "d.json", '{"red": "a", "green": "b", "blue": "c", "gray": "d", "red": "e"}'
+            )
+        ),
+    ],
 }
 
 
@@ -67,6 +114,7 @@ def test_a_failed_gate_is_exit_1_and_a_bug_is_exit_3(hostile_env, run_dir, monke
 
     def bug(*_a, **_k):
         raise KeyError("a bug")
+
     monkeypatch.setattr(textclf.evaluation.metrics, "compute_metrics", bug)
     out = cli("eval", run_dir, "--device", "cpu", "--no-plots", "--min-accuracy", "1.0")
     assert out.code == 3 and out.exception is None, out.stderr

@@ -11,38 +11,65 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-
 from hostile_kit import assert_error, cli, image_folder, run_textclf, snapshot
 
 SYNTHETIC = ["red", "green", "blue", "gray"]
 
 
-# ---- descriptions ---------------------------------------------------------------------------------
+# ---- descriptions
+# ---------------------------------------------------------------------------------
+
 
 def _describe_from(path):
-    return cli("describe", "--dataset", "synthetic", "--describer", f"file:{path}", "--out", "out.json")
+    return cli(
+        "describe", "--dataset", "synthetic", "--describer", f"file:{path}", "--out", "out.json"
+    )
 
 
 def test_duplicate_class_keys_in_a_descriptions_json_are_refused(hostile_env):
     path = hostile_env / "d.json"
-    path.write_text('{"red": "a red thing", "green": "a green thing", "blue": "a blue thing", '
-                    '"gray": "a gray thing", "red": "something else entirely"}')
+    path.write_text(
+        '{"red": "a red thing", "green": "a green thing", "blue": "a blue thing", '
+        '"gray": "a gray thing", "red": "something else entirely"}'
+    )
     before = snapshot(hostile_env)
     assert_error(_describe_from(path), "d.json", "'red'", "twice", only_line=True)
     assert snapshot(hostile_env) == before
 
 
 def test_duplicate_class_keys_in_a_textclf_description_file_are_refused(hostile_env):
-    doc = {"schema_version": 1, "dataset": "synthetic", "class_names": SYNTHETIC, "prompt_name": "type1",
-           "prompt_text": "Describe {}.", "describer": "file", "created_at": "x", "updated_at": "x",
-           "textclf_version": "0.1.0", "descriptions": {c: [f"a {c} thing"] for c in SYNTHETIC}}
+    doc = {
+        "schema_version": 1,
+        "dataset": "synthetic",
+        "class_names": SYNTHETIC,
+        "prompt_name": "type1",
+        "prompt_text": "Describe {}.",
+        "describer": "file",
+        "created_at": "x",
+        "updated_at": "x",
+        "textclf_version": "0.1.0",
+        "descriptions": {c: [f"a {c} thing"] for c in SYNTHETIC},
+    }
     text = json.dumps(doc)
-    text = text.replace('"gray": ["a gray thing"]', '"gray": ["a gray thing"], "red": ["a blue thing"]')
+    text = text.replace(
+        '"gray": ["a gray thing"]', '"gray": ["a gray thing"], "red": ["a blue thing"]'
+    )
     path = hostile_env / "d.json"
     path.write_text(text)
     before = snapshot(hostile_env)
-    out = cli("train", "--preset", "tiny", "--device", "cpu", "--text-control", "none", "--descriptions", path,
-              "--run-dir", "r")
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--text-control",
+        "none",
+        "--descriptions",
+        path,
+        "--run-dir",
+        "r",
+    )
     assert_error(out, "d.json", "'red'", "twice", only_line=True)
     assert snapshot(hostile_env) == before
 
@@ -69,16 +96,30 @@ def test_a_deeply_nested_descriptions_json_is_one_line(hostile_env):
 def test_a_deeply_nested_description_file_for_train_is_one_line(hostile_env):
     path = hostile_env / "d.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
-    out = cli("train", "--preset", "tiny", "--device", "cpu", "--text-control", "none", "--descriptions", path,
-              "--run-dir", "r")
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--text-control",
+        "none",
+        "--descriptions",
+        path,
+        "--run-dir",
+        "r",
+    )
     assert_error(out, "d.json", "nested", only_line=True)
     assert not (hostile_env / "r").exists()
 
 
-# ---- ONNX metadata ----------------------------------------------------------------------------------
+# ---- ONNX metadata
+# ----------------------------------------------------------------------------------
+
 
 def _onnx_with(src, dst, **meta_json):
-    """A copy of an exported model whose ``textclf.<key>`` metadata are replaced by raw JSON strings."""
+    """A copy of an exported model whose ``textclf.<key>`` metadata are replaced by raw JSON
+    strings."""
     import onnx
 
     model = onnx.load(str(src))
@@ -90,14 +131,20 @@ def _onnx_with(src, dst, **meta_json):
     return dst
 
 
-@pytest.mark.parametrize("raw, needle", [
-    ('"abcd"', "list"),
-    ('["red", "green", "blue"]', "3"),
-    ('["red", "green", "blue", "gray", "pink"]', "5"),
-    ('["red", "red", "blue", "gray"]', "twice"),
-    ('[1, 2, 3, 4]', "string"),
-], ids=["string", "three-names", "five-names", "duplicate", "numbers"])
-def test_onnx_class_names_are_checked_against_the_graph(hostile_env, session_onnx, sample_png, raw, needle):
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        ('"abcd"', "list"),
+        ('["red", "green", "blue"]', "3"),
+        ('["red", "green", "blue", "gray", "pink"]', "5"),
+        ('["red", "red", "blue", "gray"]', "twice"),
+        ("[1, 2, 3, 4]", "string"),
+    ],
+    ids=["string", "three-names", "five-names", "duplicate", "numbers"],
+)
+def test_onnx_class_names_are_checked_against_the_graph(
+    hostile_env, session_onnx, sample_png, raw, needle
+):
     model = _onnx_with(session_onnx, hostile_env / "model.onnx", class_names=raw)
     before = snapshot(hostile_env)
     out = cli("predict", model, sample_png)
@@ -105,16 +152,26 @@ def test_onnx_class_names_are_checked_against_the_graph(hostile_env, session_onn
     assert snapshot(hostile_env) == before
 
 
-@pytest.mark.parametrize("key, raw", [("input", "5"), ("preprocessing", '{"input_size": "big"}'),
-                                      ("input", '{"name": "pixel_values", "dtype": "complex"}')],
-                         ids=["input-int", "image-size-string", "dtype-unknown"])
-def test_onnx_input_metadata_of_the_wrong_shape_is_refused(hostile_env, session_onnx, sample_png, key, raw):
+@pytest.mark.parametrize(
+    "key, raw",
+    [
+        ("input", "5"),
+        ("preprocessing", '{"input_size": "big"}'),
+        ("input", '{"name": "pixel_values", "dtype": "complex"}'),
+    ],
+    ids=["input-int", "image-size-string", "dtype-unknown"],
+)
+def test_onnx_input_metadata_of_the_wrong_shape_is_refused(
+    hostile_env, session_onnx, sample_png, key, raw
+):
     model = _onnx_with(session_onnx, hostile_env / "model.onnx", **{key: raw})
     out = cli("predict", model, sample_png)
     assert_error(out, "model.onnx", key, only_line=True)
 
 
-# ---- CIFAR-10 folders -------------------------------------------------------------------------------
+# ---- CIFAR-10 folders
+# -------------------------------------------------------------------------------
+
 
 def _cifar_folder(root, n=8, skip=(), damage=None):
     """A CIFAR-10 python-format folder with ``n`` images per batch (the real ones hold 10,000)."""
@@ -123,7 +180,10 @@ def _cifar_folder(root, n=8, skip=(), damage=None):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         if name in skip:
             continue
-        batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": [i % 10 for i in range(n)]}
+        batch = {
+            "data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+            "labels": [i % 10 for i in range(n)],
+        }
         if damage and name == damage[0]:
             damage[1](batch)
         with open(root / name, "wb") as fh:
@@ -133,11 +193,16 @@ def _cifar_folder(root, n=8, skip=(), damage=None):
 
 def _train_cifar(monkeypatch, folder):
     monkeypatch.setenv("TEXTCLF_CIFAR10", str(folder))
-    return cli("train", "--preset", "tiny", "--device", "cpu", "--dataset", "cifar10", "--run-dir", "r")
+    return cli(
+        "train", "--preset", "tiny", "--device", "cpu", "--dataset", "cifar10", "--run-dir", "r"
+    )
 
 
-@pytest.mark.parametrize("skip, needle", [(("data_batch_3",), "data_batch_3"), (("test_batch",), "test_batch")],
-                         ids=["no-batch-3", "no-test-batch"])
+@pytest.mark.parametrize(
+    "skip, needle",
+    [(("data_batch_3",), "data_batch_3"), (("test_batch",), "test_batch")],
+    ids=["no-batch-3", "no-test-batch"],
+)
 def test_a_cifar_folder_missing_a_batch_is_named(hostile_env, monkeypatch, skip, needle):
     folder = _cifar_folder(hostile_env / "cifar", skip=skip)
     before = snapshot(hostile_env)
@@ -145,12 +210,16 @@ def test_a_cifar_folder_missing_a_batch_is_named(hostile_env, monkeypatch, skip,
     assert snapshot(hostile_env) == before
 
 
-@pytest.mark.parametrize("damage, needle", [
-    (lambda b: b.update(data=np.zeros((8, 3000), np.uint8)), "3072"),
-    (lambda b: b.update(labels=[0, 1, 2]), "labels"),
-    (lambda b: b.update(labels=[12] * 8), "labels"),
-    (lambda b: b.pop("labels"), "labels"),
-], ids=["row-size", "label-count", "label-range", "no-labels"])
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda b: b.update(data=np.zeros((8, 3000), np.uint8)), "3072"),
+        (lambda b: b.update(labels=[0, 1, 2]), "labels"),
+        (lambda b: b.update(labels=[12] * 8), "labels"),
+        (lambda b: b.pop("labels"), "labels"),
+    ],
+    ids=["row-size", "label-count", "label-range", "no-labels"],
+)
 def test_a_cifar_batch_of_the_wrong_size_is_named(hostile_env, monkeypatch, damage, needle):
     folder = _cifar_folder(hostile_env / "cifar", damage=("data_batch_2", damage))
     before = snapshot(hostile_env)
@@ -158,13 +227,19 @@ def test_a_cifar_batch_of_the_wrong_size_is_named(hostile_env, monkeypatch, dama
     assert snapshot(hostile_env) == before
 
 
-def test_textclf_cifar10_pointing_at_an_empty_folder_is_named_not_downloaded(hostile_env, monkeypatch):
+def test_textclf_cifar10_pointing_at_an_empty_folder_is_named_not_downloaded(
+    hostile_env, monkeypatch
+):
     empty = hostile_env / "cifar"
     empty.mkdir()
-    assert_error(_train_cifar(monkeypatch, empty), "TEXTCLF_CIFAR10", "data_batch_1", only_line=True)
+    assert_error(
+        _train_cifar(monkeypatch, empty), "TEXTCLF_CIFAR10", "data_batch_1", only_line=True
+    )
 
 
-# ---- an LLM server's reply ---------------------------------------------------------------------------
+# ---- an LLM server's reply
+# ---------------------------------------------------------------------------
+
 
 class _TruncatingServer:
     """Answers every chat completion with the first half of a valid JSON body."""
@@ -178,9 +253,21 @@ class _TruncatingServer:
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                                   "choices": [{"index": 0, "finish_reason": "stop",
-                                                "message": {"role": "assistant", "content": "a red thing"}}]})
+                body = json.dumps(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "m",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "a red thing"},
+                            }
+                        ],
+                    }
+                )
                 data = body[: len(body) // 2].encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -195,7 +282,9 @@ class _TruncatingServer:
                 pass
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def __exit__(self, *exc):
@@ -209,17 +298,31 @@ def test_a_truncated_json_body_from_the_llm_server_is_one_line(hostile_env, monk
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     with _TruncatingServer() as url:
-        out = cli("describe", "--dataset", "synthetic", "--describer", "openai", "--base-url", url,
-                  "--model", "m", "--out", "d.json")
+        out = cli(
+            "describe",
+            "--dataset",
+            "synthetic",
+            "--describer",
+            "openai",
+            "--base-url",
+            url,
+            "--model",
+            "m",
+            "--out",
+            "d.json",
+        )
     line = assert_error(out, "127.0.0.1", "JSON")
     assert "sk-test" not in out.stderr + out.stdout and "sk-test" not in line
 
 
-# ---- one huge image among small ones ------------------------------------------------------------------
+# ---- one huge image among small ones
+# ------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_one_huge_image_among_small_ones_is_not_a_crash(hostile_env):
-    """8000 x 8000 px beside 32 px images: trained (each image resized on its own) or one line, exit 2.
+    """8000 x 8000 px beside 32 px images: trained (each image resized on its own) or one line, exit
+    2.
 
     The subprocess gets a 6 GiB address-space limit, so a batch resized to its largest image fails
     with a MemoryError there instead of taking the test machine's memory.
@@ -229,14 +332,27 @@ def test_one_huge_image_among_small_ones_is_not_a_crash(hostile_env):
     from PIL import Image
 
     data = image_folder(hostile_env / "parts", {"a": 3, "b": 3}, {"a": 1, "b": 1}, size=(32, 32))
-    Image.new("RGB", (8000, 8000), (40, 200, 40)).save(data / "train" / "b" / "huge.png", compress_level=1)
+    Image.new("RGB", (8000, 8000), (40, 200, 40)).save(
+        data / "train" / "b" / "huge.png", compress_level=1
+    )
     before = snapshot(data)
 
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
 
-    out = run_textclf("train", "--preset", "tiny", "--device", "cpu", "--dataset", f"imagefolder:{data}",
-                      "--run-dir", "r", cwd=hostile_env, preexec_fn=limit)
+    out = run_textclf(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--run-dir",
+        "r",
+        cwd=hostile_env,
+        preexec_fn=limit,
+    )
     if out.code != 0:
         assert_error(out, "memory")
     else:

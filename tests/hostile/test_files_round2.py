@@ -1,10 +1,12 @@
-"""Files under hostile input, round 2 (issue 21): CSV injection, and --force that replaces only textclf's files.
+"""Files under hostile input, round 2 (issue 21): CSV injection, and --force that replaces only
+textclf's files.
 
 - every CSV textclf writes escapes cells that a spreadsheet would run as a formula, and every value
   round-trips through :func:`textclf.files.csv_table.read_csv` (a property over any text);
 - ``describe --force`` and ``predict --output --force`` replace only a file textclf wrote; a user's
   file of that name stays byte-identical and the command exits 2 with one line;
-- ``describe -o notes.txt`` on an ordinary file is refused before any work, never "saved to notes.txt/...".
+- ``describe -o notes.txt`` on an ordinary file is refused before any work, never "saved to
+notes.txt/...".
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hostile_kit import assert_error, cli, image_folder, write_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostile_kit import assert_error, cli, image_folder, write_png
 from textclf.files.csv_table import FORMULA_STARTS, csv_text, read_csv
 
 FORMULA_NAMES = ["=SUM(A1:A9)", "+cmd|' -C calc'!A0", "-2+3", "@SUM(1)"]
@@ -35,9 +37,15 @@ def _no_formula_cells(text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.text(), st.text(), st.one_of(st.integers(), st.floats(allow_nan=False)),
-                          st.none()), max_size=6),
-       st.text(min_size=1).filter(lambda h: h not in ("b", "n", "empty")))
+@given(
+    st.lists(
+        st.tuples(
+            st.text(), st.text(), st.one_of(st.integers(), st.floats(allow_nan=False)), st.none()
+        ),
+        max_size=6,
+    ),
+    st.text(min_size=1).filter(lambda h: h not in ("b", "n", "empty")),
+)
 def test_any_value_round_trips_and_no_text_cell_starts_a_formula(rows, header):
     columns = [header, "b", "n", "empty"]
     text = csv_text(columns, [dict(zip(columns, r)) for r in rows])
@@ -57,16 +65,29 @@ def test_history_and_ablation_tables_use_the_one_writer():
 
 
 def test_predict_output_escapes_class_and_file_names(hostile_env):
-    data = image_folder(hostile_env / "data", {n: 6 for n in FORMULA_NAMES}, {n: 2 for n in FORMULA_NAMES})
-    out = cli("train", "--preset", "tiny", "--dataset", f"imagefolder:{data}", "--epochs", "1",
-              "--run-dir", "run", "--device", "cpu")
+    data = image_folder(
+        hostile_env / "data", {n: 6 for n in FORMULA_NAMES}, {n: 2 for n in FORMULA_NAMES}
+    )
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--epochs",
+        "1",
+        "--run-dir",
+        "run",
+        "--device",
+        "cpu",
+    )
     assert out.code == 0, out.stderr
     image = write_png(hostile_env / "=HYPERLINK(evil).png")
     out = cli("predict", "run", str(image), "--output", "p.csv", "--top-k", "4")
     assert out.code == 0, out.stderr
     text = (hostile_env / "p.csv").read_text()
     _no_formula_cells(text)
-    columns, rows = read_csv(text)
+    _, rows = read_csv(text)
     assert rows[0]["file"] == str(image) and rows[0]["class"] in FORMULA_NAMES
     assert {pair.rsplit(":", 1)[0] for pair in rows[0]["top_k"].split(";")} == set(FORMULA_NAMES)
 
@@ -75,15 +96,21 @@ def test_predict_force_replaces_only_textclfs_predictions(hostile_env, run_dir, 
     mine = hostile_env / "p.csv"
     mine.write_text("my,own,spreadsheet\n1,2,3\n")
     before = mine.read_bytes()
-    assert_error(cli("predict", run_dir, sample_png, "--output", mine, "--force"), "not written by textclf",
-                 only_line=True)
+    assert_error(
+        cli("predict", run_dir, sample_png, "--output", mine, "--force"),
+        "not written by textclf",
+        only_line=True,
+    )
     assert mine.read_bytes() == before
     mine.unlink()
     assert cli("predict", run_dir, sample_png, "--output", mine).code == 0
-    assert cli("predict", run_dir, sample_png, "--output", mine, "--force").code == 0  # its own file: replaced
+    # Its own file: replaced
+    assert cli("predict", run_dir, sample_png, "--output", mine, "--force").code == 0
     lines = hostile_env / "p.jsonl"
     lines.write_text('{"my": "notes"}\n')
-    assert_error(cli("predict", run_dir, sample_png, "--output", lines, "--force"), "not written by textclf")
+    assert_error(
+        cli("predict", run_dir, sample_png, "--output", lines, "--force"), "not written by textclf"
+    )
     assert lines.read_text() == '{"my": "notes"}\n'
 
 
@@ -97,7 +124,9 @@ def test_describe_force_keeps_a_users_json(hostile_env):
         assert mine.read_bytes() == before
     out = cli("describe", "--dataset", "digits", "--describer", "builtin", "-o", "own.json")
     assert out.code == 0, out.stderr
-    out = cli("describe", "--dataset", "digits", "--describer", "classname", "-o", "own.json", "--force")
+    out = cli(
+        "describe", "--dataset", "digits", "--describer", "classname", "-o", "own.json", "--force"
+    )
     assert out.code == 0, out.stderr  # textclf's own file: --force replaces it
     assert json.loads(Path("own.json").read_text())["describer"] == "classname"
 

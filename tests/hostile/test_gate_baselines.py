@@ -6,15 +6,21 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from hostile_kit import assert_error, cli, snapshot
 
 CLASSES = ["red", "green", "blue", "gray"]
 
 
 def _baseline(**changes) -> dict:
-    doc = {"format": "textclf-metrics", "schema_version": 1, "accuracy": 0.5, "macro_f1": 0.5,
-           "class_names": list(CLASSES), "dataset": "synthetic", "split": "test"}
+    doc = {
+        "format": "textclf-metrics",
+        "schema_version": 1,
+        "accuracy": 0.5,
+        "macro_f1": 0.5,
+        "class_names": list(CLASSES),
+        "dataset": "synthetic",
+        "split": "test",
+    }
     for key, value in changes.items():
         if value is _DROP:
             doc.pop(key)
@@ -26,22 +32,37 @@ def _baseline(**changes) -> dict:
 _DROP = object()
 
 
-@pytest.mark.parametrize("changes, needles", [
-    ({"accuracy": -1}, ["accuracy", "-1"]),
-    ({"accuracy": float("nan")}, ["accuracy", "nan"]),
-    ({"accuracy": float("inf")}, ["accuracy", "inf"]),
-    ({"accuracy": 5.0}, ["accuracy", "5"]),
-    ({"macro_f1": -0.25}, ["macro_f1"]),
-    ({"class_names": _DROP}, ["class_names"]),
-    ({"class_names": 5}, ["class_names"]),
-    ({"class_names": "abcd"}, ["class_names"]),
-    ({"class_names": [1, 2, 3, 4]}, ["class_names"]),
-    ({"class_names": []}, ["class_names"]),
-], ids=["acc-negative", "acc-nan", "acc-inf", "acc-5", "f1-negative", "no-class-names", "class-names-5",
-        "class-names-string", "class-names-ints", "class-names-empty"])
+@pytest.mark.parametrize(
+    "changes, needles",
+    [
+        ({"accuracy": -1}, ["accuracy", "-1"]),
+        ({"accuracy": float("nan")}, ["accuracy", "nan"]),
+        ({"accuracy": float("inf")}, ["accuracy", "inf"]),
+        ({"accuracy": 5.0}, ["accuracy", "5"]),
+        ({"macro_f1": -0.25}, ["macro_f1"]),
+        ({"class_names": _DROP}, ["class_names"]),
+        ({"class_names": 5}, ["class_names"]),
+        ({"class_names": "abcd"}, ["class_names"]),
+        ({"class_names": [1, 2, 3, 4]}, ["class_names"]),
+        ({"class_names": []}, ["class_names"]),
+    ],
+    ids=[
+        "acc-negative",
+        "acc-nan",
+        "acc-inf",
+        "acc-5",
+        "f1-negative",
+        "no-class-names",
+        "class-names-5",
+        "class-names-string",
+        "class-names-ints",
+        "class-names-empty",
+    ],
+)
 def test_an_untrustworthy_baseline_is_exit_2(hostile_env, run_dir, changes, needles):
     base = hostile_env / "baseline.json"
-    base.write_text(json.dumps(_baseline(**changes)))  # json writes NaN/Infinity, as Python's json reads them
+    # Json writes NaN/Infinity, as Python's json reads them
+    base.write_text(json.dumps(_baseline(**changes)))
     before_run, before_base = snapshot(run_dir), snapshot(base)
     out = cli("eval", run_dir, "--baseline", base, "--max-drop", "0.5", "--device", "cpu")
     assert_error(out, "baseline.json", *needles, only_line=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from hostile_kit import assert_error, cli, run_textclf, snapshot
 
 
@@ -27,7 +26,9 @@ def test_cifar10_offline_names_textclf_cifar10(hostile_env):
     assert snapshot(hostile_env) == {}
 
 
-def test_fashion_mnist_offline_without_the_debian_package_names_it(hostile_env, monkeypatch, tmp_path):
+def test_fashion_mnist_offline_without_the_debian_package_names_it(
+    hostile_env, monkeypatch, tmp_path
+):
     import textclf.plugins.datasets.fashion_mnist as fm
 
     monkeypatch.setattr(fm, "DEBIAN_DIR", tmp_path / "no-debian-package")
@@ -44,14 +45,30 @@ def test_resnet50_offline_names_the_torch_cache(hostile_env, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", ["hf:sentence-transformers/all-mpnet-base-v2", "distilbert-base-uncased"])
+@pytest.mark.parametrize(
+    "backbone", ["hf:sentence-transformers/all-mpnet-base-v2", "distilbert-base-uncased"]
+)
 def test_hugging_face_text_backbones_offline_name_hf_home(hostile_env, tmp_path, backbone):
     # A subprocess: huggingface_hub reads HF_HOME and HF_HUB_OFFLINE once, when it is imported.
-    env = {"HF_HOME": str(tmp_path / "env" / "hf"), "HF_HUB_OFFLINE": "1",
-           "TEXTCLF_CACHE": str(tmp_path / "env" / "textclf-cache")}
+    env = {
+        "HF_HOME": str(tmp_path / "env" / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "TEXTCLF_CACHE": str(tmp_path / "env" / "textclf-cache"),
+    }
     t0 = time.perf_counter()
-    out = run_textclf("train", "--preset", "tiny", "--device", "cpu", "--text-backbone", backbone,
-                      "--run-dir", "r", cwd=hostile_env, env=env)
+    out = run_textclf(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--text-backbone",
+        backbone,
+        "--run-dir",
+        "r",
+        cwd=hostile_env,
+        env=env,
+    )
     assert time.perf_counter() - t0 < 60
     assert_error(out, "HF_HOME", backbone.removeprefix("hf:"))
     assert snapshot(hostile_env) == {}

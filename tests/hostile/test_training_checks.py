@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-
 import pytest
-
 from hostile_kit import assert_error, cli, image_folder, snapshot
 
 
@@ -14,12 +12,25 @@ def test_a_diverging_loss_stops_training_naming_epoch_and_step(hostile_env):
     out = cli("train", "--preset", "tiny", "--device", "cpu", "--lr", "1e30", "--run-dir", "r")
     line = assert_error(out, "epoch", "step", "--lr")
     assert "nan" in line.lower() or "inf" in line.lower()
-    assert not (hostile_env / "r" / "model.safetensors").exists(), "a diverged run was saved as finished"
+    assert not (hostile_env / "r" / "model.safetensors").exists(), (
+        "a diverged run was saved as finished"
+    )
 
 
 def test_an_overflowing_temperature_stops_training(hostile_env):
-    out = cli("train", "--preset", "tiny", "--device", "cpu", "--text-control", "classname",
-              "--temperature", "1e-40", "--run-dir", "r")
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--text-control",
+        "classname",
+        "--temperature",
+        "1e-40",
+        "--run-dir",
+        "r",
+    )
     assert_error(out, "epoch", "step")
     assert not (hostile_env / "r" / "model.safetensors").exists()
 
@@ -27,7 +38,17 @@ def test_an_overflowing_temperature_stops_training(hostile_env):
 def test_one_image_per_class_is_not_a_run_on_zero_images(hostile_env):
     data = image_folder(hostile_env / "parts", {"a": 1, "b": 1}, {"a": 1, "b": 1})
     before = snapshot(data)
-    out = cli("train", "--preset", "tiny", "--device", "cpu", "--dataset", f"imagefolder:{data}", "--run-dir", "r")
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--run-dir",
+        "r",
+    )
     assert_error(out, "0 training images")
     assert snapshot(data) == before
     assert not (hostile_env / "r").exists()
@@ -42,7 +63,17 @@ def test_a_subset_that_leaves_no_training_images_is_refused(hostile_env):
 def test_a_single_class_dataset_is_one_line(hostile_env):
     data = image_folder(hostile_env / "one", {"only": 6}, {"only": 2})
     before = snapshot(data)
-    out = cli("train", "--preset", "tiny", "--device", "cpu", "--dataset", f"imagefolder:{data}", "--run-dir", "r")
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--run-dir",
+        "r",
+    )
     assert_error(out, "1 class", "only", only_line=True)
     assert snapshot(data) == before
     assert not (hostile_env / "r").exists()
@@ -51,7 +82,17 @@ def test_a_single_class_dataset_is_one_line(hostile_env):
 def test_a_class_only_under_test_is_named_not_dropped(hostile_env):
     data = image_folder(hostile_env / "parts", {"a": 4, "b": 4}, {"a": 2, "b": 2, "c": 2})
     before = snapshot(data)
-    out = cli("train", "--preset", "tiny", "--device", "cpu", "--dataset", f"imagefolder:{data}", "--run-dir", "r")
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--run-dir",
+        "r",
+    )
     assert_error(out, "'c'", "test", only_line=True)
     assert snapshot(data) == before
     assert not (hostile_env / "r").exists()
@@ -81,7 +122,7 @@ def _poison_weights(run_dir, value=float("nan")):
     path = run_dir / "model.safetensors"
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata()
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
     name = next(k for k in sorted(tensors) if k.startswith("head.") and k.endswith("weight"))
     tensors[name].view(-1)[0] = value
     save_file(tensors, str(path), metadata=meta)

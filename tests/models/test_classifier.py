@@ -8,11 +8,16 @@ from textclf.models.classifier import ProjectionHead, TextEnhancedClassifier
 
 
 def test_projection_head_matches_the_spec_shape():
-    """Linear(d, 256) -> GELU -> Linear(256, 256) -> Dropout, plus the first projection, then LayerNorm."""
+    """Linear(d, 256) -> GELU -> Linear(256, 256) -> Dropout, plus the first projection, then
+    LayerNorm."""
     head = ProjectionHead(10, 256, 0.1)
     names = [type(m).__name__ for m in head.children()]
     assert names == ["Linear", "GELU", "Linear", "Dropout", "LayerNorm"]
-    assert (head.projection.in_features, head.projection.out_features, head.fc.out_features) == (10, 256, 256)
+    assert (head.projection.in_features, head.projection.out_features, head.fc.out_features) == (
+        10,
+        256,
+        256,
+    )
     head.eval()
     out = head(torch.randn(4, 10) * 5)
     assert out.shape == (4, 256)
@@ -24,7 +29,9 @@ def test_projection_head_matches_the_spec_shape():
         head.fc.weight.zero_()
         head.fc.bias.zero_()
     x = torch.randn(3, 10)
-    assert torch.allclose(head(x), torch.nn.functional.layer_norm(head.projection(x), (256,)), atol=1e-5)
+    assert torch.allclose(
+        head(x), torch.nn.functional.layer_norm(head.projection(x), (256,)), atol=1e-5
+    )
 
 
 def test_head_input_features_classifies_raw_features():
@@ -32,4 +39,8 @@ def test_head_input_features_classifies_raw_features():
     assert model.head.in_features == 32
     assert TextEnhancedClassifier(32, 16, 5).head.in_features == 256
     out = model(torch.randn(3, 32))
-    assert out.logits.shape == (3, 5) and out.image_embedding.shape == (3, 256) and out.class_text_embedding is None
+    assert (
+        out.logits.shape == (3, 5)
+        and out.image_embedding.shape == (3, 256)
+        and out.class_text_embedding is None
+    )

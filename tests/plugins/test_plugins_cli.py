@@ -1,4 +1,5 @@
-"""`textclf plugins` end to end, with third-party plugins installed as real (temporary) distributions.
+"""`textclf plugins` end to end, with third-party plugins installed as real (temporary)
+distributions.
 
 Each test writes ``*.dist-info`` folders (METADATA + entry_points.txt) and modules into a
 temporary folder and runs the CLI in a subprocess with that folder on PYTHONPATH, as a user
@@ -28,8 +29,9 @@ def run_cli(args: list[str], pythonpath: Path | None = None, cwd: Path | None = 
     env.pop("TEXTCLF_DEBUG", None)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
-    return subprocess.run(textclf_cmd() + args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        textclf_cmd() + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def plugin_rows(result) -> dict[str, list[dict]]:
@@ -69,9 +71,24 @@ def site(tmp_path) -> Path:
 
 def test_builtin_plugins_listed_with_their_package(tmp_path):
     rows = plugin_rows(run_cli(["plugins", "--json"], cwd=tmp_path))
-    for name in ("type1", "type2", "type3", "type4", "digits", "fashion-mnist", "cifar10",
-                 "imagefolder:...", "synthetic", "efficientnet-lite0", "resnet50", "tiny-cnn",
-                 "minilm-l6", "distilbert-base-uncased", "hf:...", "tiny-bert"):
+    for name in (
+        "type1",
+        "type2",
+        "type3",
+        "type4",
+        "digits",
+        "fashion-mnist",
+        "cifar10",
+        "imagefolder:...",
+        "synthetic",
+        "efficientnet-lite0",
+        "resnet50",
+        "tiny-cnn",
+        "minilm-l6",
+        "distilbert-base-uncased",
+        "hf:...",
+        "tiny-bert",
+    ):
         assert name in rows, name
         (row,) = rows[name]
         assert row["package"] == "textclf" and row["status"] == "ok", row
@@ -85,12 +102,23 @@ def test_builtin_plugins_listed_with_their_package(tmp_path):
 
 
 def test_third_party_prompt_and_backbone_are_listed_with_their_package(site, tmp_path):
-    write_dist(site, "textclf-extra", "textclf_extra_plugins", GOOD_PLUGIN,
-               {"textclf.prompts": {"haiku": "HAIKU"}, "textclf.backbones": {"extra-cnn": "CNN"}})
+    write_dist(
+        site,
+        "textclf-extra",
+        "textclf_extra_plugins",
+        GOOD_PLUGIN,
+        {"textclf.prompts": {"haiku": "HAIKU"}, "textclf.backbones": {"extra-cnn": "CNN"}},
+    )
     rows = plugin_rows(run_cli(["plugins", "--json"], pythonpath=site, cwd=tmp_path))
     (haiku,) = rows["haiku"]
-    assert haiku == {"group": "prompts", "name": "haiku", "kind": "prompt", "package": "textclf-extra", "status": "ok",
-                     "summary": "Write a haiku about a {class_name}."}
+    assert haiku == {
+        "group": "prompts",
+        "name": "haiku",
+        "kind": "prompt",
+        "package": "textclf-extra",
+        "status": "ok",
+        "summary": "Write a haiku about a {class_name}.",
+    }
     (cnn,) = rows["extra-cnn"]
     assert cnn["kind"] == "image backbone, 8-d" and cnn["package"] == "textclf-extra"
     assert cnn["status"] == "ok"
@@ -99,17 +127,31 @@ def test_third_party_prompt_and_backbone_are_listed_with_their_package(site, tmp
     # The table view shows them too.
     table = run_cli(["plugins"], pythonpath=site, cwd=tmp_path)
     assert table.returncode == 0, table.stderr
-    assert "haiku" in table.stdout and "extra-cnn" in table.stdout and "textclf-extra" in table.stdout
+    assert (
+        "haiku" in table.stdout and "extra-cnn" in table.stdout and "textclf-extra" in table.stdout
+    )
 
 
 def test_broken_plugin_is_listed_and_the_cli_still_works(site, tmp_path):
-    write_dist(site, "textclf-broken", "textclf_broken_plugin", """
+    write_dist(
+        site,
+        "textclf-broken",
+        "textclf_broken_plugin",
+        """
         raise RuntimeError("boom: [this plugin] is broken on purpose")
-    """, {"textclf.backbones": {"broken-net": "PLUGIN"}, "textclf.prompts": {"broken-prompt": "P"}})
+    """,
+        {"textclf.backbones": {"broken-net": "PLUGIN"}, "textclf.prompts": {"broken-prompt": "P"}},
+    )
     # An entry point that resolves to something that is no plugin at all.
-    write_dist(site, "textclf-odd", "textclf_odd_plugin", """
+    write_dist(
+        site,
+        "textclf-odd",
+        "textclf_odd_plugin",
+        """
         PLUGIN = "just a string"
-    """, {"textclf.backbones": {"odd-net": "PLUGIN"}})
+    """,
+        {"textclf.backbones": {"odd-net": "PLUGIN"}},
+    )
 
     result = run_cli(["plugins", "--json"], pythonpath=site, cwd=tmp_path)
     rows = plugin_rows(result)
@@ -131,10 +173,16 @@ def test_broken_plugin_is_listed_and_the_cli_still_works(site, tmp_path):
 
 def test_two_plugins_with_one_name_show_a_conflict_naming_both(site, tmp_path):
     for dist, module in (("textclf-dup-a", "textclf_dup_a"), ("textclf-dup-b", "textclf_dup_b")):
-        write_dist(site, dist, module, f"""
+        write_dist(
+            site,
+            dist,
+            module,
+            f"""
             from textclf.plugin_api import PromptTemplate
             P = PromptTemplate("twice", "{dist}: describe a {{class_name}}.")
-        """, {"textclf.prompts": {"twice": "P"}})
+        """,
+            {"textclf.prompts": {"twice": "P"}},
+        )
 
     rows = plugin_rows(run_cli(["plugins", "--json"], pythonpath=site, cwd=tmp_path))
     twice = rows["twice"]

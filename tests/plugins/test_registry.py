@@ -10,17 +10,24 @@ import sys
 import uuid
 
 import pytest
+from plugin_dist import write_dist
 
 from textclf import registry as reg
 from textclf.data import load_dataset
 from textclf.errors import TextclfError
 from textclf.plugin_api import PromptTemplate, TextBackbonePlugin
-from plugin_dist import write_dist
 
 BUILTIN = {
     "prompts": {"type1", "type2", "type3", "type4"},
-    "backbones": {"efficientnet-lite0", "resnet50", "tiny-cnn", "minilm-l6",
-                  "distilbert-base-uncased", "hf", "tiny-bert"},
+    "backbones": {
+        "efficientnet-lite0",
+        "resnet50",
+        "tiny-cnn",
+        "minilm-l6",
+        "distilbert-base-uncased",
+        "hf",
+        "tiny-bert",
+    },
     "datasets": {"digits", "fashion-mnist", "cifar10", "imagefolder", "synthetic"},
     "describers": {"openai", "builtin", "classname", "random-words", "file"},
 }
@@ -50,6 +57,7 @@ def _module_name() -> str:
 
 
 # --- built-ins -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["prompts", "backbones", "datasets"])
 def test_builtins_are_registered_through_entry_points_and_load(kind):
@@ -98,6 +106,7 @@ def test_backbones_declare_preprocessing_or_pooling():
 
 # --- unknown names: one line, exit code 2, the valid choices ---------------------------------
 
+
 def _one_line_error(exc_info, *must_contain, must_not_contain=()):
     err = exc_info.value
     msg = str(err)
@@ -114,8 +123,9 @@ def _one_line_error(exc_info, *must_contain, must_not_contain=()):
 def test_unknown_dataset_lists_valid_choices():
     with pytest.raises(TextclfError) as exc_info:
         load_dataset("nope")
-    _one_line_error(exc_info, "'nope'", "digits", "fashion-mnist", "cifar10", "synthetic",
-                    "imagefolder:...")
+    _one_line_error(
+        exc_info, "'nope'", "digits", "fashion-mnist", "cifar10", "synthetic", "imagefolder:..."
+    )
 
 
 def test_unknown_image_backbone_lists_image_backbones_only():
@@ -124,16 +134,26 @@ def test_unknown_image_backbone_lists_image_backbones_only():
     _one_line_error(exc_info, "'nope'", "efficientnet-lite0", "resnet50", "tiny-cnn")
     with pytest.raises(TextclfError) as exc_info:
         reg.get_image_backbone("minilm-l6")
-    _one_line_error(exc_info, "image backbone 'minilm-l6'", "efficientnet-lite0",
-                    must_not_contain=("distilbert",))
+    _one_line_error(
+        exc_info,
+        "image backbone 'minilm-l6'",
+        "efficientnet-lite0",
+        must_not_contain=("distilbert",),
+    )
 
 
 def test_image_backbone_as_text_backbone_lists_text_backbones():
     with pytest.raises(TextclfError) as exc_info:
         reg.get_text_backbone("efficientnet-lite0")
-    _one_line_error(exc_info, "text backbone 'efficientnet-lite0'", "minilm-l6",
-                    "distilbert-base-uncased", "tiny-bert", "hf:<id>",
-                    must_not_contain=("tiny-cnn", "resnet50"))
+    _one_line_error(
+        exc_info,
+        "text backbone 'efficientnet-lite0'",
+        "minilm-l6",
+        "distilbert-base-uncased",
+        "tiny-bert",
+        "hf:<id>",
+        must_not_contain=("tiny-cnn", "resnet50"),
+    )
 
 
 def test_argument_taking_plugins():
@@ -150,15 +170,22 @@ def test_argument_taking_plugins():
 
 # --- third-party plugins, broken plugins, conflicts ------------------------------------------
 
+
 def test_third_party_plugins_resolve_next_to_the_builtins(on_path):
     mod = _module_name()
-    write_dist(on_path, "textclf-extra", mod, """
+    write_dist(
+        on_path,
+        "textclf-extra",
+        mod,
+        """
         from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate
         HAIKU = PromptTemplate("haiku", "Write a haiku about a {class_name}.")
         CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8, input_size=16,
                                   mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                                   build=lambda pretrained=True: None, weights_id="extra-cnn-1")
-    """, {"textclf.prompts": {"haiku": "HAIKU"}, "textclf.backbones": {"extra-cnn": "CNN"}})
+    """,
+        {"textclf.prompts": {"haiku": "HAIKU"}, "textclf.backbones": {"extra-cnn": "CNN"}},
+    )
 
     prompt, _ = reg.registry("prompts").get("haiku")
     assert prompt.render("cat") == "Write a haiku about a cat."
@@ -171,9 +198,15 @@ def test_third_party_plugins_resolve_next_to_the_builtins(on_path):
 
 def test_broken_plugin_is_reported_and_skipped(on_path):
     mod = _module_name()
-    write_dist(on_path, "textclf-broken", mod, """
+    write_dist(
+        on_path,
+        "textclf-broken",
+        mod,
+        """
         raise RuntimeError("this plugin is broken on purpose")
-    """, {"textclf.backbones": {"broken-net": "PLUGIN"}})
+    """,
+        {"textclf.backbones": {"broken-net": "PLUGIN"}},
+    )
 
     entries = reg.registry("backbones").load_all()  # must not raise
     broken = next(e for e in entries if e.name == "broken-net")
@@ -190,10 +223,16 @@ def test_broken_plugin_is_reported_and_skipped(on_path):
 def test_duplicate_names_are_an_error_naming_both_packages(on_path):
     for dist in ("textclf-dup-a", "textclf-dup-b"):
         mod = _module_name()
-        write_dist(on_path, dist, mod, f"""
+        write_dist(
+            on_path,
+            dist,
+            mod,
+            f"""
             from textclf.plugin_api import PromptTemplate
             P = PromptTemplate("twice", "{dist}: describe a {{class_name}}.")
-        """, {"textclf.prompts": {"twice": "P"}})
+        """,
+            {"textclf.prompts": {"twice": "P"}},
+        )
 
     prompts = reg.registry("prompts")
     with pytest.raises(TextclfError) as exc_info:
@@ -209,10 +248,16 @@ def test_duplicate_names_are_an_error_naming_both_packages(on_path):
 
 def test_a_third_party_plugin_cannot_silently_replace_a_builtin(on_path):
     mod = _module_name()
-    write_dist(on_path, "textclf-shadow", mod, """
+    write_dist(
+        on_path,
+        "textclf-shadow",
+        mod,
+        """
         from textclf.plugin_api import DatasetPlugin
         PLUGIN = DatasetPlugin("digits", "not the real digits", load_fn=lambda: None)
-    """, {"textclf.datasets": {"digits": "PLUGIN"}})
+    """,
+        {"textclf.datasets": {"digits": "PLUGIN"}},
+    )
 
     with pytest.raises(TextclfError) as exc_info:
         load_dataset("digits")

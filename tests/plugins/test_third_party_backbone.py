@@ -12,9 +12,9 @@ import json
 import uuid
 
 import pytest
+from plugin_dist import write_dist
 from typer.testing import CliRunner
 
-from plugin_dist import write_dist
 from textclf import registry as reg
 from textclf.cli.main import app
 
@@ -38,7 +38,8 @@ class PatchMLP(nn.Module):
     def forward(self, x):
         n, c, h, w = x.shape
         p = self.patch
-        x = x.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(n, (h // p) * (w // p), c * p * p)
+        x = x.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+        x = x.reshape(n, (h // p) * (w // p), c * p * p)
         return self.mix(self.act(self.embed(x))).mean(1)
 
 
@@ -49,7 +50,8 @@ class PatchMLPBackbone:
     takes_argument = False
 
     def spec(self, argument, pretrained):
-        return ImageSpec("patch-mlp", 24, Preprocessing(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), "patch-mlp-seed7")
+        prep = Preprocessing(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+        return ImageSpec("patch-mlp", 24, prep, "patch-mlp-seed7")
 
     def create(self, argument, pretrained, input_size=None):
         with torch.random.fork_rng(devices=[]):
@@ -72,9 +74,16 @@ PLUGIN = PatchMLPBackbone()
 
 @pytest.fixture()
 def patch_mlp(tmp_path, monkeypatch):
-    """The plugin installed as its own distribution, the registry reloaded, a private cache and cwd."""
+    """The plugin installed as its own distribution, the registry reloaded, a private cache
+    and cwd."""
     module = f"tcx_patch_mlp_{uuid.uuid4().hex[:8]}"
-    write_dist(tmp_path, "textclf-patch-mlp", module, PATCH_MLP, {"textclf.backbones": {"patch-mlp": "PLUGIN"}})
+    write_dist(
+        tmp_path,
+        "textclf-patch-mlp",
+        module,
+        PATCH_MLP,
+        {"textclf.backbones": {"patch-mlp": "PLUGIN"}},
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
@@ -90,17 +99,36 @@ def _ok(args: list[str]):
 
 
 def test_a_patch_mlp_plugin_trains_evaluates_exports_quantizes_and_predicts(patch_mlp):
-    _ok(["train", "--preset", "tiny", "--image-backbone", "patch-mlp", "--image-size", "16", "--run-dir", "run"])
+    _ok(
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--image-backbone",
+            "patch-mlp",
+            "--image-size",
+            "16",
+            "--run-dir",
+            "run",
+        ]
+    )
     metrics = json.loads(_ok(["eval", "run", "--json", "--no-plots"]).stdout)
     assert metrics["n"] == 32 and 0 <= metrics["accuracy"] <= 1
     run_info = json.loads((patch_mlp / "run" / "run.json").read_text())
-    assert run_info["image_backbone"]["weights_id"] == "patch-mlp-seed7" and run_info["image_backbone"]["dim"] == 24
+    assert (
+        run_info["image_backbone"]["weights_id"] == "patch-mlp-seed7"
+        and run_info["image_backbone"]["dim"] == 24
+    )
 
     report = json.loads(_ok(["export", "onnx", "run", "--json"]).stdout)
     assert report["parity"]["passed"] and report["parity"]["max_abs_logit_diff"] <= 1e-4
-    report = json.loads(_ok(["export", "onnx", "run", "--with-preprocessing", "--out", "pre.onnx", "--json"]).stdout)
+    report = json.loads(
+        _ok(["export", "onnx", "run", "--with-preprocessing", "--out", "pre.onnx", "--json"]).stdout
+    )
     assert report["parity"]["passed"]
-    report = json.loads(_ok(["export", "onnx", "run", "--int8", "--out", "int8.onnx", "--json"]).stdout)
+    report = json.loads(
+        _ok(["export", "onnx", "run", "--int8", "--out", "int8.onnx", "--json"]).stdout
+    )
     q = report["quantization"]
     assert report["parity"]["passed"] and q["method"] == "static"
     assert q["float_stages"][0] == "embed" and q["layers_total"] == 2  # the plugin's own stages
@@ -112,12 +140,27 @@ def test_a_patch_mlp_plugin_trains_evaluates_exports_quantizes_and_predicts(patc
 
 
 def test_streaming_training_unfreezes_the_plugins_last_layer(patch_mlp):
-    _ok(["train", "--preset", "tiny", "--image-backbone", "patch-mlp", "--train-backbone", "last",
-         "--epochs", "1", "--run-dir", "run"])
+    _ok(
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--image-backbone",
+            "patch-mlp",
+            "--train-backbone",
+            "last",
+            "--epochs",
+            "1",
+            "--run-dir",
+            "run",
+        ]
+    )
     from textclf.runs.run import open_run
 
     run = open_run(patch_mlp / "run")
     encoder = run.image_encoder()
     fresh = encoder.plugin.create(None, True)
-    changed = {k for k, v in encoder.module.state_dict().items() if not v.equal(fresh.state_dict()[k])}
+    changed = {
+        k for k, v in encoder.module.state_dict().items() if not v.equal(fresh.state_dict()[k])
+    }
     assert changed and all(k.startswith("mix.") for k in changed)

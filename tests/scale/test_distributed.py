@@ -17,10 +17,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from textclf.runtime import distributed
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
+from textclf.runtime import distributed
 from textclf.training.recipe import train
 
 runner = CliRunner()
@@ -30,7 +30,14 @@ runner = CliRunner()
 def cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+    for name in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "cache"
 
@@ -46,6 +53,7 @@ def tiny(**overrides):
 
 
 # ---- the job context ----------------------------------------------------------------------------
+
 
 def test_without_torchrun_nothing_is_distributed(monkeypatch):
     assert not distributed.launched()
@@ -94,12 +102,19 @@ def test_a_broken_collective_is_explained_by_the_peer_that_failed(monkeypatch):
     rank0 = distributed.Context(rank=0, world=2, active=True, store=store)
     rank1 = distributed.Context(rank=1, world=2, active=True, store=store)
     own = TextclfError("dataset 'nope' is unknown")
-    assert distributed._explain(rank1, own) is own  # its own error: raised as it is, and left for the others
-    err = distributed._explain(rank0, RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:1234"))
-    assert isinstance(err, distributed.PeerError) and "rank 1: dataset 'nope' is unknown" in str(err)
+    # Its own error: raised as it is, and left for the others
+    assert distributed._explain(rank1, own) is own
+    err = distributed._explain(
+        rank0, RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:1234")
+    )
+    assert isinstance(err, distributed.PeerError) and "rank 1: dataset 'nope' is unknown" in str(
+        err
+    )
     lone = distributed.Context(rank=0, world=2, active=True, store=_Store())
     err = distributed._explain(lone, RuntimeError("Connection reset by peer"))
-    assert isinstance(err, distributed.PeerError) and "killed" in str(err) and "--resume" in str(err)
+    assert (
+        isinstance(err, distributed.PeerError) and "killed" in str(err) and "--resume" in str(err)
+    )
     bug = ValueError("a bug")
     assert distributed._explain(lone, bug) is bug
 
@@ -115,6 +130,7 @@ def test_waiting_on_the_store_ends_when_a_peer_goes_silent(monkeypatch):
 
 # ---- a job of one rank, in this process ---------------------------------------------------------
 
+
 @pytest.fixture
 def one_rank_job(monkeypatch):
     """Environment variables as torchrun sets them for a job of one process (gloo on 127.0.0.1)."""
@@ -126,8 +142,11 @@ def one_rank_job(monkeypatch):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"train_backbone": "last"}])
-def test_a_one_rank_ddp_run_is_bit_identical_to_a_single_process(tmp_path, monkeypatch, one_rank_job, overrides):
-    """DDP, the sharded batches and the sharded extraction, with one rank, change no bit of the result."""
+def test_a_one_rank_ddp_run_is_bit_identical_to_a_single_process(
+    tmp_path, monkeypatch, one_rank_job, overrides
+):
+    """DDP, the sharded batches and the sharded extraction, with one rank, change no bit of the
+    result."""
     with distributed.session("cpu") as ctx:
         assert ctx.active and ctx.world == 1 and ctx.backend == "gloo"
         metrics = train(tiny(epochs=2, **overrides), tmp_path / "ddp")
@@ -135,7 +154,9 @@ def test_a_one_rank_ddp_run_is_bit_identical_to_a_single_process(tmp_path, monke
     assert metrics["world_size"] == 1
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache-single"))
     train(tiny(epochs=2, **overrides), tmp_path / "single")
-    assert (tmp_path / "ddp" / "model.safetensors").read_bytes() == (tmp_path / "single" / "model.safetensors").read_bytes()
+    assert (tmp_path / "ddp" / "model.safetensors").read_bytes() == (
+        tmp_path / "single" / "model.safetensors"
+    ).read_bytes()
     if not overrides:  # the entry rank 0 streamed to disk is the one a single process saves
         [a] = (tmp_path / "cache" / "features").glob("*.npy")
         [b] = (tmp_path / "cache-single" / "features").glob("*.npy")
@@ -145,13 +166,13 @@ def test_a_one_rank_ddp_run_is_bit_identical_to_a_single_process(tmp_path, monke
 def test_a_refused_run_dir_is_refused_in_a_job_too(tmp_path, one_rank_job):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
-    with pytest.raises(TextclfError, match="not empty"):
-        with distributed.session("cpu"):
-            train(tiny(), tmp_path / "mine")
+    with pytest.raises(TextclfError, match="not empty"), distributed.session("cpu"):
+        train(tiny(), tmp_path / "mine")
     assert not torch.distributed.is_initialized()
 
 
 # ---- out-of-core feature rows -------------------------------------------------------------------
+
 
 def test_feature_rows_read_from_disk_equal_the_memory_map(tmp_path):
     from textclf.data.feature_rows import FeatureRows, row_reader
@@ -173,7 +194,10 @@ def test_float16_features_are_a_separate_entry_of_half_the_size(tmp_path, cache_
     train(tiny(epochs=1), tmp_path / "f32")
     metrics = train(tiny(epochs=1, feature_dtype="float16"), tmp_path / "f16")
     assert metrics["feature_cache_hit"] is False  # not served the float32 entry
-    entries = {json.loads(p.read_text())["dtype"]: p.with_suffix(".npy") for p in (cache_dir / "features").glob("*.json")}
+    entries = {
+        json.loads(p.read_text())["dtype"]: p.with_suffix(".npy")
+        for p in (cache_dir / "features").glob("*.json")
+    }
     assert set(entries) == {"float32", "float16"}
     a, b = np.load(entries["float32"]), np.load(entries["float16"])
     assert b.dtype == np.float16 and np.allclose(a, b.astype(np.float32), rtol=1e-3, atol=1e-3)
@@ -189,13 +213,17 @@ def test_float16_overflow_is_a_clear_error():
 
 # ---- the decoding pipeline ----------------------------------------------------------------------
 
+
 def test_workers_decode_files_into_the_same_inputs_as_the_main_process(tmp_path):
     from textclf.data import Split
     from textclf.data.pipeline import image_batches, resolve_workers
     from textclf.data.preprocessing import Preprocessing, preprocess_images
 
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(8, 8), (13, 20), (8, 8), (30, 9)]]
+    images = [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        for h, w in [(8, 8), (13, 20), (8, 8), (30, 9)]
+    ]
     paths = []
     for i, im in enumerate(images):
         Image.fromarray(im).save(tmp_path / f"{i}.png")
@@ -210,20 +238,28 @@ def test_workers_decode_files_into_the_same_inputs_as_the_main_process(tmp_path)
         assert got[0][1].tolist() == [3, 0, 1]
     from textclf.data.pipeline import cpu_cores
 
-    assert resolve_workers(None, split, torch.device("cuda")) == min(8, cpu_cores())  # a GPU host: cores decode
-    assert resolve_workers(None, split, torch.device("cpu")) == min(8, cpu_cores() // 4)  # the runtime uses every core
+    # A GPU host: cores decode
+    assert resolve_workers(None, split, torch.device("cuda")) == min(8, cpu_cores())
+    # The runtime uses every core
+    assert resolve_workers(None, split, torch.device("cpu")) == min(8, cpu_cores() // 4)
     assert resolve_workers(3, split) == 3
     assert resolve_workers(None, Split(np.zeros(2), images=np.zeros((2, 4, 4, 3), np.uint8))) == 0
 
 
 def test_bad_workers_and_feature_dtype_are_one_line_errors(tmp_path):
-    for args, needle in ((["--workers", "-1"], "-1"), (["--feature-dtype", "float64"], "valid choices")):
-        result = runner.invoke(app, ["train", "--preset", "tiny", "--run-dir", str(tmp_path / "r"), *args])
+    for args, needle in (
+        (["--workers", "-1"], "-1"),
+        (["--feature-dtype", "float64"], "valid choices"),
+    ):
+        result = runner.invoke(
+            app, ["train", "--preset", "tiny", "--run-dir", str(tmp_path / "r"), *args]
+        )
         assert result.exit_code == 2, result.output
         assert needle in result.output and "Traceback" not in result.output
 
 
 # ---- ablation workers on GPUs -------------------------------------------------------------------
+
 
 def test_ablation_workers_get_one_gpu_each(monkeypatch):
     from textclf.ablation.planning import resolve_jobs, worker_gpus
@@ -241,6 +277,7 @@ def test_ablation_workers_get_one_gpu_each(monkeypatch):
 
 
 # ---- forked children and the run-dir lock -------------------------------------------------------
+
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_does_not_keep_the_folder_locked(tmp_path):

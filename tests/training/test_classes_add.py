@@ -1,4 +1,5 @@
-"""Adding a class to a trained model by describing it (no retraining), to a run dir and to an exported model."""
+"""Adding a class to a trained model by describing it (no retraining), to a run dir and to an
+exported model."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typer.testing import CliRunner
 from textclf.cli.main import app
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-BUILTIN = Path(__file__).resolve().parents[2] / "plugins/describers/builtin_descriptions/fashion-mnist/type1.json"
+BUILTIN = (
+    Path(__file__).resolve().parents[2]
+    / "plugins/describers/builtin_descriptions/fashion-mnist/type1.json"
+)
 
 
 def _ok(args):
@@ -22,14 +26,39 @@ def _ok(args):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
-def test_a_held_out_class_added_by_description_is_recognised_from_the_run_and_from_onnx(tmp_path, monkeypatch):
-    """Trained without any trouser image, the run knows no 'Trouser'; described, it recognises trousers."""
+@pytest.mark.skipif(
+    not FASHION.is_dir(),
+    reason="Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)",
+)
+def test_a_held_out_class_added_by_description_is_recognised_from_the_run_and_from_onnx(
+    tmp_path, monkeypatch
+):
+    """Trained without any trouser image, the run knows no 'Trouser'; described, it recognises
+    trousers."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _ok(["train", "--preset", "open", "--dataset", "fashion-mnist", "--max-train", "3000", "--max-test", "600",
-         "--descriptions", BUILTIN, "--holdout-classes", "Trouser", "--device", "cpu", "--run-dir", "run"])
+    _ok(
+        [
+            "train",
+            "--preset",
+            "open",
+            "--dataset",
+            "fashion-mnist",
+            "--max-train",
+            "3000",
+            "--max-test",
+            "600",
+            "--descriptions",
+            BUILTIN,
+            "--holdout-classes",
+            "Trouser",
+            "--device",
+            "cpu",
+            "--run-dir",
+            "run",
+        ]
+    )
     _ok(["export", "onnx", "run", "--with-preprocessing", "--output", "run.onnx"])
     trouser = json.loads(BUILTIN.read_text())["descriptions"]["Trouser"]
     (tmp_path / "trouser.json").write_text(json.dumps({"Trouser": trouser}))
@@ -37,8 +66,22 @@ def test_a_held_out_class_added_by_description_is_recognised_from_the_run_and_fr
     assert [c["class"] for c in listed if c["head"] == "eval only"] == ["Trouser"]
 
     _ok(["classes", "add", "run", "--descriptions", "trouser.json", "--output", "run-plus"])
-    report = json.loads(_ok(["classes", "add", "run.onnx", "--run", "run", "--descriptions", "trouser.json",
-                             "--output", "plus.onnx", "--json"]).stdout)
+    report = json.loads(
+        _ok(
+            [
+                "classes",
+                "add",
+                "run.onnx",
+                "--run",
+                "run",
+                "--descriptions",
+                "trouser.json",
+                "--output",
+                "plus.onnx",
+                "--json",
+            ]
+        ).stdout
+    )
     assert report["parity"]["passed"] and report["parity"]["max_abs_text_logit_diff"] <= 1e-4
     assert report["vocabulary"][-1] == "Trouser"
 
@@ -56,9 +99,16 @@ def test_a_held_out_class_added_by_description_is_recognised_from_the_run_and_fr
         assert result["head"] == "text" and "Trouser" in result["classes"]
         hits = [p["top"][0]["class"] == "Trouser" for p in result["predictions"]]
         assert np.mean(hits) > 3 * chance, (model, np.mean(hits))
-    onnx_p = json.loads(_ok(["predict", "plus.onnx", images, "--json", "--top-k", "10"]).stdout)["predictions"]
-    run_p = json.loads(_ok(["predict", "run-plus", images, "--json", "--top-k", "10"]).stdout)["predictions"]
-    for a, b in zip(sorted(onnx_p, key=lambda p: p["file"]), sorted(run_p, key=lambda p: p["file"])):
+    onnx_p = json.loads(_ok(["predict", "plus.onnx", images, "--json", "--top-k", "10"]).stdout)[
+        "predictions"
+    ]
+    run_p = json.loads(_ok(["predict", "run-plus", images, "--json", "--top-k", "10"]).stdout)[
+        "predictions"
+    ]
+    for a, b in zip(
+        sorted(onnx_p, key=lambda p: p["file"]), sorted(run_p, key=lambda p: p["file"])
+    ):
         pa = {t["class"]: t["probability"] for t in a["top"]}
         pb = {t["class"]: t["probability"] for t in b["top"]}
-        assert max(abs(pa[c] - pb[c]) for c in pa) <= 1e-4  # the exported model and the run dir agree
+        # The exported model and the run dir agree
+        assert max(abs(pa[c] - pb[c]) for c in pa) <= 1e-4

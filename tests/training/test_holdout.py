@@ -32,8 +32,12 @@ def test_holdout_rows_keep_no_held_out_image_in_validation_and_k_shots_in_traini
     vocab = Vocabulary(tuple(CLASSES), ("blue",), 0)
     tr, va = holdout_rows(labels, train_idx, val_idx, vocab, seed=0)
     assert not np.any(labels[tr] == 2) and not np.any(labels[va] == 2)
-    assert set(tr) == {i for i in train_idx if labels[i] != 2} and set(va) == {i for i in val_idx if labels[i] != 2}
-    tr3, va3 = holdout_rows(labels, train_idx, val_idx, Vocabulary(tuple(CLASSES), ("blue",), 3), seed=0)
+    assert set(tr) == {i for i in train_idx if labels[i] != 2} and set(va) == {
+        i for i in val_idx if labels[i] != 2
+    }
+    tr3, va3 = holdout_rows(
+        labels, train_idx, val_idx, Vocabulary(tuple(CLASSES), ("blue",), 3), seed=0
+    )
     assert int(np.sum(labels[tr3] == 2)) == 3 and not np.any(labels[va3] == 2)
     assert vocab.trained == ["red", "green", "gray"] and vocab.described_only == ["blue"]
     assert list(vocab.run_labels(np.array([0, 1, 2, 3]))) == [0, 1, -1, 2]
@@ -52,7 +56,9 @@ def test_the_training_loop_never_reads_a_held_out_image(monkeypatch):
     monkeypatch.setattr(TrainData, "inputs", spy)
     recipe = TrainingRecipe(_tiny(holdout_classes=["blue"], text_head="open"), None).setup()
     labels = recipe.dataset.train.labels
-    assert not np.any(labels[recipe.data.train_idx] == 2) and not np.any(labels[recipe.data.val_idx] == 2)
+    assert not np.any(labels[recipe.data.train_idx] == 2) and not np.any(
+        labels[recipe.data.val_idx] == 2
+    )
     recipe.fit()
     assert seen_rows and not np.any(labels[np.array(seen_rows)] == 2)
     assert recipe.class_names == ["red", "green", "gray"]
@@ -89,11 +95,24 @@ def test_eval_reports_unseen_and_generalized_figures(tmp_path):
     run = open_run(tmp_path / "run")
     names, feats, seen = run.vocabulary(include_holdout=True)
     assert run.vocabulary()[0] == ["red", "green", "gray"]  # served: held-out classes are eval-only
-    assert names == ["red", "green", "gray", "blue"] and feats.shape[0] == 4 and list(seen) == [1, 1, 1, 0]
+    assert (
+        names == ["red", "green", "gray", "blue"]
+        and feats.shape[0] == 4
+        and list(seen) == [1, 1, 1, 0]
+    )
     doc = json.loads(json.dumps(evaluate_run(tmp_path / "run").metrics))
-    assert doc["n"] == 24 and doc["class_names"] == ["red", "green", "gray"]  # closed set: the trained classes
+    # Closed set: the trained classes
+    assert doc["n"] == 24 and doc["class_names"] == [
+        "red",
+        "green",
+        "gray",
+    ]
     ov = doc["open_vocabulary"]
-    assert ov["unseen_classes"] == ["blue"] and ov["n_unseen_images"] == 8 and ov["n_seen_images"] == 24
+    assert (
+        ov["unseen_classes"] == ["blue"]
+        and ov["n_unseen_images"] == 8
+        and ov["n_seen_images"] == 24
+    )
     for key in ("seen", "unseen", "H", "gamma"):
         assert key in ov["generalized"]
     assert 0 <= ov["ausuc"] <= 1 and ov["generalized"]["gamma"] == run.gamma

@@ -1,4 +1,5 @@
-"""The training recipe: run dirs, determinism, --select, resume after a kill, the variants, text fine-tuning."""
+"""The training recipe: run dirs, determinism, --select, resume after a kill, the variants, text
+fine-tuning."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+import slow_runs
 import torch
 from typer.testing import CliRunner
 
-import slow_runs
 from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
@@ -36,7 +37,8 @@ def tiny(**overrides):
 
 def _metrics_without_times(run: Path) -> dict:
     m = json.loads((run / "train_metrics.json").read_text())
-    return {k: v for k, v in m.items() if "second" not in k and k != "feature_cache_hit"}  # timings and rates vary
+    # Timings and rates vary
+    return {k: v for k, v in m.items() if "second" not in k and k != "feature_cache_hit"}
 
 
 def _history_without_times(run: Path) -> list:
@@ -48,16 +50,30 @@ def _history_without_times(run: Path) -> list:
 
 # ---- training runs ----------------------------------------------------------------------------
 
+
 def test_tiny_run_writes_a_complete_run_dir(tmp_path):
     run = tmp_path / "run"
     metrics = train(tiny(), run)
-    for name in ("config.toml", "model.safetensors", "classes.json", "descriptions.json", "history.jsonl",
-                 "train_metrics.json", "run.json", "checkpoint.safetensors"):
+    for name in (
+        "config.toml",
+        "model.safetensors",
+        "classes.json",
+        "descriptions.json",
+        "history.jsonl",
+        "train_metrics.json",
+        "run.json",
+        "checkpoint.safetensors",
+    ):
         assert (run / name).exists(), name
     assert len(_history_without_times(run)) == 3
     assert metrics["best_val_accuracy"] is not None
     desc = json.loads((run / "descriptions.json").read_text())
-    assert len(desc["sha256"]) == 64 and set(desc["descriptions"]) == {"red", "green", "blue", "gray"}
+    assert len(desc["sha256"]) == 64 and set(desc["descriptions"]) == {
+        "red",
+        "green",
+        "blue",
+        "gray",
+    }
     loaded = open_run(run)
     assert loaded.class_names == ["red", "green", "blue", "gray"]
     assert loaded.config.epochs == 3
@@ -87,25 +103,40 @@ def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
         history = _history_without_times(tmp_path / select)
         out = split_outputs(open_run(tmp_path / select), "train")
         _, val_idx = split_indices(out.labels, cfg)
-        val_accuracy = round(float((out.served.logits[val_idx].argmax(1) == out.labels[val_idx]).mean()), 6)
+        val_accuracy = round(
+            float((out.served.logits[val_idx].argmax(1) == out.labels[val_idx]).mean()), 6
+        )
         runs[select] = (metrics, history, val_accuracy)
     last, best = runs["last"][0], runs["best"][0]
     assert last["best_epoch"] == best["best_epoch"] < 6  # same run; the best epoch is not the last
     assert last["selected_epoch"] == 6 and best["selected_epoch"] == best["best_epoch"]
     for metrics, history, val_accuracy in runs.values():
-        assert metrics["selected_val_accuracy"] == history[metrics["selected_epoch"] - 1]["val_accuracy"] == val_accuracy
-    assert (tmp_path / "last" / "model.safetensors").read_bytes() != (tmp_path / "best" / "model.safetensors").read_bytes()
+        assert (
+            metrics["selected_val_accuracy"]
+            == history[metrics["selected_epoch"] - 1]["val_accuracy"]
+            == val_accuracy
+        )
+    assert (tmp_path / "last" / "model.safetensors").read_bytes() != (
+        tmp_path / "best" / "model.safetensors"
+    ).read_bytes()
 
 
 def test_zero_epochs_select_nothing_and_old_run_configs_kept_the_best_epoch(tmp_path):
     from textclf.config import load_run_config, save_config
 
     metrics = train(tiny(epochs=0, select="best"), tmp_path / "zero")
-    assert metrics["best_epoch"] is metrics["selected_epoch"] is metrics["selected_val_accuracy"] is None
+    assert (
+        metrics["best_epoch"]
+        is metrics["selected_epoch"]
+        is metrics["selected_val_accuracy"]
+        is None
+    )
     # a config.toml written before `select` existed: those runs kept their best-validation epoch
     save_config(tiny(), tmp_path / "config.toml")
     text = (tmp_path / "config.toml").read_text()
-    (tmp_path / "config.toml").write_text("\n".join(l for l in text.splitlines() if not l.startswith("select")))
+    (tmp_path / "config.toml").write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("select"))
+    )
     assert load_run_config(tmp_path / "config.toml").select == "best"
 
 
@@ -117,13 +148,16 @@ def test_refuses_to_overwrite_a_finished_run(tmp_path):
 
 # ---- resume -----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path, cache_dir):
     ref = tmp_path / "ref"
     train(tiny(epochs=4), ref)
     run = tmp_path / "killed"
     env = dict(os.environ, TEXTCLF_CACHE=str(cache_dir))
-    cmd = slow_runs.command(1.5, ["train", "--preset", "tiny", "--epochs", "4", "--run-dir", str(run), "--json"])
+    cmd = slow_runs.command(
+        1.5, ["train", "--preset", "tiny", "--epochs", "4", "--run-dir", str(run), "--json"]
+    )
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run / "history.jsonl"
     deadline = time.time() + 120
@@ -143,19 +177,31 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, cache_dir):
 
 # ---- variants ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides", [
-    {"freeze_text": False},
-    {"train_backbone": "last"},
-    {"negatives": "all"},
-    {"head_input": "features"},
-    {"clf_weight": 1.0},
-    {"train_fraction": 0.1},
-    {"text_control": "shuffled", "descriptions": None, "prompt_type": "type1", "dataset": "synthetic"},
-])
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"freeze_text": False},
+        {"train_backbone": "last"},
+        {"negatives": "all"},
+        {"head_input": "features"},
+        {"clf_weight": 1.0},
+        {"train_fraction": 0.1},
+        {
+            "text_control": "shuffled",
+            "descriptions": None,
+            "prompt_type": "type1",
+            "dataset": "synthetic",
+        },
+    ],
+)
 def test_variants_train_and_load(tmp_path, overrides):
     if overrides.get("text_control") == "shuffled":
         # synthetic has no built-in descriptions: give it a file
-        overrides = {"text_control": "shuffled", "descriptions": str(_write_descriptions(tmp_path / "d.json"))}
+        overrides = {
+            "text_control": "shuffled",
+            "descriptions": str(_write_descriptions(tmp_path / "d.json")),
+        }
     run = tmp_path / "run"
     metrics = train(tiny(epochs=2, **overrides), run)
     loaded = open_run(run)
@@ -175,20 +221,27 @@ def test_variants_train_and_load(tmp_path, overrides):
 
 
 def _write_descriptions(path: Path) -> Path:
-    result = runner.invoke(app, ["describe", "--dataset", "synthetic", "--describer", "classname", "--out", str(path)])
+    result = runner.invoke(
+        app, ["describe", "--dataset", "synthetic", "--describer", "classname", "--out", str(path)]
+    )
     assert result.exit_code == 0, result.output
     return path
 
 
 def test_train_backbone_last_unfreezes_only_the_last_block(tmp_path):
-    """Only the parameters of the plugin's last_layer() change; the rest of the backbone stays as built."""
+    """Only the parameters of the plugin's last_layer() change; the rest of the backbone stays as
+    built."""
     train(tiny(epochs=1, train_backbone="last"), tmp_path / "run")
     run = open_run(tmp_path / "run")
     encoder = run.image_encoder()  # the run's own (trained) weights
     fresh = encoder.plugin.create(None, True)
     last = {id(p) for p in encoder.plugin.last_layer(encoder.module).parameters()}
     names_of_last = {n for n, p in encoder.module.named_parameters() if id(p) in last}
-    changed = {n for n, p in encoder.module.named_parameters() if not torch.equal(p, dict(fresh.named_parameters())[n])}
+    changed = {
+        n
+        for n, p in encoder.module.named_parameters()
+        if not torch.equal(p, dict(fresh.named_parameters())[n])
+    }
     assert changed and changed <= names_of_last, (changed, names_of_last)
 
 
@@ -206,8 +259,13 @@ def test_minilm_text_finetuning_one_short_epoch(tmp_path):
 def test_paper_preset_builds_without_downloads(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached weights anywhere
     cfg = build_config("paper", None, {"pretrained": False})
-    assert (cfg.dataset, cfg.image_backbone, cfg.text_backbone, cfg.image_size, cfg.batch_size) == \
-        ("cifar10", "timm:resnet50", "distilbert-base-uncased", 224, 32)
+    assert (cfg.dataset, cfg.image_backbone, cfg.text_backbone, cfg.image_size, cfg.batch_size) == (
+        "cifar10",
+        "timm:resnet50",
+        "distilbert-base-uncased",
+        224,
+        32,
+    )
     from textclf.models.classifier import build_model
     from textclf.models.encoders import build_image_encoder, build_text_encoder
     from textclf.models.text_tower import encode_texts
@@ -226,8 +284,11 @@ def test_paper_preset_builds_without_downloads(monkeypatch, tmp_path):
 
 # ---- CLI --------------------------------------------------------------------------------------
 
+
 def test_cli_train_json_and_summary(tmp_path):
-    result = runner.invoke(app, ["train", "--preset", "tiny", "--run-dir", str(tmp_path / "r"), "--json"])
+    result = runner.invoke(
+        app, ["train", "--preset", "tiny", "--run-dir", str(tmp_path / "r"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["run_dir"] == str(tmp_path / "r") and data["epochs"] == 3
@@ -235,7 +296,8 @@ def test_cli_train_json_and_summary(tmp_path):
 
 @pytest.mark.slow
 def test_default_preset_reaches_094_on_digits(tmp_path):
-    """The offline default (digits, efficientnet-lite0, minilm-l6) trains to >= 0.94 test accuracy."""
+    """The offline default (digits, efficientnet-lite0, minilm-l6) trains to >= 0.94 test
+    accuracy."""
     from textclf.evaluation.outputs import split_outputs
 
     run = tmp_path / "default"
@@ -255,7 +317,7 @@ def test_top_layer_text_finetuning_changes_only_the_top_layer(tmp_path):
     from textclf.models.encoders import build_text_encoder
 
     fresh = build_text_encoder("tiny-bert").tower.layers()[-1].state_dict()
-    assert any(not torch.equal(tensors[k], fresh[k[len("class_text.top.0."):]]) for k in top)
+    assert any(not torch.equal(tensors[k], fresh[k[len("class_text.top.0.") :]]) for k in top)
     assert not torch.equal(tensors["class_text_features"], tensors["class_text_features_init"])
 
 

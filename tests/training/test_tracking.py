@@ -8,10 +8,10 @@ import csv
 import json
 import os
 import stat
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from typer.testing import CliRunner
 
 from textclf.cli.main import app
@@ -26,8 +26,21 @@ def _cache(tmp_path, monkeypatch):
 
 
 def _train(run: Path, *extra: str):
-    return runner.invoke(app, ["train", "--preset", "tiny", "--epochs", "3", "--device", "cpu",
-                               "--run-dir", str(run), *extra])
+    return runner.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(run),
+            *extra,
+        ],
+    )
 
 
 def test_history_csv_matches_history_jsonl(tmp_path):
@@ -39,7 +52,9 @@ def test_history_csv_matches_history_jsonl(tmp_path):
     assert len(table) == len(rows) == 3
     assert list(table[0]) == list(rows[0])  # same columns, same order
     for row, line in zip(table, rows):
-        assert {k: float(v) for k, v in row.items()} == pytest.approx({k: float(v) for k, v in line.items()})
+        assert {k: float(v) for k, v in row.items()} == pytest.approx(
+            {k: float(v) for k, v in line.items()}
+        )
 
 
 @pytest.mark.slow
@@ -56,7 +71,13 @@ def test_tensorboard_event_files(tmp_path):
     acc = EventAccumulator(str(run / "tensorboard"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"loss/total", "loss/classification", "loss/contrastive", "val/accuracy", "train/lr"} <= tags
+    assert {
+        "loss/total",
+        "loss/classification",
+        "loss/contrastive",
+        "val/accuracy",
+        "train/lr",
+    } <= tags
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     logged = acc.Scalars("val/accuracy")
     assert [e.step for e in logged] == [1, 2, 3]
@@ -67,8 +88,11 @@ def test_tensorboard_missing_is_a_clear_error_before_any_work(tmp_path, monkeypa
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == "tensorboard" else real(name, *a, **k))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "tensorboard" else real(name, *a, **k),
+    )
     res = _train(tmp_path / "run", "--log", "tensorboard")
     assert res.exit_code == 2
     assert "textclf[tensorboard]" in res.output and len(res.output.strip().splitlines()) == 1
@@ -103,8 +127,21 @@ def test_run_files_are_readable_by_group_and_others_under_umask_022(tmp_path):
 
 
 def test_print_config_prints_the_resolved_toml_and_trains_nothing(tmp_path):
-    res = runner.invoke(app, ["train", "--preset", "tiny", "--epochs", "7", "--clf-weight", "0.5", "--print-config",
-                              "--run-dir", str(tmp_path / "run")])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "7",
+            "--clf-weight",
+            "0.5",
+            "--print-config",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     cfg = tomllib.loads(res.stdout)
     assert cfg["preset"] == "tiny" and cfg["epochs"] == 7 and cfg["clf_weight"] == 0.5

@@ -1,1 +1,2 @@
-"""Ablation grids: cells, running them (one process, workers or torchrun ranks), and their statistics."""
+"""Ablation grids: cells, running them (one process, workers or torchrun ranks), and their
+statistics."""

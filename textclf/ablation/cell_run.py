@@ -21,18 +21,22 @@ def _check_same_config(cell: Cell, seed: int, files, config) -> None:
     diff = sorted(k for k in set(done) | set(wanted) if done.get(k) != wanted.get(k))
     if diff:
         shown = ", ".join(f"{k} {done.get(k)!r} -> {wanted.get(k)!r}" for k in diff[:3])
-        raise TextclfError(f"cell '{cell.name}' seed {seed} was trained with another config ({shown}); "
-                           "use --force to start the grid over")
+        raise TextclfError(
+            f"cell '{cell.name}' seed {seed} was trained with another config ({shown}); "
+            "use --force to start the grid over"
+        )
 
 
-def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool, callbacks=()) -> dict:
+def run_cell(
+    cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: bool, callbacks=()
+) -> dict:
     """Train and evaluate one cell for one seed (or reuse its finished result).
 
     ``callbacks`` are passed to :func:`textclf.training.recipe.train` (called after every epoch).
     """
     from textclf.evaluation.outputs import split_outputs
-    from textclf.runs.run_dir import RunFiles
     from textclf.runs.run import open_run
+    from textclf.runs.run_dir import RunFiles
     from textclf.training.recipe import train
 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
@@ -42,8 +46,10 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     if resume and files.config.exists() and (result_path.exists() or files.checkpoint.exists()):
         _check_same_config(cell, seed, files, config)  # about to reuse it, finished or half-trained
     if resume and result_path.exists():
-        return _read_cell_file(result_path, {"cell": str, "seed": int, "accuracy": (int, float),
-                                             "macro_f1": (int, float)})
+        return _read_cell_file(
+            result_path,
+            {"cell": str, "seed": int, "accuracy": (int, float), "macro_f1": (int, float)},
+        )
     t0 = time.perf_counter()
     if not files.model.exists():
         can_resume = resume and files.checkpoint.exists() and files.config.exists()
@@ -51,7 +57,8 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
             from textclf.files.ownership import remove_own_files
             from textclf.runs.run_dir import OWN_FILES
 
-            remove_own_files(run_dir, OWN_FILES)  # a half-made cell from a killed grid: start it over
+            # A half-made cell from a killed grid: start it over
+            remove_own_files(run_dir, OWN_FILES)
         train(config, run_dir, resume=can_resume, callbacks=callbacks)
     run = open_run(run_dir)
     outputs = split_outputs(run, "test", shared=True)
@@ -61,31 +68,49 @@ def run_cell(cell: Cell, seed: int, base: dict, preset: str, out: Path, resume: 
     metrics = _read_cell_file(files.train_metrics, {"best_val_accuracy": (int, float, type(None))})
     desc = _read_cell_file(files.descriptions, {"sha256": str, "source": str})
     result = {
-        "cell": cell.name, "group": cell.group, "seed": seed,
-        "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
+        "cell": cell.name,
+        "group": cell.group,
+        "seed": seed,
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
         "text_accuracy": scores["heads"]["text"]["accuracy"],
         "val_accuracy": metrics.get("selected_val_accuracy", metrics["best_val_accuracy"]),
-        "descriptions_sha256": desc["sha256"], "descriptions_source": desc["source"],
+        "descriptions_sha256": desc["sha256"],
+        "descriptions_source": desc["source"],
         "seconds": round(time.perf_counter() - t0, 3),
-        "run_dir": str(run_dir), "overrides": json.dumps(cell.overrides, sort_keys=True),
+        "run_dir": str(run_dir),
+        "overrides": json.dumps(cell.overrides, sort_keys=True),
     }
     ov = scores.get("open_vocabulary")
     if ov:  # classes known by description alone (held out): their figures
-        result.update(unseen_accuracy=ov["unseen_accuracy"], gzsl_seen=ov["generalized"]["seen"],
-                      gzsl_unseen=ov["generalized"]["unseen"], gzsl_H=ov["generalized"]["H"], ausuc=ov["ausuc"],
-                      classifier_unseen_accuracy=ov.get("classifier_unseen_accuracy"))
+        result.update(
+            unseen_accuracy=ov["unseen_accuracy"],
+            gzsl_seen=ov["generalized"]["seen"],
+            gzsl_unseen=ov["generalized"]["unseen"],
+            gzsl_H=ov["generalized"]["H"],
+            ausuc=ov["ausuc"],
+            classifier_unseen_accuracy=ov.get("classifier_unseen_accuracy"),
+        )
     write_json(result_path, result)
     return result
 
 
 def _read_cell_file(path: Path, required: dict) -> dict:
-    """A cell's JSON file (result, train metrics, descriptions) with the keys the grid reads, of the right types."""
+    """A cell's JSON file (result, train metrics, descriptions) with the keys the grid reads, of
+    the right types."""
     from textclf.files.jsonio import read_json
 
     doc = read_json(path, "cell file")
-    bad = [k for k, types in required.items() if not isinstance(doc, dict) or not isinstance(doc.get(k), types)
-           or (types is int and isinstance(doc.get(k), bool))]
+    bad = [
+        k
+        for k, types in required.items()
+        if not isinstance(doc, dict)
+        or not isinstance(doc.get(k), types)
+        or (types is int and isinstance(doc.get(k), bool))
+    ]
     if bad:
-        raise TextclfError(f"cell file '{path}' is damaged: '{bad[0]}' is missing or of the wrong type; delete "
-                           f"the cell's folder and rerun with --resume (or start over with --force)")
+        raise TextclfError(
+            f"cell file '{path}' is damaged: '{bad[0]}' is missing or of the wrong type; delete "
+            f"the cell's folder and rerun with --resume (or start over with --force)"
+        )
     return doc

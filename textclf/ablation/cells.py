@@ -24,14 +24,25 @@ CONTROLS: dict[str, dict] = {
     "shuffled": {"text_control": "shuffled"},
     # backbone + one linear layer on the raw features, CE only (the paper's baseline)
     "baseline": {"head_input": "features", "clf_weight": 1.0},
-    # the zero-shot head alone: the class descriptions' zero-shot classifier, untrained (paired backbones)
+    # the zero-shot head alone: the class descriptions' zero-shot classifier, untrained (paired
+    # backbones)
     "zero-shot-head": {"head_init": "zero-shot", "epochs": 0},
 }
 REFERENCE = "no-text"
 # Controls that only some backbones can build: name -> (can this config build it?, why not).
 NEEDS_ALIGNED = {"zero-shot-head"}
-AXES = ("prompt_type", "clf_weight", "freeze_text", "negatives", "train_fraction", "image_backbone",
-        "text_backbone", "temperature", "head_input", "head_init")
+AXES = (
+    "prompt_type",
+    "clf_weight",
+    "freeze_text",
+    "negatives",
+    "train_fraction",
+    "image_backbone",
+    "text_backbone",
+    "temperature",
+    "head_input",
+    "head_init",
+)
 
 
 @dataclass
@@ -50,7 +61,9 @@ class Cell:
         return safe_name(self.name, "cell")
 
 
-def paper_plan(base: dict, preset: str, controls: Optional[list[str]] = None) -> tuple[list[Cell], list[str]]:
+def paper_plan(
+    base: dict, preset: str, controls: Optional[list[str]] = None
+) -> tuple[list[Cell], list[str]]:
     """``(cells, notes)`` of ``--paper``: Table 1 and the controls these backbones can run.
 
     Without ``controls`` every control that the grid's backbones can build is included, and each
@@ -64,32 +77,54 @@ def paper_plan(base: dict, preset: str, controls: Optional[list[str]] = None) ->
 
     aligned = is_aligned(probe.image_backbone, probe.text_backbone)
     chosen = tuple(c for c in CONTROLS if aligned or c not in NEEDS_ALIGNED)
-    notes = [f"Control '{c}' left out: it needs one aligned image-text pair as both backbones (such as "
-             f"open-clip:<arch>:<tag>); this grid uses {probe.image_backbone} + {probe.text_backbone}."
-             for c in CONTROLS if c not in chosen]
+    notes = [
+        f"Control '{c}' left out: it needs one aligned image-text pair as both backbones (such as "
+        f"open-clip:<arch>:<tag>); this grid uses {probe.image_backbone} + {probe.text_backbone}."
+        for c in CONTROLS
+        if c not in chosen
+    ]
     return paper_cells(chosen), notes
 
 
 def paper_cells(controls: tuple[str, ...] = tuple(CONTROLS)) -> list[Cell]:
     """The paper's Table 1 plus controls.
 
-    Experiment I: prompt types 1-4 at w_clf/w_cont 0.8/0.2 (text encoder fine-tuned, as in the paper);
-    II: type 1 at 0.8/0.2, 0.5/0.5, 0.2/0.8; III: the same weights with a frozen text encoder.
-    Controls use Experiment III's best-known setting (type 1, 0.8/0.2, frozen text).
+    Experiment I: prompt types 1-4 at w_clf/w_cont 0.8/0.2 (text encoder fine-tuned, as in the
+    paper); II: type 1 at 0.8/0.2, 0.5/0.5, 0.2/0.8; III: the same weights with a frozen text
+    encoder. Controls use Experiment III's best-known setting (type 1, 0.8/0.2, frozen text).
     """
-    cells = [Cell(f"I.type{p}.w0.8", "I: prompt type", {"prompt_type": f"type{p}", "clf_weight": 0.8,
-                                                      "freeze_text": False}) for p in range(1, 5)]
+    cells = [
+        Cell(
+            f"I.type{p}.w0.8",
+            "I: prompt type",
+            {"prompt_type": f"type{p}", "clf_weight": 0.8, "freeze_text": False},
+        )
+        for p in range(1, 5)
+    ]
     for w in (0.8, 0.5, 0.2):
-        cells.append(Cell(f"II.type1.w{w}", "II: loss weights", {"prompt_type": "type1", "clf_weight": w,
-                                                                "freeze_text": False}))
+        cells.append(
+            Cell(
+                f"II.type1.w{w}",
+                "II: loss weights",
+                {"prompt_type": "type1", "clf_weight": w, "freeze_text": False},
+            )
+        )
     for w in (0.8, 0.5, 0.2):
-        cells.append(Cell(f"III.type1.w{w}.frozen", "III: frozen text", {"prompt_type": "type1", "clf_weight": w,
-                                                                        "freeze_text": True}))
-    return cells + control_cells(controls, {"prompt_type": "type1", "clf_weight": 0.8, "freeze_text": True})
+        cells.append(
+            Cell(
+                f"III.type1.w{w}.frozen",
+                "III: frozen text",
+                {"prompt_type": "type1", "clf_weight": w, "freeze_text": True},
+            )
+        )
+    return cells + control_cells(
+        controls, {"prompt_type": "type1", "clf_weight": 0.8, "freeze_text": True}
+    )
 
 
 def control_cells(names, text_setting: dict) -> list[Cell]:
-    """Control cells; text controls keep ``text_setting`` (weights, freezing) and swap the text only."""
+    """Control cells; text controls keep ``text_setting`` (weights, freezing) and swap the text
+    only."""
     out = []
     for name in names:
         if name not in CONTROLS:
@@ -102,7 +137,9 @@ def control_cells(names, text_setting: dict) -> list[Cell]:
     return out
 
 
-def grid_cells(axes: dict[str, list], controls=(), text_setting: Optional[dict] = None) -> list[Cell]:
+def grid_cells(
+    axes: dict[str, list], controls=(), text_setting: Optional[dict] = None
+) -> list[Cell]:
     """The cartesian product of the given axes, plus controls."""
     for key in axes:
         if key not in AXES:
@@ -126,7 +163,8 @@ def with_reference(cells: list[Cell]) -> list[Cell]:
 
 
 def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> dict:
-    """Resolve and preflight every cell's config for every seed: anything wrong that is known at the start
+    """Resolve and preflight every cell's config for every seed: anything wrong that is known at the
+    start
     (a bad value, a control these backbones cannot build) is an error before anything is written.
 
     Returns the configs by ``(cell name, seed)``.
@@ -150,10 +188,10 @@ def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> 
 
 
 def cell_config(cell: Cell, base: dict, preset: str, seed: int):
-    """The :class:`textclf.config.TrainConfig` of ``cell`` for ``seed`` (``base`` under the cell's overrides)."""
+    """The :class:`textclf.config.TrainConfig` of ``cell`` for ``seed`` (``base`` under the
+    cell's overrides)."""
     from textclf.config import ConfigValues, build_config
 
     values = ConfigValues({**base, **cell.overrides, "seed": seed})
     values.source = f"grid cell '{cell.name}'"
     return build_config(preset, None, values)
-

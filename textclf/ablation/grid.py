@@ -1,4 +1,5 @@
-"""Running an ablation grid: many train+eval cells, several seeds, paired comparisons to the no-text control.
+"""Running an ablation grid: many train+eval cells, several seeds, paired comparisons to the no-text
+control.
 
 Every cell and seed is an ordinary run dir under ``OUT/cells/<cell>/seed<k>/`` plus a
 ``result.json`` written atomically once the cell is evaluated, so a killed grid loses at most
@@ -24,7 +25,8 @@ from textclf.runtime.progress import NULL, Reporter
 
 
 def _init_worker(parent_pid: int, gpus=None) -> None:
-    """Worker initializer: share frozen encoders for the worker's life (one grid), and exit with the grid.
+    """Worker initializer: share frozen encoders for the worker's life (one grid), and exit with the
+    grid.
 
     A SIGKILLed grid would otherwise leave its workers training their cells as orphans, racing
     a ``--resume`` for the same run dirs. Every file a worker writes is atomic, so dying mid-cell
@@ -57,46 +59,104 @@ def _run_cell_in_worker(args) -> dict:
         return run_cell(*args[:-1])
 
 
-def run_grid(cells: list[Cell], seeds: list[int], out: str | Path, *, base: Optional[dict] = None,
-             preset: str = "default", resume: bool = False, force: bool = False, jobs: int = 1,
-             reporter: Reporter = NULL, callbacks=(), report: GridReport = GridReport()) -> dict:
+def run_grid(
+    cells: list[Cell],
+    seeds: list[int],
+    out: str | Path,
+    *,
+    base: Optional[dict] = None,
+    preset: str = "default",
+    resume: bool = False,
+    force: bool = False,
+    jobs: int = 1,
+    reporter: Reporter = NULL,
+    callbacks=(),
+    report: GridReport = GridReport(),
+) -> dict:
     """Run every (cell, seed), write results.csv/json and summary.md, and return the summary.
 
     ``callbacks`` go to every cell's training (they must be picklable when ``jobs > 1``).
-    ``report``: how the grid is summarised (against no-text, or a zero-shot grid against the classname
-    control and chance) and the notes summary.md carries.
+    ``report``: how the grid is summarised (against no-text, or a zero-shot grid against the
+    classname control and chance) and the notes summary.md carries.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
-        raise TextclfError(f"{option('jobs')} {jobs!r} must be 0 (one per CPU core or GPU) or a number of processes")
+        raise TextclfError(
+            f"{option('jobs')} {jobs!r} must be 0 (one per CPU core or GPU) or a number of "
+            "processes"
+        )
     out = Path(out)
     base = dict(base or {})
     cells = cells if report.zero_shot_chance is not None else with_reference(cells)
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
-        raise TextclfError("two grid cells have the same name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
-    # Resolved and preflighted up front: anything known at the start fails before hours of training and
-    # before any file is touched.
+        raise TextclfError(
+            "two grid cells have the same name: "
+            + ", ".join(sorted({n for n in names if names.count(n) > 1}))
+        )
+    # Resolved and preflighted up front: anything known at the start fails before hours of
+    # training and before any file is touched.
     configs = check_grid(cells, seeds, base, preset)
     from textclf.runtime.distributed import current
 
-    if current().active:  # under torchrun: the ranks share out the cells (rank 0 claims and summarises)
+    # Under torchrun: the ranks share out the cells (rank 0 claims and summarises)
+    if current().active:
         from textclf.ablation.ranks import run_grid_on_ranks
 
-        return run_grid_on_ranks(current(), cells, seeds, configs, out, base, preset, resume, force, jobs, reporter,
-                                 tuple(callbacks), report)
+        return run_grid_on_ranks(
+            current(),
+            cells,
+            seeds,
+            configs,
+            out,
+            base,
+            preset,
+            resume,
+            force,
+            jobs,
+            reporter,
+            tuple(callbacks),
+            report,
+        )
     with claimed_grid(out, cells, seeds, base, preset, resume, force):
         from textclf.models.encoders import shared_encoders
 
         with shared_encoders():  # frozen backbones and text features built once for the whole grid
-            return _run_cells(cells, seeds, configs, out, base, preset, resume or force, jobs, reporter,
-                              tuple(callbacks), report)
+            return _run_cells(
+                cells,
+                seeds,
+                configs,
+                out,
+                base,
+                preset,
+                resume or force,
+                jobs,
+                reporter,
+                tuple(callbacks),
+                report,
+            )
 
 
-def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
-               resume: bool, jobs: int, reporter: Reporter, callbacks: tuple, report: GridReport) -> dict:
-    """Train and evaluate every distinct (cell, seed), then write the results (the folder is locked)."""
+def _run_cells(
+    cells: list[Cell],
+    seeds: list[int],
+    configs: dict,
+    out: Path,
+    base: dict,
+    preset: str,
+    resume: bool,
+    jobs: int,
+    reporter: Reporter,
+    callbacks: tuple,
+    report: GridReport,
+) -> dict:
+    """Train and evaluate every distinct (cell, seed), then write the results (the folder is
+    locked)."""
     canonical, work = plan_work(cells, seeds)
-    reporter.task("cells", len(work), f"ablation ({len(work) // len(seeds)} distinct cells x {len(seeds)} seeds)")
+    reporter.task(
+        "cells",
+        len(work),
+        f"ablation ({len(work) // len(seeds)} distinct cells x {len(seeds)} seeds)",
+    )
     rows = []
     jobs = resolve_jobs(jobs, len(work), tuple({c.device for c in configs.values()}))
     if jobs <= 1:
@@ -114,10 +174,15 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
         gpus = ctx.SimpleQueue()  # one CUDA device per worker, where the cells run on CUDA
         for gpu in worker_gpus(jobs, tuple({c.device for c in configs.values()})):
             gpus.put(gpu)
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(os.getpid(), gpus)) as pool:
-            futures = [pool.submit(_run_cell_in_worker, (cell, seed, base, preset, out, resume, callbacks, threads))
-                       for cell, seed in work]
+        with ProcessPoolExecutor(
+            jobs, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), gpus)
+        ) as pool:
+            futures = [
+                pool.submit(
+                    _run_cell_in_worker, (cell, seed, base, preset, out, resume, callbacks, threads)
+                )
+                for cell, seed in work
+            ]
             try:
                 for fut in as_completed(futures):
                     rows.append(fut.result())
@@ -128,5 +193,3 @@ def _run_cells(cells: list[Cell], seeds: list[int], configs: dict, out: Path, ba
                 raise
     reporter.done("cells")
     return finish_grid(out, cells, seeds, canonical, rows, report)
-
-

@@ -24,15 +24,22 @@ def read_grid_file(path: str | Path) -> tuple[dict, list, dict]:
     stray = [k for k in data if k not in ("grid", "base", "controls")]
     if stray:
         listed = ", ".join(f"'{k}'" for k in stray)
-        raise TextclfError(f"grid file '{path}' has {listed}, which a grid file does not take; it holds a [grid] "
-                           f"table of axes, controls = [...] and a [base] table (seeds: --seeds)")
+        raise TextclfError(
+            f"grid file '{path}' has {listed}, which a grid file does not take; it holds a [grid] "
+            f"table of axes, controls = [...] and a [base] table (seeds: --seeds)"
+        )
     for table in ("grid", "base"):
         if not isinstance(data.get(table, {}), dict):
             raise TextclfError(f"grid file '{path}': '{table}' must be a [{table}] table")
     controls = data.get("controls", [])
     if not isinstance(controls, list) or not all(isinstance(c, str) for c in controls):
-        raise TextclfError(f"grid file '{path}': controls must be a list of names such as [\"shuffled\"], "
-                           f"got {controls!r}")
-    axes = {k.replace("-", "_"): (v if isinstance(v, list) else [v]) for k, v in data.get("grid", {}).items()}
+        raise TextclfError(
+            f"grid file '{path}': controls must be a list of names such as [\"shuffled\"], "
+            f"got {controls!r}"
+        )
+    axes = {
+        k.replace("-", "_"): (v if isinstance(v, list) else [v])
+        for k, v in data.get("grid", {}).items()
+    }
     base = {k.replace("-", "_"): v for k, v in data.get("base", {}).items()}
     return axes, list(controls), base

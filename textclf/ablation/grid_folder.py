@@ -1,11 +1,12 @@
-"""The ablation folder: claimed and locked for one grid, textclf's own files in it, and the results written at the end."""
+"""The ablation folder: claimed and locked for one grid, textclf's own files in it, and the
+results written at the end."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from textclf.ablation.cells import Cell
 from textclf.ablation.report import GridReport
@@ -18,21 +19,40 @@ GRID_FILE = "grid.json"
 
 
 @contextlib.contextmanager
-def claimed_grid(out: Path, cells: list[Cell], seeds: list[int], base: dict, preset: str, resume: bool,
-                 force: bool) -> Iterator[None]:
-    """Hold the ablation folder for the block: claimed, locked, cleared with ``force``, ``grid.json`` written."""
+def claimed_grid(
+    out: Path,
+    cells: list[Cell],
+    seeds: list[int],
+    base: dict,
+    preset: str,
+    resume: bool,
+    force: bool,
+) -> Iterator[None]:
+    """Hold the ablation folder for the block: claimed, locked, cleared with ``force``,
+    ``grid.json`` written."""
     from textclf.files.ownership import FolderLock, claim_folder, remove_own_files
 
     claim_folder(out, GRID_FILE, FORMAT, "ablation folder", "--out")
     with FolderLock(out, "ablation folder"):
         if any((out / "cells").glob("*/seed*/result.json")) and not (resume or force):
-            raise TextclfError(f"'{out}' already holds ablation results; use --resume to continue or --force to "
-                               "start over")
+            raise TextclfError(
+                f"'{out}' already holds ablation results; use --resume to continue or --force to "
+                "start over"
+            )
         if force:
             remove_own_files(out, own_files())
-        write_json(out / GRID_FILE, {"format": FORMAT, "preset": preset, "base": base, "seeds": seeds,
-                                     "cells": [{"name": c.name, "group": c.group, "overrides": c.overrides}
-                                               for c in cells]})
+        write_json(
+            out / GRID_FILE,
+            {
+                "format": FORMAT,
+                "preset": preset,
+                "base": base,
+                "seeds": seeds,
+                "cells": [
+                    {"name": c.name, "group": c.group, "overrides": c.overrides} for c in cells
+                ],
+            },
+        )
         yield
 
 
@@ -41,15 +61,36 @@ def own_files() -> list[str]:
     from textclf.runs.run_dir import OWN_FILES
 
     cell_files = [f"cells/*/seed*/{name}" for name in OWN_FILES]
-    return [GRID_FILE, "results.csv", "results.json", "summary.md", "forest.png", ".*.tmp"] + cell_files
+    return [
+        GRID_FILE,
+        "results.csv",
+        "results.json",
+        "summary.md",
+        "forest.png",
+        ".*.tmp",
+    ] + cell_files
 
 
-def finish_grid(out: Path, cells: list[Cell], seeds: list[int], canonical: dict, rows: list[dict],
-                report: GridReport) -> dict:
-    """Every cell's rows in grid order (duplicates of a canonical cell included), summarised and written."""
+def finish_grid(
+    out: Path,
+    cells: list[Cell],
+    seeds: list[int],
+    canonical: dict,
+    rows: list[dict],
+    report: GridReport,
+) -> dict:
+    """Every cell's rows in grid order (duplicates of a canonical cell included), summarised and
+    written."""
     by_key = {(r["cell"], r["seed"]): r for r in rows}
-    rows = [dict(by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)], cell=c.name, group=c.group)
-            for seed in seeds for c in cells]
+    rows = [
+        dict(
+            by_key[(canonical[json.dumps(c.overrides, sort_keys=True)].name, seed)],
+            cell=c.name,
+            group=c.group,
+        )
+        for seed in seeds
+        for c in cells
+    ]
     summary, text = report.summary(rows, cells)
     write_outputs(out, rows, summary, text, forest=report.zero_shot_chance is None)
     return summary

@@ -1,4 +1,5 @@
-"""How a grid's work is laid out: distinct runs, the costliest first, and how many worker processes (and GPUs)."""
+"""How a grid's work is laid out: distinct runs, the costliest first, and how many worker
+processes (and GPUs)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def resolve_jobs(jobs: int, n_work: int, devices: tuple[str, ...] = ("auto",)) -
 
 
 def worker_gpus(jobs: int, devices: tuple[str, ...]) -> list[str]:
-    """The ``CUDA_VISIBLE_DEVICES`` value of each of ``jobs`` workers: the visible GPUs in turn (none without CUDA)."""
+    """The ``CUDA_VISIBLE_DEVICES`` value of each of ``jobs`` workers: the visible GPUs in turn
+    (none without CUDA)."""
     import os
 
     import torch
@@ -35,8 +37,11 @@ def worker_gpus(jobs: int, devices: tuple[str, ...]) -> list[str]:
     if not (any(d != "cpu" for d in devices) and torch.cuda.is_available()):
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else \
-        [str(i) for i in range(torch.cuda.device_count())]
+    ids = (
+        [v.strip() for v in visible.split(",") if v.strip()]
+        if visible
+        else [str(i) for i in range(torch.cuda.device_count())]
+    )
     return [ids[i % len(ids)] for i in range(jobs)] if ids else []
 
 
@@ -46,7 +51,8 @@ def _relative_cost(config) -> int:
 
 
 def plan_work(cells: list[Cell], seeds: list[int]) -> tuple[dict, list[tuple[Cell, int]]]:
-    """``(canonical, work)``: cells by their settings, and the distinct (cell, seed) runs to train."""
+    """``(canonical, work)``: cells by their settings, and the distinct (cell, seed) runs to
+    train."""
     # Cells with identical settings (the paper's I.type1 and II.type1 at 0.8/0.2) train once.
     canonical: dict[str, Cell] = {}
     for cell in cells:

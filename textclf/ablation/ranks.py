@@ -1,4 +1,5 @@
-"""An ablation grid spread over the ranks of a torchrun job: whole cells per rank, rank 0 summarises.
+"""An ablation grid spread over the ranks of a torchrun job: whole cells per rank, rank 0
+summarises.
 
 Each rank takes the next untrained (cell, seed) from a counter in the job's key-value store
 (costliest first), trains and evaluates it as an ordinary single-process run on its own device
@@ -19,31 +20,54 @@ from textclf.errors import TextclfError
 from textclf.runtime.progress import Reporter
 
 
-def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Path, base: dict, preset: str,
-                      resume: bool, force: bool, jobs: int, reporter: Reporter, callbacks: tuple,
-                      report) -> dict:
-    """:func:`textclf.ablation.grid.run_grid` on every rank of ``ctx`` (an active :mod:`textclf.runtime.distributed` job)."""
+def run_grid_on_ranks(
+    ctx,
+    cells: list,
+    seeds: list[int],
+    configs: dict,
+    out: Path,
+    base: dict,
+    preset: str,
+    resume: bool,
+    force: bool,
+    jobs: int,
+    reporter: Reporter,
+    callbacks: tuple,
+    report,
+) -> dict:
+    """:func:`textclf.ablation.grid.run_grid` on every rank of ``ctx`` (an active
+    :mod:`textclf.runtime.distributed` job)."""
     from textclf.ablation.cell_run import run_cell
     from textclf.ablation.grid_folder import claimed_grid, finish_grid
     from textclf.ablation.planning import longest_first, plan_work
     from textclf.errors import PeerError
-    from textclf.runtime.distributed import single_process
     from textclf.models.encoders import shared_encoders
+    from textclf.runtime.distributed import single_process
 
     if jobs > 1:
-        raise TextclfError(f"--jobs {jobs} cannot be combined with torchrun: every rank already runs its own cells "
-                           "(start more processes with --nproc-per-node instead)")
+        raise TextclfError(
+            f"--jobs {jobs} cannot be combined with torchrun: every rank already runs its own "
+            "cells "
+            "(start more processes with --nproc-per-node instead)"
+        )
     canonical, work = plan_work(cells, seeds)
     work = longest_first(work, configs)
-    next_key, done_key, rows_key, result_key = (ctx.key(n) for n in ("ablate/next", "ablate/done", "ablate/rows",
-                                                                   "ablate/result"))
+    next_key, done_key, rows_key, result_key = (
+        ctx.key(n) for n in ("ablate/next", "ablate/done", "ablate/rows", "ablate/result")
+    )
     with contextlib.ExitStack() as held:
         # Rank 0 claims the folder (and keeps it locked until the summary is written); a refusal
         # there ends every rank with the same message.
-        ctx.decide(lambda: held.enter_context(claimed_grid(out, cells, seeds, base, preset, resume, force)))
+        ctx.decide(
+            lambda: held.enter_context(claimed_grid(out, cells, seeds, base, preset, resume, force))
+        )
         if ctx.is_main:
-            reporter.task("cells", len(work), f"ablation ({len(work) // len(seeds)} distinct cells x "
-                                              f"{len(seeds)} seeds, {ctx.world} ranks)")
+            reporter.task(
+                "cells",
+                len(work),
+                f"ablation ({len(work) // len(seeds)} distinct cells x "
+                f"{len(seeds)} seeds, {ctx.world} ranks)",
+            )
         progress = _Progress(ctx, reporter, done_key)
         rows = []
         with shared_encoders(), single_process():  # each cell is an ordinary single-process run
@@ -57,7 +81,8 @@ def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Pa
                 progress.update()
         ctx.store.set(f"{rows_key}/{ctx.rank}", json.dumps(rows))
         if not ctx.is_main:
-            ctx.wait_for([result_key])  # rank 0 may still train for hours: no collective timeout here
+            # Rank 0 may still train for hours: no collective timeout here
+            ctx.wait_for([result_key])
             outcome = json.loads(ctx.store.get(result_key))
             if "error" in outcome:
                 raise PeerError(outcome["error"])
@@ -66,7 +91,11 @@ def run_grid_on_ranks(ctx, cells: list, seeds: list[int], configs: dict, out: Pa
             ctx.wait_for([f"{rows_key}/{r}" for r in range(ctx.world)], on_poll=progress.update)
             progress.update()
             reporter.done("cells")
-            every = [row for r in range(ctx.world) for row in json.loads(ctx.store.get(f"{rows_key}/{r}"))]
+            every = [
+                row
+                for r in range(ctx.world)
+                for row in json.loads(ctx.store.get(f"{rows_key}/{r}"))
+            ]
             summary = finish_grid(out, cells, seeds, canonical, every, report)
         except BaseException as exc:
             from textclf.runtime.distributed import one_line

@@ -1,4 +1,5 @@
-"""How a grid's rows become its summary: against the no-text control, or (a zero-shot grid) against classname and chance."""
+"""How a grid's rows become its summary: against the no-text control, or (a zero-shot grid)
+against classname and chance."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from textclf.ablation.summary import markdown, summarize
 
 @dataclass(frozen=True)
 class GridReport:
-    """How a grid is summarised: against no-text (default) or, for a zero-shot grid, against the classname
-    control and ``zero_shot_chance``; ``notes`` are lines for summary.md (a control left out, and why)."""
+    """How a grid is summarised: against no-text (default) or, for a zero-shot grid, against the
+    classname
+    control and ``zero_shot_chance``; ``notes`` are lines for summary.md (a control left out, and
+    why)."""
 
     zero_shot_chance: Optional[float] = None
     notes: tuple[str, ...] = ()

@@ -1,4 +1,5 @@
-"""What a user asks ``ablate`` for, parsed and checked in one place: the grid's cells, seeds, base settings,
+"""What a user asks ``ablate`` for, parsed and checked in one place: the grid's cells, seeds, base
+settings,
 output folder and how it is summarised (:func:`plan_grid`).
 
 Values arrive as text (``"0.8,0.5"``, ``"3"``, ``"true,false"``) from the CLI or as lists from
@@ -7,9 +8,10 @@ Python; either way a bad one is a one-line error naming the option before any ce
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 from textclf.ablation.cells import Cell
 from textclf.errors import TextclfError, option, unknown_choice
@@ -24,13 +26,14 @@ class GridRequest:
     """One ``ablate`` call. Axis values and lists may be comma-separated text or Python lists."""
 
     paper: bool = False
-    grid: Optional[Path] = None                 # a TOML grid file
+    grid: Optional[Path] = None  # a TOML grid file
     zero_shot: bool = False
     preset: str = "default"
-    axes: dict = field(default_factory=dict)    # axis name -> values (see textclf.ablation.cells.AXES)
+    # Axis name -> values (see textclf.ablation.cells.AXES)
+    axes: dict = field(default_factory=dict)
     controls: Values = None
-    seeds: Values = "3"                         # a count N (seeds 0..N-1) or a list of seeds
-    base: dict = field(default_factory=dict)    # settings of every cell (dataset, epochs, ...)
+    seeds: Values = "3"  # a count N (seeds 0..N-1) or a list of seeds
+    base: dict = field(default_factory=dict)  # settings of every cell (dataset, epochs, ...)
     output: Optional[Path] = None
     name: Optional[str] = None
     holdout_splits: int = 5
@@ -48,7 +51,7 @@ class GridPlan:
     base: dict
     preset: str
     output: Path
-    report: object                   # textclf.ablation.report.GridReport
+    report: object  # textclf.ablation.report.GridReport
 
 
 def split_values(values: Values) -> list:
@@ -61,13 +64,16 @@ def split_values(values: Values) -> list:
 
 
 def _number(kind: str, cast, value):
-    if isinstance(value, bool) or (not isinstance(value, str) and not isinstance(value, (int, float))):
+    if isinstance(value, bool) or (
+        not isinstance(value, str) and not isinstance(value, (int, float))
+    ):
         raise TextclfError(f"{option(kind)} value {value!r} is not a number")
     try:
         return cast(value)
     except (TypeError, ValueError):
-        raise TextclfError(f"{option(kind)} value {value!r} is not {'an integer' if cast is int else 'a number'}") \
-            from None
+        raise TextclfError(
+            f"{option(kind)} value {value!r} is not {'an integer' if cast is int else 'a number'}"
+        ) from None
 
 
 def _boolean(kind: str, value) -> bool:
@@ -76,14 +82,22 @@ def _boolean(kind: str, value) -> bool:
     word = str(value).strip().lower()
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS
-    raise TextclfError(f"{option(kind)} value {value!r} is not a boolean; valid choices: true, false")
+    raise TextclfError(
+        f"{option(kind)} value {value!r} is not a boolean; valid choices: true, false"
+    )
 
 
-_AXIS_TYPES = {"clf_weight": float, "train_fraction": float, "temperature": float, "freeze_text": bool}
+_AXIS_TYPES = {
+    "clf_weight": float,
+    "train_fraction": float,
+    "temperature": float,
+    "freeze_text": bool,
+}
 
 
 def parse_axes(axes: dict) -> dict:
-    """Axis values of the right types (prompt types by their registered names); empty axes dropped."""
+    """Axis values of the right types (prompt types by their registered names); empty axes
+    dropped."""
     out = {}
     for axis, values in axes.items():
         items = split_values(values)
@@ -102,13 +116,18 @@ def parse_axes(axes: dict) -> dict:
 
 
 def _prompt_setting(value: str) -> str:
-    """A prompt type as a grid value: a registered prompt's name, or ``all`` (the four prompts' ensemble),
+    """A prompt type as a grid value: a registered prompt's name, or ``all`` (the four prompts'
+    ensemble),
     or prompts joined with ``+`` (``1+3``: an ensemble of those)."""
     from textclf.descriptions.prompts import normalize_prompt
 
     if value.lower() == "all":
         return "all"
-    return ",".join(normalize_prompt(p) for p in value.split("+")) if "+" in value else normalize_prompt(value)
+    return (
+        ",".join(normalize_prompt(p) for p in value.split("+"))
+        if "+" in value
+        else normalize_prompt(value)
+    )
 
 
 def parse_seeds(value: Values) -> list[int]:
@@ -120,14 +139,19 @@ def parse_seeds(value: Values) -> list[int]:
         else:
             seeds = [int(v) for v in items]
     except (TypeError, ValueError):
-        raise TextclfError(f"{option('seeds')} {value!r} is neither a count (3) nor a list of seeds (0,5,7)") from None
+        raise TextclfError(
+            f"{option('seeds')} {value!r} is neither a count (3) nor a list of seeds (0,5,7)"
+        ) from None
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise TextclfError(f"{option('seeds')} {value!r} must be a count >= 1 or distinct seeds >= 0")
+        raise TextclfError(
+            f"{option('seeds')} {value!r} must be a count >= 1 or distinct seeds >= 0"
+        )
     return seeds
 
 
 def plan_grid(request: GridRequest) -> GridPlan:
-    """The grid ``request`` describes, every choice checked (cells are preflighted later, by ``run_grid``)."""
+    """The grid ``request`` describes, every choice checked (cells are preflighted later, by
+    ``run_grid``)."""
     from textclf.ablation import cells as grid_cells
     from textclf.ablation.report import GridReport
 
@@ -138,44 +162,67 @@ def plan_grid(request: GridRequest) -> GridPlan:
     chance, notes = None, []
     if request.zero_shot:
         if request.paper or request.grid or set(axes) - {"prompt_type"}:
-            raise TextclfError(f"{option('zero_shot')} defines its own grid; of the axes it takes only the prompt "
-                               "types")
-        cells, chance = zero_shot_plan(request, axes.get("prompt_type") or ["type1"], controls, base)
+            raise TextclfError(
+                f"{option('zero_shot')} defines its own grid; of the axes it takes only the prompt "
+                "types"
+            )
+        cells, chance = zero_shot_plan(
+            request, axes.get("prompt_type") or ["type1"], controls, base
+        )
     elif request.paper:
         if axes or request.grid:
-            raise TextclfError(f"{option('paper')} defines its own grid; drop the axes or the grid file")
+            raise TextclfError(
+                f"{option('paper')} defines its own grid; drop the axes or the grid file"
+            )
         cells, notes = grid_cells.paper_plan(base, request.preset, controls)
     else:
         if request.grid:
             from textclf.ablation.grid_file import read_grid_file
 
             file_axes, file_controls, file_base = read_grid_file(request.grid)
-            axes = {**file_axes, **axes}  # TOML values keep their types: the config checks them strictly
+            # TOML values keep their types: the config checks them strictly
+            axes = {
+                **file_axes,
+                **axes,
+            }
             controls = controls or file_controls
             base = {**file_base, **base}
         if not axes and not controls:
-            raise TextclfError(f"nothing to run: give {option('paper')}, a grid file ({option('grid')}), or axes "
-                               f"such as {option('clf_weights')}")
+            raise TextclfError(
+                f"nothing to run: give {option('paper')}, a grid file ({option('grid')}), or axes "
+                f"such as {option('clf_weights')}"
+            )
         cells = grid_cells.grid_cells(axes, controls)
     default_name = "zero-shot" if request.zero_shot else "paper" if request.paper else "grid"
-    output = Path(request.output) if request.output else Path("ablations") / (request.name or default_name)
+    output = (
+        Path(request.output)
+        if request.output
+        else Path("ablations") / (request.name or default_name)
+    )
     return GridPlan(cells, seeds, base, request.preset, output, GridReport(chance, tuple(notes)))
 
 
-def zero_shot_plan(request: GridRequest, prompt_types: list[str], controls: list[str],
-                   base: dict) -> tuple[list[Cell], float]:
-    """The zero-shot grid's cells and the chance level of telling ``holdout_size`` held-out classes apart."""
+def zero_shot_plan(
+    request: GridRequest, prompt_types: list[str], controls: list[str], base: dict
+) -> tuple[list[Cell], float]:
+    """The zero-shot grid's cells and the chance level of telling ``holdout_size`` held-out
+    classes apart."""
     from textclf.ablation import zero_shot
     from textclf.config import PRESETS, TrainConfig
     from textclf.descriptions.describers import dataset_class_names
 
-    dataset = base.get("dataset") or PRESETS.get(request.preset, {}).get("dataset", TrainConfig.dataset)
+    dataset = base.get("dataset") or PRESETS.get(request.preset, {}).get(
+        "dataset", TrainConfig.dataset
+    )
     class_names = dataset_class_names(dataset)
     size = _number("holdout_size", int, request.holdout_size)
     splits = _number("holdout_splits", int, request.holdout_splits)
     if not 1 <= size <= len(class_names) - 2:
-        raise TextclfError(f"{option('holdout_size')} {size} must leave at least 2 of the {len(class_names)} classes "
-                           "to train on")
+        raise TextclfError(
+            f"{option('holdout_size')} {size} must leave at least 2 of the {len(class_names)} "
+            "classes "
+            "to train on"
+        )
     if splits < 1:
         raise TextclfError(f"{option('holdout_splits')} {splits} must be >= 1")
     unknown = [c for c in controls if c not in zero_shot.SETTINGS]
@@ -184,6 +231,11 @@ def zero_shot_plan(request: GridRequest, prompt_types: list[str], controls: list
     shots = [_number("holdout_shots", int, v) for v in split_values(request.holdout_shots)] or [0]
     if any(k < 0 for k in shots):
         raise TextclfError(f"{option('holdout_shots')} {request.holdout_shots!r} must be >= 0")
-    cells = zero_shot.zero_shot_cells(zero_shot.holdout_splits(class_names, splits, size), prompt_types,
-                                      controls or list(zero_shot.SETTINGS), shots, request.text_head)
+    cells = zero_shot.zero_shot_cells(
+        zero_shot.holdout_splits(class_names, splits, size),
+        prompt_types,
+        controls or list(zero_shot.SETTINGS),
+        shots,
+        request.text_head,
+    )
     return cells, 1.0 / size

@@ -1,4 +1,5 @@
-"""Statistics and outputs of an ablation grid: paired intervals against the no-text control, and the files.
+"""Statistics and outputs of an ablation grid: paired intervals against the no-text control, and the
+files.
 
 :func:`summarize` gives each cell's mean and std over seeds and its paired difference to the
 no-text control with a 95% t-interval; :func:`markdown` and :func:`summary_rows` show it;
@@ -23,7 +24,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def paired_difference(cell: dict[int, float], reference: dict[int, float]) -> dict:
-    """Mean paired difference over shared seeds with a 95% t-interval (None when fewer than 2 pairs)."""
+    """Mean paired difference over shared seeds with a 95% t-interval (None when fewer than 2
+    pairs)."""
     from scipy import stats
 
     seeds = sorted(set(cell) & set(reference))
@@ -51,14 +53,38 @@ def summarize(rows: list[dict], order: list[str], metric: str = "accuracy") -> d
             continue
         mean, std = _mean_std(list(by_cell[name].values()))
         diff = paired_difference(by_cell[name], reference) if name != REFERENCE else None
-        cells.append({"cell": name, "group": groups[name], "n": len(by_cell[name]), "mean": mean, "std": std,
-                      "diff_vs_no_text": diff})
-    winners = [c["cell"] for c in cells if c["diff_vs_no_text"] and c["diff_vs_no_text"]["low"] is not None
-               and c["diff_vs_no_text"]["low"] > 0]
-    losers = [c["cell"] for c in cells if c["diff_vs_no_text"] and c["diff_vs_no_text"]["high"] is not None
-              and c["diff_vs_no_text"]["high"] < 0]
-    return {"metric": metric, "reference": REFERENCE, "cells": cells, "beat_reference": winners,
-            "below_reference": losers, "verdict": verdict(winners, losers, cells)}
+        cells.append(
+            {
+                "cell": name,
+                "group": groups[name],
+                "n": len(by_cell[name]),
+                "mean": mean,
+                "std": std,
+                "diff_vs_no_text": diff,
+            }
+        )
+    winners = [
+        c["cell"]
+        for c in cells
+        if c["diff_vs_no_text"]
+        and c["diff_vs_no_text"]["low"] is not None
+        and c["diff_vs_no_text"]["low"] > 0
+    ]
+    losers = [
+        c["cell"]
+        for c in cells
+        if c["diff_vs_no_text"]
+        and c["diff_vs_no_text"]["high"] is not None
+        and c["diff_vs_no_text"]["high"] < 0
+    ]
+    return {
+        "metric": metric,
+        "reference": REFERENCE,
+        "cells": cells,
+        "beat_reference": winners,
+        "below_reference": losers,
+        "verdict": verdict(winners, losers, cells),
+    }
 
 
 def verdict(winners: list[str], losers: list[str], cells: list[dict]) -> str:
@@ -67,7 +93,9 @@ def verdict(winners: list[str], losers: list[str], cells: list[dict]) -> str:
         return "Too few seeds for confidence intervals (use --seeds 2 or more)."
     parts = []
     if winners:
-        parts.append("Beat the no-text control beyond their 95% interval: " + ", ".join(winners) + ".")
+        parts.append(
+            "Beat the no-text control beyond their 95% interval: " + ", ".join(winners) + "."
+        )
     else:
         parts.append("No cell beats the no-text control beyond its 95% interval.")
     if losers:
@@ -82,7 +110,8 @@ def _pct(x: Optional[float], signed: bool = False) -> str:
 
 
 def summary_rows(summary: dict) -> list[list[str]]:
-    """Table rows (cell, group, n, mean +- std, diff [CI]) in percent, shared by Markdown and Rich."""
+    """Table rows (cell, group, n, mean +- std, diff [CI]) in percent, shared by Markdown and
+    Rich."""
     out = []
     for c in summary["cells"]:
         d = c["diff_vs_no_text"]
@@ -92,11 +121,19 @@ def summary_rows(summary: dict) -> list[list[str]]:
             diff = f"{_pct(d['mean'], True)} (CI n/a)"
         else:
             diff = f"{_pct(d['mean'], True)} [{_pct(d['low'], True)}, {_pct(d['high'], True)}]"
-        out.append([c["cell"], c["group"], str(c["n"]), f"{_pct(c['mean'])} ± {_pct(c['std'])}", diff])
+        out.append(
+            [c["cell"], c["group"], str(c["n"]), f"{_pct(c['mean'])} ± {_pct(c['std'])}", diff]
+        )
     return out
 
 
-HEADERS = ["cell", "experiment", "seeds", "test accuracy % (mean ± std)", "Δ vs no-text, points [95% CI]"]
+HEADERS = [
+    "cell",
+    "experiment",
+    "seeds",
+    "test accuracy % (mean ± std)",
+    "Δ vs no-text, points [95% CI]",
+]
 
 
 def markdown(summary: dict) -> str:
@@ -106,13 +143,35 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n\n" + summary["verdict"] + "\n"
 
 
-ZERO_SHOT_FIELDS = ["unseen_accuracy", "gzsl_seen", "gzsl_unseen", "gzsl_H", "ausuc", "classifier_unseen_accuracy"]
-RESULT_FIELDS = ["cell", "group", "seed", "accuracy", "macro_f1", "text_accuracy", "val_accuracy",
-                 "descriptions_sha256", "descriptions_source", "seconds", "run_dir", "overrides"]
+ZERO_SHOT_FIELDS = [
+    "unseen_accuracy",
+    "gzsl_seen",
+    "gzsl_unseen",
+    "gzsl_H",
+    "ausuc",
+    "classifier_unseen_accuracy",
+]
+RESULT_FIELDS = [
+    "cell",
+    "group",
+    "seed",
+    "accuracy",
+    "macro_f1",
+    "text_accuracy",
+    "val_accuracy",
+    "descriptions_sha256",
+    "descriptions_source",
+    "seconds",
+    "run_dir",
+    "overrides",
+]
 
 
-def write_outputs(out: Path, rows: list[dict], summary: dict, summary_md: str, forest: bool = True) -> None:
-    """results.csv, results.json, summary.md and (for a no-text comparison) forest.png, each atomically."""
+def write_outputs(
+    out: Path, rows: list[dict], summary: dict, summary_md: str, forest: bool = True
+) -> None:
+    """results.csv, results.json, summary.md and (for a no-text comparison) forest.png, each
+    atomically."""
     from textclf.files.csv_table import csv_text
 
     fields = RESULT_FIELDS + [k for k in ZERO_SHOT_FIELDS if any(k in r for r in rows)]
@@ -123,5 +182,3 @@ def write_outputs(out: Path, rows: list[dict], summary: dict, summary_md: str, f
         from textclf.evaluation.plots import plot_forest
 
         plot_forest(summary, out / "forest.png")
-
-

@@ -23,35 +23,66 @@ import numpy as np
 from textclf.ablation.cells import Cell
 from textclf.ablation.summary import paired_difference
 
-SETTINGS = {"no-text": {"clf_weight": 1.0}, "classname": {"text_control": "classname"},
-            "random-words": {"text_control": "random-words"}, "shuffled": {"text_control": "shuffled"}}
+SETTINGS = {
+    "no-text": {"clf_weight": 1.0},
+    "classname": {"text_control": "classname"},
+    "random-words": {"text_control": "random-words"},
+    "shuffled": {"text_control": "shuffled"},
+}
 REFERENCE = "classname"
-METRICS = ("unseen_accuracy", "gzsl_H", "gzsl_seen", "gzsl_unseen", "ausuc", "classifier_unseen_accuracy")
+METRICS = (
+    "unseen_accuracy",
+    "gzsl_H",
+    "gzsl_seen",
+    "gzsl_unseen",
+    "ausuc",
+    "classifier_unseen_accuracy",
+)
 
 
-def holdout_splits(class_names: list[str], n_splits: int, size: int, seed: int = 0) -> list[list[str]]:
-    """``n_splits`` distinct groups of ``size`` classes, a seeded draw (class order kept within a group)."""
+def holdout_splits(
+    class_names: list[str], n_splits: int, size: int, seed: int = 0
+) -> list[list[str]]:
+    """``n_splits`` distinct groups of ``size`` classes, a seeded draw (class order kept within a
+    group)."""
     groups = list(itertools.combinations(range(len(class_names)), size))
     order = np.random.default_rng(seed).permutation(len(groups))
     return [[class_names[i] for i in groups[j]] for j in order[:n_splits]]
 
 
-def zero_shot_cells(splits: list[list[str]], prompt_types: list[str], controls: list[str], shots: list[int],
-                    text_head: str = "open") -> list[Cell]:
-    """One cell per (setting, shots, split); the setting and shots are in ``group`` for the summary."""
+def zero_shot_cells(
+    splits: list[list[str]],
+    prompt_types: list[str],
+    controls: list[str],
+    shots: list[int],
+    text_head: str = "open",
+) -> list[Cell]:
+    """One cell per (setting, shots, split); the setting and shots are in ``group`` for the
+    summary."""
     settings = {p: {"prompt_type": p} for p in prompt_types}
     settings.update({c: SETTINGS[c] for c in controls})
-    head = {"text_head": text_head}  # the rest from the grid's preset, as --holdout-classes resolves it there
+    # The rest from the grid's preset, as --holdout-classes resolves it there
+    head = {"text_head": text_head}
     cells = []
-    for (name, overrides), k, (j, split) in itertools.product(settings.items(), shots, enumerate(splits)):
-        cells.append(Cell(f"{name}.k{k}.split{j}", f"{name}|{k}",
-                          {**head, "holdout_classes": split, "holdout_shots": k, **overrides}))
+    for (name, overrides), k, (j, split) in itertools.product(
+        settings.items(), shots, enumerate(splits)
+    ):
+        cells.append(
+            Cell(
+                f"{name}.k{k}.split{j}",
+                f"{name}|{k}",
+                {**head, "holdout_classes": split, "holdout_shots": k, **overrides},
+            )
+        )
     return cells
 
 
 def _replicates(rows: list[dict], group: str, metric: str) -> dict:
-    return {(r["cell"].rsplit(".split", 1)[1], r["seed"]): r[metric] for r in rows
-            if r["group"] == group and r.get(metric) is not None}
+    return {
+        (r["cell"].rsplit(".split", 1)[1], r["seed"]): r[metric]
+        for r in rows
+        if r["group"] == group and r.get(metric) is not None
+    }
 
 
 def _interval(values: list[float]) -> dict:
@@ -62,8 +93,13 @@ def _interval(values: list[float]) -> dict:
     mean = float(np.mean(values)) if n else float("nan")
     sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else None
-    return {"n": n, "mean": mean, "std": sd, "low": None if half is None else mean - half,
-            "high": None if half is None else mean + half}
+    return {
+        "n": n,
+        "mean": mean,
+        "std": sd,
+        "low": None if half is None else mean - half,
+        "high": None if half is None else mean + half,
+    }
 
 
 def summarize(rows: list[dict], cells: list[Cell], chance: float) -> dict:
@@ -73,24 +109,39 @@ def summarize(rows: list[dict], cells: list[Cell], chance: float) -> dict:
     for group in groups:
         name, k = group.split("|")
         unseen = _replicates(rows, group, "unseen_accuracy")
-        entry = {"setting": name, "shots": int(k), "unseen_accuracy": _interval(list(unseen.values())),
-                 "H": _interval(list(_replicates(rows, group, "gzsl_H").values())),
-                 "vs_chance": _interval([v - chance for v in unseen.values()]),
-                 f"vs_{REFERENCE}": None, "vs_k_images_alone": None}
+        entry = {
+            "setting": name,
+            "shots": int(k),
+            "unseen_accuracy": _interval(list(unseen.values())),
+            "H": _interval(list(_replicates(rows, group, "gzsl_H").values())),
+            "vs_chance": _interval([v - chance for v in unseen.values()]),
+            f"vs_{REFERENCE}": None,
+            "vs_k_images_alone": None,
+        }
         reference = f"{REFERENCE}|{k}"
         if name != REFERENCE and reference in groups:
-            entry[f"vs_{REFERENCE}"] = paired_difference(unseen, _replicates(rows, reference, "unseen_accuracy"))
+            entry[f"vs_{REFERENCE}"] = paired_difference(
+                unseen, _replicates(rows, reference, "unseen_accuracy")
+            )
         alone = f"no-text|{k}"
         if int(k) > 0 and name != "no-text" and alone in groups:
             entry["vs_k_images_alone"] = paired_difference(
-                unseen, _replicates(rows, alone, "classifier_unseen_accuracy"))
+                unseen, _replicates(rows, alone, "classifier_unseen_accuracy")
+            )
         out.append(entry)
-    return {"kind": "zero-shot", "chance": chance, "reference": REFERENCE, "settings": out,
-            "splits": split_table(rows, groups), "verdict": verdict(out)}
+    return {
+        "kind": "zero-shot",
+        "chance": chance,
+        "reference": REFERENCE,
+        "settings": out,
+        "splits": split_table(rows, groups),
+        "verdict": verdict(out),
+    }
 
 
 def split_table(rows: list[dict], groups: list[str]) -> list[dict]:
-    """Per held-out split (which classes it holds out): each setting's mean unseen accuracy over the seeds,
+    """Per held-out split (which classes it holds out): each setting's mean unseen accuracy over the
+    seeds,
     so a reader sees which classes the text can and cannot tell apart."""
     import json
 
@@ -98,25 +149,40 @@ def split_table(rows: list[dict], groups: list[str]) -> list[dict]:
     for r in rows:
         split = r["cell"].rsplit(".split", 1)[1]
         held = json.loads(r["overrides"]).get("holdout_classes") if r.get("overrides") else None
-        entry = splits.setdefault(split, {"split": int(split), "classes": held, "unseen_accuracy": {}})
+        entry = splits.setdefault(
+            split, {"split": int(split), "classes": held, "unseen_accuracy": {}}
+        )
         if r.get("unseen_accuracy") is not None:
             entry["unseen_accuracy"].setdefault(r["group"], []).append(r["unseen_accuracy"])
     table = []
     for split in sorted(splits.values(), key=lambda e: e["split"]):
-        means = {g: round(float(np.mean(split["unseen_accuracy"][g])), 6) for g in groups
-                 if split["unseen_accuracy"].get(g)}
-        table.append({"split": split["split"], "classes": split["classes"], "unseen_accuracy": means})
+        means = {
+            g: round(float(np.mean(split["unseen_accuracy"][g])), 6)
+            for g in groups
+            if split["unseen_accuracy"].get(g)
+        }
+        table.append(
+            {"split": split["split"], "classes": split["classes"], "unseen_accuracy": means}
+        )
     return table
 
 
 def split_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
-    """``(headers, rows)`` of the per-split table: held-out classes, then each setting's unseen accuracy %."""
+    """``(headers, rows)`` of the per-split table: held-out classes, then each setting's unseen
+    accuracy %."""
     groups = [f"{s['setting']}|{s['shots']}" for s in summary["settings"]]
     several_k = len({s["shots"] for s in summary["settings"]}) > 1
-    headers = ["held out"] + [g.replace("|", " K=") if several_k else g.split("|")[0] for g in groups]
-    rows = [[", ".join(t["classes"] or [f"split {t['split']}"])]
-            + [f"{100 * t['unseen_accuracy'][g]:.1f}" if g in t["unseen_accuracy"] else "-" for g in groups]
-            for t in summary.get("splits", [])]
+    headers = ["held out"] + [
+        g.replace("|", " K=") if several_k else g.split("|")[0] for g in groups
+    ]
+    rows = [
+        [", ".join(t["classes"] or [f"split {t['split']}"])]
+        + [
+            f"{100 * t['unseen_accuracy'][g]:.1f}" if g in t["unseen_accuracy"] else "-"
+            for g in groups
+        ]
+        for t in summary.get("splits", [])
+    ]
     return headers, rows
 
 
@@ -132,48 +198,93 @@ def _pct(d: dict) -> str:
     return "-" if not d["n"] else f"{100 * d['mean']:.1f} ± {100 * d['std']:.1f}"
 
 
-HEADERS = ["setting", "K", "n", "unseen acc % (mean ± std)", "Δ vs chance, pts [95% CI]",
-           f"Δ vs {REFERENCE}, pts [95% CI]", "H % (mean ± std)", "Δ vs K images alone"]
+HEADERS = [
+    "setting",
+    "K",
+    "n",
+    "unseen acc % (mean ± std)",
+    "Δ vs chance, pts [95% CI]",
+    f"Δ vs {REFERENCE}, pts [95% CI]",
+    "H % (mean ± std)",
+    "Δ vs K images alone",
+]
 
 
 def summary_rows(summary: dict) -> list[list[str]]:
     """Table rows shared by Markdown and Rich."""
-    return [[s["setting"], str(s["shots"]), str(s["unseen_accuracy"]["n"]), _pct(s["unseen_accuracy"]),
-             _pp(s["vs_chance"]), _pp(s[f"vs_{REFERENCE}"]), _pct(s["H"]), _pp(s["vs_k_images_alone"])]
-            for s in summary["settings"]]
+    return [
+        [
+            s["setting"],
+            str(s["shots"]),
+            str(s["unseen_accuracy"]["n"]),
+            _pct(s["unseen_accuracy"]),
+            _pp(s["vs_chance"]),
+            _pp(s[f"vs_{REFERENCE}"]),
+            _pct(s["H"]),
+            _pp(s["vs_k_images_alone"]),
+        ]
+        for s in summary["settings"]
+    ]
 
 
 def verdict(settings: list[dict]) -> str:
     """The sentences under the table (each only where the grid holds its comparison)."""
+
     def beyond(key: str, sign: int) -> list[str]:
-        return [f"{s['setting']} (K={s['shots']})" for s in settings if (s[key] or {}).get("low") is not None
-                and (s[key]["low"] > 0 if sign > 0 else s[key]["high"] < 0)]
+        return [
+            f"{s['setting']} (K={s['shots']})"
+            for s in settings
+            if (s[key] or {}).get("low") is not None
+            and (s[key]["low"] > 0 if sign > 0 else s[key]["high"] < 0)
+        ]
 
     parts = []
-    for key, what in ((f"vs_{REFERENCE}", "the classname control"),
-                      ("vs_k_images_alone", "the no-text classifier trained with the same K images")):
+    for key, what in (
+        (f"vs_{REFERENCE}", "the classname control"),
+        ("vs_k_images_alone", "the no-text classifier trained with the same K images"),
+    ):
         if not any(s[key] for s in settings):
             continue
         above, below = beyond(key, +1), beyond(key, -1)
-        parts.append(f"Beat {what} beyond their 95% interval: {', '.join(above)}." if above
-                     else f"No setting beats {what} beyond its 95% interval.")
+        parts.append(
+            f"Beat {what} beyond their 95% interval: {', '.join(above)}."
+            if above
+            else f"No setting beats {what} beyond its 95% interval."
+        )
         if below:
             parts.append(f"Below {what} beyond their 95% interval: {', '.join(below)}.")
-    at_chance = [f"{s['setting']} (K={s['shots']})" for s in settings if s["vs_chance"]["low"] is not None
-                 and s["vs_chance"]["low"] <= 0 <= s["vs_chance"]["high"]]
+    at_chance = [
+        f"{s['setting']} (K={s['shots']})"
+        for s in settings
+        if s["vs_chance"]["low"] is not None
+        and s["vs_chance"]["low"] <= 0 <= s["vs_chance"]["high"]
+    ]
     if at_chance:
         parts.append("Within their interval of chance: " + ", ".join(at_chance) + ".")
     return " ".join(parts)
 
 
 def markdown(summary: dict) -> str:
-    """The grid's ``summary.md``: the table, the verdict, and the unseen accuracy of every held-out split."""
+    """The grid's ``summary.md``: the table, the verdict, and the unseen accuracy of every
+    held-out split."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
-    text = "\n".join(lines) + f"\n\nChance: {100 * summary['chance']:.1f}%. " + summary["verdict"] + "\n"
+    text = (
+        "\n".join(lines)
+        + f"\n\nChance: {100 * summary['chance']:.1f}%. "
+        + summary["verdict"]
+        + "\n"
+    )
     headers, rows = split_rows(summary)
     if rows:
-        text += ("\nUnseen accuracy % of each held-out split (mean over seeds):\n\n"
-                 + "| " + " | ".join(headers) + " |\n" + "|" + "---|" * len(headers) + "\n"
-                 + "".join("| " + " | ".join(r) + " |\n" for r in rows))
+        text += (
+            "\nUnseen accuracy % of each held-out split (mean over seeds):\n\n"
+            + "| "
+            + " | ".join(headers)
+            + " |\n"
+            + "|"
+            + "---|" * len(headers)
+            + "\n"
+            + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+        )
     return text

@@ -27,13 +27,14 @@ from typing import Optional
 
 from textclf.errors import TextclfError
 
-GRAPH_VERSION = 1          # bump when the export changes in a way that alters the graph
+GRAPH_VERSION = 1  # bump when the export changes in a way that alters the graph
 SIDECAR_FORMAT = "textclf-backbone-onnx"
 INPUT, OUTPUT = "pixel_values", "features"
-OPSET = 18                 # textclf export onnx's default (exports/onnx_export.py DEFAULT_OPSET)
+OPSET = 18  # textclf export onnx's default (exports/onnx_export.py DEFAULT_OPSET)
 PRECISIONS = ("fp32",)
 # A new graph must match the eager module within this fraction of the largest feature (measured
-# differences are ~1e-6 of it; a wrong graph, e.g. padding frozen for another size, is off by >1e-1).
+# differences are ~1e-6 of it; a wrong graph, e.g. padding frozen for another size, is off by
+# >1e-1).
 PARITY_RTOL = 1e-3
 
 
@@ -47,15 +48,21 @@ class BackboneGraph:
 
     path: Path
     session: object
-    provider: str          # cpu | cuda: what runs it
+    provider: str  # cpu | cuda: what runs it
     dim: int
 
 
 def graph_key_parts(encoder, prep, opset: int = OPSET, precision: str = "fp32") -> dict:
     """What a backbone graph depends on: backbone identity, input size, opset, precision."""
-    return {"backbone": encoder.name, "weights_id": encoder.spec.weights_id, "weights_hash": encoder.weights_hash,
-            "input_size": int(prep.input_size), "opset": int(opset), "precision": precision,
-            "graph_version": GRAPH_VERSION}
+    return {
+        "backbone": encoder.name,
+        "weights_id": encoder.spec.weights_id,
+        "weights_hash": encoder.weights_hash,
+        "input_size": int(prep.input_size),
+        "opset": int(opset),
+        "precision": precision,
+        "graph_version": GRAPH_VERSION,
+    }
 
 
 def graph_paths(parts: dict) -> tuple[Path, Path, Path]:
@@ -73,14 +80,19 @@ def graph_key(parts: dict) -> str:
 
 
 def read_graph(parts: dict) -> Optional[Path]:
-    """The cached graph for ``parts`` when it is whole and textclf's, else None (missing or damaged)."""
+    """The cached graph for ``parts`` when it is whole and textclf's, else None (missing or
+    damaged)."""
     from textclf.data.feature_cache import file_checksum
 
     path, meta, _ = graph_paths(parts)
     try:
         info = json.loads(meta.read_text(encoding="utf-8"))
-        if not (isinstance(info, dict) and info.get("format") == SIDECAR_FORMAT and info.get("key_parts") == parts
-                and graph_key(info["key_parts"]) == path.stem):
+        if not (
+            isinstance(info, dict)
+            and info.get("format") == SIDECAR_FORMAT
+            and info.get("key_parts") == parts
+            and graph_key(info["key_parts"]) == path.stem
+        ):
             return None
         if path.stat().st_size != info.get("size") or file_checksum(path) != info.get("checksum"):
             return None
@@ -89,16 +101,21 @@ def read_graph(parts: dict) -> Optional[Path]:
     return path
 
 
-def backbone_graph(encoder, prep, provider: str = "cpu", threads: Optional[int] = None,
-                   precision: str = "fp32") -> BackboneGraph:
-    """A session on the cached graph of ``encoder`` at ``prep``'s input size, exporting it on a miss.
+def backbone_graph(
+    encoder, prep, provider: str = "cpu", threads: Optional[int] = None, precision: str = "fp32"
+) -> BackboneGraph:
+    """A session on the cached graph of ``encoder`` at ``prep``'s input size, exporting it on a
+    miss.
 
-    ``provider``: cpu or cuda (exactly that one: :func:`textclf.runtime.onnx_sessions.create_session`).
-    Raises :class:`GraphUnavailable` when the backbone does not export, its graph does not match
-    the eager module, or the provider cannot be created.
+    ``provider``: cpu or cuda (exactly that one:
+    :func:`textclf.runtime.onnx_sessions.create_session`). Raises :class:`GraphUnavailable` when
+    the backbone does not export, its graph does not match the eager module, or the provider
+    cannot be created.
     """
     if precision not in PRECISIONS:
-        raise GraphUnavailable(f"precision {precision} is not supported for backbone graphs ({', '.join(PRECISIONS)})")
+        raise GraphUnavailable(
+            f"precision {precision} is not supported for backbone graphs ({', '.join(PRECISIONS)})"
+        )
     parts = graph_key_parts(encoder, prep, precision=precision)
     path, _, lock_path = graph_paths(parts)
     found = read_graph(parts)
@@ -107,7 +124,8 @@ def backbone_graph(encoder, prep, provider: str = "cpu", threads: Optional[int] 
         from filelock import FileLock
 
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_path)):  # two processes on one cold cache: one exports, the other reads it
+        # Two processes on one cold cache: one exports, the other reads it
+        with FileLock(str(lock_path)):
             found = read_graph(parts)
             if found is None:
                 x, expected = _reference(encoder, prep)
@@ -134,31 +152,48 @@ def _reference(encoder, prep):
 
 
 def _export(encoder, prep, x) -> bytes:
-    """The traced backbone as ONNX bytes (the plugin's export hook first; the caller's module untouched)."""
+    """The traced backbone as ONNX bytes (the plugin's export hook first; the caller's module
+    untouched)."""
     try:
         module = encoder.plugin.prepare_for_export(encoder.module, prep)
-        return trace_onnx(module, x, [INPUT], [OUTPUT], {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, OPSET)
+        return trace_onnx(
+            module, x, [INPUT], [OUTPUT], {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, OPSET
+        )
     except Exception as exc:  # any failure of a plugin's module to trace: the reason, in one line
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise GraphUnavailable(f"backbone '{encoder.name}' does not export to ONNX ({type(exc).__name__}: "
-                               f"{first})") from None
+        raise GraphUnavailable(
+            f"backbone '{encoder.name}' does not export to ONNX ({type(exc).__name__}: {first})"
+        ) from None
 
 
-def trace_onnx(module, example, input_names: list, output_names: list, dynamic_axes: dict, opset: int) -> bytes:
-    """``module`` traced on ``example`` as ONNX bytes (TorchScript tracing, constant folding, warnings silenced):
+def trace_onnx(
+    module, example, input_names: list, output_names: list, dynamic_axes: dict, opset: int
+) -> bytes:
+    """``module`` traced on ``example`` as ONNX bytes (TorchScript tracing, constant folding,
+    warnings silenced):
     the one call behind the backbone graph here and ``textclf export onnx``'s image branch."""
     import torch
 
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset, input_names=input_names,
-                          output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )
     return buffer.getvalue()
 
 
 def _open(model, provider: str, threads: Optional[int]):
-    """An ONNX Runtime session on exactly ``provider`` (threads: intra-op threads, None: ONNX Runtime's own)."""
+    """An ONNX Runtime session on exactly ``provider`` (threads: intra-op threads, None: ONNX
+    Runtime's own)."""
     from textclf.runtime.onnx_sessions import create_session
 
     try:
@@ -180,14 +215,18 @@ def _check_parity(encoder, x, expected, session) -> None:
     try:
         got = session.run([OUTPUT], {INPUT: batch})[0]
     except Exception as exc:
-        raise GraphUnavailable(f"the ONNX graph of backbone '{encoder.name}' does not run on a batch of 3 "
-                               f"({type(exc).__name__})") from None
+        raise GraphUnavailable(
+            f"the ONNX graph of backbone '{encoder.name}' does not run on a batch of 3 "
+            f"({type(exc).__name__})"
+        ) from None
     want = np.concatenate([expected, expected[:1]])
     scale = float(np.abs(expected).max()) if expected.size else 0.0
     diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
     if not diff <= PARITY_RTOL * max(scale, 1e-6):
-        raise GraphUnavailable(f"the ONNX graph of backbone '{encoder.name}' differs from PyTorch by {diff:.3g} "
-                               f"(features up to {scale:.3g}; output {got.shape} vs {want.shape})")
+        raise GraphUnavailable(
+            f"the ONNX graph of backbone '{encoder.name}' differs from PyTorch by {diff:.3g} "
+            f"(features up to {scale:.3g}; output {got.shape} vs {want.shape})"
+        )
 
 
 def _write(parts: dict, data: bytes) -> None:
@@ -201,7 +240,16 @@ def _write(parts: dict, data: bytes) -> None:
     path, meta, _ = graph_paths(parts)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-    write_json(meta, {"format": SIDECAR_FORMAT, "key_parts": parts, "size": path.stat().st_size,
-                      "checksum": file_checksum(path), "input": INPUT, "output": OUTPUT,
-                      "textclf_version": __version__,
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    write_json(
+        meta,
+        {
+            "format": SIDECAR_FORMAT,
+            "key_parts": parts,
+            "size": path.stat().st_size,
+            "checksum": file_checksum(path),
+            "input": INPUT,
+            "output": OUTPUT,
+            "textclf_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )

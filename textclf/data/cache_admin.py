@@ -1,13 +1,13 @@
 """See and clean the feature cache (``$TEXTCLF_CACHE/features/``): list, prune, clear.
 
-An entry of :class:`textclf.data.feature_cache.FeatureCache` is ``<key>.npy`` (the features), ``<key>.json``
-(its sidecar: size, checksum, shape and the key parts that say what made it) and ``<key>.lock``;
-an interrupted write may leave ``.<key>.npy.*.tmp`` / ``.<key>.json.*.tmp`` beside them. An
-entry is textclf's only when its sidecar is one textclf wrote for that name (its key parts hash
-to the key: :func:`textclf.data.feature_cache.sidecar_is_ours`); every other file, however
-hash-like its name, is listed as foreign and never removed, and so is the folder itself. An entry
-is removed under its own file lock, so an entry that a running ``train`` is filling is skipped
-("in use"), never pulled from under it.
+An entry of :class:`textclf.data.feature_cache.FeatureCache` is ``<key>.npy`` (the features),
+``<key>.json`` (its sidecar: size, checksum, shape and the key parts that say what made it) and
+``<key>.lock``; an interrupted write may leave ``.<key>.npy.*.tmp`` / ``.<key>.json.*.tmp``
+beside them. An entry is textclf's only when its sidecar is one textclf wrote for that name (its
+key parts hash to the key: :func:`textclf.data.feature_cache.sidecar_is_ours`); every other file,
+however hash-like its name, is listed as foreign and never removed, and so is the folder itself.
+An entry is removed under its own file lock, so an entry that a running ``train`` is filling is
+skipped ("in use"), never pulled from under it.
 """
 
 from __future__ import annotations
@@ -40,9 +40,15 @@ class CacheEntry:
 
     def to_dict(self) -> dict:
         """A JSON-safe summary (``textclf cache ls --json``)."""
-        return {"key": self.key, "status": self.status, "problem": self.problem, "bytes": self.bytes,
-                "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.modified)),
-                "files": [p.name for p in self.files], **self.info}
+        return {
+            "key": self.key,
+            "status": self.status,
+            "problem": self.problem,
+            "bytes": self.bytes,
+            "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.modified)),
+            "files": [p.name for p in self.files],
+            **self.info,
+        }
 
 
 @dataclass
@@ -63,15 +69,18 @@ class CacheScan:
 def cache_dir(root: Optional[Path] = None) -> Path:
     """The cache root: ``root``, else ``$TEXTCLF_CACHE``, else ``~/.cache/textclf``.
 
-    A ``root`` given explicitly must be a folder: an empty listing of a mistyped path would look like an
-    empty cache (the default root may not exist yet; that is an empty cache).
+    A ``root`` given explicitly must be a folder: an empty listing of a mistyped path would look
+    like an empty cache (the default root may not exist yet; that is an empty cache).
     """
     if root is not None:
         if not Path(root).is_dir():
             from textclf.errors import option
 
-            raise TextclfError(f"{option('cache_dir')} '{root}' is not a folder; give the cache folder (the default: "
-                               f"$TEXTCLF_CACHE or ~/.cache/textclf)")
+            raise TextclfError(
+                f"{option('cache_dir')} '{root}' is not a folder; give the cache folder (the "
+                "default: "
+                f"$TEXTCLF_CACHE or ~/.cache/textclf)"
+            )
         return Path(root)
     from textclf.files.paths import cache_root
 
@@ -88,10 +97,17 @@ def _what_made_it(meta: dict) -> dict:
     parts = meta.get("key_parts") or {}
     pre = parts.get("preprocess") or {}
     extract = parts.get("extract") if isinstance(parts.get("extract"), dict) else {}
-    return {"backbone": parts.get("backbone"), "weights_id": parts.get("weights_id"),
-            "dataset": parts.get("dataset"), "split": parts.get("split"), "images": meta.get("count"),
-            "image_size": pre.get("input_size"), "shape": meta.get("shape"),
-            "runtime": extract.get("runtime", "torch-cpu")}  # keys without it: float32 PyTorch (older caches)
+    # Keys without it: float32 PyTorch (older caches)
+    return {
+        "backbone": parts.get("backbone"),
+        "weights_id": parts.get("weights_id"),
+        "dataset": parts.get("dataset"),
+        "split": parts.get("split"),
+        "images": meta.get("count"),
+        "image_size": pre.get("input_size"),
+        "shape": meta.get("shape"),
+        "runtime": extract.get("runtime", "torch-cpu"),
+    }
 
 
 def _read_sidecar(meta: Path):
@@ -102,11 +118,15 @@ def _read_sidecar(meta: Path):
 
 
 def _judge(entry: CacheEntry, folder: Path, verify: bool, info) -> None:
-    """Set the state of an entry whose sidecar is textclf's (``info``, already read and recognised)."""
+    """Set the state of an entry whose sidecar is textclf's (``info``, already read and
+    recognised)."""
     data = folder / f"{entry.key}.npy"
     entry.info = _what_made_it(info)
     if info.get("state") == "filling":
-        entry.status, entry.problem = "unfinished", "a fill that did not finish (interrupted, or running now)"
+        entry.status, entry.problem = (
+            "unfinished",
+            "a fill that did not finish (interrupted, or running now)",
+        )
         return
     try:
         size, checksum = int(info["size"]), str(info["checksum"])
@@ -116,7 +136,10 @@ def _judge(entry: CacheEntry, folder: Path, verify: bool, info) -> None:
     if not data.exists():
         entry.status, entry.problem = "orphan", "sidecar without its array"
     elif data.stat().st_size != size:
-        entry.status, entry.problem = "damaged", f"array has {data.stat().st_size} bytes, sidecar says {size}"
+        entry.status, entry.problem = (
+            "damaged",
+            f"array has {data.stat().st_size} bytes, sidecar says {size}",
+        )
     elif verify:
         from textclf.data.feature_cache import file_checksum
 
@@ -176,9 +199,13 @@ class Removal:
 
     def to_dict(self) -> dict:
         """A JSON-safe summary."""
-        return {"dry_run": self.dry_run, "removed": [e.to_dict() for e in self.removed], "bytes": self.bytes,
-                "skipped": [{"key": e.key, "why": why} for e, why in self.skipped],
-                "foreign_files_kept": [str(p) for p in self.foreign]}
+        return {
+            "dry_run": self.dry_run,
+            "removed": [e.to_dict() for e in self.removed],
+            "bytes": self.bytes,
+            "skipped": [{"key": e.key, "why": why} for e, why in self.skipped],
+            "foreign_files_kept": [str(p) for p in self.foreign],
+        }
 
 
 def _remove(entry: CacheEntry, folder: Path) -> Optional[str]:
@@ -215,16 +242,23 @@ def _apply(chosen: list[CacheEntry], scanned: CacheScan, dry_run: bool) -> Remov
     return result  # the features/ folder stays: textclf may not have made it
 
 
-def prune(root: Optional[Path] = None, older_than_days: Optional[float] = None, dry_run: bool = False,
-          verify: bool = False) -> Removal:
+def prune(
+    root: Optional[Path] = None,
+    older_than_days: Optional[float] = None,
+    dry_run: bool = False,
+    verify: bool = False,
+) -> Removal:
     """Remove damaged, orphaned and unfinished entries, and with ``older_than_days`` also entries
     filled more than that many days ago. Foreign files are kept."""
     if older_than_days is not None and older_than_days < 0:
         raise TextclfError(f"--older-than {older_than_days} must be >= 0 days")
     scanned = scan(root, verify=verify)
     cutoff = time.time() - older_than_days * DAY if older_than_days is not None else None
-    chosen = [e for e in scanned.entries
-              if e.status != "ok" or (cutoff is not None and e.modified < cutoff)]
+    chosen = [
+        e
+        for e in scanned.entries
+        if e.status != "ok" or (cutoff is not None and e.modified < cutoff)
+    ]
     return _apply(chosen, scanned, dry_run)
 
 

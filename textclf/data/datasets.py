@@ -8,8 +8,9 @@ arrays, so preprocessing follows from the backbone alone.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -30,10 +31,13 @@ class Split:
         """Image ``index`` as an RGB PIL image (decoded in full: no JPEG draft)."""
         from PIL import Image
 
-        return Image.fromarray(self.images[index] if self.images is not None else self._decode(index, None))
+        return Image.fromarray(
+            self.images[index] if self.images is not None else self._decode(index, None)
+        )
 
     def read(self, indices: Sequence[int], draft_size: Optional[int] = None):
-        """uint8 RGB images ``indices``: an (N, H, W, 3) array, or a list of (H, W, 3) arrays for files.
+        """uint8 RGB images ``indices``: an (N, H, W, 3) array, or a list of (H, W, 3) arrays for
+        files.
 
         File images keep their own sizes: preprocessing resizes each one on its own. ``draft_size``
         lets JPEG files decode at a reduced scale (:func:`textclf.data.decode.decode_image`); a
@@ -45,7 +49,8 @@ class Split:
         return [self._decode(int(i), draft_size) for i in idx]
 
     def _decode(self, index: int, draft_size: Optional[int]) -> np.ndarray:
-        """File ``index`` through the one decoder; an unreadable file is a one-line error naming it."""
+        """File ``index`` through the one decoder; an unreadable file is a one-line error naming
+        it."""
         from textclf.data.decode import decode_image
         from textclf.errors import TextclfError
 
@@ -54,7 +59,7 @@ class Split:
         except TextclfError as exc:
             raise TextclfError(f"image '{self.paths[index]}': {exc}") from None
 
-    def subset(self, indices: Sequence[int]) -> "Split":
+    def subset(self, indices: Sequence[int]) -> Split:
         """A new split with only ``indices`` (order kept)."""
         idx = np.asarray(indices, dtype=np.int64)
         return Split(
@@ -64,7 +69,8 @@ class Split:
         )
 
     def fingerprint(self) -> str:
-        """A content hash of the images (pixels, or file bytes) and labels (a feature-cache key part)."""
+        """A content hash of the images (pixels, or file bytes) and labels (a feature-cache key
+        part)."""
         if self._fingerprint is None:
             h = hashlib.blake2b(digest_size=16)
             h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
@@ -108,7 +114,9 @@ class Dataset:
         return getattr(self, name)
 
 
-def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_indices(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Split indices per class: (kept ``fraction``, rest), seeded and sorted.
 
     Every class keeps at least one example when it has one.
@@ -118,16 +126,18 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         rng.shuffle(idx)
-        k = max(1, int(round(fraction * len(idx)))) if len(idx) else 0
+        k = max(1, round(fraction * len(idx))) if len(idx) else 0
         k = min(k, len(idx))
         keep.append(idx[:k])
         rest.append(idx[k:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(rest))
 
 
-def train_val_indices(labels: np.ndarray, val_fraction: float, train_fraction: float,
-                      seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) indices into a dataset's train split: a stratified seeded validation carve-out, then
+def train_val_indices(
+    labels: np.ndarray, val_fraction: float, train_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into a dataset's train split: a stratified seeded validation carve-out,
+    then
     ``train_fraction`` of the rest. A run's validation images are always these."""
     val_idx, train_idx = stratified_indices(labels, val_fraction, seed)
     if train_fraction < 1.0:
@@ -136,19 +146,27 @@ def train_val_indices(labels: np.ndarray, val_fraction: float, train_fraction: f
     return train_idx, val_idx
 
 
-def check_trainable(ds: Dataset, train_idx: np.ndarray, *, val_fraction: float,
-                    max_train: Optional[int] = None) -> None:
+def check_trainable(
+    ds: Dataset, train_idx: np.ndarray, *, val_fraction: float, max_train: Optional[int] = None
+) -> None:
     """Refuse data that would "train" without learning anything: one class, or no training image
     left once the validation split is carved out (one image per class, a tiny ``--max-train``)."""
     from textclf.errors import TextclfError
 
     if ds.num_classes < 2:
         only = f" ('{ds.class_names[0]}')" if ds.class_names else ""
-        raise TextclfError(f"dataset '{ds.name}' has {ds.num_classes} class{only}; a classifier needs at least "
-                           f"2 classes")
+        raise TextclfError(
+            f"dataset '{ds.name}' has {ds.num_classes} class{only}; a classifier needs at least "
+            f"2 classes"
+        )
     if len(train_idx) == 0:
-        why = (f"--max-train {max_train} keeps {len(ds.train)} images for {ds.num_classes} classes"
-               if max_train is not None else f"its train split has {len(ds.train)} images for {ds.num_classes} classes")
-        raise TextclfError(f"dataset '{ds.name}' leaves 0 training images: {why}, and the validation split "
-                           f"(--val-fraction {val_fraction:g}) takes at least one image of every class; "
-                           f"give each class at least 2 training images")
+        why = (
+            f"--max-train {max_train} keeps {len(ds.train)} images for {ds.num_classes} classes"
+            if max_train is not None
+            else f"its train split has {len(ds.train)} images for {ds.num_classes} classes"
+        )
+        raise TextclfError(
+            f"dataset '{ds.name}' leaves 0 training images: {why}, and the validation split "
+            f"(--val-fraction {val_fraction:g}) takes at least one image of every class; "
+            f"give each class at least 2 training images"
+        )

@@ -43,8 +43,8 @@ file) or :func:`to_rgb_array` (a PIL image or an array), so one image gives the 
    model paths draft only to :data:`DRAFT_MARGIN` times the model's resize size
    (:func:`draft_size`): a JPEG at least 8x the model's size on both sides decodes at a reduced
    scale and still shrinks 4x or more in the antialiased resize; smaller ones decode in full,
-   exactly as any decoder gives them. Every textclf path that decodes files for a model passes that size
-   (training, eval, ``eval --onnx``, the parity check, int8 calibration, ``predict``,
+   exactly as any decoder gives them. Every textclf path that decodes files for a model passes
+   that size (training, eval, ``eval --onnx``, the parity check, int8 calibration, ``predict``,
    ``Run.predict``), and the feature-cache key of a file-based split records the decoder
    (:data:`DECODER`). Other formats ignore ``draft_size``.
 
@@ -104,18 +104,23 @@ def decode_image(source, draft_size: Optional[int] = None) -> np.ndarray:
     except UnidentifiedImageError:
         raise TextclfError("not an image PIL can read") from None
     except (Image.DecompressionBombError, MemoryError) as exc:
-        raise TextclfError(f"too large to decode ({type(exc).__name__}: {str(exc)[:120]}); resize it first") from None
+        raise TextclfError(
+            f"too large to decode ({type(exc).__name__}: {str(exc)[:120]}); resize it first"
+        ) from None
     except TextclfError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError) as exc:
-        raise TextclfError(f"corrupt or truncated image ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise TextclfError(
+            f"corrupt or truncated image ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
     if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise TextclfError(f"unusable image shape {arr.shape}")
     return arr
 
 
 def to_rgb_array(image) -> np.ndarray:
-    """A PIL image (any mode; EXIF orientation applied) or an array as a writable uint8 (H, W, 3) RGB array.
+    """A PIL image (any mode; EXIF orientation applied) or an array as a writable uint8 (H, W, 3)
+    RGB array.
 
     Arrays follow :func:`array_image` (the Python API's rules: a value range is never guessed).
     """
@@ -150,24 +155,34 @@ def _from_pil(im) -> np.ndarray:
         return _grey(_integer_to_8bit(np.asarray(im)))
     if mode == "F":
         return _grey(_float_to_8bit(np.asarray(im)))
-    if mode == "P" and ("transparency" in im.info or im.palette is not None and im.palette.mode == "RGBA"):
+    if mode == "P" and (
+        "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
+    ):
         return _on_white(np.asarray(im.convert("RGBA")))
     if mode in _TRANSPARENT:
-        return _on_white(np.asarray(im.convert("RGBA") if mode != "La" else im.convert("LA").convert("RGBA")))
+        return _on_white(
+            np.asarray(im.convert("RGBA") if mode != "La" else im.convert("LA").convert("RGBA"))
+        )
     return np.array(im.convert("RGB"), dtype=np.uint8)  # CMYK, YCbCr, LAB, HSV, RGBX, P
 
 
 def array_image(arr: np.ndarray) -> np.ndarray:
-    """A user's array as uint8 (H, W, 3) RGB: (H, W) or (H, W, 1) grey, (H, W, 3) RGB or (H, W, 4) RGBA
+    """A user's array as uint8 (H, W, 3) RGB: (H, W) or (H, W, 1) grey, (H, W, 3) RGB or (H, W, 4)
+    RGBA
     (alpha composited onto white); uint8 in 0-255, other integers in 0-255, floats in [0, 1]."""
     if arr.size == 0:
         raise TextclfError(f"the array is empty (shape {arr.shape})")
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] > 4:  # (C, H, W), not a 2-channel image
-        raise TextclfError(f"shape {arr.shape} looks channels-first; give (H, W, 3): arr.transpose(1, 2, 0)")
+    # (C, H, W), not a 2-channel image
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] > 4:
+        raise TextclfError(
+            f"shape {arr.shape} looks channels-first; give (H, W, 3): arr.transpose(1, 2, 0)"
+        )
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise TextclfError(f"unusable image array of shape {arr.shape}: give (H, W), (H, W, 3) or (H, W, 4)")
+        raise TextclfError(
+            f"unusable image array of shape {arr.shape}: give (H, W), (H, W, 3) or (H, W, 4)"
+        )
     values = _unit_range(arr)  # float64 in [0, 1]
     if values.shape[-1] == 4:  # RGBA onto white, as the image decoder does
         alpha = values[..., 3:]
@@ -184,15 +199,21 @@ def _unit_range(arr: np.ndarray) -> np.ndarray:
         if not np.isfinite(arr).all():
             raise TextclfError("the array holds NaN or infinity")
         if arr.min() < 0 or arr.max() > 1:
-            raise TextclfError(f"a float array must hold values in [0, 1] (got {arr.min():g}..{arr.max():g}); "
-                               "for 0-255 values pass uint8")
+            raise TextclfError(
+                f"a float array must hold values in [0, 1] (got {arr.min():g}..{arr.max():g}); "
+                "for 0-255 values pass uint8"
+            )
         return arr.astype(np.float64)
     if np.issubdtype(arr.dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
-            raise TextclfError(f"an integer array must hold values in 0-255 (got {arr.min()}..{arr.max()}); "
-                               "scale 16-bit images to 8 bit first")
+            raise TextclfError(
+                f"an integer array must hold values in 0-255 (got {arr.min()}..{arr.max()}); "
+                "scale 16-bit images to 8 bit first"
+            )
         return arr.astype(np.float64) / 255.0
-    raise TextclfError(f"arrays of dtype {arr.dtype} are not images; give uint8 (0-255) or float (0-1)")
+    raise TextclfError(
+        f"arrays of dtype {arr.dtype} are not images; give uint8 (0-255) or float (0-1)"
+    )
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
@@ -200,7 +221,8 @@ def _grey(values: np.ndarray) -> np.ndarray:
 
 
 def _integer_to_8bit(values: np.ndarray) -> np.ndarray:
-    """Integers (negative clip to 0) shifted down from the smallest of 8, 16, 32 bits that holds the maximum."""
+    """Integers (negative clip to 0) shifted down from the smallest of 8, 16, 32 bits that holds
+    the maximum."""
     v = np.clip(values.astype(np.int64), 0, None)
     top = int(v.max()) if v.size else 0
     bits = 8 if top < 1 << 8 else 16 if top < 1 << 16 else 32
@@ -221,7 +243,8 @@ def _float_to_8bit(values: np.ndarray) -> np.ndarray:
         out = (v - lo) * (255.0 / (hi - lo))
     else:
         out = np.zeros_like(v)
-    return np.where(finite, np.clip(np.floor(out + 0.5), 0, 255), 0).astype(np.uint8)  # half up, as alpha
+    # Half up, as alpha
+    return np.where(finite, np.clip(np.floor(out + 0.5), 0, 255), 0).astype(np.uint8)
 
 
 def _on_white(rgba: np.ndarray) -> np.ndarray:

@@ -3,10 +3,11 @@
 ``extract_runtime`` (a :class:`~textclf.config.TrainConfig` field, ``--extract-runtime``):
 
 - ``onnxruntime``: the backbone alone exported to a cached ONNX graph
-  (:mod:`textclf.data.backbone_graph`) and run by ONNX Runtime: the CPU provider on the CPU,
-  the CUDA provider on a GPU (inputs and outputs bound on the device). About 3x PyTorch eager's
-  throughput on a 2-core CPU (docs/feature-extraction.md). Impossible here (onnxruntime missing, a backbone that
-  does not export or whose graph differs from PyTorch, no CUDA provider on a GPU) = an error.
+  (:mod:`textclf.data.backbone_graph`) and run by ONNX Runtime: the CPU provider on the CPU, the
+  CUDA provider on a GPU (inputs and outputs bound on the device). About 3x PyTorch eager's
+  throughput on a 2-core CPU (docs/feature-extraction.md). Impossible here (onnxruntime missing,
+  a backbone that does not export or whose graph differs from PyTorch, no CUDA provider on a GPU)
+  = an error.
 - ``torch``: PyTorch eager, channels-last, bf16 autocast on CUDA (the one path before ONNX
   Runtime was added).
 - ``auto`` (default): ``onnxruntime`` where it is possible, else ``torch`` with a one-line note
@@ -16,7 +17,8 @@ Both get the same normalised float NCHW batches from the one
 :class:`~textclf.data.preprocessing.PreprocessModule`, so their features differ only by float
 arithmetic (tolerance in ``tests/data/test_extract_runtime.py``). The feature-cache key records
 the runtime and precision (:func:`key_part`), so an entry made by one is never served for the
-other; a float32 PyTorch entry keeps the key it always had, so older caches stay valid for ``torch``.
+other; a float32 PyTorch entry keeps the key it always had, so older caches stay valid for
+``torch``.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ RUNTIMES = CHOICES["extract_runtime"]
 
 @dataclass
 class Plan:
-    """The runtime chosen for one extraction: its name (``onnxruntime-cpu``, ``torch-cuda``...) and why."""
+    """The runtime chosen for one extraction: its name (``onnxruntime-cpu``, ``torch-cuda``...)
+    and why."""
 
     runtime: str
-    note: Optional[str] = None     # why auto did not take ONNX Runtime
+    note: Optional[str] = None  # why auto did not take ONNX Runtime
 
 
 def device_type(device) -> str:
@@ -48,7 +51,8 @@ def device_type(device) -> str:
 
 
 def key_part(runtime: str) -> Optional[dict]:
-    """The feature-cache key part of a runtime (None for float32 PyTorch on the CPU: the keys of older caches)."""
+    """The feature-cache key part of a runtime (None for float32 PyTorch on the CPU: the keys of
+    older caches)."""
     if runtime == "torch-cpu":
         return None
     if runtime == "torch-cuda":
@@ -90,12 +94,16 @@ def plan(requested: str, encoder, prep, device, cached=None, threads: Optional[i
             raise _Unavailable("onnxruntime is not installed")
         if cached is not None and cached(ort_name):
             return Plan(ort_name)
-        graph_session(encoder, prep, kind, threads)  # export and parity check now, so a failure is known here
+        # Export and parity check now, so a failure is known here
+        graph_session(encoder, prep, kind, threads)
         return Plan(ort_name)
     except _Unavailable as exc:
         if requested == "onnxruntime":
-            raise TextclfError(f"--extract-runtime onnxruntime is not possible for backbone '{encoder.name}': {exc}; "
-                               f"use --extract-runtime auto or torch") from None
+            raise TextclfError(
+                f"--extract-runtime onnxruntime is not possible for backbone '{encoder.name}': "
+                f"{exc}; "
+                f"use --extract-runtime auto or torch"
+            ) from None
         return Plan(torch_name, note=f"features with PyTorch, not ONNX Runtime: {exc}")
 
 
@@ -108,12 +116,18 @@ _SESSIONS: dict = {}
 
 def graph_session(encoder, prep, kind: str, threads: Optional[int]):
     """The backbone's ONNX graph session on ``kind`` (memoised per graph, provider and threads)."""
-    from textclf.data.backbone_graph import GraphUnavailable, backbone_graph, graph_key, graph_key_parts
+    from textclf.data.backbone_graph import (
+        GraphUnavailable,
+        backbone_graph,
+        graph_key,
+        graph_key_parts,
+    )
 
     memo = (graph_key(graph_key_parts(encoder, prep)), kind, threads)
     if memo not in _SESSIONS:
         try:
-            _SESSIONS.clear()  # one graph at a time: a grid over backbones must not keep every session
+            # One graph at a time: a grid over backbones must not keep every session.
+            _SESSIONS.clear()
             _SESSIONS[memo] = backbone_graph(encoder, prep, kind, threads)
         except GraphUnavailable as exc:
             raise _Unavailable(str(exc)) from None
@@ -121,12 +135,17 @@ def graph_session(encoder, prep, kind: str, threads: Optional[int]):
 
 
 def runner(runtime: str, encoder, prep, device, threads: Optional[int] = None):
-    """The callable that turns a normalised batch on ``device`` into float32 features, for ``runtime``."""
+    """The callable that turns a normalised batch on ``device`` into float32 features, for
+    ``runtime``."""
     if runtime.startswith("onnxruntime-"):
         try:
             graph = graph_session(encoder, prep, device_type(device), threads)
-        except _Unavailable as exc:  # it was possible when planned (another rank, a cache cleared meanwhile)
-            raise TextclfError(f"ONNX Runtime cannot run backbone '{encoder.name}': {exc}") from None
+        except (
+            _Unavailable
+        ) as exc:  # it was possible when planned (another rank, a cache cleared meanwhile)
+            raise TextclfError(
+                f"ONNX Runtime cannot run backbone '{encoder.name}': {exc}"
+            ) from None
         return OnnxRunner(graph.session, graph.dim, device_type(device))
     return TorchRunner(encoder.module, device)
 
@@ -148,13 +167,20 @@ class TorchRunner:
         """(N, dim) float32 features of a batch."""
         import torch
 
-        with torch.inference_mode(), torch.autocast(device_type(self.device), dtype=torch.bfloat16,
-                                                    enabled=device_type(self.device) == "cuda"):
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                device_type(self.device),
+                dtype=torch.bfloat16,
+                enabled=device_type(self.device) == "cuda",
+            ),
+        ):
             return self.net(x).float().cpu().numpy()
 
 
 class OnnxRunner:
-    """ONNX Runtime: a CPU batch goes in as a NumPy array; a CUDA batch is bound in place (no host copy)."""
+    """ONNX Runtime: a CPU batch goes in as a NumPy array; a CUDA batch is bound in place (no
+    host copy)."""
 
     channels_last = False
 
@@ -170,10 +196,13 @@ class OnnxRunner:
 
         if x.device.type != "cpu":
             return self.bound(x)
-        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
+        return self.session.run(
+            [OUTPUT], {INPUT: np.ascontiguousarray(x.numpy(), dtype=np.float32)}
+        )[0]
 
     def bound(self, x) -> np.ndarray:
-        """Run with I/O binding: input and output stay on ``x``'s device (CUDA; works on the CPU too)."""
+        """Run with I/O binding: input and output stay on ``x``'s device (CUDA; works on the CPU
+        too)."""
         import torch
 
         from textclf.data.backbone_graph import INPUT, OUTPUT
@@ -185,6 +214,8 @@ class OnnxRunner:
         binding.bind_input(INPUT, where, index, np.float32, tuple(x.shape), x.data_ptr())
         binding.bind_output(OUTPUT, where, index, np.float32, tuple(out.shape), out.data_ptr())
         if where == "cuda":
-            torch.cuda.current_stream(x.device).synchronize()  # x was written on torch's stream, not ORT's
+            torch.cuda.current_stream(
+                x.device
+            ).synchronize()  # x was written on torch's stream, not ORT's
         self.session.run_with_iobinding(binding)
         return out.cpu().numpy()

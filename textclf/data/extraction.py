@@ -1,8 +1,10 @@
-"""Frozen-backbone feature extraction: a split's images through a backbone, batch by batch, in order."""
+"""Frozen-backbone feature extraction: a split's images through a backbone, batch by batch, in
+order."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Optional
 
 import numpy as np
 import torch
@@ -11,19 +13,30 @@ from textclf.data.datasets import Split
 from textclf.data.preprocessing import Preprocessing, preprocess_images, preprocess_module
 
 
-def iter_inputs(split: Split, prep: Preprocessing, batch_size: int, indices=None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield ``(indices, normalised float batch)`` over a split in order (each image resized on its own)."""
+def iter_inputs(
+    split: Split, prep: Preprocessing, batch_size: int, indices=None
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Yield ``(indices, normalised float batch)`` over a split in order (each image resized on
+    its own)."""
     from textclf.data.decode import draft_size
 
     order = np.arange(len(split)) if indices is None else np.asarray(indices)
     module = preprocess_module(prep)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield idx, preprocess_images(split.read(idx, draft_size(prep)), prep, module)
 
 
-def iter_features(backbone: Optional[torch.nn.Module], split: Split, prep: Preprocessing, device: torch.device,
-                  batch_size: int = 128, rows=None, workers: Optional[int] = None, runner=None) -> Iterator[np.ndarray]:
+def iter_features(
+    backbone: Optional[torch.nn.Module],
+    split: Split,
+    prep: Preprocessing,
+    device: torch.device,
+    batch_size: int = 128,
+    rows=None,
+    workers: Optional[int] = None,
+    runner=None,
+) -> Iterator[np.ndarray]:
     """Yield float32 features of ``rows`` (default: the whole split) batch by batch, in order.
 
     ``runner`` turns a normalised batch into features (:mod:`textclf.data.extract_runtime`: ONNX
@@ -43,19 +56,36 @@ def iter_features(backbone: Optional[torch.nn.Module], split: Split, prep: Prepr
     torch.set_num_threads(runner.preprocess_threads or before)
     try:
         with torch.inference_mode():
-            for x, _ in image_batches(split, row_batches(order, batch_size), prep, device, workers,
-                                      channels_last=runner.channels_last, nchw=not runner.channels_last):
+            for x, _ in image_batches(
+                split,
+                row_batches(order, batch_size),
+                prep,
+                device,
+                workers,
+                channels_last=runner.channels_last,
+                nchw=not runner.channels_last,
+            ):
                 yield runner(x)
     finally:
         torch.set_num_threads(before)
 
 
-def extract_features(backbone: Optional[torch.nn.Module], split: Split, prep: Preprocessing, device: torch.device,
-                     batch_size: int = 128, on_batch: Optional[Callable[[int], None]] = None,
-                     workers: Optional[int] = None, runner=None) -> np.ndarray:
-    """Run a frozen backbone (or ``runner``) over a split (see :func:`iter_features`); returns (N, dim) float32."""
+def extract_features(
+    backbone: Optional[torch.nn.Module],
+    split: Split,
+    prep: Preprocessing,
+    device: torch.device,
+    batch_size: int = 128,
+    on_batch: Optional[Callable[[int], None]] = None,
+    workers: Optional[int] = None,
+    runner=None,
+) -> np.ndarray:
+    """Run a frozen backbone (or ``runner``) over a split (see :func:`iter_features`); returns
+    (N, dim) float32."""
     chunks = []
-    for f in iter_features(backbone, split, prep, device, batch_size, workers=workers, runner=runner):
+    for f in iter_features(
+        backbone, split, prep, device, batch_size, workers=workers, runner=runner
+    ):
         chunks.append(f)
         if on_batch:
             on_batch(len(f))

@@ -1,4 +1,5 @@
-"""Rows of a cached feature table, read from its file per batch: memory does not grow with the table.
+"""Rows of a cached feature table, read from its file per batch: memory does not grow with the
+table.
 
 Training draws a random batch of rows at every step. Gathered through a memory map, every page
 an epoch touches stays mapped into the process, so a 10x larger table costs 10x the resident
@@ -19,7 +20,8 @@ import numpy as np
 
 
 class FeatureRows:
-    """A read-only (N, D) table in a ``.npy`` file; ``table[rows]`` reads those rows (any order, repeats allowed)."""
+    """A read-only (N, D) table in a ``.npy`` file; ``table[rows]`` reads those rows (any order,
+    repeats allowed)."""
 
     def __init__(self, path: str, offset: int, shape: tuple[int, int], dtype):
         self.path = str(path)
@@ -33,7 +35,8 @@ class FeatureRows:
         return self.shape[0]
 
     def __getitem__(self, rows) -> np.ndarray:
-        """The rows ``rows`` (an integer array) as a new (len(rows), D) array of the stored dtype."""
+        """The rows ``rows`` (an integer array) as a new (len(rows), D) array of the stored
+        dtype."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
         if not len(rows):
@@ -48,9 +51,9 @@ class FeatureRows:
         view, size, fd = memoryview(out).cast("B"), self._row_bytes, self._fd
         for a, b, first in zip(starts, ends, rows[starts].tolist()):
             want = (b - a) * size
-            got = os.preadv(fd, [view[a * size:b * size]], self.offset + first * size)
+            got = os.preadv(fd, [view[a * size : b * size]], self.offset + first * size)
             if got != want:
-                self._read_rest(view[a * size + got:b * size], self.offset + first * size + got)
+                self._read_rest(view[a * size + got : b * size], self.offset + first * size + got)
         return out
 
     def _read_rest(self, view: memoryview, position: int) -> None:
@@ -58,7 +61,9 @@ class FeatureRows:
         while done < len(view):  # a positional read may return less than asked (signals, big reads)
             n = os.preadv(self._fd, [view[done:]], position + done)
             if n <= 0:
-                raise OSError(f"feature cache file '{self.path}' ended early (truncated while in use?)")
+                raise OSError(
+                    f"feature cache file '{self.path}' ended early (truncated while in use?)"
+                )
             done += n
 
     def close(self) -> None:
@@ -75,8 +80,14 @@ class FeatureRows:
 
 
 def row_reader(features) -> Union[FeatureRows, np.ndarray]:
-    """A :class:`FeatureRows` over a memory-mapped ``.npy`` array (where the OS has positional reads), else the array."""
-    if isinstance(features, np.memmap) and getattr(features, "filename", None) and hasattr(os, "preadv") \
-            and features.ndim == 2 and features.flags.c_contiguous:
+    """A :class:`FeatureRows` over a memory-mapped ``.npy`` array (where the OS has positional
+    reads), else the array."""
+    if (
+        isinstance(features, np.memmap)
+        and getattr(features, "filename", None)
+        and hasattr(os, "preadv")
+        and features.ndim == 2
+        and features.flags.c_contiguous
+    ):
         return FeatureRows(features.filename, features.offset, features.shape, features.dtype)
     return features

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from textclf.errors import TextclfError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                              ".ppm", ".pgm", ".pbm"})
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
 _GLOB_CHARS = set("*?[")
 
 
@@ -45,7 +47,8 @@ def images_in_folder(folder: Path) -> list[Path]:
 
 
 def _segment_regex(segment: str) -> str:
-    """A regex for one path segment of a glob (``*`` and ``?`` never cross a ``/``; ``[...]`` kept)."""
+    """A regex for one path segment of a glob (``*`` and ``?`` never cross a ``/``; ``[...]``
+    kept)."""
     out, i = [], 0
     while i < len(segment):
         ch = segment[i]
@@ -53,9 +56,10 @@ def _segment_regex(segment: str) -> str:
             out.append("[^/]*")
         elif ch == "?":
             out.append("[^/]")
-        elif ch == "[" and segment.find("]", i + 2) > 0:  # a class; a "]" right after "[" is one of its members
+        # A class; a "]" right after "[" is one of its members
+        elif ch == "[" and segment.find("]", i + 2) > 0:
             end = segment.find("]", i + 2)
-            body = segment[i + 1:end].replace("\\", "\\\\")
+            body = segment[i + 1 : end].replace("\\", "\\\\")
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
             i = end
         else:
@@ -65,7 +69,8 @@ def _segment_regex(segment: str) -> str:
 
 
 def glob_paths(pattern: str) -> list[str]:
-    """Paths matching a glob, sorted, as ``glob.glob(recursive=True)`` finds them but never through a symlinked
+    """Paths matching a glob, sorted, as ``glob.glob(recursive=True)`` finds them but never through
+    a symlinked
     folder: ``**`` under a link back to a parent would list one image many times, or never end."""
     parts = pattern.split("/")
     fixed = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), len(parts))
@@ -83,17 +88,24 @@ def glob_paths(pattern: str) -> list[str]:
             if not hidden_ok and any(seg.startswith(".") for seg in rel.split("/")):
                 continue
             if rx.match(rel):
-                found.append(os.path.join(base, rel) if base != "." or pattern.startswith("./") else rel)
+                found.append(
+                    os.path.join(base, rel) if base != "." or pattern.startswith("./") else rel
+                )
     return sorted(found)
 
 
 def read_path_list(text: str) -> list[str]:
     """One path per line; blank lines and lines starting with ``#`` are skipped."""
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
-def expand_inputs(items: Iterable[str], stdin_text: Optional[str] = None,
-                  files_from: Optional[str | Path] = None) -> list[Path | Missing]:
+def expand_inputs(
+    items: Iterable[str], stdin_text: Optional[str] = None, files_from: Optional[str | Path] = None
+) -> list[Path | Missing]:
     """Files in order for ``items`` (files, folders, globs, ``-``) and a ``--files-from`` list.
 
     ``stdin_text`` is what ``-`` reads (the CLI passes stdin). Inputs that name nothing come back
@@ -126,7 +138,9 @@ def expand_inputs(items: Iterable[str], stdin_text: Optional[str] = None,
             try:
                 lists.append(read_path_list(Path(files_from).read_text(encoding="utf-8")))
             except (OSError, UnicodeDecodeError) as exc:
-                raise TextclfError(f"--files-from '{files_from}' cannot be read: {type(exc).__name__}") from None
+                raise TextclfError(
+                    f"--files-from '{files_from}' cannot be read: {type(exc).__name__}"
+                ) from None
     for item in items:
         if item == "-":
             if files_from is not None and str(files_from) == "-":

@@ -1,4 +1,5 @@
-"""A dataset by its registry name (``imagefolder:PATH`` included), optionally a stratified subset."""
+"""A dataset by its registry name (``imagefolder:PATH`` included), optionally a stratified
+subset."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Optional
 from textclf.data.datasets import Dataset, stratified_indices
 
 
-def load_dataset(name: str, *, max_train: Optional[int] = None, max_test: Optional[int] = None,
-                 seed: int = 0) -> Dataset:
+def load_dataset(
+    name: str, *, max_train: Optional[int] = None, max_test: Optional[int] = None, seed: int = 0
+) -> Dataset:
     """Resolve a dataset by registry name (``imagefolder:PATH`` included) and load it.
 
     ``max_train``/``max_test`` keep a stratified, seeded subset (fast experiments, CI).

@@ -1,4 +1,5 @@
-"""Images from storage to a device: decoded in DataLoader workers, resized and normalised on the device.
+"""Images from storage to a device: decoded in DataLoader workers, resized and normalised on the
+device.
 
 A worker process reads and decodes each batch of rows (uint8 arrays grouped by image size, so
 no image is resized to another's size); the main process sends them to the device (from pinned
@@ -10,7 +11,8 @@ CPU the result is the very tensor :func:`~textclf.data.preprocessing.preprocess_
 from __future__ import annotations
 
 import os
-from typing import Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -18,7 +20,8 @@ MAX_AUTO_WORKERS = 8
 
 
 def cpu_cores() -> int:
-    """Cores this process may run on (the affinity mask where the OS has one, e.g. in a container)."""
+    """Cores this process may run on (the affinity mask where the OS has one, e.g. in a
+    container)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -26,7 +29,8 @@ def cpu_cores() -> int:
 
 
 def resolve_workers(workers: Optional[int], split, device=None) -> int:
-    """DataLoader worker processes for ``split``: ``workers`` itself, or for None a share of the cores.
+    """DataLoader worker processes for ``split``: ``workers`` itself, or for None a share of the
+    cores.
 
     Images already decoded in memory (digits, Fashion-MNIST, CIFAR arrays) get 0: a worker would
     only copy arrays between processes. Files get a share of this rank's cores (cores divided by
@@ -72,15 +76,18 @@ def _dataset_class():
             labels = torch.from_numpy(np.asarray(self.split.labels[rows], dtype=np.int64))
             if isinstance(images, np.ndarray) and images.ndim == 4:
                 return len(rows), [(None, torch.from_numpy(np.ascontiguousarray(images)))], labels
-            groups = [(torch.as_tensor(idx), torch.from_numpy(np.stack([images[i] for i in idx])))
-                      for idx in group_by_shape(images).values()]
+            groups = [
+                (torch.as_tensor(idx), torch.from_numpy(np.stack([images[i] for i in idx])))
+                for idx in group_by_shape(images).values()
+            ]
             return len(rows), groups, labels
 
     return RowImages
 
 
 class DeviceImages:
-    """uint8 image groups -> one normalised float batch on ``device`` (the typed preprocessing, run there)."""
+    """uint8 image groups -> one normalised float batch on ``device`` (the typed preprocessing,
+    run there)."""
 
     def __init__(self, prep, device, channels_last: bool = False, nchw: bool = False):
         from textclf.data.preprocessing import preprocess_module
@@ -91,52 +98,73 @@ class DeviceImages:
         self.nchw = nchw  # the consumer reads contiguous NCHW memory (ONNX Runtime)
         self.module = preprocess_module(prep).to(device)
 
-    def __call__(self, n: int, groups) -> "torch.Tensor":  # noqa: F821
+    def __call__(self, n: int, groups) -> torch.Tensor:  # noqa: F821
         """The batch of ``n`` images as the model's input."""
         import torch
 
         if len(groups) == 1 and groups[0][0] is None:
             images = groups[0][1].to(self.device, non_blocking=True)
             if self.nchw:
-                # An NHWC view of NCHW memory: the module's permute then yields NCHW-contiguous floats,
-                # so ONNX Runtime gets them without a float copy (the uint8 one is 4x smaller; at
-                # 224 px the float copy cost ONNX Runtime's extraction about a fifth of its speed).
+                # An NHWC view of NCHW memory: the module's permute then yields NCHW-contiguous
+                # floats, so ONNX Runtime gets them without a float copy (the uint8 one is 4x
+                # smaller; at 224 px the float copy cost ONNX Runtime's extraction about a fifth
+                # of its speed).
                 images = images.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
             x = self.module(images)
         else:
             s = self.prep.input_size
             x = torch.empty((n, 3, s, s), dtype=torch.float32, device=self.device)
             for positions, images in groups:
-                x[positions.to(self.device)] = self.module(images.to(self.device, non_blocking=True))
+                x[positions.to(self.device)] = self.module(
+                    images.to(self.device, non_blocking=True)
+                )
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
 
-def image_loader(split, batches: Sequence[np.ndarray], workers: int, device, draft_size: Optional[int] = None):
-    """A DataLoader yielding ``(n, groups, labels)`` for each array of row indices in ``batches``, in order."""
+def image_loader(
+    split, batches: Sequence[np.ndarray], workers: int, device, draft_size: Optional[int] = None
+):
+    """A DataLoader yielding ``(n, groups, labels)`` for each array of row indices in
+    ``batches``, in order."""
     import torch
 
     # Its own generator: a DataLoader draws its workers' base seed from the global RNG otherwise,
     # shifting the dropout masks of training (runs must stay bit-identical).
     return torch.utils.data.DataLoader(
-        _dataset_class()(split, draft_size), sampler=list(batches), batch_size=None, num_workers=workers,
-        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
+        _dataset_class()(split, draft_size),
+        sampler=list(batches),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
-def image_batches(split, batches: Sequence[np.ndarray], prep, device, workers: Optional[int] = None,
-                  channels_last: bool = False, nchw: bool = False
-                  ) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:  # noqa: F821
-    """``(inputs, labels)`` on ``device`` for each batch of rows: decoded in workers, preprocessed on the device
-    (``channels_last`` or ``nchw``: the memory layout the model reads best; neither changes a value)."""
+def image_batches(
+    split,
+    batches: Sequence[np.ndarray],
+    prep,
+    device,
+    workers: Optional[int] = None,
+    channels_last: bool = False,
+    nchw: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # noqa: F821
+    """``(inputs, labels)`` on ``device`` for each batch of rows: decoded in workers, preprocessed
+    on the device
+    (``channels_last`` or ``nchw``: the memory layout the model reads best; neither changes a
+    value)."""
     from textclf.data.decode import draft_size
 
     images = DeviceImages(prep, device, channels_last, nchw)
-    loader = image_loader(split, batches, resolve_workers(workers, split, device), device, draft_size(prep))
+    loader = image_loader(
+        split, batches, resolve_workers(workers, split, device), device, draft_size(prep)
+    )
     for n, groups, labels in loader:
         yield images(n, groups), labels.to(device, non_blocking=True)
 
 
 def row_batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """``rows`` cut into consecutive batches of ``batch_size`` (the last one shorter)."""
-    return [rows[start:start + batch_size] for start in range(0, len(rows), batch_size)]
+    return [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]

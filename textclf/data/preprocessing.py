@@ -17,8 +17,9 @@ Resize modes:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Annotated, Literal, Sequence, Union
+from typing import Annotated, Literal, Union
 
 import numpy as np
 import pydantic
@@ -33,7 +34,8 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class PreprocessingRecord(pydantic.BaseModel):
-    """The one schema of a preprocessing record: a backbone's declaration, ``run.json``'s ``preprocessing``
+    """The one schema of a preprocessing record: a backbone's declaration, ``run.json``'s
+    ``preprocessing``
     and an exported model's ``textclf.preprocessing`` are all checked against it."""
 
     model_config = ConfigDict(extra="allow", strict=True)
@@ -46,7 +48,8 @@ class PreprocessingRecord(pydantic.BaseModel):
 
 
 def check_record(data, source: str = "preprocessing") -> None:
-    """Raise a one-line error naming ``source`` and the key when ``data`` is not a valid preprocessing record."""
+    """Raise a one-line error naming ``source`` and the key when ``data`` is not a valid
+    preprocessing record."""
     try:
         PreprocessingRecord.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -72,16 +75,17 @@ class Preprocessing:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "crop_pct", float(self.crop_pct))
 
-    def with_size(self, input_size: int | None) -> "Preprocessing":
+    def with_size(self, input_size: int | None) -> Preprocessing:
         """The same preprocessing at another input size (``None``: unchanged)."""
         return self if input_size is None else replace(self, input_size=int(input_size))
 
     @property
     def resize_size(self) -> int:
-        """The short side before the centre crop (``shortest-side``), or the input size (``squash``)."""
+        """The short side before the centre crop (``shortest-side``), or the input size
+        (``squash``)."""
         if self.resize == "squash":
             return self.input_size
-        return int(math.floor(self.input_size / self.crop_pct))
+        return math.floor(self.input_size / self.crop_pct)
 
     def to_dict(self) -> dict:
         """Plain JSON values (for run.json and ONNX metadata)."""
@@ -90,13 +94,15 @@ class Preprocessing:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "preprocessing") -> "Preprocessing":
+    def from_dict(cls, data: dict, source: str = "preprocessing") -> Preprocessing:
         """Read :meth:`to_dict` output back; anything else is a one-line error naming ``source``."""
         if not isinstance(data, dict):
             raise TextclfError(f"{source} is not a preprocessing record")
         check_record(data, source)
         known = {"input_size", "mean", "std", "interpolation", "resize", "crop_pct", "channels"}
-        return cls(**{k: (tuple(v) if k in ("mean", "std") else v) for k, v in data.items() if k in known})
+        return cls(
+            **{k: (tuple(v) if k in ("mean", "std") else v) for k, v in data.items() if k in known}
+        )
 
 
 ImageBatch = Union[np.ndarray, Sequence[np.ndarray]]  # uint8 (N, H, W, 3), or a list of (H, W, 3)
@@ -117,8 +123,12 @@ def _module_class():
         def __init__(self, prep: Preprocessing):
             super().__init__()
             self.prep = prep
-            self.register_buffer("mean", torch.tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer(
+                "mean", torch.tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1)
+            )
+            self.register_buffer(
+                "std", torch.tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1)
+            )
 
         def _resize(self, x, size):
             mode = self.prep.interpolation
@@ -127,7 +137,8 @@ def _module_class():
             return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
 
         def _resize_and_crop(self, x):
-            """Short side to ``resize_size``, then the centre ``S x S`` (torchvision's Resize(int) + CenterCrop)."""
+            """Short side to ``resize_size``, then the centre ``S x S`` (torchvision's
+            Resize(int) + CenterCrop)."""
             s = self.prep.input_size
             tracing = torch.jit.is_tracing()
             # Traced for ONNX, H and W come from the input's Shape, so the graph resizes and crops
@@ -144,9 +155,10 @@ def _module_class():
             prep = self.prep
             tracing = torch.jit.is_tracing()
             x = images.permute(0, 3, 1, 2).float()
-            # In place where it is safe (eager, uint8 in: x is a new tensor): the same operations in the
-            # same order, so the same bits, without allocating (and page-faulting) a new batch per step;
-            # at 224 px that was a third of the preprocessing time. Traced for ONNX: out of place.
+            # In place where it is safe (eager, uint8 in: x is a new tensor): the same operations
+            # in the same order, so the same bits, without allocating (and page-faulting) a new
+            # batch per step; at 224 px that was a third of the preprocessing time. Traced for
+            # ONNX: out of place.
             fresh = not tracing and images.dtype != torch.float32
             x = x.div_(255.0) if fresh else x / 255.0
             s = prep.input_size
@@ -165,11 +177,13 @@ def _module_class():
 
 
 def resize_crop_geometry(hw, short: int, crop: int):
-    """The shortest-side resize then centre crop of images of size ``hw`` (an int64 tensor ``[H, W]``).
+    """The shortest-side resize then centre crop of images of size ``hw`` (an int64 tensor ``[H,
+    W]``).
 
     Returns ``(size, offset)``, int64 tensors ``[h, w]`` and ``[top, left]``: the short side becomes
     ``short`` and the long one ``floor(short * long / short_side)`` (torchvision's ``Resize(int)``
-    and timm's rounding, exact in integer arithmetic); the crop starts at ``round((size - crop) / 2)``,
+    and timm's rounding, exact in integer arithmetic); the crop starts at ``round((size - crop) /
+    2)``,
     rounding half to even as torchvision's ``CenterCrop`` (Python's ``round``) does. Plain tensor
     operations, so a traced graph computes them from the input's shape.
     """
@@ -186,7 +200,8 @@ def preprocess_module(prep: Preprocessing):
 
 
 def preprocess_images(images: ImageBatch, prep: Preprocessing, module=None):
-    """Normalised float (N, 3, S, S) for uint8 RGB images: an (N, H, W, 3) array or a list of any sizes.
+    """Normalised float (N, 3, S, S) for uint8 RGB images: an (N, H, W, 3) array or a list of any
+    sizes.
 
     Images of one size go through the module together (the same arithmetic as one by one);
     differently sized images are never resized to a common size first.
@@ -199,7 +214,7 @@ def preprocess_images(images: ImageBatch, prep: Preprocessing, module=None):
         return module(torch.from_numpy(np.ascontiguousarray(images)))
     images = list(images)
     out = torch.empty((len(images), 3, s, s), dtype=torch.float32)
-    for shape, idx in group_by_shape(images).items():
+    for idx in group_by_shape(images).values():
         batch = np.stack([images[i] for i in idx])
         out[torch.as_tensor(idx)] = module(torch.from_numpy(batch))
     return out

@@ -1,4 +1,5 @@
-"""Describers by name: build one, pick the default, and run an offline one synchronously (ablation controls)."""
+"""Describers by name: build one, pick the default, and run an offline one synchronously
+(ablation controls)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,14 @@ def make_describer(name: str, **options) -> tuple[Any, Any]:
     return plugin, plugin.make(**options)
 
 
-def default_describer(dataset: str, prompt_names: list[str],
-                      class_names: Optional[list[str]] = None) -> tuple[str, Optional[str]]:
+def default_describer(
+    dataset: str, prompt_names: list[str], class_names: Optional[list[str]] = None
+) -> tuple[str, Optional[str]]:
     """The built-in describer when no LLM is configured, and a one-line note saying so.
 
-    It is used when it can describe this dataset (by its name or, with ``class_names``, by a built-in
-    dataset with exactly these class names) for every prompt; otherwise the error says how to choose.
+    It is used when it can describe this dataset (by its name or, with ``class_names``, by a
+    built-in dataset with exactly these class names) for every prompt; otherwise the error says
+    how to choose.
     """
     names = list(class_names) if class_names else dataset_class_names(dataset)
     try:
@@ -48,13 +51,17 @@ def default_describer(dataset: str, prompt_names: list[str],
             describer.describe(names[0], resolve_prompt(prompt), 0)
         source = describer.provenance().get("source", dataset)
     except TextclfError as exc:
-        raise TextclfError(f"no describer available: OPENAI_API_KEY is not set and {exc}; set OPENAI_API_KEY "
-                           f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
-                           f"with --describer {OFFLINE_CHOICES}") from None
+        raise TextclfError(
+            f"no describer available: OPENAI_API_KEY is not set and {exc}; set OPENAI_API_KEY "
+            f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
+            f"with --describer {OFFLINE_CHOICES}"
+        ) from None
     whose = dataset if source == safe_name(dataset) else f"{source} (same class names as {dataset})"
-    return "builtin", (f"OPENAI_API_KEY is not set: using the built-in {whose} descriptions "
-                       f"(--describer openai with a key, --base-url for a local server, or another "
-                       f"--describer, to change)")
+    return "builtin", (
+        f"OPENAI_API_KEY is not set: using the built-in {whose} descriptions "
+        f"(--describer openai with a key, --base-url for a local server, or another "
+        f"--describer, to change)"
+    )
 
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
@@ -69,8 +76,14 @@ def add_usage(total: dict, usage: Optional[dict]) -> dict:
     return total
 
 
-def offline_descriptions(describer: str, dataset: str, class_names: list[str], prompt: str = "type1",
-                         seed: int = 0, samples: int = 1) -> dict[str, list[str]]:
+def offline_descriptions(
+    describer: str,
+    dataset: str,
+    class_names: list[str],
+    prompt: str = "type1",
+    seed: int = 0,
+    samples: int = 1,
+) -> dict[str, list[str]]:
     """Generate descriptions synchronously with an offline describer.
 
     ``describer`` is ``builtin``, ``classname``, ``random-words`` or ``file:PATH`` (or any
@@ -79,19 +92,29 @@ def offline_descriptions(describer: str, dataset: str, class_names: list[str], p
     return offline_with_source(describer, dataset, class_names, prompt, seed, samples)[0]
 
 
-def offline_with_source(describer: str, dataset: str, class_names: list[str], prompt: str = "type1", seed: int = 0,
-             samples: int = 1) -> tuple[dict[str, list[str]], str]:
-    """:func:`offline_descriptions` and the describer's source label (e.g. the built-in set it used)."""
+def offline_with_source(
+    describer: str,
+    dataset: str,
+    class_names: list[str],
+    prompt: str = "type1",
+    seed: int = 0,
+    samples: int = 1,
+) -> tuple[dict[str, list[str]], str]:
+    """:func:`offline_descriptions` and the describer's source label (e.g. the built-in set it
+    used)."""
     import inspect
 
     from textclf.descriptions.prompts import resolve_prompt
 
     template = resolve_prompt(prompt)
-    plugin, desc = make_describer(describer, dataset=dataset, class_names=list(class_names),
-                                  seed=seed, samples=samples)
+    plugin, desc = make_describer(
+        describer, dataset=dataset, class_names=list(class_names), seed=seed, samples=samples
+    )
     if not plugin.offline:
-        raise TextclfError(f"describer '{describer}' needs a network service; offline choices: "
-                           f"builtin, classname, random-words, file:PATH")
+        raise TextclfError(
+            f"describer '{describer}' needs a network service; offline choices: "
+            f"builtin, classname, random-words, file:PATH"
+        )
     out: dict[str, list[str]] = {}
     for cls_name in class_names:
         limit = desc.max_samples(cls_name)

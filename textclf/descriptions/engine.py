@@ -7,12 +7,12 @@ atomically (temp file + rename; marked ``complete: false`` until the last one), 
 loses at most the requests in flight (and any result that arrived during the last write),
 never leaves an unreadable file, and a rerun asks only for what is missing.
 
-A describer (what a :class:`~textclf.plugin_api.DescriberPlugin`'s ``make(**options)``
-returns) has ``describe(class_name, prompt, sample_index) -> str``, sync or async, and
-``provenance() -> dict`` (keys among ``describer``, ``model``, ``base_url``, ``temperature``,
-``seed``, and ``label`` for display). Optional: ``max_samples(class_name) -> int | None`` (a
-cap on distinct samples, e.g. 1 for fixed texts), ``async aclose()``, and a ``usage`` dict
-attribute on the returned text (tokens the server reported; summed per class and per file). ``make`` receives
+A describer (what a :class:`~textclf.plugin_api.DescriberPlugin`'s ``make(**options)`` returns)
+has ``describe(class_name, prompt, sample_index) -> str``, sync or async, and ``provenance() ->
+dict`` (keys among ``describer``, ``model``, ``base_url``, ``temperature``, ``seed``, and
+``label`` for display). Optional: ``max_samples(class_name) -> int | None`` (a cap on distinct
+samples, e.g. 1 for fixed texts), ``async aclose()``, and a ``usage`` dict attribute on the
+returned text (tokens the server reported; summed per class and per file). ``make`` receives
 ``dataset``, ``class_names``, ``model``, ``base_url``, ``temperature``, ``seed``, ``samples``,
 ``concurrency``, ``timeout``, ``max_retries``, ``backoff_base``, ``on_retry``, ``api_key`` and,
 for ``name:ARG`` describers, ``argument``; it should accept and ignore options it does not use.
@@ -24,10 +24,11 @@ import asyncio
 import inspect
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from textclf.descriptions.describers import add_usage, make_describer
 from textclf.errors import TextclfError
@@ -84,7 +85,8 @@ class DescribeResult:
     fetched: dict[str, int] = field(default_factory=dict)
     source_label: str = ""
     seconds: float = 0.0
-    usage: dict[str, int] = field(default_factory=dict)  # tokens this run's requests used (empty: none reported)
+    # Tokens this run's requests used (empty: none reported)
+    usage: dict[str, int] = field(default_factory=dict)
     usage_by_class: dict[str, dict[str, int]] = field(default_factory=dict)
     samples: int = 1  # distinct texts per class the describer can give, at most what was asked for
 
@@ -110,7 +112,9 @@ class _Writer:
         self._closed = False
         self.saved = 0  # descriptions of the newest snapshot on disk
         self.error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, name="textclf-describe-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="textclf-describe-writer", daemon=True
+        )
         self._thread.start()
 
     def submit(self, data: dict) -> None:
@@ -151,21 +155,34 @@ def _now() -> str:
 
 
 def _identity(prov: dict, prompt, dataset: str) -> dict:
-    return {"dataset": dataset, "describer": prov.get("describer"), "model": prov.get("model"),
-            "temperature": prov.get("temperature"), "seed": prov.get("seed"),
-            "prompt_text": prompt.text, "prompt_system": prompt.system}
+    return {
+        "dataset": dataset,
+        "describer": prov.get("describer"),
+        "model": prov.get("model"),
+        "temperature": prov.get("temperature"),
+        "seed": prov.get("seed"),
+        "prompt_text": prompt.text,
+        "prompt_system": prompt.system,
+    }
 
 
 def _check_resumable(existing, prov: dict, prompt, dataset: str, out: Path) -> None:
     mine = _identity(prov, prompt, dataset)
-    theirs = {"dataset": existing.dataset, "describer": existing.describer, "model": existing.model,
-              "temperature": existing.temperature, "seed": existing.seed,
-              "prompt_text": existing.prompt_text,
-              "prompt_system": existing.prompt_system}
+    theirs = {
+        "dataset": existing.dataset,
+        "describer": existing.describer,
+        "model": existing.model,
+        "temperature": existing.temperature,
+        "seed": existing.seed,
+        "prompt_text": existing.prompt_text,
+        "prompt_system": existing.prompt_system,
+    }
     for key, value in mine.items():
         if theirs[key] != value:
-            raise TextclfError(f"{out} was written with {key} {theirs[key]!r}, this run uses {value!r}; "
-                               f"use --force to replace it or --out to write elsewhere")
+            raise TextclfError(
+                f"{out} was written with {key} {theirs[key]!r}, this run uses {value!r}; "
+                f"use --force to replace it or --out to write elsewhere"
+            )
 
 
 def _n_samples(desc, class_name: str, samples: int) -> int:
@@ -196,8 +213,10 @@ def _existing_file(opts: DescribeOptions):
         return load_descriptions(out, list(opts.class_names), partial=True)
     except TextclfError as exc:
         if not is_description_file(out):
-            raise TextclfError(f"'{out}' exists and was not written by textclf ({exc}); textclf never "
-                               f"overwrites a file it did not write: choose another --output") from None
+            raise TextclfError(
+                f"'{out}' exists and was not written by textclf ({exc}); textclf never "
+                f"overwrites a file it did not write: choose another --output"
+            ) from None
         raise TextclfError(f"{exc}; use --force to overwrite it") from None
 
 
@@ -210,11 +229,15 @@ class _Run:
         if existing is not None:
             _check_resumable(existing, self.prov, opts.prompt, opts.dataset, Path(opts.out))
         self.names = list(opts.class_names)
-        self.texts = {c: list(existing.descriptions.get(c, [])) if existing else [] for c in self.names}
+        self.texts = {
+            c: list(existing.descriptions.get(c, [])) if existing else [] for c in self.names
+        }
         self.kept = {c: len(self.texts[c]) for c in self.names}
         wanted = {c: _n_samples(desc, c, opts.samples) for c in self.names}
         self.plan = [(c, i) for c in self.names for i in range(len(self.texts[c]), wanted[c])]
-        self.samples = max(max(wanted.values(), default=1), existing.samples if existing is not None else 1)
+        self.samples = max(
+            max(wanted.values(), default=1), existing.samples if existing is not None else 1
+        )
         self.created = existing.created_at if existing is not None else _now()
         self.new = {c: {} for c in self.names}
         self.fetched = {c: 0 for c in self.names}
@@ -233,19 +256,35 @@ class _Run:
         from textclf import __version__
         from textclf.descriptions.files import DescriptionFile
 
-        merged = {c: self.texts[c] + [self.new[c][i] for i in sorted(self.new[c])] for c in self.names}
+        merged = {
+            c: self.texts[c] + [self.new[c][i] for i in sorted(self.new[c])] for c in self.names
+        }
         opts, prov = self.opts, self.prov
         return DescriptionFile(
-            dataset=opts.dataset, class_names=self.names, prompt_name=opts.prompt.name,
-            prompt_text=opts.prompt.text, prompt_system=opts.prompt.system,
-            describer=prov.get("describer", opts.describer), model=prov.get("model"),
-            base_url=prov.get("base_url"), temperature=prov.get("temperature"), seed=prov.get("seed"),
-            samples=self.samples, created_at=self.created, updated_at=_now(), textclf_version=__version__,
-            complete=complete, usage=add_usage(dict(self.usage_before), self.usage) or None,
-            descriptions={c: t for c, t in merged.items() if t})
+            dataset=opts.dataset,
+            class_names=self.names,
+            prompt_name=opts.prompt.name,
+            prompt_text=opts.prompt.text,
+            prompt_system=opts.prompt.system,
+            describer=prov.get("describer", opts.describer),
+            model=prov.get("model"),
+            base_url=prov.get("base_url"),
+            temperature=prov.get("temperature"),
+            seed=prov.get("seed"),
+            samples=self.samples,
+            created_at=self.created,
+            updated_at=_now(),
+            textclf_version=__version__,
+            complete=complete,
+            usage=add_usage(dict(self.usage_before), self.usage) or None,
+            descriptions={c: t for c, t in merged.items() if t},
+        )
 
-    async def fetch(self, class_name: str, index: int, sem: asyncio.Semaphore, writer: "_Writer") -> None:
-        """One description: asked for, checked, kept, and the file persisted at once (off the event loop)."""
+    async def fetch(
+        self, class_name: str, index: int, sem: asyncio.Semaphore, writer: _Writer
+    ) -> None:
+        """One description: asked for, checked, kept, and the file persisted at once (off the
+        event loop)."""
         async with sem:
             if self.failed:  # another request failed for good: start nothing new
                 return
@@ -257,18 +296,25 @@ class _Run:
         usage = getattr(text, "usage", None)
         text = str(text or "").strip()
         if not text:
-            raise TextclfError(f"describer '{self.opts.describer}' returned an empty description "
-                               f"for class '{class_name}'")
+            raise TextclfError(
+                f"describer '{self.opts.describer}' returned an empty description "
+                f"for class '{class_name}'"
+            )
         self.new[class_name][index] = text
         self.fetched[class_name] += 1
         if usage:
             add_usage(self.usage, usage)
             add_usage(self.usage_by_class.setdefault(class_name, {}), usage)
         writer.submit(self.build(complete=False).to_json())
-        self.emit(DescribeEvent("done", self.opts.prompt.name, class_name, sample=index, text=text, usage=usage))
+        self.emit(
+            DescribeEvent(
+                "done", self.opts.prompt.name, class_name, sample=index, text=text, usage=usage
+            )
+        )
 
-    async def fetch_all(self, writer: "_Writer") -> None:
-        """Every planned request, ``concurrency`` at a time; on a failure what arrived is on disk first."""
+    async def fetch_all(self, writer: _Writer) -> None:
+        """Every planned request, ``concurrency`` at a time; on a failure what arrived is on disk
+        first."""
         sem = asyncio.Semaphore(self.opts.concurrency)
         tasks = [asyncio.ensure_future(self.fetch(c, i, sem, writer)) for c, i in self.plan]
         try:
@@ -282,15 +328,19 @@ class _Run:
                 writer.close()  # everything that arrived is on disk before the error propagates
             except TextclfError:
                 pass  # the original error is the one to report
-            saved = writer.saved - sum(self.kept.values())  # what reached the disk, not what arrived
+            # What reached the disk, not what arrived
+            saved = writer.saved - sum(self.kept.values())
             if isinstance(exc, TextclfError) and saved > 0:
-                raise TextclfError(f"{exc} ({saved} of {len(self.plan)} descriptions saved to {self.opts.out}; "
-                                   f"rerun to fetch the rest)") from None
+                raise TextclfError(
+                    f"{exc} ({saved} of {len(self.plan)} descriptions saved to {self.opts.out}; "
+                    f"rerun to fetch the rest)"
+                ) from None
             raise
 
 
-async def describe_async(opts: DescribeOptions,
-                         on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
+async def describe_async(
+    opts: DescribeOptions, on_event: Optional[Callable[[DescribeEvent], None]] = None
+) -> DescribeResult:
     """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
     started = time.perf_counter()
     emit = on_event or (lambda _e: None)
@@ -301,27 +351,62 @@ async def describe_async(opts: DescribeOptions,
     existing = _existing_file(opts)
 
     def retry_hook(class_name: str, attempt: int, delay: float, reason: str) -> None:
-        emit(DescribeEvent("retry", opts.prompt.name, class_name, attempt=attempt, delay=delay, reason=reason))
+        emit(
+            DescribeEvent(
+                "retry", opts.prompt.name, class_name, attempt=attempt, delay=delay, reason=reason
+            )
+        )
 
     _, desc = make_describer(
-        opts.describer, dataset=opts.dataset, class_names=list(opts.class_names), model=opts.model,
-        base_url=opts.base_url, temperature=opts.temperature, seed=opts.seed, samples=opts.samples,
-        concurrency=opts.concurrency, timeout=opts.timeout, max_retries=opts.max_retries,
-        backoff_base=opts.backoff_base, on_retry=retry_hook, api_key=opts.api_key)
+        opts.describer,
+        dataset=opts.dataset,
+        class_names=list(opts.class_names),
+        model=opts.model,
+        base_url=opts.base_url,
+        temperature=opts.temperature,
+        seed=opts.seed,
+        samples=opts.samples,
+        concurrency=opts.concurrency,
+        timeout=opts.timeout,
+        max_retries=opts.max_retries,
+        backoff_base=opts.backoff_base,
+        on_retry=retry_hook,
+        api_key=opts.api_key,
+    )
     try:
         run = _Run(opts, existing, desc, emit)
-        emit(DescribeEvent("plan", opts.prompt.name, total=len(run.plan), kept=sum(run.kept.values())))
+        emit(
+            DescribeEvent(
+                "plan", opts.prompt.name, total=len(run.plan), kept=sum(run.kept.values())
+            )
+        )
         if not run.plan and existing is not None and existing.complete:
-            return DescribeResult(Path(opts.out), existing, run.kept, run.fetched, run.label,
-                                  time.perf_counter() - started, samples=run.samples)
+            return DescribeResult(
+                Path(opts.out),
+                existing,
+                run.kept,
+                run.fetched,
+                run.label,
+                time.perf_counter() - started,
+                samples=run.samples,
+            )
         writer = _Writer(Path(opts.out))
         await run.fetch_all(writer)
         final = run.build(complete=True)
         writer.submit(final.to_json())
         writer.close()
         emit(DescribeEvent("finished", opts.prompt.name, total=len(run.plan)))
-        return DescribeResult(Path(opts.out), final, run.kept, run.fetched, run.label,
-                              time.perf_counter() - started, run.usage, run.usage_by_class, run.samples)
+        return DescribeResult(
+            Path(opts.out),
+            final,
+            run.kept,
+            run.fetched,
+            run.label,
+            time.perf_counter() - started,
+            run.usage,
+            run.usage_by_class,
+            run.samples,
+        )
     finally:
         closer = getattr(desc, "aclose", None)
         if closer is not None:
@@ -331,7 +416,8 @@ async def describe_async(opts: DescribeOptions,
                 pass
 
 
-def run_describe(opts: DescribeOptions,
-                 on_event: Optional[Callable[[DescribeEvent], None]] = None) -> DescribeResult:
+def run_describe(
+    opts: DescribeOptions, on_event: Optional[Callable[[DescribeEvent], None]] = None
+) -> DescribeResult:
     """Synchronous wrapper around :func:`describe_async`."""
     return asyncio.run(describe_async(opts, on_event))

@@ -59,7 +59,9 @@ class DescriptionFile(BaseModel):
     @classmethod
     def _known_version(cls, v: int) -> int:
         if v != SCHEMA_VERSION:
-            raise ValueError(f"unsupported schema_version {v} (this textclf reads {SCHEMA_VERSION})")
+            raise ValueError(
+                f"unsupported schema_version {v} (this textclf reads {SCHEMA_VERSION})"
+            )
         return v
 
     @pydantic.field_validator("class_names")
@@ -72,7 +74,7 @@ class DescriptionFile(BaseModel):
         return distinct(v)
 
     @pydantic.model_validator(mode="after")
-    def _consistent(self) -> "DescriptionFile":
+    def _consistent(self) -> DescriptionFile:
         known = set(self.class_names)
         for cls_name, texts in self.descriptions.items():
             if cls_name not in known:
@@ -97,8 +99,9 @@ class DescriptionFile(BaseModel):
         data = self.model_dump()
         if data.get("usage") is None:
             data.pop("usage", None)  # offline describers' files stay as they were
-        data["descriptions"] = {c: list(self.descriptions[c]) for c in self.class_names
-                                if c in self.descriptions}
+        data["descriptions"] = {
+            c: list(self.descriptions[c]) for c in self.class_names if c in self.descriptions
+        }
         return data
 
 
@@ -110,29 +113,40 @@ def _format_validation_error(path: str, exc: pydantic.ValidationError) -> str:
 def parse_descriptions(data, source: str = "<data>", *, partial: bool = False) -> DescriptionFile:
     """Validate an already-parsed JSON object; ``partial`` admits incomplete files."""
     if not isinstance(data, dict):
-        raise TextclfError(f"invalid description file {source}: expected a JSON object, "
-                           f"got {type(data).__name__}")
+        raise TextclfError(
+            f"invalid description file {source}: expected a JSON object, got {type(data).__name__}"
+        )
     version = data.get("schema_version")
     if version is None:
         raise TextclfError(f"invalid description file {source}: field 'schema_version' is missing")
     if version != SCHEMA_VERSION:
-        raise TextclfError(f"invalid description file {source}: field 'schema_version' is {version!r}; "
-                           f"this textclf reads schema_version {SCHEMA_VERSION}")
+        raise TextclfError(
+            f"invalid description file {source}: field 'schema_version' is {version!r}; "
+            f"this textclf reads schema_version {SCHEMA_VERSION}"
+        )
     try:
         file = DescriptionFile.model_validate(data)
     except pydantic.ValidationError as exc:
         raise TextclfError(_format_validation_error(source, exc)) from None
     if not file.complete and not partial:
         missing = file.missing_classes()
-        first = f" (missing class '{missing[0]}'" + (f" and {len(missing) - 1} more)" if len(missing) > 1 else ")") \
-            if missing else ""
-        raise TextclfError(f"description file {source} is incomplete{first}; rerun "
-                           f"'textclf describe --dataset {file.dataset} --prompt-type {file.prompt_name}' "
-                           f"to finish it")
+        first = (
+            f" (missing class '{missing[0]}'"
+            + (f" and {len(missing) - 1} more)" if len(missing) > 1 else ")")
+            if missing
+            else ""
+        )
+        raise TextclfError(
+            f"description file {source} is incomplete{first}; rerun "
+            f"'textclf describe --dataset {file.dataset} --prompt-type {file.prompt_name}' "
+            f"to finish it"
+        )
     return file
 
 
-def load_descriptions(path, class_names: list[str] | None = None, *, partial: bool = False) -> DescriptionFile:
+def load_descriptions(
+    path, class_names: list[str] | None = None, *, partial: bool = False
+) -> DescriptionFile:
     """Read and validate a description file.
 
     With ``class_names`` the file must describe exactly those classes (any order); the returned
@@ -150,19 +164,23 @@ def load_descriptions(path, class_names: list[str] | None = None, *, partial: bo
     return file
 
 
-def _match_classes(file: DescriptionFile, class_names: list[str], source: str,
-                   *, partial: bool = False) -> DescriptionFile:
+def _match_classes(
+    file: DescriptionFile, class_names: list[str], source: str, *, partial: bool = False
+) -> DescriptionFile:
     wanted = set(class_names)
     extra = [c for c in file.class_names if c not in wanted]
     if extra:
-        raise TextclfError(f"description file {source} has class '{extra[0]}' that the dataset does not "
-                           f"have (dataset classes: {', '.join(class_names)})")
+        raise TextclfError(
+            f"description file {source} has class '{extra[0]}' that the dataset does not "
+            f"have (dataset classes: {', '.join(class_names)})"
+        )
     if not partial:
         missing = [c for c in class_names if c not in file.descriptions]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise TextclfError(f"description file {source} has no description for class "
-                               f"'{missing[0]}'{more}")
+            raise TextclfError(
+                f"description file {source} has no description for class '{missing[0]}'{more}"
+            )
     ordered = {c: file.descriptions[c] for c in class_names if c in file.descriptions}
     return file.model_copy(update={"descriptions": ordered, "class_names": list(class_names)})
 
@@ -174,31 +192,41 @@ def descriptions_hash(descriptions: dict[str, list[str]]) -> str:
 
 
 def output_path(out, dataset: str, prompt_name: str, n_prompts: int = 1) -> Path:
-    """Where ``describe`` writes one prompt's file: ``out`` itself when it names a ``.json`` file, else
+    """Where ``describe`` writes one prompt's file: ``out`` itself when it names a ``.json`` file,
+    else
     ``out/<prompt>.json`` (``out`` a folder), else :func:`default_path`. Checked before any request:
-    an ``out`` that is an existing file but not ``.json`` is neither, and would fail only after the work."""
+    an ``out`` that is an existing file but not ``.json`` is neither, and would fail only after the
+    work."""
     if out is None:
         return default_path(dataset, prompt_name)
     out = Path(out)
     if out.suffix.lower() == ".json":
         if n_prompts > 1:
-            raise TextclfError(f"--output {out} names one file but {n_prompts} prompts are described; "
-                               f"give a folder instead")
+            raise TextclfError(
+                f"--output {out} names one file but {n_prompts} prompts are described; "
+                f"give a folder instead"
+            )
         if out.is_dir():
-            raise TextclfError(f"--output '{out}' is a folder; give a file name ending in .json, or a folder "
-                               f"name without .json")
+            raise TextclfError(
+                f"--output '{out}' is a folder; give a file name ending in .json, or a folder "
+                f"name without .json"
+            )
         return out
     for candidate in (out, *out.parents):
         if candidate.exists() or candidate.is_symlink():
             if not candidate.is_dir():
-                raise TextclfError(f"--output '{out}' is not a folder ('{candidate}' is a file); give a .json file "
-                                   f"name or a folder for <prompt>.json files")
+                raise TextclfError(
+                    f"--output '{out}' is not a folder ('{candidate}' is a file); give a .json "
+                    "file "
+                    f"name or a folder for <prompt>.json files"
+                )
             break
     return out / f"{safe_name(prompt_name)}.json"
 
 
 def is_description_file(path) -> bool:
-    """Whether ``path`` is a description file that textclf wrote (it validates as one, complete or not)."""
+    """Whether ``path`` is a description file that textclf wrote (it validates as one, complete
+    or not)."""
     try:
         load_descriptions(path, partial=True)
         return True
@@ -207,7 +235,8 @@ def is_description_file(path) -> bool:
 
 
 def default_path(dataset: str, prompt_name: str, root: str = DEFAULT_ROOT) -> Path:
-    """``<root>/<dataset>/<prompt>.json`` with names made safe (``imagefolder:/a/x`` -> ``imagefolder-x``)."""
+    """``<root>/<dataset>/<prompt>.json`` with names made safe (``imagefolder:/a/x`` ->
+    ``imagefolder-x``)."""
     return Path(root) / safe_name(dataset) / f"{safe_name(prompt_name)}.json"
 
 
@@ -225,17 +254,25 @@ def _prompt_name_or_raw(prompt: str, dataset: str, root: str) -> str:
 
 
 def prompt_list(prompt: str) -> list[str]:
-    """The prompts of a ``prompt_type`` setting: one (``"3"``), several (``"1,3"``), or ``"all"`` four."""
+    """The prompts of a ``prompt_type`` setting: one (``"3"``), several (``"1,3"``), or ``"all"``
+    four."""
     text = str(prompt).strip()
     if text.lower() == "all":
         return [f"type{i}" for i in range(1, 5)]
     return [p.strip() for p in text.split(",") if p.strip()] or [text]
 
 
-def resolve_ensemble(dataset: str, class_names: list[str], prompt: str = "type1", path: str | None = None,
-                     root: str = DEFAULT_ROOT) -> tuple[dict[str, list[str]], str]:
-    """:func:`resolve_descriptions` for every prompt of ``prompt`` (:func:`prompt_list`), each class's texts
-    joined in prompt order: a description ensemble (CuPL's prompt types x samples). One prompt: as it is."""
+def resolve_ensemble(
+    dataset: str,
+    class_names: list[str],
+    prompt: str = "type1",
+    path: str | None = None,
+    root: str = DEFAULT_ROOT,
+) -> tuple[dict[str, list[str]], str]:
+    """:func:`resolve_descriptions` for every prompt of ``prompt`` (:func:`prompt_list`), each
+    class's texts
+    joined in prompt order: a description ensemble (CuPL's prompt types x samples). One prompt: as
+    it is."""
     prompts = prompt_list(prompt) if path is None else [prompt]
     parts = [resolve_descriptions(dataset, class_names, name, path, root) for name in prompts]
     if len(parts) == 1:
@@ -244,13 +281,19 @@ def resolve_ensemble(dataset: str, class_names: list[str], prompt: str = "type1"
     return joined, " + ".join(source for _, source in parts)
 
 
-def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "type1",
-                         path: str | None = None, root: str = DEFAULT_ROOT) -> tuple[dict[str, list[str]], str]:
+def resolve_descriptions(
+    dataset: str,
+    class_names: list[str],
+    prompt: str = "type1",
+    path: str | None = None,
+    root: str = DEFAULT_ROOT,
+) -> tuple[dict[str, list[str]], str]:
     """Find and validate the descriptions for ``dataset`` and ``prompt``.
 
     Order: ``path`` when given; else ``<root>/<dataset>/<prompt>.json`` when it exists; else the
-    built-in descriptions of the dataset, or of the built-in dataset with the same class names. Returns ``(descriptions ordered by class_names, source)`` where
-    ``source`` is the file path or ``builtin:<dataset>/<prompt>``.
+    built-in descriptions of the dataset, or of the built-in dataset with the same class names.
+    Returns ``(descriptions ordered by class_names, source)`` where ``source`` is the file path
+    or ``builtin:<dataset>/<prompt>``.
     """
     class_names = list(class_names)
     if path is not None:
@@ -269,5 +312,7 @@ def resolve_descriptions(dataset: str, class_names: list[str], prompt: str = "ty
     except TextclfError:
         pass
     short = name[4:] if re.fullmatch(r"type\d+", name) else name
-    raise TextclfError(f"no descriptions for dataset '{dataset}' prompt '{name}'; "
-                       f"run: textclf describe --dataset {dataset} --prompt-type {short}")
+    raise TextclfError(
+        f"no descriptions for dataset '{dataset}' prompt '{name}'; "
+        f"run: textclf describe --dataset {dataset} --prompt-type {short}"
+    )

@@ -1,4 +1,5 @@
-"""The prompts describers are asked with: the registered ones by name or alias, and custom templates."""
+"""The prompts describers are asked with: the registered ones by name or alias, and custom
+templates."""
 
 from __future__ import annotations
 
@@ -20,18 +21,23 @@ def custom_prompt(text: str):
     """A prompt template from inline text containing ``{class_name}`` (or the paper's ``{}``)."""
     from textclf.plugin_api import PromptTemplate
 
-    TYPE2 = resolve_prompt("type2")  # a custom prompt asks for a paragraph, with the paper's system message
+    # A custom prompt asks for a paragraph, with the paper's system message
+    TYPE2 = resolve_prompt("type2")
 
     if "{class_name}" not in text and "{}" in text:
         text = text.replace("{}", "{class_name}")
     if "{class_name}" not in text:
-        raise TextclfError(f"--prompt-template '{text}' must contain {{class_name}}, "
-                           f"e.g. 'Describe the shape of a {{class_name}} in one sentence.'")
+        raise TextclfError(
+            f"--prompt-template '{text}' must contain {{class_name}}, "
+            f"e.g. 'Describe the shape of a {{class_name}} in one sentence.'"
+        )
     try:
         text.format(class_name="x")
     except (KeyError, IndexError, ValueError) as exc:
-        raise TextclfError(f"--prompt-template '{text}' has a placeholder other than {{class_name}} "
-                           f"({type(exc).__name__}: {exc}); write literal braces as {{{{ and }}}}") from None
+        raise TextclfError(
+            f"--prompt-template '{text}' has a placeholder other than {{class_name}} "
+            f"({type(exc).__name__}: {exc}); write literal braces as {{{{ and }}}}"
+        ) from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
     return PromptTemplate(f"custom-{digest}", text, TYPE2.system, max_tokens=TYPE2.max_tokens)
 
@@ -52,8 +58,10 @@ def prompts_for(prompt_type: Optional[str], prompt_template: Optional[str] = Non
 
         names = registry("prompts").names()
         aliases = [a for n in names for a in getattr(resolve_prompt(n), "aliases", ())]
-        raise TextclfError(f"unknown --prompt-type '{spec}'; valid choices: "
-                           f"{', '.join(sorted(aliases) + ['all'] + sorted(names))}") from None
+        raise TextclfError(
+            f"unknown --prompt-type '{spec}'; valid choices: "
+            f"{', '.join(sorted(aliases) + ['all'] + sorted(names))}"
+        ) from None
 
 
 def normalize_prompt(prompt: str) -> str:

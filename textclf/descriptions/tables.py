@@ -21,7 +21,8 @@ from textclf.errors import TextclfError
 def _read_json(path: Path) -> dict[str, list[str]]:
     from textclf.files.jsonio import read_json
 
-    data = read_json(path, "descriptions file")  # duplicate class keys, non-UTF-8, deep nesting: one line
+    # Duplicate class keys, non-UTF-8, deep nesting: one line
+    data = read_json(path, "descriptions file")
     if isinstance(data, dict) and "schema_version" in data:
         from textclf.descriptions.files import parse_descriptions
 
@@ -29,14 +30,18 @@ def _read_json(path: Path) -> dict[str, list[str]]:
     if isinstance(data, dict) and isinstance(data.get("descriptions"), dict):
         data = data["descriptions"]
     if not isinstance(data, dict):
-        raise TextclfError(f"{path}: expected a JSON object mapping class -> description, "
-                           f"got {type(data).__name__}")
+        raise TextclfError(
+            f"{path}: expected a JSON object mapping class -> description, "
+            f"got {type(data).__name__}"
+        )
     out: dict[str, list[str]] = {}
     for cls_name, value in data.items():
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise TextclfError(f"{path}: the description of class '{cls_name}' must be a string or a "
-                               f"list of strings")
+            raise TextclfError(
+                f"{path}: the description of class '{cls_name}' must be a string or a "
+                f"list of strings"
+            )
         out[str(cls_name)] = list(texts)
     return out
 
@@ -46,7 +51,9 @@ def _read_csv(path: Path) -> dict[str, list[str]]:
 
     text = decode_utf8(path.read_bytes(), path, "descriptions file")
     try:
-        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in r)]
+        rows = [
+            r for r in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in r)
+        ]
     except csv.Error as exc:
         raise TextclfError(f"descriptions file '{path}' is not a readable CSV: {exc}") from None
     if not rows:
@@ -58,7 +65,9 @@ def _read_csv(path: Path) -> dict[str, list[str]]:
         ci = head.index("class") if "class" in head else head.index("class_name")
         names = [n for n in ("description", "text", "descriptions") if n in head]
         if not names:
-            raise TextclfError(f"{path}: the header has no 'description' (or 'text') column: {rows[0]}")
+            raise TextclfError(
+                f"{path}: the header has no 'description' (or 'text') column: {rows[0]}"
+            )
         ti = head.index(names[0])
         start = 1
     out: dict[str, list[str]] = {}

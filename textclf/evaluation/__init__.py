@@ -1,1 +1,2 @@
-"""Evaluation: model outputs on a dataset split, metrics, quality gates and their baselines, figures, zero-shot."""
+"""Evaluation: model outputs on a dataset split, metrics, quality gates and their baselines,
+figures, zero-shot."""

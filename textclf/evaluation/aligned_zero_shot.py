@@ -1,13 +1,16 @@
-"""Zero-shot classification with an aligned image-text pair (CLIP-style), and the head it initialises.
+"""Zero-shot classification with an aligned image-text pair (CLIP-style), and the head it
+initialises.
 
-(Not the held-out-class experiments of ``textclf ablate --zero-shot``, :mod:`textclf.ablation.zero_shot`:
+(Not the held-out-class experiments of ``textclf ablate --zero-shot``,
+:mod:`textclf.ablation.zero_shot`:
 those train without some classes' images; this needs no training at all.)
 
-With one paired backbone as both ``--image-backbone`` and ``--text-backbone`` (``open-clip:<arch>:<tag>``),
-image and text embeddings share one space, so the class texts are a classifier before any training.
-As open_clip's ``build_zero_shot_classifier`` builds it, each class's weight vector is the
-L2-normalised mean of the L2-normalised embeddings of that class's texts, and an image's logits are
-``logit_scale * cos(image embedding, class weight)`` (``logit_scale``: the checkpoint's, 100 for CLIP).
+With one paired backbone as both ``--image-backbone`` and ``--text-backbone``
+(``open-clip:<arch>:<tag>``), image and text embeddings share one space, so the class texts are a
+classifier before any training. As open_clip's ``build_zero_shot_classifier`` builds it, each
+class's weight vector is the L2-normalised mean of the L2-normalised embeddings of that class's
+texts, and an image's logits are ``logit_scale * cos(image embedding, class weight)``
+(``logit_scale``: the checkpoint's, 100 for CLIP).
 
 The class texts come in three variants (:data:`VARIANTS`):
 
@@ -15,15 +18,18 @@ The class texts come in three variants (:data:`VARIANTS`):
 - ``templates``: the class names put into templates, ``"a photo of a {}."`` by default (CLIP's);
 - ``descriptions+templates``: both sets together (descriptions and templated names averaged).
 
-:func:`evaluate_zero_shot` scores them on a dataset split of a run dir (``textclf eval --zero-shot``);
-the pairing check, the class weights and the ``--head-init zero-shot`` head are :mod:`textclf.models.aligned`.
+:func:`evaluate_zero_shot` scores them on a dataset split of a run dir (``textclf eval
+--zero-shot``);
+the pairing check, the class weights and the ``--head-init zero-shot`` head are
+:mod:`textclf.models.aligned`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from textclf.errors import TextclfError
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
@@ -34,8 +40,12 @@ VARIANTS = ("descriptions", "templates", "descriptions+templates")
 METRICS_STEM = "metrics-zero-shot"
 
 
-def class_texts(variant: str, descriptions: dict, class_names: Sequence[str],
-                templates: Sequence[str] = DEFAULT_TEMPLATES) -> dict[str, list[str]]:
+def class_texts(
+    variant: str,
+    descriptions: dict,
+    class_names: Sequence[str],
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+) -> dict[str, list[str]]:
     """The texts of each class for one of :data:`VARIANTS`."""
     if variant not in VARIANTS:
         from textclf.errors import unknown_choice
@@ -61,36 +71,47 @@ class ZeroShotEvaluation:
     """The zero-shot metrics document of a run and the file it belongs in."""
 
     metrics: dict
-    run: object            # textclf.runs.run.TrainedRun
-    own_split: bool        # the run's own dataset and the test split
+    run: object  # textclf.runs.run.TrainedRun
+    own_split: bool  # the run's own dataset and the test split
 
     @property
     def metrics_path(self) -> Path:
-        """``RUN_DIR/metrics-zero-shot.json``, or ``RUN_DIR/metrics-zero-shot-<dataset>-<split>.json``."""
+        """``RUN_DIR/metrics-zero-shot.json``, or
+        ``RUN_DIR/metrics-zero-shot-<dataset>-<split>.json``."""
         if self.own_split:
             return self.run.root / f"{METRICS_STEM}.json"
         from textclf.files.paths import safe_name
 
-        return self.run.root / f"{METRICS_STEM}-{safe_name(self.metrics['dataset'])}-{self.metrics['split']}.json"
+        return (
+            self.run.root
+            / f"{METRICS_STEM}-{safe_name(self.metrics['dataset'])}-{self.metrics['split']}.json"
+        )
 
 
-def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "test", device: str = "cpu",
-                       templates: Sequence[str] = DEFAULT_TEMPLATES, reporter: Reporter = NULL) -> ZeroShotEvaluation:
+def evaluate_zero_shot(
+    run_dir,
+    *,
+    dataset: Optional[str] = None,
+    split: str = "test",
+    device: str = "cpu",
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    reporter: Reporter = NULL,
+) -> ZeroShotEvaluation:
     """Score the zero-shot heads of a run's aligned backbone pair on a split; nothing is written.
 
-    The image embeddings are the run's image backbone's (from the feature cache when it is frozen);
-    the class texts are the run's descriptions and its class names in ``templates``. The document's
-    ``accuracy`` (and every classification metric) is the ``descriptions`` head's; ``zero_shot.heads``
-    has each variant's accuracy, macro-F1 and ECE.
+    The image embeddings are the run's image backbone's (from the feature cache when it is
+    frozen); the class texts are the run's descriptions and its class names in ``templates``. The
+    document's ``accuracy`` (and every classification metric) is the ``descriptions`` head's;
+    ``zero_shot.heads`` has each variant's accuracy, macro-F1 and ECE.
     """
     import numpy as np
     import torch
 
-    from textclf.runtime.devices import resolve_device
     from textclf.evaluation.metrics import compute_metrics, metrics_document
     from textclf.models.encoders import build_text_encoder
     from textclf.models.text_tower import encode_per_class
     from textclf.runs.run import open_run
+    from textclf.runtime.devices import resolve_device
 
     if split not in ("train", "test"):
         from textclf.errors import unknown_choice
@@ -105,7 +126,11 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
     from textclf.evaluation.outputs import split_features
 
     _, data, feats = split_features(run, split, dataset, str(dev), reporter)
-    labels, features, ds_name = data.labels.copy(), np.array(feats, dtype=np.float32), dataset or cfg.dataset
+    labels, features, ds_name = (
+        data.labels.copy(),
+        np.array(feats, dtype=np.float32),
+        dataset or cfg.dataset,
+    )
     text = build_text_encoder(cfg.text_backbone, cfg.pretrained)
     text.tower.to(dev)
     descriptions = _run_descriptions(run)
@@ -115,17 +140,28 @@ def evaluate_zero_shot(run_dir, *, dataset: Optional[str] = None, split: str = "
     for variant in VARIANTS:
         texts = class_texts(variant, descriptions, names, templates)
         weights = class_weights(encode_per_class(text.tower, texts, names, dev))
-        probabilities = torch.softmax(zero_shot_logits(torch.from_numpy(features), weights, scale), dim=-1)
+        probabilities = torch.softmax(
+            zero_shot_logits(torch.from_numpy(features), weights, scale), dim=-1
+        )
         metrics = compute_metrics(labels, probabilities.numpy(), names)
         heads[variant] = metrics["heads"]["classifier"]
         main = main or metrics
-    source = {"kind": "zero-shot", "path": str(run.root), "run_id": run.run_id,
-              "image_backbone": cfg.image_backbone, "text_backbone": cfg.text_backbone}
+    source = {
+        "kind": "zero-shot",
+        "path": str(run.root),
+        "run_id": run.run_id,
+        "image_backbone": cfg.image_backbone,
+        "text_backbone": cfg.text_backbone,
+    }
     doc = metrics_document(main, source=source, dataset=ds_name, split=split)
-    doc["zero_shot"] = {"head": "descriptions", "heads": heads, "templates": list(templates),
-                        "logit_scale": round(scale, 6),
-                        "method": "logit_scale * cos(image embedding, normalised mean of the class's "
-                                  "normalised text embeddings)"}
+    doc["zero_shot"] = {
+        "head": "descriptions",
+        "heads": heads,
+        "templates": list(templates),
+        "logit_scale": round(scale, 6),
+        "method": "logit_scale * cos(image embedding, normalised mean of the class's "
+        "normalised text embeddings)",
+    }
     own = ds_name == cfg.dataset and split == "test"
     return ZeroShotEvaluation(doc, run, own)
 
@@ -138,7 +174,9 @@ def _run_descriptions(run) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))["descriptions"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise TextclfError(f"run dir '{run.root}' has no readable descriptions.json; train the run again") from None
+        raise TextclfError(
+            f"run dir '{run.root}' has no readable descriptions.json; train the run again"
+        ) from None
     missing = [c for c in run.class_names if not data.get(c)]
     if missing:
         raise TextclfError(f"{path} has no descriptions for {', '.join(missing)}")

@@ -27,12 +27,13 @@ class GatedMetrics(pydantic.BaseModel):
     class_names: ClassNames
 
 
-
 def check_gateable(doc: dict, source: str = "the baseline") -> None:
     """Raise a one-line error unless ``doc`` holds what a gate compares against."""
     try:
         GatedMetrics.model_validate(doc)
     except pydantic.ValidationError as exc:
         key, msg, got = validation_line(exc)
-        raise TextclfError(f"{source} cannot be gated against: {key}: {msg}{got}; use a metrics.json written by "
-                           f"textclf eval") from None
+        raise TextclfError(
+            f"{source} cannot be gated against: {key}: {msg}{got}; use a metrics.json written by "
+            f"textclf eval"
+        ) from None

@@ -1,4 +1,5 @@
-"""The quality gates that CI uses: metrics against ``--min-accuracy`` and a baseline's ``--max-drop``.
+"""The quality gates that CI uses: metrics against ``--min-accuracy`` and a baseline's
+``--max-drop``.
 
 :func:`validate_gates` checks the options before any work; :func:`check_gates` turns a metrics
 document (:mod:`textclf.evaluation.metrics`) into pass/fail lines, a baseline first checked by
@@ -20,7 +21,7 @@ GATED_METRICS = ("accuracy", "macro_f1")
 class GateResult:
     """One gate check: a metric against a bound."""
 
-    gate: str          # the option that set it: "--min-accuracy" or "--max-drop"
+    gate: str  # the option that set it: "--min-accuracy" or "--max-drop"
     metric: str
     value: float
     bound: float
@@ -31,35 +32,59 @@ class GateResult:
         """One human line: 'gate passed: accuracy 0.9130 >= 0.8800 (--min-accuracy)'."""
         op = ">=" if self.passed else "<"
         extra = f", {self.detail}" if self.detail else ""
-        return (f"gate {'passed' if self.passed else 'failed'}: {self.metric} {self.value:.4f} {op} "
-                f"{self.bound:.4f} ({self.gate}{extra})")
+        return (
+            f"gate {'passed' if self.passed else 'failed'}: {self.metric} {self.value:.4f} {op} "
+            f"{self.bound:.4f} ({self.gate}{extra})"
+        )
 
     def to_dict(self) -> dict:
         """JSON form."""
-        return {"gate": self.gate, "metric": self.metric, "value": self.value, "bound": self.bound,
-                "passed": self.passed, "line": self.line()}
+        return {
+            "gate": self.gate,
+            "metric": self.metric,
+            "value": self.value,
+            "bound": self.bound,
+            "passed": self.passed,
+            "line": self.line(),
+        }
 
 
 def _fraction(name: str, value: float) -> float:
     if value is None or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        hint = f" (did you mean {value / 100:g}?)" if value is not None and 1.0 < value <= 100.0 else ""
-        raise TextclfError(f"{name} {value} is outside [0, 1]: metrics are fractions, 0.02 = 2 points{hint}")
+        hint = (
+            f" (did you mean {value / 100:g}?)"
+            if value is not None and 1.0 < value <= 100.0
+            else ""
+        )
+        raise TextclfError(
+            f"{name} {value} is outside [0, 1]: metrics are fractions, 0.02 = 2 points{hint}"
+        )
     return float(value)
 
 
-def validate_gates(min_accuracy: Optional[float] = None, baseline: Optional[dict] = None,
-                   max_drop: Optional[float] = None) -> None:
+def validate_gates(
+    min_accuracy: Optional[float] = None,
+    baseline: Optional[dict] = None,
+    max_drop: Optional[float] = None,
+) -> None:
     """Check gate options before any work is done (a usage error is exit 2)."""
     if min_accuracy is not None:
         _fraction("--min-accuracy", min_accuracy)
     if max_drop is not None:
         if baseline is None:
-            raise TextclfError("--max-drop needs --baseline OTHER_metrics.json (the metrics to compare against)")
+            raise TextclfError(
+                "--max-drop needs --baseline OTHER_metrics.json (the metrics to compare against)"
+            )
         _fraction("--max-drop", max_drop)
 
 
-def check_gates(metrics: dict, *, min_accuracy: Optional[float] = None, baseline: Optional[dict] = None,
-                max_drop: Optional[float] = None) -> list[GateResult]:
+def check_gates(
+    metrics: dict,
+    *,
+    min_accuracy: Optional[float] = None,
+    baseline: Optional[dict] = None,
+    max_drop: Optional[float] = None,
+) -> list[GateResult]:
     """Evaluate the gates; returns every result (use :func:`enforce_gates` to fail on any).
 
     ``--max-drop D`` (default 0 with a baseline) is an absolute drop in the metric's own units:
@@ -71,8 +96,11 @@ def check_gates(metrics: dict, *, min_accuracy: Optional[float] = None, baseline
     eps = 1e-9  # metrics are rounded to 6 decimals; equality passes
     if min_accuracy is not None:
         acc = float(metrics["accuracy"])
-        results.append(GateResult("--min-accuracy", "accuracy", acc, float(min_accuracy),
-                                  acc + eps >= min_accuracy))
+        results.append(
+            GateResult(
+                "--min-accuracy", "accuracy", acc, float(min_accuracy), acc + eps >= min_accuracy
+            )
+        )
     if baseline is not None:
         from textclf.evaluation.baseline_schema import check_gateable
 
@@ -80,13 +108,23 @@ def check_gates(metrics: dict, *, min_accuracy: Optional[float] = None, baseline
         check_gateable(baseline)
         base_classes = baseline["class_names"]
         if list(base_classes) != list(metrics["class_names"]):
-            raise TextclfError(f"baseline has classes {base_classes}, but these metrics have "
-                               f"{metrics['class_names']}; compare runs on the same classes")
+            raise TextclfError(
+                f"baseline has classes {base_classes}, but these metrics have "
+                f"{metrics['class_names']}; compare runs on the same classes"
+            )
         for key in GATED_METRICS:
             value, base = float(metrics[key]), float(baseline[key])
             bound = round(base - drop, 6)
-            results.append(GateResult("--max-drop", key, value, bound, value + eps >= bound,
-                                      f"baseline {base:.4f} - max drop {drop:g}"))
+            results.append(
+                GateResult(
+                    "--max-drop",
+                    key,
+                    value,
+                    bound,
+                    value + eps >= bound,
+                    f"baseline {base:.4f} - max drop {drop:g}",
+                )
+            )
     return results
 
 

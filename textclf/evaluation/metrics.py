@@ -36,9 +36,10 @@ description alone are scored in ``open_vocabulary`` from the served text logits.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -48,14 +49,19 @@ from textclf.runtime.progress import NULL, Reporter
 METRICS_FORMAT = "textclf-metrics"
 METRICS_SCHEMA_VERSION = 1
 ECE_BINS = 15
-ENSEMBLE_METHOD = "mean of softmax(classifier logits) and softmax(text cosine / temperature), as served"
+ENSEMBLE_METHOD = (
+    "mean of softmax(classifier logits) and softmax(text cosine / temperature), as served"
+)
 
 
 # --------------------------------------------------------------------------------------------
 # Pure metric functions
 # --------------------------------------------------------------------------------------------
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> float:
+
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS
+) -> float:
     """Top-label ECE: ``sum_b |B_b|/N * |accuracy(B_b) - mean confidence(B_b)|``.
 
     Confidence is the largest probability of each row; bin ``b`` holds confidences in
@@ -77,7 +83,8 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
 
 
 def restricted(probabilities: np.ndarray, n: int) -> np.ndarray:
-    """A served distribution over the vocabulary, restricted to its first ``n`` classes and renormalised."""
+    """A served distribution over the vocabulary, restricted to its first ``n`` classes and
+    renormalised."""
     if probabilities.shape[1] == n:
         return probabilities
     part = np.asarray(probabilities, dtype=np.float64)[:, :n]
@@ -88,33 +95,50 @@ def _head_summary(labels: np.ndarray, probs: np.ndarray, n_classes: int, n_bins:
     from sklearn.metrics import accuracy_score, f1_score
 
     pred = probs.argmax(axis=1)
-    return {"accuracy": _r(accuracy_score(labels, pred)),
-            "macro_f1": _r(f1_score(labels, pred, labels=list(range(n_classes)), average="macro", zero_division=0)),
-            "ece": _r(expected_calibration_error(probs, labels, n_bins))}
+    return {
+        "accuracy": _r(accuracy_score(labels, pred)),
+        "macro_f1": _r(
+            f1_score(labels, pred, labels=list(range(n_classes)), average="macro", zero_division=0)
+        ),
+        "ece": _r(expected_calibration_error(probs, labels, n_bins)),
+    }
 
 
 def _r(x: float) -> float:
     return round(float(x), 6)
 
 
-def compute_metrics(labels: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str], *,
-                    text_probabilities: Optional[np.ndarray] = None,
-                    ensemble_probabilities: Optional[np.ndarray] = None, temperature: Optional[float] = None,
-                    n_bins: int = ECE_BINS) -> dict:
+def compute_metrics(
+    labels: Sequence[int],
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    text_probabilities: Optional[np.ndarray] = None,
+    ensemble_probabilities: Optional[np.ndarray] = None,
+    temperature: Optional[float] = None,
+    n_bins: int = ECE_BINS,
+) -> dict:
     """Every metric of ``metrics.json`` (without provenance) from a head's probabilities.
 
     ``labels`` (N,) are true class indices, ``probabilities`` (N, C) the classification head's;
     ``text_probabilities`` and ``ensemble_probabilities`` (N, C), when the model serves them, give
     the text head's and the ensemble's figures (``temperature``: the text head's, recorded).
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
     probs = np.asarray(probabilities, dtype=np.float64)
     n_classes = len(class_names)
     if probs.ndim != 2 or probs.shape != (len(labels), n_classes):
-        raise TextclfError(f"probabilities have shape {tuple(probs.shape)}; expected ({len(labels)}, {n_classes}) "
-                           f"for {len(labels)} labels and {n_classes} classes")
+        raise TextclfError(
+            f"probabilities have shape {tuple(probs.shape)}; expected ({len(labels)}, {n_classes}) "
+            f"for {len(labels)} labels and {n_classes} classes"
+        )
     if len(labels) == 0:
         raise TextclfError("nothing to evaluate: the split has no images")
     if labels.min() < 0 or labels.max() >= n_classes:
@@ -122,7 +146,9 @@ def compute_metrics(labels: Sequence[int], probabilities: np.ndarray, class_name
     ids = list(range(n_classes))
     pred = probs.argmax(axis=1)
     p, r, f, s = precision_recall_fscore_support(labels, pred, labels=ids, zero_division=0)
-    mp, mr, mf, _ = precision_recall_fscore_support(labels, pred, labels=ids, average="macro", zero_division=0)
+    mp, mr, mf, _ = precision_recall_fscore_support(
+        labels, pred, labels=ids, average="macro", zero_division=0
+    )
     classifier = _head_summary(labels, probs, n_classes, n_bins)
     heads: dict = {"classifier": classifier, "text": None, "ensemble": None}
     ensemble_info = None
@@ -130,12 +156,14 @@ def compute_metrics(labels: Sequence[int], probabilities: np.ndarray, class_name
         if values is not None:
             values = np.asarray(values, np.float64)
             if values.shape != probs.shape:
-                raise TextclfError(f"{head} probabilities have shape {tuple(values.shape)}; expected {probs.shape}")
+                raise TextclfError(
+                    f"{head} probabilities have shape {tuple(values.shape)}; expected {probs.shape}"
+                )
             heads[head] = _head_summary(labels, values, n_classes, n_bins)
     if ensemble_probabilities is not None:
         ensemble_info = {"method": ENSEMBLE_METHOD, "temperature": temperature}
     return {
-        "n": int(len(labels)),
+        "n": len(labels),
         "class_names": list(class_names),
         "accuracy": _r(accuracy_score(labels, pred)),
         "macro_precision": _r(mp),
@@ -144,8 +172,10 @@ def compute_metrics(labels: Sequence[int], probabilities: np.ndarray, class_name
         "weighted_f1": _r(f1_score(labels, pred, labels=ids, average="weighted", zero_division=0)),
         "ece": classifier["ece"],
         "ece_bins": int(n_bins),
-        "per_class": {name: {"precision": _r(p[i]), "recall": _r(r[i]), "f1": _r(f[i]), "support": int(s[i])}
-                      for i, name in enumerate(class_names)},
+        "per_class": {
+            name: {"precision": _r(p[i]), "recall": _r(r[i]), "f1": _r(f[i]), "support": int(s[i])}
+            for i, name in enumerate(class_names)
+        },
         "confusion_matrix": confusion_matrix(labels, pred, labels=ids).astype(int).tolist(),
         "heads": heads,
         "ensemble": ensemble_info,
@@ -153,7 +183,8 @@ def compute_metrics(labels: Sequence[int], probabilities: np.ndarray, class_name
 
 
 def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
-    """Every metric of a model's served outputs on a split (:class:`textclf.evaluation.outputs.SplitOutputs`).
+    """Every metric of a model's served outputs on a split
+    (:class:`textclf.evaluation.outputs.SplitOutputs`).
 
     The closed-set metrics (classifier head, text head, ensemble) are over the images of the
     classes the model trained on. When it also knows classes by description alone (held-out
@@ -164,19 +195,27 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
 
     c, served = outputs.n_trained, outputs.served
     rows = outputs.labels < c
-    metrics = compute_metrics(outputs.labels[rows], served.probabilities[rows], outputs.class_names[:c],
-                              text_probabilities=restricted(served.text_probabilities[rows], c),
-                              ensemble_probabilities=restricted(served.ensemble_probabilities[rows], c),
-                              temperature=float(temperature))
+    metrics = compute_metrics(
+        outputs.labels[rows],
+        served.probabilities[rows],
+        outputs.class_names[:c],
+        text_probabilities=restricted(served.text_probabilities[rows], c),
+        ensemble_probabilities=restricted(served.ensemble_probabilities[rows], c),
+        temperature=float(temperature),
+    )
     if not outputs.seen.all():
-        block = open_vocab_metrics(outputs.labels, served.text_logits, outputs.seen, gamma, outputs.class_names)
+        block = open_vocab_metrics(
+            outputs.labels, served.text_logits, outputs.seen, gamma, outputs.class_names
+        )
         few_shot = np.flatnonzero(~outputs.seen[:c])  # held-out classes trained with K images
         if len(few_shot):
             from textclf.models.calibrated_stacking import per_class_accuracy
 
             held = np.isin(outputs.labels, few_shot)
             pred = few_shot[np.argmax(served.logits[held][:, few_shot], axis=1)]
-            block["classifier_unseen_accuracy"] = _r(per_class_accuracy(outputs.labels[held], pred, few_shot))
+            block["classifier_unseen_accuracy"] = _r(
+                per_class_accuracy(outputs.labels[held], pred, few_shot)
+            )
         metrics["open_vocabulary"] = block
     return metrics
 
@@ -185,26 +224,35 @@ def metrics_document(metrics: dict, *, source: dict, dataset: str, split: str) -
     """Wrap :func:`compute_metrics` output with the format header and provenance."""
     from textclf import __version__
 
-    return {"format": METRICS_FORMAT, "schema_version": METRICS_SCHEMA_VERSION, "textclf_version": __version__,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source": source, "dataset": dataset, "split": split, **metrics}
+    return {
+        "format": METRICS_FORMAT,
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "textclf_version": __version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": source,
+        "dataset": dataset,
+        "split": split,
+        **metrics,
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # Run-dir evaluation
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class RunEvaluation:
     """The outcome of evaluating a run dir: the metrics document and where files should go."""
 
     metrics: dict
-    run: object            # textclf.runs.run.TrainedRun
-    own_split: bool        # the run's own dataset and the test split (-> RUN_DIR/metrics.json)
+    run: object  # textclf.runs.run.TrainedRun
+    own_split: bool  # the run's own dataset and the test split (-> RUN_DIR/metrics.json)
 
     @property
     def metrics_path(self) -> Path:
-        """``RUN_DIR/metrics.json``, or ``RUN_DIR/metrics-<dataset>-<split>.json`` for another split."""
+        """``RUN_DIR/metrics.json``, or ``RUN_DIR/metrics-<dataset>-<split>.json`` for another
+        split."""
         return self.run.root / self.metrics_name
 
     @property
@@ -214,18 +262,30 @@ class RunEvaluation:
 
         if self.own_split:
             return "metrics.json"
-        return f"metrics-{safe_name(self.metrics['dataset'], 'dataset')}-{self.metrics['split']}.json"
+        return (
+            f"metrics-{safe_name(self.metrics['dataset'], 'dataset')}-{self.metrics['split']}.json"
+        )
 
     @property
     def plot_suffix(self) -> str:
         """'' for the run's own test split, else '-<dataset>-<split>' (confusion matrix only)."""
         from textclf.files.paths import safe_name
 
-        return "" if self.own_split else f"-{safe_name(self.metrics['dataset'], 'dataset')}-{self.metrics['split']}"
+        return (
+            ""
+            if self.own_split
+            else f"-{safe_name(self.metrics['dataset'], 'dataset')}-{self.metrics['split']}"
+        )
 
 
-def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: str = "test",
-                 device: str = "cpu", reporter: Reporter = NULL) -> RunEvaluation:
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    dataset: Optional[str] = None,
+    split: str = "test",
+    device: str = "cpu",
+    reporter: Reporter = NULL,
+) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
     from textclf.evaluation.outputs import split_outputs
     from textclf.runs.run import open_run
@@ -241,8 +301,13 @@ def evaluate_run(run_dir: str | Path, *, dataset: Optional[str] = None, split: s
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset
     metrics = score_outputs(out, run.config.temperature, run.gamma)
-    source = {"kind": "run", "path": str(run.root), "run_id": run.run_id,
-              "image_backbone": run.config.image_backbone, "text_backbone": run.config.text_backbone}
+    source = {
+        "kind": "run",
+        "path": str(run.root),
+        "run_id": run.run_id,
+        "image_backbone": run.config.image_backbone,
+        "text_backbone": run.config.text_backbone,
+    }
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
     own = name == run.config.dataset and split == "test"
     return RunEvaluation(doc, run, own)
@@ -253,20 +318,29 @@ def check_finite_weights(run) -> None:
     class 0 for every image, which can still pass a low accuracy gate."""
     import torch
 
-    bad = [name for name, t in sorted(run.tensors.items())
-           if torch.is_floating_point(t) and not bool(torch.isfinite(t).all())]
+    bad = [
+        name
+        for name, t in sorted(run.tensors.items())
+        if torch.is_floating_point(t) and not bool(torch.isfinite(t).all())
+    ]
     if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        raise TextclfError(f"'{run.root / 'model.safetensors'}' holds weights that are not finite (NaN or inf in "
-                           f"{bad[0]}{more}): the run diverged; train it again with a lower --lr")
+        raise TextclfError(
+            f"'{run.root / 'model.safetensors'}' holds weights that are not finite (NaN or inf in "
+            f"{bad[0]}{more}): the run diverged; train it again with a lower --lr"
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # metrics.json
 # --------------------------------------------------------------------------------------------
 
-def write_metrics(path: str | Path, metrics: dict, *, baseline: Optional[str | Path] = None) -> Optional[Path]:
-    """Write a metrics document atomically (temp file + rename); returns the path, or None when skipped.
+
+def write_metrics(
+    path: str | Path, metrics: dict, *, baseline: Optional[str | Path] = None
+) -> Optional[Path]:
+    """Write a metrics document atomically (temp file + rename); returns the path, or None when
+    skipped.
 
     A gate never writes over its own baseline: when ``path`` is the ``baseline`` file (through any
     path or link), nothing is written, so a failed comparison cannot replace what it failed against.
@@ -276,7 +350,9 @@ def write_metrics(path: str | Path, metrics: dict, *, baseline: Optional[str | P
 
     if baseline is not None and _same_file(path, baseline):
         return None
-    refuse_foreign_file(Path(path), is_textclf_json, "evaluate a copy of the model under another name")
+    refuse_foreign_file(
+        Path(path), is_textclf_json, "evaluate a copy of the model under another name"
+    )
     write_json(path, metrics)
     return Path(path)
 
@@ -296,8 +372,8 @@ def read_metrics(path: str | Path) -> dict:
     gate off, one of 5.0 or NaN would fail every run, and a baseline without class names could
     compare runs on different classes.
     """
-    from textclf.files.jsonio import read_json
     from textclf.evaluation.baseline_schema import check_gateable
+    from textclf.files.jsonio import read_json
 
     p = Path(path)
     if not p.is_file():
@@ -306,8 +382,14 @@ def read_metrics(path: str | Path) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != METRICS_FORMAT:
         raise TextclfError(f"'{path}' is not a textclf metrics file (no format '{METRICS_FORMAT}')")
     version = doc.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version > METRICS_SCHEMA_VERSION:
-        raise TextclfError(f"metrics file '{path}' has schema_version {version!r}; this textclf reads "
-                           f"versions up to {METRICS_SCHEMA_VERSION}")
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or version > METRICS_SCHEMA_VERSION
+    ):
+        raise TextclfError(
+            f"metrics file '{path}' has schema_version {version!r}; this textclf reads "
+            f"versions up to {METRICS_SCHEMA_VERSION}"
+        )
     check_gateable(doc, f"metrics file '{path}'")
     return doc

@@ -31,8 +31,10 @@ def unseen_only(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> flo
 
 def seen_unseen_curve(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """(K, 2) points (seen accuracy, unseen accuracy) over all gammas, sorted by seen accuracy."""
-    points = [(r["seen"], r["unseen"]) for r in (generalized(labels, scores, seen, g)
-                                                  for g in gamma_candidates(scores, seen))]
+    points = [
+        (r["seen"], r["unseen"])
+        for r in (generalized(labels, scores, seen, g) for g in gamma_candidates(scores, seen))
+    ]
     return np.array(sorted(set(points)))
 
 
@@ -56,8 +58,9 @@ def choose_gamma(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray) -> di
     return best
 
 
-def open_vocab_metrics(labels: np.ndarray, served: np.ndarray, seen: np.ndarray, gamma: float,
-                       class_names) -> dict:
+def open_vocab_metrics(
+    labels: np.ndarray, served: np.ndarray, seen: np.ndarray, gamma: float, class_names
+) -> dict:
     """The ``open_vocabulary`` block of ``metrics.json`` for test images of seen and unseen classes.
 
     ``served`` are the text logits as served, calibrated by ``gamma`` already (the seen classes
@@ -71,9 +74,17 @@ def open_vocab_metrics(labels: np.ndarray, served: np.ndarray, seen: np.ndarray,
         "unseen_classes": [class_names[i] for i in np.flatnonzero(~seen)],
         "unseen_accuracy": _r(unseen_only(labels, scores, seen)),
         "chance_unseen": _r(1.0 / max(1, int((~seen).sum()))),
-        "generalized": {"gamma": _r(gamma), "seen": _r(calibrated["seen"]), "unseen": _r(calibrated["unseen"]),
-                        "H": _r(calibrated["H"])},
-        "generalized_uncalibrated": {"seen": _r(raw["seen"]), "unseen": _r(raw["unseen"]), "H": _r(raw["H"])},
+        "generalized": {
+            "gamma": _r(gamma),
+            "seen": _r(calibrated["seen"]),
+            "unseen": _r(calibrated["unseen"]),
+            "H": _r(calibrated["H"]),
+        },
+        "generalized_uncalibrated": {
+            "seen": _r(raw["seen"]),
+            "unseen": _r(raw["unseen"]),
+            "H": _r(raw["H"]),
+        },
         "ausuc": _r(ausuc(labels, scores, seen)),
         "n_seen_images": int(np.isin(labels, np.flatnonzero(seen)).sum()),
         "n_unseen_images": int(np.isin(labels, np.flatnonzero(~seen)).sum()),

@@ -1,4 +1,5 @@
-"""A finished run over a dataset split: the served model's named outputs, via the feature cache when possible.
+"""A finished run over a dataset split: the served model's named outputs, via the feature cache when
+possible.
 
 Evaluation scores exactly what is served: the run's :class:`~textclf.models.serving.ServingModel`
 (the module ONNX export traces) runs on the split's backbone features (an identity in front of
@@ -18,12 +19,15 @@ from textclf.runtime.progress import NULL, Reporter
 
 @dataclass
 class SplitOutputs:
-    """What a model serves for a split, in its vocabulary order (see :meth:`textclf.runs.run.TrainedRun.vocabulary`)."""
+    """What a model serves for a split, in its vocabulary order (see
+    :meth:`textclf.runs.run.TrainedRun.vocabulary`)."""
 
-    labels: np.ndarray           # (N,) true labels: indices into class_names (the vocabulary)
-    served: object               # ServedOutputs of float32 arrays: logits (N, C) ... ensemble_probabilities (N, V)
-    class_names: list[str]       # (V,) the vocabulary: trained classes, then ones known by description
-    seen: np.ndarray             # (V,) whether each class had training images of its own
+    labels: np.ndarray  # (N,) true labels: indices into class_names (the vocabulary)
+    served: (
+        object  # ServedOutputs of float32 arrays: logits (N, C) ... ensemble_probabilities (N, V)
+    )
+    class_names: list[str]  # (V,) the vocabulary: trained classes, then ones known by description
+    seen: np.ndarray  # (V,) whether each class had training images of its own
 
     @property
     def n_trained(self) -> int:
@@ -31,8 +35,14 @@ class SplitOutputs:
         return self.served.logits.shape[1]
 
 
-def split_features(run, split: str = "test", dataset: Optional[str] = None, device: str = "cpu",
-                   reporter: Reporter = NULL, shared: bool = False):
+def split_features(
+    run,
+    split: str = "test",
+    dataset: Optional[str] = None,
+    device: str = "cpu",
+    reporter: Reporter = NULL,
+    shared: bool = False,
+):
     """``(dataset, split data, backbone features)`` of a run's image backbone on a split.
 
     A frozen backbone's features come from (and fill) the shared feature cache; a trained one
@@ -51,20 +61,38 @@ def split_features(run, split: str = "test", dataset: Optional[str] = None, devi
     dev = torch.device(device)
     encoder = run.image_encoder(shared=shared)
     prep = run.preprocessing
-    reporter.task("features", len(data), f"features {run.config.image_backbone} ({split}, {len(data)} images)")
+    reporter.task(
+        "features", len(data), f"features {run.config.image_backbone} ({split}, {len(data)} images)"
+    )
     on_batch = lambda n: reporter.advance("features", n)  # noqa: E731
     if run.trained_backbone:
         feats = extract_features(encoder.module, data, prep, dev, on_batch=on_batch)
     else:
-        feats, _ = cached_features(encoder, data, split, ds.name, prep, dev, on_batch=on_batch,
-                                   runtime=run.config.extract_runtime, reporter=reporter)
+        feats, _ = cached_features(
+            encoder,
+            data,
+            split,
+            ds.name,
+            prep,
+            dev,
+            on_batch=on_batch,
+            runtime=run.config.extract_runtime,
+            reporter=reporter,
+        )
     reporter.done("features")
     return ds, data, feats
 
 
-def split_outputs(run, split: str = "test", dataset: Optional[str] = None, device: str = "cpu",
-                  reporter: Reporter = NULL, shared: bool = False) -> SplitOutputs:
-    """The served outputs of ``run`` on a dataset split, over every class it knows (held-out ones too)."""
+def split_outputs(
+    run,
+    split: str = "test",
+    dataset: Optional[str] = None,
+    device: str = "cpu",
+    reporter: Reporter = NULL,
+    shared: bool = False,
+) -> SplitOutputs:
+    """The served outputs of ``run`` on a dataset split, over every class it knows (held-out ones
+    too)."""
     import torch
 
     from textclf.models.serving import serve_batches
@@ -72,7 +100,11 @@ def split_outputs(run, split: str = "test", dataset: Optional[str] = None, devic
 
     ds, data, feats = split_features(run, split, dataset, device, reporter, shared)
     served_model = run.serving_model(torch.nn.Identity(), include_holdout=True)
-    batches = (torch.from_numpy(np.array(feats[start:start + 1024], dtype=np.float32))
-               for start in range(0, len(feats), 1024))
+    batches = (
+        torch.from_numpy(np.array(feats[start : start + 1024], dtype=np.float32))
+        for start in range(0, len(feats), 1024)
+    )
     names, _, seen = run.vocabulary(include_holdout=True)
-    return SplitOutputs(vocabulary_labels(run, ds, data.labels), serve_batches(served_model, batches), names, seen)
+    return SplitOutputs(
+        vocabulary_labels(run, ds, data.labels), serve_batches(served_model, batches), names, seen
+    )

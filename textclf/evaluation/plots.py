@@ -16,8 +16,10 @@ magnitude the depth; counts and fractions use a sequential one.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -44,7 +46,9 @@ def _save(fig, path: str | Path) -> Path:
 
     FigureCanvasAgg(fig)
     with atomic_path(path, fsync=False) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": f"{PNG_SOFTWARE} {__version__}"})
+        fig.savefig(
+            tmp, format="png", dpi=DPI, metadata={"Software": f"{PNG_SOFTWARE} {__version__}"}
+        )
     return Path(path)
 
 
@@ -55,13 +59,16 @@ def _class_ticks(ax, axis: str, names: Sequence[str]) -> None:
     labels = [str(names[i])[:18] for i in ticks]
     if axis == "x":
         long = max(map(len, labels), default=0) > 3
-        ax.set_xticks(ticks, labels, rotation=45 if long else 0, ha="right" if long else "center", fontsize=8)
+        ax.set_xticks(
+            ticks, labels, rotation=45 if long else 0, ha="right" if long else "center", fontsize=8
+        )
     else:
         ax.set_yticks(ticks, labels, fontsize=8)
 
 
-def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | Path,
-                          title: str = "Confusion matrix") -> Path:
+def plot_confusion_matrix(
+    cm: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "Confusion matrix"
+) -> Path:
     """Counts heatmap; each cell annotated when the matrix is small enough to read."""
     cm = np.asarray(cm)
     n = len(class_names)
@@ -76,8 +83,15 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str 
         for i in range(n):
             for j in range(n):
                 if cm[i, j]:
-                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(cm[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     _class_ticks(ax, "x", class_names)
     _class_ticks(ax, "y", class_names)
     ax.set_xlabel("predicted class")
@@ -92,8 +106,11 @@ def _cosine(x: np.ndarray) -> np.ndarray:
     return x @ x.T
 
 
-def plot_similarity(ax, sim: np.ndarray, class_names: Sequence[str], title: str, fontsize: float = 9):
-    """A class-by-class cosine-similarity matrix: labels on both axes, diverging colours on [-1, 1], and
+def plot_similarity(
+    ax, sim: np.ndarray, class_names: Sequence[str], title: str, fontsize: float = 9
+):
+    """A class-by-class cosine-similarity matrix: labels on both axes, diverging colours on [-1, 1],
+    and
     every value printed large enough to read when the matrix is small (up to 12 classes)."""
     n = len(class_names)
     im = ax.imshow(sim, cmap=DIVERGING, vmin=-1, vmax=1, interpolation="nearest")
@@ -101,9 +118,15 @@ def plot_similarity(ax, sim: np.ndarray, class_names: Sequence[str], title: str,
         for i in range(n):
             for j in range(n):
                 value = float(np.round(sim[i, j], 2)) + 0.0  # + 0.0: no "-.00"
-                ax.text(j, i, f"{value:.2f}".replace("0.", ".", 1), ha="center", va="center",
-                        fontsize=fontsize if n <= 6 else fontsize - 2,
-                        color="white" if abs(sim[i, j]) > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2f}".replace("0.", ".", 1),
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize if n <= 6 else fontsize - 2,
+                    color="white" if abs(sim[i, j]) > 0.6 else "black",
+                )
     _class_ticks(ax, "x", class_names)
     _class_ticks(ax, "y", class_names)
     ax.set_title(title, fontsize=10)
@@ -115,14 +138,19 @@ def _positive(values) -> list:
     return [v if v is not None and v > 0 else np.nan for v in values]
 
 
-def plot_training_curves(history: list[dict], path: str | Path, best_epoch: Optional[int] = None,
-                         kept_epoch: Optional[int] = None) -> Path:
+def plot_training_curves(
+    history: list[dict],
+    path: str | Path,
+    best_epoch: Optional[int] = None,
+    kept_epoch: Optional[int] = None,
+) -> Path:
     """Losses (log axis), validation accuracy and learning rate per epoch, as PNG."""
     return _save(training_curves_figure(history, best_epoch, kept_epoch), path)
 
 
-def training_curves_figure(history: list[dict], best_epoch: Optional[int] = None,
-                           kept_epoch: Optional[int] = None):
+def training_curves_figure(
+    history: list[dict], best_epoch: Optional[int] = None, kept_epoch: Optional[int] = None
+):
     """The figure of :func:`plot_training_curves`: three panels side by side.
 
     Losses (total, classification, contrastive) on a log axis, validation accuracy with the
@@ -132,13 +160,23 @@ def training_curves_figure(history: list[dict], best_epoch: Optional[int] = None
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3, width_ratios=[1.15, 1.15, 0.9])
     if not history:
         for ax in (ax_loss, ax_acc, ax_lr):
-            ax.text(0.5, 0.5, "no training epochs recorded", ha="center", va="center", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no training epochs recorded",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
         return fig
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
-    for key, label in (("loss", "total"), ("loss_clf", "classification (CE)"),
-                       ("loss_cont", "contrastive (InfoNCE)")):
+    for key, label in (
+        ("loss", "total"),
+        ("loss_clf", "classification (CE)"),
+        ("loss_cont", "contrastive (InfoNCE)"),
+    ):
         values = _positive(row.get(key) for row in history)
         if any(not np.isnan(v) for v in values):  # a no-text run has no contrastive term to draw
             ax_loss.plot(epochs, values, marker=".", label=label)
@@ -148,7 +186,9 @@ def training_curves_figure(history: list[dict], best_epoch: Optional[int] = None
     from matplotlib.ticker import LogFormatterSciNotation
 
     # label some minor ticks too: a 1-2 decade range otherwise shows only one or two numbers
-    ax_loss.yaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax_loss.yaxis.set_minor_formatter(
+        LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5))
+    )
     ax_loss.tick_params(axis="y", which="minor", labelsize=7)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("training loss (log scale)")
@@ -159,7 +199,9 @@ def training_curves_figure(history: list[dict], best_epoch: Optional[int] = None
     marks = [(best_epoch, "best validation epoch", "--"), (kept_epoch, "kept weights", ":")]
     for epoch, label, style in marks:
         if epoch is not None and epoch > 0:
-            ax_acc.axvline(epoch, color="gray", linestyle=style, linewidth=1, label=f"{label} ({epoch})")
+            ax_acc.axvline(
+                epoch, color="gray", linestyle=style, linewidth=1, label=f"{label} ({epoch})"
+            )
     if any(e is not None and e > 0 for e, _, _ in marks):
         ax_acc.legend(fontsize=8)
     ax_acc.set_xlabel("epoch")
@@ -167,7 +209,9 @@ def training_curves_figure(history: list[dict], best_epoch: Optional[int] = None
     ax_acc.set_title("Validation accuracy")
     lrs = [row.get("lr") for row in history]
     if any(v is not None for v in lrs):
-        ax_lr.plot(epochs, [np.nan if v is None else v for v in lrs], marker=".", color="tab:purple")
+        ax_lr.plot(
+            epochs, [np.nan if v is None else v for v in lrs], marker=".", color="tab:purple"
+        )
         ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     else:
         ax_lr.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax_lr.transAxes)
@@ -181,16 +225,17 @@ def training_curves_figure(history: list[dict], best_epoch: Optional[int] = None
 
 
 def plot_forest(summary: dict, path: str | Path, metric_label: str = "test accuracy") -> Path:
-    """Each ablation cell's paired difference to the no-text control with its 95% interval, as PNG."""
+    """Each ablation cell's paired difference to the no-text control with its 95% interval, as
+    PNG."""
     return _save(forest_figure(summary, metric_label), path)
 
 
 def forest_figure(summary: dict, metric_label: str = "test accuracy"):
     """The figure of :func:`plot_forest`, in percentage points, one row per cell in table order.
 
-    ``summary`` is :func:`textclf.ablation.summary.summarize`'s result. Green: the interval lies above 0
-    (the cell beats no-text); red: below; grey: it contains 0. Cells with one seed have no
-    interval and are drawn as hollow points.
+    ``summary`` is :func:`textclf.ablation.summary.summarize`'s result. Green: the interval lies
+    above 0 (the cell beats no-text); red: below; grey: it contains 0. Cells with one seed have
+    no interval and are drawn as hollow points.
     """
     from matplotlib.transforms import blended_transform_factory
 
@@ -200,8 +245,14 @@ def forest_figure(summary: dict, metric_label: str = "test accuracy"):
     fig = _figure(min(15.0, 7.5 + 0.06 * longest), 1.6 + 0.36 * max(n, 2))
     ax = fig.add_subplot()
     if not cells:
-        ax.text(0.5, 0.5, "no cell to compare with the no-text control", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no cell to compare with the no-text control",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         return fig
@@ -216,15 +267,29 @@ def forest_figure(summary: dict, metric_label: str = "test accuracy"):
         else:
             low, high = 100 * d["low"], 100 * d["high"]
             color = "tab:green" if low > 0 else "tab:red" if high < 0 else "dimgray"
-            ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, ms=6,
-                        capsize=4, elinewidth=1.6)
+            ax.errorbar(
+                [mean],
+                [y],
+                xerr=[[mean - low], [high - mean]],
+                fmt="o",
+                color=color,
+                ms=6,
+                capsize=4,
+                elinewidth=1.6,
+            )
             text = f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
         ax.text(1.01, y, text, transform=label_at, va="center", fontsize=8, family="monospace")
-    for y, (above, below) in zip(ys[1:], zip(cells, cells[1:])):
+    for y, (above, below) in zip(ys[1:], itertools.pairwise(cells)):
         if above["group"] != below["group"]:  # a thin line between experiments
             ax.axhline(y + 0.5, color="lightgray", linewidth=0.8)
-    ax.annotate("Δ points [95% CI]", (1.01, 1.0), xycoords="axes fraction", va="bottom", fontsize=8,
-                family="monospace")
+    ax.annotate(
+        "Δ points [95% CI]",
+        (1.01, 1.0),
+        xycoords="axes fraction",
+        va="bottom",
+        fontsize=8,
+        family="monospace",
+    )
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks(ys, [c["cell"] for c in cells], fontsize=8)
     ax.set_ylim(-0.7, n - 0.3)
@@ -232,10 +297,15 @@ def forest_figure(summary: dict, metric_label: str = "test accuracy"):
     span = max(abs(lo), abs(hi))
     ax.set_xlim(-span, span)  # 0 in the middle: left is worse, right is better
     seeds = sorted({c["n"] for c in cells})
-    ax.set_xlabel(f"difference in {metric_label} to no-text, percentage points (mean over seeds, 95% CI)")
+    ax.set_xlabel(
+        f"difference in {metric_label} to no-text, percentage points (mean over seeds, 95% CI)"
+    )
     ref = next((c for c in summary.get("cells", []) if c.get("diff_vs_no_text") is None), None)
     ref_text = f"; no-text: {100 * ref['mean']:.2f}%" if ref else ""
-    ax.set_title(f"Paired difference to the no-text control ({'/'.join(map(str, seeds))} seeds per cell{ref_text})",
-                 fontsize=10)
+    ax.set_title(
+        f"Paired difference to the no-text control ({'/'.join(map(str, seeds))} seeds per "
+        f"cell{ref_text})",
+        fontsize=10,
+    )
     ax.grid(axis="x", alpha=0.3)
     return fig

@@ -12,9 +12,9 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 _UMASK_LOCK = threading.Lock()
 
@@ -63,7 +63,9 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
         os.replace(tmp_path, target)
     except OSError as exc:
         raise _naming(exc, target) from None
-    except Exception as exc:  # a library's own error for a failed write (safetensors: SafetensorError)
+    except (
+        Exception
+    ) as exc:  # a library's own error for a failed write (safetensors: SafetensorError)
         disk = _disk_error(exc)
         if disk is None:
             raise
@@ -73,19 +75,25 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-_DISK_ERRORS = {errno.ENOSPC: ("No space left on device", "os error 28", "StorageFull"),
-                errno.EROFS: ("Read-only file system", "os error 30", "ReadOnlyFilesystem"),
-                errno.EDQUOT: ("Disk quota exceeded", "os error 122", "FilesystemQuotaExceeded")}
+_DISK_ERRORS = {
+    errno.ENOSPC: ("No space left on device", "os error 28", "StorageFull"),
+    errno.EROFS: ("Read-only file system", "os error 30", "ReadOnlyFilesystem"),
+    errno.EDQUOT: ("Disk quota exceeded", "os error 122", "FilesystemQuotaExceeded"),
+}
 
 
 def _disk_error(exc: BaseException):
-    """The errno of a full, read-only or over-quota disk that a library reports in its own exception, or None."""
+    """The errno of a full, read-only or over-quota disk that a library reports in its own
+    exception, or None."""
     text = str(exc)
-    return next((code for code, words in _DISK_ERRORS.items() if any(w in text for w in words)), None)
+    return next(
+        (code for code, words in _DISK_ERRORS.items() if any(w in text for w in words)), None
+    )
 
 
 def _naming(exc: OSError, target: Path) -> OSError:
-    """``exc`` naming the file the user asked for, not a temp file (a failed write names none at all)."""
+    """``exc`` naming the file the user asked for, not a temp file (a failed write names none at
+    all)."""
     if exc.filename is None or Path(os.fsdecode(exc.filename)).name.startswith(f".{target.name}."):
         exc.filename = str(target)
     return exc

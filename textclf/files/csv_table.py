@@ -14,14 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import numbers
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 
 
 def escape_cell(value: Any) -> str:
-    """The text of one CSV cell: numbers as they are, text that could start a formula quoted with ``'``."""
+    """The text of one CSV cell: numbers as they are, text that could start a formula quoted with
+    ``'``."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -35,14 +37,16 @@ def escape_cell(value: Any) -> str:
 
 
 def unescape_cell(text: str) -> str:
-    """The value :func:`escape_cell` wrote (one leading quote before a formula start or a quote removed)."""
+    """The value :func:`escape_cell` wrote (one leading quote before a formula start or a quote
+    removed)."""
     if text.startswith(QUOTE) and text[1:].startswith(FORMULA_STARTS + (QUOTE,)):
         return text[1:]
     return text
 
 
 def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
-    """CSV text with a header row of ``columns`` and one row per mapping (missing keys are empty cells)."""
+    """CSV text with a header row of ``columns`` and one row per mapping (missing keys are empty
+    cells)."""
     buf = io.StringIO()
     # CRLF line ends (RFC 4180, the csv module's default): a lone CR or LF inside a value is then
     # quoted, never read back as the end of a row.
@@ -54,7 +58,8 @@ def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """``(columns, rows)`` of CSV text written by :func:`csv_text`, every cell unescaped (as text)."""
+    """``(columns, rows)`` of CSV text written by :func:`csv_text`, every cell unescaped (as
+    text)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     lines = [[unescape_cell(cell) for cell in line] for line in reader]
     if not lines:

@@ -31,22 +31,29 @@ def _no_duplicates(pairs: list) -> dict:
 
 
 def loads(text: str, source: str, what: str = "JSON file") -> Any:
-    """Parse JSON ``text`` from ``source``; duplicate keys, bad syntax and deep nesting are one-line errors."""
+    """Parse JSON ``text`` from ``source``; duplicate keys, bad syntax and deep nesting are
+    one-line errors."""
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
-        raise TextclfError(f"{what} '{source}' lists the key '{exc.key}' twice; JSON keys must be unique "
-                           f"(the second would silently win)") from None
+        raise TextclfError(
+            f"{what} '{source}' lists the key '{exc.key}' twice; JSON keys must be unique "
+            f"(the second would silently win)"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise TextclfError(f"{what} '{source}' is not valid JSON: {exc.msg} (line {exc.lineno}, column "
-                           f"{exc.colno})") from None
+        raise TextclfError(
+            f"{what} '{source}' is not valid JSON: {exc.msg} (line {exc.lineno}, column "
+            f"{exc.colno})"
+        ) from None
     except RecursionError:
-        raise TextclfError(f"{what} '{source}' is nested too deeply to read; it is not a {what} "
-                           f"textclf reads") from None
+        raise TextclfError(
+            f"{what} '{source}' is nested too deeply to read; it is not a {what} textclf reads"
+        ) from None
 
 
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
-    """Read and parse a UTF-8 JSON file strictly (see :func:`loads`); every failure names the file."""
+    """Read and parse a UTF-8 JSON file strictly (see :func:`loads`); every failure names the
+    file."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -60,9 +67,12 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
 
 
 def decode_utf8(raw: bytes, path: str | Path, what: str = "file") -> str:
-    """``raw`` as UTF-8 text (a leading byte-order mark is dropped); otherwise an error naming the byte."""
+    """``raw`` as UTF-8 text (a leading byte-order mark is dropped); otherwise an error naming
+    the byte."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise TextclfError(f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                           f"{exc.start}); save it as UTF-8") from None
+        raise TextclfError(
+            f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None

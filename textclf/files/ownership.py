@@ -1,4 +1,5 @@
-"""What textclf owns on disk: folder markers, one writer per folder, and removing only its own files.
+"""What textclf owns on disk: folder markers, one writer per folder, and removing only its own
+files.
 
 textclf never deletes or overwrites a file it did not write. A folder that textclf fills (a run
 dir, an ablation folder) carries a marker file whose JSON ``format`` names its kind; a non-empty
@@ -11,8 +12,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
 from textclf.errors import TextclfError
 
@@ -37,7 +39,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def marker_format(marker: Path) -> Optional[str]:
-    """The ``format`` of a marker JSON file, or None when it is missing, unreadable or not a marker."""
+    """The ``format`` of a marker JSON file, or None when it is missing, unreadable or not a
+    marker."""
     try:
         doc = json.loads(Path(marker).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
@@ -62,23 +65,29 @@ def claim_folder(folder: Path, marker_name: str, kind: str, what: str, option: s
     if not folder.is_dir() or is_owned(folder, marker_name, kind):
         return
     try:
-        # textclf's lock and atomic-write temp files are its own: a command killed right after taking
-        # the lock, or while writing the marker, leaves them in a folder that is otherwise empty.
+        # textclf's lock and atomic-write temp files are its own: a command killed right after
+        # taking the lock, or while writing the marker, leaves them in a folder that is otherwise
+        # empty.
         empty = all(_transient(p.name) for p in folder.iterdir())
     except OSError as exc:
         raise TextclfError(f"cannot read {what} '{folder}': {exc.strerror or exc}") from None
     if not empty:
-        raise TextclfError(f"'{folder}' is not empty and was not written by textclf (no {marker_name} marker); "
-                           f"textclf never writes into a folder it did not make: choose another {option}")
+        raise TextclfError(
+            f"'{folder}' is not empty and was not written by textclf (no {marker_name} marker); "
+            f"textclf never writes into a folder it did not make: choose another {option}"
+        )
 
 
 def is_textclf_json(path: Path) -> bool:
-    """Whether ``path`` is a JSON document textclf wrote (its ``format`` starts with ``textclf-``)."""
+    """Whether ``path`` is a JSON document textclf wrote (its ``format`` starts with
+    ``textclf-``)."""
     fmt = marker_format(path)
     return fmt is not None and fmt.startswith("textclf-")
 
 
-PNG_SOFTWARE = "textclf"  # the PNG "Software" text chunk of every image textclf writes outside its folders
+PNG_SOFTWARE = (
+    "textclf"  # the PNG "Software" text chunk of every image textclf writes outside its folders
+)
 
 
 def is_textclf_png(path: Path) -> bool:
@@ -92,7 +101,9 @@ def is_textclf_png(path: Path) -> bool:
         return False
 
 
-def refuse_foreign_file(path: Path, written_by_textclf: Callable[[Path], bool], remedy: str) -> None:
+def refuse_foreign_file(
+    path: Path, written_by_textclf: Callable[[Path], bool], remedy: str
+) -> None:
     """Refuse to replace ``path`` when it exists and ``written_by_textclf`` does not recognise it.
 
     The single-file counterpart of :func:`claim_folder`: an output file named by the user (an
@@ -104,8 +115,10 @@ def refuse_foreign_file(path: Path, written_by_textclf: Callable[[Path], bool], 
     if path.is_dir():
         raise TextclfError(f"'{path}' is a folder where textclf would write a file; {remedy}")
     if (path.exists() or path.is_symlink()) and not written_by_textclf(path):
-        raise TextclfError(f"'{path}' exists and was not written by textclf; textclf never overwrites a file it "
-                           f"did not write: {remedy}, or move that file away")
+        raise TextclfError(
+            f"'{path}' exists and was not written by textclf; textclf never overwrites a file it "
+            f"did not write: {remedy}, or move that file away"
+        )
 
 
 def _transient(name: str) -> bool:
@@ -113,7 +126,8 @@ def _transient(name: str) -> bool:
 
 
 class FolderLock:
-    """One writer per folder: an exclusive lock on ``FOLDER/.textclf.lock`` that holds the writer's pid.
+    """One writer per folder: an exclusive lock on ``FOLDER/.textclf.lock`` that holds the writer's
+    pid.
 
     The lock dies with its process (``flock``), so a killed command never leaves a stale lock
     behind; the file itself stays (deleting it would race with the next writer).
@@ -125,7 +139,7 @@ class FolderLock:
         self._fd: Optional[int] = None
         self._fallback = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         """Take the lock or raise a one-line error naming the process that holds it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / LOCK_NAME
@@ -139,23 +153,27 @@ class FolderLock:
         except OSError:
             holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise TextclfError(f"{self.what} '{self.folder}' is in use by another textclf process (pid {holder}); "
-                               f"wait for it to finish or choose another folder") from None
+            raise TextclfError(
+                f"{self.what} '{self.folder}' is in use by another textclf process (pid {holder}); "
+                f"wait for it to finish or choose another folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         _HELD_FDS.add(fd)
         return self
 
-    def _acquire_portable(self, path: Path) -> "FolderLock":
+    def _acquire_portable(self, path: Path) -> FolderLock:
         from filelock import FileLock, Timeout
 
         lock = FileLock(str(path) + ".portable")
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise TextclfError(f"{self.what} '{self.folder}' is in use by another textclf process; wait for it "
-                               f"to finish or choose another folder") from None
+            raise TextclfError(
+                f"{self.what} '{self.folder}' is in use by another textclf process; wait for it "
+                f"to finish or choose another folder"
+            ) from None
         self._fallback = lock
         return self
 
@@ -169,7 +187,7 @@ class FolderLock:
             self._fallback.release()
             self._fallback = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -177,7 +195,8 @@ class FolderLock:
 
 
 def remove_own_files(folder: Path, patterns: Iterable[str]) -> list[Path]:
-    """Delete the files under ``folder`` whose relative path matches one of ``patterns``, then empty folders.
+    """Delete the files under ``folder`` whose relative path matches one of ``patterns``, then empty
+    folders.
 
     Patterns are ``fnmatch`` patterns on POSIX-style relative paths (``plots/*.png``). Anything
     else (a user's notes beside the results) stays, and so do the folders that hold it.
@@ -213,7 +232,9 @@ def link_latest(run_dir: Path, is_run) -> Optional[str]:
     if link.is_symlink():
         target = os.readlink(link)
         sibling = run_dir.parent / target
-        ours = os.sep not in target and "/" not in target and (not sibling.exists() or is_run(sibling))
+        ours = (
+            os.sep not in target and "/" not in target and (not sibling.exists() or is_run(sibling))
+        )
         if not ours:
             return f"'{link}' is not a link textclf made; left as it is"
     elif link.exists():

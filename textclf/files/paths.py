@@ -10,7 +10,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def cache_root() -> Path:
-    """The cache folder: ``$TEXTCLF_CACHE`` or ``~/.cache/textclf`` (an empty ``TEXTCLF_CACHE=`` counts as unset,
+    """The cache folder: ``$TEXTCLF_CACHE`` or ``~/.cache/textclf`` (an empty ``TEXTCLF_CACHE=``
+    counts as unset,
     as an empty ``HF_HOME`` does: it must never mean the current folder)."""
     return Path(os.environ.get("TEXTCLF_CACHE", "").strip() or Path.home() / ".cache" / "textclf")
 

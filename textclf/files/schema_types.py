@@ -18,5 +18,6 @@ def distinct(names: list[str]) -> list[str]:
 
 
 ClassName = Annotated[str, Field(min_length=1)]
-# A non-empty list of distinct, non-empty class names (metadata, baselines, classes.json, description files).
+# A non-empty list of distinct, non-empty class names (metadata, baselines, classes.json,
+# description files).
 ClassNames = Annotated[list[ClassName], Field(min_length=1), AfterValidator(distinct)]

@@ -1,4 +1,5 @@
-"""Aligned image-text pairs (one paired backbone as both towers): the check, and the zero-shot classifier.
+"""Aligned image-text pairs (one paired backbone as both towers): the check, and the zero-shot
+classifier.
 
 Only towers trained together (CLIP-style) embed images and texts in one space; then a class's text
 embeddings are a classifier before any training. As open_clip's ``build_zero_shot_classifier``
@@ -15,7 +16,8 @@ DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned exp(logit_scale), for towers that 
 
 
 def is_aligned(image_backbone: str, text_backbone: str) -> bool:
-    """Whether both names are one paired backbone with one argument (so they share one embedding space)."""
+    """Whether both names are one paired backbone with one argument (so they share one embedding
+    space)."""
     from textclf.registry import registry
 
     reg = registry("backbones")
@@ -27,26 +29,33 @@ def is_aligned(image_backbone: str, text_backbone: str) -> bool:
 def check_aligned(image_backbone: str, text_backbone: str, what: str) -> None:
     """Refuse (exit 2, one line) unless both names are one paired backbone with one argument."""
     if not is_aligned(image_backbone, text_backbone):
-        raise TextclfError(f"{what} needs one aligned image-text pair as both backbones (a paired backbone such as "
-                           f"open-clip:<arch>:<tag> for --image-backbone and --text-backbone); got image backbone "
-                           f"'{image_backbone}' and text backbone '{text_backbone}'")
+        raise TextclfError(
+            f"{what} needs one aligned image-text pair as both backbones (a paired backbone such "
+            "as "
+            f"open-clip:<arch>:<tag> for --image-backbone and --text-backbone); got image backbone "
+            f"'{image_backbone}' and text backbone '{text_backbone}'"
+        )
 
 
 def logit_scale(tower) -> float:
-    """The text tower's learned logit scale (``exp(logit_scale)``), or CLIP's 100 when it has none."""
+    """The text tower's learned logit scale (``exp(logit_scale)``), or CLIP's 100 when it has
+    none."""
     value = getattr(tower, "logit_scale", None)
     return float(value) if isinstance(value, (int, float)) else DEFAULT_LOGIT_SCALE
 
 
 def class_weights(per_class):
-    """(C, D): per class, the L2-normalised mean of its L2-normalised text embeddings (open_clip's recipe).
+    """(C, D): per class, the L2-normalised mean of its L2-normalised text embeddings (open_clip's
+    recipe).
 
     ``per_class[c]`` is a (n_c, D) tensor of class ``c``'s text embeddings.
     """
     import torch
     import torch.nn.functional as F
 
-    return torch.stack([F.normalize(F.normalize(f.float(), dim=-1).mean(0), dim=-1) for f in per_class])
+    return torch.stack(
+        [F.normalize(F.normalize(f.float(), dim=-1).mean(0), dim=-1) for f in per_class]
+    )
 
 
 def zero_shot_head_weight(text_encoder, per_class_features):

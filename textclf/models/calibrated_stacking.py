@@ -1,4 +1,5 @@
-"""Calibrated stacking (Chao et al., 2016), the rule a text head serves predictions over seen and unseen classes by.
+"""Calibrated stacking (Chao et al., 2016), the rule a text head serves predictions over seen and
+unseen classes by.
 
 A text head trained on seen classes scores them higher than any class it never saw images of, so
 the served prediction is ``argmax(scores - gamma * seen)`` (:class:`textclf.models.serving.TextHead`
@@ -34,12 +35,20 @@ def generalized(labels: np.ndarray, scores: np.ndarray, seen: np.ndarray, gamma:
     pred = calibrated_predictions(scores, seen, gamma)
     acc_seen = per_class_accuracy(labels, pred, np.flatnonzero(seen))
     acc_unseen = per_class_accuracy(labels, pred, np.flatnonzero(~seen))
-    return {"seen": acc_seen, "unseen": acc_unseen, "H": harmonic_mean(acc_seen, acc_unseen), "gamma": float(gamma)}
+    return {
+        "seen": acc_seen,
+        "unseen": acc_unseen,
+        "H": harmonic_mean(acc_seen, acc_unseen),
+        "gamma": float(gamma),
+    }
 
 
 def gamma_candidates(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Every gamma at which some image's calibrated prediction flips between seen and unseen (and 0)."""
+    """Every gamma at which some image's calibrated prediction flips between seen and unseen (and
+    0)."""
     gap = scores[:, seen].max(axis=1) - scores[:, ~seen].max(axis=1)
     flips = np.unique(gap)
     eps = 1e-9
-    return np.unique(np.concatenate([[0.0], flips - eps, flips + eps, [flips.min() - 1, flips.max() + 1]]))
+    return np.unique(
+        np.concatenate([[0.0], flips - eps, flips + eps, [flips.min() - 1, flips.max() + 1]])
+    )

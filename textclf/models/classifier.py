@@ -18,7 +18,8 @@ from torch import nn
 
 
 class ProjectionHead(nn.Module):
-    """``Linear(d, p) -> GELU -> Linear(p, p) -> Dropout``, residual add of the first projection, LayerNorm."""
+    """``Linear(d, p) -> GELU -> Linear(p, p) -> Dropout``, residual add of the first projection,
+    LayerNorm."""
 
     def __init__(self, in_dim: int, proj_dim: int = 256, dropout: float = 0.1):
         super().__init__()
@@ -35,7 +36,8 @@ class ProjectionHead(nn.Module):
 
 
 class ClassifierOutput(NamedTuple):
-    """What one forward pass gives: logits (N, C), image embedding (N, P), class text embedding (C, P) or None."""
+    """What one forward pass gives: logits (N, C), image embedding (N, P), class text embedding
+    (C, P) or None."""
 
     logits: torch.Tensor
     image_embedding: torch.Tensor
@@ -47,15 +49,25 @@ class TextEnhancedClassifier(nn.Module):
 
     ``head_input="projection"`` classifies the projected image embedding (the paper's text);
     ``"features"`` classifies the raw backbone features (the authors' notebook);
-    ``"normalized-features"`` the L2-normalised backbone features (``--head-init zero-shot``, CLIP-style).
-    ``image_backbone``: when set, inputs are normalised images, else backbone features.
-    ``class_text``: a class-text provider (see :mod:`textclf.models.text_tower`), or None when the
-    text is not used (the no-text control) or not needed (evaluation).
+    ``"normalized-features"`` the L2-normalised backbone features (``--head-init zero-shot``,
+    CLIP-style). ``image_backbone``: when set, inputs are normalised images, else backbone
+    features. ``class_text``: a class-text provider (see :mod:`textclf.models.text_tower`), or
+    None when the text is not used (the no-text control) or not needed (evaluation).
     """
 
-    def __init__(self, image_dim: int, text_dim: int, num_classes: int, proj_dim: int = 256,
-                 dropout: float = 0.1, head_input: str = "projection", *, text_head: str = "projected",
-                 image_backbone: Optional[nn.Module] = None, class_text: Optional[nn.Module] = None):
+    def __init__(
+        self,
+        image_dim: int,
+        text_dim: int,
+        num_classes: int,
+        proj_dim: int = 256,
+        dropout: float = 0.1,
+        head_input: str = "projection",
+        *,
+        text_head: str = "projected",
+        image_backbone: Optional[nn.Module] = None,
+        class_text: Optional[nn.Module] = None,
+    ):
         super().__init__()
         self.head_input = head_input
         self.text_head = text_head
@@ -73,8 +85,11 @@ class TextEnhancedClassifier(nn.Module):
         self.image_backbone = image_backbone
         self.class_text = class_text
 
-    def forward(self, x: torch.Tensor, text_choice: Optional[torch.Tensor] = None) -> ClassifierOutput:
-        """Logits and embeddings for a batch; ``text_choice`` (C,) picks each class's description this step."""
+    def forward(
+        self, x: torch.Tensor, text_choice: Optional[torch.Tensor] = None
+    ) -> ClassifierOutput:
+        """Logits and embeddings for a batch; ``text_choice`` (C,) picks each class's description
+        this step."""
         features = self.image_backbone(x) if self.image_backbone is not None else x
         embedding = self.image_proj(features)
         logits = self.head(head_features(self.head_input, embedding, features))
@@ -83,8 +98,9 @@ class TextEnhancedClassifier(nn.Module):
             text = self.text_proj(self.class_text(text_choice))
         return ClassifierOutput(logits, embedding, text)
 
-    def train(self, mode: bool = True) -> "TextEnhancedClassifier":
-        """Train mode for the heads and text parts; a trained image backbone keeps its BatchNorm statistics."""
+    def train(self, mode: bool = True) -> TextEnhancedClassifier:
+        """Train mode for the heads and text parts; a trained image backbone keeps its BatchNorm
+        statistics."""
         super().train(mode)
         if self.image_backbone is not None:
             self.image_backbone.eval()
@@ -95,17 +111,33 @@ class TextEnhancedClassifier(nn.Module):
         return self.text_proj(text_features)
 
 
-def build_model(config, image_dim: int, text_dim: int, num_classes: int, *, image_backbone=None,
-                class_text=None, head_weight: Optional[torch.Tensor] = None) -> TextEnhancedClassifier:
+def build_model(
+    config,
+    image_dim: int,
+    text_dim: int,
+    num_classes: int,
+    *,
+    image_backbone=None,
+    class_text=None,
+    head_weight: Optional[torch.Tensor] = None,
+) -> TextEnhancedClassifier:
     """The classifier for a config: its initial weights follow from ``config.seed`` (seeded here).
 
-    ``head_weight`` (C, image_dim) replaces the head's initial weight (bias 0): the zero-shot head of
-    ``--head-init zero-shot`` (:func:`textclf.models.aligned.zero_shot_head_weight`).
+    ``head_weight`` (C, image_dim) replaces the head's initial weight (bias 0): the zero-shot
+    head of ``--head-init zero-shot`` (:func:`textclf.models.aligned.zero_shot_head_weight`).
     """
     torch.manual_seed(config.seed)
-    model = TextEnhancedClassifier(image_dim, text_dim, num_classes, config.proj_dim, config.dropout,
-                                   model_head_input(config), text_head=config.text_head,
-                                   image_backbone=image_backbone, class_text=class_text)
+    model = TextEnhancedClassifier(
+        image_dim,
+        text_dim,
+        num_classes,
+        config.proj_dim,
+        config.dropout,
+        model_head_input(config),
+        text_head=config.text_head,
+        image_backbone=image_backbone,
+        class_text=class_text,
+    )
     if head_weight is not None:
         with torch.no_grad():
             model.head.weight.copy_(head_weight)

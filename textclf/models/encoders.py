@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from textclf.errors import TextclfError
 from textclf.registry import get_image_backbone, get_text_backbone
@@ -21,19 +22,24 @@ _SCOPE: Optional[dict] = None
 
 @dataclass
 class ImageEncoder:
-    """A built image backbone: its plugin, spec (dim, preprocessing, weights id), module and weights hash."""
+    """A built image backbone: its plugin, spec (dim, preprocessing, weights id), module and
+    weights hash."""
 
     name: str
     plugin: Any
     argument: Optional[str]
-    spec: Any              # textclf.plugin_api.ImageSpec
-    module: Any            # nn.Module in eval mode
+    spec: Any  # textclf.plugin_api.ImageSpec
+    module: Any  # nn.Module in eval mode
     weights_hash: str
 
     def identity(self) -> dict:
         """What a run records about its image backbone."""
-        return {"name": self.name, "weights_id": self.spec.weights_id, "weights_hash": self.weights_hash,
-                "dim": self.spec.dim}
+        return {
+            "name": self.name,
+            "weights_id": self.spec.weights_id,
+            "weights_hash": self.weights_hash,
+            "dim": self.spec.dim,
+        }
 
 
 @dataclass
@@ -43,8 +49,8 @@ class TextEncoder:
     name: str
     plugin: Any
     argument: Optional[str]
-    spec: Any              # textclf.plugin_api.TextSpec
-    tower: Any             # TextTower (nn.Module) in eval mode
+    spec: Any  # textclf.plugin_api.TextSpec
+    tower: Any  # TextTower (nn.Module) in eval mode
     weights_hash: str
 
     @property
@@ -54,8 +60,12 @@ class TextEncoder:
 
     def identity(self) -> dict:
         """What a run records about its text backbone."""
-        return {"name": self.name, "weights_id": self.spec.weights_id, "weights_hash": self.weights_hash,
-                "dim": self.dim}
+        return {
+            "name": self.name,
+            "weights_id": self.spec.weights_id,
+            "weights_hash": self.weights_hash,
+            "dim": self.dim,
+        }
 
 
 def weights_hash(module) -> str:
@@ -73,8 +83,9 @@ def image_spec(name: str, pretrained: bool = True):
     return plugin, argument, plugin.spec(argument, pretrained)
 
 
-def build_image_encoder(name: str, pretrained: bool = True, *, input_size: Optional[int] = None,
-                        shared: bool = False) -> ImageEncoder:
+def build_image_encoder(
+    name: str, pretrained: bool = True, *, input_size: Optional[int] = None, shared: bool = False
+) -> ImageEncoder:
     """A built image backbone for ``input_size`` (None: its own); ``shared`` reuses a read-only one
     inside :func:`shared_encoders`."""
     key = ("image", name, pretrained, input_size)
@@ -90,16 +101,20 @@ def build_image_encoder(name: str, pretrained: bool = True, *, input_size: Optio
 
 
 def check_input_size(name: str, module, size: int) -> None:
-    """One zero image of ``size`` through the backbone: an architecture that cannot take it (a ViT patch larger
-    than the image, a CNN that pools below one pixel) is a one-line error before any work, naming the size."""
+    """One zero image of ``size`` through the backbone: an architecture that cannot take it (a ViT
+    patch larger
+    than the image, a CNN that pools below one pixel) is a one-line error before any work, naming
+    the size."""
     import torch
 
     try:
         with torch.no_grad():
             module(torch.zeros(1, 3, size, size))
     except RuntimeError as exc:
-        raise TextclfError(f"image backbone '{name}' cannot take {size}x{size} images "
-                           f"({str(exc).splitlines()[0][:160]}); use a larger --image-size") from None
+        raise TextclfError(
+            f"image backbone '{name}' cannot take {size}x{size} images "
+            f"({str(exc).splitlines()[0][:160]}); use a larger --image-size"
+        ) from None
 
 
 def build_text_encoder(name: str, pretrained: bool = True, *, shared: bool = False) -> TextEncoder:
@@ -109,7 +124,9 @@ def build_text_encoder(name: str, pretrained: bool = True, *, shared: bool = Fal
         return _SCOPE[key]
     plugin, argument = get_text_backbone(name)
     tower = _create(plugin, argument, pretrained, name).eval()
-    encoder = TextEncoder(name, plugin, argument, plugin.spec(argument, pretrained), tower, weights_hash(tower))
+    encoder = TextEncoder(
+        name, plugin, argument, plugin.spec(argument, pretrained), tower, weights_hash(tower)
+    )
     if shared and _SCOPE is not None:
         _SCOPE[key] = encoder
     return encoder
@@ -123,13 +140,16 @@ def _create(plugin, argument, pretrained: bool, name: str, input_size: Optional[
     except TextclfError:
         raise
     except OSError as exc:  # no local copy and no network (hub, torchvision downloads)
-        raise TextclfError(f"backbone '{name}' cannot be loaded here: {str(exc).splitlines()[0][:200]}; "
-                           "it needs its weights on disk (a download, or pretrained=False for random weights)") from None
+        raise TextclfError(
+            f"backbone '{name}' cannot be loaded here: {str(exc).splitlines()[0][:200]}; "
+            "it needs its weights on disk (a download, or pretrained=False for random weights)"
+        ) from None
 
 
 @contextlib.contextmanager
 def shared_encoders() -> Iterator[None]:
-    """Within the block, frozen encoders (and their frozen text features) are built once and shared."""
+    """Within the block, frozen encoders (and their frozen text features) are built once and
+    shared."""
     global _SCOPE
     outer = _SCOPE
     _SCOPE = {} if outer is None else outer
@@ -140,7 +160,8 @@ def shared_encoders() -> Iterator[None]:
 
 
 def scoped_memo(key, compute):
-    """``compute()`` once per key inside :func:`shared_encoders`; outside it, every call computes."""
+    """``compute()`` once per key inside :func:`shared_encoders`; outside it, every call
+    computes."""
     if _SCOPE is None:
         return compute()
     if key not in _SCOPE:

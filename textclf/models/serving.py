@@ -1,4 +1,5 @@
-"""What is served: the image branch and the text head, with six named outputs (one contract for all).
+"""What is served: the image branch and the text head, with six named outputs (one contract for
+all).
 
 :class:`ServingModel` is exported to ONNX, predicts (``textclf predict``, ``Run.predict``) and is
 evaluated (``textclf eval``, calibration, ablation cells): each reads its outputs by name from
@@ -8,10 +9,12 @@ the backbone is an identity, so evaluation runs the very modules export traces.
 - ``logits`` / ``probabilities`` (N, C): the classification head over the C trained classes;
 - ``embedding`` (N, P): the projected image embedding;
 - ``text_logits`` (N, V): ``cos(embedding, class text embedding) / temperature - gamma * seen`` over
-  the vocabulary (trained classes, then classes known by description); calibrated stacking lowers the
+  the vocabulary (trained classes, then classes known by description); calibrated stacking lowers
+  the
   seen classes by ``gamma`` only when the vocabulary holds unseen ones;
 - ``text_probabilities`` (N, V): their softmax;
-- ``ensemble_probabilities`` (N, V): the mean of both heads' probabilities (the classifier's on its C
+- ``ensemble_probabilities`` (N, V): the mean of both heads' probabilities (the classifier's on its
+C
   classes, 0 elsewhere).
 """
 
@@ -39,7 +42,11 @@ class ServedOutputs(NamedTuple):
 
 OUTPUT_NAMES: tuple[str, ...] = ServedOutputs._fields
 # The output each prediction head reads.
-HEAD_OUTPUTS = {"classifier": "probabilities", "text": "text_probabilities", "ensemble": "ensemble_probabilities"}
+HEAD_OUTPUTS = {
+    "classifier": "probabilities",
+    "text": "text_probabilities",
+    "ensemble": "ensemble_probabilities",
+}
 
 
 class ImageBranch(nn.Module):
@@ -63,21 +70,37 @@ class ImageBranch(nn.Module):
 
 
 class TextHead(nn.Module):
-    """The text-similarity head over a vocabulary of V classes, and the ensemble with the classifier.
+    """The text-similarity head over a vocabulary of V classes, and the ensemble with the
+    classifier.
 
     The class embeddings, the bias and the classifier-to-vocabulary map are buffers, so an exported
     graph holds each as one initializer that ``textclf classes add`` can rewrite.
     """
 
-    def __init__(self, class_text_embedding: torch.Tensor, n_trained: int, temperature: float,
-                 seen: Optional[torch.Tensor] = None, gamma: float = 0.0):
+    def __init__(
+        self,
+        class_text_embedding: torch.Tensor,
+        n_trained: int,
+        temperature: float,
+        seen: Optional[torch.Tensor] = None,
+        gamma: float = 0.0,
+    ):
         super().__init__()
         vocab = class_text_embedding.shape[0]
-        seen = torch.ones(vocab, dtype=torch.bool) if seen is None else torch.as_tensor(seen, dtype=torch.bool)
+        seen = (
+            torch.ones(vocab, dtype=torch.bool)
+            if seen is None
+            else torch.as_tensor(seen, dtype=torch.bool)
+        )
         closed = bool(seen.all())
         self.temperature = float(temperature)
-        self.register_buffer("class_text_embeddings_t", F.normalize(class_text_embedding.float(), dim=-1).T.contiguous())
-        self.register_buffer("class_text_bias", -float(gamma) * seen.float() * (0.0 if closed else 1.0))
+        self.register_buffer(
+            "class_text_embeddings_t",
+            F.normalize(class_text_embedding.float(), dim=-1).T.contiguous(),
+        )
+        self.register_buffer(
+            "class_text_bias", -float(gamma) * seen.float() * (0.0 if closed else 1.0)
+        )
         self.register_buffer("classifier_to_vocabulary", torch.eye(n_trained, vocab))
 
     def forward(self, embedding: torch.Tensor, probabilities: torch.Tensor):
@@ -99,12 +122,22 @@ class ServingModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> ServedOutputs:
         logits, probabilities, embedding = self.branch(x)
-        return ServedOutputs(logits, probabilities, embedding, *self.text_head(embedding, probabilities))
+        return ServedOutputs(
+            logits, probabilities, embedding, *self.text_head(embedding, probabilities)
+        )
 
 
-def serving_model(model: TextEnhancedClassifier, class_text_features: torch.Tensor, temperature: float, *,
-                  seen=None, gamma: float = 0.0, backbone: Optional[nn.Module] = None) -> ServingModel:
-    """The served model of a trained classifier (eval mode) for a vocabulary of raw class text features.
+def serving_model(
+    model: TextEnhancedClassifier,
+    class_text_features: torch.Tensor,
+    temperature: float,
+    *,
+    seen=None,
+    gamma: float = 0.0,
+    backbone: Optional[nn.Module] = None,
+) -> ServingModel:
+    """The served model of a trained classifier (eval mode) for a vocabulary of raw class text
+    features.
 
     The vocabulary's first ``C`` entries are the classifier's classes; ``backbone`` defaults to the
     model's own trained backbone, or an identity when the model takes cached features.
@@ -119,7 +152,8 @@ def serving_model(model: TextEnhancedClassifier, class_text_features: torch.Tens
 
 @torch.inference_mode()
 def serve_batches(served: ServingModel, batches) -> ServedOutputs:
-    """The served outputs of ``batches`` (an iterable of input tensors), concatenated as float32 numpy arrays."""
+    """The served outputs of ``batches`` (an iterable of input tensors), concatenated as float32
+    numpy arrays."""
     parts = [tuple(t.float().numpy() for t in served(x)) for x in batches]
     if not parts:
         raise ValueError("no inputs to serve")

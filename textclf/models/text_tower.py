@@ -1,4 +1,5 @@
-"""Text encoders as modules: a Hugging Face tower, and the class-text providers a classifier trains with.
+"""Text encoders as modules: a Hugging Face tower, and the class-text providers a classifier trains
+with.
 
 A *class-text provider* is the part of :class:`~textclf.models.classifier.TextEnhancedClassifier`
 that yields, for one optimisation step, the raw (C, text_dim) features of one description per
@@ -13,7 +14,7 @@ class (which description: ``choice``, drawn by the training loop):
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -22,7 +23,8 @@ TEXT_FEATURE_BATCH = 64
 
 
 class HFTextTower(nn.Module):
-    """Tokenizer + Hugging Face encoder + pooling (``mean``: masked mean of the last hidden state; ``cls``)."""
+    """Tokenizer + Hugging Face encoder + pooling (``mean``: masked mean of the last hidden
+    state; ``cls``)."""
 
     def __init__(self, tokenizer, model: nn.Module, pooling: str = "mean", max_length: int = 128):
         super().__init__()
@@ -35,9 +37,15 @@ class HFTextTower(nn.Module):
         self.dim = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "dim", 0))
 
     def tokenize(self, texts: Sequence[str]) -> dict:
-        """Padded, truncated tensors, keeping only the inputs this encoder takes (DistilBERT: no token types)."""
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt")
+        """Padded, truncated tensors, keeping only the inputs this encoder takes (DistilBERT: no
+        token types)."""
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         return {k: v for k, v in batch.items() if k in self._accepted}
 
     def forward(self, **batch) -> torch.Tensor:
@@ -52,9 +60,13 @@ class HFTextTower(nn.Module):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
     def layers(self):
-        """The stack of transformer layers (the longest ``ModuleList`` named ``layer``/``layers``), or None."""
-        stacks = [m for n, m in self.model.named_modules()
-                  if isinstance(m, nn.ModuleList) and n.split(".")[-1] in ("layer", "layers")]
+        """The stack of transformer layers (the longest ``ModuleList`` named
+        ``layer``/``layers``), or None."""
+        stacks = [
+            m
+            for n, m in self.model.named_modules()
+            if isinstance(m, nn.ModuleList) and n.split(".")[-1] in ("layer", "layers")
+        ]
         return max(stacks, key=len) if stacks else None
 
 
@@ -63,32 +75,37 @@ def encode_texts(tower, texts: Sequence[str], device=None) -> torch.Tensor:
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), TEXT_FEATURE_BATCH):
-            batch = tower.tokenize(texts[i:i + TEXT_FEATURE_BATCH])
+            batch = tower.tokenize(texts[i : i + TEXT_FEATURE_BATCH])
             if device is not None:
                 batch = {k: v.to(device) for k, v in batch.items()}
             out.append(tower(**batch).float().cpu())
     return torch.cat(out) if out else torch.empty(0, tower.dim)
 
 
-def encode_per_class(tower, descriptions: dict, class_names: list[str], device=None) -> list[torch.Tensor]:
+def encode_per_class(
+    tower, descriptions: dict, class_names: list[str], device=None
+) -> list[torch.Tensor]:
     """Raw text features per class: a list of (n_descriptions, dim) tensors."""
     flat = [t for c in class_names for t in descriptions[c]]
     feats = encode_texts(tower, flat, device)
     out, start = [], 0
     for c in class_names:
         n = len(descriptions[c])
-        out.append(feats[start:start + n])
+        out.append(feats[start : start + n])
         start += n
     return out
 
 
 def class_text_mean(per_class: Sequence[torch.Tensor]) -> torch.Tensor:
-    """(C, D) class text features from each class's description features (``per_class[c]``: (n_c, D)).
+    """(C, D) class text features from each class's description features (``per_class[c]``: (n_c,
+    D)).
 
-    Several descriptions (an ensemble of prompts and samples) are averaged as CuPL and "classification
+    Several descriptions (an ensemble of prompts and samples) are averaged as CuPL and
+    "classification
     by description" do: the direction is the normalised mean of the normalised features, so a long
     description cannot outweigh a short one; the length is the descriptions' mean length, so what
-    follows (a trained projection) sees features of the usual scale. One description is kept as it is.
+    follows (a trained projection) sees features of the usual scale. One description is kept as it
+    is.
     """
     out = []
     for f in per_class:
@@ -96,7 +113,9 @@ def class_text_mean(per_class: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(f) == 1:
             out.append(f[0])
             continue
-        direction = torch.nn.functional.normalize(torch.nn.functional.normalize(f, dim=-1).mean(0), dim=-1)
+        direction = torch.nn.functional.normalize(
+            torch.nn.functional.normalize(f, dim=-1).mean(0), dim=-1
+        )
         out.append(direction * f.norm(dim=-1).mean())
     return torch.stack(out)
 
@@ -109,13 +128,15 @@ class FrozenClassText(nn.Module):
         longest = max(len(f) for f in per_class)
         padded = torch.zeros(len(per_class), longest, per_class[0].shape[-1])
         for c, f in enumerate(per_class):
-            padded[c, :len(f)] = f
+            padded[c, : len(f)] = f
         # Not persistent: derived from the frozen encoder, so checkpoints need not carry it.
         self.register_buffer("features", padded, persistent=False)
 
     def forward(self, choice: torch.Tensor) -> torch.Tensor:
         """(C, dim): description ``choice[c]`` of every class ``c``."""
-        return self.features[torch.arange(len(choice), device=self.features.device), choice.to(self.features.device)]
+        return self.features[
+            torch.arange(len(choice), device=self.features.device), choice.to(self.features.device)
+        ]
 
 
 class _Captured(Exception):
@@ -125,13 +146,15 @@ class _Captured(Exception):
 class TopLayersClassText(nn.Module):
     """Fine-tune only the top ``k`` transformer layers of a text tower on fixed descriptions.
 
-    The descriptions never change during training, so the frozen lower layers' output is
-    computed once (eval mode, no gradients) and kept; each step runs only the top layers and the
-    pooling. Construction verifies that the replay reproduces the full tower's embeddings, so a
-    model whose layers cannot be replayed this way is refused (ValueError) rather than trained wrongly.
+    The descriptions never change during training, so the frozen lower layers' output is computed
+    once (eval mode, no gradients) and kept; each step runs only the top layers and the pooling.
+    Construction verifies that the replay reproduces the full tower's embeddings, so a model
+    whose layers cannot be replayed this way is refused (ValueError) rather than trained wrongly.
     """
 
-    def __init__(self, tower: HFTextTower, texts: Sequence[str], counts: Sequence[int], k: int, device=None):
+    def __init__(
+        self, tower: HFTextTower, texts: Sequence[str], counts: Sequence[int], k: int, device=None
+    ):
         super().__init__()
         layers = tower.layers()
         if layers is None or not 1 <= k <= len(layers):
@@ -142,9 +165,15 @@ class TopLayersClassText(nn.Module):
         for p in self.top.parameters():
             p.requires_grad_(True)
         self._pool = tower.pool
-        self.register_buffer("offsets", torch.tensor([0] + list(counts[:-1]), dtype=torch.long).cumsum(0),
-                             persistent=False)
-        batch = {key: v.to(device) if device is not None else v for key, v in tower.tokenize(texts).items()}
+        self.register_buffer(
+            "offsets",
+            torch.tensor([0] + list(counts[:-1]), dtype=torch.long).cumsum(0),
+            persistent=False,
+        )
+        batch = {
+            key: v.to(device) if device is not None else v
+            for key, v in tower.tokenize(texts).items()
+        }
         args, kwargs = self._capture(tower, batch)
         self.register_buffer("hidden", args[0], persistent=False)
         self.register_buffer("attention_mask", batch["attention_mask"], persistent=False)
@@ -153,8 +182,10 @@ class TopLayersClassText(nn.Module):
             full = tower(**batch)
             replayed = self.encode_all()
         if not torch.allclose(full, replayed, atol=1e-4, rtol=1e-3):
-            raise ValueError(f"{type(tower.model).__name__}: replaying the top layers does not reproduce "
-                             "the model's output")
+            raise ValueError(
+                f"{type(tower.model).__name__}: replaying the top layers does not reproduce "
+                "the model's output"
+            )
 
     def _capture(self, tower: HFTextTower, batch: dict):
         captured = {}
@@ -173,9 +204,13 @@ class TopLayersClassText(nn.Module):
         finally:
             handle.remove()
         if "args" not in captured:
-            raise ValueError(f"{type(tower.model).__name__}: could not capture the top layers' inputs")
+            raise ValueError(
+                f"{type(tower.model).__name__}: could not capture the top layers' inputs"
+            )
         detach = lambda v: v.detach() if torch.is_tensor(v) else v  # noqa: E731
-        return tuple(detach(a) for a in captured["args"]), {k: detach(v) for k, v in captured["kwargs"].items()}
+        return tuple(detach(a) for a in captured["args"]), {
+            k: detach(v) for k, v in captured["kwargs"].items()
+        }
 
     def encode_all(self) -> torch.Tensor:
         """Pooled embeddings of every description, with gradients through the top layers."""
@@ -199,7 +234,8 @@ class TunedClassText(nn.Module):
         self.descriptions = [list(d) for d in descriptions]
 
     def forward(self, choice: torch.Tensor) -> torch.Tensor:
-        """(C, dim) for description ``choice[c]`` of every class, with gradients through the tower."""
+        """(C, dim) for description ``choice[c]`` of every class, with gradients through the
+        tower."""
         texts = [self.descriptions[c][int(i)] for c, i in enumerate(choice.tolist())]
         device = next(self.tower.parameters()).device
         batch = {k: v.to(device) for k, v in self.tower.tokenize(texts).items()}

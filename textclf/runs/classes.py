@@ -35,19 +35,32 @@ def list_classes(run) -> list[dict]:
             kind = f"held out ({holdout.get('shots', 0)} training images)"
         else:
             kind = "trained"
-        head = "classifier + text" if name in run.class_names else ("text" if name in added else "eval only")
+        head = (
+            "classifier + text"
+            if name in run.class_names
+            else ("text" if name in added else "eval only")
+        )
         rows.append({"class": name, "kind": kind, "head": head})
     return rows
 
 
 def _text_tower(run):
-    """The run's text tower, with the weights it trained (top layers or all), checked against the run."""
+    """The run's text tower, with the weights it trained (top layers or all), checked against the
+    run."""
     from textclf.models.encoders import build_text_encoder
 
     encoder = build_text_encoder(run.config.text_backbone, run.config.pretrained)
     tower = encoder.tower
-    top = {k[len("class_text.top."):]: v for k, v in run.tensors.items() if k.startswith("class_text.top.")}
-    whole = {k[len("class_text.tower."):]: v for k, v in run.tensors.items() if k.startswith("class_text.tower.")}
+    top = {
+        k[len("class_text.top.") :]: v
+        for k, v in run.tensors.items()
+        if k.startswith("class_text.top.")
+    }
+    whole = {
+        k[len("class_text.tower.") :]: v
+        for k, v in run.tensors.items()
+        if k.startswith("class_text.tower.")
+    }
     if not (top or whole):
         from textclf.runs.run import check_weights
 
@@ -81,13 +94,21 @@ def check_can_add(run) -> None:
     head maps images into the frozen text space, where any description is placed as it is.
     """
     cfg = run.config
-    remedy = "train the run with --preset open (or --text-head open) to add classes from their descriptions"
+    remedy = (
+        "train the run with --preset open (or --text-head open) to add classes from their "
+        "descriptions"
+    )
     if not cfg.text_used:
-        raise TextclfError(f"run '{run.root}' was trained without text (--clf-weight {cfg.clf_weight:g}): its text "
-                           f"head cannot place a new class; {remedy}")
+        raise TextclfError(
+            f"run '{run.root}' was trained without text (--clf-weight {cfg.clf_weight:g}): its "
+            "text "
+            f"head cannot place a new class; {remedy}"
+        )
     if cfg.text_head != "open":
-        raise TextclfError(f"run '{run.root}' has the projected text head, trained for its own classes: a new "
-                           f"class's description would not land where its images do; {remedy}")
+        raise TextclfError(
+            f"run '{run.root}' has the projected text head, trained for its own classes: a new "
+            f"class's description would not land where its images do; {remedy}"
+        )
 
 
 def check_new(run, descriptions: dict[str, list[str]]) -> None:
@@ -99,18 +120,26 @@ def check_new(run, descriptions: dict[str, list[str]]) -> None:
         if not name.strip():
             raise TextclfError("a class to add has an empty name")
         if name != name.strip():
-            raise TextclfError(f"class {name!r} has spaces around its name; write it as {name.strip()!r}")
+            raise TextclfError(
+                f"class {name!r} has spaces around its name; write it as {name.strip()!r}"
+            )
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise TextclfError(f"class '{name}' has no description; every added class needs at least one")
+            raise TextclfError(
+                f"class '{name}' has no description; every added class needs at least one"
+            )
     folded = {c.casefold(): c for c in known}
     clash = [c for c in descriptions if c.casefold() in folded]
     if clash:
-        raise TextclfError(f"class '{clash[0]}' is already known to run '{run.root}' as '{folded[clash[0].casefold()]}'"
-                           f" (its classes: {', '.join(known)})")
+        raise TextclfError(
+            f"class '{clash[0]}' is already known to run '{run.root}' as "
+            f"'{folded[clash[0].casefold()]}'"
+            f" (its classes: {', '.join(known)})"
+        )
 
 
 def validation_accuracy(run, device: str = "cpu") -> dict:
-    """The served text head's accuracy on the run's validation images of its trained classes (over its whole
+    """The served text head's accuracy on the run's validation images of its trained classes (over
+    its whole
     vocabulary: a class added by description can only lower it), and how many images that is."""
     import numpy as np
     import torch
@@ -123,17 +152,34 @@ def validation_accuracy(run, device: str = "cpu") -> dict:
     cfg = run.config
     ds = load_eval_dataset(run)
     _, val_idx = train_val_indices(ds.train.labels, cfg.val_fraction, cfg.train_fraction, cfg.seed)
-    labels = np.array([run.class_names.index(ds.class_names[y]) if ds.class_names[y] in run.class_names else -1
-                       for y in ds.train.labels[val_idx]])
+    labels = np.array(
+        [
+            run.class_names.index(ds.class_names[y]) if ds.class_names[y] in run.class_names else -1
+            for y in ds.train.labels[val_idx]
+        ]
+    )
     rows = val_idx[labels >= 0]
     if run.trained_backbone or not len(rows):
         return {"images": 0, "accuracy": None}
-    feats, _ = cached_features(run.image_encoder(), ds.train, "train", ds.name, run.preprocessing,
-                               torch.device(device), runtime=run.config.extract_runtime)
+    feats, _ = cached_features(
+        run.image_encoder(),
+        ds.train,
+        "train",
+        ds.name,
+        run.preprocessing,
+        torch.device(device),
+        runtime=run.config.extract_runtime,
+    )
     served = run.serving_model(torch.nn.Identity())
-    batches = [torch.from_numpy(np.array(feats[rows[s:s + 1024]], dtype=np.float32)) for s in range(0, len(rows), 1024)]
+    batches = [
+        torch.from_numpy(np.array(feats[rows[s : s + 1024]], dtype=np.float32))
+        for s in range(0, len(rows), 1024)
+    ]
     pred = serve_batches(served, batches).text_logits.argmax(1)
-    return {"images": int(len(rows)), "accuracy": round(float((pred == labels[labels >= 0]).mean()), 6)}
+    return {
+        "images": len(rows),
+        "accuracy": round(float((pred == labels[labels >= 0]).mean()), 6),
+    }
 
 
 def extended(run, descriptions: dict[str, list[str]]):
@@ -149,7 +195,9 @@ def extended(run, descriptions: dict[str, list[str]]):
     if "added_text_features" in tensors:
         feats = torch.cat([tensors["added_text_features"].float(), feats])
     tensors["added_text_features"] = feats.contiguous()
-    info = dict(run.run_info, added_classes=list(run.run_info.get("added_classes", [])) + list(descriptions))
+    info = dict(
+        run.run_info, added_classes=list(run.run_info.get("added_classes", [])) + list(descriptions)
+    )
     return TrainedRun(run.root, run.config, list(run.class_names), info, tensors)
 
 
@@ -167,16 +215,25 @@ def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str
     new = extended(run, descriptions)
     files = RunFiles(Path(out))
     if files.root.resolve() == run.root.resolve():
-        raise TextclfError(f"{option('output')} '{out}' is the run itself; a run with added classes is a new run dir")
+        raise TextclfError(
+            f"{option('output')} '{out}' is the run itself; a run with added classes is a new run "
+            "dir"
+        )
     claim_folder(files.root, files.run.name, FORMAT, "run dir", option("output"))
     before, after = validation_accuracy(run), validation_accuracy(new)
     with FolderLock(files.root, "run dir"):
         if files.model.exists():
             raise TextclfError(f"'{out}' already holds a run; choose another {option('output')}")
         _write(run, new, files, descriptions, source)
-    return {"run_dir": str(files.root), "added_classes": list(descriptions),
-            "validation": {"images": before["images"], "accuracy_before": before["accuracy"],
-                           "accuracy_after": after["accuracy"]}}
+    return {
+        "run_dir": str(files.root),
+        "added_classes": list(descriptions),
+        "validation": {
+            "images": before["images"],
+            "accuracy_before": before["accuracy"],
+            "accuracy_after": after["accuracy"],
+        },
+    }
 
 
 def _write(run, new, files, descriptions: dict, source: str) -> None:
@@ -189,8 +246,12 @@ def _write(run, new, files, descriptions: dict, source: str) -> None:
     from textclf.runs.run_dir import FORMAT, FORMAT_VERSION
 
     files.root.mkdir(parents=True, exist_ok=True)
-    info = dict(new.run_info, run_id=uuid.uuid4().hex[:12], derived_from=run.run_id,
-                created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    info = dict(
+        new.run_info,
+        run_id=uuid.uuid4().hex[:12],
+        derived_from=run.run_id,
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     write_json(files.run, info)  # the marker first
     for name in COPIED:
         if (run.root / name).is_file():
@@ -201,7 +262,11 @@ def _write(run, new, files, descriptions: dict, source: str) -> None:
     if source:
         desc["added_source"] = source
     write_json(files.descriptions, desc)
-    meta = {"textclf": json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                   "classes": list(run.class_names)}, sort_keys=True)}
+    meta = {
+        "textclf": json.dumps(
+            {"format": FORMAT, "format_version": FORMAT_VERSION, "classes": list(run.class_names)},
+            sort_keys=True,
+        )
+    }
     with atomic_path(files.model) as tmp:
         save_file({k: v.contiguous() for k, v in new.tensors.items()}, str(tmp), metadata=meta)

@@ -1,4 +1,5 @@
-"""The data a run is evaluated on: its own dataset (with the subset sizes it trained with), or another
+"""The data a run is evaluated on: its own dataset (with the subset sizes it trained with), or
+another
 with the same class names, and labels in the run's vocabulary order."""
 
 from __future__ import annotations
@@ -11,19 +12,25 @@ from textclf.errors import TextclfError
 
 
 def load_eval_dataset(run, dataset: Optional[str] = None):
-    """The dataset to evaluate a run on: every trained class in it, and every class of it known to the run."""
+    """The dataset to evaluate a run on: every trained class in it, and every class of it known
+    to the run."""
     from textclf.data import load_dataset
 
     cfg = run.config
     name = dataset or cfg.dataset
     same = name == cfg.dataset
-    ds = load_dataset(name, max_train=cfg.max_train if same else None, max_test=cfg.max_test if same else None)
+    ds = load_dataset(
+        name, max_train=cfg.max_train if same else None, max_test=cfg.max_test if same else None
+    )
     known = run.vocabulary(include_holdout=True)[0]
     missing = [c for c in run.class_names if c not in ds.class_names]
     unknown = [c for c in ds.class_names if c not in known]
     if missing or unknown:
-        raise TextclfError(f"dataset '{name}' has classes {ds.class_names}, but the run knows {known}; evaluate on "
-                           f"a dataset with the same class names (add a class with textclf classes add)")
+        raise TextclfError(
+            f"dataset '{name}' has classes {ds.class_names}, but the run knows {known}; evaluate "
+            "on "
+            f"a dataset with the same class names (add a class with textclf classes add)"
+        )
     return ds
 
 

@@ -23,7 +23,7 @@ class TrainedRun:
     """A finished run dir: config, class names, run record (``run.json``) and trained tensors."""
 
     root: Path
-    config: Any                # textclf.config.TrainConfig
+    config: Any  # textclf.config.TrainConfig
     class_names: list[str]
     run_info: dict
     tensors: dict
@@ -39,7 +39,9 @@ class TrainedRun:
         """The :class:`~textclf.data.preprocessing.Preprocessing` the run trained with."""
         from textclf.data.preprocessing import Preprocessing
 
-        return Preprocessing.from_dict(self.run_info.get("preprocessing"), f"{self.files.run}: preprocessing")
+        return Preprocessing.from_dict(
+            self.run_info.get("preprocessing"), f"{self.files.run}: preprocessing"
+        )
 
     @property
     def run_id(self) -> Optional[str]:
@@ -53,12 +55,17 @@ class TrainedRun:
 
     def _dims(self) -> tuple[int, int]:
         try:
-            return int(self.run_info["image_backbone"]["dim"]), int(self.run_info["text_backbone"]["dim"])
+            return int(self.run_info["image_backbone"]["dim"]), int(
+                self.run_info["text_backbone"]["dim"]
+            )
         except (KeyError, TypeError, ValueError):
-            raise TextclfError(f"{self.files.run} has no backbone dimensions; the run dir is damaged") from None
+            raise TextclfError(
+                f"{self.files.run} has no backbone dimensions; the run dir is damaged"
+            ) from None
 
     def model(self, *, initial: bool = False):
-        """The classifier (eval mode) with the run's trained heads, or (``initial``) as initialised."""
+        """The classifier (eval mode) with the run's trained heads, or (``initial``) as
+        initialised."""
         import torch
 
         from textclf.models.classifier import build_model
@@ -67,16 +74,26 @@ class TrainedRun:
         with torch.random.fork_rng(devices=[]):  # building seeds the RNG: leave the caller's alone
             model = build_model(self.config, image_dim, text_dim, len(self.class_names))
         if not initial:
-            heads = {k: v for k, v in self.tensors.items() if k.split(".", 1)[0] in ("image_proj", "text_proj", "head")}
+            heads = {
+                k: v
+                for k, v in self.tensors.items()
+                if k.split(".", 1)[0] in ("image_proj", "text_proj", "head")
+            }
             try:
                 model.load_state_dict(heads, strict=True)
-            except RuntimeError as exc:  # config.toml or run.json edited: shapes no longer match the weights
-                raise TextclfError(f"run dir '{self.root}' is damaged: model.safetensors does not fit its config.toml "
-                                   f"and run.json ({str(exc).splitlines()[0][:160]})") from None
+            except (
+                RuntimeError
+            ) as exc:  # config.toml or run.json edited: shapes no longer match the weights
+                raise TextclfError(
+                    f"run dir '{self.root}' is damaged: model.safetensors does not fit its "
+                    "config.toml "
+                    f"and run.json ({str(exc).splitlines()[0][:160]})"
+                ) from None
         return model.eval()
 
     def image_encoder(self, *, shared: bool = False):
-        """The image backbone (an :class:`~textclf.models.encoders.ImageEncoder`), checked against the run.
+        """The image backbone (an :class:`~textclf.models.encoders.ImageEncoder`), checked against
+        the run.
 
         A run that trained its backbone gets its own weights; otherwise the installed weights must
         hash to what the run recorded (exit 2 naming both hashes). ``shared`` reuses a read-only
@@ -86,10 +103,18 @@ class TrainedRun:
 
         if self._encoder is not None:
             return self._encoder
-        encoder = build_image_encoder(self.config.image_backbone, self.config.pretrained,
-                                      input_size=self.config.image_size, shared=shared and not self.trained_backbone)
+        encoder = build_image_encoder(
+            self.config.image_backbone,
+            self.config.pretrained,
+            input_size=self.config.image_size,
+            shared=shared and not self.trained_backbone,
+        )
         if self.trained_backbone:
-            own = {k[len("image_backbone."):]: v for k, v in self.tensors.items() if k.startswith("image_backbone.")}
+            own = {
+                k[len("image_backbone.") :]: v
+                for k, v in self.tensors.items()
+                if k.startswith("image_backbone.")
+            }
             encoder.module.load_state_dict(own, strict=True)
         else:
             check_weights(self, "image", encoder.weights_hash)
@@ -97,37 +122,50 @@ class TrainedRun:
         return encoder
 
     def serving_model(self, backbone=None, *, include_holdout: bool = False):
-        """The served model (:class:`~textclf.models.serving.ServingModel`, six named outputs) over the run's
+        """The served model (:class:`~textclf.models.serving.ServingModel`, six named outputs) over
+        the run's
         vocabulary: what export traces, predict serves and evaluation scores.
 
-        ``backbone``: the module in front of the heads (default the run's image backbone; a prepared copy
-        for export; an identity for cached features). ``include_holdout``: also the held-out classes the
-        run knows by description only (evaluation), as if they had been added.
+        ``backbone``: the module in front of the heads (default the run's image backbone; a
+        prepared copy for export; an identity for cached features). ``include_holdout``: also the
+        held-out classes the run knows by description only (evaluation), as if they had been
+        added.
         """
         from textclf.models.serving import serving_model
 
         _, features, seen = self.vocabulary(include_holdout=include_holdout)
         module = backbone if backbone is not None else self.image_encoder().module
-        return serving_model(self.model(), features, self.config.temperature, seen=seen, gamma=self.gamma,
-                             backbone=module)
+        return serving_model(
+            self.model(),
+            features,
+            self.config.temperature,
+            seen=seen,
+            gamma=self.gamma,
+            backbone=module,
+        )
 
     @property
     def open_set(self) -> bool:
-        """Whether the text head knows classes beyond the trained ones (held out or added by description)."""
+        """Whether the text head knows classes beyond the trained ones (held out or added by
+        description)."""
         return not bool(self.vocabulary()[2].all())
 
     def class_text_features(self, initial: bool = False):
         """Raw (C, text_dim) class text features (mean over each class's descriptions)."""
-        return self.tensors["class_text_features_init" if initial else "class_text_features"].float()
+        return self.tensors[
+            "class_text_features_init" if initial else "class_text_features"
+        ].float()
 
     @property
     def holdout(self) -> dict:
-        """``{"classes", "shots", "described_only"}`` of a run trained with held-out classes (empty otherwise)."""
+        """``{"classes", "shots", "described_only"}`` of a run trained with held-out classes
+        (empty otherwise)."""
         return self.run_info.get("holdout") or {}
 
     @property
     def gamma(self) -> float:
-        """Calibrated stacking's constant, chosen on validation at training time (0 when not calibrated)."""
+        """Calibrated stacking's constant, chosen on validation at training time (0 when not
+        calibrated)."""
         return float((self.run_info.get("calibration") or {}).get("gamma", 0.0))
 
     def vocabulary(self, include_holdout: bool = False) -> tuple[list[str], Any, Any]:
@@ -164,18 +202,23 @@ class TrainedRun:
             return self.model(initial=initial).project_text(self.class_text_features(initial))
 
 
-def check_weights(run: "TrainedRun", tower: str, installed_hash: str) -> None:
-    """Refuse a backbone whose installed weights are not those the run was trained with (exit 2, both hashes)."""
+def check_weights(run: TrainedRun, tower: str, installed_hash: str) -> None:
+    """Refuse a backbone whose installed weights are not those the run was trained with (exit 2,
+    both hashes)."""
     recorded = run.run_info.get(f"{tower}_backbone") or {}
     if recorded.get("weights_hash") != installed_hash:
         name = getattr(run.config, f"{tower}_backbone")
-        raise TextclfError(f"the installed weights of {tower} backbone '{name}' (hash {installed_hash}) differ from "
-                           f"those run '{run.root}' was trained with (hash {recorded.get('weights_hash')}, "
-                           f"{recorded.get('weights_id')}); reinstall those weights or train the run again")
+        raise TextclfError(
+            f"the installed weights of {tower} backbone '{name}' (hash {installed_hash}) differ "
+            "from "
+            f"those run '{run.root}' was trained with (hash {recorded.get('weights_hash')}, "
+            f"{recorded.get('weights_id')}); reinstall those weights or train the run again"
+        )
 
 
 def open_run(run_dir: str | Path) -> TrainedRun:
-    """Open a finished run dir; a missing, unfinished, foreign or damaged dir is a one-line error."""
+    """Open a finished run dir; a missing, unfinished, foreign or damaged dir is a one-line
+    error."""
     from safetensors import safe_open
 
     from textclf.config import load_run_config
@@ -184,14 +227,18 @@ def open_run(run_dir: str | Path) -> TrainedRun:
     if not files.root.is_dir():
         raise TextclfError(f"run dir '{run_dir}' does not exist")
     if not files.model.exists():
-        hint = " (training did not finish; use textclf train --resume)" if files.checkpoint.exists() else ""
+        hint = (
+            " (training did not finish; use textclf train --resume)"
+            if files.checkpoint.exists()
+            else ""
+        )
         raise TextclfError(f"'{run_dir}' is not a finished textclf run: no model.safetensors{hint}")
     try:
         with safe_open(str(files.model), framework="pt") as fh:
             meta = json.loads((fh.metadata() or {}).get("textclf", "{}"))
             if meta.get("format") != FORMAT:
                 raise TextclfError(f"'{files.model}' was not written by textclf")
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except TextclfError:
         raise
     except Exception as exc:
@@ -199,17 +246,26 @@ def open_run(run_dir: str | Path) -> TrainedRun:
     from textclf.files.jsonio import read_json
     from textclf.runs.schema import read_class_names, read_run_info
 
-    version = read_json(files.run, "run file").get("format_version") if files.run.is_file() else None
+    version = (
+        read_json(files.run, "run file").get("format_version") if files.run.is_file() else None
+    )
     if version != FORMAT_VERSION:
-        raise TextclfError(f"run dir '{run_dir}' has format version {version!r}; this textclf reads version "
-                           f"{FORMAT_VERSION} (train the run again with this version)")
+        raise TextclfError(
+            f"run dir '{run_dir}' has format version {version!r}; this textclf reads version "
+            f"{FORMAT_VERSION} (train the run again with this version)"
+        )
     run_info, classes = read_run_info(files.run), read_class_names(files.classes)  # schema-checked
     if meta.get("classes") not in (None, classes):
-        raise TextclfError(f"'{files.classes}' does not match the classes stored in '{files.model}'; "
-                           f"the run dir is damaged: restore classes.json or train the run again")
+        raise TextclfError(
+            f"'{files.classes}' does not match the classes stored in '{files.model}'; "
+            f"the run dir is damaged: restore classes.json or train the run again"
+        )
     config = load_run_config(files.config)
     for key in ("image_backbone", "text_backbone"):
         if run_info[key]["name"] != getattr(config, key):
-            raise TextclfError(f"run dir '{run_dir}' is damaged: config.toml says {key} '{getattr(config, key)}' "
-                               f"but run.json says '{run_info[key]['name']}'; restore the file or train the run again")
+            raise TextclfError(
+                f"run dir '{run_dir}' is damaged: config.toml says {key} '{getattr(config, key)}' "
+                f"but run.json says '{run_info[key]['name']}'; restore the file or train the run "
+                "again"
+            )
     return TrainedRun(files.root, config, classes, run_info, tensors)

@@ -13,14 +13,14 @@ from typing import Annotated, Literal, Optional
 import pydantic
 from pydantic import ConfigDict, Field
 
-from textclf.errors import TextclfError, validation_line
 from textclf.data.preprocessing import PreprocessingRecord
+from textclf.errors import TextclfError, validation_line
 from textclf.files.schema_types import ClassNames
 
 
-
 class BackboneRecord(pydantic.BaseModel):
-    """A backbone's identity: name, weights id and hash, output width, and whether the run trained it."""
+    """A backbone's identity: name, weights id and hash, output width, and whether the run
+    trained it."""
 
     model_config = ConfigDict(extra="allow", strict=True)
     name: Annotated[str, Field(min_length=1)]
@@ -49,14 +49,15 @@ class Classes(pydantic.BaseModel):
     classes: ClassNames
 
 
-
 def _validated(model: type[pydantic.BaseModel], data, path: Path):
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         key, msg, got = validation_line(exc)
-        raise TextclfError(f"run file '{path}' is damaged: {key}: {msg}{got}; train the run again or "
-                           f"restore the file") from None
+        raise TextclfError(
+            f"run file '{path}' is damaged: {key}: {msg}{got}; train the run again or "
+            f"restore the file"
+        ) from None
 
 
 def read_run_info(path: str | Path) -> dict:

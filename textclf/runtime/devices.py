@@ -16,5 +16,7 @@ def resolve_device(name: str):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise TextclfError("device 'cuda' requested but torch sees no CUDA device; use --device cpu or auto")
+        raise TextclfError(
+            "device 'cuda' requested but torch sees no CUDA device; use --device cpu or auto"
+        )
     return torch.device(name)

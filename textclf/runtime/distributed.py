@@ -19,8 +19,9 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Optional
 
 from textclf.errors import PeerError, TextclfError
 
@@ -36,13 +37,15 @@ def launched() -> bool:
 
 
 def shard(indices, rank: int, world: int):
-    """This rank's part of ``indices``: every ``world``-th item from ``rank`` (as DistributedSampler, no padding)."""
+    """This rank's part of ``indices``: every ``world``-th item from ``rank`` (as
+    DistributedSampler, no padding)."""
     return indices[rank::world]
 
 
 @dataclass
 class Context:
-    """Where this process stands in the job: its rank, the world size and, when active, the group."""
+    """Where this process stands in the job: its rank, the world size and, when active, the
+    group."""
 
     rank: int = 0
     world: int = 1
@@ -59,7 +62,8 @@ class Context:
         return self.rank == 0
 
     def device(self, device):
-        """The device this rank trains on: ``cuda`` becomes ``cuda:LOCAL_RANK``; anything else is unchanged."""
+        """The device this rank trains on: ``cuda`` becomes ``cuda:LOCAL_RANK``; anything else is
+        unchanged."""
         import torch
 
         if self.active and device.type == "cuda":
@@ -78,14 +82,16 @@ class Context:
             dist.barrier()
 
     def all_sum(self, values, dtype=None):
-        """The element-wise sum over ranks of a list of numbers, as a CPU tensor (float64 unless ``dtype``)."""
+        """The element-wise sum over ranks of a list of numbers, as a CPU tensor (float64 unless
+        ``dtype``)."""
         import torch
 
         t = torch.as_tensor(values, dtype=dtype or torch.float64)
         if self.active:
             import torch.distributed as dist
 
-            dist.all_reduce(t)  # a CPU tensor: gloo, also in a job whose CUDA tensors go through NCCL
+            # A CPU tensor: gloo, also in a job whose CUDA tensors go through NCCL
+            dist.all_reduce(t)
         return t
 
     def decide(self, fn: Callable[[], Any]) -> Any:
@@ -111,7 +117,8 @@ class Context:
         return outcome["ok"]
 
     def broadcast_json(self, obj: Any) -> Any:
-        """Rank 0's ``obj`` on every rank, sent as JSON bytes (no pickle crosses between processes)."""
+        """Rank 0's ``obj`` on every rank, sent as JSON bytes (no pickle crosses between
+        processes)."""
         if not self.active:
             return obj
         import torch
@@ -120,8 +127,11 @@ class Context:
         data = json.dumps(obj).encode() if self.is_main else b""
         size = torch.tensor([len(data)], dtype=torch.int64)
         dist.broadcast(size, 0)
-        buf = torch.frombuffer(bytearray(data), dtype=torch.uint8) if self.is_main else \
-            torch.empty(int(size), dtype=torch.uint8)
+        buf = (
+            torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            if self.is_main
+            else torch.empty(int(size), dtype=torch.uint8)
+        )
         if int(size):
             dist.broadcast(buf, 0)
         return json.loads(bytes(buf.numpy()).decode())
@@ -137,7 +147,8 @@ class Context:
         dist.gather(tensor, parts, dst=0)
         return parts
 
-    # ---- the job's key-value store: errors, work queues, results that arrive at different times ----
+    # ---- the job's key-value store: errors, work queues, results that arrive at different times
+    # ----
 
     def key(self, name: str) -> str:
         """A store key for one use of ``name`` (every rank gets the same key at the same point)."""
@@ -151,7 +162,8 @@ class Context:
                 self.store.set(f"error/{self.rank}", message)
 
     def peer_error(self, wait_s: float = 0.0) -> Optional[str]:
-        """The message another rank left in the store (waiting up to ``wait_s`` for one), or None."""
+        """The message another rank left in the store (waiting up to ``wait_s`` for one), or
+        None."""
         if self.store is None:
             return None
         deadline = time.monotonic() + wait_s
@@ -186,8 +198,11 @@ class Context:
                 if seen.get(r, (None,))[0] != beat:
                     seen[r] = (beat, now)
                 elif now - seen[r][1] > STALE_S:
-                    raise PeerError(f"rank {r} stopped responding (no sign of life for {STALE_S:.0f} s); the job "
-                                    "ends. Finished work is kept: rerun with --resume")
+                    raise PeerError(
+                        f"rank {r} stopped responding (no sign of life for {STALE_S:.0f} s); the "
+                        "job "
+                        "ends. Finished work is kept: rerun with --resume"
+                    )
             if on_poll is not None:
                 on_poll()
             time.sleep(0.5)
@@ -204,7 +219,8 @@ def current() -> Context:
 
 @contextlib.contextmanager
 def single_process() -> Iterator[Context]:
-    """Within the block, training runs as a single process even inside a job (an ablation cell per rank)."""
+    """Within the block, training runs as a single process even inside a job (an ablation cell
+    per rank)."""
     global _current
     outer, _current = _current, SINGLE
     try:
@@ -243,7 +259,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(os.environ.get(name, default))
     except ValueError:
-        raise TextclfError(f"environment variable {name}={os.environ[name]!r} is not an integer") from None
+        raise TextclfError(
+            f"environment variable {name}={os.environ[name]!r} is not an integer"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -277,8 +295,10 @@ def session(device: str = "auto") -> Iterator[Context]:
         # process before it prints its one line. torchrun still SIGKILLs it after its grace period.
         with contextlib.suppress(ValueError, TypeError):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        explained = _explain(ctx, exc)  # first: a failure of this rank is published before its sockets close
-        if ctx.backend == "gloo":  # NCCL's teardown can block on a dead peer: the process exit ends it instead
+        # First: a failure of this rank is published before its sockets close
+        explained = _explain(ctx, exc)
+        # NCCL's teardown can block on a dead peer: the process exit ends it instead
+        if ctx.backend == "gloo":
             _destroy()
         if explained is exc:
             raise
@@ -302,12 +322,15 @@ def _destroy() -> None:
 
 
 def _explain(ctx: Context, exc: BaseException) -> BaseException:
-    """What a rank raises for ``exc``: its own error published for the others, or a peer's failure."""
+    """What a rank raises for ``exc``: its own error published for the others, or a peer's
+    failure."""
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         return exc
     if isinstance(exc, PeerError):
-        if getattr(exc, "stopped", False):  # torchrun's SIGTERM: say why, when the failing rank left word
-            # torchrun waits 30 s before SIGKILL; a loaded machine can need seconds to answer the store
+        # Torchrun's SIGTERM: say why, when the failing rank left word
+        if getattr(exc, "stopped", False):
+            # torchrun waits 30 s before SIGKILL; a loaded machine can need seconds to answer the
+            # store
             message = ctx.peer_error(wait_s=PEER_WORD_S)
             if message is not None:
                 return _peer_error(f"{message} (the job stopped because of it)", exc.exit_code)
@@ -318,8 +341,11 @@ def _explain(ctx: Context, exc: BaseException) -> BaseException:
     message = ctx.peer_error(wait_s=PEER_WORD_S)  # the failing rank publishes just before it exits
     if message is not None:
         return PeerError(f"{message} (the job stopped because of it)")
-    return PeerError(f"rank {ctx.rank} lost the other ranks of the job ({one_line(exc)[:160]}): a rank was killed "
-                     "or its machine went away. Files written so far are complete: continue with --resume")
+    return PeerError(
+        f"rank {ctx.rank} lost the other ranks of the job ({one_line(exc)[:160]}): a rank was "
+        "killed "
+        "or its machine went away. Files written so far are complete: continue with --resume"
+    )
 
 
 def _is_collective_failure(exc: BaseException) -> bool:
@@ -329,7 +355,16 @@ def _is_collective_failure(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(
-        s in text for s in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe", "timed out"))
+        s in text
+        for s in (
+            "gloo",
+            "nccl",
+            "connection closed",
+            "connection reset",
+            "broken pipe",
+            "timed out",
+        )
+    )
 
 
 def _init(device: str) -> Context:
@@ -341,25 +376,32 @@ def _init(device: str) -> Context:
     from textclf.runtime.devices import resolve_device
 
     if not dist.is_available():
-        raise TextclfError("this torch build has no torch.distributed; run textclf without torchrun")
+        raise TextclfError(
+            "this torch build has no torch.distributed; run textclf without torchrun"
+        )
     rank, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
     local_rank = _env_int("LOCAL_RANK", 0)
     local_world = _env_int("LOCAL_WORLD_SIZE", world)
     use_cuda = resolve_device(device).type == "cuda"
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise TextclfError(f"rank {rank} has LOCAL_RANK {local_rank} but this machine shows "
-                               f"{torch.cuda.device_count()} CUDA device(s); start at most that many processes "
-                               "per node (--nproc-per-node)")
+            raise TextclfError(
+                f"rank {rank} has LOCAL_RANK {local_rank} but this machine shows "
+                f"{torch.cuda.device_count()} CUDA device(s); start at most that many processes "
+                "per node (--nproc-per-node)"
+            )
         torch.cuda.set_device(local_rank)
     backend = "cpu:gloo,cuda:nccl" if use_cuda else "gloo"
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_seconds()))
     except (RuntimeError, ValueError) as exc:
-        raise TextclfError(f"rank {rank} could not join the job ({one_line(exc)[:200]}); check the rendezvous "
-                           "endpoint and that every node runs the same command") from None
+        raise TextclfError(
+            f"rank {rank} could not join the job ({one_line(exc)[:200]}); check the rendezvous "
+            "endpoint and that every node runs the same command"
+        ) from None
     from torch.distributed.distributed_c10d import _get_default_store
 
-    prefix = f"textclf/{os.environ.get('TORCHELASTIC_RUN_ID', 'job')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "job")
+    prefix = f"textclf/{run_id}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
     store = dist.PrefixStore(prefix, _get_default_store())
     return Context(rank, world, local_rank, local_world, True, backend, store)

@@ -35,11 +35,14 @@ EP_NAMES = {
 # What each provider needs, for the error message when nothing more precise was logged.
 REQUIREMENTS = {
     "cuda": "an NVIDIA GPU with its driver (libcuda.so.1), the CUDA runtime and cuBLAS (libcudart, "
-            "libcublas, libcublasLt) and cuDNN 9 (libcudnn)",
-    "tensorrt": "TensorRT (libnvinfer) plus everything CUDA needs (libcuda.so.1, libcudart, libcublas, libcudnn)",
+    "libcublas, libcublasLt) and cuDNN 9 (libcudnn)",
+    "tensorrt": "TensorRT (libnvinfer) plus everything CUDA needs (libcuda.so.1, libcudart, "
+    "libcublas, libcudnn)",
 }
 _MISSING_LIB = re.compile(r"(lib[\w.+-]*?\.so(?:\.[\d.]+)?)\s*:\s*cannot open shared object file")
-_MISSING_DLL = re.compile(r"([\w.+-]+\.dll)\b.*?(?:not found|could not be loaded|cannot be loaded)", re.IGNORECASE)
+_MISSING_DLL = re.compile(
+    r"([\w.+-]+\.dll)\b.*?(?:not found|could not be loaded|cannot be loaded)", re.IGNORECASE
+)
 _preloaded: dict = {}
 
 
@@ -48,9 +51,9 @@ class SessionInfo:
     """A created session and what it runs on."""
 
     session: object
-    requested: str        # cpu | cuda | tensorrt | auto
-    provider: str         # cpu | cuda | tensorrt: what actually runs the graph
-    providers: list       # session.get_providers()
+    requested: str  # cpu | cuda | tensorrt | auto
+    provider: str  # cpu | cuda | tensorrt: what actually runs the graph
+    providers: list  # session.get_providers()
     note: Optional[str] = None  # e.g. why auto chose the CPU
 
 
@@ -94,7 +97,8 @@ def capture_native_output():
 
 
 def preload_gpu_libraries() -> Optional[str]:
-    """Call ``onnxruntime.preload_dlls()`` once (when available); returns what it reported, if anything."""
+    """Call ``onnxruntime.preload_dlls()`` once (when available); returns what it reported, if
+    anything."""
     import onnxruntime as ort
 
     if "done" in _preloaded:
@@ -130,7 +134,9 @@ def _provider_library_probe(kind: str) -> list[str]:
     capi = os.path.join(os.path.dirname(ort.__file__), "capi")
     libs = []
     try:
-        ctypes.CDLL(os.path.join(capi, "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(
+            os.path.join(capi, "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL
+        )
     except OSError:
         pass
     try:
@@ -146,8 +152,11 @@ def explain_missing(kind: str, log: str) -> str:
 
     ep = EP_NAMES[kind]
     if ep not in ort.get_available_providers():
-        return (f"ONNX Runtime {ort.__version__} here has no {ep} (available: "
-                f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu for {option('device')} {kind}")
+        return (
+            f"ONNX Runtime {ort.__version__} here has no {ep} (available: "
+            f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu for "
+            f"{option('device')} {kind}"
+        )
     libs = missing_libraries(log)
     if not libs and sys.platform.startswith("linux"):
         libs = _provider_library_probe(kind)
@@ -158,8 +167,10 @@ def explain_missing(kind: str, log: str) -> str:
         what = f"missing library {', '.join(libs)}{hint}"
     else:
         what = f"it needs {REQUIREMENTS[kind]}"
-    return (f"ONNX Runtime could not create {ep} for {option('device')} {kind}: {what}; "
-            f"use {option('device')} cpu (or auto) on this machine")
+    return (
+        f"ONNX Runtime could not create {ep} for {option('device')} {kind}: {what}; "
+        f"use {option('device')} cpu (or auto) on this machine"
+    )
 
 
 def _session_options(threads: Optional[int] = None):
@@ -174,7 +185,8 @@ def _session_options(threads: Optional[int] = None):
 
 
 def _open(model, providers: list, so) -> tuple[object, str]:
-    """Create a session without ONNX Runtime's silent provider fallback; returns (session, captured log)."""
+    """Create a session without ONNX Runtime's silent provider fallback; returns (session,
+    captured log)."""
     import onnxruntime as ort
 
     with capture_native_output() as captured:
@@ -187,7 +199,8 @@ def _open(model, providers: list, so) -> tuple[object, str]:
     if error is not None:
         text = f"{error}\n{log}"
         if any(p != "CPUExecutionProvider" for p in providers) and (
-                missing_libraries(text) or "EP Error" in text or "TensorRT" in text or "CUDA" in text):
+            missing_libraries(text) or "EP Error" in text or "TensorRT" in text or "CUDA" in text
+        ):
             return None, text
         raise _model_error(model, error)
     return session, log
@@ -226,7 +239,9 @@ def create_session(model, provider: str = "cpu", threads: Optional[int] = None) 
         else:
             note = "this ONNX Runtime build has no CUDA provider"
         session, _ = _open(model, ["CPUExecutionProvider"], _session_options(threads))
-        return SessionInfo(session, "auto", "cpu", session.get_providers(), note=f"CUDA not used: {note}")
+        return SessionInfo(
+            session, "auto", "cpu", session.get_providers(), note=f"CUDA not used: {note}"
+        )
     wanted = [EP_NAMES[provider]] + ([EP_NAMES["cuda"]] if provider == "tensorrt" else [])
     if EP_NAMES[provider] not in ort.get_available_providers():
         raise TextclfError(explain_missing(provider, ""))
@@ -241,9 +256,15 @@ def _probe_model() -> bytes:
     from onnx import TensorProto, helper
 
     node = helper.make_node("Relu", ["x"], ["y"])
-    graph = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7).SerializeToString()
+    graph = helper.make_graph(
+        [node],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7
+    ).SerializeToString()
 
 
 def probe_provider(provider: str) -> SessionInfo:

@@ -1,9 +1,9 @@
 """How a rank learns that its job is ending: torchrun's SIGTERM, and a torchrun agent that died.
 
 torchrun stops the ranks of a failed job with SIGTERM; :func:`stop_on_sigterm` turns it into a
-:class:`~textclf.runtime.distributed.PeerError`, so the checkpoint in flight lands and the rank ends with
-one line. :class:`Heartbeat` keeps a counter per rank in the job's store (peers waiting on the
-store tell a live rank from a dead one by it) and watches the rank's parent, the agent.
+:class:`~textclf.runtime.distributed.PeerError`, so the checkpoint in flight lands and the rank
+ends with one line. :class:`Heartbeat` keeps a counter per rank in the job's store (peers waiting
+on the store tell a live rank from a dead one by it) and watches the rank's parent, the agent.
 """
 
 from __future__ import annotations
@@ -19,10 +19,15 @@ ORPHAN_GRACE_S = 20.0
 
 
 def stop_on_sigterm():
-    """From now on SIGTERM raises a :class:`PeerError` in the main thread; returns the handler it replaced."""
+    """From now on SIGTERM raises a :class:`PeerError` in the main thread; returns the handler it
+    replaced."""
+
     def stop(signum, frame):
-        err = PeerError("stopped: the job is ending (another rank failed or was killed, or torchrun was stopped); "
-                        "files written so far are complete: continue with --resume")
+        err = PeerError(
+            "stopped: the job is ending (another rank failed or was killed, or torchrun was "
+            "stopped); "
+            "files written so far are complete: continue with --resume"
+        )
         err.stopped = True
         raise err
 
@@ -33,8 +38,10 @@ def stop_on_sigterm():
 
 
 class Heartbeat:
-    """Counts up ``alive/<rank>`` in the store of ``ctx`` (a :class:`~textclf.runtime.distributed.Context`)
-    every few seconds, so waiting peers can tell it lives, and ends the rank when its torchrun agent is gone.
+    """Counts up ``alive/<rank>`` in the store of ``ctx`` (a
+    :class:`~textclf.runtime.distributed.Context`)
+    every few seconds, so waiting peers can tell it lives, and ends the rank when its torchrun agent
+    is gone.
 
     A SIGKILLed agent cannot stop its ranks (torchrun starts each in its own session), and the
     orphans would go on training, racing a ``--resume`` for the run dir. So a rank whose parent

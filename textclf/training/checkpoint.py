@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from textclf.files.atomic import atomic_path
 from textclf.errors import TextclfError
+from textclf.files.atomic import atomic_path
 
 if TYPE_CHECKING:
     from textclf.runs.run_dir import RunFiles
@@ -28,7 +28,9 @@ class _Checkpoint:
     optimizer state of another.
     """
 
-    def snapshot(self, current: dict, best: dict | None, optimizer, meta: dict) -> tuple[dict, dict]:
+    def snapshot(
+        self, current: dict, best: dict | None, optimizer, meta: dict
+    ) -> tuple[dict, dict]:
         """Copy everything a checkpoint holds, so training may go on while it is written."""
         tensors = {f"current.{k}": v for k, v in current.items()}
         tensors.update({f"best.{k}": v for k, v in (best or {}).items()})
@@ -41,7 +43,12 @@ class _Checkpoint:
                     tensors[f"optim.{pid}.{name}"] = value.detach().cpu().clone().contiguous()
                 else:
                     scalars[f"{pid}.{name}"] = value
-        meta = dict(meta, param_groups=state["param_groups"], optim_scalars=scalars, has_best=best is not None)
+        meta = dict(
+            meta,
+            param_groups=state["param_groups"],
+            optim_scalars=scalars,
+            has_best=best is not None,
+        )
         return tensors, {"meta": json.dumps(meta)}
 
     def write(self, path: Path, snapshot: tuple[dict, dict]) -> None:
@@ -59,9 +66,11 @@ class _Checkpoint:
         try:
             with safe_open(str(path), framework="pt") as fh:
                 meta = json.loads(fh.metadata()["meta"])
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
         except Exception as exc:
-            raise TextclfError(f"checkpoint '{path}' is unreadable ({type(exc).__name__}); start a new run") from None
+            raise TextclfError(
+                f"checkpoint '{path}' is unreadable ({type(exc).__name__}); start a new run"
+            ) from None
         optim_state: dict = {}
         for key, value in tensors.items():
             if key.startswith("optim."):
@@ -71,9 +80,15 @@ class _Checkpoint:
             pid, name = key.split(".", 1)
             optim_state.setdefault(int(pid), {})[name] = value
         optimizer.load_state_dict({"state": optim_state, "param_groups": meta.pop("param_groups")})
-        strip = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        return {"meta": meta, "current": strip("current."),
-                "best": strip("best.") if meta.get("has_best") else None}
+
+        def strip(prefix):
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        return {
+            "meta": meta,
+            "current": strip("current."),
+            "best": strip("best.") if meta.get("has_best") else None,
+        }
 
 
 CHECKPOINT = _Checkpoint()
@@ -92,12 +107,16 @@ class CheckpointWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def submit(self, current: dict, best: dict | None, optimizer, meta: dict, history: list[dict]) -> None:
+    def submit(
+        self, current: dict, best: dict | None, optimizer, meta: dict, history: list[dict]
+    ) -> None:
         """Snapshot the state now and write it in the background (after any earlier write)."""
         self.wait()
         snapshot = CHECKPOINT.snapshot(current, best, optimizer, meta)
         rows = list(history)
-        self._thread = threading.Thread(target=self._write, args=(snapshot, rows), name="textclf-checkpoint")
+        self._thread = threading.Thread(
+            target=self._write, args=(snapshot, rows), name="textclf-checkpoint"
+        )
         self._thread.start()
 
     def _write(self, snapshot, rows) -> None:

@@ -1,4 +1,5 @@
-"""Who writes a run dir: ``train`` claims and locks it for the whole run; in a job, rank 0 alone does.
+"""Who writes a run dir: ``train`` claims and locks it for the whole run; in a job, rank 0 alone
+does.
 
 The claim refuses a folder that is not textclf's, a finished run without ``--resume``, and a
 second writer (the folder lock). In a torchrun job the other ranks never touch the lock (they
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 from textclf.config import TrainConfig, load_run_config
 from textclf.errors import TextclfError, option
@@ -18,11 +19,14 @@ from textclf.runs.run_dir import RunFiles
 
 
 @contextlib.contextmanager
-def claimed_run_dir(files: RunFiles, config: TrainConfig, resume: bool, ctx) -> Iterator[tuple[TrainConfig, bool]]:
+def claimed_run_dir(
+    files: RunFiles, config: TrainConfig, resume: bool, ctx
+) -> Iterator[tuple[TrainConfig, bool]]:
     """Hold ``files.root`` for the block; yields ``(config, created)``.
 
     ``config`` is the one given, or for ``resume`` the run's own; ``created``: the folder did not
-    exist before (a failed start may remove it again). ``ctx``: the :mod:`textclf.runtime.distributed` job.
+    exist before (a failed start may remove it again). ``ctx``: the
+    :mod:`textclf.runtime.distributed` job.
     """
     if not ctx.active:
         with _claim(files, config, resume) as claimed:
@@ -32,7 +36,8 @@ def claimed_run_dir(files: RunFiles, config: TrainConfig, resume: bool, ctx) -> 
         mine: list = []
 
         def claim() -> dict:
-            claimed = stack.enter_context(_claim(files, config, resume))  # the lock lives as long as the stack
+            # The lock lives as long as the stack
+            claimed = stack.enter_context(_claim(files, config, resume))
             mine.append(claimed)
             return {"config": dataclasses.asdict(claimed[0]), "created": claimed[1]}
 
@@ -41,21 +46,27 @@ def claimed_run_dir(files: RunFiles, config: TrainConfig, resume: bool, ctx) -> 
 
 
 @contextlib.contextmanager
-def _claim(files: RunFiles, config: TrainConfig, resume: bool) -> Iterator[tuple[TrainConfig, bool]]:
+def _claim(
+    files: RunFiles, config: TrainConfig, resume: bool
+) -> Iterator[tuple[TrainConfig, bool]]:
     from textclf.files.ownership import FolderLock, claim_folder
     from textclf.runs.run_dir import FORMAT
 
     claim_folder(files.root, files.run.name, FORMAT, "run dir", option("run_dir"))
     created = not files.root.exists()
     with FolderLock(files.root, "run dir"):
-        claim_folder(files.root, files.run.name, FORMAT, "run dir", option("run_dir"))  # again, now that we hold it
+        # Again, now that we hold it
+        claim_folder(files.root, files.run.name, FORMAT, "run dir", option("run_dir"))
         if resume:
             if not files.config.exists():
                 raise TextclfError(f"cannot resume: '{files.root}' has no config.toml")
             config = load_run_config(files.config)
         elif files.model.exists() or files.checkpoint.exists():
-            raise TextclfError(f"run dir '{files.root}' already holds a run; use {option('resume', True)} to continue "
-                               f"it or another {option('run_dir')}")
+            raise TextclfError(
+                f"run dir '{files.root}' already holds a run; use {option('resume', True)} to "
+                "continue "
+                f"it or another {option('run_dir')}"
+            )
         else:
             try:
                 files.write_marker()

@@ -1,4 +1,5 @@
-"""The text a run trains with: its descriptions (after any ablation control) and their encoded features."""
+"""The text a run trains with: its descriptions (after any ablation control) and their encoded
+features."""
 
 from __future__ import annotations
 
@@ -11,20 +12,33 @@ from textclf.config import TrainConfig
 from textclf.runtime.progress import Reporter
 
 
-def run_descriptions(config: TrainConfig, dataset_name: str, class_names: list[str]) -> tuple[dict, str]:
-    """The descriptions this run trains with, after any ablation control. Returns ``(descriptions, source)``."""
+def run_descriptions(
+    config: TrainConfig, dataset_name: str, class_names: list[str]
+) -> tuple[dict, str]:
+    """The descriptions this run trains with, after any ablation control. Returns
+    ``(descriptions, source)``."""
     from textclf.descriptions.describers import offline_descriptions
     from textclf.descriptions.files import resolve_ensemble
 
     if config.text_control in ("classname", "random-words"):
         from textclf.descriptions.files import prompt_list
 
-        desc = offline_descriptions(config.text_control, dataset_name, class_names, prompt_list(config.prompt_type)[0],
-                                    seed=config.seed)
+        desc = offline_descriptions(
+            config.text_control,
+            dataset_name,
+            class_names,
+            prompt_list(config.prompt_type)[0],
+            seed=config.seed,
+        )
         return {c: list(desc[c]) for c in class_names}, f"control:{config.text_control}"
-    desc, source = resolve_ensemble(dataset_name, class_names, config.prompt_type, config.descriptions)
+    desc, source = resolve_ensemble(
+        dataset_name, class_names, config.prompt_type, config.descriptions
+    )
     if config.text_control == "shuffled":
-        desc = {c: list(desc[other]) for c, other in zip(class_names, derangement(class_names, config.seed))}
+        desc = {
+            c: list(desc[other])
+            for c, other in zip(class_names, derangement(class_names, config.seed))
+        }
         source = f"{source} (shuffled)"
     return desc, source
 
@@ -39,22 +53,38 @@ def derangement(class_names: list[str], seed: int) -> list[str]:
     return [class_names[i] for i in perm]
 
 
-def initial_text_features(config: TrainConfig, encoder, descriptions: dict, class_names: list[str],
-                          device) -> list[torch.Tensor]:
+def initial_text_features(
+    config: TrainConfig, encoder, descriptions: dict, class_names: list[str], device
+) -> list[torch.Tensor]:
     """Raw features of every description by the untrained encoder (shared within a grid)."""
     from textclf.descriptions.files import descriptions_hash
     from textclf.models.encoders import scoped_memo
     from textclf.models.text_tower import encode_per_class
 
-    key = ("text-features", config.text_backbone, config.pretrained, descriptions_hash(descriptions),
-           tuple(class_names))
-    feats = scoped_memo(key, lambda: encode_per_class(encoder.tower, descriptions, class_names, device))
+    key = (
+        "text-features",
+        config.text_backbone,
+        config.pretrained,
+        descriptions_hash(descriptions),
+        tuple(class_names),
+    )
+    feats = scoped_memo(
+        key, lambda: encode_per_class(encoder.tower, descriptions, class_names, device)
+    )
     return [t.clone() for t in feats]
 
 
-def class_text_provider(config: TrainConfig, encoder, descriptions: dict, class_names: list[str],
-                        initial: list[torch.Tensor], device, reporter: Reporter) -> Optional[torch.nn.Module]:
-    """The module that yields one description's features per class each step (None: the text is not used).
+def class_text_provider(
+    config: TrainConfig,
+    encoder,
+    descriptions: dict,
+    class_names: list[str],
+    initial: list[torch.Tensor],
+    device,
+    reporter: Reporter,
+) -> Optional[torch.nn.Module]:
+    """The module that yields one description's features per class each step (None: the text is not
+    used).
 
     Frozen text: the initial features. Trained text: the top ``text_trainable_layers`` layers when
     set (falling back to the whole tower when the model's layers cannot be replayed), else the
@@ -69,8 +99,13 @@ def class_text_provider(config: TrainConfig, encoder, descriptions: dict, class_
     lists = [list(descriptions[c]) for c in class_names]
     if config.text_trainable_layers:
         try:
-            return TopLayersClassText(encoder.tower, [t for d in lists for t in d], [len(d) for d in lists],
-                                      config.text_trainable_layers, device)
+            return TopLayersClassText(
+                encoder.tower,
+                [t for d in lists for t in d],
+                [len(d) for d in lists],
+                config.text_trainable_layers,
+                device,
+            )
         except ValueError as exc:
             reporter.message(f"{exc}; fine-tuning the whole text encoder instead")
     for p in encoder.tower.parameters():
@@ -80,12 +115,20 @@ def class_text_provider(config: TrainConfig, encoder, descriptions: dict, class_
 
 def draw_choice(counts: list[int], generator: torch.Generator) -> torch.Tensor:
     """One description index per class for a step (classes with one description take it)."""
-    return torch.tensor([int(torch.randint(n, (1,), generator=generator)) if n > 1 else 0 for n in counts],
-                        dtype=torch.long)
+    return torch.tensor(
+        [int(torch.randint(n, (1,), generator=generator)) if n > 1 else 0 for n in counts],
+        dtype=torch.long,
+    )
 
 
-def final_text_features(config: TrainConfig, encoder, descriptions: dict, class_names: list[str],
-                        initial: list[torch.Tensor], device) -> torch.Tensor:
+def final_text_features(
+    config: TrainConfig,
+    encoder,
+    descriptions: dict,
+    class_names: list[str],
+    initial: list[torch.Tensor],
+    device,
+) -> torch.Tensor:
     """(C, text_dim) class text features after training: the mean over each class's descriptions."""
     from textclf.models.text_tower import class_text_mean, encode_per_class
 

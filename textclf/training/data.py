@@ -1,4 +1,5 @@
-"""What the training loop reads: the train/validation split of the images, as cached features or streamed images.
+"""What the training loop reads: the train/validation split of the images, as cached features or
+streamed images.
 
 Cached features stay on disk: each batch reads its rows from the cache file
 (:mod:`textclf.data.feature_rows`), so memory does not grow with the dataset and no epoch copies
@@ -19,7 +20,8 @@ from textclf.data.datasets import train_val_indices
 
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) indices into the dataset's train split for ``config`` (:func:`train_val_indices`)."""
+    """(train, val) indices into the dataset's train split for ``config``
+    (:func:`train_val_indices`)."""
     return train_val_indices(labels, config.val_fraction, config.train_fraction, config.seed)
 
 
@@ -34,10 +36,10 @@ class TrainData:
 
     train_idx: np.ndarray
     val_idx: np.ndarray
-    labels: np.ndarray                 # of the whole train split
+    labels: np.ndarray  # of the whole train split
     features: Optional[np.ndarray] = None
-    split: object = None               # textclf.data.Split
-    preprocessing: object = None       # textclf.data.preprocessing.Preprocessing
+    split: object = None  # textclf.data.Split
+    preprocessing: object = None  # textclf.data.preprocessing.Preprocessing
     workers: Optional[int] = None
 
     @property
@@ -61,7 +63,9 @@ class TrainData:
         from textclf.data.decode import draft_size
         from textclf.data.preprocessing import preprocess_images
 
-        return preprocess_images(self.split.read(rows, draft_size(self.preprocessing)), self.preprocessing)
+        return preprocess_images(
+            self.split.read(rows, draft_size(self.preprocessing)), self.preprocessing
+        )
 
     def batch(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(inputs, labels)`` for positions into ``train_idx`` (a shuffled slice of an epoch)."""
@@ -71,18 +75,21 @@ class TrainData:
     def val_batches(self, size: int = 512):
         """``(inputs, labels)`` over the validation images in order."""
         for start in range(0, len(self.val_idx), size):
-            rows = self.val_idx[start:start + size]
+            rows = self.val_idx[start : start + size]
             yield self.inputs(rows), torch.from_numpy(self.labels[rows].astype(np.int64))
 
     def loader(self, batches: list[np.ndarray], device, channels_last: bool = False):
-        """``(inputs, labels)`` on ``device`` for each array of positions into ``train_idx``, in order.
+        """``(inputs, labels)`` on ``device`` for each array of positions into ``train_idx``, in
+        order.
 
         Cached features are read in this thread (a few positional reads a batch); images go
         through DataLoader workers and are resized on the device.
         """
         return self._rows(([self.train_idx[p] for p in batches]), device, channels_last)
 
-    def val_loader(self, device, rank: int = 0, world: int = 1, size: int = 512, channels_last: bool = False):
+    def val_loader(
+        self, device, rank: int = 0, world: int = 1, size: int = 512, channels_last: bool = False
+    ):
         """``(inputs, labels)`` on ``device`` over this rank's share of the validation images."""
         from textclf.data.pipeline import row_batches
 
@@ -91,8 +98,13 @@ class TrainData:
     def _rows(self, row_lists: list[np.ndarray], device, channels_last: bool):
         if self.features is not None:
             for rows in row_lists:
-                yield self.inputs(rows).to(device), torch.from_numpy(self.labels[rows].astype(np.int64)).to(device)
+                yield (
+                    self.inputs(rows).to(device),
+                    torch.from_numpy(self.labels[rows].astype(np.int64)).to(device),
+                )
             return
         from textclf.data.pipeline import image_batches
 
-        yield from image_batches(self.split, row_lists, self.preprocessing, device, self.workers, channels_last)
+        yield from image_batches(
+            self.split, row_lists, self.preprocessing, device, self.workers, channels_last
+        )

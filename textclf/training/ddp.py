@@ -36,14 +36,21 @@ def parallel_model(model, ctx, config, device):
     # forward. Newer torch names the switch forward_sync_buffers and deprecates the old one.
     import inspect
 
-    new_name = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    new_name = (
+        "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    )
     no_sync = {"forward_sync_buffers" if new_name else "broadcast_buffers": False}
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                   find_unused_parameters=unused, **no_sync)
+    return DistributedDataParallel(
+        model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=unused,
+        **no_sync,
+    )
 
 
 def zero_loss(out) -> torch.Tensor:
-    """A rank with no image in the last, short global batch still joins the gradient all-reduce (with zeros)."""
+    """A rank with no image in the last, short global batch still joins the gradient all-reduce
+    (with zeros)."""
     total = out.logits.sum() + out.image_embedding.sum()
     if out.class_text_embedding is not None:
         total = total + out.class_text_embedding.sum()

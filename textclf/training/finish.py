@@ -1,5 +1,7 @@
-"""The end of a run: its files (weights, text features, config, descriptions, metrics) and, for a run that
-takes classes from descriptions, the held-out classes' text features and the calibration of its text head."""
+"""The end of a run: its files (weights, text features, config, descriptions, metrics) and, for a
+run that
+takes classes from descriptions, the held-out classes' text features and the calibration of its text
+head."""
 
 from __future__ import annotations
 
@@ -18,21 +20,43 @@ def write_run(recipe, train_seconds: float) -> dict:
     if not history:  # --epochs 0: nothing was selected
         best_epoch = selected_epoch = selected_val = None
     elif cfg.select == "best":
-        best_epoch, selected_epoch, selected_val = recipe.best_epoch, recipe.best_epoch, round(recipe.best_val, 6)
+        best_epoch, selected_epoch, selected_val = (
+            recipe.best_epoch,
+            recipe.best_epoch,
+            round(recipe.best_val, 6),
+        )
     else:
-        best_epoch, selected_epoch, selected_val = recipe.best_epoch, len(history), history[-1]["val_accuracy"]
+        best_epoch, selected_epoch, selected_val = (
+            recipe.best_epoch,
+            len(history),
+            history[-1]["val_accuracy"],
+        )
     recipe.model.eval()
     initial = class_text_mean(recipe.initial_text)
-    final = final_text_features(cfg, recipe.text_encoder, recipe.descriptions, recipe.class_names, recipe.initial_text,
-                                recipe.device)
+    final = final_text_features(
+        cfg,
+        recipe.text_encoder,
+        recipe.descriptions,
+        recipe.class_names,
+        recipe.initial_text,
+        recipe.device,
+    )
     metrics = {
         "best_val_accuracy": round(recipe.best_val, 6) if recipe.best_val >= 0 else None,
-        "best_epoch": best_epoch, "select": cfg.select, "selected_epoch": selected_epoch,
-        "selected_val_accuracy": selected_val, "epochs": cfg.epochs, "n_train": recipe.data.n_train,
-        "n_val": recipe.data.n_val, "feature_cache_hit": recipe.feature_cache_hit,
-        "feature_runtime": recipe.feature_runtime, "feature_images_per_second": recipe.feature_rate,
-        "feature_seconds": recipe.feature_seconds, "train_seconds": round(train_seconds, 3),
-        "total_seconds": round(time.perf_counter() - recipe.t_start, 3), "device": str(recipe.device),
+        "best_epoch": best_epoch,
+        "select": cfg.select,
+        "selected_epoch": selected_epoch,
+        "selected_val_accuracy": selected_val,
+        "epochs": cfg.epochs,
+        "n_train": recipe.data.n_train,
+        "n_val": recipe.data.n_val,
+        "feature_cache_hit": recipe.feature_cache_hit,
+        "feature_runtime": recipe.feature_runtime,
+        "feature_images_per_second": recipe.feature_rate,
+        "feature_seconds": recipe.feature_seconds,
+        "train_seconds": round(train_seconds, 3),
+        "total_seconds": round(time.perf_counter() - recipe.t_start, 3),
+        "device": str(recipe.device),
     }
     tensors, info = recipe._state(), {}
     if cfg.open_vocabulary:
@@ -41,27 +65,45 @@ def write_run(recipe, train_seconds: float) -> dict:
     if recipe.ctx.active:
         metrics["world_size"] = recipe.ctx.world
     recipe.files.write_final(
-        config=cfg, class_names=recipe.class_names, tensors=tensors, text_features=final,
-        text_features_init=initial, descriptions=recipe.descriptions,
-        descriptions_source=recipe.descriptions_source, preprocessing=recipe.preprocessing,
-        identity={"image_backbone": dict(recipe.image_encoder.identity(), trained=cfg.streams_images),
-                  "text_backbone": dict(recipe.text_encoder.identity(), trained=cfg.text_trained)},
-        metrics=metrics, extra_info=info, holdout_descriptions=recipe.holdout_descriptions)
+        config=cfg,
+        class_names=recipe.class_names,
+        tensors=tensors,
+        text_features=final,
+        text_features_init=initial,
+        descriptions=recipe.descriptions,
+        descriptions_source=recipe.descriptions_source,
+        preprocessing=recipe.preprocessing,
+        identity={
+            "image_backbone": dict(recipe.image_encoder.identity(), trained=cfg.streams_images),
+            "text_backbone": dict(recipe.text_encoder.identity(), trained=cfg.text_trained),
+        },
+        metrics=metrics,
+        extra_info=info,
+        holdout_descriptions=recipe.holdout_descriptions,
+    )
     return metrics
 
 
 def open_vocabulary(recipe, tensors: dict) -> tuple[dict, dict]:
-    """What a run that takes classes from descriptions keeps: held-out classes' text features and gamma."""
+    """What a run that takes classes from descriptions keeps: held-out classes' text features and
+    gamma."""
     from textclf.models.text_tower import class_text_mean, encode_per_class
     from textclf.training.calibration import calibrate
 
     cfg = recipe.config
-    info = {"holdout": {"classes": list(cfg.holdout_classes or ()), "shots": cfg.holdout_shots,
-                        "described_only": list(recipe.holdout_descriptions)},
-            "calibration": calibrate(recipe, recipe.reporter)}
+    info = {
+        "holdout": {
+            "classes": list(cfg.holdout_classes or ()),
+            "shots": cfg.holdout_shots,
+            "described_only": list(recipe.holdout_descriptions),
+        },
+        "calibration": calibrate(recipe, recipe.reporter),
+    }
     if recipe.holdout_descriptions:
         names = list(recipe.holdout_descriptions)
         recipe.text_encoder.tower.eval()
-        feats = encode_per_class(recipe.text_encoder.tower, recipe.holdout_descriptions, names, recipe.device)
+        feats = encode_per_class(
+            recipe.text_encoder.tower, recipe.holdout_descriptions, names, recipe.device
+        )
         tensors = dict(tensors, holdout_text_features=class_text_mean(feats))
     return tensors, info

@@ -1,4 +1,5 @@
-"""The training loss: ``w_clf * CrossEntropy + w_cont * InfoNCE(image, own-class text, other-class text)``."""
+"""The training loss: ``w_clf * CrossEntropy + w_cont * InfoNCE(image, own-class text,
+other-class text)``."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import torch
 import torch.nn.functional as F
 
 
-def info_nce(image_emb: torch.Tensor, class_text_emb: torch.Tensor, labels: torch.Tensor,
-             temperature: float = 0.1, negatives: str = "one",
-             generator: torch.Generator | None = None, offsets: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(
+    image_emb: torch.Tensor,
+    class_text_emb: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.1,
+    negatives: str = "one",
+    generator: torch.Generator | None = None,
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """InfoNCE on L2-normalised embeddings; the positive is each image's class text.
 
     ``negatives="one"`` samples one random other class per image (the paper);
@@ -23,25 +30,44 @@ def info_nce(image_emb: torch.Tensor, class_text_emb: torch.Tensor, labels: torc
     offset = draw_offsets(num_classes, len(labels), generator) if offsets is None else offsets
     offset = offset.to(labels.device)
     neg = (labels + offset) % num_classes
-    pair = torch.stack([logits.gather(1, labels[:, None])[:, 0], logits.gather(1, neg[:, None])[:, 0]], dim=1)
+    pair = torch.stack(
+        [logits.gather(1, labels[:, None])[:, 0], logits.gather(1, neg[:, None])[:, 0]], dim=1
+    )
     return F.cross_entropy(pair, torch.zeros_like(labels))
 
 
-def draw_offsets(num_classes: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """For ``negatives="one"``: per image an offset in 1..C-1 from its label to its negative class."""
+def draw_offsets(
+    num_classes: int, n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """For ``negatives="one"``: per image an offset in 1..C-1 from its label to its negative
+    class."""
     return torch.randint(1, num_classes, (n,), generator=generator, device="cpu")
 
 
-def combined_loss(output, labels: torch.Tensor, config, generator: torch.Generator | None = None,
-                  offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float]:
-    """Return ``(loss, ce value, infonce value)`` for a :class:`~textclf.models.classifier.ClassifierOutput`.
+def combined_loss(
+    output,
+    labels: torch.Tensor,
+    config,
+    generator: torch.Generator | None = None,
+    offsets: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, float, float]:
+    """Return ``(loss, ce value, infonce value)`` for a
+    :class:`~textclf.models.classifier.ClassifierOutput`.
 
-    Without class text embeddings in ``output`` (the text is not used) the loss is the cross-entropy.
+    Without class text embeddings in ``output`` (the text is not used) the loss is the
+    cross-entropy.
     """
     ce = F.cross_entropy(output.logits, labels)
     if output.class_text_embedding is None:
         return ce, float(ce.detach()), 0.0
-    cont = info_nce(output.image_embedding, output.class_text_embedding, labels, config.temperature,
-                    config.negatives, generator, offsets)
+    cont = info_nce(
+        output.image_embedding,
+        output.class_text_embedding,
+        labels,
+        config.temperature,
+        config.negatives,
+        generator,
+        offsets,
+    )
     loss = config.clf_weight * ce + config.cont_weight * cont
     return loss, float(ce.detach()), float(cont.detach())

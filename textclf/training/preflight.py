@@ -3,11 +3,11 @@ Python API (:func:`textclf.train`) and every cell of an ablation grid.
 
 :meth:`TrainConfig.validate` checks values on their own (types, ranges, choices, settings that
 need each other). :func:`preflight` adds what needs the installed plugins but no data and no
-weights: the dataset and both backbones resolve to plugins of the right kind, a zero-shot head has
-an aligned image-text pair, the descriptions resolve (a file, ``descriptions/<dataset>/<prompt>.json``
-or the built-in ones) and held-out classes are classes of the dataset, both where the dataset's plugin
-declares its classes without loading images. A grid runs it for every cell and
-seed first, so nothing known at the start fails hours later.
+weights: the dataset and both backbones resolve to plugins of the right kind, a zero-shot head
+has an aligned image-text pair, the descriptions resolve (a file,
+``descriptions/<dataset>/<prompt>.json`` or the built-in ones) and held-out classes are classes
+of the dataset, both where the dataset's plugin declares its classes without loading images. A
+grid runs it for every cell and seed first, so nothing known at the start fails hours later.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from textclf.errors import TextclfError
 
 
 def preflight(config) -> None:
-    """Raise a one-line :class:`TextclfError` for anything wrong with ``config`` that is known before training."""
+    """Raise a one-line :class:`TextclfError` for anything wrong with ``config`` that is known
+    before training."""
     from textclf.registry import get_image_backbone, get_text_backbone, registry
 
     config.validate()
@@ -30,11 +31,13 @@ def preflight(config) -> None:
 
         check_aligned(config.image_backbone, config.text_backbone, "--head-init zero-shot")
     if config.descriptions is not None and not Path(config.descriptions).is_file():
-        raise TextclfError(f"--descriptions '{config.descriptions}' does not exist"
-                           + (" (it is a folder)" if Path(config.descriptions).is_dir() else ""))
+        raise TextclfError(
+            f"--descriptions '{config.descriptions}' does not exist"
+            + (" (it is a folder)" if Path(config.descriptions).is_dir() else "")
+        )
     names = dataset.class_names(argument)
     if not names:
-        return  # an image folder: its classes are known once it is scanned, at the start of training
+        return  # an image folder: its classes are known once scanned, at the start of training
     if config.holdout_classes:
         from textclf.training.holdout import check_holdout_names
 

@@ -3,11 +3,12 @@
 ``TrainingRecipe.setup()`` runs ``_setup_data`` (dataset, descriptions, train/validation split,
 cached features), ``_setup_model`` (encoders and the one :class:`TextEnhancedClassifier`),
 ``_setup_optimizer``, ``_setup_schedule`` and ``_resume``; ``train()`` is the loop: every epoch
-trains, validates and checkpoints, then :mod:`textclf.training.finish` writes the run. With a frozen backbone the
-image features come from the cache, so an epoch costs a few matrix products. The per-epoch RNG
-is derived from (seed, epoch), so a resumed run ends bit-identical to an uninterrupted one.
-Under torchrun the same recipe runs on every rank (:mod:`textclf.training.ddp`): rank 0 claims
-the run dir and writes every file, the model trains wrapped in DistributedDataParallel.
+trains, validates and checkpoints, then :mod:`textclf.training.finish` writes the run. With a
+frozen backbone the image features come from the cache, so an epoch costs a few matrix products.
+The per-epoch RNG is derived from (seed, epoch), so a resumed run ends bit-identical to an
+uninterrupted one. Under torchrun the same recipe runs on every rank
+(:mod:`textclf.training.ddp`): rank 0 claims the run dir and writes every file, the model trains
+wrapped in DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -15,50 +16,61 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from textclf.config import TrainConfig, save_config
-from textclf.runtime.devices import resolve_device
 from textclf.errors import TextclfError, option
-from textclf.runtime.progress import NULL, Reporter
 from textclf.runs.run_dir import RunFiles
+from textclf.runtime.devices import resolve_device
+from textclf.runtime.progress import NULL, Reporter
 from textclf.training.checkpoint import CHECKPOINT, CheckpointWriter
 from textclf.training.schedule import cosine_schedule, torch_threads
 
 EpochCallback = Callable[[dict], None]
 
 
-def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, reporter: Reporter = NULL,
-          callbacks: Sequence[EpochCallback] = ()) -> dict:
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    reporter: Reporter = NULL,
+    callbacks: Sequence[EpochCallback] = (),
+) -> dict:
     """Train one run into ``run_dir`` and return its ``train_metrics`` dict.
 
     The run dir must be missing, empty or a textclf run dir; it is locked for the whole run, so a
     second writer fails at once instead of mixing two runs' files. ``callbacks`` are called with
     each epoch's history row once its checkpoint is submitted (on rank 0 of a torchrun job).
-    Inside a :func:`textclf.runtime.distributed.session` every rank calls this; they train one model.
+    Inside a :func:`textclf.runtime.distributed.session` every rank calls this; they train one
+    model.
     """
-    from textclf.runtime.distributed import current
     from textclf.files.ownership import remove_own_files
     from textclf.runs.run_dir import OWN_FILES
+    from textclf.runtime.distributed import current
     from textclf.training.claim import claimed_run_dir
     from textclf.training.preflight import preflight
 
     if not resume:
-        preflight(config)  # before the run dir is touched (a resumed run keeps the config it was checked with)
+        # Before the run dir is touched (a resumed run keeps the config it was checked with)
+        preflight(config)
     ctx = current()
     files = RunFiles(Path(run_dir))
     with claimed_run_dir(files, config, resume, ctx) as (config, created):
         try:
-            recipe = TrainingRecipe(config, files, resume=resume, reporter=reporter, callbacks=callbacks, ctx=ctx)
+            recipe = TrainingRecipe(
+                config, files, resume=resume, reporter=reporter, callbacks=callbacks, ctx=ctx
+            )
             recipe.setup()
             return recipe.train()
         except BaseException:
             if ctx.is_main and created and not files.checkpoint.exists():
-                remove_own_files(files.root, OWN_FILES)  # nothing worth keeping: leave no empty run dir behind
+                # Nothing worth keeping: leave no empty run dir behind
+                remove_own_files(files.root, OWN_FILES)
                 with contextlib.suppress(OSError):
                     files.root.rmdir()
             raise
@@ -67,8 +79,16 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, rep
 class TrainingRecipe:
     """Setup steps and the epoch loop of one run; see the module docstring for the order."""
 
-    def __init__(self, config: TrainConfig, files: RunFiles, *, resume: bool = False, reporter: Reporter = NULL,
-                 callbacks: Sequence[EpochCallback] = (), ctx=None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        files: RunFiles,
+        *,
+        resume: bool = False,
+        reporter: Reporter = NULL,
+        callbacks: Sequence[EpochCallback] = (),
+        ctx=None,
+    ):
         from textclf.runtime.distributed import SINGLE
 
         self.ctx = ctx or SINGLE  # the torchrun job, or a single process
@@ -81,7 +101,7 @@ class TrainingRecipe:
 
     # ---- setup ------------------------------------------------------------------------------
 
-    def setup(self) -> "TrainingRecipe":
+    def setup(self) -> TrainingRecipe:
         """Build everything the loop needs; writes the config of a new run."""
         from textclf.training.ddp import parallel_model
 
@@ -95,8 +115,10 @@ class TrainingRecipe:
             save_config(self.config, self.files.config)
         self._resume()
         if self.channels_last and self.model.image_backbone is not None:
-            self.model.image_backbone.to(memory_format=torch.channels_last)  # faster convolutions on CUDA
-        self.net = parallel_model(self.model, self.ctx, self.config, self.device)  # DDP in a job, else the model
+            # Faster convolutions on CUDA
+            self.model.image_backbone.to(memory_format=torch.channels_last)
+        # DDP in a job, else the model
+        self.net = parallel_model(self.model, self.ctx, self.config, self.device)
         return self
 
     def _setup_data(self) -> None:
@@ -108,8 +130,12 @@ class TrainingRecipe:
 
         cfg = self.config
         ds = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
-        check_trainable(ds, split_indices(ds.train.labels, cfg)[0], val_fraction=cfg.val_fraction,
-                        max_train=cfg.max_train)
+        check_trainable(
+            ds,
+            split_indices(ds.train.labels, cfg)[0],
+            val_fraction=cfg.val_fraction,
+            max_train=cfg.max_train,
+        )
         for warning in ds.warnings:
             self.reporter.message(warning)
         if cfg.extra.get("text_head_note"):
@@ -117,18 +143,31 @@ class TrainingRecipe:
         self.dataset = ds
         self.vocabulary = vocabulary(cfg, list(ds.class_names))
         self.class_names = self.vocabulary.trained
-        all_descriptions, self.descriptions_source = run_descriptions(cfg, cfg.dataset, list(ds.class_names))
+        all_descriptions, self.descriptions_source = run_descriptions(
+            cfg, cfg.dataset, list(ds.class_names)
+        )
         self.descriptions = {c: all_descriptions[c] for c in self.class_names}
-        # Held-out classes the run knows by description only (their features are kept for evaluation).
+        # Held-out classes the run knows by description only (their features are kept for
+        # evaluation).
         self.holdout_descriptions = {c: all_descriptions[c] for c in self.vocabulary.described_only}
         # A frozen backbone is read-only, so a grid may share one; a trained one is this run's own.
-        self.image_encoder = build_image_encoder(cfg.image_backbone, cfg.pretrained, input_size=cfg.image_size,
-                                                 shared=not cfg.streams_images)
+        self.image_encoder = build_image_encoder(
+            cfg.image_backbone,
+            cfg.pretrained,
+            input_size=cfg.image_size,
+            shared=not cfg.streams_images,
+        )
         self.preprocessing = self.image_encoder.spec.preprocessing.with_size(cfg.image_size)
-        train_idx, val_idx = holdout_rows(ds.train.labels, *split_indices(ds.train.labels, cfg), self.vocabulary,
-                                          cfg.seed)
+        train_idx, val_idx = holdout_rows(
+            ds.train.labels, *split_indices(ds.train.labels, cfg), self.vocabulary, cfg.seed
+        )
         self.data = TrainData(train_idx, val_idx, self.vocabulary.run_labels(ds.train.labels))
-        self.feature_cache_hit, self.feature_seconds, self.feature_runtime, self.feature_rate = None, 0.0, None, None
+        self.feature_cache_hit, self.feature_seconds, self.feature_runtime, self.feature_rate = (
+            None,
+            0.0,
+            None,
+            None,
+        )
         if cfg.streams_images:
             self.data.split, self.data.preprocessing = ds.train, self.preprocessing
         else:
@@ -141,16 +180,30 @@ class TrainingRecipe:
         ds, name = self.dataset, self.config.image_backbone
         t0 = time.perf_counter()
         self.reporter.task("features", len(ds.train), f"features {name} ({len(ds.train)} images)")
-        table = feature_table(self.image_encoder, ds.train, "train", ds.name, self.preprocessing, self.device,
-                              on_batch=lambda n: self.reporter.advance("features", n), dtype=self.config.feature_dtype,
-                              workers=self.config.workers, ctx=self.ctx, runtime=self.config.extract_runtime,
-                              reporter=self.reporter)
+        table = feature_table(
+            self.image_encoder,
+            ds.train,
+            "train",
+            ds.name,
+            self.preprocessing,
+            self.device,
+            on_batch=lambda n: self.reporter.advance("features", n),
+            dtype=self.config.feature_dtype,
+            workers=self.config.workers,
+            ctx=self.ctx,
+            runtime=self.config.extract_runtime,
+            reporter=self.reporter,
+        )
         self.reporter.done("features")
         self.feature_cache_hit, self.feature_seconds = table.hit, round(time.perf_counter() - t0, 3)
         self.feature_runtime, self.feature_rate = table.runtime, table.images_per_second
-        self.reporter.message("feature cache: hit (reused cached image features)" if table.hit
-                              else "feature cache: miss (features computed and cached)")
-        return row_reader(table.features)  # each batch reads its rows: memory stays flat however large the table
+        self.reporter.message(
+            "feature cache: hit (reused cached image features)"
+            if table.hit
+            else "feature cache: miss (features computed and cached)"
+        )
+        # Each batch reads its rows: memory stays flat however large the table
+        return row_reader(table.features)
 
     def _setup_model(self) -> None:
         from textclf.models.classifier import build_model
@@ -158,12 +211,22 @@ class TrainingRecipe:
         from textclf.training.class_text import class_text_provider, initial_text_features
 
         cfg = self.config
-        self.text_encoder = build_text_encoder(cfg.text_backbone, cfg.pretrained, shared=not cfg.text_trained)
+        self.text_encoder = build_text_encoder(
+            cfg.text_backbone, cfg.pretrained, shared=not cfg.text_trained
+        )
         self.text_encoder.tower.to(self.device)
-        self.initial_text = initial_text_features(cfg, self.text_encoder, self.descriptions, self.class_names,
-                                                  self.device)
-        class_text = class_text_provider(cfg, self.text_encoder, self.descriptions, self.class_names,
-                                         self.initial_text, self.device, self.reporter)
+        self.initial_text = initial_text_features(
+            cfg, self.text_encoder, self.descriptions, self.class_names, self.device
+        )
+        class_text = class_text_provider(
+            cfg,
+            self.text_encoder,
+            self.descriptions,
+            self.class_names,
+            self.initial_text,
+            self.device,
+            self.reporter,
+        )
         backbone = None
         if cfg.streams_images:
             backbone = self.image_encoder.module.to(self.device)
@@ -172,9 +235,15 @@ class TrainingRecipe:
             from textclf.models.aligned import zero_shot_head_weight
 
             head_weight = zero_shot_head_weight(self.text_encoder, self.initial_text)
-        self.model = build_model(cfg, self.image_encoder.spec.dim, self.text_encoder.dim, len(self.class_names),
-                                 image_backbone=backbone, class_text=class_text,
-                                 head_weight=head_weight).to(self.device)
+        self.model = build_model(
+            cfg,
+            self.image_encoder.spec.dim,
+            self.text_encoder.dim,
+            len(self.class_names),
+            image_backbone=backbone,
+            class_text=class_text,
+            head_weight=head_weight,
+        ).to(self.device)
         self.description_counts = [len(self.descriptions[c]) for c in self.class_names]
 
     def _backbone_parameters(self) -> list:
@@ -191,7 +260,11 @@ class TrainingRecipe:
 
     def _setup_optimizer(self) -> None:
         cfg, model = self.config, self.model
-        heads = [*model.image_proj.parameters(), *model.text_proj.parameters(), *model.head.parameters()]
+        heads = [
+            *model.image_proj.parameters(),
+            *model.text_proj.parameters(),
+            *model.head.parameters(),
+        ]
         groups = [{"params": heads, "lr": cfg.lr}]
         if model.class_text is not None:
             text = [p for p in model.class_text.parameters() if p.requires_grad]
@@ -200,7 +273,8 @@ class TrainingRecipe:
         backbone = self._backbone_parameters()
         if backbone:
             groups.append({"params": backbone, "lr": cfg.backbone_lr})
-        # fused: one kernel per step instead of ~10 small ops per tensor (the loop is overhead-bound)
+        # fused: one kernel per step instead of ~10 small ops per tensor (the loop is
+        # overhead-bound)
         self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, fused=True)
 
     def _setup_schedule(self) -> None:
@@ -209,21 +283,31 @@ class TrainingRecipe:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_schedule(total))
 
     def _resume(self) -> None:
-        self.start_epoch, self.best_val, self.best_epoch, self.best_state, self.history = 0, -1.0, -1, None, []
+        self.start_epoch, self.best_val, self.best_epoch, self.best_state, self.history = (
+            0,
+            -1.0,
+            -1,
+            None,
+            [],
+        )
         if not (self.resume and self.files is not None and self.files.checkpoint.exists()):
             return
         ckpt = CHECKPOINT.load(self.files.checkpoint, self.optimizer)
         meta = ckpt["meta"]
         saved = meta.get("class_names")
         if saved is not None and saved != self.class_names:
-            raise TextclfError(f"cannot resume '{self.files.root}': the dataset's classes changed since the run "
-                               f"began (added {[c for c in self.class_names if c not in saved]}, removed "
-                               f"{[c for c in saved if c not in self.class_names]}); train a new run")
+            raise TextclfError(
+                f"cannot resume '{self.files.root}': the dataset's classes changed since the run "
+                f"began (added {[c for c in self.class_names if c not in saved]}, removed "
+                f"{[c for c in saved if c not in self.class_names]}); train a new run"
+            )
         try:
             self.model.load_state_dict(ckpt["current"], strict=True)
         except RuntimeError as exc:
-            raise TextclfError(f"cannot resume '{self.files.root}': its checkpoint does not fit the model built "
-                               f"from the current data ({str(exc).splitlines()[0][:120]}); train a new run") from None
+            raise TextclfError(
+                f"cannot resume '{self.files.root}': its checkpoint does not fit the model built "
+                f"from the current data ({str(exc).splitlines()[0][:120]}); train a new run"
+            ) from None
         self.scheduler.load_state_dict(meta["scheduler"])
         self.start_epoch = meta["epoch"] + 1
         self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
@@ -234,18 +318,23 @@ class TrainingRecipe:
 
     def _state(self) -> dict:
         """Everything that trains, as CPU tensors (a copy: training goes on while it is written)."""
-        return {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}
+        return {
+            k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()
+        }
 
     def _one_thread(self) -> bool:
-        # Head training on cached features (and replayed top text layers) is a stream of small matrix
-        # products: one thread avoids OpenMP hand-off costs that make them many times slower on a
-        # busy 2-core machine.
+        # Head training on cached features (and replayed top text layers) is a stream of small
+        # matrix products: one thread avoids OpenMP hand-off costs that make them many times
+        # slower on a busy 2-core machine.
         from textclf.models.text_tower import TunedClassText
 
-        return not self.config.streams_images and not isinstance(self.model.class_text, TunedClassText)
+        return not self.config.streams_images and not isinstance(
+            self.model.class_text, TunedClassText
+        )
 
     def train(self) -> dict:
-        """The epoch loop (train, validate, checkpoint), then the run's files; returns ``train_metrics``."""
+        """The epoch loop (train, validate, checkpoint), then the run's files; returns
+        ``train_metrics``."""
         cfg = self.config
         self.reporter.task("epochs", cfg.epochs, "training")
         self.reporter.advance("epochs", self.start_epoch)
@@ -257,14 +346,16 @@ class TrainingRecipe:
                     row = self._train_epoch(epoch)
                     self._end_epoch(epoch, row, writer)
         except BaseException:
-            writer.wait(raise_error=False)  # let the write in flight land; the loop's error is the one to report
+            # Let the write in flight land; the loop's error is the one to report
+            writer.wait(raise_error=False)
             raise
         writer.wait()
         self.reporter.done("epochs")
         return self._finish(time.perf_counter() - t_train)
 
-    def fit(self) -> "TrainingRecipe":
-        """The same epochs without validation, checkpoints or files (a calibration model; keeps the last epoch)."""
+    def fit(self) -> TrainingRecipe:
+        """The same epochs without validation, checkpoints or files (a calibration model; keeps
+        the last epoch)."""
         with torch_threads(1 if self._one_thread() else None):
             for epoch in range(self.config.epochs):
                 self._train_epoch(epoch)
@@ -278,16 +369,18 @@ class TrainingRecipe:
 
     @property
     def channels_last(self) -> bool:
-        """Whether images reach the backbone channels-last (on CUDA, where convolutions are faster so)."""
+        """Whether images reach the backbone channels-last (on CUDA, where convolutions are
+        faster so)."""
         return self.device.type == "cuda"
 
     def _train_epoch(self, epoch: int) -> dict:
         """One pass over the training images; returns the epoch's history row (without validation).
 
-        The one loop, in a single process and under torchrun alike: the job (``self.ctx``) gives each
-        rank its share of every global batch (all of it in a single process) and sums the losses, and
-        every rank draws the same permutation, descriptions and negatives from the ``(seed, epoch)``
-        generator (:mod:`textclf.training.ddp`), so a job optimises exactly what one process would.
+        The one loop, in a single process and under torchrun alike: the job (``self.ctx``) gives
+        each rank its share of every global batch (all of it in a single process) and sums the
+        losses, and every rank draws the same permutation, descriptions and negatives from the
+        ``(seed, epoch)`` generator (:mod:`textclf.training.ddp`), so a job optimises exactly
+        what one process would.
         """
         from textclf.training.class_text import draw_choice
         from textclf.training.ddp import RANK_SEED_STRIDE, zero_loss
@@ -295,34 +388,52 @@ class TrainingRecipe:
 
         cfg, ctx = self.config, self.ctx
         t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed * 7919 + epoch + ctx.rank * RANK_SEED_STRIDE)  # dropout: each rank its own masks
+        # Dropout: each rank its own masks
+        torch.manual_seed(cfg.seed * 7919 + epoch + ctx.rank * RANK_SEED_STRIDE)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # the same on every rank
         self.model.train()
         perm = torch.randperm(self.data.n_train, generator=gen).numpy()
-        batches = [perm[start:start + cfg.batch_size] for start in range(0, len(perm), cfg.batch_size)]
+        batches = [
+            perm[start : start + cfg.batch_size] for start in range(0, len(perm), cfg.batch_size)
+        ]
         one_negative = cfg.text_used and cfg.negatives == "one"
         sums = np.zeros(3)
         loader = self.data.loader([ctx.shard(b) for b in batches], self.device, self.channels_last)
         for step, ((x, y), batch) in enumerate(zip(loader, batches)):
             choice = draw_choice(self.description_counts, gen) if cfg.text_used else None
-            offsets = ctx.shard(draw_offsets(len(self.class_names), len(batch), gen)) if one_negative else None
+            offsets = (
+                ctx.shard(draw_offsets(len(self.class_names), len(batch), gen))
+                if one_negative
+                else None
+            )
             with self.autocast():
                 out = self.net(x, choice)
-                loss, ce, cont = combined_loss(out, y, cfg, gen, offsets) if len(y) else (zero_loss(out), 0.0, 0.0)
+                loss, ce, cont = (
+                    combined_loss(out, y, cfg, gen, offsets)
+                    if len(y)
+                    else (zero_loss(out), 0.0, 0.0)
+                )
             self._check_finite(loss, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
-            share = len(y) * ctx.world / len(batch)  # DDP averages over ranks: weigh each rank by its images
+            # DDP averages over ranks: weigh each rank by its images
+            share = len(y) * ctx.world / len(batch)
             (loss if share == 1.0 else loss * share).backward()
             self.optimizer.step()
             self.scheduler.step()
             sums += np.array([float(loss.detach()), ce, cont]) * len(y)
         total = ctx.all_sum(sums.tolist())
         n = max(1, len(perm))
-        return {"epoch": epoch + 1, "loss": round(float(total[0]) / n, 6), "loss_clf": round(float(total[1]) / n, 6),
-                "loss_cont": round(float(total[2]) / n, 6), "t0": t0}
+        return {
+            "epoch": epoch + 1,
+            "loss": round(float(total[0]) / n, 6),
+            "loss_clf": round(float(total[1]) / n, 6),
+            "loss_cont": round(float(total[2]) / n, 6),
+            "t0": t0,
+        }
 
     def _check_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
-        """Stop before NaN reaches the weights: bad settings, not a bug (every rank stops at the same step)."""
+        """Stop before NaN reaches the weights: bad settings, not a bug (every rank stops at the
+        same step)."""
         value = float(loss.detach())
         bad = not math.isfinite(value)
         if self.ctx.world > 1:
@@ -330,9 +441,16 @@ class TrainingRecipe:
         if not bad:
             return
         cfg = self.config
-        what = f"the loss became {value}" if not math.isfinite(value) else "the loss became non-finite on another rank"
-        message = (f"{what} at epoch {epoch + 1}, step {step + 1}: training diverged; lower "
-                   f"{option('lr')} (now {cfg.lr:g}) or raise {option('temperature')} (now {cfg.temperature:g})")
+        what = (
+            f"the loss became {value}"
+            if not math.isfinite(value)
+            else "the loss became non-finite on another rank"
+        )
+        message = (
+            f"{what} at epoch {epoch + 1}, step {step + 1}: training diverged; lower "
+            f"{option('lr')} (now {cfg.lr:g}) or raise {option('temperature')} (now "
+            f"{cfg.temperature:g})"
+        )
         if self.ctx.is_main:
             raise TextclfError(message)
         from textclf.errors import PeerError
@@ -344,7 +462,9 @@ class TrainingRecipe:
         """Validation accuracy; in a job each rank scores its share and the counts are summed."""
         self.model.eval()
         correct = 0
-        for x, y in self.data.val_loader(self.device, self.ctx.rank, self.ctx.world, channels_last=self.channels_last):
+        for x, y in self.data.val_loader(
+            self.device, self.ctx.rank, self.ctx.world, channels_last=self.channels_last
+        ):
             with self.autocast():
                 logits = self.model(x).logits
             correct += int((logits.argmax(1) == y).sum())
@@ -353,11 +473,15 @@ class TrainingRecipe:
         return correct / max(1, self.data.n_val)
 
     def _end_epoch(self, epoch: int, row: dict, writer: CheckpointWriter) -> None:
-        """Validate, record the row, checkpoint (in the background), report and call the callbacks."""
+        """Validate, record the row, checkpoint (in the background), report and call the
+        callbacks."""
         val_acc = self._validate()
         t0 = row.pop("t0")
-        row.update(val_accuracy=round(val_acc, 6), lr=round(self.scheduler.get_last_lr()[0], 8),
-                   seconds=round(time.perf_counter() - t0, 4))
+        row.update(
+            val_accuracy=round(val_acc, 6),
+            lr=round(self.scheduler.get_last_lr()[0], 8),
+            seconds=round(time.perf_counter() - t0, 4),
+        )
         self.history.append(row)
         main = self.ctx.is_main  # in a job, rank 0 alone keeps weights for files and writes them
         if val_acc > self.best_val:
@@ -365,11 +489,28 @@ class TrainingRecipe:
             self.best_val, self.best_epoch = val_acc, epoch + 1
             self.best_state = self._state() if self.config.select == "best" and main else None
         if main:
-            writer.submit(self._state(), self.best_state, self.optimizer, {
-                "epoch": epoch, "scheduler": self.scheduler.state_dict(), "best_val": self.best_val,
-                "best_epoch": self.best_epoch, "history": self.history, "class_names": self.class_names},
-                self.history)
-        self.reporter.advance("epochs", 1, loss=row["loss"], val_accuracy=val_acc, lr=row["lr"], seconds=row["seconds"])
+            writer.submit(
+                self._state(),
+                self.best_state,
+                self.optimizer,
+                {
+                    "epoch": epoch,
+                    "scheduler": self.scheduler.state_dict(),
+                    "best_val": self.best_val,
+                    "best_epoch": self.best_epoch,
+                    "history": self.history,
+                    "class_names": self.class_names,
+                },
+                self.history,
+            )
+        self.reporter.advance(
+            "epochs",
+            1,
+            loss=row["loss"],
+            val_accuracy=val_acc,
+            lr=row["lr"],
+            seconds=row["seconds"],
+        )
         for callback in self.callbacks if main else ():
             callback(dict(row))
 

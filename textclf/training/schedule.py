@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 
 
 def cosine_schedule(total_steps: int) -> Callable[[int], float]:
     """Learning-rate factor per step: linear warm-up over 5% of the steps, then cosine to 0."""
+
     def factor(step: int) -> float:
         if total_steps <= 0:
             return 1.0
         warmup = max(1, total_steps // 20)
         if step < warmup:
             return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+        return 0.5 * (
+            1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup)))
+        )
+
     return factor
 
 
 @contextlib.contextmanager
 def torch_threads(n: Optional[int]):
-    """Run the block with ``n`` intra-op threads (None: unchanged), restoring the setting afterwards."""
+    """Run the block with ``n`` intra-op threads (None: unchanged), restoring the setting
+    afterwards."""
     before = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)

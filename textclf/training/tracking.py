@@ -2,10 +2,10 @@
 
 The training loop hands every finished epoch's row (``epoch``, ``loss``, ``loss_clf``,
 ``loss_cont``, ``val_accuracy``, ``lr``, ``seconds``) to a :class:`Tracker`. ``history.jsonl``
-and ``history.csv`` are written by the run dir itself (:meth:`textclf.runs.run_dir.RunFiles.write_history`);
-a tracker adds an external logger. TensorBoard is an optional extra
-(``pip install 'textclf[tensorboard]'``): asking for it without the package is a one-line error
-before any work starts.
+and ``history.csv`` are written by the run dir itself
+(:meth:`textclf.runs.run_dir.RunFiles.write_history`); a tracker adds an external logger.
+TensorBoard is an optional extra (``pip install 'textclf[tensorboard]'``): asking for it without
+the package is a one-line error before any work starts.
 """
 
 from __future__ import annotations
@@ -17,8 +17,14 @@ from textclf.errors import TextclfError, unknown_choice
 
 TRACKERS = ("none", "tensorboard")
 # TensorBoard tags: grouped so related curves share a panel.
-TAGS = {"loss": "loss/total", "loss_clf": "loss/classification", "loss_cont": "loss/contrastive",
-        "val_accuracy": "val/accuracy", "lr": "train/lr", "seconds": "train/epoch_seconds"}
+TAGS = {
+    "loss": "loss/total",
+    "loss_clf": "loss/classification",
+    "loss_cont": "loss/contrastive",
+    "val_accuracy": "val/accuracy",
+    "lr": "train/lr",
+    "seconds": "train/epoch_seconds",
+}
 
 
 class Tracker:
@@ -71,7 +77,9 @@ def make_tracker(name: str, log_dir: str | Path) -> Tracker:
         import importlib.util
 
         if importlib.util.find_spec("tensorboard") is None:
-            raise TextclfError("--log tensorboard needs the tensorboard package: "
-                               "pip install 'textclf[tensorboard]' (or pip install tensorboard)")
+            raise TextclfError(
+                "--log tensorboard needs the tensorboard package: "
+                "pip install 'textclf[tensorboard]' (or pip install tensorboard)"
+            )
         return TensorBoardTracker(log_dir)
     raise unknown_choice("--log", name, TRACKERS)
