@@ -46,14 +46,14 @@ def main(argv: list[str] | None = None) -> dict:
         train_s = None
         if run_dir is None:
             from textclf.config import build_config
-            from textclf.training.recipe import train
+            from textclf.training.one_run import train_one_run
 
             overrides = {"text_control": "classname", "device": "cpu"}
             if args.epochs is not None:
                 overrides["epochs"] = args.epochs
             run_dir = tmp / "run"
             t = time.perf_counter()
-            train(build_config("default", None, overrides), run_dir)
+            train_one_run(build_config("default", None, overrides), run_dir)
             train_s = time.perf_counter() - t
         run = open_run(run_dir)
         t = time.perf_counter()

@@ -131,7 +131,7 @@ def main() -> None:
     from textclf.evaluation.metrics import evaluate_run
     from textclf.models.encoders import shared_encoders
     from textclf.plugins.datasets.fashion_mnist import CLASS_NAMES
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     base = {
         "dataset": "fashion-mnist",
@@ -165,7 +165,7 @@ def main() -> None:
                     None,
                     {**base, **VARIANTS[name], "holdout_classes": pair, "seed": seed},
                 )
-                train(config, Path(tmp) / f"{name}-{i}-{seed}")
+                train_one_run(config, Path(tmp) / f"{name}-{i}-{seed}")
                 ov = evaluate_run(Path(tmp) / f"{name}-{i}-{seed}").metrics["open_vocabulary"]
                 rows.append(
                     {

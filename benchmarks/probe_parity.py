@@ -38,12 +38,12 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from textclf.models.encoders import build_image_encoder
     from textclf.runs.run import open_run
     from textclf.training.data import split_indices
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     t0 = time.perf_counter()
     per_seed = []
     for seed in range(seeds):
-        train(dataclasses.replace(config, seed=seed), run_dir / f"seed{seed}")
+        train_one_run(dataclasses.replace(config, seed=seed), run_dir / f"seed{seed}")
         out = split_outputs(open_run(run_dir / f"seed{seed}"))
         per_seed.append(round(float((out.logits.argmax(1) == out.labels).mean()), 4))
     control = sum(per_seed) / len(per_seed)

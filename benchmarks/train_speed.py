@@ -88,7 +88,7 @@ def main() -> None:
     from textclf.ablation.cells import grid_cells
     from textclf.ablation.grid import run_grid
     from textclf.config import build_config
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     overrides = {"epochs": args.epochs, "max_train": args.max_train}
     config = build_config("default", None, {k: v for k, v in overrides.items() if v is not None})
@@ -97,7 +97,7 @@ def main() -> None:
 
     shutil.rmtree(tmp / "cache", ignore_errors=True)
     t0 = time.perf_counter()
-    metrics = train(config, tmp / "run")
+    metrics = train_one_run(config, tmp / "run")
     textclf_s = time.perf_counter() - t0
 
     shutil.rmtree(tmp / "cache", ignore_errors=True)

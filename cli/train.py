@@ -252,12 +252,12 @@ def command(
         return
     from textclf.cli._distributed import rank_output
     from textclf.cli._progress import is_quiet, reporter, starting
-    from textclf.training.session import train_run
+    from textclf.training.session import train_in_job
 
     starting(enabled=not json_out)
 
     with rank_output():
-        outcome = train_run(
+        outcome = train_in_job(
             cfg,
             run_dir,
             resume=resume,

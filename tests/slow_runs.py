@@ -29,10 +29,10 @@ def command(delay: float, args: list[str]) -> list[str]:
 
 def _main() -> None:
     import textclf.ablation.grid as ablation_grid
-    import textclf.training.recipe as recipe
+    import textclf.training.one_run as one_run
 
     callback = EpochDelay(float(sys.argv[1]))
-    train, run_grid = recipe.train, ablation_grid.run_grid
+    train, run_grid = one_run.train_one_run, ablation_grid.run_grid
 
     def slow_train(*args, **kwargs):
         kwargs["callbacks"] = [*kwargs.get("callbacks", ()), callback]
@@ -43,7 +43,7 @@ def _main() -> None:
         return run_grid(*args, **kwargs)
 
     # The CLI imports them when a command runs
-    recipe.train, ablation_grid.run_grid = (
+    one_run.train_one_run, ablation_grid.run_grid = (
         slow_train,
         slow_grid,
     )

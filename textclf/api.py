@@ -94,7 +94,7 @@ def train(
     continues the run there with its saved config. ``callbacks`` get each epoch's history row.
     Under torchrun every process calls this and they train one model.
     """
-    from textclf.training.session import resolve_config, train_run
+    from textclf.training.session import resolve_config, train_in_job
 
     if isinstance(config, TrainConfig):
         import dataclasses
@@ -108,7 +108,7 @@ def train(
         config = resolve_config(
             preset, config_file, {**(config or {}), **settings}, resume=resume, run_dir=run_dir
         )
-    outcome = train_run(config, run_dir, resume=resume, callbacks=callbacks, log=log)
+    outcome = train_in_job(config, run_dir, resume=resume, callbacks=callbacks, log=log)
     return load_run(outcome.run_dir)
 
 

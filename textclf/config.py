@@ -22,6 +22,7 @@ from pydantic import Field
 
 from textclf.errors import TextclfError, option, unknown_choice
 from textclf.presets import AUTO_OPEN_NOTE, PRESETS  # config.PRESETS stays importable
+from textclf.validation import problem, show, type_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -254,7 +255,7 @@ def read_toml(path: str | Path) -> ConfigValues:
         if not isinstance(data["train"], dict):
             raise TextclfError(
                 f"config file '{path}': 'train' must be a [train] table, got "
-                f"{_type_name(data['train'])}"
+                f"{type_name(data['train'])}"
             )
         stray = [k for k in data if k != "train"]
         if stray:
@@ -334,16 +335,14 @@ def check_values(values: dict, origins: Optional[dict] = None) -> None:
             }
         )
     except pydantic.ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        key = str(first["loc"][0]) if first["loc"] else "config"
-        origin = (origins or {}).get(key)
-        others = sorted({str(e["loc"][0]) for e in errors[1:] if e["loc"]} - {key})
+        found = problem(exc, _schema())
+        origin = (origins or {}).get(found.key)
+        others = sorted(set(found.others) - {found.key})
         more = f" (also invalid: {', '.join(others)})" if others else ""
         where = f" (from {origin})" if origin else ""
         raise TextclfError(
-            f"config value {key} = {_show(first['input'])}{where} is invalid: "
-            f"{_reason(first)}{more}"
+            f"config value {found.key} = {show(found.value)}{where} is invalid: "
+            f"{found.reason}{more}"
         ) from None
 
 
@@ -363,78 +362,6 @@ def _schema() -> type[pydantic.BaseModel]:
             )
         )
     return _SCHEMA[0]
-
-
-_TYPE_REASONS = {
-    "bool_type": "expected true or false (a TOML boolean, without quotes)",
-    "int_type": "expected an integer",
-    "float_type": "expected a number",
-    "string_type": "expected a string (in quotes in TOML)",
-    "dict_type": "expected a table",
-    "finite_number": "expected a finite number (not nan or inf)",
-    "string_too_short": "expected a non-empty string",
-}
-
-
-def _reason(error: dict) -> str:
-    kind, ctx = error["type"], error.get("ctx") or {}
-    if kind in _TYPE_REASONS:
-        got = error["input"]
-        wrong_type = kind.endswith("_type") and got is not None
-        return _TYPE_REASONS[kind] + (f", got {_type_name(got)}" if wrong_type else "")
-    bounds = {
-        "greater_than": "> {gt}",
-        "greater_than_equal": ">= {ge}",
-        "less_than": "< {lt}",
-        "less_than_equal": "<= {le}",
-    }
-    if kind in bounds:
-        interval = _interval(str(error["loc"][0])) if error["loc"] else None
-        if interval:
-            return f"outside {interval}"
-        return "must be " + bounds[kind].format(**{k: _show(v) for k, v in ctx.items()})
-    return error.get("msg", "invalid")
-
-
-def _interval(key: str) -> Optional[str]:
-    """``[0, 1]``, ``(0, 1]``, ... for a field bounded on both sides (from its annotation), else
-    None."""
-    hint = typing.get_type_hints(TrainConfig, include_extras=True).get(key)
-    for arg in (hint, *typing.get_args(hint)):  # Optional[Annotated[...]] too
-        if typing.get_origin(arg) is not Annotated:
-            continue
-        low = high = None
-        for info in typing.get_args(arg)[1:]:
-            for bound in getattr(info, "metadata", []):
-                name = type(bound).__name__.lower()  # annotated_types Ge, Gt, Le, Lt
-                if name in ("ge", "gt"):
-                    low = ("[" if name == "ge" else "(") + _show(getattr(bound, name))
-                elif name in ("le", "lt"):
-                    high = _show(getattr(bound, name)) + ("]" if name == "le" else ")")
-        if low and high:
-            return f"{low}, {high}"
-    return None
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"  # also nan, inf
-    return repr(value)
-
-
-def _type_name(value: Any) -> str:
-    return {
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -25,13 +25,13 @@ def filled_cache(tmp_path_factory) -> Path:
     """A cache with one good entry (tiny-cnn features of synthetic/train) made by a real run,
     once per module."""
     from textclf.config import build_config
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     root = tmp_path_factory.mktemp("cache-module")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
         mp.setenv("HF_HUB_OFFLINE", "1")
-        train(build_config("tiny", None, {"epochs": 1, "device": "cpu"}), root / "run")
+        train_one_run(build_config("tiny", None, {"epochs": 1, "device": "cpu"}), root / "run")
     return root / "cache"
 
 

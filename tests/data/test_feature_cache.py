@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from textclf.config import build_config
-from textclf.training.recipe import train
+from textclf.training.one_run import train_one_run
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +25,8 @@ def tiny(**overrides):
 
 
 def test_a_second_run_reuses_the_feature_cache(tmp_path):
-    first = train(tiny(), tmp_path / "a")
-    second = train(tiny(), tmp_path / "b")
+    first = train_one_run(tiny(), tmp_path / "a")
+    second = train_one_run(tiny(), tmp_path / "b")
     assert first["feature_cache_hit"] is False
     assert second["feature_cache_hit"] is True
 
@@ -38,7 +38,7 @@ def _cache_entries(cache: Path) -> list[Path]:
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path, cache_dir, damage):
-    train(tiny(), tmp_path / "a")
+    train_one_run(tiny(), tmp_path / "a")
     [entry] = _cache_entries(cache_dir)
     good = np.load(entry)
     raw = bytearray(entry.read_bytes())
@@ -47,10 +47,10 @@ def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path, cache_dir, damage
     else:
         raw[-10] ^= 0xFF
         entry.write_bytes(bytes(raw))
-    metrics = train(tiny(), tmp_path / "b")
+    metrics = train_one_run(tiny(), tmp_path / "b")
     assert metrics["feature_cache_hit"] is False  # detected, so recomputed
     assert np.array_equal(np.load(entry), good)
-    assert train(tiny(), tmp_path / "c")["feature_cache_hit"] is True
+    assert train_one_run(tiny(), tmp_path / "c")["feature_cache_hit"] is True
 
 
 def test_two_processes_filling_one_cache_entry(tmp_path, cache_dir):

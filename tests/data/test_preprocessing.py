@@ -81,12 +81,12 @@ def tiny_export(tmp_path_factory):
 
     from textclf.cli.main import app
     from textclf.config import build_config
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     root = tmp_path_factory.mktemp("same-input")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
-        train(build_config("tiny", None, {"epochs": 1}), root / "run")
+        train_one_run(build_config("tiny", None, {"epochs": 1}), root / "run")
         res = CliRunner().invoke(
             app,
             [

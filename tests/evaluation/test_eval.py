@@ -32,7 +32,7 @@ from textclf.evaluation.metrics import (
     read_metrics,
 )
 from textclf.evaluation.run_figures import PLOT_NAMES
-from textclf.training.recipe import train
+from textclf.training.one_run import train_one_run
 
 runner = CliRunner()
 
@@ -242,7 +242,7 @@ def tiny_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("eval")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTCLF_CACHE", str(base / "cache"))
-        train(build_config("tiny", None, {"device": "cpu", "epochs": 4}), base / "run")
+        train_one_run(build_config("tiny", None, {"device": "cpu", "epochs": 4}), base / "run")
     return base
 
 
@@ -420,7 +420,7 @@ def test_an_untrained_run_still_evaluates_and_its_text_embeddings_are_the_initia
 
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
-    train(build_config("tiny", None, {"device": "cpu", "epochs": 0}), run)
+    train_one_run(build_config("tiny", None, {"device": "cpu", "epochs": 0}), run)
     loaded = open_run(run)
     assert torch.allclose(
         loaded.class_text_embeddings(initial=True), loaded.class_text_embeddings(initial=False)
@@ -438,7 +438,7 @@ def test_another_split_and_another_compatible_dataset(tmp_path, monkeypatch):
     a = _write_colour_folder(tmp_path / "colours_a", seed=1)
     b = _write_colour_folder(tmp_path / "colours_b", seed=2)
     run = tmp_path / "run"
-    train(build_config("tiny", None, {"dataset": f"imagefolder:{a}", "device": "cpu"}), run)
+    train_one_run(build_config("tiny", None, {"dataset": f"imagefolder:{a}", "device": "cpu"}), run)
     assert _invoke(run, "--device", "cpu").exit_code == 0
     own = (run / "metrics.json").read_text()
     res = _invoke(run, "--device", "cpu", "--dataset", f"imagefolder:{b}", "--json")
@@ -509,7 +509,7 @@ def test_figures_of_the_default_run(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run = tmp_path / "run"
-    train(
+    train_one_run(
         build_config(
             "default", None, {"device": "cpu", "max_train": 300, "max_test": 100, "epochs": 8}
         ),

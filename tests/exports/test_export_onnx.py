@@ -20,10 +20,10 @@ from textclf.cli.main import app  # noqa: E402
 
 def _train(root: Path, preset: str = "tiny", **overrides) -> Path:
     from textclf.config import build_config
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     run_dir = root / "run"
-    train(build_config(preset, None, overrides), run_dir)
+    train_one_run(build_config(preset, None, overrides), run_dir)
     return run_dir
 
 

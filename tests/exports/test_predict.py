@@ -24,13 +24,13 @@ CLASSES = ["red", "green", "blue", "gray"]
 def exported(tmp_path_factory):
     """A tiny run, its float-input and uint8-input exports, and sample PNGs of its test split."""
     from textclf.config import build_config
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     root = tmp_path_factory.mktemp("predict")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
         run_dir = root / "run"
-        train(build_config("tiny", None, {}), run_dir)
+        train_one_run(build_config("tiny", None, {}), run_dir)
         runner = CliRunner()
         for extra, name in [([], "model.onnx"), (["--with-preprocessing"], "pre.onnx")]:
             res = runner.invoke(

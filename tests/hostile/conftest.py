@@ -55,13 +55,13 @@ def session_run(tmp_path_factory) -> Path:
     """One finished ``--preset tiny`` run (synthetic colours, tiny-cnn + tiny-bert), shared
     read-only."""
     from textclf.config import build_config
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     root = tmp_path_factory.mktemp("session-run")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
         mp.setenv("HF_HUB_OFFLINE", "1")
-        train(build_config("tiny", None, {"device": "cpu"}), root / "run")
+        train_one_run(build_config("tiny", None, {"device": "cpu"}), root / "run")
     return root / "run"
 
 

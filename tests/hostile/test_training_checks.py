@@ -100,11 +100,13 @@ def test_a_class_only_under_test_is_named_not_dropped(hostile_env):
 
 def test_resume_after_a_class_folder_was_added_names_the_difference(hostile_env):
     from textclf.config import build_config
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     data = image_folder(hostile_env / "parts", {"a": 4, "b": 4}, {"a": 2, "b": 2})
     run = hostile_env / "r"
-    train(build_config("tiny", None, {"dataset": f"imagefolder:{data}", "device": "cpu"}), run)
+    train_one_run(
+        build_config("tiny", None, {"dataset": f"imagefolder:{data}", "device": "cpu"}), run
+    )
     # What a run killed after its last checkpoint looks like: its marker, no final files yet.
     for name in ("model.safetensors", "classes.json", "descriptions.json", "train_metrics.json"):
         (run / name).unlink()

@@ -43,7 +43,7 @@ def test_image_backbone_contract(name, tmp_path):
     from textclf.exports.onnx_export import export_run
     from textclf.models.encoders import build_image_encoder
     from textclf.runs.run import open_run
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     plugin, argument = reg.get_image_backbone(name)
     spec = plugin.spec(argument, False)
@@ -59,7 +59,7 @@ def test_image_backbone_contract(name, tmp_path):
         None,
         {"image_backbone": name, "pretrained": False, "epochs": 1, "image_size": SMALL},
     )
-    metrics = train(config, tmp_path / "run")
+    metrics = train_one_run(config, tmp_path / "run")
     assert metrics["feature_cache_hit"] is False and metrics["epochs"] == 1
     run = open_run(tmp_path / "run")
     assert run.run_info["image_backbone"]["weights_hash"] == encoder.weights_hash
@@ -205,7 +205,7 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
     from textclf.exports.onnx_export import export_run
     from textclf.models.encoders import build_image_encoder
     from textclf.runs.run import open_run
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     name = request.getfixturevalue("tiny_open_clip") if family == "open-clip" else family
     # An aligned pair: one checkpoint for both
@@ -236,7 +236,7 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
             "image_size": SMALL,
         },
     )
-    assert train(config, run_dir)["epochs"] == 1
+    assert train_one_run(config, run_dir)["epochs"] == 1
     run = open_run(run_dir)
     # The model's own crop and interpolation
     assert run.preprocessing == spec.preprocessing.with_size(SMALL)

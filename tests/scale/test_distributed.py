@@ -21,7 +21,7 @@ from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
 from textclf.runtime import distributed
-from textclf.training.recipe import train
+from textclf.training.one_run import train_one_run
 
 runner = CliRunner()
 
@@ -149,11 +149,11 @@ def test_a_one_rank_ddp_run_is_bit_identical_to_a_single_process(
     result."""
     with distributed.session("cpu") as ctx:
         assert ctx.active and ctx.world == 1 and ctx.backend == "gloo"
-        metrics = train(tiny(epochs=2, **overrides), tmp_path / "ddp")
+        metrics = train_one_run(tiny(epochs=2, **overrides), tmp_path / "ddp")
     assert not torch.distributed.is_initialized() and distributed.current() is distributed.SINGLE
     assert metrics["world_size"] == 1
     monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache-single"))
-    train(tiny(epochs=2, **overrides), tmp_path / "single")
+    train_one_run(tiny(epochs=2, **overrides), tmp_path / "single")
     assert (tmp_path / "ddp" / "model.safetensors").read_bytes() == (
         tmp_path / "single" / "model.safetensors"
     ).read_bytes()
@@ -167,7 +167,7 @@ def test_a_refused_run_dir_is_refused_in_a_job_too(tmp_path, one_rank_job):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
     with pytest.raises(TextclfError, match="not empty"), distributed.session("cpu"):
-        train(tiny(), tmp_path / "mine")
+        train_one_run(tiny(), tmp_path / "mine")
     assert not torch.distributed.is_initialized()
 
 
@@ -191,8 +191,8 @@ def test_feature_rows_read_from_disk_equal_the_memory_map(tmp_path):
 
 
 def test_float16_features_are_a_separate_entry_of_half_the_size(tmp_path, cache_dir):
-    train(tiny(epochs=1), tmp_path / "f32")
-    metrics = train(tiny(epochs=1, feature_dtype="float16"), tmp_path / "f16")
+    train_one_run(tiny(epochs=1), tmp_path / "f32")
+    metrics = train_one_run(tiny(epochs=1, feature_dtype="float16"), tmp_path / "f16")
     assert metrics["feature_cache_hit"] is False  # not served the float32 entry
     entries = {
         json.loads(p.read_text())["dtype"]: p.with_suffix(".npy")

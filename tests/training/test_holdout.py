@@ -11,7 +11,8 @@ import pytest
 from textclf.config import build_config
 from textclf.errors import TextclfError
 from textclf.training.holdout import Vocabulary, holdout_rows
-from textclf.training.recipe import TrainingRecipe, train
+from textclf.training.one_run import train_one_run
+from textclf.training.recipe import TrainingRecipe
 
 CLASSES = ["red", "green", "blue", "gray"]
 
@@ -82,7 +83,7 @@ def test_calibration_never_reads_the_test_split(tmp_path, monkeypatch):
         return ds
 
     monkeypatch.setattr(data, "load_dataset", no_test)
-    metrics = train(_tiny(holdout_classes=["blue"], text_head="open"), tmp_path / "run")
+    metrics = train_one_run(_tiny(holdout_classes=["blue"], text_head="open"), tmp_path / "run")
     assert "gamma" in metrics["calibration"] and metrics["calibration"]["pseudo_unseen"]
     assert all("blue" not in group for group in metrics["calibration"]["pseudo_unseen"])
 
@@ -91,7 +92,7 @@ def test_eval_reports_unseen_and_generalized_figures(tmp_path):
     from textclf.evaluation.metrics import evaluate_run
     from textclf.runs.run import open_run
 
-    train(_tiny(holdout_classes=["blue"], text_head="open"), tmp_path / "run")
+    train_one_run(_tiny(holdout_classes=["blue"], text_head="open"), tmp_path / "run")
     run = open_run(tmp_path / "run")
     names, feats, seen = run.vocabulary(include_holdout=True)
     assert run.vocabulary()[0] == ["red", "green", "gray"]  # served: held-out classes are eval-only
@@ -120,8 +121,8 @@ def test_eval_reports_unseen_and_generalized_figures(tmp_path):
 
 def test_bad_holdout_classes_are_one_line(tmp_path):
     with pytest.raises(TextclfError, match="purple"):
-        train(_tiny(holdout_classes=["purple"]), tmp_path / "a")
+        train_one_run(_tiny(holdout_classes=["purple"]), tmp_path / "a")
     with pytest.raises(TextclfError, match="fewer than 2"):
-        train(_tiny(holdout_classes=["red", "green", "blue"]), tmp_path / "b")
+        train_one_run(_tiny(holdout_classes=["red", "green", "blue"]), tmp_path / "b")
     with pytest.raises(TextclfError, match="holdout-shots 50"):
-        train(_tiny(holdout_classes=["blue"], holdout_shots=50), tmp_path / "c")
+        train_one_run(_tiny(holdout_classes=["blue"], holdout_shots=50), tmp_path / "c")

@@ -19,7 +19,7 @@ from textclf.cli.main import app
 from textclf.config import build_config
 from textclf.errors import TextclfError
 from textclf.runs.run import open_run
-from textclf.training.recipe import train
+from textclf.training.one_run import train_one_run
 
 runner = CliRunner()
 
@@ -53,7 +53,7 @@ def _history_without_times(run: Path) -> list:
 
 def test_tiny_run_writes_a_complete_run_dir(tmp_path):
     run = tmp_path / "run"
-    metrics = train(tiny(), run)
+    metrics = train_one_run(tiny(), run)
     for name in (
         "config.toml",
         "model.safetensors",
@@ -81,13 +81,13 @@ def test_tiny_run_writes_a_complete_run_dir(tmp_path):
 
 def test_same_seed_gives_bit_identical_weights_and_metrics(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    train(tiny(epochs=4), a)
-    train(tiny(epochs=4), b)
+    train_one_run(tiny(epochs=4), a)
+    train_one_run(tiny(epochs=4), b)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     assert _metrics_without_times(a) == _metrics_without_times(b)
     assert _history_without_times(a) == _history_without_times(b)
     c = tmp_path / "c"
-    train(tiny(epochs=4, seed=1), c)
+    train_one_run(tiny(epochs=4, seed=1), c)
     assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
 
 
@@ -99,7 +99,7 @@ def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
     runs = {}
     for select in ("last", "best"):
         cfg = tiny(epochs=6, select=select)
-        metrics = train(cfg, tmp_path / select)
+        metrics = train_one_run(cfg, tmp_path / select)
         history = _history_without_times(tmp_path / select)
         out = split_outputs(open_run(tmp_path / select), "train")
         _, val_idx = split_indices(out.labels, cfg)
@@ -124,7 +124,7 @@ def test_select_keeps_the_last_or_the_best_validation_epoch(tmp_path):
 def test_zero_epochs_select_nothing_and_old_run_configs_kept_the_best_epoch(tmp_path):
     from textclf.config import load_run_config, save_config
 
-    metrics = train(tiny(epochs=0, select="best"), tmp_path / "zero")
+    metrics = train_one_run(tiny(epochs=0, select="best"), tmp_path / "zero")
     assert (
         metrics["best_epoch"]
         is metrics["selected_epoch"]
@@ -141,9 +141,9 @@ def test_zero_epochs_select_nothing_and_old_run_configs_kept_the_best_epoch(tmp_
 
 
 def test_refuses_to_overwrite_a_finished_run(tmp_path):
-    train(tiny(), tmp_path / "run")
+    train_one_run(tiny(), tmp_path / "run")
     with pytest.raises(TextclfError, match="already holds a run"):
-        train(tiny(), tmp_path / "run")
+        train_one_run(tiny(), tmp_path / "run")
 
 
 # ---- resume -----------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_refuses_to_overwrite_a_finished_run(tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path, cache_dir):
     ref = tmp_path / "ref"
-    train(tiny(epochs=4), ref)
+    train_one_run(tiny(epochs=4), ref)
     run = tmp_path / "killed"
     env = dict(os.environ, TEXTCLF_CACHE=str(cache_dir))
     cmd = slow_runs.command(
@@ -203,7 +203,7 @@ def test_variants_train_and_load(tmp_path, overrides):
             "descriptions": str(_write_descriptions(tmp_path / "d.json")),
         }
     run = tmp_path / "run"
-    metrics = train(tiny(epochs=2, **overrides), run)
+    metrics = train_one_run(tiny(epochs=2, **overrides), run)
     loaded = open_run(run)
     assert loaded.model().head.out_features == 4
     if overrides.get("freeze_text") is False:
@@ -231,7 +231,7 @@ def _write_descriptions(path: Path) -> Path:
 def test_train_backbone_last_unfreezes_only_the_last_block(tmp_path):
     """Only the parameters of the plugin's last_layer() change; the rest of the backbone stays as
     built."""
-    train(tiny(epochs=1, train_backbone="last"), tmp_path / "run")
+    train_one_run(tiny(epochs=1, train_backbone="last"), tmp_path / "run")
     run = open_run(tmp_path / "run")
     encoder = run.image_encoder()  # the run's own (trained) weights
     fresh = encoder.plugin.create(None, True)
@@ -248,7 +248,7 @@ def test_train_backbone_last_unfreezes_only_the_last_block(tmp_path):
 @pytest.mark.slow
 def test_minilm_text_finetuning_one_short_epoch(tmp_path):
     run = tmp_path / "run"
-    train(tiny(epochs=1, text_backbone="minilm-l6", freeze_text=False), run)
+    train_one_run(tiny(epochs=1, text_backbone="minilm-l6", freeze_text=False), run)
     tensors = open_run(run).tensors
     assert any(k.startswith("class_text.tower.") for k in tensors)
     assert tensors["class_text_features"].shape == (4, 384)
@@ -301,7 +301,7 @@ def test_default_preset_reaches_094_on_digits(tmp_path):
     from textclf.evaluation.outputs import split_outputs
 
     run = tmp_path / "default"
-    train(build_config("default"), run)
+    train_one_run(build_config("default"), run)
     out = split_outputs(open_run(run))
     accuracy = float((out.served.logits.argmax(1) == out.labels).mean())
     assert accuracy >= 0.94, accuracy
@@ -310,7 +310,7 @@ def test_default_preset_reaches_094_on_digits(tmp_path):
 def test_top_layer_text_finetuning_changes_only_the_top_layer(tmp_path):
     """--text-trainable-layers 1 replays cached lower-layer states and trains the top layer only."""
     run = tmp_path / "run"
-    train(tiny(epochs=2, freeze_text=False, text_trainable_layers=1), run)
+    train_one_run(tiny(epochs=2, freeze_text=False, text_trainable_layers=1), run)
     tensors = open_run(run).tensors
     top = {k for k in tensors if k.startswith("class_text.top.")}
     assert top and not any(k.startswith("class_text.tower.") for k in tensors)

@@ -32,12 +32,13 @@ def run_cell(
 ) -> dict:
     """Train and evaluate one cell for one seed (or reuse its finished result).
 
-    ``callbacks`` are passed to :func:`textclf.training.recipe.train` (called after every epoch).
+    ``callbacks`` are passed to :func:`textclf.training.one_run.train_one_run` (called after
+    every epoch).
     """
     from textclf.evaluation.outputs import split_outputs
     from textclf.runs.run import open_run
     from textclf.runs.run_dir import RunFiles
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
     result_path = run_dir / "result.json"
@@ -59,7 +60,7 @@ def run_cell(
 
             # A half-made cell from a killed grid: start it over
             remove_own_files(run_dir, OWN_FILES)
-        train(config, run_dir, resume=can_resume, callbacks=callbacks)
+        train_one_run(config, run_dir, resume=can_resume, callbacks=callbacks)
     run = open_run(run_dir)
     outputs = split_outputs(run, "test", shared=True)
     from textclf.evaluation.metrics import score_outputs

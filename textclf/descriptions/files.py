@@ -17,8 +17,9 @@ from typing import Optional
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from textclf.errors import TextclfError, validation_line
+from textclf.errors import TextclfError
 from textclf.files.paths import safe_name
+from textclf.validation import validate
 
 SCHEMA_VERSION = 1
 DEFAULT_ROOT = "descriptions"
@@ -105,11 +106,6 @@ class DescriptionFile(BaseModel):
         return data
 
 
-def _format_validation_error(path: str, exc: pydantic.ValidationError) -> str:
-    key, msg, got = validation_line(exc)
-    return f"invalid description file {path}: field '{key}': {msg}{got}"
-
-
 def parse_descriptions(data, source: str = "<data>", *, partial: bool = False) -> DescriptionFile:
     """Validate an already-parsed JSON object; ``partial`` admits incomplete files."""
     if not isinstance(data, dict):
@@ -124,10 +120,7 @@ def parse_descriptions(data, source: str = "<data>", *, partial: bool = False) -
             f"invalid description file {source}: field 'schema_version' is {version!r}; "
             f"this textclf reads schema_version {SCHEMA_VERSION}"
         )
-    try:
-        file = DescriptionFile.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise TextclfError(_format_validation_error(source, exc)) from None
+    file = validate(DescriptionFile, data, what=f"invalid description file {source}")
     if not file.complete and not partial:
         missing = file.missing_classes()
         first = (

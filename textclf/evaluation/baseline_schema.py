@@ -12,8 +12,8 @@ from typing import Annotated
 import pydantic
 from pydantic import Field
 
-from textclf.errors import TextclfError, validation_line
 from textclf.files.schema_types import ClassNames
+from textclf.validation import validate
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
@@ -29,11 +29,9 @@ class GatedMetrics(pydantic.BaseModel):
 
 def check_gateable(doc: dict, source: str = "the baseline") -> None:
     """Raise a one-line error unless ``doc`` holds what a gate compares against."""
-    try:
-        GatedMetrics.model_validate(doc)
-    except pydantic.ValidationError as exc:
-        key, msg, got = validation_line(exc)
-        raise TextclfError(
-            f"{source} cannot be gated against: {key}: {msg}{got}; use a metrics.json written by "
-            f"textclf eval"
-        ) from None
+    validate(
+        GatedMetrics,
+        doc,
+        what=f"{source} cannot be gated against",
+        fix="use a metrics.json written by textclf eval",
+    )

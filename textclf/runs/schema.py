@@ -14,8 +14,8 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from textclf.data.preprocessing import PreprocessingRecord
-from textclf.errors import TextclfError, validation_line
 from textclf.files.schema_types import ClassNames
+from textclf.validation import validate
 
 
 class BackboneRecord(pydantic.BaseModel):
@@ -50,14 +50,12 @@ class Classes(pydantic.BaseModel):
 
 
 def _validated(model: type[pydantic.BaseModel], data, path: Path):
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        key, msg, got = validation_line(exc)
-        raise TextclfError(
-            f"run file '{path}' is damaged: {key}: {msg}{got}; train the run again or "
-            f"restore the file"
-        ) from None
+    return validate(
+        model,
+        data,
+        what=f"run file '{path}' is damaged",
+        fix="train the run again or restore the file",
+    )
 
 
 def read_run_info(path: str | Path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,3 +135,39 @@ class CheckpointWriter:
         error, self._error = self._error, None
         if error is not None and raise_error:
             raise error
+
+
+@dataclass
+class LoopState:
+    """Where the epoch loop stands: a new run's, or a checkpoint's."""
+
+    start_epoch: int = 0
+    best_val: float = -1.0
+    best_epoch: int = -1
+    best_state: dict | None = None
+    history: list = field(default_factory=list)
+
+
+def restore(files: RunFiles, optimizer, model, scheduler, class_names: list[str]) -> LoopState:
+    """Load ``files.checkpoint`` into ``model``, ``optimizer`` and ``scheduler``; return where the
+    loop resumes. A checkpoint of other classes or another model is refused with one line."""
+    ckpt = CHECKPOINT.load(files.checkpoint, optimizer)
+    meta = ckpt["meta"]
+    saved = meta.get("class_names")
+    if saved is not None and saved != class_names:
+        raise TextclfError(
+            f"cannot resume '{files.root}': the dataset's classes changed since the run "
+            f"began (added {[c for c in class_names if c not in saved]}, removed "
+            f"{[c for c in saved if c not in class_names]}); train a new run"
+        )
+    try:
+        model.load_state_dict(ckpt["current"], strict=True)
+    except RuntimeError as exc:
+        raise TextclfError(
+            f"cannot resume '{files.root}': its checkpoint does not fit the model built "
+            f"from the current data ({str(exc).splitlines()[0][:120]}); train a new run"
+        ) from None
+    scheduler.load_state_dict(meta["scheduler"])
+    return LoopState(
+        meta["epoch"] + 1, meta["best_val"], meta["best_epoch"], ckpt["best"], meta["history"]
+    )

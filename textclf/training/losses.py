@@ -3,8 +3,12 @@ other-class text)``."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from textclf.errors import PeerError, TextclfError, option
 
 
 def info_nce(
@@ -71,3 +75,25 @@ def combined_loss(
     )
     loss = config.clf_weight * ce + config.cont_weight * cont
     return loss, float(ce.detach()), float(cont.detach())
+
+
+def check_finite(loss: torch.Tensor, ctx, config, epoch: int, step: int) -> None:
+    """Stop before NaN reaches the weights: bad settings, not a bug (every rank of ``ctx`` stops at
+    the same step, and the error names the epoch, the step and the settings to change)."""
+    value = float(loss.detach())
+    bad = not math.isfinite(value)
+    if ctx.world > 1:
+        bad = bool(ctx.all_sum([float(bad)])[0] > 0)
+    if not bad:
+        return
+    what = (
+        f"the loss became {value}"
+        if not math.isfinite(value)
+        else "the loss became non-finite on another rank"
+    )
+    message = (
+        f"{what} at epoch {epoch + 1}, step {step + 1}: training diverged; lower "
+        f"{option('lr')} (now {config.lr:g}) or raise {option('temperature')} (now "
+        f"{config.temperature:g})"
+    )
+    raise TextclfError(message) if ctx.is_main else PeerError(message)

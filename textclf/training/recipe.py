@@ -13,67 +13,27 @@ wrapped in DistributedDataParallel.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from textclf.config import TrainConfig, save_config
-from textclf.errors import TextclfError, option
 from textclf.runs.run_dir import RunFiles
 from textclf.runtime.devices import resolve_device
 from textclf.runtime.progress import NULL, Reporter
-from textclf.training.checkpoint import CHECKPOINT, CheckpointWriter
-from textclf.training.schedule import cosine_schedule, torch_threads
+from textclf.training.checkpoint import CheckpointWriter, LoopState, restore
+from textclf.training.losses import check_finite
+from textclf.training.optimization import (
+    build_optimizer,
+    build_schedule,
+    parameter_groups,
+    trainable_backbone_parameters,
+)
+from textclf.training.schedule import torch_threads
 
 EpochCallback = Callable[[dict], None]
-
-
-def train(
-    config: TrainConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    reporter: Reporter = NULL,
-    callbacks: Sequence[EpochCallback] = (),
-) -> dict:
-    """Train one run into ``run_dir`` and return its ``train_metrics`` dict.
-
-    The run dir must be missing, empty or a textclf run dir; it is locked for the whole run, so a
-    second writer fails at once instead of mixing two runs' files. ``callbacks`` are called with
-    each epoch's history row once its checkpoint is submitted (on rank 0 of a torchrun job).
-    Inside a :func:`textclf.runtime.distributed.session` every rank calls this; they train one
-    model.
-    """
-    from textclf.files.ownership import remove_own_files
-    from textclf.runs.run_dir import OWN_FILES
-    from textclf.runtime.distributed import current
-    from textclf.training.claim import claimed_run_dir
-    from textclf.training.preflight import preflight
-
-    if not resume:
-        # Before the run dir is touched (a resumed run keeps the config it was checked with)
-        preflight(config)
-    ctx = current()
-    files = RunFiles(Path(run_dir))
-    with claimed_run_dir(files, config, resume, ctx) as (config, created):
-        try:
-            recipe = TrainingRecipe(
-                config, files, resume=resume, reporter=reporter, callbacks=callbacks, ctx=ctx
-            )
-            recipe.setup()
-            return recipe.train()
-        except BaseException:
-            if ctx.is_main and created and not files.checkpoint.exists():
-                # Nothing worth keeping: leave no empty run dir behind
-                remove_own_files(files.root, OWN_FILES)
-                with contextlib.suppress(OSError):
-                    files.root.rmdir()
-            raise
 
 
 class TrainingRecipe:
@@ -246,73 +206,36 @@ class TrainingRecipe:
         ).to(self.device)
         self.description_counts = [len(self.descriptions[c]) for c in self.class_names]
 
-    def _backbone_parameters(self) -> list:
-        """What ``--train-backbone last|all`` trains (nothing with a frozen backbone)."""
-        mode, net = self.config.train_backbone, self.model.image_backbone
-        if mode == "none":
-            return []
-        for p in net.parameters():
-            p.requires_grad_(mode == "all")
-        if mode == "last":
-            for p in self.image_encoder.plugin.last_layer(net).parameters():
-                p.requires_grad_(True)
-        return [p for p in net.parameters() if p.requires_grad]
-
     def _setup_optimizer(self) -> None:
-        cfg, model = self.config, self.model
-        heads = [
-            *model.image_proj.parameters(),
-            *model.text_proj.parameters(),
-            *model.head.parameters(),
-        ]
-        groups = [{"params": heads, "lr": cfg.lr}]
-        if model.class_text is not None:
-            text = [p for p in model.class_text.parameters() if p.requires_grad]
-            if text:
-                groups.append({"params": text, "lr": cfg.text_lr})
-        backbone = self._backbone_parameters()
-        if backbone:
-            groups.append({"params": backbone, "lr": cfg.backbone_lr})
-        # fused: one kernel per step instead of ~10 small ops per tensor (the loop is
-        # overhead-bound)
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, fused=True)
+        backbone = self.model.image_backbone
+        trained = (
+            trainable_backbone_parameters(
+                self.config.train_backbone, backbone, self.image_encoder.plugin
+            )
+            if backbone is not None
+            else []
+        )
+        groups = parameter_groups(self.config, self.model, trained)
+        self.optimizer = build_optimizer(self.config, groups)
 
     def _setup_schedule(self) -> None:
-        self.steps_per_epoch = max(1, math.ceil(self.data.n_train / self.config.batch_size))
-        total = self.config.epochs * self.steps_per_epoch
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_schedule(total))
+        self.scheduler, self.steps_per_epoch = build_schedule(
+            self.optimizer, self.config, self.data.n_train
+        )
 
     def _resume(self) -> None:
-        self.start_epoch, self.best_val, self.best_epoch, self.best_state, self.history = (
-            0,
-            -1.0,
-            -1,
-            None,
-            [],
-        )
-        if not (self.resume and self.files is not None and self.files.checkpoint.exists()):
-            return
-        ckpt = CHECKPOINT.load(self.files.checkpoint, self.optimizer)
-        meta = ckpt["meta"]
-        saved = meta.get("class_names")
-        if saved is not None and saved != self.class_names:
-            raise TextclfError(
-                f"cannot resume '{self.files.root}': the dataset's classes changed since the run "
-                f"began (added {[c for c in self.class_names if c not in saved]}, removed "
-                f"{[c for c in saved if c not in self.class_names]}); train a new run"
+        state = LoopState()
+        if self.resume and self.files is not None and self.files.checkpoint.exists():
+            state = restore(
+                self.files, self.optimizer, self.model, self.scheduler, self.class_names
             )
-        try:
-            self.model.load_state_dict(ckpt["current"], strict=True)
-        except RuntimeError as exc:
-            raise TextclfError(
-                f"cannot resume '{self.files.root}': its checkpoint does not fit the model built "
-                f"from the current data ({str(exc).splitlines()[0][:120]}); train a new run"
-            ) from None
-        self.scheduler.load_state_dict(meta["scheduler"])
-        self.start_epoch = meta["epoch"] + 1
-        self.best_val, self.best_epoch = meta["best_val"], meta["best_epoch"]
-        self.best_state, self.history = ckpt["best"], meta["history"]
-        self.reporter.message(f"resuming {self.files.root} after epoch {self.start_epoch}")
+            self.reporter.message(f"resuming {self.files.root} after epoch {state.start_epoch}")
+        self.start_epoch, self.best_val, self.best_epoch = (
+            state.start_epoch,
+            state.best_val,
+            state.best_epoch,
+        )
+        self.best_state, self.history = state.best_state, state.history
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -332,7 +255,7 @@ class TrainingRecipe:
             self.model.class_text, TunedClassText
         )
 
-    def train(self) -> dict:
+    def run(self) -> dict:
         """The epoch loop (train, validate, checkpoint), then the run's files; returns
         ``train_metrics``."""
         cfg = self.config
@@ -413,7 +336,7 @@ class TrainingRecipe:
                     if len(y)
                     else (zero_loss(out), 0.0, 0.0)
                 )
-            self._check_finite(loss, epoch, step)
+            check_finite(loss, self.ctx, cfg, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
             # DDP averages over ranks: weigh each rank by its images
             share = len(y) * ctx.world / len(batch)
@@ -430,32 +353,6 @@ class TrainingRecipe:
             "loss_cont": round(float(total[2]) / n, 6),
             "t0": t0,
         }
-
-    def _check_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
-        """Stop before NaN reaches the weights: bad settings, not a bug (every rank stops at the
-        same step)."""
-        value = float(loss.detach())
-        bad = not math.isfinite(value)
-        if self.ctx.world > 1:
-            bad = bool(self.ctx.all_sum([float(bad)])[0] > 0)
-        if not bad:
-            return
-        cfg = self.config
-        what = (
-            f"the loss became {value}"
-            if not math.isfinite(value)
-            else "the loss became non-finite on another rank"
-        )
-        message = (
-            f"{what} at epoch {epoch + 1}, step {step + 1}: training diverged; lower "
-            f"{option('lr')} (now {cfg.lr:g}) or raise {option('temperature')} (now "
-            f"{cfg.temperature:g})"
-        )
-        if self.ctx.is_main:
-            raise TextclfError(message)
-        from textclf.errors import PeerError
-
-        raise PeerError(message)
 
     @torch.no_grad()
     def _validate(self) -> float:

@@ -2,7 +2,7 @@
 
 :func:`resolve_config` turns a preset, a TOML file and settings into the validated config (or, to
 resume, the run's own config, refusing settings that would change it); :func:`default_run_dir`
-names a new run; :func:`train_run` joins a torchrun job when one started this process, claims the
+names a new run; :func:`train_in_job` joins a torchrun job when one started this process, claims the
 run dir, trains, and points ``<parent>/latest`` at the finished run.
 """
 
@@ -99,7 +99,7 @@ class TrainingOutcome:
     latest_note: Optional[str] = None  # why <parent>/latest was left alone
 
 
-def train_run(
+def train_in_job(
     config: TrainConfig,
     run_dir=None,
     *,
@@ -121,7 +121,7 @@ def train_run(
     from textclf.files.ownership import link_latest
     from textclf.runs.run_dir import RunFiles
     from textclf.runtime.distributed import session
-    from textclf.training.recipe import train
+    from textclf.training.one_run import train_one_run
     from textclf.training.tracking import make_tracker
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
@@ -135,7 +135,9 @@ def train_run(
                 reporter_factory(ctx) if reporter_factory else contextlib.nullcontext(reporter)
             ) as progress:
                 hooks = [*callbacks, tracker.log_epoch] if ctx.is_main else list(callbacks)
-                metrics = train(config, run_dir, resume=resume, reporter=progress, callbacks=hooks)
+                metrics = train_one_run(
+                    config, run_dir, resume=resume, reporter=progress, callbacks=hooks
+                )
         finally:
             tracker.close()
     note = link_latest(run_dir, lambda path: RunFiles(path).is_run_dir()) if ctx.is_main else None

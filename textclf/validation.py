@@ -1,0 +1,141 @@
+"""One pydantic error, one line: every schema textclf validates reports through here.
+
+The training config, run files, description files, ONNX metadata, gate baselines and
+preprocessing records are pydantic models. A failure becomes one :class:`TextclfError` that
+names the key, what is wrong with it in words a user reads (``outside [0, 1]``, ``expected an
+integer, got a string``), the value, and how many other problems there are; the caller adds
+where the document came from and what to do.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional, TypeVar
+
+import pydantic
+
+from textclf.errors import TextclfError
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+_TYPE_REASONS = {
+    "bool_type": "expected true or false (a TOML or JSON boolean, without quotes)",
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "string_type": "expected a string (in quotes)",
+    "dict_type": "expected a table",
+    "list_type": "expected a list",
+    "finite_number": "expected a finite number (not nan or inf)",
+    "string_too_short": "expected a non-empty string",
+    "missing": "missing",
+    "extra_forbidden": "unknown field",
+}
+_BOUNDS = {
+    "greater_than": "> {gt}",
+    "greater_than_equal": ">= {ge}",
+    "less_than": "< {lt}",
+    "less_than_equal": "<= {le}",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first problem of a validation error, in words."""
+
+    key: str  # dotted path, or "the document"
+    reason: str  # what is wrong, e.g. "outside [0, 1]"
+    value: Any  # the offending input (None when missing)
+    has_value: bool  # False for missing and unknown fields
+    others: tuple[str, ...]  # the keys of the other problems
+
+    @property
+    def got(self) -> str:
+        """``", got 1.5 (and 2 more problems)"``: the value and the count of other problems."""
+        text = f", got {show(self.value)[:60]}" if self.has_value else ""
+        if self.others:
+            text += f" (and {len(self.others)} more problems)"
+        return text
+
+
+def problem(exc: pydantic.ValidationError, model: Optional[type] = None) -> Problem:
+    """The first problem of ``exc``; ``model`` (the validated class) lets a bounded field read as
+    an interval."""
+    errors = exc.errors()
+    first = errors[0]
+    key = ".".join(str(p) for p in first["loc"]) or "the document"
+    others = tuple(".".join(str(p) for p in e["loc"]) for e in errors[1:])
+    has_value = first["type"] not in ("missing", "extra_forbidden")
+    return Problem(key, _reason(first, model), first.get("input"), has_value, others)
+
+
+def validate(model: type[Model], data: Any, *, what: str, fix: str = "") -> Model:
+    """``model.model_validate(data)``, or one :class:`TextclfError`:
+    ``"{what}: {key}: {reason}, got {value}; {fix}"``."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        found = problem(exc, model)
+        tail = f"; {fix}" if fix else ""
+        raise TextclfError(f"{what}: {found.key}: {found.reason}{found.got}{tail}") from None
+
+
+def _reason(error: dict, model: Optional[type]) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _TYPE_REASONS:
+        got = error.get("input")
+        wrong_type = kind.endswith("_type") and got is not None
+        return _TYPE_REASONS[kind] + (f", got {type_name(got)}" if wrong_type else "")
+    if kind in _BOUNDS:
+        interval = _interval(model, str(error["loc"][0])) if error["loc"] and model else None
+        if interval:
+            return f"outside {interval}"
+        return "must be " + _BOUNDS[kind].format(**{k: show(v) for k, v in ctx.items()})
+    return error.get("msg", "invalid").removeprefix("Value error, ")
+
+
+def _interval(model: type, key: str) -> Optional[str]:
+    """``[0, 1]``, ``(0, 1]``, ... for a field bounded on both sides (from its annotation)."""
+    field = getattr(model, "model_fields", {}).get(key)
+    if field is None:
+        return None
+    candidates = [field.metadata]  # constraints of the field itself
+    for arg in typing.get_args(field.annotation):  # Optional[Annotated[...]]
+        if typing.get_origin(arg) is Annotated:
+            candidates.append(
+                [b for info in typing.get_args(arg)[1:] for b in getattr(info, "metadata", [info])]
+            )
+    for bounds in candidates:
+        low = high = None
+        for bound in bounds:
+            name = type(bound).__name__.lower()  # annotated_types Ge, Gt, Le, Lt
+            if name in ("ge", "gt"):
+                low = ("[" if name == "ge" else "(") + show(getattr(bound, name))
+            elif name in ("le", "lt"):
+                high = show(getattr(bound, name)) + ("]" if name == "le" else ")")
+        if low and high:
+            return f"{low}, {high}"
+    return None
+
+
+def show(value: Any) -> str:
+    """A value as a user wrote it: strings quoted, booleans lower case, floats short."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"  # also nan, inf
+    return repr(value)
+
+
+def type_name(value: Any) -> str:
+    """``"a string"``, ``"an integer"``, ...: the kind of value a user gave."""
+    return {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
