@@ -81,7 +81,7 @@ def report_failure(exc: BaseException) -> int:
     code."""
     from rich.markup import escape
 
-    from textclf.errors import explain
+    from textclf.failures import explain
 
     try:
         code, line = explain(exc)

@@ -3,17 +3,14 @@
 The exit codes (README, "Exit codes"): 0 ok; 1 a quality gate failed (and only that); 2 bad
 input or environment, the user can fix it (a value, a file, a full disk, no network); 3 an
 unexpected internal error, a bug. The library raises :class:`TextclfError` (exit 2) and
-:class:`GateFailed` (exit 1) for what it checks itself; :func:`explain` maps any exception,
-also those the operating system and third-party code raise, to an exit code and a one-line
-message that names the file or value and what to do; the CLI prints it.
+:class:`GateFailed` (exit 1) for what it checks itself; :func:`textclf.failures.explain` maps any
+exception, also those the operating system and third-party code raise, to an exit code and a
+one-line message that names the file or value and what to do; the CLI prints it.
 """
 
 from __future__ import annotations
 
 import contextvars
-import errno
-import os
-from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -92,143 +89,8 @@ def validation_line(exc) -> tuple[str, str, str]:
     return key, msg, got
 
 
-# Module prefixes of HTTP stacks whose connection errors are not OSErrors (httpx, urllib3 wraps).
-_NETWORK_MODULES = ("httpx", "httpcore", "requests", "urllib3", "huggingface_hub", "aiohttp")
-_NETWORK_WORDS = ("Connect", "Timeout", "Offline", "Network", "Proxy", "SSL", "Protocol")
-
-
 def one_line(text: str, limit: int = MAX_LINE) -> str:
     """``text`` with all whitespace runs (newlines included) collapsed, cut at ``limit``
     characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def explain(exc: BaseException) -> tuple[int, str]:
-    """``(exit code, one line)`` for an exception that ended a command."""
-    if isinstance(exc, TextclfError):
-        return exc.exit_code, one_line(str(exc))
-    if _is_out_of_memory(exc):
-        return EXIT_INPUT, (
-            "out of memory: the data or a batch does not fit (a very large image, a large "
-            "--batch-size or --image-size?); use smaller images or batches, or a machine with "
-            f"more memory ({one_line(type(exc).__name__ + ': ' + str(exc), 120)})"
-        )
-    if type(exc).__name__ == "DecompressionBombError":
-        return EXIT_INPUT, one_line(
-            f"an image is too large to decode safely: {exc}; resize it first"
-        )
-    if isinstance(exc, RecursionError):
-        return EXIT_INPUT, (
-            "a file is nested too deeply to read (RecursionError); it is not a file textclf "
-            "wrote or expects: check the JSON/TOML files given to this command"
-        )
-    if isinstance(exc, UnicodeDecodeError):
-        return EXIT_INPUT, one_line(
-            f"a file is not UTF-8 text ({exc.reason}, byte 0x{exc.object[exc.start]:02x} at "
-            f"offset {exc.start}); save it as UTF-8"
-        )
-    if isinstance(exc, UnicodeEncodeError):
-        return EXIT_INPUT, one_line(
-            f"cannot write '{exc.object[exc.start : exc.end]}' in the {exc.encoding} "
-            f"encoding; set PYTHONIOENCODING=utf-8"
-        )
-    if _is_network_error(exc):
-        return EXIT_INPUT, one_line(
-            f"network unavailable ({_reason(exc)}): textclf tried to download something; "
-            "use a local copy (see the README for the dataset's or backbone's "
-            "environment variable) or connect to the network"
-        )
-    if isinstance(exc, OSError):
-        return EXIT_INPUT, _os_error_line(exc)
-    return EXIT_INTERNAL, one_line(
-        f"internal error: {type(exc).__name__}: {exc} (a bug in textclf; run with "
-        f"--debug for the traceback)"
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)  # urllib's URLError wraps the socket error
-    text = str(reason) if reason is not None else str(exc)
-    return one_line(f"{type(exc).__name__}: {text}", 160)
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    # torch raises its own (a RuntimeError) when an allocation fails, on the CPU as on a GPU.
-    name = type(exc).__name__
-    return name == "OutOfMemoryError" or (
-        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
-    )
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    import socket
-    from urllib.error import URLError
-
-    if isinstance(exc, (URLError, socket.gaierror, socket.timeout, ConnectionError)):
-        return True
-    module = type(exc).__module__ or ""
-    return module.startswith(_NETWORK_MODULES) and any(
-        w in type(exc).__name__ for w in _NETWORK_WORDS
-    )
-
-
-_HINTS = {
-    errno.ENOSPC: "free some disk space, or write elsewhere (--run-dir, --out, $TEXTCLF_CACHE)",
-    errno.EDQUOT: "free some of your disk quota, or write elsewhere (--run-dir, --out, "
-    "$TEXTCLF_CACHE)",
-    errno.EACCES: "check the permissions, or choose a folder you can write to",
-    errno.EPERM: "check the permissions, or choose a folder you can write to",
-    errno.EROFS: "choose a folder on a writable file system",
-    errno.ENOENT: "check the path",
-    errno.EISDIR: "give a file, not a folder",
-}
-
-
-def _os_error_line(exc: OSError) -> str:
-    path = exc.filename
-    what = exc.strerror or type(exc).__name__
-    if path is None:
-        return one_line(
-            f"{what} ({type(exc).__name__}); "
-            f"{_HINTS.get(exc.errno, 'check the files and folders given')}"
-        )
-    shown = f"'{os.fsdecode(path)}'" + (
-        f" -> '{os.fsdecode(exc.filename2)}'" if exc.filename2 else ""
-    )
-    blocker = (
-        _file_in_the_way(Path(os.fsdecode(path)))
-        if exc.errno in (errno.ENOTDIR, errno.EEXIST)
-        else None
-    )
-    if blocker is not None:
-        where = "" if str(blocker) == os.fsdecode(path) else f"{what}: {shown}: "
-        line = (
-            f"{where}'{blocker}' is a file where textclf needs a folder; move it or choose "
-            "another path"
-        )
-    else:
-        line = f"{what}: {shown}; {_HINTS.get(exc.errno, 'check that path')}"
-    cache = _cache_hint(Path(os.fsdecode(path)))
-    return one_line(line + cache)
-
-
-def _file_in_the_way(path: Path):
-    """The path itself or its first existing ancestor, when that is not a folder."""
-    for candidate in (path, *path.parents):
-        if candidate.exists() or candidate.is_symlink():
-            return None if candidate.is_dir() else candidate
-    return None
-
-
-def _cache_hint(path: Path) -> str:
-    from textclf.files.paths import cache_root
-
-    root = cache_root()
-    try:
-        path.absolute().relative_to(root.absolute())
-    except ValueError:
-        return ""
-    return f" (textclf's feature cache, $TEXTCLF_CACHE = '{root}': point it at a writable folder)"
