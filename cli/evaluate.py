@@ -85,14 +85,12 @@ def command(
     ),
 ) -> None:
     """Evaluate a run (or an ONNX model) and apply the CI gates."""
+    from textclf.data.splits import check_split
     from textclf.errors import TextclfError
     from textclf.evaluation.gates import check_gates, enforce_gates, validate_gates
     from textclf.evaluation.metrics import read_metrics
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(split)
     if device not in ("auto", "cpu", "cuda"):
         from textclf.errors import unknown_choice
 

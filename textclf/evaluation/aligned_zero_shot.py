@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from textclf.data.splits import check_split
 from textclf.errors import TextclfError
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
 from textclf.runtime.progress import NULL, Reporter
@@ -113,10 +114,7 @@ def evaluate_zero_shot(
     from textclf.runs.run import open_run
     from textclf.runtime.devices import resolve_device
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(split)
     if not templates or any("{}" not in t for t in templates):
         raise TextclfError("zero-shot templates must each contain '{}' (where the class name goes)")
     run = open_run(run_dir)

@@ -43,6 +43,7 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.splits import check_split
 from textclf.errors import TextclfError
 from textclf.runtime.progress import NULL, Reporter
 
@@ -291,10 +292,7 @@ def evaluate_run(
     from textclf.runs.run import open_run
     from textclf.runtime.devices import resolve_device
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(split)
     run = open_run(run_dir)
     check_finite_weights(run)
     dev = str(resolve_device(device))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textclf.data.splits import check_split
 from textclf.errors import TextclfError, option
 from textclf.evaluation.outputs import SplitOutputs
 from textclf.runtime.progress import NULL, Reporter
@@ -117,10 +118,7 @@ def evaluate_onnx(
         raise TextclfError(
             f"evaluating an ONNX model needs {option('dataset')} (the dataset to evaluate it on)"
         )
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(split)
     model = Path(model)
     if not model.is_file():
         raise TextclfError(f"ONNX model '{model}' does not exist")
