@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from textclf.config import TrainConfig
+from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
+from textclf.descriptions.request import DescribeRequest
 from textclf.runs.run import TrainedRun
 
 
@@ -113,12 +115,12 @@ def train(
 
 
 def describe(
-    dataset: str = "digits",
-    prompt_type: Optional[str] = "1",
+    dataset: str = DescribeRequest.dataset,
+    prompt_type: Optional[str] = None,
     *,
     describer: Optional[str] = None,
     out: Union[str, Path, None] = None,
-    samples: int = 1,
+    samples: int = DescribeRequest.samples,
     on_event=None,
     **options,
 ) -> dict:
@@ -126,15 +128,16 @@ def describe(
     files).
 
     Returns ``{class: [texts]}`` for one prompt, ``{prompt: {class: [texts]}}`` for several
-    (``prompt_type="all"``). ``describer`` defaults as in the CLI (openai with a key or a server,
-    else the built-in descriptions); the files go to ``out`` (default
-    ``descriptions/<dataset>/<prompt>.json``). ``options`` are the other fields of
+    (``prompt_type="all"``); ``prompt_type`` None is the type 1 prompt, unless
+    ``prompt_template`` (in ``options``) gives a custom one. ``describer`` defaults as in the CLI
+    (openai with a key or a server, else the built-in descriptions); the files go to ``out``
+    (default ``descriptions/<dataset>/<prompt>.json``). ``options`` are the other fields of
     :class:`textclf.descriptions.request.DescribeRequest` (``model``, ``base_url``,
     ``temperature``, ``seed``, ``concurrency``, ``timeout``, ``max_retries``, ``force``,
     ``api_key``, ``prompt_template``). ``on_event`` receives the engine's progress events.
     """
     from textclf.descriptions.engine import run_describe
-    from textclf.descriptions.request import DescribeRequest, plan
+    from textclf.descriptions.request import plan
 
     request = DescribeRequest(
         dataset=dataset,
@@ -158,7 +161,7 @@ def add_classes(
     *,
     classes: Optional[list] = None,
     describer: Optional[str] = None,
-    prompt_type: str = "1",
+    prompt_type: str = DEFAULT_PROMPT_TYPE,
     model: Optional[str] = None,
     base_url: Optional[str] = None,
     run: Union[str, Path, None] = None,
@@ -181,7 +184,7 @@ def add_classes(
     if isinstance(descriptions, dict):
         table, source = dict(descriptions), "python"
     else:
-        from textclf.descriptions.request import new_class_descriptions
+        from textclf.descriptions.new_classes import new_class_descriptions
 
         table, source = new_class_descriptions(
             descriptions, describer, classes, prompt_type, model, base_url
