@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from textclf.errors import TextclfError, option
-from textclf.exports.onnx_graph import DEFAULT_OPSET, check_options, export_model, input_spec
+from textclf.errors import TextclfError
+from textclf.exports.onnx_graph import check_options, export_model, input_spec
 from textclf.exports.onnx_metadata import (
     apply_metadata,
     build_metadata,
@@ -26,17 +26,7 @@ from textclf.exports.onnx_metadata import (
     check_output_files,
     sidecar_path,
 )
-
-PARITY_ATOL = 1e-4  # fp32: max |logit difference| to PyTorch on the run's test images
-PARITY_ATOL_PREPROCESSING = (
-    5e-4  # the same with the resize in the graph (ONNX Runtime's Resize kernel)
-)
-
-
-def default_atol(with_preprocessing: bool) -> float:
-    """The fp32 parity bound of an export: the library's one default for the CLI and the Python
-    API."""
-    return PARITY_ATOL_PREPROCESSING if with_preprocessing else PARITY_ATOL
+from textclf.exports.request import ExportRequest, default_atol  # noqa: F401 (re-exported)
 
 
 def _sha256(path) -> str:
@@ -53,15 +43,15 @@ def export_run(
     run_dir,
     *,
     out=None,
-    opset: int = DEFAULT_OPSET,
-    with_preprocessing: bool = False,
-    precision: str = "fp32",
-    atol: Optional[float] = None,
-    max_accuracy_drop: float = 0.01,
-    provider: str = "cpu",
-    check: bool = True,
-    check_images: Optional[int] = 1000,
-    benchmark: bool = False,
+    opset: int = ExportRequest.opset,
+    with_preprocessing: bool = ExportRequest.with_preprocessing,
+    precision: str = ExportRequest.precision,
+    atol: Optional[float] = ExportRequest.atol,
+    max_accuracy_drop: float = ExportRequest.max_accuracy_drop,
+    provider: str = ExportRequest.provider,
+    check: bool = ExportRequest.check,
+    check_images: Optional[int] = ExportRequest.check_images,
+    benchmark: bool = ExportRequest.benchmark,
     reporter=None,
 ) -> dict:
     """Export a run to ONNX: trace, (quantize), ``onnx.checker``, parity check, write atomically.
@@ -69,23 +59,29 @@ def export_run(
     The model is written to a temp file beside ``out`` (default ``RUN_DIR/model.onnx``), checked
     there, and renamed into place only when the checker and the parity check pass; a failed check
     raises :class:`textclf.errors.GateFailed` and leaves any existing file untouched. Then the
-    sidecar ``<out>.json`` is written. ``atol`` None: :func:`default_atol`. Returns the report
-    (paths, outputs, metadata, parity, quantization, provider, benchmark).
+    sidecar ``<out>.json`` is written. The settings and their defaults are
+    :class:`~textclf.exports.request.ExportRequest`'s (``atol`` None: :func:`default_atol`;
+    ``check_images`` 0 or None: the whole test split). Returns the report (paths, outputs,
+    metadata, parity, quantization, provider, benchmark).
     """
     from textclf.runs.run import open_run
-    from textclf.runtime.onnx_sessions import check_choice, create_session, probe_provider
+    from textclf.runtime.onnx_sessions import create_session, probe_provider
     from textclf.runtime.progress import NULL
 
     reporter = reporter or NULL
-    check_options(opset, with_preprocessing, precision)
-    check_choice(provider)
-    atol = default_atol(with_preprocessing) if atol is None else atol
-    if not (isinstance(atol, (int, float)) and atol > 0):
-        raise TextclfError(f"{option('atol')} {atol!r} must be a number > 0")
-    if not (isinstance(max_accuracy_drop, (int, float)) and 0 <= max_accuracy_drop <= 1):
-        raise TextclfError(
-            f"{option('max_accuracy_drop')} {max_accuracy_drop!r} must be within [0, 1]"
-        )
+    request = ExportRequest(
+        out=out,
+        opset=opset,
+        with_preprocessing=with_preprocessing,
+        precision=precision,
+        atol=atol,
+        max_accuracy_drop=max_accuracy_drop,
+        provider=provider,
+        check=check,
+        check_images=check_images,
+        benchmark=benchmark,
+    ).checked()
+    atol, check_images = request.atol, request.check_images or None  # 0: the whole split
     run = open_run(run_dir)
     check_options(opset, with_preprocessing, precision, run.preprocessing)
     # Other installed backbone weights than the run's are refused before any work.

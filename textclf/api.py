@@ -15,6 +15,8 @@ from typing import Optional, Union
 from textclf.config import TrainConfig
 from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
 from textclf.descriptions.request import DescribeRequest
+from textclf.evaluation.request import EvalRequest
+from textclf.exports.request import PredictRequest
 from textclf.runs.run import TrainedRun
 
 
@@ -30,7 +32,13 @@ class Run(TrainedRun):
             f"run_id={self.run_id!r})"
         )
 
-    def predict(self, images, *, head: Optional[str] = None, batch_size: int = 64):
+    def predict(
+        self,
+        images,
+        *,
+        head: Optional[str] = PredictRequest.head,
+        batch_size: int = PredictRequest.batch_size,
+    ):
         """Class probabilities for ``images`` with the served model (as ``textclf predict`` gives
         them).
 
@@ -50,9 +58,13 @@ class Run(TrainedRun):
         return Predictions(names, list(predictor.class_names), probs, predictor.head)
 
     def evaluate(
-        self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu"
+        self,
+        dataset: Optional[str] = None,
+        split: str = EvalRequest.split,
+        device: str = EvalRequest.device,
     ) -> dict:
-        """The metrics document of ``textclf eval`` (nothing is written)."""
+        """The metrics document of ``textclf eval`` (nothing is written), with its defaults:
+        ``device`` ``auto`` is CUDA when there is one, else the CPU."""
         from textclf.evaluation.metrics import evaluate_run
 
         return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics

@@ -33,10 +33,12 @@ from typing import Optional
 
 from textclf.data.splits import check_split
 from textclf.errors import TextclfError
+from textclf.evaluation.request import EvalRequest
+from textclf.evaluation.templates import TEMPLATE_SETS
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
 from textclf.runtime.progress import NULL, Reporter
 
-DEFAULT_TEMPLATES = ("a photo of a {}.",)
+DEFAULT_TEMPLATES = TEMPLATE_SETS[EvalRequest.templates]  # CLIP's one template, "photo"
 VARIANTS = ("descriptions", "templates", "descriptions+templates")
 METRICS_STEM = "metrics-zero-shot"
 
@@ -93,8 +95,8 @@ def evaluate_zero_shot(
     run_dir,
     *,
     dataset: Optional[str] = None,
-    split: str = "test",
-    device: str = "cpu",
+    split: str = EvalRequest.split,
+    device: str = EvalRequest.device,
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     reporter: Reporter = NULL,
 ) -> ZeroShotEvaluation:

@@ -45,6 +45,7 @@ import numpy as np
 
 from textclf.data.splits import check_split
 from textclf.errors import TextclfError
+from textclf.evaluation.request import EvalRequest
 from textclf.runtime.progress import NULL, Reporter
 
 METRICS_FORMAT = "textclf-metrics"
@@ -283,8 +284,8 @@ def evaluate_run(
     run_dir: str | Path,
     *,
     dataset: Optional[str] = None,
-    split: str = "test",
-    device: str = "cpu",
+    split: str = EvalRequest.split,
+    device: str = EvalRequest.device,
     reporter: Reporter = NULL,
 ) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""

@@ -19,6 +19,7 @@ import numpy as np
 from textclf.data.splits import check_split
 from textclf.errors import TextclfError, option
 from textclf.evaluation.outputs import SplitOutputs
+from textclf.evaluation.request import EvalRequest
 from textclf.runtime.progress import NULL, Reporter
 
 BATCH = 64
@@ -27,8 +28,8 @@ BATCH = 64
 def onnx_split_outputs(
     model_path,
     dataset: str,
-    split: str = "test",
-    provider: str = "cpu",
+    split: str = EvalRequest.split,
+    provider: str = EvalRequest.device,
     batch_size: int = BATCH,
     reporter: Reporter = NULL,
 ):
@@ -104,8 +105,8 @@ def onnx_output_paths(model: Path, dataset: str, split: str) -> tuple[Path, Path
 def evaluate_onnx(
     model,
     dataset: str,
-    split: str = "test",
-    provider: str = "cpu",
+    split: str = EvalRequest.split,
+    provider: str = EvalRequest.device,
     *,
     plots: bool = True,
     reporter: Reporter = NULL,
