@@ -139,7 +139,18 @@ def onnx(
     provider = given_or_default(ExportRequest, "provider", provider)
     if fp16 and int8:
         raise TextclfError("--fp16 and --int8 exclude each other; pick one precision")
-    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    request = ExportRequest(
+        out=out,
+        opset=opset,
+        with_preprocessing=with_preprocessing,
+        precision="fp16" if fp16 else "int8" if int8 else "fp32",
+        atol=atol,
+        max_accuracy_drop=max_accuracy_drop,
+        provider=provider,
+        check=check,
+        check_images=check_images,
+        benchmark=benchmark,
+    ).checked()  # before the run is opened
 
     from textclf.cli._progress import reporter, starting
     from textclf.exports.onnx_export import export_run
@@ -147,20 +158,7 @@ def onnx(
     starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
-        report = export_run(
-            run_dir,
-            out=out,
-            opset=opset,
-            with_preprocessing=with_preprocessing,
-            precision=precision,
-            atol=atol,
-            max_accuracy_drop=max_accuracy_drop,
-            provider=provider,
-            check=check,
-            check_images=check_images,
-            benchmark=benchmark,
-            reporter=progress,
-        )
+        report = export_run(run_dir, request, reporter=progress)
     if json_out:
         print_json(report)
         return

@@ -323,7 +323,6 @@ def _library_functions():
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
     from textclf.evaluation.metrics import evaluate_run
     from textclf.evaluation.onnx_eval import evaluate_onnx, onnx_split_outputs
-    from textclf.exports.onnx_export import export_run
     from textclf.exports.predict import load_predictor, predict_files, write_samples
 
     rows = [
@@ -345,11 +344,6 @@ def _library_functions():
         (describe, "dataset", DescribeRequest, "dataset"),
         (describe, "samples", DescribeRequest, "samples"),
         (describe, "prompt_type", DescribeRequest, "prompt_type"),
-    ]
-    rows += [
-        (export_run, f.name, ExportRequest, f.name)
-        for f in dataclasses.fields(ExportRequest)
-        if f.name != "out"
     ]
     return rows
 
