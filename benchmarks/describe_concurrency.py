@@ -96,17 +96,18 @@ def spawn_server(delay: float) -> tuple[subprocess.Popen, int]:
 
 def run_once(url: str, n: int, concurrency: int, folder: Path) -> float:
     """Describe ``n`` classes (one request each); return the wall time in seconds."""
-    from textclf.descriptions.engine import DescribeOptions, run_describe
+    from textclf.descriptions.engine import run_describe
     from textclf.descriptions.prompts import resolve_prompt
+    from textclf.descriptions.request import DescribeRequest
 
     classes = [f"class{i:03d}" for i in range(n)]
     out = folder / f"c{concurrency}.json"
-    opts = DescribeOptions(
+    opts = DescribeRequest(
         dataset="bench",
         class_names=classes,
         prompt=resolve_prompt("type1"),
         describer="openai",
-        out=out,
+        output=out,
         base_url=url,
         model="bench-model",
         concurrency=concurrency,

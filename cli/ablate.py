@@ -11,7 +11,8 @@ import typer
 from textclf.ablation.cells import CONTROLS
 from textclf.ablation.request import GridRequest
 from textclf.cli._common import console, handle_errors, print_json
-from textclf.cli._help import choices, default_note, merge_alias, preset_note
+from textclf.cli._help import default_note
+from textclf.cli._options import choices, library_option, merge_alias, preset_note
 
 HELP = (
     "Run a grid of train+eval cells over several seeds and compare each to the no-text control "
@@ -31,23 +32,24 @@ def _axis(flag: str, what: str, example: str):
     )
 
 
-GRID = GridRequest()  # the library's defaults
+def _option(name: str, *flags: str, **kwargs):
+    """An option for the :class:`GridRequest` field ``name`` (its default, its choices)."""
+    return library_option(GridRequest, name, *flags, **kwargs)
 
 
 @handle_errors
 def command(
-    paper: bool = typer.Option(
-        False, "--paper", help="The paper's experiments I-III, baseline and controls."
+    paper: bool = _option(
+        "paper", "--paper", help="The paper's experiments I-III, baseline and controls."
     ),
-    grid: Optional[Path] = typer.Option(
-        None,
+    grid: Optional[Path] = _option(
+        "grid",
         "--grid",
         metavar="FILE.toml",
-        help="A TOML grid: \\[grid] axes, controls, \\[base] settings." + default_note("none"),
+        help="A TOML grid: \\[grid] axes, controls, \\[base] settings.",
+        note="none",
     ),
-    preset: str = typer.Option(
-        GRID.preset, "--preset", metavar=choices("preset"), help="Settings every cell starts from."
-    ),
+    preset: str = _option("preset", "--preset", help="Settings every cell starts from."),
     prompt_types: Optional[str] = _axis(
         "--prompt-types", "prompts (all, 1+3: ensembles)", "1,3,all"
     ),
@@ -64,16 +66,14 @@ def command(
         "--text-backbones", "text backbones", "minilm-l6,tiny-bert"
     ),
     head_inits: Optional[str] = _axis("--head-inits", "head initialisations", "random,zero-shot"),
-    controls: Optional[str] = typer.Option(
-        None,
+    controls: Optional[str] = _option(
+        "controls",
         "--controls",
         metavar="A,B",
         help="Controls to add (no-text always "
         "runs), of: " + ", ".join(CONTROLS) + "." + default_note("no-text"),
     ),
-    seeds: str = typer.Option(
-        GRID.seeds, "--seeds", help="Seeds per cell: a count N, or a list (0,5,7)."
-    ),
+    seeds: str = _option("seeds", "--seeds", help="Seeds per cell: a count N, or a list (0,5,7)."),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="Dataset of every cell." + preset_note("dataset")
     ),
@@ -96,50 +96,49 @@ def command(
         metavar=choices("device"),
         help="Where cells train." + preset_note("device"),
     ),
-    output: Optional[Path] = typer.Option(
-        None,
+    output: Optional[Path] = _option(
+        "output",
         "--output",
         "-o",
-        help="Folder for the cells and results." + default_note("ablations/<name>"),
+        help="Folder for the cells and results.",
+        note="ablations/<name>",
     ),
     out_alias: Optional[Path] = typer.Option(
         None, "--out", hidden=True, help="Old spelling of --output."
     ),
-    name: Optional[str] = typer.Option(
-        None,
+    name: Optional[str] = _option(
+        "name",
         "--name",
-        help="Name of the default --output folder." + default_note("paper, grid or zero-shot"),
+        help="Name of the default --output folder.",
+        note="paper, grid or zero-shot",
     ),
-    resume: bool = typer.Option(False, "--resume", help="Skip finished cells of an earlier run."),
-    force: bool = typer.Option(
-        False, "--force", help="Delete earlier results (textclf's) and start over."
+    resume: bool = _option("resume", "--resume", help="Skip finished cells of an earlier run."),
+    force: bool = _option(
+        "force", "--force", help="Delete earlier results (textclf's) and start over."
     ),
-    jobs: int = typer.Option(0, "--jobs", help="Cells in parallel processes (0: per core or GPU)."),
-    zero_shot: bool = typer.Option(
-        False,
+    jobs: int = _option("jobs", "--jobs", help="Cells in parallel processes (0: per core or GPU)."),
+    zero_shot: bool = _option(
+        "zero_shot",
         "--zero-shot",
         help="Held-out class splits: unseen accuracy and H of "
         "each text setting vs classname and chance.",
     ),
-    holdout_splits: int = typer.Option(
-        GRID.holdout_splits,
+    holdout_splits: int = _option(
+        "holdout_splits",
         "--holdout-splits",
         help="--zero-shot: held-out splits (a seeded draw).",
     ),
-    holdout_size: int = typer.Option(
-        GRID.holdout_size, "--holdout-size", help="--zero-shot: classes per split."
+    holdout_size: int = _option(
+        "holdout_size", "--holdout-size", help="--zero-shot: classes per split."
     ),
-    holdout_shots: str = typer.Option(
-        GRID.holdout_shots,
+    holdout_shots: str = _option(
+        "holdout_shots",
         "--holdout-shots",
         metavar="K,K",
         help="--zero-shot: train images kept per held-out class, e.g. 0,1,5.",
     ),
-    text_head: str = typer.Option(
-        GRID.text_head,
-        "--text-head",
-        metavar=choices("text_head"),
-        help="--zero-shot: the text head of every cell.",
+    text_head: str = _option(
+        "text_head", "--text-head", help="--zero-shot: the text head of every cell."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -176,6 +175,9 @@ def command(
         holdout_size=holdout_size,
         holdout_shots=holdout_shots,
         text_head=text_head,
+        resume=resume,
+        force=force,
+        jobs=jobs,
     )
     plan = plan_grid(request)
 
@@ -194,9 +196,9 @@ def command(
                 plan.output,
                 base=plan.base,
                 preset=plan.preset,
-                resume=resume,
-                force=force,
-                jobs=jobs,
+                resume=request.resume,
+                force=request.force,
+                jobs=request.jobs,
                 reporter=progress,
                 report=plan.report,
             )

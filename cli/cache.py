@@ -9,16 +9,27 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
-from textclf.cli._help import default_note
+from textclf.cli._help import TextclfTyper
+from textclf.cli._options import library_option
+from textclf.data import cache_admin
 
-app = typer.Typer(
+app = TextclfTyper(
     help="See and clean the image-feature cache ($TEXTCLF_CACHE, default ~/.cache/textclf).\n\n"
     "Example: textclf cache ls && textclf cache prune --older-than 30",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
 
-_ROOT_HELP = "Cache folder." + default_note("$TEXTCLF_CACHE or ~/.cache/textclf")
+
+def _root(function):
+    """``--cache-dir``, the ``root`` of the library's ``function``."""
+    return library_option(
+        function,
+        "root",
+        "--cache-dir",
+        help="Cache folder.",
+        note="$TEXTCLF_CACHE or ~/.cache/textclf",
+    )
 
 
 @app.command(
@@ -28,9 +39,12 @@ _ROOT_HELP = "Cache folder." + default_note("$TEXTCLF_CACHE or ~/.cache/textclf"
 )
 @handle_errors
 def ls(
-    root: Optional[Path] = typer.Option(None, "--cache-dir", help=_ROOT_HELP),
-    verify: bool = typer.Option(
-        False, "--verify", help="Also check every array's checksum (reads them all)."
+    root: Optional[Path] = _root(cache_admin.scan),
+    verify: bool = library_option(
+        cache_admin.scan,
+        "verify",
+        "--verify",
+        help="Also check every array's checksum (reads them all).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the entries as JSON."),
 ) -> None:
@@ -141,25 +155,31 @@ def _report(result, verb: str, json_out: bool) -> None:
 )
 @handle_errors
 def prune(
-    older_than: Optional[float] = typer.Option(
-        None,
+    older_than_days: Optional[float] = library_option(
+        cache_admin.prune,
+        "older_than_days",
         "--older-than",
         metavar="DAYS",
-        help="Also remove entries filled more than DAYS days ago."
-        + default_note("keep every valid entry"),
+        help="Also remove entries filled more than DAYS days ago.",
+        note="keep every valid entry",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
-    verify: bool = typer.Option(
-        False, "--verify", help="Find damage by checksum too (reads every array)."
+    dry_run: bool = library_option(
+        cache_admin.prune, "dry_run", "--dry-run", help="Only list what would be removed."
     ),
-    root: Optional[Path] = typer.Option(None, "--cache-dir", help=_ROOT_HELP),
+    verify: bool = library_option(
+        cache_admin.prune,
+        "verify",
+        "--verify",
+        help="Find damage by checksum too (reads every array).",
+    ),
+    root: Optional[Path] = _root(cache_admin.prune),
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Prune the cache."""
     from textclf.data.cache_admin import prune as do_prune
 
     _report(
-        do_prune(root, older_than_days=older_than, dry_run=dry_run, verify=verify),
+        do_prune(root, older_than_days=older_than_days, dry_run=dry_run, verify=verify),
         "removed",
         json_out,
     )
@@ -173,8 +193,10 @@ def prune(
 @handle_errors
 def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
-    root: Optional[Path] = typer.Option(None, "--cache-dir", help=_ROOT_HELP),
+    dry_run: bool = library_option(
+        cache_admin.clear, "dry_run", "--dry-run", help="Only list what would be removed."
+    ),
+    root: Optional[Path] = _root(cache_admin.clear),
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Clear the cache."""

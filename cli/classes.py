@@ -8,17 +8,24 @@ from typing import Optional
 
 import typer
 
+from textclf.api import add_classes
 from textclf.cli._common import console, handle_errors, print_json
-from textclf.cli._help import default_note
+from textclf.cli._help import TextclfTyper, default_note
+from textclf.cli._options import library_option
 from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NOTE
 
-app = typer.Typer(
+app = TextclfTyper(
     help="The classes a trained run knows, and new ones added by describing them (no "
     "retraining).\n\n"
     "Example: textclf classes add runs/fm --descriptions scooter.json --output runs/fm-plus",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+
+
+def _option(name: str, *flags: str, **kwargs):
+    """An option for the parameter ``name`` of :func:`textclf.add_classes` (its default)."""
+    return library_option(add_classes, name, *flags, **kwargs)
 
 
 @app.command(
@@ -63,48 +70,48 @@ def add_command(
     target: Path = typer.Argument(
         ..., metavar="RUN_DIR|MODEL.onnx", help="A run dir, or a model exported from one."
     ),
-    descriptions: Optional[Path] = typer.Option(
-        None,
+    descriptions: Optional[Path] = _option(
+        "descriptions",
         "--descriptions",
         metavar="FILE",
         help="Descriptions of the new classes: JSON or CSV (textclf "
         "describe's format, {class: text}, or class,description rows)." + default_note("none"),
     ),
-    classes: Optional[list[str]] = typer.Option(
-        None,
+    classes: Optional[list[str]] = _option(
+        "classes",
         "--class",
         help="A class to add (repeat for several); with --descriptions, only these are taken."
         + default_note("every class of --descriptions"),
     ),
-    describer: Optional[str] = typer.Option(
-        None,
+    describer: Optional[str] = _option(
+        "describer",
         "--describer",
         help="Describe the --class names now: openai | builtin | classname | random-words."
         + default_note("none"),
     ),
-    prompt_type: str = typer.Option(
-        "1", "--prompt-type", help="Prompt for --describer (1-4 or a prompt name)."
+    prompt_type: str = _option(
+        "prompt_type", "--prompt-type", help="Prompt for --describer (1-4 or a prompt name)."
     ),
-    model: Optional[str] = typer.Option(
-        None,
+    model: Optional[str] = _option(
+        "model",
         "--model",
         help="Chat model for --describer openai." + default_note(MODEL_DEFAULT_NOTE),
     ),
-    base_url: Optional[str] = typer.Option(
-        None,
+    base_url: Optional[str] = _option(
+        "base_url",
         "--base-url",
         help="OpenAI-compatible endpoint for --describer openai."
         + default_note(BASE_URL_DEFAULT_NOTE),
     ),
-    run: Optional[Path] = typer.Option(
-        None,
+    run: Optional[Path] = _option(
+        "run",
         "--run",
         metavar="RUN_DIR",
         help="For an ONNX model: the run dir it was exported from (its text encoder "
         "embeds the new descriptions)." + default_note("none"),
     ),
-    output: Optional[Path] = typer.Option(
-        None,
+    output: Optional[Path] = _option(
+        "output",
         "--output",
         "-o",
         help="The new run dir, or the new .onnx file."
@@ -113,8 +120,6 @@ def add_command(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add classes from their descriptions."""
-    from textclf.api import add_classes
-
     report = add_classes(
         target,
         descriptions,

@@ -9,8 +9,16 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, handle_errors, print_json
-from textclf.cli._help import default_note, merge_alias
-from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NOTE, DescribeRequest
+from textclf.cli._help import TextclfTyper
+from textclf.cli._options import library_option, merge_alias
+from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
+from textclf.descriptions.request import (
+    BASE_URL_DEFAULT_NOTE,
+    DEFAULT_LLM_TEMPERATURE,
+    MODEL_DEFAULT_NOTE,
+    TEMPERATURE_RANGE,
+    DescribeRequest,
+)
 
 HELP = (
     "Write class descriptions for a dataset (one JSON per prompt, with provenance).\n\n"
@@ -43,7 +51,7 @@ def _source(label: str, kept: int, fetched: int) -> str:
     return "kept (already in file)"
 
 
-app = typer.Typer(
+app = TextclfTyper(
     help=HELP,
     invoke_without_command=True,
     no_args_is_help=False,
@@ -52,72 +60,80 @@ app = typer.Typer(
 )
 
 
-DEFAULTS = DescribeRequest()
+def _option(name: str, *flags: str, **kwargs):
+    """An option for the :class:`DescribeRequest` field ``name`` (its default, its choices)."""
+    return library_option(DescribeRequest, name, *flags, **kwargs)
 
 
 @app.callback(invoke_without_command=True)
 @handle_errors
 def command(
     ctx: typer.Context,
-    dataset: str = typer.Option(
-        DEFAULTS.dataset,
+    dataset: str = _option(
+        "dataset",
         "--dataset",
         "-d",
         help="Dataset whose classes to describe (see textclf plugins).",
     ),
-    prompt_type: Optional[str] = typer.Option(
-        None, "--prompt-type", "-p", help="1|2|3|4|all or a prompt name." + default_note("1")
+    prompt_type: Optional[str] = _option(
+        "prompt_type",
+        "--prompt-type",
+        "-p",
+        help="1|2|3|4|all or a prompt name.",
+        note=DEFAULT_PROMPT_TYPE,
     ),
-    prompt_template: Optional[str] = typer.Option(
-        None, "--prompt-template", help="A custom prompt with {class_name}." + default_note("none")
+    prompt_template: Optional[str] = _option(
+        "prompt_template",
+        "--prompt-template",
+        help="A custom prompt with {class_name}.",
+        note="none",
     ),
-    describer: Optional[str] = typer.Option(
-        None,
+    describer: Optional[str] = _option(
+        "describer",
         "--describer",
-        help="openai | builtin | classname | random-words | file:PATH."
-        + default_note("openai with a key or server, else builtin"),
+        help="openai | builtin | classname | random-words | file:PATH.",
+        note="openai with a key or server, else builtin",
     ),
-    model: Optional[str] = typer.Option(
-        None, "--model", help="Chat model." + default_note(MODEL_DEFAULT_NOTE)
-    ),
-    base_url: Optional[str] = typer.Option(
-        None,
+    model: Optional[str] = _option("model", "--model", help="Chat model.", note=MODEL_DEFAULT_NOTE),
+    base_url: Optional[str] = _option(
+        "base_url",
         "--base-url",
-        help="OpenAI-compatible server URL (a local one "
-        "needs no key)." + default_note(BASE_URL_DEFAULT_NOTE),
+        help="OpenAI-compatible server URL (a local one needs no key).",
+        note=BASE_URL_DEFAULT_NOTE,
     ),
-    api_key: Optional[str] = typer.Option(
-        None,
+    api_key: Optional[str] = _option(
+        "api_key",
         "--api-key",
         metavar="KEY",
-        help="API key; prefer OPENAI_API_KEY (never written anywhere)."
-        + default_note("$OPENAI_API_KEY"),
+        help="API key; prefer OPENAI_API_KEY (never written anywhere).",
+        note="$OPENAI_API_KEY",
     ),
-    samples: int = typer.Option(DEFAULTS.samples, "--samples", help="Descriptions per class."),
-    temperature: Optional[float] = typer.Option(
-        None, "--temperature", help="Sampling temperature, 0-2." + default_note("0.7")
+    samples: int = _option("samples", "--samples", help="Descriptions per class."),
+    temperature: Optional[float] = _option(
+        "temperature",
+        "--temperature",
+        help=f"Sampling temperature, {TEMPERATURE_RANGE[0]:g}-{TEMPERATURE_RANGE[1]:g}.",
+        note=f"{DEFAULT_LLM_TEMPERATURE:g}",
     ),
-    seed: Optional[int] = typer.Option(
-        None, "--seed", help="LLM seed (sample i: seed+i)." + default_note("none")
+    seed: Optional[int] = _option(
+        "seed", "--seed", help="LLM seed (sample i: seed+i).", note="none"
     ),
-    concurrency: int = typer.Option(
-        DEFAULTS.concurrency, "--concurrency", help="Requests in flight."
+    concurrency: int = _option("concurrency", "--concurrency", help="Requests in flight."),
+    timeout: float = _option("timeout", "--timeout", help="Seconds per request."),
+    max_retries: int = _option(
+        "max_retries", "--max-retries", help="Retries on 429, 5xx and timeouts (backoff)."
     ),
-    timeout: float = typer.Option(DEFAULTS.timeout, "--timeout", help="Seconds per request."),
-    max_retries: int = typer.Option(
-        DEFAULTS.max_retries, "--max-retries", help="Retries on 429, 5xx and timeouts (backoff)."
-    ),
-    output: Optional[Path] = typer.Option(
-        None,
+    output: Optional[Path] = _option(
+        "output",
         "--output",
         "-o",
-        help="A .json file, or a folder of <prompt>.json."
-        + default_note("descriptions/<dataset>/<prompt>.json"),
+        help="A .json file, or a folder of <prompt>.json.",
+        note="descriptions/<dataset>/<prompt>.json",
     ),
     out_alias: Optional[Path] = typer.Option(
         None, "--out", hidden=True, help="Old spelling of --output."
     ),
-    force: bool = typer.Option(False, "--force", help="Regenerate, replacing textclf's own file."),
+    force: bool = _option("force", "--force", help="Regenerate, replacing textclf's own file."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write class descriptions."""

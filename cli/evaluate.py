@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
-from textclf.cli._help import default_note
+from textclf.cli._options import library_option
+from textclf.evaluation.gates import DEFAULT_MAX_DROP
+from textclf.evaluation.request import EvalRequest
 
 HELP = (
     "Evaluate a run on its test split, with CI gates (exit 1 when a bound is missed).\n\n"
@@ -29,53 +31,64 @@ def command(
     run_dir: Optional[Path] = typer.Argument(
         None, metavar="RUN_DIR", help="A finished run dir (from textclf train).", show_default=False
     ),
-    dataset: Optional[str] = typer.Option(
-        None,
+    dataset: Optional[str] = library_option(
+        EvalRequest,
+        "dataset",
         "--dataset",
-        help="Evaluate on another dataset with the same class names." + default_note("the run's"),
+        help="Evaluate on another dataset with the same class names.",
+        note="the run's",
     ),
-    split: str = typer.Option("test", "--split", help="train | test"),
-    device: str = typer.Option(
-        "auto", "--device", help="auto | cpu | cuda (with --onnx: the ONNX Runtime provider)."
+    split: str = library_option(EvalRequest, "split", "--split", help="The split to score."),
+    device: str = library_option(
+        EvalRequest,
+        "device",
+        "--device",
+        help="auto: CUDA when available (with --onnx: the ONNX Runtime provider).",
     ),
-    min_accuracy: Optional[float] = typer.Option(
-        None,
+    min_accuracy: Optional[float] = library_option(
+        EvalRequest,
+        "min_accuracy",
         "--min-accuracy",
         metavar="X",
-        help="Gate: fail (exit 1) when accuracy < X (a fraction, e.g. 0.9)."
-        + default_note("no gate"),
+        help="Gate: fail (exit 1) when accuracy < X (a fraction, e.g. 0.9).",
+        note="no gate",
     ),
-    baseline: Optional[Path] = typer.Option(
-        None,
+    baseline: Optional[Path] = library_option(
+        EvalRequest,
+        "baseline",
         "--baseline",
         metavar="OTHER_metrics.json",
-        help="Gate: compare accuracy and macro-F1 with another metrics.json."
-        + default_note("no gate"),
+        help="Gate: compare accuracy and macro-F1 with another metrics.json.",
+        note="no gate",
     ),
-    max_drop: Optional[float] = typer.Option(
-        None,
+    max_drop: Optional[float] = library_option(
+        EvalRequest,
+        "max_drop",
         "--max-drop",
         metavar="D",
-        help="Largest allowed absolute drop below --baseline (0.01 = 1 point)." + default_note("0"),
+        help="Largest allowed absolute drop below --baseline (0.01 = 1 point).",
+        note=f"{DEFAULT_MAX_DROP:g}",
     ),
-    plots: bool = typer.Option(
-        True, "--plots/--no-plots", help="Write the figures to RUN_DIR/plots/."
+    plots: bool = library_option(
+        EvalRequest, "plots", "--plots/--no-plots", help="Write the figures to RUN_DIR/plots/."
     ),
-    onnx: Optional[Path] = typer.Option(
-        None,
+    onnx: Optional[Path] = library_option(
+        EvalRequest,
+        "onnx",
         "--onnx",
         metavar="MODEL.onnx",
-        help="Evaluate an exported ONNX model instead of a run dir (needs --dataset)."
-        + default_note("none"),
+        help="Evaluate an exported ONNX model instead of a run dir (needs --dataset).",
+        note="none",
     ),
-    templates: str = typer.Option(
-        "photo",
+    templates: str = library_option(
+        EvalRequest,
+        "templates",
         "--templates",
-        metavar="photo|clip80|FILE",
         help="--zero-shot: the class-name templates, averaged (clip80: CLIP's 80).",
     ),
-    zero_shot: bool = typer.Option(
-        False,
+    zero_shot: bool = library_option(
+        EvalRequest,
+        "zero_shot",
         "--zero-shot",
         help="Score the zero-shot heads of the run's aligned image-text backbone pair "
         "(no training; RUN_DIR/metrics-zero-shot.json).",
@@ -85,39 +98,31 @@ def command(
     ),
 ) -> None:
     """Evaluate a run (or an ONNX model) and apply the CI gates."""
-    from textclf.errors import TextclfError
     from textclf.evaluation.gates import check_gates, enforce_gates, validate_gates
     from textclf.evaluation.metrics import read_metrics
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
-    if device not in ("auto", "cpu", "cuda"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("device", device, ["auto", "cpu", "cuda"])
+    request = EvalRequest(
+        run_dir=run_dir,
+        onnx=onnx,
+        dataset=dataset,
+        split=split,
+        device=device,
+        plots=plots,
+        zero_shot=zero_shot,
+        templates=templates,
+        min_accuracy=min_accuracy,
+        baseline=baseline,
+        max_drop=max_drop,
+    ).check()
     base = read_metrics(baseline) if baseline is not None else None
     validate_gates(min_accuracy, base, max_drop)
 
     if zero_shot:
-        if onnx is not None or run_dir is None:
-            raise TextclfError(
-                "--zero-shot needs RUN_DIR (a run whose backbones are one aligned pair), not --onnx"
-            )
-        doc, written = _evaluate_zero_shot(
-            run_dir, dataset, split, device, json_out, baseline, templates
-        )
+        doc, written = _evaluate_zero_shot(request, json_out)
     elif onnx is not None:
-        if run_dir is not None:
-            raise TextclfError("give either RUN_DIR or --onnx MODEL.onnx, not both")
-        doc, written = _evaluate_onnx(onnx, dataset, split, device, plots, json_out, baseline)
-    elif run_dir is None:
-        raise TextclfError(
-            "missing RUN_DIR (a finished run dir, e.g. runs/latest) or --onnx MODEL.onnx"
-        )
+        doc, written = _evaluate_onnx(request, json_out)
     else:
-        doc, written = _evaluate_run(run_dir, dataset, split, device, plots, json_out, baseline)
+        doc, written = _evaluate_run(request, json_out)
 
     results = check_gates(doc, min_accuracy=min_accuracy, baseline=base, max_drop=max_drop)
     if json_out:
@@ -163,27 +168,29 @@ def _write(path, doc: dict, baseline, json_out: bool) -> dict:
     return {"metrics": written}
 
 
-def _evaluate_run(
-    run_dir: Path, dataset, split, device, plots, json_out, baseline=None
-) -> tuple[dict, dict]:
+def _evaluate_run(request: EvalRequest, json_out: bool) -> tuple[dict, dict]:
     from textclf.cli._progress import reporter, starting
     from textclf.evaluation.metrics import evaluate_run
 
     starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
-        ev = evaluate_run(run_dir, dataset=dataset, split=split, device=device, reporter=progress)
-    written = _write(ev.metrics_path, ev.metrics, baseline, json_out)
-    if plots:
+        ev = evaluate_run(
+            request.run_dir,
+            dataset=request.dataset,
+            split=request.split,
+            device=request.device,
+            reporter=progress,
+        )
+    written = _write(ev.metrics_path, ev.metrics, request.baseline, json_out)
+    if request.plots:
         from textclf.evaluation.run_figures import write_run_plots
 
         written.update(write_run_plots(ev.run, ev.metrics, ev.run.root / "plots", ev.plot_suffix))
     return ev.metrics, written
 
 
-def _evaluate_zero_shot(
-    run_dir: Path, dataset, split, device, json_out, baseline=None, templates: str = "photo"
-) -> tuple[dict, dict]:
+def _evaluate_zero_shot(request: EvalRequest, json_out: bool) -> tuple[dict, dict]:
     """The zero-shot heads of an aligned pair (no training): its own metrics file, never
     metrics.json."""
     from textclf.cli._progress import reporter, starting
@@ -194,19 +201,17 @@ def _evaluate_zero_shot(
 
     with reporter(enabled=not json_out) as progress:
         ev = evaluate_zero_shot(
-            run_dir,
-            dataset=dataset,
-            split=split,
-            device=device,
+            request.run_dir,
+            dataset=request.dataset,
+            split=request.split,
+            device=request.device,
             reporter=progress,
-            templates=template_set(templates),
+            templates=template_set(request.templates),
         )
-    return ev.metrics, _write(ev.metrics_path, ev.metrics, baseline, json_out)
+    return ev.metrics, _write(ev.metrics_path, ev.metrics, request.baseline, json_out)
 
 
-def _evaluate_onnx(
-    model: Path, dataset, split, device, plots, json_out, baseline=None
-) -> tuple[dict, dict]:
+def _evaluate_onnx(request: EvalRequest, json_out: bool) -> tuple[dict, dict]:
     """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run
     dir."""
     from textclf.cli._progress import reporter, starting
@@ -215,10 +220,17 @@ def _evaluate_onnx(
     starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
-        ev = evaluate_onnx(model, dataset, split, provider=device, plots=plots, reporter=progress)
+        ev = evaluate_onnx(
+            request.onnx,
+            request.dataset,
+            request.split,
+            provider=request.device,
+            plots=request.plots,
+            reporter=progress,
+        )
     doc = ev.metrics
-    written = _write(ev.metrics_path, doc, baseline, json_out)
-    if plots:
+    written = _write(ev.metrics_path, doc, request.baseline, json_out)
+    if request.plots:
         import numpy as np
 
         from textclf.evaluation.plots import plot_confusion_matrix
@@ -227,7 +239,7 @@ def _evaluate_onnx(
             np.asarray(doc["confusion_matrix"]),
             doc["class_names"],
             ev.figure_path,
-            title=f"Confusion matrix, {dataset} {split}",
+            title=f"Confusion matrix, {request.dataset} {request.split}",
         )
     return doc, written
 

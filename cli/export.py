@@ -9,14 +9,23 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, handle_errors, print_json
-from textclf.cli._help import default_note, merge_alias
+from textclf.cli._help import TextclfTyper
+from textclf.cli._options import given_or_default, library_option, merge_alias
+from textclf.exports.onnx_graph import MAX_OPSET, MIN_OPSET, PREPROCESS_MIN_OPSET
+from textclf.exports.request import ExportRequest, SamplesRequest, default_atol
 
-app = typer.Typer(
+app = TextclfTyper(
     help="Export a trained run (ONNX model, sample images).\n\n"
     "Example: textclf export onnx runs/demo --with-preprocessing",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+
+
+def _short(x: float) -> str:
+    """``1e-4`` for 0.0001: a tolerance as people write it."""
+    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e+")
+
 
 ONNX_HELP = """Export the served model (image branch and text head) to ONNX.
 
@@ -44,17 +53,27 @@ def onnx(
     run_dir: Path = typer.Argument(
         ..., metavar="RUN_DIR", help="A finished run dir (textclf train --run-dir ...)."
     ),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Output .onnx file." + default_note("RUN_DIR/model.onnx")
+    out: Optional[Path] = library_option(
+        ExportRequest,
+        "out",
+        "--output",
+        "-o",
+        help="Output .onnx file.",
+        note="RUN_DIR/model.onnx",
     ),
     out_alias: Optional[Path] = typer.Option(
         None, "--out", hidden=True, help="Old spelling of --output."
     ),
-    opset: int = typer.Option(
-        18, "--opset", help="ONNX opset, 13-20 (--with-preprocessing needs >= 18)."
+    opset: int = library_option(
+        ExportRequest,
+        "opset",
+        "--opset",
+        help=f"ONNX opset, {MIN_OPSET}-{MAX_OPSET} (--with-preprocessing needs >= "
+        f"{PREPROCESS_MIN_OPSET}).",
     ),
-    with_preprocessing: bool = typer.Option(
-        False,
+    with_preprocessing: bool = library_option(
+        ExportRequest,
+        "with_preprocessing",
         "--with-preprocessing",
         help="Input uint8 images (N, H, W, 3) of any size; resize and "
         "normalise inside the graph as training did.",
@@ -68,47 +87,70 @@ def onnx(
         help="int8 (onnxruntime static QDQ quantization, calibrated on "
         "train images; dynamic when none can be read).",
     ),
-    atol: Optional[float] = typer.Option(
-        None,
+    atol: Optional[float] = library_option(
+        ExportRequest,
+        "atol",
         "--atol",
-        help="fp32 parity: max |logit difference| allowed."
-        + default_note("1e-4; 5e-4 with --with-preprocessing"),
+        help="fp32 parity: max |logit difference| allowed.",
+        note=f"{_short(default_atol(False))}; {_short(default_atol(True))} with "
+        "--with-preprocessing",
     ),
-    max_accuracy_drop: float = typer.Option(
-        0.01,
+    max_accuracy_drop: float = library_option(
+        ExportRequest,
+        "max_accuracy_drop",
         "--max-accuracy-drop",
         help="fp16/int8 parity: test accuracy drop allowed (fraction; 0.01 = 1 point).",
     ),
-    check: bool = typer.Option(
-        True, "--check/--no-check", help="Run the parity check on real test images."
+    check: bool = library_option(
+        ExportRequest,
+        "check",
+        "--check/--no-check",
+        help="Run the parity check on real test images.",
     ),
-    check_images: int = typer.Option(
-        1000, "--check-images", help="Test images for the check (0 = the whole split)."
+    check_images: int = library_option(
+        ExportRequest,
+        "check_images",
+        "--check-images",
+        help="Test images for the check (0 = the whole split).",
     ),
-    device: Optional[str] = typer.Option(
-        None,
+    provider: Optional[str] = library_option(
+        ExportRequest,
+        "provider",
         "--device",
-        help="ONNX Runtime provider for the check and benchmark: "
-        "cpu | cuda | tensorrt | auto; never a silent fallback." + default_note("cpu"),
+        help="ONNX Runtime provider for the check and benchmark; never a silent fallback.",
+        unset=True,
     ),
     provider_alias: Optional[str] = typer.Option(
         None, "--provider", hidden=True, help="Old spelling of --device."
     ),
-    benchmark: bool = typer.Option(
-        False, "--benchmark", help="img/s at batch 1 and 64, PyTorch eager vs ONNX Runtime."
+    benchmark: bool = library_option(
+        ExportRequest,
+        "benchmark",
+        "--benchmark",
+        help="img/s at batch 1 and 64, PyTorch eager vs ONNX Runtime.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Export a run to ONNX."""
     from textclf.errors import TextclfError
 
-    out = merge_alias(output, out_alias, "--output", "--out")
-    provider = merge_alias(device, provider_alias, "--device", "--provider") or "cpu"
+    out = merge_alias(out, out_alias, "--output", "--out")
+    provider = merge_alias(provider, provider_alias, "--device", "--provider")
+    provider = given_or_default(ExportRequest, "provider", provider)
     if fp16 and int8:
         raise TextclfError("--fp16 and --int8 exclude each other; pick one precision")
-    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
-    if atol is None:
-        atol = 5e-4 if with_preprocessing else 1e-4
+    request = ExportRequest(
+        out=out,
+        opset=opset,
+        with_preprocessing=with_preprocessing,
+        precision="fp16" if fp16 else "int8" if int8 else "fp32",
+        atol=atol,
+        max_accuracy_drop=max_accuracy_drop,
+        provider=provider,
+        check=check,
+        check_images=check_images,
+        benchmark=benchmark,
+    ).checked()  # before the run is opened
 
     from textclf.cli._progress import reporter, starting
     from textclf.exports.onnx_export import export_run
@@ -116,20 +158,7 @@ def onnx(
     starting(enabled=not json_out)
 
     with reporter(enabled=not json_out) as progress:
-        report = export_run(
-            run_dir,
-            out=out,
-            opset=opset,
-            with_preprocessing=with_preprocessing,
-            precision=precision,
-            atol=atol,
-            max_accuracy_drop=max_accuracy_drop,
-            provider=provider,
-            check=check,
-            check_images=check_images or None,
-            benchmark=benchmark,
-            reporter=progress,
-        )
+        report = export_run(run_dir, request, reporter=progress)
     if json_out:
         print_json(report)
         return
@@ -231,14 +260,16 @@ def print_benchmark(bench: dict) -> None:
 @handle_errors
 def samples(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run dir."),
-    output: Path = typer.Option(
-        Path("demo_images"), "--output", "-o", help="Folder for the PNG files."
+    output: Path = library_option(
+        SamplesRequest, "output", "--output", "-o", help="Folder for the PNG files."
     ),
     out_alias: Optional[Path] = typer.Option(
         None, "--out", hidden=True, help="Old spelling of --output."
     ),
-    n: int = typer.Option(8, "-n", "--count", help="How many images (one class after another)."),
-    split: str = typer.Option("test", "--split", help="train | test"),
+    n: int = library_option(
+        SamplesRequest, "n", "-n", "--count", help="How many images (one class after another)."
+    ),
+    split: str = library_option(SamplesRequest, "split", "--split", help="The split to read."),
     json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
 ) -> None:
     """Write sample images."""

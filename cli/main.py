@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-import typer.core
 
 from textclf import __version__
 from textclf.cli import ablate, cache, classes, describe, evaluate, export, plugins, predict, train
@@ -15,43 +14,23 @@ from textclf.cli._common import (
     safe_streams,
     set_debug,
 )
-from textclf.cli._help import (
-    CONTEXT_SETTINGS,
-    install_help_layout,
-    install_plain_metavars,
-    one_line_usage_errors,
-)
+from textclf.cli._help import CONTEXT_SETTINGS, GLOBAL_FLAGS, RootGroup, TextclfTyper
 from textclf.cli._progress import set_verbosity
 
-install_plain_metavars()
-install_help_layout()
-one_line_usage_errors()
+__all__ = ["GLOBAL_FLAGS", "TextclfApp", "app", "main"]
 
 # The order of the pipeline, not Typer's (commands before command groups).
 ORDER = ("describe", "train", "eval", "ablate", "export", "predict", "classes", "plugins", "cache")
 
 
-GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")
-
-
-class _Group(typer.core.TyperGroup):
+class _Group(RootGroup):
     def list_commands(self, ctx):
+        """The commands in the order of the pipeline (:data:`ORDER`)."""
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
-    def parse_args(self, ctx, args):
-        """``-q/-v/--debug`` work before or after the command (``textclf eval RUN -q``): they are
-        moved in
-        front of it, where the top-level options are parsed (never past a ``--``)."""
-        args = list(args)
-        end = args.index("--") if "--" in args else len(args)
-        moved = [a for a in args[:end] if a in GLOBAL_FLAGS]
-        if moved and args[: len(moved)] != moved:
-            args = moved + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
-        return super().parse_args(ctx, args)
 
-
-class TextclfApp(typer.Typer):
+class TextclfApp(TextclfTyper):
     """The Typer app, with the error boundary around everything outside a command body too
     (the callback, option parsing, plugin entry points loaded on the way): one line, exit 2 or 3."""
 

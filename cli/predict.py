@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
-from textclf.cli._help import default_note, merge_alias
+from textclf.cli._options import given_or_default, library_option, merge_alias
+from textclf.exports.request import PredictRequest
 
 HELP = (
     "Top-k classes for images, with an exported ONNX model (ONNX Runtime) or a run dir "
@@ -36,38 +37,49 @@ def command(
         help="Image files, folders, quoted globs, or - for paths on stdin.",
         show_default=False,
     ),
-    files_from: Optional[str] = typer.Option(
-        None,
+    files_from: Optional[str] = library_option(
+        PredictRequest,
+        "files_from",
         "--files-from",
         metavar="FILE",
-        help="Read image paths from FILE, one per line (- for stdin)." + default_note("none"),
+        help="Read image paths from FILE, one per line (- for stdin).",
+        note="none",
     ),
-    top_k: int = typer.Option(3, "--top-k", "-k", help="How many classes to show per image."),
-    head: Optional[str] = typer.Option(
-        None,
+    top_k: int = library_option(
+        PredictRequest, "top_k", "--top-k", "-k", help="How many classes to show per image."
+    ),
+    head: Optional[str] = library_option(
+        PredictRequest,
+        "head",
         "--head",
-        help="classifier | text (cosine to each class description) | ensemble."
-        + default_note("text for a model that knows classes by description, else classifier"),
+        help="The head read out (text: cosine to each class description).",
+        note="text for a model that knows classes by description, else classifier",
     ),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images read and predicted at a time."),
-    device: Optional[str] = typer.Option(
-        None,
+    batch_size: int = library_option(
+        PredictRequest, "batch_size", "--batch-size", help="Images read and predicted at a time."
+    ),
+    provider: Optional[str] = library_option(
+        PredictRequest,
+        "provider",
         "--device",
-        help="cpu | cuda | tensorrt | auto (ONNX Runtime "
-        "provider; a run dir predicts on the CPU)." + default_note("cpu"),
+        help="ONNX Runtime provider (a run dir predicts on the CPU).",
+        unset=True,
     ),
     provider_alias: Optional[str] = typer.Option(
         None, "--provider", hidden=True, help="Old spelling of --device."
     ),
-    output: Optional[Path] = typer.Option(
-        None,
+    output: Optional[Path] = library_option(
+        PredictRequest,
+        "output",
         "--output",
         "-o",
         metavar="FILE.csv|FILE.jsonl",
-        help="Write one row per image (unreadable ones with their error)."
-        + default_note("none: print a table"),
+        help="Write one row per image (unreadable ones with their error).",
+        note="none: print a table",
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
+    force: bool = library_option(
+        PredictRequest, "force", "--force", help="Replace an existing --output file."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
     """Predict classes for images."""
@@ -76,10 +88,17 @@ def command(
     from textclf.cli._progress import QuietReporter, is_quiet, reporter
     from textclf.data.image_inputs import expand_inputs
     from textclf.errors import TextclfError
-    from textclf.exports.predict import check_predict_options
 
-    check_predict_options(top_k, batch_size)  # before any image is read or model loaded
-    provider = merge_alias(device, provider_alias, "--device", "--provider") or "cpu"
+    provider = merge_alias(provider, provider_alias, "--device", "--provider")
+    request = PredictRequest(
+        top_k=top_k,
+        head=head,
+        batch_size=batch_size,
+        provider=given_or_default(PredictRequest, "provider", provider),
+        files_from=files_from,
+        output=output,
+        force=force,
+    ).check()  # before any image is read or model loaded
     if output is not None:
         from textclf.exports.prediction_files import check_output
 
@@ -98,7 +117,7 @@ def command(
     from textclf.exports.predict import load_predictor, predict_files
 
     starting("loading the model", enabled=not json_out)
-    predictor = load_predictor(model, provider, head)
+    predictor = load_predictor(model, request.provider, head)
     progress = reporter(enabled=not json_out) if len(paths) >= PROGRESS_FROM else QuietReporter()
     with progress:
         results = predict_files(predictor, paths, top_k, reporter=progress, batch_size=batch_size)

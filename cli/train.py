@@ -7,8 +7,17 @@ from typing import Optional
 
 import typer
 
+from textclf.api import train as train_api
 from textclf.cli._common import console, err_console, handle_errors, print_json
-from textclf.cli._help import choice_parts, choice_values, choices, default_note, preset_note
+from textclf.cli._help import choice_parts, default_note
+from textclf.cli._options import (
+    choice_values,
+    choices,
+    library_option,
+    preset_note,
+    preset_value,
+    switch_note,
+)
 from textclf.training.tracking import TRACKERS
 
 HELP = (
@@ -78,7 +87,7 @@ def command(
         None,
         "--freeze-text/--no-freeze-text",
         help="Keep the text encoder frozen, or fine-tune it."
-        + preset_note("freeze_text", true="frozen", false="fine-tuned"),
+        + switch_note("--freeze-text", "--no-freeze-text", preset_value("freeze_text")),
     ),
     text_trainable_layers: Optional[int] = _option(
         "--text-trainable-layers",
@@ -105,7 +114,7 @@ def command(
         None,
         "--pretrained/--no-pretrained",
         help="Pretrained backbone weights, or random (offline)."
-        + preset_note("pretrained", true="pretrained", false="random"),
+        + switch_note("--pretrained", "--no-pretrained", preset_value("pretrained")),
     ),
     head_init: Optional[str] = _option(
         "--head-init",
@@ -185,16 +194,19 @@ def command(
         "holdout_shots",
         metavar="K",
     ),
-    run_dir: Optional[Path] = typer.Option(
-        None,
+    run_dir: Optional[Path] = library_option(
+        train_api,
+        "run_dir",
         "--run-dir",
-        help="Where the run is written (and runs/latest)." + default_note("runs/<dataset>-<time>"),
+        help="Where the run is written (and runs/latest).",
+        note="runs/<dataset>-<time>",
     ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue an interrupted run in --run-dir."
+    resume: bool = library_option(
+        train_api, "resume", "--resume", help="Continue an interrupted run in --run-dir."
     ),
-    log: str = typer.Option(
-        "none",
+    log: str = library_option(
+        train_api,
+        "log",
         "--log",
         metavar="|".join(TRACKERS),
         help="Also log every epoch to TensorBoard (the tensorboard extra).",

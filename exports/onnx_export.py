@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from textclf.errors import TextclfError, option
-from textclf.exports.onnx_graph import DEFAULT_OPSET, check_options, export_model, input_spec
+from textclf.errors import TextclfError
+from textclf.exports.onnx_graph import check_options, export_model, input_spec
 from textclf.exports.onnx_metadata import (
     apply_metadata,
     build_metadata,
@@ -26,17 +26,7 @@ from textclf.exports.onnx_metadata import (
     check_output_files,
     sidecar_path,
 )
-
-PARITY_ATOL = 1e-4  # fp32: max |logit difference| to PyTorch on the run's test images
-PARITY_ATOL_PREPROCESSING = (
-    5e-4  # the same with the resize in the graph (ONNX Runtime's Resize kernel)
-)
-
-
-def default_atol(with_preprocessing: bool) -> float:
-    """The fp32 parity bound of an export: the library's one default for the CLI and the Python
-    API."""
-    return PARITY_ATOL_PREPROCESSING if with_preprocessing else PARITY_ATOL
+from textclf.exports.request import ExportRequest, default_atol  # noqa: F401 (re-exported)
 
 
 def _sha256(path) -> str:
@@ -50,91 +40,62 @@ def _sha256(path) -> str:
 
 
 def export_run(
-    run_dir,
-    *,
-    out=None,
-    opset: int = DEFAULT_OPSET,
-    with_preprocessing: bool = False,
-    precision: str = "fp32",
-    atol: Optional[float] = None,
-    max_accuracy_drop: float = 0.01,
-    provider: str = "cpu",
-    check: bool = True,
-    check_images: Optional[int] = 1000,
-    benchmark: bool = False,
-    reporter=None,
+    run_dir, request: Optional[ExportRequest] = None, *, reporter=None, **settings
 ) -> dict:
     """Export a run to ONNX: trace, (quantize), ``onnx.checker``, parity check, write atomically.
 
-    The model is written to a temp file beside ``out`` (default ``RUN_DIR/model.onnx``), checked
-    there, and renamed into place only when the checker and the parity check pass; a failed check
-    raises :class:`textclf.errors.GateFailed` and leaves any existing file untouched. Then the
-    sidecar ``<out>.json`` is written. ``atol`` None: :func:`default_atol`. Returns the report
-    (paths, outputs, metadata, parity, quantization, provider, benchmark).
+    The settings are an :class:`~textclf.exports.request.ExportRequest`, or its fields as
+    keywords (``precision="int8"``, ``out=...``), with its defaults (``atol`` None:
+    :func:`default_atol`; ``check_images`` 0 or None: the whole test split). The model is written
+    to a temp file beside ``out`` (default ``RUN_DIR/model.onnx``), checked there, and renamed
+    into place only when the checker and the parity check pass; a failed check raises
+    :class:`textclf.errors.GateFailed` and leaves any existing file untouched. Then the sidecar
+    ``<out>.json`` is written. Returns the report (paths, outputs, metadata, parity,
+    quantization, provider, benchmark).
     """
     from textclf.runs.run import open_run
-    from textclf.runtime.onnx_sessions import check_choice, create_session, probe_provider
+    from textclf.runtime.onnx_sessions import create_session, probe_provider
     from textclf.runtime.progress import NULL
 
+    if request is not None and settings:
+        raise TypeError("give an ExportRequest or its settings as keywords, not both")
+    r = (request or ExportRequest(**settings)).checked()
     reporter = reporter or NULL
-    check_options(opset, with_preprocessing, precision)
-    check_choice(provider)
-    atol = default_atol(with_preprocessing) if atol is None else atol
-    if not (isinstance(atol, (int, float)) and atol > 0):
-        raise TextclfError(f"{option('atol')} {atol!r} must be a number > 0")
-    if not (isinstance(max_accuracy_drop, (int, float)) and 0 <= max_accuracy_drop <= 1):
-        raise TextclfError(
-            f"{option('max_accuracy_drop')} {max_accuracy_drop!r} must be within [0, 1]"
-        )
     run = open_run(run_dir)
-    check_options(opset, with_preprocessing, precision, run.preprocessing)
+    check_options(r.opset, r.with_preprocessing, r.precision, run.preprocessing)
     # Other installed backbone weights than the run's are refused before any work.
     run.image_encoder()
-    out = Path(out) if out else run.root / "model.onnx"
+    out = Path(r.out) if r.out else run.root / "model.onnx"
     if out.is_dir():
         raise TextclfError(
             f"--output '{out}' is a directory; give a file name such as {out / 'model.onnx'}"
         )
     check_output_files(out)
     # A missing CUDA/TensorRT library fails here, before the export work
-    probe = probe_provider(provider)
+    probe = probe_provider(r.provider)
     notes = [probe.note] if probe.note else []
-    dataset = _check_dataset(run, check, precision, notes)
+    dataset = _check_dataset(run, r.check, r.precision, notes)
 
     reporter.task(
-        "export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {opset}, {precision})"
+        "export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {r.opset}, {r.precision})"
     )
     model = export_model(
-        run, opset=opset, with_preprocessing=with_preprocessing, fp16=precision == "fp16"
+        run, opset=r.opset, with_preprocessing=r.with_preprocessing, fp16=r.precision == "fp16"
     )
     reporter.advance("export", 1)
-    in_meta = input_spec(run.preprocessing, with_preprocessing)
+    in_meta = input_spec(run.preprocessing, r.with_preprocessing)
     quant_report = None
-    if precision == "int8":
+    if r.precision == "int8":
         model, quant_report = _quantize(run, model, in_meta, dataset, reporter)
     meta = build_metadata(
         run,
-        with_preprocessing=with_preprocessing,
-        precision=precision,
-        opset=opset,
+        with_preprocessing=r.with_preprocessing,
+        precision=r.precision,
+        opset=r.opset,
         quantization=quant_report,
     )
     apply_metadata(model, meta)
-    info, parity = _write_checked(
-        run,
-        model,
-        meta,
-        out,
-        in_meta,
-        precision,
-        provider,
-        check,
-        atol,
-        max_accuracy_drop,
-        check_images,
-        dataset,
-        reporter,
-    )
+    info, parity = _write_checked(run, model, meta, out, in_meta, r, dataset, reporter)
     from textclf.models.serving import OUTPUT_NAMES
 
     report = {
@@ -142,13 +103,13 @@ def export_run(
         "sidecar": str(sidecar_path(out)),
         "bytes": out.stat().st_size,
         "outputs": list(OUTPUT_NAMES),
-        "atol": atol,
+        "atol": r.atol,
         "sha256": _sha256(out),
-        "precision": precision,
-        "opset": opset,
-        "with_preprocessing": bool(with_preprocessing),
+        "precision": r.precision,
+        "opset": r.opset,
+        "with_preprocessing": bool(r.with_preprocessing),
         "input": in_meta,
-        "provider_requested": provider,
+        "provider_requested": r.provider,
         "provider": info.provider,
         "providers": info.providers,
         "notes": notes,
@@ -157,12 +118,12 @@ def export_run(
         "metadata": meta,
         "benchmark": None,
     }
-    if benchmark:
+    if r.benchmark:
         from textclf.exports.bench import benchmark as run_benchmark
 
-        info = create_session(str(out), provider)
+        info = create_session(str(out), r.provider)
         report["benchmark"] = run_benchmark(
-            run, out, provider, dataset=dataset, session_info=info, reporter=reporter
+            run, out, r.provider, dataset=dataset, session_info=info, reporter=reporter
         )
     return report
 
@@ -221,17 +182,12 @@ def _write_checked(
     meta: dict,
     out: Path,
     in_meta: dict,
-    precision: str,
-    provider: str,
-    check: bool,
-    atol: float,
-    max_accuracy_drop: float,
-    check_images,
+    request: ExportRequest,
     dataset,
     reporter,
 ):
-    """Save to a temp file, check it (checker, parity), rename it into place, then write the
-    sidecar."""
+    """Save to a temp file, check it (checker, parity, as ``request`` asks), rename it into
+    place, then write the sidecar."""
     import time
 
     import onnx
@@ -245,16 +201,16 @@ def _write_checked(
     with atomic_path(out) as tmp_path:
         onnx.save(model, str(tmp_path))
         check_model_file(tmp_path)
-        info = create_session(str(tmp_path), provider)
-        if check:
+        info = create_session(str(tmp_path), request.provider)
+        if request.check:
             parity = parity_mod.check_parity(
                 run,
                 info.session,
                 in_meta,
-                precision,
-                atol=atol,
-                max_accuracy_drop=max_accuracy_drop,
-                limit=check_images,
+                request.precision,
+                atol=request.atol,
+                max_accuracy_drop=request.max_accuracy_drop,
+                limit=request.check_images or None,  # 0: the whole split
                 dataset=dataset,
                 reporter=reporter,
             )

@@ -20,9 +20,15 @@ from typing import Optional
 import numpy as np
 
 from textclf.errors import TextclfError, option
+from textclf.exports.request import (
+    HEADS,
+    PredictRequest,
+    SamplesRequest,
+    check_predict_options,
+)
 from textclf.runtime.progress import NULL, Reporter
 
-BATCH = 64
+BATCH = PredictRequest.batch_size
 
 
 def read_image(path, draft_size: Optional[int] = None) -> np.ndarray:
@@ -31,9 +37,6 @@ def read_image(path, draft_size: Optional[int] = None) -> np.ndarray:
     from textclf.data.decode import decode_image
 
     return decode_image(path, draft_size)
-
-
-HEADS = ("classifier", "text", "ensemble")
 
 
 @dataclass
@@ -107,7 +110,9 @@ def choose_head(head: Optional[str], open_set: bool) -> str:
     return head
 
 
-def load_onnx_predictor(model_path, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
+def load_onnx_predictor(
+    model_path, provider: str = PredictRequest.provider, head: Optional[str] = None
+) -> Predictor:
     """An exported ``.onnx`` file with textclf metadata, on ``provider``."""
     from textclf.exports.onnx_metadata import decode_metadata
     from textclf.runtime.onnx_sessions import create_session
@@ -163,7 +168,9 @@ def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
     return run_predictor(run, choose_head(head, run.open_set))
 
 
-def load_predictor(model, provider: str = "cpu", head: Optional[str] = None) -> Predictor:
+def load_predictor(
+    model, provider: str = PredictRequest.provider, head: Optional[str] = None
+) -> Predictor:
     """``model``: an exported ``.onnx`` file or a run dir; ``head``: classifier | text | ensemble
     (None: its default)."""
     from textclf.runtime.onnx_sessions import check_choice
@@ -191,17 +198,10 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict]:
     ]
 
 
-def check_predict_options(top: int, batch_size: int) -> None:
-    """``top_k`` and ``batch_size`` must be integers >= 1 (one line naming the option otherwise)."""
-    for name, value in (("top_k", top), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise TextclfError(f"{option(name)} must be an integer >= 1, got {value!r}")
-
-
 def predict_files(
     predictor: Predictor,
     paths: Sequence,
-    top: int = 5,
+    top: int = PredictRequest.top_k,
     reporter: Reporter = NULL,
     batch_size: int = BATCH,
 ) -> list[dict]:
@@ -243,7 +243,11 @@ def predict_files(
 
 
 def write_samples(
-    run_dir, out_dir, n: int = 8, split: str = "test", dataset: Optional[str] = None
+    run_dir,
+    out_dir=SamplesRequest.output,
+    n: int = SamplesRequest.n,
+    split: str = SamplesRequest.split,
+    dataset: Optional[str] = None,
 ) -> list[Path]:
     """Write ``n`` images of a run's dataset split as PNG files ``NNN_<class>.png`` (one class after
     another).

@@ -223,3 +223,20 @@ def test_describe_writes_the_same_texts(workdir):
     assert {k: v for k, v in cli.items() if k not in drop} == {
         k: v for k, v in api.items() if k not in drop
     }
+
+
+def test_describe_takes_a_prompt_template_as_the_cli_does(workdir):
+    """``prompt_type`` defaults to None in both (the type 1 prompt unless a template is given):
+    a default of "1" made every ``textclf.describe(prompt_template=...)`` a usage error."""
+    template = "Draw a {class_name} in words."
+    result = runner.invoke(
+        app,
+        ["describe", "--describer", "classname", "--prompt-template", template, "-o", "cli.json"],
+    )
+    assert result.exit_code == 0, result.output
+    texts = textclf.describe(
+        "digits", describer="classname", prompt_template=template, out="api.json"
+    )
+    cli, api = (json.loads((workdir / name).read_text()) for name in ("cli.json", "api.json"))
+    assert cli["prompt_text"] == api["prompt_text"] == template
+    assert cli["descriptions"] == api["descriptions"] == texts

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Optional, Union
 
 from textclf.config import TrainConfig
+from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
+from textclf.descriptions.request import DescribeRequest
+from textclf.evaluation.request import EvalRequest
+from textclf.exports.request import PredictRequest
 from textclf.runs.run import TrainedRun
 
 
@@ -28,7 +32,13 @@ class Run(TrainedRun):
             f"run_id={self.run_id!r})"
         )
 
-    def predict(self, images, *, head: Optional[str] = None, batch_size: int = 64):
+    def predict(
+        self,
+        images,
+        *,
+        head: Optional[str] = PredictRequest.head,
+        batch_size: int = PredictRequest.batch_size,
+    ):
         """Class probabilities for ``images`` with the served model (as ``textclf predict`` gives
         them).
 
@@ -48,9 +58,13 @@ class Run(TrainedRun):
         return Predictions(names, list(predictor.class_names), probs, predictor.head)
 
     def evaluate(
-        self, dataset: Optional[str] = None, split: str = "test", device: str = "cpu"
+        self,
+        dataset: Optional[str] = None,
+        split: str = EvalRequest.split,
+        device: str = EvalRequest.device,
     ) -> dict:
-        """The metrics document of ``textclf eval`` (nothing is written)."""
+        """The metrics document of ``textclf eval`` (nothing is written), with its defaults:
+        ``device`` ``auto`` is CUDA when there is one, else the CPU."""
         from textclf.evaluation.metrics import evaluate_run
 
         return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics
@@ -113,12 +127,12 @@ def train(
 
 
 def describe(
-    dataset: str = "digits",
-    prompt_type: Optional[str] = "1",
+    dataset: str = DescribeRequest.dataset,
+    prompt_type: Optional[str] = None,
     *,
     describer: Optional[str] = None,
     out: Union[str, Path, None] = None,
-    samples: int = 1,
+    samples: int = DescribeRequest.samples,
     on_event=None,
     **options,
 ) -> dict:
@@ -126,15 +140,16 @@ def describe(
     files).
 
     Returns ``{class: [texts]}`` for one prompt, ``{prompt: {class: [texts]}}`` for several
-    (``prompt_type="all"``). ``describer`` defaults as in the CLI (openai with a key or a server,
-    else the built-in descriptions); the files go to ``out`` (default
-    ``descriptions/<dataset>/<prompt>.json``). ``options`` are the other fields of
+    (``prompt_type="all"``); ``prompt_type`` None is the type 1 prompt, unless
+    ``prompt_template`` (in ``options``) gives a custom one. ``describer`` defaults as in the CLI
+    (openai with a key or a server, else the built-in descriptions); the files go to ``out``
+    (default ``descriptions/<dataset>/<prompt>.json``). ``options`` are the other fields of
     :class:`textclf.descriptions.request.DescribeRequest` (``model``, ``base_url``,
     ``temperature``, ``seed``, ``concurrency``, ``timeout``, ``max_retries``, ``force``,
     ``api_key``, ``prompt_template``). ``on_event`` receives the engine's progress events.
     """
     from textclf.descriptions.engine import run_describe
-    from textclf.descriptions.request import DescribeRequest, plan
+    from textclf.descriptions.request import plan
 
     request = DescribeRequest(
         dataset=dataset,
@@ -158,7 +173,7 @@ def add_classes(
     *,
     classes: Optional[list] = None,
     describer: Optional[str] = None,
-    prompt_type: str = "1",
+    prompt_type: str = DEFAULT_PROMPT_TYPE,
     model: Optional[str] = None,
     base_url: Optional[str] = None,
     run: Union[str, Path, None] = None,
@@ -181,7 +196,7 @@ def add_classes(
     if isinstance(descriptions, dict):
         table, source = dict(descriptions), "python"
     else:
-        from textclf.descriptions.request import new_class_descriptions
+        from textclf.descriptions.new_classes import new_class_descriptions
 
         table, source = new_class_descriptions(
             descriptions, describer, classes, prompt_type, model, base_url

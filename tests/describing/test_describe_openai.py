@@ -21,9 +21,10 @@ import pytest
 from typer.testing import CliRunner
 
 from textclf.cli.main import app
-from textclf.descriptions.engine import DescribeOptions, run_describe
+from textclf.descriptions.engine import run_describe
 from textclf.descriptions.files import load_descriptions
 from textclf.descriptions.prompts import custom_prompt, resolve_prompt
+from textclf.descriptions.request import DescribeRequest
 from textclf.errors import TextclfError
 
 KEY = "sk-test-SECRETKEY-0123456789abcdef"
@@ -163,19 +164,19 @@ def _env(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def _opts(tmp_path, server, **kw) -> DescribeOptions:
+def _opts(tmp_path, server, **kw) -> DescribeRequest:
     base = dict(
         dataset="synthetic",
         class_names=CLASSES,
         prompt=resolve_prompt("type1"),
         describer="openai",
-        out=tmp_path / "d.json",
+        output=tmp_path / "d.json",
         base_url=server.url,
         model="test-model",
         backoff_base=0.01,
     )
     base.update(kw)
-    return DescribeOptions(**base)
+    return DescribeRequest(**base)
 
 
 def test_request_shape_and_provenance(tmp_path):

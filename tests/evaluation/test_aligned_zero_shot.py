@@ -99,7 +99,8 @@ def test_zero_shot_logits_are_the_scaled_cosine_to_the_mean_of_normalised_descri
         feats = image(preprocess_images(test.read(np.arange(len(test))), run.preprocessing))
         logits = text.logit_scale * F.normalize(feats, dim=-1) @ torch.stack(weights).T
     expected = float((logits.argmax(1).numpy() == test.labels).mean())
-    doc = evaluate_zero_shot(zero_epoch_run).metrics
+    # On the CPU, where the reference above was computed (the default device is auto)
+    doc = evaluate_zero_shot(zero_epoch_run, device="cpu").metrics
     assert doc["accuracy"] == pytest.approx(expected, abs=1e-6)
     assert doc["zero_shot"]["logit_scale"] == pytest.approx(text.logit_scale, rel=1e-5)
 
@@ -160,7 +161,7 @@ def test_head_init_zero_shot_starts_as_the_zero_shot_head(zero_epoch_run, tiny_o
     assert run.config.head_init == "zero-shot" and run.model().head_input == "normalized-features"
     assert torch.equal(run.tensors["head.bias"], torch.zeros(4))
     out = split_outputs(run, "test")
-    zero_shot = evaluate_zero_shot(zero_epoch_run).metrics
+    zero_shot = evaluate_zero_shot(zero_epoch_run, device="cpu").metrics
     assert float((out.served.logits.argmax(1) == out.labels).mean()) == pytest.approx(
         zero_shot["accuracy"], abs=1e-6
     )

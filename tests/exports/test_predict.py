@@ -203,14 +203,15 @@ def test_onnx_split_outputs_for_eval(exported):
 
     run = open_run(exported["run"])
     test = load_run_dataset(run).test
+    # The CPU provider, as the references (parity, PyTorch) were made; eval's default is auto
     for key in ("float", "uint8"):
-        out, meta = onnx_split_outputs(exported[key], "synthetic", "test")
+        out, meta = onnx_split_outputs(exported[key], "synthetic", "test", "cpu")
         assert out.class_names == CLASSES and meta["run_id"] == run.run_id
         assert out.served._fields == OUTPUT_NAMES and out.served.logits.shape == (len(test), 4)
         assert out.served.logits.dtype == np.float32
         np.testing.assert_array_equal(out.labels, test.labels)
     sidecar = json.loads(Path(str(exported["float"]) + ".json").read_text())
-    out, _ = onnx_split_outputs(exported["float"], "synthetic", "test")
+    out, _ = onnx_split_outputs(exported["float"], "synthetic", "test", "cpu")
     assert float((out.served.logits.argmax(1) == out.labels).mean()) == pytest.approx(
         sidecar["parity"]["accuracy_onnx"]
     )
@@ -230,7 +231,7 @@ def test_eval_scores_exactly_what_the_exported_model_serves(exported):
     run = open_run(exported["run"])
     ours = split_outputs(run, "test")
     for key in ("float", "uint8"):
-        theirs, _ = onnx_split_outputs(exported[key], "synthetic", "test")
+        theirs, _ = onnx_split_outputs(exported[key], "synthetic", "test", "cpu")
         for name in ("probabilities", "text_probabilities", "ensemble_probabilities"):
             np.testing.assert_array_equal(
                 getattr(ours.served, name).argmax(1), getattr(theirs.served, name).argmax(1)

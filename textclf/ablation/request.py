@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Optional, Union
 
 from textclf.ablation.cells import Cell
+from textclf.config import CHOICES
 from textclf.errors import TextclfError, option, unknown_choice
+from textclf.presets import PRESETS
 
 Values = Union[str, Sequence, None]
 TRUE_WORDS = ("true", "yes", "1", "frozen")
@@ -28,7 +30,7 @@ class GridRequest:
     paper: bool = False
     grid: Optional[Path] = None  # a TOML grid file
     zero_shot: bool = False
-    preset: str = "default"
+    preset: str = field(default="default", metadata={"choices": tuple(PRESETS)})
     # Axis name -> values (see textclf.ablation.cells.AXES)
     axes: dict = field(default_factory=dict)
     controls: Values = None
@@ -39,7 +41,12 @@ class GridRequest:
     holdout_splits: int = 5
     holdout_size: int = 2
     holdout_shots: Values = "0"
-    text_head: str = "open"
+    text_head: str = field(default="open", metadata={"choices": CHOICES["text_head"]})
+    resume: bool = False  # skip the cells an earlier run of this grid finished
+    force: bool = False  # delete earlier results (textclf's own files) and start over
+    # Cells in parallel processes; 0: one per CPU core or GPU. (run_grid's own default is 1, the
+    # cells in this process, for callers that pass callbacks or run a handful of cells.)
+    jobs: int = 0
 
 
 @dataclass
@@ -208,7 +215,7 @@ def zero_shot_plan(
     """The zero-shot grid's cells and the chance level of telling ``holdout_size`` held-out
     classes apart."""
     from textclf.ablation import zero_shot
-    from textclf.config import PRESETS, TrainConfig
+    from textclf.config import TrainConfig
     from textclf.descriptions.describers import dataset_class_names
 
     dataset = base.get("dataset") or PRESETS.get(request.preset, {}).get(

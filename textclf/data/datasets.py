@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.splits import check_split
+
 
 @dataclass
 class Split:
@@ -107,11 +109,7 @@ class Dataset:
 
     def split(self, name: str) -> Split:
         """The split called ``name`` (train or test)."""
-        if name not in ("train", "test"):
-            from textclf.errors import unknown_choice
-
-            raise unknown_choice("split", name, ["train", "test"])
-        return getattr(self, name)
+        return getattr(self, check_split(name))
 
 
 def stratified_indices(

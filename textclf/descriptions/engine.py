@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from textclf.descriptions.describers import add_usage, make_describer
+from textclf.descriptions.request import DescribeRequest
 from textclf.errors import TextclfError
 
 
@@ -51,28 +52,6 @@ class DescribeEvent:
     reason: str = ""
     text: str = ""
     usage: Optional[dict] = None  # ``done``: tokens the server reported for this description
-
-
-@dataclass
-class DescribeOptions:
-    """One ``describe`` run: one dataset, one prompt, one output file."""
-
-    dataset: str
-    class_names: list[str]
-    prompt: Any  # PromptTemplate
-    describer: str
-    out: Path
-    samples: int = 1
-    model: Optional[str] = None
-    base_url: Optional[str] = None
-    temperature: Optional[float] = None
-    seed: Optional[int] = None
-    concurrency: int = 8
-    timeout: float = 60.0
-    max_retries: int = 5
-    backoff_base: Optional[float] = None
-    force: bool = False
-    api_key: Optional[str] = field(default=None, repr=False)  # never shown, never written
 
 
 @dataclass
@@ -198,12 +177,12 @@ async def _call(fn, *args):
     return out
 
 
-def _existing_file(opts: DescribeOptions):
+def _existing_file(opts: DescribeRequest):
     """The file to resume (None: start afresh); a file textclf did not write is never replaced."""
     from textclf.descriptions.files import is_description_file, load_descriptions
     from textclf.files.ownership import refuse_foreign_file
 
-    out = Path(opts.out)
+    out = Path(opts.output)
     if opts.force:  # --force starts over, but replaces only what textclf wrote
         refuse_foreign_file(out, is_description_file, "choose another --output")
         return None
@@ -223,11 +202,11 @@ def _existing_file(opts: DescribeOptions):
 class _Run:
     """One describe run's state: the texts kept and fetched, token usage, and the file they make."""
 
-    def __init__(self, opts: DescribeOptions, existing, desc, emit):
+    def __init__(self, opts: DescribeRequest, existing, desc, emit):
         self.opts, self.existing, self.desc, self.emit = opts, existing, desc, emit
         self.prov = dict(desc.provenance())
         if existing is not None:
-            _check_resumable(existing, self.prov, opts.prompt, opts.dataset, Path(opts.out))
+            _check_resumable(existing, self.prov, opts.prompt, opts.dataset, Path(opts.output))
         self.names = list(opts.class_names)
         self.texts = {
             c: list(existing.descriptions.get(c, [])) if existing else [] for c in self.names
@@ -332,22 +311,20 @@ class _Run:
             saved = writer.saved - sum(self.kept.values())
             if isinstance(exc, TextclfError) and saved > 0:
                 raise TextclfError(
-                    f"{exc} ({saved} of {len(self.plan)} descriptions saved to {self.opts.out}; "
+                    f"{exc} ({saved} of {len(self.plan)} descriptions saved to {self.opts.output}; "
                     f"rerun to fetch the rest)"
                 ) from None
             raise
 
 
 async def describe_async(
-    opts: DescribeOptions, on_event: Optional[Callable[[DescribeEvent], None]] = None
+    opts: DescribeRequest, on_event: Optional[Callable[[DescribeEvent], None]] = None
 ) -> DescribeResult:
-    """Describe every class of ``opts`` and write ``opts.out``; resumes an existing partial file."""
+    """Describe every class of ``opts`` (a request :func:`~textclf.descriptions.request.plan`
+    resolved) and write ``opts.output``; resumes an existing partial file."""
     started = time.perf_counter()
     emit = on_event or (lambda _e: None)
-    if opts.samples < 1:
-        raise TextclfError(f"--samples must be at least 1, got {opts.samples}")
-    if opts.concurrency < 1:
-        raise TextclfError(f"--concurrency must be at least 1, got {opts.concurrency}")
+    opts.resolved()  # one prompt, its classes and file; every number in range
     existing = _existing_file(opts)
 
     def retry_hook(class_name: str, attempt: int, delay: float, reason: str) -> None:
@@ -382,7 +359,7 @@ async def describe_async(
         )
         if not run.plan and existing is not None and existing.complete:
             return DescribeResult(
-                Path(opts.out),
+                Path(opts.output),
                 existing,
                 run.kept,
                 run.fetched,
@@ -390,14 +367,14 @@ async def describe_async(
                 time.perf_counter() - started,
                 samples=run.samples,
             )
-        writer = _Writer(Path(opts.out))
+        writer = _Writer(Path(opts.output))
         await run.fetch_all(writer)
         final = run.build(complete=True)
         writer.submit(final.to_json())
         writer.close()
         emit(DescribeEvent("finished", opts.prompt.name, total=len(run.plan)))
         return DescribeResult(
-            Path(opts.out),
+            Path(opts.output),
             final,
             run.kept,
             run.fetched,
@@ -417,7 +394,7 @@ async def describe_async(
 
 
 def run_describe(
-    opts: DescribeOptions, on_event: Optional[Callable[[DescribeEvent], None]] = None
+    opts: DescribeRequest, on_event: Optional[Callable[[DescribeEvent], None]] = None
 ) -> DescribeResult:
     """Synchronous wrapper around :func:`describe_async`."""
     return asyncio.run(describe_async(opts, on_event))

@@ -8,6 +8,8 @@ from typing import Optional
 
 from textclf.errors import TextclfError
 
+DEFAULT_PROMPT_TYPE = "1"  # the paper's type 1 prompt, when neither a type nor a template is given
+
 
 def resolve_prompt(name: str):
     """A registered prompt template by name or alias (``"3"``, ``"type3"``)."""
@@ -48,7 +50,7 @@ def prompts_for(prompt_type: Optional[str], prompt_template: Optional[str] = Non
         if prompt_type is not None:
             raise TextclfError("use either --prompt-type or --prompt-template, not both")
         return [custom_prompt(prompt_template)]
-    spec = (prompt_type or "1").strip()
+    spec = (prompt_type or DEFAULT_PROMPT_TYPE).strip()
     if spec.lower() == "all":
         return [resolve_prompt(f"type{i}") for i in range(1, 5)]
     try:

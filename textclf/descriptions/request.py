@@ -2,17 +2,20 @@
 API.
 
 :class:`DescribeRequest` holds every setting with its default (the CLI reads its defaults from
-here); :func:`plan` validates them, picks the describer when none is named, and resolves the
-prompts and the output file of each, before any request is made.
+here). :func:`plan` validates a request, picks the describer when none is named, and resolves
+the prompts and the output file of each, before any request is made: it returns one resolved
+request per prompt, which is what the engine (:func:`textclf.descriptions.engine.run_describe`)
+runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from textclf.errors import TextclfError, option
 
@@ -21,29 +24,41 @@ TEMPERATURE_RANGE = (0.0, 2.0)  # what OpenAI-compatible servers accept
 # small chat model; the paper used gpt-3.5-turbo), and how describe and classes add state their
 # defaults.
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
+# The openai describer's sampling temperature when none is given (the plugin's DEFAULT_TEMPERATURE
+# must equal it; tests/cli/test_cli_help.py checks).
+DEFAULT_LLM_TEMPERATURE = 0.7
 MODEL_DEFAULT_NOTE = f"$TEXTCLF_LLM_MODEL or {DEFAULT_LLM_MODEL}"
 BASE_URL_DEFAULT_NOTE = "$OPENAI_BASE_URL or OpenAI's"
 
 
 @dataclass
 class DescribeRequest:
-    """One ``describe`` call: a dataset, one or more prompts, a describer and where the files go."""
+    """One ``describe`` call: a dataset, one or more prompts, a describer and where the files go.
+
+    As a user gives it (``prompt_type`` may be ``all``, ``describer`` and ``output`` may be left
+    out), or as :func:`plan` resolves it for the engine: one prompt (``prompt``), the dataset's
+    ``class_names``, the describer's name, the server URL and the output ``.json`` file.
+    """
 
     dataset: str = "digits"
-    prompt_type: Optional[str] = None  # 1|2|3|4|all or a prompt name; None: 1
+    prompt_type: Optional[str] = None  # 1|2|3|4|all or a prompt name; None: DEFAULT_PROMPT_TYPE
     prompt_template: Optional[str] = None  # a custom prompt with {class_name}
     describer: Optional[str] = None  # None: openai with a key or a server, else builtin
     output: Optional[Path] = None  # a .json file, or a folder for <prompt>.json files
     samples: int = 1
     model: Optional[str] = None
     base_url: Optional[str] = None  # None: $OPENAI_BASE_URL, else OpenAI's
-    temperature: Optional[float] = None
+    temperature: Optional[float] = None  # None: the describer's (DEFAULT_LLM_TEMPERATURE)
     seed: Optional[int] = None
     concurrency: int = 8
     timeout: float = 60.0
     max_retries: int = 5
     force: bool = False
     api_key: Optional[str] = field(default=None, repr=False)  # never shown, never written
+    backoff_base: Optional[float] = None  # first retry's wait in seconds (None: the describer's)
+    # Set by plan(): the one prompt of this run (a PromptTemplate) and the dataset's classes.
+    prompt: Any = None
+    class_names: Optional[list[str]] = None
 
     def check(self) -> DescribeRequest:
         """Every number in range (one line naming the option otherwise)."""
@@ -72,6 +87,20 @@ class DescribeRequest:
         ):
             raise bad("temperature", self.temperature, f"a number in [{low:g}, {high:g}]")
         return self
+
+    def resolved(self) -> DescribeRequest:
+        """This request, checked, when :func:`plan` has resolved it (the engine runs only those)."""
+        missing = [
+            name
+            for name in ("prompt", "class_names", "describer", "output")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ValueError(
+                f"DescribeRequest has no {', '.join(missing)}: resolve it with "
+                "textclf.descriptions.request.plan (one request per prompt) first"
+            )
+        return self.check()
 
 
 def server_url(base_url: Optional[str]) -> Optional[str]:
@@ -102,12 +131,10 @@ def choose_describer(
     return default_describer(request.dataset, prompt_names, class_names)
 
 
-def plan(request: DescribeRequest) -> tuple[list, Optional[str]]:
-    """``(options, note)``: one :class:`~textclf.descriptions.engine.DescribeOptions` per prompt, in
-    order,
-    and a one-line note about the describer chosen (None when it was named or is an LLM)."""
+def plan(request: DescribeRequest) -> tuple[list[DescribeRequest], Optional[str]]:
+    """``(runs, note)``: one resolved :class:`DescribeRequest` per prompt, in order, and a one-line
+    note about the describer chosen (None when it was named or is an LLM)."""
     from textclf.descriptions.describers import dataset_class_names
-    from textclf.descriptions.engine import DescribeOptions
     from textclf.descriptions.files import output_path
     from textclf.descriptions.prompts import prompts_for
 
@@ -115,84 +142,15 @@ def plan(request: DescribeRequest) -> tuple[list, Optional[str]]:
     prompts = prompts_for(request.prompt_type, request.prompt_template)
     class_names = dataset_class_names(request.dataset)
     describer, note = choose_describer(request, [p.name for p in prompts], class_names)
-    paths = [output_path(request.output, request.dataset, p.name, len(prompts)) for p in prompts]
-    options = [
-        DescribeOptions(
-            dataset=request.dataset,
-            class_names=class_names,
+    runs = [
+        dataclasses.replace(
+            request,
             prompt=prompt,
+            class_names=list(class_names),
             describer=describer,
-            out=path,
-            samples=request.samples,
-            model=request.model,
+            output=output_path(request.output, request.dataset, prompt.name, len(prompts)),
             base_url=server_url(request.base_url),
-            temperature=request.temperature,
-            seed=request.seed,
-            concurrency=request.concurrency,
-            timeout=request.timeout,
-            max_retries=request.max_retries,
-            force=request.force,
-            api_key=request.api_key,
         )
-        for prompt, path in zip(prompts, paths)
+        for prompt in prompts
     ]
-    return options, note
-
-
-def new_class_descriptions(
-    file=None,
-    describer: Optional[str] = None,
-    classes: Optional[list] = None,
-    prompt_type: str = "1",
-    model: Optional[str] = None,
-    base_url: Optional[str] = None,
-) -> tuple[dict, str]:
-    """``({class: [texts]}, source)`` of classes to add: from a file (JSON or CSV; ``classes`` picks
-    some),
-    or written now by a describer for each of ``classes``. Names are distinct and without spaces
-    around."""
-    import tempfile
-
-    classes = [str(c) for c in (classes or [])]
-    padded = [c for c in classes if c != c.strip() or not c.strip()]
-    if padded:
-        raise TextclfError(
-            f"class {padded[0]!r} has spaces around its name (or none); write it as "
-            f"{padded[0].strip()!r}"
-        )
-    twice = sorted({c for c in classes if classes.count(c) > 1})
-    if twice:
-        raise TextclfError(f"class '{twice[0]}' is given twice; give each class to add once")
-    if file is not None:
-        if describer is not None:
-            raise TextclfError(
-                "give either a descriptions file or a describer with classes, not both"
-            )
-        from textclf.descriptions.tables import read_description_table
-
-        table = read_description_table(file)
-        unknown = [c for c in classes if c not in table]
-        if unknown:
-            raise TextclfError(f"{file} has no description for class '{unknown[0]}'")
-        return ({c: table[c] for c in classes} if classes else table), str(file)
-    if describer is None or not classes:
-        raise TextclfError(
-            f"no descriptions: give a file ({option('descriptions')}), or a describer "
-            f"({option('describer')}) and the classes to describe"
-        )
-    from textclf.descriptions.engine import DescribeOptions, run_describe
-    from textclf.descriptions.prompts import prompts_for
-
-    with tempfile.TemporaryDirectory(prefix="textclf-classes-") as tmp:
-        result = run_describe(
-            DescribeOptions(
-                dataset="added-classes",
-                class_names=classes,
-                prompt=prompts_for(prompt_type)[0],
-                describer=describer,
-                out=Path(tmp) / "new.json",
-                model=model,
-                base_url=server_url(base_url),
-            )
-        )
-        return {c: list(result.file.descriptions[c]) for c in classes}, f"describer:{describer}"
+    return runs, note

@@ -31,11 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from textclf.data.splits import check_split
 from textclf.errors import TextclfError
+from textclf.evaluation.request import EvalRequest
+from textclf.evaluation.templates import TEMPLATE_SETS
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
 from textclf.runtime.progress import NULL, Reporter
 
-DEFAULT_TEMPLATES = ("a photo of a {}.",)
+DEFAULT_TEMPLATES = TEMPLATE_SETS[EvalRequest.templates]  # CLIP's one template, "photo"
 VARIANTS = ("descriptions", "templates", "descriptions+templates")
 METRICS_STEM = "metrics-zero-shot"
 
@@ -92,8 +95,8 @@ def evaluate_zero_shot(
     run_dir,
     *,
     dataset: Optional[str] = None,
-    split: str = "test",
-    device: str = "cpu",
+    split: str = EvalRequest.split,
+    device: str = EvalRequest.device,
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     reporter: Reporter = NULL,
 ) -> ZeroShotEvaluation:
@@ -113,10 +116,7 @@ def evaluate_zero_shot(
     from textclf.runs.run import open_run
     from textclf.runtime.devices import resolve_device
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(split)
     if not templates or any("{}" not in t for t in templates):
         raise TextclfError("zero-shot templates must each contain '{}' (where the class name goes)")
     run = open_run(run_dir)

@@ -15,6 +15,8 @@ from typing import Optional
 from textclf.errors import GateFailed, TextclfError
 
 GATED_METRICS = ("accuracy", "macro_f1")
+# How far below a --baseline a gated metric may fall when --max-drop is not given: not at all.
+DEFAULT_MAX_DROP = 0.0
 
 
 @dataclass
@@ -87,9 +89,9 @@ def check_gates(
 ) -> list[GateResult]:
     """Evaluate the gates; returns every result (use :func:`enforce_gates` to fail on any).
 
-    ``--max-drop D`` (default 0 with a baseline) is an absolute drop in the metric's own units:
-    accuracy 0.91 against a baseline 0.93 is a drop of 0.02 (2 points). It is checked on
-    accuracy and macro-F1, and a baseline whose class names differ is a usage error.
+    ``--max-drop D`` (default :data:`DEFAULT_MAX_DROP` with a baseline) is an absolute drop in the
+    metric's own units: accuracy 0.91 against a baseline 0.93 is a drop of 0.02 (2 points). It is
+    checked on accuracy and macro-F1, and a baseline whose class names differ is a usage error.
     """
     validate_gates(min_accuracy, baseline, max_drop)
     results: list[GateResult] = []
@@ -104,7 +106,7 @@ def check_gates(
     if baseline is not None:
         from textclf.evaluation.baseline_schema import check_gateable
 
-        drop = 0.0 if max_drop is None else float(max_drop)
+        drop = DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
         check_gateable(baseline)
         base_classes = baseline["class_names"]
         if list(base_classes) != list(metrics["class_names"]):

@@ -43,7 +43,9 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.splits import check_split
 from textclf.errors import TextclfError
+from textclf.evaluation.request import EvalRequest
 from textclf.runtime.progress import NULL, Reporter
 
 METRICS_FORMAT = "textclf-metrics"
@@ -282,8 +284,8 @@ def evaluate_run(
     run_dir: str | Path,
     *,
     dataset: Optional[str] = None,
-    split: str = "test",
-    device: str = "cpu",
+    split: str = EvalRequest.split,
+    device: str = EvalRequest.device,
     reporter: Reporter = NULL,
 ) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
@@ -291,10 +293,7 @@ def evaluate_run(
     from textclf.runs.run import open_run
     from textclf.runtime.devices import resolve_device
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(split)
     run = open_run(run_dir)
     check_finite_weights(run)
     dev = str(resolve_device(device))

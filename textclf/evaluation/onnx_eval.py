@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from textclf.data.splits import check_split
 from textclf.errors import TextclfError, option
 from textclf.evaluation.outputs import SplitOutputs
+from textclf.evaluation.request import EvalRequest
 from textclf.runtime.progress import NULL, Reporter
 
 BATCH = 64
@@ -26,8 +28,8 @@ BATCH = 64
 def onnx_split_outputs(
     model_path,
     dataset: str,
-    split: str = "test",
-    provider: str = "cpu",
+    split: str = EvalRequest.split,
+    provider: str = EvalRequest.device,
     batch_size: int = BATCH,
     reporter: Reporter = NULL,
 ):
@@ -103,8 +105,8 @@ def onnx_output_paths(model: Path, dataset: str, split: str) -> tuple[Path, Path
 def evaluate_onnx(
     model,
     dataset: str,
-    split: str = "test",
-    provider: str = "cpu",
+    split: str = EvalRequest.split,
+    provider: str = EvalRequest.device,
     *,
     plots: bool = True,
     reporter: Reporter = NULL,
@@ -117,10 +119,7 @@ def evaluate_onnx(
         raise TextclfError(
             f"evaluating an ONNX model needs {option('dataset')} (the dataset to evaluate it on)"
         )
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(split)
     model = Path(model)
     if not model.is_file():
         raise TextclfError(f"ONNX model '{model}' does not exist")
