@@ -89,7 +89,6 @@ FORBIDDEN = {
 MAX_MODULE_LINES = 420  # "about 400"
 # Over the bound since the formatter laid them out; each is being split (issue 30). Emptied there.
 TEMPORARILY_LARGE = {
-    "textclf/descriptions/engine.py",
     "textclf/plugin_api.py",
 }
 # Statements, not lines, so that the formatter's layout does not count: 45 is what the code met
