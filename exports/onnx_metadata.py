@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Optional
 import pydantic
 from pydantic import ConfigDict, Field
 
-from textclf.data.preprocessing import PreprocessingRecord
+from textclf.datatypes import Preprocessing
 from textclf.errors import TextclfError, validation_line
 from textclf.exports.onnx_graph import META_PREFIX, input_spec
 from textclf.files.schema_types import ClassNames
@@ -44,7 +44,7 @@ class Metadata(pydantic.BaseModel):
     format_version: Annotated[int, Field(ge=0)]
     class_names: ClassNames
     input: InputSpec
-    preprocessing: PreprocessingRecord
+    preprocessing: Preprocessing
 
     @pydantic.field_validator("class_names", mode="before")
     @classmethod
