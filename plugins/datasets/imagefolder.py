@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from textclf.plugin_api import DatasetPlugin
@@ -80,9 +81,16 @@ def load(path: str):
     return Dataset(f"imagefolder-{root.name}", classes, train, test, warnings)
 
 
-PLUGIN = DatasetPlugin(
-    "imagefolder",
-    "your images: PATH/train/<class>/*, PATH/test/<class>/*",
-    load,
-    takes_argument=True,
-)
+class ImageFolders:
+    """``imagefolder:PATH``: a family; each path is its own dataset (a
+    :class:`~textclf.plugin_api.Family`)."""
+
+    name = "imagefolder"
+    summary = "your images: PATH/train/<class>/*, PATH/test/<class>/*"
+
+    def bind(self, path: str) -> DatasetPlugin:
+        """The dataset in ``path`` (its classes are known once scanned, when it loads)."""
+        return DatasetPlugin(f"{self.name}:{path}", self.summary, partial(load, path))
+
+
+PLUGIN = ImageFolders()

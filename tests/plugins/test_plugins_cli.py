@@ -45,7 +45,7 @@ def plugin_rows(result) -> dict[str, list[dict]]:
 
 
 GOOD_PLUGIN = """
-    from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate
+    from textclf.plugin_api import ImageBackbonePlugin, Preprocessing, PromptTemplate
 
     HAIKU = PromptTemplate("haiku", "Write a haiku about a {class_name}.")
 
@@ -56,9 +56,9 @@ GOOD_PLUGIN = """
                                    torch.nn.Flatten())
 
 
-    CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8, input_size=16,
-                              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), build=build,
-                              weights_id="extra-cnn-1")
+    CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8,
+                              preprocessing=Preprocessing(16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+                              build=build, weights_id="extra-cnn-1")
 """
 
 
