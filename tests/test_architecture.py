@@ -4,8 +4,9 @@ units.
 The import graph is read from the source (every ``import`` and ``from ... import``, also those
 inside
 functions: a lazy import is still a dependency). Layers, from the top: cli -> the Python API ->
-ablation -> evaluation -> exports -> training -> runs -> descriptions, models, data -> the base
-(config, registry, plugin_api, files, runtime, errors). A package may import only packages below it.
+ablation -> evaluation -> exports -> training -> runs -> descriptions, models, data -> runtime ->
+the base (:data:`BASE`: registry, plugin_api, config, datatypes, files, errors, ...). A package may
+import only packages below it, and the base imports nothing of textclf outside itself.
 """
 
 from __future__ import annotations
@@ -86,12 +87,28 @@ FORBIDDEN = {
         "cli",
     },
 }
+# The base: what every layer may import. It imports nothing of textclf outside itself (lazily or
+# not), so a plugin that imports textclf.plugin_api pulls in no data, model or training code.
+BASE = {
+    "textclf.errors",
+    "textclf.validation",
+    "textclf.files",  # and its modules
+    "textclf.presets",
+    "textclf.config",
+    "textclf.datatypes",
+    "textclf.plugin_api",
+    "textclf.plugin_compat",
+    "textclf.registry",
+}
+# textclf.errors is the bottom of the base: it imports no textclf module, but for these.
+ERRORS_IMPORTS_FOR_NOW = {
+    "textclf.files.paths",  # (issue 30: errors moves off files)
+}
 MAX_MODULE_LINES = 420  # "about 400"
 # Over the bound since the formatter laid them out; each is being split (issue 30). Emptied there.
 TEMPORARILY_LARGE = {
     "textclf/config.py",
     "textclf/descriptions/engine.py",
-    "textclf/plugin_api.py",
     "textclf/training/recipe.py",
 }
 # Statements, not lines, so that the formatter's layout does not count: 45 is what the code met
@@ -174,6 +191,24 @@ def test_imports_go_only_downward():
         if _package(b) in FORBIDDEN.get(_package(a), ()) and a.startswith("textclf.")
     )
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def _in_base(module: str) -> bool:
+    return any(module == base or module.startswith(base + ".") for base in BASE)
+
+
+def test_the_base_imports_nothing_of_textclf_outside_it():
+    graph = _graph()
+    assert {"textclf.plugin_api", "textclf.registry", "textclf.datatypes"} <= set(graph)
+    wrong = sorted(
+        f"{a} -> {b}" for a, deps in graph.items() if _in_base(a) for b in deps if not _in_base(b)
+    )
+    assert not wrong, "the base imports from above it:\n" + "\n".join(wrong)
+
+
+def test_errors_is_the_bottom_of_the_base():
+    wrong = sorted(_graph()["textclf.errors"] - ERRORS_IMPORTS_FOR_NOW)
+    assert not wrong, f"textclf.errors imports {wrong}; it must import no textclf module"
 
 
 def test_a_forbidden_import_would_be_caught():
