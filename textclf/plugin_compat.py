@@ -20,10 +20,10 @@ from typing import Any, Optional
 DEPRECATION = (
     "{kind} plugin '{name}' from '{package}' is written for the old plugin contract "
     "(takes_argument, methods that take the argument); it works until the next release. "
-    "To update it: drop takes_argument and the argument parameter of its methods, and make a "
-    "plugin used as '{name}:ARG' a Family whose bind(argument) returns the plugin for one "
-    "argument (see textclf.plugin_api and docs/plugins.md)."
+    "To update it: drop takes_argument and the argument parameter of its methods{family} "
+    "(see textclf.plugin_api and docs/plugins.md)."
 )
+AS_FAMILY = ", and make it a Family whose bind(argument) returns the plugin for one argument"
 
 
 def is_old_style(obj: Any) -> bool:
@@ -34,7 +34,8 @@ def is_old_style(obj: Any) -> bool:
 def adapt(kind: str, name: str, package: str, obj: Any) -> Any:
     """``obj`` (an old-style plugin of registry ``kind``) as a new-style plugin or family, with a
     :class:`DeprecationWarning` naming it."""
-    message = DEPRECATION.format(kind=kind[:-1], name=name, package=package)
+    family = AS_FAMILY if obj.takes_argument and kind != "prompts" else ""
+    message = DEPRECATION.format(kind=kind[:-1], name=name, package=package, family=family)
     warnings.warn(message, DeprecationWarning, stacklevel=3)
     if kind == "prompts":  # a prompt's methods never took the argument
         return obj
