@@ -13,8 +13,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 def _scan(folder: Path, classes: list[str], warnings: list[str]):
     import numpy as np
 
-    from textclf.data.decode import decode_image
     from textclf.errors import TextclfError
+    from textclf.files.image_decoder import decode_image
     from textclf.plugin_api import Split
 
     paths, labels = [], []
