@@ -51,7 +51,8 @@ class PluginEntry:
 
 def contract_problem(kind: str, obj: Any) -> Optional[str]:
     """Why ``obj`` does not satisfy the plugin contract of ``kind`` (see
-    :mod:`textclf.plugin_api`), or None. A :class:`Family` is checked when it binds."""
+    :mod:`textclf.plugin_api`), or None. A :class:`Family` passes; what it binds is checked
+    when it binds."""
     if isinstance(obj, Family):
         return None
     protocols = PROTOCOLS[kind]
@@ -185,7 +186,14 @@ class Registry:
         # Bound once per name: one name is one plugin object for the whole process (an aligned
         # pair is the same object as image and as text backbone).
         if name not in self._bound:
-            self._bound[name] = obj.bind(arg)
+            plugin = obj.bind(arg)
+            problem = contract_problem(self.kind, plugin)
+            if problem:
+                raise TextclfError(
+                    f"{self.kind[:-1]} family '{entry.name}' from '{entry.package}' bound "
+                    f"'{arg}' to no plugin: {problem}"
+                )
+            self._bound[name] = plugin
         return self._bound[name]
 
     def _find_alias(self, name: str) -> Any:

@@ -266,3 +266,39 @@ def test_a_third_party_plugin_cannot_silently_replace_a_builtin(on_path):
         load_dataset("digits")
     msg = str(exc_info.value)
     assert "'textclf'" in msg and "'textclf-shadow'" in msg
+
+
+def test_a_family_binds_once_and_what_it_binds_is_checked(on_path):
+    mod = _module_name()
+    write_dist(
+        on_path,
+        "textclf-families",
+        mod,
+        """
+        from textclf.plugin_api import DatasetPlugin
+
+        class Good:
+            name, summary = "good-set", "binds a dataset"
+            def bind(self, argument):
+                return DatasetPlugin(f"good-set:{argument}", self.summary, lambda: None)
+
+        class Bad:
+            name, summary = "bad-set", "binds nothing usable"
+            def bind(self, argument):
+                return argument
+
+        GOOD, BAD = Good(), Bad()
+    """,
+        {"textclf.datasets": {"good-set": "GOOD", "bad-set": "BAD"}},
+    )
+    datasets = reg.registry("datasets")
+    plugin = datasets.get("good-set:a")
+    assert plugin.name == "good-set:a" and datasets.get("good-set:a") is plugin
+    assert datasets.get("good-set:b") is not plugin
+    with pytest.raises(TextclfError, match=r"good-set:\.\.\."):  # listed as a family
+        datasets.get("nope")
+    with pytest.raises(TextclfError) as exc_info:
+        datasets.get("bad-set:x")
+    msg = str(exc_info.value)
+    assert "family 'bad-set' from 'textclf-families' bound 'x' to no plugin" in msg
+    assert "\n" not in msg
