@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from textclf.plugin_api import TextSpec
+from textclf.plugins.families import ArgumentFamily
+
+HUB_SUMMARY = "hf:<model id>: any Hugging Face encoder (downloads), mean pooling"
 
 
 @dataclass(frozen=True)
@@ -56,26 +59,18 @@ class HFTextBackbone:
         return HFTextTower(tokenizer, model, self.pooling, self.max_length).eval()
 
 
-class HFHub:
-    """``hf:<model id>``: any Hugging Face encoder, mean pooling (a
-    :class:`~textclf.plugin_api.Family`)."""
-
-    name = "hf"
-    summary = "hf:<model id>: any Hugging Face encoder (downloads), mean pooling"
-    modality = "text"
-
-    def bind(self, model_id: str) -> HFTextBackbone:
-        """The encoder ``model_id`` (a hub id or a local folder)."""
-        return HFTextBackbone(
-            name=f"{self.name}:{model_id}",
-            summary=self.summary,
-            dim=None,  # known once the model is built
-            pooling="mean",
-            tokenizer="the model's own",
-            build=partial(build_hub, model_id),
-            weights_id=f"{self.name}:{model_id}",
-            needs_download=True,
-        )
+def hub_model(model_id: str) -> HFTextBackbone:
+    """``hf:<model id>``: the encoder ``model_id`` (a hub id or a local folder), mean pooling."""
+    return HFTextBackbone(
+        name=f"hf:{model_id}",
+        summary=HUB_SUMMARY,
+        dim=None,  # known once the model is built
+        pooling="mean",
+        tokenizer="the model's own",
+        build=partial(build_hub, model_id),
+        weights_id=f"hf:{model_id}",
+        needs_download=True,
+    )
 
 
 def minilm_folder() -> Path:
@@ -181,7 +176,7 @@ DISTILBERT = HFTextBackbone(
     weights_id="distilbert-base-uncased",
     needs_download=True,
 )
-HF_ANY = HFHub()
+HF_ANY = ArgumentFamily("hf", HUB_SUMMARY, hub_model, modality="text")
 TINY_BERT = HFTextBackbone(
     name="tiny-bert",
     summary="random 2-layer BERT, 64-d (tests)",

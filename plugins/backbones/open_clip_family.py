@@ -275,28 +275,37 @@ def last_layer(tower):
 
 
 @dataclass(frozen=True)
-class OpenClipImage:
-    """The image side of ``open-clip:<argument>`` (a :class:`~textclf.plugin_api.ImageBackbone`).
-
-    The last block and what follows it train with ``--train-backbone last``; export uses the
-    plain-matmul attention path (timm trunks; open_clip's own layers trace as they are); the
-    quantization stages are the patch/stem layers, each residual block, the final norm and pooling.
-    """
+class _Checkpoint:
+    """What both towers and the pair share: the checkpoint ``open-clip:<argument>`` names."""
 
     argument: str
-    summary = "OpenCLIP image tower (encode_image), embed_dim wide"
-    modality = "image"
 
     @property
     def name(self) -> str:
         """``open-clip:<arch>:<tag>``."""
         return f"{FAMILY}:{self.argument}"
 
-    def spec(self, pretrained: bool = True) -> ImageSpec:
-        """Embedding width, open_clip's preprocessing and the weights id; no weights are loaded."""
+    def _identity(self, pretrained: bool) -> tuple[str, Optional[str], str, bool]:
+        """``(arch, tag, weights id, needs download)``; no weights are loaded."""
         arch, tag = parse_name(self.argument)
         needs = bool(pretrained and tag and not weights_cached(arch, tag))
-        weights = weights_id(arch, tag, pretrained)
+        return arch, tag, weights_id(arch, tag, pretrained), needs
+
+
+class OpenClipImage(_Checkpoint):
+    """The image side (a :class:`~textclf.plugin_api.ImageBackbone`).
+
+    The last block and what follows it train with ``--train-backbone last``; export uses the
+    plain-matmul attention path (timm trunks; open_clip's own layers trace as they are); the
+    quantization stages are the patch/stem layers, each residual block, the final norm and pooling.
+    """
+
+    summary = "OpenCLIP image tower (encode_image), embed_dim wide"
+    modality = "image"
+
+    def spec(self, pretrained: bool = True) -> ImageSpec:
+        """Embedding width, open_clip's preprocessing and the weights id."""
+        arch, tag, weights, needs = self._identity(pretrained)
         return ImageSpec(self.name, embed_dim(arch), preprocessing(arch, tag), weights, needs)
 
     def create(self, pretrained: bool = True, input_size: Optional[int] = None):
@@ -317,24 +326,16 @@ class OpenClipImage:
         return block_stages(module)
 
 
-@dataclass(frozen=True)
-class OpenClipText:
-    """The text side of ``open-clip:<argument>`` (a :class:`~textclf.plugin_api.TextBackbone`)."""
+class OpenClipText(_Checkpoint):
+    """The text side (a :class:`~textclf.plugin_api.TextBackbone`)."""
 
-    argument: str
     summary = "OpenCLIP text tower (encode_text, its own tokenizer), embed_dim wide"
     modality = "text"
 
-    @property
-    def name(self) -> str:
-        """``open-clip:<arch>:<tag>``."""
-        return f"{FAMILY}:{self.argument}"
-
     def spec(self, pretrained: bool = True) -> TextSpec:
-        """Embedding width and weights id; no weights are loaded."""
-        arch, tag = parse_name(self.argument)
-        needs = bool(pretrained and tag and not weights_cached(arch, tag))
-        return TextSpec(self.name, embed_dim(arch), weights_id(arch, tag, pretrained), needs)
+        """Embedding width and weights id."""
+        arch, _, weights, needs = self._identity(pretrained)
+        return TextSpec(self.name, embed_dim(arch), weights, needs)
 
     def create(self, pretrained: bool = True):
         """The text tower (eval mode) with its tokenizer and logit scale."""
@@ -343,10 +344,9 @@ class OpenClipText:
 
 
 @dataclass(frozen=True)
-class OpenClipPair:
-    """Both towers of ``open-clip:<argument>`` (a :class:`~textclf.plugin_api.PairedBackbone`)."""
+class OpenClipPair(_Checkpoint):
+    """Both towers of the checkpoint (a :class:`~textclf.plugin_api.PairedBackbone`)."""
 
-    argument: str
     image: OpenClipImage = field(init=False)
     text: OpenClipText = field(init=False)
     summary = "OpenCLIP image and text towers from one checkpoint (aligned: zero-shot heads)"
@@ -355,11 +355,6 @@ class OpenClipPair:
     def __post_init__(self):
         object.__setattr__(self, "image", OpenClipImage(self.argument))
         object.__setattr__(self, "text", OpenClipText(self.argument))
-
-    @property
-    def name(self) -> str:
-        """``open-clip:<arch>:<tag>``."""
-        return f"{FAMILY}:{self.argument}"
 
 
 class OpenClipFamily:

@@ -6,7 +6,9 @@ from functools import partial
 from pathlib import Path
 
 from textclf.plugin_api import DatasetPlugin
+from textclf.plugins.families import ArgumentFamily
 
+SUMMARY = "your images: PATH/train/<class>/*, PATH/test/<class>/*"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -81,16 +83,9 @@ def load(path: str):
     return Dataset(f"imagefolder-{root.name}", classes, train, test, warnings)
 
 
-class ImageFolders:
-    """``imagefolder:PATH``: a family; each path is its own dataset (a
-    :class:`~textclf.plugin_api.Family`)."""
-
-    name = "imagefolder"
-    summary = "your images: PATH/train/<class>/*, PATH/test/<class>/*"
-
-    def bind(self, path: str) -> DatasetPlugin:
-        """The dataset in ``path`` (its classes are known once scanned, when it loads)."""
-        return DatasetPlugin(f"{self.name}:{path}", self.summary, partial(load, path))
+def dataset(path: str) -> DatasetPlugin:
+    """The dataset in ``path`` (its classes are known once scanned, when it loads)."""
+    return DatasetPlugin(f"imagefolder:{path}", SUMMARY, partial(load, path))
 
 
-PLUGIN = ImageFolders()
+PLUGIN = ArgumentFamily("imagefolder", SUMMARY, dataset)

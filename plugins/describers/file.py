@@ -17,6 +17,9 @@ from typing import Optional
 from textclf.descriptions.tables import read_description_table
 from textclf.errors import TextclfError
 from textclf.plugin_api import Describer, DescriberPlugin
+from textclf.plugins.families import ArgumentFamily
+
+SUMMARY = "import class descriptions from a JSON or CSV file (file:PATH)"
 
 
 class FileDescriber(Describer):
@@ -57,16 +60,9 @@ class FileDescriber(Describer):
         return {"describer": f"file:{self.path}", "label": f"file {Path(self.path).name}"}
 
 
-class DescriptionFiles:
-    """``file:PATH``: a family; each file is its own describer (a
-    :class:`~textclf.plugin_api.Family`)."""
-
-    name = "file"
-    summary = "import class descriptions from a JSON or CSV file (file:PATH)"
-
-    def bind(self, path: str) -> DescriberPlugin:
-        """The describer that hands out the texts of ``path``."""
-        return DescriberPlugin(f"{self.name}:{path}", self.summary, partial(FileDescriber, path))
+def describer(path: str) -> DescriberPlugin:
+    """The describer that hands out the texts of ``path``."""
+    return DescriberPlugin(f"file:{path}", SUMMARY, partial(FileDescriber, path))
 
 
-PLUGIN = DescriptionFiles()
+PLUGIN = ArgumentFamily("file", SUMMARY, describer)

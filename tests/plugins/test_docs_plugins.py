@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from plugin_dist import write_dist
+from plugin_dist import installed_at, write_dist
 from typer.testing import CliRunner
 
-from textclf import registry as reg
 from textclf.cli.main import app
 
 if sys.version_info >= (3, 11):
@@ -74,12 +73,8 @@ def installed(tmp_path, monkeypatch):
     for module, source in modules.items():
         dist = f"textclf-docs-{module.replace('_', '-')}"
         write_dist(tmp_path, dist, module, source, entry_points.get(module, {}))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    reg.reset()
-    yield tmp_path
-    reg.reset()
+    with installed_at(tmp_path, monkeypatch):
+        yield tmp_path
     for module in modules:
         sys.modules.pop(module, None)
 

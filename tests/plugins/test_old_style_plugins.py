@@ -11,7 +11,7 @@ import json
 import uuid
 
 import pytest
-from plugin_dist import write_dist
+from plugin_dist import installed_at, write_dist
 from typer.testing import CliRunner
 
 from textclf import registry as reg
@@ -134,12 +134,8 @@ def old_style(tmp_path, monkeypatch):
             "textclf.describers": {"old-echo": "ECHO"},
         },
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    reg.reset()
-    yield tmp_path
-    reg.reset()
+    with installed_at(tmp_path, monkeypatch):
+        yield tmp_path
 
 
 def test_an_old_style_family_warns_naming_itself_and_what_to_change(old_style):

@@ -13,10 +13,9 @@ import json
 import uuid
 
 import pytest
-from plugin_dist import write_dist
+from plugin_dist import installed_at, write_dist
 from typer.testing import CliRunner
 
-from textclf import registry as reg
 from textclf.cli.main import app
 
 PATCH_MLP = '''
@@ -84,12 +83,8 @@ def patch_mlp(tmp_path, monkeypatch):
         PATCH_MLP,
         {"textclf.backbones": {"patch-mlp": "PLUGIN"}},
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    reg.reset()
-    yield tmp_path
-    reg.reset()
+    with installed_at(tmp_path, monkeypatch):
+        yield tmp_path
 
 
 def _ok(args: list[str]):
