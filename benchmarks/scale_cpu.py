@@ -29,7 +29,9 @@ from pathlib import Path
 
 PLUGIN = '''
 """A benchmark plugin: N tiny images of 10 classes, and a 1280-d image backbone (cheap to build)."""
-from textclf.plugin_api import DatasetPlugin, ImageBackbonePlugin
+from functools import partial
+
+from textclf.plugin_api import DatasetPlugin, ImageBackbonePlugin, Preprocessing
 
 CLASSES = [f"class{i}" for i in range(10)]
 
@@ -54,10 +56,21 @@ def build(pretrained=True):
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 1280))
 
 
-ROWS = DatasetPlugin("bench-rows", "N random 4x4 images (benchmark)", load, takes_argument=True)
+class Rows:
+    """bench-rows:N, a family: N rows."""
+
+    name = "bench-rows"
+    summary = "N random 4x4 images (benchmark)"
+
+    def bind(self, n):
+        return DatasetPlugin(f"bench-rows:{n}", self.summary, partial(load, n))
+
+
+ROWS = Rows()
 WIDE = ImageBackbonePlugin(
-    name="bench-1280", summary="1280-d linear backbone (benchmark)", dim=1280, input_size=8,
-    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), build=build, weights_id="bench-1280-seed0",
+    name="bench-1280", summary="1280-d linear backbone (benchmark)", dim=1280,
+    preprocessing=Preprocessing(8, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), build=build,
+    weights_id="bench-1280-seed0",
 )
 '''
 
@@ -287,6 +300,7 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
     from textclf.data import Split
     from textclf.data.pipeline import image_batches, image_loader, resolve_workers, row_batches
     from textclf.data.preprocessing import Preprocessing
+    from textclf.datatypes import IMAGENET_MEAN, IMAGENET_STD
 
     folder = tmp / "images"
     folder.mkdir()
@@ -300,7 +314,7 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
         Image.fromarray(image).save(folder / f"{i}.png")
         paths.append(str(folder / f"{i}.png"))
     split = Split(np.zeros(n_images, dtype=np.int64), paths=paths)
-    prep = Preprocessing(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    prep = Preprocessing(224, IMAGENET_MEAN, IMAGENET_STD)
     cpu = torch.device("cpu")
     batches = row_batches(np.arange(n_images), 32)
     # The defaults differ by device: with a GPU the CPU only decodes (every core a worker); on the

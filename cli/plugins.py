@@ -22,6 +22,7 @@ HELP = (
 
 def collect() -> list[dict]:
     """Load every plugin group and describe each entry as a row."""
+    from textclf.plugin_api import Family
     from textclf.registry import GROUPS, registry
 
     rows = []
@@ -29,36 +30,40 @@ def collect() -> list[dict]:
         reg = registry(kind)
         for entry in reg.load_all():
             obj = entry.obj
-            summary = str(getattr(obj, "summary", None) or getattr(obj, "text", "") or "")
-            detail = kind[:-1]
-            family = kind == "backbones" and isinstance(getattr(obj, "usage", None), str)
-            if kind == "backbones" and obj is not None:
-                # getattr: a third-party entry point may resolve to something that is no plugin.
-                dim = getattr(obj, "dim", "?")
-                # dim 0: the width depends on the model named in the argument (hf:<model id>).
-                width = (
-                    "width of the model"
-                    if dim == 0 and getattr(obj, "takes_argument", False)
-                    else f"{dim}-d"
-                )
-                detail = f"{getattr(obj, 'modality', '?')} backbone, {width}"
-                if family:
-                    detail = f"{getattr(obj, 'modality', '?')} backbone family"
+            family = isinstance(obj, Family)
             row = {
                 "group": kind,
-                "name": entry.name + (":..." if getattr(obj, "takes_argument", False) else ""),
-                "kind": detail,
+                "name": entry.name + (":..." if family else ""),
+                "kind": _kind(kind, obj, family),
                 "package": entry.package,
-                "status": entry.status if entry.status != "ok" else "ok",
-                "summary": summary,
+                "status": entry.status,
+                "summary": str(getattr(obj, "summary", None) or getattr(obj, "text", "") or ""),
             }
-            if family:  # how to name one model, and the package whose registry the names come from
+            usage = getattr(obj, "usage", None)
+            if kind == "backbones" and isinstance(usage, str):
+                # How to name one model, and the package whose registry the names come from.
                 row.update(
-                    usage=obj.usage,
+                    usage=usage,
                     models_from=_package_version(getattr(obj, "models_from", "") or "?"),
                 )
             rows.append(row)
     return rows
+
+
+def _kind(kind: str, obj, family: bool) -> str:
+    """``prompt``, ``dataset``...; for a backbone its modality and width (or that it is a
+    family)."""
+    if kind != "backbones" or obj is None:
+        return kind[:-1]
+    # getattr: a third-party entry point may resolve to something that is no plugin.
+    modality = getattr(obj, "modality", "?")
+    if family:
+        # A family that says how to name a model lists as a family; hf:<model id> has no fixed
+        # width, and says so instead of a number.
+        if isinstance(getattr(obj, "usage", None), str):
+            return f"{modality} backbone family"
+        return f"{modality} backbone, width of the model"
+    return f"{modality} backbone, {getattr(obj, 'dim', '?')}-d"
 
 
 def _package_version(package: str) -> str:

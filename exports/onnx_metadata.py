@@ -17,10 +17,11 @@ from typing import Annotated, Literal, Optional
 import pydantic
 from pydantic import ConfigDict, Field
 
-from textclf.data.preprocessing import PreprocessingRecord
-from textclf.errors import TextclfError, validation_line
+from textclf.datatypes import Preprocessing
+from textclf.errors import TextclfError
 from textclf.exports.onnx_graph import META_PREFIX, input_spec
 from textclf.files.schema_types import ClassNames
+from textclf.validation import validate
 
 FORMAT = "textclf-onnx"
 FORMAT_VERSION = 1
@@ -44,7 +45,7 @@ class Metadata(pydantic.BaseModel):
     format_version: Annotated[int, Field(ge=0)]
     class_names: ClassNames
     input: InputSpec
-    preprocessing: PreprocessingRecord
+    preprocessing: Preprocessing
 
     @pydantic.field_validator("class_names", mode="before")
     @classmethod
@@ -56,14 +57,12 @@ class Metadata(pydantic.BaseModel):
 
 def validate_metadata(meta: dict, source: str) -> None:
     """Raise a one-line error naming the key when ``meta`` does not fit the schema."""
-    try:
-        Metadata.model_validate(meta)
-    except pydantic.ValidationError as exc:
-        key, msg, got = validation_line(exc)
-        raise TextclfError(
-            f"{source} has invalid textclf metadata: {key}: {msg}{got}; export the run again with "
-            f"textclf export onnx"
-        ) from None
+    validate(
+        Metadata,
+        meta,
+        what=f"{source} has invalid textclf metadata",
+        fix="export the run again with textclf export onnx",
+    )
 
 
 def check_against_graph(meta: dict, session, source: str) -> None:

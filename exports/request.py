@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from textclf.data.splits import SPLITS
 from textclf.errors import TextclfError, option, unknown_choice
 from textclf.exports.onnx_graph import DEFAULT_OPSET, PRECISIONS, check_options
 from textclf.runtime.onnx_sessions import CHOICES as PROVIDERS
 from textclf.runtime.onnx_sessions import check_choice
+from textclf.splits import SPLITS
 
 PARITY_ATOL = 1e-4  # fp32: max |logit difference| to PyTorch on the run's test images
 # The same with the resize in the graph (ONNX Runtime's Resize kernel)

@@ -3,7 +3,9 @@ sys.path)."""
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -21,3 +23,19 @@ def write_dist(
         lines.append("")
     (info / "entry_points.txt").write_text("\n".join(lines))
     (root / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+@contextlib.contextmanager
+def installed_at(root: Path, monkeypatch) -> Iterator[Path]:
+    """The distributions under ``root`` installed (on ``sys.path``), ``root`` the working folder
+    and textclf's cache inside it, the plugin registry reloaded on entry and on exit."""
+    from textclf import registry
+
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
+    registry.reset()
+    try:
+        yield root
+    finally:
+        registry.reset()

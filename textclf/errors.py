@@ -69,26 +69,6 @@ def option(name: str, python_value: Any = None) -> str:
     return name if python_value is None else f"{name}={python_value!r}"
 
 
-def validation_line(exc) -> tuple[str, str, str]:
-    """``(key, message, ", got ...")`` of a pydantic ``ValidationError``'s first problem, for a
-    one-line error
-    (every schema textclf reads files with reports through this)."""
-    errors = exc.errors()
-    err = errors[0]
-    key = ".".join(str(p) for p in err["loc"]) or "the document"
-    msg = (
-        "unknown field"
-        if err["type"] == "extra_forbidden"
-        else err["msg"].removeprefix("Value error, ")
-    )
-    value = err.get("input")
-    shown = f"{value:g}" if isinstance(value, float) else repr(value)
-    got = "" if err["type"] in ("missing", "extra_forbidden") else f", got {shown[:60]}"
-    if len(errors) > 1:
-        got += f" (and {len(errors) - 1} more problems)"
-    return key, msg, got
-
-
 def one_line(text: str, limit: int = MAX_LINE) -> str:
     """``text`` with all whitespace runs (newlines included) collapsed, cut at ``limit``
     characters."""

@@ -13,41 +13,45 @@ built-ins use the same groups, in its ``pyproject.toml``)::
     [project.entry-points."textclf.describers"]  # a DescriberSource
     my-llm = "my_pkg:LLM"
 
-A plugin imports only this module: the protocols, the types it returns (:class:`Dataset`,
-:class:`Split`, :class:`Preprocessing`, :class:`ImageSpec`, :class:`TextSpec`), :func:`cache_root`
-for downloads, and ready implementations of the common cases (a fixed prompt, a dataset loader, a
-fixed architecture, a family of architectures named ``family:ARG``, a Hugging Face encoder, a
-describer factory). The registry checks each entry point's object against its protocol when it
+An entry point is either an ordinary plugin, used by its name (``digits``, ``resnet50``), or a
+:class:`Family`, used as ``name:ARGUMENT`` (``imagefolder:PATH``, ``timm:resnet18``): the family
+binds the argument once, in :meth:`Family.bind`, and returns an ordinary plugin of its group. The
+registry resolves every name to an ordinary plugin, so no method below takes the argument.
+
+A plugin imports only this module (the normalisation constants are in :mod:`textclf.datatypes`):
+the protocols, the types it returns (:class:`Dataset`, :class:`Split`, :class:`Preprocessing`,
+:class:`ImageSpec`, :class:`TextSpec`), :func:`cache_root` for downloads, and ready
+implementations of the common cases (a fixed prompt, a dataset loader, a fixed image architecture,
+a describer factory). The registry checks each entry point's object against its protocol when it
 loads, and ``textclf plugins`` lists one that does not satisfy it as broken, with the reason.
-Optional behaviour is a method with a default (``last_layer``, ``prepare_for_export``,
-``quantization_stages``, ``class_names``), so generic code never asks whether it exists.
-A plugin whose ``takes_argument`` is true is used as ``name:ARGUMENT`` (``imagefolder:PATH``,
-``timm:resnet18``); its methods receive the argument (else ``None``).
+Optional behaviour is a method with a default on the protocol (``last_layer``,
+``prepare_for_export``, ``quantization_stages`` of :class:`ImageBackbone`; ``max_samples`` and
+``aclose`` of :class:`Describer`): subclass the protocol to inherit the defaults.
+
+Plugins written for the old contract (a ``takes_argument`` attribute, methods taking the argument)
+keep working for one release: the registry adapts them and warns (:mod:`textclf.plugin_compat`).
+docs/plugins.md shows a complete third-party dataset and image backbone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
-from textclf.data.datasets import Dataset, Split
-from textclf.data.preprocessing import Preprocessing
+from textclf.datatypes import Dataset, Preprocessing, Split
 from textclf.files.paths import cache_root
 
 __all__ = [
-    "PROTOCOLS",
     "Dataset",
     "DatasetPlugin",
     "DatasetSource",
     "Describer",
-    "DescriberBase",
     "DescriberPlugin",
     "DescriberSource",
+    "Family",
     "ImageBackbone",
-    "ImageBackboneFamily",
     "ImageBackbonePlugin",
-    "ImageHooks",
     "ImageSpec",
     "PairedBackbone",
     "Preprocessing",
@@ -55,7 +59,6 @@ __all__ = [
     "PromptTemplate",
     "Split",
     "TextBackbone",
-    "TextBackbonePlugin",
     "TextSpec",
     "TextTower",
     "cache_root",
@@ -63,6 +66,23 @@ __all__ = [
 
 
 # ---- the protocols ----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Family(Protocol):
+    """Plugins named ``<name>:<argument>``, in any group: ``bind`` gives the one for an argument.
+
+    A backbone family also says which ``modality`` its models have (``image``, ``text``,
+    ``paired``), so the lists of choices can name it; ``textclf plugins`` shows ``usage`` (how to
+    name one model) and ``models_from`` (the package whose models it names) when present.
+    """
+
+    name: str
+    summary: str
+
+    def bind(self, argument: str) -> Any:
+        """The ordinary plugin of this group for ``argument``; cheap (no weights, no data), so a
+        mistake in the argument may surface only when the plugin is used."""
 
 
 @runtime_checkable
@@ -74,7 +94,6 @@ class Prompt(Protocol):
     system: Optional[str]  # the system message for chat models
     max_tokens: int
     aliases: tuple[str, ...]  # other names, e.g. "1" for "type1"
-    takes_argument: bool  # False: prompts are used by name
 
     def render(self, class_name: str) -> str:
         """The prompt text for one class."""
@@ -86,13 +105,12 @@ class DatasetSource(Protocol):
 
     name: str
     summary: str
-    takes_argument: bool
 
-    def class_names(self, argument: Optional[str]) -> Optional[list[str]]:
+    def class_names(self) -> Optional[list[str]]:
         """The class names in label order without loading images, or None when only loading
         tells."""
 
-    def load(self, argument: Optional[str]) -> Dataset:
+    def load(self) -> Dataset:
         """A :class:`Dataset` (class names, train and test splits of uint8 images or files)."""
 
 
@@ -109,19 +127,20 @@ class ImageSpec:
 
 @runtime_checkable
 class ImageBackbone(Protocol):
-    """An image encoder (entry-point group ``textclf.backbones``, ``modality == "image"``)."""
+    """An image encoder (entry-point group ``textclf.backbones``, ``modality == "image"``).
+
+    The three hooks have defaults here (the last child with parameters, the module unchanged, the
+    children in order): a subclass of this protocol inherits them.
+    """
 
     name: str
     summary: str
     modality: Literal["image"]
-    takes_argument: bool
 
-    def spec(self, argument: Optional[str], pretrained: bool) -> ImageSpec:
+    def spec(self, pretrained: bool) -> ImageSpec:
         """Output dimension, preprocessing and weights id (cheap: no weights are loaded)."""
 
-    def create(
-        self, argument: Optional[str], pretrained: bool, input_size: Optional[int] = None
-    ) -> Any:
+    def create(self, pretrained: bool, input_size: Optional[int] = None) -> Any:
         """A fresh ``nn.Module``: normalised float (N, 3, S, S) -> (N, dim) features.
 
         ``input_size`` is the S the run uses (None: the spec's); models built for one size (ViT)
@@ -131,14 +150,17 @@ class ImageBackbone(Protocol):
 
     def last_layer(self, module: Any) -> Any:
         """The submodule that ``--train-backbone last`` unfreezes."""
+        return [m for m in module.children() if any(True for _ in m.parameters())][-1]
 
     def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
         """A copy of ``module`` that traces to a clean ONNX graph at this input size (or
         ``module``)."""
+        return module
 
     def quantization_stages(self, module: Any) -> list[str]:
         """Module names in order of sensitivity to int8 (the exporter keeps the first ones float
         as needed)."""
+        return default_stages(module)
 
 
 @dataclass(frozen=True)
@@ -171,47 +193,12 @@ class TextBackbone(Protocol):
     name: str
     summary: str
     modality: Literal["text"]
-    takes_argument: bool
 
-    def spec(self, argument: Optional[str], pretrained: bool) -> TextSpec:
+    def spec(self, pretrained: bool) -> TextSpec:
         """Dimension (if known without loading) and weights id."""
 
-    def create(self, argument: Optional[str], pretrained: bool) -> TextTower:
+    def create(self, pretrained: bool) -> TextTower:
         """A fresh text tower (eval mode)."""
-
-
-@runtime_checkable
-class Describer(Protocol):
-    """Writes descriptions: what a :class:`DescriberSource` makes for one ``describe`` run."""
-
-    def describe(self, class_name: str, prompt: Prompt, sample_index: int) -> Any:
-        """One description (a string, or an awaitable of one for network describers)."""
-
-    def provenance(self) -> dict:
-        """Fields for the description file (``describer``, ``model``, ``base_url``,
-        ``temperature``, ...)."""
-
-    def max_samples(self, class_name: str) -> Optional[int]:
-        """A cap on distinct samples per class (1 for fixed texts), or None."""
-
-    async def aclose(self) -> None:
-        """Release network clients."""
-
-
-@runtime_checkable
-class DescriberSource(Protocol):
-    """A describer (entry-point group ``textclf.describers``)."""
-
-    name: str
-    summary: str
-    takes_argument: bool
-    offline: bool
-
-    def make(self, **options) -> Describer:
-        """Build a describer; options: dataset, class_names, model, base_url, temperature, seed,
-        samples,
-        concurrency, timeout, max_retries, backoff_base, on_retry, and ``argument`` for
-        ``name:ARG``."""
 
 
 @runtime_checkable
@@ -226,9 +213,44 @@ class PairedBackbone(Protocol):
     name: str
     summary: str
     modality: Literal["paired"]
-    takes_argument: bool
     image: ImageBackbone
     text: TextBackbone
+
+
+@runtime_checkable
+class Describer(Protocol):
+    """Writes descriptions: what a :class:`DescriberSource` makes for one ``describe`` run.
+
+    ``max_samples`` and ``aclose`` have defaults here (no cap, nothing to release): a subclass of
+    this protocol inherits them.
+    """
+
+    def describe(self, class_name: str, prompt: Prompt, sample_index: int) -> Any:
+        """One description (a string, or an awaitable of one for network describers)."""
+
+    def provenance(self) -> dict:
+        """Fields for the description file (``describer``, ``model``, ``base_url``,
+        ``temperature``, ...)."""
+
+    def max_samples(self, class_name: str) -> Optional[int]:
+        """A cap on distinct samples per class (1 for fixed texts), or None."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release network clients."""
+
+
+@runtime_checkable
+class DescriberSource(Protocol):
+    """A describer (entry-point group ``textclf.describers``)."""
+
+    name: str
+    summary: str
+    offline: bool
+
+    def make(self, **options) -> Describer:
+        """Build a describer; options: dataset, class_names, model, base_url, temperature, seed,
+        samples, concurrency, timeout, max_retries, backoff_base, on_retry."""
 
 
 PROTOCOLS = {
@@ -237,6 +259,8 @@ PROTOCOLS = {
     "backbones": (ImageBackbone, TextBackbone, PairedBackbone),
     "describers": (DescriberSource,),
 }
+# Kept importable for one release (plugins written before the protocol carried the defaults).
+DescriberBase = Describer
 
 
 # ---- implementations for the common cases ------------------------------------------------------
@@ -251,7 +275,6 @@ class PromptTemplate:
     system: Optional[str] = None
     max_tokens: int = 120
     aliases: tuple[str, ...] = ()
-    takes_argument: bool = False
 
     def render(self, class_name: str) -> str:
         """Return the prompt for one class."""
@@ -260,97 +283,50 @@ class PromptTemplate:
 
 @dataclass(frozen=True)
 class DatasetPlugin:
-    """A dataset: ``load()`` (or ``load(argument)`` when ``takes_argument``) returns a Dataset.
-
-    ``names`` lists the class names when they are known without loading.
-    """
+    """A dataset: ``load_fn()`` returns a :class:`Dataset`; ``names`` lists the class names when
+    they are known without loading."""
 
     name: str
     summary: str
-    load_fn: Callable[..., Any]
-    takes_argument: bool = False
+    load_fn: Callable[[], Dataset]
     names: Optional[tuple[str, ...]] = None
 
-    def class_names(self, argument: Optional[str]) -> Optional[list[str]]:
+    def class_names(self) -> Optional[list[str]]:
         """The declared class names, or None (image folders: known after scanning)."""
         return list(self.names) if self.names is not None else None
 
-    def load(self, argument: Optional[str] = None) -> Dataset:
+    def load(self) -> Dataset:
         """Load the dataset."""
-        return self.load_fn(argument) if self.takes_argument else self.load_fn()
-
-
-class ImageHooks:
-    """The optional hooks of an image backbone, from ``last_layer_fn``, ``export_fn`` and
-    ``stages_fn`` fields
-    (None: the last child with parameters, the module unchanged, the children in order)."""
-
-    last_layer_fn: Optional[Callable[[Any], Any]] = None
-    export_fn: Optional[Callable[[Any, Preprocessing], Any]] = None
-    stages_fn: Optional[Callable[[Any], list[str]]] = None
-
-    def last_layer(self, module: Any) -> Any:
-        """What ``--train-backbone last`` unfreezes."""
-        if self.last_layer_fn is not None:
-            return self.last_layer_fn(module)
-        return [m for m in module.children() if any(True for _ in m.parameters())][-1]
-
-    def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
-        """The export hook, or the module unchanged."""
-        return self.export_fn(module, preprocessing) if self.export_fn is not None else module
-
-    def quantization_stages(self, module: Any) -> list[str]:
-        """The stages hook, or the module's children in order."""
-        if self.stages_fn is not None:
-            return list(self.stages_fn(module))
-        return default_stages(module)
+        return self.load_fn()
 
 
 @dataclass(frozen=True)
-class ImageBackbonePlugin(ImageHooks):
+class ImageBackbonePlugin(ImageBackbone):
     """A fixed image architecture: ``build(pretrained) -> nn.Module`` and its preprocessing.
 
-    ``last_layer_fn(module)``, ``export_fn(module, preprocessing)`` and ``stages_fn(module)`` are
-    the optional hooks (:class:`ImageHooks`).
+    ``last_layer_fn(module)``, ``export_fn(module, preprocessing)`` and ``stages_fn(module)``
+    replace the protocol's default hooks when given.
     """
 
     name: str
     summary: str
     dim: int
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    build: Callable[..., Any]
+    preprocessing: Preprocessing
+    build: Callable[[bool], Any]
     weights_id: str
     needs_download: bool = False
-    interpolation: str = "bilinear"
-    resize: str = "squash"
-    crop_pct: float = 1.0
     last_layer_fn: Optional[Callable[[Any], Any]] = None
     export_fn: Optional[Callable[[Any, Preprocessing], Any]] = None
     stages_fn: Optional[Callable[[Any], list[str]]] = None
-    takes_argument: bool = False
     modality: str = "image"
 
-    def spec(self, argument: Optional[str] = None, pretrained: bool = True) -> ImageSpec:
+    def spec(self, pretrained: bool = True) -> ImageSpec:
         """The declared dimension, preprocessing and weights id."""
-        prep = Preprocessing(
-            self.input_size,
-            tuple(self.mean),
-            tuple(self.std),
-            self.interpolation,
-            self.resize,
-            self.crop_pct,
-        )
         weights = self.weights_id if pretrained else f"{self.weights_id}:random-init"
-        return ImageSpec(self.name, self.dim, prep, weights, self.needs_download and pretrained)
+        needs = self.needs_download and pretrained
+        return ImageSpec(self.name, self.dim, self.preprocessing, weights, needs)
 
-    def create(
-        self,
-        argument: Optional[str] = None,
-        pretrained: bool = True,
-        input_size: Optional[int] = None,
-    ) -> Any:
+    def create(self, pretrained: bool = True, input_size: Optional[int] = None) -> Any:
         """A fresh module in eval mode (a fixed architecture takes any input size).
 
         Random weights (``pretrained=False``) are drawn from a fixed seed: every build gives the
@@ -364,39 +340,21 @@ class ImageBackbonePlugin(ImageHooks):
             torch.manual_seed(0)
             return self.build(pretrained).eval()
 
+    def last_layer(self, module: Any) -> Any:
+        """``last_layer_fn``, or the protocol's default."""
+        if self.last_layer_fn is not None:
+            return self.last_layer_fn(module)
+        return super().last_layer(module)
 
-@dataclass(frozen=True)
-class ImageBackboneFamily(ImageHooks):
-    """A family of image models named ``<name>:<argument>`` (``timm:resnet50``): functions of the
-    argument.
+    def prepare_for_export(self, module: Any, preprocessing: Preprocessing) -> Any:
+        """``export_fn``, or the module unchanged."""
+        return self.export_fn(module, preprocessing) if self.export_fn is not None else module
 
-    ``spec_fn(argument, pretrained) -> ImageSpec`` (no weights loaded) and
-    ``create_fn(argument, pretrained, input_size) -> nn.Module`` in eval mode; the hooks as for
-    :class:`ImageHooks`. ``usage`` says how to name one model and ``models_from`` which package's
-    registry the names come from (``textclf plugins`` shows both).
-    """
-
-    name: str
-    summary: str
-    spec_fn: Callable[..., ImageSpec]
-    create_fn: Callable[..., Any]
-    last_layer_fn: Optional[Callable[[Any], Any]] = None
-    export_fn: Optional[Callable[[Any, Preprocessing], Any]] = None
-    stages_fn: Optional[Callable[[Any], list[str]]] = None
-    usage: Optional[str] = None
-    models_from: Optional[str] = None
-    modality: str = "image"
-    takes_argument: bool = True
-
-    def spec(self, argument: Optional[str], pretrained: bool = True) -> ImageSpec:
-        """Dimension, preprocessing and weights id of one model of the family."""
-        return self.spec_fn(argument, pretrained)
-
-    def create(
-        self, argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None
-    ) -> Any:
-        """A fresh model of the family in eval mode, built for ``input_size`` (None: its own)."""
-        return self.create_fn(argument, pretrained, input_size)
+    def quantization_stages(self, module: Any) -> list[str]:
+        """``stages_fn``, or the protocol's default."""
+        if self.stages_fn is not None:
+            return list(self.stages_fn(module))
+        return super().quantization_stages(module)
 
 
 def default_stages(module: Any) -> list[str]:
@@ -414,64 +372,13 @@ def default_stages(module: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
-class TextBackbonePlugin:
-    """A Hugging Face style encoder: ``build(argument, pretrained) -> (tokenizer, model)`` plus
-    pooling.
-
-    ``pooling`` is ``mean`` (masked mean of the last hidden state) or ``cls``.
-    """
-
-    name: str
-    summary: str
-    dim: int
-    pooling: str
-    tokenizer: str
-    build: Callable[..., Any]
-    weights_id: str
-    needs_download: bool = False
-    takes_argument: bool = False
-    max_length: int = 128
-    modality: str = "text"
-
-    def spec(self, argument: Optional[str] = None, pretrained: bool = True) -> TextSpec:
-        """The declared dimension (None when it depends on the argument) and weights id."""
-        weights = f"{self.weights_id}:{argument}" if argument else self.weights_id
-        return TextSpec(
-            self.name if not argument else f"{self.name}:{argument}",
-            self.dim or None,
-            weights if pretrained else f"{weights}:random-init",
-            self.needs_download and pretrained,
-        )
-
-    def create(self, argument: Optional[str] = None, pretrained: bool = True) -> Any:
-        """The tokenizer and model wrapped as a text tower."""
-        from textclf.models.text_tower import HFTextTower
-
-        tokenizer, model = self.build(argument, pretrained)
-        return HFTextTower(tokenizer, model, self.pooling, self.max_length).eval()
-
-
-class DescriberBase:
-    """Defaults for a describer's optional methods (subclass it, or define them yourself)."""
-
-    def max_samples(self, class_name: str) -> Optional[int]:
-        """No cap on samples."""
-        return None
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
-@dataclass(frozen=True)
 class DescriberPlugin:
     """A describer factory: ``make(**options)`` returns a :class:`Describer`."""
 
     name: str
     summary: str
     make_fn: Callable[..., Any]
-    takes_argument: bool = False
     offline: bool = True
-    extra: dict = field(default_factory=dict)
 
     def make(self, **options) -> Any:
         """Build the describer."""

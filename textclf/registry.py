@@ -2,6 +2,9 @@
 
 A name maps to an entry point and is loaded on first use. Two distributions that register one
 name make that name an error naming both; a plugin whose import fails is reported and skipped.
+``name:ARG`` resolves through a :class:`~textclf.plugin_api.Family`: its ``bind(ARG)`` gives the
+plugin (once per name), so callers only ever hold ordinary plugins. Old-style plugins are adapted
+on load (:mod:`textclf.plugin_compat`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Optional
 
+from textclf import plugin_compat
 from textclf.errors import TextclfError, unknown_choice
+from textclf.plugin_api import PROTOCOLS, Family
 
 GROUPS = {
     "prompts": "textclf.prompts",
@@ -46,9 +51,10 @@ class PluginEntry:
 
 def contract_problem(kind: str, obj: Any) -> Optional[str]:
     """Why ``obj`` does not satisfy the plugin contract of ``kind`` (see
-    :mod:`textclf.plugin_api`), or None."""
-    from textclf.plugin_api import PROTOCOLS
-
+    :mod:`textclf.plugin_api`), or None. A :class:`Family` passes; what it binds is checked
+    when it binds."""
+    if isinstance(obj, Family):
+        return None
     protocols = PROTOCOLS[kind]
     if any(isinstance(obj, p) for p in protocols):
         if kind == "backbones" and getattr(obj, "modality", None) not in (
@@ -87,6 +93,7 @@ class Registry:
         self.kind = kind
         self.group = GROUPS[kind]
         self._entries: Optional[dict[str, PluginEntry]] = None
+        self._bound: dict[str, Any] = {}  # "name:ARG" -> what its family bound
 
     def entries(self) -> dict[str, PluginEntry]:
         """All entries of the group by name (duplicates marked as conflicts)."""
@@ -126,6 +133,8 @@ class Registry:
             if problem:
                 entry.error = problem
                 return None
+            if plugin_compat.is_old_style(obj):
+                obj = plugin_compat.adapt(self.kind, entry.name, entry.package, obj)
             entry.obj, entry.loaded = obj, True
         return entry.obj
 
@@ -146,15 +155,16 @@ class Registry:
             names.append(name)
         return names
 
-    def get(self, name: str) -> tuple[Any, Optional[str]]:
-        """Resolve ``name`` (or ``name:ARG``) to ``(plugin, argument)``; exit-2 errors otherwise."""
+    def get(self, name: str) -> Any:
+        """The plugin called ``name``, or the one its family binds for ``name:ARG``; exit-2 errors
+        otherwise."""
         entries = self.entries()
         base, sep, arg = name.partition(":")
         entry = entries.get(name) or entries.get(base)
         if entry is None:
             alias = self._find_alias(name)
             if alias is not None:
-                return alias, None
+                return alias
             raise unknown_choice(self.kind[:-1], name, self._display_names())
         if entry.conflict:
             raise TextclfError(entry.conflict)
@@ -164,16 +174,27 @@ class Registry:
                 f"{self.kind[:-1]} plugin '{entry.name}' from '{entry.package}' "
                 f"failed to load: {entry.error}"
             )
-        takes = obj.takes_argument
+        family = isinstance(obj, Family)
         if entry.name == name and not sep:
-            if takes:
+            if family:
                 raise TextclfError(f"{self.kind[:-1]} '{name}' needs an argument: '{name}:...'")
-            return obj, None
-        if not takes:
+            return obj
+        if not family:
             raise unknown_choice(self.kind[:-1], name, self._display_names())
         if not arg:
             raise TextclfError(f"{self.kind[:-1]} '{name}' needs an argument after ':'")
-        return obj, arg
+        # Bound once per name: one name is one plugin object for the whole process (an aligned
+        # pair is the same object as image and as text backbone).
+        if name not in self._bound:
+            plugin = obj.bind(arg)
+            problem = contract_problem(self.kind, plugin)
+            if problem:
+                raise TextclfError(
+                    f"{self.kind[:-1]} family '{entry.name}' from '{entry.package}' bound "
+                    f"'{arg}' to no plugin: {problem}"
+                )
+            self._bound[name] = plugin
+        return self._bound[name]
 
     def _find_alias(self, name: str) -> Any:
         if self.kind != "prompts":  # only prompts declare aliases ("1" for "type1")
@@ -182,7 +203,7 @@ class Registry:
             if entry.conflict:
                 continue
             obj = self.load(entry)
-            if obj is not None and name in obj.aliases:
+            if obj is not None and name in getattr(obj, "aliases", ()):
                 return obj
         return None
 
@@ -192,7 +213,7 @@ class Registry:
             if "@" in name:
                 continue
             obj = self.load(entry) if not entry.conflict else None
-            out.append(f"{name}:..." if obj is not None and obj.takes_argument else name)
+            out.append(f"{name}:..." if isinstance(obj, Family) else name)
         return out
 
 
@@ -211,25 +232,25 @@ def reset() -> None:
     _REGISTRIES.clear()
 
 
-def get_image_backbone(name: str) -> tuple[Any, Optional[str]]:
-    """Resolve an image backbone by name: ``(plugin, argument)``; text backbones are refused with
-    the choices."""
-    obj, arg = registry("backbones").get(name)
+def get_image_backbone(name: str) -> Any:
+    """The image backbone called ``name`` (a paired one's image tower); text backbones are refused
+    with the choices."""
+    obj = registry("backbones").get(name)
     if obj.modality == "paired":
-        return obj.image, arg
+        return obj.image
     if obj.modality != "image":
         raise unknown_choice("image backbone", name, image_backbone_names())
-    return obj, arg
+    return obj
 
 
-def get_text_backbone(name: str) -> tuple[Any, Optional[str]]:
-    """Resolve a text backbone by name (``hf:<id>`` included): ``(plugin, argument)``."""
-    obj, arg = registry("backbones").get(name)
+def get_text_backbone(name: str) -> Any:
+    """The text backbone called ``name`` (``hf:<id>`` included; a paired one's text tower)."""
+    obj = registry("backbones").get(name)
     if obj.modality == "paired":
-        return obj.text, arg
+        return obj.text
     if obj.modality != "text":
         raise unknown_choice("text backbone", name, text_backbone_names())
-    return obj, arg
+    return obj
 
 
 def _backbone_names(modality: str) -> list[str]:
@@ -239,8 +260,11 @@ def _backbone_names(modality: str) -> list[str]:
         if "@" in name or entry.conflict:
             continue
         obj = reg.load(entry)
-        if obj is not None and obj.modality in (modality, "paired"):
-            out.append(f"{name}:<id>" if obj.takes_argument else name)
+        family = isinstance(obj, Family)
+        # A family that does not say what it binds may bind either kind: listed for both.
+        kind = getattr(obj, "modality", None if family else "?")
+        if obj is not None and kind in (modality, "paired", None):
+            out.append(f"{name}:<id>" if family else name)
     return out
 
 

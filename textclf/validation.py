@@ -69,13 +69,14 @@ def problem(exc: pydantic.ValidationError, model: Optional[type] = None) -> Prob
     return Problem(key, _reason(first, model), first.get("input"), has_value, others)
 
 
-def validate(model: type[Model], data: Any, *, what: str, fix: str = "") -> Model:
-    """``model.model_validate(data)``, or one :class:`TextclfError`:
-    ``"{what}: {key}: {reason}, got {value}; {fix}"``."""
+def validate(model: type[Model] | pydantic.TypeAdapter, data: Any, *, what: str, fix: str = ""):
+    """``model.model_validate(data)`` (or a ``TypeAdapter``'s ``validate_python``), or one
+    :class:`TextclfError`: ``"{what}: {key}: {reason}, got {value}; {fix}"``."""
+    adapter = isinstance(model, pydantic.TypeAdapter)
     try:
-        return model.model_validate(data)
+        return model.validate_python(data) if adapter else model.model_validate(data)
     except pydantic.ValidationError as exc:
-        found = problem(exc, model)
+        found = problem(exc, None if adapter else model)
         tail = f"; {fix}" if fix else ""
         raise TextclfError(f"{what}: {found.key}: {found.reason}{found.got}{tail}") from None
 

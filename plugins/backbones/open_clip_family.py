@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from textclf.datatypes import CLIP_MEAN, CLIP_STD
 from textclf.errors import TextclfError
-from textclf.plugin_api import ImageBackboneFamily
+from textclf.plugin_api import ImageSpec, Preprocessing, TextSpec
 from textclf.plugins.backbones import weights_offline as offline
 from textclf.plugins.backbones.module_tools import block_stages, exportable_copy
+from textclf.plugins.backbones.open_clip_modules import tower_classes
 from textclf.plugins.backbones.open_clip_offline import (
     check_tokenizer_offline,
     check_weights_reachable,
@@ -60,8 +61,6 @@ RANDOM_SEED = 0
 # open_clip's inference resize modes -> textclf's resize step. "longest" (fit the longest side,
 # pad) has no counterpart yet and is refused rather than approximated.
 _RESIZE_FOR_MODE = {"shortest": "shortest-side", "squash": "squash"}
-_OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -133,13 +132,11 @@ def preprocessing(arch: str, tag: Optional[str]):
     ``resize_mode="shortest"`` resizes the short side to the input size and centre-crops a square
     of that size (``crop_pct`` 1.0); ``"squash"`` resizes both sides.
     """
-    from textclf.data.preprocessing import Preprocessing
-
     open_clip = require_open_clip()
     model_cfg = open_clip.get_model_config(arch) or {}
     cfg: dict[str, Any] = {
-        "mean": _OPENAI_MEAN,
-        "std": _OPENAI_STD,
+        "mean": CLIP_MEAN,
+        "std": CLIP_STD,
         "interpolation": "bicubic",
         "resize_mode": "shortest",
     }
@@ -227,67 +224,9 @@ def _quiet(make):
         root.setLevel(level)
 
 
-def _tower_classes():
-    import torch
-    from torch import nn
-
-    class ImageTower(nn.Module):
-        """``forward(images)`` = open_clip's ``encode_image`` without normalisation."""
-
-        def __init__(self, visual: nn.Module):
-            super().__init__()
-            self.visual = visual
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            if not torch.jit.is_tracing():
-                return self.visual(images)
-            # Traced for ONNX: nn.MultiheadAttention's fused inference path has no ONNX operator.
-            before = torch.backends.mha.get_fastpath_enabled()
-            torch.backends.mha.set_fastpath_enabled(False)
-            try:
-                return self.visual(images)
-            finally:
-                torch.backends.mha.set_fastpath_enabled(before)
-
-    class TextTower(nn.Module):
-        """``forward(text=ids)`` = open_clip's ``encode_text``; ``tokenize(texts)`` gives the ids.
-
-        Holds the CLIP model with its ``visual`` replaced by ``Identity``, so its parameters are the
-        text side's only (token embedding, transformer, final norm, projection, logit scale).
-        """
-
-        def __init__(self, model: nn.Module, tokenizer, dim: int):
-            super().__init__()
-            self.model = (
-                model  # the name HFTextTower uses too (the fine-tuning helpers name it in messages)
-            )
-            self.tokenizer = tokenizer
-            self.dim = int(dim)
-
-        def tokenize(self, texts: Sequence[str]) -> dict:
-            """Token ids, padded to the model's context length."""
-            return {"text": self.tokenizer(list(texts))}
-
-        def forward(self, text: torch.Tensor) -> torch.Tensor:
-            return self.model.encode_text(text)
-
-        @property
-        def logit_scale(self) -> float:
-            """The checkpoint's learned temperature, ``exp(logit_scale)`` (100 for CLIP)."""
-            return float(self.model.logit_scale.detach().exp())
-
-        def layers(self):
-            """None: open_clip's pooling follows its own final norm and projection, so
-            ``--text-trainable-layers``
-            cannot replay the top layers alone (the whole text tower is fine-tuned instead)."""
-            return None
-
-    return ImageTower, TextTower
-
-
 def image_tower(arch: str, tag: Optional[str], pretrained: bool, input_size: Optional[int] = None):
     """The image side of the checkpoint as a module (eval mode)."""
-    ImageTower, _ = _tower_classes()
+    ImageTower, _ = tower_classes()
     return ImageTower(build_model(arch, tag, pretrained, input_size).visual).eval()
 
 
@@ -296,7 +235,7 @@ def text_tower(arch: str, tag: Optional[str], pretrained: bool):
     import torch
 
     open_clip = require_open_clip()
-    _, TextTower = _tower_classes()
+    _, TextTower = tower_classes()
     check_tokenizer_offline(arch)
     model = build_model(arch, tag, pretrained)
     model.visual = torch.nn.Identity()  # the text side must not own the image parameters
@@ -335,82 +274,101 @@ def last_layer(tower):
 # --- the plugin ----------------------------------------------------------------------------------
 
 
-def image_spec(argument: Optional[str], pretrained: bool = True):
-    """Embedding width, open_clip's preprocessing and the weights id; no weights are loaded."""
-    from textclf.plugin_api import ImageSpec
-
-    arch, tag = parse_name(argument)
-    needs = bool(pretrained and tag and not weights_cached(arch, tag))
-    return ImageSpec(
-        f"{FAMILY}:{argument}",
-        embed_dim(arch),
-        preprocessing(arch, tag),
-        weights_id(arch, tag, pretrained),
-        needs,
-    )
-
-
-def create_image(
-    argument: Optional[str], pretrained: bool = True, input_size: Optional[int] = None
-):
-    """The image tower (eval mode) built for ``input_size``."""
-    arch, tag = parse_name(argument)
-    return image_tower(arch, tag, pretrained, input_size)
-
-
-# The image side: the last block and what follows it trains with --train-backbone last; export
-# uses the plain-matmul attention path (timm trunks; open_clip's own layers trace as they are);
-# the quantization stages are the patch/stem layers, each residual block, the final norm and
-# pooling.
-IMAGE = ImageBackboneFamily(
-    FAMILY,
-    "OpenCLIP image tower (encode_image), embed_dim wide",
-    spec_fn=image_spec,
-    create_fn=create_image,
-    last_layer_fn=last_layer,
-    export_fn=lambda module, _preprocessing: exportable_copy(module),
-    stages_fn=block_stages,
-)
-
-
 @dataclass(frozen=True)
-class OpenClipText:
-    """The text side of ``open-clip:<arch>:<tag>`` (a :class:`~textclf.plugin_api.TextBackbone`)."""
+class _Checkpoint:
+    """What both towers and the pair share: the checkpoint ``open-clip:<argument>`` names."""
 
-    name: str = FAMILY
-    summary: str = "OpenCLIP text tower (encode_text, its own tokenizer), embed_dim wide"
-    modality: str = "text"
-    takes_argument: bool = True
+    argument: str
 
-    def spec(self, argument: Optional[str], pretrained: bool = True):
-        """Embedding width and weights id; no weights are loaded."""
-        from textclf.plugin_api import TextSpec
+    @property
+    def name(self) -> str:
+        """``open-clip:<arch>:<tag>``."""
+        return f"{FAMILY}:{self.argument}"
 
-        arch, tag = parse_name(argument)
+    def _identity(self, pretrained: bool) -> tuple[str, Optional[str], str, bool]:
+        """``(arch, tag, weights id, needs download)``; no weights are loaded."""
+        arch, tag = parse_name(self.argument)
         needs = bool(pretrained and tag and not weights_cached(arch, tag))
-        return TextSpec(
-            f"{FAMILY}:{argument}", embed_dim(arch), weights_id(arch, tag, pretrained), needs
-        )
+        return arch, tag, weights_id(arch, tag, pretrained), needs
 
-    def create(self, argument: Optional[str], pretrained: bool = True):
+
+class OpenClipImage(_Checkpoint):
+    """The image side (a :class:`~textclf.plugin_api.ImageBackbone`).
+
+    The last block and what follows it train with ``--train-backbone last``; export uses the
+    plain-matmul attention path (timm trunks; open_clip's own layers trace as they are); the
+    quantization stages are the patch/stem layers, each residual block, the final norm and pooling.
+    """
+
+    summary = "OpenCLIP image tower (encode_image), embed_dim wide"
+    modality = "image"
+
+    def spec(self, pretrained: bool = True) -> ImageSpec:
+        """Embedding width, open_clip's preprocessing and the weights id."""
+        arch, tag, weights, needs = self._identity(pretrained)
+        return ImageSpec(self.name, embed_dim(arch), preprocessing(arch, tag), weights, needs)
+
+    def create(self, pretrained: bool = True, input_size: Optional[int] = None):
+        """The image tower (eval mode) built for ``input_size``."""
+        arch, tag = parse_name(self.argument)
+        return image_tower(arch, tag, pretrained, input_size)
+
+    def last_layer(self, module):
+        """:func:`last_layer`."""
+        return last_layer(module)
+
+    def prepare_for_export(self, module, preprocessing):
+        """A copy on the plain-matmul attention path."""
+        return exportable_copy(module)
+
+    def quantization_stages(self, module) -> list[str]:
+        """:func:`~textclf.plugins.backbones.module_tools.block_stages`."""
+        return block_stages(module)
+
+
+class OpenClipText(_Checkpoint):
+    """The text side (a :class:`~textclf.plugin_api.TextBackbone`)."""
+
+    summary = "OpenCLIP text tower (encode_text, its own tokenizer), embed_dim wide"
+    modality = "text"
+
+    def spec(self, pretrained: bool = True) -> TextSpec:
+        """Embedding width and weights id."""
+        arch, _, weights, needs = self._identity(pretrained)
+        return TextSpec(self.name, embed_dim(arch), weights, needs)
+
+    def create(self, pretrained: bool = True):
         """The text tower (eval mode) with its tokenizer and logit scale."""
-        arch, tag = parse_name(argument)
+        arch, tag = parse_name(self.argument)
         return text_tower(arch, tag, pretrained)
 
 
 @dataclass(frozen=True)
-class OpenClipFamily:
-    """``open-clip:<arch>:<tag>``: both towers of one checkpoint (a
-    :class:`~textclf.plugin_api.PairedBackbone`)."""
+class OpenClipPair(_Checkpoint):
+    """Both towers of the checkpoint (a :class:`~textclf.plugin_api.PairedBackbone`)."""
 
-    name: str = FAMILY
-    summary: str = "OpenCLIP image and text towers from one checkpoint (aligned: zero-shot heads)"
-    modality: str = "paired"
-    takes_argument: bool = True
-    image: ImageBackboneFamily = IMAGE
-    text: OpenClipText = field(default_factory=OpenClipText)
-    usage: str = USAGE  # how to name a model (textclf plugins)
-    models_from: str = "open_clip_torch"  # the package whose configs and tags name the models
+    image: OpenClipImage = field(init=False)
+    text: OpenClipText = field(init=False)
+    summary = "OpenCLIP image and text towers from one checkpoint (aligned: zero-shot heads)"
+    modality = "paired"
+
+    def __post_init__(self):
+        object.__setattr__(self, "image", OpenClipImage(self.argument))
+        object.__setattr__(self, "text", OpenClipText(self.argument))
+
+
+class OpenClipFamily:
+    """``open-clip:<arch>:<tag>`` (a :class:`~textclf.plugin_api.Family` of paired backbones)."""
+
+    name = FAMILY
+    summary = OpenClipPair.summary
+    modality = "paired"
+    usage = USAGE  # how to name a model (textclf plugins)
+    models_from = "open_clip_torch"  # the package whose configs and tags name the models
+
+    def bind(self, argument: str) -> OpenClipPair:
+        """Both towers of the checkpoint ``argument`` names (checked when one is used)."""
+        return OpenClipPair(argument)
 
 
 PLUGIN = OpenClipFamily()

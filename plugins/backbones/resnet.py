@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from textclf.plugin_api import ImageBackbonePlugin
+from textclf.datatypes import IMAGENET_MEAN, IMAGENET_STD
+from textclf.plugin_api import ImageBackbonePlugin, Preprocessing
 
 
 def build(pretrained: bool = True):
@@ -43,9 +44,7 @@ PLUGIN = ImageBackbonePlugin(
     name="resnet50",
     summary="torchvision ResNet-50 IMAGENET1K_V2 (downloads), 2048-d",
     dim=2048,
-    input_size=224,
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
+    preprocessing=Preprocessing(224, IMAGENET_MEAN, IMAGENET_STD),
     build=build,
     weights_id="torchvision-resnet50-IMAGENET1K_V2",
     needs_download=True,

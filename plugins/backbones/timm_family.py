@@ -4,7 +4,7 @@
 (``head_hidden_size`` wide) with no classifier. A pretrained tag may follow the name as in timm
 (``timm:resnet50.a1_in1k``); without one, timm's default tag for the architecture is used. The
 preprocessing is that tag's pretrained config (what ``timm.data.resolve_data_config`` resolves) as
-textclf's typed :class:`~textclf.data.preprocessing.Preprocessing`: input size, interpolation,
+textclf's typed :class:`~textclf.datatypes.Preprocessing`: input size, interpolation,
 mean/std, and timm's eval transform (short side to ``floor(size / crop_pct)``, centre crop).
 
 ``--pretrained/--no-pretrained`` (``TrainConfig.pretrained``): with ``pretrained=False`` the
@@ -24,15 +24,22 @@ convolutions pad by constants for the run's input size.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Any, Optional
 
+from textclf.datatypes import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS
 from textclf.errors import TextclfError
-from textclf.plugin_api import ImageBackboneFamily
+from textclf.plugin_api import ImageSpec, Preprocessing
 from textclf.plugins.backbones import weights_offline as offline
-from textclf.plugins.backbones.module_tools import block_stages, exportable_copy
+from textclf.plugins.backbones.module_tools import (
+    block_stages,
+    exportable_copy,
+    static_same_padding,
+)
 
 FAMILY = "timm"
 USAGE = "timm:<model>[.<tag>]"
+SUMMARY = "any timm image model, pooled features; preprocessing from its pretrained config"
 RANDOM_SEED = 0
 # timm's eval crop modes -> the resize step of textclf's preprocessing. timm's "border" (scale the
 # longest side, pad, crop) has no counterpart yet and is refused rather than approximated.
@@ -100,8 +107,6 @@ def preprocessing(cfg: dict, input_size: Optional[int] = None):
     ``crop_mode="center"`` the resize keeps the aspect ratio (shortest side), with ``"squash"``
     both sides are resized. ``input_size`` overrides the config's size (the crop fraction is kept).
     """
-    from textclf.data.preprocessing import Preprocessing
-
     _, h, w = cfg.get("input_size", (3, 224, 224))
     if h != w and input_size is None:
         raise TextclfError(
@@ -115,14 +120,13 @@ def preprocessing(cfg: dict, input_size: Optional[int] = None):
             "textclf's preprocessing cannot express yet"
         )
     interpolation = str(cfg.get("interpolation") or "bicubic")
-    if interpolation not in ("bilinear", "bicubic", "nearest"):
-        interpolation = (
-            "bicubic"  # timm's "random" / "lanczos" eval fallback is bicubic-like; PIL's default
-        )
+    if interpolation not in INTERPOLATIONS:
+        # timm's "random" / "lanczos" eval fallback is bicubic-like; PIL's default
+        interpolation = "bicubic"
     return Preprocessing(
         input_size=int(input_size or h),
-        mean=tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
-        std=tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))),
+        mean=tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(float(v) for v in cfg.get("std", IMAGENET_STD)),
         interpolation=interpolation,
         resize=_RESIZE_FOR_CROP_MODE[mode],
         crop_pct=float(cfg.get("crop_pct") or 0.875),
@@ -257,66 +261,6 @@ def _whole_prefix(name: str, group, owner: dict) -> str:
     return name
 
 
-def static_same_padding(model, size: int):
-    """``model`` (changed in place) with timm's dynamic TF-"same" convolutions padded by constants
-    for S x S.
-
-    ``Conv2dSame`` computes its padding from the input shape at every call (tf_* models: the
-    stride-2 convolutions); traced as it is, the graph would carry that shape arithmetic. For the
-    run's fixed input size each one's padding is known: symmetric padding goes into the Conv,
-    asymmetric into one constant Pad before it, so ONNX Runtime can fuse it. The parameters are
-    shared, not copied. Other layers that pad dynamically (weight-standardised convs) are left as
-    they are.
-    """
-    import torch
-    from timm.layers import Conv2dSame, get_same_padding
-    from torch import nn
-
-    same = {name: m for name, m in model.named_modules() if type(m) is Conv2dSame}
-    if not same:
-        return model
-    shapes: dict[str, tuple[int, int]] = {}
-    hooks = [
-        m.register_forward_pre_hook(
-            lambda mod, inp, name=name: shapes.__setitem__(
-                name, tuple(int(v) for v in inp[0].shape[-2:])
-            )
-        )
-        for name, m in same.items()
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    for name, (ih, iw) in shapes.items():
-        conv = same[name]
-        pad_h = get_same_padding(ih, conv.kernel_size[0], conv.stride[0], conv.dilation[0])
-        pad_w = get_same_padding(iw, conv.kernel_size[1], conv.stride[1], conv.dilation[1])
-        top, left = pad_h // 2, pad_w // 2
-        symmetric = pad_h == 2 * top and pad_w == 2 * left
-        static = nn.Conv2d(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            conv.stride,
-            (top, left) if symmetric else 0,
-            conv.dilation,
-            conv.groups,
-            conv.bias is not None,
-        )
-        static.weight, static.bias = conv.weight, conv.bias
-        replacement = (
-            static
-            if symmetric
-            else nn.Sequential(nn.ZeroPad2d((left, pad_w - left, top, pad_h - top)), static)
-        )
-        parent, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, attr, replacement)
-    return model
-
-
 def export_copy(model, preprocessing):
     """The export hook: a copy on the plain-attention path with TF-"same" padding fixed for the
     input size."""
@@ -367,34 +311,62 @@ def weights_error(name: str, cfg: dict, exc: BaseException) -> TextclfError:
 # --- the plugin ----------------------------------------------------------------------------------
 
 
-def spec(argument: Optional[str], pretrained: bool = True):
-    """Dimension, preprocessing (the tag's pretrained config) and weights id; no weights are
-    loaded."""
-    from textclf.plugin_api import ImageSpec
+@dataclass(frozen=True)
+class TimmModel:
+    """One timm model, ``timm:<argument>``: what the family binds (a
+    :class:`~textclf.plugin_api.ImageBackbone`).
 
-    arch, tag = parse_name(argument)
-    cfg = pretrained_cfg(arch, tag)
-    needs = pretrained and weights_source(cfg)[0] != "none" and not weights_cached(cfg)
-    return ImageSpec(
-        f"{FAMILY}:{argument}",
-        feature_dim(arch),
-        preprocessing(cfg),
-        weights_id(arch, tag, pretrained),
-        needs,
-    )
+    timm's last feature stage is the last layer, its exportable path is used for ONNX, its fine
+    groups (stem layers, each block, head layers) are the quantization stages.
+    """
+
+    argument: str
+    summary = SUMMARY
+    modality = "image"
+
+    @property
+    def name(self) -> str:
+        """``timm:<model>[.<tag>]``."""
+        return f"{FAMILY}:{self.argument}"
+
+    def spec(self, pretrained: bool = True) -> ImageSpec:
+        """Dimension, preprocessing (the tag's pretrained config) and weights id; no weights are
+        loaded."""
+        arch, tag = parse_name(self.argument)
+        cfg = pretrained_cfg(arch, tag)
+        needs = pretrained and weights_source(cfg)[0] != "none" and not weights_cached(cfg)
+        weights = weights_id(arch, tag, pretrained)
+        return ImageSpec(self.name, feature_dim(arch), preprocessing(cfg), weights, needs)
+
+    def create(self, pretrained: bool = True, input_size: Optional[int] = None):
+        """The model in eval mode, built for ``input_size`` (None: its own)."""
+        return build(self.argument, pretrained, input_size)
+
+    def last_layer(self, module):
+        """:func:`last_layer`."""
+        return last_layer(module)
+
+    def prepare_for_export(self, module, preprocessing):
+        """:func:`export_copy`."""
+        return export_copy(module, preprocessing)
+
+    def quantization_stages(self, module) -> list[str]:
+        """:func:`quantization_stages`."""
+        return quantization_stages(module)
 
 
-# The ``timm:<model>[.<tag>]`` family: timm's last feature stage as the last layer, its exportable
-# path for
-# ONNX, its fine groups (stem layers, each block, head layers) as quantization stages.
-PLUGIN = ImageBackboneFamily(
-    FAMILY,
-    "any timm image model, pooled features; preprocessing from its pretrained config",
-    spec_fn=spec,
-    create_fn=build,
-    last_layer_fn=last_layer,
-    export_fn=export_copy,
-    stages_fn=quantization_stages,
-    usage=USAGE,
-    models_from="timm",
-)
+class TimmFamily:
+    """``timm:<model>[.<tag>]`` (a :class:`~textclf.plugin_api.Family`)."""
+
+    name = FAMILY
+    summary = SUMMARY
+    modality = "image"
+    usage = USAGE
+    models_from = "timm"  # the package whose registry names the models (textclf plugins)
+
+    def bind(self, argument: str) -> TimmModel:
+        """The model ``argument`` names (checked when its spec or module is asked for)."""
+        return TimmModel(argument)
+
+
+PLUGIN = TimmFamily()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textclf.plugin_api import ImageBackbonePlugin
+from textclf.plugin_api import ImageBackbonePlugin, Preprocessing
 
 
 def build(pretrained: bool = True):
@@ -33,9 +33,7 @@ PLUGIN = ImageBackbonePlugin(
     name="tiny-cnn",
     summary="random-init 3-layer CNN, 64-d (tests)",
     dim=64,
-    input_size=32,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.25, 0.25, 0.25),
+    preprocessing=Preprocessing(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),  # any: random weights
     build=build,
     weights_id="tiny-cnn-seed1234",
 )

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from textclf.plugin_api import DatasetPlugin
+from textclf.plugins.families import ArgumentFamily
 
+SUMMARY = "your images: PATH/train/<class>/*, PATH/test/<class>/*"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def _scan(folder: Path, classes: list[str], warnings: list[str]):
     import numpy as np
 
-    from textclf.data.decode import decode_image
     from textclf.errors import TextclfError
+    from textclf.files.image_decoder import decode_image
     from textclf.plugin_api import Split
 
     paths, labels = [], []
@@ -80,9 +83,9 @@ def load(path: str):
     return Dataset(f"imagefolder-{root.name}", classes, train, test, warnings)
 
 
-PLUGIN = DatasetPlugin(
-    "imagefolder",
-    "your images: PATH/train/<class>/*, PATH/test/<class>/*",
-    load,
-    takes_argument=True,
-)
+def dataset(path: str) -> DatasetPlugin:
+    """The dataset in ``path`` (its classes are known once scanned, when it loads)."""
+    return DatasetPlugin(f"imagefolder:{path}", SUMMARY, partial(load, path))
+
+
+PLUGIN = ArgumentFamily("imagefolder", SUMMARY, dataset)

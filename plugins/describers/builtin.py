@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.errors import TextclfError
-from textclf.plugin_api import DescriberBase, DescriberPlugin
+from textclf.plugin_api import Describer, DescriberPlugin
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin_descriptions"
 
@@ -75,7 +75,7 @@ def builtin_path(
     return None
 
 
-class BuiltinDescriber(DescriberBase):
+class BuiltinDescriber(Describer):
     """Reads the shipped description of a class for the requested prompt type."""
 
     def __init__(self, dataset: str, class_names: Optional[list[str]] = None, **_options):

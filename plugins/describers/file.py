@@ -10,15 +10,19 @@ The file must describe exactly the dataset's classes: a missing or unknown class
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 from textclf.descriptions.tables import read_description_table
 from textclf.errors import TextclfError
-from textclf.plugin_api import DescriberBase, DescriberPlugin
+from textclf.plugin_api import Describer, DescriberPlugin
+from textclf.plugins.families import ArgumentFamily
+
+SUMMARY = "import class descriptions from a JSON or CSV file (file:PATH)"
 
 
-class FileDescriber(DescriberBase):
+class FileDescriber(Describer):
     """Hands out the imported texts, checked against the dataset's classes."""
 
     def __init__(self, argument: str, class_names: Optional[list[str]] = None, **_options):
@@ -56,9 +60,9 @@ class FileDescriber(DescriberBase):
         return {"describer": f"file:{self.path}", "label": f"file {Path(self.path).name}"}
 
 
-PLUGIN = DescriberPlugin(
-    "file",
-    "import class descriptions from a JSON or CSV file (file:PATH)",
-    lambda **o: FileDescriber(**o),
-    takes_argument=True,
-)
+def describer(path: str) -> DescriberPlugin:
+    """The describer that hands out the texts of ``path``."""
+    return DescriberPlugin(f"file:{path}", SUMMARY, partial(FileDescriber, path))
+
+
+PLUGIN = ArgumentFamily("file", SUMMARY, describer)

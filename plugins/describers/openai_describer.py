@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from textclf.descriptions.request import DEFAULT_LLM_MODEL as DEFAULT_MODEL
 from textclf.errors import TextclfError
-from textclf.plugin_api import DescriberBase, DescriberPlugin
+from textclf.plugin_api import Describer, DescriberPlugin
 
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TIMEOUT = 60.0
@@ -125,7 +125,7 @@ def _retry_after(exc) -> Optional[float]:
     return None
 
 
-class OpenAIDescriber(DescriberBase):
+class OpenAIDescriber(Describer):
     """Asynchronous describer over ``openai.AsyncOpenAI`` (one request per sample)."""
 
     def __init__(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from textclf.plugin_api import DescriberBase, DescriberPlugin
+from textclf.plugin_api import Describer, DescriberPlugin
 
 # Plain, visually neutral English words (no class names of the built-in datasets).
 WORDS = [
@@ -300,7 +300,7 @@ WORDS = [
 ]
 
 
-class ClassnameDescriber(DescriberBase):
+class ClassnameDescriber(Describer):
     """``a photo of a {class}.``: the label only (CLIP's prompt), a control for description
     content."""
 
@@ -317,7 +317,7 @@ class ClassnameDescriber(DescriberBase):
         return {"describer": "classname", "label": "classname"}
 
 
-class RandomWordsDescriber(DescriberBase):
+class RandomWordsDescriber(Describer):
     """Seeded random words, as long as the prompt asks (a sentence or a paragraph)."""
 
     def __init__(self, seed: int | None = 0, class_names: list[str] | None = None, **_options):

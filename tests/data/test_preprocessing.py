@@ -36,7 +36,7 @@ def test_preprocessing_validates_and_round_trips():
     ):
         with pytest.raises(TextclfError):
             Preprocessing(**{**PREP.to_dict(), **bad})
-    with pytest.raises(TextclfError, match="input_size: Field required"):
+    with pytest.raises(TextclfError, match="input_size: missing"):
         Preprocessing.from_dict({"mean": [0.5] * 3})
 
 

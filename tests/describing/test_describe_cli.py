@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from textclf.cli.main import app
 from textclf.descriptions.files import load_descriptions
+from textclf.plugin_api import Family
 from textclf.registry import registry
 
 NO_KEY = {"OPENAI_API_KEY": None, "TEXTCLF_LLM_MODEL": None}
@@ -206,7 +207,7 @@ def test_describer_plugins_all_load():
         entries[n].status == "ok"
         for n in ("openai", "builtin", "classname", "random-words", "file")
     )
-    assert entries["file"].obj.takes_argument and not entries["openai"].obj.offline
+    assert isinstance(entries["file"].obj, Family) and not entries["openai"].obj.offline
 
 
 # ----------------------------------------------------------------- the built-in descriptions

@@ -19,7 +19,7 @@ import os
 import torch
 from torch import nn
 
-from textclf.plugin_api import ImageBackbonePlugin
+from textclf.plugin_api import ImageBackbonePlugin, Preprocessing
 
 
 def build(pretrained=True):
@@ -36,8 +36,9 @@ def build(pretrained=True):
 
 
 PLUGIN = ImageBackbonePlugin(
-    "shifting-cnn", "weights change between builds (test plugin)", dim=8, input_size=16,
-    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), build=build, weights_id="shifting-v1",
+    "shifting-cnn", "weights change between builds (test plugin)", dim=8,
+    preprocessing=Preprocessing(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), build=build,
+    weights_id="shifting-v1",
 )
 '''
 

@@ -45,8 +45,8 @@ def test_image_backbone_contract(name, tmp_path):
     from textclf.runs.run import open_run
     from textclf.training.one_run import train_one_run
 
-    plugin, argument = reg.get_image_backbone(name)
-    spec = plugin.spec(argument, False)
+    plugin = reg.get_image_backbone(name)
+    spec = plugin.spec(False)
     assert spec.dim > 0 and isinstance(spec.preprocessing, Preprocessing) and spec.weights_id
     encoder = build_image_encoder(name, pretrained=False, input_size=SMALL)
     with torch.no_grad():
@@ -93,16 +93,16 @@ def _image_folder(root: Path) -> Path:
 def test_dataset_contract(name, tmp_path, monkeypatch):
     from textclf.data import load_dataset
 
-    plugin, _ = reg.registry("datasets").get(name + (":x" if name == "imagefolder" else ""))
     argument = None
     if name == "imagefolder":
         argument = str(_image_folder(tmp_path / "pets"))
+    plugin = reg.registry("datasets").get(f"{name}:{argument}" if argument else name)
     if name == "cifar10":
         monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "empty-cache"))
         monkeypatch.setenv("TEXTCLF_CIFAR10", str(_fake_cifar(tmp_path)))
     if name == "fashion-mnist" and not Path("/usr/share/datasets/fashion-mnist").is_dir():
         pytest.skip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
-    declared = plugin.class_names(argument)
+    declared = plugin.class_names()
     ds = load_dataset(f"{name}:{argument}" if argument else name)
     if declared is not None:
         assert declared == ds.class_names
@@ -120,7 +120,7 @@ def test_offline_describer_contract(name, tmp_path):
     from textclf.descriptions.describers import make_describer
     from textclf.descriptions.prompts import resolve_prompt
 
-    plugin, _ = reg.registry("describers").get(name + (":x" if name == "file" else ""))
+    plugin = reg.registry("describers").get(name + (":x" if name == "file" else ""))
     if not plugin.offline:
         pytest.skip(
             f"describer '{name}' needs a network service (tested against a local server elsewhere)"
@@ -142,11 +142,11 @@ def test_offline_describer_contract(name, tmp_path):
 
 @pytest.mark.parametrize("name", PROMPTS)
 def test_prompt_contract(name):
-    prompt, _ = reg.registry("prompts").get(name)
+    prompt = reg.registry("prompts").get(name)
     rendered = prompt.render("hot-air balloon")
     assert "hot-air balloon" in rendered and "{" not in rendered
     assert prompt.max_tokens > 0 and all(
-        reg.registry("prompts").get(a)[0] is prompt for a in prompt.aliases
+        reg.registry("prompts").get(a) is prompt for a in prompt.aliases
     )
 
 
@@ -210,8 +210,8 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
     name = request.getfixturevalue("tiny_open_clip") if family == "open-clip" else family
     # An aligned pair: one checkpoint for both
     text = name if family == "open-clip" else "tiny-bert"
-    plugin, argument = reg.get_image_backbone(name)
-    spec = plugin.spec(argument, False)
+    plugin = reg.get_image_backbone(name)
+    spec = plugin.spec(False)
     assert spec.dim > 0 and spec.preprocessing.resize == "shortest-side" and not spec.needs_download
     encoder = build_image_encoder(name, pretrained=False, input_size=SMALL)
     assert (

@@ -101,7 +101,7 @@ def test_unknown_timm_name_exits_2_from_the_cli_with_the_closest_names(tmp_path,
     ],
 )
 def test_timm_spec_and_random_models_at_a_small_size(tf, name, dim, stem):
-    spec = tf.PLUGIN.spec(name, pretrained=False)
+    spec = tf.PLUGIN.bind(name).spec(pretrained=False)
     assert (
         spec.dim == dim
         and spec.weights_id == f"timm/{name}:random-init"
@@ -111,15 +111,15 @@ def test_timm_spec_and_random_models_at_a_small_size(tf, name, dim, stem):
         isinstance(spec.preprocessing, Preprocessing)
         and spec.preprocessing.resize == "shortest-side"
     )
-    model = tf.PLUGIN.create(name, pretrained=False, input_size=64)  # ViT: built for 64 px
+    model = tf.PLUGIN.bind(name).create(pretrained=False, input_size=64)  # ViT: built for 64 px
     with torch.inference_mode():
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, dim)
     assert not model.training
-    again = tf.PLUGIN.create(name, pretrained=False, input_size=64)
+    again = tf.PLUGIN.bind(name).create(pretrained=False, input_size=64)
     assert all(
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values())
     )
-    stages = tf.PLUGIN.quantization_stages(model)
+    stages = tf.PLUGIN.bind(name).quantization_stages(model)
     assert stages[0] == stem and len(stages) == len(set(stages)) > 3
 
 
@@ -127,7 +127,9 @@ def test_timm_preprocessing_follows_the_pretrained_cfg_of_the_tag(tf):
     assert tf.preprocessing(tf.pretrained_cfg("resnet50", "a1_in1k")) == Preprocessing(
         224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", "shortest-side", 0.95
     )
-    assert tf.PLUGIN.spec("resnet50", False).preprocessing.crop_pct == 0.95  # the default tag's
+    assert (
+        tf.PLUGIN.bind("resnet50").spec(False).preprocessing.crop_pct == 0.95
+    )  # the default tag's
     vit = tf.preprocessing(tf.pretrained_cfg("vit_tiny_patch16_224"))
     assert vit.mean == (0.5, 0.5, 0.5) and vit.crop_pct == 0.9
     squash = {
@@ -145,7 +147,7 @@ def test_timm_preprocessing_follows_the_pretrained_cfg_of_the_tag(tf):
 
 def test_timm_hooks_last_stage_and_stages_by_block(tf):
     resnet = tf.build("resnet18")
-    last = tf.PLUGIN.last_layer(resnet)
+    last = tf.PLUGIN.bind("resnet18").last_layer(resnet)
     assert {id(p) for p in last.parameters()} == {id(p) for p in resnet.layer4.parameters()}
     assert tf.quantization_stages(resnet) == [
         "conv1",
@@ -161,9 +163,11 @@ def test_timm_hooks_last_stage_and_stages_by_block(tf):
     ]
     vit = tf.build("vit_tiny_patch16_224", input_size=64)
     want = list(vit.blocks[-1].parameters()) + list(vit.norm.parameters())
-    assert {id(p) for p in tf.PLUGIN.last_layer(vit).parameters()} == {id(p) for p in want}
+    assert {id(p) for p in tf.PLUGIN.bind("vit_tiny_patch16_224").last_layer(vit).parameters()} == {
+        id(p) for p in want
+    }
     mnv3 = tf.build("mobilenetv3_small_100")
-    got = {id(p) for p in tf.PLUGIN.last_layer(mnv3).parameters()}
+    got = {id(p) for p in tf.PLUGIN.bind("mobilenetv3_small_100").last_layer(mnv3).parameters()}
     assert {id(p) for p in mnv3.conv_head.parameters()} <= got and {
         id(p) for p in mnv3.blocks[-1].parameters()
     } <= got
@@ -171,9 +175,8 @@ def test_timm_hooks_last_stage_and_stages_by_block(tf):
 
 def test_timm_export_copy_takes_the_plain_attention_path(tf):
     vit = tf.build("vit_tiny_patch16_224", input_size=32)
-    copy = tf.PLUGIN.prepare_for_export(
-        vit, tf.PLUGIN.spec("vit_tiny_patch16_224", False).preprocessing
-    )
+    model = tf.PLUGIN.bind("vit_tiny_patch16_224")
+    copy = model.prepare_for_export(vit, model.spec(False).preprocessing)
     assert copy is not vit and not any(getattr(m, "fused_attn", False) for m in copy.modules())
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
@@ -190,9 +193,9 @@ def test_timm_pretrained_offline_fails_fast_in_one_line(tf, no_network, monkeypa
         return real(*args, **kwargs)
 
     monkeypatch.setattr(timm, "create_model", refuse_downloads)
-    assert tf.PLUGIN.spec("resnet18", pretrained=True).needs_download
+    assert tf.PLUGIN.bind("resnet18").spec(pretrained=True).needs_download
     with pytest.raises(TextclfError) as exc_info:
-        tf.PLUGIN.create("resnet18", pretrained=True)
+        tf.PLUGIN.bind("resnet18").create(pretrained=True)
     _assert_one_line_offline_error(
         exc_info, "timm:resnet18", "timm/resnet18.a1_in1k", "--no-pretrained"
     )
@@ -224,9 +227,9 @@ def test_timm_pretrained_loads_weights_from_the_local_hugging_face_cache(tf, tmp
     )
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    spec = tf.PLUGIN.spec("resnet18", pretrained=True)
+    spec = tf.PLUGIN.bind("resnet18").spec(pretrained=True)
     assert spec.weights_id == "timm/resnet18.a1_in1k" and not spec.needs_download
-    model = tf.PLUGIN.create("resnet18", pretrained=True)
+    model = tf.PLUGIN.bind("resnet18").create(pretrained=True)
     assert torch.equal(model.conv1.weight, saved.conv1.weight)
 
 
@@ -241,15 +244,12 @@ def oc(tiny_open_clip):
 
 
 def test_open_clip_is_one_paired_plugin_resolved_as_both_backbones(tiny_open_clip):
-    image, arg = reg.get_image_backbone(tiny_open_clip)
-    text, text_arg = reg.get_text_backbone(tiny_open_clip)
-    pair, _ = reg.registry("backbones").get(tiny_open_clip)
+    image = reg.get_image_backbone(tiny_open_clip)
+    text = reg.get_text_backbone(tiny_open_clip)
+    pair = reg.registry("backbones").get(tiny_open_clip)
     assert pair.modality == "paired" and image is pair.image and text is pair.text
-    assert (
-        image.modality == "image"
-        and text.modality == "text"
-        and arg == text_arg == "textclf-test-tiny-vit:none"
-    )
+    assert image.modality == "image" and text.modality == "text"
+    assert image.name == text.name == pair.name == tiny_open_clip
     assert "open-clip-image" not in reg.registry("backbones").names()  # the stopgap is gone
 
 
@@ -335,10 +335,10 @@ def test_open_clip_loads_a_local_checkpoint_file(oc, tiny_open_clip, tmp_path):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     argument = f"textclf-test-tiny-vit:{path}"
     assert (
-        oc.PLUGIN.image.spec(argument, True).weights_id
+        oc.PLUGIN.bind(argument).image.spec(True).weights_id
         == "open-clip/textclf-test-tiny-vit:file:tiny.safetensors"
     )
-    tower = oc.PLUGIN.image.create(argument, True)
+    tower = oc.PLUGIN.bind(argument).image.create(True)
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
         assert float((tower(x) - model.encode_image(x)).abs().max()) <= 1e-5
@@ -354,19 +354,19 @@ def test_open_clip_names_and_tags(oc):
         oc.parse_name("ViT-B-32:laion")
     assert "laion2b_s34b_b79k" in str(exc_info.value)
     assert oc.preprocessing("ViT-B-32", "laion2b_s34b_b79k").resize == "shortest-side"
-    assert oc.PLUGIN.image.spec("ViT-B-32:laion2b_s34b_b79k", False).dim == 512
+    assert oc.PLUGIN.bind("ViT-B-32:laion2b_s34b_b79k").image.spec(False).dim == 512
 
 
 def test_open_clip_pretrained_offline_fails_fast_in_one_line(oc, no_network):
-    assert oc.PLUGIN.image.spec("RN50:openai", True).needs_download
+    assert oc.PLUGIN.bind("RN50:openai").image.spec(True).needs_download
     with pytest.raises(TextclfError) as exc_info:
-        oc.PLUGIN.image.create("RN50:openai", True)
+        oc.PLUGIN.bind("RN50:openai").image.create(True)
     _assert_one_line_offline_error(exc_info, "open-clip:RN50:openai", "--no-pretrained")
 
 
 def test_open_clip_hugging_face_tokenizer_is_refused_offline(oc, no_network):
     with pytest.raises(TextclfError) as exc_info:
-        oc.PLUGIN.text.create("ViT-B-16-SigLIP:none", False)
+        oc.PLUGIN.bind("ViT-B-16-SigLIP:none").text.create(False)
     _assert_one_line_offline_error(exc_info, "tokenizer", "timm/ViT-B-16-SigLIP")
 
 

@@ -45,7 +45,7 @@ def plugin_rows(result) -> dict[str, list[dict]]:
 
 
 GOOD_PLUGIN = """
-    from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate
+    from textclf.plugin_api import ImageBackbonePlugin, Preprocessing, PromptTemplate
 
     HAIKU = PromptTemplate("haiku", "Write a haiku about a {class_name}.")
 
@@ -56,9 +56,9 @@ GOOD_PLUGIN = """
                                    torch.nn.Flatten())
 
 
-    CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8, input_size=16,
-                              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), build=build,
-                              weights_id="extra-cnn-1")
+    CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8,
+                              preprocessing=Preprocessing(16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+                              build=build, weights_id="extra-cnn-1")
 """
 
 
@@ -99,6 +99,35 @@ def test_builtin_plugins_listed_with_their_package(tmp_path):
     for name in ("openai", "builtin", "classname", "random-words", "file:..."):
         # Describers are listed (ok or, while unwritten, broken) - never missing.
         assert name in rows or name.rstrip(":.") in rows, name
+
+
+def test_families_are_listed_as_before_the_bound_contract(tmp_path):
+    """``name:...`` rows for every built-in family, with the kind, usage and package they had when
+    families took their argument in every method (issue 30 changed the contract, not the list)."""
+    rows = plugin_rows(run_cli(["plugins", "--json"], cwd=tmp_path))
+    families = {name: row for name, (row, *_) in rows.items() if name.endswith(":...")}
+    assert set(families) == {"timm:...", "open-clip:...", "hf:...", "imagefolder:...", "file:..."}
+    want = {
+        "timm:...": ("backbones", "image backbone family", "any timm image model, pooled"),
+        "open-clip:...": ("backbones", "paired backbone family", "OpenCLIP image and text towers"),
+        "hf:...": ("backbones", "text backbone, width of the model", "hf:<model id>: any Hugging"),
+        "imagefolder:...": ("datasets", "dataset", "your images: PATH/train/<class>/*"),
+        "file:...": ("describers", "describer", "import class descriptions from a JSON or CSV"),
+    }
+    for name, (group, kind, summary) in want.items():
+        row = families[name]
+        assert (row["group"], row["kind"], row["package"], row["status"]) == (
+            group,
+            kind,
+            "textclf",
+            "ok",
+        ), row
+        assert row["summary"].startswith(summary), row
+    assert families["timm:..."]["usage"] == "timm:<model>[.<tag>]"
+    assert families["timm:..."]["models_from"].startswith("timm ")
+    assert families["open-clip:..."]["usage"] == "open-clip:<arch>:<tag>"
+    assert families["open-clip:..."]["models_from"].startswith("open_clip_torch ")
+    assert not {"usage", "models_from"} & (set(families["hf:..."]) | set(families["file:..."]))
 
 
 def test_third_party_prompt_and_backbone_are_listed_with_their_package(site, tmp_path):

@@ -15,7 +15,8 @@ from plugin_dist import write_dist
 from textclf import registry as reg
 from textclf.data import load_dataset
 from textclf.errors import TextclfError
-from textclf.plugin_api import PromptTemplate, TextBackbonePlugin
+from textclf.plugin_api import PromptTemplate
+from textclf.plugins.backbones.hf_text import HFTextBackbone
 
 BUILTIN = {
     "prompts": {"type1", "type2", "type3", "type4"},
@@ -81,10 +82,10 @@ def test_describer_group_is_registered_and_listing_never_raises():
 def test_prompt_aliases_resolve_to_the_paper_prompts():
     prompts = reg.registry("prompts")
     for i in "1234":
-        obj, arg = prompts.get(i)
-        assert obj.name == f"type{i}" and arg is None
+        obj = prompts.get(i)
+        assert obj.name == f"type{i}"
         assert isinstance(obj, PromptTemplate)
-    obj, _ = prompts.get("type3")
+    obj = prompts.get("type3")
     assert obj.render("cat") == "Describe what parts a cat have with one sentence."
 
 
@@ -94,14 +95,13 @@ def test_backbones_declare_preprocessing_or_pooling():
     for name in reg.image_backbone_names():
         if name.endswith(":<id>"):
             continue  # a family (timm:<model>): its spec follows from the model named
-        plugin, arg = reg.get_image_backbone(name)
-        spec = plugin.spec(arg, False)
+        spec = reg.get_image_backbone(name).spec(False)
         assert spec.dim > 0 and isinstance(spec.preprocessing, Preprocessing)
     for name in ("minilm-l6", "distilbert-base-uncased", "tiny-bert"):
-        plugin, arg = reg.get_text_backbone(name)
-        assert isinstance(plugin, TextBackbonePlugin) and arg is None
+        plugin = reg.get_text_backbone(name)
+        assert isinstance(plugin, HFTextBackbone)
         assert plugin.pooling in {"mean", "cls"} and plugin.spec().dim > 0
-    assert reg.get_text_backbone("distilbert-base-uncased")[0].pooling == "cls"  # the paper's
+    assert reg.get_text_backbone("distilbert-base-uncased").pooling == "cls"  # the paper's
 
 
 # --- unknown names: one line, exit code 2, the valid choices ---------------------------------
@@ -157,8 +157,11 @@ def test_image_backbone_as_text_backbone_lists_text_backbones():
 
 
 def test_argument_taking_plugins():
-    plugin, arg = reg.get_text_backbone("hf:sentence-transformers/all-mpnet-base-v2")
-    assert plugin.name == "hf" and arg == "sentence-transformers/all-mpnet-base-v2"
+    plugin = reg.get_text_backbone("hf:sentence-transformers/all-mpnet-base-v2")
+    assert plugin.name == "hf:sentence-transformers/all-mpnet-base-v2"
+    assert plugin.spec(True).weights_id == "hf:sentence-transformers/all-mpnet-base-v2"
+    # One name binds once: the same plugin object every time
+    assert reg.get_text_backbone("hf:sentence-transformers/all-mpnet-base-v2") is plugin
     with pytest.raises(TextclfError, match="needs an argument"):
         reg.get_text_backbone("hf")
     with pytest.raises(TextclfError, match="needs an argument"):
@@ -178,18 +181,18 @@ def test_third_party_plugins_resolve_next_to_the_builtins(on_path):
         "textclf-extra",
         mod,
         """
-        from textclf.plugin_api import ImageBackbonePlugin, PromptTemplate
+        from textclf.plugin_api import ImageBackbonePlugin, Preprocessing, PromptTemplate
         HAIKU = PromptTemplate("haiku", "Write a haiku about a {class_name}.")
-        CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8, input_size=16,
-                                  mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        CNN = ImageBackbonePlugin("extra-cnn", "a third-party CNN", dim=8,
+                                  preprocessing=Preprocessing(16, (0.5,) * 3, (0.5,) * 3),
                                   build=lambda pretrained=True: None, weights_id="extra-cnn-1")
     """,
         {"textclf.prompts": {"haiku": "HAIKU"}, "textclf.backbones": {"extra-cnn": "CNN"}},
     )
 
-    prompt, _ = reg.registry("prompts").get("haiku")
+    prompt = reg.registry("prompts").get("haiku")
     assert prompt.render("cat") == "Write a haiku about a cat."
-    assert reg.get_image_backbone("extra-cnn")[0].spec().dim == 8
+    assert reg.get_image_backbone("extra-cnn").spec().dim == 8
     assert "extra-cnn" in reg.image_backbone_names()
     entries = reg.registry("backbones").entries()
     assert entries["extra-cnn"].package == "textclf-extra"
@@ -213,7 +216,7 @@ def test_broken_plugin_is_reported_and_skipped(on_path):
     assert broken.status.startswith("broken: RuntimeError: this plugin is broken on purpose")
     assert broken.package == "textclf-broken"
     # The built-ins still resolve; the broken one is a clear error naming its package.
-    assert reg.get_image_backbone("tiny-cnn")[0].name == "tiny-cnn"
+    assert reg.get_image_backbone("tiny-cnn").name == "tiny-cnn"
     with pytest.raises(TextclfError) as exc_info:
         reg.get_image_backbone("broken-net")
     msg = str(exc_info.value)
@@ -243,7 +246,7 @@ def test_duplicate_names_are_an_error_naming_both_packages(on_path):
     assert len(conflicted) == 2
     assert all(e.status.startswith("conflict:") for e in conflicted)
     assert {e.package for e in conflicted} == {"textclf-dup-a", "textclf-dup-b"}
-    assert prompts.get("type1")[0].name == "type1"  # other names are unaffected
+    assert prompts.get("type1").name == "type1"  # other names are unaffected
 
 
 def test_a_third_party_plugin_cannot_silently_replace_a_builtin(on_path):
@@ -263,3 +266,39 @@ def test_a_third_party_plugin_cannot_silently_replace_a_builtin(on_path):
         load_dataset("digits")
     msg = str(exc_info.value)
     assert "'textclf'" in msg and "'textclf-shadow'" in msg
+
+
+def test_a_family_binds_once_and_what_it_binds_is_checked(on_path):
+    mod = _module_name()
+    write_dist(
+        on_path,
+        "textclf-families",
+        mod,
+        """
+        from textclf.plugin_api import DatasetPlugin
+
+        class Good:
+            name, summary = "good-set", "binds a dataset"
+            def bind(self, argument):
+                return DatasetPlugin(f"good-set:{argument}", self.summary, lambda: None)
+
+        class Bad:
+            name, summary = "bad-set", "binds nothing usable"
+            def bind(self, argument):
+                return argument
+
+        GOOD, BAD = Good(), Bad()
+    """,
+        {"textclf.datasets": {"good-set": "GOOD", "bad-set": "BAD"}},
+    )
+    datasets = reg.registry("datasets")
+    plugin = datasets.get("good-set:a")
+    assert plugin.name == "good-set:a" and datasets.get("good-set:a") is plugin
+    assert datasets.get("good-set:b") is not plugin
+    with pytest.raises(TextclfError, match=r"good-set:\.\.\."):  # listed as a family
+        datasets.get("nope")
+    with pytest.raises(TextclfError) as exc_info:
+        datasets.get("bad-set:x")
+    msg = str(exc_info.value)
+    assert "family 'bad-set' from 'textclf-families' bound 'x' to no plugin" in msg
+    assert "\n" not in msg

@@ -2,8 +2,9 @@
 
 The plugin below is a small non-CNN (an MLP over image patches) in its own installed
 distribution. It is a plain class implementing the ``ImageBackbone`` protocol (not one of
-textclf's dataclasses), and it trains, evaluates, exports to ONNX with parity, quantizes to
-int8 and predicts with no change to textclf's code.
+textclf's dataclasses, and not inheriting the protocol's default hooks), and it trains,
+evaluates, exports to ONNX with parity, quantizes to int8 and predicts with no change to textclf's
+code.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import json
 import uuid
 
 import pytest
-from plugin_dist import write_dist
+from plugin_dist import installed_at, write_dist
 from typer.testing import CliRunner
 
-from textclf import registry as reg
 from textclf.cli.main import app
 
 PATCH_MLP = '''
@@ -47,13 +47,12 @@ class PatchMLPBackbone:
     name = "patch-mlp"
     summary = "an MLP over 4x4 patches (third-party test plugin)"
     modality = "image"
-    takes_argument = False
 
-    def spec(self, argument, pretrained):
+    def spec(self, pretrained):
         prep = Preprocessing(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
         return ImageSpec("patch-mlp", 24, prep, "patch-mlp-seed7")
 
-    def create(self, argument, pretrained, input_size=None):
+    def create(self, pretrained, input_size=None):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(7)
             return PatchMLP().eval()
@@ -84,12 +83,8 @@ def patch_mlp(tmp_path, monkeypatch):
         PATCH_MLP,
         {"textclf.backbones": {"patch-mlp": "PLUGIN"}},
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
-    reg.reset()
-    yield tmp_path
-    reg.reset()
+    with installed_at(tmp_path, monkeypatch):
+        yield tmp_path
 
 
 def _ok(args: list[str]):
@@ -159,7 +154,7 @@ def test_streaming_training_unfreezes_the_plugins_last_layer(patch_mlp):
 
     run = open_run(patch_mlp / "run")
     encoder = run.image_encoder()
-    fresh = encoder.plugin.create(None, True)
+    fresh = encoder.plugin.create(True)
     changed = {
         k for k, v in encoder.module.state_dict().items() if not v.equal(fresh.state_dict()[k])
     }

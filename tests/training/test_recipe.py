@@ -234,7 +234,7 @@ def test_train_backbone_last_unfreezes_only_the_last_block(tmp_path):
     train_one_run(tiny(epochs=1, train_backbone="last"), tmp_path / "run")
     run = open_run(tmp_path / "run")
     encoder = run.image_encoder()  # the run's own (trained) weights
-    fresh = encoder.plugin.create(None, True)
+    fresh = encoder.plugin.create(True)
     last = {id(p) for p in encoder.plugin.last_layer(encoder.module).parameters()}
     names_of_last = {n for n, p in encoder.module.named_parameters() if id(p) in last}
     changed = {

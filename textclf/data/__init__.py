@@ -1,7 +1,7 @@
 """Data: datasets and their splits, the typed image preprocessing, feature extraction and its cache.
 
-- ``datasets``: :class:`Split`, :class:`Dataset`, stratified subsets;
-- ``splits``: the split names (:data:`~textclf.data.splits.SPLITS`) and their check;
+- ``datasets``: :class:`Split`, :class:`Dataset` (base types, :mod:`textclf.datatypes`),
+  stratified subsets;
 - ``loading``: :func:`load_dataset` (plugins by name);
 - ``features``: frozen-backbone feature extraction into the cache;
 - ``feature_cache``: the content-addressed, verified feature cache on disk.

@@ -1,115 +1,26 @@
-"""Dataset objects shared by the dataset plugins, and their resolution by name.
+"""What training does with a dataset's splits: stratified subsets, the validation carve-out, and
+the check that there is something to learn.
 
-A split holds either decoded uint8 images in memory (N, H, W, 3) or a list of file paths
-(image folders, decoded by the one decoder, :mod:`textclf.data.decode`). Both hand out uint8 RGB
-arrays, so preprocessing follows from the backbone alone.
+:class:`Split` and :class:`Dataset` themselves are plain types a plugin returns; they live in the
+base (:mod:`textclf.datatypes`) and are re-exported here, so existing imports keep working.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from textclf.data.splits import check_split
+from textclf.datatypes import Dataset, Split
+from textclf.errors import TextclfError
 
-
-@dataclass
-class Split:
-    """One split of a dataset: images (array or paths) and integer labels."""
-
-    labels: np.ndarray
-    images: Optional[np.ndarray] = None  # uint8 (N, H, W, 3)
-    paths: Optional[list[str]] = None
-    _fingerprint: Optional[str] = field(default=None, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def pil(self, index: int):
-        """Image ``index`` as an RGB PIL image (decoded in full: no JPEG draft)."""
-        from PIL import Image
-
-        return Image.fromarray(
-            self.images[index] if self.images is not None else self._decode(index, None)
-        )
-
-    def read(self, indices: Sequence[int], draft_size: Optional[int] = None):
-        """uint8 RGB images ``indices``: an (N, H, W, 3) array, or a list of (H, W, 3) arrays for
-        files.
-
-        File images keep their own sizes: preprocessing resizes each one on its own. ``draft_size``
-        lets JPEG files decode at a reduced scale (:func:`textclf.data.decode.decode_image`); a
-        model's paths pass :func:`textclf.data.decode.draft_size` of its preprocessing.
-        """
-        idx = np.asarray(indices, dtype=np.int64)
-        if self.images is not None:
-            return np.ascontiguousarray(self.images[idx])
-        return [self._decode(int(i), draft_size) for i in idx]
-
-    def _decode(self, index: int, draft_size: Optional[int]) -> np.ndarray:
-        """File ``index`` through the one decoder; an unreadable file is a one-line error naming
-        it."""
-        from textclf.data.decode import decode_image
-        from textclf.errors import TextclfError
-
-        try:
-            return decode_image(self.paths[index], draft_size)
-        except TextclfError as exc:
-            raise TextclfError(f"image '{self.paths[index]}': {exc}") from None
-
-    def subset(self, indices: Sequence[int]) -> Split:
-        """A new split with only ``indices`` (order kept)."""
-        idx = np.asarray(indices, dtype=np.int64)
-        return Split(
-            labels=self.labels[idx],
-            images=None if self.images is None else self.images[idx],
-            paths=None if self.paths is None else [self.paths[i] for i in idx],
-        )
-
-    def fingerprint(self) -> str:
-        """A content hash of the images (pixels, or file bytes) and labels (a feature-cache key
-        part)."""
-        if self._fingerprint is None:
-            h = hashlib.blake2b(digest_size=16)
-            h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
-            if self.images is not None:
-                h.update(str(self.images.shape).encode())
-                h.update(np.ascontiguousarray(self.images).tobytes())
-            else:
-                # The bytes of every file, not its size and mtime: `cp -p` and `rsync -t` replace
-                # contents but keep both, and stale features would then be served silently.
-                for p in self.paths or []:
-                    h.update(f"{p}\0".encode())
-                    with open(p, "rb") as fh:
-                        for chunk in iter(lambda: fh.read(1 << 20), b""):
-                            h.update(chunk)
-                    h.update(b"\n")
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
-
-
-@dataclass
-class Dataset:
-    """A named dataset: class names plus train and test splits."""
-
-    name: str
-    class_names: list[str]
-    train: Split
-    test: Split
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        """The number of classes."""
-        return len(self.class_names)
-
-    def split(self, name: str) -> Split:
-        """The split called ``name`` (train or test)."""
-        return getattr(self, check_split(name))
+__all__ = [
+    "Dataset",
+    "Split",
+    "check_trainable",
+    "stratified_indices",
+    "train_val_indices",
+]
 
 
 def stratified_indices(
@@ -149,8 +60,6 @@ def check_trainable(
 ) -> None:
     """Refuse data that would "train" without learning anything: one class, or no training image
     left once the validation split is carved out (one image per class, a tiny ``--max-train``)."""
-    from textclf.errors import TextclfError
-
     if ds.num_classes < 2:
         only = f" ('{ds.class_names[0]}')" if ds.class_names else ""
         raise TextclfError(

@@ -17,8 +17,7 @@ def load_dataset(
     """
     from textclf.registry import registry
 
-    plugin, arg = registry("datasets").get(name)
-    ds = plugin.load(arg) if plugin.takes_argument else plugin.load()
+    ds = registry("datasets").get(name).load()
     if max_train is not None and max_train < len(ds.train):
         keep, _ = stratified_indices(ds.train.labels, max_train / len(ds.train), seed)
         ds.train = ds.train.subset(keep)

@@ -1,10 +1,10 @@
 """The typed image preprocessing every image goes through, implemented once.
 
-An image backbone declares a :class:`Preprocessing` (timm's pretrained config is the model: input
-size, interpolation, resize mode, crop, mean, std); a run saves it; training, evaluation, predict
-and the exported ONNX graph all apply it through :class:`PreprocessModule`, so one image gives
-the same input tensor everywhere. Every image is resized to the model's input **on its own**
-(images of one size are batched, never resized to a batch's largest side first).
+An image backbone declares a :class:`~textclf.datatypes.Preprocessing` (timm's pretrained config
+is the model: input size, interpolation, resize mode, crop, mean, std); a run saves it; training,
+evaluation, predict and the exported ONNX graph all apply it through :class:`PreprocessModule`, so
+one image gives the same input tensor everywhere. Every image is resized to the model's input
+**on its own** (images of one size are batched, never resized to a batch's largest side first).
 
 Resize modes:
 - ``squash``: straight to ``input_size x input_size`` (no crop; dataset images are small and
@@ -16,94 +16,24 @@ Resize modes:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Annotated, Literal, Union
+from typing import Union
 
 import numpy as np
-import pydantic
-from pydantic import ConfigDict, Field
 
-from textclf.errors import TextclfError, validation_line
+# The record itself is a base type (a plugin declares it); re-exported here for existing imports.
+from textclf.datatypes import INTERPOLATIONS, RESIZE_MODES, Preprocessing
 
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-RESIZE_MODES = ("squash", "shortest-side")
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-class PreprocessingRecord(pydantic.BaseModel):
-    """The one schema of a preprocessing record: a backbone's declaration, ``run.json``'s
-    ``preprocessing``
-    and an exported model's ``textclf.preprocessing`` are all checked against it."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-    input_size: Annotated[int, Field(ge=1, le=16384)]
-    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
-    std: Annotated[list[Positive], Field(min_length=3, max_length=3)]
-    interpolation: Literal[INTERPOLATIONS] = "bilinear"
-    resize: Literal[RESIZE_MODES] = "squash"
-    crop_pct: Annotated[float, Field(gt=0, le=1)] = 1.0
-
-
-def check_record(data, source: str = "preprocessing") -> None:
-    """Raise a one-line error naming ``source`` and the key when ``data`` is not a valid
-    preprocessing record."""
-    try:
-        PreprocessingRecord.model_validate(data)
-    except pydantic.ValidationError as exc:
-        key, msg, got = validation_line(exc)
-        raise TextclfError(f"{source}: {key}: {msg}{got}") from None
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What a backbone expects of an image (saved with every run and exported model)."""
-
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str = "bilinear"
-    resize: str = "squash"
-    crop_pct: float = 1.0
-    channels: str = "RGB"
-
-    def __post_init__(self):
-        check_record({**asdict(self), "mean": list(self.mean), "std": list(self.std)})
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        object.__setattr__(self, "crop_pct", float(self.crop_pct))
-
-    def with_size(self, input_size: int | None) -> Preprocessing:
-        """The same preprocessing at another input size (``None``: unchanged)."""
-        return self if input_size is None else replace(self, input_size=int(input_size))
-
-    @property
-    def resize_size(self) -> int:
-        """The short side before the centre crop (``shortest-side``), or the input size
-        (``squash``)."""
-        if self.resize == "squash":
-            return self.input_size
-        return math.floor(self.input_size / self.crop_pct)
-
-    def to_dict(self) -> dict:
-        """Plain JSON values (for run.json and ONNX metadata)."""
-        out = asdict(self)
-        out["mean"], out["std"] = list(self.mean), list(self.std)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "preprocessing") -> Preprocessing:
-        """Read :meth:`to_dict` output back; anything else is a one-line error naming ``source``."""
-        if not isinstance(data, dict):
-            raise TextclfError(f"{source} is not a preprocessing record")
-        check_record(data, source)
-        known = {"input_size", "mean", "std", "interpolation", "resize", "crop_pct", "channels"}
-        return cls(
-            **{k: (tuple(v) if k in ("mean", "std") else v) for k, v in data.items() if k in known}
-        )
-
+__all__ = [
+    "INTERPOLATIONS",
+    "RESIZE_MODES",
+    "ImageBatch",
+    "Preprocessing",
+    "group_by_shape",
+    "preprocess_images",
+    "preprocess_module",
+    "resize_crop_geometry",
+]
 
 ImageBatch = Union[np.ndarray, Sequence[np.ndarray]]  # uint8 (N, H, W, 3), or a list of (H, W, 3)
 

@@ -16,8 +16,7 @@ def dataset_class_names(dataset: str) -> list[str]:
     """Class names of a dataset, without loading its images when the plugin declares them."""
     from textclf.registry import registry
 
-    plugin, arg = registry("datasets").get(dataset)
-    names = plugin.class_names(arg)
+    names = registry("datasets").get(dataset).class_names()
     if names:
         return list(names)
     from textclf.data import load_dataset
@@ -29,9 +28,7 @@ def make_describer(name: str, **options) -> tuple[Any, Any]:
     """Resolve a describer name (``file:PATH`` included) and build it: ``(plugin, describer)``."""
     from textclf.registry import registry
 
-    plugin, arg = registry("describers").get(name)
-    if arg is not None:
-        options["argument"] = arg
+    plugin = registry("describers").get(name)
     return plugin, plugin.make(**options)
 
 

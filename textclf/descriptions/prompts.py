@@ -15,8 +15,7 @@ def resolve_prompt(name: str):
     """A registered prompt template by name or alias (``"3"``, ``"type3"``)."""
     from textclf.registry import registry
 
-    obj, _arg = registry("prompts").get(str(name))
-    return obj
+    return registry("prompts").get(str(name))
 
 
 def custom_prompt(text: str):

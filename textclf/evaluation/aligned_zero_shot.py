@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from textclf.data.splits import check_split
 from textclf.errors import TextclfError
 from textclf.evaluation.request import EvalRequest
 from textclf.evaluation.templates import TEMPLATE_SETS
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
 from textclf.runtime.progress import NULL, Reporter
+from textclf.splits import check_split
 
 DEFAULT_TEMPLATES = TEMPLATE_SETS[EvalRequest.templates]  # CLIP's one template, "photo"
 VARIANTS = ("descriptions", "templates", "descriptions+templates")

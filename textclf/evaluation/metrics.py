@@ -43,10 +43,10 @@ from typing import Optional
 
 import numpy as np
 
-from textclf.data.splits import check_split
 from textclf.errors import TextclfError
 from textclf.evaluation.request import EvalRequest
 from textclf.runtime.progress import NULL, Reporter
+from textclf.splits import check_split
 
 METRICS_FORMAT = "textclf-metrics"
 METRICS_SCHEMA_VERSION = 1

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from textclf.data.splits import check_split
 from textclf.errors import TextclfError, option
 from textclf.evaluation.outputs import SplitOutputs
 from textclf.evaluation.request import EvalRequest
 from textclf.runtime.progress import NULL, Reporter
+from textclf.splits import check_split
 
 BATCH = 64
 

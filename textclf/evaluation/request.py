@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from textclf.data.splits import SPLITS, check_split
 from textclf.errors import TextclfError, option, unknown_choice
 from textclf.evaluation.templates import TEMPLATE_SETS
 from textclf.runtime.devices import DEVICES
+from textclf.splits import SPLITS, check_split
 
 
 @dataclass

@@ -16,14 +16,14 @@ DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned exp(logit_scale), for towers that 
 
 
 def is_aligned(image_backbone: str, text_backbone: str) -> bool:
-    """Whether both names are one paired backbone with one argument (so they share one embedding
-    space)."""
+    """Whether both names are one paired backbone bound to one argument (so they share one
+    embedding space)."""
     from textclf.registry import registry
 
     reg = registry("backbones")
-    image, image_arg = reg.get(image_backbone)
-    text, text_arg = reg.get(text_backbone)
-    return image is text and image_arg == text_arg and getattr(image, "modality", None) == "paired"
+    image, text = reg.get(image_backbone), reg.get(text_backbone)
+    # Equal, not only identical: a family's bound plugins compare by their argument.
+    return image == text and getattr(image, "modality", None) == "paired"
 
 
 def check_aligned(image_backbone: str, text_backbone: str, what: str) -> None:

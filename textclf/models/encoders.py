@@ -26,8 +26,7 @@ class ImageEncoder:
     weights hash."""
 
     name: str
-    plugin: Any
-    argument: Optional[str]
+    plugin: Any  # the bound plugin (textclf.plugin_api.ImageBackbone)
     spec: Any  # textclf.plugin_api.ImageSpec
     module: Any  # nn.Module in eval mode
     weights_hash: str
@@ -47,8 +46,7 @@ class TextEncoder:
     """A built text tower and its identity."""
 
     name: str
-    plugin: Any
-    argument: Optional[str]
+    plugin: Any  # the bound plugin (textclf.plugin_api.TextBackbone)
     spec: Any  # textclf.plugin_api.TextSpec
     tower: Any  # TextTower (nn.Module) in eval mode
     weights_hash: str
@@ -78,9 +76,9 @@ def weights_hash(module) -> str:
 
 
 def image_spec(name: str, pretrained: bool = True):
-    """The spec of an image backbone without building it: ``(plugin, argument, ImageSpec)``."""
-    plugin, argument = get_image_backbone(name)
-    return plugin, argument, plugin.spec(argument, pretrained)
+    """The spec of an image backbone without building it: ``(plugin, ImageSpec)``."""
+    plugin = get_image_backbone(name)
+    return plugin, plugin.spec(pretrained)
 
 
 def build_image_encoder(
@@ -91,10 +89,10 @@ def build_image_encoder(
     key = ("image", name, pretrained, input_size)
     if shared and _SCOPE is not None and key in _SCOPE:
         return _SCOPE[key]
-    plugin, argument, spec = image_spec(name, pretrained)
-    module = _create(plugin, argument, pretrained, name, input_size).eval()
+    plugin, spec = image_spec(name, pretrained)
+    module = _create(plugin, pretrained, name, input_size).eval()
     check_input_size(name, module, input_size or spec.preprocessing.input_size)
-    encoder = ImageEncoder(name, plugin, argument, spec, module, weights_hash(module))
+    encoder = ImageEncoder(name, plugin, spec, module, weights_hash(module))
     if shared and _SCOPE is not None:
         _SCOPE[key] = encoder
     return encoder
@@ -122,21 +120,20 @@ def build_text_encoder(name: str, pretrained: bool = True, *, shared: bool = Fal
     key = ("text", name, pretrained)
     if shared and _SCOPE is not None and key in _SCOPE:
         return _SCOPE[key]
-    plugin, argument = get_text_backbone(name)
-    tower = _create(plugin, argument, pretrained, name).eval()
-    encoder = TextEncoder(
-        name, plugin, argument, plugin.spec(argument, pretrained), tower, weights_hash(tower)
-    )
+    plugin = get_text_backbone(name)
+    tower = _create(plugin, pretrained, name).eval()
+    encoder = TextEncoder(name, plugin, plugin.spec(pretrained), tower, weights_hash(tower))
     if shared and _SCOPE is not None:
         _SCOPE[key] = encoder
     return encoder
 
 
-def _create(plugin, argument, pretrained: bool, name: str, input_size: Optional[int] = None):
+def _create(plugin, pretrained: bool, name: str, input_size: Optional[int] = None):
     try:
+        # A text backbone's create takes no input size; an image backbone's defaults it to None.
         if input_size is not None:
-            return plugin.create(argument, pretrained, input_size)
-        return plugin.create(argument, pretrained)
+            return plugin.create(pretrained, input_size)
+        return plugin.create(pretrained)
     except TextclfError:
         raise
     except OSError as exc:  # no local copy and no network (hub, torchvision downloads)

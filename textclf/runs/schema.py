@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 import pydantic
 from pydantic import ConfigDict, Field
 
-from textclf.data.preprocessing import PreprocessingRecord
+from textclf.datatypes import Preprocessing
 from textclf.files.schema_types import ClassNames
 from textclf.validation import validate
 
@@ -37,7 +37,7 @@ class RunInfo(pydantic.BaseModel):
     format: Literal["textclf-run"]
     format_version: int
     run_id: Optional[str] = None
-    preprocessing: PreprocessingRecord
+    preprocessing: Preprocessing
     image_backbone: BackboneRecord
     text_backbone: BackboneRecord
 

@@ -23,7 +23,7 @@ def preflight(config) -> None:
     from textclf.registry import get_image_backbone, get_text_backbone, registry
 
     config.validate()
-    dataset, argument = registry("datasets").get(config.dataset)
+    dataset = registry("datasets").get(config.dataset)
     get_image_backbone(config.image_backbone)
     get_text_backbone(config.text_backbone)
     if config.head_init == "zero-shot":
@@ -35,7 +35,7 @@ def preflight(config) -> None:
             f"--descriptions '{config.descriptions}' does not exist"
             + (" (it is a folder)" if Path(config.descriptions).is_dir() else "")
         )
-    names = dataset.class_names(argument)
+    names = dataset.class_names()
     if not names:
         return  # an image folder: its classes are known once scanned, at the start of training
     if config.holdout_classes:
