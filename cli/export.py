@@ -273,7 +273,7 @@ def samples(
     json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
 ) -> None:
     """Write sample images."""
-    from textclf.exports.predict import write_samples
+    from textclf.exports.samples import write_samples
 
     out = merge_alias(None, out_alias, "--output", "--out") or output
     paths = write_samples(run_dir, out, n=n, split=split)

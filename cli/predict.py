@@ -9,7 +9,7 @@ import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._options import given_or_default, library_option, merge_alias
-from textclf.exports.request import PredictRequest
+from textclf.serving.request import PredictRequest
 
 HELP = (
     "Top-k classes for images, with an exported ONNX model (ONNX Runtime) or a run dir "
@@ -100,7 +100,7 @@ def command(
         force=force,
     ).check()  # before any image is read or model loaded
     if output is not None:
-        from textclf.exports.prediction_files import check_output
+        from textclf.serving.prediction_files import check_output
 
         check_output(output, force)  # a bad name fails before the model loads
     items = list(images or [])
@@ -114,7 +114,7 @@ def command(
         )
 
     from textclf.cli._progress import starting
-    from textclf.exports.predict import load_predictor, predict_files
+    from textclf.serving.predict import load_predictor, predict_files
 
     starting("loading the model", enabled=not json_out)
     predictor = load_predictor(model, request.provider, head)
@@ -123,7 +123,7 @@ def command(
         results = predict_files(predictor, paths, top_k, reporter=progress, batch_size=batch_size)
     failed = [r for r in results if "error" in r]
     if output is not None:
-        from textclf.exports.prediction_files import write_predictions
+        from textclf.serving.prediction_files import write_predictions
 
         write_predictions(output, results)
     if json_out:

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from textclf.exports.feeding import feeds
 from textclf.runtime.progress import NULL, Reporter
+from textclf.serving.feeding import feeds
 
 
 def _bench_images(run, dataset=None, n: int = 64) -> tuple[np.ndarray, str]:
@@ -150,7 +150,7 @@ def compare_throughput(
     """
     import torch
 
-    from textclf.exports.onnx_metadata import read_metadata
+    from textclf.serving.model_file import read_metadata
 
     metas = {name: read_metadata(path) for name, (path, _) in models.items()}
     if len({m["input"]["dtype"] for m in metas.values()}) != 1:

@@ -23,7 +23,8 @@ VOCABULARY_OUTPUTS = ("text_logits", "text_probabilities", "ensemble_probabiliti
 def _replace_initializers(model, head) -> None:
     from onnx import numpy_helper
 
-    from textclf.exports.onnx_graph import META_PREFIX, TEXT_HEAD_INITIALIZERS
+    from textclf.exports.onnx_graph import TEXT_HEAD_INITIALIZERS
+    from textclf.serving.model_file import META_PREFIX
 
     values = {
         META_PREFIX + name: getattr(head, name).detach().cpu().numpy().astype(np.float32)
@@ -77,7 +78,7 @@ def check_text_head(run, session, meta: dict, *, atol: float, check_images: int)
     """
     import torch
 
-    from textclf.exports.feeding import session_outputs
+    from textclf.serving.feeding import session_outputs
 
     images, source = _test_images(run, check_images)
     got = session_outputs(
@@ -112,12 +113,11 @@ def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images:
         apply_metadata,
         check_model_file,
         check_output_files,
-        read_metadata,
-        sidecar_path,
         text_head_metadata,
     )
     from textclf.files.atomic import atomic_path, write_json
     from textclf.runtime.onnx_sessions import create_session
+    from textclf.serving.model_file import read_metadata, sidecar_path
 
     check_output_files(out)
     model = onnx.load(str(model_path))
@@ -165,9 +165,10 @@ def add_classes_onnx(
     the output shapes and the metadata follow, and the new file is written atomically only after
     its text logits match the extended run's in PyTorch on the run's test images (``atol``).
     """
-    from textclf.exports.onnx_metadata import check_output_files, read_metadata
+    from textclf.exports.onnx_metadata import check_output_files
     from textclf.runs.classes import extended
     from textclf.runs.run import open_run
+    from textclf.serving.model_file import read_metadata
 
     model_path = Path(model_path)
     out = Path(out) if out else model_path

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.errors import TextclfError
-from textclf.exports.onnx_graph import check_options, export_model, input_spec
+from textclf.exports.onnx_graph import check_options, export_model
 from textclf.exports.onnx_metadata import (
     apply_metadata,
     build_metadata,
     check_model_file,
     check_output_files,
-    sidecar_path,
 )
 from textclf.exports.request import ExportRequest, default_atol  # noqa: F401 (re-exported)
+from textclf.serving.model_file import input_spec, sidecar_path
 
 
 def _sha256(path) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 
 from textclf.errors import TextclfError
+from textclf.serving.model_file import META_PREFIX, input_spec
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear, Softmax on the last axis
@@ -28,7 +29,6 @@ PRECISIONS = ("fp32", "fp16", "int8")
 # The text head's constants, one initializer each under a fixed name: `textclf classes add` rewrites
 # them.
 TEXT_HEAD_INITIALIZERS = ("class_text_embeddings_t", "class_text_bias", "classifier_to_vocabulary")
-META_PREFIX = "textclf."
 
 
 def _export_module_class():
@@ -131,30 +131,6 @@ def _sizes_input(g, output_size):
     # 7: INT64
     parts = [g.op("Reshape", g.op("Cast", v, to_i=7), one) for v in sh._unpack_list(output_size)]
     return g.op("Concat", *parts, axis_i=0)
-
-
-def input_spec(prep, with_preprocessing: bool) -> dict:
-    """What the graph's input is (stored in the metadata)."""
-    size = prep.input_size
-    if with_preprocessing:
-        return {
-            "name": "images",
-            "dtype": "uint8",
-            "layout": "NHWC",
-            "shape": ["batch", "height", "width", 3],
-            "channels": "RGB",
-            "description": "RGB images of any size, 0-255; resized and normalised in the graph",
-        }
-    return {
-        "name": "pixel_values",
-        "dtype": "float32",
-        "layout": "NCHW",
-        "shape": ["batch", 3, size, size],
-        "channels": "RGB",
-        "description": f"RGB / 255, {prep.interpolation} antialiased resize ({prep.resize}) to "
-        f"{size}, "
-        "then (x - mean) / std",
-    }
 
 
 def check_options(opset: int, with_preprocessing: bool, precision: str, prep=None) -> None:

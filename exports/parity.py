@@ -58,7 +58,7 @@ def pytorch_outputs(
 
     from textclf.data.decode import draft_size
     from textclf.data.preprocessing import preprocess_images, preprocess_module
-    from textclf.exports.feeding import batches
+    from textclf.serving.feeding import batches
 
     module = preprocess_module(prep)
     logits, text = [], []
@@ -84,7 +84,7 @@ def onnx_outputs(
     """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split`` (one
     run per batch)."""
     from textclf.data.decode import draft_size
-    from textclf.exports.feeding import batches, session_outputs
+    from textclf.serving.feeding import batches, session_outputs
 
     logits, text = [], []
     for _, images in batches(split, indices, BATCH, draft_size(prep)):

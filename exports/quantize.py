@@ -288,7 +288,7 @@ def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathL
 def feeds_from_split(split, indices, input_meta: dict, prep, batch: int = 32) -> list[dict]:
     """Input feeds for ``indices`` of a split, in batches, for calibration or evaluation."""
     from textclf.data.decode import draft_size
-    from textclf.exports.feeding import batches, feeds
+    from textclf.serving.feeding import batches, feeds
 
     return [
         feed

@@ -2,11 +2,11 @@
 units.
 
 The import graph is read from the source (every ``import`` and ``from ... import``, also those
-inside
-functions: a lazy import is still a dependency). Layers, from the top: cli -> the Python API ->
-ablation -> evaluation -> exports -> training -> runs -> descriptions, models, data -> runtime ->
-the base (:data:`BASE`: registry, plugin_api, config, datatypes, files, errors, ...). A package may
-import only packages below it, and the base imports nothing of textclf outside itself.
+inside functions: a lazy import is still a dependency). Layers, from the top: cli -> the Python
+API -> ablation -> evaluation -> exports -> serving, training -> runs -> descriptions, models,
+data -> runtime -> the base (:data:`BASE`: registry, plugin_api, config, datatypes, files,
+errors, ...). A package may import only packages below it, and the base imports nothing of
+textclf outside itself.
 """
 
 from __future__ import annotations
@@ -28,8 +28,18 @@ FORBIDDEN = {
     "training": {"evaluation", "exports", "ablation", "api", "predictions", "cli"},
     "exports": {"evaluation", "ablation", "training", "api", "predictions", "cli"},
     "evaluation": {"ablation", "training", "api", "predictions", "cli"},
-    "runs": {"training", "evaluation", "exports", "ablation", "api", "predictions", "cli"},
+    "runs": {
+        "training",
+        "evaluation",
+        "exports",
+        "serving",
+        "ablation",
+        "api",
+        "predictions",
+        "cli",
+    },
     "models": {
+        "serving",
         "training",
         "evaluation",
         "exports",
@@ -41,6 +51,7 @@ FORBIDDEN = {
         "cli",
     },
     "data": {
+        "serving",
         "training",
         "evaluation",
         "exports",
@@ -53,6 +64,7 @@ FORBIDDEN = {
         "cli",
     },
     "descriptions": {
+        "serving",
         "training",
         "evaluation",
         "exports",
@@ -64,6 +76,8 @@ FORBIDDEN = {
         "cli",
     },
     "ablation": {"api", "predictions", "cli"},
+    # Serving runs an export or a run dir; it never trains, evaluates or exports.
+    "serving": {"training", "evaluation", "exports", "ablation", "api", "predictions", "cli"},
     "files": {
         "training",
         "evaluation",

@@ -16,8 +16,8 @@ from textclf.config import TrainConfig
 from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
 from textclf.descriptions.request import DescribeRequest
 from textclf.evaluation.request import EvalRequest
-from textclf.exports.request import PredictRequest
 from textclf.runs.run import TrainedRun
+from textclf.serving.request import PredictRequest
 
 
 @dataclass(repr=False)
@@ -49,8 +49,8 @@ class Run(TrainedRun):
         :class:`~textclf.predictions.Predictions`.
         """
         from textclf.data.decode import draft_size
-        from textclf.exports.predict import choose_head, run_predictor
         from textclf.predictions import Predictions, load_inputs
+        from textclf.serving.predict import choose_head, run_predictor
 
         names, arrays = load_inputs(images, draft_size(self.preprocessing))
         predictor = run_predictor(self, choose_head(head, self.open_set))

@@ -35,8 +35,9 @@ from textclf.config import CHOICES, PRESETS, TrainConfig
 from textclf.data import cache_admin
 from textclf.descriptions.request import DescribeRequest
 from textclf.evaluation.request import EvalRequest
-from textclf.exports.request import ExportRequest, PredictRequest, SamplesRequest
+from textclf.exports.request import ExportRequest, SamplesRequest
 from textclf.registry import GROUPS
+from textclf.serving.request import PredictRequest
 from textclf.training.tracking import TRACKERS
 
 
@@ -323,7 +324,8 @@ def _library_functions():
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
     from textclf.evaluation.metrics import evaluate_run
     from textclf.evaluation.onnx_eval import evaluate_onnx, onnx_split_outputs
-    from textclf.exports.predict import load_predictor, predict_files, write_samples
+    from textclf.exports.samples import write_samples
+    from textclf.serving.predict import load_predictor, predict_files
 
     rows = [
         (Run.evaluate, "device", EvalRequest, "device"),

@@ -117,8 +117,8 @@ def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(
     import onnx
     import onnxruntime as ort
 
-    from textclf.exports.predict import load_predictor, predict_files, read_image
     from textclf.runs.run import open_run
+    from textclf.serving.predict import load_predictor, predict_files, read_image
 
     paths = _folder(tmp_path, _images(1))
     target = 1  # a 13 x 20 image among other sizes

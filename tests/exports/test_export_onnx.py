@@ -71,8 +71,8 @@ def _pytorch_probs(run_dir: Path, images_hwc: list[np.ndarray]) -> np.ndarray:
 
 
 def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
-    from textclf.exports.onnx_metadata import read_metadata
     from textclf.runs.run import open_run
+    from textclf.serving.model_file import read_metadata
 
     out = tmp_path / "tiny.onnx"
     report = _export_json(tiny_run, "--out", out)
@@ -125,7 +125,7 @@ def test_export_tiny_fp32_passes_checker_and_parity(tiny_run, tmp_path):
 
 def test_metadata_round_trips_through_model_sidecar_and_ort(tiny_run, tmp_path):
     from textclf import __version__
-    from textclf.exports.onnx_metadata import read_metadata, sidecar_path
+    from textclf.serving.model_file import read_metadata, sidecar_path
 
     (tiny_run / "metrics.json").write_text(
         json.dumps({"format": "textclf-metrics", "accuracy": 0.8125})

@@ -78,7 +78,7 @@ def test_samples_are_pngs_one_class_after_another(exported):
 
 @pytest.mark.parametrize("model", ["float", "uint8", "run"])
 def test_predict_top_k_json_matches_pytorch(exported, model):
-    from textclf.exports.predict import load_run_predictor, read_image
+    from textclf.serving.predict import load_run_predictor, read_image
 
     out = _predict_json(exported[model], *exported["images"], "--top-k", "2")
     assert out["classes"] == CLASSES and out["kind"] == ("run" if model == "run" else "onnx")

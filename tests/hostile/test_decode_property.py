@@ -101,7 +101,7 @@ def test_every_mode_and_depth_decodes_to_the_documented_pixels(mode, size, seed,
 
 
 def test_old_decoder_read_a_16_bit_png_as_white(tmp_path):
-    from textclf.exports.predict import read_image
+    from textclf.serving.predict import read_image
 
     ramp = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1024).astype(np.uint16)  # 0 .. 64512
     Image.fromarray(ramp).save(tmp_path / "deep.png")
@@ -215,7 +215,7 @@ def _marked(h: int = 48, w: int = 80) -> np.ndarray:
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_old_decoder_ignored_exif_orientation_in_training_and_predict(tmp_path, orientation):
     from textclf.data import load_dataset
-    from textclf.exports.predict import read_image
+    from textclf.serving.predict import read_image
 
     upright = _marked()
     for split in ("train", "test"):

@@ -43,9 +43,9 @@ def onnx_split_outputs(
     from textclf.data import load_dataset
     from textclf.data.decode import draft_size
     from textclf.data.preprocessing import Preprocessing
-    from textclf.exports.feeding import batches, session_outputs
-    from textclf.exports.predict import load_onnx_predictor
     from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
+    from textclf.serving.feeding import batches, session_outputs
+    from textclf.serving.predict import load_onnx_predictor
 
     predictor = load_onnx_predictor(model_path, provider, "classifier")
     meta = predictor.meta

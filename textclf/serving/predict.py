@@ -5,9 +5,7 @@ ONNX file from elsewhere is refused with a one-line error, because without the r
 preprocessing its outputs would be meaningless. A model that resizes and normalises in its
 graph (``--with-preprocessing``) gets the decoded uint8 images as they are (grouped by size);
 a float-input model gets them preprocessed by the run's own preprocessing, each image on its own,
-as in training (:mod:`textclf.exports.feeding`).
-
-Also here: :func:`write_samples` (a few test images as PNG files, for demos).
+as in training (:mod:`textclf.serving.feeding`).
 """
 
 from __future__ import annotations
@@ -20,13 +18,8 @@ from typing import Optional
 import numpy as np
 
 from textclf.errors import TextclfError, option
-from textclf.exports.request import (
-    HEADS,
-    PredictRequest,
-    SamplesRequest,
-    check_predict_options,
-)
 from textclf.runtime.progress import NULL, Reporter
+from textclf.serving.request import HEADS, PredictRequest, check_predict_options
 
 BATCH = PredictRequest.batch_size
 
@@ -76,7 +69,7 @@ class Predictor:
 
         output = HEAD_OUTPUTS[self.head]
         if self.kind == "onnx":
-            from textclf.exports.feeding import run_session
+            from textclf.serving.feeding import run_session
 
             return np.concatenate(
                 [run_session(self.session, self.input, chunk, prep, output) for chunk in chunks]
@@ -114,8 +107,8 @@ def load_onnx_predictor(
     model_path, provider: str = PredictRequest.provider, head: Optional[str] = None
 ) -> Predictor:
     """An exported ``.onnx`` file with textclf metadata, on ``provider``."""
-    from textclf.exports.onnx_metadata import decode_metadata
     from textclf.runtime.onnx_sessions import create_session
+    from textclf.serving.model_file import decode_metadata
 
     path = Path(model_path)
     if not path.is_file():
@@ -125,7 +118,7 @@ def load_onnx_predictor(
     info = create_session(str(path), provider)
     props = info.session.get_modelmeta().custom_metadata_map
     meta = decode_metadata(dict(props), f"'{model_path}'")
-    from textclf.exports.onnx_metadata import check_against_graph
+    from textclf.serving.model_file import check_against_graph
 
     check_against_graph(meta, info.session, f"'{model_path}'")
     vocabulary = list(meta.get("vocabulary") or meta["class_names"])
@@ -240,56 +233,3 @@ def predict_files(
         reporter.advance("predict", len(paths[start : start + batch_size]))
     reporter.done("predict")
     return results
-
-
-def write_samples(
-    run_dir,
-    out_dir=SamplesRequest.output,
-    n: int = SamplesRequest.n,
-    split: str = SamplesRequest.split,
-    dataset: Optional[str] = None,
-) -> list[Path]:
-    """Write ``n`` images of a run's dataset split as PNG files ``NNN_<class>.png`` (one class after
-    another).
-
-    For demos and smoke tests of ``textclf predict``: the images are written at their stored
-    size (8x8 for digits), each file atomically.
-    """
-    from PIL.PngImagePlugin import PngInfo
-
-    from textclf import __version__
-    from textclf.exports.parity import load_run_dataset
-    from textclf.files.atomic import atomic_path
-    from textclf.files.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
-    from textclf.files.paths import safe_name
-    from textclf.runs.datasets import load_eval_dataset
-    from textclf.runs.run import open_run
-
-    if n < 1:
-        raise TextclfError(f"-n must be >= 1, got {n}")
-    run = open_run(run_dir)
-    ds = load_eval_dataset(run, dataset) if dataset else load_run_dataset(run, "writing samples")
-    data = ds.split(split)
-    if not len(data):
-        raise TextclfError(f"the {split} split of '{ds.name}' is empty")
-    # Round-robin over classes, so a handful of files shows several classes.
-    by_class = [list(np.flatnonzero(data.labels == c)) for c in range(len(ds.class_names))]
-    order: list[int] = []
-    while len(order) < min(n, len(data)):
-        for idx in by_class:
-            if idx and len(order) < n:
-                order.append(int(idx.pop(0)))
-    out = Path(out_dir)
-    targets = [
-        out / f"{k:03d}_{safe_name(ds.class_names[int(data.labels[i])], 'class')}.png"
-        for k, i in enumerate(order)
-    ]
-    for target in targets:  # all checked before the first is written
-        refuse_foreign_file(target, is_textclf_png, "choose another --output folder")
-    out.mkdir(parents=True, exist_ok=True)
-    tag = PngInfo()
-    tag.add_text("Software", f"{PNG_SOFTWARE} {__version__}")
-    for target, i in zip(targets, order):
-        with atomic_path(target, fsync=False) as tmp:
-            data.pil(i).save(tmp, format="PNG", pnginfo=tag)
-    return targets
