@@ -65,10 +65,10 @@ def throughput(size: int, rounds: int, seconds: float) -> dict:
     import torch
 
     from textclf.data import Split
-    from textclf.data.backbone_graph import INPUT, backbone_graph
     from textclf.data.extract_runtime import TorchRunner, plan, runner
     from textclf.data.extraction import extract_features
     from textclf.models.encoders import build_image_encoder
+    from textclf.runtime.backbone_graph import INPUT, backbone_graph
 
     cpu = torch.device("cpu")
     encoder = build_image_encoder(BACKBONE, True, input_size=size)

@@ -202,7 +202,7 @@ def export_model(
     from textclf.models.serving import OUTPUT_NAMES
 
     axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
-    from textclf.data.backbone_graph import trace_onnx
+    from textclf.runtime.backbone_graph import trace_onnx
 
     try:
         graph = trace_onnx(module, example, [in_name], list(OUTPUT_NAMES), axes, opset)

@@ -133,7 +133,12 @@ def test_float32_torch_keys_are_those_of_older_caches():
 
 
 def test_a_damaged_graph_is_rebuilt_not_run(private_cache):
-    from textclf.data.backbone_graph import backbone_graph, graph_key_parts, graph_paths, read_graph
+    from textclf.runtime.backbone_graph import (
+        backbone_graph,
+        graph_key_parts,
+        graph_paths,
+        read_graph,
+    )
 
     encoder, prep = _tiny()
     first = backbone_graph(encoder, prep)

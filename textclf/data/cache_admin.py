@@ -141,7 +141,7 @@ def _judge(entry: CacheEntry, folder: Path, verify: bool, info) -> None:
             f"array has {data.stat().st_size} bytes, sidecar says {size}",
         )
     elif verify:
-        from textclf.data.feature_cache import file_checksum
+        from textclf.files.checksums import file_checksum
 
         if file_checksum(data) != checksum:
             entry.status, entry.problem = "damaged", "checksum differs from the sidecar"

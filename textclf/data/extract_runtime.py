@@ -3,7 +3,7 @@
 ``extract_runtime`` (a :class:`~textclf.config.TrainConfig` field, ``--extract-runtime``):
 
 - ``onnxruntime``: the backbone alone exported to a cached ONNX graph
-  (:mod:`textclf.data.backbone_graph`) and run by ONNX Runtime: the CPU provider on the CPU, the
+  (:mod:`textclf.runtime.backbone_graph`) and run by ONNX Runtime: the CPU provider on the CPU, the
   CUDA provider on a GPU (inputs and outputs bound on the device). About 3x PyTorch eager's
   throughput on a 2-core CPU (docs/feature-extraction.md). Impossible here (onnxruntime missing,
   a backbone that does not export or whose graph differs from PyTorch, no CUDA provider on a GPU)
@@ -57,7 +57,7 @@ def key_part(runtime: str) -> Optional[dict]:
         return None
     if runtime == "torch-cuda":
         return {"runtime": "torch-cuda", "precision": "bf16-autocast"}
-    from textclf.data.backbone_graph import GRAPH_VERSION, OPSET
+    from textclf.runtime.backbone_graph import GRAPH_VERSION, OPSET
 
     return {"runtime": runtime, "precision": "fp32", "opset": OPSET, "graph_version": GRAPH_VERSION}
 
@@ -116,7 +116,7 @@ _SESSIONS: dict = {}
 
 def graph_session(encoder, prep, kind: str, threads: Optional[int]):
     """The backbone's ONNX graph session on ``kind`` (memoised per graph, provider and threads)."""
-    from textclf.data.backbone_graph import (
+    from textclf.runtime.backbone_graph import (
         GraphUnavailable,
         backbone_graph,
         graph_key,
@@ -192,7 +192,7 @@ class OnnxRunner:
 
     def __call__(self, x) -> np.ndarray:
         """(N, dim) float32 features of a batch."""
-        from textclf.data.backbone_graph import INPUT, OUTPUT
+        from textclf.runtime.backbone_graph import INPUT, OUTPUT
 
         if x.device.type != "cpu":
             return self.bound(x)
@@ -205,7 +205,7 @@ class OnnxRunner:
         too)."""
         import torch
 
-        from textclf.data.backbone_graph import INPUT, OUTPUT
+        from textclf.runtime.backbone_graph import INPUT, OUTPUT
 
         x = x.contiguous().float()
         out = torch.empty((x.shape[0], self.dim), dtype=torch.float32, device=x.device)

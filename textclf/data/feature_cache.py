@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from textclf.files.atomic import atomic_path, write_json
+from textclf.files.checksums import file_checksum
 
 FEATURE_VERSION = (
     2  # bump when extraction changes in a way that alters features (2: each image resized alone)
@@ -56,15 +57,6 @@ def sidecar_is_ours(key: str, info) -> bool:
         return any(cache_key(info["key_parts"], v) == key for v in versions)
     except (TypeError, ValueError):
         return False
-
-
-def file_checksum(path: Path) -> str:
-    """blake2b of a file, streamed."""
-    h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _valid_sidecar(info) -> bool:

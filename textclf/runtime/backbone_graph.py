@@ -82,7 +82,7 @@ def graph_key(parts: dict) -> str:
 def read_graph(parts: dict) -> Optional[Path]:
     """The cached graph for ``parts`` when it is whole and textclf's, else None (missing or
     damaged)."""
-    from textclf.data.feature_cache import file_checksum
+    from textclf.files.checksums import file_checksum
 
     path, meta, _ = graph_paths(parts)
     try:
@@ -234,8 +234,8 @@ def _write(parts: dict, data: bytes) -> None:
     import time
 
     from textclf import __version__
-    from textclf.data.feature_cache import file_checksum
     from textclf.files.atomic import atomic_path, write_json
+    from textclf.files.checksums import file_checksum
 
     path, meta, _ = graph_paths(parts)
     with atomic_path(path) as tmp:
