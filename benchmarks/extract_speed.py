@@ -64,9 +64,9 @@ def throughput(size: int, rounds: int, seconds: float) -> dict:
     import numpy as np
     import torch
 
-    from textclf.data import Split
     from textclf.data.extract_runtime import TorchRunner, plan, runner
     from textclf.data.extraction import extract_features
+    from textclf.datatypes import Split
     from textclf.models.encoders import build_image_encoder
     from textclf.runtime.backbone_graph import INPUT, backbone_graph
 
@@ -198,7 +198,7 @@ def decoding(args, extract: dict) -> dict:
     """Decode throughput per dataset against the extraction throughput at each size."""
     import numpy as np
 
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
 
     out: dict = {}
     for name in ("digits", "fashion-mnist"):

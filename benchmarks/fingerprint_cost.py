@@ -46,7 +46,7 @@ def _stat_fingerprint(paths) -> str:
 
 
 def main() -> None:
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
 
     with tempfile.TemporaryDirectory(prefix="textclf-fp-") as tmp:
         root = Path(tmp) / "folder"

@@ -86,8 +86,8 @@ def linear_probe(pair: list[str], base: dict, seed: int) -> float:
     from sklearn.linear_model import RidgeCV
 
     from textclf.config import build_config
-    from textclf.data import load_dataset
     from textclf.data.features import cached_features
+    from textclf.data.loading import load_dataset
     from textclf.models.encoders import build_image_encoder, build_text_encoder
     from textclf.models.text_tower import class_text_mean, encode_per_class
     from textclf.training.class_text import run_descriptions

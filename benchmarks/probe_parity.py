@@ -32,8 +32,8 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from textclf.data import load_dataset
     from textclf.data.features import cached_features
+    from textclf.data.loading import load_dataset
     from textclf.evaluation.outputs import split_outputs
     from textclf.models.encoders import build_image_encoder
     from textclf.runs.run import open_run

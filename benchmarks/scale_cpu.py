@@ -110,9 +110,9 @@ def _child_prefill(n: int) -> None:
     import numpy as np
 
     from textclf.config import build_config
-    from textclf.data import load_dataset
     from textclf.data.feature_cache import FeatureCache, cache_key
     from textclf.data.features import feature_key
+    from textclf.data.loading import load_dataset
     from textclf.files.paths import cache_root
     from textclf.models.encoders import build_image_encoder
 
@@ -297,10 +297,9 @@ def decoding(tmp: Path, n_images: int = 384, rounds: int = 3) -> dict:
     import torch
     from PIL import Image
 
-    from textclf.data import Split
     from textclf.data.pipeline import image_batches, image_loader, resolve_workers, row_batches
     from textclf.data.preprocessing import Preprocessing
-    from textclf.datatypes import IMAGENET_MEAN, IMAGENET_STD
+    from textclf.datatypes import IMAGENET_MEAN, IMAGENET_STD, Split
 
     folder = tmp / "images"
     folder.mkdir()

@@ -28,7 +28,7 @@ def naive_run(config, epochs: int) -> float:
     """The notebook-style loop; returns wall seconds."""
     import torch
 
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
     from textclf.data.preprocessing import preprocess_images
     from textclf.models.classifier import build_model
     from textclf.models.encoders import build_image_encoder, build_text_encoder

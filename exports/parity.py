@@ -43,7 +43,7 @@ def pick_indices(
         return np.arange(n)
     if labels is None:
         return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
-    from textclf.data import stratified_indices
+    from textclf.data.datasets import stratified_indices
 
     keep, _ = stratified_indices(labels, limit / n, seed)
     return keep[:limit]

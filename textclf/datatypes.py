@@ -23,16 +23,17 @@ import math
 import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
-import numpy as np
 import pydantic
 from pydantic import ConfigDict, Field, Strict
 
 from textclf.errors import TextclfError
-from textclf.files.image_decoder import decode_image
 from textclf.splits import check_split
 from textclf.validation import problem, validate
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # ---- datasets -----------------------------------------------------------------------------------
 
@@ -66,6 +67,8 @@ class Split:
         (:func:`textclf.files.image_decoder.decode_image`); a model's paths pass
         :func:`textclf.files.image_decoder.draft_size` of its preprocessing.
         """
+        import numpy as np  # numpy on first use: the CLI reads these types without loading it
+
         idx = np.asarray(indices, dtype=np.int64)
         if self.images is not None:
             return np.ascontiguousarray(self.images[idx])
@@ -74,6 +77,8 @@ class Split:
     def _decode(self, index: int, draft_size: Optional[int]) -> np.ndarray:
         """File ``index`` through the one decoder; an unreadable file is a one-line error naming
         it."""
+        from textclf.files.image_decoder import decode_image  # numpy and Pillow on first use
+
         try:
             return decode_image(self.paths[index], draft_size)
         except TextclfError as exc:
@@ -81,6 +86,8 @@ class Split:
 
     def subset(self, indices: Sequence[int]) -> Split:
         """A new split with only ``indices`` (order kept)."""
+        import numpy as np
+
         idx = np.asarray(indices, dtype=np.int64)
         return Split(
             labels=self.labels[idx],
@@ -92,6 +99,8 @@ class Split:
         """A content hash of the images (pixels, or file bytes) and labels (a feature-cache key
         part)."""
         if self._fingerprint is None:
+            import numpy as np
+
             h = hashlib.blake2b(digest_size=16)
             h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
             if self.images is not None:

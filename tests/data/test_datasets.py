@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textclf.data import Dataset, Split, load_dataset, stratified_indices
+from textclf.data.datasets import stratified_indices
+from textclf.data.loading import load_dataset
+from textclf.datatypes import Dataset, Split
 from textclf.errors import TextclfError
 from textclf.plugins.datasets import cifar10, fashion_mnist
 

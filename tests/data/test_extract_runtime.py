@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from textclf.data import load_dataset
 from textclf.data.extract_runtime import OnnxRunner, plan, runner
 from textclf.data.extraction import extract_features
 from textclf.data.features import feature_key, feature_table
+from textclf.data.loading import load_dataset
 from textclf.errors import TextclfError
 from textclf.models.encoders import build_image_encoder
 

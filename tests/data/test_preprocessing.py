@@ -52,8 +52,8 @@ def test_an_image_gives_the_same_input_alone_and_among_other_sizes():
 def test_training_reads_a_folder_of_mixed_sizes_image_by_image(tmp_path):
     """Feature extraction and streaming training batch files of many sizes: each keeps its own
     input."""
-    from textclf.data import Split
     from textclf.data.extraction import iter_inputs
+    from textclf.datatypes import Split
 
     images = _images(2)
     paths = _folder(tmp_path, images)

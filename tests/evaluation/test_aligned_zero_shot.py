@@ -80,7 +80,7 @@ def test_zero_shot_logits_are_the_scaled_cosine_to_the_mean_of_normalised_descri
     logit scale."""
     import torch.nn.functional as F
 
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
     from textclf.data.preprocessing import preprocess_images
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
     from textclf.models.encoders import build_image_encoder, build_text_encoder

@@ -214,7 +214,7 @@ def _marked(h: int = 48, w: int = 80) -> np.ndarray:
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_old_decoder_ignored_exif_orientation_in_training_and_predict(tmp_path, orientation):
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
     from textclf.serving.predict import read_image
 
     upright = _marked()

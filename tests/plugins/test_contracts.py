@@ -91,7 +91,7 @@ def _image_folder(root: Path) -> Path:
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_dataset_contract(name, tmp_path, monkeypatch):
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
 
     argument = None
     if name == "imagefolder":

@@ -107,7 +107,7 @@ def test_the_pages_plugins_are_listed_train_evaluate_and_load(installed):
     encoder = run.image_encoder()  # rebuilt through the plugin, checked against the run's hash
     assert encoder.spec.dim == 512 and run.run_info["image_backbone"]["name"] == "squeezenet"
 
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
 
     ds = load_dataset("stripes-at:48")
     assert ds.train.read([0]).shape == (1, 48, 48, 3) and ds.class_names == [

@@ -154,7 +154,7 @@ def test_an_old_style_family_warns_naming_itself_and_what_to_change(old_style):
 
 
 def test_old_style_datasets_and_describers_still_resolve(old_style):
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
     from textclf.descriptions.describers import dataset_class_names, make_describer
 
     with pytest.warns(DeprecationWarning, match="dataset plugin 'old-blobs'"):

@@ -13,7 +13,7 @@ import pytest
 from plugin_dist import write_dist
 
 from textclf import registry as reg
-from textclf.data import load_dataset
+from textclf.data.loading import load_dataset
 from textclf.errors import TextclfError
 from textclf.plugin_api import PromptTemplate
 from textclf.plugins.backbones.hf_text import HFTextBackbone

@@ -215,9 +215,9 @@ def test_float16_overflow_is_a_clear_error():
 
 
 def test_workers_decode_files_into_the_same_inputs_as_the_main_process(tmp_path):
-    from textclf.data import Split
     from textclf.data.pipeline import image_batches, resolve_workers
     from textclf.data.preprocessing import Preprocessing, preprocess_images
+    from textclf.datatypes import Split
 
     rng = np.random.default_rng(0)
     images = [

@@ -85,7 +85,7 @@ def test_a_held_out_class_added_by_description_is_recognised_from_the_run_and_fr
     assert report["parity"]["passed"] and report["parity"]["max_abs_text_logit_diff"] <= 1e-4
     assert report["vocabulary"][-1] == "Trouser"
 
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
 
     ds = load_dataset("fashion-mnist", max_test=600)
     rows = np.flatnonzero(ds.test.labels == ds.class_names.index("Trouser"))

@@ -10,9 +10,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from textclf.data import Split
 from textclf.data.extraction import extract_features
 from textclf.data.preprocessing import Preprocessing
+from textclf.datatypes import Split
 from textclf.files.paths import cache_root
 from textclf.runtime.progress import NULL, Reporter
 

@@ -19,7 +19,7 @@ def dataset_class_names(dataset: str) -> list[str]:
     names = registry("datasets").get(dataset).class_names()
     if names:
         return list(names)
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
 
     return list(load_dataset(dataset).class_names)
 

@@ -40,8 +40,8 @@ def onnx_split_outputs(
     model's own input path: raw uint8 for in-graph preprocessing, else the training preprocessing
     its metadata records.
     """
-    from textclf.data import load_dataset
     from textclf.data.decode import draft_size
+    from textclf.data.loading import load_dataset
     from textclf.data.preprocessing import Preprocessing
     from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
     from textclf.serving.feeding import batches, session_outputs

@@ -14,7 +14,7 @@ from textclf.errors import TextclfError
 def load_eval_dataset(run, dataset: Optional[str] = None):
     """The dataset to evaluate a run on: every trained class in it, and every class of it known
     to the run."""
-    from textclf.data import load_dataset
+    from textclf.data.loading import load_dataset
 
     cfg = run.config
     name = dataset or cfg.dataset

@@ -82,7 +82,8 @@ class TrainingRecipe:
         return self
 
     def _setup_data(self) -> None:
-        from textclf.data import check_trainable, load_dataset
+        from textclf.data.datasets import check_trainable
+        from textclf.data.loading import load_dataset
         from textclf.models.encoders import build_image_encoder
         from textclf.training.class_text import run_descriptions
         from textclf.training.data import TrainData, split_indices
