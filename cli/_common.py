@@ -17,6 +17,9 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from textclf.errors import EXIT_INTERRUPTED
+from textclf.failures import explain
+
 
 def status_shown() -> None:
     """A transient status line is on the terminal (``textclf.cli._progress.starting``)."""
@@ -80,8 +83,6 @@ def report_failure(exc: BaseException) -> int:
     """Print the one error line for ``exc`` (and, with --debug, its traceback); return the exit
     code."""
     from rich.markup import escape
-
-    from textclf.failures import explain
 
     try:
         code, line = explain(exc)
@@ -150,7 +151,6 @@ def handle_errors(fn: Callable) -> Callable:
             raise typer.Exit(report_failure(exc)) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
-            from textclf.errors import EXIT_INTERRUPTED
 
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:

@@ -15,20 +15,20 @@ from collections.abc import Iterator
 
 import typer
 
+from textclf.cli._progress import set_verbosity
+from textclf.errors import PeerError, TextclfError
+from textclf.runtime import distributed
+
 
 @contextlib.contextmanager
 def rank_output() -> Iterator[None]:
     """Within the block, the output rules of a rank: quiet unless rank 0, errors said once."""
-    from textclf.errors import PeerError, TextclfError
-    from textclf.runtime import distributed
 
     if not distributed.launched():
         yield
         return
     rank = os.environ.get("RANK", "0")
     if rank != "0":
-        from textclf.cli._progress import set_verbosity
-
         set_verbosity(quiet=True)
     try:
         yield

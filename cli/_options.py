@@ -21,6 +21,8 @@ from typing import Any, Optional
 import typer
 
 from textclf.cli._help import choice_parts, default_note
+from textclf.config import CHOICES, PRESETS, TrainConfig
+from textclf.errors import TextclfError
 
 
 def _field(source, name: str) -> dataclasses.Field:
@@ -96,7 +98,6 @@ def _shown(value) -> str:
 
 def preset_value(name: str):
     """The ``default`` preset's value of a :class:`~textclf.config.TrainConfig` field."""
-    from textclf.config import PRESETS, TrainConfig
 
     if name in PRESETS["default"]:
         return PRESETS["default"][name]
@@ -106,7 +107,6 @@ def preset_value(name: str):
 def choice_values(name: str) -> tuple[str, ...]:
     """The library's choices of a training setting (``preset``, or a key of
     :data:`textclf.config.CHOICES`)."""
-    from textclf.config import CHOICES, PRESETS
 
     return tuple(PRESETS) if name == "preset" else tuple(CHOICES[name])
 
@@ -143,7 +143,5 @@ def merge_alias(value, old_value, name: str, old_name: str):
     if old_value is None:
         return value
     if value is not None and value != old_value:
-        from textclf.errors import TextclfError
-
         raise TextclfError(f"{old_name} is the old spelling of {name}; give only one of them")
     return old_value

@@ -9,10 +9,13 @@ from typing import Optional
 import typer
 
 from textclf.ablation.cells import CONTROLS
-from textclf.ablation.request import GridRequest
+from textclf.ablation.request import GridRequest, plan_grid
 from textclf.cli._common import console, handle_errors, print_json
+from textclf.cli._distributed import rank_output
 from textclf.cli._help import default_note
 from textclf.cli._options import choices, library_option, merge_alias, preset_note
+from textclf.cli._progress import reporter, starting
+from textclf.runtime.distributed import session
 
 HELP = (
     "Run a grid of train+eval cells over several seeds and compare each to the no-text control "
@@ -143,7 +146,6 @@ def command(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run an ablation grid."""
-    from textclf.ablation.request import plan_grid
 
     request = GridRequest(
         paper=paper,
@@ -182,9 +184,6 @@ def command(
     plan = plan_grid(request)
 
     from textclf.ablation.grid import run_grid
-    from textclf.cli._distributed import rank_output
-    from textclf.cli._progress import reporter, starting
-    from textclf.runtime.distributed import session
 
     starting(enabled=not json_out)
     # under torchrun every rank takes cells; rank 0 writes the summary

@@ -12,6 +12,10 @@ from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._help import TextclfTyper
 from textclf.cli._options import library_option
 from textclf.data import cache_admin
+from textclf.data.cache_admin import clear as do_clear
+from textclf.data.cache_admin import human_age, human_bytes, scan
+from textclf.data.cache_admin import prune as do_prune
+from textclf.errors import TextclfError
 
 app = TextclfTyper(
     help="See and clean the image-feature cache ($TEXTCLF_CACHE, default ~/.cache/textclf).\n\n"
@@ -53,8 +57,6 @@ def ls(
 
     from rich.markup import escape
     from rich.table import Table
-
-    from textclf.data.cache_admin import human_age, human_bytes, scan
 
     found = scan(root, verify=verify)
     if json_out:
@@ -176,7 +178,6 @@ def prune(
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Prune the cache."""
-    from textclf.data.cache_admin import prune as do_prune
 
     _report(
         do_prune(root, older_than_days=older_than_days, dry_run=dry_run, verify=verify),
@@ -200,9 +201,7 @@ def clear(
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Clear the cache."""
-    from textclf.data.cache_admin import clear as do_clear
     from textclf.data.cache_admin import human_bytes, scan
-    from textclf.errors import TextclfError
 
     if not yes and not dry_run:
         found = scan(root)

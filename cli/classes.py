@@ -13,6 +13,7 @@ from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import TextclfTyper, default_note
 from textclf.cli._options import library_option
 from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NOTE
+from textclf.runs.run import open_run
 
 app = TextclfTyper(
     help="The classes a trained run knows, and new ones added by describing them (no "
@@ -43,7 +44,6 @@ def list_command(
     from rich.table import Table
 
     from textclf.runs.classes import list_classes
-    from textclf.runs.run import open_run
 
     rows = list_classes(open_run(run_dir))
     if json_out:

@@ -11,6 +11,9 @@ import typer
 from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import TextclfTyper
 from textclf.cli._options import library_option, merge_alias
+from textclf.cli._progress import is_quiet, note, reporter
+from textclf.descriptions.engine import run_describe
+from textclf.descriptions.files import descriptions_hash, load_descriptions
 from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
 from textclf.descriptions.request import (
     BASE_URL_DEFAULT_NOTE,
@@ -18,6 +21,7 @@ from textclf.descriptions.request import (
     MODEL_DEFAULT_NOTE,
     TEMPERATURE_RANGE,
     DescribeRequest,
+    plan,
 )
 
 HELP = (
@@ -139,8 +143,6 @@ def command(
     """Write class descriptions."""
     if ctx.invoked_subcommand is not None:  # `textclf describe show FILE`
         return
-    from textclf.cli._progress import note
-    from textclf.descriptions.request import plan
 
     request = DescribeRequest(
         dataset=dataset,
@@ -173,9 +175,6 @@ def command(
 def _describe_one(opts, json_out: bool) -> tuple:
     """Run one prompt's requests with a progress bar; ``(prompt, result, the file as
     validated)``."""
-    from textclf.cli._progress import reporter
-    from textclf.descriptions.engine import run_describe
-    from textclf.descriptions.files import load_descriptions
 
     # Bars vanish on an error, so the error line stands alone.
     with reporter(enabled=not json_out, transient_on_error=True) as progress:
@@ -194,8 +193,6 @@ def _describe_one(opts, json_out: bool) -> tuple:
 
         result = run_describe(opts, on_event)
     if result.samples < opts.samples:
-        from textclf.cli._progress import note
-
         note(
             f"describer '{opts.describer}' has {result.samples} text per class and prompt: "
             f"--samples {opts.samples} "
@@ -205,7 +202,6 @@ def _describe_one(opts, json_out: bool) -> tuple:
 
 
 def _print_json(dataset: str, summaries: list) -> None:
-    from textclf.descriptions.files import descriptions_hash
 
     print_json(
         {
@@ -235,8 +231,6 @@ def _print_json(dataset: str, summaries: list) -> None:
 def _print_table(dataset: str, prompt, result, checked) -> None:
     from rich.markup import escape
     from rich.table import Table
-
-    from textclf.cli._progress import is_quiet
 
     with_tokens = "total_tokens" in result.usage  # servers that report no usage get no column
     if is_quiet():  # -q: the summary line alone
@@ -301,8 +295,6 @@ def show(
     """Show a description file."""
     from rich.markup import escape
     from rich.table import Table
-
-    from textclf.descriptions.files import load_descriptions
 
     f = load_descriptions(file, partial=True)
     if json_out:

@@ -9,8 +9,10 @@ import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._options import library_option
-from textclf.evaluation.gates import DEFAULT_MAX_DROP
+from textclf.cli._progress import is_quiet, reporter, starting
+from textclf.evaluation.gates import DEFAULT_MAX_DROP, check_gates, enforce_gates, validate_gates
 from textclf.evaluation.request import EvalRequest
+from textclf.evaluation.templates import templates as template_set
 
 HELP = (
     "Evaluate a run on its test split, with CI gates (exit 1 when a bound is missed).\n\n"
@@ -98,7 +100,6 @@ def command(
     ),
 ) -> None:
     """Evaluate a run (or an ONNX model) and apply the CI gates."""
-    from textclf.evaluation.gates import check_gates, enforce_gates, validate_gates
     from textclf.evaluation.metrics import read_metrics
 
     request = EvalRequest(
@@ -169,7 +170,6 @@ def _write(path, doc: dict, baseline, json_out: bool) -> dict:
 
 
 def _evaluate_run(request: EvalRequest, json_out: bool) -> tuple[dict, dict]:
-    from textclf.cli._progress import reporter, starting
     from textclf.evaluation.metrics import evaluate_run
 
     starting(enabled=not json_out)
@@ -193,9 +193,7 @@ def _evaluate_run(request: EvalRequest, json_out: bool) -> tuple[dict, dict]:
 def _evaluate_zero_shot(request: EvalRequest, json_out: bool) -> tuple[dict, dict]:
     """The zero-shot heads of an aligned pair (no training): its own metrics file, never
     metrics.json."""
-    from textclf.cli._progress import reporter, starting
     from textclf.evaluation.aligned_zero_shot import evaluate_zero_shot
-    from textclf.evaluation.templates import templates as template_set
 
     starting(enabled=not json_out)
 
@@ -214,7 +212,6 @@ def _evaluate_zero_shot(request: EvalRequest, json_out: bool) -> tuple[dict, dic
 def _evaluate_onnx(request: EvalRequest, json_out: bool) -> tuple[dict, dict]:
     """Evaluate an exported ONNX model with ONNX Runtime; the metrics are computed as for a run
     dir."""
-    from textclf.cli._progress import reporter, starting
     from textclf.evaluation.onnx_eval import evaluate_onnx
 
     starting(enabled=not json_out)
@@ -285,7 +282,6 @@ def _show(doc: dict, written: dict) -> None:
     for k, v in rows:
         summary.add_row(k, v)
     console.print(summary)
-    from textclf.cli._progress import is_quiet
 
     if is_quiet():  # -q: the summary alone
         return

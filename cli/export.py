@@ -11,6 +11,8 @@ import typer
 from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import TextclfTyper
 from textclf.cli._options import given_or_default, library_option, merge_alias
+from textclf.cli._progress import is_quiet, note, reporter, starting
+from textclf.errors import TextclfError
 from textclf.exports.onnx_graph import MAX_OPSET, MIN_OPSET, PREPROCESS_MIN_OPSET
 from textclf.exports.request import ExportRequest, SamplesRequest, default_atol
 
@@ -132,7 +134,6 @@ def onnx(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Export a run to ONNX."""
-    from textclf.errors import TextclfError
 
     out = merge_alias(out, out_alias, "--output", "--out")
     provider = merge_alias(provider, provider_alias, "--device", "--provider")
@@ -152,7 +153,6 @@ def onnx(
         benchmark=benchmark,
     ).checked()  # before the run is opened
 
-    from textclf.cli._progress import reporter, starting
     from textclf.exports.onnx_export import export_run
 
     starting(enabled=not json_out)
@@ -214,7 +214,6 @@ def _print_report(report: dict) -> None:
     for k, v in rows:
         table.add_row(k, v if k == "parity" else escape(str(v)))
     console.print(table)
-    from textclf.cli._progress import is_quiet, note
 
     for text in report.get("notes") or []:
         note(text, style="yellow")

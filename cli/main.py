@@ -7,6 +7,7 @@ import typer
 from textclf import __version__
 from textclf.cli import ablate, cache, classes, describe, evaluate, export, plugins, predict, train
 from textclf.cli._common import (
+    err_console,
     is_broken_pipe,
     passthrough_exceptions,
     quiet_exit_on_broken_pipe,
@@ -16,6 +17,7 @@ from textclf.cli._common import (
 )
 from textclf.cli._help import CONTEXT_SETTINGS, GLOBAL_FLAGS, RootGroup, TextclfTyper
 from textclf.cli._progress import set_verbosity
+from textclf.errors import EXIT_INPUT, cli_names
 
 __all__ = ["GLOBAL_FLAGS", "TextclfApp", "app", "main"]
 
@@ -35,7 +37,6 @@ class TextclfApp(TextclfTyper):
     (the callback, option parsing, plugin entry points loaded on the way): one line, exit 2 or 3."""
 
     def __call__(self, *args, **kwargs):
-        from textclf.errors import cli_names
 
         safe_streams()
         _quick_shutdown()
@@ -116,19 +117,15 @@ def main(
     ),
 ) -> None:
     """Text-enhanced image classification toolkit."""
-    from textclf.errors import cli_names
 
     # For the whole command, also when invoked without __call__ (CliRunner)
     ctx.with_resource(cli_names())
     safe_streams()
     if quiet and verbose:
-        from textclf.cli._common import err_console
-
         err_console.print(
             "[bold red]error:[/] -q/--quiet and -v/--verbose exclude each other; pick one",
             highlight=False,
         )
-        from textclf.errors import EXIT_INPUT
 
         raise typer.Exit(EXIT_INPUT)
     set_debug(debug)

@@ -8,6 +8,9 @@ import typer
 
 from textclf.cli._common import console, handle_errors, print_json
 from textclf.cli._help import choice_parts, default_note
+from textclf.errors import unknown_choice
+from textclf.plugin_api import Family
+from textclf.registry import GROUPS, registry
 
 KINDS = ("prompts", "datasets", "backbones", "describers")  # the registry's entry-point groups
 
@@ -22,8 +25,6 @@ HELP = (
 
 def collect() -> list[dict]:
     """Load every plugin group and describe each entry as a row."""
-    from textclf.plugin_api import Family
-    from textclf.registry import GROUPS, registry
 
     rows = []
     for kind in GROUPS:
@@ -90,8 +91,6 @@ def command(
     """List plugins."""
     from rich.markup import escape
     from rich.table import Table
-
-    from textclf.errors import unknown_choice
 
     if kind is not None and kind not in KINDS:
         raise unknown_choice("--kind", kind, KINDS)

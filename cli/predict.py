@@ -9,6 +9,10 @@ import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._options import given_or_default, library_option, merge_alias
+from textclf.cli._progress import QuietReporter, is_quiet, reporter, starting
+from textclf.data.image_inputs import expand_inputs
+from textclf.errors import EXIT_INPUT, TextclfError
+from textclf.serving.prediction_files import check_output, write_predictions
 from textclf.serving.request import PredictRequest
 
 HELP = (
@@ -85,10 +89,6 @@ def command(
     """Predict classes for images."""
     import sys
 
-    from textclf.cli._progress import QuietReporter, is_quiet, reporter
-    from textclf.data.image_inputs import expand_inputs
-    from textclf.errors import TextclfError
-
     provider = merge_alias(provider, provider_alias, "--device", "--provider")
     request = PredictRequest(
         top_k=top_k,
@@ -100,8 +100,6 @@ def command(
         force=force,
     ).check()  # before any image is read or model loaded
     if output is not None:
-        from textclf.serving.prediction_files import check_output
-
         check_output(output, force)  # a bad name fails before the model loads
     items = list(images or [])
     reads_stdin = "-" in items or files_from == "-"
@@ -113,7 +111,6 @@ def command(
             else "no image files found in the inputs given"
         )
 
-    from textclf.cli._progress import starting
     from textclf.serving.predict import load_predictor, predict_files
 
     starting("loading the model", enabled=not json_out)
@@ -123,8 +120,6 @@ def command(
         results = predict_files(predictor, paths, top_k, reporter=progress, batch_size=batch_size)
     failed = [r for r in results if "error" in r]
     if output is not None:
-        from textclf.serving.prediction_files import write_predictions
-
         write_predictions(output, results)
     if json_out:
         print_json(
@@ -160,7 +155,6 @@ def command(
             highlight=False,
             soft_wrap=True,
         )
-        from textclf.errors import EXIT_INPUT
 
         raise typer.Exit(EXIT_INPUT)
 

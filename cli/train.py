@@ -9,6 +9,7 @@ import typer
 
 from textclf.api import train as train_api
 from textclf.cli._common import console, err_console, handle_errors, print_json
+from textclf.cli._distributed import rank_output
 from textclf.cli._help import choice_parts, default_note
 from textclf.cli._options import (
     choice_values,
@@ -18,6 +19,7 @@ from textclf.cli._options import (
     preset_value,
     switch_note,
 )
+from textclf.cli._progress import is_quiet, reporter, starting
 from textclf.training.tracking import TRACKERS
 
 HELP = (
@@ -262,8 +264,6 @@ def command(
 
         sys.stdout.write(tomli_w.dumps(cfg.to_dict()))
         return
-    from textclf.cli._distributed import rank_output
-    from textclf.cli._progress import is_quiet, reporter, starting
     from textclf.training.session import train_in_job
 
     starting(enabled=not json_out)

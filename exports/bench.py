@@ -22,8 +22,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from textclf.data.preprocessing import preprocess_images, preprocess_module
+from textclf.errors import TextclfError
+from textclf.exports.parity import load_run_dataset
+from textclf.runtime.onnx_sessions import create_session
 from textclf.runtime.progress import NULL, Reporter
 from textclf.serving.feeding import feeds
+from textclf.serving.model_file import read_metadata
 
 
 def _bench_images(run, dataset=None, n: int = 64) -> tuple[np.ndarray, str]:
@@ -31,8 +36,6 @@ def _bench_images(run, dataset=None, n: int = 64) -> tuple[np.ndarray, str]:
     none)."""
     try:
         if dataset is None:
-            from textclf.exports.parity import load_run_dataset
-
             dataset = load_run_dataset(run, "the benchmark")
         split = dataset.test if len(dataset.test) else dataset.train
         images = split.read(np.arange(n) % len(split))
@@ -87,7 +90,6 @@ def _best_ort_session(path, info, feed: dict, budget: float):
     The same choice as for PyTorch (:func:`_best_torch_threads`), so neither engine is timed
     in a setting that a busy machine makes pathological. GPU sessions are used as they are.
     """
-    from textclf.runtime.onnx_sessions import create_session
 
     if info.provider != "cpu" or (os.cpu_count() or 1) <= 1:
         return info.session, "default"
@@ -118,7 +120,6 @@ def benchmark(
     reporter: Reporter = NULL,
 ) -> dict:
     """img/s of PyTorch eager (NCHW and channels-last) and ONNX Runtime for each batch size."""
-    from textclf.runtime.onnx_sessions import create_session
 
     info = session_info or create_session(str(model_path), provider)
     return compare_throughput(
@@ -150,12 +151,8 @@ def compare_throughput(
     """
     import torch
 
-    from textclf.serving.model_file import read_metadata
-
     metas = {name: read_metadata(path) for name, (path, _) in models.items()}
     if len({m["input"]["dtype"] for m in metas.values()}) != 1:
-        from textclf.errors import TextclfError
-
         raise TextclfError(
             "models compared in one benchmark must take the same input (float or uint8)"
         )
@@ -209,8 +206,6 @@ class _TorchBench:
     def __init__(self, run, device, in_graph: bool):
         import torch
 
-        from textclf.data.preprocessing import preprocess_module
-
         self.device, self.in_graph, self.prep = device, in_graph, run.preprocessing
         self.pmod = preprocess_module(self.prep)
         # A copy: the run keeps its modules
@@ -222,7 +217,6 @@ class _TorchBench:
         """``{"pytorch_eager": fn, "pytorch_channels_last": fn}`` for ``batch`` (preprocessing timed
         too when
         the exported graph does it)."""
-        from textclf.data.preprocessing import preprocess_images
 
         torch_in = batch if self.in_graph else preprocess_images(batch, self.prep, self.pmod)
         return {
@@ -232,8 +226,6 @@ class _TorchBench:
 
     def _fn(self, module, batch, channels_last: bool):
         import torch
-
-        from textclf.data.preprocessing import preprocess_images
 
         def fn():
             with torch.inference_mode():

@@ -16,15 +16,26 @@ from pathlib import Path
 import numpy as np
 
 from textclf.errors import GateFailed, TextclfError, option
+from textclf.exports.onnx_graph import TEXT_HEAD_INITIALIZERS
+from textclf.exports.onnx_metadata import (
+    apply_metadata,
+    check_model_file,
+    check_output_files,
+    text_head_metadata,
+)
+from textclf.exports.parity import load_run_dataset
+from textclf.files.atomic import atomic_path, write_json
+from textclf.runs.classes import extended, validation_accuracy
+from textclf.runs.run import open_run
+from textclf.runtime.onnx_sessions import create_session
+from textclf.serving.feeding import session_outputs
+from textclf.serving.model_file import META_PREFIX, read_metadata, sidecar_path
 
 VOCABULARY_OUTPUTS = ("text_logits", "text_probabilities", "ensemble_probabilities")
 
 
 def _replace_initializers(model, head) -> None:
     from onnx import numpy_helper
-
-    from textclf.exports.onnx_graph import TEXT_HEAD_INITIALIZERS
-    from textclf.serving.model_file import META_PREFIX
 
     values = {
         META_PREFIX + name: getattr(head, name).detach().cpu().numpy().astype(np.float32)
@@ -55,8 +66,6 @@ def _set_vocabulary_size(model, size: int) -> None:
 
 def _test_images(run, n: int):
     try:
-        from textclf.exports.parity import load_run_dataset
-
         split = load_run_dataset(run, "the parity check").test
         return split.read(np.arange(min(n, len(split)))), "test images"
     except TextclfError:
@@ -77,8 +86,6 @@ def check_text_head(run, session, meta: dict, *, atol: float, check_images: int)
     could.
     """
     import torch
-
-    from textclf.serving.feeding import session_outputs
 
     images, source = _test_images(run, check_images)
     got = session_outputs(
@@ -108,16 +115,6 @@ def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images:
     extended run)."""
     import onnx
     import torch
-
-    from textclf.exports.onnx_metadata import (
-        apply_metadata,
-        check_model_file,
-        check_output_files,
-        text_head_metadata,
-    )
-    from textclf.files.atomic import atomic_path, write_json
-    from textclf.runtime.onnx_sessions import create_session
-    from textclf.serving.model_file import read_metadata, sidecar_path
 
     check_output_files(out)
     model = onnx.load(str(model_path))
@@ -165,10 +162,6 @@ def add_classes_onnx(
     the output shapes and the metadata follow, and the new file is written atomically only after
     its text logits match the extended run's in PyTorch on the run's test images (``atol``).
     """
-    from textclf.exports.onnx_metadata import check_output_files
-    from textclf.runs.classes import extended
-    from textclf.runs.run import open_run
-    from textclf.serving.model_file import read_metadata
 
     model_path = Path(model_path)
     out = Path(out) if out else model_path
@@ -183,7 +176,6 @@ def add_classes_onnx(
         )
     new = extended(run, descriptions)
     report = rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)
-    from textclf.runs.classes import validation_accuracy
 
     before, after = validation_accuracy(run), validation_accuracy(new)
     report["validation"] = {

@@ -17,7 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from textclf.errors import TextclfError
+from textclf.errors import GateFailed, TextclfError
+from textclf.exports import parity as parity_mod
+from textclf.exports import quantize
+from textclf.exports.bench import benchmark as run_benchmark
 from textclf.exports.onnx_graph import check_options, export_model
 from textclf.exports.onnx_metadata import (
     apply_metadata,
@@ -26,6 +29,11 @@ from textclf.exports.onnx_metadata import (
     check_output_files,
 )
 from textclf.exports.request import ExportRequest, default_atol  # noqa: F401 (re-exported)
+from textclf.files.atomic import atomic_path, write_json
+from textclf.models.serving import OUTPUT_NAMES
+from textclf.runs.run import open_run
+from textclf.runtime.onnx_sessions import create_session, probe_provider
+from textclf.runtime.progress import NULL
 from textclf.serving.model_file import input_spec, sidecar_path
 
 
@@ -53,9 +61,6 @@ def export_run(
     ``<out>.json`` is written. Returns the report (paths, outputs, metadata, parity,
     quantization, provider, benchmark).
     """
-    from textclf.runs.run import open_run
-    from textclf.runtime.onnx_sessions import create_session, probe_provider
-    from textclf.runtime.progress import NULL
 
     if request is not None and settings:
         raise TypeError("give an ExportRequest or its settings as keywords, not both")
@@ -96,7 +101,6 @@ def export_run(
     )
     apply_metadata(model, meta)
     info, parity = _write_checked(run, model, meta, out, in_meta, r, dataset, reporter)
-    from textclf.models.serving import OUTPUT_NAMES
 
     report = {
         "model": str(out),
@@ -119,8 +123,6 @@ def export_run(
         "benchmark": None,
     }
     if r.benchmark:
-        from textclf.exports.bench import benchmark as run_benchmark
-
         info = create_session(str(out), r.provider)
         report["benchmark"] = run_benchmark(
             run, out, r.provider, dataset=dataset, session_info=info, reporter=reporter
@@ -131,7 +133,6 @@ def export_run(
 def _check_dataset(run, check: bool, precision: str, notes: list):
     """The run's dataset for the parity check and int8 calibration (None when int8 can do
     without)."""
-    from textclf.exports import parity as parity_mod
 
     if not (check or precision == "int8"):
         return None
@@ -152,8 +153,6 @@ def _quantize(run, model, in_meta: dict, dataset, reporter):
     import tempfile
 
     import onnx
-
-    from textclf.exports import quantize
 
     with tempfile.TemporaryDirectory(prefix="textclf-export-") as tmp:
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -191,11 +190,6 @@ def _write_checked(
     import time
 
     import onnx
-
-    from textclf.errors import GateFailed
-    from textclf.exports import parity as parity_mod
-    from textclf.files.atomic import atomic_path, write_json
-    from textclf.runtime.onnx_sessions import create_session
 
     parity = None
     with atomic_path(out) as tmp_path:

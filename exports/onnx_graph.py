@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import copy
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, unknown_choice
+from textclf.runtime.backbone_graph import trace_onnx
 from textclf.serving.model_file import META_PREFIX, input_spec
 
 DEFAULT_OPSET = 18
@@ -136,8 +137,6 @@ def _sizes_input(g, output_size):
 def check_options(opset: int, with_preprocessing: bool, precision: str, prep=None) -> None:
     """Validate export options (one-line errors naming the valid range)."""
     if precision not in PRECISIONS:
-        from textclf.errors import unknown_choice
-
         raise unknown_choice("precision", precision, PRECISIONS)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise TextclfError(
@@ -202,7 +201,6 @@ def export_model(
     from textclf.models.serving import OUTPUT_NAMES
 
     axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
-    from textclf.runtime.backbone_graph import trace_onnx
 
     try:
         graph = trace_onnx(module, example, [in_name], list(OUTPUT_NAMES), axes, opset)

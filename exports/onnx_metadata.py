@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from textclf import __version__
 from textclf.errors import TextclfError
+from textclf.files.ownership import is_textclf_json, refuse_foreign_file
 from textclf.serving.model_file import (
     FORMAT,
     FORMAT_VERSION,
@@ -28,7 +30,6 @@ def build_metadata(
     quantization: Optional[dict] = None,
 ) -> dict:
     """The metadata written into the model and its sidecar (plain JSON values)."""
-    from textclf import __version__
 
     meta = {
         "format": FORMAT,
@@ -98,7 +99,6 @@ def apply_metadata(model, meta: dict) -> None:
 
 def check_output_files(out, option: str = "--output") -> None:
     """Refuse an output path whose model or sidecar exists and was not written by textclf."""
-    from textclf.files.ownership import is_textclf_json, refuse_foreign_file
 
     refuse_foreign_file(Path(out), written_by_textclf, f"choose another {option}")
     refuse_foreign_file(sidecar_path(out), is_textclf_json, f"choose another {option}")

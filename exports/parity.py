@@ -15,15 +15,19 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.datasets import stratified_indices
+from textclf.data.decode import draft_size
+from textclf.data.preprocessing import preprocess_images, preprocess_module
 from textclf.errors import TextclfError
+from textclf.runs.datasets import load_eval_dataset, vocabulary_labels
 from textclf.runtime.progress import NULL, Reporter
+from textclf.serving.feeding import batches, session_outputs
 
 BATCH = 64
 
 
 def load_run_dataset(run, what: str = "the parity check"):
     """The run's dataset (with the run's subset sizes); unavailable data is a one-line error."""
-    from textclf.runs.datasets import load_eval_dataset
 
     try:
         return load_eval_dataset(run)
@@ -43,7 +47,6 @@ def pick_indices(
         return np.arange(n)
     if labels is None:
         return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
-    from textclf.data.datasets import stratified_indices
 
     keep, _ = stratified_indices(labels, limit / n, seed)
     return keep[:limit]
@@ -55,10 +58,6 @@ def pytorch_outputs(
     """``(logits, text_logits)`` of the PyTorch serving model over ``indices`` of ``split``
     (float32, CPU)."""
     import torch
-
-    from textclf.data.decode import draft_size
-    from textclf.data.preprocessing import preprocess_images, preprocess_module
-    from textclf.serving.feeding import batches
 
     module = preprocess_module(prep)
     logits, text = [], []
@@ -83,8 +82,6 @@ def onnx_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(logits, text_logits)`` of an ONNX Runtime session over ``indices`` of ``split`` (one
     run per batch)."""
-    from textclf.data.decode import draft_size
-    from textclf.serving.feeding import batches, session_outputs
 
     logits, text = [], []
     for _, images in batches(split, indices, BATCH, draft_size(prep)):
@@ -152,7 +149,6 @@ def check_parity(
     )
     got, got_text = onnx_outputs(session, input_meta, prep, split, idx, reporter, "parity-onnx")
     reporter.done("parity-onnx")
-    from textclf.runs.datasets import vocabulary_labels
 
     report = compare(ref, got, vocabulary_labels(run, ds, split.labels[idx]))
     text_diff = (

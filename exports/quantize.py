@@ -33,8 +33,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from textclf.data.decode import draft_size
 from textclf.errors import TextclfError
+from textclf.runtime.onnx_sessions import capture_native_output, create_session
 from textclf.runtime.progress import NULL, Reporter
+from textclf.serving.feeding import batches, feeds
 
 WEIGHT_OPS = ("Conv", "MatMul", "Gemm")
 OP_TYPES = [*WEIGHT_OPS, "Clip", "Relu"]
@@ -45,7 +48,6 @@ MAX_FLOAT_GROUPS = 6
 @contextmanager
 def _quiet():
     """onnxruntime.quantization logs through the root logger and prints; keep the library silent."""
-    from textclf.runtime.onnx_sessions import capture_native_output
 
     root = logging.getLogger()
     level = root.level
@@ -131,7 +133,6 @@ class _Reader:
 
 
 def _logits(path: str, feeds: list[dict]) -> np.ndarray:
-    from textclf.runtime.onnx_sessions import create_session
 
     session = create_session(path, "cpu").session
     return np.concatenate([session.run(["logits"], f)[0] for f in feeds]).astype(np.float64)
@@ -287,8 +288,6 @@ def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathL
 
 def feeds_from_split(split, indices, input_meta: dict, prep, batch: int = 32) -> list[dict]:
     """Input feeds for ``indices`` of a split, in batches, for calibration or evaluation."""
-    from textclf.data.decode import draft_size
-    from textclf.serving.feeding import batches, feeds
 
     return [
         feed

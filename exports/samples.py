@@ -8,8 +8,15 @@ from typing import Optional
 
 import numpy as np
 
+from textclf import __version__
 from textclf.errors import TextclfError
+from textclf.exports.parity import load_run_dataset
 from textclf.exports.request import SamplesRequest
+from textclf.files.atomic import atomic_path
+from textclf.files.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
+from textclf.files.paths import safe_name
+from textclf.runs.datasets import load_eval_dataset
+from textclf.runs.run import open_run
 
 
 def write_samples(
@@ -26,14 +33,6 @@ def write_samples(
     size (8x8 for digits), each file atomically.
     """
     from PIL.PngImagePlugin import PngInfo
-
-    from textclf import __version__
-    from textclf.exports.parity import load_run_dataset
-    from textclf.files.atomic import atomic_path
-    from textclf.files.ownership import PNG_SOFTWARE, is_textclf_png, refuse_foreign_file
-    from textclf.files.paths import safe_name
-    from textclf.runs.datasets import load_eval_dataset
-    from textclf.runs.run import open_run
 
     if n < 1:
         raise TextclfError(f"-n must be >= 1, got {n}")

@@ -29,10 +29,10 @@ def command(delay: float, args: list[str]) -> list[str]:
 
 def _main() -> None:
     import textclf.ablation.grid as ablation_grid
-    import textclf.training.one_run as one_run
+    import textclf.training.session as session
 
     callback = EpochDelay(float(sys.argv[1]))
-    train, run_grid = one_run.train_one_run, ablation_grid.run_grid
+    train, run_grid = session.train_one_run, ablation_grid.run_grid
 
     def slow_train(*args, **kwargs):
         kwargs["callbacks"] = [*kwargs.get("callbacks", ()), callback]
@@ -42,11 +42,9 @@ def _main() -> None:
         kwargs["callbacks"] = [*kwargs.get("callbacks", ()), callback]
         return run_grid(*args, **kwargs)
 
-    # The CLI imports them when a command runs
-    one_run.train_one_run, ablation_grid.run_grid = (
-        slow_train,
-        slow_grid,
-    )
+    # Where they are called from: textclf train's session, and textclf ablate (which imports the
+    # grid when the command runs; the grid's cells pass the callbacks on to their training).
+    session.train_one_run, ablation_grid.run_grid = slow_train, slow_grid
     from textclf.cli.main import app
 
     app(sys.argv[2:], prog_name="textclf")

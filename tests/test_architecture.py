@@ -253,3 +253,39 @@ def test_modules_and_functions_stay_small(folder):
             if n > MAX_FUNCTION_STATEMENTS
         ]
     assert not long_modules and not long_functions, "\n".join(long_modules + long_functions)
+
+
+# Imports of textclf's own modules inside functions: the heavy boundaries only (a CLI command's
+# library entry, the Python API's, a light module's door to torch or numpy). Issue 30 brought 435
+# down to under 50; the bound keeps new code from hiding its dependencies in function bodies.
+MAX_LAZY_OWN_IMPORTS = 60
+
+
+def _lazy_own_imports() -> list[str]:
+    found = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                own = (
+                    isinstance(node, ast.ImportFrom)
+                    and node.level == 0
+                    and (node.module or "").startswith("textclf")
+                ) or (
+                    isinstance(node, ast.Import)
+                    and any(a.name.startswith("textclf") for a in node.names)
+                )
+                if own:
+                    found.append(f"{name}:{node.lineno}")
+    return sorted(set(found))
+
+
+def test_own_modules_are_imported_at_the_top():
+    lazy = _lazy_own_imports()
+    assert len(lazy) <= MAX_LAZY_OWN_IMPORTS, (
+        f"{len(lazy)} imports of textclf modules inside functions (at most "
+        f"{MAX_LAZY_OWN_IMPORTS}); import at the top unless the module is a heavy boundary:\n"
+        + "\n".join(lazy)
+    )

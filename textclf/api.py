@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Optional, Union
 
 from textclf.config import TrainConfig
+from textclf.descriptions.engine import run_describe
+from textclf.descriptions.new_classes import new_class_descriptions
 from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
-from textclf.descriptions.request import DescribeRequest
+from textclf.descriptions.request import DescribeRequest, plan
+from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
-from textclf.runs.run import TrainedRun
+from textclf.runs.run import TrainedRun, open_run
 from textclf.serving.request import PredictRequest
 
 
@@ -82,8 +85,6 @@ def load_run(run_dir: Union[str, Path]) -> Run:
     is a one-line error."""
     from dataclasses import fields
 
-    from textclf.runs.run import open_run
-
     trained = open_run(run_dir)
     return Run(**{f.name: getattr(trained, f.name) for f in fields(TrainedRun)})
 
@@ -148,8 +149,6 @@ def describe(
     ``temperature``, ``seed``, ``concurrency``, ``timeout``, ``max_retries``, ``force``,
     ``api_key``, ``prompt_template``). ``on_event`` receives the engine's progress events.
     """
-    from textclf.descriptions.engine import run_describe
-    from textclf.descriptions.request import plan
 
     request = DescribeRequest(
         dataset=dataset,
@@ -188,7 +187,6 @@ def add_classes(
     ``output`` defaults to ``<target>-plus`` (``<model>-plus.onnx``) beside the target, never
     over it.
     """
-    from textclf.errors import TextclfError, option
 
     target = Path(target)
     if not (target.is_dir() or target.is_file()):
@@ -196,8 +194,6 @@ def add_classes(
     if isinstance(descriptions, dict):
         table, source = dict(descriptions), "python"
     else:
-        from textclf.descriptions.new_classes import new_class_descriptions
-
         table, source = new_class_descriptions(
             descriptions, describer, classes, prompt_type, model, base_url
         )

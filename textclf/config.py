@@ -21,6 +21,7 @@ import pydantic
 from pydantic import Field
 
 from textclf.errors import TextclfError, option, unknown_choice
+from textclf.files.atomic import write_text
 from textclf.presets import AUTO_OPEN_NOTE, PRESETS  # config.PRESETS stays importable
 from textclf.validation import problem, show, type_name
 
@@ -367,8 +368,6 @@ def _schema() -> type[pydantic.BaseModel]:
 def save_config(config: TrainConfig, path: str | Path) -> None:
     """Write the resolved config as TOML, atomically."""
     import tomli_w
-
-    from textclf.files.atomic import write_text
 
     write_text(path, tomli_w.dumps(config.to_dict()))
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from textclf.data.decode import array_image  # noqa: F401 -- public here too: textclf.predictions.array_image
+from textclf.data.decode import (
+    array_image,  # noqa: F401 -- public here too: textclf.predictions.array_image
+    decode_image,
+    to_rgb_array,
+)
+from textclf.data.image_inputs import images_in_folder
 from textclf.errors import TextclfError
 
 
@@ -66,8 +71,6 @@ def load_inputs(images: Any, draft_size: int | None = None) -> tuple[list[str], 
     Files are decoded as ``textclf predict`` decodes them (JPEG drafted to ``draft_size``)."""
     from PIL import Image
 
-    from textclf.data.image_inputs import images_in_folder
-
     if isinstance(images, (str, Path, np.ndarray, Image.Image)):
         images = [images]
     try:
@@ -103,8 +106,6 @@ def _name(item, i: int) -> str:
 
 def _as_array(item, draft_size: int | None = None) -> np.ndarray:
     from PIL import Image
-
-    from textclf.data.decode import decode_image, to_rgb_array
 
     if isinstance(item, (str, Path)):
         return decode_image(item, draft_size)

@@ -19,19 +19,21 @@ from __future__ import annotations
 
 from textclf.datatypes import TF_LITE_MEAN, TF_LITE_STD
 from textclf.plugin_api import ImageBackbonePlugin, Preprocessing
+from textclf.plugins.backbones.efficientnet_lite_timm import build_timm_lite0
+from textclf.plugins.backbones.timm_family import export_copy as timm_export_copy
+from textclf.plugins.backbones.timm_family import last_layer as timm_last_layer
+from textclf.plugins.backbones.timm_family import quantization_stages as timm_stages
 
 
 def build(pretrained: bool = True):
     """timm's EfficientNet-Lite0 (pooled 1280-d features), the packaged weights loaded strictly
     when ``pretrained``."""
-    from textclf.plugins.backbones.efficientnet_lite_timm import build_timm_lite0
 
     return build_timm_lite0(pretrained, num_classes=0)
 
 
 def last_layer(net):
     """What ``--train-backbone last`` trains: the final block, the head conv and its norm."""
-    from textclf.plugins.backbones.timm_family import last_layer as timm_last_layer
 
     return timm_last_layer(net)
 
@@ -39,7 +41,6 @@ def last_layer(net):
 def export_copy(net, preprocessing):
     """A copy whose TF-"same" padding is constant for the input size (a clean graph: no shape
     arithmetic)."""
-    from textclf.plugins.backbones.timm_family import export_copy as timm_export_copy
 
     return timm_export_copy(net, preprocessing)
 
@@ -47,7 +48,6 @@ def export_copy(net, preprocessing):
 def quantization_stages(net) -> list[str]:
     """Stem, then each block, then the head: the early ones are the most sensitive to int8
     (measured per block on digits: the stem, block 0 and block 1 dominate the error)."""
-    from textclf.plugins.backbones.timm_family import quantization_stages as timm_stages
 
     return timm_stages(net)
 

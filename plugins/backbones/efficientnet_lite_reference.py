@@ -16,6 +16,8 @@ import math
 import torch.nn.functional as F
 from torch import nn
 
+from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
+
 # (repeats, kernel, stride, expand ratio, in channels, out channels), EfficientNet-B0/Lite0.
 STAGES = [
     (1, 3, 1, 1, 32, 16),
@@ -109,8 +111,6 @@ def build(pretrained: bool = True):
 
     model = EfficientNetLite0()
     if pretrained:
-        from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
-
         state = torch.load(weights_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     return model

@@ -10,6 +10,8 @@ keys, so timm's module loads the offline weights with ``strict=True``; the bench
 
 from __future__ import annotations
 
+from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
+
 # Blocks per stage of EfficientNet-B0/Lite0 (timm nests blocks as ``blocks.<stage>.<index>``,
 # efficientnet_pytorch numbers them flat as ``_blocks.<N>``).
 STAGE_REPEATS = (1, 2, 2, 3, 3, 4, 1)
@@ -87,8 +89,6 @@ def build_timm_lite0(pretrained: bool = True, num_classes: int = 0):
         exportable=True,
     )
     if pretrained:
-        from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
-
         state = torch.load(weights_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(to_timm_state_dict(state), strict=True)
     if num_classes != 1000:

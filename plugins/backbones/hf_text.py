@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
+from textclf.errors import TextclfError
+from textclf.models.text_tower import HFTextTower
 from textclf.plugin_api import TextSpec
 from textclf.plugins.families import ArgumentFamily
 
@@ -53,7 +55,6 @@ class HFTextBackbone:
     def create(self, pretrained: bool = True) -> Any:
         """The tokenizer and model wrapped as a text tower."""
         # Imported here: the text tower module imports torch, which listing plugins must not.
-        from textclf.models.text_tower import HFTextTower
 
         tokenizer, model = self.build(pretrained)
         return HFTextTower(tokenizer, model, self.pooling, self.max_length).eval()
@@ -115,8 +116,6 @@ def build_hub(model_id: str, pretrained: bool = True):
     try:
         return AutoTokenizer.from_pretrained(model_id), AutoModel.from_pretrained(model_id)
     except (OSError, ValueError) as exc:  # offline and not cached, a wrong id, a damaged folder
-        from textclf.errors import TextclfError
-
         hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
         first = " ".join(str(exc).split())[:160]
         raise TextclfError(

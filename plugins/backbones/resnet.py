@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from textclf.datatypes import IMAGENET_MEAN, IMAGENET_STD
+from textclf.errors import TextclfError
 from textclf.plugin_api import ImageBackbonePlugin, Preprocessing
 
 
@@ -20,8 +21,6 @@ def build(pretrained: bool = True):
         import os
 
         import torch
-
-        from textclf.errors import TextclfError
 
         reason = getattr(exc, "reason", None) or exc
         where = os.path.join(torch.hub.get_dir(), "checkpoints")

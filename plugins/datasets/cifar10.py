@@ -10,7 +10,8 @@ import os
 import pickle
 from pathlib import Path
 
-from textclf.plugin_api import DatasetPlugin
+from textclf.errors import TextclfError
+from textclf.plugin_api import Dataset, DatasetPlugin, Split, cache_root
 
 CLASS_NAMES = [
     "airplane",
@@ -51,8 +52,6 @@ ROW = 32 * 32 * 3  # one image: 1024 red, then green, then blue bytes
 def read_batch(path: Path) -> tuple:
     """Read one CIFAR batch file: (uint8 images (N, 32, 32, 3), int64 labels), checked whole."""
     import numpy as np
-
-    from textclf.errors import TextclfError
 
     try:
         with open(path, "rb") as fh:
@@ -112,8 +111,6 @@ def _batches_in(folder) -> Path | None:
 def find_folder(explicit: str | None = None) -> Path:
     """The batches folder: the argument, ``$TEXTCLF_CIFAR10``, the cache, else download
     (torchvision)."""
-    from textclf.errors import TextclfError
-    from textclf.plugin_api import cache_root
 
     for given, what in (
         (explicit, "the folder given"),
@@ -153,9 +150,6 @@ def find_folder(explicit: str | None = None) -> Path:
 def load(folder: str | None = None):
     """Load CIFAR-10's 50k train and 10k test images; every batch file must be there."""
     import numpy as np
-
-    from textclf.errors import TextclfError
-    from textclf.plugin_api import Dataset, Split
 
     root = find_folder(folder)
     missing = [name for name in BATCHES if not (root / name).is_file()]

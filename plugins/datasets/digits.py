@@ -8,7 +8,7 @@ scikit-learn ships: importing scikit-learn to compute both took about a second o
 
 from __future__ import annotations
 
-from textclf.plugin_api import DatasetPlugin
+from textclf.plugin_api import Dataset, DatasetPlugin, Split
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 # zlib + base64 of np.packbits(test mask), 1,797 rows (tests/data/test_datasets.py checks it)
@@ -61,8 +61,6 @@ def load():
     """Load digits as RGB uint8 images; the split is fixed (scikit-learn's, random_state 0) for
     comparability."""
     import numpy as np
-
-    from textclf.plugin_api import Dataset, Split
 
     pixels, labels = digits_table()
     gray = np.clip(pixels.reshape(-1, 8, 8) * (255.0 / 16.0), 0, 255).astype(np.uint8)

@@ -6,7 +6,8 @@ import gzip
 import zlib
 from pathlib import Path
 
-from textclf.plugin_api import DatasetPlugin
+from textclf.errors import TextclfError
+from textclf.plugin_api import Dataset, DatasetPlugin, Split, cache_root
 
 CLASS_NAMES = [
     "T-shirt/top",
@@ -31,8 +32,6 @@ def read_idx(path: Path):
     """Read an IDX file (optionally gzipped) into a numpy array."""
     import numpy as np
 
-    from textclf.errors import TextclfError
-
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
@@ -54,7 +53,6 @@ def read_idx(path: Path):
 
 
 def _find_dir() -> Path:
-    from textclf.plugin_api import cache_root
 
     candidates = [DEBIAN_DIR, cache_root() / "datasets" / "FashionMNIST" / "raw"]
     for folder in candidates:
@@ -65,8 +63,6 @@ def _find_dir() -> Path:
     import io
 
     from torchvision.datasets import FashionMNIST
-
-    from textclf.errors import TextclfError
 
     root = cache_root() / "datasets"
     try:
@@ -86,8 +82,6 @@ def _find_dir() -> Path:
 def load():
     """Load Fashion-MNIST's official train (60k) and test (10k) splits as RGB uint8."""
     import numpy as np
-
-    from textclf.plugin_api import Dataset, Split
 
     folder = _find_dir()
     splits = {}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from textclf.plugin_api import DatasetPlugin
+from textclf.errors import TextclfError
+from textclf.files.image_decoder import decode_image
+from textclf.plugin_api import Dataset, DatasetPlugin, Split
 from textclf.plugins.families import ArgumentFamily
 
 SUMMARY = "your images: PATH/train/<class>/*, PATH/test/<class>/*"
@@ -14,10 +16,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def _scan(folder: Path, classes: list[str], warnings: list[str]):
     import numpy as np
-
-    from textclf.errors import TextclfError
-    from textclf.files.image_decoder import decode_image
-    from textclf.plugin_api import Split
 
     paths, labels = [], []
     for ci, cls in enumerate(classes):
@@ -45,9 +43,6 @@ def _scan(folder: Path, classes: list[str], warnings: list[str]):
 def load(path: str):
     """Load an image folder; unreadable images are skipped and listed in ``warnings``."""
     import numpy as np
-
-    from textclf.errors import TextclfError
-    from textclf.plugin_api import Dataset
 
     root = Path(path).expanduser()
     train_dir = root / "train"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textclf.plugin_api import DatasetPlugin
+from textclf.plugin_api import Dataset, DatasetPlugin, Split
 
 CLASS_NAMES = ["red", "green", "blue", "gray"]
 _COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (128, 128, 128)]
@@ -11,8 +11,6 @@ _COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (128, 128, 128)]
 def load(train_per_class: int = 24, test_per_class: int = 8, seed: int = 0):
     """Generate the synthetic set deterministically."""
     import numpy as np
-
-    from textclf.plugin_api import Dataset, Split
 
     rng = np.random.default_rng(seed)
 

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from textclf.descriptions.files import load_descriptions
 from textclf.errors import TextclfError
+from textclf.files.paths import safe_name
 from textclf.plugin_api import Describer, DescriberPlugin
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin_descriptions"
@@ -60,7 +62,6 @@ def builtin_path(
     With ``class_names``, a dataset without built-in descriptions of its own uses those of the
     built-in dataset with exactly these classes.
     """
-    from textclf.files.paths import safe_name
 
     name = prompt_name
     if name.isdigit():
@@ -92,7 +93,6 @@ class BuiltinDescriber(Describer):
         self._files: dict[str, dict[str, list[str]]] = {}
 
     def _texts(self, prompt) -> dict[str, list[str]]:
-        from textclf.descriptions.files import load_descriptions
 
         if prompt.name not in self._files:
             path = builtin_path(self.source, prompt.name)
@@ -119,7 +119,6 @@ class BuiltinDescriber(Describer):
 
     def provenance(self) -> dict:
         """Provenance fields for the output file."""
-        from textclf.files.paths import safe_name
 
         label = "builtin" if self.source == safe_name(self.dataset) else f"builtin ({self.source})"
         return {"describer": "builtin", "label": label, "source": self.source}

@@ -62,7 +62,8 @@ def _raise_from_registry(monkeypatch, exc: BaseException) -> None:
     def broken(*_args, **_kwargs):
         raise exc
 
-    monkeypatch.setattr(textclf.registry, "registry", broken)
+    # The class, not the module's function: every caller holds the same Registry class.
+    monkeypatch.setattr(textclf.registry.Registry, "entries", broken)
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -248,12 +249,12 @@ def test_damaged_run_files_are_one_line_naming_the_file(hostile_env, run_dir, na
 
 
 def test_a_memory_error_is_one_line_and_exit_2(hostile_env, run_dir, monkeypatch):
-    import textclf.evaluation.outputs
+    import textclf.evaluation.metrics
 
     def huge(*_a, **_k):
         raise MemoryError()
 
-    monkeypatch.setattr(textclf.evaluation.outputs, "split_outputs", huge)
+    monkeypatch.setattr(textclf.evaluation.metrics, "split_outputs", huge)
     out = cli("eval", run_dir, "--device", "cpu")
     assert_error(out, "out of memory")
 

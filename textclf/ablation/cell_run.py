@@ -7,14 +7,21 @@ import time
 from pathlib import Path
 
 from textclf.ablation.cells import Cell, cell_config
+from textclf.config import load_run_config
 from textclf.errors import TextclfError
+from textclf.evaluation.metrics import score_outputs
+from textclf.evaluation.outputs import split_outputs
 from textclf.files.atomic import write_json
+from textclf.files.jsonio import read_json
+from textclf.files.ownership import remove_own_files
+from textclf.runs.run import open_run
+from textclf.runs.run_dir import OWN_FILES, RunFiles
+from textclf.training.one_run import train_one_run
 
 
 def _check_same_config(cell: Cell, seed: int, files, config) -> None:
     """A finished cell is reused only if it was trained with the config the grid asks for now
     (a resumed grid must not mix results of two sets of defaults)."""
-    from textclf.config import load_run_config
 
     done = load_run_config(files.config).to_dict()
     wanted = config.to_dict()
@@ -35,10 +42,6 @@ def run_cell(
     ``callbacks`` are passed to :func:`textclf.training.one_run.train_one_run` (called after
     every epoch).
     """
-    from textclf.evaluation.outputs import split_outputs
-    from textclf.runs.run import open_run
-    from textclf.runs.run_dir import RunFiles
-    from textclf.training.one_run import train_one_run
 
     run_dir = out / "cells" / cell.slug / f"seed{seed}"
     result_path = run_dir / "result.json"
@@ -55,15 +58,11 @@ def run_cell(
     if not files.model.exists():
         can_resume = resume and files.checkpoint.exists() and files.config.exists()
         if run_dir.exists() and not can_resume:
-            from textclf.files.ownership import remove_own_files
-            from textclf.runs.run_dir import OWN_FILES
-
             # A half-made cell from a killed grid: start it over
             remove_own_files(run_dir, OWN_FILES)
         train_one_run(config, run_dir, resume=can_resume, callbacks=callbacks)
     run = open_run(run_dir)
     outputs = split_outputs(run, "test", shared=True)
-    from textclf.evaluation.metrics import score_outputs
 
     scores = score_outputs(outputs, run.config.temperature, run.gamma)
     metrics = _read_cell_file(files.train_metrics, {"best_val_accuracy": (int, float, type(None))})
@@ -99,7 +98,6 @@ def run_cell(
 def _read_cell_file(path: Path, required: dict) -> dict:
     """A cell's JSON file (result, train metrics, descriptions) with the keys the grid reads, of
     the right types."""
-    from textclf.files.jsonio import read_json
 
     doc = read_json(path, "cell file")
     bad = [

@@ -13,6 +13,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Optional
 
+from textclf.config import ConfigValues, build_config
+from textclf.errors import TextclfError, unknown_choice
+from textclf.files.paths import safe_name
+from textclf.models.aligned import is_aligned
+from textclf.training.preflight import preflight
+
 CONTROLS: dict[str, dict] = {
     # identical architecture, no contrastive term
     "no-text": {"clf_weight": 1.0},
@@ -56,7 +62,6 @@ class Cell:
     @property
     def slug(self) -> str:
         """A folder-safe name."""
-        from textclf.files.paths import safe_name
 
         return safe_name(self.name, "cell")
 
@@ -73,7 +78,6 @@ def paper_plan(
     if controls:
         return paper_cells(tuple(controls)), []
     probe = cell_config(Cell("paper", "", {}), base, preset, 0)
-    from textclf.models.aligned import is_aligned
 
     aligned = is_aligned(probe.image_backbone, probe.text_backbone)
     chosen = tuple(c for c in CONTROLS if aligned or c not in NEEDS_ALIGNED)
@@ -128,8 +132,6 @@ def control_cells(names, text_setting: dict) -> list[Cell]:
     out = []
     for name in names:
         if name not in CONTROLS:
-            from textclf.errors import unknown_choice
-
             raise unknown_choice("control", name, CONTROLS)
         extra = CONTROLS[name]
         base = {} if "clf_weight" in extra else dict(text_setting)
@@ -143,8 +145,6 @@ def grid_cells(
     """The cartesian product of the given axes, plus controls."""
     for key in axes:
         if key not in AXES:
-            from textclf.errors import unknown_choice
-
             raise unknown_choice("grid axis", key, AXES)
     keys = [k for k in AXES if axes.get(k)]
     cells = []
@@ -169,7 +169,6 @@ def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> 
 
     Returns the configs by ``(cell name, seed)``.
     """
-    from textclf.training.preflight import preflight
 
     configs = {}
     for cell in cells:
@@ -178,8 +177,6 @@ def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> 
             try:
                 preflight(config)
             except Exception as exc:
-                from textclf.errors import TextclfError
-
                 if not isinstance(exc, TextclfError):
                     raise
                 raise TextclfError(f"grid cell '{cell.name}': {exc}") from None
@@ -190,7 +187,6 @@ def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> 
 def cell_config(cell: Cell, base: dict, preset: str, seed: int):
     """The :class:`textclf.config.TrainConfig` of ``cell`` for ``seed`` (``base`` under the
     cell's overrides)."""
-    from textclf.config import ConfigValues, build_config
 
     values = ConfigValues({**base, **cell.overrides, "seed": seed})
     values.source = f"grid cell '{cell.name}'"

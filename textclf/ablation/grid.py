@@ -19,9 +19,13 @@ from textclf.ablation.cell_run import run_cell
 from textclf.ablation.cells import Cell, check_grid, with_reference
 from textclf.ablation.grid_folder import claimed_grid, finish_grid
 from textclf.ablation.planning import longest_first, plan_work, resolve_jobs, worker_gpus
+from textclf.ablation.ranks import run_grid_on_ranks
 from textclf.ablation.report import GridReport
 from textclf.errors import TextclfError, option
+from textclf.models.encoders import shared_encoders
+from textclf.runtime.distributed import current
 from textclf.runtime.progress import NULL, Reporter
+from textclf.training.schedule import torch_threads
 
 
 def _init_worker(parent_pid: int, gpus=None) -> None:
@@ -39,8 +43,6 @@ def _init_worker(parent_pid: int, gpus=None) -> None:
     if gpus is not None and not gpus.empty():
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
 
-    from textclf.models.encoders import shared_encoders
-
     shared_encoders().__enter__()  # the worker process is the scope: it serves one grid and ends
 
     def watch() -> None:
@@ -52,7 +54,6 @@ def _init_worker(parent_pid: int, gpus=None) -> None:
 
 
 def _run_cell_in_worker(args) -> dict:
-    from textclf.training.schedule import torch_threads
 
     threads = args[-1]
     with torch_threads(threads):
@@ -96,12 +97,9 @@ def run_grid(
     # Resolved and preflighted up front: anything known at the start fails before hours of
     # training and before any file is touched.
     configs = check_grid(cells, seeds, base, preset)
-    from textclf.runtime.distributed import current
 
     # Under torchrun: the ranks share out the cells (rank 0 claims and summarises)
     if current().active:
-        from textclf.ablation.ranks import run_grid_on_ranks
-
         return run_grid_on_ranks(
             current(),
             cells,
@@ -118,8 +116,6 @@ def run_grid(
             report,
         )
     with claimed_grid(out, cells, seeds, base, preset, resume, force):
-        from textclf.models.encoders import shared_encoders
-
         with shared_encoders():  # frozen backbones and text features built once for the whole grid
             return _run_cells(
                 cells,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textclf.config import load_toml
 from textclf.errors import TextclfError
 
 
@@ -18,7 +19,6 @@ def read_grid_file(path: str | Path) -> tuple[dict, list, dict]:
     A key or table in any other place would be silently ignored, so it is an error naming it;
     values are type-checked with the rest of the config when the cells are resolved.
     """
-    from textclf.config import load_toml
 
     data = load_toml(path, "grid file")
     stray = [k for k in data if k not in ("grid", "base", "controls")]

@@ -13,6 +13,8 @@ from textclf.ablation.report import GridReport
 from textclf.ablation.summary import write_outputs
 from textclf.errors import TextclfError
 from textclf.files.atomic import write_json
+from textclf.files.ownership import FolderLock, claim_folder, remove_own_files
+from textclf.runs.run_dir import OWN_FILES
 
 FORMAT = "textclf-ablation"  # the marker: grid.json's format
 GRID_FILE = "grid.json"
@@ -30,7 +32,6 @@ def claimed_grid(
 ) -> Iterator[None]:
     """Hold the ablation folder for the block: claimed, locked, cleared with ``force``,
     ``grid.json`` written."""
-    from textclf.files.ownership import FolderLock, claim_folder, remove_own_files
 
     claim_folder(out, GRID_FILE, FORMAT, "ablation folder", "--out")
     with FolderLock(out, "ablation folder"):
@@ -58,7 +59,6 @@ def claimed_grid(
 
 def own_files() -> list[str]:
     """What textclf writes in an ablation folder (``--force`` removes these and nothing else)."""
-    from textclf.runs.run_dir import OWN_FILES
 
     cell_files = [f"cells/*/seed*/{name}" for name in OWN_FILES]
     return [

@@ -16,7 +16,12 @@ import contextlib
 import json
 from pathlib import Path
 
-from textclf.errors import TextclfError
+from textclf.ablation.cell_run import run_cell
+from textclf.ablation.grid_folder import claimed_grid, finish_grid
+from textclf.ablation.planning import longest_first, plan_work
+from textclf.errors import PeerError, TextclfError
+from textclf.models.encoders import shared_encoders
+from textclf.runtime.distributed import one_line, single_process
 from textclf.runtime.progress import Reporter
 
 
@@ -37,12 +42,6 @@ def run_grid_on_ranks(
 ) -> dict:
     """:func:`textclf.ablation.grid.run_grid` on every rank of ``ctx`` (an active
     :mod:`textclf.runtime.distributed` job)."""
-    from textclf.ablation.cell_run import run_cell
-    from textclf.ablation.grid_folder import claimed_grid, finish_grid
-    from textclf.ablation.planning import longest_first, plan_work
-    from textclf.errors import PeerError
-    from textclf.models.encoders import shared_encoders
-    from textclf.runtime.distributed import single_process
 
     if jobs > 1:
         raise TextclfError(
@@ -98,8 +97,6 @@ def run_grid_on_ranks(
             ]
             summary = finish_grid(out, cells, seeds, canonical, every, report)
         except BaseException as exc:
-            from textclf.runtime.distributed import one_line
-
             ctx.store.set(result_key, json.dumps({"error": one_line(exc)}))
             raise
         ctx.store.set(result_key, json.dumps({"ok": summary}))

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from textclf.ablation import cells as grid_cells
 from textclf.ablation.cells import Cell
-from textclf.config import CHOICES
+from textclf.ablation.grid_file import read_grid_file
+from textclf.config import CHOICES, TrainConfig
+from textclf.descriptions.describers import dataset_class_names
+from textclf.descriptions.prompts import normalize_prompt
 from textclf.errors import TextclfError, option, unknown_choice
 from textclf.presets import PRESETS
 
@@ -126,7 +130,6 @@ def _prompt_setting(value: str) -> str:
     """A prompt type as a grid value: a registered prompt's name, or ``all`` (the four prompts'
     ensemble),
     or prompts joined with ``+`` (``1+3``: an ensemble of those)."""
-    from textclf.descriptions.prompts import normalize_prompt
 
     if value.lower() == "all":
         return "all"
@@ -159,7 +162,6 @@ def parse_seeds(value: Values) -> list[int]:
 def plan_grid(request: GridRequest) -> GridPlan:
     """The grid ``request`` describes, every choice checked (cells are preflighted later, by
     ``run_grid``)."""
-    from textclf.ablation import cells as grid_cells
     from textclf.ablation.report import GridReport
 
     axes = parse_axes(request.axes)
@@ -184,8 +186,6 @@ def plan_grid(request: GridRequest) -> GridPlan:
         cells, notes = grid_cells.paper_plan(base, request.preset, controls)
     else:
         if request.grid:
-            from textclf.ablation.grid_file import read_grid_file
-
             file_axes, file_controls, file_base = read_grid_file(request.grid)
             # TOML values keep their types: the config checks them strictly
             axes = {
@@ -215,8 +215,6 @@ def zero_shot_plan(
     """The zero-shot grid's cells and the chance level of telling ``holdout_size`` held-out
     classes apart."""
     from textclf.ablation import zero_shot
-    from textclf.config import TrainConfig
-    from textclf.descriptions.describers import dataset_class_names
 
     dataset = base.get("dataset") or PRESETS.get(request.preset, {}).get(
         "dataset", TrainConfig.dataset

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.ablation.cells import REFERENCE
+from textclf.evaluation.plots import plot_forest
 from textclf.files.atomic import write_json, write_text
+from textclf.files.csv_table import csv_text
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -172,13 +174,10 @@ def write_outputs(
 ) -> None:
     """results.csv, results.json, summary.md and (for a no-text comparison) forest.png, each
     atomically."""
-    from textclf.files.csv_table import csv_text
 
     fields = RESULT_FIELDS + [k for k in ZERO_SHOT_FIELDS if any(k in r for r in rows)]
     write_text(out / "results.csv", csv_text(fields, rows))
     write_json(out / "results.json", {"rows": rows, "summary": summary})
     write_text(out / "summary.md", summary_md)
     if forest:
-        from textclf.evaluation.plots import plot_forest
-
         plot_forest(summary, out / "forest.png")

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, option
+from textclf.files.checksums import file_checksum
+from textclf.files.paths import cache_root
 
 KEY = re.compile(r"^([0-9a-f]{32})\.(npy|json|lock)$")
 TEMP = re.compile(r"^\.([0-9a-f]{32})\.(npy|json)\..+\.tmp$")
@@ -74,15 +76,12 @@ def cache_dir(root: Optional[Path] = None) -> Path:
     """
     if root is not None:
         if not Path(root).is_dir():
-            from textclf.errors import option
-
             raise TextclfError(
                 f"{option('cache_dir')} '{root}' is not a folder; give the cache folder (the "
                 "default: "
                 f"$TEXTCLF_CACHE or ~/.cache/textclf)"
             )
         return Path(root)
-    from textclf.files.paths import cache_root
 
     return cache_root()
 
@@ -140,11 +139,8 @@ def _judge(entry: CacheEntry, folder: Path, verify: bool, info) -> None:
             "damaged",
             f"array has {data.stat().st_size} bytes, sidecar says {size}",
         )
-    elif verify:
-        from textclf.files.checksums import file_checksum
-
-        if file_checksum(data) != checksum:
-            entry.status, entry.problem = "damaged", "checksum differs from the sidecar"
+    elif verify and file_checksum(data) != checksum:
+        entry.status, entry.problem = "damaged", "checksum differs from the sidecar"
 
 
 def scan(root: Optional[Path] = None, verify: bool = False) -> CacheScan:

@@ -31,7 +31,17 @@ from typing import Optional
 import numpy as np
 
 from textclf.config import CHOICES
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, unknown_choice
+from textclf.runtime.backbone_graph import (
+    GRAPH_VERSION,
+    INPUT,
+    OPSET,
+    OUTPUT,
+    GraphUnavailable,
+    backbone_graph,
+    graph_key,
+    graph_key_parts,
+)
 
 RUNTIMES = CHOICES["extract_runtime"]
 
@@ -57,7 +67,6 @@ def key_part(runtime: str) -> Optional[dict]:
         return None
     if runtime == "torch-cuda":
         return {"runtime": "torch-cuda", "precision": "bf16-autocast"}
-    from textclf.runtime.backbone_graph import GRAPH_VERSION, OPSET
 
     return {"runtime": runtime, "precision": "fp32", "opset": OPSET, "graph_version": GRAPH_VERSION}
 
@@ -70,8 +79,6 @@ def onnxruntime_installed() -> bool:
 def check_runtime(name: str) -> str:
     """Validate an ``extract_runtime`` value (a one-line error naming the choices)."""
     if name not in RUNTIMES:
-        from textclf.errors import unknown_choice
-
         raise unknown_choice("extract-runtime", name, RUNTIMES)
     return name
 
@@ -116,12 +123,6 @@ _SESSIONS: dict = {}
 
 def graph_session(encoder, prep, kind: str, threads: Optional[int]):
     """The backbone's ONNX graph session on ``kind`` (memoised per graph, provider and threads)."""
-    from textclf.runtime.backbone_graph import (
-        GraphUnavailable,
-        backbone_graph,
-        graph_key,
-        graph_key_parts,
-    )
 
     memo = (graph_key(graph_key_parts(encoder, prep)), kind, threads)
     if memo not in _SESSIONS:
@@ -192,7 +193,6 @@ class OnnxRunner:
 
     def __call__(self, x) -> np.ndarray:
         """(N, dim) float32 features of a batch."""
-        from textclf.runtime.backbone_graph import INPUT, OUTPUT
 
         if x.device.type != "cpu":
             return self.bound(x)
@@ -204,8 +204,6 @@ class OnnxRunner:
         """Run with I/O binding: input and output stay on ``x``'s device (CUDA; works on the CPU
         too)."""
         import torch
-
-        from textclf.runtime.backbone_graph import INPUT, OUTPUT
 
         x = x.contiguous().float()
         out = torch.empty((x.shape[0], self.dim), dtype=torch.float32, device=x.device)

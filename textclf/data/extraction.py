@@ -10,6 +10,9 @@ import numpy as np
 import torch
 
 from textclf.data.datasets import Split
+from textclf.data.decode import draft_size
+from textclf.data.extract_runtime import TorchRunner
+from textclf.data.pipeline import image_batches, row_batches
 from textclf.data.preprocessing import Preprocessing, preprocess_images, preprocess_module
 
 
@@ -18,7 +21,6 @@ def iter_inputs(
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """Yield ``(indices, normalised float batch)`` over a split in order (each image resized on
     its own)."""
-    from textclf.data.decode import draft_size
 
     order = np.arange(len(split)) if indices is None else np.asarray(indices)
     module = preprocess_module(prep)
@@ -45,8 +47,6 @@ def iter_features(
     grid, is never modified). Images are decoded in DataLoader workers and resized on the device
     (:mod:`textclf.data.pipeline`).
     """
-    from textclf.data.extract_runtime import TorchRunner
-    from textclf.data.pipeline import image_batches, row_batches
 
     runner = runner or TorchRunner(backbone, device)
     order = np.arange(len(split)) if rows is None else np.asarray(rows, dtype=np.int64)

@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.errors import TextclfError
 from textclf.files.atomic import atomic_path, write_json
 from textclf.files.checksums import file_checksum
 
@@ -212,8 +213,6 @@ def stored_values(values: np.ndarray, dtype: str) -> np.ndarray:
         and not np.isfinite(out).all()
         and np.isfinite(values).all()
     ):
-        from textclf.errors import TextclfError
-
         raise TextclfError(
             "image features exceed the float16 range (|x| > 65504); use --feature-dtype float32"
         )

@@ -10,10 +10,16 @@ from typing import Optional
 import numpy as np
 import torch
 
+from textclf.data import extract_runtime
+from textclf.data.decode import DECODER
+from textclf.data.extract_runtime import key_part
 from textclf.data.extraction import extract_features
+from textclf.data.feature_cache import FeatureCache, cache_key
 from textclf.data.preprocessing import Preprocessing
+from textclf.data.sharded_features import sharded_features
 from textclf.datatypes import Split
 from textclf.files.paths import cache_root
+from textclf.runtime.distributed import SINGLE
 from textclf.runtime.progress import NULL, Reporter
 
 
@@ -34,7 +40,6 @@ def feature_key(
     Float32 features of PyTorch on the CPU from in-memory images keep the key they always had, so
     existing caches stay valid for ``--extract-runtime torch``.
     """
-    from textclf.data.extract_runtime import key_part
 
     parts = {
         "backbone": encoder.name,
@@ -52,8 +57,6 @@ def feature_key(
         parts["extract"] = extract
     # Files: their pixels depend on the decoder (EXIF, 16-bit, JPEG draft)
     if split.paths is not None:
-        from textclf.data.decode import DECODER
-
         parts["decode"] = dict(DECODER)
     return parts
 
@@ -93,9 +96,6 @@ def feature_table(
     the one entry (:mod:`textclf.data.sharded_features`). A fallback of ``auto`` to PyTorch is said
     through ``reporter``.
     """
-    from textclf.data import extract_runtime
-    from textclf.data.feature_cache import FeatureCache, cache_key
-    from textclf.runtime.distributed import SINGLE
 
     ctx = ctx if ctx is not None else SINGLE
     cache = FeatureCache(cache_root())
@@ -131,8 +131,6 @@ def feature_table(
 
     describe = {"key_parts": parts, "count": len(split)}
     if ctx.active:
-        from textclf.data.sharded_features import sharded_features
-
         arr, hit = sharded_features(
             cache,
             key,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from textclf.data.datasets import Dataset, stratified_indices
+from textclf.registry import registry
 
 
 def load_dataset(
@@ -15,7 +16,6 @@ def load_dataset(
 
     ``max_train``/``max_test`` keep a stratified, seeded subset (fast experiments, CI).
     """
-    from textclf.registry import registry
 
     ds = registry("datasets").get(name).load()
     if max_train is not None and max_train < len(ds.train):

@@ -16,6 +16,9 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.decode import draft_size
+from textclf.data.preprocessing import group_by_shape, preprocess_module
+
 MAX_AUTO_WORKERS = 8
 
 
@@ -69,7 +72,6 @@ def _dataset_class():
             self.draft_size = draft_size  # JPEG files decode at a reduced scale still >= it
 
         def __getitem__(self, rows):
-            from textclf.data.preprocessing import group_by_shape
 
             rows = np.asarray(rows, dtype=np.int64)
             images = self.split.read(rows, self.draft_size)
@@ -90,7 +92,6 @@ class DeviceImages:
     run there)."""
 
     def __init__(self, prep, device, channels_last: bool = False, nchw: bool = False):
-        from textclf.data.preprocessing import preprocess_module
 
         self.prep = prep
         self.device = device
@@ -155,7 +156,6 @@ def image_batches(
     on the device
     (``channels_last`` or ``nchw``: the memory layout the model reads best; neither changes a
     value)."""
-    from textclf.data.decode import draft_size
 
     images = DeviceImages(prep, device, channels_last, nchw)
     loader = image_loader(

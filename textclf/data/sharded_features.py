@@ -17,6 +17,8 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.extraction import iter_features
+from textclf.data.feature_cache import stored_values
 from textclf.errors import TextclfError
 
 
@@ -110,9 +112,6 @@ def _gathered_blocks(
     """Each rank extracts its shard batch by batch; rank 0 yields the rows in order (the others
     yield nothing)."""
     import torch
-
-    from textclf.data.extraction import iter_features
-    from textclf.data.feature_cache import stored_values
 
     n, dim = shape
     world, rank = ctx.world, ctx.rank

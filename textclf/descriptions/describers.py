@@ -8,13 +8,13 @@ from typing import Any, Optional
 from textclf.descriptions.prompts import resolve_prompt
 from textclf.errors import TextclfError
 from textclf.files.paths import safe_name
+from textclf.registry import registry
 
 OFFLINE_CHOICES = "builtin, classname, random-words, file:PATH"
 
 
 def dataset_class_names(dataset: str) -> list[str]:
     """Class names of a dataset, without loading its images when the plugin declares them."""
-    from textclf.registry import registry
 
     names = registry("datasets").get(dataset).class_names()
     if names:
@@ -26,7 +26,6 @@ def dataset_class_names(dataset: str) -> list[str]:
 
 def make_describer(name: str, **options) -> tuple[Any, Any]:
     """Resolve a describer name (``file:PATH`` included) and build it: ``(plugin, describer)``."""
-    from textclf.registry import registry
 
     plugin = registry("describers").get(name)
     return plugin, plugin.make(**options)
@@ -100,8 +99,6 @@ def offline_with_source(
     """:func:`offline_descriptions` and the describer's source label (e.g. the built-in set it
     used)."""
     import inspect
-
-    from textclf.descriptions.prompts import resolve_prompt
 
     template = resolve_prompt(prompt)
     plugin, desc = make_describer(

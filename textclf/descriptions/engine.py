@@ -30,9 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from textclf import __version__
 from textclf.descriptions.describers import add_usage, make_describer
+from textclf.descriptions.files import DescriptionFile, is_description_file, load_descriptions
 from textclf.descriptions.request import DescribeRequest
 from textclf.errors import TextclfError
+from textclf.files.atomic import write_json
+from textclf.files.ownership import refuse_foreign_file
 
 
 @dataclass
@@ -105,7 +109,6 @@ class _Writer:
             self._cond.notify()
 
     def _run(self) -> None:
-        from textclf.files.atomic import write_json
 
         while True:
             with self._cond:
@@ -179,8 +182,6 @@ async def _call(fn, *args):
 
 def _existing_file(opts: DescribeRequest):
     """The file to resume (None: start afresh); a file textclf did not write is never replaced."""
-    from textclf.descriptions.files import is_description_file, load_descriptions
-    from textclf.files.ownership import refuse_foreign_file
 
     out = Path(opts.output)
     if opts.force:  # --force starts over, but replaces only what textclf wrote
@@ -232,8 +233,6 @@ class _Run:
 
     def build(self, complete: bool):
         """The description file as it stands (texts kept, then texts fetched in sample order)."""
-        from textclf import __version__
-        from textclf.descriptions.files import DescriptionFile
 
         merged = {
             c: self.texts[c] + [self.new[c][i] for i in sorted(self.new[c])] for c in self.names

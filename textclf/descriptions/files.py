@@ -17,8 +17,12 @@ from typing import Optional
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from textclf.descriptions.describers import offline_with_source
+from textclf.descriptions.prompts import normalize_prompt
 from textclf.errors import TextclfError
+from textclf.files.jsonio import read_json
 from textclf.files.paths import safe_name
+from textclf.files.schema_types import distinct
 from textclf.validation import validate
 
 SCHEMA_VERSION = 1
@@ -68,7 +72,6 @@ class DescriptionFile(BaseModel):
     @pydantic.field_validator("class_names")
     @classmethod
     def _unique_classes(cls, v: list[str]) -> list[str]:
-        from textclf.files.schema_types import distinct
 
         if not v:
             raise ValueError("class_names is empty")
@@ -146,7 +149,6 @@ def load_descriptions(
     file lists them in the order given. Every problem is a :class:`TextclfError` naming the
     class or field. ``partial=True`` (used by ``describe`` to resume) admits incomplete files.
     """
-    from textclf.files.jsonio import read_json
 
     p = Path(path)
     # Strict JSON: a class listed twice under "descriptions" must not silently keep the last texts.
@@ -235,8 +237,6 @@ def default_path(dataset: str, prompt_name: str, root: str = DEFAULT_ROOT) -> Pa
 
 def _prompt_name_or_raw(prompt: str, dataset: str, root: str) -> str:
     try:
-        from textclf.descriptions.prompts import normalize_prompt
-
         return normalize_prompt(prompt)
     except TextclfError:
         # A name that is not a registered prompt may still be a file written with a custom
@@ -298,8 +298,6 @@ def resolve_descriptions(
         file = load_descriptions(candidate, class_names)
         return {c: list(file.descriptions[c]) for c in class_names}, str(candidate)
     try:  # the builtin describer: by dataset name, else by its class names
-        from textclf.descriptions.describers import offline_with_source
-
         builtin, label = offline_with_source("builtin", dataset, class_names, name)
         return builtin, f"builtin:{label}/{name}"
     except TextclfError:

@@ -7,20 +7,20 @@ import hashlib
 from typing import Optional
 
 from textclf.errors import TextclfError
+from textclf.plugin_api import PromptTemplate
+from textclf.registry import registry
 
 DEFAULT_PROMPT_TYPE = "1"  # the paper's type 1 prompt, when neither a type nor a template is given
 
 
 def resolve_prompt(name: str):
     """A registered prompt template by name or alias (``"3"``, ``"type3"``)."""
-    from textclf.registry import registry
 
     return registry("prompts").get(str(name))
 
 
 def custom_prompt(text: str):
     """A prompt template from inline text containing ``{class_name}`` (or the paper's ``{}``)."""
-    from textclf.plugin_api import PromptTemplate
 
     # A custom prompt asks for a paragraph, with the paper's system message
     TYPE2 = resolve_prompt("type2")
@@ -55,8 +55,6 @@ def prompts_for(prompt_type: Optional[str], prompt_template: Optional[str] = Non
     try:
         return [resolve_prompt(spec)]
     except TextclfError:
-        from textclf.registry import registry
-
         names = registry("prompts").names()
         aliases = [a for n in names for a in getattr(resolve_prompt(n), "aliases", ())]
         raise TextclfError(

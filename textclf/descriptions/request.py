@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from textclf.descriptions.describers import dataset_class_names, default_describer
+from textclf.descriptions.files import output_path
+from textclf.descriptions.prompts import prompts_for
 from textclf.errors import TextclfError, option
 
 TEMPERATURE_RANGE = (0.0, 2.0)  # what OpenAI-compatible servers accept
@@ -116,7 +119,6 @@ def choose_describer(
     flag says
     an LLM is meant (a local server needs no key), else the built-in descriptions (with a note
     saying so)."""
-    from textclf.descriptions.describers import default_describer
 
     if request.describer:
         return request.describer, None
@@ -134,9 +136,6 @@ def choose_describer(
 def plan(request: DescribeRequest) -> tuple[list[DescribeRequest], Optional[str]]:
     """``(runs, note)``: one resolved :class:`DescribeRequest` per prompt, in order, and a one-line
     note about the describer chosen (None when it was named or is an LLM)."""
-    from textclf.descriptions.describers import dataset_class_names
-    from textclf.descriptions.files import output_path
-    from textclf.descriptions.prompts import prompts_for
 
     request.check()
     prompts = prompts_for(request.prompt_type, request.prompt_template)

@@ -15,17 +15,16 @@ import csv
 import io
 from pathlib import Path
 
+from textclf.descriptions.files import parse_descriptions
 from textclf.errors import TextclfError
+from textclf.files.jsonio import decode_utf8, read_json
 
 
 def _read_json(path: Path) -> dict[str, list[str]]:
-    from textclf.files.jsonio import read_json
 
     # Duplicate class keys, non-UTF-8, deep nesting: one line
     data = read_json(path, "descriptions file")
     if isinstance(data, dict) and "schema_version" in data:
-        from textclf.descriptions.files import parse_descriptions
-
         return dict(parse_descriptions(data, str(path)).descriptions)
     if isinstance(data, dict) and isinstance(data.get("descriptions"), dict):
         data = data["descriptions"]
@@ -47,7 +46,6 @@ def _read_json(path: Path) -> dict[str, list[str]]:
 
 
 def _read_csv(path: Path) -> dict[str, list[str]]:
-    from textclf.files.jsonio import decode_utf8
 
     text = decode_utf8(path.read_bytes(), path, "descriptions file")
     try:

@@ -31,10 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from textclf.errors import TextclfError
+from textclf.errors import TextclfError, unknown_choice
+from textclf.evaluation.metrics import compute_metrics, metrics_document
+from textclf.evaluation.outputs import split_features
 from textclf.evaluation.request import EvalRequest
 from textclf.evaluation.templates import TEMPLATE_SETS
+from textclf.files.paths import safe_name
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
+from textclf.models.encoders import build_text_encoder
+from textclf.models.text_tower import encode_per_class
+from textclf.runs.run import open_run
+from textclf.runtime.devices import resolve_device
 from textclf.runtime.progress import NULL, Reporter
 from textclf.splits import check_split
 
@@ -51,8 +58,6 @@ def class_texts(
 ) -> dict[str, list[str]]:
     """The texts of each class for one of :data:`VARIANTS`."""
     if variant not in VARIANTS:
-        from textclf.errors import unknown_choice
-
         raise unknown_choice("zero-shot variant", variant, VARIANTS)
     named = {c: [t.format(c) for t in templates] for c in class_names}
     if variant == "templates":
@@ -83,7 +88,6 @@ class ZeroShotEvaluation:
         ``RUN_DIR/metrics-zero-shot-<dataset>-<split>.json``."""
         if self.own_split:
             return self.run.root / f"{METRICS_STEM}.json"
-        from textclf.files.paths import safe_name
 
         return (
             self.run.root
@@ -110,12 +114,6 @@ def evaluate_zero_shot(
     import numpy as np
     import torch
 
-    from textclf.evaluation.metrics import compute_metrics, metrics_document
-    from textclf.models.encoders import build_text_encoder
-    from textclf.models.text_tower import encode_per_class
-    from textclf.runs.run import open_run
-    from textclf.runtime.devices import resolve_device
-
     check_split(split)
     if not templates or any("{}" not in t for t in templates):
         raise TextclfError("zero-shot templates must each contain '{}' (where the class name goes)")
@@ -123,7 +121,6 @@ def evaluate_zero_shot(
     cfg = run.config
     check_aligned(cfg.image_backbone, cfg.text_backbone, "--zero-shot")
     dev = torch.device(str(resolve_device(device)))
-    from textclf.evaluation.outputs import split_features
 
     _, data, feats = split_features(run, split, dataset, str(dev), reporter)
     labels, features, ds_name = (

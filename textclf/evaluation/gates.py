@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from textclf.errors import GateFailed, TextclfError
+from textclf.evaluation.baseline_schema import check_gateable
 
 GATED_METRICS = ("accuracy", "macro_f1")
 # How far below a --baseline a gated metric may fall when --max-drop is not given: not at all.
@@ -104,8 +105,6 @@ def check_gates(
             )
         )
     if baseline is not None:
-        from textclf.evaluation.baseline_schema import check_gateable
-
         drop = DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
         check_gateable(baseline)
         base_classes = baseline["class_names"]

@@ -43,8 +43,19 @@ from typing import Optional
 
 import numpy as np
 
+from textclf import __version__
 from textclf.errors import TextclfError
+from textclf.evaluation.baseline_schema import check_gateable
+from textclf.evaluation.open_vocab import open_vocab_metrics
+from textclf.evaluation.outputs import split_outputs
 from textclf.evaluation.request import EvalRequest
+from textclf.files.atomic import write_json
+from textclf.files.jsonio import read_json
+from textclf.files.ownership import is_textclf_json, refuse_foreign_file
+from textclf.files.paths import safe_name
+from textclf.models.calibrated_stacking import per_class_accuracy
+from textclf.runs.run import open_run
+from textclf.runtime.devices import resolve_device
 from textclf.runtime.progress import NULL, Reporter
 from textclf.splits import check_split
 
@@ -193,7 +204,6 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
     or added), ``open_vocabulary`` holds their figures over every image: unseen accuracy, and
     the generalized seen/unseen/H as served (calibrated stacking with ``gamma``) and AUSUC.
     """
-    from textclf.evaluation.open_vocab import open_vocab_metrics
 
     c, served = outputs.n_trained, outputs.served
     rows = outputs.labels < c
@@ -211,8 +221,6 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
         )
         few_shot = np.flatnonzero(~outputs.seen[:c])  # held-out classes trained with K images
         if len(few_shot):
-            from textclf.models.calibrated_stacking import per_class_accuracy
-
             held = np.isin(outputs.labels, few_shot)
             pred = few_shot[np.argmax(served.logits[held][:, few_shot], axis=1)]
             block["classifier_unseen_accuracy"] = _r(
@@ -224,7 +232,6 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
 
 def metrics_document(metrics: dict, *, source: dict, dataset: str, split: str) -> dict:
     """Wrap :func:`compute_metrics` output with the format header and provenance."""
-    from textclf import __version__
 
     return {
         "format": METRICS_FORMAT,
@@ -260,7 +267,6 @@ class RunEvaluation:
     @property
     def metrics_name(self) -> str:
         """File name of the metrics for this dataset/split."""
-        from textclf.files.paths import safe_name
 
         if self.own_split:
             return "metrics.json"
@@ -271,7 +277,6 @@ class RunEvaluation:
     @property
     def plot_suffix(self) -> str:
         """'' for the run's own test split, else '-<dataset>-<split>' (confusion matrix only)."""
-        from textclf.files.paths import safe_name
 
         return (
             ""
@@ -289,9 +294,6 @@ def evaluate_run(
     reporter: Reporter = NULL,
 ) -> RunEvaluation:
     """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
-    from textclf.evaluation.outputs import split_outputs
-    from textclf.runs.run import open_run
-    from textclf.runtime.devices import resolve_device
 
     check_split(split)
     run = open_run(run_dir)
@@ -344,8 +346,6 @@ def write_metrics(
     A gate never writes over its own baseline: when ``path`` is the ``baseline`` file (through any
     path or link), nothing is written, so a failed comparison cannot replace what it failed against.
     """
-    from textclf.files.atomic import write_json
-    from textclf.files.ownership import is_textclf_json, refuse_foreign_file
 
     if baseline is not None and _same_file(path, baseline):
         return None
@@ -371,8 +371,6 @@ def read_metrics(path: str | Path) -> dict:
     gate off, one of 5.0 or NaN would fail every run, and a baseline without class names could
     compare runs on different classes.
     """
-    from textclf.evaluation.baseline_schema import check_gateable
-    from textclf.files.jsonio import read_json
 
     p = Path(path)
     if not p.is_file():

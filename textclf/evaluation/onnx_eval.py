@@ -16,10 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+from textclf.data.decode import draft_size
+from textclf.data.loading import load_dataset
+from textclf.data.preprocessing import Preprocessing
 from textclf.errors import TextclfError, option
+from textclf.evaluation.metrics import metrics_document, score_outputs
 from textclf.evaluation.outputs import SplitOutputs
 from textclf.evaluation.request import EvalRequest
+from textclf.files.ownership import is_textclf_json, is_textclf_png, refuse_foreign_file
+from textclf.files.paths import safe_name
 from textclf.runtime.progress import NULL, Reporter
+from textclf.serving.feeding import batches, session_outputs
+from textclf.serving.predict import load_onnx_predictor
 from textclf.splits import check_split
 
 BATCH = 64
@@ -40,12 +48,7 @@ def onnx_split_outputs(
     model's own input path: raw uint8 for in-graph preprocessing, else the training preprocessing
     its metadata records.
     """
-    from textclf.data.decode import draft_size
-    from textclf.data.loading import load_dataset
-    from textclf.data.preprocessing import Preprocessing
     from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
-    from textclf.serving.feeding import batches, session_outputs
-    from textclf.serving.predict import load_onnx_predictor
 
     predictor = load_onnx_predictor(model_path, provider, "classifier")
     meta = predictor.meta
@@ -95,7 +98,6 @@ class OnnxEvaluation:
 
 def onnx_output_paths(model: Path, dataset: str, split: str) -> tuple[Path, Path]:
     """``(MODEL.metrics-<dataset>-<split>.json, MODEL.confusion_matrix-<dataset>-<split>.png)``."""
-    from textclf.files.paths import safe_name
 
     stem = f"{model.with_suffix('')}"
     tag = f"{safe_name(dataset)}-{split}"
@@ -112,8 +114,6 @@ def evaluate_onnx(
     reporter: Reporter = NULL,
 ) -> OnnxEvaluation:
     """Score an exported model on ``dataset``'s ``split`` with ONNX Runtime; nothing is written."""
-    from textclf.evaluation.metrics import metrics_document, score_outputs
-    from textclf.files.ownership import is_textclf_json, is_textclf_png, refuse_foreign_file
 
     if dataset is None:
         raise TextclfError(

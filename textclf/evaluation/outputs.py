@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from textclf.errors import TextclfError
+from textclf.runs.datasets import load_eval_dataset, vocabulary_labels
 from textclf.runtime.progress import NULL, Reporter
 
 
@@ -52,7 +53,6 @@ def split_features(
 
     from textclf.data.extraction import extract_features
     from textclf.data.features import cached_features
-    from textclf.runs.datasets import load_eval_dataset
 
     ds = load_eval_dataset(run, dataset)
     data = ds.split(split)
@@ -96,7 +96,6 @@ def split_outputs(
     import torch
 
     from textclf.models.serving import serve_batches
-    from textclf.runs.datasets import vocabulary_labels
 
     ds, data, feats = split_features(run, split, dataset, device, reporter, shared)
     served_model = run.serving_model(torch.nn.Identity(), include_holdout=True)

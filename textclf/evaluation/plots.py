@@ -23,6 +23,10 @@ from typing import Optional
 
 import numpy as np
 
+from textclf import __version__
+from textclf.files.atomic import atomic_path
+from textclf.files.ownership import PNG_SOFTWARE
+
 DPI = 110
 DIVERGING = "RdBu_r"  # blue negative, white 0, red positive
 
@@ -39,10 +43,6 @@ def _save(fig, path: str | Path) -> Path:
     The PNG names textclf as its software, so a later run may replace it outside textclf's folders.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from textclf import __version__
-    from textclf.files.atomic import atomic_path
-    from textclf.files.ownership import PNG_SOFTWARE
 
     FigureCanvasAgg(fig)
     with atomic_path(path, fsync=False) as tmp:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textclf.evaluation.outputs import split_features
 from textclf.evaluation.plots import (
     _figure,
     _save,
@@ -25,6 +26,9 @@ from textclf.evaluation.plots import (
     plot_similarity,
     plot_training_curves,
 )
+from textclf.models.serving import serve_batches, serving_model
+from textclf.runs.datasets import vocabulary_labels
+from textclf.runs.run_dir import RunFiles
 
 PLOT_NAMES = ("confusion_matrix", "text_image_similarity", "embedding_map", "training_curves")
 MAP_POINTS = 2000  # images drawn on the map at most (a seeded sample)
@@ -137,10 +141,6 @@ def run_embeddings(run, split: str = "test"):
     the split's backbone features (the trained classes only)."""
     import torch
 
-    from textclf.evaluation.outputs import split_features
-    from textclf.models.serving import serve_batches, serving_model
-    from textclf.runs.datasets import vocabulary_labels
-
     ds, data, feats = split_features(run, split)
     labels = vocabulary_labels(run, ds, data.labels)
     rows = labels < len(run.class_names)
@@ -168,8 +168,6 @@ def write_run_plots(
     run itself on its test split and keep their names.
     """
     import json
-
-    from textclf.runs.run_dir import RunFiles
 
     out = Path(out_dir)
     paths: dict[str, Path] = {}

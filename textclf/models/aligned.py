@@ -11,6 +11,7 @@ Training uses it for ``--head-init zero-shot``; evaluation for ``textclf eval --
 from __future__ import annotations
 
 from textclf.errors import TextclfError
+from textclf.registry import registry
 
 DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned exp(logit_scale), for towers that do not carry one
 
@@ -18,7 +19,6 @@ DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned exp(logit_scale), for towers that 
 def is_aligned(image_backbone: str, text_backbone: str) -> bool:
     """Whether both names are one paired backbone bound to one argument (so they share one
     embedding space)."""
-    from textclf.registry import registry
 
     reg = registry("backbones")
     image, text = reg.get(image_backbone), reg.get(text_backbone)

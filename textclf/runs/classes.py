@@ -15,7 +15,15 @@ import shutil
 import time
 from pathlib import Path
 
+from textclf.data.datasets import train_val_indices
 from textclf.errors import TextclfError, option
+from textclf.files.atomic import atomic_path, write_json
+from textclf.files.jsonio import read_json
+from textclf.files.ownership import FolderLock, claim_folder
+from textclf.models.encoders import build_text_encoder
+from textclf.runs.datasets import load_eval_dataset
+from textclf.runs.run import TrainedRun, check_weights, open_run
+from textclf.runs.run_dir import FORMAT, FORMAT_VERSION, RunFiles
 
 COPIED = ("config.toml", "classes.json", "train_metrics.json", "history.jsonl", "history.csv")
 
@@ -47,7 +55,6 @@ def list_classes(run) -> list[dict]:
 def _text_tower(run):
     """The run's text tower, with the weights it trained (top layers or all), checked against the
     run."""
-    from textclf.models.encoders import build_text_encoder
 
     encoder = build_text_encoder(run.config.text_backbone, run.config.pretrained)
     tower = encoder.tower
@@ -62,8 +69,6 @@ def _text_tower(run):
         if k.startswith("class_text.tower.")
     }
     if not (top or whole):
-        from textclf.runs.run import check_weights
-
         check_weights(run, "text", encoder.weights_hash)
     if whole:
         tower.load_state_dict(whole, strict=True)
@@ -144,10 +149,8 @@ def validation_accuracy(run, device: str = "cpu") -> dict:
     import numpy as np
     import torch
 
-    from textclf.data.datasets import train_val_indices
     from textclf.data.features import cached_features
     from textclf.models.serving import serve_batches
-    from textclf.runs.datasets import load_eval_dataset
 
     cfg = run.config
     ds = load_eval_dataset(run)
@@ -186,8 +189,6 @@ def extended(run, descriptions: dict[str, list[str]]):
     """An in-memory copy of ``run`` that also knows ``descriptions``' classes (no file written)."""
     import torch
 
-    from textclf.runs.run import TrainedRun
-
     check_can_add(run)
     check_new(run, descriptions)
     feats = class_features(run, descriptions)
@@ -207,9 +208,6 @@ def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str
     Returns a report: the new run dir, the classes added, and the text head's accuracy on the run's
     validation images of its trained classes before and after the addition.
     """
-    from textclf.files.ownership import FolderLock, claim_folder
-    from textclf.runs.run import open_run
-    from textclf.runs.run_dir import FORMAT, RunFiles
 
     run = open_run(run_dir)
     new = extended(run, descriptions)
@@ -240,10 +238,6 @@ def _write(run, new, files, descriptions: dict, source: str) -> None:
     import uuid
 
     from safetensors.torch import save_file
-
-    from textclf.files.atomic import atomic_path, write_json
-    from textclf.files.jsonio import read_json
-    from textclf.runs.run_dir import FORMAT, FORMAT_VERSION
 
     files.root.mkdir(parents=True, exist_ok=True)
     info = dict(

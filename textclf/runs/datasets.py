@@ -8,13 +8,13 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.loading import load_dataset
 from textclf.errors import TextclfError
 
 
 def load_eval_dataset(run, dataset: Optional[str] = None):
     """The dataset to evaluate a run on: every trained class in it, and every class of it known
     to the run."""
-    from textclf.data.loading import load_dataset
 
     cfg = run.config
     name = dataset or cfg.dataset

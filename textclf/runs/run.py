@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from textclf.config import load_run_config
 from textclf.errors import TextclfError
+from textclf.files.jsonio import read_json
+from textclf.models.encoders import build_image_encoder
 from textclf.runs.run_dir import FORMAT, FORMAT_VERSION, RunFiles
+from textclf.runs.schema import read_class_names, read_run_info
 
 
 @dataclass(repr=False)
@@ -99,7 +103,6 @@ class TrainedRun:
         hash to what the run recorded (exit 2 naming both hashes). ``shared`` reuses a read-only
         backbone inside :func:`textclf.models.encoders.shared_encoders` (never for a trained one).
         """
-        from textclf.models.encoders import build_image_encoder
 
         if self._encoder is not None:
             return self._encoder
@@ -221,8 +224,6 @@ def open_run(run_dir: str | Path) -> TrainedRun:
     error."""
     from safetensors import safe_open
 
-    from textclf.config import load_run_config
-
     files = RunFiles(Path(run_dir))
     if not files.root.is_dir():
         raise TextclfError(f"run dir '{run_dir}' does not exist")
@@ -243,8 +244,6 @@ def open_run(run_dir: str | Path) -> TrainedRun:
         raise
     except Exception as exc:
         raise TextclfError(f"run dir '{run_dir}' is damaged: {type(exc).__name__}: {exc}") from None
-    from textclf.files.jsonio import read_json
-    from textclf.runs.schema import read_class_names, read_run_info
 
     version = (
         read_json(files.run, "run file").get("format_version") if files.run.is_file() else None

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textclf import __version__
+from textclf.descriptions.files import descriptions_hash
 from textclf.files.atomic import atomic_path, write_json, write_text
+from textclf.files.csv_table import csv_text
+from textclf.files.ownership import is_owned
 
 FORMAT = "textclf-run"
 FORMAT_VERSION = 2  # 2: typed preprocessing, backbone identity, one model module
@@ -69,7 +72,6 @@ class RunFiles:
 
     def is_run_dir(self) -> bool:
         """Whether this folder carries the run-dir marker (``run.json`` with textclf's format)."""
-        from textclf.files.ownership import is_owned
 
         return is_owned(self.root, self.run.name, FORMAT)
 
@@ -132,8 +134,6 @@ class RunFiles:
         """
         from safetensors.torch import save_file
 
-        from textclf.descriptions.files import descriptions_hash
-
         write_json(self.classes, {"classes": list(class_names)})
         desc = {
             "source": descriptions_source,
@@ -175,7 +175,6 @@ class RunFiles:
 
 def history_csv(rows: list[dict]) -> str:
     """Per-epoch rows as CSV text: one column per key, in the order keys first appear."""
-    from textclf.files.csv_table import csv_text
 
     columns: list[str] = []
     for row in rows:

@@ -14,6 +14,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from textclf.datatypes import Preprocessing
+from textclf.files.jsonio import read_json
 from textclf.files.schema_types import ClassNames
 from textclf.validation import validate
 
@@ -60,7 +61,6 @@ def _validated(model: type[pydantic.BaseModel], data, path: Path):
 
 def read_run_info(path: str | Path) -> dict:
     """``run.json`` as a dict, after checking what readers use."""
-    from textclf.files.jsonio import read_json
 
     p = Path(path)
     data = read_json(p, "run file")
@@ -70,7 +70,6 @@ def read_run_info(path: str | Path) -> dict:
 
 def read_class_names(path: str | Path) -> list[str]:
     """The class names of ``classes.json``."""
-    from textclf.files.jsonio import read_json
 
     p = Path(path)
     return list(_validated(Classes, read_json(p, "run file"), p).classes)

@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from textclf import __version__
 from textclf.errors import TextclfError
+from textclf.files.atomic import atomic_path, write_json
+from textclf.files.checksums import file_checksum
+from textclf.files.paths import cache_root
+from textclf.runtime.onnx_sessions import create_session
 
 GRAPH_VERSION = 1  # bump when the export changes in a way that alters the graph
 SIDECAR_FORMAT = "textclf-backbone-onnx"
@@ -67,7 +72,6 @@ def graph_key_parts(encoder, prep, opset: int = OPSET, precision: str = "fp32") 
 
 def graph_paths(parts: dict) -> tuple[Path, Path, Path]:
     """(graph, sidecar, lock) paths for key parts, under ``$TEXTCLF_CACHE/backbones``."""
-    from textclf.files.paths import cache_root
 
     name = graph_key(parts)
     folder = cache_root() / "backbones"
@@ -82,7 +86,6 @@ def graph_key(parts: dict) -> str:
 def read_graph(parts: dict) -> Optional[Path]:
     """The cached graph for ``parts`` when it is whole and textclf's, else None (missing or
     damaged)."""
-    from textclf.files.checksums import file_checksum
 
     path, meta, _ = graph_paths(parts)
     try:
@@ -194,7 +197,6 @@ def trace_onnx(
 def _open(model, provider: str, threads: Optional[int]):
     """An ONNX Runtime session on exactly ``provider`` (threads: intra-op threads, None: ONNX
     Runtime's own)."""
-    from textclf.runtime.onnx_sessions import create_session
 
     try:
         return create_session(model, provider, threads).session
@@ -232,10 +234,6 @@ def _check_parity(encoder, x, expected, session) -> None:
 def _write(parts: dict, data: bytes) -> None:
     """The graph, then its sidecar, each atomically (a graph without a sidecar is never read)."""
     import time
-
-    from textclf import __version__
-    from textclf.files.atomic import atomic_path, write_json
-    from textclf.files.checksums import file_checksum
 
     path, meta, _ = graph_paths(parts)
     with atomic_path(path) as tmp:

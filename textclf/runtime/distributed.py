@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from textclf.errors import PeerError, TextclfError
+from textclf.runtime.devices import resolve_device
+from textclf.runtime.rank_watch import Heartbeat, stop_on_sigterm
 
 TIMEOUT_ENV = "TEXTCLF_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0  # a collective that waits longer than this ends the job (a hung peer)
@@ -278,7 +280,6 @@ def session(device: str = "auto") -> Iterator[Context]:
     if not launched():
         yield SINGLE
         return
-    from textclf.runtime.rank_watch import Heartbeat, stop_on_sigterm
 
     ctx = _init(device)
     outer, _current = _current, ctx
@@ -372,8 +373,6 @@ def _init(device: str) -> Context:
 
     import torch
     import torch.distributed as dist
-
-    from textclf.runtime.devices import resolve_device
 
     if not dist.is_available():
         raise TextclfError(

@@ -17,8 +17,15 @@ from typing import Optional
 
 import numpy as np
 
-from textclf.errors import TextclfError, option
+from textclf.data.decode import decode_image, draft_size
+from textclf.data.image_inputs import Missing
+from textclf.data.preprocessing import Preprocessing, preprocess_images, preprocess_module
+from textclf.errors import TextclfError, option, unknown_choice
+from textclf.runs.run import open_run
+from textclf.runtime.onnx_sessions import check_choice, create_session
 from textclf.runtime.progress import NULL, Reporter
+from textclf.serving.feeding import run_session
+from textclf.serving.model_file import check_against_graph, decode_metadata
 from textclf.serving.request import HEADS, PredictRequest, check_predict_options
 
 BATCH = PredictRequest.batch_size
@@ -27,7 +34,6 @@ BATCH = PredictRequest.batch_size
 def read_image(path, draft_size: Optional[int] = None) -> np.ndarray:
     """An image file as a uint8 (H, W, 3) RGB array (:func:`textclf.data.decode.decode_image`); an
     unreadable file is a TextclfError."""
-    from textclf.data.decode import decode_image
 
     return decode_image(path, draft_size)
 
@@ -61,7 +67,6 @@ class Predictor:
         """
         if not len(images):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        from textclf.data.preprocessing import Preprocessing
 
         prep = Preprocessing.from_dict(self.preprocess, f"the preprocessing of {self.source}")
         chunks = [list(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
@@ -69,14 +74,10 @@ class Predictor:
 
         output = HEAD_OUTPUTS[self.head]
         if self.kind == "onnx":
-            from textclf.serving.feeding import run_session
-
             return np.concatenate(
                 [run_session(self.session, self.input, chunk, prep, output) for chunk in chunks]
             )
         import torch
-
-        from textclf.data.preprocessing import preprocess_images, preprocess_module
 
         module = preprocess_module(prep)
         with torch.inference_mode():
@@ -97,8 +98,6 @@ def choose_head(head: Optional[str], open_set: bool) -> str:
     if head is None:
         return "text" if open_set else "classifier"
     if head not in HEADS:
-        from textclf.errors import unknown_choice
-
         raise unknown_choice("head", head, HEADS)
     return head
 
@@ -107,8 +106,6 @@ def load_onnx_predictor(
     model_path, provider: str = PredictRequest.provider, head: Optional[str] = None
 ) -> Predictor:
     """An exported ``.onnx`` file with textclf metadata, on ``provider``."""
-    from textclf.runtime.onnx_sessions import create_session
-    from textclf.serving.model_file import decode_metadata
 
     path = Path(model_path)
     if not path.is_file():
@@ -118,7 +115,6 @@ def load_onnx_predictor(
     info = create_session(str(path), provider)
     props = info.session.get_modelmeta().custom_metadata_map
     meta = decode_metadata(dict(props), f"'{model_path}'")
-    from textclf.serving.model_file import check_against_graph
 
     check_against_graph(meta, info.session, f"'{model_path}'")
     vocabulary = list(meta.get("vocabulary") or meta["class_names"])
@@ -155,7 +151,6 @@ def run_predictor(run, head: str) -> Predictor:
 
 def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
     """A run dir's served model in PyTorch (CPU); ``head`` None: its default head."""
-    from textclf.runs.run import open_run
 
     run = open_run(run_dir)
     return run_predictor(run, choose_head(head, run.open_set))
@@ -166,7 +161,6 @@ def load_predictor(
 ) -> Predictor:
     """``model``: an exported ``.onnx`` file or a run dir; ``head``: classifier | text | ensemble
     (None: its default)."""
-    from textclf.runtime.onnx_sessions import check_choice
 
     check_choice(provider)
     if head is not None:
@@ -204,9 +198,6 @@ def predict_files(
     images are read and predicted ``batch_size`` at a time, so memory stays flat for any count.
     """
     check_predict_options(top, batch_size)
-    from textclf.data.decode import draft_size
-    from textclf.data.image_inputs import Missing
-    from textclf.data.preprocessing import Preprocessing
 
     # JPEG drafts to the model's own size, as training decoded its images (one decoder, one rule).
     draft = draft_size(

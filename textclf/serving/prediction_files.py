@@ -13,6 +13,9 @@ import json
 from pathlib import Path
 
 from textclf.errors import TextclfError
+from textclf.files.atomic import write_text
+from textclf.files.csv_table import csv_text as table
+from textclf.files.ownership import refuse_foreign_file
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 CSV_COLUMNS = ("file", "class", "probability", "top_k", "error")
@@ -31,7 +34,6 @@ def check_output(path: str | Path, force: bool = False) -> str:
         raise TextclfError(
             f"--output '{path}' is a folder; give a file name ending in .csv or .jsonl"
         )
-    from textclf.files.ownership import refuse_foreign_file
 
     refuse_foreign_file(p, is_textclf_predictions, "choose another --output")
     if p.exists() and not force:
@@ -63,7 +65,6 @@ def is_textclf_predictions(path: str | Path) -> bool:
 def csv_text(results: list[dict]) -> str:
     """The CSV form of ``predict_files`` results (cells that could start a spreadsheet formula
     are escaped)."""
-    from textclf.files.csv_table import csv_text as table
 
     rows = []
     for r in results:
@@ -91,7 +92,6 @@ def write_predictions(path: str | Path, results: list[dict]) -> Path:
 
     Call :func:`check_output` first: this writes over whatever is there.
     """
-    from textclf.files.atomic import write_text
 
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:

@@ -20,6 +20,9 @@ import dataclasses
 import numpy as np
 import torch
 
+from textclf.models.calibrated_stacking import gamma_candidates, generalized
+from textclf.models.serving import serving_model
+from textclf.models.text_tower import class_text_mean, encode_per_class
 from textclf.runtime.progress import NULL, Reporter
 
 DRAWS = 3  # calibration models, each with its own pseudo-unseen classes
@@ -38,7 +41,6 @@ def pseudo_unseen_groups(config, seen: list[str]) -> list[list[str]]:
 def class_features(recipe, names: list[str], descriptions: dict) -> torch.Tensor:
     """Raw (C, text_dim) class text features of ``names`` by a trained recipe's text tower (mean
     per class)."""
-    from textclf.models.text_tower import class_text_mean, encode_per_class
 
     recipe.text_encoder.tower.eval()
     return class_text_mean(
@@ -54,7 +56,6 @@ def served_text_logits(
     train split,
     over a vocabulary whose raw class features are ``features`` (its first classes: the helper's
     own)."""
-    from textclf.models.serving import serving_model
 
     served = serving_model(
         helper.model, features.to(recipe.device), recipe.config.temperature, seen=seen
@@ -92,7 +93,6 @@ def _draw(recipe, seen: list[str], pseudo: list[str]):
 def calibrate(recipe, reporter: Reporter = NULL) -> dict:
     """Choose ``gamma`` for a set-up and trained
     :class:`~textclf.training.recipe.TrainingRecipe`."""
-    from textclf.models.calibrated_stacking import gamma_candidates, generalized
 
     cfg, seen = (
         recipe.config,

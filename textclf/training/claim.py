@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 from textclf.config import TrainConfig, load_run_config
 from textclf.errors import TextclfError, option
-from textclf.runs.run_dir import RunFiles
+from textclf.files.ownership import FolderLock, claim_folder, remove_own_files
+from textclf.runs.run_dir import FORMAT, OWN_FILES, RunFiles
 
 
 @contextlib.contextmanager
@@ -49,8 +50,6 @@ def claimed_run_dir(
 def _claim(
     files: RunFiles, config: TrainConfig, resume: bool
 ) -> Iterator[tuple[TrainConfig, bool]]:
-    from textclf.files.ownership import FolderLock, claim_folder
-    from textclf.runs.run_dir import FORMAT
 
     claim_folder(files.root, files.run.name, FORMAT, "run dir", option("run_dir"))
     created = not files.root.exists()
@@ -78,8 +77,6 @@ def _claim(
 
 
 def _remove_new_run_dir(files: RunFiles) -> None:
-    from textclf.files.ownership import remove_own_files
-    from textclf.runs.run_dir import OWN_FILES
 
     remove_own_files(files.root, OWN_FILES)
     with contextlib.suppress(OSError):

@@ -9,6 +9,16 @@ import numpy as np
 import torch
 
 from textclf.config import TrainConfig
+from textclf.descriptions.describers import offline_descriptions
+from textclf.descriptions.files import descriptions_hash, prompt_list, resolve_ensemble
+from textclf.models.encoders import scoped_memo
+from textclf.models.text_tower import (
+    FrozenClassText,
+    TopLayersClassText,
+    TunedClassText,
+    class_text_mean,
+    encode_per_class,
+)
 from textclf.runtime.progress import Reporter
 
 
@@ -17,12 +27,8 @@ def run_descriptions(
 ) -> tuple[dict, str]:
     """The descriptions this run trains with, after any ablation control. Returns
     ``(descriptions, source)``."""
-    from textclf.descriptions.describers import offline_descriptions
-    from textclf.descriptions.files import resolve_ensemble
 
     if config.text_control in ("classname", "random-words"):
-        from textclf.descriptions.files import prompt_list
-
         desc = offline_descriptions(
             config.text_control,
             dataset_name,
@@ -57,9 +63,6 @@ def initial_text_features(
     config: TrainConfig, encoder, descriptions: dict, class_names: list[str], device
 ) -> list[torch.Tensor]:
     """Raw features of every description by the untrained encoder (shared within a grid)."""
-    from textclf.descriptions.files import descriptions_hash
-    from textclf.models.encoders import scoped_memo
-    from textclf.models.text_tower import encode_per_class
 
     key = (
         "text-features",
@@ -90,7 +93,6 @@ def class_text_provider(
     set (falling back to the whole tower when the model's layers cannot be replayed), else the
     whole tower.
     """
-    from textclf.models.text_tower import FrozenClassText, TopLayersClassText, TunedClassText
 
     if not config.text_used:
         return None
@@ -130,7 +132,6 @@ def final_text_features(
     device,
 ) -> torch.Tensor:
     """(C, text_dim) class text features after training: the mean over each class's descriptions."""
-    from textclf.models.text_tower import class_text_mean, encode_per_class
 
     feats = initial
     if config.text_trained:

@@ -17,6 +17,9 @@ import torch
 
 from textclf.config import TrainConfig
 from textclf.data.datasets import train_val_indices
+from textclf.data.decode import draft_size
+from textclf.data.pipeline import image_batches, row_batches
+from textclf.data.preprocessing import preprocess_images
 
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +63,6 @@ class TrainData:
         """Model inputs for rows of the train split: cached features, or normalised images."""
         if self.features is not None:
             return torch.from_numpy(np.ascontiguousarray(self.features[rows], dtype=np.float32))
-        from textclf.data.decode import draft_size
-        from textclf.data.preprocessing import preprocess_images
 
         return preprocess_images(
             self.split.read(rows, draft_size(self.preprocessing)), self.preprocessing
@@ -91,7 +92,6 @@ class TrainData:
         self, device, rank: int = 0, world: int = 1, size: int = 512, channels_last: bool = False
     ):
         """``(inputs, labels)`` on ``device`` over this rank's share of the validation images."""
-        from textclf.data.pipeline import row_batches
 
         return self._rows(row_batches(self.val_idx[rank::world], size), device, channels_last)
 
@@ -103,7 +103,6 @@ class TrainData:
                     torch.from_numpy(self.labels[rows].astype(np.int64)).to(device),
                 )
             return
-        from textclf.data.pipeline import image_batches
 
         yield from image_batches(
             self.split, row_lists, self.preprocessing, device, self.workers, channels_last

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from textclf.models.text_tower import TunedClassText
+
 RANK_SEED_STRIDE = 1_000_003  # dropout seeds of ranks > 0 (rank 0 seeds as a single process does)
 
 
@@ -26,8 +28,6 @@ def parallel_model(model, ctx, config, device):
     if not ctx.active:
         return model
     from torch.nn.parallel import DistributedDataParallel
-
-    from textclf.models.text_tower import TunedClassText
 
     # The no-text control never calls the text projection, and a whole fine-tuned text tower may
     # have parts its pooling does not use (BERT's pooler): DDP must not wait for their gradients.

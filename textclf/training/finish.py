@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 
+from textclf.models.text_tower import class_text_mean, encode_per_class
+from textclf.training.calibration import calibrate
+from textclf.training.class_text import final_text_features
+
 
 def write_run(recipe, train_seconds: float) -> dict:
     """Write the finished run's files (rank 0) and return its ``train_metrics``."""
-    from textclf.models.text_tower import class_text_mean
-    from textclf.training.class_text import final_text_features
 
     cfg = recipe.config
     if cfg.select == "best" and recipe.best_state is not None:
@@ -87,8 +89,6 @@ def write_run(recipe, train_seconds: float) -> dict:
 def open_vocabulary(recipe, tensors: dict) -> tuple[dict, dict]:
     """What a run that takes classes from descriptions keeps: held-out classes' text features and
     gamma."""
-    from textclf.models.text_tower import class_text_mean, encode_per_class
-    from textclf.training.calibration import calibrate
 
     cfg = recipe.config
     info = {

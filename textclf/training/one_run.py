@@ -15,8 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from textclf.config import TrainConfig
-from textclf.runs.run_dir import RunFiles
+from textclf.files.ownership import remove_own_files
+from textclf.runs.run_dir import OWN_FILES, RunFiles
+from textclf.runtime.distributed import current
 from textclf.runtime.progress import NULL, Reporter
+from textclf.training.claim import claimed_run_dir
+from textclf.training.preflight import preflight
 from textclf.training.recipe import EpochCallback, TrainingRecipe
 
 
@@ -36,11 +40,6 @@ def train_one_run(
     Inside a :func:`textclf.runtime.distributed.session` every rank calls this; they train one
     model.
     """
-    from textclf.files.ownership import remove_own_files
-    from textclf.runs.run_dir import OWN_FILES
-    from textclf.runtime.distributed import current
-    from textclf.training.claim import claimed_run_dir
-    from textclf.training.preflight import preflight
 
     if not resume:
         # Before the run dir is touched (a resumed run keeps the config it was checked with)

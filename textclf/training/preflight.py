@@ -15,20 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from textclf.errors import TextclfError
+from textclf.models.aligned import check_aligned
+from textclf.registry import get_image_backbone, get_text_backbone, registry
 
 
 def preflight(config) -> None:
     """Raise a one-line :class:`TextclfError` for anything wrong with ``config`` that is known
     before training."""
-    from textclf.registry import get_image_backbone, get_text_backbone, registry
 
     config.validate()
     dataset = registry("datasets").get(config.dataset)
     get_image_backbone(config.image_backbone)
     get_text_backbone(config.text_backbone)
     if config.head_init == "zero-shot":
-        from textclf.models.aligned import check_aligned
-
         check_aligned(config.image_backbone, config.text_backbone, "--head-init zero-shot")
     if config.descriptions is not None and not Path(config.descriptions).is_file():
         raise TextclfError(

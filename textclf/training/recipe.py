@@ -20,11 +20,30 @@ import numpy as np
 import torch
 
 from textclf.config import TrainConfig, save_config
+from textclf.data.datasets import check_trainable
+from textclf.data.feature_rows import row_reader
+from textclf.data.features import feature_table
+from textclf.data.loading import load_dataset
+from textclf.models.aligned import zero_shot_head_weight
+from textclf.models.classifier import build_model
+from textclf.models.encoders import build_image_encoder, build_text_encoder
+from textclf.models.text_tower import TunedClassText
 from textclf.runs.run_dir import RunFiles
 from textclf.runtime.devices import resolve_device
+from textclf.runtime.distributed import SINGLE
 from textclf.runtime.progress import NULL, Reporter
 from textclf.training.checkpoint import CheckpointWriter, LoopState, restore
-from textclf.training.losses import check_finite
+from textclf.training.class_text import (
+    class_text_provider,
+    draw_choice,
+    initial_text_features,
+    run_descriptions,
+)
+from textclf.training.data import TrainData, split_indices
+from textclf.training.ddp import RANK_SEED_STRIDE, parallel_model, zero_loss
+from textclf.training.finish import write_run
+from textclf.training.holdout import holdout_rows, vocabulary
+from textclf.training.losses import check_finite, combined_loss, draw_offsets
 from textclf.training.optimization import (
     build_optimizer,
     build_schedule,
@@ -49,7 +68,6 @@ class TrainingRecipe:
         callbacks: Sequence[EpochCallback] = (),
         ctx=None,
     ):
-        from textclf.runtime.distributed import SINGLE
 
         self.ctx = ctx or SINGLE  # the torchrun job, or a single process
         self.config = config
@@ -63,7 +81,6 @@ class TrainingRecipe:
 
     def setup(self) -> TrainingRecipe:
         """Build everything the loop needs; writes the config of a new run."""
-        from textclf.training.ddp import parallel_model
 
         self.device = self.ctx.device(resolve_device(self.config.device))
         self._setup_data()
@@ -82,12 +99,6 @@ class TrainingRecipe:
         return self
 
     def _setup_data(self) -> None:
-        from textclf.data.datasets import check_trainable
-        from textclf.data.loading import load_dataset
-        from textclf.models.encoders import build_image_encoder
-        from textclf.training.class_text import run_descriptions
-        from textclf.training.data import TrainData, split_indices
-        from textclf.training.holdout import holdout_rows, vocabulary
 
         cfg = self.config
         ds = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
@@ -135,8 +146,6 @@ class TrainingRecipe:
             self.data.features = self._cached_train_features()
 
     def _cached_train_features(self) -> np.ndarray:
-        from textclf.data.feature_rows import row_reader
-        from textclf.data.features import feature_table
 
         ds, name = self.dataset, self.config.image_backbone
         t0 = time.perf_counter()
@@ -167,9 +176,6 @@ class TrainingRecipe:
         return row_reader(table.features)
 
     def _setup_model(self) -> None:
-        from textclf.models.classifier import build_model
-        from textclf.models.encoders import build_text_encoder
-        from textclf.training.class_text import class_text_provider, initial_text_features
 
         cfg = self.config
         self.text_encoder = build_text_encoder(
@@ -193,8 +199,6 @@ class TrainingRecipe:
             backbone = self.image_encoder.module.to(self.device)
         head_weight = None
         if cfg.head_init == "zero-shot":
-            from textclf.models.aligned import zero_shot_head_weight
-
             head_weight = zero_shot_head_weight(self.text_encoder, self.initial_text)
         self.model = build_model(
             cfg,
@@ -250,7 +254,6 @@ class TrainingRecipe:
         # Head training on cached features (and replayed top text layers) is a stream of small
         # matrix products: one thread avoids OpenMP hand-off costs that make them many times
         # slower on a busy 2-core machine.
-        from textclf.models.text_tower import TunedClassText
 
         return not self.config.streams_images and not isinstance(
             self.model.class_text, TunedClassText
@@ -306,9 +309,6 @@ class TrainingRecipe:
         ``(seed, epoch)`` generator (:mod:`textclf.training.ddp`), so a job optimises exactly
         what one process would.
         """
-        from textclf.training.class_text import draw_choice
-        from textclf.training.ddp import RANK_SEED_STRIDE, zero_loss
-        from textclf.training.losses import combined_loss, draw_offsets
 
         cfg, ctx = self.config, self.ctx
         t0 = time.perf_counter()
@@ -416,6 +416,5 @@ class TrainingRecipe:
 
     def _finish(self, train_seconds: float) -> dict:
         """Write the run's files (rank 0) and return its metrics (on every rank)."""
-        from textclf.training.finish import write_run
 
         return self.ctx.decide(lambda: write_run(self, train_seconds))

@@ -14,15 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from textclf.config import TrainConfig
+from textclf.config import TrainConfig, build_config, load_run_config, read_toml
 from textclf.errors import TextclfError, option
+from textclf.files.ownership import link_latest
+from textclf.files.paths import safe_name
+from textclf.runs.run_dir import RunFiles
+from textclf.runtime.distributed import session
 from textclf.runtime.progress import NULL, Reporter
+from textclf.training.one_run import train_one_run
+from textclf.training.tracking import make_tracker
 
 
 def default_run_dir(config: TrainConfig) -> Path:
     """``runs/<dataset>-<time>`` (the dataset name made safe: ``imagefolder:/data/pets`` ->
     ``imagefolder-pets``)."""
-    from textclf.files.paths import safe_name
 
     return Path("runs") / f"{safe_name(config.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -40,7 +45,6 @@ def resolve_config(
     To ``resume``, the run's saved config: nothing may change it, so any preset, file or setting
     given is an error naming them.
     """
-    from textclf.config import build_config, load_run_config, read_toml
 
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
     if not resume:
@@ -117,12 +121,6 @@ def train_in_job(
     ``reporter``.
     """
     import contextlib
-
-    from textclf.files.ownership import link_latest
-    from textclf.runs.run_dir import RunFiles
-    from textclf.runtime.distributed import session
-    from textclf.training.one_run import train_one_run
-    from textclf.training.tracking import make_tracker
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     check_run_dir_path(run_dir)
