@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from textclf import __version__
 from textclf.descriptions.describers import add_usage, make_describer
@@ -63,7 +63,7 @@ class DescribeResult:
     """What a run wrote: the validated file, and per class whether texts were kept or fetched."""
 
     path: Path
-    file: Any  # DescriptionFile
+    file: DescriptionFile
     kept: dict[str, int] = field(default_factory=dict)
     fetched: dict[str, int] = field(default_factory=dict)
     source_label: str = ""

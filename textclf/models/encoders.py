@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from textclf.errors import TextclfError
+from textclf.plugin_api import ImageBackbone, ImageSpec, TextBackbone, TextSpec, TextTower
 from textclf.registry import get_image_backbone, get_text_backbone
 
 _SCOPE: Optional[dict] = None
@@ -26,8 +27,8 @@ class ImageEncoder:
     weights hash."""
 
     name: str
-    plugin: Any  # the bound plugin (textclf.plugin_api.ImageBackbone)
-    spec: Any  # textclf.plugin_api.ImageSpec
+    plugin: ImageBackbone  # the bound plugin
+    spec: ImageSpec
     module: Any  # nn.Module in eval mode
     weights_hash: str
 
@@ -46,9 +47,9 @@ class TextEncoder:
     """A built text tower and its identity."""
 
     name: str
-    plugin: Any  # the bound plugin (textclf.plugin_api.TextBackbone)
-    spec: Any  # textclf.plugin_api.TextSpec
-    tower: Any  # TextTower (nn.Module) in eval mode
+    plugin: TextBackbone  # the bound plugin
+    spec: TextSpec
+    tower: TextTower  # an nn.Module in eval mode
     weights_hash: str
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from textclf.config import load_run_config
+from textclf.config import TrainConfig, load_run_config
 from textclf.errors import TextclfError
 from textclf.files.jsonio import read_json
 from textclf.models.encoders import build_image_encoder
@@ -27,7 +27,7 @@ class TrainedRun:
     """A finished run dir: config, class names, run record (``run.json``) and trained tensors."""
 
     root: Path
-    config: Any  # textclf.config.TrainConfig
+    config: TrainConfig
     class_names: list[str]
     run_info: dict
     tensors: dict
