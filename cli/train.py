@@ -219,7 +219,7 @@ def command(
     json_out: bool = typer.Option(False, "--json", help="Print the training metrics as JSON."),
 ) -> None:
     """Train one run."""
-    from textclf.training.session import resolve_config
+    from textclf.training.resolve import resolve_config
 
     settings = dict(
         dataset=dataset,

@@ -74,7 +74,7 @@ def test_every_train_setting_resolves_alike(flag, text, value):
     code."""
     import tomli_w
 
-    from textclf.training.session import resolve_config
+    from textclf.training.resolve import resolve_config
 
     key = flag.removeprefix("--no-").removeprefix("--").replace("-", "_")
     via_cli = _cli_config(flag, *([text] if text is not None else []))

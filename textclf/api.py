@@ -109,7 +109,8 @@ def train(
     continues the run there with its saved config. ``callbacks`` get each epoch's history row.
     Under torchrun every process calls this and they train one model.
     """
-    from textclf.training.session import resolve_config, train_in_job
+    from textclf.training.resolve import resolve_config
+    from textclf.training.session import train_in_job
 
     if isinstance(config, TrainConfig):
         import dataclasses
