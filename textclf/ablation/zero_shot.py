@@ -22,6 +22,7 @@ import numpy as np
 
 from textclf.ablation.cells import Cell
 from textclf.ablation.summary import paired_difference
+from textclf.files.markdown_table import markdown_table
 
 SETTINGS = {
     "no-text": {"clf_weight": 1.0},
@@ -267,11 +268,9 @@ def verdict(settings: list[dict]) -> str:
 def markdown(summary: dict) -> str:
     """The grid's ``summary.md``: the table, the verdict, and the unseen accuracy of every
     held-out split."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
     text = (
-        "\n".join(lines)
-        + f"\n\nChance: {100 * summary['chance']:.1f}%. "
+        markdown_table(HEADERS, summary_rows(summary))
+        + f"\nChance: {100 * summary['chance']:.1f}%. "
         + summary["verdict"]
         + "\n"
     )
@@ -279,12 +278,6 @@ def markdown(summary: dict) -> str:
     if rows:
         text += (
             "\nUnseen accuracy % of each held-out split (mean over seeds):\n\n"
-            + "| "
-            + " | ".join(headers)
-            + " |\n"
-            + "|"
-            + "---|" * len(headers)
-            + "\n"
-            + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+            + markdown_table(headers, rows)
         )
     return text
