@@ -41,14 +41,28 @@ METRICS = (
 )
 
 
+ENUMERATED_GROUPS = 100_000  # held-out groups listed in full before one is drawn
+
+
 def holdout_splits(
     class_names: list[str], n_splits: int, size: int, seed: int = 0
 ) -> list[list[str]]:
     """``n_splits`` distinct groups of ``size`` classes, a seeded draw (class order kept within a
-    group)."""
-    groups = list(itertools.combinations(range(len(class_names)), size))
-    order = np.random.default_rng(seed).permutation(len(groups))
-    return [[class_names[i] for i in groups[j]] for j in order[:n_splits]]
+    group).
+
+    Where the groups are few they are all listed and drawn from; where they are too many to list
+    (100 classes in groups of 10: 1.7e13) distinct groups are drawn one by one, so the cost
+    follows ``n_splits``, not the number of possible groups."""
+    total = math.comb(len(class_names), size)
+    if total <= ENUMERATED_GROUPS:
+        groups = list(itertools.combinations(range(len(class_names)), size))
+        order = np.random.default_rng(seed).permutation(len(groups))
+        return [[class_names[i] for i in groups[j]] for j in order[:n_splits]]
+    rng = np.random.default_rng(seed)
+    drawn: dict[tuple, None] = {}
+    while len(drawn) < min(n_splits, total):
+        drawn.setdefault(tuple(sorted(rng.choice(len(class_names), size, replace=False))))
+    return [[class_names[int(i)] for i in group] for group in drawn]
 
 
 def zero_shot_cells(
