@@ -202,6 +202,8 @@ def describe(
     if on_event is not None and not callable(on_event):
         raise TextclfError(f"describe: on_event must be a function, got {type_name(on_event)}")
     check_argument("out", out, Optional[Path], "describe: ")
+    if "output" in options:  # the request's own name for out=
+        raise TextclfError("describe: give the file as out=, not output=")
     given = dict(dataset=dataset, prompt_type=prompt_type, describer=describer, samples=samples)
     check_keywords(DescribeRequest, {**given, **options}, "describe: ")
     request = DescribeRequest(output=Path(out) if out is not None else None, **given, **options)

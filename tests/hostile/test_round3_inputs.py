@@ -14,6 +14,9 @@ templates, exact counts and absurd costs are refused before any work, one line n
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +286,24 @@ def test_max_train_600_keeps_600_images_through_the_command(hostile_env):
 # ---- Costs
 
 
+@contextmanager
+def memory_cap(extra: int = 4 << 30) -> Iterator[None]:
+    """Cap this process's address space at its current size plus ``extra`` bytes: code that
+    runs away on memory (the cases below, before they were refused) raises MemoryError instead of
+    taking the machine's memory from everyone on it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as fh:
+        size = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 @pytest.mark.parametrize(
     "args, needles",
     [
@@ -296,7 +317,8 @@ def test_max_train_600_keeps_600_images_through_the_command(hostile_env):
 )
 def test_a_batch_that_cannot_fit_in_memory_is_refused_with_the_estimate(hostile_env, args, needles):
     before = snapshot(hostile_env)
-    out = cli("train", "--preset", "tiny", "--device", "cpu", "--run-dir", "r", *args)
+    with memory_cap():
+        out = cli("train", "--preset", "tiny", "--device", "cpu", "--run-dir", "r", *args)
     assert_error(out, *needles, only_line=True)
     assert snapshot(hostile_env) == before
 
@@ -311,7 +333,8 @@ def test_an_absurd_extraction_size_is_refused_with_the_estimate():
 
 
 def test_an_absurd_number_of_seeds_is_refused_at_once(hostile_env):
-    out = cli("ablate", "--clf-weights", "0.8", "--seeds", str(10**9), "--preset", "tiny")
+    with memory_cap():
+        out = cli("ablate", "--clf-weights", "0.8", "--seeds", str(10**9), "--preset", "tiny")
     assert_error(out, "seeds", "1,000,000,000", only_line=True)
     out = cli("ablate", "--clf-weights", "0.8,0.5", "--seeds", "6000", "--preset", "tiny")
     assert_error(out, "12,000", only_line=True)
@@ -321,7 +344,8 @@ def test_held_out_splits_of_many_classes_are_drawn_not_listed():
     from textclf.ablation.zero_shot import holdout_splits
 
     names = [f"c{i}" for i in range(100)]  # C(100, 10) = 1.7e13 groups: listing them never ends
-    splits = holdout_splits(names, 5, 10)
+    with memory_cap():
+        splits = holdout_splits(names, 5, 10)
     assert len(splits) == 5 and len({tuple(s) for s in splits}) == 5
     assert all(len(set(s)) == 10 for s in splits) and splits == holdout_splits(names, 5, 10)
 
