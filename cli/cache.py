@@ -67,6 +67,7 @@ def ls(
                 "entries": [e.to_dict() for e in found.entries],
                 "foreign_files": [str(p) for p in found.foreign],
                 "datasets_bytes": found.datasets_bytes,
+                "temp_files": [t.to_dict() for t in found.temps],
             }
         )
         return
@@ -118,6 +119,17 @@ def ls(
             f"{len(found.foreign)} other files in the folder are not textclf's and are left alone",
             highlight=False,
         )
+    if found.temps:
+        stale = [t for t in found.temps if t.stale]
+        console.print(
+            f"{len(found.temps)} temp files of interrupted writes "
+            f"({human_bytes(sum(t.bytes for t in found.temps))}), {len(stale)} of them over an "
+            "hour old (textclf cache prune removes those): "
+            + ", ".join(str(t.path.relative_to(found.root)) for t in found.temps[:3])
+            + (" ..." if len(found.temps) > 3 else ""),
+            highlight=False,
+            markup=False,
+        )
 
 
 def _report(result, verb: str, json_out: bool) -> None:
@@ -145,6 +157,12 @@ def _report(result, verb: str, json_out: bool) -> None:
         )
     for e, why in result.skipped:
         err_console.print(f"[yellow]skipped[/] {e.key[:12]}: {escape(why)}", highlight=False)
+    if result.temps:
+        console.print(
+            f"{'would remove' if result.dry_run else 'removed'} {len(result.temps)} temp files "
+            f"of interrupted writes ({human_bytes(sum(t.bytes for t in result.temps))})",
+            highlight=False,
+        )
     if result.foreign:
         console.print(f"kept {len(result.foreign)} files that are not textclf's", highlight=False)
 
@@ -205,7 +223,7 @@ def clear(
 
     if not yes and not dry_run:
         found = scan(root)
-        if not found.entries:
+        if not found.entries and not any(t.stale for t in found.temps):
             console.print(
                 f"the cache at {found.root / 'features'} is empty", highlight=False, markup=False
             )

@@ -10,7 +10,7 @@ import typer
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._options import given_or_default, library_option, merge_alias
 from textclf.cli._progress import QuietReporter, is_quiet, reporter, starting
-from textclf.data.image_inputs import expand_inputs
+from textclf.data.image_inputs import collect_inputs
 from textclf.errors import EXIT_INPUT, TextclfError
 from textclf.serving.prediction_files import check_output, write_predictions
 from textclf.serving.request import PredictRequest
@@ -103,7 +103,13 @@ def command(
         check_output(output, force)  # a bad name fails before the model loads
     items = list(images or [])
     reads_stdin = "-" in items or files_from == "-"
-    paths = expand_inputs(items, sys.stdin.read() if reads_stdin else None, files_from)
+    inputs = collect_inputs(items, sys.stdin.read() if reads_stdin else None, files_from)
+    paths = inputs.paths
+    if not json_out and not is_quiet():
+        from rich.markup import escape
+
+        for note in inputs.notes():  # hidden entries and named pipes in the folders: said once
+            err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if not paths:
         raise TextclfError(
             "no images: give image files, folders, globs, - (paths on stdin) or --files-from FILE"

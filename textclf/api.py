@@ -19,8 +19,12 @@ from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
 from textclf.descriptions.request import DescribeRequest, plan
 from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
+from textclf.exports.request import ExportRequest
 from textclf.runs.run import TrainedRun, open_run
-from textclf.serving.request import PredictRequest
+from textclf.serving.request import PredictRequest, check_predict_options
+from textclf.validation import check_argument, check_keywords, show, type_name
+
+PathLike = Union[str, Path]  # checked as a str or an os.PathLike
 
 
 @dataclass(repr=False)
@@ -55,6 +59,8 @@ class Run(TrainedRun):
         from textclf.predictions import Predictions, load_inputs
         from textclf.serving.predict import choose_head, run_predictor
 
+        check_argument("head", head, Optional[str], "Run.predict: ")
+        check_predict_options(1, batch_size)  # batch_size: an integer >= 1, named as a keyword
         names, arrays = load_inputs(images, draft_size(self.preprocessing))
         predictor = run_predictor(self, choose_head(head, self.open_set))
         probs = predictor.probabilities(arrays, batch_size)
@@ -70,6 +76,11 @@ class Run(TrainedRun):
         ``device`` ``auto`` is CUDA when there is one, else the CPU."""
         from textclf.evaluation.metrics import evaluate_run
 
+        for name, value in (("dataset", dataset), ("split", split), ("device", device)):
+            check_argument(
+                name, value, Optional[str] if name == "dataset" else str, "Run.evaluate: "
+            )
+        EvalRequest(run_dir=self.root, dataset=dataset, split=split, device=device).check()
         return evaluate_run(self.root, dataset=dataset, split=split, device=device).metrics
 
     def export_onnx(self, out=None, **options) -> dict:
@@ -77,6 +88,7 @@ class Run(TrainedRun):
         ``atol``, ...)."""
         from textclf.exports.onnx_export import export_run
 
+        check_keywords(ExportRequest, {"out": out, **options}, "Run.export_onnx: ")
         return export_run(self.root, out=out, **options)
 
 
@@ -85,6 +97,7 @@ def load_run(run_dir: Union[str, Path]) -> Run:
     is a one-line error."""
     from dataclasses import fields
 
+    check_argument("run_dir", run_dir, Path, "load_run: ")
     trained = open_run(run_dir)
     return Run(**{f.name: getattr(trained, f.name) for f in fields(TrainedRun)})
 
@@ -112,20 +125,54 @@ def train(
     from textclf.training.resolve import resolve_config
     from textclf.training.session import train_in_job
 
+    callbacks = _check_train_arguments(config, run_dir, preset, config_file, resume, callbacks, log)
     if isinstance(config, TrainConfig):
         import dataclasses
 
-        config = dataclasses.replace(config, **settings) if settings else config
         if resume or preset or config_file:
-            raise TypeError(
+            raise TextclfError(
                 "a TrainConfig is complete: give preset=, config_file= or resume= without it"
             )
+        check_keywords(TrainConfig, settings, "train: ")
+        config = dataclasses.replace(config, **settings) if settings else config
     else:
         config = resolve_config(
             preset, config_file, {**(config or {}), **settings}, resume=resume, run_dir=run_dir
         )
     outcome = train_in_job(config, run_dir, resume=resume, callbacks=callbacks, log=log)
     return load_run(outcome.run_dir)
+
+
+def _check_train_arguments(config, run_dir, preset, config_file, resume, callbacks, log) -> tuple:
+    """:func:`train`'s arguments of the right types, before anything is read or written; returns
+    the callbacks as a tuple."""
+    if config is not None and not isinstance(config, (TrainConfig, dict)):
+        hint = f"; for a preset write preset={config!r}" if isinstance(config, str) else ""
+        raise TextclfError(
+            f"train: config must be a TrainConfig or a dict of settings, got "
+            f"{type_name(config)} {show(config)[:60]}{hint}"
+        )
+    check_argument("run_dir", run_dir, Optional[Path], "train: ")
+    check_argument("preset", preset, Optional[str], "train: ")
+    check_argument("config_file", config_file, Optional[Path], "train: ")
+    check_argument("resume", resume, bool, "train: ")
+    check_argument("log", log, str, "train: ")
+    if callable(callbacks) or isinstance(callbacks, (str, bytes, dict)):
+        got = f"{type_name(callbacks)} {show(callbacks)[:60]}"
+        raise TextclfError(f"train: callbacks must be a list of functions, got {got}")
+    try:
+        found = tuple(callbacks)
+    except TypeError:
+        raise TextclfError(
+            f"train: callbacks must be a list of functions (each gets an epoch's history row), "
+            f"got {type_name(callbacks)} {show(callbacks)[:60]}"
+        ) from None
+    for i, fn in enumerate(found):
+        if not callable(fn):
+            raise TextclfError(
+                f"train: callbacks[{i}] must be a function, got {type_name(fn)} {show(fn)[:60]}"
+            )
+    return found
 
 
 def describe(
@@ -151,14 +198,16 @@ def describe(
     ``api_key``, ``prompt_template``). ``on_event`` receives the engine's progress events.
     """
 
-    request = DescribeRequest(
-        dataset=dataset,
-        prompt_type=prompt_type,
-        describer=describer,
-        output=Path(out) if out is not None else None,
-        samples=samples,
-        **options,
-    )
+    if isinstance(prompt_type, int) and not isinstance(prompt_type, bool):
+        prompt_type = str(prompt_type)  # describe("digits", 3)
+    if on_event is not None and not callable(on_event):
+        raise TextclfError(f"describe: on_event must be a function, got {type_name(on_event)}")
+    check_argument("out", out, Optional[Path], "describe: ")
+    if "output" in options:  # the request's own name for out=
+        raise TextclfError("describe: give the file as out=, not output=")
+    given = dict(dataset=dataset, prompt_type=prompt_type, describer=describer, samples=samples)
+    check_keywords(DescribeRequest, {**given, **options}, "describe: ")
+    request = DescribeRequest(output=Path(out) if out is not None else None, **given, **options)
     runs, _note = plan(request)
     texts = {}
     for opts in runs:
@@ -189,6 +238,27 @@ def add_classes(
     over it.
     """
 
+    for name, value, hint in (
+        ("target", target, Path),
+        ("describer", describer, Optional[str]),
+        ("prompt_type", prompt_type, str),
+        ("model", model, Optional[str]),
+        ("base_url", base_url, Optional[str]),
+        ("run", run, Optional[PathLike]),
+        ("output", output, Optional[PathLike]),
+    ):
+        check_argument(name, value, hint, "add_classes: ")
+    if descriptions is not None and not isinstance(descriptions, (str, Path, dict)):
+        raise TextclfError(
+            f"add_classes: descriptions must be a dict {{class: [texts]}} or a file, got "
+            f"{type_name(descriptions)}"
+        )
+    if classes is not None and (
+        not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes)
+    ):
+        raise TextclfError(
+            f"add_classes: classes must be a list of names, got {show(classes)[:60]}"
+        )
     target = Path(target)
     if not (target.is_dir() or target.is_file()):
         raise TextclfError(f"'{target}' is neither a run dir nor an exported model")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,13 +21,9 @@ from pydantic import Field
 
 from textclf.errors import TextclfError, option, unknown_choice
 from textclf.files.atomic import write_text
+from textclf.files.toml_files import check_keys, load_toml  # config.load_toml stays importable
 from textclf.presets import AUTO_OPEN_NOTE, PRESETS  # config.PRESETS stays importable
 from textclf.validation import problem, show, type_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, from PyPI
-    import tomli as tomllib
 
 CHOICES = {
     "negatives": ("one", "all"),
@@ -217,41 +212,20 @@ class ConfigValues(dict):
     source: str = "config file"
 
 
-def load_toml(path: str | Path, what: str = "config file") -> dict:
-    """Parse a TOML file; a missing, unreadable, non-UTF-8 or malformed file is a one-line error
-    naming ``what``."""
-    p = Path(path)
-    if not p.is_file():
-        raise TextclfError(
-            f"{what} '{path}' does not exist" + (" (it is a folder)" if p.is_dir() else "")
-        )
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise TextclfError(f"cannot read {what} '{path}': {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TextclfError(
-            f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-            f"{exc.start}); "
-            f"TOML files are UTF-8: save it as UTF-8"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TextclfError(f"{what} '{path}' is not valid TOML: {exc}") from None
-    except RecursionError:
-        raise TextclfError(f"{what} '{path}' is nested too deeply to be a textclf {what}") from None
+# Written by textclf itself into a run's config.toml ([extra]), never a setting: a config printed by
+# --print-config may carry them back, and they are dropped (validate() writes them again).
+EXTRA_NOTES = ("text_head_note",)
 
 
-def read_toml(path: str | Path) -> ConfigValues:
+def read_toml(path: str | Path, strict: bool = True) -> ConfigValues:
     """Read a TOML config file: top-level keys, or one ``[train]`` table and nothing beside it.
 
     Keys are normalised to snake_case. A key next to a ``[train]`` table would be silently
-    ignored, so it is an error naming every such key.
+    ignored, so it is an error naming every such key; ``strict`` (a user's file, not a run's saved
+    config) also refuses any key or table that is no setting, at every level, by its path.
     """
     data = load_toml(path)
+    prefix = "train" if isinstance(data.get("train"), dict) and len(data) == 1 else ""
     if "train" in data:
         if not isinstance(data["train"], dict):
             raise TextclfError(
@@ -267,6 +241,15 @@ def read_toml(path: str | Path) -> ConfigValues:
                 f"(or drop the [train] header)"
             )
         data = data["train"]
+    if strict:
+        check_keys(
+            data,
+            {f.name for f in fields(TrainConfig)} - {"extra"},
+            f"config file '{path}'",
+            prefix,
+            tables={"extra": EXTRA_NOTES},
+            valid="settings are the keys that textclf train --print-config shows",
+        )
     normalized: dict[str, list[str]] = {}
     for key in data:
         normalized.setdefault(key.replace("-", "_"), []).append(key)
@@ -292,8 +275,9 @@ def build_config(
     """
     file_source = getattr(file_values, "source", "config file")
     override_source = getattr(overrides, "source", None)
-    file_values = dict(file_values or {})
+    file_values = _without_notes(dict(file_values or {}), file_source)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    overrides = _without_notes(overrides, override_source or option("extra"))
     preset = overrides.get("preset") or file_values.pop("preset", None) or preset
     if not isinstance(preset, str) or preset not in PRESETS:
         raise unknown_choice("preset", str(preset), PRESETS)
@@ -317,6 +301,19 @@ def build_config(
         values["descriptions"] = os.fspath(values["descriptions"])
     check_values(values, origins)
     return TrainConfig(**values).validate()
+
+
+def _without_notes(values: dict, where: str) -> dict:
+    """``values`` without ``extra`` (textclf's own notes, written again by validate()); an
+    ``extra`` that holds anything else would be ignored, so it is refused."""
+    extra = values.pop("extra", None)
+    if extra is not None and not (isinstance(extra, dict) and set(extra) <= set(EXTRA_NOTES)):
+        keys = ", ".join(f"extra.{k}" for k in extra) if isinstance(extra, dict) else show(extra)
+        raise TextclfError(
+            f"'extra' (from {where}) holds textclf's own notes, not settings, so {keys} would be "
+            "silently ignored; give each setting as a key of its own"
+        )
+    return values
 
 
 def check_values(values: dict, origins: Optional[dict] = None) -> None:
@@ -381,7 +378,7 @@ def load_run_config(path: str | Path) -> TrainConfig:
     Keys this textclf does not know (written by a newer one) are ignored; every known value is
     validated, and an error names the file.
     """
-    values = read_toml(path)
+    values = read_toml(path, strict=False)
     # Every run ever saved names these; without them the defaults would describe another model.
     missing = [k for k in RUN_IDENTITY if k not in values]
     if missing:

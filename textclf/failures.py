@@ -25,9 +25,8 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return exc.exit_code, one_line(str(exc))
     if _is_out_of_memory(exc):
         return EXIT_INPUT, (
-            "out of memory: the data or a batch does not fit (a very large image, a large "
-            "--batch-size or --image-size?); use smaller images or batches, or a machine with "
-            f"more memory ({one_line(type(exc).__name__ + ': ' + str(exc), 120)})"
+            f"out of memory: {_memory_hint(exc)}, or use a machine with more memory "
+            f"({one_line(type(exc).__name__ + ': ' + str(exc), 120)})"
         )
     if type(exc).__name__ == "DecompressionBombError":
         return EXIT_INPUT, one_line(
@@ -60,6 +59,45 @@ def explain(exc: BaseException) -> tuple[int, str]:
         f"internal error: {type(exc).__name__}: {exc} (a bug in textclf; run with "
         f"--debug for the traceback)"
     )
+
+
+# What holds memory in each command, and what to lower (CLI spelling, Python API spelling)
+_IMAGES = (
+    "the data or a batch does not fit (a very large image, a large {batch} or {size}?); use "
+    "smaller images or batches"
+)
+_MEMORY_HINTS = {
+    "describe": (
+        "the descriptions held at once do not fit ({samples} for every class); lower {samples} or "
+        "describe fewer classes at a time"
+    ),
+    "cache": "listing or checking the cache did not fit; close other programs",
+    "plugins": "loading the plugins did not fit; close other programs",
+}
+_SPELLING = {
+    "cli": {"batch": "--batch-size", "size": "--image-size", "samples": "--samples"},
+    "api": {"batch": "batch_size=", "size": "image_size=", "samples": "samples="},
+}
+
+
+def _command_of(exc: BaseException) -> tuple[str, str]:
+    """``(command, "cli" | "api")`` whose code was running when ``exc`` was raised, from the
+    traceback: the first frame in a CLI command's module or in the Python API."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith("textclf.cli.") and not module.rsplit(".", 1)[1].startswith("_"):
+            return module.rsplit(".", 1)[1], "cli"
+        if module == "textclf.api":
+            return tb.tb_frame.f_code.co_name, "api"
+        tb = tb.tb_next
+    return "", "cli"
+
+
+def _memory_hint(exc: BaseException) -> str:
+    """What to lower, in the words of the command that ran out of memory."""
+    command, style = _command_of(exc)
+    return _MEMORY_HINTS.get(command, _IMAGES).format(**_SPELLING[style])
 
 
 def _reason(exc: BaseException) -> str:

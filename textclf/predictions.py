@@ -82,7 +82,11 @@ def load_inputs(images: Any, draft_size: int | None = None) -> tuple[list[str], 
         ) from None
     names, arrays = [], []
     for i, item in enumerate(items):
-        if isinstance(item, (str, Path)) and Path(item).is_dir():
+        try:
+            folder = isinstance(item, (str, Path)) and Path(item).is_dir()
+        except OSError as exc:  # a name too long for the file system
+            raise TextclfError(f"images[{i}]: cannot read it: {exc.strerror or exc}") from None
+        if folder:
             found = images_in_folder(Path(item))
             if not found:
                 raise TextclfError(f"images[{i}]: folder '{item}' holds no image files")

@@ -140,3 +140,67 @@ def type_name(value: Any) -> str:
         list: "an array",
         dict: "a table",
     }.get(type(value), type(value).__name__)
+
+
+# ---- arguments of the Python API: types checked before any work, one line naming the keyword
+
+_KINDS = {
+    bool: ("true or false", (bool,)),
+    int: ("an integer", (int,)),
+    float: ("a number", (int, float)),
+    str: ("a string", (str,)),
+}
+
+
+def _accepts(hint: Any) -> Optional[tuple[str, tuple]]:
+    """``(words, types)`` a value of annotation ``hint`` may be, or None when not checked here."""
+    import os
+    from pathlib import Path
+
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if hint in _KINDS:
+        return _KINDS[hint]
+    if hint is Path:
+        return "a path", (str, os.PathLike)
+    return None
+
+
+def check_argument(name: str, value: Any, hint: Any, where: str = "") -> None:
+    """Raise a one-line :class:`TextclfError` naming ``name`` when ``value`` is not of ``hint``
+    (``int``, ``float``, ``str``, ``bool``, ``Path``, ``Optional`` or a ``Union`` of them; other
+    annotations are not checked here). A boolean is no number, a string no path-like list."""
+    args = typing.get_args(hint) if typing.get_origin(hint) is typing.Union else (hint,)
+    if value is None and type(None) in args:
+        return
+    kinds = [k for k in (_accepts(a) for a in args if a is not type(None)) if k is not None]
+    if not kinds or len(kinds) < len([a for a in args if a is not type(None)]):
+        return  # a kind this check does not know: left to the function's own checks
+    ok = any(
+        isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        for _, types in kinds
+    )
+    if not ok:
+        wanted = " or ".join(words for words, _ in kinds)
+        if type(None) in args:
+            wanted += " or None"
+        raise TextclfError(
+            f"{where}{name} must be {wanted}, got {type_name(value)} {show(value)[:60]}"
+        )
+
+
+def check_keywords(cls: type, values: dict, where: str = "") -> None:
+    """The keywords of ``values`` are fields of the dataclass ``cls``, each of its field's type
+    (:func:`check_argument`); else one line naming the keyword and the valid ones."""
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        raise TextclfError(
+            f"{where}unknown keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)}; valid keywords: {', '.join(names)}"
+        )
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for key, value in values.items():
+        check_argument(key, value, hints[key], where)

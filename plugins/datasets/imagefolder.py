@@ -1,4 +1,8 @@
-"""``imagefolder:PATH``: ``PATH/train/<class>/*`` and ``PATH/test/<class>/*`` (or ``val/``)."""
+"""``imagefolder:PATH``: ``PATH/train/<class>/*`` and ``PATH/test/<class>/*`` (or ``val/``).
+
+Which files of a class folder are images is :mod:`textclf.files.image_files`' rule, the one
+``predict`` uses on a folder: searched recursively, hidden files and folders skipped (a hidden
+folder is no class either), only regular files opened."""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ from pathlib import Path
 
 from textclf.errors import TextclfError
 from textclf.files.image_decoder import decode_image
+from textclf.files.image_files import Listing, list_folders, list_images
 from textclf.plugin_api import Dataset, DatasetPlugin, Split
 from textclf.plugins.families import ArgumentFamily
 
 SUMMARY = "your images: PATH/train/<class>/*, PATH/test/<class>/*"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def _scan(folder: Path, classes: list[str], warnings: list[str]):
+def _scan(folder: Path, classes: list[str], listing: Listing, warnings: list[str]):
     import numpy as np
 
     paths, labels = [], []
@@ -22,9 +26,9 @@ def _scan(folder: Path, classes: list[str], warnings: list[str]):
         cdir = folder / cls
         if not cdir.is_dir():
             continue
-        for p in sorted(cdir.iterdir()):
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        found = list_images(cdir)  # the one rule of predict too: hidden and special entries out
+        listing.extend(found)
+        for p in found.images:
             try:
                 # verify() checks little for JPEG (a truncated file passes), so decode for real,
                 # with the decoder training uses; a JPEG draft to 64 px keeps the scan cheap.
@@ -51,12 +55,15 @@ def load(path: str):
         raise TextclfError(
             f"imagefolder '{path}' needs 'train/' and 'test/' (or 'val/') class folders"
         )
-    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    # Hidden folders (Jupyter's .ipynb_checkpoints) are not classes, as predict does not read them
+    classes, hidden = list_folders(train_dir)
+    test_classes, test_hidden = list_folders(test_dir)
+    listing = Listing(hidden=hidden + test_hidden)
     if not classes:
         raise TextclfError(f"imagefolder '{path}': no class folders under train/")
     # A class without training images cannot be learned, and dropping its test images would
     # report a score on fewer classes than the user has.
-    test_only = sorted(d.name for d in test_dir.iterdir() if d.is_dir() and d.name not in classes)
+    test_only = [c for c in test_classes if c not in classes]
     if test_only:
         listed = ", ".join(f"'{c}'" for c in test_only)
         raise TextclfError(
@@ -65,8 +72,9 @@ def load(path: str):
             f"under train/; add training images or move the folder away"
         )
     warnings: list[str] = []
-    train = _scan(train_dir, classes, warnings)
-    test = _scan(test_dir, classes, warnings)
+    train = _scan(train_dir, classes, listing, warnings)
+    test = _scan(test_dir, classes, listing, warnings)
+    warnings = listing.notes() + warnings  # said once for the whole folder
     if len(train) == 0:
         raise TextclfError(f"imagefolder '{path}': no readable images under train/")
     counts = np.bincount(train.labels, minlength=len(classes))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Annotated, Optional
+
+import pydantic
+from pydantic import ConfigDict, Field
 
 from textclf.ablation.cells import Cell, cell_config
 from textclf.config import load_run_config
@@ -17,6 +21,53 @@ from textclf.files.ownership import remove_own_files
 from textclf.runs.run import open_run
 from textclf.runs.run_dir import OWN_FILES, RunFiles
 from textclf.training.one_run import train_one_run
+from textclf.validation import validate
+
+Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+REDO = "delete the cell's folder and rerun with --resume (or start over with --force)"
+
+
+class CellResult(pydantic.BaseModel):
+    """``result.json`` of a finished cell: what the grid's summary reads, of the right types."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    cell: str
+    group: str
+    seed: int
+    accuracy: Score
+    macro_f1: Score
+    text_accuracy: Optional[Score] = None
+    val_accuracy: Optional[Score] = None
+    overrides: str = "{}"
+    unseen_accuracy: Optional[Score] = None
+    gzsl_seen: Optional[Score] = None
+    gzsl_unseen: Optional[Score] = None
+    gzsl_H: Optional[Score] = None
+    ausuc: Optional[Score] = None
+    classifier_unseen_accuracy: Optional[Score] = None
+
+    @pydantic.field_validator("overrides")
+    @classmethod
+    def _settings(cls, value: str) -> str:
+        try:
+            ok = isinstance(json.loads(value), dict)
+        except (ValueError, RecursionError):
+            ok = False
+        if not ok:
+            raise ValueError("expected the cell's settings as a JSON object")
+        return value
+
+
+def _read_result(path: Path, cell: Cell, seed: int) -> dict:
+    """A finished cell's ``result.json``, checked against :class:`CellResult` and its cell."""
+    doc = read_json(path, "cell file")
+    validate(CellResult, doc, what=f"cell file '{path}' is damaged", fix=REDO)
+    if (doc["cell"], doc["seed"]) != (cell.name, seed):
+        raise TextclfError(
+            f"cell file '{path}' is damaged: it holds the result of cell '{doc['cell']}' seed "
+            f"{doc['seed']}, not of '{cell.name}' seed {seed}; {REDO}"
+        )
+    return doc
 
 
 def _check_same_config(cell: Cell, seed: int, files, config) -> None:
@@ -50,10 +101,7 @@ def run_cell(
     if resume and files.config.exists() and (result_path.exists() or files.checkpoint.exists()):
         _check_same_config(cell, seed, files, config)  # about to reuse it, finished or half-trained
     if resume and result_path.exists():
-        return _read_cell_file(
-            result_path,
-            {"cell": str, "seed": int, "accuracy": (int, float), "macro_f1": (int, float)},
-        )
+        return _read_result(result_path, cell, seed)
     t0 = time.perf_counter()
     if not files.model.exists():
         can_resume = resume and files.checkpoint.exists() and files.config.exists()
@@ -109,7 +157,6 @@ def _read_cell_file(path: Path, required: dict) -> dict:
     ]
     if bad:
         raise TextclfError(
-            f"cell file '{path}' is damaged: '{bad[0]}' is missing or of the wrong type; delete "
-            f"the cell's folder and rerun with --resume (or start over with --force)"
+            f"cell file '{path}' is damaged: '{bad[0]}' is missing or of the wrong type; {REDO}"
         )
     return doc

@@ -7,10 +7,15 @@ cells are resolved (:func:`textclf.config.build_config`), before any cell trains
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
-from textclf.config import load_toml
+from textclf.config import TrainConfig, load_toml
 from textclf.errors import TextclfError
+from textclf.files.toml_files import check_keys
+
+# A grid's own settings: each cell's seed comes from --seeds, and `extra` is textclf's notes
+_NOT_IN_A_GRID = {"extra", "seed"}
 
 
 def read_grid_file(path: str | Path) -> tuple[dict, list, dict]:
@@ -31,6 +36,15 @@ def read_grid_file(path: str | Path) -> tuple[dict, list, dict]:
     for table in ("grid", "base"):
         if not isinstance(data.get(table, {}), dict):
             raise TextclfError(f"grid file '{path}': '{table}' must be a [{table}] table")
+    settings = {f.name for f in fields(TrainConfig)} - _NOT_IN_A_GRID
+    for table in ("grid", "base"):
+        check_keys(
+            data.get(table, {}),
+            settings,
+            f"grid file '{path}'",
+            table,
+            valid="the axes and the base take the settings of textclf train (seeds: --seeds)",
+        )
     controls = data.get("controls", [])
     if not isinstance(controls, list) or not all(isinstance(c, str) for c in controls):
         raise TextclfError(

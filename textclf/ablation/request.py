@@ -140,12 +140,32 @@ def _prompt_setting(value: str) -> str:
     )
 
 
+# Runs (cells x seeds) of one grid: each trains and evaluates a model and keeps a run dir, so even
+# tiny ones take a second and a few MB: beyond this a grid is a mistake (10**9 seeds), not a plan.
+MAX_RUNS = 10_000
+
+
+def check_grid_size(cells: int, seeds: int) -> None:
+    """Refuse a grid of more than :data:`MAX_RUNS` runs, saying how many it would be."""
+    if cells * seeds > MAX_RUNS:
+        raise TextclfError(
+            f"the grid has {cells:,} cells x {seeds:,} seeds = {cells * seeds:,} train+eval runs "
+            f"(each a run dir); a grid runs at most {MAX_RUNS:,}: give fewer seeds or axis values"
+        )
+
+
 def parse_seeds(value: Values) -> list[int]:
     """``"3"`` or ``3`` -> seeds 0, 1, 2; ``"0,5,7"`` or ``[0, 5, 7]`` -> those seeds."""
     items = split_values(value) if not isinstance(value, int) else [value]
     try:
         if isinstance(value, int) or (isinstance(value, str) and "," not in value):
-            seeds = list(range(int(items[0]))) if items else []
+            count = int(items[0]) if items else 0
+            if count > MAX_RUNS:  # refused before a list of that many seeds is made
+                raise TextclfError(
+                    f"{option('seeds')} {count} asks for {count:,} train+eval runs of every cell; "
+                    f"a grid runs at most {MAX_RUNS:,}: give fewer seeds"
+                )
+            seeds = list(range(count))
         else:
             seeds = [int(v) for v in items]
     except (TypeError, ValueError):
@@ -206,6 +226,7 @@ def plan_grid(request: GridRequest) -> GridPlan:
         if request.output
         else Path("ablations") / (request.name or default_name)
     )
+    check_grid_size(len(cells), len(seeds))
     return GridPlan(cells, seeds, base, request.preset, output, GridReport(chance, tuple(notes)))
 
 
@@ -228,8 +249,11 @@ def zero_shot_plan(
             "classes "
             "to train on"
         )
-    if splits < 1:
-        raise TextclfError(f"{option('holdout_splits')} {splits} must be >= 1")
+    if not 1 <= splits <= MAX_RUNS:
+        raise TextclfError(
+            f"{option('holdout_splits')} {splits} must be within [1, {MAX_RUNS:,}] (each split "
+            "is a cell of every setting)"
+        )
     unknown = [c for c in controls if c not in zero_shot.SETTINGS]
     if unknown:
         raise unknown_choice("zero-shot control", unknown[0], zero_shot.SETTINGS)

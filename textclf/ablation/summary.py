@@ -16,6 +16,7 @@ from textclf.ablation.cells import REFERENCE
 from textclf.evaluation.plots import plot_forest
 from textclf.files.atomic import write_json, write_text
 from textclf.files.csv_table import csv_text
+from textclf.files.markdown_table import markdown_table
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -140,9 +141,7 @@ HEADERS = [
 
 def markdown(summary: dict) -> str:
     """``summary.md``: the table and the verdict sentence."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
-    return "\n".join(lines) + "\n\n" + summary["verdict"] + "\n"
+    return markdown_table(HEADERS, summary_rows(summary)) + "\n" + summary["verdict"] + "\n"
 
 
 ZERO_SHOT_FIELDS = [

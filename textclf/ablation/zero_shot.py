@@ -22,6 +22,7 @@ import numpy as np
 
 from textclf.ablation.cells import Cell
 from textclf.ablation.summary import paired_difference
+from textclf.files.markdown_table import markdown_table
 
 SETTINGS = {
     "no-text": {"clf_weight": 1.0},
@@ -40,14 +41,28 @@ METRICS = (
 )
 
 
+ENUMERATED_GROUPS = 100_000  # held-out groups listed in full before one is drawn
+
+
 def holdout_splits(
     class_names: list[str], n_splits: int, size: int, seed: int = 0
 ) -> list[list[str]]:
     """``n_splits`` distinct groups of ``size`` classes, a seeded draw (class order kept within a
-    group)."""
-    groups = list(itertools.combinations(range(len(class_names)), size))
-    order = np.random.default_rng(seed).permutation(len(groups))
-    return [[class_names[i] for i in groups[j]] for j in order[:n_splits]]
+    group).
+
+    Where the groups are few they are all listed and drawn from; where they are too many to list
+    (100 classes in groups of 10: 1.7e13) distinct groups are drawn one by one, so the cost
+    follows ``n_splits``, not the number of possible groups."""
+    total = math.comb(len(class_names), size)
+    if total <= ENUMERATED_GROUPS:
+        groups = list(itertools.combinations(range(len(class_names)), size))
+        order = np.random.default_rng(seed).permutation(len(groups))
+        return [[class_names[i] for i in groups[j]] for j in order[:n_splits]]
+    rng = np.random.default_rng(seed)
+    drawn: dict[tuple, None] = {}
+    while len(drawn) < min(n_splits, total):
+        drawn.setdefault(tuple(sorted(rng.choice(len(class_names), size, replace=False))))
+    return [[class_names[int(i)] for i in group] for group in drawn]
 
 
 def zero_shot_cells(
@@ -267,11 +282,9 @@ def verdict(settings: list[dict]) -> str:
 def markdown(summary: dict) -> str:
     """The grid's ``summary.md``: the table, the verdict, and the unseen accuracy of every
     held-out split."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(summary)]
     text = (
-        "\n".join(lines)
-        + f"\n\nChance: {100 * summary['chance']:.1f}%. "
+        markdown_table(HEADERS, summary_rows(summary))
+        + f"\nChance: {100 * summary['chance']:.1f}%. "
         + summary["verdict"]
         + "\n"
     )
@@ -279,12 +292,6 @@ def markdown(summary: dict) -> str:
     if rows:
         text += (
             "\nUnseen accuracy % of each held-out split (mean over seeds):\n\n"
-            + "| "
-            + " | ".join(headers)
-            + " |\n"
-            + "|"
-            + "---|" * len(headers)
-            + "\n"
-            + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+            + markdown_table(headers, rows)
         )
     return text

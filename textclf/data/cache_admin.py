@@ -8,6 +8,12 @@ key parts hash to the key: :func:`textclf.data.feature_cache.sidecar_is_ours`); 
 however hash-like its name, is listed as foreign and never removed, and so is the folder itself.
 An entry is removed under its own file lock, so an entry that a running ``train`` is filling is
 skipped ("in use"), never pulled from under it.
+
+textclf's atomic-write temp files (``.<name>.textclf-<random>.tmp``,
+:func:`textclf.files.atomic.is_temp_name`) in ``features/`` and ``backbones/`` are listed on their
+own: a process killed while writing (a backbone graph, an array) leaves one behind. ``prune`` and
+``clear`` remove those older than :data:`~textclf.files.atomic.STALE_AFTER`; a younger one may be a
+write in progress. Only regular files are ever read: a named pipe under a cache name is foreign.
 """
 
 from __future__ import annotations
@@ -20,12 +26,37 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.errors import TextclfError, option
+from textclf.files.atomic import STALE_AFTER, is_stale, is_temp_name, temp_files
 from textclf.files.checksums import file_checksum
 from textclf.files.paths import cache_root
 
 KEY = re.compile(r"^([0-9a-f]{32})\.(npy|json|lock)$")
 TEMP = re.compile(r"^\.([0-9a-f]{32})\.(npy|json)\..+\.tmp$")
 DAY = 86400.0
+TEMP_FOLDERS = ("features", "backbones")  # where textclf writes under the cache root
+
+
+@dataclass
+class TempFile:
+    """A temp file of an atomic write that did not finish (or is running now)."""
+
+    path: Path
+    bytes: int
+    modified: float
+
+    @property
+    def stale(self) -> bool:
+        """Older than :data:`~textclf.files.atomic.STALE_AFTER`: no write is still filling it."""
+        return time.time() - self.modified > STALE_AFTER
+
+    def to_dict(self) -> dict:
+        """A JSON-safe summary."""
+        return {
+            "path": str(self.path),
+            "bytes": self.bytes,
+            "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.modified)),
+            "stale": self.stale,
+        }
 
 
 @dataclass
@@ -61,6 +92,7 @@ class CacheScan:
     entries: list[CacheEntry]
     foreign: list[Path]  # files in features/ that textclf did not write
     datasets_bytes: int  # downloaded datasets under root/datasets (never pruned or cleared)
+    temps: list[TempFile] = field(default_factory=list)  # interrupted writes' temp files
 
     @property
     def bytes(self) -> int:
@@ -110,6 +142,8 @@ def _what_made_it(meta: dict) -> dict:
 
 
 def _read_sidecar(meta: Path):
+    if not meta.is_file():  # missing, or a named pipe whose read would block
+        return None
     try:
         return json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
@@ -132,7 +166,7 @@ def _judge(entry: CacheEntry, folder: Path, verify: bool, info) -> None:
     except (KeyError, TypeError, ValueError):
         entry.status, entry.problem = "damaged", "sidecar incomplete"
         return
-    if not data.exists():
+    if not data.is_file():
         entry.status, entry.problem = "orphan", "sidecar without its array"
     elif data.stat().st_size != size:
         entry.status, entry.problem = (
@@ -157,6 +191,8 @@ def scan(root: Optional[Path] = None, verify: bool = False) -> CacheScan:
     foreign: list[Path] = []
     if folder.is_dir():
         for path in sorted(folder.iterdir()):
+            if is_temp_name(path.name) and path.is_file() and not path.is_symlink():
+                continue  # listed below with the other folders' temp files
             m = KEY.match(path.name) or TEMP.match(path.name)
             if not m or not path.is_file() or path.is_symlink():
                 foreign.append(path)
@@ -176,7 +212,19 @@ def scan(root: Optional[Path] = None, verify: bool = False) -> CacheScan:
         _judge(entry, folder, verify, info)
         entries.append(entry)
     ordered = sorted(entries, key=lambda e: -e.modified)
-    return CacheScan(base, ordered, sorted(foreign), _folder_bytes(base / "datasets"))
+    return CacheScan(base, ordered, sorted(foreign), _folder_bytes(base / "datasets"), _temps(base))
+
+
+def _temps(base: Path) -> list[TempFile]:
+    found = []
+    for name in TEMP_FOLDERS:
+        for path in temp_files(base / name):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            found.append(TempFile(path, st.st_size, st.st_mtime))
+    return found
 
 
 @dataclass
@@ -187,11 +235,12 @@ class Removal:
     skipped: list[tuple[CacheEntry, str]] = field(default_factory=list)  # (entry, why)
     foreign: list[Path] = field(default_factory=list)
     dry_run: bool = False
+    temps: list[TempFile] = field(default_factory=list)  # stale temp files removed
 
     @property
     def bytes(self) -> int:
         """Bytes freed (or that would be)."""
-        return sum(e.bytes for e in self.removed)
+        return sum(e.bytes for e in self.removed) + sum(t.bytes for t in self.temps)
 
     def to_dict(self) -> dict:
         """A JSON-safe summary."""
@@ -201,6 +250,7 @@ class Removal:
             "bytes": self.bytes,
             "skipped": [{"key": e.key, "why": why} for e, why in self.skipped],
             "foreign_files_kept": [str(p) for p in self.foreign],
+            "temp_files_removed": [t.to_dict() for t in self.temps],
         }
 
 
@@ -220,7 +270,8 @@ def _remove(entry: CacheEntry, folder: Path) -> Optional[str]:
                 path.unlink(missing_ok=True)
         # The lock file goes last, while held: a fill that starts now recreates it; entries are
         # written by temp file + rename, so such a race costs a recomputation, never a bad entry.
-        lock_path.unlink(missing_ok=True)
+        if lock_path.is_file():
+            lock_path.unlink(missing_ok=True)
     finally:
         lock.release()
     return None
@@ -235,7 +286,21 @@ def _apply(chosen: list[CacheEntry], scanned: CacheScan, dry_run: bool) -> Remov
             result.removed.append(entry)
         else:
             result.skipped.append((entry, why))
+    for temp in scanned.temps:
+        # Re-checked at removal: a write that resumed since the scan keeps its file
+        if temp.stale and (dry_run or _unlink_stale(temp.path)):
+            result.temps.append(temp)
     return result  # the features/ folder stays: textclf may not have made it
+
+
+def _unlink_stale(path: Path) -> bool:
+    if not is_stale(path):
+        return False
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
 
 
 def prune(

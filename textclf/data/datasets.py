@@ -18,25 +18,64 @@ __all__ = [
     "Dataset",
     "Split",
     "check_trainable",
+    "stratified_counts",
     "stratified_indices",
     "train_val_indices",
 ]
 
 
-def stratified_indices(
-    labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices per class: (kept ``fraction``, rest), seeded and sorted.
+def stratified_counts(sizes, total: int) -> np.ndarray:
+    """How many examples of each class a stratified subset of ``total`` keeps: exactly ``total``
+    in all, shared in proportion to the class sizes by largest-remainder rounding.
 
-    Every class keeps at least one example when it has one.
+    Rounding each class's share on its own gave ``--max-train 600`` 601 images. Every class with
+    examples keeps at least one, so only a ``total`` below the number of classes is exceeded
+    (one each). Ties go to the larger class, then the earlier one: the result is deterministic.
     """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n = int(sizes.sum())
+    total = max(0, min(int(total), n))
+    if n == 0:
+        return np.zeros_like(sizes)
+    quotas = sizes * (total / n)
+    counts = np.floor(quotas).astype(np.int64)
+    counts = np.where((sizes > 0) & (counts == 0), 1, counts)
+    remainders = quotas - counts
+    # Largest remainder first; ties: the larger class, then the earlier one
+    order = sorted(range(len(sizes)), key=lambda c: (-remainders[c], -sizes[c], c))
+    short = total - int(counts.sum())
+    for c in order:
+        if short <= 0:
+            break
+        if counts[c] < sizes[c]:
+            counts[c] += 1
+            short -= 1
+    for c in reversed(order):  # over by the one-per-class floor: smallest remainders give back
+        if short >= 0:
+            break
+        if counts[c] > 1:
+            counts[c] -= 1
+            short += 1
+    return counts
+
+
+def stratified_indices(
+    labels: np.ndarray, fraction: float, seed: int, count: Optional[int] = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices per class: (kept, rest), seeded and sorted.
+
+    Keeps exactly ``count`` examples, or ``round(fraction * len(labels))``, shared among the
+    classes by :func:`stratified_counts` (every class keeps at least one when it has one).
+    """
+    labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    keep, rest = [], []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
+    classes = np.unique(labels)
+    members = [np.flatnonzero(labels == c) for c in classes]
+    total = count if count is not None else round(fraction * len(labels))
+    wanted = stratified_counts([len(m) for m in members], total)
+    keep, rest = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for idx, k in zip(members, wanted):
         rng.shuffle(idx)
-        k = max(1, round(fraction * len(idx))) if len(idx) else 0
-        k = min(k, len(idx))
         keep.append(idx[:k])
         rest.append(idx[k:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(rest))

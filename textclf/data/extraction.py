@@ -14,6 +14,7 @@ from textclf.data.decode import draft_size
 from textclf.data.extract_runtime import TorchRunner
 from textclf.data.pipeline import image_batches, row_batches
 from textclf.data.preprocessing import Preprocessing, preprocess_images, preprocess_module
+from textclf.runtime.memory import EXTRACTION_BATCH
 
 
 def iter_inputs(
@@ -34,7 +35,7 @@ def iter_features(
     split: Split,
     prep: Preprocessing,
     device: torch.device,
-    batch_size: int = 128,
+    batch_size: int = EXTRACTION_BATCH,
     rows=None,
     workers: Optional[int] = None,
     runner=None,
@@ -75,7 +76,7 @@ def extract_features(
     split: Split,
     prep: Preprocessing,
     device: torch.device,
-    batch_size: int = 128,
+    batch_size: int = EXTRACTION_BATCH,
     on_batch: Optional[Callable[[int], None]] = None,
     workers: Optional[int] = None,
     runner=None,

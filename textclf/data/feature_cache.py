@@ -90,7 +90,7 @@ class FeatureCache:
         job, once rank 0 has verified or written the entry.
         """
         data, meta, _ = self.paths(key)
-        if not (data.exists() and meta.exists()):
+        if not (data.is_file() and meta.is_file()):  # a named pipe would block the read
             return None
         try:
             info = json.loads(meta.read_text())

@@ -17,10 +17,27 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.errors import TextclfError
-
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+from textclf.files.image_files import (
+    IMAGE_EXTENSIONS,
+    Listing,
+    has_image_suffix,
+    is_hidden,
+    list_images,
+    special_kind,
 )
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Inputs",
+    "Missing",
+    "collect_inputs",
+    "expand_inputs",
+    "glob_paths",
+    "images_in_folder",
+    "is_image_name",
+    "read_path_list",
+]
+
 _GLOB_CHARS = set("*?[")
 
 
@@ -34,16 +51,26 @@ class Missing:
 
 def is_image_name(path: Path) -> bool:
     """Whether a file name has an image extension (case-insensitive) and is not hidden."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return has_image_suffix(path) and not is_hidden(path.name)
 
 
 def images_in_folder(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, in sorted order (hidden entries skipped)."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in sorted(files) if is_image_name(Path(f))]
-    return found
+    """Image files under ``folder``, recursively, in sorted order (the one rule of
+    :func:`textclf.files.image_files.list_images`: hidden and non-regular entries skipped)."""
+    return list_images(folder).images
+
+
+@dataclass
+class Inputs:
+    """What the inputs named: files in order (or :class:`Missing` entries), and notes on what
+    folders and globs held that is not an image (hidden entries, named pipes), said once."""
+
+    paths: list[Path | Missing]
+    skipped: Listing
+
+    def notes(self) -> list[str]:
+        """The lines to show the user about skipped entries."""
+        return self.skipped.notes()
 
 
 def _segment_regex(segment: str) -> str:
@@ -106,13 +133,23 @@ def read_path_list(text: str) -> list[str]:
 def expand_inputs(
     items: Iterable[str], stdin_text: Optional[str] = None, files_from: Optional[str | Path] = None
 ) -> list[Path | Missing]:
+    """The files of :func:`collect_inputs`, without its notes."""
+    return collect_inputs(items, stdin_text, files_from).paths
+
+
+def collect_inputs(
+    items: Iterable[str], stdin_text: Optional[str] = None, files_from: Optional[str | Path] = None
+) -> Inputs:
     """Files in order for ``items`` (files, folders, globs, ``-``) and a ``--files-from`` list.
 
     ``stdin_text`` is what ``-`` reads (the CLI passes stdin). Inputs that name nothing come back
-    as :class:`Missing` entries, so they can be reported per file like unreadable images.
+    as :class:`Missing` entries, so they can be reported per file like unreadable images. A file
+    named on its own is kept whatever it is (its reader reports it); what a folder or a glob holds
+    follows :mod:`textclf.files.image_files`' rule, and what it skipped is in the notes.
     """
     out: list[Path | Missing] = []
     seen: set[str] = set()
+    skipped = Listing()
 
     def add(path: Path) -> None:
         key = os.path.normpath(str(path))
@@ -120,11 +157,15 @@ def expand_inputs(
             seen.add(key)
             out.append(path)
 
-    def literal(name: str) -> None:
+    def literal(name: str, listed: bool = False) -> None:
         path = Path(name)
         if path.is_dir():
-            for p in images_in_folder(path):
+            found = list_images(path)
+            skipped.extend(Listing(hidden=found.hidden, special=found.special))
+            for p in found.images:
                 add(p)
+        elif listed and special_kind(path) is not None:  # a glob's match, never opened
+            skipped.special.append((path, special_kind(path) or ""))
         elif path.exists():
             add(path)
         else:
@@ -154,8 +195,8 @@ def expand_inputs(
             if not matches:
                 out.append(Missing(item, "no files match this pattern"))
             for m in matches:
-                literal(m)
+                literal(m, listed=True)
     for names in lists:
         for name in names:
             literal(name)
-    return out
+    return Inputs(out, skipped)

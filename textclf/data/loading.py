@@ -14,14 +14,15 @@ def load_dataset(
 ) -> Dataset:
     """Resolve a dataset by registry name (``imagefolder:PATH`` included) and load it.
 
-    ``max_train``/``max_test`` keep a stratified, seeded subset (fast experiments, CI).
+    ``max_train``/``max_test`` keep a stratified, seeded subset of exactly that many images
+    (fast experiments, CI).
     """
 
     ds = registry("datasets").get(name).load()
     if max_train is not None and max_train < len(ds.train):
-        keep, _ = stratified_indices(ds.train.labels, max_train / len(ds.train), seed)
+        keep, _ = stratified_indices(ds.train.labels, 0.0, seed, count=max_train)
         ds.train = ds.train.subset(keep)
     if max_test is not None and max_test < len(ds.test):
-        keep, _ = stratified_indices(ds.test.labels, max_test / len(ds.test), seed)
+        keep, _ = stratified_indices(ds.test.labels, 0.0, seed, count=max_test)
         ds.test = ds.test.subset(keep)
     return ds

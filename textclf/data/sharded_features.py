@@ -20,6 +20,7 @@ import numpy as np
 from textclf.data.extraction import iter_features
 from textclf.data.feature_cache import stored_values
 from textclf.errors import TextclfError
+from textclf.runtime.memory import EXTRACTION_BATCH
 
 
 def sharded_features(
@@ -34,7 +35,7 @@ def sharded_features(
     dtype: str,
     workers: Optional[int],
     on_batch: Optional[Callable[[int], None]],
-    batch_size: int = 128,
+    batch_size: int = EXTRACTION_BATCH,
     make_runner: Optional[Callable] = None,
     timing: Optional[dict] = None,
 ) -> tuple[np.ndarray, bool]:

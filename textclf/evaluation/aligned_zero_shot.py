@@ -35,7 +35,7 @@ from textclf.errors import TextclfError, unknown_choice
 from textclf.evaluation.metrics import compute_metrics, metrics_document
 from textclf.evaluation.outputs import split_features
 from textclf.evaluation.request import EvalRequest
-from textclf.evaluation.templates import TEMPLATE_SETS
+from textclf.evaluation.templates import TEMPLATE_SETS, check_templates
 from textclf.files.paths import safe_name
 from textclf.models.aligned import check_aligned, class_weights, logit_scale
 from textclf.models.encoders import build_text_encoder
@@ -115,8 +115,7 @@ def evaluate_zero_shot(
     import torch
 
     check_split(split)
-    if not templates or any("{}" not in t for t in templates):
-        raise TextclfError("zero-shot templates must each contain '{}' (where the class name goes)")
+    templates = check_templates(templates)
     run = open_run(run_dir)
     cfg = run.config
     check_aligned(cfg.image_backbone, cfg.text_backbone, "--zero-shot")
@@ -170,7 +169,9 @@ def _run_descriptions(run) -> dict:
     path = run.files.descriptions
     try:
         data = json.loads(path.read_text(encoding="utf-8"))["descriptions"]
-    except (OSError, ValueError, KeyError, TypeError):
+        if not isinstance(data, dict):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise TextclfError(
             f"run dir '{run.root}' has no readable descriptions.json; train the run again"
         ) from None

@@ -55,6 +55,7 @@ from textclf.files.ownership import is_textclf_json, refuse_foreign_file
 from textclf.files.paths import safe_name
 from textclf.models.calibrated_stacking import per_class_accuracy
 from textclf.runs.run import open_run
+from textclf.runs.run_dir import RunFiles
 from textclf.runtime.devices import resolve_device
 from textclf.runtime.progress import NULL, Reporter
 from textclf.splits import check_split
@@ -298,6 +299,7 @@ def evaluate_run(
     check_split(split)
     run = open_run(run_dir)
     check_finite_weights(run)
+    RunFiles(run.root).check_readable()  # a damaged history fails now, not after metrics.json
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset

@@ -16,6 +16,7 @@ from typing import Optional
 
 from textclf.errors import TextclfError, option, unknown_choice
 from textclf.evaluation.templates import TEMPLATE_SETS
+from textclf.evaluation.templates import templates as read_templates
 from textclf.runtime.devices import DEVICES
 from textclf.splits import SPLITS, check_split
 
@@ -57,6 +58,7 @@ class EvalRequest:
                     f"{option('zero_shot', True)} needs {run_dir} (a run whose backbones are one "
                     f"aligned pair), not {option('onnx')}"
                 )
+            read_templates(self.templates)  # a templates file is read and checked line by line now
         elif self.onnx is not None and self.run_dir is not None:
             raise TextclfError(f"give either {run_dir} or {option('onnx')} MODEL.onnx, not both")
         elif self.onnx is None and self.run_dir is None:

@@ -167,7 +167,6 @@ def write_run_plots(
     run's own (``confusion_matrix-<dataset>-<split>.png``); the other figures describe the
     run itself on its test split and keep their names.
     """
-    import json
 
     out = Path(out_dir)
     paths: dict[str, Path] = {}
@@ -188,13 +187,7 @@ def write_run_plots(
     paths["embedding_map"] = _save(
         embedding_map_figure(image_after, labels, text_after, names), out / "embedding_map.png"
     )
-    train_metrics: dict = {}
-    tm = run.root / "train_metrics.json"
-    if tm.exists():
-        try:
-            train_metrics = json.loads(tm.read_text())
-        except (OSError, ValueError):
-            train_metrics = {}
+    train_metrics = RunFiles(run.root).read_train_metrics()
     paths["training_curves"] = plot_training_curves(
         RunFiles(run.root).read_history(),
         out / "training_curves.png",

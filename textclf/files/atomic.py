@@ -1,5 +1,11 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename.
 
+Every temp file is named ``.<target name>.textclf-<random>.tmp`` (:func:`is_temp_name`), so a
+process killed before its rename (``kill -9`` while a 13 MB backbone graph is written) leaves a
+file that textclf recognises as its own: the next write of the same file removes such leftovers
+once they are :data:`STALE_AFTER` old, and ``textclf cache ls|prune|clear`` show and remove those in
+the cache. A temp file that is younger may belong to a write in progress and is left alone.
+
 Files get the mode a plain ``open(path, "w")`` would give them (``0o666`` minus the umask, so
 0644 under the usual umask 022): ``mkstemp`` creates its temp files 0600, which would leave every
 run unreadable to colleagues on a shared machine.
@@ -10,13 +16,65 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 _UMASK_LOCK = threading.Lock()
+TEMP_TAG = ".textclf-"  # between the target's name and mkstemp's random part
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.textclf-[A-Za-z0-9_]+\.tmp$")
+# A temp file untouched this long belongs to no write in progress: writers stream into theirs
+# (its modification time moves with every chunk), and the longest single write (a model's weights)
+# takes minutes, not an hour.
+STALE_AFTER = 3600.0
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of textclf's atomic-write temp files."""
+    return _TEMP_NAME.match(name) is not None
+
+
+def temp_files(folder: str | os.PathLike, target: str | None = None) -> list[Path]:
+    """textclf's temp files directly in ``folder`` (regular files only, sorted); with ``target``
+    only those of that file name."""
+    found = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                m = _TEMP_NAME.match(entry.name)
+                wanted = m is not None and (target is None or m.group("target") == target)
+                if wanted and entry.is_file(follow_symlinks=False):
+                    found.append(Path(entry.path))
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def is_stale(path: str | os.PathLike, older_than: float = STALE_AFTER) -> bool:
+    """Whether a temp file was last written more than ``older_than`` seconds ago."""
+    try:
+        return time.time() - os.stat(path).st_mtime > older_than
+    except OSError:
+        return False
+
+
+def remove_stale_temps(
+    folder: str | os.PathLike, target: str | None = None, older_than: float = STALE_AFTER
+) -> list[Path]:
+    """Delete textclf's stale temp files in ``folder`` (see :func:`temp_files`); returns them."""
+    removed = []
+    for path in temp_files(folder, target):
+        if is_stale(path, older_than):
+            try:
+                path.unlink()
+            except OSError:
+                continue  # gone already, or not ours to delete here: left as it is
+            removed.append(path)
+    return removed
 
 
 def current_umask() -> int:
@@ -46,7 +104,10 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        remove_stale_temps(target.parent, target.name)  # what a killed earlier write left
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}{TEMP_TAG}", suffix=".tmp", dir=target.parent
+        )
     except OSError as exc:
         raise _naming(exc, target) from None
     os.close(fd)

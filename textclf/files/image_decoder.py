@@ -65,6 +65,7 @@ from typing import Optional
 import numpy as np
 
 from textclf.errors import TextclfError
+from textclf.files.image_files import special_kind
 
 # Recorded in the feature-cache key of file-based splits: bump when decoded pixels change.
 DRAFT_MARGIN = 4  # JPEGs decode at reduced scale down to 4x the model's resize size (table above)
@@ -93,10 +94,17 @@ def decode_image(source, draft_size: Optional[int] = None) -> np.ndarray:
 
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
-        if not p.exists():
+        try:
+            exists, folder = p.exists(), p.is_dir()
+        except OSError as exc:  # a name too long, a loop of links
+            raise TextclfError(f"cannot read it: {exc.strerror or exc}") from None
+        if not exists:
             raise TextclfError("no such file")
-        if p.is_dir():
+        if folder:
             raise TextclfError("is a directory, not an image")
+        what = special_kind(p)
+        if what is not None:  # opening a named pipe would wait for a writer forever
+            raise TextclfError(f"{what}, not a regular file; not opened")
     try:
         with Image.open(source) as im:
             if getattr(im, "is_animated", False):

@@ -76,3 +76,44 @@ def decode_utf8(raw: bytes, path: str | Path, what: str = "file") -> str:
             f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
             f"{exc.start}); save it as UTF-8"
         ) from None
+
+
+_KINDS = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def read_json_object(path: str | Path, what: str = "JSON file", fix: str = "") -> dict:
+    """:func:`read_json` of a file that must hold a JSON object (``{...}``); anything else (``[]``,
+    a number, ``null``) is a one-line error naming the file and what it holds, ending in ``fix``."""
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        held = "null" if data is None else _KINDS.get(type(data), type(data).__name__)
+        raise TextclfError(
+            f"{what} '{path}' is damaged: it holds {held}, not a JSON object"
+            + (f"; {fix}" if fix else "")
+        )
+    return data
+
+
+def read_json_lines(path: str | Path, what: str = "JSON lines file", fix: str = "") -> list[dict]:
+    """The JSON objects of a file with one per line (blank lines skipped); a line that is not one
+    is a one-line error naming the file and the line."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise TextclfError(f"cannot read {what} '{p}': {exc.strerror or exc}") from None
+    rows = []
+    for number, line in enumerate(decode_utf8(raw, p, what).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            row = None
+        if not isinstance(row, dict):
+            raise TextclfError(
+                f"{what} '{p}' is damaged: line {number} is not a JSON object"
+                + (f"; {fix}" if fix else "")
+            )
+        rows.append(row)
+    return rows

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from textclf.config import TrainConfig, load_run_config
 from textclf.errors import TextclfError
-from textclf.files.jsonio import read_json
+from textclf.files.jsonio import read_json_object
 from textclf.models.encoders import build_image_encoder
 from textclf.runs.run_dir import FORMAT, FORMAT_VERSION, RunFiles
 from textclf.runs.schema import read_class_names, read_run_info
@@ -219,6 +219,9 @@ def check_weights(run: TrainedRun, tower: str, installed_hash: str) -> None:
         )
 
 
+DAMAGED_FIX = "train the run again or restore the file"
+
+
 def open_run(run_dir: str | Path) -> TrainedRun:
     """Open a finished run dir; a missing, unfinished, foreign or damaged dir is a one-line
     error."""
@@ -246,7 +249,9 @@ def open_run(run_dir: str | Path) -> TrainedRun:
         raise TextclfError(f"run dir '{run_dir}' is damaged: {type(exc).__name__}: {exc}") from None
 
     version = (
-        read_json(files.run, "run file").get("format_version") if files.run.is_file() else None
+        read_json_object(files.run, "run file", fix=DAMAGED_FIX).get("format_version")
+        if files.run.is_file()
+        else None
     )
     if version != FORMAT_VERSION:
         raise TextclfError(

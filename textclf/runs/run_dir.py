@@ -21,6 +21,7 @@ from textclf import __version__
 from textclf.descriptions.files import descriptions_hash
 from textclf.files.atomic import atomic_path, write_json, write_text
 from textclf.files.csv_table import csv_text
+from textclf.files.jsonio import read_json_lines, read_json_object
 from textclf.files.ownership import is_owned
 
 FORMAT = "textclf-run"
@@ -101,7 +102,20 @@ class RunFiles:
         """The per-epoch rows of ``history.jsonl`` (empty when the run has none yet)."""
         if not self.history.exists():
             return []
-        return [json.loads(line) for line in self.history.read_text().splitlines() if line.strip()]
+        return read_json_lines(self.history, "run file", "train the run again or restore the file")
+
+    def read_train_metrics(self) -> dict:
+        """``train_metrics.json`` (empty when the run has none yet); a damaged one is a one-line
+        error naming it."""
+        path = self.root / "train_metrics.json"
+        if not path.exists():
+            return {}
+        return read_json_object(path, "run file", "train the run again or restore the file")
+
+    def check_readable(self) -> None:
+        """Read the files a finished run's figures use, so a damaged one fails before any work."""
+        self.read_history()
+        self.read_train_metrics()
 
     def write_history(self, rows: list[dict]) -> None:
         """Rewrite ``history.jsonl`` and ``history.csv`` atomically."""

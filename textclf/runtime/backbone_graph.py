@@ -88,6 +88,8 @@ def read_graph(parts: dict) -> Optional[Path]:
     damaged)."""
 
     path, meta, _ = graph_paths(parts)
+    if not (meta.is_file() and path.is_file()):  # missing, or a named pipe that would block
+        return None
     try:
         info = json.loads(meta.read_text(encoding="utf-8"))
         if not (

@@ -68,6 +68,8 @@ class _Checkpoint:
             with safe_open(str(path), framework="pt") as fh:
                 meta = json.loads(fh.metadata()["meta"])
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            if not isinstance(meta, dict) or not isinstance(meta.get("optim_scalars"), dict):
+                raise ValueError("its metadata is not textclf's")
         except Exception as exc:
             raise TextclfError(
                 f"checkpoint '{path}' is unreadable ({type(exc).__name__}); start a new run"

@@ -17,6 +17,7 @@ from pathlib import Path
 from textclf.errors import TextclfError
 from textclf.models.aligned import check_aligned
 from textclf.registry import get_image_backbone, get_text_backbone, registry
+from textclf.runtime.memory import check_training_memory
 
 
 def preflight(config) -> None:
@@ -24,6 +25,7 @@ def preflight(config) -> None:
     before training."""
 
     config.validate()
+    check_training_memory(config)  # an absurd batch is refused before any data is read
     dataset = registry("datasets").get(config.dataset)
     get_image_backbone(config.image_backbone)
     get_text_backbone(config.text_backbone)
