@@ -1,7 +1,8 @@
 """One training run as the user starts it, the same for ``textclf train`` and :func:`textclf.train`.
 
 :func:`train_in_job` (given a config from :mod:`textclf.training.resolve`) joins a torchrun job
-when one started this process, claims the run dir, trains, and points ``<parent>/latest`` at the finished run.
+when one started this process, claims the run dir, trains, and points ``<parent>/latest`` at the
+finished run.
 """
 
 from __future__ import annotations
