@@ -163,7 +163,7 @@ def _check_resumable(existing, prov: dict, prompt, dataset: str, out: Path) -> N
         if theirs[key] != value:
             raise TextclfError(
                 f"{out} was written with {key} {theirs[key]!r}, this run uses {value!r}; "
-                f"use --force to replace it or --out to write elsewhere"
+                f"use --force to replace it or --output to write elsewhere"
             )
 
 
