@@ -5,6 +5,7 @@ option and choice shown whole, no metavar twice, a usage line in the usual form,
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -98,7 +99,7 @@ def test_help_description_flows_and_examples_are_whole_commands(path):
     lines = _description(out)
     width = 80 - 2  # the description's margins
     prose = [line for line in lines if line and not line.startswith(("  ", "Example"))]
-    for line, after in zip(lines, lines[1:]):
+    for line, after in itertools.pairwise(lines):
         if line in prose and after in prose:
             assert len(line) + 1 + len(after.split()[0]) > width, (
                 f"a line break in mid-sentence after {line!r}:\n{out}"
