@@ -20,6 +20,7 @@ from textclf.cli._options import (
     switch_note,
 )
 from textclf.cli._progress import is_quiet, reporter, starting
+from textclf.presets import with_no_text
 from textclf.training.tracking import TRACKERS
 
 HELP = (
@@ -99,6 +100,12 @@ def command(
     ),
     clf_weight: Optional[float] = _option(
         "--clf-weight", "w_clf; w_cont = 1 - w_clf (1: no text).", "clf_weight"
+    ),
+    no_text: bool = typer.Option(
+        False,
+        "--no-text",
+        help="The no-text control: the same model without the contrastive term (w_clf 1); "
+        "needs no descriptions.",
     ),
     negatives: Optional[str] = _option(
         "--negatives", "InfoNCE negatives per image.", "negatives", chosen=True
@@ -256,6 +263,8 @@ def command(
         feature_dtype=feature_dtype,
         extract_runtime=extract_runtime,
     )
+    if no_text:
+        settings = with_no_text(settings)
     cfg = resolve_config(preset, config, settings, resume=resume, run_dir=run_dir)
     if print_config:
         import sys
@@ -331,13 +340,9 @@ def _print_summary(cfg, outcome) -> None:
             if metrics["selected_val_accuracy"] is not None
             else "-",
         ),
+        ("descriptions", _descriptions_row(cfg, metrics)),
         ("features", _features_row(metrics)),
-        (
-            "time",
-            f"features {metrics['feature_seconds']:.1f}s, training "
-            f"{metrics['train_seconds']:.1f}s, "
-            f"total {metrics['total_seconds']:.1f}s",
-        ),
+        ("time", _time_row(metrics)),
     ]
     for k, v in rows:
         table.add_row(k, escape(v))
@@ -356,3 +361,20 @@ def _features_row(metrics: dict) -> str:
         return f"cached ({runtime})"
     rate = metrics.get("feature_images_per_second")
     return f"{runtime}, {rate:,.0f} img/s (cache filled)" if rate else f"{runtime} (cache filled)"
+
+
+def _descriptions_row(cfg, metrics: dict) -> str:
+    """Which texts the run trained on: the file and what wrote it, a built-in set or a control."""
+    if not cfg.text_used:
+        return "none (a no-text run)"
+    return metrics.get("descriptions") or "-"
+
+
+def _time_row(metrics: dict) -> str:
+    """``features 1.0s, training 2.0s, calibration 3.0s, total 6.5s``: the total is every step's
+    (model loading and checks included), so it is at least the sum of the parts shown."""
+    parts = [f"features {metrics['feature_seconds']:.1f}s"]
+    parts.append(f"training {metrics['train_seconds']:.1f}s")
+    if metrics.get("calibration_seconds") is not None:
+        parts.append(f"calibration {metrics['calibration_seconds']:.1f}s")
+    return ", ".join(parts) + f", total {metrics['total_seconds']:.1f}s"

@@ -19,6 +19,7 @@ from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
 from textclf.descriptions.request import DescribeRequest, plan
 from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
+from textclf.presets import with_no_text
 from textclf.runs.run import TrainedRun, open_run
 from textclf.serving.request import PredictRequest
 
@@ -107,9 +108,13 @@ def train(
     keyword arguments (``epochs=5, dataset="fashion-mnist"``) go on top, after ``preset`` and the
     TOML ``config_file``. ``run_dir`` defaults to ``runs/<dataset>-<time>``; ``resume=True``
     continues the run there with its saved config. ``callbacks`` get each epoch's history row.
-    Under torchrun every process calls this and they train one model.
+    ``no_text=True`` trains the no-text control (``clf_weight`` 1: no contrastive term). Under
+    torchrun every process calls this and they train one model.
     """
     from textclf.training.session import resolve_config, train_in_job
+
+    if settings.pop("no_text", False):
+        settings = with_no_text(settings)
 
     if isinstance(config, TrainConfig):
         import dataclasses
