@@ -310,12 +310,10 @@ def _class_list(value: Optional[str]) -> Optional[list[str]]:
 
 
 def _print_summary(cfg, outcome) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    from textclf.cli._tables import key_value_table
 
     metrics = outcome.metrics
     negatives = "one negative class" if cfg.negatives == "one" else "all other classes as negatives"
-    table = Table(title="textclf train", show_header=False)
     rows = [
         ("run dir", str(outcome.run_dir)),
         ("dataset", cfg.dataset),
@@ -344,11 +342,10 @@ def _print_summary(cfg, outcome) -> None:
         ("features", _features_row(metrics)),
         ("time", _time_row(metrics)),
     ]
-    for k, v in rows:
-        table.add_row(k, escape(v))
     if outcome.tensorboard is not None:
-        table.add_row("tensorboard", escape(f"tensorboard --logdir {outcome.tensorboard}"))
-    console.print(table)
+        rows.append(("tensorboard", f"tensorboard --logdir {outcome.tensorboard}"))
+    # Values break after a "/" or at a space where they are too wide, never inside a name.
+    console.print(key_value_table("textclf train", rows, console.width))
 
 
 def _features_row(metrics: dict) -> str:

@@ -155,7 +155,13 @@ def _summary():
     for cell, shift in [("no-text", 0.0), *shifts.items()]:
         seeds = [0] if cell == "one-seed" else [0, 1, 2]
         for seed in seeds:
-            jitter = 0.004 * (seed - 1) if cell == "same" else 0.0005 * (seed - 1)
+            jitter = (
+                0.004 * (seed - 1)
+                if cell == "same"
+                else 0.0
+                if cell == "no-text"
+                else 0.0005 * (seed - 1)
+            )
             rows.append(
                 {
                     "cell": cell,
@@ -195,3 +201,20 @@ def test_forest_plot_rows_intervals_and_the_zero_line(tmp_path):
     assert colours == ["tab:green", "dimgray", "tab:red"]
     path = plot_forest(summary, tmp_path / "forest.png")
     assert path.stat().st_size > 10_000
+
+
+def test_seeds_that_all_tie_get_no_interval():
+    """Two seeds with the same difference: a t-interval of width 0 would read as certainty."""
+    from textclf.ablation.summary import summarize, summary_rows
+
+    rows = [
+        {"cell": c, "group": "g", "seed": s, "accuracy": a}
+        for c, s, a in [("no-text", 0, 0.5), ("no-text", 1, 0.6), ("x", 0, 0.5), ("x", 1, 0.6)]
+    ]
+    summary = summarize(rows, ["x", "no-text"])
+    diff = summary["cells"][0]["diff_vs_no_text"]
+    assert diff["low"] is None and diff["tied"] and diff["n"] == 2
+    assert summary_rows(summary)[0][-1] == "+0.00 (seeds tied, no CI)"
+    assert "every seed gave the same difference" in summary["verdict"]
+    (ax,) = forest_figure(summary).axes
+    assert any(t.get_text() == "+0.00 (seeds tied)" for t in ax.texts)

@@ -287,7 +287,7 @@ def forest_figure(summary: dict, metric_label: str = "test accuracy"):
         mean = 100 * d["mean"]
         if d["low"] is None:
             ax.plot([mean], [y], "o", mfc="white", mec="gray", ms=7)
-            text = f"{mean:+.2f} (1 seed)"
+            text = f"{mean:+.2f} ({'seeds tied' if d.get('tied') else '1 seed'})"
         else:
             low, high = 100 * d["low"], 100 * d["high"]
             color = "tab:green" if low > 0 else "tab:red" if high < 0 else "dimgray"
