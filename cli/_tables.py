@@ -5,8 +5,9 @@ its column, by cutting it anywhere: ``/data/te`` + ``st/image_01`` + ``62.jpg``,
 ``prompt-type=type`` + ``1``, ``[-36.58,`` + ``+42.83]``. Here each column says what may be
 broken, and where: a ``name`` (a path, a cell name, a class) only after its separators (``/``,
 ``.``, ``,``), a ``number`` never, an ``interval`` (``+3.12 [-1.0, +7.2]``, ``+0.00 (1 seed)``)
-only before its bracket, ``text`` at spaces. :func:`fitted_table` measures the cells, breaks only what must be
-broken, at those places, to fit ``width``, and gives Rich columns it never has to break again.
+only before its bracket, ``text`` at spaces. :func:`fitted_table` measures the cells, breaks
+only what must be broken, at those places, to fit ``width``, and gives Rich columns it never has
+to break again.
 """
 
 from __future__ import annotations
