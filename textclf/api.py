@@ -19,6 +19,7 @@ from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
 from textclf.descriptions.request import DescribeRequest, plan
 from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
+from textclf.exports.request import SamplesRequest
 from textclf.presets import with_no_text
 from textclf.runs.run import TrainedRun, open_run
 from textclf.serving.request import PredictRequest
@@ -79,6 +80,19 @@ class Run(TrainedRun):
         from textclf.exports.onnx_export import export_run
 
         return export_run(self.root, out=out, **options)
+
+    def export_samples(
+        self,
+        out: Union[str, Path] = SamplesRequest.output,
+        n: int = SamplesRequest.n,
+        split: str = SamplesRequest.split,
+    ) -> list[Path]:
+        """Write ``n`` images of the run's dataset (``split``) as PNG files ``NNN_<class>.png`` in
+        ``out``, one class after another, as ``textclf export samples`` does; returns their
+        paths (images to try :meth:`predict` on)."""
+        from textclf.exports.samples import write_samples
+
+        return write_samples(self.root, out, n, split)
 
 
 def load_run(run_dir: Union[str, Path]) -> Run:
