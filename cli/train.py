@@ -368,10 +368,15 @@ def _descriptions_row(cfg, metrics: dict) -> str:
 
 
 def _time_row(metrics: dict) -> str:
-    """``features 1.0s, training 2.0s, calibration 3.0s, total 6.5s``: the total is every step's
-    (model loading and checks included), so it is at least the sum of the parts shown."""
-    parts = [f"features {metrics['feature_seconds']:.1f}s"]
-    parts.append(f"training {metrics['train_seconds']:.1f}s")
-    if metrics.get("calibration_seconds") is not None:
-        parts.append(f"calibration {metrics['calibration_seconds']:.1f}s")
+    """``features 1.0s, training 2.0s, calibration 3.0s, setup 0.5s, total 6.5s``: the parts add
+    up to the total (setup: loading models and data, encoding the texts, writing the run)."""
+    seconds = {
+        "features": metrics["feature_seconds"],
+        "training": metrics["train_seconds"],
+        "calibration": metrics.get("calibration_seconds"),
+    }
+    # What the parts leave out: loading the models and data, encoding the texts, writing files.
+    rest = metrics["total_seconds"] - sum(v for v in seconds.values() if v)
+    seconds["setup"] = rest if rest >= 0.05 else None
+    parts = [f"{name} {value:.1f}s" for name, value in seconds.items() if value is not None]
     return ", ".join(parts) + f", total {metrics['total_seconds']:.1f}s"

@@ -30,7 +30,12 @@ def test_the_total_includes_calibration_and_the_descriptions_are_named(tmp_path,
     assert metrics["calibration_seconds"] > 0
     assert metrics["total_seconds"] >= sum(metrics[k] for k in parts)
     summary = " ".join(BOX.sub(" ", res.stdout).split())
-    assert re.search(
-        r"time features [\d.]+s, training [\d.]+s, calibration [\d.]+s, total", summary
+    shown = re.search(
+        r"time features ([\d.]+)s, training ([\d.]+)s, calibration ([\d.]+)s, setup ([\d.]+)s, "
+        r"total ([\d.]+)s",
+        summary,
     )
+    assert shown, summary
+    *steps, total = map(float, shown.groups())
+    assert abs(sum(steps) - total) <= 0.25  # the parts add up to the total, rounding aside
     assert "descriptions builtin:synthetic/type1" in summary, summary
