@@ -224,3 +224,14 @@ def test_a_failed_run_keeps_what_arrived_and_a_rerun_asks_only_for_the_rest(tmp_
     assert not (tmp_path / "d.json.journal").exists()
     fresh = run_describe(_request(tmp_path / "fresh", 10))
     assert result.file.descriptions == fresh.file.descriptions
+
+
+def test_a_file_of_yours_where_the_journal_goes_is_left_alone(tmp_path):
+    from textclf.descriptions.engine import run_describe
+    from textclf.errors import TextclfError
+
+    (tmp_path / "d.json.journal").write_text("my notes\n")
+    with pytest.raises(TextclfError, match="not written by textclf"):
+        run_describe(_request(tmp_path, 1))
+    assert (tmp_path / "d.json.journal").read_text() == "my notes\n"
+    assert not (tmp_path / "d.json").exists()

@@ -121,6 +121,11 @@ class JournalWriter:
 
     def _open(self):
         """The file as the run starts, then the journal's header (which names it), whole."""
+        if self.path.exists() and _header(self.path) is None:
+            raise TextclfError(
+                f"'{self.path}' exists and was not written by textclf; textclf never overwrites "
+                "a file it did not write: move it, or choose another --output"
+            )
         write_json(self.out, self.start.to_json())
         header = {"format": FORMAT, "file": self.out.name, "base": _counts(self.start)}
         write_text(self.path, json.dumps(header) + "\n")
