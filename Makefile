@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# -qq: setuptools prints an "Editable installation" banner on every editable build (its
+	# meta-path-finder mode, the default), which says nothing about this project; errors still show.
+	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,8 +25,9 @@ demo: $(STAMP)
 	$(BIN)/textclf export samples runs/demo --output demo_images -n 6
 	$(BIN)/textclf predict runs/demo/model.onnx demo_images/*.png --top-k 3
 
-# The fast tier (about two minutes on 2 cores): every test but those marked slow. test-slow runs the
-# slow ones (torchrun jobs, kills, real models), test-all both; CI runs test, then test-slow.
+# The fast tier: every test but those marked slow (measured: 11 minutes on 2 cores at load average
+# 9, see docs/development.md). test-slow runs the slow ones (torchrun jobs, kills, real models),
+# test-all both; CI runs test, then test-slow.
 # pytest exits 5 when it collects no test; that is not a failure of the code under test.
 # (make reports any failing recipe as exit 2, so the mapping has to happen here, not in .ci/run.)
 PYTEST = rc=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -34,23 +35,45 @@ def clear_status() -> None:
         sys.stderr.flush()
 
 
-class _Console(Console):
+def fallback_width() -> dict:
+    """``{"width": N}`` when ``$COLUMNS`` is set but says nothing usable (``0``, ``-1``, ``abc``):
+    the terminal's width, else 80. Rich would take ``COLUMNS=0`` at its word and print nothing
+    at all; a plain value is left to Rich (empty: nothing to override)."""
+    columns = os.environ.get("COLUMNS")
+    if columns is None or (columns.isdigit() and int(columns) > 0):
+        return {}
+    # shutil asks the terminal when COLUMNS is not a positive number, then falls back to 80.
+    return {"width": shutil.get_terminal_size((80, 24)).columns}
+
+
+class TextclfConsole(Console):
     """Rich's console, but a reader that goes away (``| head -1``) ends the command with exit 0, not
-    1:
-    the exit code stays the outcome of the work (1 is a failed gate, and nothing failed)."""
+    1 (the exit code stays the outcome of the work: 1 is a failed gate, and nothing failed), and a
+    ``$COLUMNS`` of 0 or nonsense falls back to the terminal's width or 80."""
+
+    def __init__(self, *args, **kwargs):
+        if "width" not in kwargs:
+            kwargs.update(fallback_width())
+        super().__init__(*args, **kwargs)
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         raise SystemExit(quiet_exit_on_broken_pipe().exit_code)
 
     def print(self, *args, **kwargs) -> None:
-        """Print, after erasing a "loading models..." line still on the terminal."""
+        """Print, after erasing a "loading models..." line still on the terminal.
+
+        ``soft_wrap=True`` marks one logical line (an error, a note): it stays one line when piped,
+        for a log reader, and on a terminal Rich wraps it at word boundaries instead of leaving the
+        terminal to split words."""
         clear_status()
+        if kwargs.get("soft_wrap") and self.is_terminal:
+            kwargs["soft_wrap"] = False
         super().print(*args, **kwargs)
 
 
-console = _Console()
-err_console = _Console(stderr=True)
+console = TextclfConsole()
+err_console = TextclfConsole(stderr=True)
 _state = {"debug": bool(os.environ.get("TEXTCLF_DEBUG"))}
 
 

@@ -21,7 +21,6 @@ Conventions (checked by ``tests/cli/test_cli_help.py`` for every command):
 
 from __future__ import annotations
 
-import inspect
 import sys
 import typing
 from enum import Enum
@@ -29,6 +28,9 @@ from pathlib import PurePath
 
 import typer
 import typer.core
+
+from textclf.cli._common import TextclfConsole
+from textclf.cli._help_text import clean, description, first_paragraph
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 NAME_COLUMN = 26  # at most: the option column at 80 terminal columns leaves the help ~48 characters
@@ -167,28 +169,17 @@ def _panel(title: str, rows: list, name_width: int):
     return Panel(table, border_style=STYLE["border"], title=title, title_align="left")
 
 
-def _paragraphs(text: str) -> tuple[str, str]:
-    """``(first paragraph on one line, the rest)`` of a command's help, as Typer splits it."""
-    text = inspect.cleandoc(text or "").partition("\f")[0]
-    first, _, rest = text.partition("\n\n")
-    return first.replace("\n", " ").strip(), rest.strip()
-
-
 def render_help(command, ctx) -> None:
-    """Print ``command``'s help: usage, description, the Arguments and Options panels in two
-    columns, and a group's Commands."""
-    from rich.console import Console, Group
+    """Print ``command``'s help: usage, description (:mod:`textclf.cli._help_text`), the
+    Arguments and Options panels in two columns, and a group's Commands."""
     from rich.padding import Padding
     from rich.text import Text
 
-    console = Console()  # built now: it reads COLUMNS and NO_COLOR as they are at this call
+    console = TextclfConsole()  # built now: it reads COLUMNS and NO_COLOR as they are at this call
     console.print(Padding(Text(command.get_usage(ctx), style="bold"), 1))
-    first, rest = _paragraphs(command.help)
-    if first:
-        parts = [Text.from_markup(first)]
-        if rest:
-            parts += [Text(""), Text.from_markup(rest, style=STYLE["help_rest"])]
-        console.print(Padding(Group(*parts), (0, 1, 1, 1)))
+    if clean(command.help):
+        text = description(command.help, console.width - 2, STYLE["help_rest"])
+        console.print(Padding(text, (0, 1, 1, 1)))
     hints = _annotations(command)
     params = [p for p in command.get_params(ctx) if not getattr(p, "hidden", False)]
     for title, kind in (("Arguments", "argument"), ("Options", "option")):
@@ -200,7 +191,7 @@ def render_help(command, ctx) -> None:
     if isinstance(command, typer.core.TyperGroup):
         subcommands = [(n, command.get_command(ctx, n)) for n in command.list_commands(ctx)]
         rows = [
-            (name, Text.from_markup(_paragraphs(sub.short_help or sub.help or "")[0]))
+            (name, Text.from_markup(first_paragraph(sub.short_help or sub.help)))
             for name, sub in subcommands
             if sub is not None and not sub.hidden
         ]
@@ -208,8 +199,29 @@ def render_help(command, ctx) -> None:
             console.print(_panel("Commands", rows, max(len(name) for name, _ in rows)))
 
 
+def usage_pieces(command, ctx) -> list[str]:
+    """The usage line's words for the arguments, as Click and most CLIs write them: ``MODEL``
+    (required), ``[IMAGE]...`` (optional, any number); options as ``[OPTIONS]``."""
+    pieces = []
+    if command.get_params(ctx) and any(
+        getattr(p, "param_type_name", "") == "option" for p in command.get_params(ctx)
+    ):
+        pieces.append("[OPTIONS]")
+    for param in command.get_params(ctx):
+        if getattr(param, "param_type_name", "") != "argument" or getattr(param, "hidden", False):
+            continue
+        name = (param.metavar or param.name.upper()).removesuffix("...")
+        piece = name if param.required else f"[{name}]"
+        pieces.append(piece + ("..." if param.nargs != 1 else ""))
+    return pieces
+
+
 class TextclfCommand(typer.core.TyperCommand):
     """A command whose ``--help`` is :func:`render_help`'s."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        """Click's hook for the usage line's words (Typer's would write ``{MODEL}``)."""
+        return usage_pieces(self, ctx)
 
     def format_help(self, ctx, formatter) -> None:
         """Click's hook for ``--help`` (Typer's own would draw six auto-sized columns)."""
@@ -255,7 +267,6 @@ def _aborts() -> tuple:
 def print_usage_error(exc) -> None:
     """``error: <message> (see textclf train --help)`` on stderr, one line, as every other error
     is; a missing command's help (``textclf`` alone) was printed already and gets nothing."""
-    from rich.console import Console
     from rich.markup import escape
 
     if type(exc).__name__ == "NoArgsIsHelpError":
@@ -263,7 +274,7 @@ def print_usage_error(exc) -> None:
     ctx = getattr(exc, "ctx", None)
     hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
     message = " ".join(exc.format_message().split())
-    Console(stderr=True).print(
+    TextclfConsole(stderr=True).print(
         f"[{STYLE['error']}]error:[/] {escape(message)}{escape(hint)}",
         highlight=False,
         soft_wrap=True,
@@ -288,9 +299,7 @@ class RootGroup(TextclfGroup):
             print_usage_error(exc)
             sys.exit(getattr(exc, "exit_code", 2))
         except _aborts():
-            from rich.console import Console
-
-            Console(stderr=True).print("Aborted.", style="red")
+            TextclfConsole(stderr=True).print("Aborted.", style="red")
             sys.exit(1)
         # Not standalone, Click returns an Exit's code, or the command's return value: the
         # commands return None, which is success.

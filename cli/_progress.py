@@ -38,6 +38,13 @@ UNITS = {
     "bench": "round",
     "int8": "step",
 }
+
+
+def unit(task: str) -> str:
+    """What one step of a task counts: ``parity-onnx`` counts images as ``parity`` does."""
+    return UNITS.get(task) or UNITS.get(task.split("-")[0], "it")
+
+
 # Live figures get short names in log lines and on bars.
 FIELD_NAMES = {"val_accuracy": "val_acc"}
 BAR_FIELDS = ("loss", "val_accuracy")  # the live figures a bar shows (log lines show them all)
@@ -198,7 +205,7 @@ class RichReporter:
     def task(self, name, total, description):
         """Start a bar."""
         self.tasks[name] = self.progress.add_task(
-            description, total=total, info="", unit=UNITS.get(name, "it")
+            description, total=total, info="", unit=unit(name)
         )
         if self._lines is not None:
             self._lines.task(name, total, description)
@@ -232,14 +239,18 @@ class RichReporter:
 
 
 class LogReporter:
-    """Plain lines on stderr for logs: one per epoch, one every ~10% of other work."""
+    """Plain lines on stderr for logs: one per epoch, one every ~10% of other work, but no more
+    often than every :attr:`MIN_SECONDS` (twelve instant descriptions made ten lines), and a
+    closing line that says when nothing had to be computed (a cache hit is no 10,000 img/s)."""
 
     STEP = 10  # report other tasks every 10 percent
+    MIN_SECONDS = 2.0  # ... of at least this much work since the last line
 
     def __init__(self, console=None):
         self.console = console or err_console
         self.printer = None
         self.tasks: dict[str, dict] = {}
+        self.clock = time.perf_counter
 
     def __enter__(self):
         return self
@@ -263,7 +274,8 @@ class LogReporter:
             "description": description,
             "done": 0,
             "next": self.STEP,  # percent
-            "start": time.perf_counter(),
+            "start": self.clock(),
+            "last": self.clock(),
             "quiet_start": 0,
         }
 
@@ -278,7 +290,7 @@ class LogReporter:
             if fields:  # a resume's catch-up advance carries no figures: not an epoch of this run
                 self._print(f"epoch {t['done']}/{total} {format_fields(fields)}".rstrip())
             else:
-                t["start"] = time.perf_counter()
+                t["start"] = self.clock()
                 t["quiet_start"] = t["done"]
             return
         if not total:
@@ -288,13 +300,16 @@ class LogReporter:
         if t["done"] * 100 >= t["next"] * total and t["done"] < total:
             while t["next"] * total <= t["done"] * 100:
                 t["next"] += self.STEP
-            elapsed = time.perf_counter() - t["start"]
+            if self.clock() - t["last"] < self.MIN_SECONDS:
+                return
+            t["last"] = self.clock()
+            elapsed = self.clock() - t["start"]
             rate = (t["done"] - t["quiet_start"]) / elapsed if elapsed > 0 else 0
             extra = f" {format_fields(fields)}" if fields else ""
             eta = (total - t["done"]) / rate if rate else None
             self._print(
                 f"{t['description']}: {fraction:.0%} {t['done']}/{total} "
-                f"{_rate(rate, UNITS.get(name, 'it'))} eta {_clock(eta)}{extra}"
+                f"{_rate(rate, unit(name))} eta {_clock(eta)}{extra}"
             )
 
     def done(self, name):
@@ -302,12 +317,15 @@ class LogReporter:
         t = self.tasks.pop(name, None)
         if t is None or name == "epochs":
             return
-        elapsed = time.perf_counter() - t["start"]
+        elapsed = self.clock() - t["start"]
         count = t["total"] if t["total"] is not None else t["done"]
+        if count and not t["done"]:  # finished without a step: it was there already
+            what = "from the cache" if name == "features" else "already done"
+            self._print(f"{t['description']}: {what}, nothing computed")
+            return
         rate = (count - t["quiet_start"]) / elapsed if elapsed > 0 else 0
         self._print(
-            f"{t['description']}: done {count} in {elapsed:.1f}s "
-            f"({_rate(rate, UNITS.get(name, 'it'))})"
+            f"{t['description']}: done {count} in {elapsed:.1f}s ({_rate(rate, unit(name))})"
         )
 
     def message(self, text):

@@ -236,18 +236,37 @@ def _show(summary: dict, plan, json_out: bool) -> None:
         )
 
 
-def _print_summary(title: str, headers, rows, verdict: str, written: str) -> None:
-    """An ablation summary table, its verdict and the files written."""
-    from rich.markup import escape
-    from rich.table import Table
+# How each summary column may be broken to fit the terminal (cli/_tables.py): a cell's name after
+# its dots, an estimate before its interval, words at spaces; figures never.
+KINDS = {"cell": "name", "setting": "name", "held out": "name", "experiment": "text"}
 
-    table = Table(title=escape(title))
-    for h in headers:
-        # fold: long cell names (prompt-type=type1.clf-weight=0.8...) wrap instead of being cut
-        table.add_column(h, overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(c) for c in row))
-    console.print(table)
+
+def _kind(header: str, values: list[str]) -> str:
+    if header in KINDS:
+        return KINDS[header]
+    return "interval" if any(" [" in v or " (" in v for v in values) else "number"
+
+
+def _print_summary(title: str, headers, rows, verdict: str, written: str) -> None:
+    """An ablation summary table, its verdict and the files written. A column with nothing in any
+    row (``Δ vs K images alone`` when K is 0) is left out."""
+    from rich.markup import escape
+
+    from textclf.cli._tables import Column, fitted_table
+
+    keep = [i for i, _ in enumerate(headers) if any(row[i] not in ("-", "") for row in rows)]
+    headers = [headers[i] for i in keep] if rows else list(headers)
+    rows = [[row[i] for i in keep] for row in rows]
+    columns = [
+        Column(
+            h,
+            _kind(h, [row[i] for row in rows]),
+            separators=".,=",
+            justify="right" if _kind(h, [row[i] for row in rows]) == "number" else "left",
+        )
+        for i, h in enumerate(headers)
+    ]
+    console.print(fitted_table(escape(title), columns, rows, console.width))
     for line in (verdict, written):
         if line:
             console.print(line, highlight=False, markup=False)

@@ -17,6 +17,8 @@ from textclf.data.cache_admin import human_age, human_bytes, scan
 from textclf.data.cache_admin import prune as do_prune
 from textclf.errors import TextclfError
 
+KEY_CHARS = 8  # of an entry's key, as git shortens a hash (--json gives it whole)
+
 app = TextclfTyper(
     help="See and clean the image-feature cache ($TEXTCLF_CACHE, default ~/.cache/textclf).\n\n"
     "Example: textclf cache ls && textclf cache prune --older-than 30",
@@ -56,7 +58,6 @@ def ls(
     import time
 
     from rich.markup import escape
-    from rich.table import Table
 
     found = scan(root, verify=verify)
     if json_out:
@@ -74,15 +75,12 @@ def ls(
     now = time.time()
     from rich import box
 
+    from textclf.cli._tables import Column, fitted_table
+
     console.print(f"feature cache: {escape(str(found.root / 'features'))}", highlight=False)
-    # No cell is cut or split at 80 columns: what made an entry takes two short lines, not two
-    # columns.
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("key", no_wrap=True)
-    table.add_column("backbone / data", no_wrap=True)
-    for col in ("images", "size", "age"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("state", overflow="fold")
+    # Nothing cut or split at 80 columns: what made an entry wraps at its spaces, over two or
+    # three lines; the figures and the state stay whole (cli/_tables.py).
+    rows = []
     for e in found.entries:
         where = f"{e.info.get('dataset') or '?'} / {e.info.get('split') or '?'}" if e.info else "?"
         backbone = e.info.get("backbone") or "?"
@@ -90,16 +88,30 @@ def ls(
             backbone += f" @{e.info['image_size']}px"
         if e.info.get("runtime", "torch-cpu") != "torch-cpu":
             backbone += f" ({e.info['runtime']})"
-        state = "ok" if e.status == "ok" else f"[red]{e.status}[/]: {escape(e.problem or '')}"
-        table.add_row(
-            e.key[:12],
-            escape(f"{backbone}\n{where}"),
-            str(e.info.get("images") or "-"),
-            human_bytes(e.bytes),
-            human_age(now - e.modified),
-            state,
+        state = "ok" if e.status == "ok" else e.status  # the problem itself: under the table
+        rows.append(
+            [
+                e.key[:KEY_CHARS],
+                f"{backbone}\n{where}",
+                str(e.info.get("images") or "-"),
+                human_bytes(e.bytes),
+                human_age(now - e.modified),
+                state,
+            ]
         )
+    columns = [
+        Column("key", "number"),
+        Column("backbone / data", "name", separators=" :", fallback="@-"),
+        *(Column(h, "number", justify="right") for h in ("images", "size", "age")),
+        Column("state", "number"),
+    ]
+    table = fitted_table("", columns, rows, console.width, box=box.SIMPLE_HEAD, pad_edge=False)
     console.print(table)
+    for e in found.entries:
+        if e.status != "ok" and e.problem:
+            console.print(
+                f"{e.key[:KEY_CHARS]}: {e.status}: {e.problem}", highlight=False, markup=False
+            )
     bad = sum(e.status != "ok" for e in found.entries)
     console.print(
         f"{len(found.entries)} entries, {human_bytes(found.bytes)}"
@@ -151,12 +163,12 @@ def _report(result, verb: str, json_out: bool) -> None:
             else e.status
         )
         console.print(
-            f"  {e.key[:12]}  {escape(what)}  {human_bytes(e.bytes)}"
+            f"  {e.key[:KEY_CHARS]}  {escape(what)}  {human_bytes(e.bytes)}"
             + (f"  ({escape(e.problem)})" if e.problem else ""),
             highlight=False,
         )
     for e, why in result.skipped:
-        err_console.print(f"[yellow]skipped[/] {e.key[:12]}: {escape(why)}", highlight=False)
+        err_console.print(f"[yellow]skipped[/] {e.key[:KEY_CHARS]}: {escape(why)}", highlight=False)
     if result.temps:
         console.print(
             f"{'would remove' if result.dry_run else 'removed'} {len(result.temps)} temp files "

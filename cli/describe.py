@@ -210,7 +210,7 @@ def _print_json(dataset: str, summaries: list) -> None:
                     "path": str(r.path),
                     "dataset": dataset,
                     "prompt": p.name,
-                    "prompt_text": p.text,
+                    "prompt_text": f.prompt_text,
                     "describer": f.describer,
                     "model": f.model,
                     "base_url": f.base_url,
@@ -314,7 +314,9 @@ def show(
             label = f"{c} ({i + 1})" if several else c
             table.add_row(escape(label), escape(text))
     lines = [
-        f"prompt: {f.prompt_text}",
+        f"prompt: {f.prompt_text}"
+        if f.prompt_text is not None
+        else "prompt: none (texts from a file)",
         f"by: {made_by} (textclf {f.textclf_version}, {f.updated_at})",
     ]
     if f.usage:
@@ -327,6 +329,6 @@ def show(
             f"incomplete: {len(missing)} classes not described yet ({', '.join(missing[:5])}"
             f"{', ...' if len(missing) > 5 else ''})"
         )
-    table.caption = "\n".join(lines)
-    table.caption_justify = "left"
     console.print(table)
+    for line in lines:  # under the table, not as its caption: a narrow table would wrap them
+        console.print(line, highlight=False, markup=False)

@@ -248,9 +248,11 @@ def _fmt(x) -> str:
 def _show(doc: dict, written: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
+
+    from textclf.cli._tables import key_value_table
 
     heads = doc["heads"]
-    summary = Table(title="textclf eval", show_header=False)
     rows = [
         ("model", escape(doc["source"]["path"])),
         ("dataset / split", escape(f"{doc['dataset']} / {doc['split']} ({doc['n']} images)")),
@@ -264,6 +266,8 @@ def _show(doc: dict, written: dict) -> None:
     ]
     if heads.get("text"):
         rows.append(("text-similarity head accuracy", _fmt(heads["text"]["accuracy"])))
+    elif doc.get("text_head") == "none":  # a no-text run: it trained no text head
+        rows.append(("text-similarity head", "none (a no-text run: w_clf 1)"))
     for variant, head in (doc.get("zero_shot") or {}).get("heads", {}).items():
         rows.append(
             (
@@ -279,9 +283,9 @@ def _show(doc: dict, written: dict) -> None:
                 f"T={doc['ensemble']['temperature']:g})",
             )
         )
-    for k, v in rows:
-        summary.add_row(k, v)
-    console.print(summary)
+    # Values break after a "/" or at a space where they are too wide, never inside a name.
+    summary = [(k, Text.from_markup(v)) for k, v in rows]
+    console.print(key_value_table("textclf eval", summary, console.width))
 
     if is_quiet():  # -q: the summary alone
         return
@@ -300,17 +304,25 @@ def _show(doc: dict, written: dict) -> None:
 
     names = doc["class_names"]
     if len(names) <= 12:
-        # Columns by index so the table fits 80 columns whatever the class names.
+        # Columns by index so the table fits 80 columns whatever the class names; rows by index
+        # and name when the names fit beside the counts, else by index alone (the per-class table
+        # above names them): a name is never cut.
+        matrix = doc["confusion_matrix"]
+        count = max((len(str(v)) for row in matrix for v in row), default=1)
+        room = console.width - 1 - 3 * (len(names) + 1) - len(names) * max(count, 2)
+        labels = [f"{i} {name}" for i, name in enumerate(names)]
+        if max(map(len, labels)) > max(room, len("true \\ predicted")):
+            labels = [str(i) for i in range(len(names))]
         cm = Table(title="confusion matrix (rows: true, columns: predicted)")
-        cm.add_column("true \\ predicted")
+        cm.add_column("true \\ predicted", no_wrap=True)
         for i in range(len(names)):
             cm.add_column(str(i), justify="right")
-        for i, (name, row) in enumerate(zip(names, doc["confusion_matrix"])):
+        for i, (label, row) in enumerate(zip(labels, matrix)):
             cells = [
                 f"[bold]{v}[/]" if j == i else (str(v) if v else "[dim]0[/]")
                 for j, v in enumerate(row)
             ]
-            cm.add_row(escape(f"{i} {name[:14]}"), *cells)
+            cm.add_row(escape(label), *cells)
         console.print(cm)
     for label, path in written.items():
         console.print(f"[dim]{label}:[/] {escape(str(path))}", highlight=False)

@@ -165,26 +165,50 @@ def command(
         raise typer.Exit(EXIT_INPUT)
 
 
-def _print(results: list, predictor) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+def _common_folder(files: list[str]) -> str:
+    """The folder every file is in (shown once above the table), or '' when they share none."""
+    import os
 
-    table = Table(
-        title=f"textclf predict ({predictor.kind}, {predictor.provider}, {predictor.head} head)"
-    )
-    table.add_column("image", overflow="fold")
-    table.add_column("class")
-    table.add_column("probability", justify="right")
-    table.add_column("next", style="dim")
+    parents = [os.path.dirname(f) for f in files]
+    try:
+        common = os.path.commonpath(parents) if parents and all(parents) else ""
+    except ValueError:  # absolute and relative paths mixed
+        return ""
+    return common if common not in ("", ".", os.sep) else ""
+
+
+def _print(results: list, predictor) -> None:
+    """The predictions as a table that fits the terminal: file names relative to the folder they
+    share (named once above the table), split only after a ``/``; class names whole."""
+    import os
+
+    from rich.markup import escape
+
+    from textclf.cli._tables import Column, fitted_table
+
+    folder = _common_folder([r["file"] for r in results])
+    rows = []
     for r in results:
+        name = os.path.relpath(r["file"], folder) if folder else r["file"]
         if "error" in r:
-            table.add_row(escape(r["file"]), "[red]unreadable[/]", "", escape(r["error"]))
+            rows.append([name, "unreadable", r["error"]])
             continue
         first, rest = r["top"][0], r["top"][1:]
-        table.add_row(
-            escape(r["file"]),
-            escape(first["class"]),
-            f"{first['probability']:.3f}",
-            escape(", ".join(f"{t['class']} {t['probability']:.3f}" for t in rest)),
+        rows.append(
+            [
+                name,
+                f"{first['class']} {first['probability']:.3f}",
+                ", ".join(f"{t['class']} {t['probability']:.3f}" for t in rest),
+            ]
         )
-    console.print(table)
+    # The probability beside its class (not a column of its own): long class names leave room
+    # for the next ones, two lines an image at most, at 80 columns.
+    columns = [
+        Column("image", "name", separators="/"),
+        Column("class (probability)", "name", separators=""),
+        Column("next", "name", separators=",", fallback=" ", style="dim"),
+    ]
+    title = f"textclf predict ({predictor.kind}, {predictor.provider}, {predictor.head} head)"
+    if folder:
+        console.print(f"images in {folder}{os.sep}", highlight=False, markup=False)
+    console.print(fitted_table(escape(title), columns, rows, console.width))

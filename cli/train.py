@@ -20,6 +20,7 @@ from textclf.cli._options import (
     switch_note,
 )
 from textclf.cli._progress import is_quiet, reporter, starting
+from textclf.presets import with_no_text
 from textclf.training.tracking import TRACKERS
 
 HELP = (
@@ -99,6 +100,12 @@ def command(
     ),
     clf_weight: Optional[float] = _option(
         "--clf-weight", "w_clf; w_cont = 1 - w_clf (1: no text).", "clf_weight"
+    ),
+    no_text: bool = typer.Option(
+        False,
+        "--no-text",
+        help="The no-text control: the same model without the contrastive term (w_clf 1); "
+        "needs no descriptions.",
     ),
     negatives: Optional[str] = _option(
         "--negatives", "InfoNCE negatives per image.", "negatives", chosen=True
@@ -256,6 +263,8 @@ def command(
         feature_dtype=feature_dtype,
         extract_runtime=extract_runtime,
     )
+    if no_text:
+        settings = with_no_text(settings)
     cfg = resolve_config(preset, config, settings, resume=resume, run_dir=run_dir)
     if print_config:
         import sys
@@ -301,12 +310,10 @@ def _class_list(value: Optional[str]) -> Optional[list[str]]:
 
 
 def _print_summary(cfg, outcome) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    from textclf.cli._tables import key_value_table
 
     metrics = outcome.metrics
     negatives = "one negative class" if cfg.negatives == "one" else "all other classes as negatives"
-    table = Table(title="textclf train", show_header=False)
     rows = [
         ("run dir", str(outcome.run_dir)),
         ("dataset", cfg.dataset),
@@ -331,19 +338,14 @@ def _print_summary(cfg, outcome) -> None:
             if metrics["selected_val_accuracy"] is not None
             else "-",
         ),
+        ("descriptions", _descriptions_row(cfg, metrics)),
         ("features", _features_row(metrics)),
-        (
-            "time",
-            f"features {metrics['feature_seconds']:.1f}s, training "
-            f"{metrics['train_seconds']:.1f}s, "
-            f"total {metrics['total_seconds']:.1f}s",
-        ),
+        ("time", _time_row(metrics)),
     ]
-    for k, v in rows:
-        table.add_row(k, escape(v))
     if outcome.tensorboard is not None:
-        table.add_row("tensorboard", escape(f"tensorboard --logdir {outcome.tensorboard}"))
-    console.print(table)
+        rows.append(("tensorboard", f"tensorboard --logdir {outcome.tensorboard}"))
+    # Values break after a "/" or at a space where they are too wide, never inside a name.
+    console.print(key_value_table("textclf train", rows, console.width))
 
 
 def _features_row(metrics: dict) -> str:
@@ -356,3 +358,25 @@ def _features_row(metrics: dict) -> str:
         return f"cached ({runtime})"
     rate = metrics.get("feature_images_per_second")
     return f"{runtime}, {rate:,.0f} img/s (cache filled)" if rate else f"{runtime} (cache filled)"
+
+
+def _descriptions_row(cfg, metrics: dict) -> str:
+    """Which texts the run trained on: the file and what wrote it, a built-in set or a control."""
+    if not cfg.text_used:
+        return "none (a no-text run)"
+    return metrics.get("descriptions") or "-"
+
+
+def _time_row(metrics: dict) -> str:
+    """``features 1.0s, training 2.0s, calibration 3.0s, setup 0.5s, total 6.5s``: the parts add
+    up to the total (setup: loading models and data, encoding the texts, writing the run)."""
+    seconds = {
+        "features": metrics["feature_seconds"],
+        "training": metrics["train_seconds"],
+        "calibration": metrics.get("calibration_seconds"),
+    }
+    # What the parts leave out: loading the models and data, encoding the texts, writing files.
+    rest = metrics["total_seconds"] - sum(v for v in seconds.values() if v)
+    seconds["setup"] = rest if rest >= 0.05 else None
+    parts = [f"{name} {value:.1f}s" for name, value in seconds.items() if value is not None]
+    return ", ".join(parts) + f", total {metrics['total_seconds']:.1f}s"

@@ -71,18 +71,38 @@ def test_naming_the_zero_shot_head_with_non_aligned_backbones_is_refused_before_
     assert not (workdir / "ab").exists()
 
 
-def test_missing_descriptions_fail_the_grid_before_it_starts(workdir):
-    """Tiny's synthetic dataset has no type1 file here: the shuffled control cannot run, known at
-    the start."""
+def test_missing_descriptions_fail_the_grid_before_anything_trains(workdir):
+    """A user's image folder without descriptions: the text cells cannot run, and nothing trains.
+    (An image folder's classes are known once it is scanned, so the grid finds out with its first
+    cell; a dataset that declares its classes fails the grid's own check, before any folder.)"""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("bluebell", "lily-of-the-valley"):
+            (workdir / "photos" / split / name).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (8, 8)).save(workdir / "photos" / split / name / f"{i}.png")
     result = runner.invoke(
-        app, ["ablate", "--paper", "--preset", "tiny", "--seeds", "1", "--output", "ab"]
+        app,
+        [
+            "ablate",
+            "--paper",
+            "--preset",
+            "tiny",
+            "--dataset",
+            "imagefolder:photos",
+            "--seeds",
+            "1",
+            "--output",
+            "ab",
+        ],
     )
     assert (
         result.exit_code == 2
-        and "grid cell 'shuffled'" in result.output
+        and "no descriptions for dataset 'imagefolder:photos'" in result.output
         and "textclf describe" in result.output
     )
-    assert not (workdir / "ab").exists()
+    assert not list(workdir.glob("ab/**/model.safetensors"))
 
 
 def test_an_invalid_cell_in_the_middle_fails_the_grid_before_any_run_dir_is_written(workdir):

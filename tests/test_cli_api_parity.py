@@ -231,11 +231,19 @@ def test_describe_takes_a_prompt_template_as_the_cli_does(workdir):
     template = "Draw a {class_name} in words."
     result = runner.invoke(
         app,
-        ["describe", "--describer", "classname", "--prompt-template", template, "-o", "cli.json"],
+        [
+            "describe",
+            "--describer",
+            "random-words",
+            "--prompt-template",
+            template,
+            "-o",
+            "cli.json",
+        ],
     )
     assert result.exit_code == 0, result.output
     texts = textclf.describe(
-        "digits", describer="classname", prompt_template=template, out="api.json"
+        "digits", describer="random-words", prompt_template=template, out="api.json"
     )
     cli, api = (json.loads((workdir / name).read_text()) for name in ("cli.json", "api.json"))
     assert cli["prompt_text"] == api["prompt_text"] == template

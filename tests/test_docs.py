@@ -323,3 +323,25 @@ def test_the_pages_have_bash_commands_to_check():
         for b in bash_blocks(page.read_text(encoding="utf-8"))
     )
     assert count >= 40, count
+
+
+# --- presets the pages name run as given --------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", sorted(__import__("textclf.presets").presets.PRESETS))
+def test_every_preset_resolves_its_descriptions_for_train_and_the_paper_grid(
+    preset, tmp_path, monkeypatch
+):
+    """``textclf train --preset P`` and ``textclf ablate --paper --preset P``, in a folder with
+    nothing but what textclf ships: every cell of the grid (prompt types, controls such as
+    shuffled) finds its descriptions and passes the grid's own check before any work (the tiny
+    preset's did not: no descriptions for its synthetic set)."""
+    from textclf.ablation.cells import check_grid, paper_plan, with_reference
+    from textclf.training.preflight import preflight
+    from textclf.training.session import resolve_config
+
+    monkeypatch.chdir(tmp_path)  # no descriptions/ folder here
+    preflight(resolve_config(preset, None, {}))
+    cells, _ = paper_plan({}, preset)
+    cells = with_reference(cells)
+    assert len(check_grid(cells, [0], {}, preset)) == len(cells) >= 10

@@ -19,7 +19,8 @@ from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
 from textclf.descriptions.request import DescribeRequest, plan
 from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
-from textclf.exports.request import ExportRequest
+from textclf.exports.request import ExportRequest, SamplesRequest
+from textclf.presets import with_no_text
 from textclf.runs.run import TrainedRun, open_run
 from textclf.serving.request import PredictRequest, check_predict_options
 from textclf.validation import check_argument, check_keywords, show, type_name
@@ -91,6 +92,19 @@ class Run(TrainedRun):
         check_keywords(ExportRequest, {"out": out, **options}, "Run.export_onnx: ")
         return export_run(self.root, out=out, **options)
 
+    def export_samples(
+        self,
+        out: Union[str, Path] = SamplesRequest.output,
+        n: int = SamplesRequest.n,
+        split: str = SamplesRequest.split,
+    ) -> list[Path]:
+        """Write ``n`` images of the run's dataset (``split``) as PNG files ``NNN_<class>.png`` in
+        ``out``, one class after another, as ``textclf export samples`` does; returns their
+        paths (images to try :meth:`predict` on)."""
+        from textclf.exports.samples import write_samples
+
+        return write_samples(self.root, out, n, split)
+
 
 def load_run(run_dir: Union[str, Path]) -> Run:
     """Open a finished run dir as a :class:`Run`; a missing, unfinished, foreign or damaged dir
@@ -120,11 +134,14 @@ def train(
     keyword arguments (``epochs=5, dataset="fashion-mnist"``) go on top, after ``preset`` and the
     TOML ``config_file``. ``run_dir`` defaults to ``runs/<dataset>-<time>``; ``resume=True``
     continues the run there with its saved config. ``callbacks`` get each epoch's history row.
-    Under torchrun every process calls this and they train one model.
+    ``no_text=True`` trains the no-text control (``clf_weight`` 1: no contrastive term). Under
+    torchrun every process calls this and they train one model.
     """
     from textclf.training.resolve import resolve_config
     from textclf.training.session import train_in_job
 
+    if settings.pop("no_text", False):
+        settings = with_no_text(settings)
     callbacks = _check_train_arguments(config, run_dir, preset, config_file, resume, callbacks, log)
     if isinstance(config, TrainConfig):
         import dataclasses

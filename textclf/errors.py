@@ -15,7 +15,9 @@ from typing import Any
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
-MAX_LINE = 400
+# How long an error line may grow before its middle is left out: the start says what went wrong,
+# the end what to do, so both are kept (a message embedding a whole file must not flood a screen).
+MAX_LINE = 1000
 
 
 class TextclfError(Exception):
@@ -70,7 +72,11 @@ def option(name: str, python_value: Any = None) -> str:
 
 
 def one_line(text: str, limit: int = MAX_LINE) -> str:
-    """``text`` with all whitespace runs (newlines included) collapsed, cut at ``limit``
-    characters."""
+    """``text`` with all whitespace runs (newlines included) collapsed; over ``limit`` characters,
+    its middle becomes `` ... `` so the start (what went wrong) and the end (what to do) stay."""
     text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    tail = max(0, (limit - 5) * 2 // 5)
+    head = max(0, limit - 5 - tail)
+    return text[:head].rstrip() + " ... " + (text[-tail:].lstrip() if tail else "")

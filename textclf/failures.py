@@ -129,8 +129,8 @@ def _is_network_error(exc: BaseException) -> bool:
 
 
 _HINTS = {
-    errno.ENOSPC: "free some disk space, or write elsewhere (--run-dir, --out, $TEXTCLF_CACHE)",
-    errno.EDQUOT: "free some of your disk quota, or write elsewhere (--run-dir, --out, "
+    errno.ENOSPC: "free some disk space, or write elsewhere (--run-dir, --output, $TEXTCLF_CACHE)",
+    errno.EDQUOT: "free some of your disk quota, or write elsewhere (--run-dir, --output, "
     "$TEXTCLF_CACHE)",
     errno.EACCES: "check the permissions, or choose a folder you can write to",
     errno.EPERM: "check the permissions, or choose a folder you can write to",

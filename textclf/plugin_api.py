@@ -230,7 +230,8 @@ class Describer(Protocol):
 
     def provenance(self) -> dict:
         """Fields for the description file (``describer``, ``model``, ``base_url``,
-        ``temperature``, ...)."""
+        ``temperature``, ...; ``prompt_text`` and ``prompt_system`` when the texts did not come
+        from the prompt asked for: what really produced them, None for no prompt at all)."""
 
     def max_samples(self, class_name: str) -> Optional[int]:
         """A cap on distinct samples per class (1 for fixed texts), or None."""
@@ -379,6 +380,10 @@ class DescriberPlugin:
     summary: str
     make_fn: Callable[..., Any]
     offline: bool = True
+    # False: the texts do not depend on the prompt (a user's file, class names). Such a describer
+    # names the prompt it really used, if any, as ``prompt_text`` in its provenance, and describing
+    # several prompts with it is refused (the files would be copies claiming different prompts).
+    uses_prompt: bool = True
 
     def make(self, **options) -> Any:
         """Build the describer."""

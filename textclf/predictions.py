@@ -58,7 +58,10 @@ class Predictions:
         try:
             import pandas as pd
         except ImportError:
-            raise TextclfError("Predictions.to_pandas needs pandas: pip install pandas") from None
+            raise TextclfError(
+                "Predictions.to_pandas needs pandas, which textclf does not install: "
+                "pip install pandas (or pip install 'textclf[pandas]')"
+            ) from None
         frame = pd.DataFrame(self.probs, index=self.inputs, columns=self.classes)
         frame.insert(0, "label", self.labels)
         return frame

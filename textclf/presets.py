@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from textclf.errors import TextclfError, option
+
 # Why held-out classes get the open head unless --text-head says otherwise
 # (benchmarks/open_vocab_heads.py).
 AUTO_OPEN_NOTE = (
@@ -44,7 +46,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 1e-3,
         "text_lr": 2e-5,
     },
-    # Tiny, random weights, synthetic data: seconds, for tests.
+    # Tiny, random weights, synthetic data: seconds, for tests. Its texts are the synthetic set's
+    # built-in descriptions, so every experiment (ablate --paper, shuffled, prompt types) runs on
+    # it offline; it used to train on the classname control, which every ablation cell then
+    # inherited, prompt-type cells included.
     "tiny": {
         "dataset": "synthetic",
         "image_backbone": "tiny-cnn",
@@ -53,6 +58,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 3,
         "batch_size": 16,
         "lr": 1e-2,
-        "text_control": "classname",
     },
 }
+
+
+# The no-text control (train --no-text, ablate's no-text cell): the identical architecture and
+# training, without the contrastive term, so any difference to a text run is the text's.
+NO_TEXT: dict[str, Any] = {"clf_weight": 1.0}
+
+
+def with_no_text(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with :data:`NO_TEXT` over them; a setting given that contradicts it (a
+    ``clf_weight`` below 1) is a one-line error naming both."""
+    for name, value in NO_TEXT.items():
+        given = settings.get(name)
+        if given is not None and given != value:
+            raise TextclfError(
+                f"{option('no_text', True)} trains without the contrastive term "
+                f"({option(name)} {value:g}); "
+                f"{option(name)} {given:g} contradicts it: give one of them"
+            )
+    return {**settings, **NO_TEXT}

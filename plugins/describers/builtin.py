@@ -1,4 +1,5 @@
-"""``builtin``: descriptions written by this project for digits, fashion-mnist and cifar10.
+"""``builtin``: descriptions written by this project for digits, fashion-mnist, cifar10 and the
+synthetic test set (so the tiny preset runs every experiment offline).
 
 They ship as package data (``builtin_descriptions/<dataset>/type{1..4}.json``, the same schema
 as ``textclf describe`` writes), one per class and prompt type, so every default works offline.
@@ -130,7 +131,7 @@ def _make(**options) -> BuiltinDescriber:
 
 PLUGIN = DescriberPlugin(
     "builtin",
-    "descriptions shipped with textclf for digits, fashion-mnist and cifar10 "
+    "descriptions shipped with textclf for digits, fashion-mnist, cifar10 and synthetic "
     "(all four prompt types, offline)",
     _make,
 )

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Optional
 
-from textclf.descriptions.tables import read_description_table
+from textclf.descriptions.tables import match_classes, read_description_table
 from textclf.errors import TextclfError
 from textclf.plugin_api import Describer, DescriberPlugin
 from textclf.plugins.families import ArgumentFamily
@@ -31,18 +31,7 @@ class FileDescriber(Describer):
         for cls_name, texts in table.items():
             if not texts or not all(t.strip() for t in texts):
                 raise TextclfError(f"{argument}: the description of class '{cls_name}' is empty")
-        if class_names is not None:
-            extra = [c for c in table if c not in class_names]
-            if extra:
-                raise TextclfError(
-                    f"{argument} has class '{extra[0]}' that the dataset does not have "
-                    f"(dataset classes: {', '.join(class_names)})"
-                )
-            missing = [c for c in class_names if c not in table]
-            if missing:
-                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-                raise TextclfError(f"{argument} has no description for class '{missing[0]}'{more}")
-        self.table = table
+        self.table = table if class_names is None else match_classes(table, class_names, argument)
 
     def max_samples(self, class_name: str) -> int:
         """As many samples as the file has for this class."""
@@ -56,13 +45,19 @@ class FileDescriber(Describer):
         return texts[sample_index % len(texts)].strip()
 
     def provenance(self) -> dict:
-        """Provenance fields for the output file."""
-        return {"describer": f"file:{self.path}", "label": f"file {Path(self.path).name}"}
+        """Provenance fields for the output file: no prompt (the texts are the file's, whatever
+        prompt the run was given)."""
+        return {
+            "describer": f"file:{self.path}",
+            "label": f"file {Path(self.path).name}",
+            "prompt_text": None,
+            "prompt_system": None,
+        }
 
 
 def describer(path: str) -> DescriberPlugin:
     """The describer that hands out the texts of ``path``."""
-    return DescriberPlugin(f"file:{path}", SUMMARY, partial(FileDescriber, path))
+    return DescriberPlugin(f"file:{path}", SUMMARY, partial(FileDescriber, path), uses_prompt=False)
 
 
 PLUGIN = ArgumentFamily("file", SUMMARY, describer)

@@ -300,6 +300,9 @@ WORDS = [
 ]
 
 
+CLASSNAME_TEMPLATE = "a photo of a {class_name}."  # what the classname describer writes
+
+
 class ClassnameDescriber(Describer):
     """``a photo of a {class}.``: the label only (CLIP's prompt), a control for description
     content."""
@@ -313,8 +316,14 @@ class ClassnameDescriber(Describer):
         return f"a photo of a {class_name}."
 
     def provenance(self) -> dict:
-        """Provenance fields for the output file."""
-        return {"describer": "classname", "label": "classname"}
+        """Provenance fields for the output file: the sentence it really fills in, not the prompt
+        it was handed."""
+        return {
+            "describer": "classname",
+            "label": "classname",
+            "prompt_text": CLASSNAME_TEMPLATE,
+            "prompt_system": None,
+        }
 
 
 class RandomWordsDescriber(Describer):
@@ -347,7 +356,10 @@ class RandomWordsDescriber(Describer):
 
 
 CLASSNAME = DescriberPlugin(
-    "classname", 'control: "a photo of a {class}." (label only)', lambda **_o: ClassnameDescriber()
+    "classname",
+    'control: "a photo of a {class}." (label only)',
+    lambda **_o: ClassnameDescriber(),
+    uses_prompt=False,
 )
 RANDOM_WORDS = DescriberPlugin(
     "random-words",

@@ -133,6 +133,8 @@ CLI_ONLY = {
     (("describe", "show"), "json_out"): JSON,
     (("train",), "config"): "the TOML file the settings are read from, not a setting",
     (("train",), "print_config"): "prints the resolved settings instead of training",
+    (("train",), "no_text"): "the library's NO_TEXT settings (presets.with_no_text), as the "
+    "API's no_text=True: a set of settings, not one",
     (("train",), "json_out"): JSON,
     (("eval",), "json_out"): JSON,
     **{

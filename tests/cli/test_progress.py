@@ -44,8 +44,11 @@ def test_log_reporter_lines_every_tenth_and_per_epoch():
     out = io.StringIO()
     rep = LogReporter()
     rep._print = lambda text: out.write(text + "\n")
+    now = [0.0]
+    rep.clock = lambda: now[0]
     rep.task("features", 1000, "features tiny (1000 images)")
     for _ in range(100):
+        now[0] += 3.0  # slow work: every 10% gets its line
         rep.advance("features", 10)
     rep.done("features")
     rep.task("epochs", 3, "training")
@@ -166,3 +169,29 @@ def test_bars_keep_count_rate_and_eta_in_an_80_column_terminal(tmp_path):
     assert re.search(r"6/6\s+\d+(\.\d)? epoch/s|6/6\s+\d+\.\ds/epoch", final), final
     assert re.search(r"\d+:\d\d", final), final
     assert all(len(ln) <= 80 for ln in text.splitlines()), max(text.splitlines(), key=len)
+
+
+def test_log_lines_are_not_a_flood_and_a_cache_hit_has_no_rate():
+    """Piped describe printed 10 lines for 12 instant descriptions; a cache hit printed
+    'done 240 in 0.0s (10864 img/s)'; parity counted 'it/s' where everything else counts img/s."""
+    out = io.StringIO()
+    rep = LogReporter()
+    rep._print = lambda text: out.write(text + "\n")
+    now = [0.0]
+    rep.clock = lambda: now[0]
+    rep.task("describe", 12, "digits type1")
+    for _ in range(12):
+        now[0] += 0.01
+        rep.advance("describe", 1)
+    rep.done("describe")
+    rep.task("features", 240, "features tiny-cnn (test, 240 images)")
+    rep.done("features")  # filled from the cache: no step was computed
+    rep.task("parity-onnx", 32, "parity (fp32): ONNX Runtime on 32 test images")
+    now[0] += 0.5
+    rep.advance("parity-onnx", 32)
+    rep.done("parity-onnx")
+    assert out.getvalue().splitlines() == [
+        "digits type1: done 12 in 0.1s (100 desc/s)",
+        "features tiny-cnn (test, 240 images): from the cache, nothing computed",
+        "parity (fp32): ONNX Runtime on 32 test images: done 32 in 0.5s (64.0 img/s)",
+    ]

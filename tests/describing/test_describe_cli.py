@@ -68,8 +68,19 @@ def test_default_describer_is_builtin_without_a_key_and_says_so(in_tmp):
     assert f.describer == "builtin" and "strap" in f.descriptions["Sandal"][0]
 
 
+def _photos(root: Path) -> str:
+    """An image folder whose classes no built-in set has."""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("bluebell", "lily-of-the-valley"):
+            (root / "photos" / split / name).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(root / "photos" / split / name / "a.png")
+    return "imagefolder:photos"
+
+
 def test_no_key_and_no_builtin_is_an_error_that_tells_what_to_do(in_tmp):
-    res = _invoke(["--dataset", "synthetic"], in_tmp)
+    res = _invoke(["--dataset", _photos(in_tmp)], in_tmp)
     assert res.exit_code == 2
     line = res.output.strip()
     assert "\n" not in line and "OPENAI_API_KEY" in line and "--describer" in line
@@ -109,12 +120,12 @@ def test_a_file_textclf_did_not_write_is_never_overwritten(in_tmp):
 def test_out_file_and_out_folder(in_tmp):
     res = _invoke(["--describer", "classname", "--out", "x/mine.json"], in_tmp)
     assert res.exit_code == 0 and (in_tmp / "x" / "mine.json").exists()
-    res = _invoke(["--describer", "classname", "-p", "all", "--out", "folder"], in_tmp)
+    res = _invoke(["--describer", "random-words", "-p", "all", "--out", "folder"], in_tmp)
     assert res.exit_code == 0
     assert sorted(p.name for p in (in_tmp / "folder").iterdir()) == [
         f"type{i}.json" for i in range(1, 5)
     ]
-    res = _invoke(["--describer", "classname", "-p", "all", "--out", "one.json"], in_tmp)
+    res = _invoke(["--describer", "random-words", "-p", "all", "--out", "one.json"], in_tmp)
     assert res.exit_code == 2 and "give a folder" in res.output
 
 
@@ -158,13 +169,15 @@ def test_custom_prompt_template(in_tmp):
         ),
         (["--describer", "file:missing.csv"], "missing.csv"),
         (
-            ["--describer", "builtin", "--dataset", "synthetic"],
-            "no built-in descriptions for dataset 'synthetic'",
+            ["--describer", "builtin", "--dataset", "imagefolder:photos"],
+            "no built-in descriptions for dataset 'imagefolder:photos'",
         ),
         (["--describer", "openai"], "OPENAI_API_KEY"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(in_tmp, args, needle):
+    if "imagefolder:photos" in args:
+        _photos(in_tmp)
     res = _invoke(args, in_tmp)
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
@@ -301,7 +314,7 @@ def _cifar_folder(root: Path) -> Path:
 
 
 def test_builtin_descriptions_are_found_by_class_names(in_tmp):
-    from textclf.descriptions.files import resolve_descriptions
+    from textclf.descriptions.lookup import resolve_descriptions
     from textclf.plugins.describers.builtin import builtin_dataset_for, builtin_path
 
     folder = _cifar_folder(in_tmp)

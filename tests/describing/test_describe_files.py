@@ -14,8 +14,8 @@ from textclf.descriptions.files import (
     default_path,
     descriptions_hash,
     load_descriptions,
-    resolve_descriptions,
 )
+from textclf.descriptions.lookup import resolve_descriptions
 from textclf.errors import TextclfError
 
 CLASSES = ["red", "green", "blue", "gray"]
@@ -157,14 +157,25 @@ def test_resolve_prefers_given_path_then_default_file_then_builtin(tmp_path):
 
 
 def test_resolve_without_any_descriptions_says_what_to_run(tmp_path):
+    flowers = ["bluebell", "lily-of-the-valley"]  # no built-in set has these classes
     with pytest.raises(TextclfError) as info:
-        resolve_descriptions("synthetic", CLASSES, "type1", root=str(tmp_path))
-    assert str(info.value) == (
-        "no descriptions for dataset 'synthetic' prompt 'type1'; "
-        "run: textclf describe --dataset synthetic --prompt-type 1"
+        resolve_descriptions("imagefolder:photos", flowers, "type1", root=str(tmp_path))
+    line = str(info.value)
+    assert line.startswith("no descriptions for dataset 'imagefolder:photos' prompt 'type1'; ")
+    # what works without a key: the class names, or the user's own texts where train looks
+    where = default_path("imagefolder:photos", "type1", root=str(tmp_path))
+    assert line.endswith(f'as a JSON object {{"class": "text", ...}} to {where}')
+    where.parent.mkdir(parents=True)
+    where.write_text(json.dumps({"bluebell": "blue bells", "lily-of-the-valley": "white bells"}))
+    descs, source = resolve_descriptions("imagefolder:photos", flowers, "1", root=str(tmp_path))
+    assert descs["bluebell"] == ["blue bells"] and source == str(where)
+    where.unlink()
+    assert (
+        "textclf describe --dataset imagefolder:photos --prompt-type 1 --describer classname"
+        in line
     )
     with pytest.raises(TextclfError, match="unknown prompt 'nope'"):
-        resolve_descriptions("synthetic", CLASSES, "nope", root=str(tmp_path))
+        resolve_descriptions("imagefolder:photos", flowers, "nope", root=str(tmp_path))
 
 
 def test_resolve_refuses_an_invalid_default_file_instead_of_falling_back(tmp_path):
@@ -194,8 +205,11 @@ def test_offline_describers(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
     with pytest.raises(TextclfError, match="needs a network service"):
         offline_descriptions("openai", "digits", CLASS_NAMES)
-    with pytest.raises(TextclfError, match="no built-in descriptions for dataset 'synthetic'"):
-        offline_descriptions("builtin", "synthetic", CLASSES)
+    with pytest.raises(TextclfError, match="no built-in descriptions for dataset 'photos'"):
+        offline_descriptions("builtin", "photos", ["bluebell", "lily-of-the-valley"])
+    # the synthetic test set has its own (the tiny preset runs every experiment offline)
+    s = offline_descriptions("builtin", "synthetic", CLASSES, "type3")
+    assert list(s) == CLASSES and "red" in s["red"][0]
 
 
 def test_file_describer_json_and_csv(tmp_path):

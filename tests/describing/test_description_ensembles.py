@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from textclf.ablation.request import parse_axes
-from textclf.descriptions.files import prompt_list, resolve_descriptions, resolve_ensemble
+from textclf.descriptions.lookup import prompt_list, resolve_descriptions, resolve_ensemble
 from textclf.errors import TextclfError
 from textclf.evaluation.templates import CLIP80, templates
 from textclf.models.text_tower import class_text_mean
@@ -91,7 +91,8 @@ def test_a_run_trains_on_the_ensemble_and_records_every_text(tmp_path, monkeypat
 
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(
-        app, ["describe", "--describer", "classname", "--dataset", "synthetic", "-p", "all", "-q"]
+        app,
+        ["describe", "--describer", "random-words", "--dataset", "synthetic", "-p", "all", "-q"],
     )
     assert res.exit_code == 0, res.output
     textclf.train(preset="tiny", text_control="none", prompt_type="all", run_dir="r", epochs=1)

@@ -74,6 +74,8 @@ def test_predict_output_escapes_class_and_file_names(hostile_env):
         "tiny",
         "--dataset",
         f"imagefolder:{data}",
+        "--text-control",
+        "classname",
         "--epochs",
         "1",
         "--run-dir",

@@ -105,7 +105,12 @@ def test_resume_after_a_class_folder_was_added_names_the_difference(hostile_env)
     data = image_folder(hostile_env / "parts", {"a": 4, "b": 4}, {"a": 2, "b": 2})
     run = hostile_env / "r"
     train_one_run(
-        build_config("tiny", None, {"dataset": f"imagefolder:{data}", "device": "cpu"}), run
+        build_config(
+            "tiny",
+            None,
+            {"dataset": f"imagefolder:{data}", "device": "cpu", "text_control": "classname"},
+        ),
+        run,
     )
     # What a run killed after its last checkpoint looks like: its marker, no final files yet.
     for name in ("model.safetensors", "classes.json", "descriptions.json", "train_metrics.json"):

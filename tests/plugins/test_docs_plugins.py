@@ -95,7 +95,9 @@ def test_the_pages_plugins_are_listed_train_evaluate_and_load(installed):
         assert rows[name]["status"] == "ok" and rows[name]["package"] == package, rows[name]
     assert rows["squeezenet"]["kind"] == "image backbone, 512-d"
 
-    # --no-pretrained: random weights from a fixed seed, so nothing downloads
+    # as the page says: descriptions first (class names, offline), then train; --no-pretrained:
+    # random weights from a fixed seed, so nothing downloads
+    _ok(["describe", "--dataset", "stripes", "--describer", "classname"])
     train = ["train", "--preset", "tiny", "--dataset", "stripes", "--image-backbone", "squeezenet"]
     _ok([*train, "--no-pretrained", "--image-size", "32", "--epochs", "2", "--run-dir", "run"])
     metrics = json.loads(_ok(["eval", "run", "--json", "--no-plots"]).stdout)

@@ -171,7 +171,12 @@ def test_an_old_style_family_trains_and_is_listed(old_style):
     from textclf.config import build_config
     from textclf.training.one_run import train_one_run
 
-    overrides = {"dataset": "old-blobs:6", "image_backbone": "old-cnn:8", "epochs": 1}
+    overrides = {
+        "dataset": "old-blobs:6",
+        "image_backbone": "old-cnn:8",
+        "epochs": 1,
+        "text_control": "classname",  # a dataset without descriptions
+    }
     with pytest.warns(DeprecationWarning):
         metrics = train_one_run(build_config("tiny", None, overrides), old_style / "run")
     assert metrics["epochs"] == 1

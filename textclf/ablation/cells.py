@@ -17,11 +17,12 @@ from textclf.config import ConfigValues, build_config
 from textclf.errors import TextclfError, unknown_choice
 from textclf.files.paths import safe_name
 from textclf.models.aligned import is_aligned
+from textclf.presets import NO_TEXT
 from textclf.training.preflight import preflight
 
 CONTROLS: dict[str, dict] = {
     # identical architecture, no contrastive term
-    "no-text": {"clf_weight": 1.0},
+    "no-text": dict(NO_TEXT),
     # "a photo of a {class}." instead of an LLM description
     "classname": {"text_control": "classname"},
     # seeded random words: text that carries no class knowledge

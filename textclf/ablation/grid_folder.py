@@ -33,7 +33,7 @@ def claimed_grid(
     """Hold the ablation folder for the block: claimed, locked, cleared with ``force``,
     ``grid.json`` written."""
 
-    claim_folder(out, GRID_FILE, FORMAT, "ablation folder", "--out")
+    claim_folder(out, GRID_FILE, FORMAT, "ablation folder", "--output")
     with FolderLock(out, "ablation folder"):
         if any((out / "cells").glob("*/seed*/result.json")) and not (resume or force):
             raise TextclfError(

@@ -38,8 +38,15 @@ def paired_difference(cell: dict[int, float], reference: dict[int, float]) -> di
     mean, sd = _mean_std(diffs)
     if len(diffs) < 2:
         return {"n": 1, "mean": mean, "low": None, "high": None}
+    if sd == 0:  # every seed gave the same difference: a t-interval of width 0 is no certainty
+        return {"n": len(diffs), "mean": mean, "low": None, "high": None, "tied": True}
     half = float(stats.t.ppf(0.975, len(diffs) - 1)) * sd / math.sqrt(len(diffs))
     return {"n": len(diffs), "mean": mean, "low": mean - half, "high": mean + half}
+
+
+def no_interval_note(d: dict) -> str:
+    """Why a difference has no interval: one seed, or seeds that all gave the same difference."""
+    return "seeds tied, no CI" if d.get("tied") else "1 seed" if d.get("n") == 1 else "CI n/a"
 
 
 def summarize(rows: list[dict], order: list[str], metric: str = "accuracy") -> dict:
@@ -93,6 +100,11 @@ def summarize(rows: list[dict], order: list[str], metric: str = "accuracy") -> d
 def verdict(winners: list[str], losers: list[str], cells: list[dict]) -> str:
     """The sentence under the table."""
     if not any(c["diff_vs_no_text"] and c["diff_vs_no_text"]["low"] is not None for c in cells):
+        if any((c["diff_vs_no_text"] or {}).get("tied") for c in cells):
+            return (
+                "No confidence interval: every seed gave the same difference (use more seeds, "
+                "or more test images)."
+            )
         return "Too few seeds for confidence intervals (use --seeds 2 or more)."
     parts = []
     if winners:
@@ -121,7 +133,7 @@ def summary_rows(summary: dict) -> list[list[str]]:
         if d is None:
             diff = "reference"
         elif d["low"] is None:
-            diff = f"{_pct(d['mean'], True)} (CI n/a)"
+            diff = f"{_pct(d['mean'], True)} ({no_interval_note(d)})"
         else:
             diff = f"{_pct(d['mean'], True)} [{_pct(d['low'], True)}, {_pct(d['high'], True)}]"
         out.append(

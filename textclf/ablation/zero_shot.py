@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from textclf.ablation.cells import Cell
-from textclf.ablation.summary import paired_difference
+from textclf.ablation.summary import no_interval_note, paired_difference
 from textclf.files.markdown_table import markdown_table
 
 SETTINGS = {
@@ -107,13 +107,15 @@ def _interval(values: list[float]) -> dict:
     n = len(values)
     mean = float(np.mean(values)) if n else float("nan")
     sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else None
+    # No interval from one value, nor from values that are all equal (width 0 is no certainty).
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 and sd > 0 else None
     return {
         "n": n,
         "mean": mean,
         "std": sd,
         "low": None if half is None else mean - half,
         "high": None if half is None else mean + half,
+        **({"tied": True} if n > 1 and sd == 0 else {}),
     }
 
 
@@ -205,7 +207,7 @@ def _pp(d: Optional[dict]) -> str:
     if not d or d.get("mean") is None:
         return "-"
     if d.get("low") is None:
-        return f"{100 * d['mean']:+.1f} (CI n/a)"
+        return f"{100 * d['mean']:+.1f} ({no_interval_note(d)})"
     return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
 
 

@@ -11,6 +11,16 @@ from textclf.files.paths import safe_name
 from textclf.registry import registry
 
 OFFLINE_CHOICES = "builtin, classname, random-words, file:PATH"
+# What works for any dataset without a key or a network: the user's own texts, or the class names.
+OWN_TEXTS_HINT = (
+    'write your own descriptions as JSON ({"class": "text", ...}) and use --describer '
+    'file:my.json, or use --describer classname ("a photo of a {class}.", offline)'
+)
+
+
+def _first_clause(exc: Exception) -> str:
+    """An error's statement without its own advice (what follows the first ``;`` or ``(``)."""
+    return str(exc).split(";")[0].split(" (")[0].strip()
 
 
 def dataset_class_names(dataset: str) -> list[str]:
@@ -48,9 +58,8 @@ def default_describer(
         source = describer.provenance().get("source", dataset)
     except TextclfError as exc:
         raise TextclfError(
-            f"no describer available: OPENAI_API_KEY is not set and {exc}; set OPENAI_API_KEY "
-            f"(or --api-key), give a local server with --base-url (no key needed), or pick one "
-            f"with --describer {OFFLINE_CHOICES}"
+            f"no describer available: OPENAI_API_KEY is not set and {_first_clause(exc)}; "
+            f"{OWN_TEXTS_HINT}, or set OPENAI_API_KEY (a local server: --base-url, no key needed)"
         ) from None
     whose = dataset if source == safe_name(dataset) else f"{source} (same class names as {dataset})"
     return "builtin", (

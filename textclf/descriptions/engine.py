@@ -2,10 +2,11 @@
 
 Library code: no printing, no Typer. Progress is reported through a callback that receives
 :class:`DescribeEvent` objects. Requests run concurrently (``asyncio`` with a semaphore);
-every finished description is handed at once to a writer thread that rewrites the whole file
-atomically (temp file + rename; marked ``complete: false`` until the last one), so a kill
-loses at most the requests in flight (and any result that arrived during the last write),
-never leaves an unreadable file, and a rerun asks only for what is missing.
+every finished description is handed at once to a writer thread that appends it to the file's
+journal (:mod:`textclf.descriptions.journal`; the file itself is written whole, atomically, at
+the start, marked ``complete: false``, and at the end), so a kill loses at most the requests in
+flight (and what arrived during the last flush), never leaves an unreadable file, a rerun asks
+only for what is missing, and a run costs time linear in its number of descriptions.
 
 A describer (what a :class:`~textclf.plugin_api.DescriberPlugin`'s ``make(**options)`` returns)
 has ``describe(class_name, prompt, sample_index) -> str``, sync or async, and ``provenance() ->
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,11 +32,10 @@ from typing import Optional
 
 from textclf import __version__
 from textclf.descriptions.describers import add_usage, make_describer
-from textclf.descriptions.files import DescriptionFile, is_description_file, load_descriptions
-from textclf.descriptions.request import DescribeRequest
+from textclf.descriptions.files import DescriptionFile
+from textclf.descriptions.journal import JournalWriter, discard
+from textclf.descriptions.request import DescribeRequest, existing_file
 from textclf.errors import TextclfError
-from textclf.files.atomic import write_json
-from textclf.files.ownership import refuse_foreign_file
 
 
 @dataclass
@@ -79,72 +78,28 @@ class DescribeResult:
         return sum(self.fetched.values())
 
 
-class _Writer:
-    """Persists snapshots of the output file from one background thread, newest first.
-
-    The event loop hands over a snapshot and goes on serving requests; the thread writes it
-    atomically (temp file + fsync + rename). Snapshots that arrive during a write are
-    coalesced: only the newest is written next. ``close`` writes what is pending and waits,
-    so every description that arrived before it is on disk afterwards.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._cond = threading.Condition()
-        self._pending: Optional[dict] = None
-        self._closed = False
-        self.saved = 0  # descriptions of the newest snapshot on disk
-        self.error: Optional[BaseException] = None
-        self._thread = threading.Thread(
-            target=self._run, name="textclf-describe-writer", daemon=True
-        )
-        self._thread.start()
-
-    def submit(self, data: dict) -> None:
-        """Hand over a snapshot (``{"descriptions": {class: [texts]}, ...}``) to be written next."""
-        if self.error is not None:
-            raise TextclfError(f"cannot write {self.path}: {self.error}")
-        with self._cond:
-            self._pending = data
-            self._cond.notify()
-
-    def _run(self) -> None:
-
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._pending is None:
-                    return
-                data, self._pending = self._pending, None
-            try:
-                write_json(self.path, data)
-                self.saved = sum(len(t) for t in data.get("descriptions", {}).values())
-            except Exception as exc:  # reported on the next submit / close
-                self.error = exc
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-        if self.error is not None:
-            raise TextclfError(f"cannot write {self.path}: {self.error}")
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def recorded_prompt(prov: dict, prompt) -> tuple:
+    """``(prompt_text, prompt_system)`` a file records: the describer's own when its texts do not
+    come from the prompt (``provenance()`` names them), else the prompt's."""
+    if "prompt_text" in prov:
+        return prov["prompt_text"], prov.get("prompt_system")
+    return prompt.text, prompt.system
+
+
 def _identity(prov: dict, prompt, dataset: str) -> dict:
+    text, system = recorded_prompt(prov, prompt)
     return {
         "dataset": dataset,
         "describer": prov.get("describer"),
         "model": prov.get("model"),
         "temperature": prov.get("temperature"),
         "seed": prov.get("seed"),
-        "prompt_text": prompt.text,
-        "prompt_system": prompt.system,
+        "prompt_text": text,
+        "prompt_system": system,
     }
 
 
@@ -163,7 +118,7 @@ def _check_resumable(existing, prov: dict, prompt, dataset: str, out: Path) -> N
         if theirs[key] != value:
             raise TextclfError(
                 f"{out} was written with {key} {theirs[key]!r}, this run uses {value!r}; "
-                f"use --force to replace it or --out to write elsewhere"
+                f"use --force to replace it or --output to write elsewhere"
             )
 
 
@@ -178,26 +133,6 @@ async def _call(fn, *args):
     if inspect.isawaitable(out):
         out = await out
     return out
-
-
-def _existing_file(opts: DescribeRequest):
-    """The file to resume (None: start afresh); a file textclf did not write is never replaced."""
-
-    out = Path(opts.output)
-    if opts.force:  # --force starts over, but replaces only what textclf wrote
-        refuse_foreign_file(out, is_description_file, "choose another --output")
-        return None
-    if not out.exists():
-        return None
-    try:
-        return load_descriptions(out, list(opts.class_names), partial=True)
-    except TextclfError as exc:
-        if not is_description_file(out):
-            raise TextclfError(
-                f"'{out}' exists and was not written by textclf ({exc}); textclf never "
-                f"overwrites a file it did not write: choose another --output"
-            ) from None
-        raise TextclfError(f"{exc}; use --force to overwrite it") from None
 
 
 class _Run:
@@ -238,12 +173,13 @@ class _Run:
             c: self.texts[c] + [self.new[c][i] for i in sorted(self.new[c])] for c in self.names
         }
         opts, prov = self.opts, self.prov
+        prompt_text, prompt_system = recorded_prompt(prov, opts.prompt)
         return DescriptionFile(
             dataset=opts.dataset,
             class_names=self.names,
             prompt_name=opts.prompt.name,
-            prompt_text=opts.prompt.text,
-            prompt_system=opts.prompt.system,
+            prompt_text=prompt_text,
+            prompt_system=prompt_system,
             describer=prov.get("describer", opts.describer),
             model=prov.get("model"),
             base_url=prov.get("base_url"),
@@ -259,7 +195,7 @@ class _Run:
         )
 
     async def fetch(
-        self, class_name: str, index: int, sem: asyncio.Semaphore, writer: _Writer
+        self, class_name: str, index: int, sem: asyncio.Semaphore, writer: JournalWriter
     ) -> None:
         """One description: asked for, checked, kept, and the file persisted at once (off the
         event loop)."""
@@ -283,14 +219,14 @@ class _Run:
         if usage:
             add_usage(self.usage, usage)
             add_usage(self.usage_by_class.setdefault(class_name, {}), usage)
-        writer.submit(self.build(complete=False).to_json())
+        writer.add(class_name, index, text, usage)
         self.emit(
             DescribeEvent(
                 "done", self.opts.prompt.name, class_name, sample=index, text=text, usage=usage
             )
         )
 
-    async def fetch_all(self, writer: _Writer) -> None:
+    async def fetch_all(self, writer: JournalWriter) -> None:
         """Every planned request, ``concurrency`` at a time; on a failure what arrived is on disk
         first."""
         sem = asyncio.Semaphore(self.opts.concurrency)
@@ -303,7 +239,7 @@ class _Run:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                writer.close()  # everything that arrived is on disk before the error propagates
+                writer.stop()  # everything that arrived is on disk before the error propagates
             except TextclfError:
                 pass  # the original error is the one to report
             # What reached the disk, not what arrived
@@ -324,7 +260,7 @@ async def describe_async(
     started = time.perf_counter()
     emit = on_event or (lambda _e: None)
     opts.resolved()  # one prompt, its classes and file; every number in range
-    existing = _existing_file(opts)
+    existing = existing_file(opts)
 
     def retry_hook(class_name: str, attempt: int, delay: float, reason: str) -> None:
         emit(
@@ -357,6 +293,7 @@ async def describe_async(
             )
         )
         if not run.plan and existing is not None and existing.complete:
+            discard(Path(opts.output))  # a journal a kill left after the file was complete
             return DescribeResult(
                 Path(opts.output),
                 existing,
@@ -366,11 +303,10 @@ async def describe_async(
                 time.perf_counter() - started,
                 samples=run.samples,
             )
-        writer = _Writer(Path(opts.output))
+        writer = JournalWriter(Path(opts.output), run.build(complete=False))
         await run.fetch_all(writer)
         final = run.build(complete=True)
-        writer.submit(final.to_json())
-        writer.close()
+        writer.close(final)
         emit(DescribeEvent("finished", opts.prompt.name, total=len(run.plan)))
         return DescribeResult(
             Path(opts.output),

@@ -2,23 +2,20 @@
 
 A description file holds the texts that describe each class of one dataset for one prompt,
 plus the provenance needed to trust and reproduce them (who wrote them, with which prompt,
-model and settings). ``textclf describe`` writes them; ``train`` and ``ablate`` read them
-through :func:`resolve_descriptions`, which validates the schema and the exact class set.
+model and settings). ``textclf describe`` writes them; ``train`` and ``ablate`` find them through
+:mod:`textclf.descriptions.lookup`, which validates the schema and the exact class set.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Optional
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from textclf.descriptions.describers import offline_with_source
-from textclf.descriptions.prompts import normalize_prompt
 from textclf.errors import TextclfError
 from textclf.files.jsonio import read_json
 from textclf.files.paths import safe_name
@@ -41,8 +38,10 @@ class DescriptionFile(BaseModel):
     schema_version: int = SCHEMA_VERSION
     dataset: str
     class_names: list[str]
-    prompt_name: str
-    prompt_text: str
+    prompt_name: str  # the slot the file fills (``type1``: what ``train --prompt-type 1`` reads)
+    # What really produced the texts: the prompt an LLM answered, the sentence a control fills in,
+    # or None for texts a person wrote (``file:PATH``).
+    prompt_text: Optional[str]
     prompt_system: Optional[str] = None
     describer: str
     model: Optional[str] = None
@@ -233,77 +232,3 @@ def default_path(dataset: str, prompt_name: str, root: str = DEFAULT_ROOT) -> Pa
     """``<root>/<dataset>/<prompt>.json`` with names made safe (``imagefolder:/a/x`` ->
     ``imagefolder-x``)."""
     return Path(root) / safe_name(dataset) / f"{safe_name(prompt_name)}.json"
-
-
-def _prompt_name_or_raw(prompt: str, dataset: str, root: str) -> str:
-    try:
-        return normalize_prompt(prompt)
-    except TextclfError:
-        # A name that is not a registered prompt may still be a file written with a custom
-        # template (``custom-<hash>``); otherwise the registry's error lists the choices.
-        if default_path(dataset, prompt, root).exists():
-            return prompt
-        raise
-
-
-def prompt_list(prompt: str) -> list[str]:
-    """The prompts of a ``prompt_type`` setting: one (``"3"``), several (``"1,3"``), or ``"all"``
-    four."""
-    text = str(prompt).strip()
-    if text.lower() == "all":
-        return [f"type{i}" for i in range(1, 5)]
-    return [p.strip() for p in text.split(",") if p.strip()] or [text]
-
-
-def resolve_ensemble(
-    dataset: str,
-    class_names: list[str],
-    prompt: str = "type1",
-    path: str | None = None,
-    root: str = DEFAULT_ROOT,
-) -> tuple[dict[str, list[str]], str]:
-    """:func:`resolve_descriptions` for every prompt of ``prompt`` (:func:`prompt_list`), each
-    class's texts
-    joined in prompt order: a description ensemble (CuPL's prompt types x samples). One prompt: as
-    it is."""
-    prompts = prompt_list(prompt) if path is None else [prompt]
-    parts = [resolve_descriptions(dataset, class_names, name, path, root) for name in prompts]
-    if len(parts) == 1:
-        return parts[0]
-    joined = {c: [text for texts, _ in parts for text in texts[c]] for c in class_names}
-    return joined, " + ".join(source for _, source in parts)
-
-
-def resolve_descriptions(
-    dataset: str,
-    class_names: list[str],
-    prompt: str = "type1",
-    path: str | None = None,
-    root: str = DEFAULT_ROOT,
-) -> tuple[dict[str, list[str]], str]:
-    """Find and validate the descriptions for ``dataset`` and ``prompt``.
-
-    Order: ``path`` when given; else ``<root>/<dataset>/<prompt>.json`` when it exists; else the
-    built-in descriptions of the dataset, or of the built-in dataset with the same class names.
-    Returns ``(descriptions ordered by class_names, source)`` where ``source`` is the file path
-    or ``builtin:<dataset>/<prompt>``.
-    """
-    class_names = list(class_names)
-    if path is not None:
-        file = load_descriptions(path, class_names)
-        return {c: list(file.descriptions[c]) for c in class_names}, str(path)
-    name = _prompt_name_or_raw(prompt, dataset, root)
-    candidate = default_path(dataset, name, root)
-    if candidate.exists():
-        file = load_descriptions(candidate, class_names)
-        return {c: list(file.descriptions[c]) for c in class_names}, str(candidate)
-    try:  # the builtin describer: by dataset name, else by its class names
-        builtin, label = offline_with_source("builtin", dataset, class_names, name)
-        return builtin, f"builtin:{label}/{name}"
-    except TextclfError:
-        pass
-    short = name[4:] if re.fullmatch(r"type\d+", name) else name
-    raise TextclfError(
-        f"no descriptions for dataset '{dataset}' prompt '{name}'; "
-        f"run: textclf describe --dataset {dataset} --prompt-type {short}"
-    )

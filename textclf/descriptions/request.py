@@ -18,11 +18,24 @@ from pathlib import Path
 from typing import Any, Optional
 
 from textclf.descriptions.describers import dataset_class_names, default_describer
-from textclf.descriptions.files import output_path
+from textclf.descriptions.files import (
+    DescriptionFile,
+    is_description_file,
+    load_descriptions,
+    output_path,
+)
+from textclf.descriptions.journal import replay
 from textclf.descriptions.prompts import prompts_for
 from textclf.errors import TextclfError, option
+from textclf.files.ownership import refuse_foreign_file
+from textclf.registry import registry
 
 TEMPERATURE_RANGE = (0.0, 2.0)  # what OpenAI-compatible servers accept
+# At most this many descriptions (samples x classes) per prompt and run: every one is a request
+# to an LLM and stays in memory until the file is written. A million is ~1 GB and a million
+# requests; anything larger is a typo (--samples 1000000000), not a plan.
+MAX_DESCRIPTIONS = 1_000_000
+BYTES_PER_DESCRIPTION = 1_000  # a paragraph of text, its JSON and its Python objects, roughly
 # The openai describer's chat model when neither --model nor $TEXTCLF_LLM_MODEL names one (a current
 # small chat model; the paper used gpt-3.5-turbo), and how describe and classes add state their
 # defaults.
@@ -133,14 +146,62 @@ def choose_describer(
     return default_describer(request.dataset, prompt_names, class_names)
 
 
+def existing_file(opts: DescribeRequest) -> Optional[DescriptionFile]:
+    """The file to resume at ``opts.output`` (None: start afresh). Reads only: a file textclf did
+    not write, or one it cannot resume without ``--force``, is refused here, before any request."""
+
+    out = Path(opts.output)
+    if opts.force:  # --force starts over, but replaces only what textclf wrote
+        refuse_foreign_file(out, is_description_file, "choose another --output")
+        return None
+    if not out.exists():
+        return None
+    try:
+        return replay(out, load_descriptions(out, list(opts.class_names), partial=True))
+    except TextclfError as exc:
+        if not is_description_file(out):
+            raise TextclfError(
+                f"'{out}' exists and was not written by textclf ({exc}); textclf never "
+                f"overwrites a file it did not write: choose another --output"
+            ) from None
+        raise TextclfError(f"{exc}; use --force to overwrite it") from None
+
+
+def _one_prompt_only(describer: str, prompts: list) -> None:
+    """Refuse several prompts for a describer whose texts do not depend on the prompt: it would
+    write copies of one set of texts, each file claiming another prompt."""
+    if len(prompts) > 1 and not getattr(registry("describers").get(describer), "uses_prompt", True):
+        raise TextclfError(
+            f"describer '{describer}' does not use a prompt, so {len(prompts)} prompts would give "
+            f"{len(prompts)} copies of the same texts; give one --prompt-type (it names the file "
+            "train reads: 1 for type1.json)"
+        )
+
+
+def _not_too_many(samples: int, n_classes: int) -> None:
+    """Refuse a run that could not finish: more descriptions than memory or patience allow."""
+    total = samples * n_classes
+    if total > MAX_DESCRIPTIONS:
+        gigabytes = total * BYTES_PER_DESCRIPTION / 1e9
+        raise TextclfError(
+            f"{option('samples')} {samples:,} for {n_classes} classes is {total:,} descriptions "
+            f"per prompt: about {gigabytes:,.0f} GB of memory and {total:,} requests to an LLM; "
+            f"at most {MAX_DESCRIPTIONS:,} per run (--samples "
+            f"{max(1, MAX_DESCRIPTIONS // n_classes):,} here)"
+        )
+
+
 def plan(request: DescribeRequest) -> tuple[list[DescribeRequest], Optional[str]]:
     """``(runs, note)``: one resolved :class:`DescribeRequest` per prompt, in order, and a one-line
-    note about the describer chosen (None when it was named or is an LLM)."""
+    note about the describer chosen (None when it was named or is an LLM). Every output file is
+    checked here, so a refusal comes before the first file is written."""
 
     request.check()
     prompts = prompts_for(request.prompt_type, request.prompt_template)
     class_names = dataset_class_names(request.dataset)
     describer, note = choose_describer(request, [p.name for p in prompts], class_names)
+    _one_prompt_only(describer, prompts)
+    _not_too_many(request.samples, len(class_names))
     runs = [
         dataclasses.replace(
             request,
@@ -152,4 +213,6 @@ def plan(request: DescribeRequest) -> tuple[list[DescribeRequest], Optional[str]
         )
         for prompt in prompts
     ]
+    for run in runs:
+        existing_file(run)
     return runs, note

@@ -6,7 +6,8 @@ Accepted formats:
 - a CSV with a header naming a ``class`` column and a ``description`` (or ``text``) column,
   or two columns without a header; several rows for one class give several samples.
 
-Read by the ``file:PATH`` describer and by ``textclf classes add``.
+The one reader of a user's description file: ``train --descriptions``, the ``file:PATH``
+describer and ``textclf classes add`` all read through :func:`read_description_table`.
 """
 
 from __future__ import annotations
@@ -80,7 +81,28 @@ def read_description_table(path: str | Path) -> dict[str, list[str]]:
     """Read ``{class: [texts]}`` from a JSON or CSV file (format chosen by content for JSON)."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise TextclfError(f"describer file '{path}' does not exist")
+        raise TextclfError(f"descriptions file '{path}' does not exist")
     if p.suffix.lower() in (".csv", ".tsv", ".txt"):
         return _read_csv(p)
     return _read_json(p)
+
+
+def match_classes(
+    table: dict[str, list[str]], class_names: list[str], source: str
+) -> dict[str, list[str]]:
+    """``table`` in the order of ``class_names``, which it must describe exactly: a class the
+    dataset lacks, a class without a text or an empty text is one line naming it."""
+    extra = [c for c in table if c not in class_names]
+    if extra:
+        raise TextclfError(
+            f"{source} has class '{extra[0]}' that the dataset does not have "
+            f"(dataset classes: {', '.join(class_names)})"
+        )
+    missing = [c for c in class_names if c not in table]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise TextclfError(f"{source} has no description for class '{missing[0]}'{more}")
+    for name in class_names:
+        if not table[name] or not all(text.strip() for text in table[name]):
+            raise TextclfError(f"{source}: the description of class '{name}' is empty")
+    return {name: list(table[name]) for name in class_names}

@@ -21,6 +21,7 @@ ece              expected calibration error of softmax(logits), ece_bins equal-w
 per_class        {class: {precision, recall, f1, support}}
 confusion_matrix rows = true class, columns = predicted class (counts)
 heads            {"classifier": {...}, "text": {...} | null, "ensemble": {...} | null}
+                 (null for a no-text run, which trains no text head: then text_head is "none")
                  each {accuracy, macro_f1, ece}, from the served probabilities
 ensemble         {"method", "temperature"}: how the ensemble was formed (null without text)
 ```
@@ -303,7 +304,7 @@ def evaluate_run(
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset
-    metrics = score_outputs(out, run.config.temperature, run.gamma)
+    metrics = without_text_head(score_outputs(out, run.config.temperature, run.gamma), run)
     source = {
         "kind": "run",
         "path": str(run.root),
@@ -314,6 +315,17 @@ def evaluate_run(
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
     own = name == run.config.dataset and split == "test"
     return RunEvaluation(doc, run, own)
+
+
+def without_text_head(metrics: dict, run) -> dict:
+    """A run trained without text (the no-text control, w_clf = 1) has no text head: its text
+    projection never trained, so its "accuracy" would be noise and its ensemble a mix with noise.
+    Both are left out, and ``text_head`` says why. (A run that serves classes from descriptions
+    keeps them: its text head is the frozen text space.)"""
+    if run.config.text_used or run.config.open_vocabulary:
+        return metrics
+    heads = dict(metrics["heads"], text=None, ensemble=None)
+    return {**metrics, "heads": heads, "ensemble": None, "text_head": "none"}
 
 
 def check_finite_weights(run) -> None:

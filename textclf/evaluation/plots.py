@@ -31,6 +31,29 @@ DPI = 110
 DIVERGING = "RdBu_r"  # blue negative, white 0, red positive
 
 
+def class_colours(n: int) -> list:
+    """One colour per class, told apart at a glance: tab10 up to 10 classes; up to 20, tab20's ten
+    strong colours first and then its ten pale ones (tab20 itself pairs a strong and a pale shade
+    of one hue, so classes 0 and 1 would look alike); beyond 20, colours repeat."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        palette = list(colormaps["tab10"].colors)
+    else:
+        pairs = list(colormaps["tab20"].colors)
+        palette = pairs[0::2] + pairs[1::2]
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def display_name(dataset: str) -> str:
+    """A dataset's name for a title: ``imagefolder:/home/me/photos/flowers`` -> ``imagefolder:
+    flowers`` (a path's last part; where it lies on one machine says nothing to a reader)."""
+    family, sep, argument = str(dataset).partition(":")
+    if sep and ("/" in argument or "\\" in argument):
+        return f"{family}:{Path(argument.rstrip('/').rstrip(chr(92))).name or argument}"
+    return str(dataset)
+
+
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
@@ -101,7 +124,8 @@ def plot_confusion_matrix(
     return _save(fig, path)
 
 
-def _cosine(x: np.ndarray) -> np.ndarray:
+def cosine_matrix(x: np.ndarray) -> np.ndarray:
+    """(N, N) cosine similarity of the rows of ``x``."""
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return x @ x.T
 
@@ -263,7 +287,7 @@ def forest_figure(summary: dict, metric_label: str = "test accuracy"):
         mean = 100 * d["mean"]
         if d["low"] is None:
             ax.plot([mean], [y], "o", mfc="white", mec="gray", ms=7)
-            text = f"{mean:+.2f} (1 seed)"
+            text = f"{mean:+.2f} ({'seeds tied' if d.get('tied') else '1 seed'})"
         else:
             low, high = 100 * d["low"], 100 * d["high"]
             color = "tab:green" if low > 0 else "tab:red" if high < 0 else "dimgray"

@@ -10,7 +10,8 @@ import torch
 
 from textclf.config import TrainConfig
 from textclf.descriptions.describers import offline_descriptions
-from textclf.descriptions.files import descriptions_hash, prompt_list, resolve_ensemble
+from textclf.descriptions.files import descriptions_hash
+from textclf.descriptions.lookup import MissingDescriptions, prompt_list, resolve_ensemble
 from textclf.models.encoders import scoped_memo
 from textclf.models.text_tower import (
     FrozenClassText,
@@ -20,6 +21,8 @@ from textclf.models.text_tower import (
     encode_per_class,
 )
 from textclf.runtime.progress import Reporter
+
+NO_TEXT_SOURCE = "none: a no-text run (class names fill its unused text tower)"
 
 
 def run_descriptions(
@@ -37,9 +40,17 @@ def run_descriptions(
             seed=config.seed,
         )
         return {c: list(desc[c]) for c in class_names}, f"control:{config.text_control}"
-    desc, source = resolve_ensemble(
-        dataset_name, class_names, config.prompt_type, config.descriptions
-    )
+    try:
+        desc, source = resolve_ensemble(
+            dataset_name, class_names, config.prompt_type, config.descriptions
+        )
+    except MissingDescriptions:
+        if config.text_used:
+            raise
+        # A no-text run trains without text: it needs no descriptions, and its (unused) text
+        # tower gets the class names.
+        desc = offline_descriptions("classname", dataset_name, class_names)
+        return {c: list(desc[c]) for c in class_names}, NO_TEXT_SOURCE
     if config.text_control == "shuffled":
         desc = {
             c: list(desc[other])
