@@ -338,7 +338,7 @@ def test_every_preset_resolves_its_descriptions_for_train_and_the_paper_grid(
     preset's did not: no descriptions for its synthetic set)."""
     from textclf.ablation.cells import check_grid, paper_plan, with_reference
     from textclf.training.preflight import preflight
-    from textclf.training.session import resolve_config
+    from textclf.training.resolve import resolve_config
 
     monkeypatch.chdir(tmp_path)  # no descriptions/ folder here
     preflight(resolve_config(preset, None, {}))
