@@ -30,9 +30,10 @@ from textclf.exports.onnx_metadata import (
 )
 from textclf.exports.request import ExportRequest, default_atol  # noqa: F401 (re-exported)
 from textclf.files.atomic import atomic_path, write_json
-from textclf.models.serving import OUTPUT_NAMES
+from textclf.models.outputs import OUTPUT_NAMES
 from textclf.runs.run import open_run
 from textclf.runtime.onnx_sessions import create_session, probe_provider
+from textclf.runtime.parallel import cores
 from textclf.runtime.progress import NULL
 from textclf.serving.model_file import input_spec, sidecar_path
 
@@ -195,7 +196,9 @@ def _write_checked(
     with atomic_path(out) as tmp_path:
         onnx.save(model, str(tmp_path))
         check_model_file(tmp_path)
-        info = create_session(str(tmp_path), request.provider)
+        # On the CPU, one intra-op thread per run and a batch per core (textclf.runtime.parallel)
+        cpu = request.provider == "cpu"
+        info = create_session(str(tmp_path), request.provider, threads=1 if cpu else None)
         if request.check:
             parity = parity_mod.check_parity(
                 run,
@@ -207,6 +210,7 @@ def _write_checked(
                 limit=request.check_images or None,  # 0: the whole split
                 dataset=dataset,
                 reporter=reporter,
+                workers=cores() if cpu else 0,
             )
             if not parity["passed"]:
                 raise GateFailed(
