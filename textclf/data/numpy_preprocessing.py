@@ -96,16 +96,17 @@ def _pass_weights(in_size: int, out_size: int, offset: int, prep: Preprocessing)
 
 def preprocess_same_size(batch: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """uint8 (N, H, W, 3) images of one size -> normalised float32 (N, 3, S, S), C-contiguous."""
-    height, width = batch.shape[1:3]
+    n, height, width = batch.shape[:3]
     (rh, rw), (top, left) = _geometry(height, width, prep)
-    x = batch.transpose(0, 3, 1, 2).astype(np.float32)
+    # C-contiguous, so each pass is one BLAS product (a strided operand takes NumPy's slow loop)
+    x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
     x /= np.float32(255.0)
     cols = _pass_weights(width, rw, left, prep)
-    if cols is not None:
-        x = np.matmul(x, cols.T)  # the width first, as PyTorch's separable kernel
+    if cols is not None:  # the width first, as PyTorch's separable kernel
+        x = (x.reshape(-1, width) @ np.ascontiguousarray(cols.T)).reshape(n, 3, height, -1)
     rows = _pass_weights(height, rh, top, prep)
     if rows is not None:
-        x = np.matmul(rows, x)
+        x = np.matmul(np.ascontiguousarray(rows), x)
     if prep.interpolation == "bicubic":
         np.clip(x, 0.0, 1.0, out=x)
     x = np.ascontiguousarray(x, dtype=np.float32)
