@@ -21,6 +21,7 @@ from textclf.errors import GateFailed, TextclfError
 from textclf.exports import parity as parity_mod
 from textclf.exports import quantize
 from textclf.exports.bench import benchmark as run_benchmark
+from textclf.exports.onnx_compose import composed_model
 from textclf.exports.onnx_graph import check_options, export_model
 from textclf.exports.onnx_metadata import (
     apply_metadata,
@@ -85,7 +86,8 @@ def export_run(
     reporter.task(
         "export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {r.opset}, {r.precision})"
     )
-    model = export_model(
+    # The cached backbone graph plus the traced heads where it can be (onnx_compose), else a trace
+    model = composed_model(run, r.opset, r.with_preprocessing, r.precision) or export_model(
         run, opset=r.opset, with_preprocessing=r.with_preprocessing, fp16=r.precision == "fp16"
     )
     reporter.advance("export", 1)
