@@ -126,8 +126,8 @@ def _check_images(run) -> tuple[list, str]:
 
 
 def _verdict_path(run, graph_path) -> Any:
-    """Where the verdict for this graph and these run files is kept."""
-    parts = [graph_path.stem] + [
+    """Where the verdict for this graph, tolerance and these run files is kept."""
+    parts = [graph_path.stem, PARITY_ATOL] + [
         file_checksum(f) for f in (run.files.model, run.files.run, run.files.config)
     ]
     name = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
