@@ -112,27 +112,35 @@ def ratios(med: dict, ours: str, ref: str) -> dict:
 
 
 def model_prep(model: Path) -> tuple[int, float, float]:
-    """Input size, mean and std (the first channel's: the demo's are equal) from the metadata."""
-    import onnxruntime as ort
+    """Input size, mean and std (the first channel's: the demo's are equal) from the metadata.
 
-    meta = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    prep = json.loads(meta.get_modelmeta().custom_metadata_map["textclf.preprocessing"])
-    return prep["input_size"], prep["mean"][0], prep["std"][0]
+    Read in a child: this process stays small, because a child's peak RSS counts the parent's
+    pages it was forked with (Linux keeps the pre-exec high-water mark in ``ru_maxrss``).
+    """
+    code = (
+        "import json, sys, onnxruntime as ort\n"
+        "s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+        "p = json.loads(s.get_modelmeta().custom_metadata_map['textclf.preprocessing'])\n"
+        "print(json.dumps([p['input_size'], p['mean'][0], p['std'][0]]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True)
+    return tuple(json.loads(out.stdout))
 
 
 def jpeg_list(folder: Path | None, count: int, tmp: Path) -> Path:
     """A file listing ``count`` JPEG paths: CIFAR-10's, or generated 32 x 32 ones."""
     if folder is not None and folder.is_dir():
         found = sorted(str(p) for p in folder.rglob("*.jpg"))[:count]
-    else:
-        import numpy as np
-        from PIL import Image
-
-        rng, found = np.random.default_rng(0), []
-        for i in range(count):
-            p = tmp / f"gen{i:05d}.jpg"
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(p)
-            found.append(str(p))
+    else:  # in a child, as model_prep: this process stays small
+        code = (
+            "import sys, numpy as np\nfrom PIL import Image\n"
+            "rng = np.random.default_rng(0)\n"
+            "for i in range(int(sys.argv[2])):\n"
+            "    im = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)\n"
+            "    Image.fromarray(im).save(f'{sys.argv[1]}/gen{i:05d}.jpg')\n"
+        )
+        subprocess.run([sys.executable, "-c", code, str(tmp), str(count)], check=True)
+        found = sorted(str(p) for p in tmp.glob("gen*.jpg"))
     listing = tmp / "images.txt"
     listing.write_text("\n".join(found) + "\n")
     return listing
@@ -150,6 +158,9 @@ def predict_benchmarks(args, textclf: str, tmp: Path) -> dict:
     naive.write_text(NAIVE)
     single = rounds(
         {
+            # Where the time goes: an interpreter, and the CLI framework alone (Typer, Rich)
+            "python_pass": ([sys.executable, "-c", "pass"], env),
+            "textclf_version": ([textclf, "--version"], env),
             "textclf": ([textclf, "predict", str(model), one], env),
             "minimal_onnxruntime": (
                 [sys.executable, str(minimal), str(model), one, *prep_args],
@@ -283,10 +294,8 @@ def main(argv=None) -> dict:
     textclf = str(Path(sys.executable).with_name("textclf"))
     # An installed package has its bytecode; a checkout under PYTHONDONTWRITEBYTECODE would
     # compile every changed module in every child process, which no deployment does.
-    import compileall
-
-    for folder in ("textclf", "cli", "exports", "plugins"):
-        compileall.compile_dir(str(HERE.parent / folder), quiet=1)
+    folders = [str(HERE.parent / f) for f in ("textclf", "cli", "exports", "plugins")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True)
     result = {
         "benchmark": "predict_speed",
         "cores": os.cpu_count(),

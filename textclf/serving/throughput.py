@@ -21,9 +21,10 @@ available): a thread per core, each on one intra-op thread, as long as there are
 thread (``images / batch_size`` of at least 2-4 per thread, else lower ``--batch-size``: the last
 wave of batches leaves cores idle). The Python work per image that holds the GIL (about 50 us:
 the decode call, the top-k) is about 2% of a core's inference time per image here, so 16 threads
-keep 16 cores busy; the memory is one batch's activations per thread. A single batch (one image,
-a few) runs on ONNX Runtime's own threads instead: its latency is what counts there, and a cold
-process should start no pool.
+keep 16 cores busy; the memory is one batch's activations per thread. A single batch runs on ONNX
+Runtime's own threads instead (its latency is what counts there), and a single image on one
+thread: a cold process should start no pool, and one small image gains nothing from a second
+core. Idle intra-op threads never spin: between runs the cores belong to decoding.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ class Plan:
 
 def plan(images: int, batch_size: int) -> Plan:
     """The split for ``images`` images read ``batch_size`` at a time."""
+    if images <= 1:
+        # One image: one thread, no pool (a cold process's start is most of its cost)
+        return Plan(workers=0, ort_threads=1, spin=False)
     if images <= batch_size:
         # One batch: nothing to spread; ONNX Runtime's own threads cut its latency
-        return Plan(workers=0, ort_threads=0, spin=True)
+        return Plan(workers=0, ort_threads=0, spin=False)
     return Plan(workers=cores(), ort_threads=1, spin=False)
