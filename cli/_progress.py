@@ -13,13 +13,10 @@ Implementations of :class:`textclf.runtime.progress.Reporter`:
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn
-from rich.table import Column
-from rich.text import Text
 
 from textclf.cli._common import clear_status, err_console, status_shown
 
@@ -120,51 +117,58 @@ def _rate(per_second, unit: str) -> str:
     return f"{per_second:.{digits}f} {unit}/s"
 
 
-class _Description(ProgressColumn):
-    """The task's description: the first thing cut (with an ellipsis) when the line is narrow."""
+@functools.cache
+def _columns() -> tuple:
+    """The bar's columns (Rich's progress module loads only when a bar is drawn: a command that
+    draws none, such as predict on a few images, starts without it)."""
+    from rich.progress import ProgressColumn
+    from rich.table import Column
+    from rich.text import Text
 
-    def render(self, task):
-        return Text(task.description, style="bold", no_wrap=True, overflow="ellipsis")
+    class _Description(ProgressColumn):
+        """The task's description: the first thing cut (with an ellipsis) when narrow."""
 
-    def get_table_column(self):
-        return Column(no_wrap=False, overflow="ellipsis", min_width=8)
+        def render(self, task):
+            return Text(task.description, style="bold", no_wrap=True, overflow="ellipsis")
 
+        def get_table_column(self):
+            return Column(no_wrap=False, overflow="ellipsis", min_width=8)
 
-class _Rate(ProgressColumn):
-    """``180 img/s``, or ``1.2s/epoch`` for slow steps."""
+    class _Rate(ProgressColumn):
+        """``180 img/s``, or ``1.2s/epoch`` for slow steps."""
 
-    def render(self, task):
-        speed = task.finished_speed or task.speed
-        return Text(_rate(speed, task.fields.get("unit", "it")), style="progress.data.speed")
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text(_rate(speed, task.fields.get("unit", "it")), style="progress.data.speed")
 
-    def get_table_column(self):
-        return Column(no_wrap=True)
+        def get_table_column(self):
+            return Column(no_wrap=True)
 
+    class _Times(ProgressColumn):
+        """Elapsed time and ETA (``0:07 eta 0:27``); the elapsed time alone once finished."""
 
-class _Times(ProgressColumn):
-    """Elapsed time and ETA (``0:07 eta 0:27``); the elapsed time alone once finished."""
+        def render(self, task):
+            elapsed = task.finished_time if task.finished else task.elapsed
+            if task.finished or task.total is None:
+                return Text(_clock(elapsed), style="progress.elapsed")
+            return Text(
+                f"{_clock(elapsed)} eta {_clock(task.time_remaining)}", style="progress.remaining"
+            )
 
-    def render(self, task):
-        elapsed = task.finished_time if task.finished else task.elapsed
-        if task.finished or task.total is None:
-            return Text(_clock(elapsed), style="progress.elapsed")
-        return Text(
-            f"{_clock(elapsed)} eta {_clock(task.time_remaining)}", style="progress.remaining"
-        )
+        def get_table_column(self):
+            return Column(no_wrap=True)
 
-    def get_table_column(self):
-        return Column(no_wrap=True)
+    class _Info(ProgressColumn):
+        """The live figures a bar keeps (the loss and the validation accuracy): never cut; the
+        description is."""
 
+        def render(self, task):
+            return Text(task.fields.get("info", ""), style="dim", no_wrap=True)
 
-class _Info(ProgressColumn):
-    """The live figures a bar keeps (the loss and the validation accuracy): never cut; the
-    description is."""
+        def get_table_column(self):
+            return Column(no_wrap=True)
 
-    def render(self, task):
-        return Text(task.fields.get("info", ""), style="dim", no_wrap=True)
-
-    def get_table_column(self):
-        return Column(no_wrap=True)
+    return _Description, _Rate, _Times, _Info
 
 
 class RichReporter:
@@ -173,6 +177,10 @@ class RichReporter:
     def __init__(
         self, enabled: bool = True, verbose: bool = False, transient_on_error: bool = False
     ):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress
+        from rich.table import Column
+
+        _Description, _Rate, _Times, _Info = _columns()
         width = err_console.width
         self.transient_on_error = transient_on_error
         self.progress = Progress(

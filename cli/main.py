@@ -1,11 +1,20 @@
-"""The ``textclf`` command: one module per subcommand, heavy imports inside command bodies."""
+"""The ``textclf`` command: one module per subcommand, each imported when it is the one run.
+
+A subcommand's module (and the library it imports) loads only when Click resolves its name:
+``textclf predict`` never imports the training, ablation or export code, which is most of a
+cold ``predict``'s start (:data:`SUBCOMMANDS`). ``--help``, completion and the tests that walk
+every command see them all: the group's command table loads an entry when it is read.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
+
 import typer
+import typer.main
 
 from textclf import __version__
-from textclf.cli import ablate, cache, classes, describe, evaluate, export, plugins, predict, train
 from textclf.cli._common import (
     err_console,
     is_broken_pipe,
@@ -25,10 +34,84 @@ __all__ = ["GLOBAL_FLAGS", "TextclfApp", "app", "main"]
 ORDER = ("describe", "train", "eval", "ablate", "export", "predict", "classes", "plugins", "cache")
 
 
+# name: (module, attribute, kind): a command function with the module's HELP, or a Typer group
+SUBCOMMANDS = {
+    "describe": ("textclf.cli.describe", "app", "group"),
+    "train": ("textclf.cli.train", "command", "command"),
+    "eval": ("textclf.cli.evaluate", "command", "command"),
+    "ablate": ("textclf.cli.ablate", "command", "command"),
+    "export": ("textclf.cli.export", "app", "group"),
+    "predict": ("textclf.cli.predict", "command", "command"),
+    "plugins": ("textclf.cli.plugins", "command", "command"),
+    "classes": ("textclf.cli.classes", "app", "group"),
+    "cache": ("textclf.cli.cache", "app", "group"),
+}
+
+
+def load_subcommand(name: str):
+    """The Click command of subcommand ``name``, built from its module as ``app.command`` /
+    ``app.add_typer`` would."""
+    module_name, attribute, kind = SUBCOMMANDS[name]
+    module = importlib.import_module(module_name)
+    if kind == "group":
+        command = typer.main.get_group(getattr(module, attribute))
+    else:
+        # A Typer with one command and no callback is that command (Typer's single-command app);
+        # completion belongs to the root, as with app.command
+        one = TextclfTyper(rich_markup_mode="rich", add_completion=False)
+        one.command(name, help=module.HELP)(getattr(module, attribute))
+        command = typer.main.get_command(one)
+    command.name = name
+    return command
+
+
+class _Commands(dict):
+    """A group's command table whose :data:`SUBCOMMANDS` load when first read."""
+
+    def _load(self, name):
+        if name in SUBCOMMANDS and not dict.__contains__(self, name):
+            dict.__setitem__(self, name, load_subcommand(name))
+
+    def __contains__(self, name) -> bool:
+        return name in SUBCOMMANDS or dict.__contains__(self, name)
+
+    def __getitem__(self, name):
+        self._load(name)
+        return dict.__getitem__(self, name)
+
+    def get(self, name, default=None):
+        """The command ``name`` (loaded now), or ``default``."""
+        if name not in self:
+            return default
+        return self[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(SUBCOMMANDS) + [n for n in dict.keys(self) if n not in SUBCOMMANDS])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def keys(self):
+        """Every name (nothing loaded)."""
+        return list(iter(self))
+
+    def items(self):
+        """``(name, command)`` pairs, every command loaded."""
+        return [(n, self[n]) for n in self]
+
+    def values(self):
+        """Every command, loaded."""
+        return [self[n] for n in self]
+
+
 class _Group(RootGroup):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
     def list_commands(self, ctx):
         """The commands in the order of the pipeline (:data:`ORDER`)."""
-        names = super().list_commands(ctx)
+        names = list(self.commands)
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
 
@@ -131,16 +214,6 @@ def main(
     set_debug(debug)
     set_verbosity(quiet, verbose)
 
-
-app.add_typer(describe.app, name="describe")
-app.command("train", help=train.HELP)(train.command)
-app.command("eval", help=evaluate.HELP)(evaluate.command)
-app.command("ablate", help=ablate.HELP)(ablate.command)
-app.add_typer(export.app, name="export")
-app.command("predict", help=predict.HELP)(predict.command)
-app.command("plugins", help=plugins.HELP)(plugins.command)
-app.add_typer(classes.app, name="classes")
-app.add_typer(cache.app, name="cache")
 
 if __name__ == "__main__":  # pragma: no cover
     app(prog_name="textclf")

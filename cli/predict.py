@@ -120,7 +120,7 @@ def command(
     from textclf.serving.predict import load_predictor, predict_files
 
     starting("loading the model", enabled=not json_out)
-    predictor = load_predictor(model, request.provider, head)
+    predictor = load_predictor(model, request.provider, head, images=len(paths))
     progress = reporter(enabled=not json_out) if len(paths) >= PROGRESS_FROM else QuietReporter()
     with progress:
         results = predict_files(predictor, paths, top_k, reporter=progress, batch_size=batch_size)

@@ -21,6 +21,7 @@ from textclf.errors import GateFailed, TextclfError
 from textclf.exports import parity as parity_mod
 from textclf.exports import quantize
 from textclf.exports.bench import benchmark as run_benchmark
+from textclf.exports.onnx_compose import composed_model
 from textclf.exports.onnx_graph import check_options, export_model
 from textclf.exports.onnx_metadata import (
     apply_metadata,
@@ -30,9 +31,10 @@ from textclf.exports.onnx_metadata import (
 )
 from textclf.exports.request import ExportRequest, default_atol  # noqa: F401 (re-exported)
 from textclf.files.atomic import atomic_path, write_json
-from textclf.models.serving import OUTPUT_NAMES
+from textclf.models.outputs import OUTPUT_NAMES
 from textclf.runs.run import open_run
 from textclf.runtime.onnx_sessions import create_session, probe_provider
+from textclf.runtime.parallel import cores
 from textclf.runtime.progress import NULL
 from textclf.serving.model_file import input_spec, sidecar_path
 
@@ -84,7 +86,8 @@ def export_run(
     reporter.task(
         "export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {r.opset}, {r.precision})"
     )
-    model = export_model(
+    # The cached backbone graph plus the traced heads where it can be (onnx_compose), else a trace
+    model = composed_model(run, r.opset, r.with_preprocessing, r.precision) or export_model(
         run, opset=r.opset, with_preprocessing=r.with_preprocessing, fp16=r.precision == "fp16"
     )
     reporter.advance("export", 1)
@@ -195,7 +198,9 @@ def _write_checked(
     with atomic_path(out) as tmp_path:
         onnx.save(model, str(tmp_path))
         check_model_file(tmp_path)
-        info = create_session(str(tmp_path), request.provider)
+        # On the CPU, one intra-op thread per run and a batch per core (textclf.runtime.parallel)
+        cpu = request.provider == "cpu"
+        info = create_session(str(tmp_path), request.provider, threads=1 if cpu else None)
         if request.check:
             parity = parity_mod.check_parity(
                 run,
@@ -207,6 +212,7 @@ def _write_checked(
                 limit=request.check_images or None,  # 0: the whole split
                 dataset=dataset,
                 reporter=reporter,
+                workers=cores() if cpu else 0,
             )
             if not parity["passed"]:
                 raise GateFailed(

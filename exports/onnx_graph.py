@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 
 from textclf.errors import TextclfError, unknown_choice
+from textclf.models.outputs import OUTPUT_NAMES, ServedOutputs
 from textclf.runtime.backbone_graph import trace_onnx
 from textclf.serving.model_file import META_PREFIX, input_spec
 
@@ -35,8 +36,6 @@ TEXT_HEAD_INITIALIZERS = ("class_text_embeddings_t", "class_text_bias", "classif
 def _export_module_class():
     import torch.nn.functional as F
     from torch import nn
-
-    from textclf.models.serving import ServedOutputs
 
     class ExportModule(nn.Module):
         """Optional uint8 NHWC preprocessing (the run's own PreprocessModule) + the serving model
@@ -198,8 +197,6 @@ def export_model(
     else:
         example = torch.zeros(2, 3, size, size)
         axes = {in_name: {0: "batch"}}
-    from textclf.models.serving import OUTPUT_NAMES
-
     axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
 
     try:

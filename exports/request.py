@@ -20,9 +20,9 @@ from textclf.errors import TextclfError, option
 from textclf.exports.onnx_graph import DEFAULT_OPSET, PRECISIONS, check_options
 from textclf.runtime.onnx_sessions import CHOICES as PROVIDERS
 from textclf.runtime.onnx_sessions import check_choice
+from textclf.serving.request import PARITY_ATOL  # one bound: export's and a run dir's predict
 from textclf.splits import SPLITS
 
-PARITY_ATOL = 1e-4  # fp32: max |logit difference| to PyTorch on the run's test images
 # The same with the resize in the graph (ONNX Runtime's Resize kernel)
 PARITY_ATOL_PREPROCESSING = 5e-4
 

@@ -289,3 +289,73 @@ def test_own_modules_are_imported_at_the_top():
         f"{MAX_LAZY_OWN_IMPORTS}); import at the top unless the module is a heavy boundary:\n"
         + "\n".join(lazy)
     )
+
+
+# The ONNX serving path (issue 31): `textclf predict MODEL.onnx`, `textclf.load_run("model.onnx")`
+# and `Run.predict`'s module. These modules, and every textclf module they import at module level,
+# import none of the heavy libraries at module level: torch, transformers and timm load only inside
+# the functions of a run dir's or a training's path. tests/serving/test_torch_free.py runs the
+# path in fresh interpreters and reads sys.modules; this keeps it so by construction.
+TORCH_FREE = (
+    "textclf.cli.main",
+    "textclf.cli.predict",
+    "textclf.api",
+    "textclf.predictions",
+    "textclf.serving.predict",
+    "textclf.evaluation.onnx_eval",
+)
+HEAVY = ("torch", "transformers", "timm", "torchvision", "open_clip")
+
+
+def _module_level_imports(path: Path) -> list[ast.AST]:
+    """Import statements that run when the module is imported: everywhere but function bodies."""
+    found, todo = [], list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _module_level_closure(roots) -> dict[str, list[str]]:
+    """Every textclf module imported at module level from ``roots`` (transitively), with the
+    heavy libraries each imports at module level."""
+    modules, heavy, todo = _modules(), {}, list(roots)
+    while todo:
+        name = todo.pop()
+        if name in heavy:
+            continue
+        heavy[name] = []
+        # Importing a.b.c runs a/__init__ and a/b/__init__ first
+        todo += [p for p in (name.rsplit(".", i)[0] for i in (1, 2)) if p in modules]
+        for node in _module_level_imports(modules[name]):
+            if isinstance(node, ast.ImportFrom) and (node.level or not node.module):
+                continue
+            targets = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            )
+            for target in targets:
+                if target.split(".")[0] in HEAVY:
+                    heavy[name].append(target)
+                    break
+                if target in modules:
+                    todo.append(target)
+                    break
+    return heavy
+
+
+def test_the_onnx_serving_path_imports_no_torch_at_module_level():
+    closure = _module_level_closure(TORCH_FREE)
+    assert {"textclf.serving.feeding", "textclf.data.numpy_preprocessing"} <= set(closure)
+    wrong = sorted(f"{m} imports {', '.join(h)}" for m, h in closure.items() if h)
+    assert not wrong, "the ONNX serving path imports heavy libraries:\n" + "\n".join(wrong)
+
+
+def test_a_module_level_torch_import_would_be_caught():
+    closure = _module_level_closure(["textclf.training.recipe"])
+    assert "torch" in closure["textclf.training.recipe"]
+    assert "textclf.models.classifier" in closure  # followed through textclf's own imports

@@ -8,11 +8,13 @@ line (:class:`textclf.errors.TextclfError`) and name the keyword argument to cha
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 from textclf.config import TrainConfig
+from textclf.data.decode import draft_size
 from textclf.descriptions.engine import run_describe
 from textclf.descriptions.new_classes import new_class_descriptions
 from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
@@ -20,8 +22,10 @@ from textclf.descriptions.request import DescribeRequest, plan
 from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
 from textclf.exports.request import ExportRequest, SamplesRequest
+from textclf.predictions import Predictions, load_inputs
 from textclf.presets import with_no_text
 from textclf.runs.run import TrainedRun, open_run
+from textclf.serving.predict import Predictor, choose_head, load_onnx_predictor, run_predictor
 from textclf.serving.request import PredictRequest, check_predict_options
 from textclf.validation import check_argument, check_keywords, show, type_name
 
@@ -54,16 +58,15 @@ class Run(TrainedRun):
         mode), a numpy array (H, W, 3) or (H, W) of uint8 in 0-255 or of floats in [0, 1], or a
         list of these. ``head``: classifier | text | ensemble (default: the text head for a run
         that knows classes by description, else the classifier). Returns
-        :class:`~textclf.predictions.Predictions`.
+        :class:`~textclf.predictions.Predictions`. The backbone runs in ONNX Runtime (the run's
+        cached backbone graph) where it agrees with PyTorch, else in PyTorch
+        (:mod:`textclf.serving.run_predict`).
         """
-        from textclf.data.decode import draft_size
-        from textclf.predictions import Predictions, load_inputs
-        from textclf.serving.predict import choose_head, run_predictor
 
         check_argument("head", head, Optional[str], "Run.predict: ")
         check_predict_options(1, batch_size)  # batch_size: an integer >= 1, named as a keyword
         names, arrays = load_inputs(images, draft_size(self.preprocessing))
-        predictor = run_predictor(self, choose_head(head, self.open_set))
+        predictor = run_predictor(self, choose_head(head, self.open_set), images=len(arrays))
         probs = predictor.probabilities(arrays, batch_size)
         return Predictions(names, list(predictor.class_names), probs, predictor.head)
 
@@ -106,14 +109,62 @@ class Run(TrainedRun):
         return write_samples(self.root, out, n, split)
 
 
-def load_run(run_dir: Union[str, Path]) -> Run:
-    """Open a finished run dir as a :class:`Run`; a missing, unfinished, foreign or damaged dir
-    is a one-line error."""
-    from dataclasses import fields
+@dataclass(repr=False)
+class ExportedModel:
+    """An exported model (``textclf export onnx``) served by ONNX Runtime alone: what
+    :func:`load_run` gives for a ``.onnx`` file. Predicting never imports torch (NumPy
+    preprocessing, :mod:`textclf.serving.predict`)."""
 
+    path: Path
+    class_names: list[str]  # the trained classes (the classification head's)
+    vocabulary: list[str]  # every class the text head knows (trained, then added ones)
+    metadata: dict  # the model's textclf metadata
+    predictor: Predictor  # the session, with the model's default head
+
+    def __repr__(self) -> str:
+        return (
+            f"ExportedModel('{self.path}', classes={len(self.class_names)}, "
+            f"vocabulary={len(self.vocabulary)}, provider={self.predictor.provider!r})"
+        )
+
+    def predict(
+        self,
+        images,
+        *,
+        head: Optional[str] = PredictRequest.head,
+        batch_size: int = PredictRequest.batch_size,
+    ) -> Predictions:
+        """Class probabilities for ``images`` (as :meth:`Run.predict` takes them), from the
+        exported graph; ``head`` None: the model's default (the text head for a model that knows
+        classes by description)."""
+        check_argument("head", head, Optional[str], "ExportedModel.predict: ")
+        check_predict_options(1, batch_size)  # batch_size: an integer >= 1, named as a keyword
+        predictor = self.predictor
+        if head is not None and head != predictor.head:
+            head = choose_head(head, self.vocabulary != self.class_names)
+            names = self.class_names if head == "classifier" else self.vocabulary
+            predictor = dataclasses.replace(predictor, head=head, class_names=list(names))
+        names, arrays = load_inputs(images, draft_size(predictor.prep))
+        probs = predictor.probabilities(arrays, batch_size)
+        return Predictions(names, list(predictor.class_names), probs, predictor.head)
+
+
+def load_run(
+    run_dir: Union[str, Path], *, provider: str = PredictRequest.provider
+) -> Union[Run, ExportedModel]:
+    """Open a finished run dir as a :class:`Run`, or an exported ``.onnx`` file as an
+    :class:`ExportedModel` (on ONNX Runtime's ``provider``; no torch is imported); a missing,
+    unfinished, foreign or damaged one is a one-line error."""
     check_argument("run_dir", run_dir, Path, "load_run: ")
+    path = Path(run_dir)
+    if path.suffix.lower() == ".onnx" and not path.is_dir():
+        predictor = load_onnx_predictor(path, provider)
+        meta = predictor.meta
+        names = list(meta["class_names"])
+        vocabulary = list(meta.get("vocabulary") or names)
+        return ExportedModel(path, names, vocabulary, meta, predictor)
     trained = open_run(run_dir)
-    return Run(**{f.name: getattr(trained, f.name) for f in fields(TrainedRun)})
+    return Run(**{f.name: getattr(trained, f.name) for f in dataclasses.fields(TrainedRun)})
 
 
 def train(

@@ -26,7 +26,10 @@ a describer factory). The registry checks each entry point's object against its 
 loads, and ``textclf plugins`` lists one that does not satisfy it as broken, with the reason.
 Optional behaviour is a method with a default on the protocol (``last_layer``,
 ``prepare_for_export``, ``quantization_stages`` of :class:`ImageBackbone`; ``max_samples`` and
-``aclose`` of :class:`Describer`): subclass the protocol to inherit the defaults.
+``aclose`` of :class:`Describer`): subclass the protocol to inherit the defaults. One hook is read
+only where a backbone has it, and is not checked: ``weights_files(pretrained)``, the paths its
+pretrained weights are loaded from (:mod:`textclf.models.weights_memo` remembers their weights
+hash, so a warm run need not build the module).
 
 Plugins written for the old contract (a ``takes_argument`` attribute, methods taking the argument)
 keep working for one release: the registry adapts them and warns (:mod:`textclf.plugin_compat`).
@@ -319,6 +322,7 @@ class ImageBackbonePlugin(ImageBackbone):
     last_layer_fn: Optional[Callable[[Any], Any]] = None
     export_fn: Optional[Callable[[Any, Preprocessing], Any]] = None
     stages_fn: Optional[Callable[[Any], list[str]]] = None
+    weights_files_fn: Optional[Callable[[bool], Optional[list]]] = None
     modality: str = "image"
 
     def spec(self, pretrained: bool = True) -> ImageSpec:
@@ -356,6 +360,12 @@ class ImageBackbonePlugin(ImageBackbone):
         if self.stages_fn is not None:
             return list(self.stages_fn(module))
         return super().quantization_stages(module)
+
+    def weights_files(self, pretrained: bool = True) -> Optional[list]:
+        """The files the weights are read from (``weights_files_fn``), or None: an optional hook,
+        not part of the checked protocol, that lets a warm run skip building the module when
+        they have not changed (:mod:`textclf.models.weights_memo`)."""
+        return self.weights_files_fn(pretrained) if self.weights_files_fn is not None else None
 
 
 def default_stages(module: Any) -> list[str]:

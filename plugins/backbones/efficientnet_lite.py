@@ -20,6 +20,7 @@ from __future__ import annotations
 from textclf.datatypes import TF_LITE_MEAN, TF_LITE_STD
 from textclf.plugin_api import ImageBackbonePlugin, Preprocessing
 from textclf.plugins.backbones.efficientnet_lite_timm import build_timm_lite0
+from textclf.plugins.backbones.efficientnet_lite_weights import weights_path
 from textclf.plugins.backbones.timm_family import export_copy as timm_export_copy
 from textclf.plugins.backbones.timm_family import last_layer as timm_last_layer
 from textclf.plugins.backbones.timm_family import quantization_stages as timm_stages
@@ -45,6 +46,11 @@ def export_copy(net, preprocessing):
     return timm_export_copy(net, preprocessing)
 
 
+def weights_files(pretrained: bool = True):
+    """The packaged ``.pth`` file (pretrained), so a warm run need not build the module."""
+    return [weights_path()] if pretrained else None
+
+
 def quantization_stages(net) -> list[str]:
     """Stem, then each block, then the head: the early ones are the most sensitive to int8
     (measured per block on digits: the stem, block 0 and block 1 dominate the error)."""
@@ -65,4 +71,5 @@ PLUGIN = ImageBackbonePlugin(
     last_layer_fn=last_layer,
     export_fn=export_copy,
     stages_fn=quantization_stages,
+    weights_files_fn=weights_files,
 )

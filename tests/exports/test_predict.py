@@ -188,7 +188,7 @@ def test_predict_bad_options(exported):
     res = _predict(exported["float"], exported["images"][0], "--provider", "npu")
     assert res.exit_code == 2 and "valid choices" in res.stderr
     res = _predict(exported["run"], exported["images"][0], "--provider", "cuda")
-    assert res.exit_code == 2 and "run dir predicts with PyTorch" in " ".join(res.stderr.split())
+    assert res.exit_code == 2 and "run dir predicts on the CPU" in " ".join(res.stderr.split())
 
 
 def test_predict_help_has_an_example():

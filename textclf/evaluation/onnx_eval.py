@@ -25,6 +25,7 @@ from textclf.evaluation.outputs import SplitOutputs
 from textclf.evaluation.request import EvalRequest
 from textclf.files.ownership import is_textclf_json, is_textclf_png, refuse_foreign_file
 from textclf.files.paths import safe_name
+from textclf.models.outputs import OUTPUT_NAMES, ServedOutputs
 from textclf.runtime.progress import NULL, Reporter
 from textclf.serving.feeding import batches, session_outputs
 from textclf.serving.predict import load_onnx_predictor
@@ -48,8 +49,6 @@ def onnx_split_outputs(
     model's own input path: raw uint8 for in-graph preprocessing, else the training preprocessing
     its metadata records.
     """
-    from textclf.models.serving import OUTPUT_NAMES, ServedOutputs
-
     predictor = load_onnx_predictor(model_path, provider, "classifier")
     meta = predictor.meta
     trained, vocabulary = (

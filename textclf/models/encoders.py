@@ -10,27 +10,82 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from textclf.errors import TextclfError
+from textclf.models import weights_memo
 from textclf.plugin_api import ImageBackbone, ImageSpec, TextBackbone, TextSpec, TextTower
 from textclf.registry import get_image_backbone, get_text_backbone
 
 _SCOPE: Optional[dict] = None
 
 
+class _Lazy:
+    """A built module on first use, and its weights hash without building it when the weights
+    memo (:mod:`textclf.models.weights_memo`) knows the installed files.
+
+    A warm path (every feature cached, frozen text encoded before) then never builds the module:
+    the run records the remembered hash, and anything that needs the module builds it then and
+    checks that hash.
+    """
+
+    def _setup(self, build: Callable[[], Any], memo_key: Optional[dict]) -> None:
+        self._build, self._memo_key, self._module = build, memo_key, None
+        known = weights_memo.recall(memo_key)
+        self._hash = known["weights_hash"] if known else None
+        self._known = dict(known or {})
+
+    @property
+    def built(self) -> bool:
+        """Whether the module has been built."""
+        return self._module is not None
+
+    def _get(self):
+        if self._module is None:
+            module = self._build()
+            actual = weights_hash(module)
+            if self._hash is not None and actual != self._hash:
+                # The files and libraries are as they were, yet the tensors are not: distrust
+                weights_memo.remember(self._memo_key, {})
+                raise TextclfError(
+                    f"backbone '{self.name}' built with weights hash {actual}, not the "
+                    f"{self._hash} remembered for its installed files; run the command again"
+                )
+            self._module, self._hash = module, actual
+            weights_memo.remember(self._memo_key, {"weights_hash": actual, **self._extra()})
+        return self._module
+
+    def _extra(self) -> dict:
+        return {}
+
+    @property
+    def weights_hash(self) -> str:
+        """The hash of the weights (from the memo, or of the built module)."""
+        if self._hash is None:
+            self._get()
+        return self._hash
+
+
 @dataclass
-class ImageEncoder:
-    """A built image backbone: its plugin, spec (dim, preprocessing, weights id), module and
-    weights hash."""
+class ImageEncoder(_Lazy):
+    """An image backbone: its plugin, spec (dim, preprocessing, weights id), module (built on first
+    use by ``build``) and weights hash."""
 
     name: str
     plugin: ImageBackbone  # the bound plugin
     spec: ImageSpec
-    module: Any  # nn.Module in eval mode
-    weights_hash: str
+    build: Callable[[], Any] = field(repr=False)
+    memo_key: Optional[dict] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self._setup(self.build, self.memo_key)
+
+    @property
+    def module(self) -> Any:
+        """The ``nn.Module`` in eval mode (built now if it was not)."""
+        return self._get()
 
     def identity(self) -> dict:
         """What a run records about its image backbone."""
@@ -43,18 +98,40 @@ class ImageEncoder:
 
 
 @dataclass
-class TextEncoder:
-    """A built text tower and its identity."""
+class TextEncoder(_Lazy):
+    """A text tower (built on first use by ``build``) and its identity."""
 
     name: str
     plugin: TextBackbone  # the bound plugin
     spec: TextSpec
-    tower: TextTower  # an nn.Module in eval mode
-    weights_hash: str
+    build: Callable[[], Any] = field(repr=False)
+    memo_key: Optional[dict] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self._setup(self.build, self.memo_key)
+
+    @property
+    def tower(self) -> TextTower:
+        """The tower, an ``nn.Module`` in eval mode (built now if it was not)."""
+        return self._get()
+
+    def _extra(self) -> dict:
+        return {"dim": int(self._module.dim)}
+
+    def on_device(self, device) -> TextEncoder:
+        """Put the tower on ``device``: now if it is built, else as soon as it is."""
+        if self._module is not None:
+            self._module.to(device)
+        else:
+            build = self._build
+            self._build = lambda: build().to(device)
+        return self
 
     @property
     def dim(self) -> int:
-        """Output dimension of the tower."""
+        """Output dimension of the tower (remembered with the weights hash, else built)."""
+        if self._module is None and isinstance(self._known.get("dim"), int):
+            return self._known["dim"]
         return int(self.tower.dim)
 
     def identity(self) -> dict:
@@ -83,17 +160,33 @@ def image_spec(name: str, pretrained: bool = True):
 
 
 def build_image_encoder(
-    name: str, pretrained: bool = True, *, input_size: Optional[int] = None, shared: bool = False
+    name: str,
+    pretrained: bool = True,
+    *,
+    input_size: Optional[int] = None,
+    shared: bool = False,
+    lazy: bool = False,
 ) -> ImageEncoder:
-    """A built image backbone for ``input_size`` (None: its own); ``shared`` reuses a read-only one
-    inside :func:`shared_encoders`."""
+    """An image backbone for ``input_size`` (None: its own); ``shared`` reuses a read-only one
+    inside :func:`shared_encoders`; ``lazy`` builds the module on first use (its weights hash
+    from the memo when the installed files are unchanged), else now."""
     key = ("image", name, pretrained, input_size)
     if shared and _SCOPE is not None and key in _SCOPE:
         return _SCOPE[key]
     plugin, spec = image_spec(name, pretrained)
-    module = _create(plugin, pretrained, name, input_size).eval()
-    check_input_size(name, module, input_size or spec.preprocessing.input_size)
-    encoder = ImageEncoder(name, plugin, spec, module, weights_hash(module))
+
+    memo = weights_memo.signature(plugin, name, spec.weights_id, pretrained, input_size)
+    checked = weights_memo.recall(memo) is not None  # remembered only after a build at this size
+
+    def build():
+        module = _create(plugin, pretrained, name, input_size).eval()
+        if not checked:
+            check_input_size(name, module, input_size or spec.preprocessing.input_size)
+        return module
+
+    encoder = ImageEncoder(name, plugin, spec, build, memo)
+    if not lazy:
+        encoder.module  # noqa: B018 (built now: the caller wants the module)
     if shared and _SCOPE is not None:
         _SCOPE[key] = encoder
     return encoder
@@ -116,14 +209,22 @@ def check_input_size(name: str, module, size: int) -> None:
         ) from None
 
 
-def build_text_encoder(name: str, pretrained: bool = True, *, shared: bool = False) -> TextEncoder:
-    """A built text tower; ``shared`` reuses a read-only one inside :func:`shared_encoders`."""
+def build_text_encoder(
+    name: str, pretrained: bool = True, *, shared: bool = False, lazy: bool = False
+) -> TextEncoder:
+    """A text tower; ``shared`` reuses a read-only one inside :func:`shared_encoders`; ``lazy``
+    builds it on first use (weights hash and dim from the memo when the files are unchanged)."""
     key = ("text", name, pretrained)
     if shared and _SCOPE is not None and key in _SCOPE:
         return _SCOPE[key]
     plugin = get_text_backbone(name)
-    tower = _create(plugin, pretrained, name).eval()
-    encoder = TextEncoder(name, plugin, plugin.spec(pretrained), tower, weights_hash(tower))
+    spec = plugin.spec(pretrained)
+    memo = weights_memo.signature(plugin, name, spec.weights_id, pretrained)
+    encoder = TextEncoder(
+        name, plugin, spec, lambda: _create(plugin, pretrained, name).eval(), memo
+    )
+    if not lazy:
+        encoder.tower  # noqa: B018 (built now: the caller wants the tower)
     if shared and _SCOPE is not None:
         _SCOPE[key] = encoder
     return encoder

@@ -20,33 +20,25 @@ C
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from textclf.models.classifier import TextEnhancedClassifier, head_features
+from textclf.models.outputs import HEAD_OUTPUTS, OUTPUT_NAMES, ServedOutputs
 
-
-class ServedOutputs(NamedTuple):
-    """The six outputs of the served model, by name (tensors, or numpy arrays once collected)."""
-
-    logits: object
-    probabilities: object
-    embedding: object
-    text_logits: object
-    text_probabilities: object
-    ensemble_probabilities: object
-
-
-OUTPUT_NAMES: tuple[str, ...] = ServedOutputs._fields
-# The output each prediction head reads.
-HEAD_OUTPUTS = {
-    "classifier": "probabilities",
-    "text": "text_probabilities",
-    "ensemble": "ensemble_probabilities",
-}
+__all__ = [
+    "HEAD_OUTPUTS",
+    "OUTPUT_NAMES",
+    "ImageBranch",
+    "ServedOutputs",
+    "ServingModel",
+    "TextHead",
+    "serve_batches",
+    "serving_model",
+]
 
 
 class ImageBranch(nn.Module):

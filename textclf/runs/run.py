@@ -111,6 +111,7 @@ class TrainedRun:
             self.config.pretrained,
             input_size=self.config.image_size,
             shared=shared and not self.trained_backbone,
+            lazy=not self.trained_backbone,  # the module only when a caller uses it
         )
         if self.trained_backbone:
             own = {

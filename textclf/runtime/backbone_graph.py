@@ -107,7 +107,12 @@ def read_graph(parts: dict) -> Optional[Path]:
 
 
 def backbone_graph(
-    encoder, prep, provider: str = "cpu", threads: Optional[int] = None, precision: str = "fp32"
+    encoder,
+    prep,
+    provider: str = "cpu",
+    threads: Optional[int] = None,
+    precision: str = "fp32",
+    spin: bool = True,
 ) -> BackboneGraph:
     """A session on the cached graph of ``encoder`` at ``prep``'s input size, exporting it on a
     miss.
@@ -115,7 +120,8 @@ def backbone_graph(
     ``provider``: cpu or cuda (exactly that one:
     :func:`textclf.runtime.onnx_sessions.create_session`). Raises :class:`GraphUnavailable` when
     the backbone does not export, its graph does not match the eager module, or the provider
-    cannot be created.
+    cannot be created. ``threads`` and ``spin``: the session's intra-op threads
+    (:func:`textclf.runtime.onnx_sessions.create_session`).
     """
     if precision not in PRECISIONS:
         raise GraphUnavailable(
@@ -138,8 +144,8 @@ def backbone_graph(
                 session = _open(data, "cpu", threads)
                 _check_parity(encoder, x, expected, session)
                 _write(parts, data)
-    if session is None or provider != "cpu":
-        session = _open(str(path), provider, threads)
+    if session is None or provider != "cpu" or not spin:
+        session = _open(str(path), provider, threads, spin)
     return BackboneGraph(path, session, provider, int(encoder.spec.dim))
 
 
@@ -196,12 +202,12 @@ def trace_onnx(
     return buffer.getvalue()
 
 
-def _open(model, provider: str, threads: Optional[int]):
+def _open(model, provider: str, threads: Optional[int], spin: bool = True):
     """An ONNX Runtime session on exactly ``provider`` (threads: intra-op threads, None: ONNX
     Runtime's own)."""
 
     try:
-        return create_session(model, provider, threads).session
+        return create_session(model, provider, threads, spin).session
     except TextclfError as exc:
         raise GraphUnavailable(str(exc)) from None
 

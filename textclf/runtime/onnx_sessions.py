@@ -173,7 +173,7 @@ def explain_missing(kind: str, log: str) -> str:
     )
 
 
-def _session_options(threads: Optional[int] = None):
+def _session_options(threads: Optional[int] = None, spin: bool = True):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -181,6 +181,9 @@ def _session_options(threads: Optional[int] = None):
     so.log_severity_level = 3  # errors only; provider failures are captured and explained instead
     if threads:
         so.intra_op_num_threads = int(threads)
+    if not spin:
+        # Idle intra-op threads sleep instead of spinning: the cores go to decoding between runs
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
@@ -212,18 +215,22 @@ def _model_error(model, exc: Exception) -> TextclfError:
     return TextclfError(f"ONNX Runtime cannot load {where}: {first[:300]}")
 
 
-def create_session(model, provider: str = "cpu", threads: Optional[int] = None) -> SessionInfo:
+def create_session(
+    model, provider: str = "cpu", threads: Optional[int] = None, spin: bool = True
+) -> SessionInfo:
     """An InferenceSession on exactly ``provider`` (``model``: a path or serialized bytes).
 
     ``cpu``: the CPU provider only. ``cuda``: CUDA (ONNX Runtime adds the CPU for the few nodes
     CUDA does not run). ``tensorrt``: TensorRT with CUDA behind it. If the requested GPU provider
     is not in ``session.get_providers()`` afterwards, a TextclfError names the missing library.
-    ``auto``: CUDA when it can be created, else the CPU (``note`` says why).
+    ``auto``: CUDA when it can be created, else the CPU (``note`` says why). ``threads``: ONNX
+    Runtime's intra-op threads (None: one per core); ``spin=False``: idle threads sleep, for a
+    caller that decodes images on the same cores between runs.
     """
     check_choice(provider)
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
-    so = _session_options(threads)
+    so = _session_options(threads, spin)
     if provider == "cpu":
         session, _ = _open(model, ["CPUExecutionProvider"], so)
         return SessionInfo(session, "cpu", "cpu", session.get_providers())
@@ -238,7 +245,7 @@ def create_session(model, provider: str = "cpu", threads: Optional[int] = None) 
             note = explain_missing("cuda", log).split(": ", 1)[-1].split("; use", 1)[0]
         else:
             note = "this ONNX Runtime build has no CUDA provider"
-        session, _ = _open(model, ["CPUExecutionProvider"], _session_options(threads))
+        session, _ = _open(model, ["CPUExecutionProvider"], _session_options(threads, spin))
         return SessionInfo(
             session, "auto", "cpu", session.get_providers(), note=f"CUDA not used: {note}"
         )

@@ -1,11 +1,13 @@
 """How images reach an exported model: the feeds for a graph's input, and running a session over
 images.
 
-A float-input graph gets the images preprocessed by the run's own
-:class:`~textclf.data.preprocessing.PreprocessModule` (each image resized on its own); a graph
-with preprocessing inside takes uint8 NHWC arrays of one size, so images are grouped by size
-and the outputs put back in order. Parity checks, calibration, benchmarks, ``eval --onnx`` and
-``predict`` all feed models through here.
+A float-input graph gets the images preprocessed as the run's
+:class:`~textclf.data.preprocessing.PreprocessModule` does (each image resized on its own): by
+the module itself when a caller passes one (the parity check, which compares against PyTorch),
+else by its NumPy twin (:mod:`textclf.data.numpy_preprocessing`), so serving an export never
+imports torch. A graph with preprocessing inside takes uint8 NHWC arrays of one size, so images
+are grouped by size and the outputs put back in order. Parity checks, calibration, benchmarks,
+``eval --onnx`` and ``predict`` all feed models through here.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.numpy_preprocessing import preprocess_arrays
 from textclf.data.preprocessing import group_by_shape, preprocess_images
 
 
 def feeds(input_meta: dict, images, prep, module=None) -> Iterator[tuple[list[int], dict]]:
     """``(positions, {input name: array})`` for uint8 RGB images (an (N, H, W, 3) array or a
-    list)."""
+    list); ``module``: a torch :class:`~textclf.data.preprocessing.PreprocessModule` to
+    preprocess with instead of NumPy."""
     name = input_meta["name"]
     if input_meta["dtype"] != "uint8":
-        x = preprocess_images(images, prep, module).numpy()
+        if module is None:
+            x = preprocess_arrays(images, prep)
+        else:
+            x = preprocess_images(images, prep, module).numpy()
         yield list(range(len(x))), {name: np.ascontiguousarray(x)}
         return
     if isinstance(images, np.ndarray) and images.ndim == 4:

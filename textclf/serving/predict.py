@@ -1,11 +1,17 @@
-"""Predict classes for image files with an exported model (ONNX Runtime) or a run dir (PyTorch).
+"""Predict classes for image files with an exported model or a run dir, in ONNX Runtime.
 
 An exported model must carry textclf's metadata (class names, input spec, preprocessing): an
 ONNX file from elsewhere is refused with a one-line error, because without the run's exact
 preprocessing its outputs would be meaningless. A model that resizes and normalises in its
 graph (``--with-preprocessing``) gets the decoded uint8 images as they are (grouped by size);
 a float-input model gets them preprocessed by the run's own preprocessing, each image on its own,
-as in training (:mod:`textclf.serving.feeding`).
+as in training (:mod:`textclf.serving.feeding`), in NumPy: this path never imports torch.
+
+A run dir is served by :mod:`textclf.serving.run_predict` (the run's cached backbone graph in ONNX
+Runtime plus its heads, or PyTorch eager where ONNX cannot run). Both kinds are an *engine* with two
+steps: ``prepare`` (images -> model inputs; worker threads run it) and ``run`` (an input batch ->
+one named output), so :func:`predict_files` overlaps decoding with inference the same way for both
+(:mod:`textclf.serving.decode_pool`, threads from :mod:`textclf.serving.throughput`).
 """
 
 from __future__ import annotations
@@ -13,18 +19,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Protocol
 
 import numpy as np
 
 from textclf.data.decode import decode_image, draft_size
-from textclf.data.image_inputs import Missing
-from textclf.data.preprocessing import Preprocessing, preprocess_images, preprocess_module
+from textclf.datatypes import Preprocessing
 from textclf.errors import TextclfError, option, unknown_choice
-from textclf.runs.run import open_run
+from textclf.models.outputs import HEAD_OUTPUTS
 from textclf.runtime.onnx_sessions import check_choice, create_session
+from textclf.runtime.parallel import ordered_map
 from textclf.runtime.progress import NULL, Reporter
-from textclf.serving.feeding import run_session
+from textclf.serving import throughput
+from textclf.serving.decode_pool import load_batch
+from textclf.serving.feeding import feeds
 from textclf.serving.model_file import check_against_graph, decode_metadata
 from textclf.serving.request import HEADS, PredictRequest, check_predict_options
 
@@ -36,6 +44,34 @@ def read_image(path, draft_size: Optional[int] = None) -> np.ndarray:
     unreadable file is a TextclfError."""
 
     return decode_image(path, draft_size)
+
+
+class Engine(Protocol):
+    """What computes a model's outputs: ``prepare`` turns uint8 images into input batches
+    (``[(positions, batch)]``, thread-safe), ``run`` one batch into one named output."""
+
+    def prepare(self, images: list) -> list[tuple[list[int], Any]]:
+        """Input batches for ``images`` with their positions among them."""
+
+    def run(self, batch: Any, output: str) -> np.ndarray:
+        """The named output (N, ...) of one batch, float32."""
+
+
+@dataclass
+class OnnxEngine:
+    """An exported model in ONNX Runtime: NumPy preprocessing (or the graph's own), one session."""
+
+    session: Any
+    input: dict
+    prep: Preprocessing
+
+    def prepare(self, images: list) -> list[tuple[list[int], Any]]:
+        """The session's feeds (:func:`textclf.serving.feeding.feeds`)."""
+        return list(feeds(self.input, images, self.prep))
+
+    def run(self, batch: dict, output: str) -> np.ndarray:
+        """``session.run`` of one feed."""
+        return self.session.run([output], batch)[0]
 
 
 @dataclass
@@ -50,14 +86,25 @@ class Predictor:
     kind: str  # "onnx" or "run"
     source: str
     class_names: list[str]
-    provider: str  # what runs it: cpu | cuda | tensorrt (ONNX) or torch device
+    provider: str  # what runs it: cpu | cuda | tensorrt (ONNX Runtime), or onnxruntime-cpu |
+    # torch-cpu for a run dir
     meta: dict = field(default_factory=dict)
     session: object = None
     input: Optional[dict] = None
     preprocess: Optional[dict] = None
-    branch: object = None  # the run's ServingModel (PyTorch)
+    engine: Optional[Engine] = None
     note: Optional[str] = None
     head: str = "classifier"
+
+    @property
+    def output(self) -> str:
+        """The named output the head reads."""
+        return HEAD_OUTPUTS[self.head]
+
+    @property
+    def prep(self) -> Preprocessing:
+        """The preprocessing the model was trained with."""
+        return Preprocessing.from_dict(self.preprocess, f"the preprocessing of {self.source}")
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = BATCH) -> np.ndarray:
         """(N, C) probabilities for uint8 (H, W, 3) images of any sizes, in order, ``batch_size`` at
@@ -65,30 +112,12 @@ class Predictor:
 
         Each image is resized on its own (the run's preprocessing, or the graph's own).
         """
-        if not len(images):
-            return np.zeros((0, len(self.class_names)), dtype=np.float32)
-
-        prep = Preprocessing.from_dict(self.preprocess, f"the preprocessing of {self.source}")
-        chunks = [list(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-        from textclf.models.serving import HEAD_OUTPUTS
-
-        output = HEAD_OUTPUTS[self.head]
-        if self.kind == "onnx":
-            return np.concatenate(
-                [run_session(self.session, self.input, chunk, prep, output) for chunk in chunks]
-            )
-        import torch
-
-        module = preprocess_module(prep)
-        with torch.inference_mode():
-            return np.concatenate(
-                [
-                    getattr(self.branch(preprocess_images(chunk, prep, module)), output)
-                    .float()
-                    .numpy()
-                    for chunk in chunks
-                ]
-            )
+        out = np.zeros((len(images), len(self.class_names)), dtype=np.float32)
+        for start in range(0, len(images), batch_size):
+            chunk = list(images[start : start + batch_size])
+            for positions, batch in self.engine.prepare(chunk):
+                out[np.asarray(positions) + start] = self.engine.run(batch, self.output)
+        return out
 
 
 def choose_head(head: Optional[str], open_set: bool) -> str:
@@ -103,16 +132,27 @@ def choose_head(head: Optional[str], open_set: bool) -> str:
 
 
 def load_onnx_predictor(
-    model_path, provider: str = PredictRequest.provider, head: Optional[str] = None
+    model_path,
+    provider: str = PredictRequest.provider,
+    head: Optional[str] = None,
+    *,
+    images: Optional[int] = None,
 ) -> Predictor:
-    """An exported ``.onnx`` file with textclf metadata, on ``provider``."""
+    """An exported ``.onnx`` file with textclf metadata, on ``provider``; ``images``: how many will
+    be predicted, when known (it sets the threads: :mod:`textclf.serving.throughput`)."""
 
     path = Path(model_path)
     if not path.is_file():
         raise TextclfError(
             f"model '{model_path}' does not exist (give an exported .onnx file or a run dir)"
         )
-    info = create_session(str(path), provider)
+    threads = throughput.plan(images or 0, BATCH) if images else None
+    info = create_session(
+        str(path),
+        provider,
+        threads=threads.ort_threads if threads else None,
+        spin=threads.spin if threads else True,
+    )
     props = info.session.get_modelmeta().custom_metadata_map
     meta = decode_metadata(dict(props), f"'{model_path}'")
 
@@ -120,6 +160,7 @@ def load_onnx_predictor(
     vocabulary = list(meta.get("vocabulary") or meta["class_names"])
     head = choose_head(head, vocabulary != list(meta["class_names"]))
     names = list(meta["class_names"]) if head == "classifier" else vocabulary
+    prep = Preprocessing.from_dict(meta["preprocessing"], f"the preprocessing of '{model_path}'")
     return Predictor(
         "onnx",
         str(path),
@@ -129,38 +170,51 @@ def load_onnx_predictor(
         session=info.session,
         input=meta["input"],
         preprocess=meta["preprocessing"],
+        engine=OnnxEngine(info.session, meta["input"], prep),
         note=info.note,
         head=head,
     )
 
 
-def run_predictor(run, head: str) -> Predictor:
-    """An opened run's served model (image branch and text head) in PyTorch (CPU), with ``head``."""
+def run_predictor(run, head: str, *, images: Optional[int] = None) -> Predictor:
+    """An opened run's served model with ``head``: its cached backbone graph in ONNX Runtime plus
+    its heads, or PyTorch eager where ONNX cannot run (:mod:`textclf.serving.run_predict`)."""
+    from textclf.serving.run_predict import run_engine  # torch: a run dir's heads are modules
+
     names = list(run.class_names) if head == "classifier" else run.vocabulary()[0]
+    engine, provider, note = run_engine(run, images)
     return Predictor(
         "run",
         str(run.root),
         names,
-        "torch-cpu",
+        provider,
         meta={"run_id": run.run_id, "image_backbone": run.config.image_backbone},
         preprocess=run.preprocessing.to_dict(),
-        branch=run.serving_model(),
+        engine=engine,
+        note=note,
         head=head,
     )
 
 
-def load_run_predictor(run_dir, head: Optional[str] = None) -> Predictor:
-    """A run dir's served model in PyTorch (CPU); ``head`` None: its default head."""
+def load_run_predictor(
+    run_dir, head: Optional[str] = None, *, images: Optional[int] = None
+) -> Predictor:
+    """A run dir's served model on the CPU; ``head`` None: its default head."""
+    from textclf.runs.run import open_run  # config, plugins and safetensors: a run dir's own cost
 
     run = open_run(run_dir)
-    return run_predictor(run, choose_head(head, run.open_set))
+    return run_predictor(run, choose_head(head, run.open_set), images=images)
 
 
 def load_predictor(
-    model, provider: str = PredictRequest.provider, head: Optional[str] = None
+    model,
+    provider: str = PredictRequest.provider,
+    head: Optional[str] = None,
+    *,
+    images: Optional[int] = None,
 ) -> Predictor:
     """``model``: an exported ``.onnx`` file or a run dir; ``head``: classifier | text | ensemble
-    (None: its default)."""
+    (None: its default); ``images``: how many will be predicted, when known."""
 
     check_choice(provider)
     if head is not None:
@@ -168,12 +222,11 @@ def load_predictor(
     if Path(model).is_dir():
         if provider not in ("cpu", "auto"):
             raise TextclfError(
-                f"{option('device')} {provider} applies to ONNX models; a run dir predicts with "
-                "PyTorch "
+                f"{option('device')} {provider} applies to ONNX models; a run dir predicts "
                 f"on the CPU (export it with textclf export onnx to use {provider})"
             )
-        return load_run_predictor(model, head)
-    return load_onnx_predictor(model, provider, head)
+        return load_run_predictor(model, head, images=images)
+    return load_onnx_predictor(model, provider, head, images=images)
 
 
 def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict]:
@@ -191,36 +244,36 @@ def predict_files(
     top: int = PredictRequest.top_k,
     reporter: Reporter = NULL,
     batch_size: int = BATCH,
+    workers: Optional[int] = None,
 ) -> list[dict]:
     """One result per input, in order: ``{"file", "top": [...]}`` or ``{"file", "error"}``.
 
     ``paths`` are files (or :class:`textclf.data.image_inputs.Missing` entries, reported as errors);
-    images are read and predicted ``batch_size`` at a time, so memory stays flat for any count.
+    images are read and predicted ``batch_size`` at a time, so memory stays flat for any count,
+    by ``workers`` threads, each a batch from files to probabilities (None: as
+    :mod:`textclf.serving.throughput` says for this machine).
     """
     check_predict_options(top, batch_size)
-
+    if workers is None:
+        workers = throughput.plan(len(paths), batch_size).workers
     # JPEG drafts to the model's own size, as training decoded its images (one decoder, one rule).
-    draft = draft_size(
-        Preprocessing.from_dict(predictor.preprocess, f"the preprocessing of {predictor.source}")
-    )
+    draft = draft_size(predictor.prep)
+    engine, classes = predictor.engine, predictor.class_names
+
+    def work(chunk: Sequence) -> list[dict]:
+        rows, where, prepared = load_batch(chunk, draft, engine.prepare)
+        probs = np.zeros((len(where), len(classes)), dtype=np.float32)
+        for positions, batch in prepared or []:
+            probs[positions] = engine.run(batch, predictor.output)
+        for i, row in zip(where, probs):
+            rows[i]["top"] = top_k(row, classes, top)
+        return rows
+
     results: list[dict] = []
     reporter.task("predict", len(paths), f"predicting {len(paths)} images")
-    for start in range(0, len(paths), batch_size):
-        images, where = [], []
-        for p in paths[start : start + batch_size]:
-            missing = isinstance(p, Missing)
-            name, error = (p.name, p.error) if missing else (str(p), None)
-            if not missing:
-                try:
-                    images.append(read_image(p, draft))
-                    where.append(len(results))
-                    results.append({"file": name})
-                    continue
-                except TextclfError as exc:
-                    error = str(exc)
-            results.append({"file": name, "error": error})
-        for i, row in zip(where, predictor.probabilities(images, batch_size)):
-            results[i]["top"] = top_k(row, predictor.class_names, top)
-        reporter.advance("predict", len(paths[start : start + batch_size]))
+    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+    for rows in ordered_map(work, chunks, workers):
+        results += rows
+        reporter.advance("predict", len(rows))
     reporter.done("predict")
     return results

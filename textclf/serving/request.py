@@ -11,6 +11,9 @@ from textclf.runtime.onnx_sessions import CHOICES as PROVIDERS
 from textclf.runtime.onnx_sessions import check_choice
 
 HEADS = ("classifier", "text", "ensemble")  # what predict can read out of the served model
+# fp32: max |logit difference| to PyTorch on the run's test images; export onnx's default --atol,
+# and what a run dir's ONNX Runtime path must meet to serve instead of PyTorch
+PARITY_ATOL = 1e-4
 
 
 @dataclass

@@ -13,6 +13,7 @@ from textclf.descriptions.describers import offline_descriptions
 from textclf.descriptions.files import descriptions_hash
 from textclf.descriptions.lookup import MissingDescriptions, prompt_list, resolve_ensemble
 from textclf.models.encoders import scoped_memo
+from textclf.models.text_cache import encoded_per_class
 from textclf.models.text_tower import (
     FrozenClassText,
     TopLayersClassText,
@@ -82,9 +83,8 @@ def initial_text_features(
         descriptions_hash(descriptions),
         tuple(class_names),
     )
-    feats = scoped_memo(
-        key, lambda: encode_per_class(encoder.tower, descriptions, class_names, device)
-    )
+    # From the disk cache when these texts were encoded before (the tower is then never loaded)
+    feats = scoped_memo(key, lambda: encoded_per_class(encoder, descriptions, class_names, device))
     return [t.clone() for t in feats]
 
 

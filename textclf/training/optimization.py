@@ -7,6 +7,7 @@ cosine to 0 over the run's steps.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -47,9 +48,37 @@ def parameter_groups(config: TrainConfig, model, backbone: list) -> list[dict]:
 
 
 def build_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    """AdamW over ``groups``."""
+    """AdamW over ``groups`` (:func:`lean_adamw`: the same updates without importing
+    ``torch._dynamo``)."""
     # fused: one kernel per step instead of ~10 small ops per tensor (the loop is overhead-bound)
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay, fused=True)
+    return lean_adamw()(groups, weight_decay=config.weight_decay, fused=True)
+
+
+@functools.cache
+def lean_adamw() -> type:
+    """``torch.optim.AdamW`` whose methods skip the ``torch._dynamo`` import.
+
+    PyTorch wraps ``add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` in
+    ``torch._disable_dynamo`` and ``step`` in a guard that calls ``torch._dynamo.graph_break()``:
+    each imports ``torch._dynamo`` on first call (1.2 s on a 2-core machine), although nothing
+    here compiles. This subclass calls the wrapped functions themselves, with gradients off in
+    ``step`` as the guard sets them, so the updates, the state and its checkpoint format are
+    AdamW's bit for bit (``tests/training/test_optimization.py``). A torch without these wrappers
+    gets AdamW itself.
+    """
+    from torch.optim import Adam, AdamW, Optimizer
+
+    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+    plain = {n: getattr(getattr(Optimizer, n), "__wrapped__", None) for n in names}
+    raw_step = getattr(Adam.step, "__wrapped__", None)
+    if raw_step is None or None in plain.values() or AdamW.step is not Adam.step:
+        return AdamW
+
+    def step(self, closure=None):
+        with torch.no_grad():
+            return raw_step(self, closure)
+
+    return type("LeanAdamW", (AdamW,), {**plain, "step": step, "__doc__": lean_adamw.__doc__})
 
 
 def build_schedule(optimizer, config: TrainConfig, n_train: int):

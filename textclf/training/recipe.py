@@ -26,7 +26,6 @@ from textclf.data.features import feature_table
 from textclf.data.loading import load_dataset
 from textclf.models.aligned import zero_shot_head_weight
 from textclf.models.classifier import build_model
-from textclf.models.encoders import build_image_encoder, build_text_encoder
 from textclf.models.text_tower import TunedClassText
 from textclf.runs.run_dir import RunFiles
 from textclf.runtime.devices import resolve_device
@@ -41,6 +40,7 @@ from textclf.training.class_text import (
 )
 from textclf.training.data import TrainData, split_indices
 from textclf.training.ddp import RANK_SEED_STRIDE, parallel_model, zero_loss
+from textclf.training.encoders import image_encoder_for, text_encoder_for
 from textclf.training.finish import write_run
 from textclf.training.holdout import holdout_rows, vocabulary
 from textclf.training.losses import check_finite, combined_loss, draw_offsets
@@ -123,12 +123,7 @@ class TrainingRecipe:
         # evaluation).
         self.holdout_descriptions = {c: all_descriptions[c] for c in self.vocabulary.described_only}
         # A frozen backbone is read-only, so a grid may share one; a trained one is this run's own.
-        self.image_encoder = build_image_encoder(
-            cfg.image_backbone,
-            cfg.pretrained,
-            input_size=cfg.image_size,
-            shared=not cfg.streams_images,
-        )
+        self.image_encoder = image_encoder_for(cfg)  # built only if a step needs the module
         self.preprocessing = self.image_encoder.spec.preprocessing.with_size(cfg.image_size)
         train_idx, val_idx = holdout_rows(
             ds.train.labels, *split_indices(ds.train.labels, cfg), self.vocabulary, cfg.seed
@@ -178,10 +173,7 @@ class TrainingRecipe:
     def _setup_model(self) -> None:
 
         cfg = self.config
-        self.text_encoder = build_text_encoder(
-            cfg.text_backbone, cfg.pretrained, shared=not cfg.text_trained
-        )
-        self.text_encoder.tower.to(self.device)
+        self.text_encoder = text_encoder_for(cfg, self.device)  # loaded only if a step needs it
         self.initial_text = initial_text_features(
             cfg, self.text_encoder, self.descriptions, self.class_names, self.device
         )
