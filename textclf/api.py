@@ -11,10 +11,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from textclf.config import TrainConfig
-from textclf.data.decode import draft_size
 from textclf.descriptions.engine import run_describe
 from textclf.descriptions.new_classes import new_class_descriptions
 from textclf.descriptions.prompts import DEFAULT_PROMPT_TYPE
@@ -22,12 +21,14 @@ from textclf.descriptions.request import DescribeRequest, plan
 from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
 from textclf.exports.request import ExportRequest, SamplesRequest
-from textclf.predictions import Predictions, load_inputs
 from textclf.presets import with_no_text
 from textclf.runs.run import TrainedRun, open_run
-from textclf.serving.predict import Predictor, choose_head, load_onnx_predictor, run_predictor
 from textclf.serving.request import PredictRequest, check_predict_options
 from textclf.validation import check_argument, check_keywords, show, type_name
+
+if TYPE_CHECKING:  # numpy-backed: loaded on first prediction, so `textclf --help` stays light
+    from textclf.predictions import Predictions
+    from textclf.serving.predict import Predictor
 
 PathLike = Union[str, Path]  # checked as a str or an os.PathLike
 
@@ -62,6 +63,10 @@ class Run(TrainedRun):
         cached backbone graph) where it agrees with PyTorch, else in PyTorch
         (:mod:`textclf.serving.run_predict`).
         """
+
+        from textclf.data.decode import draft_size
+        from textclf.predictions import Predictions, load_inputs
+        from textclf.serving.predict import choose_head, run_predictor
 
         check_argument("head", head, Optional[str], "Run.predict: ")
         check_predict_options(1, batch_size)  # batch_size: an integer >= 1, named as a keyword
@@ -137,6 +142,10 @@ class ExportedModel:
         """Class probabilities for ``images`` (as :meth:`Run.predict` takes them), from the
         exported graph; ``head`` None: the model's default (the text head for a model that knows
         classes by description)."""
+        from textclf.data.decode import draft_size
+        from textclf.predictions import Predictions, load_inputs
+        from textclf.serving.predict import choose_head
+
         check_argument("head", head, Optional[str], "ExportedModel.predict: ")
         check_predict_options(1, batch_size)  # batch_size: an integer >= 1, named as a keyword
         predictor = self.predictor
@@ -158,6 +167,8 @@ def load_run(
     check_argument("run_dir", run_dir, Path, "load_run: ")
     path = Path(run_dir)
     if path.suffix.lower() == ".onnx" and not path.is_dir():
+        from textclf.serving.predict import load_onnx_predictor
+
         predictor = load_onnx_predictor(path, provider)
         meta = predictor.meta
         names = list(meta["class_names"])
