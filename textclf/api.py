@@ -20,6 +20,7 @@ from textclf.descriptions.request import DescribeRequest, plan
 from textclf.errors import TextclfError, option
 from textclf.evaluation.request import EvalRequest
 from textclf.runs.run import TrainedRun, open_run
+from textclf.runs.served_settings import MAX_SEEN_DROP
 from textclf.serving.request import PredictRequest
 
 
@@ -177,10 +178,16 @@ def add_classes(
     base_url: Optional[str] = None,
     run: Union[str, Path, None] = None,
     output: Union[str, Path, None] = None,
+    max_seen_drop: float = MAX_SEEN_DROP,
 ) -> dict:
     """Add classes to a run (a new run dir) or an exported model (a new .onnx), from descriptions
     alone,
     exactly as ``textclf classes add`` does; returns its report.
+
+    What the result serves (the ensemble head and its ``gamma``) is chosen on the run's validation
+    images of its trained classes: the most room for the new classes that loses at most
+    ``max_seen_drop`` of their accuracy (0.02: 2 points); the report's ``calibration`` says what
+    was chosen and whether the budget could be met.
 
     ``descriptions``: ``{class: [texts]}``, or a file (JSON or CSV); else ``describer`` writes
     them now for ``classes``. An exported model needs ``run``, the run dir it was exported from.
@@ -191,6 +198,11 @@ def add_classes(
     target = Path(target)
     if not (target.is_dir() or target.is_file()):
         raise TextclfError(f"'{target}' is neither a run dir nor an exported model")
+    if not isinstance(max_seen_drop, (int, float)) or not 0 <= max_seen_drop <= 1:
+        raise TextclfError(
+            f"{option('max_seen_drop')} {max_seen_drop!r} is not a fraction in [0, 1] "
+            "(0.02 = 2 points of trained-class validation accuracy)"
+        )
     if isinstance(descriptions, dict):
         table, source = dict(descriptions), "python"
     else:
@@ -206,7 +218,7 @@ def add_classes(
     if not onnx:
         from textclf.runs.classes import add_classes as add_to_run
 
-        return add_to_run(target, table, output, source=source)
+        return add_to_run(target, table, output, source=source, max_seen_drop=max_seen_drop)
     if run is None:
         raise TextclfError(
             f"adding classes to an ONNX model needs {option('run')} (the run dir it was exported "
@@ -214,4 +226,5 @@ def add_classes(
         )
     from textclf.exports.onnx_classes import add_classes_onnx
 
-    return dict(add_classes_onnx(target, run, table, output), added_classes=list(table))
+    report = add_classes_onnx(target, run, table, output, max_seen_drop=max_seen_drop)
+    return dict(report, added_classes=list(table))
