@@ -48,8 +48,8 @@ class Run(TrainedRun):
 
         ``images``: a path (an image file, or a folder searched recursively), a PIL image (any
         mode), a numpy array (H, W, 3) or (H, W) of uint8 in 0-255 or of floats in [0, 1], or a
-        list of these. ``head``: classifier | text | ensemble (default: the text head for a run
-        that knows classes by description, else the classifier). Returns
+        list of these. ``head``: classifier | text | ensemble (default: the one ``predict``
+        serves, :attr:`~textclf.runs.run.TrainedRun.default_head`). Returns
         :class:`~textclf.predictions.Predictions`.
         """
         from textclf.data.decode import draft_size
@@ -57,7 +57,7 @@ class Run(TrainedRun):
         from textclf.serving.predict import choose_head, run_predictor
 
         names, arrays = load_inputs(images, draft_size(self.preprocessing))
-        predictor = run_predictor(self, choose_head(head, self.open_set))
+        predictor = run_predictor(self, choose_head(head, self.open_set, self.default_head))
         probs = predictor.probabilities(arrays, batch_size)
         return Predictions(names, list(predictor.class_names), probs, predictor.head)
 

@@ -61,7 +61,7 @@ def _image_size(value: Any) -> Any:
     """``"auto"``, None or whole pixels in [8, 4096], with one error (not one per union member)."""
     if value is None or value == "auto" or (type(value) is int and 8 <= value <= 4096):
         return value
-    raise ValueError('expected "auto" or a whole number of pixels in [8, 4096]')
+    raise ValueError('expected "auto" or an integer number of pixels in [8, 4096]')
 
 
 def image_size_setting(text: Optional[str]) -> Any:

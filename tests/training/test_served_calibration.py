@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -80,6 +81,10 @@ def test_classes_add_chooses_gamma_on_validation_within_the_budget(held_out, tmp
     assert cal["met"] and val["accuracy_after"] >= val["accuracy_before"] - 0.02 - 1e-9
     assert val["head_before"] == "classifier" and val["images"] > 0
     assert load_predictor(tmp_path / "p").head == "ensemble"
+    from textclf.api import load_run
+
+    image = np.zeros((16, 16, 3), dtype=np.uint8)
+    assert load_run(tmp_path / "p").predict(image).head == "ensemble"  # the Python API too
     # eval of the new run scores every test image, the added class's too, with the served head
     doc = json.loads(_ok(["eval", tmp_path / "p", "--no-plots", "--json"]).stdout)
     served = doc["served"]
