@@ -73,6 +73,7 @@ def pairs_table(results: dict) -> str:
                 _pct(d["hub_share"]),
                 _pp(d["centred_vs_raw"]),
                 _pp(d["standardised_vs_raw"]),
+                _pp(d.get("images_centred_vs_raw")),
                 _pct(d["H"]),
             ]
         )
@@ -85,6 +86,7 @@ def pairs_table(results: dict) -> str:
         "hub share %",
         "centred Δ",
         "standardised Δ",
+        "images centred Δ",
         "H %",
     ]
     text = _table(headers, rows)
@@ -130,7 +132,28 @@ def add_table(results: dict) -> str:
         "budget met",
         "before issue 34: trained / recall %",
     ]
-    return _table(headers, rows)
+    text = _table(headers, rows)
+    for name, r in results.items():
+        a = r.get("add")
+        if not a:
+            continue
+        per = "; ".join(
+            f"{x['class']} s{x['seed']} {100 * x['before']:.1f} -> {100 * x['after']:.1f}, "
+            f"recall {100 * x['recall']:.0f} (gamma {x['calibration']['gamma']:.2f})"
+            for x in a["rows"]
+        )
+        check = next((x["predict"] for x in a["rows"] if "predict" in x), None)
+        agrees = (
+            ""
+            if check is None
+            else (
+                " predict on the test files: the same figures."
+                if check["agrees"]
+                else f" predict on the test files: {check}, NOT the evaluated figures."
+            )
+        )
+        text += f"\n{name}: {per}.{agrees}"
+    return text + "\n"
 
 
 def markdown(doc: dict) -> str:
