@@ -92,9 +92,11 @@ def linear_probe(pair: list[str], base: dict, seed: int) -> float:
     from textclf.models.text_tower import class_text_mean, encode_per_class
     from textclf.training.class_text import run_descriptions
     from textclf.training.data import split_indices
+    from textclf.training.image_size import resolve_image_size
 
     cfg = build_config("default", None, {**base, "seed": seed})
     ds = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
+    cfg, _ = resolve_image_size(cfg, ds, "cpu")  # --image-size auto, as train resolves it
     names = list(ds.class_names)
     desc, _ = run_descriptions(cfg, cfg.dataset, names)
     text = class_text_mean(

@@ -38,6 +38,7 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     from textclf.models.encoders import build_image_encoder
     from textclf.runs.run import open_run
     from textclf.training.data import split_indices
+    from textclf.training.image_size import resolve_image_size
     from textclf.training.one_run import train_one_run
 
     t0 = time.perf_counter()
@@ -50,6 +51,7 @@ def probe(config, run_dir: Path, seeds: int) -> dict:
     control_s = (time.perf_counter() - t0) / seeds
 
     ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
+    config, _ = resolve_image_size(config, ds, "cpu")  # --image-size auto, as train resolves it
     encoder = build_image_encoder(config.image_backbone, input_size=config.image_size)
     prep = encoder.spec.preprocessing.with_size(config.image_size)
     dev = torch.device("cpu")

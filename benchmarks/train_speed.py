@@ -35,9 +35,11 @@ def naive_run(config, epochs: int) -> float:
     from textclf.models.text_tower import encode_texts
     from textclf.training.class_text import run_descriptions
     from textclf.training.data import split_indices
+    from textclf.training.image_size import resolve_image_size
 
     t0 = time.perf_counter()
     ds = load_dataset(config.dataset, max_train=config.max_train)
+    config, _ = resolve_image_size(config, ds, "cpu")  # --image-size auto, as train resolves it
     desc, _ = run_descriptions(config, config.dataset, ds.class_names)
     texts = [desc[c][0] for c in ds.class_names]
     image = build_image_encoder(config.image_backbone)

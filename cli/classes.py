@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from textclf.api import add_classes
-from textclf.cli._common import console, handle_errors, print_json
+from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._help import TextclfTyper, default_note
 from textclf.cli._options import library_option
 from textclf.descriptions.request import BASE_URL_DEFAULT_NOTE, MODEL_DEFAULT_NOTE
@@ -117,6 +117,13 @@ def add_command(
         help="The new run dir, or the new .onnx file."
         + default_note("RUN_DIR-plus, or MODEL-plus.onnx"),
     ),
+    max_seen_drop: float = _option(
+        "max_seen_drop",
+        "--max-seen-drop",
+        metavar="D",
+        help="The most trained-class validation accuracy the new classes may cost (0.02 = 2 "
+        "points): the served head's gamma is the largest that stays within it.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add classes from their descriptions."""
@@ -130,15 +137,44 @@ def add_command(
         base_url=base_url,
         run=run,
         output=output,
+        max_seen_drop=max_seen_drop,
     )
     if json_out:
         print_json(report)
         return
     table, output = report["added_classes"], report.get("run_dir") or report.get("model")
+    cal = report["calibration"]
     console.print(
-        f"added {len(table)} class(es) ({', '.join(table)}) -> {output}; predict with the text "
-        "head: "
-        f"textclf predict {output} IMAGE...",
+        f"added {len(table)} class(es) ({', '.join(table)}) -> {output}; predict serves the "
+        f"{cal['head']} head, gamma {cal['gamma']:.3g}: textclf predict {output} IMAGE...",
         highlight=False,
         markup=False,
     )
+    _print_calibration(cal)
+
+
+def _print_calibration(cal: dict) -> None:
+    """The trade-off classes add chose: trained-class validation accuracy before and after, and
+    what to do where the budget could not be met."""
+    val = cal.get("validation")
+    if val is None:
+        err_console.print(f"note: {cal['method']}", highlight=False, markup=False)
+        return
+    console.print(
+        f"trained classes, {val['images']} validation images: accuracy {val['accuracy_before']:.4f}"
+        f" before ({val['head_before']} head), {val['accuracy_after']:.4f} after (budget: "
+        f"{cal['max_seen_drop']:g} lost); the new classes take "
+        f"{100 * val['new_class_share']:.1f}% of them",
+        highlight=False,
+        markup=False,
+    )
+    if not cal["met"]:
+        err_console.print(
+            f"warning: no gamma keeps the trained classes within {cal['max_seen_drop']:g} of their "
+            f"validation accuracy; served with the one that loses least ({cal['gamma']:.3g}), "
+            "where the new classes are rarely predicted. Accept the loss with a larger "
+            "--max-seen-drop, or give the new classes a few training images (--holdout-shots K, "
+            "or their folder, and train again)",
+            highlight=False,
+            markup=False,
+        )

@@ -255,8 +255,11 @@ def _show(doc: dict, written: dict) -> None:
     heads = doc["heads"]
     rows = [
         ("model", escape(doc["source"]["path"])),
-        ("dataset / split", escape(f"{doc['dataset']} / {doc['split']} ({doc['n']} images)")),
-        ("accuracy", _fmt(doc["accuracy"])),
+        (
+            "dataset / split",
+            escape(f"{doc['dataset']} / {doc['split']} ({doc.get('n_split', doc['n'])} images)"),
+        ),
+        *_served_rows(doc, escape),
         ("macro-F1", _fmt(doc["macro_f1"])),
         (
             "macro precision / recall",
@@ -283,6 +286,7 @@ def _show(doc: dict, written: dict) -> None:
                 f"T={doc['ensemble']['temperature']:g})",
             )
         )
+    rows += _open_vocabulary_rows(doc.get("open_vocabulary"), escape)
     # Values break after a "/" or at a space where they are too wide, never inside a name.
     summary = [(k, Text.from_markup(v)) for k, v in rows]
     console.print(key_value_table("textclf eval", summary, console.width))
@@ -326,3 +330,75 @@ def _show(doc: dict, written: dict) -> None:
         console.print(cm)
     for label, path in written.items():
         console.print(f"[dim]{label}:[/] {escape(str(path))}", highlight=False)
+
+
+def _served_rows(doc: dict, escape) -> list[tuple[str, str]]:
+    """The headline (the head predict serves, over every image it can name), the classifier's
+    closed-set accuracy where that is another figure, and a line for every group of images."""
+    served = doc.get("served")
+    if not served:  # a metrics document from before the served block
+        return [("accuracy", _fmt(doc["accuracy"]))]
+    trained, described, absent = served["trained"], served["described"], served["not_served"]
+    counts = f"{served['n']} images"
+    if not described["n"] and absent["n"]:
+        counts += " of trained classes"
+    if described["n"]:
+        counts += (
+            f": {trained['n']} of trained classes {_fmt(trained['accuracy'])}, "
+            f"{described['n']} of {', '.join(described['classes'])} (known by description) "
+            f"{_fmt(described['accuracy'])}"
+        )
+    calibrated = ", calibrated" if served.get("calibration") else ""
+    headline = f"accuracy ({served['head']} head{calibrated}, as predict serves it)"
+    rows = [(headline, f"{_fmt(served['accuracy'])} ({escape(counts)})")]
+    if served["head"] != "classifier" or served["n"] != doc["n"]:
+        rows.append(
+            (
+                "classifier head accuracy",
+                f"{_fmt(doc['accuracy'])} ({doc['n']} images of trained classes; the figure "
+                "--min-accuracy and --baseline gate)",
+            )
+        )
+    if absent["n"]:
+        rows.append(
+            (
+                "not served by predict",
+                escape(
+                    f"{absent['n']} images of {', '.join(absent['classes'])}: held out, known by "
+                    "description only (add them with textclf classes add); scored below"
+                ),
+            )
+        )
+    if doc["n"] != doc.get("n_split", doc["n"]):
+        rows.append(
+            (
+                "closed-set figures",
+                f"macro-F1, ECE, per class and the confusion matrix: the {doc['n']} images of "
+                "trained classes",
+            )
+        )
+    return rows
+
+
+def _open_vocabulary_rows(ov: Optional[dict], escape) -> list[tuple[str, str]]:
+    """Seen and unseen accuracy, H and AUSUC, with the image count of each group."""
+    if not ov:
+        return []
+    gen, n_seen, n_unseen = ov["generalized"], ov["n_seen_images"], ov["n_unseen_images"]
+    unseen = ", ".join(ov["unseen_classes"])
+    return [
+        (
+            "unseen accuracy",
+            escape(
+                f"{_fmt(ov['unseen_accuracy'])} ({n_unseen} images of {unseen}, told apart among "
+                f"themselves from descriptions alone; chance {_fmt(ov['chance_unseen'])})"
+            ),
+        ),
+        (
+            "seen / unseen accuracy (all classes)",
+            f"{_fmt(gen['seen'])} ({n_seen} images) / {_fmt(gen['unseen'])} ({n_unseen} images), "
+            f"text head, gamma {gen['gamma']:g}",
+        ),
+        ("H (harmonic mean)", _fmt(gen["H"])),
+        ("AUSUC", f"{_fmt(ov['ausuc'])} (area under the seen-unseen curve, every gamma)"),
+    ]

@@ -20,6 +20,7 @@ from textclf.cli._options import (
     switch_note,
 )
 from textclf.cli._progress import is_quiet, reporter, starting
+from textclf.config import image_size_setting
 from textclf.presets import with_no_text
 from textclf.training.tracking import TRACKERS
 
@@ -137,8 +138,13 @@ def command(
         "train_backbone",
         chosen=True,
     ),
-    image_size: Optional[int] = _option(
-        "--image-size", "Pixels images are resized to.", "image_size", none="the backbone's"
+    image_size: Optional[str] = _option(
+        "--image-size",
+        "Pixels images are resized to; auto: from the training images (their median short side, "
+        "96 px for small images, at most 224 on the CPU).",
+        "image_size",
+        metavar="PIXELS",
+        none="the backbone's",
     ),
     epochs: Optional[int] = _option("--epochs", "Training epochs.", "epochs"),
     batch_size: Optional[int] = _option(
@@ -243,7 +249,7 @@ def command(
         head_init=head_init,
         pretrained=pretrained,
         train_backbone=train_backbone,
-        image_size=image_size,
+        image_size=image_size_setting(image_size),
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -318,6 +324,7 @@ def _print_summary(cfg, outcome) -> None:
         ("run dir", str(outcome.run_dir)),
         ("dataset", cfg.dataset),
         ("backbones", f"{cfg.image_backbone} + {cfg.text_backbone}"),
+        ("image size", metrics.get("image_size_note") or f"{metrics.get('image_size')} px"),
         (
             "loss",
             f"{cfg.clf_weight:g} CE + {cfg.cont_weight:g} InfoNCE ({negatives})"

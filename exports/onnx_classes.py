@@ -25,8 +25,10 @@ from textclf.exports.onnx_metadata import (
 )
 from textclf.exports.parity import load_run_dataset
 from textclf.files.atomic import atomic_path, write_json
-from textclf.runs.classes import extended, validation_accuracy
+from textclf.runs.classes import extended
 from textclf.runs.run import open_run
+from textclf.runs.served_calibration import calibrate_extension
+from textclf.runs.served_settings import MAX_SEEN_DROP
 from textclf.runtime.onnx_sessions import create_session
 from textclf.serving.feeding import session_outputs
 from textclf.serving.model_file import META_PREFIX, read_metadata, sidecar_path
@@ -153,9 +155,14 @@ def add_classes_onnx(
     *,
     atol: float = 1e-4,
     check_images: int = 64,
+    max_seen_drop: float = MAX_SEEN_DROP,
 ) -> dict:
     """Rewrite an exported model's text head for the run's vocabulary plus ``descriptions``; returns
     a report.
+
+    The head it serves and its ``gamma`` are chosen as for a run dir
+    (:func:`textclf.runs.served_calibration.calibrate_extension`, ``max_seen_drop``) and recorded in
+    the metadata (``text_head.default_head``, ``text_head.served_calibration``).
 
     The model must have been exported from ``run_dir`` (same run id). The class text embeddings,
     the calibration bias and the classifier-to-vocabulary map are initializers; they are replaced,
@@ -175,12 +182,7 @@ def add_classes_onnx(
             f"(run {run.run_id}); give the run dir it was exported from with {option('run')}"
         )
     new = extended(run, descriptions)
+    calibration = calibrate_extension(run, new, max_seen_drop)
     report = rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)
-
-    before, after = validation_accuracy(run), validation_accuracy(new)
-    report["validation"] = {
-        "images": before["images"],
-        "accuracy_before": before["accuracy"],
-        "accuracy_after": after["accuracy"],
-    }
+    report["calibration"] = calibration
     return report

@@ -72,7 +72,9 @@ def text_head_metadata(run) -> dict:
         "text_head": {
             "temperature": float(run.config.temperature),
             "gamma": run.gamma,
-            "default_head": "text" if run.open_set else "classifier",
+            "default_head": run.default_head,
+            # How classes add chose the served head's gamma (None for a model as trained)
+            "served_calibration": run.run_info.get("served_head"),
         },
     }
 

@@ -115,6 +115,7 @@ BASE = {
     "textclf.plugin_api",
     "textclf.plugin_compat",
     "textclf.registry",
+    "textclf.class_phrases",
 }
 MAX_MODULE_LINES = 420  # "about 400"
 # Statements, not lines, so that the formatter's layout does not count: 45 is what the code met

@@ -23,6 +23,7 @@ from textclf.evaluation.request import EvalRequest
 from textclf.exports.request import ExportRequest, SamplesRequest
 from textclf.presets import with_no_text
 from textclf.runs.run import TrainedRun, open_run
+from textclf.runs.served_settings import MAX_SEEN_DROP
 from textclf.serving.request import PredictRequest, check_predict_options
 from textclf.validation import check_argument, check_keywords, show, type_name
 
@@ -57,8 +58,8 @@ class Run(TrainedRun):
 
         ``images``: a path (an image file, or a folder searched recursively), a PIL image (any
         mode), a numpy array (H, W, 3) or (H, W) of uint8 in 0-255 or of floats in [0, 1], or a
-        list of these. ``head``: classifier | text | ensemble (default: the text head for a run
-        that knows classes by description, else the classifier). Returns
+        list of these. ``head``: classifier | text | ensemble (default: the one ``predict``
+        serves, :attr:`~textclf.runs.run.TrainedRun.default_head`). Returns
         :class:`~textclf.predictions.Predictions`. The backbone runs in ONNX Runtime (the run's
         cached backbone graph) where it agrees with PyTorch, else in PyTorch
         (:mod:`textclf.serving.run_predict`).
@@ -71,7 +72,9 @@ class Run(TrainedRun):
         check_argument("head", head, Optional[str], "Run.predict: ")
         check_predict_options(1, batch_size)  # batch_size: an integer >= 1, named as a keyword
         names, arrays = load_inputs(images, draft_size(self.preprocessing))
-        predictor = run_predictor(self, choose_head(head, self.open_set), images=len(arrays))
+        predictor = run_predictor(
+            self, choose_head(head, self.open_set, self.default_head), images=len(arrays)
+        )
         probs = predictor.probabilities(arrays, batch_size)
         return Predictions(names, list(predictor.class_names), probs, predictor.head)
 
@@ -306,10 +309,16 @@ def add_classes(
     base_url: Optional[str] = None,
     run: Union[str, Path, None] = None,
     output: Union[str, Path, None] = None,
+    max_seen_drop: float = MAX_SEEN_DROP,
 ) -> dict:
     """Add classes to a run (a new run dir) or an exported model (a new .onnx), from descriptions
     alone,
     exactly as ``textclf classes add`` does; returns its report.
+
+    What the result serves (the ensemble head and its ``gamma``) is chosen on the run's validation
+    images of its trained classes: the most room for the new classes that loses at most
+    ``max_seen_drop`` of their accuracy (0.02: 2 points); the report's ``calibration`` says what
+    was chosen and whether the budget could be met.
 
     ``descriptions``: ``{class: [texts]}``, or a file (JSON or CSV); else ``describer`` writes
     them now for ``classes``. An exported model needs ``run``, the run dir it was exported from.
@@ -341,6 +350,11 @@ def add_classes(
     target = Path(target)
     if not (target.is_dir() or target.is_file()):
         raise TextclfError(f"'{target}' is neither a run dir nor an exported model")
+    if not isinstance(max_seen_drop, (int, float)) or not 0 <= max_seen_drop <= 1:
+        raise TextclfError(
+            f"{option('max_seen_drop')} {max_seen_drop!r} is not a fraction in [0, 1] "
+            "(0.02 = 2 points of trained-class validation accuracy)"
+        )
     if isinstance(descriptions, dict):
         table, source = dict(descriptions), "python"
     else:
@@ -356,7 +370,7 @@ def add_classes(
     if not onnx:
         from textclf.runs.classes import add_classes as add_to_run
 
-        return add_to_run(target, table, output, source=source)
+        return add_to_run(target, table, output, source=source, max_seen_drop=max_seen_drop)
     if run is None:
         raise TextclfError(
             f"adding classes to an ONNX model needs {option('run')} (the run dir it was exported "
@@ -364,4 +378,5 @@ def add_classes(
         )
     from textclf.exports.onnx_classes import add_classes_onnx
 
-    return dict(add_classes_onnx(target, run, table, output), added_classes=list(table))
+    report = add_classes_onnx(target, run, table, output, max_seen_drop=max_seen_drop)
+    return dict(report, added_classes=list(table))

@@ -14,7 +14,7 @@ import os
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import pydantic
 from pydantic import Field
@@ -52,6 +52,21 @@ Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
+def _image_size(value: Any) -> Any:
+    """``"auto"``, None or whole pixels in [8, 4096], with one error (not one per union member)."""
+    if value is None or value == "auto" or (type(value) is int and 8 <= value <= 4096):
+        return value
+    raise ValueError('expected "auto" or an integer number of pixels in [8, 4096]')
+
+
+def image_size_setting(text: Optional[str]) -> Any:
+    """``--image-size`` text as a config value (digits: an integer; else kept for validation)."""
+    return int(text) if isinstance(text, str) and text.strip().isdigit() else text
+
+
+ImageSize = Annotated[Union[Literal["auto"], int, None], pydantic.PlainValidator(_image_size)]
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines one training run."""
@@ -78,9 +93,9 @@ class TrainConfig:
     # backbone features (needs one paired backbone, e.g. open-clip:<arch>:<tag>, as both backbones).
     head_init: str = "random"
     train_backbone: str = "none"
-    image_size: Optional[Annotated[int, Field(ge=8, le=4096)]] = (
-        96  # None: the backbone's own input size
-    )
+    # "auto": from the training images (96 px for small ones, up to 224 on the CPU; training/
+    # image_size.py), recorded resolved in config.toml; None: the backbone's own input size.
+    image_size: ImageSize = "auto"
     epochs: Annotated[int, Field(ge=0)] = 15
     batch_size: Count = 128
     lr: Rate = 3e-3
@@ -390,6 +405,8 @@ def load_run_config(path: str | Path) -> TrainConfig:
     # `extract_runtime` existed computed their features with PyTorch.
     values.setdefault("select", "best")
     values.setdefault("extract_runtime", "torch")
+    # A saved run always names its size; none saved means the backbone's own (None is not TOML).
+    values.setdefault("image_size", None)
     known = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in values.items() if k in known}
     check_values(values, {k: str(path) for k in values})

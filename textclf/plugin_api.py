@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
+from textclf.class_phrases import class_phrase, fix_article
 from textclf.datatypes import Dataset, Preprocessing, Split
 from textclf.files.paths import cache_root
 
@@ -281,8 +282,10 @@ class PromptTemplate:
     aliases: tuple[str, ...] = ()
 
     def render(self, class_name: str) -> str:
-        """Return the prompt for one class."""
-        return self.text.format(class_name=class_name)
+        """Return the prompt for one class: the name as words, its article by sound
+        (:mod:`textclf.class_phrases`)."""
+        text = fix_article(self.text, class_name, "{class_name}")
+        return text.format(class_name=class_phrase(class_name))
 
 
 @dataclass(frozen=True)

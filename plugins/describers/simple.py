@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+from textclf.class_phrases import photo_sentence
 from textclf.plugin_api import Describer, DescriberPlugin
 
 # Plain, visually neutral English words (no class names of the built-in datasets).
@@ -312,8 +313,8 @@ class ClassnameDescriber(Describer):
         return 1
 
     def describe(self, class_name: str, prompt=None, sample_index: int = 0) -> str:
-        """The class-name sentence."""
-        return f"a photo of a {class_name}."
+        """The class-name sentence, the name as words with its article ("a photo of an iris.")."""
+        return photo_sentence(class_name)
 
     def provenance(self) -> dict:
         """Provenance fields for the output file: the sentence it really fills in, not the prompt

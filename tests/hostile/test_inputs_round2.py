@@ -83,11 +83,11 @@ def test_classes_add_reports_validation_accuracy_before_and_after(hostile_env, o
     )
     assert out.code == 0, out.stderr
     report = json.loads(out.stdout)
-    validation = report["validation"]
-    assert (
-        validation["images"] > 0
-        and 0 <= validation["accuracy_after"] <= validation["accuracy_before"] <= 1
-    )
+    calibration = report["calibration"]
+    validation = calibration["validation"]
+    assert validation["images"] > 0 and 0 <= validation["accuracy_after"] <= 1
+    if calibration["met"]:  # the budget (issue 34): at most 2 points lost on validation
+        assert validation["accuracy_after"] >= validation["accuracy_before"] - 0.02 - 1e-9
     assert report["added_classes"] == ["violet"]
 
 

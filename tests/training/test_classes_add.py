@@ -84,6 +84,11 @@ def test_a_held_out_class_added_by_description_is_recognised_from_the_run_and_fr
     )
     assert report["parity"]["passed"] and report["parity"]["max_abs_text_logit_diff"] <= 1e-4
     assert report["vocabulary"][-1] == "Trouser"
+    # The trained classes keep their validation accuracy within the default budget (issue 34)
+    cal = report["calibration"]
+    assert cal["met"] and cal["validation"]["accuracy_after"] >= (
+        cal["validation"]["accuracy_before"] - 0.02 - 1e-9
+    )
 
     from textclf.data.loading import load_dataset
 
@@ -96,8 +101,14 @@ def test_a_held_out_class_added_by_description_is_recognised_from_the_run_and_fr
     chance = 1 / 10
     for model in ("run-plus", "plus.onnx"):
         result = json.loads(_ok(["predict", model, images, "--json", "--top-k", "1"]).stdout)
-        assert result["head"] == "text" and "Trouser" in result["classes"]
-        hits = [p["top"][0]["class"] == "Trouser" for p in result["predictions"]]
+        # The head classes add calibrated (issue 34), in the run dir and the ONNX file alike
+        assert result["head"] == "ensemble" and "Trouser" in result["classes"]
+        # The description places trousers: the text head finds them. (The default head gives them
+        # up for the trained classes here: 3% of the test trousers at 2 points' budget.)
+        text = json.loads(
+            _ok(["predict", model, images, "--json", "--top-k", "1", "--head", "text"]).stdout
+        )
+        hits = [p["top"][0]["class"] == "Trouser" for p in text["predictions"]]
         assert np.mean(hits) > 3 * chance, (model, np.mean(hits))
     onnx_p = json.loads(_ok(["predict", "plus.onnx", images, "--json", "--top-k", "10"]).stdout)[
         "predictions"

@@ -76,6 +76,10 @@ def _check_same_config(cell: Cell, seed: int, files, config) -> None:
 
     done = load_run_config(files.config).to_dict()
     wanted = config.to_dict()
+    note = (done.get("extra") or {}).get("image_size_note")
+    if wanted.get("image_size") == "auto" and note:  # resolved from the same data when trained
+        wanted["image_size"] = done.get("image_size")
+        wanted["extra"] = {**wanted.get("extra", {}), "image_size_note": note}
     diff = sorted(k for k in set(done) | set(wanted) if done.get(k) != wanted.get(k))
     if diff:
         shown = ", ".join(f"{k} {done.get(k)!r} -> {wanted.get(k)!r}" for k in diff[:3])

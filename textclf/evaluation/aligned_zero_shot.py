@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from textclf.class_phrases import fill
 from textclf.errors import TextclfError, unknown_choice
 from textclf.evaluation.metrics import compute_metrics, metrics_document
 from textclf.evaluation.outputs import split_features
@@ -59,7 +60,7 @@ def class_texts(
     """The texts of each class for one of :data:`VARIANTS`."""
     if variant not in VARIANTS:
         raise unknown_choice("zero-shot variant", variant, VARIANTS)
-    named = {c: [t.format(c) for t in templates] for c in class_names}
+    named = {c: [fill(t, c) for t in templates] for c in class_names}
     if variant == "templates":
         return named
     if variant == "descriptions":

@@ -50,6 +50,7 @@ from textclf.evaluation.baseline_schema import check_gateable
 from textclf.evaluation.open_vocab import open_vocab_metrics
 from textclf.evaluation.outputs import split_outputs
 from textclf.evaluation.request import EvalRequest
+from textclf.evaluation.served_head import served_block
 from textclf.files.atomic import write_json
 from textclf.files.jsonio import read_json
 from textclf.files.ownership import is_textclf_json, refuse_foreign_file
@@ -197,7 +198,13 @@ def compute_metrics(
     }
 
 
-def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
+def score_outputs(
+    outputs,
+    temperature: float,
+    gamma: float = 0.0,
+    head: str = "classifier",
+    calibration: Optional[dict] = None,
+) -> dict:
     """Every metric of a model's served outputs on a split
     (:class:`textclf.evaluation.outputs.SplitOutputs`).
 
@@ -205,6 +212,8 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
     classes the model trained on. When it also knows classes by description alone (held-out
     or added), ``open_vocabulary`` holds their figures over every image: unseen accuracy, and
     the generalized seen/unseen/H as served (calibrated stacking with ``gamma``) and AUSUC.
+    ``served`` is the headline: ``head`` (the one ``predict`` serves) over every image it can name,
+    and the count of each group of images (:mod:`textclf.evaluation.served_head`).
     """
 
     c, served = outputs.n_trained, outputs.served
@@ -229,6 +238,8 @@ def score_outputs(outputs, temperature: float, gamma: float = 0.0) -> dict:
                 per_class_accuracy(outputs.labels[held], pred, few_shot)
             )
         metrics["open_vocabulary"] = block
+    metrics["n_split"] = len(outputs.labels)
+    metrics["served"] = served_block(outputs, head, calibration)
     return metrics
 
 
@@ -304,7 +315,16 @@ def evaluate_run(
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)
     name = dataset or run.config.dataset
-    metrics = without_text_head(score_outputs(out, run.config.temperature, run.gamma), run)
+    metrics = without_text_head(
+        score_outputs(
+            out,
+            run.config.temperature,
+            run.gamma,
+            run.default_head,
+            run.run_info.get("served_head"),
+        ),
+        run,
+    )
     source = {
         "kind": "run",
         "path": str(run.root),

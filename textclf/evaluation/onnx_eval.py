@@ -28,7 +28,7 @@ from textclf.files.paths import safe_name
 from textclf.models.outputs import OUTPUT_NAMES, ServedOutputs
 from textclf.runtime.progress import NULL, Reporter
 from textclf.serving.feeding import batches, session_outputs
-from textclf.serving.predict import load_onnx_predictor
+from textclf.serving.predict import choose_head, load_onnx_predictor
 from textclf.splits import check_split
 
 BATCH = 64
@@ -135,7 +135,13 @@ def evaluate_onnx(
     outputs, meta = onnx_split_outputs(model, dataset, split, provider=provider, reporter=reporter)
     head = meta.get("text_head") or {}
     metrics = score_outputs(
-        outputs, float(head.get("temperature", 0.1)), float(head.get("gamma", 0.0))
+        outputs,
+        float(head.get("temperature", 0.1)),
+        float(head.get("gamma", 0.0)),
+        choose_head(
+            None, outputs.class_names != list(meta["class_names"]), head.get("default_head")
+        ),
+        head.get("served_calibration"),
     )
     doc = metrics_document(
         metrics,

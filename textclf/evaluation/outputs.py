@@ -29,11 +29,25 @@ class SplitOutputs:
     )
     class_names: list[str]  # (V,) the vocabulary: trained classes, then ones known by description
     seen: np.ndarray  # (V,) whether each class had training images of its own
+    # What predict serves, where it differs: its vocabulary leaves out held-out classes that were
+    # not added (eval scores those from their descriptions; predict does not offer them)
+    predict_names: Optional[list[str]] = None
+    predict_served: object = None
 
     @property
     def n_trained(self) -> int:
         """Classes of the classification head."""
         return self.served.logits.shape[1]
+
+    @property
+    def served_names(self) -> list[str]:
+        """The vocabulary ``predict`` serves (the text head's and the ensemble's classes)."""
+        return self.class_names if self.predict_names is None else self.predict_names
+
+    @property
+    def served_outputs(self):
+        """The outputs ``predict`` serves, over :attr:`served_names`."""
+        return self.served if self.predict_served is None else self.predict_served
 
 
 def split_features(
@@ -98,12 +112,15 @@ def split_outputs(
     from textclf.models.serving import serve_batches
 
     ds, data, feats = split_features(run, split, dataset, device, reporter, shared)
-    served_model = run.serving_model(torch.nn.Identity(), include_holdout=True)
-    batches = (
+    batches = [
         torch.from_numpy(np.array(feats[start : start + 1024], dtype=np.float32))
         for start in range(0, len(feats), 1024)
-    )
+    ]
     names, _, seen = run.vocabulary(include_holdout=True)
-    return SplitOutputs(
-        vocabulary_labels(run, ds, data.labels), serve_batches(served_model, batches), names, seen
-    )
+    served = serve_batches(run.serving_model(torch.nn.Identity(), include_holdout=True), batches)
+    out = SplitOutputs(vocabulary_labels(run, ds, data.labels), served, names, seen)
+    predicted = run.vocabulary()[0]
+    if predicted != names:
+        out.predict_names = predicted
+        out.predict_served = serve_batches(run.serving_model(torch.nn.Identity()), batches)
+    return out

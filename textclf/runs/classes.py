@@ -15,15 +15,15 @@ import shutil
 import time
 from pathlib import Path
 
-from textclf.data.datasets import train_val_indices
 from textclf.errors import TextclfError, option
 from textclf.files.atomic import atomic_path, write_json
 from textclf.files.jsonio import read_json
 from textclf.files.ownership import FolderLock, claim_folder
 from textclf.models.encoders import build_text_encoder
-from textclf.runs.datasets import load_eval_dataset
 from textclf.runs.run import TrainedRun, check_weights, open_run
 from textclf.runs.run_dir import FORMAT, FORMAT_VERSION, RunFiles
+from textclf.runs.served_calibration import calibrate_extension
+from textclf.runs.served_settings import MAX_SEEN_DROP
 
 COPIED = ("config.toml", "classes.json", "train_metrics.json", "history.jsonl", "history.csv")
 
@@ -142,49 +142,6 @@ def check_new(run, descriptions: dict[str, list[str]]) -> None:
         )
 
 
-def validation_accuracy(run, device: str = "cpu") -> dict:
-    """The served text head's accuracy on the run's validation images of its trained classes (over
-    its whole
-    vocabulary: a class added by description can only lower it), and how many images that is."""
-    import numpy as np
-    import torch
-
-    from textclf.data.features import cached_features
-    from textclf.models.serving import serve_batches
-
-    cfg = run.config
-    ds = load_eval_dataset(run)
-    _, val_idx = train_val_indices(ds.train.labels, cfg.val_fraction, cfg.train_fraction, cfg.seed)
-    labels = np.array(
-        [
-            run.class_names.index(ds.class_names[y]) if ds.class_names[y] in run.class_names else -1
-            for y in ds.train.labels[val_idx]
-        ]
-    )
-    rows = val_idx[labels >= 0]
-    if run.trained_backbone or not len(rows):
-        return {"images": 0, "accuracy": None}
-    feats, _ = cached_features(
-        run.image_encoder(),
-        ds.train,
-        "train",
-        ds.name,
-        run.preprocessing,
-        torch.device(device),
-        runtime=run.config.extract_runtime,
-    )
-    served = run.serving_model(torch.nn.Identity())
-    batches = [
-        torch.from_numpy(np.array(feats[rows[s : s + 1024]], dtype=np.float32))
-        for s in range(0, len(rows), 1024)
-    ]
-    pred = serve_batches(served, batches).text_logits.argmax(1)
-    return {
-        "images": len(rows),
-        "accuracy": round(float((pred == labels[labels >= 0]).mean()), 6),
-    }
-
-
 def extended(run, descriptions: dict[str, list[str]]):
     """An in-memory copy of ``run`` that also knows ``descriptions``' classes (no file written)."""
     import torch
@@ -202,11 +159,21 @@ def extended(run, descriptions: dict[str, list[str]]):
     return TrainedRun(run.root, run.config, list(run.class_names), info, tensors)
 
 
-def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str = "") -> dict:
+def add_classes(
+    run_dir,
+    descriptions: dict[str, list[str]],
+    out,
+    *,
+    source: str = "",
+    max_seen_drop: float = MAX_SEEN_DROP,
+) -> dict:
     """Write a new run dir ``out``: ``run_dir`` plus classes known from ``descriptions`` alone.
 
-    Returns a report: the new run dir, the classes added, and the text head's accuracy on the run's
-    validation images of its trained classes before and after the addition.
+    What it serves is calibrated on the run's validation images of its trained classes
+    (:mod:`textclf.runs.served_calibration`): the largest ``gamma`` that loses at most
+    ``max_seen_drop`` of their accuracy. Returns a report: the new run dir, the classes added, and
+    that choice (``calibration``: head, gamma, whether the budget was met, validation accuracy
+    before and after, the new classes' share of the validation images).
     """
 
     run = open_run(run_dir)
@@ -218,7 +185,7 @@ def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str
             "dir"
         )
     claim_folder(files.root, files.run.name, FORMAT, "run dir", option("output"))
-    before, after = validation_accuracy(run), validation_accuracy(new)
+    calibration = calibrate_extension(run, new, max_seen_drop)
     with FolderLock(files.root, "run dir"):
         if files.model.exists():
             raise TextclfError(f"'{out}' already holds a run; choose another {option('output')}")
@@ -226,11 +193,7 @@ def add_classes(run_dir, descriptions: dict[str, list[str]], out, *, source: str
     return {
         "run_dir": str(files.root),
         "added_classes": list(descriptions),
-        "validation": {
-            "images": before["images"],
-            "accuracy_before": before["accuracy"],
-            "accuracy_after": after["accuracy"],
-        },
+        "calibration": calibration,
     }
 
 

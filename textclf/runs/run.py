@@ -154,6 +154,14 @@ class TrainedRun:
         description)."""
         return not bool(self.vocabulary()[2].all())
 
+    @property
+    def default_head(self) -> str:
+        """The head ``predict`` serves when none is asked for: the one ``textclf classes add``
+        calibrated for the new vocabulary (``run.json``'s ``served_head``), else the text head
+        for a vocabulary with classes known by description, else the classification head."""
+        served = (self.run_info.get("served_head") or {}).get("head")
+        return str(served) if served else ("text" if self.open_set else "classifier")
+
     def class_text_features(self, initial: bool = False):
         """Raw (C, text_dim) class text features (mean over each class's descriptions)."""
         return self.tensors[
@@ -168,8 +176,11 @@ class TrainedRun:
 
     @property
     def gamma(self) -> float:
-        """Calibrated stacking's constant, chosen on validation at training time (0 when not
-        calibrated)."""
+        """Calibrated stacking's constant, chosen on validation: at training time, or again by
+        ``textclf classes add`` for the head it serves (0 when not calibrated)."""
+        served = self.run_info.get("served_head") or {}
+        if served.get("gamma") is not None:  # chosen again by classes add, for what it serves
+            return float(served["gamma"])
         return float((self.run_info.get("calibration") or {}).get("gamma", 0.0))
 
     def vocabulary(self, include_holdout: bool = False) -> tuple[list[str], Any, Any]:

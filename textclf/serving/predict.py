@@ -120,12 +120,18 @@ class Predictor:
         return out
 
 
-def choose_head(head: Optional[str], open_set: bool) -> str:
-    """The head to predict with: the one asked for, else the text head for a model that knows
-    classes
-    by description (held out or added), the classification head for a closed set."""
+def choose_head(head: Optional[str], open_set: bool, recorded: Optional[str] = None) -> str:
+    """The head to predict with: the one asked for; else the one the model records as its default
+    (``textclf classes add`` records the head it calibrated, in the run dir and the ONNX file
+    alike); else the text head for a model that knows classes by description (held out or added),
+    the classification head for a closed set."""
     if head is None:
-        return "text" if open_set else "classifier"
+        if recorded is not None and recorded not in HEADS:
+            raise TextclfError(
+                f"the model records default head '{recorded}', which is none of "
+                f"{', '.join(HEADS)}; give --head"
+            )
+        return recorded or ("text" if open_set else "classifier")
     if head not in HEADS:
         raise unknown_choice("head", head, HEADS)
     return head
@@ -158,7 +164,8 @@ def load_onnx_predictor(
 
     check_against_graph(meta, info.session, f"'{model_path}'")
     vocabulary = list(meta.get("vocabulary") or meta["class_names"])
-    head = choose_head(head, vocabulary != list(meta["class_names"]))
+    recorded = (meta.get("text_head") or {}).get("default_head")
+    head = choose_head(head, vocabulary != list(meta["class_names"]), recorded)
     names = list(meta["class_names"]) if head == "classifier" else vocabulary
     prep = Preprocessing.from_dict(meta["preprocessing"], f"the preprocessing of '{model_path}'")
     return Predictor(
@@ -203,7 +210,7 @@ def load_run_predictor(
     from textclf.runs.run import open_run  # config, plugins and safetensors: a run dir's own cost
 
     run = open_run(run_dir)
-    return run_predictor(run, choose_head(head, run.open_set), images=images)
+    return run_predictor(run, choose_head(head, run.open_set, run.default_head), images=images)
 
 
 def load_predictor(

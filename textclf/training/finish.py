@@ -53,6 +53,8 @@ def write_run(recipe, train_seconds: float) -> dict:
         "epochs": cfg.epochs,
         "n_train": recipe.data.n_train,
         "n_val": recipe.data.n_val,
+        "image_size": recipe.preprocessing.input_size,
+        "image_size_note": recipe.image_size_note,
         "feature_cache_hit": recipe.feature_cache_hit,
         "feature_runtime": recipe.feature_runtime,
         "feature_images_per_second": recipe.feature_rate,

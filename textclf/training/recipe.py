@@ -43,6 +43,7 @@ from textclf.training.ddp import RANK_SEED_STRIDE, parallel_model, zero_loss
 from textclf.training.encoders import image_encoder_for, text_encoder_for
 from textclf.training.finish import write_run
 from textclf.training.holdout import holdout_rows, vocabulary
+from textclf.training.image_size import resolve_image_size
 from textclf.training.losses import check_finite, combined_loss, draw_offsets
 from textclf.training.optimization import (
     build_optimizer,
@@ -102,6 +103,9 @@ class TrainingRecipe:
 
         cfg = self.config
         ds = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
+        # --image-size auto: resolved from the images, once, before anything reads the size
+        cfg, self.image_size_note = resolve_image_size(cfg, ds, self.device, self.reporter)
+        self.config = cfg
         check_trainable(
             ds,
             split_indices(ds.train.labels, cfg)[0],
@@ -129,12 +133,8 @@ class TrainingRecipe:
             ds.train.labels, *split_indices(ds.train.labels, cfg), self.vocabulary, cfg.seed
         )
         self.data = TrainData(train_idx, val_idx, self.vocabulary.run_labels(ds.train.labels))
-        self.feature_cache_hit, self.feature_seconds, self.feature_runtime, self.feature_rate = (
-            None,
-            0.0,
-            None,
-            None,
-        )
+        self.feature_cache_hit = self.feature_runtime = self.feature_rate = None
+        self.feature_seconds = 0.0
         if cfg.streams_images:
             self.data.split, self.data.preprocessing = ds.train, self.preprocessing
         else:
