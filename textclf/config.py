@@ -64,6 +64,8 @@ def image_size_setting(text: Optional[str]) -> Any:
     return int(text) if isinstance(text, str) and text.strip().isdigit() else text
 
 
+# The largest size --image-size auto picks on a CPU (training.image_size; bounds memory checks)
+AUTO_IMAGE_SIZE_CPU_CAP = 224
 ImageSize = Annotated[Union[Literal["auto"], int, None], pydantic.PlainValidator(_image_size)]
 
 

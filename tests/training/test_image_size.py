@@ -55,7 +55,10 @@ def test_train_records_the_size_it_chose_from_the_files(tmp_path, monkeypatch):
                 pixels = rng.integers(0, 80, (150, 200, 3)) + 150 * np.eye(3, dtype=int)[c * 2]
                 Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
     dataset = f"imagefolder:{tmp_path / 'data'}"
-    config = build_config("tiny", None, {"dataset": dataset, "image_size": "auto", "epochs": 1})
+    texts = tmp_path / "texts.json"
+    texts.write_text('{"red": "a red picture", "blue": "a blue picture"}')
+    settings = {"dataset": dataset, "image_size": "auto", "epochs": 1, "descriptions": str(texts)}
+    config = build_config("tiny", None, settings)
     metrics = train_one_run(config, tmp_path / "run")
     saved = load_toml(tmp_path / "run" / "config.toml")
     assert saved["image_size"] == metrics["image_size"] == 160

@@ -50,7 +50,7 @@ from textclf.evaluation.baseline_schema import check_gateable
 from textclf.evaluation.open_vocab import open_vocab_metrics
 from textclf.evaluation.outputs import split_outputs
 from textclf.evaluation.request import EvalRequest
-from textclf.evaluation.served_head import served_block
+from textclf.evaluation.served_head import served_block, without_text_head
 from textclf.files.atomic import write_json
 from textclf.files.jsonio import read_json
 from textclf.files.ownership import is_textclf_json, refuse_foreign_file
@@ -335,17 +335,6 @@ def evaluate_run(
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
     own = name == run.config.dataset and split == "test"
     return RunEvaluation(doc, run, own)
-
-
-def without_text_head(metrics: dict, run) -> dict:
-    """A run trained without text (the no-text control, w_clf = 1) has no text head: its text
-    projection never trained, so its "accuracy" would be noise and its ensemble a mix with noise.
-    Both are left out, and ``text_head`` says why. (A run that serves classes from descriptions
-    keeps them: its text head is the frozen text space.)"""
-    if run.config.text_used or run.config.open_vocabulary:
-        return metrics
-    heads = dict(metrics["heads"], text=None, ensemble=None)
-    return {**metrics, "heads": heads, "ensemble": None, "text_head": "none"}
 
 
 def check_finite_weights(run) -> None:

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from textclf.models.serving import HEAD_OUTPUTS
+from textclf.models.outputs import HEAD_OUTPUTS
 
 
 def _group(mask: np.ndarray, correct: np.ndarray, labels: np.ndarray, names) -> dict:
@@ -50,3 +50,14 @@ def served_block(outputs, head: str, calibration: Optional[dict] = None) -> dict
         "described": _group(nameable & ~trained, correct, labels, vocab),
         "not_served": dict(_group(~nameable, correct, labels, vocab), accuracy=None),
     }
+
+
+def without_text_head(metrics: dict, run) -> dict:
+    """A run trained without text (the no-text control, w_clf = 1) has no text head: its text
+    projection never trained, so its "accuracy" would be noise and its ensemble a mix with noise.
+    Both are left out, and ``text_head`` says why. (A run that serves classes from descriptions
+    keeps them: its text head is the frozen text space.)"""
+    if run.config.text_used or run.config.open_vocabulary:
+        return metrics
+    heads = dict(metrics["heads"], text=None, ensemble=None)
+    return {**metrics, "heads": heads, "ensemble": None, "text_head": "none"}

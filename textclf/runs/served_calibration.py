@@ -74,7 +74,7 @@ def validation_outputs(run, device: str = "cpu"):
 
 def head_accuracy(run, outputs: ValidationOutputs, head: str) -> float:
     """Accuracy of ``head`` as ``run`` serves it on these validation images."""
-    from textclf.models.serving import HEAD_OUTPUTS
+    from textclf.models.outputs import HEAD_OUTPUTS
 
     values = getattr(outputs.served, HEAD_OUTPUTS[head])
     return float(np.mean(np.asarray(values).argmax(axis=1) == outputs.labels))

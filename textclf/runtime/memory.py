@@ -60,10 +60,11 @@ def check_image_batch(
 def check_training_memory(config, backbone_size: Optional[int] = None) -> None:
     """A training config's image batches fit in memory: the extraction batch of a frozen
     backbone, and ``batch_size`` images at a time when the backbone trains (images streamed)."""
-    size = config.image_size or backbone_size
+    given = config.image_size if isinstance(config.image_size, int) else None
+    size = given or backbone_size  # for "auto", the caller gives the largest size it may pick
     if not size:
         return
-    shown = f"{option('image_size')} {size}" if config.image_size else f"{size} px images"
+    shown = f"{option('image_size')} {size}" if given else f"{size} px images"
     if config.streams_images:
         check_image_batch(
             config.batch_size,

@@ -18,12 +18,13 @@ import math
 
 import numpy as np
 
+from textclf.config import AUTO_IMAGE_SIZE_CPU_CAP
 from textclf.models.encoders import image_spec
 from textclf.runtime.progress import NULL, Reporter
 
 AUTO = "auto"
 FLOOR = 96  # small images (digits, Fashion-MNIST, CIFAR-10) keep the size they always had
-CPU_CAP = 224
+CPU_CAP = AUTO_IMAGE_SIZE_CPU_CAP
 STEP = 32
 SAMPLE = 256
 

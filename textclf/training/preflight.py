@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textclf.config import AUTO_IMAGE_SIZE_CPU_CAP
 from textclf.errors import TextclfError
 from textclf.models.aligned import check_aligned
 from textclf.registry import get_image_backbone, get_text_backbone, registry
@@ -25,7 +26,8 @@ def preflight(config) -> None:
     before training."""
 
     config.validate()
-    check_training_memory(config)  # an absurd batch is refused before any data is read
+    # an absurd batch is refused before any data is read; "auto" sizes are bounded by the CPU cap
+    check_training_memory(config, AUTO_IMAGE_SIZE_CPU_CAP if config.image_size == "auto" else None)
     dataset = registry("datasets").get(config.dataset)
     get_image_backbone(config.image_backbone)
     get_text_backbone(config.text_backbone)
