@@ -34,7 +34,9 @@ def command(
         "--dataset",
         help="Evaluate on another dataset with the same class names." + default_note("the run's"),
     ),
-    split: str = typer.Option("test", "--split", help="train | test"),
+    split: str = typer.Option(
+        "test", "--split", help="train | test | holdout (what the run held out)."
+    ),
     device: str = typer.Option(
         "auto", "--device", help="auto | cpu | cuda (with --onnx: the ONNX Runtime provider)."
     ),
@@ -88,11 +90,9 @@ def command(
     from textclf.errors import TextclfError
     from textclf.evaluation.gates import check_gates, enforce_gates, validate_gates
     from textclf.evaluation.metrics import read_metrics
+    from textclf.evaluation.outputs import check_split
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(None, split)
     if device not in ("auto", "cpu", "cuda"):
         from textclf.errors import unknown_choice
 
@@ -270,6 +270,8 @@ def _show(doc: dict, written: dict) -> None:
                 f"T={doc['ensemble']['temperature']:g})",
             )
         )
+    if doc.get("text_branch"):  # from training: did the contrastive term leave its chance level?
+        rows.append(("text branch", escape(doc["text_branch"]["message"])))
     for k, v in rows:
         summary.add_row(k, v)
     console.print(summary)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,28 +19,36 @@ from typing import Annotated, Any, Optional
 import pydantic
 from pydantic import Field
 
+# config.PRESETS, read_toml, load_toml and ConfigValues stay importable from here
+from textclf.config_files import ConfigValues, load_toml, read_toml  # noqa: F401
 from textclf.errors import TextclfError, option, unknown_choice
-from textclf.presets import AUTO_OPEN_NOTE, PRESETS  # config.PRESETS stays importable
-from textclf.validation import problem, show, type_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, from PyPI
-    import tomli as tomllib
+from textclf.presets import AUTO_OPEN_NOTE, PRESETS
+from textclf.validation import problem, show
 
 CHOICES = {
     "negatives": ("one", "all"),
     "head_input": ("auto", "projection", "features"),
-    "train_backbone": ("none", "last", "all"),
+    # last-bn-scale: only the scale (weight) of the backbone's last BatchNorm trains, as the text
+    # notebook's layer4.2.bn3.weight
+    "train_backbone": ("none", "last", "all", "last-bn-scale"),
     "device": ("auto", "cpu", "cuda"),
     "text_control": ("none", "classname", "random-words", "shuffled"),
-    "select": ("last", "best"),
+    # best-scored: the best of evaluations every eval_every steps on the scored split itself
+    "select": ("last", "best", "best-scored"),
     "text_head": ("auto", "projected", "open"),
     "head_init": ("random", "zero-shot"),
     "feature_dtype": ("float32", "float16"),
     # Frozen-backbone feature extraction: ONNX Runtime where the backbone exports (auto), or a fixed
     # runtime.
     "extract_runtime": ("auto", "torch", "onnxruntime"),
+    # The protocol switches of the paper's two notebooks (textclf/config_rules.py says why each).
+    "backbone_bn": ("eval", "train"),
+    "clf_loss": ("logits", "probabilities"),
+    "optimizer": ("adamw", "sgd"),
+    "lr_schedule": ("cosine", "constant"),
+    "score_split": ("test", "train-holdout"),
+    "normalize": ("backbone", "dataset", "given"),
+    "resize": ("backbone", "squash"),
 }
 
 # Value types of the schema (finite numbers: NaN and inf are refused everywhere).
@@ -50,10 +57,14 @@ Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, tem
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]  # [0, 1]
 Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # (0, 1]
-Split = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # (0, 1)
+ValShare = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]  # [0, 1)
 Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
+Triple = Annotated[
+    list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=3, max_length=3)
+]
+PositiveTriple = Annotated[list[Rate], Field(min_length=3, max_length=3)]
 
 
 @dataclass
@@ -94,10 +105,33 @@ class TrainConfig:
     seed: Seed = 0
     device: str = "auto"
     train_fraction: Share = 1.0
-    val_fraction: Split = 0.1
+    # 0: no validation images (every train image trains; select = best needs some)
+    val_fraction: ValShare = 0.1
     # Which weights the run keeps: the last epoch's (the cosine schedule has annealed them) or the
     # epoch with the best validation accuracy (noisy on a small validation split; see README).
     select: str = "last"
+    # --- Protocol switches: enough to run either of the paper's public notebooks as it ran
+    # (presets notebook-baseline, notebook-text; docs/paper.md). BatchNorm of the image backbone
+    # while training: eval (running statistics) or train (batch statistics, the running ones
+    # drifting, as the baseline notebook's model.train(): images stream through the backbone).
+    backbone_bn: str = "eval"
+    clf_loss: str = "logits"  # probabilities: CE on softmax outputs (the text notebook's)
+    optimizer: str = "adamw"
+    momentum: Probability = 0.9  # SGD's
+    lr_schedule: str = "cosine"  # warm-up then cosine to 0, or constant (both notebooks)
+    # test, or train-holdout: the first score_holdout images of a seed-0 permutation of the train
+    # split (the text notebook's), which are then the validation images too and never train.
+    score_split: str = "test"
+    score_holdout: Count = 10000
+    eval_every: Count = 100  # steps between the evaluations of select = best-scored
+    # The image normalisation: the backbone's, the train split's own per-channel statistics, or
+    # norm_mean / norm_std as given (the text notebook's CIFAR constants).
+    normalize: str = "backbone"
+    norm_mean: Optional[Triple] = None
+    norm_std: Optional[PositiveTriple] = None
+    # The backbone's resize and crop, or squash: straight to image_size, bilinear, no crop
+    # (torchvision's Resize(size) of a square image, as both notebooks).
+    resize: str = "backbone"
     max_train: Optional[Count] = None  # stratified subset of the train split (CI, quick runs)
     max_test: Optional[Count] = None
     proj_dim: Count = 256
@@ -148,10 +182,21 @@ class TrainConfig:
         return self.text_head == "open" or bool(self.holdout_classes)
 
     @property
+    def backbone_changes(self) -> bool:
+        """Whether the image backbone changes while training: weights (``train_backbone``) or
+        BatchNorm running statistics (``backbone_bn = "train"``); the run then keeps its own."""
+        return self.train_backbone != "none" or self.backbone_bn == "train"
+
+    @property
+    def replays_tail(self) -> bool:
+        """Whether only the backbone's tail trains after a frozen trunk (``last-bn-scale`` under
+        eval-mode BatchNorm): the trunk's output is cached and the tail replayed each step."""
+        return self.train_backbone == "last-bn-scale" and self.backbone_bn == "eval"
+
+    @property
     def streams_images(self) -> bool:
-        """Whether images go through the backbone every step (it trains) instead of the feature
-        cache."""
-        return self.train_backbone != "none"
+        """Whether images go through the backbone every step instead of the feature cache."""
+        return self.backbone_changes and not self.replays_tail
 
     def validate(self) -> TrainConfig:
         """Check every value's type and range and the choices; raise a one-line
@@ -179,105 +224,14 @@ class TrainConfig:
 
     def _check_combinations(self) -> None:
         """Settings that mean something only together: a run must never record one that did
-        nothing."""
-        if self.holdout_classes is not None:
-            if not self.holdout_classes:
-                raise TextclfError(
-                    f"{option('holdout_classes')} is empty; name the classes to hold out, or drop "
-                    "it"
-                )
-            padded = [c for c in self.holdout_classes if c != c.strip()]
-            if padded:
-                raise TextclfError(
-                    f"holdout class {padded[0]!r} has spaces around it; write it as "
-                    f"{padded[0].strip()!r}"
-                )
-        if self.extract_runtime == "onnxruntime" and self.streams_images:
-            raise TextclfError(
-                f"--extract-runtime onnxruntime extracts the features of a frozen backbone, but "
-                f"--train-backbone {self.train_backbone} trains it on images; drop one of them"
-            )
-        if self.holdout_shots and not self.holdout_classes:
-            raise TextclfError(
-                f"{option('holdout_shots')} {self.holdout_shots} needs {option('holdout_classes')} "
-                "(the "
-                f"classes that keep {self.holdout_shots} training images each)"
-            )
+        nothing (:mod:`textclf.config_rules`)."""
+        from textclf.config_rules import check_combinations
+
+        check_combinations(self)
 
     def to_dict(self) -> dict:
         """A TOML-safe dict (None values dropped)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != {}}
-
-
-class ConfigValues(dict):
-    """Config values with their origin (a TOML file, a grid cell): ``source`` names it in error
-    messages."""
-
-    source: str = "config file"
-
-
-def load_toml(path: str | Path, what: str = "config file") -> dict:
-    """Parse a TOML file; a missing, unreadable, non-UTF-8 or malformed file is a one-line error
-    naming ``what``."""
-    p = Path(path)
-    if not p.is_file():
-        raise TextclfError(
-            f"{what} '{path}' does not exist" + (" (it is a folder)" if p.is_dir() else "")
-        )
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise TextclfError(f"cannot read {what} '{path}': {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TextclfError(
-            f"{what} '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-            f"{exc.start}); "
-            f"TOML files are UTF-8: save it as UTF-8"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TextclfError(f"{what} '{path}' is not valid TOML: {exc}") from None
-    except RecursionError:
-        raise TextclfError(f"{what} '{path}' is nested too deeply to be a textclf {what}") from None
-
-
-def read_toml(path: str | Path) -> ConfigValues:
-    """Read a TOML config file: top-level keys, or one ``[train]`` table and nothing beside it.
-
-    Keys are normalised to snake_case. A key next to a ``[train]`` table would be silently
-    ignored, so it is an error naming every such key.
-    """
-    data = load_toml(path)
-    if "train" in data:
-        if not isinstance(data["train"], dict):
-            raise TextclfError(
-                f"config file '{path}': 'train' must be a [train] table, got "
-                f"{type_name(data['train'])}"
-            )
-        stray = [k for k in data if k != "train"]
-        if stray:
-            listed = ", ".join(f"'{k}'" for k in stray)
-            raise TextclfError(
-                f"config file '{path}' has {listed} outside its [train] table, where it would be "
-                f"ignored; move {'it' if len(stray) == 1 else 'them'} into [train] "
-                f"(or drop the [train] header)"
-            )
-        data = data["train"]
-    normalized: dict[str, list[str]] = {}
-    for key in data:
-        normalized.setdefault(key.replace("-", "_"), []).append(key)
-    twice = [spellings for spellings in normalized.values() if len(spellings) > 1]
-    if twice:
-        raise TextclfError(
-            f"config file '{path}' sets {' and '.join(repr(k) for k in twice[0])}, one setting "
-            f"spelled two ways; keep one of them"
-        )
-    values = ConfigValues({k.replace("-", "_"): v for k, v in data.items()})
-    values.source = str(path)
-    return values
 
 
 def build_config(

@@ -286,16 +286,16 @@ def evaluate_run(
     device: str = "cpu",
     reporter: Reporter = NULL,
 ) -> RunEvaluation:
-    """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
-    from textclf.evaluation.outputs import split_outputs
+    """Score a finished run on ``dataset`` (default: its own) ``split`` (train, test, or the
+    holdout it scored); nothing is written. The document carries the training's verdict on the
+    text branch (:mod:`textclf.training.diagnostics`) when the run has one."""
+    from textclf.evaluation.outputs import check_split, split_outputs
     from textclf.runs.run import open_run
     from textclf.runtime.devices import resolve_device
 
-    if split not in ("train", "test"):
-        from textclf.errors import unknown_choice
-
-        raise unknown_choice("split", split, ["train", "test"])
+    check_split(None, split)
     run = open_run(run_dir)
+    check_split(run, split)
     check_finite_weights(run)
     dev = str(resolve_device(device))
     out = split_outputs(run, split, dataset, dev, reporter)
@@ -309,8 +309,23 @@ def evaluate_run(
         "text_backbone": run.config.text_backbone,
     }
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
+    branch = _text_branch(run)
+    if branch is not None:
+        doc["text_branch"] = branch
     own = name == run.config.dataset and split == "test"
     return RunEvaluation(doc, run, own)
+
+
+def _text_branch(run) -> Optional[dict]:
+    """The text-branch verdict of the run's training (None: no text, or an older run)."""
+    import json
+
+    try:
+        doc = json.loads((run.root / "train_metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    branch = doc.get("text_branch") if isinstance(doc, dict) else None
+    return branch if isinstance(branch, dict) and "message" in branch else None
 
 
 def check_finite_weights(run) -> None:

@@ -16,6 +16,29 @@ import numpy as np
 from textclf.errors import TextclfError
 from textclf.runtime.progress import NULL, Reporter
 
+# "holdout": the part of the train split a run with score_split = "train-holdout" held out and
+# scored (the paper's text notebook's evaluation images)
+EVAL_SPLITS = ("train", "test", "holdout")
+
+
+def scored_split(config) -> str:
+    """The split a run's reported accuracy is measured on: ``test`` or ``holdout``."""
+    return "holdout" if config.score_split == "train-holdout" else "test"
+
+
+def check_split(run, split: str) -> None:
+    """One line for a split name that is not one of :data:`EVAL_SPLITS`, or ``holdout`` of a run
+    that held nothing out."""
+    if split not in EVAL_SPLITS:
+        from textclf.errors import unknown_choice
+
+        raise unknown_choice("split", split, EVAL_SPLITS)
+    if split == "holdout" and run is not None and run.config.score_split != "train-holdout":
+        raise TextclfError(
+            "--split holdout scores the part of the train split a run held out "
+            "(score_split = train-holdout); this run trained on all of it and is scored on test"
+        )
+
 
 @dataclass
 class SplitOutputs:
@@ -55,7 +78,12 @@ def split_features(
     from textclf.runs.datasets import load_eval_dataset
 
     ds = load_eval_dataset(run, dataset)
-    data = ds.split(split)
+    rows = None
+    if split == "holdout":  # rows of the train split: its cached features serve them
+        from textclf.data.datasets import holdout_indices
+
+        split, rows = "train", holdout_indices(len(ds.train), run.config.score_holdout)[1]
+    data = ds.split(split) if rows is None or not run.trained_backbone else ds.train.subset(rows)
     if not len(data):
         raise TextclfError(f"nothing to evaluate: the {split} split of '{ds.name}' has no images")
     dev = torch.device(device)
@@ -80,6 +108,8 @@ def split_features(
             reporter=reporter,
         )
     reporter.done("features")
+    if rows is not None and not run.trained_backbone:
+        data, feats = ds.train.subset(rows), feats[rows]
     return ds, data, feats
 
 

@@ -16,13 +16,36 @@ import numpy as np
 import torch
 
 from textclf.config import TrainConfig
-from textclf.data.datasets import train_val_indices
-
+from textclf.data.datasets import holdout_indices, stratified_indices, train_val_indices
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices into the dataset's train split for ``config``
-    (:func:`train_val_indices`)."""
-    return train_val_indices(labels, config.val_fraction, config.train_fraction, config.seed)
+    (:func:`train_val_indices`).
+
+    With ``score_split = "train-holdout"`` the validation images are the held-out part that is
+    scored (:func:`scored_holdout`), and ``train_fraction`` applies to the rest.
+    """
+    if config.score_split != "train-holdout":
+        return train_val_indices(labels, config.val_fraction, config.train_fraction, config.seed)
+    rest, held = scored_holdout(labels, config)
+    if config.train_fraction < 1.0:
+        keep, _ = stratified_indices(labels[rest], config.train_fraction, config.seed + 1)
+        rest = rest[keep]
+    return rest, held
+
+
+def scored_holdout(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held out)`` of the train split for ``score_split = "train-holdout"``: the first
+    ``score_holdout`` images of a seed-0 permutation, as the text notebook (one line when the
+    split has too few images to leave any for training)."""
+    from textclf.errors import TextclfError, option
+
+    if config.score_holdout >= len(labels):
+        raise TextclfError(
+            f"{option('score_holdout')} {config.score_holdout} holds out every one of the "
+            f"{len(labels)} train images; hold out fewer"
+        )
+    return holdout_indices(len(labels), config.score_holdout)
 
 
 @dataclass
