@@ -17,6 +17,8 @@ HELP = (
     "Run a grid of train+eval cells over several seeds and compare each to the no-text control "
     "(paired difference, 95% CI).\n\n"
     "Example: textclf ablate --paper --preset default --seeds 3\n\n"
+    "Example: textclf ablate --paper-audit --dataset cifar10 --stream-max-train 10000 --seeds 3   "
+    "(the paper's baseline notebook to its text notebook, one factor at a time)\n\n"
     "Example: textclf ablate --clf-weights 1.0,0.8,0.5 --prompt-types 1,3 --controls shuffled "
     "--seeds 3\n\n"
     "Example: torchrun --nproc-per-node 4 -m textclf ablate --paper --seeds 3   (cells spread over "
@@ -38,6 +40,18 @@ GRID = GridRequest()  # the library's defaults
 def command(
     paper: bool = typer.Option(
         False, "--paper", help="The paper's experiments I-III, baseline and controls."
+    ),
+    paper_audit: bool = typer.Option(
+        False,
+        "--paper-audit",
+        help="The baseline notebook's protocol to the text notebook's, one factor at a time, "
+        "and the text loss alone; --image-backbones A,B adds the backbone weights.",
+    ),
+    stream_max_train: Optional[int] = typer.Option(
+        None,
+        "--stream-max-train",
+        help="--paper-audit: train images of the cells that stream (BatchNorm in train mode), and "
+        "of the cells they are compared with." + default_note("all"),
     ),
     grid: Optional[Path] = typer.Option(
         None,
@@ -148,6 +162,8 @@ def command(
 
     request = GridRequest(
         paper=paper,
+        paper_audit=paper_audit,
+        stream_max_train=stream_max_train,
         grid=grid,
         zero_shot=zero_shot,
         preset=preset,
@@ -212,6 +228,16 @@ def _show(summary: dict, plan, json_out: bool) -> None:
     out = plan.output
     if json_out:
         print_json({"out": str(out), **summary})
+    elif plan.report.audit:
+        from textclf.ablation import audit_report
+
+        _print_summary(
+            f"textclf ablate --paper-audit: {out}",
+            audit_report.HEADERS,
+            audit_report.summary_rows(summary),
+            " ".join([summary["verdict"], *summary.get("notes", [])]),
+            f"wrote {out}/results.csv, results.json, summary.md, waterfall.png",
+        )
     elif plan.report.zero_shot_chance is not None:
         headers, rows = zero_shot.split_rows(summary)
         _print_summary(

@@ -168,8 +168,8 @@ def command(
         "score_split",
         chosen=True,
     ),
-    score_holdout: Optional[int] = _option(
-        "--score-holdout", "Train images held out with train-holdout.", "score_holdout"
+    score_holdout: Optional[float] = _option(
+        "--score-holdout", "Share of train held out with train-holdout.", "score_holdout"
     ),
     eval_every: Optional[int] = _option(
         "--eval-every", "Steps between the evaluations of --select best-scored.", "eval_every"

@@ -57,6 +57,7 @@ Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, tem
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]  # [0, 1]
 Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # (0, 1]
+Split = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # (0, 1)
 ValShare = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]  # [0, 1)
 Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
@@ -119,10 +120,10 @@ class TrainConfig:
     optimizer: str = "adamw"
     momentum: Probability = 0.9  # SGD's
     lr_schedule: str = "cosine"  # warm-up then cosine to 0, or constant (both notebooks)
-    # test, or train-holdout: the first score_holdout images of a seed-0 permutation of the train
-    # split (the text notebook's), which are then the validation images too and never train.
+    # test, or train-holdout: the first floor(score_holdout * N) of a seed-0 permutation of the N
+    # train images (the text notebook's valid_size 0.2), which then validate too and never train.
     score_split: str = "test"
-    score_holdout: Count = 10000
+    score_holdout: Split = 0.2
     eval_every: Count = 100  # steps between the evaluations of select = best-scored
     # The image normalisation: the backbone's, the train split's own per-channel statistics, or
     # norm_mean / norm_std as given (the text notebook's CIFAR constants).

@@ -67,7 +67,7 @@ NOTEBOOK_TEXT: dict[str, Any] = {
     "epochs": 6,
     "batch_size": 32,
     "score_split": "train-holdout",  # the first 10,000 of a seed-0 permutation of train
-    "score_holdout": 10000,
+    "score_holdout": 0.2,
     "select": "best-scored",  # evaluated every 100 steps; see docs/paper.md for the choice
     "eval_every": 100,
 }

@@ -152,10 +152,14 @@ def train_val_indices(
 HOLDOUT_SEED = 0  # the paper's text notebook: np.random.seed(0), the same for every run and seed
 
 
-def holdout_indices(n: int, size: int, seed: int = HOLDOUT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """``(rest, held out)``: the first ``size`` of a seeded permutation of ``range(n)`` are held
-    out, sorted, exactly as ``np.random.seed(seed); np.random.shuffle(indices)`` then
-    ``indices[:size]`` (the paper's text notebook, seed 0) picks them."""
+def holdout_indices(
+    n: int, fraction: float, seed: int = HOLDOUT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held out)``: the first ``floor(fraction * n)`` of a seeded permutation of
+    ``range(n)`` are held out, sorted, exactly as ``np.random.seed(seed);
+    np.random.shuffle(indices)`` then ``indices[:split]`` (the paper's text notebook: seed 0,
+    ``valid_size`` 0.2) picks them."""
+    size = int(np.floor(fraction * n))
     order = np.arange(n, dtype=np.int64)
     np.random.RandomState(seed).shuffle(order)
     return np.sort(order[size:]), np.sort(order[:size])

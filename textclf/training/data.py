@@ -18,6 +18,7 @@ import torch
 from textclf.config import TrainConfig
 from textclf.data.datasets import holdout_indices, stratified_indices, train_val_indices
 
+
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices into the dataset's train split for ``config``
     (:func:`train_val_indices`).
@@ -36,16 +37,17 @@ def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, 
 
 def scored_holdout(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """``(rest, held out)`` of the train split for ``score_split = "train-holdout"``: the first
-    ``score_holdout`` images of a seed-0 permutation, as the text notebook (one line when the
-    split has too few images to leave any for training)."""
+    ``floor(score_holdout * N)`` images of a seed-0 permutation, as the text notebook (one line
+    when that holds out none of the split's images)."""
     from textclf.errors import TextclfError, option
 
-    if config.score_holdout >= len(labels):
+    rest, held = holdout_indices(len(labels), config.score_holdout)
+    if not len(held):
         raise TextclfError(
-            f"{option('score_holdout')} {config.score_holdout} holds out every one of the "
-            f"{len(labels)} train images; hold out fewer"
+            f"{option('score_holdout')} {config.score_holdout:g} of {len(labels)} train images "
+            "holds out none; hold out a larger share"
         )
-    return holdout_indices(len(labels), config.score_holdout)
+    return rest, held
 
 
 @dataclass
