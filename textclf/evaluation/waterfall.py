@@ -45,9 +45,9 @@ def waterfall_figure(summary: dict):
         ax.bar(x, after - before, bottom=before, color=_colour(d), width=0.7)
         if d["low"] is not None:
             low, high = before + 100 * d["low"], before + 100 * d["high"]
-            ax.errorbar(
-                [x], [after], yerr=[[after - low], [high - after]], color="black", capsize=4
-            )
+            # max(0, ...): an interval of one repeated difference has its ends at the mean
+            whisker = [[max(0.0, after - low)], [max(0.0, high - after)]]
+            ax.errorbar([x], [after], yerr=whisker, color="black", capsize=4)
             text = f"{delta:+.2f}\n[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
         else:
             text = f"{delta:+.2f}"

@@ -149,3 +149,24 @@ def _tail_graph(graph: fx.Graph, tail: set[fx.Node], boundary: list[fx.Node]) ->
         elif node.op == "output":
             out.output(fx.node.map_arg(node.args[0], lambda n: env[n]))
     return out
+
+
+def trunk_encoder(encoder, trunk: Trunk, bn_name: str, input_size: int):
+    """An :class:`~textclf.models.encoders.ImageEncoder` whose "features" are the trunk's outputs
+    (its own feature-cache key: the backbone's name with the cut)."""
+    from dataclasses import replace
+
+    from textclf.models.encoders import ImageEncoder, weights_hash
+
+    with torch.no_grad():
+        probe = trunk(torch.zeros(1, 3, input_size, input_size))
+    spec = replace(encoder.spec, dim=int(probe.shape[1]))
+    # The trunk's own weights: a run that trained the BatchNorm after it shares its cache entries
+    return ImageEncoder(
+        f"{encoder.name}@before:{bn_name}",
+        encoder.plugin,
+        encoder.argument,
+        spec,
+        trunk,
+        weights_hash(trunk),
+    )

@@ -16,6 +16,8 @@ def write_run(recipe, train_seconds: float) -> dict:
 
     cfg = recipe.config
     scorer = recipe.scorer
+    if hasattr(recipe.model.class_text, "sync"):  # trained embedding rows back into the tower
+        recipe.model.class_text.sync()
     if cfg.select == "best" and recipe.best_state is not None:
         recipe.model.load_state_dict(recipe.best_state, strict=True)
     if scorer is not None and scorer.best_state is not None:

@@ -52,7 +52,7 @@ def attach_inputs(recipe) -> None:
     recipe.feature_runtime, recipe.feature_rate = None, None
     encoder = recipe.input_encoder = recipe.image_encoder
     if cfg.replays_tail:
-        from textclf.models.backbone_tail import split_backbone
+        from textclf.models.backbone_tail import split_backbone, trunk_encoder
 
         try:
             trunk, recipe.tail, bn = split_backbone(
@@ -65,35 +65,12 @@ def attach_inputs(recipe) -> None:
                 f"last-bn-scale: {bn}'s input (and what its tail reads) cached; each step "
                 "replays the backbone from there"
             )
-            encoder = trunk_encoder(encoder, trunk, bn)
+            encoder = trunk_encoder(encoder, trunk, bn, recipe.preprocessing.input_size)
     if cfg.backbone_changes and recipe.tail is None:
         recipe.data.split, recipe.data.preprocessing = recipe.dataset.train, recipe.preprocessing
         return
     recipe.data.features = cached_rows(recipe, encoder, "train", "torch" if recipe.tail else None)
     recipe.input_encoder = encoder
-
-
-def trunk_encoder(encoder, trunk, bn_name: str):
-    """An :class:`~textclf.models.encoders.ImageEncoder` whose "features" are the trunk's outputs
-    (its own feature-cache key: the backbone's name with the cut)."""
-    from textclf.models.encoders import ImageEncoder
-
-    probe = trunk(_probe(encoder.spec.preprocessing.input_size))
-    spec = replace(encoder.spec, dim=int(probe.shape[1]))
-    return ImageEncoder(
-        f"{encoder.name}@before:{bn_name}",
-        encoder.plugin,
-        encoder.argument,
-        spec,
-        trunk,
-        encoder.weights_hash,
-    )
-
-
-def _probe(size: int):
-    import torch
-
-    return torch.zeros(1, 3, size, size)
 
 
 def cached_rows(recipe, encoder, split_name: str, runtime=None):
