@@ -5,7 +5,8 @@ GUI backend is selected and no global figure state leaks between calls. Each fil
 a temp path beside its target and renamed over it, so a killed process never leaves a half PNG.
 
 - ``confusion_matrix.png``: counts, rows true class, columns predicted class;
-- ``training_curves.png``: losses (log axis), validation accuracy and learning rate per epoch;
+- ``training_curves.png``: losses (log axis; the contrastive term beside its chance level),
+  validation accuracy and learning rate per epoch;
 - ``forest.png`` (``textclf ablate``): each cell's paired difference to the no-text control
   with its 95% interval;
 - the labelled similarity matrix the run's figures use (:mod:`textclf.evaluation.run_figures`).
@@ -179,7 +180,18 @@ def training_curves_figure(
     ):
         values = _positive(row.get(key) for row in history)
         if any(not np.isnan(v) for v in values):  # a no-text run has no contrastive term to draw
-            ax_loss.plot(epochs, values, marker=".", label=label)
+            line = ax_loss.plot(epochs, values, marker=".", label=label)[0]
+            if key == "loss_cont" and history[-1].get("loss_cont_chance"):
+                # The term of an image embedding that cannot tell its class's text from the
+                # negatives': at this line the text branch has learned nothing.
+                chance = history[-1]["loss_cont_chance"]
+                ax_loss.axhline(
+                    chance,
+                    color=line.get_color(),
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"contrastive at chance, ln(1 + negatives) = {chance:.3f}",
+                )
     # Log scale: the losses fall by orders of magnitude, and a linear axis flattens every epoch
     # after the first few into one line.
     ax_loss.set_yscale("log")
