@@ -11,7 +11,14 @@ import typer
 from textclf.ablation.cells import CONTROLS
 from textclf.ablation.request import GridRequest
 from textclf.cli._common import console, handle_errors, print_json
-from textclf.cli._help import choices, default_note, merge_alias, preset_note
+from textclf.cli._help import (
+    choice_parts,
+    choice_values,
+    choices,
+    default_note,
+    merge_alias,
+    preset_note,
+)
 
 HELP = (
     "Run a grid of train+eval cells over several seeds and compare each to the no-text control "
@@ -60,7 +67,11 @@ def command(
         help="A TOML grid: \\[grid] axes, controls, \\[base] settings." + default_note("none"),
     ),
     preset: str = typer.Option(
-        GRID.preset, "--preset", metavar=choices("preset"), help="Settings every cell starts from."
+        GRID.preset,
+        "--preset",
+        metavar=choice_parts("--preset", choice_values("preset"))[0],
+        help="Settings every cell starts from."
+        + choice_parts("--preset", choice_values("preset"))[1],
     ),
     prompt_types: Optional[str] = _axis(
         "--prompt-types", "prompts (all, 1+3: ensembles)", "1,3,all"

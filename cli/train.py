@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from textclf.cli._common import console, err_console, handle_errors, print_json
-from textclf.cli._help import choice_parts, choice_values, choices, default_note, preset_note
+from textclf.cli._help import choice_parts, choice_values, default_note, preset_note
 from textclf.training.tracking import TRACKERS
 
 HELP = (
@@ -53,8 +53,10 @@ def command(
     preset: Optional[str] = typer.Option(
         None,
         "--preset",
-        metavar=choices("preset"),
-        help="Starting settings." + default_note("default"),
+        metavar=choice_parts("--preset", choice_values("preset"))[0],
+        help="Starting settings."
+        + choice_parts("--preset", choice_values("preset"))[1]
+        + default_note("default"),
     ),
     dataset: Optional[str] = _option(
         "--dataset", "A dataset (textclf plugins), e.g. imagefolder:PATH.", "dataset"

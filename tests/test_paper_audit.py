@@ -4,6 +4,7 @@ notebook's, one factor at a time, plus the text loss alone, each step a paired d
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -32,7 +33,7 @@ def test_every_difference_between_the_notebooks_is_a_step():
     assert cells[-2].overrides == {**NOTEBOOK_BASELINE, **NOTEBOOK_TEXT}  # the text notebook
     assert [s.cell for s in steps][-1] == "text-alone" and steps[-1].previous == "baseline"
     chain = [s for s in steps if s.cell != "text-alone"]
-    assert all(a.cell == b.previous for a, b in zip(chain, chain[1:]))  # one factor at a time
+    assert all(a.cell == b.previous for a, b in itertools.pairwise(chain))  # one factor at a time
 
 
 def test_two_backbones_add_a_step_and_a_subset_bridges_the_streaming_cells():
@@ -50,7 +51,7 @@ def test_two_backbones_add_a_step_and_a_subset_bridges_the_streaming_cells():
 
 
 def test_a_step_that_the_base_settings_fix_is_left_out_and_said():
-    cells, steps, notes = audit_plan({"epochs": 1})
+    _cells, steps, notes = audit_plan({"epochs": 1})
     assert "length" not in {s.cell for s in steps} and any("'length'" in n for n in notes)
 
 
