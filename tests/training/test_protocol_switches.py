@@ -214,3 +214,11 @@ def test_holdout_is_refused_for_a_run_that_held_nothing_out(workdir):
     train_one_run(build_config("tiny", None, {"epochs": 1}), workdir / "run")
     result = runner.invoke(app, ["eval", str(workdir / "run"), "--split", "holdout"])
     assert result.exit_code == 2 and "held out" in result.output
+
+
+def test_a_trunk_too_large_to_cache_streams_instead(workdir, monkeypatch):
+    import textclf.training.inputs as inputs
+
+    monkeypatch.setattr(inputs, "TRUNK_CACHE_LIMIT", 1.0)
+    cfg = build_config("tiny", None, {"train_backbone": "last-bn-scale", "epochs": 1})
+    assert train_one_run(cfg, workdir / "run")["feature_cache_hit"] is None  # streamed
