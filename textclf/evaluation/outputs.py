@@ -143,7 +143,7 @@ def _replay(tail, trunk_rows, size: int = 1024) -> np.ndarray:
     out = []
     with torch.no_grad():
         for start in range(0, len(trunk_rows), size):
-            chunk = np.asarray(trunk_rows[start : start + size], dtype=np.float32)
+            chunk = np.array(trunk_rows[start : start + size], dtype=np.float32)  # writable
             out.append(tail(torch.from_numpy(chunk)).numpy())
     return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
 
