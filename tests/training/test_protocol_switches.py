@@ -222,3 +222,16 @@ def test_a_trunk_too_large_to_cache_streams_instead(workdir, monkeypatch):
     monkeypatch.setattr(inputs, "TRUNK_CACHE_LIMIT", 1.0)
     cfg = build_config("tiny", None, {"train_backbone": "last-bn-scale", "epochs": 1})
     assert train_one_run(cfg, workdir / "run")["feature_cache_hit"] is None  # streamed
+
+
+def test_a_streaming_run_says_its_cost_before_it_starts(workdir):
+    result = runner.invoke(
+        app,
+        ["train", "--preset", "tiny", "--backbone-bn", "train", "--epochs", "1", "--run-dir", "r"],
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    assert "Streams images (BatchNorm train mode): 1 epochs x (88 train + 8 validation)" in (
+        result.output
+    )
+    assert result.output.index("Streams images") < result.output.index("epoch 1/1")

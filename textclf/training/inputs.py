@@ -87,7 +87,13 @@ def attach_inputs(recipe) -> None:
                     f"{size / 1e9:.1f} GB; each step replays the backbone from there"
                 )
     if cfg.backbone_changes and recipe.tail is None:
+        from textclf.training.stream_cost import stream_line
+
         recipe.data.split, recipe.data.preprocessing = recipe.dataset.train, recipe.preprocessing
+        if recipe.ctx.is_main and cfg.epochs:  # what it will cost, before it starts
+            scored = recipe.data.n_val if cfg.score_split == "train-holdout" else 0
+            line = stream_line(cfg, recipe.data.n_train, recipe.data.n_val, scored)
+            recipe.reporter.message(line[0].upper() + line[1:])
         return
     recipe.data.features = cached_rows(recipe, encoder, "train", "torch" if recipe.tail else None)
     recipe.input_encoder = encoder
