@@ -21,6 +21,8 @@ HELP = (
     "Run a grid of train+eval cells over several seeds and compare each to the no-text control "
     "(paired difference, 95% CI).\n\n"
     "Example: textclf ablate --paper --preset default --seeds 3\n\n"
+    "Example: textclf ablate --paper-audit --dataset cifar10 --stream-max-train 10000 --seeds 3   "
+    "(the paper's baseline notebook to its text notebook, one factor at a time)\n\n"
     "Example: textclf ablate --clf-weights 1.0,0.8,0.5 --prompt-types 1,3 --controls shuffled "
     "--seeds 3\n\n"
     "Example: torchrun --nproc-per-node 4 -m textclf ablate --paper --seeds 3   (cells spread over "
@@ -44,6 +46,19 @@ def _option(name: str, *flags: str, **kwargs):
 def command(
     paper: bool = _option(
         "paper", "--paper", help="The paper's experiments I-III, baseline and controls."
+    ),
+    paper_audit: bool = _option(
+        "paper_audit",
+        "--paper-audit",
+        help="The baseline notebook's protocol to the text notebook's, one factor at a time, "
+        "and the text loss alone; --image-backbones A,B adds the backbone weights.",
+    ),
+    stream_max_train: Optional[int] = _option(
+        "stream_max_train",
+        "--stream-max-train",
+        help="--paper-audit: train images of the cells that stream (BatchNorm in train mode), and "
+        "of the cells they are compared with.",
+        note="all",
     ),
     grid: Optional[Path] = _option(
         "grid",
@@ -149,6 +164,8 @@ def command(
 
     request = GridRequest(
         paper=paper,
+        paper_audit=paper_audit,
+        stream_max_train=stream_max_train,
         grid=grid,
         zero_shot=zero_shot,
         preset=preset,
@@ -213,6 +230,16 @@ def _show(summary: dict, plan, json_out: bool) -> None:
     out = plan.output
     if json_out:
         print_json({"out": str(out), **summary})
+    elif plan.report.audit:
+        from textclf.ablation import audit_report
+
+        _print_summary(
+            f"textclf ablate --paper-audit: {out}",
+            audit_report.HEADERS,
+            audit_report.summary_rows(summary),
+            " ".join([summary["verdict"], *summary.get("notes", [])]),
+            f"wrote {out}/results.csv, results.json, summary.md, waterfall.png",
+        )
     elif plan.report.zero_shot_chance is not None:
         headers, rows = zero_shot.split_rows(summary)
         _print_summary(

@@ -40,7 +40,12 @@ def command(
         help="Evaluate on another dataset with the same class names.",
         note="the run's",
     ),
-    split: str = library_option(EvalRequest, "split", "--split", help="The split to score."),
+    split: str = library_option(
+        EvalRequest,
+        "split",
+        "--split",
+        help="The split to score (holdout: the part of train the run held out).",
+    ),
     device: str = library_option(
         EvalRequest,
         "device",
@@ -100,7 +105,7 @@ def command(
     ),
 ) -> None:
     """Evaluate a run (or an ONNX model) and apply the CI gates."""
-    from textclf.evaluation.metrics import read_metrics
+    from textclf.evaluation.metrics_file import read_metrics
 
     request = EvalRequest(
         run_dir=run_dir,
@@ -160,7 +165,7 @@ def _note_kept_baseline(path, json_out: bool) -> None:
 def _write(path, doc: dict, baseline, json_out: bool) -> dict:
     """``{"metrics": path}`` once written; nothing (and a note) when ``path`` is the baseline
     itself."""
-    from textclf.evaluation.metrics import write_metrics
+    from textclf.evaluation.metrics_file import write_metrics
 
     written = write_metrics(path, doc, baseline=baseline)
     if written is None:
@@ -286,6 +291,8 @@ def _show(doc: dict, written: dict) -> None:
                 f"T={doc['ensemble']['temperature']:g})",
             )
         )
+    if doc.get("text_branch"):  # from training: did the contrastive term leave its chance level?
+        rows.append(("text branch", escape(doc["text_branch"]["message"])))
     rows += _open_vocabulary_rows(doc.get("open_vocabulary"), escape)
     # Values break after a "/" or at a space where they are too wide, never inside a name.
     summary = [(k, Text.from_markup(v)) for k, v in rows]

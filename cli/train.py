@@ -13,14 +13,13 @@ from textclf.cli._distributed import rank_output
 from textclf.cli._help import choice_parts, default_note
 from textclf.cli._options import (
     choice_values,
-    choices,
     library_option,
     preset_note,
     preset_value,
     switch_note,
 )
 from textclf.cli._progress import is_quiet, reporter, starting
-from textclf.config import image_size_setting
+from textclf.config_types import image_size_setting
 from textclf.presets import with_no_text
 from textclf.training.tracking import TRACKERS
 
@@ -66,8 +65,10 @@ def command(
     preset: Optional[str] = typer.Option(
         None,
         "--preset",
-        metavar=choices("preset"),
-        help="Starting settings." + default_note("default"),
+        metavar=choice_parts("--preset", choice_values("preset"))[0],
+        help="Starting settings."
+        + choice_parts("--preset", choice_values("preset"))[1]
+        + default_note("default"),
     ),
     dataset: Optional[str] = _option(
         "--dataset", "A dataset (textclf plugins), e.g. imagefolder:PATH.", "dataset"
@@ -134,7 +135,7 @@ def command(
     ),
     train_backbone: Optional[str] = _option(
         "--train-backbone",
-        "Train none (cached features), the last block, or all.",
+        "Train none (cached features), the last block, all, or the last BatchNorm's scale.",
         "train_backbone",
         chosen=True,
     ),
@@ -150,10 +151,8 @@ def command(
     batch_size: Optional[int] = _option(
         "--batch-size", "Images per optimisation step.", "batch_size"
     ),
-    lr: Optional[float] = _option("--lr", "AdamW learning rate of the heads.", "lr"),
-    weight_decay: Optional[float] = _option(
-        "--weight-decay", "AdamW weight decay.", "weight_decay"
-    ),
+    lr: Optional[float] = _option("--lr", "Learning rate of the heads.", "lr"),
+    weight_decay: Optional[float] = _option("--weight-decay", "Weight decay.", "weight_decay"),
     seed: Optional[int] = _option("--seed", "Random seed.", "seed"),
     device: Optional[str] = _option(
         "--device", "Where to train (auto: CUDA when available).", "device", chosen=True
@@ -162,10 +161,58 @@ def command(
         "--train-fraction", "Fraction of train images used, (0, 1].", "train_fraction"
     ),
     val_fraction: Optional[float] = _option(
-        "--val-fraction", "Fraction held out for validation, (0, 1).", "val_fraction"
+        "--val-fraction", "Fraction held out for validation, [0, 1).", "val_fraction"
     ),
     select: Optional[str] = _option(
-        "--select", "Keep the last epoch's weights or the best validation's.", "select", chosen=True
+        "--select",
+        "Keep the last epoch's weights, the best validation epoch's, or the best of evaluations "
+        "every --eval-every steps on the scored split.",
+        "select",
+        chosen=True,
+    ),
+    backbone_bn: Optional[str] = _option(
+        "--backbone-bn",
+        "Backbone BatchNorm while training (train: batch statistics, streams images).",
+        "backbone_bn",
+        chosen=True,
+    ),
+    clf_loss: Optional[str] = _option(
+        "--clf-loss",
+        "Cross-entropy on logits, or on softmax outputs (a double softmax).",
+        "clf_loss",
+        chosen=True,
+    ),
+    optimizer: Optional[str] = _option("--optimizer", "The optimiser.", "optimizer", chosen=True),
+    momentum: Optional[float] = _option("--momentum", "SGD's momentum.", "momentum"),
+    lr_schedule: Optional[str] = _option(
+        "--lr-schedule", "Warm-up then cosine to 0, or constant.", "lr_schedule", chosen=True
+    ),
+    score_split: Optional[str] = _option(
+        "--score-split",
+        "Scored on test, or on a held-out part of train (seed-0 permutation).",
+        "score_split",
+        chosen=True,
+    ),
+    score_holdout: Optional[float] = _option(
+        "--score-holdout", "Share of train held out with train-holdout.", "score_holdout"
+    ),
+    eval_every: Optional[int] = _option(
+        "--eval-every", "Steps between the evaluations of --select best-scored.", "eval_every"
+    ),
+    normalize: Optional[str] = _option(
+        "--normalize",
+        "Image mean/std: the backbone's, the data's, or given.",
+        "normalize",
+        chosen=True,
+    ),
+    norm_mean: Optional[str] = _option(
+        "--norm-mean", "R,G,B mean with --normalize given.", "norm_mean", metavar="R,G,B", none="-"
+    ),
+    norm_std: Optional[str] = _option(
+        "--norm-std", "R,G,B std with --normalize given.", "norm_std", metavar="R,G,B", none="-"
+    ),
+    resize: Optional[str] = _option(
+        "--resize", "The backbone's resize and crop, or squash (no crop).", "resize", chosen=True
     ),
     max_train: Optional[int] = _option(
         "--max-train", "A stratified subset of N train images.", "max_train", none="all"
@@ -259,6 +306,18 @@ def command(
         train_fraction=train_fraction,
         val_fraction=val_fraction,
         select=select,
+        backbone_bn=backbone_bn,
+        clf_loss=clf_loss,
+        optimizer=optimizer,
+        momentum=momentum,
+        lr_schedule=lr_schedule,
+        score_split=score_split,
+        score_holdout=score_holdout,
+        eval_every=eval_every,
+        normalize=normalize,
+        norm_mean=_numbers(norm_mean, "--norm-mean"),
+        norm_std=_numbers(norm_std, "--norm-std"),
+        resize=resize,
         max_train=max_train,
         max_test=max_test,
         text_control=text_control,
@@ -302,9 +361,23 @@ def command(
     if json_out:
         print_json({"run_dir": str(outcome.run_dir), **outcome.metrics})
         return
-    _print_summary(cfg, outcome)
+    from textclf.cli._train_summary import print_summary
+
+    print_summary(cfg, outcome)
     if not is_quiet():
         console.print(f"next: textclf eval {outcome.run_dir}", highlight=False, markup=False)
+
+
+def _numbers(value: Optional[str], flag: str) -> Optional[list[float]]:
+    """``"0.49,0.48,0.45"`` -> three floats (None when not given); anything else is one line."""
+    if value is None:
+        return None
+    from textclf.errors import TextclfError
+
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise TextclfError(f"{flag} '{value}' is not comma-separated numbers (R,G,B)") from None
 
 
 def _class_list(value: Optional[str]) -> Optional[list[str]]:
@@ -313,77 +386,3 @@ def _class_list(value: Optional[str]) -> Optional[list[str]]:
     if value is None:
         return None
     return [c.strip() for c in value.split(",") if c.strip()]
-
-
-def _print_summary(cfg, outcome) -> None:
-    from textclf.cli._tables import key_value_table
-
-    metrics = outcome.metrics
-    negatives = "one negative class" if cfg.negatives == "one" else "all other classes as negatives"
-    rows = [
-        ("run dir", str(outcome.run_dir)),
-        ("dataset", cfg.dataset),
-        ("backbones", f"{cfg.image_backbone} + {cfg.text_backbone}"),
-        ("image size", metrics.get("image_size_note") or f"{metrics.get('image_size')} px"),
-        (
-            "loss",
-            f"{cfg.clf_weight:g} CE + {cfg.cont_weight:g} InfoNCE ({negatives})"
-            if cfg.text_used
-            else "CE only (no text)",
-        ),
-        ("train / val images", f"{metrics['n_train']} / {metrics['n_val']}"),
-        (
-            "best val accuracy",
-            f"{metrics['best_val_accuracy']:.4f} (epoch {metrics['best_epoch']})"
-            if metrics["best_val_accuracy"] is not None
-            else "-",
-        ),
-        (
-            "kept weights",
-            f"epoch {metrics['selected_epoch']} ({metrics['select']}), val accuracy "
-            f"{metrics['selected_val_accuracy']:.4f}"
-            if metrics["selected_val_accuracy"] is not None
-            else "-",
-        ),
-        ("descriptions", _descriptions_row(cfg, metrics)),
-        ("features", _features_row(metrics)),
-        ("time", _time_row(metrics)),
-    ]
-    if outcome.tensorboard is not None:
-        rows.append(("tensorboard", f"tensorboard --logdir {outcome.tensorboard}"))
-    # Values break after a "/" or at a space where they are too wide, never inside a name.
-    console.print(key_value_table("textclf train", rows, console.width))
-
-
-def _features_row(metrics: dict) -> str:
-    """``onnxruntime-cpu, 1,234 img/s (cache filled)``, ``cached (onnxruntime-cpu)`` or
-    streaming."""
-    hit, runtime = metrics["feature_cache_hit"], metrics.get("feature_runtime")
-    if hit is None:
-        return "not cached (the backbone trains on images)"
-    if hit:
-        return f"cached ({runtime})"
-    rate = metrics.get("feature_images_per_second")
-    return f"{runtime}, {rate:,.0f} img/s (cache filled)" if rate else f"{runtime} (cache filled)"
-
-
-def _descriptions_row(cfg, metrics: dict) -> str:
-    """Which texts the run trained on: the file and what wrote it, a built-in set or a control."""
-    if not cfg.text_used:
-        return "none (a no-text run)"
-    return metrics.get("descriptions") or "-"
-
-
-def _time_row(metrics: dict) -> str:
-    """``features 1.0s, training 2.0s, calibration 3.0s, setup 0.5s, total 6.5s``: the parts add
-    up to the total (setup: loading models and data, encoding the texts, writing the run)."""
-    seconds = {
-        "features": metrics["feature_seconds"],
-        "training": metrics["train_seconds"],
-        "calibration": metrics.get("calibration_seconds"),
-    }
-    # What the parts leave out: loading the models and data, encoding the texts, writing files.
-    rest = metrics["total_seconds"] - sum(v for v in seconds.values() if v)
-    seconds["setup"] = rest if rest >= 0.05 else None
-    parts = [f"{name} {value:.1f}s" for name, value in seconds.items() if value is not None]
-    return ", ".join(parts) + f", total {metrics['total_seconds']:.1f}s"

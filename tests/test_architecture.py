@@ -111,6 +111,8 @@ BASE = {
     "textclf.files",  # and its modules
     "textclf.presets",
     "textclf.config",
+    "textclf.config_rules",
+    "textclf.config_types",  # the combinations of settings TrainConfig.validate checks
     "textclf.datatypes",
     "textclf.plugin_api",
     "textclf.plugin_compat",

@@ -14,59 +14,32 @@ import os
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Optional
 
 import pydantic
 from pydantic import Field
 
+from textclf.config_types import (
+    CHOICES,
+    Count,
+    ImageSize,
+    Name,
+    NonNegative,
+    PositiveTriple,
+    Probability,
+    Rate,
+    Seed,
+    Share,
+    Split,
+    Triple,
+    Unit,
+    ValShare,
+)
 from textclf.errors import TextclfError, option, unknown_choice
 from textclf.files.atomic import write_text
 from textclf.files.toml_files import check_keys, load_toml  # config.load_toml stays importable
 from textclf.presets import AUTO_OPEN_NOTE, PRESETS  # config.PRESETS stays importable
 from textclf.validation import problem, show, type_name
-
-CHOICES = {
-    "negatives": ("one", "all"),
-    "head_input": ("auto", "projection", "features"),
-    "train_backbone": ("none", "last", "all"),
-    "device": ("auto", "cpu", "cuda"),
-    "text_control": ("none", "classname", "random-words", "shuffled"),
-    "select": ("last", "best"),
-    "text_head": ("auto", "projected", "open"),
-    "head_init": ("random", "zero-shot"),
-    "feature_dtype": ("float32", "float16"),
-    # Frozen-backbone feature extraction: ONNX Runtime where the backbone exports (auto), or a fixed
-    # runtime.
-    "extract_runtime": ("auto", "torch", "onnxruntime"),
-}
-
-# Value types of the schema (finite numbers: NaN and inf are refused everywhere).
-Name = Annotated[str, Field(min_length=1)]
-Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, temperature
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]  # [0, 1]
-Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # (0, 1]
-Split = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # (0, 1)
-Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=1)]
-Seed = Annotated[int, Field(ge=0, lt=2**32)]
-
-
-def _image_size(value: Any) -> Any:
-    """``"auto"``, None or whole pixels in [8, 4096], with one error (not one per union member)."""
-    if value is None or value == "auto" or (type(value) is int and 8 <= value <= 4096):
-        return value
-    raise ValueError('expected "auto" or an integer number of pixels in [8, 4096]')
-
-
-def image_size_setting(text: Optional[str]) -> Any:
-    """``--image-size`` text as a config value (digits: an integer; else kept for validation)."""
-    return int(text) if isinstance(text, str) and text.strip().isdigit() else text
-
-
-# The largest size --image-size auto picks on a CPU (training.image_size; bounds memory checks)
-AUTO_IMAGE_SIZE_CPU_CAP = 224
-ImageSize = Annotated[Union[Literal["auto"], int, None], pydantic.PlainValidator(_image_size)]
 
 
 @dataclass
@@ -107,10 +80,33 @@ class TrainConfig:
     seed: Seed = 0
     device: str = "auto"
     train_fraction: Share = 1.0
-    val_fraction: Split = 0.1
+    # 0: no validation images (every train image trains; select = best needs some)
+    val_fraction: ValShare = 0.1
     # Which weights the run keeps: the last epoch's (the cosine schedule has annealed them) or the
     # epoch with the best validation accuracy (noisy on a small validation split; see README).
     select: str = "last"
+    # --- Protocol switches: enough to run either of the paper's public notebooks as it ran
+    # (presets notebook-baseline, notebook-text; docs/paper.md). BatchNorm of the image backbone
+    # while training: eval (running statistics) or train (batch statistics, the running ones
+    # drifting, as the baseline notebook's model.train(): images stream through the backbone).
+    backbone_bn: str = "eval"
+    clf_loss: str = "logits"  # probabilities: CE on softmax outputs (the text notebook's)
+    optimizer: str = "adamw"
+    momentum: Probability = 0.9  # SGD's
+    lr_schedule: str = "cosine"  # warm-up then cosine to 0, or constant (both notebooks)
+    # test, or train-holdout: the first floor(score_holdout * N) of a seed-0 permutation of the N
+    # train images (the text notebook's valid_size 0.2), which then validate too and never train.
+    score_split: str = "test"
+    score_holdout: Split = 0.2
+    eval_every: Count = 100  # steps between the evaluations of select = best-scored
+    # The image normalisation: the backbone's, the train split's own per-channel statistics, or
+    # norm_mean / norm_std as given (the text notebook's CIFAR constants).
+    normalize: str = "backbone"
+    norm_mean: Optional[Triple] = None
+    norm_std: Optional[PositiveTriple] = None
+    # The backbone's resize and crop, or squash: straight to image_size, bilinear, no crop
+    # (torchvision's Resize(size) of a square image, as both notebooks).
+    resize: str = "backbone"
     max_train: Optional[Count] = None  # stratified subset of the train split (CI, quick runs)
     max_test: Optional[Count] = None
     proj_dim: Count = 256
@@ -161,10 +157,21 @@ class TrainConfig:
         return self.text_head == "open" or bool(self.holdout_classes)
 
     @property
+    def backbone_changes(self) -> bool:
+        """Whether the image backbone changes while training: weights (``train_backbone``) or
+        BatchNorm running statistics (``backbone_bn = "train"``); the run then keeps its own."""
+        return self.train_backbone != "none" or self.backbone_bn == "train"
+
+    @property
+    def replays_tail(self) -> bool:
+        """Whether only the backbone's tail trains after a frozen trunk (``last-bn-scale`` under
+        eval-mode BatchNorm): the trunk's output is cached and the tail replayed each step."""
+        return self.train_backbone == "last-bn-scale" and self.backbone_bn == "eval"
+
+    @property
     def streams_images(self) -> bool:
-        """Whether images go through the backbone every step (it trains) instead of the feature
-        cache."""
-        return self.train_backbone != "none"
+        """Whether images go through the backbone every step instead of the feature cache."""
+        return self.backbone_changes and not self.replays_tail
 
     def validate(self) -> TrainConfig:
         """Check every value's type and range and the choices; raise a one-line
@@ -192,30 +199,10 @@ class TrainConfig:
 
     def _check_combinations(self) -> None:
         """Settings that mean something only together: a run must never record one that did
-        nothing."""
-        if self.holdout_classes is not None:
-            if not self.holdout_classes:
-                raise TextclfError(
-                    f"{option('holdout_classes')} is empty; name the classes to hold out, or drop "
-                    "it"
-                )
-            padded = [c for c in self.holdout_classes if c != c.strip()]
-            if padded:
-                raise TextclfError(
-                    f"holdout class {padded[0]!r} has spaces around it; write it as "
-                    f"{padded[0].strip()!r}"
-                )
-        if self.extract_runtime == "onnxruntime" and self.streams_images:
-            raise TextclfError(
-                f"--extract-runtime onnxruntime extracts the features of a frozen backbone, but "
-                f"--train-backbone {self.train_backbone} trains it on images; drop one of them"
-            )
-        if self.holdout_shots and not self.holdout_classes:
-            raise TextclfError(
-                f"{option('holdout_shots')} {self.holdout_shots} needs {option('holdout_classes')} "
-                "(the "
-                f"classes that keep {self.holdout_shots} training images each)"
-            )
+        nothing (:mod:`textclf.config_rules`)."""
+        from textclf.config_rules import check_combinations
+
+        check_combinations(self)
 
     def to_dict(self) -> dict:
         """A TOML-safe dict (None values dropped)."""

@@ -384,7 +384,7 @@ def test_usage_errors_exit_2(run, tmp_path):
     for args, needle in (
         ((tmp_path / "nope",), "does not exist"),
         ((), "missing RUN_DIR"),
-        ((run, "--split", "val"), "valid choices: test, train"),
+        ((run, "--split", "val"), "valid choices: holdout, test, train"),
         ((run, "--dataset", "no-such-set"), "unknown"),
         ((run, "--onnx", tmp_path / "m.onnx"), "not both"),
     ):

@@ -113,8 +113,11 @@ def run_cell(
             # A half-made cell from a killed grid: start it over
             remove_own_files(run_dir, OWN_FILES)
         train_one_run(config, run_dir, resume=can_resume, callbacks=callbacks)
+    from textclf.evaluation.outputs import scored_split
+
     run = open_run(run_dir)
-    outputs = split_outputs(run, "test", shared=True)
+    # The split the run is scored on: test, or the part of train it held out (paper audit)
+    outputs = split_outputs(run, scored_split(run.config), shared=True)
 
     scores = score_outputs(outputs, run.config.temperature, run.gamma)
     metrics = _read_cell_file(files.train_metrics, {"best_val_accuracy": (int, float, type(None))})

@@ -187,8 +187,10 @@ def check_grid(cells: list[Cell], seeds: list[int], base: dict, preset: str) -> 
 
 def cell_config(cell: Cell, base: dict, preset: str, seed: int):
     """The :class:`textclf.config.TrainConfig` of ``cell`` for ``seed`` (``base`` under the
-    cell's overrides)."""
+    cell's overrides; an override of None sets that setting to None, e.g. the paper audit's
+    ``text_trainable_layers``: all layers)."""
 
     values = ConfigValues({**base, **cell.overrides, "seed": seed})
     values.source = f"grid cell '{cell.name}'"
-    return build_config(preset, None, values)
+    # As file values, not flag overrides: flags drop None ("not given"), a cell's None is a value
+    return build_config(preset, values)

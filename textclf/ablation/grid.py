@@ -87,7 +87,7 @@ def run_grid(
         )
     out = Path(out)
     base = dict(base or {})
-    cells = cells if report.zero_shot_chance is not None else with_reference(cells)
+    cells = with_reference(cells) if report.compares_no_text else cells
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise TextclfError(
@@ -97,6 +97,8 @@ def run_grid(
     # Resolved and preflighted up front: anything known at the start fails before hours of
     # training and before any file is touched.
     configs = check_grid(cells, seeds, base, preset)
+    for line in report.before_start(configs):
+        reporter.message(line)
 
     # Under torchrun: the ranks share out the cells (rank 0 claims and summarises)
     if current().active:

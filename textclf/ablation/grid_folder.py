@@ -67,6 +67,7 @@ def own_files() -> list[str]:
         "results.json",
         "summary.md",
         "forest.png",
+        "waterfall.png",
         ".*.tmp",
     ] + cell_files
 
@@ -92,5 +93,5 @@ def finish_grid(
         for c in cells
     ]
     summary, text = report.summary(rows, cells)
-    write_outputs(out, rows, summary, text, forest=report.zero_shot_chance is None)
+    write_outputs(out, rows, summary, text, figure=report.figure)
     return summary

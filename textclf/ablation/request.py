@@ -32,6 +32,10 @@ class GridRequest:
     """One ``ablate`` call. Axis values and lists may be comma-separated text or Python lists."""
 
     paper: bool = False
+    # The paper's baseline notebook to its text notebook, one factor at a time (ablation/audit.py);
+    # the image_backbone axis gives the baseline's and the text notebook's backbones
+    paper_audit: bool = False
+    stream_max_train: Optional[int] = None  # paper audit: train images of the streaming cells
     grid: Optional[Path] = None  # a TOML grid file
     zero_shot: bool = False
     preset: str = field(default="default", metadata={"choices": tuple(PRESETS)})
@@ -188,8 +192,10 @@ def plan_grid(request: GridRequest) -> GridPlan:
     controls = [str(c) for c in split_values(request.controls)]
     seeds = parse_seeds(request.seeds)
     base = {k: v for k, v in request.base.items() if v is not None}
-    chance, notes = None, []
-    if request.zero_shot:
+    chance, notes, audit = None, [], ()
+    if request.paper_audit:
+        cells, audit, notes = audit_plan(request, axes, base)
+    elif request.zero_shot:
         if request.paper or request.grid or set(axes) - {"prompt_type"}:
             raise TextclfError(
                 f"{option('zero_shot')} defines its own grid; of the axes it takes only the prompt "
@@ -220,14 +226,52 @@ def plan_grid(request: GridRequest) -> GridPlan:
                 f"such as {option('clf_weights')}"
             )
         cells = grid_cells.grid_cells(axes, controls)
-    default_name = "zero-shot" if request.zero_shot else "paper" if request.paper else "grid"
+    default_name = (
+        "paper-audit"
+        if request.paper_audit
+        else "zero-shot"
+        if request.zero_shot
+        else "paper"
+        if request.paper
+        else "grid"
+    )
     output = (
         Path(request.output)
         if request.output
         else Path("ablations") / (request.name or default_name)
     )
     check_grid_size(len(cells), len(seeds))
-    return GridPlan(cells, seeds, base, request.preset, output, GridReport(chance, tuple(notes)))
+    report = GridReport(chance, tuple(notes), audit)
+    return GridPlan(cells, seeds, base, request.preset, output, report)
+
+
+def audit_plan(request: GridRequest, axes: dict, base: dict) -> tuple[list[Cell], tuple, list]:
+    """``(cells, steps, notes)`` of ``--paper-audit``; of the axes it takes only the image
+    backbones (the baseline notebook's and the text notebook's)."""
+    from textclf.ablation import audit
+
+    others = request.paper or request.zero_shot or request.grid or split_values(request.controls)
+    if others or set(axes) - {"image_backbone"}:
+        raise TextclfError(
+            f"{option('paper_audit')} defines its own grid; of the axes it takes only "
+            f"{option('image_backbones')} (the baseline's and the text notebook's)"
+        )
+    backbones = axes.get("image_backbone")
+    if backbones and len(backbones) != 2:
+        raise TextclfError(
+            f"{option('paper_audit')} takes two {option('image_backbones')} (the baseline "
+            f"notebook's and the text notebook's), got {len(backbones)}"
+        )
+    size = request.stream_max_train
+    if size is not None:
+        size = _number("stream_max_train", int, size)
+        if size < 1 or "max_train" in base:
+            raise TextclfError(
+                f"{option('stream_max_train')} {size} must be >= 1, and without "
+                f"{option('max_train')} (which already subsets every cell)"
+            )
+    cells, steps, notes = audit.audit_plan(base, backbones, size)
+    return cells, steps, notes
 
 
 def zero_shot_plan(

@@ -181,14 +181,18 @@ RESULT_FIELDS = [
 
 
 def write_outputs(
-    out: Path, rows: list[dict], summary: dict, summary_md: str, forest: bool = True
+    out: Path, rows: list[dict], summary: dict, summary_md: str, figure: Optional[str] = "forest"
 ) -> None:
-    """results.csv, results.json, summary.md and (for a no-text comparison) forest.png, each
-    atomically."""
+    """results.csv, results.json, summary.md and the figure (``forest``: forest.png of a no-text
+    comparison; ``waterfall``: waterfall.png of the paper audit; None), each atomically."""
 
     fields = RESULT_FIELDS + [k for k in ZERO_SHOT_FIELDS if any(k in r for r in rows)]
     write_text(out / "results.csv", csv_text(fields, rows))
     write_json(out / "results.json", {"rows": rows, "summary": summary})
     write_text(out / "summary.md", summary_md)
-    if forest:
+    if figure == "forest":
         plot_forest(summary, out / "forest.png")
+    elif figure == "waterfall":
+        from textclf.evaluation.waterfall import plot_waterfall
+
+        plot_waterfall(summary, out / "waterfall.png")

@@ -85,13 +85,48 @@ def train_val_indices(
     labels: np.ndarray, val_fraction: float, train_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices into a dataset's train split: a stratified seeded validation carve-out,
-    then
-    ``train_fraction`` of the rest. A run's validation images are always these."""
-    val_idx, train_idx = stratified_indices(labels, val_fraction, seed)
+    then ``train_fraction`` of the rest. A run's validation images are always these (none when
+    ``val_fraction`` is 0)."""
+    if val_fraction > 0:
+        val_idx, train_idx = stratified_indices(labels, val_fraction, seed)
+    else:
+        val_idx, train_idx = np.empty(0, dtype=np.int64), np.arange(len(labels), dtype=np.int64)
     if train_fraction < 1.0:
         keep, _ = stratified_indices(labels[train_idx], train_fraction, seed + 1)
         train_idx = train_idx[keep]
     return train_idx, val_idx
+
+
+HOLDOUT_SEED = 0  # the paper's text notebook: np.random.seed(0), the same for every run and seed
+
+
+def holdout_indices(
+    n: int, fraction: float, seed: int = HOLDOUT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held out)``: the first ``floor(fraction * n)`` of a seeded permutation of
+    ``range(n)`` are held out, sorted, exactly as ``np.random.seed(seed);
+    np.random.shuffle(indices)`` then ``indices[:split]`` (the paper's text notebook: seed 0,
+    ``valid_size`` 0.2) picks them."""
+    size = int(np.floor(fraction * n))
+    order = np.arange(n, dtype=np.int64)
+    np.random.RandomState(seed).shuffle(order)
+    return np.sort(order[size:]), np.sort(order[:size])
+
+
+def channel_statistics(split: Split, chunk: int = 1024) -> tuple[tuple, tuple]:
+    """Per-channel mean and std of a split's pixels on [0, 1] (every image at its own size; the
+    normalisation ``normalize = "dataset"`` uses)."""
+    total, sq, count = np.zeros(3), np.zeros(3), 0
+    for start in range(0, len(split), chunk):
+        images = split.read(range(start, min(start + chunk, len(split))))
+        for im in images if not isinstance(images, np.ndarray) else [images]:
+            px = np.asarray(im, dtype=np.float64).reshape(-1, 3) / 255.0
+            total += px.sum(0)
+            sq += (px**2).sum(0)
+            count += len(px)
+    mean = total / max(1, count)
+    std = np.sqrt(np.maximum(sq / max(1, count) - mean**2, 1e-12))
+    return tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in std)
 
 
 def check_trainable(

@@ -46,21 +46,17 @@ import numpy as np
 
 from textclf import __version__
 from textclf.errors import TextclfError
-from textclf.evaluation.baseline_schema import check_gateable
 from textclf.evaluation.open_vocab import open_vocab_metrics
 from textclf.evaluation.outputs import split_outputs
 from textclf.evaluation.request import EvalRequest
 from textclf.evaluation.served_head import served_block, without_text_head
-from textclf.files.atomic import write_json
-from textclf.files.jsonio import read_json
-from textclf.files.ownership import is_textclf_json, refuse_foreign_file
 from textclf.files.paths import safe_name
 from textclf.models.calibrated_stacking import per_class_accuracy
 from textclf.runs.run import open_run
 from textclf.runs.run_dir import RunFiles
 from textclf.runtime.devices import resolve_device
 from textclf.runtime.progress import NULL, Reporter
-from textclf.splits import check_split
+from textclf.splits import check_eval_split
 
 METRICS_FORMAT = "textclf-metrics"
 METRICS_SCHEMA_VERSION = 1
@@ -306,10 +302,13 @@ def evaluate_run(
     device: str = EvalRequest.device,
     reporter: Reporter = NULL,
 ) -> RunEvaluation:
-    """Score a finished run on ``dataset`` (default: its own) ``split``; nothing is written."""
+    """Score a finished run on ``dataset`` (default: its own) ``split`` (train, test, or the
+    holdout it scored); nothing is written. The document carries the training's verdict on the
+    text branch (:mod:`textclf.training.diagnostics`) when the run has one."""
 
-    check_split(split)
+    check_eval_split(split)
     run = open_run(run_dir)
+    check_eval_split(split, run)
     check_finite_weights(run)
     RunFiles(run.root).check_readable()  # a damaged history fails now, not after metrics.json
     dev = str(resolve_device(device))
@@ -333,8 +332,23 @@ def evaluate_run(
         "text_backbone": run.config.text_backbone,
     }
     doc = metrics_document(metrics, source=source, dataset=name, split=split)
+    branch = _text_branch(run)
+    if branch is not None:
+        doc["text_branch"] = branch
     own = name == run.config.dataset and split == "test"
     return RunEvaluation(doc, run, own)
+
+
+def _text_branch(run) -> Optional[dict]:
+    """The text-branch verdict of the run's training (None: no text, or an older run)."""
+    import json
+
+    try:
+        doc = json.loads((run.root / "train_metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    branch = doc.get("text_branch") if isinstance(doc, dict) else None
+    return branch if isinstance(branch, dict) and "message" in branch else None
 
 
 def check_finite_weights(run) -> None:
@@ -353,63 +367,3 @@ def check_finite_weights(run) -> None:
             f"'{run.root / 'model.safetensors'}' holds weights that are not finite (NaN or inf in "
             f"{bad[0]}{more}): the run diverged; train it again with a lower --lr"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# metrics.json
-# --------------------------------------------------------------------------------------------
-
-
-def write_metrics(
-    path: str | Path, metrics: dict, *, baseline: Optional[str | Path] = None
-) -> Optional[Path]:
-    """Write a metrics document atomically (temp file + rename); returns the path, or None when
-    skipped.
-
-    A gate never writes over its own baseline: when ``path`` is the ``baseline`` file (through any
-    path or link), nothing is written, so a failed comparison cannot replace what it failed against.
-    """
-
-    if baseline is not None and _same_file(path, baseline):
-        return None
-    refuse_foreign_file(
-        Path(path), is_textclf_json, "evaluate a copy of the model under another name"
-    )
-    write_json(path, metrics)
-    return Path(path)
-
-
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    try:
-        return Path(a).exists() and Path(b).exists() and Path(a).samefile(b)
-    except OSError:
-        return False
-
-
-def read_metrics(path: str | Path) -> dict:
-    """Read a ``metrics.json`` (e.g. a baseline); anything a gate cannot trust is a one-line error.
-
-    Beyond the format header, the gated figures must be finite fractions in [0, 1] and
-    ``class_names`` a non-empty list of distinct strings: a baseline accuracy of -1 would turn a
-    gate off, one of 5.0 or NaN would fail every run, and a baseline without class names could
-    compare runs on different classes.
-    """
-
-    p = Path(path)
-    if not p.is_file():
-        raise TextclfError(f"metrics file '{path}' does not exist")
-    doc = read_json(p, "metrics file")
-    if not isinstance(doc, dict) or doc.get("format") != METRICS_FORMAT:
-        raise TextclfError(f"'{path}' is not a textclf metrics file (no format '{METRICS_FORMAT}')")
-    version = doc.get("schema_version")
-    if (
-        not isinstance(version, int)
-        or isinstance(version, bool)
-        or version > METRICS_SCHEMA_VERSION
-    ):
-        raise TextclfError(
-            f"metrics file '{path}' has schema_version {version!r}; this textclf reads "
-            f"versions up to {METRICS_SCHEMA_VERSION}"
-        )
-    check_gateable(doc, f"metrics file '{path}'")
-    return doc

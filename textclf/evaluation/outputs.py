@@ -18,6 +18,11 @@ from textclf.runs.datasets import load_eval_dataset, vocabulary_labels
 from textclf.runtime.progress import NULL, Reporter
 
 
+def scored_split(config) -> str:
+    """The split a run's reported accuracy is measured on: ``test`` or ``holdout``."""
+    return "holdout" if config.score_split == "train-holdout" else "test"
+
+
 @dataclass
 class SplitOutputs:
     """What a model serves for a split, in its vocabulary order (see
@@ -60,8 +65,10 @@ def split_features(
 ):
     """``(dataset, split data, backbone features)`` of a run's image backbone on a split.
 
-    A frozen backbone's features come from (and fill) the shared feature cache; a trained one
-    runs over the images. ``shared`` reuses read-only backbones within a grid.
+    A frozen backbone's features come from (and fill) the shared feature cache; so do a
+    ``last-bn-scale`` run's trunk outputs, through which its trained tail is replayed
+    (:mod:`textclf.models.backbone_tail`); any other trained backbone runs over the images.
+    ``shared`` reuses read-only backbones within a grid.
     """
     import torch
 
@@ -69,32 +76,73 @@ def split_features(
     from textclf.data.features import cached_features
 
     ds = load_eval_dataset(run, dataset)
-    data = ds.split(split)
-    if not len(data):
-        raise TextclfError(f"nothing to evaluate: the {split} split of '{ds.name}' has no images")
+    rows = None
+    if split == "holdout":  # rows of the train split: its cached features serve them
+        from textclf.data.datasets import holdout_indices
+
+        split, rows = "train", holdout_indices(len(ds.train), run.config.score_holdout)[1]
     dev = torch.device(device)
     encoder = run.image_encoder(shared=shared)
     prep = run.preprocessing
+    tail = _tail(run, encoder, prep)
+    streams = run.trained_backbone and tail is None
+    data = ds.train.subset(rows) if rows is not None and streams else ds.split(split)
+    if not len(data):
+        raise TextclfError(f"nothing to evaluate: the {split} split of '{ds.name}' has no images")
     reporter.task(
         "features", len(data), f"features {run.config.image_backbone} ({split}, {len(data)} images)"
     )
     on_batch = lambda n: reporter.advance("features", n)  # noqa: E731
-    if run.trained_backbone:
+    if streams:
         feats = extract_features(encoder.module, data, prep, dev, on_batch=on_batch)
     else:
+        from textclf.data.features import cached_features
+
+        cached = encoder if tail is None else tail[0]
+        runtime = run.config.extract_runtime if tail is None else "torch"
         feats, _ = cached_features(
-            encoder,
+            cached,
             data,
             split,
             ds.name,
             prep,
             dev,
             on_batch=on_batch,
-            runtime=run.config.extract_runtime,
+            runtime=runtime,
             reporter=reporter,
         )
     reporter.done("features")
+    if rows is not None and not streams:
+        data, feats = ds.train.subset(rows), feats[rows]
+    if tail is not None:
+        feats = _replay(tail[1], feats)
     return ds, data, feats
+
+
+def _tail(run, encoder, prep):
+    """``(trunk encoder, tail)`` of a ``last-bn-scale`` run's backbone cut before its trained
+    BatchNorm, or None (any other run, or a backbone that cannot be cut: it streams)."""
+    if not (run.trained_backbone and run.config.replays_tail):
+        return None
+    from textclf.models.backbone_tail import split_backbone, trunk_encoder
+
+    try:
+        trunk, tail, bn = split_backbone(encoder.module.eval(), prep.input_size)
+    except ValueError:
+        return None
+    return trunk_encoder(encoder, trunk, bn, prep.input_size), tail
+
+
+def _replay(tail, trunk_rows, size: int = 1024) -> np.ndarray:
+    """Backbone features from trunk outputs, through the tail, in chunks."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(trunk_rows), size):
+            chunk = np.array(trunk_rows[start : start + size], dtype=np.float32)  # writable
+            out.append(tail(torch.from_numpy(chunk)).numpy())
+    return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
 
 
 def split_outputs(

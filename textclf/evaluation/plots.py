@@ -5,7 +5,8 @@ GUI backend is selected and no global figure state leaks between calls. Each fil
 a temp path beside its target and renamed over it, so a killed process never leaves a half PNG.
 
 - ``confusion_matrix.png``: counts, rows true class, columns predicted class;
-- ``training_curves.png``: losses (log axis), validation accuracy and learning rate per epoch;
+- ``training_curves.png``: losses (log axis; the contrastive term beside its chance level),
+  validation accuracy and learning rate per epoch;
 - ``forest.png`` (``textclf ablate``): each cell's paired difference to the no-text control
   with its 95% interval;
 - the labelled similarity matrix the run's figures use (:mod:`textclf.evaluation.run_figures`).
@@ -172,6 +173,29 @@ def plot_training_curves(
     return _save(training_curves_figure(history, best_epoch, kept_epoch), path)
 
 
+def _empty(fig, axes, text: str):
+    """``fig`` with ``text`` in every panel of ``axes`` and no ticks (nothing to draw)."""
+    for ax in axes:
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def _chance_line(ax, history: list[dict], colour) -> None:
+    """The contrastive term of an image embedding that cannot tell its class's text from the
+    negatives', ``ln(1 + negatives)``: at this line the text branch has learned nothing."""
+    chance = history[-1].get("loss_cont_chance")
+    if chance:
+        ax.axhline(
+            chance,
+            color=colour,
+            linestyle="--",
+            linewidth=1,
+            label=f"contrastive at chance, ln(1 + negatives) = {chance:.3f}",
+        )
+
+
 def training_curves_figure(
     history: list[dict], best_epoch: Optional[int] = None, kept_epoch: Optional[int] = None
 ):
@@ -183,18 +207,7 @@ def training_curves_figure(
     fig = _figure(14.0, 4.0)
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3, width_ratios=[1.15, 1.15, 0.9])
     if not history:
-        for ax in (ax_loss, ax_acc, ax_lr):
-            ax.text(
-                0.5,
-                0.5,
-                "no training epochs recorded",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
-        return fig
+        return _empty(fig, (ax_loss, ax_acc, ax_lr), "no training epochs recorded")
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
     for key, label in (
         ("loss", "total"),
@@ -203,7 +216,9 @@ def training_curves_figure(
     ):
         values = _positive(row.get(key) for row in history)
         if any(not np.isnan(v) for v in values):  # a no-text run has no contrastive term to draw
-            ax_loss.plot(epochs, values, marker=".", label=label)
+            line = ax_loss.plot(epochs, values, marker=".", label=label)[0]
+            if key == "loss_cont":
+                _chance_line(ax_loss, history, line.get_color())
     # Log scale: the losses fall by orders of magnitude, and a linear axis flattens every epoch
     # after the first few into one line.
     ax_loss.set_yscale("log")

@@ -18,7 +18,7 @@ from textclf.errors import TextclfError, option, unknown_choice
 from textclf.evaluation.templates import TEMPLATE_SETS
 from textclf.evaluation.templates import templates as read_templates
 from textclf.runtime.devices import DEVICES
-from textclf.splits import SPLITS, check_split
+from textclf.splits import EVAL_SPLITS, check_eval_split
 
 
 @dataclass
@@ -34,7 +34,7 @@ class EvalRequest:
     run_dir: Optional[Path] = None  # a finished run dir
     onnx: Optional[Path] = None  # an exported model instead of a run dir (needs dataset)
     dataset: Optional[str] = None  # None: the run's own
-    split: str = field(default="test", metadata={"choices": SPLITS})
+    split: str = field(default="test", metadata={"choices": EVAL_SPLITS})
     device: str = field(default="auto", metadata={"choices": DEVICES})
     plots: bool = True  # the figures (RUN_DIR/plots/, or beside the model)
     zero_shot: bool = False  # the zero-shot heads of an aligned image-text pair, no training
@@ -48,7 +48,7 @@ class EvalRequest:
 
     def check(self) -> EvalRequest:
         """The choices and the combination of sources valid, before any work (one line each)."""
-        check_split(self.split)
+        check_eval_split(self.split)
         if self.device not in DEVICES:
             raise unknown_choice("device", self.device, DEVICES)
         run_dir = _run_dir_name()

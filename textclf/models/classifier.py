@@ -53,6 +53,9 @@ class TextEnhancedClassifier(nn.Module):
     CLIP-style). ``image_backbone``: when set, inputs are normalised images, else backbone
     features. ``class_text``: a class-text provider (see :mod:`textclf.models.text_tower`), or
     None when the text is not used (the no-text control) or not needed (evaluation).
+    ``backbone_bn``: the backbone's BatchNorm in training, ``"eval"`` (running statistics) or
+    ``"train"`` (batch statistics; the running ones drift). :meth:`replay_tail` makes the inputs
+    a cached trunk's outputs, from which the backbone's tail computes the features.
     """
 
     def __init__(
@@ -67,10 +70,14 @@ class TextEnhancedClassifier(nn.Module):
         text_head: str = "projected",
         image_backbone: Optional[nn.Module] = None,
         class_text: Optional[nn.Module] = None,
+        backbone_bn: str = "eval",
     ):
         super().__init__()
         self.head_input = head_input
         self.text_head = text_head
+        self.backbone_bn = backbone_bn
+        # Not a submodule: the tail is made of the backbone's own modules (state saved once)
+        self.__dict__["tail"] = None
         # Construction order fixes the initial weights for a seed: image, text, head.
         if text_head == "open":
             # Images go into the frozen text space itself: a new class's description is placed there
@@ -90,7 +97,7 @@ class TextEnhancedClassifier(nn.Module):
     ) -> ClassifierOutput:
         """Logits and embeddings for a batch; ``text_choice`` (C,) picks each class's description
         this step."""
-        features = self.image_backbone(x) if self.image_backbone is not None else x
+        features = self.backbone_features(x)
         embedding = self.image_proj(features)
         logits = self.head(head_features(self.head_input, embedding, features))
         text = None
@@ -98,12 +105,30 @@ class TextEnhancedClassifier(nn.Module):
             text = self.text_proj(self.class_text(text_choice))
         return ClassifierOutput(logits, embedding, text)
 
+    def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's features of a batch: the tail replayed on cached trunk outputs, the
+        backbone on images (without gradients when none of its parameters trains), or ``x``
+        itself (cached features)."""
+        if self.tail is not None:
+            return self.tail(x)
+        if self.image_backbone is None:
+            return x
+        if any(p.requires_grad for p in self.image_backbone.parameters()):
+            return self.image_backbone(x)
+        with torch.no_grad():  # a frozen backbone streaming images (BatchNorm in train mode)
+            return self.image_backbone(x)
+
+    def replay_tail(self, tail: Optional[nn.Module]) -> None:
+        """Take cached trunk outputs as inputs (:mod:`textclf.models.backbone_tail`); None: images
+        again."""
+        self.__dict__["tail"] = tail
+
     def train(self, mode: bool = True) -> TextEnhancedClassifier:
-        """Train mode for the heads and text parts; a trained image backbone keeps its BatchNorm
-        statistics."""
+        """Train mode for the heads and text parts; the image backbone keeps its BatchNorm
+        statistics unless ``backbone_bn`` is ``"train"`` (then it is in train mode, as a whole)."""
         super().train(mode)
         if self.image_backbone is not None:
-            self.image_backbone.eval()
+            self.image_backbone.train(mode and self.backbone_bn == "train")
         return self
 
     def project_text(self, text_features: torch.Tensor) -> torch.Tensor:
@@ -137,6 +162,7 @@ def build_model(
         text_head=config.text_head,
         image_backbone=image_backbone,
         class_text=class_text,
+        backbone_bn=getattr(config, "backbone_bn", "eval"),
     )
     if head_weight is not None:
         with torch.no_grad():

@@ -226,17 +226,92 @@ class TopLayersClassText(nn.Module):
 
 
 class TunedClassText(nn.Module):
-    """The whole text tower trains; each step encodes the chosen description of every class."""
+    """The whole text tower trains; each step encodes the chosen description of every class.
+
+    What a step needs of the fixed descriptions is prepared once: their tokens (tokenized at
+    construction, each step's batch cut to its longest chosen description), and the rows of the
+    token-embedding table they use. Only those rows train, as a small parameter of their own
+    (:class:`CompactEmbedding`): the full table (30,522 x 384 for MiniLM, half its weights) would
+    otherwise get a dense gradient and an AdamW update every step for rows no description reads.
+    Their values are written back into the tower by :meth:`sync` (the run's end). The one
+    difference from training the full table: rows no description uses are not shrunk by weight
+    decay (by a factor of ``(1 - lr * wd)`` per step, 0.9999998 at the paper's settings).
+    """
 
     def __init__(self, tower: HFTextTower, descriptions: Sequence[Sequence[str]]):
         super().__init__()
         self.tower = tower
         self.descriptions = [list(d) for d in descriptions]
+        flat = [t for d in self.descriptions for t in d]
+        batch = tower.tokenize(flat)
+        counts = [len(d) for d in self.descriptions]
+        self.register_buffer(
+            "offsets", torch.tensor([0, *counts[:-1]], dtype=torch.long).cumsum(0), persistent=False
+        )
+        self.register_buffer("lengths", batch["attention_mask"].sum(1), persistent=False)
+        self._batch = {k: v for k, v in batch.items() if k != "input_ids"}
+        self.compact = CompactEmbedding.for_tower(tower, batch["input_ids"])
+        if self.compact is None:
+            self._batch["input_ids"] = batch["input_ids"]
+        else:
+            self._batch["input_ids"] = self.compact.remap(batch["input_ids"])
 
     def forward(self, choice: torch.Tensor) -> torch.Tensor:
         """(C, dim) for description ``choice[c]`` of every class, with gradients through the
         tower."""
-        texts = [self.descriptions[c][int(i)] for c, i in enumerate(choice.tolist())]
+        rows = self.offsets + choice.to(self.offsets.device)
+        width = int(self.lengths[rows].max())  # padding beyond the longest chosen one: no work
         device = next(self.tower.parameters()).device
-        batch = {k: v.to(device) for k, v in self.tower.tokenize(texts).items()}
+        batch = {k: v[rows.cpu(), :width].to(device) for k, v in self._batch.items()}
+        if self.compact is not None:
+            batch["inputs_embeds"] = self.compact(batch.pop("input_ids"))
         return self.tower(**batch).float()
+
+    def sync(self) -> None:
+        """Write the trained embedding rows back into the tower's table (before it encodes
+        anything else)."""
+        if self.compact is not None:
+            self.compact.write_back()
+
+
+class CompactEmbedding(nn.Module):
+    """The rows of a tower's token-embedding table that some description uses, trained on their
+    own; the table itself is frozen until :meth:`write_back`."""
+
+    def __init__(self, table: nn.Embedding, ids: torch.Tensor):
+        super().__init__()
+        self.table = [table]  # not a submodule: the tower owns it
+        self.register_buffer("ids", ids, persistent=False)
+        self.weight = nn.Parameter(table.weight.detach()[ids].clone())
+        table.weight.requires_grad_(False)
+        lookup = torch.full((table.num_embeddings,), -1, dtype=torch.long)
+        lookup[ids] = torch.arange(len(ids))
+        self.register_buffer("lookup", lookup, persistent=False)
+
+    @classmethod
+    def for_tower(cls, tower: HFTextTower, input_ids: torch.Tensor):
+        """The compact rows of ``tower`` for these token ids, or None when the tower's model
+        takes no ``inputs_embeds`` or has no plain embedding table (it then trains whole)."""
+        table = (
+            tower.model.get_input_embeddings()
+            if hasattr(tower.model, "get_input_embeddings")
+            else None
+        )
+        if not isinstance(table, nn.Embedding) or "inputs_embeds" not in tower._accepted:
+            return None
+        return cls(table, torch.unique(input_ids))
+
+    def remap(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token ids -> rows of the compact table."""
+        return self.lookup[input_ids]
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """The embeddings of compact rows (what the table would give their tokens)."""
+        return self.weight[rows]
+
+    def write_back(self) -> None:
+        """Copy the trained rows into the tower's table."""
+        with torch.no_grad():
+            self.table[0].weight[self.ids.to(self.table[0].weight.device)] = self.weight.to(
+                self.table[0].weight.dtype
+            )

@@ -148,6 +148,7 @@ class LoopState:
     best_epoch: int = -1
     best_state: dict | None = None
     history: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)  # the checkpoint's loop metadata (periodic scores)
 
 
 def restore(files: RunFiles, optimizer, model, scheduler, class_names: list[str]) -> LoopState:
@@ -171,5 +172,5 @@ def restore(files: RunFiles, optimizer, model, scheduler, class_names: list[str]
         ) from None
     scheduler.load_state_dict(meta["scheduler"])
     return LoopState(
-        meta["epoch"] + 1, meta["best_val"], meta["best_epoch"], ckpt["best"], meta["history"]
+        meta["epoch"] + 1, meta["best_val"], meta["best_epoch"], ckpt["best"], meta["history"], meta
     )

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from textclf.config import TrainConfig
-from textclf.data.datasets import train_val_indices
+from textclf.data.datasets import holdout_indices, stratified_indices, train_val_indices
 from textclf.data.decode import draft_size
 from textclf.data.pipeline import image_batches, row_batches
 from textclf.data.preprocessing import preprocess_images
@@ -24,8 +24,33 @@ from textclf.data.preprocessing import preprocess_images
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices into the dataset's train split for ``config``
-    (:func:`train_val_indices`)."""
-    return train_val_indices(labels, config.val_fraction, config.train_fraction, config.seed)
+    (:func:`train_val_indices`).
+
+    With ``score_split = "train-holdout"`` the validation images are the held-out part that is
+    scored (:func:`scored_holdout`), and ``train_fraction`` applies to the rest.
+    """
+    if config.score_split != "train-holdout":
+        return train_val_indices(labels, config.val_fraction, config.train_fraction, config.seed)
+    rest, held = scored_holdout(labels, config)
+    if config.train_fraction < 1.0:
+        keep, _ = stratified_indices(labels[rest], config.train_fraction, config.seed + 1)
+        rest = rest[keep]
+    return rest, held
+
+
+def scored_holdout(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held out)`` of the train split for ``score_split = "train-holdout"``: the first
+    ``floor(score_holdout * N)`` images of a seed-0 permutation, as the text notebook (one line
+    when that holds out none of the split's images)."""
+    from textclf.errors import TextclfError, option
+
+    rest, held = holdout_indices(len(labels), config.score_holdout)
+    if not len(held):
+        raise TextclfError(
+            f"{option('score_holdout')} {config.score_holdout:g} of {len(labels)} train images "
+            "holds out none; hold out a larger share"
+        )
+    return rest, held
 
 
 @dataclass

@@ -16,8 +16,9 @@ from textclf.models.encoders import build_text_encoder as _build_text
 
 
 def image_encoder_for(cfg: TrainConfig) -> ImageEncoder:
-    """The run's image backbone: lazy and shareable when frozen, built now when it trains."""
-    frozen = not cfg.streams_images
+    """The run's image backbone: lazy and shareable when frozen, built now when it changes
+    (trained weights, a replayed tail, BatchNorm statistics in train mode)."""
+    frozen = not cfg.backbone_changes
     return build_image_encoder(
         cfg.image_backbone, cfg.pretrained, input_size=cfg.image_size, shared=frozen, lazy=frozen
     )

@@ -11,14 +11,20 @@ from textclf.descriptions.lookup import source_summary
 from textclf.models.text_tower import class_text_mean, encode_per_class
 from textclf.training.calibration import calibrate
 from textclf.training.class_text import final_text_features
+from textclf.training.diagnostics import text_branch
 
 
 def write_run(recipe, train_seconds: float) -> dict:
     """Write the finished run's files (rank 0) and return its ``train_metrics``."""
 
     cfg = recipe.config
+    scorer = recipe.scorer
+    if hasattr(recipe.model.class_text, "sync"):  # trained embedding rows back into the tower
+        recipe.model.class_text.sync()
     if cfg.select == "best" and recipe.best_state is not None:
         recipe.model.load_state_dict(recipe.best_state, strict=True)
+    if scorer is not None and scorer.best_state is not None:
+        recipe.model.load_state_dict(scorer.best_state, strict=True)
     history = recipe.history
     if not history:  # --epochs 0: nothing was selected
         best_epoch = selected_epoch = selected_val = None
@@ -28,12 +34,14 @@ def write_run(recipe, train_seconds: float) -> dict:
             recipe.best_epoch,
             round(recipe.best_val, 6),
         )
-    else:
-        best_epoch, selected_epoch, selected_val = (
-            recipe.best_epoch,
-            len(history),
-            history[-1]["val_accuracy"],
-        )
+    else:  # last, or the best of periodic evaluations (its step is in scorer.metrics())
+        best_epoch = recipe.best_epoch if recipe.best_epoch > 0 else None
+        selected_epoch, selected_val = len(history), history[-1]["val_accuracy"]
+        if scorer is not None and scorer.best_step is not None:
+            selected_epoch = -(-scorer.best_step // recipe.steps_per_epoch)  # ceil
+            # the scored images are the validation ones only when they are the held-out train part
+            held_out = cfg.score_split == "train-holdout"
+            selected_val = round(scorer.best_accuracy, 6) if held_out else None
     recipe.model.eval()
     initial = class_text_mean(recipe.initial_text)
     final = final_text_features(
@@ -62,7 +70,11 @@ def write_run(recipe, train_seconds: float) -> dict:
         "train_seconds": round(train_seconds, 3),
         "device": str(recipe.device),
         "descriptions": source_summary(recipe.descriptions_source),
+        "score_split": cfg.score_split,
+        "text_branch": text_branch(history, cfg, len(recipe.class_names)),
     }
+    if scorer is not None:
+        metrics.update(scorer.metrics())
     tensors, info = recipe._state(), {}
     if cfg.open_vocabulary:
         started = time.perf_counter()
@@ -83,7 +95,7 @@ def write_run(recipe, train_seconds: float) -> dict:
         descriptions_source=recipe.descriptions_source,
         preprocessing=recipe.preprocessing,
         identity={
-            "image_backbone": dict(recipe.image_encoder.identity(), trained=cfg.streams_images),
+            "image_backbone": dict(recipe.image_encoder.identity(), trained=cfg.backbone_changes),
             "text_backbone": dict(recipe.text_encoder.identity(), trained=cfg.text_trained),
         },
         metrics=metrics,

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from textclf.config import AUTO_IMAGE_SIZE_CPU_CAP
+from textclf.config_types import AUTO_IMAGE_SIZE_CPU_CAP
 from textclf.models.encoders import image_spec
 from textclf.runtime.progress import NULL, Reporter
 

@@ -59,9 +59,11 @@ def combined_loss(
     :class:`~textclf.models.classifier.ClassifierOutput`.
 
     Without class text embeddings in ``output`` (the text is not used) the loss is the
-    cross-entropy.
+    cross-entropy; ``config.clf_loss = "probabilities"`` applies it to the softmax outputs (a
+    double softmax, as the paper's text notebook: bounded, with small gradients).
     """
-    ce = F.cross_entropy(output.logits, labels)
+    scores = output.logits if config.clf_loss == "logits" else output.logits.softmax(-1)
+    ce = F.cross_entropy(scores, labels)
     if output.class_text_embedding is None:
         return ce, float(ce.detach()), 0.0
     cont = info_nce(

@@ -1,8 +1,9 @@
 """What the optimiser updates and how: parameter groups, the optimiser, the learning-rate schedule.
 
 The heads train at ``lr``, a fine-tuned text encoder at ``text_lr`` and a trained backbone
-(``--train-backbone last|all``) at ``backbone_lr``; the schedule is a linear warm-up then a
-cosine to 0 over the run's steps.
+(``--train-backbone last|all|last-bn-scale``) at ``backbone_lr``; the optimiser is AdamW (or SGD
+with momentum, as the paper's baseline notebook); the schedule is a linear warm-up then a cosine
+to 0 over the run's steps, or constant (both notebooks).
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from textclf.training.schedule import cosine_schedule
 
 
 def trainable_backbone_parameters(mode: str, backbone, plugin) -> list:
-    """What ``--train-backbone last|all`` trains (nothing with a frozen backbone); sets
-    ``requires_grad`` accordingly."""
-    if mode == "none":
-        return []
+    """What ``--train-backbone last|all|last-bn-scale`` trains (nothing with a frozen backbone);
+    sets ``requires_grad`` accordingly (a frozen backbone that streams images is run without
+    gradients)."""
     for p in backbone.parameters():
         p.requires_grad_(mode == "all")
     if mode == "last":
         for p in plugin.last_layer(backbone).parameters():
             p.requires_grad_(True)
+    if mode == "last-bn-scale":
+        from textclf.models.backbone_tail import last_batchnorm
+
+        last_batchnorm(backbone)[1].weight.requires_grad_(True)
     return [p for p in backbone.parameters() if p.requires_grad]
 
 
@@ -50,6 +54,11 @@ def parameter_groups(config: TrainConfig, model, backbone: list) -> list[dict]:
 def build_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
     """AdamW over ``groups`` (:func:`lean_adamw`: the same updates without importing
     ``torch._dynamo``)."""
+
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     # fused: one kernel per step instead of ~10 small ops per tensor (the loop is overhead-bound)
     return lean_adamw()(groups, weight_decay=config.weight_decay, fused=True)
 
@@ -82,7 +91,14 @@ def lean_adamw() -> type:
 
 
 def build_schedule(optimizer, config: TrainConfig, n_train: int):
-    """``(scheduler, steps per epoch)``: warm-up then cosine to 0 over every step of the run."""
+    """``(scheduler, steps per epoch)``: warm-up then cosine to 0 over every step of the run, or
+    a constant learning rate (``lr_schedule = "constant"``)."""
     steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
     total = config.epochs * steps_per_epoch
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(total)), steps_per_epoch
+    factor = cosine_schedule(total) if config.lr_schedule == "cosine" else _constant
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), steps_per_epoch
+
+
+def _constant(step: int) -> float:
+    """The learning-rate factor of a constant schedule (a module-level function: picklable)."""
+    return 1.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textclf.config import AUTO_IMAGE_SIZE_CPU_CAP
+from textclf.config_types import AUTO_IMAGE_SIZE_CPU_CAP
 from textclf.errors import TextclfError
 from textclf.models.aligned import check_aligned
 from textclf.registry import get_image_backbone, get_text_backbone, registry

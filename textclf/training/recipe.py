@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 
 from textclf.config import TrainConfig, save_config
 from textclf.data.datasets import check_trainable
-from textclf.data.feature_rows import row_reader
-from textclf.data.features import feature_table
 from textclf.data.loading import load_dataset
 from textclf.models.aligned import zero_shot_head_weight
 from textclf.models.classifier import build_model
-from textclf.models.text_tower import TunedClassText
 from textclf.runs.run_dir import RunFiles
 from textclf.runtime.devices import resolve_device
 from textclf.runtime.distributed import SINGLE
@@ -40,10 +38,12 @@ from textclf.training.class_text import (
 )
 from textclf.training.data import TrainData, split_indices
 from textclf.training.ddp import RANK_SEED_STRIDE, parallel_model, zero_loss
+from textclf.training.diagnostics import contrastive_chance
 from textclf.training.encoders import image_encoder_for, text_encoder_for
 from textclf.training.finish import write_run
 from textclf.training.holdout import holdout_rows, vocabulary
 from textclf.training.image_size import resolve_image_size
+from textclf.training.inputs import attach_inputs, run_preprocessing
 from textclf.training.losses import check_finite, combined_loss, draw_offsets
 from textclf.training.optimization import (
     build_optimizer,
@@ -126,49 +126,16 @@ class TrainingRecipe:
         # Held-out classes the run knows by description only (their features are kept for
         # evaluation).
         self.holdout_descriptions = {c: all_descriptions[c] for c in self.vocabulary.described_only}
-        # A frozen backbone is read-only, so a grid may share one; a trained one is this run's own.
+        # A frozen backbone is read-only, so a grid may share one; a changing one is this run's own.
         self.image_encoder = image_encoder_for(cfg)  # built only if a step needs the module
-        self.preprocessing = self.image_encoder.spec.preprocessing.with_size(cfg.image_size)
+        self.preprocessing = run_preprocessing(
+            cfg, self.image_encoder.spec.preprocessing, ds.train, self.reporter
+        )
         train_idx, val_idx = holdout_rows(
             ds.train.labels, *split_indices(ds.train.labels, cfg), self.vocabulary, cfg.seed
         )
         self.data = TrainData(train_idx, val_idx, self.vocabulary.run_labels(ds.train.labels))
-        self.feature_cache_hit = self.feature_runtime = self.feature_rate = None
-        self.feature_seconds = 0.0
-        if cfg.streams_images:
-            self.data.split, self.data.preprocessing = ds.train, self.preprocessing
-        else:
-            self.data.features = self._cached_train_features()
-
-    def _cached_train_features(self) -> np.ndarray:
-
-        ds, name = self.dataset, self.config.image_backbone
-        t0 = time.perf_counter()
-        self.reporter.task("features", len(ds.train), f"features {name} ({len(ds.train)} images)")
-        table = feature_table(
-            self.image_encoder,
-            ds.train,
-            "train",
-            ds.name,
-            self.preprocessing,
-            self.device,
-            on_batch=lambda n: self.reporter.advance("features", n),
-            dtype=self.config.feature_dtype,
-            workers=self.config.workers,
-            ctx=self.ctx,
-            runtime=self.config.extract_runtime,
-            reporter=self.reporter,
-        )
-        self.reporter.done("features")
-        self.feature_cache_hit, self.feature_seconds = table.hit, round(time.perf_counter() - t0, 3)
-        self.feature_runtime, self.feature_rate = table.runtime, table.images_per_second
-        self.reporter.message(
-            "feature cache: hit (reused cached image features)"
-            if table.hit
-            else "feature cache: miss (features computed and cached)"
-        )
-        # Each batch reads its rows: memory stays flat however large the table
-        return row_reader(table.features)
+        attach_inputs(self)  # cached features, cached trunk outputs, or streamed images
 
     def _setup_model(self) -> None:
 
@@ -187,7 +154,7 @@ class TrainingRecipe:
             self.reporter,
         )
         backbone = None
-        if cfg.streams_images:
+        if cfg.backbone_changes:  # the run keeps its own: trained weights or moved statistics
             backbone = self.image_encoder.module.to(self.device)
         head_weight = None
         if cfg.head_init == "zero-shot":
@@ -201,6 +168,7 @@ class TrainingRecipe:
             class_text=class_text,
             head_weight=head_weight,
         ).to(self.device)
+        self.model.replay_tail(self.tail)
         self.description_counts = [len(self.descriptions[c]) for c in self.class_names]
 
     def _setup_optimizer(self) -> None:
@@ -233,6 +201,12 @@ class TrainingRecipe:
             state.best_epoch,
         )
         self.best_state, self.history = state.best_state, state.history
+        self.scorer = None
+        if self.config.select == "best-scored":
+            from textclf.training.periodic import PeriodicScorer
+
+            self.scorer = PeriodicScorer(self)
+            self.scorer.restore(state.meta, state.best_state)
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -243,13 +217,11 @@ class TrainingRecipe:
         }
 
     def _one_thread(self) -> bool:
-        # Head training on cached features (and replayed top text layers) is a stream of small
-        # matrix products: one thread avoids OpenMP hand-off costs that make them many times
-        # slower on a busy 2-core machine.
-
-        return not self.config.streams_images and not isinstance(
-            self.model.class_text, TunedClassText
-        )
+        # Head training on cached features is a stream of small matrix products, and so is a
+        # fine-tuned text tower on ten short descriptions: one thread avoids OpenMP hand-off
+        # costs that make them many times slower on a busy 2-core machine (a fine-tuned MiniLM:
+        # 8.7x a frozen-text epoch on one thread, 88x on both cores; text_finetune_speed.py).
+        return self.data.features is not None
 
     def run(self) -> dict:
         """The epoch loop (train, validate, checkpoint), then the run's files; returns
@@ -283,7 +255,7 @@ class TrainingRecipe:
 
     def autocast(self):
         """bf16 autocast where it pays: a backbone training on CUDA (a no-op everywhere else)."""
-        enabled = self.device.type == "cuda" and self.config.streams_images
+        enabled = self.device.type == "cuda" and self.data.features is None
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     @property
@@ -337,22 +309,25 @@ class TrainingRecipe:
             self.optimizer.step()
             self.scheduler.step()
             sums += np.array([float(loss.detach()), ce, cont]) * len(y)
+            if self.scorer is not None:
+                self.scorer.after_step(epoch, step)
         total = ctx.all_sum(sums.tolist())
         n = max(1, len(perm))
-        return {
-            "epoch": epoch + 1,
-            "loss": round(float(total[0]) / n, 6),
-            "loss_clf": round(float(total[1]) / n, 6),
-            "loss_cont": round(float(total[2]) / n, 6),
-            "t0": t0,
-        }
+        row = {"epoch": epoch + 1, "loss": round(float(total[0]) / n, 6)}
+        row.update(loss_clf=round(float(total[1]) / n, 6), loss_cont=round(float(total[2]) / n, 6))
+        if cfg.text_used:  # the contrastive term's chance level, beside it in history.csv
+            row["loss_cont_chance"] = round(contrastive_chance(cfg, len(self.class_names)), 6)
+        return dict(row, t0=t0)
 
     @torch.no_grad()
-    def _validate(self) -> float:
-        """Validation accuracy; in a job each rank scores its share and the counts are summed."""
+    def accuracy(self, data) -> Optional[float]:
+        """Accuracy on ``data``'s validation rows (None without any); in a job each rank scores
+        its share and the counts are summed."""
+        if not data.n_val:
+            return None
         self.model.eval()
         correct = 0
-        for x, y in self.data.val_loader(
+        for x, y in data.val_loader(
             self.device, self.ctx.rank, self.ctx.world, channels_last=self.channels_last
         ):
             with self.autocast():
@@ -360,30 +335,32 @@ class TrainingRecipe:
             correct += int((logits.argmax(1) == y).sum())
         if self.ctx.active:
             correct = int(self.ctx.all_sum([correct], torch.int64)[0])
-        return correct / max(1, self.data.n_val)
+        return correct / data.n_val
 
     def _end_epoch(self, epoch: int, row: dict, writer: CheckpointWriter) -> None:
         """Validate, record the row, checkpoint (in the background), report and call the
         callbacks."""
-        val_acc = self._validate()
+        val_acc = self.accuracy(self.data)
         t0 = row.pop("t0")
         row.update(
-            val_accuracy=round(val_acc, 6),
+            val_accuracy=None if val_acc is None else round(val_acc, 6),
             lr=round(self.scheduler.get_last_lr()[0], 8),
             seconds=round(time.perf_counter() - t0, 4),
         )
         self.history.append(row)
         main = self.ctx.is_main  # in a job, rank 0 alone keeps weights for files and writes them
-        if val_acc > self.best_val:
+        if val_acc is not None and val_acc > self.best_val:
             # Only --select best needs the best epoch's weights; otherwise track the figure alone.
             self.best_val, self.best_epoch = val_acc, epoch + 1
             self.best_state = self._state() if self.config.select == "best" and main else None
         if main:
+            scorer = self.scorer
             writer.submit(
                 self._state(),
-                self.best_state,
+                self.best_state if scorer is None else scorer.best_state,
                 self.optimizer,
                 {
+                    **(scorer.meta() if scorer is not None else {}),
                     "epoch": epoch,
                     "scheduler": self.scheduler.state_dict(),
                     "best_val": self.best_val,
@@ -393,14 +370,8 @@ class TrainingRecipe:
                 },
                 self.history,
             )
-        self.reporter.advance(
-            "epochs",
-            1,
-            loss=row["loss"],
-            val_accuracy=val_acc,
-            lr=row["lr"],
-            seconds=row["seconds"],
-        )
+        shown = {k: row[k] for k in ("loss", "val_accuracy", "lr", "seconds") if row[k] is not None}
+        self.reporter.advance("epochs", 1, **shown)
         for callback in self.callbacks if main else ():
             callback(dict(row))
 
