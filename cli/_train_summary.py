@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from textclf.cli._common import console
+from textclf.cli._tables import key_value_table
+
 
 def print_summary(cfg, outcome) -> None:
     """The table of a finished run: data, image size, loss, the text branch, selection,
     descriptions, features, time; it fits the terminal's width."""
     from rich.text import Text
-
-    from textclf.cli._common import console
-    from textclf.cli._tables import key_value_table
 
     metrics = outcome.metrics
     negatives = "one negative class" if cfg.negatives == "one" else "all other classes as negatives"

@@ -15,6 +15,7 @@ from textclf.cli._distributed import rank_output
 from textclf.cli._help import default_note
 from textclf.cli._options import choices, library_option, merge_alias, preset_note
 from textclf.cli._progress import reporter, starting
+from textclf.cli._tables import Column, fitted_table
 from textclf.runtime.distributed import session
 
 HELP = (
@@ -278,8 +279,6 @@ def _print_summary(title: str, headers, rows, verdict: str, written: str) -> Non
     """An ablation summary table, its verdict and the files written. A column with nothing in any
     row (``Δ vs K images alone`` when K is 0) is left out."""
     from rich.markup import escape
-
-    from textclf.cli._tables import Column, fitted_table
 
     keep = [i for i, _ in enumerate(headers) if any(row[i] not in ("-", "") for row in rows)]
     headers = [headers[i] for i in keep] if rows else list(headers)

@@ -11,6 +11,7 @@ import typer
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._help import TextclfTyper
 from textclf.cli._options import library_option
+from textclf.cli._tables import Column, fitted_table
 from textclf.data import cache_admin
 from textclf.data.cache_admin import clear as do_clear
 from textclf.data.cache_admin import human_age, human_bytes, scan
@@ -74,8 +75,6 @@ def ls(
         return
     now = time.time()
     from rich import box
-
-    from textclf.cli._tables import Column, fitted_table
 
     console.print(f"feature cache: {escape(str(found.root / 'features'))}", highlight=False)
     # Nothing cut or split at 80 columns: what made an entry wraps at its spaces, over two or
@@ -146,8 +145,6 @@ def ls(
 
 def _report(result, verb: str, json_out: bool) -> None:
     from rich.markup import escape
-
-    from textclf.data.cache_admin import human_bytes
 
     if json_out:
         print_json(result.to_dict())
@@ -231,7 +228,6 @@ def clear(
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Clear the cache."""
-    from textclf.data.cache_admin import human_bytes, scan
 
     if not yes and not dry_run:
         found = scan(root)

@@ -10,6 +10,7 @@ import typer
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._options import library_option
 from textclf.cli._progress import is_quiet, reporter, starting
+from textclf.cli._tables import key_value_table
 from textclf.evaluation.gates import DEFAULT_MAX_DROP, check_gates, enforce_gates, validate_gates
 from textclf.evaluation.request import EvalRequest
 from textclf.evaluation.templates import templates as template_set
@@ -254,8 +255,6 @@ def _show(doc: dict, written: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
-
-    from textclf.cli._tables import key_value_table
 
     heads = doc["heads"]
     rows = [

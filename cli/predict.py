@@ -10,6 +10,7 @@ import typer
 from textclf.cli._common import console, err_console, handle_errors, print_json
 from textclf.cli._options import given_or_default, library_option, merge_alias
 from textclf.cli._progress import QuietReporter, is_quiet, reporter, starting
+from textclf.cli._tables import Column, fitted_table
 from textclf.data.image_inputs import collect_inputs
 from textclf.errors import EXIT_INPUT, TextclfError
 from textclf.serving.prediction_files import check_output, write_predictions
@@ -183,8 +184,6 @@ def _print(results: list, predictor) -> None:
     import os
 
     from rich.markup import escape
-
-    from textclf.cli._tables import Column, fitted_table
 
     folder = _common_folder([r["file"] for r in results])
     rows = []

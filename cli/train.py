@@ -19,7 +19,9 @@ from textclf.cli._options import (
     switch_note,
 )
 from textclf.cli._progress import is_quiet, reporter, starting
+from textclf.cli._train_summary import print_summary
 from textclf.config_types import image_size_setting
+from textclf.errors import TextclfError
 from textclf.presets import with_no_text
 from textclf.training.tracking import TRACKERS
 
@@ -361,7 +363,6 @@ def command(
     if json_out:
         print_json({"run_dir": str(outcome.run_dir), **outcome.metrics})
         return
-    from textclf.cli._train_summary import print_summary
 
     print_summary(cfg, outcome)
     if not is_quiet():
@@ -372,7 +373,6 @@ def _numbers(value: Optional[str], flag: str) -> Optional[list[float]]:
     """``"0.49,0.48,0.45"`` -> three floats (None when not given); anything else is one line."""
     if value is None:
         return None
-    from textclf.errors import TextclfError
 
     try:
         return [float(v) for v in value.split(",")]

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Optional
 import pydantic
 from pydantic import Field
 
+from textclf.config_rules import check_combinations
 from textclf.config_types import (
     CHOICES,
     Count,
@@ -200,7 +201,6 @@ class TrainConfig:
     def _check_combinations(self) -> None:
         """Settings that mean something only together: a run must never record one that did
         nothing (:mod:`textclf.config_rules`)."""
-        from textclf.config_rules import check_combinations
 
         check_combinations(self)
 

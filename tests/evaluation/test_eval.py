@@ -29,8 +29,8 @@ from textclf.evaluation.metrics import (
     METRICS_SCHEMA_VERSION,
     compute_metrics,
     expected_calibration_error,
-    read_metrics,
 )
+from textclf.evaluation.metrics_file import read_metrics
 from textclf.evaluation.run_figures import PLOT_NAMES
 from textclf.training.one_run import train_one_run
 

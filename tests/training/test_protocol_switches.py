@@ -231,7 +231,8 @@ def test_a_streaming_run_says_its_cost_before_it_starts(workdir):
         terminal_width=200,
     )
     assert result.exit_code == 0, result.output
-    assert "Streams images (BatchNorm train mode): 1 epochs x (88 train + 8 validation)" in (
-        result.output
-    )
+    # the counts the run then trained and validated on
+    done = json.loads((workdir / "r" / "train_metrics.json").read_text())
+    line = f"1 epochs x ({done['n_train']} train + {done['n_val']} validation)"
+    assert f"Streams images (BatchNorm train mode): {line}" in result.output
     assert result.output.index("Streams images") < result.output.index("epoch 1/1")

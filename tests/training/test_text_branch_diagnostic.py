@@ -70,12 +70,15 @@ def test_text_that_cannot_be_learned_is_reported_as_learning_nothing(workdir):
     )
     branch = metrics["text_branch"]
     assert branch["learned"] is False and math.isclose(branch["chance"], math.log(2), rel_tol=1e-6)
-    assert abs(branch["last_loss_cont"] - math.log(2)) < 0.02
     assert "the text branch learned nothing" in output and "ln 2 = 0.693" in output
     rows = list(csv.DictReader((workdir / "same" / "history.csv").open()))
+    # the term wanders around its chance level from batch to batch; on average it sits on it
+    losses = [float(r["loss_cont"]) for r in rows]
+    assert abs(sum(losses) / len(losses) - math.log(2)) < 0.03, losses
     assert all(math.isclose(float(r["loss_cont_chance"]), math.log(2), rel_tol=1e-5) for r in rows)
     evaluated = runner.invoke(app, ["eval", "same", "--no-plots"], terminal_width=200)
-    assert evaluated.exit_code == 0 and "the text branch learned nothing" in evaluated.output
+    words = " ".join(evaluated.output.replace("│", " ").split())  # the table wraps long values
+    assert evaluated.exit_code == 0 and "the text branch learned nothing" in words
 
 
 def test_a_run_whose_text_can_be_learned_is_not_flagged(workdir):

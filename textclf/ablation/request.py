@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from textclf.ablation import audit
 from textclf.ablation import cells as grid_cells
 from textclf.ablation.cells import Cell
 from textclf.ablation.grid_file import read_grid_file
@@ -248,7 +249,6 @@ def plan_grid(request: GridRequest) -> GridPlan:
 def audit_plan(request: GridRequest, axes: dict, base: dict) -> tuple[list[Cell], tuple, list]:
     """``(cells, steps, notes)`` of ``--paper-audit``; of the axes it takes only the image
     backbones (the baseline notebook's and the text notebook's)."""
-    from textclf.ablation import audit
 
     others = request.paper or request.zero_shot or request.grid or split_values(request.controls)
     if others or set(axes) - {"image_backbone"}:

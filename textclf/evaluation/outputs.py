@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from textclf.data.datasets import holdout_indices
 from textclf.errors import TextclfError
 from textclf.runs.datasets import load_eval_dataset, vocabulary_labels
 from textclf.runtime.progress import NULL, Reporter
@@ -78,8 +79,6 @@ def split_features(
     ds = load_eval_dataset(run, dataset)
     rows = None
     if split == "holdout":  # rows of the train split: its cached features serve them
-        from textclf.data.datasets import holdout_indices
-
         split, rows = "train", holdout_indices(len(ds.train), run.config.score_holdout)[1]
     dev = torch.device(device)
     encoder = run.image_encoder(shared=shared)

@@ -19,11 +19,13 @@ import math
 import torch
 from torch import fx, nn
 
+from textclf.errors import TextclfError
+from textclf.models.encoders import ImageEncoder
+
 
 def last_batchnorm(backbone: nn.Module) -> tuple[str, nn.Module]:
     """``(name, module)`` of the backbone's last BatchNorm with a learnable scale, in module
     order (ResNet-50: ``layer4.2.bn3``; EfficientNet-Lite0: ``bn2``, after the head conv)."""
-    from textclf.errors import TextclfError
 
     found = [
         (name, m)
@@ -156,17 +158,9 @@ def trunk_encoder(encoder, trunk: Trunk, bn_name: str, input_size: int):
     (its own feature-cache key: the backbone's name with the cut)."""
     from dataclasses import replace
 
-    from textclf.models.encoders import ImageEncoder, weights_hash
-
     with torch.no_grad():
         probe = trunk(torch.zeros(1, 3, input_size, input_size))
     spec = replace(encoder.spec, dim=int(probe.shape[1]))
-    # The trunk's own weights: a run that trained the BatchNorm after it shares its cache entries
-    return ImageEncoder(
-        f"{encoder.name}@before:{bn_name}",
-        encoder.plugin,
-        encoder.argument,
-        spec,
-        trunk,
-        weights_hash(trunk),
-    )
+    # The trunk's own weights (hashed when the cache key is asked for): a run that trained the
+    # BatchNorm after it shares its cache entries
+    return ImageEncoder(f"{encoder.name}@before:{bn_name}", encoder.plugin, spec, lambda: trunk)

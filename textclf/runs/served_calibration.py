@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from textclf.data.datasets import train_val_indices
+from textclf.models.outputs import HEAD_OUTPUTS
 from textclf.runs.datasets import load_eval_dataset
 from textclf.runs.served_settings import MAX_SEEN_DROP, SERVED_HEAD
 
@@ -74,7 +75,6 @@ def validation_outputs(run, device: str = "cpu"):
 
 def head_accuracy(run, outputs: ValidationOutputs, head: str) -> float:
     """Accuracy of ``head`` as ``run`` serves it on these validation images."""
-    from textclf.models.outputs import HEAD_OUTPUTS
 
     values = getattr(outputs.served, HEAD_OUTPUTS[head])
     return float(np.mean(np.asarray(values).argmax(axis=1) == outputs.labels))

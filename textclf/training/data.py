@@ -20,6 +20,7 @@ from textclf.data.datasets import holdout_indices, stratified_indices, train_val
 from textclf.data.decode import draft_size
 from textclf.data.pipeline import image_batches, row_batches
 from textclf.data.preprocessing import preprocess_images
+from textclf.errors import TextclfError, option
 
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +43,6 @@ def scored_holdout(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray,
     """``(rest, held out)`` of the train split for ``score_split = "train-holdout"``: the first
     ``floor(score_holdout * N)`` images of a seed-0 permutation, as the text notebook (one line
     when that holds out none of the split's images)."""
-    from textclf.errors import TextclfError, option
 
     rest, held = holdout_indices(len(labels), config.score_holdout)
     if not len(held):

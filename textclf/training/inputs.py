@@ -16,7 +16,14 @@ from dataclasses import replace
 
 import numpy as np
 
+from textclf.data.datasets import channel_statistics
+from textclf.data.feature_rows import row_reader
+from textclf.data.features import feature_table
 from textclf.data.preprocessing import Preprocessing
+from textclf.models.backbone_tail import split_backbone, trunk_encoder
+from textclf.models.encoders import scoped_memo
+from textclf.training.data import TrainData
+from textclf.training.stream_cost import stream_line
 
 
 def run_preprocessing(config, declared: Preprocessing, split, reporter) -> Preprocessing:
@@ -29,9 +36,6 @@ def run_preprocessing(config, declared: Preprocessing, split, reporter) -> Prepr
     if config.normalize == "given":
         prep = replace(prep, mean=tuple(config.norm_mean), std=tuple(config.norm_std))
     elif config.normalize == "dataset":
-        from textclf.data.datasets import channel_statistics
-        from textclf.models.encoders import scoped_memo
-
         mean, std = scoped_memo(
             ("channel-statistics", split.fingerprint()), lambda: channel_statistics(split)
         )
@@ -63,8 +67,6 @@ def attach_inputs(recipe) -> None:
     recipe.feature_runtime, recipe.feature_rate = None, None
     encoder = recipe.input_encoder = recipe.image_encoder
     if cfg.replays_tail:
-        from textclf.models.backbone_tail import split_backbone, trunk_encoder
-
         try:
             trunk, recipe.tail, bn = split_backbone(
                 encoder.module.eval(), recipe.preprocessing.input_size
@@ -87,8 +89,6 @@ def attach_inputs(recipe) -> None:
                     f"{size / 1e9:.1f} GB; each step replays the backbone from there"
                 )
     if cfg.backbone_changes and recipe.tail is None:
-        from textclf.training.stream_cost import stream_line
-
         recipe.data.split, recipe.data.preprocessing = recipe.dataset.train, recipe.preprocessing
         if recipe.ctx.is_main and cfg.epochs:  # what it will cost, before it starts
             scored = recipe.data.n_val if cfg.score_split == "train-holdout" else 0
@@ -101,8 +101,6 @@ def attach_inputs(recipe) -> None:
 
 def cached_rows(recipe, encoder, split_name: str, runtime=None):
     """A split's rows of ``encoder``'s features through the feature cache (read per batch)."""
-    from textclf.data.feature_rows import row_reader
-    from textclf.data.features import feature_table
 
     ds, cfg, reporter = recipe.dataset, recipe.config, recipe.reporter
     split = ds.split(split_name)
@@ -139,7 +137,6 @@ def cached_rows(recipe, encoder, split_name: str, runtime=None):
 def test_data(recipe):
     """The test split as a :class:`~textclf.training.data.TrainData` whose validation rows are
     every test image, read as the training inputs are (for ``select = best-scored`` on test)."""
-    from textclf.training.data import TrainData
 
     test = recipe.dataset.test
     labels = recipe.vocabulary.run_labels(test.labels)

@@ -14,6 +14,7 @@ import math
 import torch
 
 from textclf.config import TrainConfig
+from textclf.models.backbone_tail import last_batchnorm
 from textclf.training.schedule import cosine_schedule
 
 
@@ -27,8 +28,6 @@ def trainable_backbone_parameters(mode: str, backbone, plugin) -> list:
         for p in plugin.last_layer(backbone).parameters():
             p.requires_grad_(True)
     if mode == "last-bn-scale":
-        from textclf.models.backbone_tail import last_batchnorm
-
         last_batchnorm(backbone)[1].weight.requires_grad_(True)
     return [p for p in backbone.parameters() if p.requires_grad]
 

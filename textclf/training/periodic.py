@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from textclf.training.inputs import test_data
+
 
 class PeriodicScorer:
     """Scores the model after every ``eval_every``-th batch of an epoch (the 1st, the
@@ -33,8 +35,6 @@ class PeriodicScorer:
             if self.recipe.config.score_split == "train-holdout":
                 self._data = self.recipe.data
             else:
-                from textclf.training.inputs import test_data
-
                 self._data = test_data(self.recipe)
         return self._data
 

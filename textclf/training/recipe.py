@@ -51,6 +51,7 @@ from textclf.training.optimization import (
     parameter_groups,
     trainable_backbone_parameters,
 )
+from textclf.training.periodic import PeriodicScorer
 from textclf.training.schedule import torch_threads
 
 EpochCallback = Callable[[dict], None]
@@ -203,8 +204,6 @@ class TrainingRecipe:
         self.best_state, self.history = state.best_state, state.history
         self.scorer = None
         if self.config.select == "best-scored":
-            from textclf.training.periodic import PeriodicScorer
-
             self.scorer = PeriodicScorer(self)
             self.scorer.restore(state.meta, state.best_state)
 
