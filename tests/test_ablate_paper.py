@@ -147,3 +147,15 @@ def test_paper_grid_runs_end_to_end_on_the_tiny_preset(workdir):
     assert cells >= {"I.type1.w0.8", "III.type1.w0.2.frozen"} | (set(CONTROLS) - {"zero-shot-head"})
     text = (workdir / "ab" / "summary.md").read_text()
     assert "baseline" in text and "Control 'zero-shot-head' left out" in text
+
+
+def test_the_cost_of_a_streaming_cell_with_an_auto_image_size_is_measured_at_the_resolved_size():
+    """The default preset's size is "auto": the estimate resolves it from the cell's images, as
+    training will, instead of measuring the backbone on a batch of size "auto"."""
+    from textclf.ablation.stream_cost import stream_cost_lines
+    from textclf.config import build_config
+
+    cfg = build_config("tiny", None, {"backbone_bn": "train", "image_size": "auto", "epochs": 1})
+    lines = stream_cost_lines({("baseline", 0): cfg, ("baseline", 1): cfg})
+    assert len(lines) == 1 and lines[0].startswith("cell 'baseline' streams images")
+    assert "img/s measured here" in lines[0]

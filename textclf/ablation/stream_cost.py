@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+# Loaded only when a grid has streaming cells (textclf.ablation.report imports this module then)
+from textclf.data import load_dataset
+from textclf.runtime.devices import resolve_device
+from textclf.training.data import split_indices
+from textclf.training.image_size import resolve_image_size
+from textclf.training.stream_cost import backbone_rate, stream_line
+
 
 def stream_cost_lines(configs: dict) -> list[str]:
     """One line per cell that streams images (``configs``: ``(cell, seed) -> TrainConfig``)."""
-    from textclf.training.stream_cost import backbone_rate, stream_line
-
     cells: dict[str, list] = {}
     for (name, _seed), cfg in configs.items():
         if cfg.streams_images:
@@ -16,7 +21,8 @@ def stream_cost_lines(configs: dict) -> list[str]:
     sizes: dict = {}
     lines = []
     for name, cfgs in cells.items():
-        cfg = cfgs[0]
+        # --image-size auto: the size the cell will resolve from its images, not the word
+        cfg = resolved_size(cfgs[0], sizes)
         key = (cfg.image_backbone, cfg.pretrained, cfg.image_size, cfg.batch_size, cfg.backbone_bn)
         if key not in rates:
             rates[key] = backbone_rate(cfg)
@@ -25,15 +31,24 @@ def stream_cost_lines(configs: dict) -> list[str]:
     return lines
 
 
-def image_counts(cfg, memo: dict) -> tuple[int, int, int]:
-    """``(training, validation, scored images)`` of a cell (its dataset loaded once per grid)."""
-    from textclf.data import load_dataset
-    from textclf.training.data import split_indices
-
+def _dataset(cfg, memo: dict):
+    """A cell's dataset, loaded once per grid."""
     key = (cfg.dataset, cfg.max_train, cfg.max_test)
     if key not in memo:
         memo[key] = load_dataset(cfg.dataset, max_train=cfg.max_train, max_test=cfg.max_test)
-    ds = memo[key]
+    return memo[key]
+
+
+def resolved_size(cfg, memo: dict):
+    """``cfg`` with ``image_size = "auto"`` resolved from its dataset, as training will."""
+    if cfg.image_size != "auto":
+        return cfg
+    return resolve_image_size(cfg, _dataset(cfg, memo), resolve_device(cfg.device))[0]
+
+
+def image_counts(cfg, memo: dict) -> tuple[int, int, int]:
+    """``(training, validation, scored images)`` of a cell (its dataset loaded once per grid)."""
+    ds = _dataset(cfg, memo)
     train_idx, val_idx = split_indices(ds.train.labels, cfg)
     scored = len(val_idx) if cfg.score_split == "train-holdout" else len(ds.test)
     return len(train_idx), len(val_idx), scored
