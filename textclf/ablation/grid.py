@@ -24,8 +24,8 @@ from textclf.ablation.report import GridReport
 from textclf.errors import TextclfError, option
 from textclf.models.encoders import shared_encoders
 from textclf.runtime.distributed import current
+from textclf.runtime.parallel import torch_threads
 from textclf.runtime.progress import NULL, Reporter
-from textclf.training.schedule import torch_threads
 
 
 def _init_worker(parent_pid: int, gpus=None) -> None:

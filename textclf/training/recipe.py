@@ -28,6 +28,7 @@ from textclf.models.classifier import build_model
 from textclf.runs.run_dir import RunFiles
 from textclf.runtime.devices import resolve_device
 from textclf.runtime.distributed import SINGLE
+from textclf.runtime.parallel import torch_threads
 from textclf.runtime.progress import NULL, Reporter
 from textclf.training.checkpoint import CheckpointWriter, LoopState, restore
 from textclf.training.class_text import (
@@ -52,7 +53,6 @@ from textclf.training.optimization import (
     trainable_backbone_parameters,
 )
 from textclf.training.periodic import PeriodicScorer
-from textclf.training.schedule import torch_threads
 
 EpochCallback = Callable[[dict], None]
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
-from typing import Optional
-
-import torch
 
 
 def cosine_schedule(total_steps: int) -> Callable[[int], float]:
@@ -24,16 +20,3 @@ def cosine_schedule(total_steps: int) -> Callable[[int], float]:
         )
 
     return factor
-
-
-@contextlib.contextmanager
-def torch_threads(n: Optional[int]):
-    """Run the block with ``n`` intra-op threads (None: unchanged), restoring the setting
-    afterwards."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
