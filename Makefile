@@ -25,8 +25,8 @@ demo: $(STAMP)
 	$(BIN)/textclf export samples runs/demo --output demo_images -n 6
 	$(BIN)/textclf predict runs/demo/model.onnx demo_images/*.png --top-k 3
 
-# The fast tier: every test but those marked slow (measured: 11 minutes on 2 cores at load average
-# 9, see docs/development.md). test-slow runs the slow ones (torchrun jobs, kills, real models),
+# The fast tier: every test but those marked slow (measured: about 2.5 minutes on 2 cores, see
+# docs/development.md). test-slow runs the slow ones (torchrun jobs, kills, real models),
 # test-all both; CI runs test, then test-slow.
 # pytest exits 5 when it collects no test; that is not a failure of the code under test.
 # (make reports any failing recipe as exit 2, so the mapping has to happen here, not in .ci/run.)
