@@ -83,7 +83,7 @@ def test_piped_train_prints_one_line_per_epoch_and_quiet_only_the_table(tmp_path
         (str(i), "4") for i in range(1, 5)
     ], epochs
     assert "━" not in res.stderr and "\x1b[" not in res.stderr  # no bars, no escape codes in a log
-    assert "features tiny-cnn" in res.stderr and "feature cache: miss" in res.stderr
+    assert "features tiny-cnn" in res.stderr and "feature cache (train): miss" in res.stderr
     assert "textclf train" in res.stdout and "next: textclf eval" in res.stdout
 
     quiet = subprocess.run(

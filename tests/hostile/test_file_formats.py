@@ -344,6 +344,8 @@ def test_one_huge_image_among_small_ones_is_not_a_crash(hostile_env):
         "train",
         "--preset",
         "tiny",
+        "--text-control",  # the folder's classes have no built-in descriptions
+        "classname",
         "--device",
         "cpu",
         "--dataset",

@@ -112,6 +112,8 @@ def test_train_on_a_jupyter_folder_learns_only_the_real_classes(hostile_env):
         "train",
         "--preset",
         "tiny",
+        "--text-control",  # the folder's classes have no built-in descriptions
+        "classname",
         "--dataset",
         f"imagefolder:{data}",
         "--epochs",
@@ -157,6 +159,8 @@ def test_train_with_a_named_pipe_in_a_class_folder_finishes(hostile_env):
         "train",
         "--preset",
         "tiny",
+        "--text-control",  # the folder's classes have no built-in descriptions
+        "classname",
         "--dataset",
         f"imagefolder:{data}",
         "--epochs",

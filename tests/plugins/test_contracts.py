@@ -235,6 +235,7 @@ def test_family_model_contract(family, request, mixed_folder, tmp_path):
             "pretrained": False,
             "epochs": 1,
             "image_size": SMALL,
+            "text_control": "classname",  # the folder's classes have no built-in descriptions
         },
     )
     assert train_one_run(config, run_dir)["epochs"] == 1

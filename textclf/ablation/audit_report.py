@@ -4,7 +4,7 @@ steps move it, ``summary.md`` and the rows the CLI shows (the waterfall figure:
 
 from __future__ import annotations
 
-from textclf.ablation.summary import _mean_std, _pct, paired_difference
+from textclf.ablation.summary import _mean_std, _pct, no_interval_note, paired_difference
 
 HEADERS = ["cell", "what changes", "seeds", "accuracy % (mean ± std)", "Δ points [95% CI]"]
 # The text notebook divided its held-out correct count by 32 x 313 = 10,016 batches' worth of
@@ -95,7 +95,7 @@ def summary_rows(summary: dict) -> list[list[str]]:
     for s in [*summary["steps"], {**summary["total"], "cell": "total"}]:
         d = s["effect"]
         if d["low"] is None:
-            diff = f"{_pct(d['mean'], True)} (CI n/a)"
+            diff = f"{_pct(d['mean'], True)} ({no_interval_note(d)})"
         else:
             diff = f"{_pct(d['mean'], True)} [{_pct(d['low'], True)}, {_pct(d['high'], True)}]"
         out.append(
