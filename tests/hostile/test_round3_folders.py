@@ -105,14 +105,14 @@ def test_a_hidden_folder_is_no_class_and_is_said_once(hostile_env):
     assert ".ipynb_checkpoints" in hidden[0] and "._a.png" in hidden[0]
 
 
-@pytest.mark.slow
-def test_train_on_a_jupyter_folder_learns_only_the_real_classes(hostile_env):
-    data = _jupyter_folder(hostile_env / "data")
-    out = run_textclf(
+def _train_tiny_on(data):
+    """``textclf train`` of the tiny preset, one epoch, on the image folder ``data`` (its classes
+    have no built-in descriptions: the classname control names them)."""
+    return run_textclf(
         "train",
         "--preset",
         "tiny",
-        "--text-control",  # the folder's classes have no built-in descriptions
+        "--text-control",
         "classname",
         "--dataset",
         f"imagefolder:{data}",
@@ -124,6 +124,12 @@ def test_train_on_a_jupyter_folder_learns_only_the_real_classes(hostile_env):
         "cpu",
         timeout=TRAIN_BOUND,
     )
+
+
+@pytest.mark.slow
+def test_train_on_a_jupyter_folder_learns_only_the_real_classes(hostile_env):
+    data = _jupyter_folder(hostile_env / "data")
+    out = _train_tiny_on(data)
     assert out.code == 0, out.stderr
     assert json.loads((hostile_env / "run" / "classes.json").read_text())["classes"] == ["a", "b"]
     assert out.stderr.count("hidden entries") == 1, out.stderr
@@ -155,22 +161,7 @@ def test_a_named_pipe_in_a_class_folder_does_not_hang_loading(hostile_env):
 def test_train_with_a_named_pipe_in_a_class_folder_finishes(hostile_env):
     data = image_folder(hostile_env / "data", {"a": 4, "b": 4}, {"a": 2, "b": 2})
     _fifo(data / "train" / "b" / "pipe.png")
-    out = run_textclf(
-        "train",
-        "--preset",
-        "tiny",
-        "--text-control",  # the folder's classes have no built-in descriptions
-        "classname",
-        "--dataset",
-        f"imagefolder:{data}",
-        "--epochs",
-        "1",
-        "--run-dir",
-        "run",
-        "--device",
-        "cpu",
-        timeout=TRAIN_BOUND,
-    )
+    out = _train_tiny_on(data)
     assert out.code == 0, out.stderr
     assert "pipe.png" in out.stderr and "not a regular file" in out.stderr
 
