@@ -14,9 +14,10 @@ from textclf.cli._options import library_option
 from textclf.cli._tables import Column, fitted_table
 from textclf.data import cache_admin
 from textclf.data.cache_admin import clear as do_clear
-from textclf.data.cache_admin import human_age, human_bytes, scan
+from textclf.data.cache_admin import human_age, scan
 from textclf.data.cache_admin import prune as do_prune
 from textclf.errors import TextclfError
+from textclf.runtime.memory import human_bytes
 
 KEY_CHARS = 8  # of an entry's key, as git shortens a hash (--json gives it whole)
 

@@ -329,16 +329,6 @@ def clear(root: Optional[Path] = None, dry_run: bool = False) -> Removal:
     return _apply(list(scanned.entries), scanned, dry_run)
 
 
-def human_bytes(n: int) -> str:
-    """``1536`` -> ``"1.5 KiB"``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
-
-
 def human_age(seconds: float) -> str:
     """``90000`` -> ``"1.0 d"``."""
     if seconds < 3600:
