@@ -16,11 +16,15 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from PIL import Image
 
+from textclf.files.ownership import is_owned
+
 M = os.environ.get("TEXTCLF_MIRRORS", "/work/.mirror")
 OUT = os.environ.get("TEXTCLF_REAL_DATA", "/work/data")
+MARKER, MARKER_FORMAT = ".real-data-export.json", "textclf-real-data-export"
 IMG_EXT = (".jpg", ".jpeg", ".png")
 
 
@@ -207,7 +211,13 @@ def export(name):
     gitdir, files, sel = SPECS[name]()
     dest = os.path.join(OUT, name)
     if os.path.exists(dest):
+        # Only a folder this script made is replaced (its marker says so); anything else stays
+        if not is_owned(Path(dest), MARKER, MARKER_FORMAT):
+            sys.exit(f"error: '{dest}' exists and was not written by this script; move it away")
         shutil.rmtree(dest)
+    os.makedirs(dest)
+    with open(os.path.join(dest, MARKER), "w") as fh:
+        json.dump({"format": MARKER_FORMAT}, fh)
     blobs = Blobs(gitdir)
     stats = {"commit": head(gitdir), "skipped": [], "counts": {}}
     sizes = []

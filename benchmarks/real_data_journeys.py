@@ -7,11 +7,13 @@ replicate's figures are kept beside it in ``figures.json``.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from pathlib import Path
 
 import numpy as np
+
+from textclf.files.ownership import remove_own_files
+from textclf.runs.run_dir import OWN_FILES
 
 PAIR_SETTINGS = {"descriptions": {}, "classname": {"text_control": "classname"}}
 
@@ -22,8 +24,8 @@ def _train(values: dict, run_dir: Path, preset: str = "default") -> Path:
     from textclf.training.one_run import train_one_run
 
     if not (run_dir / "model.safetensors").exists():
-        if run_dir.exists():  # a run this benchmark started and did not finish
-            shutil.rmtree(run_dir)
+        if run_dir.exists():  # a run this benchmark started and did not finish: its own files
+            remove_own_files(run_dir, OWN_FILES)
         train_one_run(build_config(preset, None, values), run_dir)
     return run_dir
 
@@ -243,7 +245,8 @@ def add_journey(base: dict, out: Path, descriptions: dict, n_classes: int, seeds
             )
             plus = run_dir.with_name(run_dir.name + "-plus")
             if not (plus / "model.safetensors").exists():
-                shutil.rmtree(plus, ignore_errors=True)
+                if plus.exists():  # an unfinished classes add: its own files only
+                    remove_own_files(plus, OWN_FILES)
                 add_classes(run_dir, {cls: [descriptions[cls]]}, plus)
             before, after = _metrics(run_dir)["served"], _metrics(plus)["served"]
             row = {
