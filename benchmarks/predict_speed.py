@@ -286,7 +286,9 @@ def export_times(args, textclf: str, tmp: Path) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="an exported run dir")
-    parser.add_argument("--jpegs", type=Path, default=Path("/work/data/cifar10-jpeg/test"))
+    parser.add_argument(
+        "--jpegs", type=Path, default=None, help="a folder of JPEGs (default: 2,000 generated)"
+    )
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sweep", action="store_true", help="decode workers x threads x batch")
