@@ -115,6 +115,14 @@ def onnx(
         "--check-images",
         help="Test images for the check (0 = the whole split).",
     ),
+    parity_reference: str = library_option(
+        ExportRequest,
+        "parity_reference",
+        "--parity-reference",
+        help="What the check compares with: auto takes the run's cached test features through "
+        "its PyTorch heads when the file's backbone is the cached graph that computed them, "
+        "else the whole PyTorch image branch (eager).",
+    ),
     provider: Optional[str] = library_option(
         ExportRequest,
         "provider",
@@ -150,6 +158,7 @@ def onnx(
         provider=provider,
         check=check,
         check_images=check_images,
+        parity_reference=parity_reference,
         benchmark=benchmark,
     ).checked()  # before the run is opened
 

@@ -87,9 +87,12 @@ def export_run(
         "export", 1, f"tracing {run.config.image_backbone} to ONNX (opset {r.opset}, {r.precision})"
     )
     # The cached backbone graph plus the traced heads where it can be (onnx_compose), else a trace
-    model = composed_model(run, r.opset, r.with_preprocessing, r.precision) or export_model(
+    composed = composed_model(run, r.opset, r.with_preprocessing, r.precision)
+    model = composed or export_model(
         run, opset=r.opset, with_preprocessing=r.with_preprocessing, fp16=r.precision == "fp16"
     )
+    # A composed file's backbone is the cached graph the run's features came from
+    reference = "features" if composed is not None and r.parity_reference == "auto" else "eager"
     reporter.advance("export", 1)
     in_meta = input_spec(run.preprocessing, r.with_preprocessing)
     quant_report = None
@@ -103,7 +106,7 @@ def export_run(
         quantization=quant_report,
     )
     apply_metadata(model, meta)
-    info, parity = _write_checked(run, model, meta, out, in_meta, r, dataset, reporter)
+    info, parity = _write_checked(run, model, meta, out, in_meta, r, dataset, reporter, reference)
 
     report = {
         "model": str(out),
@@ -187,9 +190,10 @@ def _write_checked(
     request: ExportRequest,
     dataset,
     reporter,
+    reference: str = "eager",
 ):
-    """Save to a temp file, check it (checker, parity, as ``request`` asks), rename it into
-    place, then write the sidecar."""
+    """Save to a temp file, check it (checker, parity against ``reference``, as ``request``
+    asks), rename it into place, then write the sidecar."""
     import time
 
     import onnx
@@ -213,6 +217,7 @@ def _write_checked(
                 dataset=dataset,
                 reporter=reporter,
                 workers=cores() if cpu else 0,
+                reference=reference,
             )
             if not parity["passed"]:
                 raise GateFailed(

@@ -7,6 +7,18 @@ float tensor, or the raw uint8 NHWC images when it resizes and normalises in the
 - fp32: the maximum absolute logit difference must be <= ``atol``; top-1 agreement is reported.
 - fp16 / int8: judged by the accuracy difference on the test split (PyTorch minus ONNX), which
   must be <= ``max_accuracy_drop``; the logit difference and agreement are reported too.
+
+The PyTorch side is one of two references (``reference``):
+
+- ``eager``: the whole image branch built in PyTorch and run over the images.
+- ``features`` (what ``auto`` picks for an fp32 export composed from the cached backbone graph,
+  when the run's float32 test features are in the feature cache): the run's PyTorch heads on the
+  backbone features training and ``eval`` used. The composed file's backbone is the graph that
+  computed those features, checked against the eager backbone when it was made
+  (:mod:`textclf.runtime.backbone_graph`) and by checksum on every read; what is left to prove is
+  the decoding and preprocessing of the ONNX side, the traced heads and the join, which this
+  reference checks end to end without building the eager backbone (most of an export's time:
+  importing timm and running the backbone a second time).
 """
 
 from __future__ import annotations
@@ -25,6 +37,9 @@ from textclf.runtime.progress import NULL, Reporter
 from textclf.serving.feeding import session_outputs
 
 BATCH = 64
+# Feature-cache entries that hold float32 features of the backbone's fp32 graph or module on the
+# CPU (bf16 CUDA features would be a looser reference than the fp32 bound)
+FP32_FEATURE_RUNTIMES = ("onnxruntime-cpu", "torch-cpu")
 
 
 def load_run_dataset(run, what: str = "the parity check"):
@@ -88,6 +103,31 @@ def pytorch_outputs(
             if task:
                 reporter.advance(task, len(idx))
     return _stack(logits), _stack(text)
+
+
+def cached_features_reference(run, dataset, indices) -> Optional[tuple]:
+    """``(logits, text_logits, runtime)`` of the run's PyTorch heads on its cached float32 test
+    features at ``indices``, or None when the cache holds none of them (nothing is computed)."""
+    import torch
+
+    from textclf.data.feature_cache import FeatureCache, cache_key
+    from textclf.data.features import feature_key
+    from textclf.files.paths import cache_root
+
+    cache, encoder, split = FeatureCache(cache_root()), run.image_encoder(), dataset.test
+    for runtime in FP32_FEATURE_RUNTIMES:
+        parts = feature_key(
+            encoder, split, "test", dataset.name, run.preprocessing, "float32", runtime
+        )
+        feats = cache.read(cache_key(parts))
+        if feats is None or feats.shape[0] != len(split):
+            continue
+        heads = run.serving_model(torch.nn.Identity()).eval()
+        rows = torch.from_numpy(np.ascontiguousarray(feats[np.asarray(indices)], np.float32))
+        with torch.inference_mode():
+            out = heads(rows)
+        return out.logits.float().numpy(), out.text_logits.float().numpy(), runtime
+    return None
 
 
 def onnx_outputs(
@@ -156,10 +196,14 @@ def check_parity(
     dataset=None,
     reporter: Reporter = NULL,
     workers: int = 0,
+    reference: str = "eager",
 ) -> dict:
     """Run the PyTorch branch and the ONNX session on the run's test images and judge the match.
 
     ``workers``: batches the session runs at a time (for a session on one intra-op thread).
+    ``reference``: ``eager`` (the whole branch in PyTorch) or ``features`` (the run's PyTorch
+    heads on its cached test features, for a session whose backbone is the cached graph; eager
+    when the cache holds no float32 test features).
 
     Returns a report with ``passed`` and a one-line ``reason``; it does not raise on a mismatch
     (the caller decides what a failure means), only when the data cannot be read.
@@ -172,11 +216,19 @@ def check_parity(
             f"the test split of '{run.config.dataset}' is empty: nothing to check parity on"
         )
     prep = run.preprocessing
-    reporter.task(
-        "parity-torch", len(idx), f"parity ({precision}): PyTorch on {len(idx)} test images"
-    )
-    ref, ref_text = pytorch_outputs(run.serving_model(), prep, split, idx, reporter, "parity-torch")
-    reporter.done("parity-torch")
+    cached = cached_features_reference(run, ds, idx) if reference == "features" else None
+    if cached is not None:
+        ref, ref_text, runtime = cached
+        against = f"the PyTorch heads on the run's cached test features ({runtime})"
+    else:
+        reporter.task(
+            "parity-torch", len(idx), f"parity ({precision}): PyTorch on {len(idx)} test images"
+        )
+        ref, ref_text = pytorch_outputs(
+            run.serving_model(), prep, split, idx, reporter, "parity-torch"
+        )
+        reporter.done("parity-torch")
+        against = "the PyTorch image branch"
     reporter.task(
         "parity-onnx", len(idx), f"parity ({precision}): ONNX Runtime on {len(idx)} test images"
     )
@@ -192,7 +244,12 @@ def check_parity(
         else 0.0
     )
     report.update(
-        precision=precision, split="test", dataset=ds.name, max_abs_text_logit_diff=text_diff
+        precision=precision,
+        split="test",
+        dataset=ds.name,
+        max_abs_text_logit_diff=text_diff,
+        reference="features" if cached is not None else "eager",
+        reference_detail=against,
     )
     if precision == "fp32":
         report.update(criterion="max_abs_logit_diff", atol=float(atol))
@@ -200,8 +257,8 @@ def check_parity(
         report["reason"] = (
             f"max |logit difference| {report['max_abs_logit_diff']:.3g} (text head "
             f"{text_diff:.3g}) "
-            f"{'<=' if ok else '>'} atol {atol:g} on {len(idx)} test images; "
-            f"top-1 agreement {report['top1_agreement']:.2%}"
+            f"{'<=' if ok else '>'} atol {atol:g} on {len(idx)} test images against "
+            f"{against}; top-1 agreement {report['top1_agreement']:.2%}"
         )
     else:
         report.update(criterion="accuracy_drop", max_accuracy_drop=float(max_accuracy_drop))

@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from textclf.errors import TextclfError, option
+from textclf.errors import TextclfError, option, unknown_choice
 from textclf.exports.onnx_graph import DEFAULT_OPSET, PRECISIONS, check_options
 from textclf.runtime.onnx_sessions import CHOICES as PROVIDERS
 from textclf.runtime.onnx_sessions import check_choice
 from textclf.serving.request import PARITY_ATOL  # one bound: export's and a run dir's predict
 from textclf.splits import SPLITS
 
+# What the parity check compares with: auto takes the run's cached test features through its
+# PyTorch heads when the export is composed from the cached backbone graph (exports.parity)
+PARITY_REFERENCES = ("auto", "eager")
 # The same with the resize in the graph (ONNX Runtime's Resize kernel)
 PARITY_ATOL_PREPROCESSING = 5e-4
 
@@ -50,12 +53,18 @@ class ExportRequest:
     provider: str = field(default="cpu", metadata={"choices": PROVIDERS})
     check: bool = True  # the parity check on real test images
     check_images: Optional[int] = 1000  # test images for the check; 0 or None: the whole split
+    # auto: cached test features through the PyTorch heads where the backbone is the cached graph
+    parity_reference: str = field(default="auto", metadata={"choices": PARITY_REFERENCES})
     benchmark: bool = False  # img/s at batch 1 and 64, PyTorch eager vs ONNX Runtime
 
     def checked(self) -> ExportRequest:
         """This request with ``atol`` resolved, every value checked (one line naming the option)."""
         check_options(self.opset, self.with_preprocessing, self.precision)
         check_choice(self.provider)
+        if self.parity_reference not in PARITY_REFERENCES:
+            raise unknown_choice(
+                option("parity_reference"), self.parity_reference, PARITY_REFERENCES
+            )
         atol = default_atol(self.with_preprocessing) if self.atol is None else self.atol
         if isinstance(atol, bool) or not (
             isinstance(atol, (int, float)) and math.isfinite(atol) and atol > 0

@@ -279,6 +279,55 @@ def test_failed_parity_exits_1_and_keeps_the_existing_file(tiny_run, tmp_path):
     assert sorted(before) == ["model.onnx", "model.onnx.json"]
 
 
+def test_parity_reference_is_the_cached_test_features_when_the_backbone_is_the_cached_graph(
+    tiny_run, tmp_path, monkeypatch
+):
+    """After eval, the composed export is checked against the run's PyTorch heads on the features
+    eval read, without running the PyTorch backbone; --parity-reference eager still can."""
+    from textclf.evaluation.outputs import split_features
+    from textclf.exports import parity
+    from textclf.runs.run import open_run
+
+    split_features(open_run(tiny_run))  # the test split's features, as eval caches them
+    eager = parity.pytorch_outputs
+
+    def no_eager(*args, **kwargs):
+        raise AssertionError("the PyTorch backbone ran")
+
+    monkeypatch.setattr(parity, "pytorch_outputs", no_eager)
+    p = _export_json(tiny_run, "--out", tmp_path / "f.onnx")["parity"]
+    assert p["passed"] and p["reference"] == "features" and p["images"] == 32
+    assert p["max_abs_logit_diff"] <= 1e-4 and "cached test features" in p["reason"]
+
+    monkeypatch.setattr(parity, "pytorch_outputs", eager)
+    p = _export_json(tiny_run, "--out", tmp_path / "e.onnx", "--parity-reference", "eager")[
+        "parity"
+    ]
+    assert p["passed"] and p["reference"] == "eager" and p["max_abs_logit_diff"] <= 1e-4
+
+
+def test_the_features_reference_fails_a_file_whose_heads_are_wrong(tiny_run, tmp_path, monkeypatch):
+    from onnx import numpy_helper
+
+    from textclf.evaluation.outputs import split_features
+    from textclf.exports import onnx_export
+    from textclf.runs.run import open_run
+
+    split_features(open_run(tiny_run))
+    composed = onnx_export.composed_model
+
+    def wrong_bias(*args):
+        model = composed(*args)
+        (bias,) = [i for i in model.graph.initializer if i.name == "branch.head.bias"]
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 1e-3, bias.name))
+        return model
+
+    monkeypatch.setattr(onnx_export, "composed_model", wrong_bias)
+    res = _export(tiny_run, "--out", tmp_path / "w.onnx")
+    assert res.exit_code == 1 and "cached test features" in res.stderr, res.stderr
+    assert not (tmp_path / "w.onnx").exists()
+
+
 def test_bad_inputs_are_exit_2(tiny_run, tmp_path):
     for args, needle in [
         ([tmp_path / "nope"], "does not exist"),
