@@ -174,12 +174,16 @@ def test_a_refused_run_dir_is_refused_in_a_job_too(tmp_path, one_rank_job):
 # ---- out-of-core feature rows -------------------------------------------------------------------
 
 
-def test_feature_rows_read_from_disk_equal_the_memory_map(tmp_path):
+def test_feature_rows_read_from_disk_equal_the_memory_map(tmp_path, monkeypatch):
+    from textclf.data import feature_rows
     from textclf.data.feature_rows import FeatureRows, row_reader
 
     table = np.random.default_rng(0).normal(size=(1000, 7)).astype(np.float32)
     np.save(tmp_path / "t.npy", table)
     mapped = np.load(tmp_path / "t.npy", mmap_mode="r")
+    small = row_reader(mapped)  # 28 KB: read into memory once, no file kept open
+    assert type(small) is np.ndarray and np.array_equal(small, table)
+    monkeypatch.setattr(feature_rows, "IN_MEMORY_BYTES", table.nbytes - 1)
     reader = row_reader(mapped)
     assert isinstance(reader, FeatureRows) and reader.shape == (1000, 7) and len(reader) == 1000
     rows = np.array([5, 6, 7, 999, 0, 6, 500, 501, 3])  # runs, repeats, any order

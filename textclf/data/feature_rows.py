@@ -9,6 +9,8 @@ kept hundreds of MB resident). :class:`FeatureRows` reads each batch's rows with
 reads into the batch's own array instead: the operating system's page cache keeps what it can
 afford, and the process holds one batch. Measured on 200,000 x 1280 float32 in batches of 256
 (a warm page cache): an epoch's reads take about 1 s, against 0.3 s through the memory map.
+A small table (at most :data:`IN_MEMORY_BYTES`) is read into memory once instead: a warm
+``textclf train`` on digits made 20,000 positional reads (one per row per epoch) to gather 6 MB.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import os
 from typing import Union
 
 import numpy as np
+
+# Tables up to this size are held in memory whole (a batch's worth of memory for 200,000 rows)
+IN_MEMORY_BYTES = 64 << 20
 
 
 class FeatureRows:
@@ -81,7 +86,10 @@ class FeatureRows:
 
 def row_reader(features) -> Union[FeatureRows, np.ndarray]:
     """A :class:`FeatureRows` over a memory-mapped ``.npy`` array (where the OS has positional
-    reads), else the array."""
+    reads), the array read into memory when it is at most :data:`IN_MEMORY_BYTES`, else the
+    array."""
+    if isinstance(features, np.memmap) and features.nbytes <= IN_MEMORY_BYTES:
+        return np.array(features)  # a plain in-memory copy
     if (
         isinstance(features, np.memmap)
         and getattr(features, "filename", None)
