@@ -121,6 +121,9 @@ def preprocess_arrays(images: np.ndarray | Sequence[np.ndarray], prep: Preproces
     if isinstance(images, np.ndarray) and images.ndim == 4:
         return preprocess_same_size(images, prep)
     images = list(images)
+    if images and all(im.shape == images[0].shape for im in images):
+        # One size (a folder of camera photos, a dataset): no output table to scatter into
+        return preprocess_same_size(np.stack(images), prep)
     s = prep.input_size
     out = np.empty((len(images), 3, s, s), dtype=np.float32)
     groups: dict[tuple, list[int]] = {}

@@ -49,6 +49,11 @@ def special_kind(path: str | os.PathLike) -> Optional[str]:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return None
+    return special_kind_of_mode(mode)
+
+
+def special_kind_of_mode(mode: int) -> Optional[str]:
+    """:func:`special_kind` of an ``st_mode`` already read."""
     return next((what for test, what in _SPECIAL if test(mode)), None)
 
 
