@@ -12,9 +12,11 @@ Every figure is of whole child processes, measured against a reference run in th
    x spinning x batch through the library (:mod:`textclf.serving.throughput`).
 3. ``train_warm``: ``textclf train`` (default preset) on a warm cache, by phase (a child process
    that times the recipe's steps), and its wall time against ``--baseline-textclf`` if given.
-4. ``export``: ``textclf export onnx`` of ``--run`` against ``--baseline-textclf`` if given.
+4. ``export``: ``textclf export onnx`` of ``--run`` against ``--baseline-textclf`` if given (on
+   ``--baseline-run``, a run that code trained, when the run formats differ).
 
     python benchmarks/predict_speed.py --run runs/demo [--rounds 5] [--baseline-textclf PATH]
+        [--baseline-run DIR]
 """
 
 from __future__ import annotations
@@ -268,13 +270,17 @@ def train_warm(args, textclf: str, tmp: Path) -> dict:
 
 
 def export_times(args, textclf: str, tmp: Path) -> dict:
+    """``export onnx`` of ``--run`` (after its ``eval``, as ``make demo`` runs them), and of
+    ``--baseline-run`` (default: the same run) with ``--baseline-textclf``."""
     variants = {"textclf": textclf}
+    runs = {"textclf": str(args.run.resolve())}
     if args.baseline_textclf:
         variants["baseline"] = args.baseline_textclf
-    run = str(args.run.resolve())
+        runs["baseline"] = str((args.baseline_run or args.run).resolve())
 
     def cmd(name, exe):
-        return lambda i: [exe, "export", "onnx", run, "-o", str(tmp / f"x-{name}-{i}.onnx"), "-q"]
+        out = str(tmp / f"x-{name}-{{}}.onnx")
+        return lambda i: [exe, "export", "onnx", runs[name], "-o", out.format(i), "-q"]
 
     med = rounds({n: (cmd(n, exe), dict(os.environ)) for n, exe in variants.items()}, args.rounds)
     result = {"median": med}
@@ -293,6 +299,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sweep", action="store_true", help="decode workers x threads x batch")
     parser.add_argument("--baseline-textclf", help="a textclf executable of other code")
+    parser.add_argument(
+        "--baseline-run", type=Path, help="the run dir the baseline exports (default: --run)"
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["predict", "train", "export"])
     args = parser.parse_args(argv)
     textclf = str(Path(sys.executable).with_name("textclf"))
