@@ -31,7 +31,9 @@ def _short(x: float) -> str:
 
 ONNX_HELP = """Export the served model (image branch and text head) to ONNX.
 
-Writes RUN_DIR/model.onnx (or --output) and a sidecar model.onnx.json with the same metadata.
+Writes RUN_DIR/model.onnx (or --output) and a sidecar model.onnx.json with the same metadata;
+a run with the open text head also gets model.text.onnx, its text encoder, so that
+textclf classes add on the export needs no PyTorch.
 Six outputs: logits, probabilities, embedding, text_logits, text_probabilities,
 ensemble_probabilities; dynamic batch axis. The file is checked with
 onnx.checker and against PyTorch on the run's test images before it is renamed into place;
@@ -220,6 +222,15 @@ def _print_report(report: dict) -> None:
             else "[yellow]not checked[/] (--no-check)",
         )
     )
+    text = report.get("text_encoder")
+    if text:
+        rows.append(
+            (
+                "text encoder",
+                f"{text['path']} (for classes add; max |feature difference| "
+                f"{text['max_abs_diff']:.2g} on {text['texts']} descriptions)",
+            )
+        )
     for k, v in rows:
         table.add_row(k, v if k == "parity" else escape(str(v)))
     console.print(table)

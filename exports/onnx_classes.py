@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from textclf.errors import GateFailed, TextclfError, option
+from textclf.exports.onnx_classes_runtime import add_classes_runtime
 from textclf.exports.onnx_graph import TEXT_HEAD_INITIALIZERS
 from textclf.exports.onnx_metadata import (
     apply_metadata,
@@ -24,6 +25,7 @@ from textclf.exports.onnx_metadata import (
     text_head_metadata,
 )
 from textclf.exports.parity import load_run_dataset
+from textclf.exports.text_encoder import text_encoder_path
 from textclf.files.atomic import atomic_path, write_json
 from textclf.runs.classes import extended
 from textclf.runs.run import open_run
@@ -168,11 +170,25 @@ def add_classes_onnx(
     the calibration bias and the classifier-to-vocabulary map are initializers; they are replaced,
     the output shapes and the metadata follow, and the new file is written atomically only after
     its text logits match the extended run's in PyTorch on the run's test images (``atol``).
+
+    A model exported with its text encoder (``MODEL.text.onnx``, runs with the open text head)
+    takes the classes through ONNX Runtime and NumPy instead, without importing torch
+    (:mod:`textclf.exports.onnx_classes_runtime`).
     """
 
     model_path = Path(model_path)
     out = Path(out) if out else model_path
     check_output_files(out)  # a file that is not textclf's is refused before anything else
+    if text_encoder_path(model_path).is_file():  # ONNX Runtime and NumPy alone: no torch
+        return add_classes_runtime(
+            model_path,
+            run_dir,
+            descriptions,
+            out,
+            atol=atol,
+            check_images=check_images,
+            max_seen_drop=max_seen_drop,
+        )
     run = open_run(run_dir)
 
     meta = read_metadata(model_path)

@@ -30,7 +30,13 @@ from textclf.exports.onnx_metadata import (
     check_output_files,
 )
 from textclf.exports.request import ExportRequest, default_atol  # noqa: F401 (re-exported)
+from textclf.exports.text_encoder import (
+    can_add_classes,
+    export_text_encoder,
+    text_encoder_path,
+)
 from textclf.files.atomic import atomic_path, write_json
+from textclf.files.jsonio import read_json
 from textclf.models.outputs import OUTPUT_NAMES
 from textclf.runs.run import open_run
 from textclf.runtime.onnx_sessions import create_session, probe_provider
@@ -78,6 +84,8 @@ def export_run(
             f"--output '{out}' is a directory; give a file name such as {out / 'model.onnx'}"
         )
     check_output_files(out)
+    if can_add_classes(run.config):  # MODEL.text.onnx is written too (exports.text_encoder)
+        check_output_files(text_encoder_path(out))
     # A missing CUDA/TensorRT library fails here, before the export work
     probe = probe_provider(r.provider)
     notes = [probe.note] if probe.note else []
@@ -108,6 +116,11 @@ def export_run(
     apply_metadata(model, meta)
     info, parity = _write_checked(run, model, meta, out, in_meta, r, dataset, reporter, reference)
 
+    # What classes add needs to embed new descriptions without PyTorch (runs that can take them)
+    text_encoder = None
+    if can_add_classes(run.config):
+        text_encoder = export_text_encoder(run, out, r.opset, _run_texts(run))
+
     report = {
         "model": str(out),
         "sidecar": str(sidecar_path(out)),
@@ -127,6 +140,7 @@ def export_run(
         "quantization": quant_report,
         "metadata": meta,
         "benchmark": None,
+        "text_encoder": text_encoder,
     }
     if r.benchmark:
         info = create_session(str(out), r.provider)
@@ -134,6 +148,17 @@ def export_run(
             run, out, r.provider, dataset=dataset, session_info=info, reporter=reporter
         )
     return report
+
+
+def _run_texts(run, most: int = 32) -> list[str]:
+    """Up to ``most`` of the descriptions the run trained with (the text encoder's parity
+    check), else its class names."""
+    try:
+        table = read_json(run.files.descriptions, "run file").get("descriptions") or {}
+        texts = [t for values in table.values() for t in values if isinstance(t, str)]
+    except (TextclfError, AttributeError):
+        texts = []
+    return (texts or list(run.class_names))[:most]
 
 
 def _check_dataset(run, check: bool, precision: str, notes: list):

@@ -29,8 +29,10 @@ import numpy as np
 
 from textclf.data.datasets import stratified_indices
 from textclf.data.decode import draft_size
+from textclf.data.feature_cache import FeatureCache, cache_key
 from textclf.data.preprocessing import preprocess_images, preprocess_module
 from textclf.errors import TextclfError
+from textclf.files.paths import cache_root
 from textclf.runs.datasets import load_eval_dataset, vocabulary_labels
 from textclf.runtime.parallel import cores, ordered_map, torch_threads
 from textclf.runtime.progress import NULL, Reporter
@@ -110,9 +112,7 @@ def cached_features_reference(run, dataset, indices) -> Optional[tuple]:
     features at ``indices``, or None when the cache holds none of them (nothing is computed)."""
     import torch
 
-    from textclf.data.feature_cache import FeatureCache, cache_key
-    from textclf.data.features import feature_key
-    from textclf.files.paths import cache_root
+    from textclf.data.features import feature_key  # torch at module level
 
     cache, encoder, split = FeatureCache(cache_root()), run.image_encoder(), dataset.test
     for runtime in FP32_FEATURE_RUNTIMES:

@@ -294,11 +294,12 @@ def test_own_modules_are_imported_at_the_top():
     )
 
 
-# The ONNX serving path (issue 31): `textclf predict MODEL.onnx`, `textclf.load_run("model.onnx")`
-# and `Run.predict`'s module. These modules, and every textclf module they import at module level,
-# import none of the heavy libraries at module level: torch, transformers and timm load only inside
-# the functions of a run dir's or a training's path. tests/serving/test_torch_free.py runs the
-# path in fresh interpreters and reads sys.modules; this keeps it so by construction.
+# The ONNX serving path (issue 31): `textclf predict MODEL.onnx`, `textclf.load_run("model.onnx")`,
+# `Run.predict`'s module and `textclf classes add MODEL.onnx` with its text encoder. These
+# modules, and every textclf module they import at module level, import none of the heavy
+# libraries at module level: torch, transformers and timm load only inside the functions of a run
+# dir's or a training's path. tests/serving/test_torch_free.py runs the path in fresh
+# interpreters and reads sys.modules; this keeps it so by construction.
 TORCH_FREE = (
     "textclf.cli.main",
     "textclf.cli.predict",
@@ -306,6 +307,9 @@ TORCH_FREE = (
     "textclf.predictions",
     "textclf.serving.predict",
     "textclf.evaluation.onnx_eval",
+    "textclf.cli.classes",
+    "textclf.exports.onnx_classes",
+    "textclf.exports.onnx_classes_runtime",
 )
 HEAVY = ("torch", "transformers", "timm", "torchvision", "open_clip")
 

@@ -101,3 +101,113 @@ def test_the_exported_model_predicts_what_the_run_predicts(exported, monkeypatch
         got, want = model.predict(images, head=head), run.predict(images, head=head)
         assert got.classes == want.classes and got.head == head
         assert np.abs(got.probs - want.probs).max() < 1e-4
+
+
+# ---- classes add to an export: ONNX Runtime and NumPy with MODEL.text.onnx -----------------
+
+PURPLE = {"purple": ["A purple image is a small square filled with a purple colour."]}
+
+
+@pytest.fixture(scope="module")
+def open_export(tmp_path_factory):
+    """A tiny run with the open text head (it can take classes) and its export, which carries
+    the text encoder; the same for a projected-head run (it cannot)."""
+    from textclf.config import build_config
+    from textclf.exports.onnx_export import export_run
+    from textclf.training.one_run import train_one_run
+
+    root = tmp_path_factory.mktemp("open")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TEXTCLF_CACHE", str(root / "cache"))
+        train_one_run(build_config("tiny", None, {"epochs": 1, "text_head": "open"}), root / "run")
+        report = export_run(root / "run", out=root / "model.onnx")
+    (root / "purple.json").write_text(json.dumps(PURPLE))
+    return root, report
+
+
+def test_an_open_head_export_carries_its_text_encoder_and_a_projected_one_none(
+    open_export, exported
+):
+    root, report = open_export
+    encoder = report["text_encoder"]
+    assert encoder["path"] == str(root / "model.text.onnx") and encoder["max_abs_diff"] <= 1e-4
+    assert encoder["texts"] == 4  # the run's own descriptions, one per class
+    assert not (exported / "model.text.onnx").exists()  # tiny's projected head takes no classes
+
+
+def test_classes_add_to_an_export_imports_no_torch(open_export):
+    root, _ = open_export
+    code = f"""
+import json, sys
+from textclf.cli.main import app
+try:
+    app(["classes", "add", {str(root / "model.onnx")!r}, "--run", {str(root / "run")!r},
+         "--descriptions", {str(root / "purple.json")!r}, "-o", {str(root / "plus.onnx")!r},
+         "--json"], prog_name="textclf")
+except SystemExit as exit:
+    result = exit.code
+print({LOADED})
+"""
+    found = _run(code, root)
+    assert found["result"] in (0, None) and found["loaded"] == []
+    from textclf.serving.model_file import read_metadata
+
+    meta = read_metadata(root / "plus.onnx")
+    assert meta["vocabulary"][-1] == "purple" and meta["added_classes"] == ["purple"]
+    assert (root / "plus.text.onnx").is_file()  # a further add on plus.onnx needs it too
+
+
+def test_the_torch_free_rewrite_equals_the_pytorch_one(open_export, tmp_path, monkeypatch):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from textclf.exports import onnx_classes
+
+    root, _ = open_export
+    monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
+    reports = {}
+    for way in ("runtime", "torch"):
+        if way == "torch":  # the PyTorch path: as for an export without its text encoder
+            monkeypatch.setattr(onnx_classes, "text_encoder_path", lambda p: tmp_path / "none")
+        out = tmp_path / f"{way}.onnx"
+        reports[way] = onnx_classes.add_classes_onnx(root / "model.onnx", root / "run", PURPLE, out)
+        reports[way]["values"] = {
+            i.name: numpy_helper.to_array(i)
+            for i in onnx.load(str(out)).graph.initializer
+            if i.name.startswith("textclf.")
+        }
+    runtime, torch_way = reports["runtime"], reports["torch"]
+    assert runtime.get("runtime") == "onnxruntime" and "runtime" not in torch_way
+    assert runtime["calibration"] == torch_way["calibration"]
+    assert runtime["vocabulary"] == torch_way["vocabulary"]
+    for name, value in torch_way["values"].items():
+        assert np.abs(runtime["values"][name] - value).max() <= 1e-6, name
+
+
+def test_adding_to_an_export_twice_keeps_the_first_added_class(open_export, tmp_path):
+    from textclf.exports.onnx_classes import add_classes_onnx
+
+    root, _ = open_export
+    first = add_classes_onnx(root / "model.onnx", root / "run", PURPLE, tmp_path / "one.onnx")
+    second = add_classes_onnx(
+        tmp_path / "one.onnx", root / "run", {"teal": ["a teal square"]}, tmp_path / "two.onnx"
+    )
+    assert first["vocabulary"][-1] == "purple"
+    assert second["vocabulary"][-2:] == ["purple", "teal"]
+    assert second["added_classes"] == ["purple", "teal"]
+
+
+def test_a_file_of_the_users_where_the_text_encoder_goes_is_refused_before_any_work(
+    open_export, monkeypatch
+):
+    from textclf.errors import TextclfError
+    from textclf.exports.onnx_export import export_run
+
+    root, _ = open_export
+    monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
+    (root / "mine.text.onnx").write_bytes(b"the user's own file")
+    with pytest.raises(TextclfError, match="mine.text.onnx"):
+        export_run(root / "run", out=root / "mine.onnx")
+    assert (root / "mine.text.onnx").read_bytes() == b"the user's own file"
+    assert not (root / "mine.onnx").exists()

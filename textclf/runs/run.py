@@ -260,6 +260,19 @@ def open_run(run_dir: str | Path) -> TrainedRun:
     except Exception as exc:
         raise TextclfError(f"run dir '{run_dir}' is damaged: {type(exc).__name__}: {exc}") from None
 
+    config, classes, run_info = read_run_header(files, run_dir)
+    if meta.get("classes") not in (None, classes):
+        raise TextclfError(
+            f"'{files.classes}' does not match the classes stored in '{files.model}'; "
+            f"the run dir is damaged: restore classes.json or train the run again"
+        )
+    return TrainedRun(files.root, config, classes, run_info, tensors)
+
+
+def read_run_header(files: RunFiles, run_dir) -> tuple:
+    """``(config, class names, run.json)`` of a finished run dir, checked (format version,
+    schemas, backbones): what serving an export needs of its run, without loading weights (or
+    torch)."""
     version = (
         read_json_object(files.run, "run file", fix=DAMAGED_FIX).get("format_version")
         if files.run.is_file()
@@ -271,11 +284,6 @@ def open_run(run_dir: str | Path) -> TrainedRun:
             f"{FORMAT_VERSION} (train the run again with this version)"
         )
     run_info, classes = read_run_info(files.run), read_class_names(files.classes)  # schema-checked
-    if meta.get("classes") not in (None, classes):
-        raise TextclfError(
-            f"'{files.classes}' does not match the classes stored in '{files.model}'; "
-            f"the run dir is damaged: restore classes.json or train the run again"
-        )
     config = load_run_config(files.config)
     for key in ("image_backbone", "text_backbone"):
         if run_info[key]["name"] != getattr(config, key):
@@ -284,4 +292,4 @@ def open_run(run_dir: str | Path) -> TrainedRun:
                 f"but run.json says '{run_info[key]['name']}'; restore the file or train the run "
                 "again"
             )
-    return TrainedRun(files.root, config, classes, run_info, tensors)
+    return config, classes, run_info

@@ -48,10 +48,7 @@ def validation_outputs(run, device: str = "cpu"):
 
     cfg = run.config
     ds = load_eval_dataset(run)
-    _, val_idx = train_val_indices(ds.train.labels, cfg.val_fraction, cfg.train_fraction, cfg.seed)
-    trained = {c: i for i, c in enumerate(run.class_names)}
-    labels = np.array([trained.get(ds.class_names[y], -1) for y in ds.train.labels[val_idx]])
-    rows = val_idx[labels >= 0]
+    rows, labels = validation_rows(cfg, run.class_names, ds)
     if run.trained_backbone or not len(rows):
         return None
     feats, _ = cached_features(
@@ -66,7 +63,7 @@ def validation_outputs(run, device: str = "cpu"):
     x = torch.from_numpy(np.array(feats[rows], dtype=np.float32))
     served = serve_batches(run.serving_model(torch.nn.Identity()), [x])
     return ValidationOutputs(
-        labels[labels >= 0],
+        labels,
         served,
         torch.from_numpy(served.embedding),
         torch.from_numpy(served.probabilities),
@@ -90,10 +87,9 @@ def sweep(run, outputs: ValidationOutputs, head: str) -> list[tuple[float, float
     mask = torch.as_tensor(seen, dtype=torch.float32)
     # The text head's outputs, in order: text_logits, text_probabilities, ensemble_probabilities
     position = {"text": 1, "ensemble": 2}[head]
-    scale = 1.0 / run.config.temperature  # a cosine step of 1 moves a text logit by this
     rows = []
     with torch.inference_mode():
-        for gamma in np.linspace(-0.5 * scale, 2.0 * scale, GAMMA_STEPS + 1):
+        for gamma in gamma_grid(run.config.temperature):
             text_head.class_text_bias.copy_(-float(gamma) * mask)
             values = text_head(outputs.embedding, outputs.probabilities)[position].numpy()
             pred = values.argmax(axis=1)
@@ -123,28 +119,42 @@ def calibrate_extension(run, new, max_seen_drop: float = MAX_SEEN_DROP) -> dict:
     and the trained classes' validation accuracy before and after."""
     before_outputs = validation_outputs(run)
     if before_outputs is None:
-        record = {
-            "head": "text",
-            "gamma": run.gamma,
-            "max_seen_drop": max_seen_drop,
-            "met": None,
-            "validation": None,
-            "method": "not calibrated: the run has no cached validation features (it trained "
-            "its backbone); the training-time gamma is kept",
-        }
+        record = uncalibrated_record(run.gamma, max_seen_drop)
         new.run_info["served_head"] = record
         return record
     before_head = run.default_head
     before = head_accuracy(run, before_outputs, before_head)
     rows = sweep(new, validation_outputs(new), SERVED_HEAD)
+    record = chosen_record(before, before_head, rows, len(before_outputs.labels), max_seen_drop)
+    new.run_info["served_head"] = record
+    return record
+
+
+def uncalibrated_record(gamma: float, max_seen_drop: float) -> dict:
+    """The record of a run that cannot be calibrated: the training-time ``gamma`` kept."""
+    return {
+        "head": "text",
+        "gamma": gamma,
+        "max_seen_drop": max_seen_drop,
+        "met": None,
+        "validation": None,
+        "method": "not calibrated: the run has no cached validation features (it trained "
+        "its backbone); the training-time gamma is kept",
+    }
+
+
+def chosen_record(
+    before: float, before_head: str, rows: list, images: int, max_seen_drop: float
+) -> dict:
+    """The record of the setting :func:`choose` takes among the sweep's ``rows``."""
     (gamma, after, share), met = choose(before, rows, max_seen_drop)
-    record = {
+    return {
         "head": SERVED_HEAD,
         "gamma": gamma,
         "max_seen_drop": max_seen_drop,
         "met": met,
         "validation": {
-            "images": len(before_outputs.labels),
+            "images": images,
             "head_before": before_head,
             "accuracy_before": round(before, 6),
             "accuracy_after": round(after, 6),
@@ -153,5 +163,21 @@ def calibrate_extension(run, new, max_seen_drop: float = MAX_SEEN_DROP) -> dict:
         "method": "the largest gamma (calibrated stacking) whose trained-class validation "
         f"accuracy with the {SERVED_HEAD} head stays within max_seen_drop of the run's before",
     }
-    new.run_info["served_head"] = record
-    return record
+
+
+def gamma_grid(temperature: float) -> np.ndarray:
+    """The values of ``gamma`` a sweep tries: a cosine step of 1 moves a text logit by
+    ``1 / temperature``, so the grid spans -0.5 to 2 such steps."""
+    scale = 1.0 / temperature
+    return np.linspace(-0.5 * scale, 2.0 * scale, GAMMA_STEPS + 1)
+
+
+def validation_rows(config, class_names: list, ds) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows of the train split, labels as trained-class indices)`` of the run's validation
+    images of trained classes (the carve-out training made)."""
+    _, val_idx = train_val_indices(
+        ds.train.labels, config.val_fraction, config.train_fraction, config.seed
+    )
+    trained = {c: i for i, c in enumerate(class_names)}
+    labels = np.array([trained.get(ds.class_names[y], -1) for y in ds.train.labels[val_idx]])
+    return val_idx[labels >= 0], labels[labels >= 0]

@@ -180,9 +180,10 @@ def _export(encoder, prep, x) -> bytes:
 def trace_onnx(
     module, example, input_names: list, output_names: list, dynamic_axes: dict, opset: int
 ) -> bytes:
-    """``module`` traced on ``example`` as ONNX bytes (TorchScript tracing, constant folding,
-    warnings silenced):
-    the one call behind the backbone graph here and ``textclf export onnx``'s image branch."""
+    """``module`` traced on ``example`` (a tensor, or a tuple of the module's positional
+    arguments) as ONNX bytes (TorchScript tracing, constant folding, warnings silenced): the one
+    call behind the backbone graph here, ``textclf export onnx``'s image branch and its text
+    encoder."""
     import torch
 
     buffer = io.BytesIO()
@@ -190,7 +191,7 @@ def trace_onnx(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
-            (example,),
+            example if isinstance(example, tuple) else (example,),
             buffer,
             dynamo=False,
             opset_version=opset,

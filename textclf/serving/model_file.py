@@ -24,6 +24,7 @@ from textclf.validation import validate
 
 META_PREFIX = "textclf."  # every key textclf writes into an ONNX model's metadata_props
 FORMAT = "textclf-onnx"
+TEXT_FORMAT = "textclf-onnx-text-encoder"  # MODEL.text.onnx (textclf.exports.text_encoder)
 FORMAT_VERSION = 1
 
 _ELEMENT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
@@ -142,7 +143,8 @@ def sidecar_path(model_path) -> Path:
 
 
 def written_by_textclf(path) -> bool:
-    """Whether ``path`` is an ONNX model that textclf exported: its own metadata says so.
+    """Whether ``path`` is an ONNX model (or text encoder) that textclf exported: its own
+    metadata says so.
 
     Only the format key is read (not validated): a model from a newer textclf is still textclf's.
     """
@@ -152,7 +154,7 @@ def written_by_textclf(path) -> bool:
         props = {
             p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
         }
-        return json.loads(props.get(META_PREFIX + "format", "null")) == FORMAT
+        return json.loads(props.get(META_PREFIX + "format", "null")) in (FORMAT, TEXT_FORMAT)
     except Exception:  # not ONNX at all (a user's file under that name)
         return False
 
