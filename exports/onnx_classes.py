@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from textclf.errors import GateFailed, TextclfError, option
-from textclf.exports.onnx_classes_runtime import add_classes_runtime
+from textclf.exports.onnx_classes_runtime import add_classes_runtime, text_head_parity
 from textclf.exports.onnx_graph import TEXT_HEAD_INITIALIZERS
 from textclf.exports.onnx_metadata import (
     apply_metadata,
@@ -104,14 +104,7 @@ def check_text_head(run, session, meta: dict, *, atol: float, check_images: int)
         ref = head(torch.from_numpy(got["embedding"]), torch.from_numpy(got["probabilities"]))[
             0
         ].numpy()
-    diff = float(np.abs(got["text_logits"].astype(np.float64) - ref).max()) if ref.size else 0.0
-    return {
-        "images": len(images),
-        "source": source,
-        "max_abs_text_logit_diff": diff,
-        "atol": atol,
-        "passed": diff <= atol,
-    }
+    return text_head_parity(got["text_logits"], ref, len(images), source, atol)
 
 
 def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images: int = 64) -> dict:

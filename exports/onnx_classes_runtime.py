@@ -271,9 +271,14 @@ def _check(path, meta: dict, config, head, atol: float, check_images: int) -> di
         mapping,
         float(meta["text_head"]["temperature"]),
     )[0]
-    diff = float(np.abs(got["text_logits"].astype(np.float64) - ref).max()) if ref.size else 0.0
+    return text_head_parity(got["text_logits"], ref, len(images), source, atol)
+
+
+def text_head_parity(got: np.ndarray, want: np.ndarray, images: int, source: str, atol: float):
+    """The report of a rewritten text head's check: its text logits ``got`` against ``want``."""
+    diff = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
     return {
-        "images": len(images),
+        "images": images,
         "source": source,
         "max_abs_text_logit_diff": diff,
         "atol": atol,
