@@ -158,6 +158,26 @@ def test_a_damaged_graph_is_rebuilt_not_run(private_cache):
         assert path.read_bytes() == good and json.loads(sidecar.read_text())["size"] == len(good)
 
 
+def test_each_cache_gets_its_graph_though_the_process_holds_a_session(
+    private_cache, tmp_path, monkeypatch
+):
+    """A session memoised on one cache's graph does not stand in for another cache's file:
+    composed exports and a run dir's predict read the graph from the cache they are given."""
+    from textclf.data.extract_runtime import graph_session
+    from textclf.runtime.backbone_graph import graph_key_parts, graph_paths
+
+    encoder, prep = _tiny()
+    graph_session(encoder, prep, "cpu", 1)
+    assert graph_paths(graph_key_parts(encoder, prep))[0].is_file()
+    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "other"))
+    graph_session(encoder, prep, "cpu", 1)
+    path = graph_paths(graph_key_parts(encoder, prep))[0]
+    assert str(path).startswith(str(tmp_path / "other")) and path.is_file()
+    path.unlink()  # as cache clear does
+    graph_session(encoder, prep, "cpu", 1)
+    assert path.is_file()
+
+
 def _histc_plugin(encoder):
     """The encoder with an export hook whose module uses an operator ONNX cannot express."""
     import dataclasses

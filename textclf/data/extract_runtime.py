@@ -39,8 +39,8 @@ from textclf.runtime.backbone_graph import (
     OUTPUT,
     GraphUnavailable,
     backbone_graph,
-    graph_key,
     graph_key_parts,
+    graph_paths,
 )
 
 RUNTIMES = CHOICES["extract_runtime"]
@@ -122,10 +122,18 @@ _SESSIONS: dict = {}
 
 
 def graph_session(encoder, prep, kind: str, threads: Optional[int]):
-    """The backbone's ONNX graph session on ``kind`` (memoised per graph, provider and threads)."""
+    """The backbone's ONNX graph session on ``kind`` (memoised per graph file, provider and
+    threads).
 
-    memo = (graph_key(graph_key_parts(encoder, prep)), kind, threads)
-    if memo not in _SESSIONS:
+    The memo is of the graph's file, not only its key: under another ``$TEXTCLF_CACHE`` (or after
+    ``cache clear``) the graph is written there again, which composed exports and a run dir's
+    predict look for (a process that served a session from one cache left the next one without
+    its graph).
+    """
+
+    path = graph_paths(graph_key_parts(encoder, prep))[0]
+    memo = (str(path), kind, threads)
+    if memo not in _SESSIONS or not path.is_file():
         try:
             # One graph at a time: a grid over backbones must not keep every session.
             _SESSIONS.clear()
