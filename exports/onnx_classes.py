@@ -28,7 +28,7 @@ from textclf.exports.parity import load_run_dataset
 from textclf.exports.text_encoder import text_encoder_path
 from textclf.files.atomic import atomic_path, write_json
 from textclf.runs.classes import extended
-from textclf.runs.run import open_run
+from textclf.runs.run import TrainedRun, open_run
 from textclf.runs.served_calibration import calibrate_extension
 from textclf.runs.served_settings import MAX_SEEN_DROP
 from textclf.runtime.onnx_sessions import create_session
@@ -190,8 +190,37 @@ def add_classes_onnx(
             f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
             f"(run {run.run_id}); give the run dir it was exported from with {option('run')}"
         )
+    run = _with_model_classes(run, model_path, meta)
     new = extended(run, descriptions)
     calibration = calibrate_extension(run, new, max_seen_drop)
     report = rewrite_text_head(model_path, out, new, atol=atol, check_images=check_images)
     report["calibration"] = calibration
     return report
+
+
+def _with_model_classes(run, model_path: Path, meta: dict):
+    """``run`` that also knows the classes added to the model before (a ``plus.onnx`` given
+    again), so that the rewrite keeps them.
+
+    Their text embeddings are the model's own columns: the open text head, the only one that
+    takes classes, uses the directions of the class text features with no projection.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    known = set(run.vocabulary()[0])
+    extra = [c for c in meta.get("vocabulary", []) if c not in known]
+    if not extra:
+        return run
+    name = META_PREFIX + "class_text_embeddings_t"
+    (init,) = [i for i in onnx.load(str(model_path)).graph.initializer if i.name == name]
+    index = {c: i for i, c in enumerate(meta["vocabulary"])}
+    columns = numpy_helper.to_array(init)[:, [index[c] for c in extra]]
+    feats = torch.from_numpy(np.ascontiguousarray(columns.T, dtype=np.float32))
+    tensors = dict(run.tensors)
+    if "added_text_features" in tensors:
+        feats = torch.cat([tensors["added_text_features"].float(), feats])
+    tensors["added_text_features"] = feats
+    info = dict(run.run_info, added_classes=list(run.run_info.get("added_classes", [])) + extra)
+    return TrainedRun(run.root, run.config, list(run.class_names), info, tensors)

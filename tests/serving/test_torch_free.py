@@ -185,17 +185,38 @@ def test_the_torch_free_rewrite_equals_the_pytorch_one(open_export, tmp_path, mo
         assert np.abs(runtime["values"][name] - value).max() <= 1e-6, name
 
 
-def test_adding_to_an_export_twice_keeps_the_first_added_class(open_export, tmp_path):
-    from textclf.exports.onnx_classes import add_classes_onnx
+@pytest.mark.parametrize("way", ["runtime", "torch"])
+def test_adding_to_an_export_twice_keeps_the_first_added_class(
+    open_export, tmp_path, monkeypatch, way
+):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from textclf.exports import onnx_classes
 
     root, _ = open_export
-    first = add_classes_onnx(root / "model.onnx", root / "run", PURPLE, tmp_path / "one.onnx")
-    second = add_classes_onnx(
+    monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
+    if way == "torch":
+        monkeypatch.setattr(onnx_classes, "text_encoder_path", lambda p: tmp_path / "none")
+    add = onnx_classes.add_classes_onnx
+    first = add(root / "model.onnx", root / "run", PURPLE, tmp_path / "one.onnx")
+    second = add(
         tmp_path / "one.onnx", root / "run", {"teal": ["a teal square"]}, tmp_path / "two.onnx"
     )
     assert first["vocabulary"][-1] == "purple"
     assert second["vocabulary"][-2:] == ["purple", "teal"]
     assert second["added_classes"] == ["purple", "teal"]
+
+    def column(path, position):
+        name = "textclf.class_text_embeddings_t"
+        init = next(i for i in onnx.load(str(path)).graph.initializer if i.name == name)
+        return numpy_helper.to_array(init)[:, position]
+
+    # purple's text embedding is carried over, not re-made from something else
+    assert (
+        np.abs(column(tmp_path / "two.onnx", -2) - column(tmp_path / "one.onnx", -1)).max() < 1e-6
+    )
 
 
 def test_a_file_of_the_users_where_the_text_encoder_goes_is_refused_before_any_work(
