@@ -42,7 +42,7 @@ from textclf.runs.run import open_run
 from textclf.runtime.onnx_sessions import create_session, probe_provider
 from textclf.runtime.parallel import cores
 from textclf.runtime.progress import NULL
-from textclf.serving.model_file import input_spec, sidecar_path
+from textclf.serving.model_file import input_spec, sidecar_path, written_by_textclf
 
 
 def _sha256(path) -> str:
@@ -120,6 +120,8 @@ def export_run(
     text_encoder = None
     if can_add_classes(run.config):
         text_encoder = export_text_encoder(run, out, r.opset, _run_texts(run))
+    elif written_by_textclf(text_encoder_path(out)):  # an earlier export's, of another run there
+        text_encoder_path(out).unlink()
 
     report = {
         "model": str(out),

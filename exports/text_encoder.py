@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from textclf.errors import TextclfError
+from textclf.errors import GateFailed, TextclfError
 from textclf.files.atomic import atomic_path
 from textclf.runs.classes import _text_tower
 from textclf.runtime.backbone_graph import trace_onnx
@@ -93,10 +93,11 @@ def export_text_encoder(run, model_out, opset: int, texts: list[str]) -> Optiona
             want = torch.cat([tower(**tower.tokenize([t])) for t in texts]).numpy()
         got = encoder.encode(texts)
         diff = float(np.abs(got.astype(np.float64) - want).max()) if len(texts) else 0.0
-        if diff > TEXT_ATOL:
-            raise TextclfError(
+        if diff > TEXT_ATOL:  # a failed check, as the image branch's parity (exit 1)
+            raise GateFailed(
                 f"the exported text encoder differs from the run's by {diff:.3g} (> {TEXT_ATOL:g})"
-                f" on its descriptions; '{path}' was not written"
+                f" on its descriptions; '{path}' was not written (the model was: classes add on "
+                "it will use PyTorch)"
             )
     return {"path": str(path), "inputs": inputs, "texts": len(texts), "max_abs_diff": diff}
 

@@ -232,3 +232,27 @@ def test_a_file_of_the_users_where_the_text_encoder_goes_is_refused_before_any_w
         export_run(root / "run", out=root / "mine.onnx")
     assert (root / "mine.text.onnx").read_bytes() == b"the user's own file"
     assert not (root / "mine.onnx").exists()
+
+
+def test_the_text_encoder_file_follows_what_is_exported_there(
+    open_export, exported, tmp_path, monkeypatch
+):
+    """A failed text-encoder check writes no encoder (exit 1's error); a run that cannot take
+    classes, exported where one could, leaves no stale encoder of the other run behind."""
+    from textclf.errors import GateFailed
+    from textclf.exports import text_encoder
+    from textclf.exports.onnx_export import export_run
+
+    root, _ = open_export
+    monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
+    out = tmp_path / "swap.onnx"
+    with monkeypatch.context() as mp:
+        mp.setattr(text_encoder, "TEXT_ATOL", -1.0)
+        with pytest.raises(GateFailed, match="text encoder differs"):
+            export_run(root / "run", out=out)
+    assert out.is_file() and not (tmp_path / "swap.text.onnx").exists()
+    export_run(root / "run", out=out)
+    assert (tmp_path / "swap.text.onnx").is_file()
+    monkeypatch.setenv("TEXTCLF_CACHE", str(exported / "cache"))
+    export_run(exported / "run", out=out)  # tiny's projected head: no encoder to carry
+    assert not (tmp_path / "swap.text.onnx").exists()
