@@ -15,8 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from textclf.errors import GateFailed, TextclfError, option
-from textclf.exports.onnx_classes_runtime import add_classes_runtime, text_head_parity
+from textclf.errors import GateFailed
+from textclf.exports.onnx_classes_runtime import (
+    add_classes_runtime,
+    check_exported_from,
+    images_for_check,
+    replace_text_head,
+    text_head_parity,
+)
 from textclf.exports.onnx_graph import TEXT_HEAD_INITIALIZERS
 from textclf.exports.onnx_metadata import (
     apply_metadata,
@@ -24,7 +30,6 @@ from textclf.exports.onnx_metadata import (
     check_output_files,
     text_head_metadata,
 )
-from textclf.exports.parity import load_run_dataset
 from textclf.exports.text_encoder import text_encoder_path
 from textclf.files.atomic import atomic_path, write_json
 from textclf.runs.classes import extended
@@ -34,49 +39,6 @@ from textclf.runs.served_settings import MAX_SEEN_DROP
 from textclf.runtime.onnx_sessions import create_session
 from textclf.serving.feeding import session_outputs
 from textclf.serving.model_file import META_PREFIX, read_metadata, sidecar_path
-
-VOCABULARY_OUTPUTS = ("text_logits", "text_probabilities", "ensemble_probabilities")
-
-
-def _replace_initializers(model, head) -> None:
-    from onnx import numpy_helper
-
-    values = {
-        META_PREFIX + name: getattr(head, name).detach().cpu().numpy().astype(np.float32)
-        for name in TEXT_HEAD_INITIALIZERS
-    }
-    found = set()
-    for i, init in enumerate(model.graph.initializer):
-        if init.name in values:
-            model.graph.initializer[i].CopyFrom(
-                numpy_helper.from_array(values[init.name], init.name)
-            )
-            found.add(init.name)
-    missing = sorted(set(values) - found)
-    if missing:
-        raise TextclfError(
-            f"the model has no initializer '{missing[0]}': it was exported by an older textclf; "
-            "export the run again with textclf export onnx"
-        )
-
-
-def _set_vocabulary_size(model, size: int) -> None:
-    for output in model.graph.output:
-        if output.name in VOCABULARY_OUTPUTS:
-            output.type.tensor_type.shape.dim[-1].dim_value = size
-    # Intermediate shapes carried the old vocabulary; the checker re-infers
-    del model.graph.value_info[:]
-
-
-def _test_images(run, n: int):
-    try:
-        split = load_run_dataset(run, "the parity check").test
-        return split.read(np.arange(min(n, len(split)))), "test images"
-    except TextclfError:
-        size = run.preprocessing.input_size
-        return np.random.default_rng(0).integers(
-            0, 256, (8, size, size, 3), dtype=np.uint8
-        ), "random images"
 
 
 def check_text_head(run, session, meta: dict, *, atol: float, check_images: int) -> dict:
@@ -91,7 +53,7 @@ def check_text_head(run, session, meta: dict, *, atol: float, check_images: int)
     """
     import torch
 
-    images, source = _test_images(run, check_images)
+    images, source = images_for_check(run.config, run.preprocessing, check_images)
     got = session_outputs(
         session,
         meta["input"],
@@ -116,9 +78,9 @@ def rewrite_text_head(model_path, out, run, *, atol: float = 1e-4, check_images:
     check_output_files(out)
     model = onnx.load(str(model_path))
     head = run.serving_model(torch.nn.Identity()).text_head
-    _replace_initializers(model, head)
     names = run.vocabulary()[0]
-    _set_vocabulary_size(model, len(names))
+    values = {name: getattr(head, name).detach().cpu().numpy() for name in TEXT_HEAD_INITIALIZERS}
+    replace_text_head(model, values, len(names))
     meta = dict(read_metadata(model_path), **text_head_metadata(run))
     meta["added_classes"] = list(run.run_info.get("added_classes", []))
     apply_metadata(model, meta)
@@ -185,11 +147,7 @@ def add_classes_onnx(
     run = open_run(run_dir)
 
     meta = read_metadata(model_path)
-    if meta.get("run_id") != run.run_id:
-        raise TextclfError(
-            f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
-            f"(run {run.run_id}); give the run dir it was exported from with {option('run')}"
-        )
+    check_exported_from(meta, run.run_id, model_path, run_dir)
     run = _with_model_classes(run, model_path, meta)
     new = extended(run, descriptions)
     calibration = calibrate_extension(run, new, max_seen_drop)

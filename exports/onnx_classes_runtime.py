@@ -29,6 +29,7 @@ import numpy as np
 from textclf.data.decode import draft_size
 from textclf.datatypes import Preprocessing
 from textclf.errors import GateFailed, TextclfError, option
+from textclf.exports.onnx_graph import TEXT_HEAD_INITIALIZERS
 from textclf.exports.onnx_metadata import apply_metadata, check_model_file, check_output_files
 from textclf.exports.text_encoder import TextEncoder, text_encoder_path
 from textclf.files.atomic import atomic_path, write_json
@@ -46,12 +47,10 @@ from textclf.runs.served_calibration import (
 from textclf.runs.served_settings import SERVED_HEAD
 from textclf.runtime.onnx_sessions import create_session
 from textclf.serving.feeding import session_outputs
-from textclf.serving.model_file import META_PREFIX, read_metadata, sidecar_path
+from textclf.serving.model_file import META_PREFIX, decode_metadata, load_model, sidecar_path
 
-EMBEDDINGS, BIAS, MAPPING = (
-    META_PREFIX + name
-    for name in ("class_text_embeddings_t", "class_text_bias", "classifier_to_vocabulary")
-)
+EMBEDDINGS, BIAS, MAPPING = (META_PREFIX + name for name in TEXT_HEAD_INITIALIZERS)
+VOCABULARY_OUTPUTS = ("text_logits", "text_probabilities", "ensemble_probabilities")
 BATCH = 64
 
 
@@ -61,6 +60,7 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
+    # Not scipy.special.softmax: importing it costs 0.22 s of this command's 1.8 s
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -98,16 +98,12 @@ def add_classes_runtime(
     model_path, out = Path(model_path), Path(out)
     check_output_files(out)
     check_output_files(text_encoder_path(out))
-    config, class_names, meta, encoder = _open(model_path, run_dir, descriptions)
+    model = load_model(model_path)
+    config, class_names, meta, encoder = _open(model, model_path, run_dir, descriptions)
     vocabulary, seen = list(meta["vocabulary"]), np.array(meta["seen"], dtype=bool)
-
-    model = onnx.load(str(model_path))
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     if EMBEDDINGS not in values:
-        raise TextclfError(
-            f"the model has no initializer '{EMBEDDINGS}': it was exported by an older textclf; "
-            "export the run again with textclf export onnx"
-        )
+        raise older_export(EMBEDDINGS)
     new = np.stack([class_direction(encoder.encode(list(t))) for t in descriptions.values()])
     embeddings_t = np.concatenate([values[EMBEDDINGS], new.T], axis=1).astype(np.float32)
     seen_after = np.concatenate([seen, np.zeros(len(descriptions), dtype=bool)])
@@ -119,7 +115,9 @@ def add_classes_runtime(
     )
     bias = (-calibration["gamma"] * seen_after).astype(np.float32)
     names = vocabulary + list(descriptions)
-    _rewrite(model, {EMBEDDINGS: embeddings_t, BIAS: bias, MAPPING: mapping}, len(names))
+    replace_text_head(
+        model, dict(zip(TEXT_HEAD_INITIALIZERS, (embeddings_t, bias, mapping))), len(names)
+    )
     head = dict(meta["text_head"], gamma=calibration["gamma"], served_calibration=calibration)
     head["default_head"] = calibration["head"]
     meta = dict(
@@ -153,20 +151,16 @@ def add_classes_runtime(
     }
 
 
-def _open(model_path: Path, run_dir, descriptions: dict) -> tuple:
+def _open(model, model_path: Path, run_dir, descriptions: dict) -> tuple:
     """``(config, class names, model metadata, text encoder)``, each checked: the run is the
     model's, its head takes classes, the new ones are new, the encoder is the run's."""
     files = RunFiles(Path(run_dir))
     if not files.model.is_file():
         raise TextclfError(f"'{run_dir}' is not a finished textclf run dir")
     config, class_names, run_info = read_run_header(files, run_dir)
-    meta = read_metadata(model_path)
+    meta = decode_metadata({p.key: p.value for p in model.metadata_props}, f"'{model_path}'")
     run_id = run_info.get("run_id")
-    if meta.get("run_id") != run_id:
-        raise TextclfError(
-            f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
-            f"(run {run_id}); give the run dir it was exported from with {option('run')}"
-        )
+    check_exported_from(meta, run_id, model_path, run_dir)
     vocabulary, seen = list(meta["vocabulary"]), np.array(meta["seen"], dtype=bool)
     known = SimpleNamespace(
         config=config, root=files.root, vocabulary=lambda: (vocabulary, None, seen)
@@ -182,20 +176,57 @@ def _open(model_path: Path, run_dir, descriptions: dict) -> tuple:
     return config, class_names, meta, encoder
 
 
-def _rewrite(model, values: dict, vocabulary_size: int) -> None:
-    """Replace the text head's initializers and the class axis of the outputs over the
-    vocabulary."""
+def older_export(name: str) -> TextclfError:
+    """The error for a model without the text head's initializer ``name``."""
+    return TextclfError(
+        f"the model has no initializer '{name}': it was exported by an older textclf; "
+        "export the run again with textclf export onnx"
+    )
+
+
+def replace_text_head(model, values: dict, vocabulary_size: int) -> None:
+    """Replace the text head's initializers (``values``: short name -> array, see
+    ``TEXT_HEAD_INITIALIZERS``) and the class axis of the outputs over the vocabulary."""
     from onnx import numpy_helper
 
+    arrays = {META_PREFIX + k: np.asarray(v, dtype=np.float32) for k, v in values.items()}
+    found = set()
     for i, init in enumerate(model.graph.initializer):
-        if init.name in values:
+        if init.name in arrays:
             model.graph.initializer[i].CopyFrom(
-                numpy_helper.from_array(values[init.name], init.name)
+                numpy_helper.from_array(arrays[init.name], init.name)
             )
+            found.add(init.name)
+    missing = sorted(set(arrays) - found)
+    if missing:
+        raise older_export(missing[0])
     for output in model.graph.output:
-        if output.name in ("text_logits", "text_probabilities", "ensemble_probabilities"):
+        if output.name in VOCABULARY_OUTPUTS:
             output.type.tensor_type.shape.dim[-1].dim_value = vocabulary_size
     del model.graph.value_info[:]  # shapes that carried the old vocabulary; the checker re-infers
+
+
+def check_exported_from(meta: dict, run_id, model_path, run_dir) -> None:
+    """Refuse a model that ``run_dir`` (run ``run_id``) did not export."""
+    if meta.get("run_id") != run_id:
+        raise TextclfError(
+            f"'{model_path}' was exported from run {meta.get('run_id')}, not from '{run_dir}' "
+            f"(run {run_id}); give the run dir it was exported from with {option('run')}"
+        )
+
+
+def images_for_check(config, prep, n: int) -> tuple:
+    """``(images, source)`` to check a rewritten text head on: up to ``n`` of the run's test
+    images, or 8 random ones when its dataset cannot be read here."""
+    try:
+        ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
+        split = ds.test
+        return split.read(np.arange(min(n, len(split))), draft_size(prep)), "test images"
+    except TextclfError:
+        size = prep.input_size
+        return np.random.default_rng(0).integers(0, 256, (8, size, size, 3), np.uint8), (
+            "random images"
+        )
 
 
 def _calibrate(session, meta: dict, config, class_names: list, head, max_seen_drop) -> dict:
@@ -211,7 +242,8 @@ def _calibrate(session, meta: dict, config, class_names: list, head, max_seen_dr
         return uncalibrated_record(gamma_before, max_seen_drop)
     before_head = meta["text_head"].get("default_head") or "classifier"
     wanted = sorted({"embedding", "probabilities", HEAD_OUTPUTS[before_head]})
-    prep, draft = _prep(meta), draft_size(_prep(meta))
+    prep = _prep(meta)
+    draft = draft_size(prep)
     parts = [
         session_outputs(
             session, meta["input"], ds.train.read(rows[i : i + BATCH], draft), prep, wanted
@@ -243,22 +275,11 @@ def _prep(meta: dict) -> Preprocessing:
     return Preprocessing.from_dict(meta["preprocessing"], "the model's preprocessing")
 
 
-def _check(path, meta: dict, config, head, atol: float, check_images: int) -> dict:
+def _check(path, meta: dict, config, head, atol: float, images_wanted: int) -> dict:
     """The rewritten file's text logits against :func:`text_head` on its own image embeddings."""
     embeddings_t, bias, mapping = head
     prep = _prep(meta)
-    try:
-        split = load_dataset(
-            config.dataset, max_train=config.max_train, max_test=config.max_test
-        ).test
-        images, source = (
-            split.read(np.arange(min(check_images, len(split))), draft_size(prep)),
-            "test images",
-        )
-    except TextclfError:
-        size = prep.input_size
-        images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
-        source = "random images"
+    images, source = images_for_check(config, prep, images_wanted)
     session = create_session(str(path), "cpu").session
     got = session_outputs(
         session, meta["input"], images, prep, ["embedding", "probabilities", "text_logits"]

@@ -120,19 +120,25 @@ def decode_metadata(props: dict, source: str = "the model") -> dict:
     return meta
 
 
-def read_metadata(model_path) -> dict:
-    """The textclf metadata of an exported ``.onnx`` file."""
+def load_model(model_path, external_data: bool = True):
+    """An ``.onnx`` file as an ``onnx.ModelProto``; a missing or unreadable file is a one-line
+    error."""
     import onnx
 
     path = Path(model_path)
     if not path.is_file():
         raise TextclfError(f"model file '{model_path}' does not exist")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=external_data)
     except Exception as exc:
         raise TextclfError(
             f"'{model_path}' is not a readable ONNX model ({type(exc).__name__})"
         ) from None
+
+
+def read_metadata(model_path) -> dict:
+    """The textclf metadata of an exported ``.onnx`` file."""
+    model = load_model(model_path, external_data=False)
     return decode_metadata({p.key: p.value for p in model.metadata_props}, f"'{model_path}'")
 
 
