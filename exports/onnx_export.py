@@ -36,7 +36,6 @@ from textclf.exports.text_encoder import (
     text_encoder_path,
 )
 from textclf.files.atomic import atomic_path, write_json
-from textclf.files.jsonio import read_json
 from textclf.models.outputs import OUTPUT_NAMES
 from textclf.runs.run import open_run
 from textclf.runtime.onnx_sessions import create_session, probe_provider
@@ -156,9 +155,8 @@ def _run_texts(run, most: int = 32) -> list[str]:
     """Up to ``most`` of the descriptions the run trained with (the text encoder's parity
     check), else its class names."""
     try:
-        table = read_json(run.files.descriptions, "run file").get("descriptions") or {}
-        texts = [t for values in table.values() for t in values if isinstance(t, str)]
-    except (TextclfError, AttributeError):
+        texts = [t for values in run.descriptions().values() for t in values if isinstance(t, str)]
+    except TextclfError:
         texts = []
     return (texts or list(run.class_names))[:most]
 

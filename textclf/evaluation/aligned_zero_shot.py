@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Optional
 
 from textclf.class_phrases import fill
-from textclf.errors import TextclfError, unknown_choice
+from textclf.errors import unknown_choice
 from textclf.evaluation.metrics import compute_metrics, metrics_document
 from textclf.evaluation.outputs import split_features
 from textclf.evaluation.request import EvalRequest
@@ -130,7 +130,7 @@ def evaluate_zero_shot(
     )
     text = build_text_encoder(cfg.text_backbone, cfg.pretrained)
     text.tower.to(dev)
-    descriptions = _run_descriptions(run)
+    descriptions = run.descriptions()
     scale = logit_scale(text.tower)
     names = list(run.class_names)
     heads, main = {}, None
@@ -161,22 +161,3 @@ def evaluate_zero_shot(
     }
     own = ds_name == cfg.dataset and split == "test"
     return ZeroShotEvaluation(doc, run, own)
-
-
-def _run_descriptions(run) -> dict:
-    """The descriptions the run was trained with (``descriptions.json``)."""
-    import json
-
-    path = run.files.descriptions
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))["descriptions"]
-        if not isinstance(data, dict):
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        raise TextclfError(
-            f"run dir '{run.root}' has no readable descriptions.json; train the run again"
-        ) from None
-    missing = [c for c in run.class_names if not data.get(c)]
-    if missing:
-        raise TextclfError(f"{path} has no descriptions for {', '.join(missing)}")
-    return data

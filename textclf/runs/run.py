@@ -38,6 +38,23 @@ class TrainedRun:
         """Paths inside the run dir."""
         return RunFiles(self.root)
 
+    def descriptions(self) -> dict:
+        """The descriptions the run was trained with (``descriptions.json``): ``{class: [texts]}``
+        with every trained class described; an unreadable file is a one-line error."""
+        path = self.files.descriptions
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))["descriptions"]
+            if not isinstance(data, dict):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            raise TextclfError(
+                f"run dir '{self.root}' has no readable descriptions.json; train the run again"
+            ) from None
+        missing = [c for c in self.class_names if not data.get(c)]
+        if missing:
+            raise TextclfError(f"{path} has no descriptions for {', '.join(missing)}")
+        return data
+
     @property
     def preprocessing(self):
         """The :class:`~textclf.data.preprocessing.Preprocessing` the run trained with."""
