@@ -228,7 +228,9 @@ def _print_report(report: dict) -> None:
             (
                 "text encoder",
                 f"{text['path']} (for classes add; max |feature difference| "
-                f"{text['max_abs_diff']:.2g} on {text['texts']} descriptions)",
+                f"{text['max_abs_diff']:.2g} on {text['texts']} descriptions against "
+                f"{text.get('reference', 'the run')}; graph "
+                f"{'from the cache' if text.get('graph') == 'cache' else 'traced'})",
             )
         )
     for k, v in rows:

@@ -118,7 +118,7 @@ def export_run(
     # What classes add needs to embed new descriptions without PyTorch (runs that can take them)
     text_encoder = None
     if can_add_classes(run.config):
-        text_encoder = export_text_encoder(run, out, r.opset, _run_texts(run))
+        text_encoder = export_text_encoder(run, out, r.opset)
     elif written_by_textclf(text_encoder_path(out)):  # an earlier export's, of another run there
         text_encoder_path(out).unlink()
 
@@ -149,16 +149,6 @@ def export_run(
             run, out, r.provider, dataset=dataset, session_info=info, reporter=reporter
         )
     return report
-
-
-def _run_texts(run, most: int = 32) -> list[str]:
-    """Up to ``most`` of the descriptions the run trained with (the text encoder's parity
-    check), else its class names."""
-    try:
-        texts = [t for values in run.descriptions().values() for t in values if isinstance(t, str)]
-    except TextclfError:
-        texts = []
-    return (texts or list(run.class_names))[:most]
 
 
 def _check_dataset(run, check: bool, precision: str, notes: list):

@@ -256,3 +256,78 @@ def test_the_text_encoder_file_follows_what_is_exported_there(
     monkeypatch.setenv("TEXTCLF_CACHE", str(exported / "cache"))
     export_run(exported / "run", out=out)  # tiny's projected head: no encoder to carry
     assert not (tmp_path / "swap.text.onnx").exists()
+
+
+def test_a_second_export_takes_the_text_graph_from_the_cache_and_builds_no_tower(
+    open_export, tmp_path, monkeypatch
+):
+    """The traced text encoder is cached by tower: exporting the run again neither traces nor
+    builds the PyTorch tower, and is checked against the text features training cached."""
+    import numpy as np
+
+    from textclf.exports import text_encoder
+    from textclf.exports.onnx_export import export_run
+
+    root, first = open_export
+    monkeypatch.setenv("TEXTCLF_CACHE", str(root / "cache"))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the text tower was built or traced")
+
+    monkeypatch.setattr(text_encoder, "text_tower", fail)
+    monkeypatch.setattr(text_encoder, "_trace", fail)
+    report = export_run(root / "run", out=tmp_path / "again.onnx")["text_encoder"]
+    assert first["text_encoder"]["graph"] == "traced" and report["graph"] == "cache"
+    assert report["reference"] == "the text features training cached"
+    assert report["max_abs_diff"] <= text_encoder.TEXT_ATOL
+    again = text_encoder.TextEncoder(tmp_path / "again.text.onnx")
+    before = text_encoder.TextEncoder(root / "model.text.onnx")
+    run_id = json.loads((root / "run" / "run.json").read_text())["run_id"]
+    assert again.run_id == before.run_id == run_id
+    texts = ["a purple square", "four"]
+    assert np.array_equal(again.encode(texts), before.encode(texts))
+
+
+def test_a_damaged_or_failing_cached_text_graph_is_traced_again(open_export, tmp_path, monkeypatch):
+    from textclf.exports import text_encoder
+    from textclf.exports.onnx_export import export_run
+
+    root, _ = open_export
+    monkeypatch.setenv("TEXTCLF_CACHE", str(tmp_path / "cache"))
+    assert export_run(root / "run", out=tmp_path / "a.onnx")["text_encoder"]["graph"] == "traced"
+    (graph,) = (tmp_path / "cache" / text_encoder.TEXT_GRAPHS.folder).glob("*.onnx")
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the checksum no longer matches
+    graph.write_bytes(bytes(data))
+    assert export_run(root / "run", out=tmp_path / "b.onnx")["text_encoder"]["graph"] == "traced"
+    assert export_run(root / "run", out=tmp_path / "c.onnx")["text_encoder"]["graph"] == "cache"
+
+    real, calls = text_encoder._write_checked, []
+
+    def first_over(*args):
+        path, diff, inputs = real(*args)
+        calls.append(diff)
+        return (path, 1.0, inputs) if len(calls) == 1 else (path, diff, inputs)
+
+    monkeypatch.setattr(text_encoder, "_write_checked", first_over)
+    report = export_run(root / "run", out=tmp_path / "d.onnx")["text_encoder"]
+    assert len(calls) == 2 and report["graph"] == "traced"
+    assert report["reference"] == "the PyTorch tower"
+
+
+def test_the_text_graph_key_holds_the_layers_a_run_trained():
+    import torch
+
+    from textclf.exports.text_encoder import text_graph_key_parts
+
+    class Spec:
+        weights_id = "w"
+
+    class Encoder:
+        name, spec, weights_hash = "tiny-bert", Spec(), "h"
+
+    frozen = text_graph_key_parts(Encoder(), {}, 18)
+    tuned = text_graph_key_parts(Encoder(), {"class_text.top.0.w": torch.ones(2)}, 18)
+    other = text_graph_key_parts(Encoder(), {"class_text.top.0.w": torch.zeros(2)}, 18)
+    assert frozen["trained"] is None and len({tuned["trained"], other["trained"]}) == 2
+    assert text_graph_key_parts(Encoder(), {}, 17) != frozen

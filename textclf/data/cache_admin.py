@@ -10,8 +10,8 @@ An entry is removed under its own file lock, so an entry that a running ``train`
 skipped ("in use"), never pulled from under it.
 
 textclf's atomic-write temp files (``.<name>.textclf-<random>.tmp``,
-:func:`textclf.files.atomic.is_temp_name`) in ``features/`` and ``backbones/`` are listed on their
-own: a process killed while writing (a backbone graph, an array) leaves one behind. ``prune`` and
+:func:`textclf.files.atomic.is_temp_name`) in ``features/``, ``backbones/`` and ``text-encoders/``
+are listed on their own: a process killed while writing (a graph, an array) leaves one behind. ``prune`` and
 ``clear`` remove those older than :data:`~textclf.files.atomic.STALE_AFTER`; a younger one may be a
 write in progress. Only regular files are ever read: a named pipe under a cache name is foreign.
 """
@@ -33,7 +33,8 @@ from textclf.files.paths import cache_root
 KEY = re.compile(r"^([0-9a-f]{32})\.(npy|json|lock)$")
 TEMP = re.compile(r"^\.([0-9a-f]{32})\.(npy|json)\..+\.tmp$")
 DAY = 86400.0
-TEMP_FOLDERS = ("features", "backbones")  # where textclf writes under the cache root
+# where textclf writes graphs and arrays under the cache root (textclf.runtime.graph_cache users)
+TEMP_FOLDERS = ("features", "backbones", "text-encoders")
 
 
 @dataclass

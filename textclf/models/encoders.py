@@ -146,8 +146,13 @@ class TextEncoder(_Lazy):
 
 def weights_hash(module) -> str:
     """A hash of a module's parameters and buffers (feature-cache key, run identity)."""
+    return tensors_hash(module.state_dict())
+
+
+def tensors_hash(tensors: dict) -> str:
+    """A hash of named tensors: their names and bytes, in name order."""
     h = hashlib.blake2b(digest_size=16)
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, tensor in sorted(tensors.items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()

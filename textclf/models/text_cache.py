@@ -73,6 +73,14 @@ def _write(path: Path, key: dict, feats) -> None:
         pass
 
 
+def cached_features(encoder, texts: list[str], device_type: str = "cpu"):
+    """The stored (len(texts), dim) features of ``texts`` exactly as :func:`encoded_per_class`
+    stored them (the same texts in the same order, on ``device_type``), or None; never builds the
+    tower (with a weights memo hit, not even to hash it)."""
+    key = text_key(encoder, texts, device_type)
+    return _read(_path(key), key)
+
+
 def encoded_per_class(encoder, descriptions: dict, class_names: list[str], device=None) -> list:
     """:func:`~textclf.models.text_tower.encode_per_class` through the disk cache: a list of
     (n_descriptions, dim) float32 CPU tensors, one per class."""

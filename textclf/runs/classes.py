@@ -52,22 +52,27 @@ def list_classes(run) -> list[dict]:
     return rows
 
 
-def _text_tower(run):
-    """The run's text tower, with the weights it trained (top layers or all), checked against the
-    run."""
+TRAINED_TEXT_PREFIXES = ("class_text.top.", "class_text.tower.")
 
-    encoder = build_text_encoder(run.config.text_backbone, run.config.pretrained)
+
+def trained_text_tensors(run) -> dict:
+    """The text-tower tensors the run trained (its top layers, or the whole tower), by their
+    names in the run's weights; empty when the text was frozen."""
+    return {k: v for k, v in run.tensors.items() if k.startswith(TRAINED_TEXT_PREFIXES)}
+
+
+def text_tower(run, encoder=None):
+    """The run's text tower, with the weights it trained (top layers or all), checked against the
+    run. ``encoder``: the run's text encoder when the caller has it (built here otherwise)."""
+
+    if encoder is None:
+        encoder = build_text_encoder(run.config.text_backbone, run.config.pretrained)
     tower = encoder.tower
-    top = {
-        k[len("class_text.top.") :]: v
-        for k, v in run.tensors.items()
-        if k.startswith("class_text.top.")
-    }
-    whole = {
-        k[len("class_text.tower.") :]: v
-        for k, v in run.tensors.items()
-        if k.startswith("class_text.tower.")
-    }
+    trained = trained_text_tensors(run)
+    top, whole = (
+        {k[len(prefix) :]: v for k, v in trained.items() if k.startswith(prefix)}
+        for prefix in TRAINED_TEXT_PREFIXES
+    )
     if not (top or whole):
         check_weights(run, "text", encoder.weights_hash)
     if whole:
@@ -86,7 +91,7 @@ def class_features(run, descriptions: dict[str, list[str]]):
     from textclf.models.text_tower import class_text_mean, encode_per_class
 
     names = list(descriptions)
-    feats = encode_per_class(_text_tower(run), descriptions, names)
+    feats = encode_per_class(text_tower(run), descriptions, names)
     return class_text_mean(feats)
 
 

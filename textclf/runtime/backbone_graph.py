@@ -7,29 +7,23 @@ float arithmetic. Before tracing, the plugin's ``prepare_for_export`` hook gets 
 for ``textclf export onnx`` (EfficientNet-Lite freezes its TF-"same" padding for the input size).
 
 One graph per backbone name, weights hash, input size, opset and precision, under
-``$TEXTCLF_CACHE/backbones/<key>.onnx`` with a sidecar ``<key>.json`` (key parts, size,
-checksum). Both are written atomically; a graph is served only when its sidecar is textclf's,
-its key parts hash to its name and its size and checksum match, so a damaged or half-written
-file is rebuilt, never run. A new graph is trusted only after ONNX Runtime's output on a fixed
-batch matches the eager module's (:data:`PARITY_RTOL`); otherwise :class:`GraphUnavailable`
-says why and the caller falls back to PyTorch.
+``$TEXTCLF_CACHE/backbones/<key>.onnx`` (:class:`~textclf.runtime.graph_cache.GraphCache`: a
+checked sidecar, atomic writes; a damaged or half-written file is rebuilt, never run). A new
+graph is trusted only after ONNX Runtime's output on a fixed batch matches the eager module's
+(:data:`PARITY_RTOL`); otherwise :class:`GraphUnavailable` says why and the caller falls back to
+PyTorch.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from textclf import __version__
 from textclf.errors import TextclfError
-from textclf.files.atomic import atomic_path, write_json
-from textclf.files.checksums import file_checksum
-from textclf.files.paths import cache_root
+from textclf.runtime.graph_cache import GraphCache
 from textclf.runtime.onnx_sessions import create_session
 
 GRAPH_VERSION = 1  # bump when the export changes in a way that alters the graph
@@ -37,6 +31,7 @@ SIDECAR_FORMAT = "textclf-backbone-onnx"
 INPUT, OUTPUT = "pixel_values", "features"
 OPSET = 18  # textclf export onnx's default (exports/onnx_export.py DEFAULT_OPSET)
 PRECISIONS = ("fp32",)
+BACKBONE_GRAPHS = GraphCache("backbones", SIDECAR_FORMAT)
 # A new graph must match the eager module within this fraction of the largest feature (measured
 # differences are ~1e-6 of it; a wrong graph, e.g. padding frozen for another size, is off by
 # >1e-1).
@@ -72,38 +67,13 @@ def graph_key_parts(encoder, prep, opset: int = OPSET, precision: str = "fp32") 
 
 def graph_paths(parts: dict) -> tuple[Path, Path, Path]:
     """(graph, sidecar, lock) paths for key parts, under ``$TEXTCLF_CACHE/backbones``."""
-
-    name = graph_key(parts)
-    folder = cache_root() / "backbones"
-    return folder / f"{name}.onnx", folder / f"{name}.json", folder / f"{name}.lock"
-
-
-def graph_key(parts: dict) -> str:
-    """The graph's file name for its key parts (a hash of their JSON)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    return BACKBONE_GRAPHS.paths(parts)
 
 
 def read_graph(parts: dict) -> Optional[Path]:
     """The cached graph for ``parts`` when it is whole and textclf's, else None (missing or
     damaged)."""
-
-    path, meta, _ = graph_paths(parts)
-    if not (meta.is_file() and path.is_file()):  # missing, or a named pipe that would block
-        return None
-    try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
-        if not (
-            isinstance(info, dict)
-            and info.get("format") == SIDECAR_FORMAT
-            and info.get("key_parts") == parts
-            and graph_key(info["key_parts"]) == path.stem
-        ):
-            return None
-        if path.stat().st_size != info.get("size") or file_checksum(path) != info.get("checksum"):
-            return None
-    except (OSError, ValueError, TypeError):
-        return None
-    return path
+    return BACKBONE_GRAPHS.read(parts)
 
 
 def backbone_graph(
@@ -241,22 +211,5 @@ def _check_parity(encoder, x, expected, session) -> None:
 
 
 def _write(parts: dict, data: bytes) -> None:
-    """The graph, then its sidecar, each atomically (a graph without a sidecar is never read)."""
-    import time
-
-    path, meta, _ = graph_paths(parts)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    write_json(
-        meta,
-        {
-            "format": SIDECAR_FORMAT,
-            "key_parts": parts,
-            "size": path.stat().st_size,
-            "checksum": file_checksum(path),
-            "input": INPUT,
-            "output": OUTPUT,
-            "textclf_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    )
+    """The graph and its sidecar (:meth:`GraphCache.write`)."""
+    BACKBONE_GRAPHS.write(parts, data, input=INPUT, output=OUTPUT)
