@@ -11,9 +11,10 @@ skipped ("in use"), never pulled from under it.
 
 textclf's atomic-write temp files (``.<name>.textclf-<random>.tmp``,
 :func:`textclf.files.atomic.is_temp_name`) in ``features/``, ``backbones/`` and ``text-encoders/``
-are listed on their own: a process killed while writing (a graph, an array) leaves one behind. ``prune`` and
-``clear`` remove those older than :data:`~textclf.files.atomic.STALE_AFTER`; a younger one may be a
-write in progress. Only regular files are ever read: a named pipe under a cache name is foreign.
+are listed on their own: a process killed while writing (a graph, an array) leaves one behind.
+``prune`` and ``clear`` remove those older than :data:`~textclf.files.atomic.STALE_AFTER`; a
+younger one may be a write in progress. Only regular files are ever read: a named pipe under a
+cache name is foreign.
 """
 
 from __future__ import annotations
