@@ -99,7 +99,8 @@ def export_text_encoder(run, model_out, opset: int) -> Optional[dict]:
     tower = None
     while True:
         if graph is None:
-            tower = tower or text_tower(run, encoder)
+            if tower is None:
+                tower = text_tower(run, encoder)
             graph = _trace(tower, texts, opset)
             if graph is None:
                 return None
@@ -186,7 +187,8 @@ def _reference(run, encoder, trained: dict, texts: list[str], tower):
         if stored is not None:
             want = stored[: len(texts)].numpy().astype(np.float64)
             return "the text features training cached", want
-    tower = tower or text_tower(run, encoder)
+    if tower is None:
+        tower = text_tower(run, encoder)
     with torch.inference_mode():
         want = torch.cat([tower(**tower.tokenize([t])) for t in texts]).numpy()
     return "the PyTorch tower", want.astype(np.float64)
