@@ -261,3 +261,26 @@ def test_hidden_and_special_entries_are_notes_not_errors_for_an_empty_folder(hos
     listed = collect_inputs(["only"])
     assert listed.paths == [] and len(listed.notes()) == 2
     assert_error(cli("predict", "nowhere.onnx", "only"), "no image files")
+
+
+@pytest.mark.parametrize(
+    "name, output",
+    [
+        ("model.onnx", "model.onnx"),
+        ("model.onnx.json", "model.onnx"),  # the sidecar
+        ("model.text.onnx", "model.text.onnx"),  # checked as an output of its own
+    ],
+)
+def test_a_named_pipe_where_an_export_would_write_is_refused_not_read(hostile_env, name, output):
+    """Export's output check (and the stale-encoder cleanup) never open a pipe under an output's
+    name: it is not textclf's file, so it is refused and kept."""
+    from textclf.errors import TextclfError
+    from textclf.exports.onnx_metadata import check_output_files
+    from textclf.serving.model_file import written_by_textclf
+
+    pipe = _fifo(hostile_env / name)
+    with unblocking(pipe) as stuck:
+        assert not written_by_textclf(pipe)
+        with pytest.raises(TextclfError, match="not written by textclf"):
+            check_output_files(hostile_env / output)
+    assert not stuck and pipe.exists()

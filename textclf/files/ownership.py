@@ -114,7 +114,8 @@ def refuse_foreign_file(
     path = Path(path)
     if path.is_dir():
         raise TextclfError(f"'{path}' is a folder where textclf would write a file; {remedy}")
-    if (path.exists() or path.is_symlink()) and not written_by_textclf(path):
+    # Only a regular file can be textclf's: a named pipe is not read (the read would block)
+    if (path.exists() or path.is_symlink()) and not (path.is_file() and written_by_textclf(path)):
         raise TextclfError(
             f"'{path}' exists and was not written by textclf; textclf never overwrites a file it "
             f"did not write: {remedy}, or move that file away"

@@ -153,9 +153,12 @@ def written_by_textclf(path) -> bool:
     metadata says so.
 
     Only the format key is read (not validated): a model from a newer textclf is still textclf's.
+    Only a regular file is read (a named pipe under that name would block the read).
     """
     import onnx
 
+    if not Path(path).is_file():
+        return False
     try:
         props = {
             p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
