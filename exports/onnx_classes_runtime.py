@@ -109,9 +109,16 @@ def add_classes_runtime(
     seen_after = np.concatenate([seen, np.zeros(len(descriptions), dtype=bool)])
     mapping = np.eye(len(class_names), len(seen_after), dtype=np.float32)
 
+    # Read once for the calibration's validation images and the check's test images (a run that
+    # trained its backbone is not calibrated: the check reads the data, or takes random images)
+    ds = (
+        load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
+        if config.train_backbone == "none"
+        else None
+    )
     session = create_session(str(model_path), "cpu").session
     calibration = _calibrate(
-        session, meta, config, class_names, (embeddings_t, seen_after, mapping), max_seen_drop
+        session, meta, config, class_names, ds, (embeddings_t, seen_after, mapping), max_seen_drop
     )
     bias = (-calibration["gamma"] * seen_after).astype(np.float32)
     names = vocabulary + list(descriptions)
@@ -131,7 +138,7 @@ def add_classes_runtime(
     with atomic_path(out) as tmp:
         onnx.save(model, str(tmp))
         check_model_file(tmp)
-        parity = _check(tmp, meta, config, (embeddings_t, bias, mapping), atol, check_images)
+        parity = _check(tmp, meta, config, ds, (embeddings_t, bias, mapping), atol, check_images)
         if not parity["passed"]:
             raise GateFailed(
                 f"the rewritten text head differs from the NumPy one: max |text logit difference| "
@@ -215,11 +222,13 @@ def check_exported_from(meta: dict, run_id, model_path, run_dir) -> None:
         )
 
 
-def images_for_check(config, prep, n: int) -> tuple:
+def images_for_check(config, prep, n: int, ds=None) -> tuple:
     """``(images, source)`` to check a rewritten text head on: up to ``n`` of the run's test
-    images, or 8 random ones when its dataset cannot be read here."""
+    images (of ``ds`` when the caller has read the dataset), or 8 random ones when its dataset
+    cannot be read here."""
     try:
-        ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
+        if ds is None:
+            ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
         split = ds.test
         return split.read(np.arange(min(n, len(split))), draft_size(prep)), "test images"
     except TextclfError:
@@ -229,14 +238,14 @@ def images_for_check(config, prep, n: int) -> tuple:
         )
 
 
-def _calibrate(session, meta: dict, config, class_names: list, head, max_seen_drop) -> dict:
+def _calibrate(session, meta: dict, config, class_names: list, ds, head, max_seen_drop) -> dict:
     """The served head's record (:mod:`textclf.runs.served_calibration`), on the model's own
-    outputs for the run's validation images of its trained classes."""
+    outputs for the run's validation images of its trained classes (of the dataset ``ds``; None
+    for a run that trained its backbone, which keeps its training-time ``gamma``)."""
     embeddings_t, seen_after, mapping = head
     gamma_before = float(meta["text_head"].get("gamma") or 0.0)
-    if config.train_backbone != "none":  # as the PyTorch path: no cached features to calibrate on
+    if ds is None:  # trained its backbone; as the PyTorch path: no cached features to calibrate on
         return uncalibrated_record(gamma_before, max_seen_drop)
-    ds = load_dataset(config.dataset, max_train=config.max_train, max_test=config.max_test)
     rows, labels = validation_rows(config, class_names, ds)
     if not len(rows):
         return uncalibrated_record(gamma_before, max_seen_drop)
@@ -275,11 +284,12 @@ def _prep(meta: dict) -> Preprocessing:
     return Preprocessing.from_dict(meta["preprocessing"], "the model's preprocessing")
 
 
-def _check(path, meta: dict, config, head, atol: float, images_wanted: int) -> dict:
-    """The rewritten file's text logits against :func:`text_head` on its own image embeddings."""
+def _check(path, meta: dict, config, ds, head, atol: float, images_wanted: int) -> dict:
+    """The rewritten file's text logits against :func:`text_head` on its own image embeddings
+    (:func:`images_for_check`)."""
     embeddings_t, bias, mapping = head
     prep = _prep(meta)
-    images, source = images_for_check(config, prep, images_wanted)
+    images, source = images_for_check(config, prep, images_wanted, ds)
     session = create_session(str(path), "cpu").session
     got = session_outputs(
         session, meta["input"], images, prep, ["embedding", "probabilities", "text_logits"]

@@ -32,6 +32,7 @@ from textclf.serving.model_file import META_PREFIX, TEXT_FORMAT
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TEXT_OUTPUT = "features"
 TEXT_ATOL = 1e-4  # max |feature difference| between the graph and the PyTorch tower
+CHECK_TEXTS = 32  # descriptions the graph is checked on
 TEXT_GRAPH_VERSION = 1  # bump when the export changes in a way that alters the graph
 # Traced graphs by tower (see text_graph_key_parts): tracing a 91 MB MiniLM-L6 was most of an
 # open-head export (8.5 s of it against 3.6 s for a projected head on digits, 2 cores).
@@ -49,15 +50,16 @@ def can_add_classes(config) -> bool:
     return bool(config.text_used) and config.text_head == "open"
 
 
-def check_texts(run, most: int = 32) -> list[str]:
-    """Up to ``most`` of the descriptions the run trained with, in its class order (the order
-    training encoded and cached them in), else its class names: what the encoder is checked on."""
+def run_texts(run) -> list[str]:
+    """The descriptions the run trained with, in its class order (the order training encoded and
+    cached them in), else its class names: what the encoder is checked on (the first
+    :data:`CHECK_TEXTS`)."""
     try:
         descriptions = run.descriptions()
         texts = [t for c in run.class_names for t in descriptions[c] if isinstance(t, str)]
     except TextclfError:
         texts = []
-    return (texts or list(run.class_names))[:most]
+    return texts or list(run.class_names)
 
 
 def text_graph_key_parts(encoder, trained: dict, opset: int) -> dict:
@@ -93,7 +95,8 @@ def export_text_encoder(run, model_out, opset: int) -> Optional[dict]:
     if not trained:
         check_weights(run, "text", encoder.weights_hash)
     parts = text_graph_key_parts(encoder, trained, opset)
-    texts = check_texts(run)
+    described = run_texts(run)
+    texts = described[:CHECK_TEXTS]
     cached = TEXT_GRAPHS.read(parts)
     graph = cached.read_bytes() if cached is not None else None
     tower = None
@@ -105,7 +108,7 @@ def export_text_encoder(run, model_out, opset: int) -> Optional[dict]:
             if graph is None:
                 return None
             cached = None
-        reference, want = _reference(run, encoder, trained, texts, tower)
+        reference, want = _reference(run, encoder, trained, described, texts, tower)
         path, diff, inputs = _write_checked(run, graph, model_out, texts, want)
         if diff <= TEXT_ATOL:
             break
@@ -171,19 +174,16 @@ def _trace(tower, texts: list[str], opset: int) -> Optional[bytes]:
     return model.SerializeToString()
 
 
-def _reference(run, encoder, trained: dict, texts: list[str], tower):
-    """(what it is, the run's features of ``texts``): for frozen text, the features training
-    cached when they are there (no tower is built), else the PyTorch tower's."""
+def _reference(run, encoder, trained: dict, described: list[str], texts: list[str], tower):
+    """(what it is, the run's features of ``texts``, the first of ``described``): for frozen
+    text, the features training cached for ``described`` when they are there (no tower is
+    built), else the PyTorch tower's."""
     import torch
 
     if not trained and tower is None:
         from textclf.models.text_cache import cached_features
 
-        try:
-            order = [t for c in run.class_names for t in run.descriptions()[c]]
-        except (TextclfError, KeyError):
-            order = []
-        stored = cached_features(encoder, order, "cpu") if order[: len(texts)] == texts else None
+        stored = cached_features(encoder, described, "cpu")
         if stored is not None:
             want = stored[: len(texts)].numpy().astype(np.float64)
             return "the text features training cached", want
